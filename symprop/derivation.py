@@ -1,0 +1,57 @@
+"""The pipeline in one object: declare → graph → derive → simplify → print → render."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .declare.model import Model
+from .derive import backward
+from .graph.lower import lower
+from .schedule import Program, schedule
+
+
+class Derivation:
+    """A model's loss and the closed form of its gradient for every parameter."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.lowered = lowered = lower(model)
+        graph, loss, output = lowered.graph, lowered.loss, lowered.output
+        cotangents = backward(graph, loss, list(lowered.params.values()))
+        self.gradients = {key: cotangents[tensor] for key, tensor in lowered.params.items()}
+        self.programs: dict[str, Program] = {
+            "forward": schedule(graph, [("y", output.expr, output.shape)]),
+            "loss": schedule(graph, [("L", loss.expr, ())]),
+            "loss_and_gradients": schedule(
+                graph, [("L", loss.expr, ())] + [(k, v.expr, v.shape) for k, v in self.gradients.items()]),
+        }
+
+    @property
+    def notes(self) -> list[str]:
+        """The simplifications that were made, one line each."""
+        return self.lowered.graph.notes
+
+    def summary(self) -> str:
+        layers = ", ".join(_describe(layer) for layer in self.model.net)
+        return f"Sequential({layers}) with {_describe(self.model.loss)}, on inputs of width {self.model.inputs}."
+
+    def closed_forms(self, target: str = "text") -> dict[str, str]:
+        """Each parameter's gradient, as the printed steps that compute it."""
+        from .render import function, printer_for
+
+        params = {t.symbol: key for key, t in self.lowered.params.items()}
+        fn = function(self.programs["loss_and_gradients"], printer_for(target), params)
+        steps = "\n".join(fn.lines)
+        return {name: f"{steps}\n{name} = {code}".strip() for name, code in fn.results[1:]}
+
+    def render(self, target: str, source: str = "", command: str = "") -> str:
+        from .render import render_module
+
+        return render_module(self, target, source or self.model.source or "Python",
+                             command or f"symprop derive {self.model.source or '...'}")
+
+
+def _describe(thing) -> str:
+    fields = getattr(thing, "__dataclass_fields__", {})
+    args = ", ".join(str(v) if isinstance(v := getattr(thing, f), (int, sp.Expr)) else repr(v) for f in fields)
+    return f"{type(thing).__name__}({args})"

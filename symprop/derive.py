@@ -1,0 +1,91 @@
+"""Stage 3, derive: reverse mode over the tensor graph, one cotangent per tensor.
+
+Between tensors, the chain rule is `sympy.diff` of the fused elementwise
+expression. Across tensors it follows from each primitive's definition:
+- einsum: the cotangent of an operand is the einsum of the output's cotangent with
+  the other operands, its index spec read off the forward spec;
+- sum: the cotangent is broadcast back over the summed axes;
+- max: the cotangent goes to the elements equal to the max, since
+  max_k z_k = Σ_k z_k·[z_k = max z];
+- broadcasting in an expression is undone by summing over the broadcast axes.
+Each tensor's contributions are summed once, after all its consumers, so the work
+grows linearly with depth.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import sympy as sp
+
+from .graph import Graph, Tensor, Value
+from .simplify import reduce_sum, tidy
+
+
+def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value]:
+    """dL/d(tensor) for every tensor in `wrt`, as Values over graph tensors."""
+    forward = list(graph.tensors.values())
+    live = _depends_on(forward, set(wrt))
+    # tensor -> {shape the contribution has before broadcasting is undone: [terms]}
+    contributions: dict[Tensor, dict[tuple, list[sp.Expr]]] = defaultdict(lambda: defaultdict(list))
+
+    def push(operand: Value, cotangent: Value) -> None:
+        """The chain rule through one fused expression, into each tensor it reads."""
+        for symbol in graph.tensor_symbols(operand.expr):
+            tensor = graph.tensor(symbol)
+            local = sp.diff(operand.expr, symbol)
+            if tensor in live and local != 0 and cotangent.expr != 0:
+                contributions[tensor][operand.shape].append(cotangent.expr * local)
+
+    def total(tensor: Tensor) -> Value:
+        """One cotangent: terms of one shape summed, then broadcasting undone once per shape."""
+        parts = [reduce_sum(graph, Value(tidy(sp.Add(*terms)), shape), tensor.shape, stem=f"d{tensor.name}")
+                 for shape, terms in contributions.pop(tensor).items()]
+        return Value(tidy(sp.Add(*(p.expr for p in parts))), tensor.shape)
+
+    push(loss, Value(sp.Integer(1), ()))
+    cotangents: dict[Tensor, Value] = {}
+    for tensor in reversed(forward):
+        if tensor not in contributions:
+            continue
+        cotangents[tensor] = cotangent = total(tensor)
+        if tensor.symbol in graph.cotangent_names:
+            graph.label(cotangent, graph.cotangent_names[tensor.symbol])
+        needed = [any(graph.tensor(s) in live for s in graph.tensor_symbols(op.expr)) for op in tensor.operands]
+        for operand, operand_cotangent in _vjp(graph, tensor, cotangent, needed):
+            push(operand, operand_cotangent)
+    return {tensor: cotangents.get(tensor, Value(sp.Integer(0), tensor.shape)) for tensor in wrt}
+
+
+def _vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed: list[bool]):
+    """(operand, its cotangent) for each operand of `tensor` that is `needed`."""
+    if tensor.op == "einsum":
+        inputs, output = tensor.spec.split("->")
+        letters = inputs.split(",")
+        for j, operand in enumerate(tensor.operands):
+            if not needed[j]:
+                continue
+            others = [k for k in range(len(letters)) if k != j]
+            spec = ",".join([output] + [letters[k] for k in others]) + "->" + letters[j]
+            missing = set(letters[j]) - set(output) - {c for k in others for c in letters[k]}
+            if missing:
+                raise NotImplementedError(f"einsum {tensor.spec}: index {missing} sums inside one operand")
+            yield operand, graph.einsum(spec, cotangent, *(tensor.operands[k] for k in others),
+                                        stem=f"d{tensor.name}_{j}")
+    elif tensor.op == "sum" and needed[0]:
+        (operand,) = tensor.operands
+        yield operand, Value(cotangent.expr, operand.shape)  # sums drop leading axes only, so this broadcasts
+    elif tensor.op == "max" and needed[0]:
+        (operand,) = tensor.operands
+        at_max = sp.Piecewise((1, sp.Eq(operand.expr, tensor.symbol)), (0, True))
+        yield operand, Value(cotangent.expr * at_max, operand.shape)
+
+
+def _depends_on(forward: list[Tensor], roots: set[Tensor]) -> set[Tensor]:
+    """Tensors whose value depends on any root: the only ones that need a cotangent."""
+    live, symbols = set(roots), {t.symbol for t in roots}
+    for tensor in forward:
+        if any(symbols & op.expr.free_symbols for op in tensor.operands):
+            live.add(tensor)
+            symbols.add(tensor.symbol)
+    return live

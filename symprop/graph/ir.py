@@ -1,0 +1,111 @@
+"""The tensor graph: materialized tensors, joined by fused elementwise SymPy expressions.
+
+A *tensor* is a value the generated code stores: an input, a parameter, or the
+result of a contraction (einsum), a reduction (sum, max) or a one-hot encoding.
+Everything elementwise between tensors is a *Value*: one SymPy expression whose
+free symbols stand for tensors, broadcast as NumPy broadcasts. Elementwise steps
+therefore fuse by construction, and SymPy sees them whole when it simplifies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..shapes import Shape, broadcast
+
+
+@dataclass(eq=False)
+class Tensor:
+    symbol: sp.Symbol
+    shape: Shape
+    op: str  # input | target | param | einsum | sum | max | onehot
+    operands: tuple["Value", ...] = ()
+    spec: str = ""  # einsum: "ni,oi->no"
+    axes: tuple[int, ...] = ()  # sum, max: the reduced axes of the operand
+    key: str = ""  # param: its state_dict key; onehot: its class count
+    simplex_axis: int | None = None  # sums to 1 along this axis (one-hot or probability targets)
+
+    @property
+    def name(self) -> str:
+        return self.symbol.name
+
+
+@dataclass(frozen=True)
+class Value:
+    """An elementwise expression over tensors, with its logical (broadcast) shape."""
+
+    expr: sp.Expr
+    shape: Shape
+
+
+@dataclass
+class Graph:
+    tensors: dict[sp.Symbol, Tensor] = field(default_factory=dict)  # in creation (topological) order
+    labels: dict[sp.Expr, str] = field(default_factory=dict)  # readable names for expressions
+    cotangent_names: dict[sp.Symbol, str] = field(default_factory=dict)  # mm0 -> "dz0"
+    notes: list[str] = field(default_factory=list)  # simplifications made, for the reader
+    _interned: dict = field(default_factory=dict)
+
+    # -- tensors -------------------------------------------------------------
+    def fresh(self, stem: str) -> sp.Symbol:
+        taken = {s.name for s in self.tensors} | set(self.labels.values())
+        name, i = stem, 1
+        while name in taken or name == "N":
+            name, i = f"{stem}_{i}", i + 1
+        return sp.Symbol(name, real=True)
+
+    def add(self, stem: str, shape: Shape, op: str, **attrs) -> Value:
+        tensor = Tensor(self.fresh(stem), tuple(shape), op, **attrs)
+        self.tensors[tensor.symbol] = tensor
+        return Value(tensor.symbol, tensor.shape)
+
+    @staticmethod
+    def _key(shape, op, attrs):
+        return op, tuple(shape), tuple(sorted((k, v) for k, v in attrs.items() if k != "simplex_axis"))
+
+    def has(self, shape: Shape, op: str, **attrs) -> bool:
+        return self._key(shape, op, attrs) in self._interned
+
+    def interned(self, stem: str, shape: Shape, op: str, **attrs) -> Value:
+        """The same computation twice is one tensor (hash-consing)."""
+        key = self._key(shape, op, attrs)
+        if key not in self._interned:
+            self._interned[key] = self.add(stem, shape, op, **attrs)
+        return self._interned[key]
+
+    def tensor(self, symbol: sp.Symbol) -> Tensor:
+        return self.tensors[symbol]
+
+    def tensor_symbols(self, expr: sp.Expr) -> list[sp.Symbol]:
+        return sorted((s for s in expr.free_symbols if s in self.tensors), key=lambda s: s.name)
+
+    def shape_of(self, expr: sp.Expr) -> Shape:
+        """The shape an expression has as computed (it may broadcast to a larger logical shape)."""
+        return broadcast(*(self.tensors[s].shape for s in self.tensor_symbols(expr)))
+
+    # -- operations ----------------------------------------------------------
+    def einsum(self, spec: str, *operands: Value, stem: str = "mm") -> Value:
+        inputs, output = spec.split("->")
+        sizes: dict[str, object] = {}
+        for letters, operand in zip(inputs.split(","), operands, strict=True):
+            for letter, dim in zip(letters, operand.shape, strict=True):
+                if sizes.setdefault(letter, dim) != dim:
+                    raise ValueError(f"einsum {spec}: axis {letter} is {sizes[letter]} and {dim}")
+        shape = tuple(sizes[letter] for letter in output)
+        return self.interned(stem, shape, "einsum", operands=operands, spec=spec)
+
+    def onehot(self, target: Value, classes: int) -> Value:
+        return self.interned("onehot", target.shape + (classes,), "onehot", operands=(target,),
+                             key=str(classes), simplex_axis=len(target.shape))
+
+    def label(self, value: Value, name: str) -> Value:
+        """Name an expression so that printed code and derivations show it by that name."""
+        if not value.expr.is_Symbol and not value.expr.is_Number and value.expr not in self.labels:
+            self.labels[value.expr] = self.fresh(name).name
+        return value
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)

@@ -1,0 +1,93 @@
+"""What the NumPy and torch printers share: turning scheduled statements into lines of code."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..schedule import Program, Statement
+from ..shapes import N
+
+
+def matmul_form(spec: str):
+    """For a two-operand, 2-D einsum with one summed index: (left, right, transpose_left,
+    transpose_right) such that left' @ right' computes it; None otherwise."""
+    inputs, out = spec.split("->")
+    parts = inputs.split(",")
+    if len(parts) != 2 or len(out) != 2 or any(len(p) != 2 for p in parts):
+        return None
+    summed = set(parts[0]) & set(parts[1])
+    if len(summed) != 1 or summed & set(out) or set(parts[0]) ^ set(parts[1]) != set(out):
+        return None
+    (k,) = summed
+    left = 0 if out[0] in parts[0] else 1
+    right = 1 - left
+    return left, right, parts[left] != out[0] + k, parts[right] != k + out[1]
+
+
+class StatementPrinter:
+    """Mixed into a SymPy code printer: prints a Program's statements as code lines."""
+
+    array_module = ""  # "np" or "torch"
+    _names: dict = {}
+    _inline: dict = {}
+
+    def bind(self, program: Program, names: dict[sp.Symbol, str]):
+        self._program = program
+        self._names = dict(names)
+        self._inline: dict[sp.Symbol, str] = {}
+        return self
+
+    def _print_Symbol(self, expr):
+        if expr in self._inline:
+            return self._inline[expr]
+        if expr in self._names:
+            return self._names[expr]
+        return super()._print_Symbol(expr)
+
+    def lines(self) -> list[str]:
+        out = []
+        for statement in self._program.statements:
+            code = self.statement(statement)
+            if statement.kind == "einsum" and statement.tensor.symbol in self._program.inlined:
+                self._inline[statement.tensor.symbol] = f"({code})"
+            else:
+                out.append(f"{statement.name} = {code}")
+        return out
+
+    def output(self, statement: Statement) -> str:
+        code = self.doprint(statement.expr)
+        if statement.expr in self._inline:
+            code = code[1:-1]  # a lone contraction needs no parentheses
+        return self.broadcast(code, statement.shape) if statement.broadcast else code
+
+    def shape_text(self, shape) -> str:
+        dims = [self.doprint(d) for d in shape]
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+    def statement(self, s: Statement) -> str:
+        if s.kind == "expr":
+            return self.doprint(s.expr)
+        operands = [self.doprint(op) for op in s.operands]
+        if s.kind == "einsum":
+            return self.einsum(s.tensor.spec, [self.parenthesize_operand(op, text)
+                                               for op, text in zip(s.operands, operands)])
+        if s.kind in ("sum", "max"):
+            ndim = len(s.tensor.operands[0].shape)
+            if len(s.shape) == ndim:
+                return self.reduce(s.kind, operands[0], s.tensor.axes, keepdims=True)
+            if len(s.shape) == ndim - len(s.tensor.axes):
+                return self.reduce(s.kind, operands[0], s.tensor.axes, keepdims=False)
+            return self.reshape(self.reduce(s.kind, operands[0], s.tensor.axes, keepdims=True), s.shape)
+        if s.kind == "onehot":
+            return self.onehot(operands[0], int(s.tensor.key))
+        raise ValueError(s.kind)
+
+    def parenthesize_operand(self, expr: sp.Expr, text: str) -> str:
+        return text if (expr.is_Symbol or expr.is_Function) else f"({text})"
+
+    def einsum(self, spec: str, operands: list[str]) -> str:
+        form = matmul_form(spec)
+        if form is None:
+            return f"{self.array_module}.einsum({spec!r}, {', '.join(operands)})"
+        left, right, t_left, t_right = form
+        return f"{operands[left]}{'.T' if t_left else ''} @ {operands[right]}{'.T' if t_right else ''}"

@@ -1,0 +1,34 @@
+"""Plain-text closed forms, for the docstrings of generated modules."""
+
+from __future__ import annotations
+
+from sympy.printing.str import StrPrinter
+
+from .statements import StatementPrinter
+
+
+class TextPrinter(StatementPrinter, StrPrinter):
+    array_module = "einsum"
+
+    def _print_sigmoid(self, expr):
+        return f"sigmoid({self._print(expr.args[0])})"
+
+    def _print_Heaviside(self, expr):
+        return f"H({self._print(expr.args[0])})"  # the step: 1 where positive, else 0
+
+    def reduce(self, kind, text, axes, keepdims):
+        axis = axes[0] if len(axes) == 1 else tuple(axes)
+        return f"{kind}({text}, axis={axis}{', keepdims' if keepdims else ''})"
+
+    def reshape(self, text, shape):
+        return f"{text}.reshape{self.shape_text(shape)}"
+
+    def onehot(self, text, classes):
+        return f"onehot({text}, {classes})"
+
+    def broadcast(self, text, shape):
+        return f"{text} (broadcast to {self.shape_text(shape)})"
+
+    def einsum(self, spec, operands):
+        text = super().einsum(spec, operands)
+        return text.replace("einsum.einsum", "einsum")

@@ -1,0 +1,86 @@
+"""Stage 6, render: printed statements poured into a jinja2 template per backend.
+
+Templates hold structure only (imports, signatures, docstrings, the printed lines);
+every piece of math in them comes from a printer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jinja2
+
+from .printing.numpy import NumPyBackendPrinter
+from .printing.statements import StatementPrinter
+from .printing.text import TextPrinter
+from .schedule import Program
+
+BACKENDS = {"numpy": NumPyBackendPrinter, "torch": "symprop.printing.torch"}
+
+_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("symprop", "templates"),
+    keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+)
+
+
+@dataclass
+class Function:
+    """One generated function's body: parameter unpacking, lines, and what it returns."""
+
+    unpack: list[tuple[str, str]]  # (variable, state_dict key)
+    batch_size: bool
+    lines: list[str]
+    results: list[tuple[str, str]]  # (name, code)
+
+
+def printer_for(target: str) -> StatementPrinter:
+    if target == "numpy":
+        return NumPyBackendPrinter()
+    if target == "torch":
+        from .printing.torch import TorchBackendPrinter
+
+        return TorchBackendPrinter()
+    if target == "text":
+        return TextPrinter()
+    raise ValueError(f"unknown target {target!r}")
+
+
+def function(program: Program, printer: StatementPrinter, param_names: dict) -> Function:
+    """Print a Program; `param_names` maps each parameter's symbol to its state_dict key."""
+    printer.bind(program, {})
+    lines = printer.lines()
+    results = [(s.name, printer.output(s)) for s in program.outputs]
+    used = set().union(*(s.free_symbols for s in _exprs(program)))
+    unpack = [(symbol.name, key) for symbol, key in param_names.items() if symbol in used]
+    return Function(unpack, program.uses_batch_size, lines, results)
+
+
+def _exprs(program: Program):
+    for s in program.statements + program.outputs:
+        if s.expr is not None:
+            yield s.expr
+        yield from s.operands
+
+
+def render_module(derivation, target: str, source: str, command: str) -> str:
+    """The source text of NAME_{target}.py."""
+    model = derivation.model
+    printer = printer_for(target)
+    params = {t.symbol: key for key, t in derivation.lowered.params.items()}
+    functions = {name: function(program, printer_for(target), params)
+                 for name, program in derivation.programs.items()}
+    text = printer_for("text")
+    closed_forms = function(derivation.programs["loss_and_gradients"], text, params)
+    fan_in = {key: shape[-1] if key.endswith("weight") else model.parameters[key[:-len("bias")] + "weight"][-1]
+              for key, shape in model.parameters.items()}
+    del printer
+    return _environment.get_template(f"{target}_module.py.j2").render(
+        name=model.name, source=source, command=command,
+        summary=derivation.summary(),
+        closed_forms=closed_forms,
+        param_shapes=list(model.parameters.items()),
+        init_bounds={key: repr(1 / math.sqrt(n)) for key, n in fan_in.items()},
+        f=functions,
+        target_kind=model.loss.target,
+    )

@@ -1,0 +1,160 @@
+"""From derived Values to an ordered list of statements: named intermediates, computed once.
+
+Readable names come first: every labelled expression (z0, h1, dz1, ...) that appears
+becomes one statement. SymPy's `cse` then names whatever else is shared. A
+statement is emitted just before its first use, so each function computes only
+what its outputs need, and in dependency order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .graph import Graph, Tensor
+from .shapes import N
+
+
+@dataclass
+class Statement:
+    name: str
+    kind: str  # expr | einsum | sum | max | onehot | output
+    expr: sp.Expr | None = None  # expr, output
+    tensor: Tensor | None = None  # einsum, sum, max, onehot (operands already rewritten)
+    operands: tuple[sp.Expr, ...] = ()
+    shape: tuple = ()
+    label: bool = False  # a named step of the derivation (z0, dz1, ...), not a helper
+    broadcast: bool = False  # output: the expression must be broadcast to `shape`
+
+
+@dataclass
+class Program:
+    statements: list[Statement]
+    outputs: list[Statement]  # kind "output", in order
+    uses_batch_size: bool = False
+    inlined: set = field(default_factory=set)  # einsum symbols printed in place of their one use
+
+
+def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program:
+    """Statements computing `outputs`, given as (name, expression, shape)."""
+    needed = _needed_tensors(graph, [expr for _, expr, _ in outputs])
+    labels = _labels(graph, needed, outputs)
+    relabel = _relabeller(labels)
+
+    definitions = {symbol: relabel(expr, exclude=symbol) for symbol, expr in labels.items()}
+    operand_exprs = [relabel(op.expr) for t in needed for op in t.operands]
+    output_exprs = [relabel(expr) for _, expr, _ in outputs]
+
+    exprs = list(definitions.values()) + operand_exprs + output_exprs
+    replacements, reduced = sp.cse(exprs, symbols=_fresh_symbols(graph, labels), order="none", list=True,
+                                ignore=(N,))  # 1/N is cheaper inline than as a name
+    temps = {}
+    for symbol, definition in replacements:  # one operation is clearer written out than named
+        definition = definition.xreplace(temps)
+        temps[symbol] = definition
+    cheap = {s: d for s, d in temps.items() if sp.count_ops(d) <= 1}
+    temps = {s: d for s, d in temps.items() if s not in cheap}
+    reduced = [_inline(e, cheap) for e in reduced]
+    temps = {s: _inline(d, cheap) for s, d in temps.items()}
+    k = len(definitions)
+    definitions = dict(zip(definitions, reduced[:k]))
+    operand_exprs, output_exprs = reduced[k:k + len(operand_exprs)], reduced[k + len(operand_exprs):]
+
+    named = {**{s: ("label", e) for s, e in definitions.items()}, **{s: ("temp", e) for s, e in temps.items()}}
+    statements: list[Statement] = []
+    emitted: set[sp.Symbol] = {t.symbol for t in graph.tensors.values() if t.op in ("input", "target", "param")}
+
+    def require(expr: sp.Expr) -> None:
+        for symbol in sorted(expr.free_symbols, key=sp.default_sort_key):
+            if symbol in emitted or symbol not in named:
+                continue
+            kind, definition = named[symbol]
+            require(definition)
+            emitted.add(symbol)
+            statements.append(Statement(symbol.name, "expr", definition, label=kind == "label"))
+
+    cursor = iter(operand_exprs)
+    for tensor in needed:
+        operands = tuple(next(cursor) for _ in tensor.operands)
+        for operand in operands:
+            require(operand)
+        statements.append(Statement(tensor.name, tensor.op, tensor=tensor, operands=operands, shape=tensor.shape))
+        emitted.add(tensor.symbol)
+    final = []
+    for (name, original, shape), expr in zip(outputs, output_exprs):
+        require(expr)
+        final.append(Statement(name, "output", expr, shape=shape, broadcast=graph.shape_of(original) != shape))
+
+    program = Program(statements, final)
+    program.inlined = _inlinable(program)
+    program.uses_batch_size = any(N in s.free_symbols for s in _all_exprs(program))
+    return program
+
+
+def _inline(expr: sp.Expr, temps: dict) -> sp.Expr:
+    return expr.xreplace(temps) if temps and expr.free_symbols & temps.keys() else expr
+
+
+def _needed_tensors(graph: Graph, exprs: list[sp.Expr]) -> list[Tensor]:
+    """Computed tensors the expressions depend on, in creation (dependency) order."""
+    seen: set[sp.Symbol] = set()
+    stack = [s for e in exprs for s in e.free_symbols if s in graph.tensors]
+    while stack:
+        symbol = stack.pop()
+        if symbol in seen:
+            continue
+        seen.add(symbol)
+        stack.extend(s for op in graph.tensor(symbol).operands for s in op.expr.free_symbols if s in graph.tensors)
+    return [t for t in graph.tensors.values() if t.symbol in seen and t.op not in ("input", "target", "param")]
+
+
+def _labels(graph: Graph, needed: list[Tensor], outputs) -> dict[sp.Symbol, sp.Expr]:
+    """Labelled expressions whose tensors are all available: symbol -> expression."""
+    available = {t.symbol for t in needed} | {t.symbol for t in graph.tensors.values()
+                                                if t.op in ("input", "target", "param")}
+    output_names = {name for name, _, _ in outputs}
+    return {sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()
+            if name not in output_names and expr.free_symbols <= available | {N}}
+
+
+def _relabeller(labels: dict[sp.Symbol, sp.Expr]):
+    """Rewrite an expression through the labels, the latest (outermost) first."""
+    ordered = list(reversed(labels.items()))
+
+    def relabel(expr: sp.Expr, exclude=None) -> sp.Expr:
+        for symbol, definition in ordered:
+            if symbol == exclude:
+                continue
+            if definition.free_symbols <= expr.free_symbols:
+                expr = expr.xreplace({definition: symbol}) if definition.is_Atom else expr.subs(definition, symbol)
+        return expr
+
+    return relabel
+
+
+def _fresh_symbols(graph: Graph, labels):
+    taken = {s.name for s in graph.tensors} | {s.name for s in labels}
+    i = 0
+    while True:
+        name = f"tmp{i}"
+        i += 1
+        if name not in taken:
+            yield sp.Symbol(name, real=True)
+
+
+def _all_exprs(program: Program):
+    for s in program.statements + program.outputs:
+        if s.expr is not None:
+            yield s.expr
+        yield from s.operands
+
+
+def _inlinable(program: Program) -> set[sp.Symbol]:
+    """Einsum results used exactly once are printed in place: z0 = x @ w0.T + b0."""
+    uses: dict[sp.Symbol, int] = {}
+    for expr in _all_exprs(program):
+        for symbol in expr.free_symbols:
+            uses[symbol] = uses.get(symbol, 0) + expr.count(symbol)
+    return {s.tensor.symbol for s in program.statements
+            if s.kind == "einsum" and uses.get(s.tensor.symbol, 0) == 1}
