@@ -45,10 +45,22 @@ class Derivation:
         return {name: f"{steps}\n{name} = {code}".strip() for name, code in fn.results[1:]}
 
     def render(self, target: str, source: str = "", command: str = "") -> str:
+        """The text of the generated module for `target` (numpy or torch)."""
         from .render import render_module
 
-        return render_module(self, target, source or self.model.source or "Python",
-                             command or f"symprop derive {self.model.source or '...'}")
+        source = source or self.model.source or "a model declared in Python"
+        return render_module(self, target, source, command or f"symprop derive {source}")
+
+    def write(self, out_dir="generated", targets=("numpy", "torch"), *, source="", command="",
+              force=False) -> list:
+        """Write NAME_{target}.py for each target into `out_dir`; returns the paths."""
+        from pathlib import Path
+
+        from .files import write_all
+
+        out = Path(out_dir)
+        return write_all({out / f"{self.model.name}_{target}.py": self.render(target, source, command)
+                          for target in targets}, force=force)
 
 
 def _describe(thing) -> str:

@@ -51,13 +51,20 @@ class StatementPrinter:
             if statement.kind == "einsum" and statement.tensor.symbol in self._program.inlined:
                 self._inline[statement.tensor.symbol] = f"({code})"
             else:
-                out.append(f"{statement.name} = {code}")
+                out.append(f"{statement.name} = {self._unwrap(code)}")
         return out
+
+    def _unwrap(self, code: str) -> str:
+        """f((a @ b)) reads better as f(a @ b)."""
+        for text in self._inline.values():
+            code = code.replace(f"({text})", text)
+        return code
 
     def output(self, statement: Statement) -> str:
         code = self.doprint(statement.expr)
         if statement.expr in self._inline:
             code = code[1:-1]  # a lone contraction needs no parentheses
+        code = self._unwrap(code)
         return self.broadcast(code, statement.shape) if statement.broadcast else code
 
     def shape_text(self, shape) -> str:

@@ -1,0 +1,136 @@
+"""TOML specs: the same models as the Python API, read from a file.
+
+Every error names the file and the key: `examples/x.toml: layers[2].expr: ...`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from ..errors import SymPropError
+from . import model as m
+
+_TOP_KEYS = {"name", "inputs", "layers", "loss"}
+_LAYER_KEYS = {"type", "outputs", "bias", "expr"}
+_LOSS_KEYS = {"type", "target", "reduction", "expr"}
+
+
+def load(path: str | Path) -> m.Model:
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise SymPropError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise SymPropError("is a folder, not a TOML spec", str(path)) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SymPropError(f"cannot be read: {error}", str(path)) from None
+    try:
+        return loads(text, source=str(path))
+    except SymPropError as error:
+        raise error.at(str(path)) from None
+
+
+def loads(text: str, source: str = "<spec>") -> m.Model:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SymPropError(f"malformed TOML: {error}") from None
+    _no_unknown(data, _TOP_KEYS, "")
+    name = _get(data, "name", str, "")
+    inputs = _get(data, "inputs", int, "")
+    layers = data.get("layers")
+    if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) for x in layers):
+        raise SymPropError("missing or empty: give the network as [[layers]] tables", "layers")
+    built, width = [], inputs
+    for i, spec in enumerate(layers):
+        layer = _layer(spec, i)
+        if isinstance(layer, _PendingLinear):  # a linear layer's inputs are the previous width
+            layer, width = m.Linear(width, layer.outputs, layer.bias), layer.outputs
+        built.append(layer)
+    loss_spec = data.get("loss")
+    if not isinstance(loss_spec, dict):
+        raise SymPropError("missing: give the loss as a [loss] table", "loss")
+    loss = _loss(loss_spec)
+    try:
+        return m.Model(m.Sequential(*built), loss, name=name, inputs=inputs, source=source)
+    except SymPropError as error:
+        raise (error if error.where else error.at("layers")) from None
+
+
+def _layer(spec: dict, i: int):
+    where = f"layers[{i}]"
+    _no_unknown(spec, _LAYER_KEYS, where)
+    kind = _get(spec, "type", str, where)
+    if kind not in m.LAYER_TYPES:
+        raise SymPropError(f"unknown layer type {kind!r}; known: {', '.join(m.LAYER_TYPES)}", f"{where}.type")
+    for key in ("outputs", "bias"):
+        if key in spec and kind != "linear":
+            raise SymPropError(f"{key} belongs to linear layers only, not {kind}", f"{where}.{key}")
+    if "expr" in spec and kind != "elementwise":
+        raise SymPropError(f"expr belongs to elementwise layers only, not {kind}", f"{where}.expr")
+    try:
+        if kind == "linear":
+            outputs = _get(spec, "outputs", int, where)
+            bias = spec.get("bias", True)
+            if not isinstance(bias, bool):
+                raise SymPropError(f"must be true or false, got {bias!r}", f"{where}.bias")
+            return _PendingLinear(outputs, bias)
+        if kind == "elementwise":
+            return m.Elementwise(_get(spec, "expr", str, where))
+        return m.LAYER_TYPES[kind]()
+    except SymPropError as error:
+        raise (error if error.where else error.at(f"{where}.{'expr' if kind == 'elementwise' else 'type'}")) from None
+
+
+class _PendingLinear:
+    """A linear layer whose input width is the previous layer's, known once the list is read."""
+
+    def __init__(self, outputs, bias):
+        self.outputs, self.bias = outputs, bias
+
+
+def _loss(spec: dict):
+    _no_unknown(spec, _LOSS_KEYS, "loss")
+    kind = _get(spec, "type", str, "loss")
+    if kind not in m.LOSS_TYPES:
+        raise SymPropError(f"unknown loss type {kind!r}; known: {', '.join(m.LOSS_TYPES)}", "loss.type")
+    cls = m.LOSS_TYPES[kind]
+    reduction = spec.get("reduction", "mean")
+    target = spec.get("target")
+    if "expr" in spec and kind != "elementwise":
+        raise SymPropError(f"expr belongs to elementwise losses only, not {kind}", "loss.expr")
+    if target is not None:
+        allowed = {"cross_entropy": ("index", "probs"), "nll": ("index",)}.get(kind, ())
+        if target not in allowed:
+            fits = f"it takes target = {' or '.join(map(repr, allowed))}" if allowed else \
+                "its target has the output's shape, so leave target out"
+            raise SymPropError(f"target {target!r} does not fit loss {kind!r}: {fits}", "loss.target")
+    try:
+        if kind == "elementwise":
+            return cls(_get(spec, "expr", str, "loss"), reduction=reduction)
+        if kind == "cross_entropy":
+            return cls(reduction=reduction, target=target or "index")
+        return cls(reduction=reduction)
+    except SymPropError as error:
+        raise (error if error.where else error.at("loss.expr" if kind == "elementwise" else "loss.reduction")) from None
+
+
+def _get(table: dict, key: str, kind: type, where: str):
+    full = f"{where}.{key}" if where else key
+    if key not in table:
+        raise SymPropError("missing", full)
+    value = table[key]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise SymPropError(f"must be a positive integer, got {value!r}", full)
+    if kind is str and not isinstance(value, str):
+        raise SymPropError(f"must be a string, got {value!r}", full)
+    return value
+
+
+def _no_unknown(table: dict, known: set, where: str):
+    for key in table:
+        if key not in known:
+            full = f"{where}.{key}" if where else key
+            raise SymPropError(f"unknown key; expected one of {', '.join(sorted(known))}", full)
