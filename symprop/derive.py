@@ -71,7 +71,7 @@ def _vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed: list[bool]):
             if missing:
                 raise NotImplementedError(f"einsum {tensor.spec}: index {missing} sums inside one operand")
             yield operand, graph.einsum(spec, cotangent, *(tensor.operands[k] for k in others),
-                                        stem=f"d{tensor.name}_{j}")
+                                        stem="d" + _name_of(graph, operand.expr, f"{tensor.name}_{j}"))
     elif tensor.op == "sum" and needed[0]:
         (operand,) = tensor.operands
         yield operand, Value(cotangent.expr, operand.shape)  # sums drop leading axes only, so this broadcasts
@@ -79,6 +79,12 @@ def _vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed: list[bool]):
         (operand,) = tensor.operands
         at_max = sp.Piecewise((1, sp.Eq(operand.expr, tensor.symbol)), (0, True))
         yield operand, Value(cotangent.expr * at_max, operand.shape)
+
+
+def _name_of(graph: Graph, expr: sp.Expr, fallback: str) -> str:
+    if expr in graph.labels:
+        return graph.labels[expr]
+    return expr.name if expr.is_Symbol else fallback
 
 
 def _depends_on(forward: list[Tensor], roots: set[Tensor]) -> set[Tensor]:

@@ -53,7 +53,7 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     for symbol, definition in replacements:  # one operation is clearer written out than named
         definition = definition.xreplace(temps)
         temps[symbol] = definition
-    cheap = {s: d for s, d in temps.items() if sp.count_ops(d) <= 1}
+    cheap = {s: d for s, d in temps.items() if _cheap(d)}
     temps = {s: d for s, d in temps.items() if s not in cheap}
     reduced = [_inline(e, cheap) for e in reduced]
     temps = {s: _inline(d, cheap) for s, d in temps.items()}
@@ -90,6 +90,11 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     program.inlined = _inlinable(program)
     program.uses_batch_size = any(N in s.free_symbols for s in _all_exprs(program))
     return program
+
+
+def _cheap(expr: sp.Expr) -> bool:
+    """One arithmetic operation on names or numbers, like m - z2 or 1/N."""
+    return sp.count_ops(expr) <= 1 and not expr.atoms(sp.Function)
 
 
 def _inline(expr: sp.Expr, temps: dict) -> sp.Expr:

@@ -68,11 +68,12 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") ->
     def sum_of(term: sp.Expr, dry_run: bool = False):
         """Σ term; None if dry_run and it would need a new sum tensor.
 
-        In a dry run, factors constant along the summed axes go outside, to find a sum
-        that exists already. Otherwise they stay inside: Σ_n dz sums a named cotangent.
+        Factors constant along the summed axes go outside, so that equal sums are found
+        equal. A sum over leading axes only (a bias gradient) keeps them inside, so that
+        it stays Σ_n dz, the column sum of a named cotangent.
         """
         factors = sp.Mul.make_args(sp.factor_terms(term))
-        if not dry_run and not constant_along(term):
+        if not dry_run and not kept and not constant_along(term):
             factors = (term,)
         outside = [f for f in factors if constant_along(f)]
         inside = sp.Mul(*(f for f in factors if not constant_along(f)))
