@@ -35,6 +35,14 @@ class Derivation:
         layers = ", ".join(_describe(layer) for layer in self.model.net)
         return f"Sequential({layers}) with {_describe(self.model.loss)}, on inputs of width {self.model.inputs}."
 
+    def steps(self, program: str = "loss_and_gradients") -> dict[str, sp.Expr]:
+        """The named elementwise steps, in order: {"z0": b0 + mm0, ..., "dz1": (p - onehot)/N}.
+
+        Their free symbols are other steps, parameters, x, t, N, and tensors computed by
+        contractions and reductions (mm0, s, m, ...).
+        """
+        return {s.name: s.expr for s in self.programs[program].statements if s.kind == "expr"}
+
     def closed_forms(self, target: str = "text") -> dict[str, str]:
         """Each parameter's gradient, as the printed steps that compute it."""
         from .render import function, printer_for

@@ -125,14 +125,17 @@ def _labels(graph: Graph, needed: list[Tensor], outputs) -> dict[sp.Symbol, sp.E
 
 def _relabeller(labels: dict[sp.Symbol, sp.Expr]):
     """Rewrite an expression through the labels, the latest (outermost) first."""
-    ordered = list(reversed(labels.items()))
+    ordered = [(symbol, definition, frozenset(definition.free_symbols))
+               for symbol, definition in reversed(labels.items())]
 
     def relabel(expr: sp.Expr, exclude=None) -> sp.Expr:
-        for symbol, definition in ordered:
-            if symbol == exclude:
+        present = expr.free_symbols
+        for symbol, definition, needs in ordered:
+            if symbol == exclude or not needs <= present:
                 continue
-            if definition.free_symbols <= expr.free_symbols:
-                expr = expr.xreplace({definition: symbol}) if definition.is_Atom else expr.subs(definition, symbol)
+            new = expr.xreplace({definition: symbol}) if definition.is_Atom else expr.subs(definition, symbol)
+            if new != expr:
+                expr, present = new, new.free_symbols
         return expr
 
     return relabel
