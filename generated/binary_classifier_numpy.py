@@ -5,8 +5,8 @@
 Sequential(Linear(6, 4, True), Linear(4, 1, True), Sigmoid()) with BCELoss('mean'), on inputs of width 6.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     total = sum(t*softplus(-z1) + (1 - t)*softplus(z1), axis=(0, 1))
     h2 = sigmoid(z1)
     dz1 = (h2 - t)/N
@@ -47,8 +47,8 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     h2 = 1/(1 + np.exp(-z1))
     return h2
 
@@ -60,8 +60,8 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     total = np.sum(t*np.logaddexp(0, -z1) + (1 - t)*np.logaddexp(0, z1), axis=(0, 1))
     return float(total/N)
 
@@ -73,8 +73,8 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     total = np.sum(t*np.logaddexp(0, -z1) + (1 - t)*np.logaddexp(0, z1), axis=(0, 1))
     h2 = 1/(1 + np.exp(-z1))
     dz1 = (h2 - t)/N

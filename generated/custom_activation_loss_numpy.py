@@ -5,10 +5,10 @@
 Sequential(Linear(4, 8, True), Elementwise(z*sigmoid(z)), Linear(8, 1, True)) with ElementwiseLoss('mean', log(cosh(t - y))), on inputs of width 4.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     tmp0 = sigmoid(z0)
     h1 = tmp0*z0
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     tmp2 = cosh(t - z2)
     total = sum(log(tmp2), axis=(0, 1))
     dz2 = -sinh(t - z2)/(N*tmp2)
@@ -49,9 +49,9 @@ def forward(params, x):
     b0 = params["0.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     h1 = z0*1/(1 + np.exp(-z0))
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     return z2
 
 
@@ -62,9 +62,9 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     h1 = z0*1/(1 + np.exp(-z0))
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     tmp1 = np.cosh(t - z2)
     total = np.sum(np.log(tmp1), axis=(0, 1))
     return float(total/N)
@@ -77,10 +77,10 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     tmp0 = 1/(1 + np.exp(-z0))
     h1 = tmp0*z0
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     tmp2 = np.cosh(t - z2)
     total = np.sum(np.log(tmp2), axis=(0, 1))
     dz2 = -np.sinh(t - z2)/(N*tmp2)

@@ -5,17 +5,17 @@
 Sequential(Linear(4, 16, True), Elementwise(z*sigmoid(z)), Linear(16, 3, True)) with CrossEntropyLoss('mean', 'index'), on inputs of width 4.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     tmp0 = sigmoid(z0)
     h1 = tmp0*z0
     onehot = onehot(t, 3)
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     m = max(z2, axis=1, keepdims)
-    e = exp(-m + z2)
+    e = exp(z2 - m)
     s = sum(e, axis=1, keepdims)
-    total = sum(onehot*(m - z2 + log(s)), axis=(0, 1))
+    total = sum(onehot*(m + log(s) - z2), axis=(0, 1))
     p = e/s
-    dz2 = (-onehot + p)/N
+    dz2 = (p - onehot)/N
     db2 = sum(dz2, axis=0)
     dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
     db0 = sum(dz0, axis=0)
@@ -53,9 +53,9 @@ def forward(params, x):
     b0 = params["0.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     h1 = z0*1/(1 + np.exp(-z0))
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     return z2
 
 
@@ -66,14 +66,14 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     h1 = z0*1/(1 + np.exp(-z0))
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     m = np.max(z2, axis=1, keepdims=True)
-    e = np.exp(-m + z2)
+    e = np.exp(z2 - m)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(onehot*(m - z2 + np.log(s)), axis=(0, 1))
+    total = np.sum(onehot*(m + np.log(s) - z2), axis=(0, 1))
     return float(total/N)
 
 
@@ -84,17 +84,17 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     tmp0 = 1/(1 + np.exp(-z0))
     h1 = tmp0*z0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     m = np.max(z2, axis=1, keepdims=True)
-    e = np.exp(-m + z2)
+    e = np.exp(z2 - m)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(onehot*(m - z2 + np.log(s)), axis=(0, 1))
+    total = np.sum(onehot*(m + np.log(s) - z2), axis=(0, 1))
     p = e/s
-    dz2 = (-onehot + p)/N
+    dz2 = (p - onehot)/N
     db2 = np.sum(dz2, axis=0)
     dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
     db0 = np.sum(dz0, axis=0)

@@ -5,17 +5,17 @@
 Sequential(Linear(4, 16, True), Elementwise(z*sigmoid(z)), Linear(16, 3, True)) with CrossEntropyLoss('mean', 'index'), on inputs of width 4.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     tmp0 = sigmoid(z0)
     h1 = tmp0*z0
     onehot = onehot(t, 3)
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     m = max(z2, axis=1, keepdims)
-    e = exp(-m + z2)
+    e = exp(z2 - m)
     s = sum(e, axis=1, keepdims)
-    total = sum(onehot*(m - z2 + log(s)), axis=(0, 1))
+    total = sum(onehot*(m + log(s) - z2), axis=(0, 1))
     p = e/s
-    dz2 = (-onehot + p)/N
+    dz2 = (p - onehot)/N
     db2 = sum(dz2, axis=0)
     dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
     db0 = sum(dz0, axis=0)
@@ -57,9 +57,9 @@ def forward(params, x):
     b0 = params["0.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     h1 = z0*torch.sigmoid(z0)
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     return z2
 
 
@@ -70,14 +70,14 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     h1 = z0*torch.sigmoid(z0)
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     m = torch.amax(z2, dim=1, keepdim=True)
-    e = torch.exp(-m + z2)
+    e = torch.exp(z2 - m)
     s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(onehot*(m - z2 + torch.log(s)), dim=(0, 1))
+    total = torch.sum(onehot*(m + torch.log(s) - z2), dim=(0, 1))
     return total/N
 
 
@@ -88,17 +88,17 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
+    z0 = x @ w0.T + b0
     tmp0 = torch.sigmoid(z0)
     h1 = tmp0*z0
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
-    z2 = b2 + (h1 @ w2.T)
+    z2 = h1 @ w2.T + b2
     m = torch.amax(z2, dim=1, keepdim=True)
-    e = torch.exp(-m + z2)
+    e = torch.exp(z2 - m)
     s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(onehot*(m - z2 + torch.log(s)), dim=(0, 1))
+    total = torch.sum(onehot*(m + torch.log(s) - z2), dim=(0, 1))
     p = e/s
-    dz2 = (-onehot + p)/N
+    dz2 = (p - onehot)/N
     db2 = torch.sum(dz2, dim=0)
     dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
     db0 = torch.sum(dz0, dim=0)

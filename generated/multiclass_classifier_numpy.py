@@ -5,12 +5,12 @@
 Sequential(Linear(6, 4, True), Linear(4, 3, True)) with CrossEntropyLoss('mean', 'probs'), on inputs of width 6.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     m = max(z1, axis=1, keepdims)
-    e = exp(-m + z1)
+    e = exp(z1 - m)
     s = sum(e, axis=1, keepdims)
-    total = sum(t*(m - z1 + log(s)), axis=(0, 1))
+    total = sum(t*(m + log(s) - z1), axis=(0, 1))
     p = e/s
     dz1 = (p - t)/N
     db1 = sum(dz1, axis=0)
@@ -50,8 +50,8 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     return z1
 
 
@@ -62,12 +62,12 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     m = np.max(z1, axis=1, keepdims=True)
-    e = np.exp(-m + z1)
+    e = np.exp(z1 - m)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(t*(m - z1 + np.log(s)), axis=(0, 1))
+    total = np.sum(t*(m + np.log(s) - z1), axis=(0, 1))
     return float(total/N)
 
 
@@ -78,12 +78,12 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     m = np.max(z1, axis=1, keepdims=True)
-    e = np.exp(-m + z1)
+    e = np.exp(z1 - m)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(t*(m - z1 + np.log(s)), axis=(0, 1))
+    total = np.sum(t*(m + np.log(s) - z1), axis=(0, 1))
     p = e/s
     dz1 = (p - t)/N
     db1 = np.sum(dz1, axis=0)

@@ -5,12 +5,12 @@
 Sequential(Linear(6, 4, True), Linear(4, 3, True)) with CrossEntropyLoss('mean', 'probs'), on inputs of width 6.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     m = max(z1, axis=1, keepdims)
-    e = exp(-m + z1)
+    e = exp(z1 - m)
     s = sum(e, axis=1, keepdims)
-    total = sum(t*(m - z1 + log(s)), axis=(0, 1))
+    total = sum(t*(m + log(s) - z1), axis=(0, 1))
     p = e/s
     dz1 = (p - t)/N
     db1 = sum(dz1, axis=0)
@@ -54,8 +54,8 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     return z1
 
 
@@ -66,12 +66,12 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     m = torch.amax(z1, dim=1, keepdim=True)
-    e = torch.exp(-m + z1)
+    e = torch.exp(z1 - m)
     s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(t*(m - z1 + torch.log(s)), dim=(0, 1))
+    total = torch.sum(t*(m + torch.log(s) - z1), dim=(0, 1))
     return total/N
 
 
@@ -82,12 +82,12 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     m = torch.amax(z1, dim=1, keepdim=True)
-    e = torch.exp(-m + z1)
+    e = torch.exp(z1 - m)
     s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(t*(m - z1 + torch.log(s)), dim=(0, 1))
+    total = torch.sum(t*(m + torch.log(s) - z1), dim=(0, 1))
     p = e/s
     dz1 = (p - t)/N
     db1 = torch.sum(dz1, dim=0)

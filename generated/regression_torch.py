@@ -5,10 +5,10 @@
 Sequential(Linear(4, 2, True), Linear(2, 1, True)) with MSELoss('mean'), on inputs of width 4.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
-    total = sum((-t + z1)**2, axis=(0, 1))
-    dz1 = 2*(-t + z1)/N
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
+    total = sum((z1 - t)**2, axis=(0, 1))
+    dz1 = 2*(z1 - t)/N
     db1 = sum(dz1, axis=0)
     dz0 = dz1 @ w1
     db0 = sum(dz0, axis=0)
@@ -50,8 +50,8 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
     return z1
 
 
@@ -62,9 +62,9 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
-    total = torch.sum((-t + z1)**2, dim=(0, 1))
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
+    total = torch.sum((z1 - t)**2, dim=(0, 1))
     return total/N
 
 
@@ -75,10 +75,10 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = b0 + (x @ w0.T)
-    z1 = b1 + (z0 @ w1.T)
-    total = torch.sum((-t + z1)**2, dim=(0, 1))
-    dz1 = 2*(-t + z1)/N
+    z0 = x @ w0.T + b0
+    z1 = z0 @ w1.T + b1
+    total = torch.sum((z1 - t)**2, dim=(0, 1))
+    dz1 = 2*(z1 - t)/N
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1
     db0 = torch.sum(dz0, dim=0)

@@ -15,6 +15,7 @@ from . import __version__
 from .errors import SymPropError
 
 TARGETS = ("numpy", "torch", "latex")
+AVAILABLE = ("numpy", "torch")
 EXAMPLES = """
 \b
 Examples:
@@ -64,41 +65,37 @@ def load_model(source: str):
 
 
 @main.command(epilog=EXAMPLES)
-@click.argument("source", required=False)
+@click.argument("sources", nargs=-1, metavar="[SOURCE]...")
 @click.option("--expr", help="Scalar mode: an expression to differentiate, e.g. \"(a(w*x) - t)**2\".")
 @click.option("--wrt", multiple=True, help="Scalar mode: a name to differentiate with respect to (repeatable).")
 @click.option("--target", "targets", multiple=True, type=click.Choice(TARGETS),
-              help="What to write (repeatable). Default: all; latex is not yet available.")
+              help="What to write (repeatable). Default: numpy and torch; latex is not yet available.")
 @click.option("--out", "out_dir", default=None, help="Output folder.  [default: generated]")
 @click.option("--force", is_flag=True, help="Overwrite files that symprop did not write.")
-def derive(source, expr, wrt, targets, out_dir, force):
-    """Derive SOURCE (a TOML spec or package.module:attribute) and write its gradient code."""
+def derive(sources, expr, wrt, targets, out_dir, force):
+    """Derive each SOURCE (a TOML spec or package.module:attribute) and write its gradient code."""
     if expr is not None:
-        if source:
+        if sources:
             raise click.UsageError("give either SOURCE or --expr, not both")
         return _derive_scalar(expr, wrt, out_dir, force)
-    if not source:
+    if not sources:
         raise click.UsageError("missing SOURCE (a .toml spec or package.module:attribute), or --expr")
     if wrt:
         raise click.UsageError("--wrt goes with --expr")
     from .derivation import Derivation
 
-    chosen = targets or TARGETS
+    chosen = targets or AVAILABLE
     if "latex" in chosen:
-        if targets and set(targets) == {"latex"}:
-            raise SymPropError("the latex target is not yet available", "--target")
-        click.echo("note: the latex target is not yet available; skipping it", err=True)
-    model = load_model(source)
+        raise SymPropError("the latex target is not yet available", "--target")
+    derivations = [(source, Derivation(load_model(source))) for source in sources]  # all or nothing
     out = Path(out_dir or "generated")
-    command = f"symprop derive {source}" + (f" --out {out_dir}" if out_dir else "")
-    derivation = Derivation(model)
-    written = derivation.write(out, [t for t in chosen if t != "latex"], source=source, command=command,
-                               force=force)
-    for path in written:
-        click.echo(f"wrote {path}")
-    click.echo(f"\n{derivation.summary()}\nGradients (N is the batch size):")
-    for key, form in derivation.closed_forms().items():
-        click.echo(f"  dL/d[{key}] = {form.splitlines()[-1].split(' = ', 1)[1]}")
+    for source, derivation in derivations:
+        command = f"symprop derive {source}" + (f" --out {out_dir}" if out_dir else "")
+        written = derivation.write(out, chosen, source=source, command=command, force=force)
+        click.echo("wrote " + ", ".join(map(str, written)))
+        click.echo(f"  {derivation.summary()}")
+        for line in derivation.backward_lines():
+            click.echo(f"    {line}")
 
 
 def _derive_scalar(expr, wrt, out_dir, force):

@@ -17,6 +17,7 @@ class Derivation:
         self.model = model
         self.lowered = lowered = lower(model)
         graph, loss, output = lowered.graph, lowered.loss, lowered.output
+        self._forward_names = {t.name for t in graph.tensors.values()} | set(graph.labels.values())
         cotangents = backward(graph, loss, list(lowered.params.values()))
         self.gradients = {key: cotangents[tensor] for key, tensor in lowered.params.items()}
         self.programs: dict[str, Program] = {
@@ -51,6 +52,15 @@ class Derivation:
         fn = function(self.programs["loss_and_gradients"], printer_for(target), params)
         steps = "\n".join(fn.lines)
         return {name: f"{steps}\n{name} = {code}".strip() for name, code in fn.results[1:]}
+
+    def backward_lines(self) -> list[str]:
+        """The backward pass in plain text: each cotangent step, then each parameter's gradient."""
+        from .render import function, printer_for
+
+        params = {t.symbol: key for key, t in self.lowered.params.items()}
+        fn = function(self.programs["loss_and_gradients"], printer_for("text"), params)
+        steps = [line for line in fn.lines if line.split(" = ")[0] not in self._forward_names]
+        return steps + [f"dL/d[{name}] = {code}" for name, code in fn.results[1:]]
 
     def render(self, target: str, source: str = "", command: str = "") -> str:
         """The text of the generated module for `target` (numpy or torch)."""

@@ -200,7 +200,7 @@ class Model:
         if not isinstance(self.net, Sequential):
             self.net = Sequential(*self.net)
         if not self.name.isidentifier():
-            raise SymPropError(f"name must be a Python identifier, got {self.name!r}", "name")
+            raise SymPropError(f"must be a Python identifier, got {self.name!r}", "name")
         if type(self.loss) not in LOSS_TYPES.values():
             raise SymPropError(f"{self.loss!r} is not a symprop loss", "loss")
         first = next((layer for layer in self.net if isinstance(layer, Linear)), None)

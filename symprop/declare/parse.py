@@ -77,6 +77,10 @@ def _check(node: ast.AST, text: str, names: dict, undefined: bool, depth: int) -
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise SymPropError(f"expression {text!r}: {node.value!r} is not a number")
         return
+    if isinstance(node, (ast.Name, ast.Call)):
+        name = node.id if isinstance(node, ast.Name) else getattr(node.func, "id", "")
+        if name.startswith("_"):
+            raise SymPropError(f"expression {text!r}: names starting with _ are not allowed")
     if isinstance(node, ast.Name):
         if node.id in names or node.id in CONSTANTS or undefined:
             return

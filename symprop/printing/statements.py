@@ -44,6 +44,11 @@ class StatementPrinter:
             return self._names[expr]
         return super()._print_Symbol(expr)
 
+    def _as_ordered_terms(self, expr, order=None):
+        """Sums read as books write them: z2 - t, and x @ w0.T + b0 with the product first."""
+        terms = super()._as_ordered_terms(expr, order=order)
+        return sorted(terms, key=lambda t: (t.could_extract_minus_sign(), not (t.free_symbols & self._inline.keys())))
+
     def lines(self) -> list[str]:
         out = []
         for statement in self._program.statements:
@@ -58,6 +63,8 @@ class StatementPrinter:
         """f((a @ b)) reads better as f(a @ b)."""
         for text in self._inline.values():
             code = code.replace(f"({text})", text)
+            if code.startswith(text + " + ") or code.startswith(text + " - "):
+                code = text[1:-1] + code[len(text):]  # x @ w0.T + b0: @ binds tighter than + and -
         return code
 
     def output(self, statement: Statement) -> str:

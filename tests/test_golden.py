@@ -1,0 +1,52 @@
+"""generated/ is the golden record: regenerating every example must give it byte for byte."""
+
+import contextlib
+import difflib
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from symprop.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
+UPDATE = "symprop derive examples/*.toml   (from the project root)"
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory):
+    """Every example derived by the CLI, as a user runs it, in a scratch copy of the project."""
+    work = tmp_path_factory.mktemp("project")
+    shutil.copytree(ROOT / "examples", work / "examples")
+    with contextlib.chdir(work):
+        result = CliRunner().invoke(main, ["derive", *(f"examples/{path.name}" for path in EXAMPLES)])
+    assert result.exit_code == 0, result.output
+    return work / "generated"
+
+
+def test_every_example_has_committed_output():
+    assert EXAMPLES, "no examples found"
+    for example in EXAMPLES:
+        for target in ("numpy", "torch"):
+            assert (ROOT / "generated" / f"{example.stem}_{target}.py").exists(), \
+                f"generated/{example.stem}_{target}.py is missing; run: {UPDATE}"
+
+
+def test_nothing_stale_in_generated():
+    names = {f"{e.stem}_{t}.py" for e in EXAMPLES for t in ("numpy", "torch")}
+    stale = sorted(p.name for p in (ROOT / "generated").glob("*.py") if p.name not in names)
+    assert not stale, f"generated/ holds files no example makes: {stale}"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("target", ["numpy", "torch"])
+def test_regenerated_matches_golden(regenerated, example, target):
+    name = f"{example.stem}_{target}.py"
+    fresh = (regenerated / name).read_text(encoding="utf-8")
+    golden = (ROOT / "generated" / name).read_text(encoding="utf-8")
+    if fresh != golden:
+        diff = "".join(difflib.unified_diff(golden.splitlines(True), fresh.splitlines(True),
+                                            f"generated/{name} (committed)", f"{name} (regenerated)"))
+        pytest.fail(f"generated/{name} is out of date. To update it, run: {UPDATE}\n{diff}")
