@@ -49,7 +49,7 @@ def forward(params, x):
     b1 = params["1.bias"]
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    h2 = 1/(1 + np.exp(-z1))
+    h2 = (1/(1 + np.exp(-z1)))
     return h2
 
 
@@ -76,7 +76,7 @@ def loss_and_gradients(params, x, t):
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
     total = np.sum(t*np.logaddexp(0, -z1) + (1 - t)*np.logaddexp(0, z1), axis=(0, 1))
-    h2 = 1/(1 + np.exp(-z1))
+    h2 = (1/(1 + np.exp(-z1)))
     dz1 = (h2 - t)/N
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1

@@ -66,7 +66,7 @@ def loss(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    total = torch.sum(t*-torch.nn.functional.logsigmoid(z1) + (1 - t)*-torch.nn.functional.logsigmoid(-z1), dim=(0, 1))
+    total = torch.sum(t*(-torch.nn.functional.logsigmoid(z1)) + (1 - t)*(-torch.nn.functional.logsigmoid(-z1)), dim=(0, 1))
     return total/N
 
 
@@ -79,7 +79,7 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    total = torch.sum(t*-torch.nn.functional.logsigmoid(z1) + (1 - t)*-torch.nn.functional.logsigmoid(-z1), dim=(0, 1))
+    total = torch.sum(t*(-torch.nn.functional.logsigmoid(z1)) + (1 - t)*(-torch.nn.functional.logsigmoid(-z1)), dim=(0, 1))
     h2 = torch.sigmoid(z1)
     dz1 = (h2 - t)/N
     db1 = torch.sum(dz1, dim=0)

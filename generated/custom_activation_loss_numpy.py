@@ -50,7 +50,7 @@ def forward(params, x):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     z0 = x @ w0.T + b0
-    h1 = z0*1/(1 + np.exp(-z0))
+    h1 = z0*(1/(1 + np.exp(-z0)))
     z2 = h1 @ w2.T + b2
     return z2
 
@@ -63,7 +63,7 @@ def loss(params, x, t):
     b2 = params["2.bias"]
     N = x.shape[0]
     z0 = x @ w0.T + b0
-    h1 = z0*1/(1 + np.exp(-z0))
+    h1 = z0*(1/(1 + np.exp(-z0)))
     z2 = h1 @ w2.T + b2
     tmp1 = np.cosh(t - z2)
     total = np.sum(np.log(tmp1), axis=(0, 1))
@@ -78,7 +78,7 @@ def loss_and_gradients(params, x, t):
     b2 = params["2.bias"]
     N = x.shape[0]
     z0 = x @ w0.T + b0
-    tmp0 = 1/(1 + np.exp(-z0))
+    tmp0 = (1/(1 + np.exp(-z0)))
     h1 = tmp0*z0
     z2 = h1 @ w2.T + b2
     tmp2 = np.cosh(t - z2)

@@ -54,7 +54,7 @@ def forward(params, x):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     z0 = x @ w0.T + b0
-    h1 = z0*1/(1 + np.exp(-z0))
+    h1 = z0*(1/(1 + np.exp(-z0)))
     z2 = h1 @ w2.T + b2
     return z2
 
@@ -67,7 +67,7 @@ def loss(params, x, t):
     b2 = params["2.bias"]
     N = x.shape[0]
     z0 = x @ w0.T + b0
-    h1 = z0*1/(1 + np.exp(-z0))
+    h1 = z0*(1/(1 + np.exp(-z0)))
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T + b2
     m = np.max(z2, axis=1, keepdims=True)
@@ -85,7 +85,7 @@ def loss_and_gradients(params, x, t):
     b2 = params["2.bias"]
     N = x.shape[0]
     z0 = x @ w0.T + b0
-    tmp0 = 1/(1 + np.exp(-z0))
+    tmp0 = (1/(1 + np.exp(-z0)))
     h1 = tmp0*z0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T + b2

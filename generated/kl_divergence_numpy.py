@@ -77,7 +77,7 @@ def loss(params, x, t):
     e = np.exp(z2 - m)
     s = np.sum(e, axis=1, keepdims=True)
     h3 = z2 - m - np.log(s)
-    total = np.sum(t*np.log(np.where(t == 0, 1, t)) - h3*t, axis=(0, 1))
+    total = np.sum((t*np.log(np.where(t == 0, 1, t))) - h3*t, axis=(0, 1))
     return float(total/N)
 
 
@@ -95,7 +95,7 @@ def loss_and_gradients(params, x, t):
     e = np.exp(z2 - m)
     s = np.sum(e, axis=1, keepdims=True)
     h3 = z2 - m - np.log(s)
-    total = np.sum(t*np.log(np.where(t == 0, 1, t)) - h3*t, axis=(0, 1))
+    total = np.sum((t*np.log(np.where(t == 0, 1, t))) - h3*t, axis=(0, 1))
     ds = np.sum(t, axis=1, keepdims=True)
     p3 = e/s
     dz2 = (ds*p3 - t)/N

@@ -11,9 +11,25 @@ A network and a loss, declared with torch.nn's names, derive to a `Derivation`:
     >>> d.write("generated")  # doctest: +SKIP
 """
 
-from .declare.model import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Elementwise, ElementwiseLoss,
-                            Identity, KLDivLoss, Linear, LogSoftmax, Model, MSELoss, NLLLoss, ReLU,
-                            Sequential, Sigmoid, Softmax, Tanh)
+from .declare.model import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    Elementwise,
+    ElementwiseLoss,
+    Identity,
+    KLDivLoss,
+    Linear,
+    LogSoftmax,
+    Model,
+    MSELoss,
+    NLLLoss,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from .declare.spec import load as load_spec
 from .derivation import Derivation
 from .errors import SymPropError

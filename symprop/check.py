@@ -126,7 +126,6 @@ def random_batch(model: m.Model, batch: int, generator):
 
 def reference(model: m.Model, params: dict, x, t):
     """torch.autograd's loss and gradients for `params` (a dict of float64 tensors)."""
-    torch = _torch()
     net = torch_network(model)
     net.load_state_dict({k: v.clone() for k, v in params.items()})
     value = torch_loss(model)(net(x), t)

@@ -21,7 +21,7 @@ class DefinedFunction(sp.Function):
 
     def fdiff(self, argindex=1):
         dummies, derivatives = _derivatives(type(self))
-        return derivatives[argindex - 1].xreplace(dict(zip(dummies, self.args)))
+        return derivatives[argindex - 1].xreplace(dict(zip(dummies, self.args, strict=True)))
 
     def _eval_rewrite_as_exp(self, *args, **kwargs):
         return self.definition(*args)
@@ -48,7 +48,7 @@ class sigmoid(DefinedFunction):
         return None
 
     def _latex(self, printer):
-        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+        return rf"\sigma\left({printer._print(self.args[0])}\right)"
 
 
 class softplus(DefinedFunction):
@@ -61,7 +61,7 @@ class softplus(DefinedFunction):
         return sp.log(1 + sp.exp(u))
 
     def _latex(self, printer):
-        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
 
 
 class xlogy(DefinedFunction):
@@ -75,7 +75,7 @@ class xlogy(DefinedFunction):
 
     def _latex(self, printer):
         a, b = (printer._print(arg) for arg in self.args)
-        return r"%s \log %s" % (a, b)
+        return rf"{a} \log {b}"
 
 
 NAMED_FUNCTIONS: tuple[type[DefinedFunction], ...] = (sigmoid, softplus, xlogy)
@@ -84,7 +84,7 @@ NAMED_FUNCTIONS: tuple[type[DefinedFunction], ...] = (sigmoid, softplus, xlogy)
 @functools.cache
 def _derivatives(cls: type[DefinedFunction]):
     """∂f/∂(each argument), derived from the definition and folded back onto names."""
-    dummies = tuple(sp.Dummy(f"u{i}") for i in range(cls.nargs.args[0] if isinstance(cls.nargs, sp.FiniteSet) else cls.nargs))
+    dummies = tuple(sp.Dummy(f"u{i}") for i in range(min(cls.nargs)))
     definition = cls.definition(*dummies)
     return dummies, tuple(fold(sp.diff(definition, u), u) for u in dummies)
 

@@ -58,7 +58,7 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     reduced = [_inline(e, cheap) for e in reduced]
     temps = {s: _inline(d, cheap) for s, d in temps.items()}
     k = len(definitions)
-    definitions = dict(zip(definitions, reduced[:k]))
+    definitions = dict(zip(definitions, reduced[:k], strict=True))
     operand_exprs, output_exprs = reduced[k:k + len(operand_exprs)], reduced[k + len(operand_exprs):]
 
     named = {**{s: ("label", e) for s, e in definitions.items()}, **{s: ("temp", e) for s, e in temps.items()}}
@@ -82,7 +82,7 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
         statements.append(Statement(tensor.name, tensor.op, tensor=tensor, operands=operands, shape=tensor.shape))
         emitted.add(tensor.symbol)
     final = []
-    for (name, original, shape), expr in zip(outputs, output_exprs):
+    for (name, original, shape), expr in zip(outputs, output_exprs, strict=True):
         require(expr)
         final.append(Statement(name, "output", expr, shape=shape, broadcast=graph.shape_of(original) != shape))
 

@@ -21,7 +21,7 @@ class Tensor:
     symbol: sp.Symbol
     shape: Shape
     op: str  # input | target | param | einsum | sum | max | onehot
-    operands: tuple["Value", ...] = ()
+    operands: tuple[Value, ...] = ()
     spec: str = ""  # einsum: "ni,oi->no"
     axes: tuple[int, ...] = ()  # sum, max: the reduced axes of the operand
     key: str = ""  # param: its state_dict key; onehot: its class count

@@ -21,7 +21,7 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     # -- functions ---------------------------------------------------------------
     def _print_sigmoid(self, expr):
         (u,) = expr.args
-        return f"1/(1 + {self._module_format('numpy.exp')}({self._print(-u)}))"
+        return f"(1/(1 + {self._module_format('numpy.exp')}({self._print(-u)})))"  # parenthesized: x/σ
 
     def _print_softplus(self, expr):
         return f"{self._module_format('numpy.logaddexp')}(0, {self._print(expr.args[0])})"
@@ -29,7 +29,12 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     def _print_xlogy(self, expr):
         a, b = (self._print(arg) for arg in expr.args)
         where, log = self._module_format("numpy.where"), self._module_format("numpy.log")
-        return f"{self.parenthesize(expr.args[0], 50)}*{log}({where}({a} == 0, 1, {b}))"
+        return f"({self.parenthesize(expr.args[0], 50)}*{log}({where}({a} == 0, 1, {b})))"
+
+    def _print_erf(self, expr):
+        from ..errors import SymPropError
+
+        raise SymPropError("erf has no NumPy form yet (NumPy has no erf); derive with --target torch")
 
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
@@ -52,7 +57,7 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         if exp == sp.S.Half:
             return f"{self._module_format('numpy.sqrt')}({self._print(base)})"
         if exp.is_Integer and exp.is_negative:
-            return f"1/{self.parenthesize(base ** -exp, 60)}"
+            return f"(1/{self.parenthesize(base ** -exp, 60)})"
         return f"{self.parenthesize(base, 60)}**{self.parenthesize(exp, 60)}"
 
     # -- statements --------------------------------------------------------------

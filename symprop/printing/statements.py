@@ -5,7 +5,6 @@ from __future__ import annotations
 import sympy as sp
 
 from ..schedule import Program, Statement
-from ..shapes import N
 
 
 def matmul_form(spec: str):
@@ -84,7 +83,7 @@ class StatementPrinter:
         operands = [self.doprint(op) for op in s.operands]
         if s.kind == "einsum":
             return self.einsum(s.tensor.spec, [self.parenthesize_operand(op, text)
-                                               for op, text in zip(s.operands, operands)])
+                                               for op, text in zip(s.operands, operands, strict=True)])
         if s.kind in ("sum", "max"):
             ndim = len(s.tensor.operands[0].shape)
             if len(s.shape) == ndim:

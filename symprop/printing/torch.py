@@ -26,7 +26,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
 
     def _print_softplus(self, expr):
         # softplus(u) = −log σ(−u); torch's logsigmoid is exact where F.softplus switches to u at 20
-        return "-" + self._call("torch.nn.functional.logsigmoid", self._print(-expr.args[0]))
+        return "(-" + self._call("torch.nn.functional.logsigmoid", self._print(-expr.args[0])) + ")"
 
     def _print_xlogy(self, expr):
         return self._call("torch.xlogy", *(self._print(a) for a in expr.args))
@@ -58,7 +58,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         if exp == sp.S.Half:
             return self._call("torch.sqrt", self._print(base))
         if exp.is_Integer and exp.is_negative:
-            return f"1/{self.parenthesize(base ** -exp, 60)}"
+            return f"(1/{self.parenthesize(base ** -exp, 60)})"
         return f"{self.parenthesize(base, 60)}**{self.parenthesize(exp, 60)}"
 
     def _print_Rational(self, expr):
