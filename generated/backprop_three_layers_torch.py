@@ -10,9 +10,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     onehot = onehot(t, 2)
     z2 = z1 @ w2.T + b2
     m = max(z2, axis=1, keepdims)
-    e = exp(z2 - m)
+    shifted = z2 - m
+    e = exp(shifted)
     s = sum(e, axis=1, keepdims)
-    total = sum(onehot*(m + log(s) - z2), axis=(0, 1))
+    total = sum(onehot*(log(s) - shifted), axis=(0, 1))
     p = e/s
     dz2 = (p - onehot)/N
     db2 = sum(dz2, axis=0)
@@ -88,9 +89,10 @@ def loss(params, x, t):
     onehot = torch.nn.functional.one_hot(t, 2).to(x.dtype)
     z2 = z1 @ w2.T + b2
     m = torch.amax(z2, dim=1, keepdim=True)
-    e = torch.exp(z2 - m)
+    shifted = z2 - m
+    e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(onehot*(m + torch.log(s) - z2), dim=(0, 1))
+    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
     return total/N
 
 
@@ -108,9 +110,10 @@ def loss_and_gradients(params, x, t):
     onehot = torch.nn.functional.one_hot(t, 2).to(x.dtype)
     z2 = z1 @ w2.T + b2
     m = torch.amax(z2, dim=1, keepdim=True)
-    e = torch.exp(z2 - m)
+    shifted = z2 - m
+    e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(onehot*(m + torch.log(s) - z2), dim=(0, 1))
+    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
     p = e/s
     dz2 = (p - onehot)/N
     db2 = torch.sum(dz2, dim=0)

@@ -11,9 +11,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     onehot = onehot(t, 3)
     z2 = h1 @ w2.T + b2
     m = max(z2, axis=1, keepdims)
-    e = exp(z2 - m)
+    shifted = z2 - m
+    e = exp(shifted)
     s = sum(e, axis=1, keepdims)
-    total = sum(onehot*(m + log(s) - z2), axis=(0, 1))
+    total = sum(onehot*(log(s) - shifted), axis=(0, 1))
     p = e/s
     dz2 = (p - onehot)/N
     db2 = sum(dz2, axis=0)
@@ -71,9 +72,10 @@ def loss(params, x, t):
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T + b2
     m = np.max(z2, axis=1, keepdims=True)
-    e = np.exp(z2 - m)
+    shifted = z2 - m
+    e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(onehot*(m + np.log(s) - z2), axis=(0, 1))
+    total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     return float(total/N)
 
 
@@ -90,9 +92,10 @@ def loss_and_gradients(params, x, t):
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T + b2
     m = np.max(z2, axis=1, keepdims=True)
-    e = np.exp(z2 - m)
+    shifted = z2 - m
+    e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(onehot*(m + np.log(s) - z2), axis=(0, 1))
+    total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     p = e/s
     dz2 = (p - onehot)/N
     db2 = np.sum(dz2, axis=0)

@@ -9,9 +9,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     h1 = tanh(z0)
     z2 = h1 @ w2.T + b2
     m = max(z2, axis=1, keepdims)
-    e = exp(z2 - m)
+    shifted = z2 - m
+    e = exp(shifted)
     s = sum(e, axis=1, keepdims)
-    h3 = z2 - m - log(s)
+    h3 = shifted - log(s)
     total = sum(xlogy(t, t) - h3*t, axis=(0, 1))
     ds = sum(t, axis=1, keepdims)
     p3 = e/s
@@ -57,9 +58,10 @@ def forward(params, x):
     h1 = np.tanh(z0)
     z2 = h1 @ w2.T + b2
     m = np.max(z2, axis=1, keepdims=True)
-    e = np.exp(z2 - m)
+    shifted = z2 - m
+    e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    h3 = z2 - m - np.log(s)
+    h3 = shifted - np.log(s)
     return h3
 
 
@@ -74,9 +76,10 @@ def loss(params, x, t):
     h1 = np.tanh(z0)
     z2 = h1 @ w2.T + b2
     m = np.max(z2, axis=1, keepdims=True)
-    e = np.exp(z2 - m)
+    shifted = z2 - m
+    e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    h3 = z2 - m - np.log(s)
+    h3 = shifted - np.log(s)
     total = np.sum((t*np.log(np.where(t == 0, 1, t))) - h3*t, axis=(0, 1))
     return float(total/N)
 
@@ -92,9 +95,10 @@ def loss_and_gradients(params, x, t):
     h1 = np.tanh(z0)
     z2 = h1 @ w2.T + b2
     m = np.max(z2, axis=1, keepdims=True)
-    e = np.exp(z2 - m)
+    shifted = z2 - m
+    e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    h3 = z2 - m - np.log(s)
+    h3 = shifted - np.log(s)
     total = np.sum((t*np.log(np.where(t == 0, 1, t))) - h3*t, axis=(0, 1))
     ds = np.sum(t, axis=1, keepdims=True)
     p3 = e/s

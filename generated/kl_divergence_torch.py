@@ -9,9 +9,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     h1 = tanh(z0)
     z2 = h1 @ w2.T + b2
     m = max(z2, axis=1, keepdims)
-    e = exp(z2 - m)
+    shifted = z2 - m
+    e = exp(shifted)
     s = sum(e, axis=1, keepdims)
-    h3 = z2 - m - log(s)
+    h3 = shifted - log(s)
     total = sum(xlogy(t, t) - h3*t, axis=(0, 1))
     ds = sum(t, axis=1, keepdims)
     p3 = e/s
@@ -61,9 +62,10 @@ def forward(params, x):
     h1 = torch.tanh(z0)
     z2 = h1 @ w2.T + b2
     m = torch.amax(z2, dim=1, keepdim=True)
-    e = torch.exp(z2 - m)
+    shifted = z2 - m
+    e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
-    h3 = z2 - m - torch.log(s)
+    h3 = shifted - torch.log(s)
     return h3
 
 
@@ -78,9 +80,10 @@ def loss(params, x, t):
     h1 = torch.tanh(z0)
     z2 = h1 @ w2.T + b2
     m = torch.amax(z2, dim=1, keepdim=True)
-    e = torch.exp(z2 - m)
+    shifted = z2 - m
+    e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
-    h3 = z2 - m - torch.log(s)
+    h3 = shifted - torch.log(s)
     total = torch.sum(torch.xlogy(t, t) - h3*t, dim=(0, 1))
     return total/N
 
@@ -96,9 +99,10 @@ def loss_and_gradients(params, x, t):
     h1 = torch.tanh(z0)
     z2 = h1 @ w2.T + b2
     m = torch.amax(z2, dim=1, keepdim=True)
-    e = torch.exp(z2 - m)
+    shifted = z2 - m
+    e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
-    h3 = z2 - m - torch.log(s)
+    h3 = shifted - torch.log(s)
     total = torch.sum(torch.xlogy(t, t) - h3*t, dim=(0, 1))
     ds = torch.sum(t, dim=1, keepdim=True)
     p3 = e/s

@@ -8,9 +8,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
     m = max(z1, axis=1, keepdims)
-    e = exp(z1 - m)
+    shifted = z1 - m
+    e = exp(shifted)
     s = sum(e, axis=1, keepdims)
-    total = sum(t*(m + log(s) - z1), axis=(0, 1))
+    total = sum(t*(log(s) - shifted), axis=(0, 1))
     p = e/s
     dz1 = (p - t)/N
     db1 = sum(dz1, axis=0)
@@ -65,9 +66,10 @@ def loss(params, x, t):
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
     m = np.max(z1, axis=1, keepdims=True)
-    e = np.exp(z1 - m)
+    shifted = z1 - m
+    e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(t*(m + np.log(s) - z1), axis=(0, 1))
+    total = np.sum(t*(np.log(s) - shifted), axis=(0, 1))
     return float(total/N)
 
 
@@ -81,9 +83,10 @@ def loss_and_gradients(params, x, t):
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
     m = np.max(z1, axis=1, keepdims=True)
-    e = np.exp(z1 - m)
+    shifted = z1 - m
+    e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(t*(m + np.log(s) - z1), axis=(0, 1))
+    total = np.sum(t*(np.log(s) - shifted), axis=(0, 1))
     p = e/s
     dz1 = (p - t)/N
     db1 = np.sum(dz1, axis=0)

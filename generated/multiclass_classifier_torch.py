@@ -8,9 +8,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
     m = max(z1, axis=1, keepdims)
-    e = exp(z1 - m)
+    shifted = z1 - m
+    e = exp(shifted)
     s = sum(e, axis=1, keepdims)
-    total = sum(t*(m + log(s) - z1), axis=(0, 1))
+    total = sum(t*(log(s) - shifted), axis=(0, 1))
     p = e/s
     dz1 = (p - t)/N
     db1 = sum(dz1, axis=0)
@@ -69,9 +70,10 @@ def loss(params, x, t):
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
     m = torch.amax(z1, dim=1, keepdim=True)
-    e = torch.exp(z1 - m)
+    shifted = z1 - m
+    e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(t*(m + torch.log(s) - z1), dim=(0, 1))
+    total = torch.sum(t*(torch.log(s) - shifted), dim=(0, 1))
     return total/N
 
 
@@ -85,9 +87,10 @@ def loss_and_gradients(params, x, t):
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
     m = torch.amax(z1, dim=1, keepdim=True)
-    e = torch.exp(z1 - m)
+    shifted = z1 - m
+    e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(t*(m + torch.log(s) - z1), dim=(0, 1))
+    total = torch.sum(t*(torch.log(s) - shifted), dim=(0, 1))
     p = e/s
     dz1 = (p - t)/N
     db1 = torch.sum(dz1, dim=0)

@@ -16,8 +16,6 @@ from .printing.statements import StatementPrinter
 from .printing.text import TextPrinter
 from .schedule import Program
 
-BACKENDS = {"numpy": NumPyBackendPrinter, "torch": "symprop.printing.torch"}
-
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("symprop", "templates"),
     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
@@ -66,15 +64,13 @@ def _exprs(program: Program):
 def render_module(derivation, target: str, source: str, command: str) -> str:
     """The source text of NAME_{target}.py."""
     model = derivation.model
-    printer = printer_for(target)
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
     functions = {name: function(program, printer_for(target), params)
                  for name, program in derivation.programs.items()}
     text = printer_for("text")
     closed_forms = function(derivation.programs["loss_and_gradients"], text, params)
-    fan_in = {key: shape[-1] if key.endswith("weight") else model.parameters[key[:-len("bias")] + "weight"][-1]
-              for key, shape in model.parameters.items()}
-    del printer
+    layers = model.net.layers
+    fan_in = {key: layers[int(key.split(".")[0])].in_features for key in model.parameters}
     return _environment.get_template(f"{target}_module.py.j2").render(
         name=model.name, source=source, command=command,
         summary=derivation.summary(),
@@ -82,5 +78,4 @@ def render_module(derivation, target: str, source: str, command: str) -> str:
         param_shapes=list(model.parameters.items()),
         init_bounds={key: repr(1 / math.sqrt(n)) for key, n in fan_in.items()},
         f=functions,
-        target_kind=model.loss.target,
     )

@@ -76,10 +76,13 @@ def log_softmax(g: Graph, value: Value, softmax_name: str) -> Value:
     last = len(value.shape) - 1
     kept = value.shape[:-1] + (1,)
     top = reduce_max(g, value, last, stem="m")
-    shifted = g.label(Value(sp.exp(value.expr - top.expr), value.shape), "e")
-    total = reduce_sum(g, shifted, kept, stem="s")
-    g.label(Value(shifted.expr / total.expr, value.shape), softmax_name)
-    return Value(value.expr - top.expr - sp.log(total.expr), value.shape)
+    # Named, so that printed code computes z − m before adding log s, as torch does: with
+    # m + log(s) − z, a small log s is rounded away against a large m.
+    shifted = g.label(Value(value.expr - top.expr, value.shape), "shifted")
+    exps = g.label(Value(sp.exp(shifted.expr), value.shape), "e")
+    total = reduce_sum(g, exps, kept, stem="s")
+    g.label(Value(exps.expr / total.expr, value.shape), softmax_name)
+    return Value(shifted.expr - sp.log(total.expr), value.shape)
 
 
 def _loss(g: Graph, loss, y: Value, t: Value, classes: int) -> Value:

@@ -1,0 +1,45 @@
+"""Shared helper: derive a symprop Model, render both modules into tmp_path, import them by path."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from symprop import Derivation
+
+TARGETS = ("numpy", "torch")
+
+# Rendered source per model. Deriving is the slow part, so one derivation serves every test of the
+# same model; each test still writes its own files and imports fresh modules from them.
+_sources: dict[str, dict[str, str]] = {}
+
+
+def render(model) -> dict[str, str]:
+    key = f"{model.name}|{model.inputs}|{model.net!r}|{model.loss!r}"
+    if key not in _sources:
+        derivation = Derivation(model)
+        _sources[key] = {target: derivation.render(target) for target in TARGETS}
+    return _sources[key]
+
+
+def import_path(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def build(tmp_path):
+    """build(model) -> (numpy_module, torch_module), rendered into tmp_path and imported by path."""
+
+    def build(model):
+        modules = []
+        for target, text in render(model).items():
+            path = tmp_path / f"{model.name}_{target}.py"
+            path.write_text(text)
+            modules.append(import_path(path, f"{model.name}_{target}_{tmp_path.name}"))
+        return tuple(modules)
+
+    return build
