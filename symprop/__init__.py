@@ -33,7 +33,7 @@ from .declare.model import (
 from .declare.spec import load as load_spec
 from .derivation import Derivation
 from .errors import SymPropError
-from .scalar import derive
+from .scalar import chain_rule, derive
 
 __version__ = "0.1.0"
 
@@ -46,5 +46,5 @@ def derive_network(model: Model) -> Derivation:
 __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss",
     "Identity", "KLDivLoss", "Linear", "LogSoftmax", "Model", "MSELoss", "NLLLoss", "ReLU", "Sequential",
-    "Sigmoid", "Softmax", "SymPropError", "Tanh", "derive", "derive_network", "load_spec",
+    "Sigmoid", "Softmax", "SymPropError", "Tanh", "chain_rule", "derive", "derive_network", "load_spec",
 ]

@@ -15,11 +15,11 @@ from . import __version__
 from .errors import SymPropError
 
 TARGETS = ("numpy", "torch", "latex")
-AVAILABLE = ("numpy", "torch")
 EXAMPLES = """
 \b
 Examples:
-  symprop derive examples/seed_neuron.toml            # write generated/seed_neuron_{numpy,torch}.py
+  symprop derive examples/seed_neuron.toml            # generated/seed_neuron_{numpy,torch}.py and .tex
+  symprop derive examples/seed_neuron.toml --pdf      # ... and the derivation as a PDF
   symprop derive --expr "(a(w*x) - t)**2" --wrt w     # the textbook chain rule, printed
   symprop check examples/iris_mlp.toml                # compare with torch.autograd
   symprop list-ops                                    # what a spec may use
@@ -69,62 +69,76 @@ def load_model(source: str):
 @click.option("--expr", help="Scalar mode: an expression to differentiate, e.g. \"(a(w*x) - t)**2\".")
 @click.option("--wrt", multiple=True, help="Scalar mode: a name to differentiate with respect to (repeatable).")
 @click.option("--target", "targets", multiple=True, type=click.Choice(TARGETS),
-              help="What to write (repeatable). Default: numpy and torch; latex is not yet available.")
+              help="What to write (repeatable). Default: all three; --expr writes latex only.")
 @click.option("--out", "out_dir", default=None, help="Output folder.  [default: generated]")
+@click.option("--pdf", is_flag=True, help="Also compile the LaTeX derivation to NAME.pdf (needs pdflatex).")
+@click.option("--name", default="chain_rule", show_default=True, help="--expr: the name of the .tex file.")
 @click.option("--force", is_flag=True, help="Overwrite files that symprop did not write.")
-def derive(sources, expr, wrt, targets, out_dir, force):
-    """Derive each SOURCE (a TOML spec or package.module:attribute) and write its gradient code."""
+def derive(sources, expr, wrt, targets, out_dir, pdf, name, force):
+    """Derive each SOURCE (a TOML spec or package.module:attribute) and write its gradient code
+    and its derivation. With --expr, differentiate one expression and print the result."""
     if expr is not None:
         if sources:
             raise click.UsageError("give either SOURCE or --expr, not both")
-        return _derive_scalar(expr, wrt, out_dir, force)
+        return _derive_scalar(expr, wrt, targets, out_dir, pdf, name, force)
     if not sources:
         raise click.UsageError("missing SOURCE (a .toml spec or package.module:attribute), or --expr")
     if wrt:
         raise click.UsageError("--wrt goes with --expr")
+    if pdf and targets and "latex" not in targets:
+        raise click.UsageError("--pdf compiles the latex target; add --target latex")
     from .derivation import Derivation
 
-    chosen = targets or AVAILABLE
-    if "latex" in chosen:
-        raise SymPropError("the latex target is not yet available", "--target")
+    chosen = targets or TARGETS
     derivations = [(source, Derivation(load_model(source))) for source in sources]  # all or nothing
     out = Path(out_dir or "generated")
     for source, derivation in derivations:
         command = f"symprop derive {source}" + (f" --out {out_dir}" if out_dir else "")
         written = derivation.write(out, chosen, source=source, command=command, force=force)
+        if pdf:
+            written += _pdf(out / derivation.filename("latex"), force)
         click.echo("wrote " + ", ".join(map(str, written)))
         click.echo(f"  {derivation.summary()}")
         for line in derivation.backward_lines():
             click.echo(f"    {line}")
 
 
-def _derive_scalar(expr, wrt, out_dir, force):
-    from .scalar import derive as derive_scalar
+def _pdf(tex: Path, force: bool) -> list[Path]:
+    from .files import compile_pdf
+
+    compiled = compile_pdf(tex, force)
+    if compiled is None:
+        click.echo(f"note: pdflatex is not installed, so {tex.with_suffix('.pdf').name} was not made "
+                   "(Debian: apt-get install texlive-latex-base)", err=True)
+        return []
+    return [compiled]
+
+
+def _derive_scalar(expr, wrt, targets, out_dir, pdf, name, force):
+    from .files import write_all
+    from .scalar import chain_rule, prime_notation
 
     if not wrt:
         raise click.UsageError("--expr needs at least one --wrt NAME")
-    results = derive_scalar(expr, list(wrt))
-    for name, result in results.items():
-        click.echo(f"d/d{name} {expr} =\n  {_prime_notation(result)}")
-    if out_dir:
-        raise SymPropError("writing files from --expr comes with the latex target, which is not yet available",
-                           "--out")
+    if set(targets) - {"latex"}:
+        raise click.UsageError("--expr writes only the latex target")
+    if not name.isidentifier():
+        raise SymPropError(f"must be a Python identifier, got {name!r}", "--name")
+    chain = chain_rule(expr, list(wrt))
+    for variable, result in chain.gradients.items():
+        click.echo(f"d/d{variable} {expr} =\n  {sp.sstr(prime_notation(result))}")
+    if out_dir or pdf:
+        tex = Path(out_dir or "generated") / f"{name}.tex"
+        command = "symprop derive --expr " + _quote(expr) + "".join(f" --wrt {w}" for w in wrt) + \
+            (f" --name {name}" if name != "chain_rule" else "") + (f" --out {out_dir}" if out_dir else "")
+        written = write_all({tex: chain.to_latex(source="an expression", command=command)}, force=force)
+        if pdf:
+            written += _pdf(tex, force)
+        click.echo("wrote " + ", ".join(map(str, written)))
 
 
-def _prime_notation(expr: sp.Expr) -> str:
-    """sympy's Subs(Derivative(a(ξ), ξ), ξ, w*x) written as a'(w*x)."""
-    def prime(subs):
-        derivative, (variable,), (point,) = subs.args
-        if isinstance(derivative, sp.Derivative) and len(derivative.variables) == 1:
-            (function,) = [f for f in derivative.atoms(sp.Function) if variable in f.args]
-            return sp.Function(f"{function.func.__name__}'")(point)
-        return subs
-
-    shown = expr.replace(lambda e: isinstance(e, sp.Subs), prime)
-    shown = shown.replace(lambda e: isinstance(e, sp.Derivative) and len(e.variables) == 1
-                          and isinstance(e.expr, sp.Function) and e.expr.args == e.variables,
-                          lambda e: sp.Function(f"{e.expr.func.__name__}'")(*e.variables))
-    return sp.sstr(shown)
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 @main.command(epilog=EXAMPLES)

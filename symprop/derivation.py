@@ -30,7 +30,7 @@ class Derivation:
     @property
     def notes(self) -> list[str]:
         """The simplifications that were made, one line each."""
-        return self.lowered.graph.notes
+        return [NOTES[kind].format(*names) for kind, *names in self.lowered.graph.notes]
 
     def summary(self) -> str:
         layers = ", ".join(_describe(layer) for layer in self.model.net)
@@ -63,22 +63,46 @@ class Derivation:
         return steps + [f"dL/d[{name}] = {code}" for name, code in fn.results[1:]]
 
     def render(self, target: str, source: str = "", command: str = "") -> str:
-        """The text of the generated module for `target` (numpy or torch)."""
+        """The text of the generated file for `target`: numpy or torch (a module), latex (a document)."""
         from .render import render_module
 
         source = source or self.model.source or "a model declared in Python"
-        return render_module(self, target, source, command or f"symprop derive {source}")
+        command = command or f"symprop derive {source}"
+        if target == "latex":
+            from .render_latex import render_document
 
-    def write(self, out_dir="generated", targets=("numpy", "torch"), *, source="", command="",
+            return render_document(self, source, command)
+        return render_module(self, target, source, command)
+
+    def to_latex(self, standalone: bool = True) -> str:
+        """The derivation as a LaTeX document, or as a fragment (one align* environment)."""
+        from .render_latex import render_fragment
+
+        return self.render("latex") if standalone else render_fragment(self)
+
+    def _repr_latex_(self) -> str:
+        return self.to_latex(standalone=False)
+
+    def filename(self, target: str) -> str:
+        return f"{self.model.name}.tex" if target == "latex" else f"{self.model.name}_{target}.py"
+
+    def write(self, out_dir="generated", targets=("numpy", "torch", "latex"), *, source="", command="",
               force=False) -> list:
-        """Write NAME_{target}.py for each target into `out_dir`; returns the paths."""
+        """Write each target's file into `out_dir` (NAME_numpy.py, NAME_torch.py, NAME.tex); returns the paths."""
         from pathlib import Path
 
         from .files import write_all
 
         out = Path(out_dir)
-        return write_all({out / f"{self.model.name}_{target}.py": self.render(target, source, command)
+        return write_all({out / self.filename(target): self.render(target, source, command)
                           for target in targets}, force=force)
+
+
+NOTES = {
+    "sums to one": "Σ_k {0}_k = 1: each row of {0} is a distribution over classes",
+    "cancels": "dL/d{0} = 0: the terms of the chain rule through {0} cancel",
+    "stable log sigmoid": "log σ(u) = −softplus(−u) and log(1 − σ(u)) = −softplus(u): finite for every u",
+}
 
 
 def _describe(thing) -> str:

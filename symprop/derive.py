@@ -36,6 +36,7 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
             local = sp.diff(operand.expr, symbol)
             if tensor in live and local != 0 and cotangent.expr != 0:
                 contributions[tensor][operand.shape].append(cotangent.expr * local)
+                graph.chain.setdefault(symbol, []).append((operand.expr, cotangent.expr, local))
 
     def total(tensor: Tensor) -> Value:
         """One cotangent: terms of one shape summed, then broadcasting undone once per shape."""
@@ -49,6 +50,9 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
         if tensor not in contributions:
             continue
         cotangents[tensor] = cotangent = total(tensor)
+        if cotangent.expr == 0:
+            graph.note("cancels", tensor.name)
+            continue
         if tensor.symbol in graph.cotangent_names:
             graph.label(cotangent, graph.cotangent_names[tensor.symbol])
         needed = [any(graph.tensor(s) in live for s in graph.tensor_symbols(op.expr)) for op in tensor.operands]

@@ -1,12 +1,17 @@
 """Scalar mode, the textbook case: d(expression)/d(name) for each name, by SymPy's chain rule.
 
 Undefined functions stay symbolic: for (a(w*x) - t)**2 and w, the result is
-2·x·(a(w·x) − t)·a′(w·x), with a′ printed as SymPy's Subs(Derivative(a(ξ), ξ), ξ, w·x).
+2·x·(a(w·x) − t)·a′(w·x). `chain_rule` also keeps the steps, as the seeds derive them:
+y = a(w·x), dL/dy = 2(y − t), dy/dw = a′(w·x)·x, so dL/dw = 2(y − t)·a′(w·x)·x.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from .declare.parse import parse
 from .errors import SymPropError
@@ -18,19 +23,108 @@ def derive(expression: sp.Expr | str, wrt) -> dict[str, sp.Expr]:
     `expression` is a SymPy expression or a string, parsed against an allow-list (never run
     as Python); `wrt` is a name or a symbol, or a list of them.
     """
+    return chain_rule(expression, wrt).gradients
+
+
+@dataclass
+class ChainRule:
+    """A scalar derivation, step by step."""
+
+    expression: sp.Expr
+    names: dict[sp.Symbol, sp.Expr]  # each undefined function's value, named: y = a(w*x)
+    top: sp.Expr  # the expression in terms of those names: (y - t)**2
+    adjoints: dict[sp.Symbol, sp.Expr]  # dL/dy for each name, in terms of the names
+    gradients: dict[str, sp.Expr]  # dL/dw, closed form
+    steps: dict[str, list[tuple[sp.Symbol, sp.Expr, sp.Expr]]]  # w -> [(y or None, dL/dy, dy/dw)]
+
+    def to_latex(self, standalone: bool = True, source: str = "", command: str = "") -> str:
+        from .render_latex import render_scalar
+
+        return render_scalar(self, standalone, source, command)
+
+    def _repr_latex_(self) -> str:
+        return self.to_latex(standalone=False)
+
+
+def chain_rule(expression: sp.Expr | str, wrt) -> ChainRule:
     if isinstance(expression, str):
         expression = parse(expression, (), undefined_functions=True)
     else:
         expression = sp.sympify(expression, strict=True)
-    names = [wrt] if isinstance(wrt, (str, sp.Symbol)) else list(wrt)
-    if not names:
+    names_wanted = [wrt] if isinstance(wrt, (str, sp.Symbol)) else list(wrt)
+    if not names_wanted:
         raise SymPropError("give at least one name to differentiate with respect to")
     symbols = {s.name: s for s in expression.free_symbols if isinstance(s, sp.Symbol)}
-    result = {}
-    for name in names:
+    variables = []
+    for name in names_wanted:
         key = name.name if isinstance(name, sp.Symbol) else str(name)
         if key not in symbols:
             known = ", ".join(sorted(symbols)) or "none"
             raise SymPropError(f"{key!r} does not appear in the expression (its symbols: {known})", "--wrt")
-        result[key] = sp.factor_terms(sp.diff(expression, symbols[key]))
-    return result
+        variables.append(symbols[key])
+
+    names, top = _name_applications(expression)
+    adjoints: dict[sp.Symbol, sp.Expr] = {}
+    for name in reversed(names):  # outermost first: every user of a name comes before it
+        adjoints[name] = sp.factor_terms(sp.diff(top, name) + sum(
+            (adjoints[user] * sp.diff(definition, name) for user, definition in names.items()
+             if user in adjoints and name in definition.free_symbols), sp.Integer(0)))
+    gradients, steps = {}, {}
+    for w in variables:
+        route = [(None, sp.Integer(1), sp.diff(top, w))] + [
+            (name, adjoints[name], sp.diff(definition, w)) for name, definition in names.items()
+            if w in definition.free_symbols]
+        steps[w.name] = [(name, adjoint, local) for name, adjoint, local in route if local != 0]
+        gradients[w.name] = sp.factor_terms(sp.diff(expression, w))
+    return ChainRule(expression, names, top, adjoints, gradients, steps)
+
+
+def _name_applications(expression: sp.Expr):
+    """Name each application of an undefined function, innermost first: y = a(w*x)."""
+    taken = {s.name for s in expression.free_symbols}
+    names: dict[sp.Symbol, sp.Expr] = {}
+    rewritten: dict[sp.Expr, sp.Symbol] = {}
+
+    def fresh():
+        for candidate in ["y", "u", "v", "q"] + [f"y_{i}" for i in range(1, 1000)]:
+            if candidate not in taken:
+                taken.add(candidate)
+                return sp.Symbol(candidate)
+        raise SymPropError("too many functions in one expression")
+
+    def walk(e):
+        if e.is_Atom:
+            return e
+        rebuilt = e.func(*(walk(a) for a in e.args))
+        if isinstance(e, AppliedUndef):
+            if rebuilt not in rewritten:
+                rewritten[rebuilt] = symbol = fresh()
+                names[symbol] = rebuilt
+            return rewritten[rebuilt]
+        return rebuilt
+
+    return names, walk(expression)
+
+
+def prime_notation(expr: sp.Expr) -> sp.Expr:
+    """SymPy's Subs(Derivative(a(ξ), ξ), ξ, w*x), written as a'(w*x)."""
+    def prime(subs):
+        derivative, (variable,), (point,) = subs.args
+        if isinstance(derivative, sp.Derivative) and len(derivative.variables) == 1 and \
+                isinstance(derivative.expr, AppliedUndef) and derivative.expr.args == (variable,):
+            return _primed(derivative.expr.func.__name__)(point)
+        return subs
+
+    shown = expr.replace(lambda e: isinstance(e, sp.Subs), prime)
+    return shown.replace(lambda e: isinstance(e, sp.Derivative) and len(e.variables) == 1
+                         and isinstance(e.expr, AppliedUndef) and e.expr.args == e.variables,
+                         lambda e: _primed(e.expr.func.__name__)(*e.variables))
+
+
+@functools.cache
+def _primed(name: str) -> type[sp.Function]:
+    """The function a' for a, printed a'(u) in text and in LaTeX."""
+    def latex(self, printer):
+        return f"{printer._print(sp.Symbol(name))}'\\left({printer._print(self.args[0])}\\right)"
+
+    return type(f"{name}'", (sp.Function,), {"_latex": latex, "nargs": 1})

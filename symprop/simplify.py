@@ -106,7 +106,7 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") ->
 def _sum_to_one(graph: Graph, expr: sp.Expr, axes: tuple[int, ...]):
     tensor = graph.tensors.get(expr)
     if tensor is not None and tensor.simplex_axis is not None and axes == (tensor.simplex_axis,):
-        graph.note(f"Σ_k {tensor.name}_k = 1: each row of {tensor.name} is a distribution over classes")
+        graph.note("sums to one", tensor.name)
         return sp.Integer(1)
     return None
 

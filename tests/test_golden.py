@@ -26,24 +26,28 @@ def regenerated(tmp_path_factory):
     return work / "generated"
 
 
+FILES = {"numpy": "{}_numpy.py", "torch": "{}_torch.py", "latex": "{}.tex"}
+
+
 def test_every_example_has_committed_output():
     assert EXAMPLES, "no examples found"
     for example in EXAMPLES:
-        for target in ("numpy", "torch"):
-            assert (ROOT / "generated" / f"{example.stem}_{target}.py").exists(), \
-                f"generated/{example.stem}_{target}.py is missing; run: {UPDATE}"
+        for pattern in FILES.values():
+            name = pattern.format(example.stem)
+            assert (ROOT / "generated" / name).exists(), f"generated/{name} is missing; run: {UPDATE}"
 
 
 def test_nothing_stale_in_generated():
-    names = {f"{e.stem}_{t}.py" for e in EXAMPLES for t in ("numpy", "torch")}
-    stale = sorted(p.name for p in (ROOT / "generated").glob("*.py") if p.name not in names)
+    names = {pattern.format(e.stem) for e in EXAMPLES for pattern in FILES.values()}
+    stale = sorted(p.name for p in (ROOT / "generated").iterdir()
+                   if p.suffix in (".py", ".tex") and p.name not in names)
     assert not stale, f"generated/ holds files no example makes: {stale}"
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-@pytest.mark.parametrize("target", ["numpy", "torch"])
+@pytest.mark.parametrize("target", list(FILES))
 def test_regenerated_matches_golden(regenerated, example, target):
-    name = f"{example.stem}_{target}.py"
+    name = FILES[target].format(example.stem)
     fresh = (regenerated / name).read_text(encoding="utf-8")
     golden = (ROOT / "generated" / name).read_text(encoding="utf-8")
     if fresh != golden:

@@ -45,7 +45,9 @@ class Graph:
     tensors: dict[sp.Symbol, Tensor] = field(default_factory=dict)  # in creation (topological) order
     labels: dict[sp.Expr, str] = field(default_factory=dict)  # readable names for expressions
     cotangent_names: dict[sp.Symbol, str] = field(default_factory=dict)  # mm0 -> "dz0"
-    notes: list[str] = field(default_factory=list)  # simplifications made, for the reader
+    notes: list[tuple[str, ...]] = field(default_factory=list)  # simplifications made: (kind, *names)
+    # tensor -> [(operand it is read in, cotangent of that operand, local derivative)]: the chain rule, kept
+    chain: dict[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp.Expr]]] = field(default_factory=dict)
     _interned: dict = field(default_factory=dict)
 
     # -- tensors -------------------------------------------------------------
@@ -106,6 +108,7 @@ class Graph:
             self.labels[value.expr] = self.fresh(name).name
         return value
 
-    def note(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
+    def note(self, kind: str, *names: str) -> None:
+        """Record a simplification for the reader; the printers say it in words (see NOTES)."""
+        if (kind, *names) not in self.notes:
+            self.notes.append((kind, *names))

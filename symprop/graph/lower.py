@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..declare import model as m
-from ..functions import sigmoid, xlogy
+from ..functions import sigmoid, softplus, xlogy
 from ..shapes import N, size
 from ..simplify import reduce_max, reduce_sum, tidy
 from .ir import Graph, Tensor, Value
@@ -36,6 +36,7 @@ class Lowered:
     output: Value  # the network's output, before the loss
     loss: Value  # a scalar
     params: dict[str, Tensor]  # state_dict key -> tensor
+    network_names: set[str]  # names of the network's own values, before the loss
 
 
 def lower(model: m.Model) -> Lowered:
@@ -45,11 +46,12 @@ def lower(model: m.Model) -> Lowered:
     for i, layer in enumerate(model.net):
         value = _layer(g, i, layer, value, params)
     output = value
+    network_names = {t.name for t in g.tensors.values()} | set(g.labels.values())
     target_shape = (N,) if model.loss.target == "index" else output.shape
     t = g.add("t", target_shape, "target",
               simplex_axis=1 if isinstance(model.loss, m.CrossEntropyLoss) and model.loss.target == "probs" else None)
     loss = g.label(_loss(g, model.loss, output, t, model.outputs), "L")
-    return Lowered(g, g.tensor(x.expr), g.tensor(t.expr), output, loss, params)
+    return Lowered(g, g.tensor(x.expr), g.tensor(t.expr), output, loss, params, network_names)
 
 
 def _layer(g: Graph, i: int, layer, value: Value, params: dict) -> Value:
@@ -104,7 +106,10 @@ def _loss(g: Graph, loss, y: Value, t: Value, classes: int) -> Value:
         each = loss.expr.xreplace({sp.Symbol("y"): y.expr, sp.Symbol("t"): t.expr})
     else:
         raise TypeError(loss)
-    total = reduce_sum(g, Value(tidy(each), shape), (), stem="total")
+    tidied = tidy(each)
+    if tidied.has(softplus) and not each.has(softplus):
+        g.note("stable log sigmoid")
+    total = reduce_sum(g, Value(tidied, shape), (), stem="total")
     per_sample = isinstance(loss, (m.CrossEntropyLoss, m.NLLLoss)) or loss.reduction == "batchmean"
     divisor = {"sum": 1, "mean": N if per_sample else size(shape), "batchmean": N}[loss.reduction]
     return Value(total.expr / divisor, ())

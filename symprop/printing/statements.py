@@ -46,7 +46,8 @@ class StatementPrinter:
     def _as_ordered_terms(self, expr, order=None):
         """Sums read as books write them: z2 - t, and x @ w0.T + b0 with the product first."""
         terms = super()._as_ordered_terms(expr, order=order)
-        return sorted(terms, key=lambda t: (t.could_extract_minus_sign(), not (t.free_symbols & self._inline.keys())))
+        first = self._inline.keys() | getattr(self, "contractions", set())
+        return sorted(terms, key=lambda t: (t.could_extract_minus_sign(), not (t.free_symbols & first)))
 
     def lines(self) -> list[str]:
         out = []

@@ -1,0 +1,174 @@
+"""The LaTeX backend: SymPy's LatexPrinter, in the matrix notation of a textbook.
+
+Rows are samples: X is N × inputs, z_i = X W_i^T + 1 b_i^T. Products of matrices
+written ⊙ are elementwise, as are functions and powers applied to matrices;
+1 is a vector of ones, so 1^T A sums the rows of A and A 1 its columns.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from .statements import StatementPrinter, matmul_form
+
+_STEMS = {"x": "X", "w": "W", "onehot": "T", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell",
+          "tmp": r"\tau", "dz": r"\delta"}
+
+
+def atomic(text: str) -> bool:
+    """Nothing outside brackets but one term: z_{0}, e^{...}, \\sigma\\left(...\\right), \\frac{a}{b}."""
+    depth = 0
+    for char in text:
+        if char in "({[":
+            depth += 1
+        elif char in ")}]":
+            depth -= 1
+        elif depth == 0 and char in " +-=,/*":
+            return False
+    return bool(text)
+
+
+def latex_name(name: str, dense_target: bool = True) -> str:
+    """z0 → z_{0}, w2 → W_{2}, dz1 → \\delta_{1}, dh1 → \\bar{h}_{1}, shifted → \\tilde{z}."""
+    match = re.fullmatch(r"([A-Za-z]+?)(\d*)(?:_(\d+))?", name)
+    if not match:
+        return rf"\mathrm{{{name}}}"
+    stem, index, copy = match.groups()
+    if stem == "t":
+        base = "T" if dense_target else "t"
+    elif stem in _STEMS:
+        base = _STEMS[stem]
+    elif stem.startswith("d") and len(stem) > 1:  # an adjoint: dh1 is h̄_1 = ∂L/∂h_1
+        inner = latex_name(stem[1:], dense_target)
+        return rf"\bar{{{inner}}}" + (f"_{{{index}}}" if index else "") + (f"^{{({copy})}}" if copy else "")
+    elif len(stem) == 1:
+        base = stem
+    else:
+        base = rf"\mathrm{{{stem}}}"
+    return base + (f"_{{{index}}}" if index else "") + (f"^{{({copy})}}" if copy else "")
+
+
+class ReadableLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX, with sums ordered as books write them: y - t, not -t + y."""
+
+    def _as_ordered_terms(self, expr, order=None):
+        return sorted(super()._as_ordered_terms(expr, order=order), key=lambda t: t.could_extract_minus_sign())
+
+
+class LatexBackendPrinter(StatementPrinter, LatexPrinter):
+    array_module = "einsum"
+
+    def __init__(self, shapes: dict | None = None, dense_target: bool = True, long_fractions: bool = False):
+        # long_fractions: a long numerator over a short denominator prints as 1/N (...), which reads inline
+        super().__init__({"mul_symbol": None, **({"long_frac_ratio": 2} if long_fractions else {})})
+        self._shapes = shapes or {}  # symbol -> shape, to tell matrices from scalars
+        self._dense_target = dense_target
+        self._expanded: dict[sp.Symbol, str] = {}  # symbol -> its definition, printed in its place
+        self.contractions: set[sp.Symbol] = set()  # expanded matrix products: parenthesized beside ⊙
+
+    # -- names and shapes ----------------------------------------------------------
+    def _print_Symbol(self, expr, style="plain"):
+        if expr in self._expanded:
+            return self._expanded[expr]
+        if expr in self._inline:
+            return self._inline[expr]
+        if expr.name.startswith("__ones_"):  # a bias broadcast over the rows: 1 b^T
+            return rf"\mathbf{{1}} {latex_name(expr.name[len('__ones_'):], self._dense_target)}^{{\top}}"
+        return latex_name(expr.name, self._dense_target)
+
+    def _ndim(self, expr) -> int:
+        return max((len(self._shapes.get(s, ())) for s in expr.free_symbols), default=0)
+
+    def _is_matrix(self, expr) -> bool:
+        return any(d != 1 for s in expr.free_symbols for d in self._shapes.get(s, ()))
+
+    # -- arithmetic ----------------------------------------------------------------
+    def _print_Add(self, expr, order=None):
+        ndim = self._ndim(expr)
+        if ndim == 2:  # a vector added to a matrix is added to each row: 1 b^T
+            swaps = {s: sp.Symbol("__ones_" + s.name) for s in expr.args
+                     if s.is_Symbol and len(self._shapes.get(s, ())) == 1}
+            if swaps:
+                return super()._print_Add(expr.xreplace(swaps), order)
+        return super()._print_Add(expr, order)
+
+    def _print_Mul(self, expr):
+        """Elementwise products of matrices as ⊙; numbers and scalars as usual."""
+        numerator, denominator = [], []
+        for factor in sp.Mul.make_args(expr):
+            base, exponent = factor.as_base_exp()
+            if exponent.is_Number and exponent < 0:
+                denominator.append(base ** -exponent)
+            else:
+                numerator.append(factor)
+        matrices = [f for f in numerator if self._is_matrix(f)]
+        if len(matrices) < 2:
+            return super()._print_Mul(expr)
+        scalars = sp.Mul(*(f for f in numerator if not self._is_matrix(f)))
+        body = r" \odot ".join(self._factor(f) for f in matrices)
+        if scalars == -1:
+            body = "- " + body
+        elif scalars != 1:
+            body = self.parenthesize(scalars, 50) + " " + body
+        if denominator:
+            return rf"\frac{{{body}}}{{{self._print(sp.Mul(*denominator))}}}"
+        return body
+
+    def _factor(self, factor) -> str:
+        if factor in self.contractions:
+            return rf"\left({self._print(factor)}\right)"
+        return self.parenthesize(factor, 50)
+
+    def _print_Heaviside(self, expr, exp=None):
+        return rf"\mathbf{{1}}_{{{self._print(expr.args[0])} > 0}}"
+
+    def _print_Piecewise(self, expr):
+        (value, condition), *_ = expr.args
+        return rf"[{self._print(condition)}]"
+
+    # -- statements ----------------------------------------------------------------
+    def parenthesize_operand(self, expr, text):
+        return text if atomic(text) else rf"\left({text}\right)"
+
+    def output(self, statement):
+        text = super().output(statement)
+        for opening, closing in ((r"\left(", r"\right)"), ("(", ")")):
+            if statement.expr in self._expanded and text.startswith(opening) and text.endswith(closing) \
+                    and atomic(text):
+                return text[len(opening):-len(closing)]  # a lone expanded name needs no brackets
+        return text
+
+    def einsum(self, spec, operands):
+        form = matmul_form(spec)
+        if form is None:
+            return rf"\operatorname{{einsum}}_{{\mathrm{{{spec}}}}}\left({', '.join(operands)}\right)"
+        left, right, t_left, t_right = form
+        top = r"^{\top}"
+        return f"{operands[left]}{top if t_left else ''} {operands[right]}{top if t_right else ''}"
+
+    def reduce(self, kind, text, axes, keepdims):
+        if kind == "max":
+            return rf"\operatorname{{rowmax}}\left({text}\right)"
+        wrapped = text if atomic(text) else rf"\left({text}\right)"
+        if axes == (0,) and not keepdims:
+            return rf"\mathbf{{1}}^{{\top}} {wrapped}"  # the column sums: one per output unit
+        if keepdims and axes == (1,):
+            return rf"{wrapped} \mathbf{{1}}"  # the row sums: one per sample
+        if not keepdims and set(axes) == {0, 1}:
+            return rf"\mathbf{{1}}^{{\top}} {wrapped} \mathbf{{1}}"
+        return rf"\sum_{{\text{{axes }} {','.join(map(str, axes))}}} {wrapped}"
+
+    def reshape(self, text, shape):
+        return text
+
+    def onehot(self, text, classes):
+        return rf"\operatorname{{onehot}}_{{{classes}}}\left({text}\right)"
+
+    def broadcast(self, text, shape):
+        return text
+
+    def shape_text(self, shape) -> str:
+        return r" \times ".join(self.doprint(d) for d in shape) or "1"

@@ -1,0 +1,198 @@
+"""Render stage, LaTeX: the derivation as a textbook prints it, step by step.
+
+The document is built from the same scheduled statements as the generated code, so
+every symbol in it is a line of code (the table at its end pairs them).
+"""
+
+from __future__ import annotations
+
+import jinja2
+import sympy as sp
+
+from .declare import model as m
+from .graph.lower import ACTIVATIONS, z
+from .printing.latex import LatexBackendPrinter, ReadableLatexPrinter, atomic, latex_name
+from .schedule import _relabeller
+from .shapes import broadcast
+from .simplify import tidy
+
+MAX_FULL_FORM = 6000  # characters; a longer closed form is left to the steps
+
+_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("symprop", "templates"),
+    block_start_string="<%", block_end_string="%>", variable_start_string="<<", variable_end_string=">>",
+    comment_start_string="<#", comment_end_string="#>",
+    keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+)
+
+NOTES = {
+    "sums to one": r"$\sum_k {0}_{{nk}} = 1$: each row of ${0}$ is a distribution over the classes. This is why "
+                   r"softmax with cross-entropy gives $\partial L / \partial z = (p - {0})/N$.",
+    "cancels": r"$\partial L / \partial {0} = 0$: the terms of the chain rule through ${0}$ cancel, so nothing "
+               r"flows back through it (shifting the logits by their row maximum does not change the softmax).",
+    "stable log sigmoid": r"$\log \sigma(u) = -\operatorname{{softplus}}(-u)$ and "
+                          r"$\log(1 - \sigma(u)) = -\operatorname{{softplus}}(u)$: "
+                          r"the loss stays finite for every logit.",
+}
+
+
+def _shapes(derivation, program) -> dict:
+    graph = derivation.lowered.graph
+    shapes = {t.symbol: t.shape for t in graph.tensors.values()}
+    for statement in program.statements:
+        if statement.kind == "expr":
+            symbol = sp.Symbol(statement.name, real=True)
+            shapes[symbol] = broadcast(*(shapes.get(s, ()) for s in statement.expr.free_symbols))
+    return shapes
+
+
+def _symbol(statement) -> sp.Symbol:
+    return statement.tensor.symbol if statement.tensor is not None else sp.Symbol(statement.name, real=True)
+
+
+def _printer(derivation, program, keep, plain_parentheses=False) -> LatexBackendPrinter:
+    """A printer that writes each statement whose name is not in `keep` as its definition, in place."""
+    printer = LatexBackendPrinter(_shapes(derivation, program), derivation.model.loss.target != "index",
+                                  long_fractions=plain_parentheses)
+    printer.bind(program, {})
+    for statement in program.statements:
+        if statement.name in keep or statement.kind == "onehot":
+            continue
+        text = printer._unwrap(printer.statement(statement))
+        if plain_parentheses:  # TeX breaks long lines inside ( ), but not inside \left( \right)
+            text = text.replace(r"\left(", "(").replace(r"\right)", ")")
+        if statement.kind == "einsum":
+            printer.contractions.add(_symbol(statement))
+        elif not atomic(text):
+            text = f"({text})" if plain_parentheses else rf"\left({text}\right)"
+        printer._expanded[_symbol(statement)] = text
+    return printer
+
+
+def document_parts(derivation) -> dict:
+    """Everything the LaTeX templates show, printed."""
+    graph = derivation.lowered.graph
+    program = derivation.programs["loss_and_gradients"]
+    named = {s.name for s in program.statements
+             if (s.kind == "expr" and s.label) or (s.kind != "expr" and _symbol(s) not in program.inlined)}
+    short = _printer(derivation, program, named)
+    forward_names = derivation._forward_names
+    in_full = _printer(derivation, program, forward_names, plain_parentheses=True)
+    loss_in_full = _printer(derivation, program, derivation.lowered.network_names, plain_parentheses=True)
+    dense = short._dense_target
+
+    forward, backward = [], []
+    for statement in program.statements:
+        if statement.name not in named:
+            continue
+        lhs, rhs = latex_name(statement.name, dense), short._unwrap(short.statement(statement))
+        if statement.name in forward_names:
+            forward.append((lhs, rhs, short.shape_text(statement.shape or _shape(short, statement))))
+        else:
+            backward.append((lhs, _chain(derivation, statement, short), rhs))
+    loss = program.outputs[0]
+    definitions = {_symbol(s): short._unwrap(short.statement(s)) for s in program.statements if s.name in named}
+    gradients = []
+    for statement in program.outputs[1:]:
+        name = latex_name(derivation.lowered.params[statement.name].name)
+        full = in_full.output(statement)
+        brief = definitions.get(statement.expr) or short.output(statement)  # 1^T δ, not its name b̄
+        gradients.append((statement.name, name, brief, full if len(full) <= MAX_FULL_FORM else ""))
+    loss_full = loss_in_full.output(loss)
+    code_names = [s.name for s in program.statements if s.name in named] + \
+        [t.name for t in derivation.lowered.params.values()] + ["x", "t", "N"]
+    return {
+        "forward": forward,
+        "loss": ("L", short.output(loss)),
+        "loss_full": loss_full if len(loss_full) <= MAX_FULL_FORM else "",
+        "backward": backward,
+        "gradients": gradients,
+        "derivatives": _derivative_facts(derivation.model),
+        "notes": [NOTES[kind].format(*(latex_name(n, dense) for n in names)) for kind, *names in graph.notes],
+        "glossary": [(latex_name(n, dense), n) for n in dict.fromkeys(code_names)],
+    }
+
+
+def _shape(printer, statement):
+    return printer._shapes.get(sp.Symbol(statement.name, real=True), ())
+
+
+def _chain(derivation, statement, printer) -> str:
+    """δ_i as the chain rule gives it, before simplifying: Σ (cotangent in) ⊙ (local derivative)."""
+    graph = derivation.lowered.graph
+    tensor = {name: symbol for symbol, name in graph.cotangent_names.items()}.get(statement.name)
+    if tensor is None or tensor not in graph.chain:
+        return ""
+    labels = {sp.Symbol(name, real=True): expr for expr, name in graph.labels.items() if name != statement.name}
+    relabel = _relabeller(labels)
+    terms = [relabel(incoming) * relabel(local) for _, incoming, local in graph.chain[tensor]]
+    chain = sp.Add(*terms, evaluate=False) if len(terms) > 1 else terms[0]
+    if chain == _symbol(statement) or (statement.expr is not None and chain == statement.expr):
+        return ""  # nothing happened on the way: δ is what flowed in
+    return printer.doprint(chain)
+
+
+def _derivative_facts(model) -> list[str]:
+    """The derivatives of the model's elementwise functions, as sympy.diff gives them."""
+    facts = []
+    for layer in model.net:
+        scalar = layer.expr if isinstance(layer, m.Elementwise) else ACTIVATIONS.get(type(layer))
+        if scalar is None or scalar == z:
+            continue
+        function = sp.latex(scalar) if scalar.is_Function else rf"\left({sp.latex(scalar)}\right)"
+        fact = rf"\frac{{d}}{{dz}} {function} = {sp.latex(tidy(sp.diff(scalar, z)))}"
+        if fact not in facts:
+            facts.append(fact)
+    return facts
+
+
+def render_document(derivation, source: str, command: str) -> str:
+    return _environment.get_template("derivation.tex.j2").render(
+        name=derivation.model.name, source=source, command=command,
+        summary=_escape(derivation.summary()), **document_parts(derivation))
+
+
+def render_fragment(derivation) -> str:
+    """The forward and backward steps as one align environment, for Jupyter."""
+    parts = document_parts(derivation)
+    rows = [f"{lhs} &= {rhs}" for lhs, rhs, _ in parts["forward"]]
+    rows.append(f"L &= {parts['loss'][1]}")
+    rows += [f"{lhs} &= {rhs}" for lhs, _, rhs in parts["backward"]]
+    rows += [rf"\frac{{\partial L}}{{\partial {name}}} &= {short}" for _, name, short, _ in parts["gradients"]]
+    return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
+
+
+def _escape(text: str) -> str:
+    for char, replacement in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"),
+                              ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(char, replacement)
+    return text
+
+
+def render_scalar(chain, standalone: bool, source: str, command: str) -> str:
+    """The chain rule for a scalar expression, as the seeds write it out."""
+    from .scalar import prime_notation
+
+    def tex(expr):
+        return ReadableLatexPrinter().doprint(prime_notation(expr))
+
+    def d(top, bottom):
+        return rf"\frac{{\partial {top}}}{{\partial {sp.latex(bottom)}}}"
+
+    names = [(sp.latex(name), tex(definition)) for name, definition in chain.names.items()]
+    adjoints = [(d("L", name), tex(value)) for name, value in chain.adjoints.items()]
+    gradients = []
+    for w, route in chain.steps.items():
+        symbol = sp.Symbol(w)
+        chain_text = " + ".join(d("L", name) + " " + d(sp.latex(name), symbol) if name is not None
+                                else d("L", symbol) + r"\big|_{\text{direct}}" for name, _, _ in route)
+        product = " + ".join(rf"\left({tex(adjoint)}\right) \cdot {tex(local)}" if adjoint != 1 else tex(local)
+                             for _, adjoint, local in route)
+        if len(route) == 1 and route[0][0] is None:  # no function to go through: nothing to chain
+            chain_text = product = ""
+        gradients.append((d("L", symbol), chain_text, product, tex(chain.gradients[w])))
+    context = dict(expression=tex(chain.top), names=names, adjoints=adjoints, gradients=gradients,
+                   original=tex(chain.expression))
+    if not standalone:
+        return _environment.get_template("chain_rule_fragment.tex.j2").render(**context)
+    return _environment.get_template("chain_rule.tex.j2").render(source=source, command=command, **context)

@@ -1,0 +1,133 @@
+"""The LaTeX derivation: it compiles, it shows something, and it says what the seeds say."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+
+import symprop as sy
+from symprop.cli import main
+from symprop.printing.latex import ReadableLatexPrinter
+from symprop.scalar import chain_rule, prime_notation
+
+ROOT = Path(__file__).resolve().parent.parent
+TEX = sorted((ROOT / "generated").glob("*.tex"))
+
+
+def need(tool: str) -> str:
+    """The tool's path; CI installs it (.ci/run), so there its absence is a failure."""
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is not installed; .ci/run installs it with apt-get")
+        pytest.skip(f"{tool} is not installed (Debian: apt-get install texlive-latex-base poppler-utils)")
+    return path
+
+
+def compile_tex(tex: Path, folder: Path) -> Path:
+    shutil.copy(tex, folder)
+    result = subprocess.run([need("pdflatex"), "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                            cwd=folder, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return folder / tex.with_suffix(".pdf").name
+
+
+@pytest.mark.parametrize("tex", TEX, ids=lambda p: p.stem)
+def test_every_committed_tex_compiles(tex, tmp_path):
+    assert compile_tex(tex, tmp_path).stat().st_size > 10_000
+
+
+def test_a_rendered_page_has_content(tmp_path):
+    pdf = compile_tex(ROOT / "generated" / "multiclass_classifier.tex", tmp_path)
+    pdftoppm = need("pdftoppm")
+    subprocess.run([pdftoppm, "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", pdf, tmp_path / "page"],
+                   check=True)
+    png = (tmp_path / "page.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5_000
+    subprocess.run([pdftoppm, "-gray", "-r", "50", "-f", "1", "-l", "1", "-singlefile", pdf, tmp_path / "page"],
+                   check=True)
+    pgm = (tmp_path / "page.pgm").read_bytes()
+    width, height = map(int, re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", pgm).groups())
+    pixels = pgm[-width * height:]
+    inked = sum(1 for value in pixels if value < 200)
+    assert 0.005 < inked / len(pixels) < 0.5, "the page should hold text, neither blank nor black"
+
+
+def test_seed_neuron_closed_form_is_the_textbook_one():
+    """dL/dw = 2(y − t)·a′(w·x)·x, from the chain rule's LaTeX."""
+    w, x, t, u = sp.symbols("w x t u")
+    a = sp.Function("a")
+    expected = 2 * (a(w * x) - t) * sp.Subs(sp.Derivative(a(u), u), u, w * x) * x
+    document = chain_rule("(a(w*x) - t)**2", "w").to_latex()
+    closed = re.search(r"\\section\*\{Closed forms\}.*?\\frac\{\\partial L\}\{\\partial w\} &= (.*?)\n", document,
+                       re.S).group(1)
+    assert closed == ReadableLatexPrinter().doprint(prime_notation(sp.factor_terms(expected)))
+    assert "a'\\left(w x\\right)" in closed
+    # and the steps on the way: y = a(w x), dL/dy = 2(y − t), dL/dw = dL/dy · dy/dw
+    assert r"y &= a{\left(w x \right)}" in document
+    assert r"\frac{\partial L}{\partial y} &= 2 \left(y - t\right)" in document
+    assert r"\frac{\partial L}{\partial y} \frac{\partial y}{\partial w}" in document
+
+
+def test_network_neuron_matches_its_matrix_form():
+    """For y = σ(x W^T) and MSE: δ = 2 h ⊙ (1 − h) ⊙ (h − T)/N, and ∂L/∂W = δ^T X."""
+    document = (ROOT / "generated" / "seed_neuron.tex").read_text()
+    assert r"h_{1} &= \sigma\left(X W_{0}^{\top}\right)" in document
+    assert r"\delta_{0} &= \frac{2 h_{1} \odot \left(1 - h_{1}\right) \odot \left(h_{1} - T\right)}{N}" in document
+    assert r"\frac{\partial L}{\partial W_{0}} = \delta_{0}^{\top} X" in document
+    assert r"\frac{d}{dz} \sigma\left(z\right) = \left(1 - \sigma\left(z\right)\right) \sigma\left(z\right)" \
+        in document
+
+
+def test_cross_entropy_derivation_shows_the_step_and_the_reason():
+    derivation = sy.Derivation(sy.load_spec(ROOT / "examples" / "backprop_three_layers.toml"))
+    document = derivation.to_latex()
+    assert r"\delta_{2} &= \frac{E}{N s} - \frac{T}{N} \\ &= \frac{p - T}{N}" in document
+    assert r"\sum_k T_{nk} = 1" in document and r"\partial L / \partial m = 0" in document
+    assert r"\delta_{1} &= \delta_{2} W_{2}" in document  # no activation between: δ passes through W
+    assert r"\frac{\partial L}{\partial b_{2}} = \mathbf{1}^{\top} \delta_{2}" in document
+
+
+def test_symbols_agree_with_the_generated_code():
+    """Every name in the table of symbols is a variable of the NumPy module."""
+    derivation = sy.Derivation(sy.load_spec(ROOT / "examples" / "iris_mlp.toml"))
+    document = derivation.to_latex()
+    code = derivation.render("numpy")
+    table = re.findall(r"^\$(.*?)\$ & \\texttt\{(.*?)\} \\\\$", document, re.M)
+    assert len(table) > 10
+    for symbol, name in table:
+        name = name.replace(r"\_", "_")
+        assert re.search(rf"\b{name}\b", code), f"{name} ({symbol}) is not in the generated code"
+        assert symbol in document.split(r"\section*{Symbols and code}")[0], f"{symbol} is not used"
+
+
+def test_jupyter_and_python_api():
+    derivation = sy.Derivation(sy.Model(sy.Sequential(sy.Linear(2, 1), sy.Sigmoid()), sy.BCELoss()))
+    fragment = derivation._repr_latex_()
+    assert fragment.startswith(r"\begin{align*}") and r"\delta_{0} &= \frac{h_{1} - T}{N}" in fragment
+    assert derivation.to_latex().startswith("% Generated by symprop") and r"\documentclass" in derivation.to_latex()
+    assert chain_rule("sin(k*u)", "k")._repr_latex_().startswith(r"\begin{align*}")
+
+
+def test_cli_writes_tex_and_pdf(tmp_path):
+    need("pdflatex")
+    spec = ROOT / "examples" / "regression.toml"
+    result = CliRunner().invoke(main, ["derive", str(spec), "--target", "latex", "--pdf", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["regression.pdf", "regression.tex"]
+    assert (tmp_path / "regression.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_cli_without_pdflatex_still_writes_the_tex(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = CliRunner().invoke(main, ["derive", "--expr", "(a(w*x) - t)**2", "--wrt", "w", "--pdf",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["chain_rule.tex"]
+    notes = [line for line in result.stderr.splitlines() if "pdflatex" in line]
+    assert len(notes) == 1 and "not installed" in notes[0]
