@@ -7,9 +7,14 @@ Sequential(Linear(6, 4, True), Linear(4, 1, True), Sigmoid()) with BCELoss('mean
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    total = sum(t*softplus(-z1) + (1 - t)*softplus(z1), axis=(0, 1))
     h2 = sigmoid(z1)
-    dz1 = (h2 - t)/N
+    tmp1 = h2 > exp(-100)
+    tmp2 = h2 < 1 - exp(-100)
+    tmp3 = (h2 > exp(-100)) & (h2 < 1 - exp(-100))
+    tmp5 = t*softplus(-z1)
+    tmp6 = (1 - t)*softplus(z1)
+    total = sum(Piecewise((tmp5 + tmp6, tmp3), (tmp5 + 100 - 100*t, tmp1), (100*t + tmp6, tmp2), (100, True)), axis=(0, 1))
+    dz1 = Piecewise(((h2 - t)/N, tmp3), (t*(h2 - 1)/N, tmp1), (h2*(1 - t)/N, tmp2), (0, True))
     db1 = sum(dz1, axis=0)
     dz0 = dz1 @ w1
     db0 = sum(dz0, axis=0)
@@ -49,7 +54,7 @@ def forward(params, x):
     b1 = params["1.bias"]
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    h2 = (1/(1 + np.exp(-z1)))
+    h2 = (np.exp(np.minimum(z1, 0))/(1 + np.exp(-np.abs(z1))))
     return h2
 
 
@@ -62,7 +67,13 @@ def loss(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    total = np.sum(t*np.logaddexp(0, -z1) + (1 - t)*np.logaddexp(0, z1), axis=(0, 1))
+    h2 = (np.exp(np.minimum(z1, 0))/(1 + np.exp(-np.abs(z1))))
+    tmp1 = np.greater(h2, 3.720075976020836e-44)
+    tmp2 = np.less(h2, 1.0)
+    tmp3 = np.logical_and.reduce((np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0)))
+    tmp5 = t*np.logaddexp(0, -z1)
+    tmp6 = (1 - t)*np.logaddexp(0, z1)
+    total = np.sum(np.select([tmp3,tmp1,tmp2,True], [tmp5 + tmp6,tmp5 + 100 - 100*t,100*t + tmp6,100], default=np.nan), axis=(0, 1))
     return float(total/N)
 
 
@@ -75,9 +86,14 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    total = np.sum(t*np.logaddexp(0, -z1) + (1 - t)*np.logaddexp(0, z1), axis=(0, 1))
-    h2 = (1/(1 + np.exp(-z1)))
-    dz1 = (h2 - t)/N
+    h2 = (np.exp(np.minimum(z1, 0))/(1 + np.exp(-np.abs(z1))))
+    tmp1 = np.greater(h2, 3.720075976020836e-44)
+    tmp2 = np.less(h2, 1.0)
+    tmp3 = np.logical_and.reduce((np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0)))
+    tmp5 = t*np.logaddexp(0, -z1)
+    tmp6 = (1 - t)*np.logaddexp(0, z1)
+    total = np.sum(np.select([tmp3,tmp1,tmp2,True], [tmp5 + tmp6,tmp5 + 100 - 100*t,100*t + tmp6,100], default=np.nan), axis=(0, 1))
+    dz1 = np.select([tmp3,tmp1,tmp2,True], [(h2 - t)/N,t*(h2 - 1)/N,h2*(1 - t)/N,0], default=np.nan)
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1
     db0 = np.sum(dz0, axis=0)

@@ -7,9 +7,14 @@ Sequential(Linear(6, 4, True), Linear(4, 1, True), Sigmoid()) with BCELoss('mean
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    total = sum(t*softplus(-z1) + (1 - t)*softplus(z1), axis=(0, 1))
     h2 = sigmoid(z1)
-    dz1 = (h2 - t)/N
+    tmp1 = h2 > exp(-100)
+    tmp2 = h2 < 1 - exp(-100)
+    tmp3 = (h2 > exp(-100)) & (h2 < 1 - exp(-100))
+    tmp5 = t*softplus(-z1)
+    tmp6 = (1 - t)*softplus(z1)
+    total = sum(Piecewise((tmp5 + tmp6, tmp3), (tmp5 + 100 - 100*t, tmp1), (100*t + tmp6, tmp2), (100, True)), axis=(0, 1))
+    dz1 = Piecewise(((h2 - t)/N, tmp3), (t*(h2 - 1)/N, tmp1), (h2*(1 - t)/N, tmp2), (0, True))
     db1 = sum(dz1, axis=0)
     dz0 = dz1 @ w1
     db0 = sum(dz0, axis=0)
@@ -66,7 +71,13 @@ def loss(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    total = torch.sum(t*(-torch.nn.functional.logsigmoid(z1)) + (1 - t)*(-torch.nn.functional.logsigmoid(-z1)), dim=(0, 1))
+    h2 = torch.sigmoid(z1)
+    tmp1 = torch.gt(h2, 3.720075976020836e-44)
+    tmp2 = torch.lt(h2, 1.0)
+    tmp3 = torch.logical_and(torch.gt(h2, 3.720075976020836e-44), torch.lt(h2, 1.0))
+    tmp5 = t*(-torch.nn.functional.logsigmoid(z1))
+    tmp6 = (1 - t)*(-torch.nn.functional.logsigmoid(-z1))
+    total = torch.sum(torch.where(tmp3, tmp5 + tmp6, torch.where(tmp1, tmp5 + 100 - 100*t, torch.where(tmp2, 100*t + tmp6, 100))), dim=(0, 1))
     return total/N
 
 
@@ -79,9 +90,14 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T + b0
     z1 = z0 @ w1.T + b1
-    total = torch.sum(t*(-torch.nn.functional.logsigmoid(z1)) + (1 - t)*(-torch.nn.functional.logsigmoid(-z1)), dim=(0, 1))
     h2 = torch.sigmoid(z1)
-    dz1 = (h2 - t)/N
+    tmp1 = torch.gt(h2, 3.720075976020836e-44)
+    tmp2 = torch.lt(h2, 1.0)
+    tmp3 = torch.logical_and(torch.gt(h2, 3.720075976020836e-44), torch.lt(h2, 1.0))
+    tmp5 = t*(-torch.nn.functional.logsigmoid(z1))
+    tmp6 = (1 - t)*(-torch.nn.functional.logsigmoid(-z1))
+    total = torch.sum(torch.where(tmp3, tmp5 + tmp6, torch.where(tmp1, tmp5 + 100 - 100*t, torch.where(tmp2, 100*t + tmp6, 100))), dim=(0, 1))
+    dz1 = torch.where(tmp3, (h2 - t)/N, torch.where(tmp1, t*(h2 - 1)/N, torch.where(tmp2, h2*(1 - t)/N, 0)))
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1
     db0 = torch.sum(dz0, dim=0)

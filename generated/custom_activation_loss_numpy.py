@@ -13,7 +13,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     total = sum(log(tmp2), axis=(0, 1))
     dz2 = -sinh(t - z2)/(N*tmp2)
     db2 = sum(dz2, axis=0)
-    dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
+    dz0 = (dz2 @ w2)*(h1*(1 - tmp0) + tmp0)
     db0 = sum(dz0, axis=0)
     L = total/N
     0.weight = dz0.T @ x
@@ -50,7 +50,7 @@ def forward(params, x):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     z0 = x @ w0.T + b0
-    h1 = z0*(1/(1 + np.exp(-z0)))
+    h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     z2 = h1 @ w2.T + b2
     return z2
 
@@ -63,7 +63,7 @@ def loss(params, x, t):
     b2 = params["2.bias"]
     N = x.shape[0]
     z0 = x @ w0.T + b0
-    h1 = z0*(1/(1 + np.exp(-z0)))
+    h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     z2 = h1 @ w2.T + b2
     tmp1 = np.cosh(t - z2)
     total = np.sum(np.log(tmp1), axis=(0, 1))
@@ -78,14 +78,14 @@ def loss_and_gradients(params, x, t):
     b2 = params["2.bias"]
     N = x.shape[0]
     z0 = x @ w0.T + b0
-    tmp0 = (1/(1 + np.exp(-z0)))
+    tmp0 = (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     h1 = tmp0*z0
     z2 = h1 @ w2.T + b2
     tmp2 = np.cosh(t - z2)
     total = np.sum(np.log(tmp2), axis=(0, 1))
     dz2 = -np.sinh(t - z2)/(N*tmp2)
     db2 = np.sum(dz2, axis=0)
-    dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
+    dz0 = (dz2 @ w2)*(h1*(1 - tmp0) + tmp0)
     db0 = np.sum(dz0, axis=0)
     return float(total/N), {
         "0.weight": dz0.T @ x,

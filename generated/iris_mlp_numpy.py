@@ -18,7 +18,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     p = e/s
     dz2 = (p - onehot)/N
     db2 = sum(dz2, axis=0)
-    dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
+    dz0 = (dz2 @ w2)*(h1*(1 - tmp0) + tmp0)
     db0 = sum(dz0, axis=0)
     L = total/N
     0.weight = dz0.T @ x
@@ -55,7 +55,7 @@ def forward(params, x):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     z0 = x @ w0.T + b0
-    h1 = z0*(1/(1 + np.exp(-z0)))
+    h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     z2 = h1 @ w2.T + b2
     return z2
 
@@ -68,7 +68,7 @@ def loss(params, x, t):
     b2 = params["2.bias"]
     N = x.shape[0]
     z0 = x @ w0.T + b0
-    h1 = z0*(1/(1 + np.exp(-z0)))
+    h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T + b2
     m = np.max(z2, axis=1, keepdims=True)
@@ -87,7 +87,7 @@ def loss_and_gradients(params, x, t):
     b2 = params["2.bias"]
     N = x.shape[0]
     z0 = x @ w0.T + b0
-    tmp0 = (1/(1 + np.exp(-z0)))
+    tmp0 = (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     h1 = tmp0*z0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T + b2
@@ -99,7 +99,7 @@ def loss_and_gradients(params, x, t):
     p = e/s
     dz2 = (p - onehot)/N
     db2 = np.sum(dz2, axis=0)
-    dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
+    dz0 = (dz2 @ w2)*(h1*(1 - tmp0) + tmp0)
     db0 = np.sum(dz0, axis=0)
     return float(total/N), {
         "0.weight": dz0.T @ x,

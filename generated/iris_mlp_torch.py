@@ -18,7 +18,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     p = e/s
     dz2 = (p - onehot)/N
     db2 = sum(dz2, axis=0)
-    dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
+    dz0 = (dz2 @ w2)*(h1*(1 - tmp0) + tmp0)
     db0 = sum(dz0, axis=0)
     L = total/N
     0.weight = dz0.T @ x
@@ -103,7 +103,7 @@ def loss_and_gradients(params, x, t):
     p = e/s
     dz2 = (p - onehot)/N
     db2 = torch.sum(dz2, dim=0)
-    dz0 = (dz2 @ w2)*tmp0*(z0*(1 - tmp0) + 1)
+    dz0 = (dz2 @ w2)*(h1*(1 - tmp0) + tmp0)
     db0 = torch.sum(dz0, dim=0)
     return total/N, {
         "0.weight": dz0.T @ x,

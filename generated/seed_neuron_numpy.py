@@ -5,7 +5,8 @@
 Sequential(Linear(1, 1, False), Sigmoid()) with MSELoss('mean'), on inputs of width 1.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    h1 = sigmoid(x @ w0.T)
+    mm0 = x @ w0.T
+    h1 = sigmoid(mm0)
     total = sum((h1 - t)**2, axis=(0, 1))
     dz0 = 2*h1*(1 - h1)*(h1 - t)/N
     L = total/N
@@ -30,7 +31,8 @@ def init_params(seed=0):
 def forward(params, x):
     """The network's output for x of shape (batch, inputs), before the loss."""
     w0 = params["0.weight"]
-    h1 = (1/(1 + np.exp(-(x @ w0.T))))
+    mm0 = x @ w0.T
+    h1 = (np.exp(np.minimum(mm0, 0))/(1 + np.exp(-np.abs(mm0))))
     return h1
 
 
@@ -38,7 +40,8 @@ def loss(params, x, t):
     """The loss, a Python float."""
     w0 = params["0.weight"]
     N = x.shape[0]
-    h1 = (1/(1 + np.exp(-(x @ w0.T))))
+    mm0 = x @ w0.T
+    h1 = (np.exp(np.minimum(mm0, 0))/(1 + np.exp(-np.abs(mm0))))
     total = np.sum((h1 - t)**2, axis=(0, 1))
     return float(total/N)
 
@@ -47,7 +50,8 @@ def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a float, and a dict with the keys and shapes of params."""
     w0 = params["0.weight"]
     N = x.shape[0]
-    h1 = (1/(1 + np.exp(-(x @ w0.T))))
+    mm0 = x @ w0.T
+    h1 = (np.exp(np.minimum(mm0, 0))/(1 + np.exp(-np.abs(mm0))))
     total = np.sum((h1 - t)**2, axis=(0, 1))
     dz0 = 2*h1*(1 - h1)*(h1 - t)/N
     return float(total/N), {

@@ -5,7 +5,8 @@
 Sequential(Linear(1, 1, False), Sigmoid()) with MSELoss('mean'), on inputs of width 1.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    h1 = sigmoid(x @ w0.T)
+    mm0 = x @ w0.T
+    h1 = sigmoid(mm0)
     total = sum((h1 - t)**2, axis=(0, 1))
     dz0 = 2*h1*(1 - h1)*(h1 - t)/N
     L = total/N
@@ -31,7 +32,8 @@ def init_params(seed=0, device=None):
 def forward(params, x):
     """The network's output for x, a tensor of shape (batch, inputs), before the loss."""
     w0 = params["0.weight"]
-    h1 = torch.sigmoid(x @ w0.T)
+    mm0 = x @ w0.T
+    h1 = torch.sigmoid(mm0)
     return h1
 
 
@@ -39,7 +41,8 @@ def loss(params, x, t):
     """The loss, a 0-d tensor."""
     w0 = params["0.weight"]
     N = x.shape[0]
-    h1 = torch.sigmoid(x @ w0.T)
+    mm0 = x @ w0.T
+    h1 = torch.sigmoid(mm0)
     total = torch.sum((h1 - t)**2, dim=(0, 1))
     return total/N
 
@@ -48,7 +51,8 @@ def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params."""
     w0 = params["0.weight"]
     N = x.shape[0]
-    h1 = torch.sigmoid(x @ w0.T)
+    mm0 = x @ w0.T
+    h1 = torch.sigmoid(mm0)
     total = torch.sum((h1 - t)**2, dim=(0, 1))
     dz0 = 2*h1*(1 - h1)*(h1 - t)/N
     return total/N, {

@@ -42,6 +42,8 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
         """One cotangent: terms of one shape summed, then broadcasting undone once per shape."""
         parts = [reduce_sum(graph, Value(tidy(sp.Add(*terms)), shape), tensor.shape, stem=f"d{tensor.name}")
                  for shape, terms in contributions.pop(tensor).items()]
+        if len(parts) == 1:
+            return Value(parts[0].expr, tensor.shape)
         return Value(tidy(sp.Add(*(p.expr for p in parts))), tensor.shape)
 
     push(loss, Value(sp.Integer(1), ()))

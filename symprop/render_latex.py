@@ -12,7 +12,7 @@ import sympy as sp
 from .declare import model as m
 from .graph.lower import ACTIVATIONS, z
 from .printing.latex import LatexBackendPrinter, ReadableLatexPrinter, atomic, latex_name
-from .schedule import _relabeller
+from .schedule import _relabeller, inlinable
 from .shapes import broadcast
 from .simplify import tidy
 
@@ -73,8 +73,9 @@ def document_parts(derivation) -> dict:
     """Everything the LaTeX templates show, printed."""
     graph = derivation.lowered.graph
     program = derivation.programs["loss_and_gradients"]
+    inlined = inlinable(program, code=False)
     named = {s.name for s in program.statements
-             if (s.kind == "expr" and s.label) or (s.kind != "expr" and _symbol(s) not in program.inlined)}
+             if (s.kind == "expr" and s.label) or (s.kind != "expr" and _symbol(s) not in inlined)}
     short = _printer(derivation, program, named)
     forward_names = derivation._forward_names
     in_full = _printer(derivation, program, forward_names, plain_parentheses=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .functions import sigmoid
 from .graph import Graph, Tensor
 from .shapes import N
 
@@ -87,7 +88,7 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
         final.append(Statement(name, "output", expr, shape=shape, broadcast=graph.shape_of(original) != shape))
 
     program = Program(statements, final)
-    program.inlined = _inlinable(program)
+    program.inlined = inlinable(program)
     program.uses_batch_size = any(N in s.free_symbols for s in _all_exprs(program))
     return program
 
@@ -127,10 +128,20 @@ def _relabeller(labels: dict[sp.Symbol, sp.Expr]):
     """Rewrite an expression through the labels, the latest (outermost) first."""
     ordered = [(symbol, definition, frozenset(definition.free_symbols))
                for symbol, definition in reversed(labels.items())]
+    # Index each label by its rarest symbol: an expression only needs the labels keyed by its own symbols.
+    counts: dict[sp.Symbol, int] = {}
+    for _, _, needs in ordered:
+        for symbol in needs:
+            counts[symbol] = counts.get(symbol, 0) + 1
+    by_key: dict[sp.Symbol, list[int]] = {}
+    for i, (_, _, needs) in enumerate(ordered):
+        if needs:
+            by_key.setdefault(min(needs, key=lambda s: (counts[s], s.name)), []).append(i)
 
     def relabel(expr: sp.Expr, exclude=None) -> sp.Expr:
         present = expr.free_symbols
-        for symbol, definition, needs in ordered:
+        for i in sorted({i for s in present for i in by_key.get(s, ())}):
+            symbol, definition, needs = ordered[i]
             if symbol == exclude or not needs <= present:
                 continue
             new = expr.xreplace({definition: symbol}) if definition.is_Atom else expr.subs(definition, symbol)
@@ -158,11 +169,15 @@ def _all_exprs(program: Program):
         yield from s.operands
 
 
-def _inlinable(program: Program) -> set[sp.Symbol]:
-    """Einsum results used exactly once are printed in place: z0 = x @ w0.T + b0."""
+def inlinable(program: Program, code: bool = True) -> set[sp.Symbol]:
+    """Einsum results used exactly once are printed in place: z0 = x @ w0.T + b0.
+
+    In code, sigmoid's argument counts twice: its stable form prints it twice."""
     uses: dict[sp.Symbol, int] = {}
     for expr in _all_exprs(program):
         for symbol in expr.free_symbols:
             uses[symbol] = uses.get(symbol, 0) + expr.count(symbol)
+            for call in expr.atoms(sigmoid) if code else ():
+                uses[symbol] += call.count(symbol)
     return {s.tensor.symbol for s in program.statements
             if s.kind == "einsum" and uses.get(s.tensor.symbol, 0) == 1}

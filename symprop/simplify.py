@@ -10,22 +10,56 @@ Three rules, none of them a derivative:
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
+from .errors import SymPropError
 from .functions import sigmoid, softplus
 from .graph import Graph, Value
 from .shapes import dims_at, size
 
-_EXPAND_LIMIT = 400  # count_ops above which expanding is not tried: it can grow without bound
+_EXPAND_TERMS = 64  # expanding is tried only while it makes at most this many terms: (a+b)**30 would not end
+EXPRESSION_BUDGET = 4000  # operations in one fused expression; past it a derivation stops
+
+
+class TooLarge(SymPropError):
+    """A derivation past its size budget: it would take minutes, or never end."""
 
 
 def tidy(expr: sp.Expr) -> sp.Expr:
+    ops = sp.count_ops(expr)
+    if ops > EXPRESSION_BUDGET:
+        raise TooLarge(f"a derived expression has {ops} operations, past the budget of {EXPRESSION_BUDGET}; "
+                       "write the custom expression more simply, or split it over several layers")
     expr = kinks(stable(expr))
+    if expr.has(sp.Piecewise):  # one Piecewise on the outside, each branch tidied on its own
+        folded = sp.piecewise_fold(expr)
+        if isinstance(folded, sp.Piecewise):
+            return sp.Piecewise(*((tidy(value), condition) for value, condition in folded.args))
     candidates = [expr]
-    if sp.count_ops(expr) <= _EXPAND_LIMIT:
+    if _terms_when_expanded(expr) <= _EXPAND_TERMS:
         expanded = sp.expand(expr, power_exp=False, power_base=False, log=False)
-        candidates += [expanded, sp.factor_terms(expanded), sp.factor_terms(expr)]
-    return min(candidates, key=lambda e: (sp.count_ops(e), len(str(e))))
+        candidates += [expanded, sp.factor_terms(expanded)]
+    ops = [sp.count_ops(c) for c in candidates]
+    fewest = [c for c, n in zip(candidates, ops, strict=True) if n == min(ops)]
+    return fewest[0] if len(fewest) == 1 else min(fewest, key=lambda e: len(str(e)))
+
+
+def _terms_when_expanded(expr: sp.Expr) -> float:
+    """An upper bound on the number of terms `expand` makes (without running it)."""
+    if expr.is_Add:
+        return sum(_terms_when_expanded(a) for a in expr.args)
+    if expr.is_Mul:
+        product = 1.0
+        for factor in expr.args:
+            product *= _terms_when_expanded(factor)
+        return product
+    if expr.is_Pow and expr.exp.is_Integer and expr.exp > 1:
+        base = _terms_when_expanded(expr.base)
+        return float(math.comb(int(expr.exp) + int(min(base, 1e6)) - 1, int(min(base, 1e6)) - 1)) \
+            if base > 1 and expr.exp < 10_000 else (1.0 if base <= 1 else math.inf)
+    return 1.0
 
 
 def stable(expr: sp.Expr) -> sp.Expr:
@@ -72,7 +106,8 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") ->
         equal. A sum over leading axes only (a bias gradient) keeps them inside, so that
         it stays Σ_n dz, the column sum of a named cotangent.
         """
-        factors = sp.Mul.make_args(sp.factor_terms(term))
+        # A dry run sees the terms of an expanded sum: products already, with nothing to factor.
+        factors = sp.Mul.make_args(term if dry_run else sp.factor_terms(term))
         if not dry_run and not kept and not constant_along(term):
             factors = (term,)
         outside = [f for f in factors if constant_along(f)]

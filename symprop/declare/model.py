@@ -14,6 +14,8 @@ from ..errors import SymPropError
 from .parse import parse
 
 REDUCTIONS = ("mean", "sum")
+MAX_LAYERS = 128  # derivation grows linearly, 20-60 ms a layer: this keeps every spec under 10 s
+MAX_CUSTOM_OPERATIONS = 2000  # in all the custom expressions of a model together, for the same reason
 
 
 # -- layers --------------------------------------------------------------------
@@ -203,6 +205,13 @@ class Model:
             raise SymPropError(f"must be a Python identifier, got {self.name!r}", "name")
         if type(self.loss) not in LOSS_TYPES.values():
             raise SymPropError(f"{self.loss!r} is not a symprop loss", "loss")
+        if len(self.net) > MAX_LAYERS:
+            raise SymPropError(f"{len(self.net)} layers, more than the {MAX_LAYERS} symprop derives", "layers")
+        custom = [x.expr for x in (*self.net, self.loss) if isinstance(x, (Elementwise, ElementwiseLoss))]
+        operations = sum(sp.count_ops(expr) for expr in custom)
+        if operations > MAX_CUSTOM_OPERATIONS:
+            raise SymPropError(f"the custom expressions have {operations} operations in all, more than the "
+                               f"{MAX_CUSTOM_OPERATIONS} symprop derives in reasonable time", "layers")
         first = next((layer for layer in self.net if isinstance(layer, Linear)), None)
         if self.inputs is None:
             if first is None:

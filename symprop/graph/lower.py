@@ -87,12 +87,17 @@ def log_softmax(g: Graph, value: Value, softmax_name: str) -> Value:
     return Value(shifted.expr - sp.log(total.expr), value.shape)
 
 
+def _clamped_log(u: sp.Expr) -> sp.Expr:
+    """torch's BCELoss clamps log at −100, so that log 0 counts as −100 and stays finite."""
+    return sp.Piecewise((sp.log(u), u > sp.exp(-100)), (-100, True))
+
+
 def _loss(g: Graph, loss, y: Value, t: Value, classes: int) -> Value:
     shape = y.shape
     if isinstance(loss, m.MSELoss):
         each = (y.expr - t.expr) ** 2
     elif isinstance(loss, m.BCELoss):
-        each = -(t.expr * sp.log(y.expr) + (1 - t.expr) * sp.log(1 - y.expr))
+        each = -(t.expr * _clamped_log(y.expr) + (1 - t.expr) * _clamped_log(1 - y.expr))
     elif isinstance(loss, m.BCEWithLogitsLoss):
         p = sigmoid(y.expr)
         each = -(t.expr * sp.log(p) + (1 - t.expr) * sp.log(1 - p))

@@ -60,6 +60,7 @@ class ReadableLatexPrinter(LatexPrinter):
 
 class LatexBackendPrinter(StatementPrinter, LatexPrinter):
     array_module = "einsum"
+    numbers_as_floats = False
 
     def __init__(self, shapes: dict | None = None, dense_target: bool = True, long_fractions: bool = False):
         # long_fractions: a long numerator over a short denominator prints as 1/N (...), which reads inline
@@ -126,8 +127,9 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
         return rf"\mathbf{{1}}_{{{self._print(expr.args[0])} > 0}}"
 
     def _print_Piecewise(self, expr):
-        (value, condition), *_ = expr.args
-        return rf"[{self._print(condition)}]"
+        if len(expr.args) == 2 and expr.args[0][0] == 1 and expr.args[1] == (0, True):
+            return rf"[{self._print(expr.args[0][1])}]"  # an indicator: 1 where the condition holds
+        return super()._print_Piecewise(expr)
 
     # -- statements ----------------------------------------------------------------
     def parenthesize_operand(self, expr, text):

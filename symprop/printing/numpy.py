@@ -20,8 +20,10 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
 
     # -- functions ---------------------------------------------------------------
     def _print_sigmoid(self, expr):
-        (u,) = expr.args
-        return f"(1/(1 + {self._module_format('numpy.exp')}({self._print(-u)})))"  # parenthesized: x/σ
+        # e^min(u,0) / (1 + e^-|u|): exact on both sides, and no exp ever overflows
+        u = self._print(expr.args[0])
+        exp, minimum, absolute = (self._module_format(f"numpy.{f}") for f in ("exp", "minimum", "abs"))
+        return f"({exp}({minimum}({u}, 0))/(1 + {exp}(-{absolute}({u}))))"
 
     def _print_softplus(self, expr):
         return f"{self._module_format('numpy.logaddexp')}(0, {self._print(expr.args[0])})"

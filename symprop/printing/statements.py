@@ -23,10 +23,20 @@ def matmul_form(spec: str):
     return left, right, parts[left] != out[0] + k, parts[right] != k + out[1]
 
 
+def fold_numbers(expr):
+    """exp(-100) → 3.72e-44: code gets plain Python floats, which keep float32 arrays float32."""
+    if not isinstance(expr, sp.Basic) or expr.is_Atom and not expr.is_NumberSymbol:
+        return expr
+    if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
+        return sp.Float(expr.evalf(17), 17)
+    return expr.func(*(fold_numbers(a) for a in expr.args)) if expr.args else expr
+
+
 class StatementPrinter:
     """Mixed into a SymPy code printer: prints a Program's statements as code lines."""
 
     array_module = ""  # "np" or "torch"
+    numbers_as_floats = True  # code: yes; mathematics (LaTeX, docstrings): keep e^{-100}
     _names: dict = {}
     _inline: dict = {}
 
@@ -42,6 +52,9 @@ class StatementPrinter:
         if expr in self._names:
             return self._names[expr]
         return super()._print_Symbol(expr)
+
+    def doprint(self, expr, *args, **kwargs):
+        return super().doprint(fold_numbers(expr) if self.numbers_as_floats else expr, *args, **kwargs)
 
     def _as_ordered_terms(self, expr, order=None):
         """Sums read as books write them: z2 - t, and x @ w0.T + b0 with the product first."""
