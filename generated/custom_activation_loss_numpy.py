@@ -98,3 +98,44 @@ def loss_and_gradients(params, x, t):
 def gradients(params, x, t):
     """dL/dparam for every parameter: a dict with the keys and shapes of params."""
     return loss_and_gradients(params, x, t)[1]
+
+
+def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
+    """One step of torch.optim.SGD (no dampening, no Nesterov): returns (new_params, loss, state).
+
+    loss is the loss before the step; state carries the momentum buffers to the next call.
+    """
+    loss, grads = loss_and_gradients(params, x, t)
+    buffers = dict((state or {}).get("momentum_buffer", {}))
+    new_params = {}
+    for key, value in params.items():
+        step = grads[key]
+        if weight_decay:
+            step = step + weight_decay * value
+        if momentum:
+            step = momentum * buffers[key] + step if key in buffers else step
+            buffers[key] = step
+        new_params[key] = value - lr * step
+    return new_params, loss, {"momentum_buffer": buffers}
+
+
+def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
+          weight_decay=0.0):
+    """Minibatch SGD over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them.
+
+    Returns (params, history), history holding each epoch's mean training loss; callback, if given,
+    is called as callback(epoch, mean_loss, params) after every epoch.
+    """
+    rng = np.random.default_rng(seed)
+    state, history = None, []
+    for epoch in range(epochs):
+        order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+        total = 0.0
+        for start in range(0, len(x), batch_size):
+            batch = order[start:start + batch_size]
+            params, loss, state = sgd_step(params, x[batch], t[batch], lr, momentum, weight_decay, state)
+            total += loss * len(batch)
+        history.append(total / len(x))
+        if callback is not None:
+            callback(epoch, history[-1], params)
+    return params, history

@@ -199,3 +199,69 @@ def list_ops():
     click.echo("targets:     cross_entropy: index | probs; nll: index; others: the output's shape")
     click.echo("expressions: " + ", ".join(sorted(FUNCTIONS, key=str.lower)) + "; constants: "
                + ", ".join(CONSTANTS) + "; operators: + - * / **")
+
+
+@main.command(epilog=EXAMPLES)
+@click.argument("source")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A CSV file with a header row: the feature columns, then the target.")
+@click.option("--target-column", "target_columns", multiple=True,
+              help="The target column (repeatable, for several outputs).  [default: the last column]")
+@click.option("--epochs", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.1, show_default=True, help="Learning rate.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--momentum", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.2, show_default=True,
+              help="The share of rows kept aside to score the trained model.")
+@click.option("--seed", type=int, default=0, show_default=True, help="For the initial parameters, split and batches.")
+@click.option("--standardize/--no-standardize", default=True, show_default=True,
+              help="Scale each feature to mean 0 and standard deviation 1 (on the training rows).")
+@click.option("--out", "out_dir", default="trained", show_default=True,
+              help="Where NAME_params.npz and NAME_loss.png go.")
+def train(source, data_path, target_columns, epochs, lr, batch_size, momentum, holdout, seed, standardize,
+          out_dir):
+    """Derive SOURCE and train it on a CSV with its generated NumPy module: torch.optim.SGD, in NumPy."""
+    import time
+
+    import numpy as np
+
+    from .derivation import Derivation
+    from .train import load_csv, plot_loss, save_params, score, split
+
+    model = load_model(source)
+    data = load_csv(data_path, model, target_columns)
+    fit, held = split(data, holdout, seed)
+    mean, std = (fit.x.mean(axis=0), fit.x.std(axis=0)) if standardize else (0.0, 1.0)
+    std = np.where(std > 0, std, 1.0)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / f"{model.name}_numpy.py"
+        path.write_text(Derivation(model).render("numpy", source), encoding="utf-8")
+        module = _import(path)
+    x, t = (fit.x - mean) / std, fit.t
+    click.echo(f"training {model.name} on {len(x)} rows of {data_path} ({len(held.x)} held out): "
+               f"{epochs} epochs, batches of {batch_size}, lr {lr}" + (f", momentum {momentum}" if momentum else ""))
+    steps = epochs * -(-len(x) // batch_size)
+    start = time.perf_counter()
+    with click.progressbar(length=epochs, label="epoch", show_pos=True, file=sys.stderr,
+                           item_show_func=lambda text: text) as bar:
+        def progress(epoch, loss, params):
+            rate = (epoch + 1) * steps / epochs / max(time.perf_counter() - start, 1e-9)
+            bar.update(1, f"loss {loss:.4g}, {rate:,.0f} steps/s")
+
+        params, history = module.train(module.init_params(seed), x, t, lr, epochs, batch_size, seed=seed,
+                                       callback=progress, momentum=momentum)
+    elapsed = time.perf_counter() - start
+    metric, on_training = score(model, module.forward(params, x), t)
+    report = f"final training loss {history[-1]:.4g}; training {metric} {on_training:.4g}"
+    if len(held.x):
+        report += f"; held-out {metric} {score(model, module.forward(params, (held.x - mean) / std), held.t)[1]:.4g}"
+    out = Path(out_dir)
+    npz = save_params(out / f"{model.name}_params.npz", params, x_mean=np.broadcast_to(mean, (model.inputs,)),
+                      x_std=np.broadcast_to(std, (model.inputs,)))
+    click.echo(f"{report} ({steps:,} steps in {elapsed:.2f} s)")
+    click.echo(f"wrote {npz}")
+    curve = out / f"{model.name}_loss.png"
+    if plot_loss(history, curve, f"{model.name}: {data_path.name}"):
+        click.echo(f"wrote {curve}")
+    else:
+        click.echo("note: matplotlib is not installed, so no loss curve (pip install 'symprop[plot]')", err=True)

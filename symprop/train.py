@@ -1,0 +1,144 @@
+"""`symprop train`: a CSV in, a model trained by its generated NumPy module out.
+
+The data is read with the csv module and checked cell by cell, so a bad file gets a one-line
+error that names the line and the column. Features are standardized (the means and standard
+deviations are saved with the parameters), a held-out share is kept aside, and training runs the
+generated module's own `train`, which is torch.optim.SGD over DataLoader-style minibatches.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .declare import model as m
+from .errors import SymPropError
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray  # (rows, inputs), float64
+    t: np.ndarray  # (rows,) int64 class indices, or (rows, outputs) float64
+    feature_names: list[str]
+    target_names: list[str]
+
+
+def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -> Dataset:
+    """Rows of numbers under a header; the target is the last column unless named."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    except FileNotFoundError:
+        raise SymPropError("no such file", str(path)) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise SymPropError(f"cannot be read as CSV: {error}", str(path)) from None
+    if not rows:
+        raise SymPropError("is empty", str(path))
+    header, body = [name.strip() for name in rows[0]], rows[1:]
+    if not body:
+        raise SymPropError("has a header but no rows of data", str(path))
+    for name in target_columns:
+        if name not in header:
+            raise SymPropError(f"no column named {name!r}; the columns are {', '.join(header)}", str(path))
+    targets = list(target_columns) or [header[-1]]
+    features = [name for name in header if name not in targets]
+    if len(features) != model.inputs:
+        raise SymPropError(f"has {len(features)} feature columns ({', '.join(features)}) besides the target "
+                           f"{', '.join(targets)}, but the spec takes inputs = {model.inputs}", str(path))
+    # One column of class labels for class-index targets, and for distributions given as labels (one-hot).
+    labelled = model.loss.target == "index" or (
+        isinstance(model.loss, (m.CrossEntropyLoss, m.KLDivLoss)) and len(targets) == 1 and model.outputs > 1)
+    width = 1 if labelled else model.outputs
+    if len(targets) != width:
+        raise SymPropError(f"the network has {model.outputs} outputs, so it needs {width} target columns; "
+                           "name them with --target-column, once each", str(path))
+    values = np.empty((len(body), len(header)))
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise SymPropError(f"line {line} has {len(row)} cells, the header has {len(header)}", str(path))
+        for column, cell in enumerate(row):
+            try:
+                values[line - 2, column] = float(cell)
+            except ValueError:
+                raise SymPropError(f"line {line}, column {header[column]!r}: {cell.strip()!r} is not a number",
+                                   str(path)) from None
+            if not math.isfinite(values[line - 2, column]):
+                raise SymPropError(f"line {line}, column {header[column]!r}: {cell.strip()!r} is not finite",
+                                   str(path))
+    x = values[:, [header.index(name) for name in features]]
+    t = values[:, [header.index(name) for name in targets]]
+    if labelled:
+        labels = t[:, 0]
+        bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels >= model.outputs))
+        if bad.size:
+            line = int(bad[0]) + 2
+            cell = body[line - 2][header.index(targets[0])].strip()
+            raise SymPropError(f"line {line}, column {targets[0]!r}: class label {cell!r} is not one of "
+                               f"0 … {model.outputs - 1}", str(path))
+        labels = labels.astype(np.int64)
+        t = labels if model.loss.target == "index" else np.eye(model.outputs)[labels]  # as F.one_hot does
+    return Dataset(x, t, features, targets)
+
+
+def split(data: Dataset, holdout: float, seed: int):
+    """(train, held out), shuffled with `seed`."""
+    order = np.random.default_rng(seed).permutation(len(data.x))
+    cut = len(order) - int(round(holdout * len(order)))
+    pick = lambda rows: Dataset(data.x[rows], data.t[rows], data.feature_names, data.target_names)  # noqa: E731
+    return pick(order[:cut]), pick(order[cut:])
+
+
+def score(model: m.Model, outputs: np.ndarray, t: np.ndarray) -> tuple[str, float]:
+    """("accuracy", share right) for classifiers, ("MSE", mean squared error) otherwise."""
+    loss = model.loss
+    if loss.target == "index":
+        return "accuracy", float(np.mean(outputs.argmax(axis=1) == t))
+    if isinstance(loss, (m.CrossEntropyLoss, m.KLDivLoss)):
+        return "accuracy", float(np.mean(outputs.argmax(axis=1) == t.argmax(axis=1)))
+    if isinstance(loss, (m.BCELoss, m.BCEWithLogitsLoss)):
+        threshold = 0.5 if isinstance(loss, m.BCELoss) else 0.0
+        return "accuracy", float(np.mean((outputs > threshold) == (t > 0.5)))
+    return "MSE", float(np.mean((outputs - t) ** 2))
+
+
+def save_params(path: Path, params: dict, **extra) -> Path:
+    """The trained parameters (and the feature scaling) as .npz, written atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **params, **extra)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_bytes(buffer.getvalue())
+        temporary.replace(path)
+    except OSError as error:
+        raise SymPropError(f"cannot write: {error.strerror}", str(path)) from None
+    return path
+
+
+def plot_loss(history: list[float], path: Path, title: str) -> bool:
+    """The loss curve as a PNG; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axes = plt.subplots(figsize=(6, 3.6), dpi=100)
+    axes.plot(range(1, len(history) + 1), history, color="#1f77b4")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("mean training loss")
+    axes.set_yscale("log" if min(history) > 0 and max(history) / min(history) > 20 else "linear")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, metadata={"Software": None})
+    plt.close(figure)
+    temporary.replace(path)
+    return True
