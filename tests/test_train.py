@@ -127,3 +127,12 @@ def test_csv_with_a_class_out_of_range(tmp_path):
 
 def test_empty_csv(tmp_path):
     assert "data.csv: is empty" in bad_csv(tmp_path, "")
+
+
+def test_without_matplotlib_it_says_so_and_trains(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)  # import matplotlib now fails
+    result = CliRunner().invoke(main, ["train", str(ROOT / "examples" / "iris_classifier.toml"), "--data", str(IRIS),
+                                       "--epochs", "3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "matplotlib is not installed" in result.stderr and "symprop[plot]" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iris_classifier_params.npz"]
