@@ -63,9 +63,12 @@ def forward(params, x):
     b1 = params["1.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
-    z2 = z1 @ w2.T + b2
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
+    z2 = z1 @ w2.T
+    z2 += b2
     return z2
 
 
@@ -78,10 +81,13 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     onehot = (t[..., None] == np.arange(2)).astype(x.dtype)
-    z2 = z1 @ w2.T + b2
+    z2 = z1 @ w2.T
+    z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
     e = np.exp(shifted)
@@ -99,10 +105,13 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     onehot = (t[..., None] == np.arange(2)).astype(x.dtype)
-    z2 = z1 @ w2.T + b2
+    z2 = z1 @ w2.T
+    z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
     e = np.exp(shifted)

@@ -69,9 +69,12 @@ def forward(params, x):
     b1 = params["1.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
-    z2 = z1 @ w2.T + b2
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
+    z2 = z1 @ w2.T
+    z2 += b2
     return z2
 
 
@@ -84,10 +87,13 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     onehot = torch.nn.functional.one_hot(t, 2).to(x.dtype)
-    z2 = z1 @ w2.T + b2
+    z2 = z1 @ w2.T
+    z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     e = torch.exp(shifted)
@@ -105,10 +111,13 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     onehot = torch.nn.functional.one_hot(t, 2).to(x.dtype)
-    z2 = z1 @ w2.T + b2
+    z2 = z1 @ w2.T
+    z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     e = torch.exp(shifted)

@@ -56,8 +56,10 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     h2 = torch.sigmoid(z1)
     return h2
 
@@ -69,8 +71,10 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     h2 = torch.sigmoid(z1)
     tmp1 = torch.gt(h2, 3.720075976020836e-44)
     tmp2 = torch.lt(h2, 1.0)
@@ -88,8 +92,10 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     h2 = torch.sigmoid(z1)
     tmp1 = torch.gt(h2, 3.720075976020836e-44)
     tmp2 = torch.lt(h2, 1.0)

@@ -53,9 +53,11 @@ def forward(params, x):
     b0 = params["0.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = z0*torch.sigmoid(z0)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     return z2
 
 
@@ -66,9 +68,11 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = z0*torch.sigmoid(z0)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     tmp1 = torch.cosh(t - z2)
     total = torch.sum(torch.log(tmp1), dim=(0, 1))
     return total/N
@@ -81,15 +85,18 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     tmp0 = torch.sigmoid(z0)
     h1 = tmp0*z0
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     tmp2 = torch.cosh(t - z2)
     total = torch.sum(torch.log(tmp2), dim=(0, 1))
     dz2 = -torch.sinh(t - z2)/(N*tmp2)
     db2 = torch.sum(dz2, dim=0)
-    dz0 = (dz2 @ w2)*(h1*(1 - tmp0) + tmp0)
+    dz0 = dz2 @ w2
+    dz0 *= h1*(1 - tmp0) + tmp0
     db0 = torch.sum(dz0, dim=0)
     return total/N, {
         "0.weight": dz0.T @ x,

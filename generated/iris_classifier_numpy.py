@@ -52,8 +52,10 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     return z1
 
 
@@ -64,9 +66,11 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
-    z1 = z0 @ w1.T + b1
+    z1 = z0 @ w1.T
+    z1 += b1
     m = np.max(z1, axis=1, keepdims=True)
     shifted = z1 - m
     e = np.exp(shifted)
@@ -82,9 +86,11 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
-    z1 = z0 @ w1.T + b1
+    z1 = z0 @ w1.T
+    z1 += b1
     m = np.max(z1, axis=1, keepdims=True)
     shifted = z1 - m
     e = np.exp(shifted)

@@ -54,9 +54,11 @@ def forward(params, x):
     b0 = params["0.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     return z2
 
 
@@ -67,10 +69,12 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
     e = np.exp(shifted)
@@ -86,11 +90,13 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     tmp0 = (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     h1 = tmp0*z0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
     e = np.exp(shifted)
@@ -99,7 +105,8 @@ def loss_and_gradients(params, x, t):
     p = e/s
     dz2 = (p - onehot)/N
     db2 = np.sum(dz2, axis=0)
-    dz0 = (dz2 @ w2)*(h1*(1 - tmp0) + tmp0)
+    dz0 = dz2 @ w2
+    dz0 *= h1*(1 - tmp0) + tmp0
     db0 = np.sum(dz0, axis=0)
     return float(total/N), {
         "0.weight": dz0.T @ x,

@@ -58,9 +58,11 @@ def forward(params, x):
     b0 = params["0.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = z0*torch.sigmoid(z0)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     return z2
 
 
@@ -71,10 +73,12 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = z0*torch.sigmoid(z0)
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     e = torch.exp(shifted)
@@ -90,11 +94,13 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     tmp0 = torch.sigmoid(z0)
     h1 = tmp0*z0
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     e = torch.exp(shifted)
@@ -103,7 +109,8 @@ def loss_and_gradients(params, x, t):
     p = e/s
     dz2 = (p - onehot)/N
     db2 = torch.sum(dz2, dim=0)
-    dz0 = (dz2 @ w2)*(h1*(1 - tmp0) + tmp0)
+    dz0 = dz2 @ w2
+    dz0 *= h1*(1 - tmp0) + tmp0
     db0 = torch.sum(dz0, dim=0)
     return total/N, {
         "0.weight": dz0.T @ x,

@@ -54,9 +54,11 @@ def forward(params, x):
     b0 = params["0.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = np.tanh(z0)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
     e = np.exp(shifted)
@@ -72,9 +74,11 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = np.tanh(z0)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
     e = np.exp(shifted)
@@ -91,9 +95,11 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = np.tanh(z0)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
     e = np.exp(shifted)
@@ -104,7 +110,8 @@ def loss_and_gradients(params, x, t):
     p3 = e/s
     dz2 = (ds*p3 - t)/N
     db2 = np.sum(dz2, axis=0)
-    dz0 = (dz2 @ w2)*(1 - h1**2)
+    dz0 = dz2 @ w2
+    dz0 *= 1 - h1**2
     db0 = np.sum(dz0, axis=0)
     return float(total/N), {
         "0.weight": dz0.T @ x,

@@ -58,9 +58,11 @@ def forward(params, x):
     b0 = params["0.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = torch.tanh(z0)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     e = torch.exp(shifted)
@@ -76,9 +78,11 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = torch.tanh(z0)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     e = torch.exp(shifted)
@@ -95,9 +99,11 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
+    z0 = x @ w0.T
+    z0 += b0
     h1 = torch.tanh(z0)
-    z2 = h1 @ w2.T + b2
+    z2 = h1 @ w2.T
+    z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     e = torch.exp(shifted)
@@ -108,7 +114,8 @@ def loss_and_gradients(params, x, t):
     p3 = e/s
     dz2 = (ds*p3 - t)/N
     db2 = torch.sum(dz2, dim=0)
-    dz0 = (dz2 @ w2)*(1 - h1**2)
+    dz0 = dz2 @ w2
+    dz0 *= 1 - h1**2
     db0 = torch.sum(dz0, dim=0)
     return total/N, {
         "0.weight": dz0.T @ x,

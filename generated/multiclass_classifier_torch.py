@@ -55,8 +55,10 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     return z1
 
 
@@ -67,8 +69,10 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     m = torch.amax(z1, dim=1, keepdim=True)
     shifted = z1 - m
     e = torch.exp(shifted)
@@ -84,8 +88,10 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     m = torch.amax(z1, dim=1, keepdim=True)
     shifted = z1 - m
     e = torch.exp(shifted)

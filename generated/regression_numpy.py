@@ -46,8 +46,10 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     return z1
 
 
@@ -58,8 +60,10 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     total = np.sum((z1 - t)**2, axis=(0, 1))
     return float(total/N)
 
@@ -71,8 +75,10 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T + b0
-    z1 = z0 @ w1.T + b1
+    z0 = x @ w0.T
+    z0 += b0
+    z1 = z0 @ w1.T
+    z1 += b1
     total = np.sum((z1 - t)**2, axis=(0, 1))
     dz1 = 2*(z1 - t)/N
     db1 = np.sum(dz1, axis=0)

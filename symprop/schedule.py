@@ -14,7 +14,7 @@ import sympy as sp
 
 from .functions import sigmoid
 from .graph import Graph, Tensor
-from .shapes import N
+from .shapes import N, broadcast
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Program:
     outputs: list[Statement]  # kind "output", in order
     uses_batch_size: bool = False
     inlined: set = field(default_factory=set)  # einsum symbols printed in place of their one use
+    shapes: dict = field(default_factory=dict)  # every name's shape as computed (before any broadcast)
 
 
 def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program:
@@ -89,6 +90,11 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
 
     program = Program(statements, final)
     program.inlined = inlinable(program)
+    program.shapes = {t.symbol: t.shape for t in graph.tensors.values()}
+    for statement in statements:
+        if statement.kind == "expr":
+            program.shapes[sp.Symbol(statement.name, real=True)] = broadcast(
+                *(program.shapes.get(s, ()) for s in statement.expr.free_symbols))
     program.uses_batch_size = any(N in s.free_symbols for s in _all_exprs(program))
     return program
 

@@ -10,6 +10,7 @@ from .statements import StatementPrinter
 
 class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     array_module = "np"
+    in_place = True
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
@@ -40,6 +41,8 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
 
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
+        if at_zero == 0:  # the step as a boolean mask: multiplying by it is cheaper than np.heaviside
+            return f"({self._print(u)} > 0)"
         return f"{self._module_format('numpy.heaviside')}({self._print(u)}, {self._print(at_zero)})"
 
     def _print_Max(self, expr):

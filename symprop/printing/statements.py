@@ -68,9 +68,32 @@ class StatementPrinter:
             code = self.statement(statement)
             if statement.kind == "einsum" and statement.tensor.symbol in self._program.inlined:
                 self._inline[statement.tensor.symbol] = f"({code})"
+            elif self.in_place and (split := self._in_place(statement)):
+                product, operator, rest = split
+                out += [f"{statement.name} = {self._inline[product][1:-1]}",
+                        f"{statement.name} {operator}= {self._unwrap(self.doprint(rest))}"]
             else:
                 out.append(f"{statement.name} = {self._unwrap(code)}")
         return out
+
+    in_place = False  # code backends: z0 = x @ w0.T, then z0 += b0, into the product's own fresh array
+
+    def _in_place(self, statement):
+        """(product, '+' or '*', the rest) when the statement is a fresh matrix product plus or times
+        something that broadcasts into it; None otherwise."""
+        expr = statement.expr
+        if statement.kind != "expr" or not (expr.is_Add or expr.is_Mul):
+            return None
+        products = [a for a in expr.args if a in self._inline]
+        if len(products) != 1:
+            return None
+        (product,) = products
+        rest = expr.func(*(a for a in expr.args if a is not product))
+        shapes = self._program.shapes
+        whole = shapes.get(sp.Symbol(statement.name, real=True))
+        if whole is None or shapes.get(product) != whole or rest.has(product):
+            return None
+        return product, "+" if expr.is_Add else "*", rest
 
     def _unwrap(self, code: str) -> str:
         """f((a @ b)) reads better as f(a @ b)."""

@@ -13,6 +13,7 @@ from .statements import StatementPrinter
 
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     array_module = "torch"
+    in_place = True
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True})
@@ -34,7 +35,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
         text = self._print(u)
-        return f"({text} > 0).to({text}.dtype)" if at_zero == 0 else self._call(
+        return f"({text} > 0)" if at_zero == 0 else self._call(
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
 
     def _print_Max(self, expr):
