@@ -26,6 +26,9 @@ class DefinedFunction(sp.Function):
     def _eval_rewrite_as_exp(self, *args, **kwargs):
         return self.definition(*args)
 
+    def _eval_evalf(self, prec):
+        return self.definition(*self.args).evalf(prec)
+
     def _eval_rewrite_as_log(self, *args, **kwargs):
         return self.definition(*args)
 
@@ -47,8 +50,9 @@ class sigmoid(DefinedFunction):
             return 1 - cls(-u)
         return None
 
-    def _latex(self, printer):
-        return rf"\sigma\left({printer._print(self.args[0])}\right)"
+    def _latex(self, printer, exp=None):
+        power = f"^{{{exp}}}" if exp is not None else ""  # exp comes printed already
+        return rf"\sigma{power}\left({printer._print(self.args[0])}\right)"
 
 
 class softplus(DefinedFunction):
@@ -60,8 +64,9 @@ class softplus(DefinedFunction):
     def definition(u):
         return sp.log(1 + sp.exp(u))
 
-    def _latex(self, printer):
-        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
+    def _latex(self, printer, exp=None):
+        power = f"^{{{exp}}}" if exp is not None else ""  # exp comes printed already
+        return rf"\operatorname{{softplus}}{power}\left({printer._print(self.args[0])}\right)"
 
 
 class xlogy(DefinedFunction):
@@ -73,9 +78,10 @@ class xlogy(DefinedFunction):
     def definition(a, b):
         return a * sp.log(b)
 
-    def _latex(self, printer):
+    def _latex(self, printer, exp=None):
         a, b = (printer._print(arg) for arg in self.args)
-        return rf"{a} \log {b}"
+        text = rf"{a} \log {b}"
+        return rf"\left({text}\right)^{{{exp}}}" if exp is not None else text
 
 
 NAMED_FUNCTIONS: tuple[type[DefinedFunction], ...] = (sigmoid, softplus, xlogy)

@@ -131,7 +131,12 @@ def _labels(graph: Graph, needed: list[Tensor], outputs) -> dict[sp.Symbol, sp.E
 
 
 def _relabeller(labels: dict[sp.Symbol, sp.Expr]):
-    """Rewrite an expression through the labels, the latest (outermost) first."""
+    """Rewrite an expression through the labels, the latest (outermost) first.
+
+    A label's own definition is rewritten only through labels made before it: otherwise
+    h1 = z0 + 1 would turn z0 = b0 + mm0 into h1 - 1, and each would be defined by the other.
+    """
+    position = {symbol: i for i, symbol in enumerate(labels)}
     ordered = [(symbol, definition, frozenset(definition.free_symbols))
                for symbol, definition in reversed(labels.items())]
     # Index each label by its rarest symbol: an expression only needs the labels keyed by its own symbols.
@@ -146,9 +151,10 @@ def _relabeller(labels: dict[sp.Symbol, sp.Expr]):
 
     def relabel(expr: sp.Expr, exclude=None) -> sp.Expr:
         present = expr.free_symbols
+        limit = position.get(exclude, len(position))
         for i in sorted({i for s in present for i in by_key.get(s, ())}):
             symbol, definition, needs = ordered[i]
-            if symbol == exclude or not needs <= present:
+            if position[symbol] >= limit or not needs <= present:
                 continue
             new = expr.xreplace({definition: symbol}) if definition.is_Atom else expr.subs(definition, symbol)
             if new != expr:

@@ -131,6 +131,8 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") ->
 
     # Σ(a + b) = Σa + Σb when every part is known (a count, Σ_k t_k = 1, or a sum already made):
     # this is how ∂L/∂max of a log-sum-exp cancels to 0. Otherwise one sum of the whole.
+    if _terms_when_expanded(value.expr) > _EXPAND_TERMS:
+        return Value(sum_of(value.expr), out_shape)
     terms = sp.Add.make_args(sp.expand(value.expr, power_exp=False, power_base=False, log=False))
     parts = [sum_of(term, dry_run=True) for term in terms]
     if all(part is not None for part in parts):

@@ -14,6 +14,7 @@ from . import model as m
 _TOP_KEYS = {"name", "inputs", "layers", "loss"}
 _LAYER_KEYS = {"type", "outputs", "bias", "expr"}
 _LOSS_KEYS = {"type", "target", "reduction", "expr"}
+MAX_WIDTH = 2**31 - 1  # inputs and outputs; far past what any array could hold
 
 
 def load(path: str | Path) -> m.Model:
@@ -35,8 +36,8 @@ def load(path: str | Path) -> m.Model:
 def loads(text: str, source: str = "<spec>") -> m.Model:
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise SymPropError(f"malformed TOML: {error}") from None
+    except (tomllib.TOMLDecodeError, ValueError) as error:  # ValueError: an integer of over 4300 digits
+        raise SymPropError(f"malformed TOML: {_one_line(error)}") from None
     _no_unknown(data, _TOP_KEYS, "")
     name = _get(data, "name", str, "")
     inputs = _get(data, "inputs", int, "")
@@ -75,7 +76,7 @@ def _layer(spec: dict, i: int):
             outputs = _get(spec, "outputs", int, where)
             bias = spec.get("bias", True)
             if not isinstance(bias, bool):
-                raise SymPropError(f"must be true or false, got {bias!r}", f"{where}.bias")
+                raise SymPropError(f"must be true or false, got {_short(bias)}", f"{where}.bias")
             return _PendingLinear(outputs, bias)
         if kind == "elementwise":
             return m.Elementwise(_get(spec, "expr", str, where))
@@ -106,7 +107,7 @@ def _loss(spec: dict):
         if target not in allowed:
             fits = f"it takes target = {' or '.join(map(repr, allowed))}" if allowed else \
                 "its target has the output's shape, so leave target out"
-            raise SymPropError(f"target {target!r} does not fit loss {kind!r}: {fits}", "loss.target")
+            raise SymPropError(f"target {_short(target)} does not fit loss {kind!r}: {fits}", "loss.target")
     try:
         if kind == "elementwise":
             return cls(_get(spec, "expr", str, "loss"), reduction=reduction)
@@ -123,14 +124,27 @@ def _get(table: dict, key: str, kind: type, where: str):
         raise SymPropError("missing", full)
     value = table[key]
     if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise SymPropError(f"must be a positive integer, got {value!r}", full)
+        raise SymPropError(f"must be a positive integer, got {_short(value)}", full)
+    if kind is int and value > MAX_WIDTH:
+        raise SymPropError(f"must be at most {MAX_WIDTH}, got {_short(value)}", full)
     if kind is str and not isinstance(value, str):
-        raise SymPropError(f"must be a string, got {value!r}", full)
+        raise SymPropError(f"must be a string, got {_short(value)}", full)
     return value
 
 
 def _no_unknown(table: dict, known: set, where: str):
     for key in table:
         if key not in known:
+            key = key if key.isidentifier() else repr(key)  # a quoted key may hold a newline
             full = f"{where}.{key}" if where else key
             raise SymPropError(f"unknown key; expected one of {', '.join(sorted(known))}", full)
+
+
+def _short(value) -> str:
+    """repr(value) for an error message, cut short: a TOML value may be an array of thousands."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
+def _one_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
