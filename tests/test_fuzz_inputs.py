@@ -67,7 +67,7 @@ class Workspace:
         self.spec = root / "spec.toml"
         self.out = root / "out"
 
-    def derive(self, content: bytes | str, fuzzing: bool = False) -> tuple[int, str]:
+    def derive(self, content: bytes | str) -> tuple[int, str]:
         """Write the spec, run `symprop derive`, check the exit contract; returns (code, stderr)."""
         self.spec.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
         for leftover in self.out.iterdir() if self.out.is_dir() else ():
@@ -217,7 +217,7 @@ def specs(draw):
 @example(content=b"name = \"a\"\x00")
 @example(content=b"")
 def test_derive_on_arbitrary_bytes(workspace, content):
-    workspace.derive(content, fuzzing=True)
+    workspace.derive(content)
 
 
 @profile(60)
@@ -226,13 +226,13 @@ def test_derive_on_arbitrary_bytes(workspace, content):
 @example(content="name = 1\n" * 2)
 @example(content="a = [" * 1000)
 def test_derive_on_arbitrary_text(workspace, content):
-    workspace.derive(content, fuzzing=True)
+    workspace.derive(content)
 
 
 @profile(120)
 @given(content=specs())
 def test_derive_on_mutated_specs(workspace, content):
-    workspace.derive(content, fuzzing=True)
+    workspace.derive(content)
 
 
 GOOD_SPEC = """
@@ -247,7 +247,7 @@ loss = {type = "mse"}
 @given(expr=st.one_of(EXPRESSIONS, st.deferred(lambda: arithmetic(3)).map(
     lambda text: text.replace("y", "z").replace("t", "z"))))
 def test_derive_with_random_activations(workspace, expr):
-    workspace.derive(GOOD_SPEC.replace("EXPR", toml_string(expr)), fuzzing=True)
+    workspace.derive(GOOD_SPEC.replace("EXPR", toml_string(expr)))
 
 
 # Each of these once crashed `symprop derive` (a traceback, exit 1), hung it, or was accepted where it
