@@ -32,6 +32,9 @@ def to_torch(expr: sp.Expr, env: dict):
              sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.atan: torch.atan, sp.asinh: torch.asinh,
              sigmoid: torch.sigmoid, softplus: torch.nn.functional.softplus}
 
+    def as_tensor(value):  # numbers in float64: torch's default float32 would round them
+        return value if torch.is_tensor(value) else torch.as_tensor(value, dtype=torch.float64)
+
     def walk(e):
         if e.is_Symbol:
             return env[e.name]
@@ -44,9 +47,9 @@ def to_torch(expr: sp.Expr, env: dict):
             return _fold(lambda a, b: a * b, args)
         if e.is_Pow:
             base, exponent = args
-            return torch.as_tensor(base) ** exponent
+            return as_tensor(base) ** exponent
         if type(e) in unary:
-            return unary[type(e)](torch.as_tensor(args[0]))
+            return unary[type(e)](as_tensor(args[0]))
         if isinstance(e, (sp.Max, sp.Min)):
             fn = torch.maximum if isinstance(e, sp.Max) else torch.minimum
             tensors = [torch.as_tensor(a, dtype=torch.float64) for a in args]

@@ -8,6 +8,7 @@ what its outputs need, and in dependency order.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -95,13 +96,18 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
         if statement.kind == "expr":
             program.shapes[sp.Symbol(statement.name, real=True)] = broadcast(
                 *(program.shapes.get(s, ()) for s in statement.expr.free_symbols))
-    program.uses_batch_size = any(N in s.free_symbols for s in _all_exprs(program))
+    constants = [op.shape for s in statements if s.tensor is not None
+                 for op, value in zip(s.operands, s.tensor.operands, strict=True)
+                 if not (value.expr.free_symbols - {N}) for op in [value]]  # printed broadcast to shape
+    program.uses_batch_size = any(N in s.free_symbols for s in _all_exprs(program)) or \
+        any(s.broadcast and N in s.shape for s in final) or any(N in shape for shape in constants)
     return program
 
 
 def _cheap(expr: sp.Expr) -> bool:
-    """One arithmetic operation on names or numbers, like m - z2 or 1/N."""
-    return sp.count_ops(expr) <= 1 and not expr.atoms(sp.Function)
+    """One arithmetic operation on names or numbers, like m - z2 or 1/N; or a plain number, which the
+    printers write as one float."""
+    return (sp.count_ops(expr) <= 1 and not expr.atoms(sp.Function)) or not expr.free_symbols
 
 
 def _inline(expr: sp.Expr, temps: dict) -> sp.Expr:
@@ -156,12 +162,31 @@ def _relabeller(labels: dict[sp.Symbol, sp.Expr]):
             symbol, definition, needs = ordered[i]
             if position[symbol] >= limit or not needs <= present:
                 continue
-            new = expr.xreplace({definition: symbol}) if definition.is_Atom else expr.subs(definition, symbol)
+            new = _replace(expr, definition, symbol)
             if new != expr:
                 expr, present = new, new.free_symbols
         return expr
 
     return relabel
+
+
+def _replace(expr: sp.Expr, definition: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
+    """`definition` → `symbol` wherever it stands, also as part of a sum or product: b2 + mm2 - t → z2 - t.
+
+    Structural, not algebraic (SymPy's subs once turned exp(x) into sqrt(h) for h = exp(x/2)).
+    """
+    if expr.is_Atom:
+        return symbol if expr == definition else expr
+    if expr == definition:
+        return symbol
+    rebuilt = expr.func(*(_replace(a, definition, symbol) for a in expr.args)) if expr.args else expr
+    if (definition.is_Add or definition.is_Mul) and rebuilt.func is definition.func:
+        for sign in ((1, -1) if definition.is_Add else (1,)):
+            wanted = Counter(sp.Add.make_args(-definition) if sign == -1 else definition.args)
+            have = Counter(rebuilt.args)
+            if all(have[a] >= n for a, n in wanted.items()):
+                return rebuilt.func(sign * symbol, *(have - wanted).elements())
+    return rebuilt
 
 
 def _fresh_symbols(graph: Graph, labels):

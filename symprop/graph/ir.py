@@ -104,7 +104,8 @@ class Graph:
 
     def label(self, value: Value, name: str) -> Value:
         """Name an expression so that printed code and derivations show it by that name."""
-        if not value.expr.is_Symbol and not value.expr.is_Number and value.expr not in self.labels:
+        names_an_array = any(s in self.tensors for s in value.expr.free_symbols)  # not 1/N, not a number
+        if not value.expr.is_Symbol and names_an_array and value.expr not in self.labels:
             self.labels[value.expr] = self.fresh(name).name
         return value
 

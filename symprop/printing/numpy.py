@@ -41,8 +41,8 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
 
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
-        if at_zero == 0:  # the step as a boolean mask: multiplying by it is cheaper than np.heaviside
-            return f"({self._print(u)} > 0)"
+        if at_zero == 0:  # the step as a 0/1 array of the inputs' dtype: cheaper than np.heaviside
+            return f"({self._print(u)} > 0).astype(x.dtype)"
         return f"{self._module_format('numpy.heaviside')}({self._print(u)}, {self._print(at_zero)})"
 
     def _print_Max(self, expr):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..schedule import Program, Statement
+from ..shapes import N
 
 
 def matmul_form(spec: str):
@@ -70,8 +71,10 @@ class StatementPrinter:
                 self._inline[statement.tensor.symbol] = f"({code})"
             elif self.in_place and (split := self._in_place(statement)):
                 product, operator, rest = split
+                mask = isinstance(rest, sp.Heaviside) and rest.args[1] == 0 and operator == "*"
+                rest_text = f"({self.doprint(rest.args[0])} > 0)" if mask else self.doprint(rest)  # a bool mask
                 out += [f"{statement.name} = {self._inline[product][1:-1]}",
-                        f"{statement.name} {operator}= {self._unwrap(self.doprint(rest))}"]
+                        f"{statement.name} {operator}= {self._unwrap(rest_text)}"]
             else:
                 out.append(f"{statement.name} = {self._unwrap(code)}")
         return out
@@ -118,6 +121,9 @@ class StatementPrinter:
         if s.kind == "expr":
             return self.doprint(s.expr)
         operands = [self.doprint(op) for op in s.operands]
+        for i, (op, value) in enumerate(zip(s.operands, s.tensor.operands, strict=True)):
+            if not (op.free_symbols - {N}):  # a number, where an array is read: give it its shape
+                operands[i] = self.broadcast(operands[i], value.shape)
         if s.kind == "einsum":
             return self.einsum(s.tensor.spec, [self.parenthesize_operand(op, text)
                                                for op, text in zip(s.operands, operands, strict=True)])

@@ -35,7 +35,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
         text = self._print(u)
-        return f"({text} > 0)" if at_zero == 0 else self._call(
+        return f"({text} > 0).to(x.dtype)" if at_zero == 0 else self._call(
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
 
     def _print_Max(self, expr):
