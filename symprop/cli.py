@@ -265,3 +265,17 @@ def train(source, data_path, target_columns, epochs, lr, batch_size, momentum, h
         click.echo(f"wrote {curve}")
     else:
         click.echo("note: matplotlib is not installed, so no loss curve (pip install 'symprop[plot]')", err=True)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args):
+    """Time the generated modules against torch autograd, torch.compile and JAX (benchmarks/run.py;
+    its options pass through: --quick, --json PATH, --help)."""
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+    if not script.exists():
+        raise SymPropError("the benchmarks come with the source checkout, not with the installed package", "bench")
+    sys.exit(subprocess.call([sys.executable, str(script), *args]))
