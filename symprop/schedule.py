@@ -96,6 +96,8 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
         if statement.kind == "expr":
             program.shapes[sp.Symbol(statement.name, real=True)] = broadcast(
                 *(program.shapes.get(s, ()) for s in statement.expr.free_symbols))
+    for output in final:  # as computed: a label can turn out a constant (exp(a - a) is 1) once CSE is done
+        output.broadcast = broadcast(*(program.shapes.get(s, ()) for s in output.expr.free_symbols)) != output.shape
     constants = [op.shape for s in statements if s.tensor is not None
                  for op, value in zip(s.operands, s.tensor.operands, strict=True)
                  if not (value.expr.free_symbols - {N}) for op in [value]]  # printed broadcast to shape

@@ -652,6 +652,10 @@ REGRESSIONS = [
     *_cases(
         "constant-output",
         Fuzz(inputs=2, layers=(S.Linear(2, 1), S.Softmax()), loss=S.MSELoss('mean'), target='real'),  # min
+        # a label that CSE turns into a constant: exp(-exp(-b - mm) + exp(-(b + mm))) is 1
+        Fuzz(inputs=1, layers=(S.Linear(1, 1), S.Linear(1, 1), S.Elementwise('log(1 + exp(-z))'),
+                               S.Elementwise('exp(z)'), S.Softmax()), loss=S.MSELoss('mean'), target='real',
+             batch=1, seed=0, scale=0.25),
         Fuzz(inputs=1, layers=(S.LogSoftmax(), S.Tanh(), S.Softmax(), S.Elementwise('2*z'), S.Softmax(),
                                S.LogSoftmax()),
              loss=S.MSELoss('mean'), target='real', batch=2, seed=75, scale=0.25),
