@@ -161,15 +161,20 @@ class _Builder:
             return self.number(_APPLY[type(node.op)](self.build(node.operand)))
         left, right = self.build(node.left), self.build(node.right)
         if isinstance(node.op, ast.Pow):
-            self.exponent(right)
+            self.exponent(right, left)
         return self.number(_APPLY[type(node.op)](left, right))
 
-    def exponent(self, value) -> None:
+    def exponent(self, value, base=None) -> None:
         # Also the number added in an exponent: expanding 2**(10**10 + z) computes 2**(10**10) * 2**z.
         number = value.as_coeff_Add()[0] if isinstance(value, sp.Expr) else value
         if isinstance(number, sp.Rational) and abs(number) > MAX_EXPONENT:
             raise SymPropError(f"expression {self.text!r}: the exponent {_short(number)} is too large; "
                                f"a number used as an exponent must be at most {MAX_EXPONENT} in size")
+        # and with the base: (1e100)**(z - 100) splits off (1e100)**(-100), an exact 1e-10000
+        if isinstance(number, sp.Rational) and number != 0 and isinstance(base, (sp.Rational, sp.Float)) \
+                and base != 0 and abs(float(number) * math.log10(abs(float(base)))) > 300:
+            raise SymPropError(f"expression {self.text!r}: {_short(base)} to the power {_short(number)} "
+                               f"is out of range; {_RANGE}")
 
     def number(self, value):
         if isinstance(value, sp.Rational) and max(value.p.bit_length(), value.q.bit_length()) > MAX_NUMBER_BITS:
@@ -184,7 +189,7 @@ def _check_result(expr: sp.Expr, text: str, variables: tuple[str, ...]) -> None:
     builder = _Builder(text, text, {})
     for node in sp.preorder_traversal(expr):
         if isinstance(node, sp.Pow):  # SymPy merges z*z*z into z**3, and (z**50)**50 into z**2500
-            builder.exponent(node.exp)
+            builder.exponent(node.exp, node.base)
         elif isinstance(node, sp.Rational):
             builder.number(node)
     constants = []
