@@ -38,8 +38,9 @@ Method:
     per-call times of all rounds; "x autograd" is its median over eager autograd's median, same workload.
   - GEMM rate: float32 and float64 n x n matmuls (n = 2048) in NumPy, torch (and JAX), each in its own
     process, at the start and at the end of every round; the machine's rate for a dtype is the best of them
-    all (2 n^3 / the fastest call). A network's "GEMM frac" is (its matmul FLOPs / that rate) / its median
-    time: 1 would be the GEMM limit (above 1: the GEMM rate was measured while other processes held cores).
+    all (2 n^3 / the fastest call). At batch 2048, a network's "GEMM frac" is (its matmul FLOPs / that
+    rate) / its median time: 1 would be the GEMM limit (above 1: the GEMM rate was measured while other
+    processes held cores). Smaller batches get none: their matmuls fit in cache, and run faster than n=2048.
     Matmul FLOPs: forward 2*B*in*out for every Linear, backward the same for every weight gradient and for
     every input gradient except the first layer's.
   - Peak memory of one call, above what was allocated before it (parameters and data excluded, the
@@ -89,6 +90,7 @@ COMPILED = ("torch+compile", "autograd+compile", "jax.jit")
 BASELINE = "autograd"
 TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
 GEMM_N, QUICK_GEMM_N = 2048, 256
+GEMM_FRACTION_BATCH = 2048  # the batch from which a network's time is reported against the GEMM limit
 
 # -- workloads ------------------------------------------------------------------------------
 # A network: inputs, layers as in nn.Sequential (("linear", out, bias) | ("relu",) | ...), a loss.
@@ -636,7 +638,8 @@ def summarize(results: list[dict], cases, variants, outputs: Path, gemm_best: di
                    "matmul_flops": flops, "gemm_fraction": None,
                    "peak_bytes": entry["peak"][0][0], "peak_method": entry["peak"][0][1],
                    "rel_error": None, "agrees": None}
-            if case["workload"] in ("mlp", "deep") and case["dtype"] in gemm_best:
+            if case["workload"] in ("mlp", "deep") and case["size"] >= GEMM_FRACTION_BATCH \
+                    and case["dtype"] in gemm_best:
                 row["gemm_fraction"] = flops / gemm_best[case["dtype"]] / median
             try:
                 row["rel_error"] = agreement(outputs, case, variant)
@@ -683,7 +686,8 @@ def print_tables(rows, derive_rows, gemm_rows, gemm_best) -> None:
               f"{r['min_ms']:>9.4f} {fmt(r['ratio_to_autograd'], '.2f'):>10} {fmt(r['gemm_fraction'], '.3f'):>9} "
               f"{r['peak_bytes'] / 2**20:>9.3f} {fmt(r['rel_error'], '.1e'):>8} {ok:>3}")
     print("\nbatch: the batch size, N for the neuron. x autograd: median / eager autograd's median, same workload.")
-    print("GEMM frac: (matmul FLOPs / the best GEMM rate for the dtype) / median. rel err: against eager autograd.")
+    print("GEMM frac (batch 2048): (matmul FLOPs / the best GEMM rate for the dtype) / median. "
+          "rel err: against eager autograd.")
     print("peak MiB: one call, above what was allocated before it; NumPy: tracemalloc peak; torch: allocator events")
     print("reported to torch.profiler (profile_memory=True); JAX: XLA memory_analysis(), temp + output bytes.")
     print("\nGEMM rate (n x n matmul, GFLOP/s, best and median call):")
@@ -716,8 +720,9 @@ def versions() -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+def main(argv=None, prog=None) -> int:
+    """The command line: argv as sys.argv[1:]; prog names the command in --help (symprop bench)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="rounds over every workload and variant (default 3)")
     parser.add_argument("--repeats", type=int, default=10, help="at least this many timed calls a job (default 10)")

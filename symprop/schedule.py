@@ -28,6 +28,7 @@ class Statement:
     shape: tuple = ()
     label: bool = False  # a named step of the derivation (z0, dz1, ...), not a helper
     broadcast: bool = False  # output: the expression must be broadcast to `shape`
+    broadcast_operands: tuple[bool, ...] = ()  # tensor: which operands must be broadcast to their shapes
 
 
 @dataclass
@@ -98,11 +99,15 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
                 *(program.shapes.get(s, ()) for s in statement.expr.free_symbols))
     for output in final:  # as computed: a label can turn out a constant (exp(a - a) is 1) once CSE is done
         output.broadcast = broadcast(*(program.shapes.get(s, ()) for s in output.expr.free_symbols)) != output.shape
-    constants = [op.shape for s in statements if s.tensor is not None
-                 for op, value in zip(s.operands, s.tensor.operands, strict=True)
-                 if not (value.expr.free_symbols - {N}) for op in [value]]  # printed broadcast to shape
+    for statement in statements:  # an operand that is a constant as computed is printed broadcast to its shape
+        if statement.tensor is not None:
+            statement.broadcast_operands = tuple(
+                broadcast(*(program.shapes.get(s, ()) for s in op.free_symbols)) != value.shape
+                for op, value in zip(statement.operands, statement.tensor.operands, strict=True))
+    widened = [value.shape for s in statements if s.tensor is not None
+               for value, wide in zip(s.tensor.operands, s.broadcast_operands, strict=True) if wide]
     program.uses_batch_size = any(N in s.free_symbols for s in _all_exprs(program)) or \
-        any(s.broadcast and N in s.shape for s in final) or any(N in shape for shape in constants)
+        any(s.broadcast and N in s.shape for s in final) or any(N in shape for shape in widened)
     return program
 
 

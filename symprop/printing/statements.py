@@ -5,7 +5,6 @@ from __future__ import annotations
 import sympy as sp
 
 from ..schedule import Program, Statement
-from ..shapes import N
 
 
 def matmul_form(spec: str):
@@ -121,8 +120,8 @@ class StatementPrinter:
         if s.kind == "expr":
             return self.doprint(s.expr)
         operands = [self.doprint(op) for op in s.operands]
-        for i, (op, value) in enumerate(zip(s.operands, s.tensor.operands, strict=True)):
-            if not (op.free_symbols - {N}):  # a number, where an array is read: give it its shape
+        for i, (value, wide) in enumerate(zip(s.tensor.operands, s.broadcast_operands, strict=True)):
+            if wide:  # a constant as computed, where an array is read: give it its shape
                 operands[i] = self.broadcast(operands[i], value.shape)
         if s.kind == "einsum":
             return self.einsum(s.tensor.spec, [self.parenthesize_operand(op, text)
