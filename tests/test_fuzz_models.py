@@ -728,6 +728,10 @@ REGRESSIONS = [
         Fuzz(inputs=1, layers=(S.Linear(1, 1), S.Softmax(), S.Linear(1, 1), S.Linear(1, 2), S.Linear(2, 2),
                                S.LogSoftmax()),
              loss=S.NLLLoss('sum'), target='index', batch=1, seed=0, scale=0.25),
+        # 0 @ w4.T, a width-1 LogSoftmax into a Linear; found while the tree held edits between d467cdc and
+        # 78259f8, passing at both.
+        Fuzz(inputs=2, layers=(S.Linear(2, 1), S.Elementwise('exp(-z)'), S.Sigmoid(), S.LogSoftmax(), S.Linear(1, 1)),
+             loss=S.MSELoss('mean'), target='real', batch=1, seed=0, scale=0.25),
         # torch.amax(0, ...): the cross-entropy's max over a constant activation.
         Fuzz(inputs=1, layers=(S.Linear(1, 2), S.Elementwise('0')), loss=S.CrossEntropyLoss('mean', target='index'),
              target='index', batch=1, seed=0, scale=0.25),
