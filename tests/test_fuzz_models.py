@@ -506,8 +506,9 @@ def render(case: Fuzz, derivation) -> dict[str, str]:
 # Known symprop bugs, each pinned by tests in REGRESSIONS (their ids start with the bug's name). While
 # fuzzing, and only then, check() steps around exactly these, so that the fuzzer goes on finding new
 # ones; and only while the bug is open: its first REGRESSIONS cases (OPEN_IF_FAILING) are run once, and
-# a bug whose cases all pass is not stepped around. Found at 7541ad3..34e4611 (see the report); delete
-# an entry once its bug is fixed for good.
+# a bug whose cases all pass is not stepped around. Found between 7541ad3 and c18e4ac; all fixed as of
+# e879ace (by d9e0a95, c18e4ac and 78259f8), so none is stepped around there. Delete an entry once its
+# bug has stayed fixed.
 #
 # - "constant-output": a network whose output is a constant (a width-1 Softmax is 1, a width-1 LogSoftmax
 #   is 0) gets forward() code that broadcasts it to (N, k) without defining N: NameError.
