@@ -44,15 +44,6 @@ class Derivation:
         """
         return {s.name: s.expr for s in self.programs[program].statements if s.kind == "expr"}
 
-    def closed_forms(self, target: str = "text") -> dict[str, str]:
-        """Each parameter's gradient, as the printed steps that compute it."""
-        from .render import function, printer_for
-
-        params = {t.symbol: key for key, t in self.lowered.params.items()}
-        fn = function(self.programs["loss_and_gradients"], printer_for(target), params)
-        steps = "\n".join(fn.lines)
-        return {name: f"{steps}\n{name} = {code}".strip() for name, code in fn.results[1:]}
-
     def backward_lines(self) -> list[str]:
         """The backward pass in plain text: each cotangent step, then each parameter's gradient."""
         from .render import function, printer_for

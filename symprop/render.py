@@ -14,7 +14,7 @@ import jinja2
 from .printing.numpy import NumPyBackendPrinter
 from .printing.statements import StatementPrinter
 from .printing.text import TextPrinter
-from .schedule import Program
+from .schedule import Program, expressions
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("symprop", "templates"),
@@ -49,16 +49,9 @@ def function(program: Program, printer: StatementPrinter, param_names: dict) -> 
     printer.bind(program, {})
     lines = printer.lines()
     results = [(s.name, printer.output(s)) for s in program.outputs]
-    used = set().union(*(s.free_symbols for s in _exprs(program)))
+    used = set().union(*(s.free_symbols for s in expressions(program)))
     unpack = [(symbol.name, key) for symbol, key in param_names.items() if symbol in used]
     return Function(unpack, program.uses_batch_size, lines, results)
-
-
-def _exprs(program: Program):
-    for s in program.statements + program.outputs:
-        if s.expr is not None:
-            yield s.expr
-        yield from s.operands
 
 
 def render_module(derivation, target: str, source: str, command: str) -> str:

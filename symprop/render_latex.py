@@ -13,7 +13,6 @@ from .declare import model as m
 from .graph.lower import ACTIVATIONS, z
 from .printing.latex import LatexBackendPrinter, ReadableLatexPrinter, atomic, latex_name
 from .schedule import _relabeller, inlinable
-from .shapes import broadcast
 from .simplify import tidy
 
 MAX_FULL_FORM = 6000  # characters; a longer closed form is left to the steps
@@ -36,23 +35,13 @@ NOTES = {
 }
 
 
-def _shapes(derivation, program) -> dict:
-    graph = derivation.lowered.graph
-    shapes = {t.symbol: t.shape for t in graph.tensors.values()}
-    for statement in program.statements:
-        if statement.kind == "expr":
-            symbol = sp.Symbol(statement.name, real=True)
-            shapes[symbol] = broadcast(*(shapes.get(s, ()) for s in statement.expr.free_symbols))
-    return shapes
-
-
 def _symbol(statement) -> sp.Symbol:
     return statement.tensor.symbol if statement.tensor is not None else sp.Symbol(statement.name, real=True)
 
 
 def _printer(derivation, program, keep, plain_parentheses=False) -> LatexBackendPrinter:
     """A printer that writes each statement whose name is not in `keep` as its definition, in place."""
-    printer = LatexBackendPrinter(_shapes(derivation, program), derivation.model.loss.target != "index",
+    printer = LatexBackendPrinter(program.shapes, derivation.model.loss.target != "index",
                                   long_fractions=plain_parentheses)
     printer.bind(program, {})
     for statement in program.statements:
@@ -88,7 +77,7 @@ def document_parts(derivation) -> dict:
             continue
         lhs, rhs = latex_name(statement.name, dense), short._unwrap(short.statement(statement))
         if statement.name in forward_names:
-            forward.append((lhs, rhs, short.shape_text(statement.shape or _shape(short, statement))))
+            forward.append((lhs, rhs, short.shape_text(statement.shape or program.shapes.get(_symbol(statement), ()))))
         else:
             backward.append((lhs, _chain(derivation, statement, short), rhs))
     loss = program.outputs[0]
@@ -112,10 +101,6 @@ def document_parts(derivation) -> dict:
         "notes": [NOTES[kind].format(*(latex_name(n, dense) for n in names)) for kind, *names in graph.notes],
         "glossary": [(latex_name(n, dense), n) for n in dict.fromkeys(code_names)],
     }
-
-
-def _shape(printer, statement):
-    return printer._shapes.get(sp.Symbol(statement.name, real=True), ())
 
 
 def _chain(derivation, statement, printer) -> str:

@@ -106,7 +106,7 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
                 for op, value in zip(statement.operands, statement.tensor.operands, strict=True))
     widened = [value.shape for s in statements if s.tensor is not None
                for value, wide in zip(s.tensor.operands, s.broadcast_operands, strict=True) if wide]
-    program.uses_batch_size = any(N in s.free_symbols for s in _all_exprs(program)) or \
+    program.uses_batch_size = any(N in s.free_symbols for s in expressions(program)) or \
         any(s.broadcast and N in s.shape for s in final) or any(N in shape for shape in widened)
     return program
 
@@ -206,7 +206,8 @@ def _fresh_symbols(graph: Graph, labels):
             yield sp.Symbol(name, real=True)
 
 
-def _all_exprs(program: Program):
+def expressions(program: Program):
+    """Every expression a program prints: statement expressions, operands and outputs."""
     for s in program.statements + program.outputs:
         if s.expr is not None:
             yield s.expr
@@ -218,7 +219,7 @@ def inlinable(program: Program, code: bool = True) -> set[sp.Symbol]:
 
     In code, sigmoid's argument counts twice: its stable form prints it twice."""
     uses: dict[sp.Symbol, int] = {}
-    for expr in _all_exprs(program):
+    for expr in expressions(program):
         for symbol in expr.free_symbols:
             uses[symbol] = uses.get(symbol, 0) + expr.count(symbol)
             for call in expr.atoms(sigmoid) if code else ():
