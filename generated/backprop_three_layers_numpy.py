@@ -66,6 +66,7 @@ def forward(params, x):
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     z2 = z1 @ w2.T
     z2 += b2
@@ -84,14 +85,18 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     onehot = (t[..., None] == np.arange(2)).astype(x.dtype)
     z2 = z1 @ w2.T
+    del z1
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
+    del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
+    del e
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     return float(total/N)
 
@@ -114,22 +119,31 @@ def loss_and_gradients(params, x, t):
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
+    del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
+    del shifted
     p = e/s
+    del e, s
     dz2 = (p - onehot)/N
+    del onehot, p
     db2 = np.sum(dz2, axis=0)
     dz1 = dz2 @ w2
+    dw2 = dz2.T @ z1
+    del z1, dz2
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1
+    dw1 = dz1.T @ z0
+    del z0, dz1
     db0 = np.sum(dz0, axis=0)
+    dw0 = dz0.T @ x
     return float(total/N), {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "1.weight": dz1.T @ z0,
+        "1.weight": dw1,
         "1.bias": db1,
-        "2.weight": dz2.T @ z1,
+        "2.weight": dw2,
         "2.bias": db2,
     }
 

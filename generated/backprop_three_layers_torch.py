@@ -72,6 +72,7 @@ def forward(params, x):
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     z2 = z1 @ w2.T
     z2 += b2
@@ -90,14 +91,18 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     onehot = torch.nn.functional.one_hot(t, 2).to(x.dtype)
     z2 = z1 @ w2.T
+    del z1
     z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
+    del z2, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
+    del e
     total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
     return total/N
 
@@ -120,22 +125,31 @@ def loss_and_gradients(params, x, t):
     z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
+    del z2, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
     total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
+    del shifted
     p = e/s
+    del e, s
     dz2 = (p - onehot)/N
+    del onehot, p
     db2 = torch.sum(dz2, dim=0)
     dz1 = dz2 @ w2
+    dw2 = dz2.T @ z1
+    del z1, dz2
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1
+    dw1 = dz1.T @ z0
+    del z0, dz1
     db0 = torch.sum(dz0, dim=0)
+    dw0 = dz0.T @ x
     return total/N, {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "1.weight": dz1.T @ z0,
+        "1.weight": dw1,
         "1.bias": db1,
-        "2.weight": dz2.T @ z1,
+        "2.weight": dw2,
         "2.bias": db2,
     }
 

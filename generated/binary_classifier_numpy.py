@@ -55,6 +55,7 @@ def forward(params, x):
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     h2 = (np.exp(np.minimum(z1, 0))/(1 + np.exp(-np.abs(z1))))
     return h2
@@ -70,13 +71,16 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     h2 = (np.exp(np.minimum(z1, 0))/(1 + np.exp(-np.abs(z1))))
     tmp1 = np.greater(h2, 3.720075976020836e-44)
     tmp2 = np.less(h2, 1.0)
     tmp3 = np.logical_and.reduce((np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0)))
+    del h2
     tmp5 = t*np.logaddexp(0, -z1)
     tmp6 = (1 - t)*np.logaddexp(0, z1)
+    del z1
     total = np.sum(np.select([tmp3,tmp1,tmp2,True], [tmp5 + tmp6,tmp5 + 100 - 100*t,100*t + tmp6,100], default=np.nan), axis=(0, 1))
     return float(total/N)
 
@@ -98,15 +102,21 @@ def loss_and_gradients(params, x, t):
     tmp3 = np.logical_and.reduce((np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0)))
     tmp5 = t*np.logaddexp(0, -z1)
     tmp6 = (1 - t)*np.logaddexp(0, z1)
+    del z1
     total = np.sum(np.select([tmp3,tmp1,tmp2,True], [tmp5 + tmp6,tmp5 + 100 - 100*t,100*t + tmp6,100], default=np.nan), axis=(0, 1))
+    del tmp5, tmp6
     dz1 = np.select([tmp3,tmp1,tmp2,True], [(h2 - t)/N,t*(h2 - 1)/N,h2*(1 - t)/N,0], default=np.nan)
+    del h2, tmp1, tmp2, tmp3
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1
+    dw1 = dz1.T @ z0
+    del z0, dz1
     db0 = np.sum(dz0, axis=0)
+    dw0 = dz0.T @ x
     return float(total/N), {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "1.weight": dz1.T @ z0,
+        "1.weight": dw1,
         "1.bias": db1,
     }
 

@@ -59,6 +59,7 @@ def forward(params, x):
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     h2 = torch.sigmoid(z1)
     return h2
@@ -74,13 +75,16 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     h2 = torch.sigmoid(z1)
     tmp1 = torch.gt(h2, 3.720075976020836e-44)
     tmp2 = torch.lt(h2, 1.0)
     tmp3 = torch.logical_and(torch.gt(h2, 3.720075976020836e-44), torch.lt(h2, 1.0))
+    del h2
     tmp5 = t*(-torch.nn.functional.logsigmoid(z1))
     tmp6 = (1 - t)*(-torch.nn.functional.logsigmoid(-z1))
+    del z1
     total = torch.sum(torch.where(tmp3, tmp5 + tmp6, torch.where(tmp1, tmp5 + 100 - 100*t, torch.where(tmp2, 100*t + tmp6, 100))), dim=(0, 1))
     return total/N
 
@@ -102,15 +106,21 @@ def loss_and_gradients(params, x, t):
     tmp3 = torch.logical_and(torch.gt(h2, 3.720075976020836e-44), torch.lt(h2, 1.0))
     tmp5 = t*(-torch.nn.functional.logsigmoid(z1))
     tmp6 = (1 - t)*(-torch.nn.functional.logsigmoid(-z1))
+    del z1
     total = torch.sum(torch.where(tmp3, tmp5 + tmp6, torch.where(tmp1, tmp5 + 100 - 100*t, torch.where(tmp2, 100*t + tmp6, 100))), dim=(0, 1))
+    del tmp5, tmp6
     dz1 = torch.where(tmp3, (h2 - t)/N, torch.where(tmp1, t*(h2 - 1)/N, torch.where(tmp2, h2*(1 - t)/N, 0)))
+    del h2, tmp1, tmp2, tmp3
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1
+    dw1 = dz1.T @ z0
+    del z0, dz1
     db0 = torch.sum(dz0, dim=0)
+    dw0 = dz0.T @ x
     return total/N, {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "1.weight": dz1.T @ z0,
+        "1.weight": dw1,
         "1.bias": db1,
     }
 

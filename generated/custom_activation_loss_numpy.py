@@ -52,6 +52,7 @@ def forward(params, x):
     z0 = x @ w0.T
     z0 += b0
     h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
+    del z0
     z2 = h1 @ w2.T
     z2 += b2
     return z2
@@ -67,9 +68,12 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
+    del z0
     z2 = h1 @ w2.T
+    del h1
     z2 += b2
     tmp1 = np.cosh(t - z2)
+    del z2
     total = np.sum(np.log(tmp1), axis=(0, 1))
     return float(total/N)
 
@@ -85,19 +89,25 @@ def loss_and_gradients(params, x, t):
     z0 += b0
     tmp0 = (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     h1 = tmp0*z0
+    del z0
     z2 = h1 @ w2.T
     z2 += b2
     tmp2 = np.cosh(t - z2)
     total = np.sum(np.log(tmp2), axis=(0, 1))
     dz2 = -np.sinh(t - z2)/(N*tmp2)
+    del z2, tmp2
     db2 = np.sum(dz2, axis=0)
+    dw2 = dz2.T @ h1
     dz0 = dz2 @ w2
+    del dz2
     dz0 *= h1*(1 - tmp0) + tmp0
+    del tmp0, h1
     db0 = np.sum(dz0, axis=0)
+    dw0 = dz0.T @ x
     return float(total/N), {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "2.weight": dz2.T @ h1,
+        "2.weight": dw2,
         "2.bias": db2,
     }
 

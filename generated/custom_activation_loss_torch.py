@@ -56,6 +56,7 @@ def forward(params, x):
     z0 = x @ w0.T
     z0 += b0
     h1 = z0*torch.sigmoid(z0)
+    del z0
     z2 = h1 @ w2.T
     z2 += b2
     return z2
@@ -71,9 +72,12 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     h1 = z0*torch.sigmoid(z0)
+    del z0
     z2 = h1 @ w2.T
+    del h1
     z2 += b2
     tmp1 = torch.cosh(t - z2)
+    del z2
     total = torch.sum(torch.log(tmp1), dim=(0, 1))
     return total/N
 
@@ -89,19 +93,25 @@ def loss_and_gradients(params, x, t):
     z0 += b0
     tmp0 = torch.sigmoid(z0)
     h1 = tmp0*z0
+    del z0
     z2 = h1 @ w2.T
     z2 += b2
     tmp2 = torch.cosh(t - z2)
     total = torch.sum(torch.log(tmp2), dim=(0, 1))
     dz2 = -torch.sinh(t - z2)/(N*tmp2)
+    del z2, tmp2
     db2 = torch.sum(dz2, dim=0)
+    dw2 = dz2.T @ h1
     dz0 = dz2 @ w2
+    del dz2
     dz0 *= h1*(1 - tmp0) + tmp0
+    del tmp0, h1
     db0 = torch.sum(dz0, dim=0)
+    dw0 = dz0.T @ x
     return total/N, {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "2.weight": dz2.T @ h1,
+        "2.weight": dw2,
         "2.bias": db2,
     }
 

@@ -70,11 +70,14 @@ def loss(params, x, t):
     z0 += b0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     m = np.max(z1, axis=1, keepdims=True)
     shifted = z1 - m
+    del z1, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
+    del e
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     return float(total/N)
 
@@ -93,18 +96,25 @@ def loss_and_gradients(params, x, t):
     z1 += b1
     m = np.max(z1, axis=1, keepdims=True)
     shifted = z1 - m
+    del z1, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
+    del shifted
     p = e/s
+    del e, s
     dz1 = (p - onehot)/N
+    del onehot, p
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1
+    dw1 = dz1.T @ z0
+    del z0, dz1
     db0 = np.sum(dz0, axis=0)
+    dw0 = dz0.T @ x
     return float(total/N), {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "1.weight": dz1.T @ z0,
+        "1.weight": dw1,
         "1.bias": db1,
     }
 

@@ -74,11 +74,14 @@ def loss(params, x, t):
     z0 += b0
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     m = torch.amax(z1, dim=1, keepdim=True)
     shifted = z1 - m
+    del z1, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
+    del e
     total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
     return total/N
 
@@ -97,18 +100,25 @@ def loss_and_gradients(params, x, t):
     z1 += b1
     m = torch.amax(z1, dim=1, keepdim=True)
     shifted = z1 - m
+    del z1, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
     total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
+    del shifted
     p = e/s
+    del e, s
     dz1 = (p - onehot)/N
+    del onehot, p
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1
+    dw1 = dz1.T @ z0
+    del z0, dz1
     db0 = torch.sum(dz0, dim=0)
+    dw0 = dz0.T @ x
     return total/N, {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "1.weight": dz1.T @ z0,
+        "1.weight": dw1,
         "1.bias": db1,
     }
 

@@ -57,6 +57,7 @@ def forward(params, x):
     z0 = x @ w0.T
     z0 += b0
     h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
+    del z0
     z2 = h1 @ w2.T
     z2 += b2
     return z2
@@ -72,13 +73,17 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
+    del z0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T
+    del h1
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
+    del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
+    del e
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     return float(total/N)
 
@@ -94,24 +99,33 @@ def loss_and_gradients(params, x, t):
     z0 += b0
     tmp0 = (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     h1 = tmp0*z0
+    del z0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
+    del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
+    del shifted
     p = e/s
+    del e, s
     dz2 = (p - onehot)/N
+    del onehot, p
     db2 = np.sum(dz2, axis=0)
+    dw2 = dz2.T @ h1
     dz0 = dz2 @ w2
+    del dz2
     dz0 *= h1*(1 - tmp0) + tmp0
+    del tmp0, h1
     db0 = np.sum(dz0, axis=0)
+    dw0 = dz0.T @ x
     return float(total/N), {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "2.weight": dz2.T @ h1,
+        "2.weight": dw2,
         "2.bias": db2,
     }
 

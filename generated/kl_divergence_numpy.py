@@ -57,12 +57,16 @@ def forward(params, x):
     z0 = x @ w0.T
     z0 += b0
     h1 = np.tanh(z0)
+    del z0
     z2 = h1 @ w2.T
+    del h1
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
+    del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
+    del e
     h3 = shifted - np.log(s)
     return h3
 
@@ -77,13 +81,18 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     h1 = np.tanh(z0)
+    del z0
     z2 = h1 @ w2.T
+    del h1
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
+    del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
+    del e
     h3 = shifted - np.log(s)
+    del shifted, s
     total = np.sum((t*np.log(np.where(t == 0, 1, t))) - h3*t, axis=(0, 1))
     return float(total/N)
 
@@ -98,25 +107,35 @@ def loss_and_gradients(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     h1 = np.tanh(z0)
+    del z0
     z2 = h1 @ w2.T
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
     shifted = z2 - m
+    del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     h3 = shifted - np.log(s)
+    del shifted
     total = np.sum((t*np.log(np.where(t == 0, 1, t))) - h3*t, axis=(0, 1))
+    del h3
     ds = np.sum(t, axis=1, keepdims=True)
     p3 = e/s
+    del e, s
     dz2 = (ds*p3 - t)/N
+    del ds, p3
     db2 = np.sum(dz2, axis=0)
+    dw2 = dz2.T @ h1
     dz0 = dz2 @ w2
+    del dz2
     dz0 *= 1 - h1**2
+    del h1
     db0 = np.sum(dz0, axis=0)
+    dw0 = dz0.T @ x
     return float(total/N), {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "2.weight": dz2.T @ h1,
+        "2.weight": dw2,
         "2.bias": db2,
     }
 

@@ -61,12 +61,16 @@ def forward(params, x):
     z0 = x @ w0.T
     z0 += b0
     h1 = torch.tanh(z0)
+    del z0
     z2 = h1 @ w2.T
+    del h1
     z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
+    del z2, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
+    del e
     h3 = shifted - torch.log(s)
     return h3
 
@@ -81,13 +85,18 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     h1 = torch.tanh(z0)
+    del z0
     z2 = h1 @ w2.T
+    del h1
     z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
+    del z2, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
+    del e
     h3 = shifted - torch.log(s)
+    del shifted, s
     total = torch.sum(torch.xlogy(t, t) - h3*t, dim=(0, 1))
     return total/N
 
@@ -102,25 +111,35 @@ def loss_and_gradients(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     h1 = torch.tanh(z0)
+    del z0
     z2 = h1 @ w2.T
     z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
+    del z2, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
     h3 = shifted - torch.log(s)
+    del shifted
     total = torch.sum(torch.xlogy(t, t) - h3*t, dim=(0, 1))
+    del h3
     ds = torch.sum(t, dim=1, keepdim=True)
     p3 = e/s
+    del e, s
     dz2 = (ds*p3 - t)/N
+    del ds, p3
     db2 = torch.sum(dz2, dim=0)
+    dw2 = dz2.T @ h1
     dz0 = dz2 @ w2
+    del dz2
     dz0 *= 1 - h1**2
+    del h1
     db0 = torch.sum(dz0, dim=0)
+    dw0 = dz0.T @ x
     return total/N, {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "2.weight": dz2.T @ h1,
+        "2.weight": dw2,
         "2.bias": db2,
     }
 

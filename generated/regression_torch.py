@@ -67,6 +67,7 @@ def loss(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
+    del z0
     z1 += b1
     total = torch.sum((z1 - t)**2, dim=(0, 1))
     return total/N
@@ -85,13 +86,17 @@ def loss_and_gradients(params, x, t):
     z1 += b1
     total = torch.sum((z1 - t)**2, dim=(0, 1))
     dz1 = 2*(z1 - t)/N
+    del z1
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1
+    dw1 = dz1.T @ z0
+    del z0, dz1
     db0 = torch.sum(dz0, dim=0)
+    dw0 = dz0.T @ x
     return total/N, {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
         "0.bias": db0,
-        "1.weight": dz1.T @ z0,
+        "1.weight": dw1,
         "1.bias": db1,
     }
 

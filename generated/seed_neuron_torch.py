@@ -5,8 +5,7 @@
 Sequential(Linear(1, 1, False), Sigmoid()) with MSELoss('mean'), on inputs of width 1.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    mm0 = x @ w0.T
-    h1 = sigmoid(mm0)
+    h1 = sigmoid(x @ w0.T)
     total = sum((h1 - t)**2, axis=(0, 1))
     dz0 = 2*h1*(1 - h1)*(h1 - t)/N
     L = total/N
@@ -43,6 +42,7 @@ def loss(params, x, t):
     N = x.shape[0]
     mm0 = x @ w0.T
     h1 = torch.sigmoid(mm0)
+    del mm0
     total = torch.sum((h1 - t)**2, dim=(0, 1))
     return total/N
 
@@ -53,10 +53,13 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     mm0 = x @ w0.T
     h1 = torch.sigmoid(mm0)
+    del mm0
     total = torch.sum((h1 - t)**2, dim=(0, 1))
     dz0 = 2*h1*(1 - h1)*(h1 - t)/N
+    del h1
+    dw0 = dz0.T @ x
     return total/N, {
-        "0.weight": dz0.T @ x,
+        "0.weight": dw0,
     }
 
 

@@ -36,7 +36,6 @@ class Program:
     statements: list[Statement]
     outputs: list[Statement]  # kind "output", in order
     uses_batch_size: bool = False
-    inlined: set = field(default_factory=set)  # einsum symbols printed in place of their one use
     shapes: dict = field(default_factory=dict)  # every name's shape as computed (before any broadcast)
 
 
@@ -44,11 +43,13 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     """Statements computing `outputs`, given as (name, expression, shape)."""
     needed = _needed_tensors(graph, [expr for _, expr, _ in outputs])
     labels = _labels(graph, needed, outputs)
+    steps = _steps_from_outputs(labels)
+    labels = {symbol: steps(expr) for symbol, expr in labels.items()}
     relabel = _relabeller(labels)
 
     definitions = {symbol: relabel(expr, exclude=symbol) for symbol, expr in labels.items()}
-    operand_exprs = [relabel(op.expr) for t in needed for op in t.operands]
-    output_exprs = [relabel(expr) for _, expr, _ in outputs]
+    operand_exprs = [relabel(steps(op.expr)) for t in needed for op in t.operands]
+    output_exprs = [relabel(steps(expr)) for _, expr, _ in outputs]
 
     exprs = list(definitions.values()) + operand_exprs + output_exprs
     replacements, reduced = sp.cse(exprs, symbols=_fresh_symbols(graph, labels), order="none", list=True,
@@ -91,7 +92,6 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
         final.append(Statement(name, "output", expr, shape=shape, broadcast=graph.shape_of(original) != shape))
 
     program = Program(statements, final)
-    program.inlined = inlinable(program)
     program.shapes = {t.symbol: t.shape for t in graph.tensors.values()}
     for statement in statements:
         if statement.kind == "expr":
@@ -141,6 +141,21 @@ def _labels(graph: Graph, needed: list[Tensor], outputs) -> dict[sp.Symbol, sp.E
     output_names = {name for name, _, _ in outputs}
     return {sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()
             if name not in output_names and expr.free_symbols <= available | {N}}
+
+
+def _steps_from_outputs(labels: dict[sp.Symbol, sp.Expr]):
+    """H(z) → H(h) where h = max(0, z) is named (h > 0 exactly where z > 0): the backward pass then reads
+    relu's output, which it keeps anyway, and z can be freed once h is computed."""
+    relus = {d.args[1] if d.args[0] == 0 else d.args[0]: d for d in labels.values()
+             if isinstance(d, sp.Max) and len(d.args) == 2 and 0 in d.args}
+
+    def rewrite(expr: sp.Expr) -> sp.Expr:
+        if not relus or not expr.has(sp.Heaviside):
+            return expr
+        return expr.replace(lambda e: isinstance(e, sp.Heaviside) and e.args[1] == 0 and e.args[0] in relus,
+                            lambda e: sp.Heaviside(relus[e.args[0]], 0))
+
+    return rewrite
 
 
 def _relabeller(labels: dict[sp.Symbol, sp.Expr]):
@@ -217,12 +232,15 @@ def expressions(program: Program):
 def inlinable(program: Program, code: bool = True) -> set[sp.Symbol]:
     """Einsum results used exactly once are printed in place: z0 = x @ w0.T + b0.
 
-    In code, sigmoid's argument counts twice: its stable form prints it twice."""
+    In code, sigmoid's argument counts twice: its stable form prints it twice; and a gradient that is
+    a contraction gets its own line, dw0 = dz0.T @ x, as soon as it can be computed, so that what it
+    reads can be freed early."""
     uses: dict[sp.Symbol, int] = {}
     for expr in expressions(program):
         for symbol in expr.free_symbols:
             uses[symbol] = uses.get(symbol, 0) + expr.count(symbol)
             for call in expr.atoms(sigmoid) if code else ():
                 uses[symbol] += call.count(symbol)
+    returned = {o.expr for o in program.outputs if o.expr.is_Symbol} if code else set()
     return {s.tensor.symbol for s in program.statements
-            if s.kind == "einsum" and uses.get(s.tensor.symbol, 0) == 1}
+            if s.kind == "einsum" and uses.get(s.tensor.symbol, 0) == 1 and s.tensor.symbol not in returned}

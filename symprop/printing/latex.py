@@ -61,6 +61,7 @@ class ReadableLatexPrinter(LatexPrinter):
 class LatexBackendPrinter(StatementPrinter, LatexPrinter):
     array_module = "einsum"
     numbers_as_floats = False
+    code = False
 
     def __init__(self, shapes: dict | None = None, dense_target: bool = True, long_fractions: bool = False):
         # long_fractions: a long numerator over a short denominator prints as 1/N (...), which reads inline

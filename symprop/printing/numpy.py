@@ -11,6 +11,7 @@ from .statements import StatementPrinter
 class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     array_module = "np"
     in_place = True
+    free_dead = True
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..schedule import Program, Statement
+from ..schedule import Program, Statement, inlinable
+from ..shapes import N
 
 
 def matmul_form(spec: str):
@@ -37,6 +38,7 @@ class StatementPrinter:
 
     array_module = ""  # "np" or "torch"
     numbers_as_floats = True  # code: yes; mathematics (LaTeX, docstrings): keep e^{-100}
+    code = True  # code: returned contractions get their own line; docstrings print them in place
     _names: dict = {}
     _inline: dict = {}
 
@@ -44,6 +46,7 @@ class StatementPrinter:
         self._program = program
         self._names = dict(names)
         self._inline: dict[sp.Symbol, str] = {}
+        self._inlined = inlinable(program, code=self.code)  # einsums printed in place of their one use
         return self
 
     def _print_Symbol(self, expr):
@@ -64,21 +67,59 @@ class StatementPrinter:
 
     def lines(self) -> list[str]:
         out = []
-        for statement in self._program.statements:
+        frees = self._frees() if self.free_dead else {}
+        for i, statement in enumerate(self._program.statements):
             code = self.statement(statement)
-            if statement.kind == "einsum" and statement.tensor.symbol in self._program.inlined:
+            if statement.kind == "einsum" and statement.tensor.symbol in self._inlined:
                 self._inline[statement.tensor.symbol] = f"({code})"
             elif self.in_place and (split := self._in_place(statement)):
                 product, operator, rest = split
                 mask = isinstance(rest, sp.Heaviside) and rest.args[1] == 0 and operator == "*"
-                rest_text = f"({self.doprint(rest.args[0])} > 0)" if mask else self.doprint(rest)  # a bool mask
-                out += [f"{statement.name} = {self._inline[product][1:-1]}",
-                        f"{statement.name} {operator}= {self._unwrap(rest_text)}"]
+                rest_text = self.mask(rest.args[0]) if mask else self.doprint(rest)
+                out.append(f"{statement.name} = {self._inline[product][1:-1]}")
+                early = [name for name in frees.get(i, ()) if sp.Symbol(name, real=True) not in rest.free_symbols]
+                if early:  # read by the product only: freed before the mask's temporary is made
+                    out.append("del " + ", ".join(early))
+                    frees[i] = [name for name in frees[i] if name not in early]
+                out.append(f"{statement.name} {operator}= {self._unwrap(rest_text)}")
             else:
                 out.append(f"{statement.name} = {self._unwrap(code)}")
+            if frees.get(i):
+                out.append("del " + ", ".join(frees[i]))
         return out
 
     in_place = False  # code backends: z0 = x @ w0.T, then z0 += b0, into the product's own fresh array
+    free_dead = False  # code backends: `del z0` after the last read of a batch-sized array
+
+    def mask(self, u: sp.Expr) -> str:
+        """H(u) as a factor that multiplies an array in place: a bool array."""
+        return f"({self.doprint(u)} > 0)"
+
+    def _frees(self) -> dict[int, list[str]]:
+        """Statement index -> the batch-sized arrays last read there (and not returned), up to the last
+        statement: freeing them there keeps peak memory near what the backward pass needs at once."""
+        program = self._program
+        reads: dict[sp.Symbol, set] = {}  # an inlined contraction is read where it is printed
+        last: dict[sp.Symbol, int] = {}
+        for i, statement in enumerate(program.statements):
+            exprs = [statement.expr] if statement.expr is not None else list(statement.operands)
+            read = set().union(*(e.free_symbols for e in exprs))
+            while read & reads.keys():
+                read = (read - reads.keys()) | set().union(*(reads[s] for s in read & reads.keys()))
+            if statement.kind == "einsum" and statement.tensor.symbol in self._inlined:
+                reads[statement.tensor.symbol] = read
+                continue
+            for symbol in read:
+                last[symbol] = i
+        returned = set().union(*(o.expr.free_symbols for o in program.outputs))
+        names = {sp.Symbol(s.name, real=True) for s in program.statements}
+        frees: dict[int, list[str]] = {}
+        for symbol, i in last.items():
+            batch_sized = N in program.shapes.get(symbol, ())
+            if i < len(program.statements) - 1 and symbol in names and symbol not in returned and batch_sized:
+                frees.setdefault(i, []).append(symbol.name)
+        order = {s.name: k for k, s in enumerate(program.statements)}
+        return {i: sorted(names, key=order.get) for i, names in frees.items()}
 
     def _in_place(self, statement):
         """(product, '+' or '*', the rest) when the statement is a fresh matrix product plus or times

@@ -10,6 +10,7 @@ from .statements import StatementPrinter
 class TextPrinter(StatementPrinter, StrPrinter):
     array_module = "einsum"
     numbers_as_floats = False
+    code = False
 
     def _print_sigmoid(self, expr):
         return f"sigmoid({self._print(expr.args[0])})"

@@ -14,6 +14,7 @@ from .statements import StatementPrinter
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     array_module = "torch"
     in_place = True
+    free_dead = True
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True})
@@ -32,9 +33,20 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     def _print_xlogy(self, expr):
         return self._call("torch.xlogy", *(self._print(a) for a in expr.args))
 
+    def mask(self, u):
+        # relu's output h is ≥ 0, so H(h) = sign(h): one float kernel, where torch's bool compare and
+        # bool-times-float multiply take some 8x as long on CPU
+        return self._call("torch.sign", self._print(u)) if u in self._relu_outputs() else super().mask(u)
+
+    def _relu_outputs(self):
+        return {sp.Symbol(s.name, real=True) for s in self._program.statements
+                if isinstance(s.expr, sp.Max) and len(s.expr.args) == 2 and 0 in s.expr.args}
+
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
         text = self._print(u)
+        if at_zero == 0 and u in self._relu_outputs():
+            return self._call("torch.sign", text)
         return f"({text} > 0).to(x.dtype)" if at_zero == 0 else self._call(
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
 
