@@ -9,6 +9,9 @@ Workloads (every variant gets the same parameters and data, drawn from a fixed s
           N = 1e3 and 1e6, in float32 and float64;
   deep    16 hidden layers Linear(64,64)+Tanh on 64 inputs, then Linear(64,10), CrossEntropyLoss over 10
           classes, batch 64, in float32 and float64;
+  transformer  TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=256, dropout=0, batch_first) on
+          sequences of 32, then the mean over the sequence, Linear(64,10), CrossEntropyLoss; batch 16, float32
+          (no JAX variant: the reference is torch's own layer);
   derive  derive_network + render("numpy") for MLPs of depth D = 4, 16, 64, counting D Linear layers:
           D-1 blocks Linear(16,16)+Tanh on 16 inputs, then Linear(16,3), CrossEntropyLoss. (64 hidden blocks
           would be 129 layers, over symprop's cap of 128 layers a model.)
@@ -100,12 +103,17 @@ NETWORKS = {
     "neuron": {"inputs": 1, "loss": "mse", "layers": [("linear", 1, False), ("sigmoid",)]},
     "deep": {"inputs": 64, "loss": "cross_entropy", "classes": 10,
              "layers": [("linear", 64, True), ("tanh",)] * 16 + [("linear", 10, True)]},
+    "transformer": {"inputs": 64, "sequence": 32, "loss": "cross_entropy", "classes": 10,
+                    "layers": [("transformer", 4, 256), ("mean_pool",), ("linear", 10, True)]},
 }
+JAX_WORKLOADS = ("mlp", "neuron", "deep")
 FULL_CASES = ([("mlp", dtype, batch) for batch in (32, 256, 2048) for dtype in ("float32", "float64")]
               + [("neuron", dtype, n) for n in (1000, 1_000_000) for dtype in ("float32", "float64")]
-              + [("deep", dtype, 64) for dtype in ("float32", "float64")])
+              + [("deep", dtype, 64) for dtype in ("float32", "float64")]
+              + [("transformer", dtype, 16) for dtype in ("float32", "float64")])
 QUICK_CASES = [("mlp", "float32", 16), ("mlp", "float64", 16), ("neuron", "float32", 100),
-               ("neuron", "float64", 100), ("deep", "float32", 8), ("deep", "float64", 8)]
+               ("neuron", "float64", 100), ("deep", "float32", 8), ("deep", "float64", 8),
+               ("transformer", "float32", 2), ("transformer", "float64", 2)]
 FULL_DEPTHS, QUICK_DEPTHS = (4, 16, 64), (2,)
 # --quick runs the torch.compile variants on the neuron only: on two cores inductor takes 5-30 s to compile the
 # forward and backward of each larger network, and a cold cache (a fresh machine) adds some 20 s once. The slow
@@ -128,6 +136,10 @@ def linears(net: dict) -> list[tuple[int, int, int, bool]]:
     return out
 
 
+def has_sequence(net: dict) -> bool:
+    return "sequence" in net
+
+
 def matmul_flops(net: dict, batch: int) -> int:
     """Forward, weight-gradient and input-gradient matmuls (no input gradient for the first layer)."""
     layers = linears(net)
@@ -142,29 +154,38 @@ def derive_mlp(depth: int) -> dict:
 
 def symprop_model(net: dict, name: str):
     import symprop as S
+    from symprop.declare import model as m
 
-    make = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid}
+    make = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid, "mean_pool": m.MeanPool}
     layers, width = [], net["inputs"]
     for layer in net["layers"]:
         if layer[0] == "linear":
             layers.append(S.Linear(width, layer[1], layer[2]))
             width = layer[1]
+        elif layer[0] == "transformer":
+            layers.append(m.TransformerEncoderLayer(width, layer[1], layer[2]))
         else:
             layers.append(make[layer[0]]())
     loss = S.CrossEntropyLoss() if net["loss"] == "cross_entropy" else S.MSELoss()
-    return S.Model(S.Sequential(*layers), loss, name=name, inputs=net["inputs"])
+    return S.Model(S.Sequential(*layers), loss, name=name, inputs=net["inputs"], sequence=net.get("sequence"))
 
 
 def make_data(net: dict, dtype: str, batch: int, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
     """Parameters (nn.Linear's default init, state_dict names), inputs x and targets t, as NumPy arrays."""
     rng = np.random.default_rng(seed)
     params = {}
-    for i, n_in, n_out, bias in linears(net):
+    if has_sequence(net):  # torch's initialization of every module, as symprop's model states it
+        model = symprop_model(net, "data")
+        for key, shape in model.parameters.items():
+            kind, *bound = model.initializations[key]
+            params[key] = (rng.uniform(-bound[0], bound[0], size=shape) if kind == "uniform" else
+                           getattr(np, kind)(shape)).astype(dtype)
+    for i, n_in, n_out, bias in [] if has_sequence(net) else linears(net):
         bound = 1 / np.sqrt(n_in)
         params[f"{i}.weight"] = rng.uniform(-bound, bound, size=(n_out, n_in)).astype(dtype)
         if bias:
             params[f"{i}.bias"] = rng.uniform(-bound, bound, size=(n_out,)).astype(dtype)
-    x = rng.standard_normal((batch, net["inputs"])).astype(dtype)
+    x = rng.standard_normal((batch, *([net["sequence"]] if has_sequence(net) else []), net["inputs"])).astype(dtype)
     if net["loss"] == "cross_entropy":
         t = rng.integers(0, net["classes"], size=batch, dtype=np.int64)
     else:
@@ -209,13 +230,19 @@ def torch_network(net: dict, params: dict, dtype: str):
     import torch
     from torch import nn
 
+    class MeanPool(nn.Module):
+        def forward(self, z):
+            return z.mean(dim=1)
+
     layers, width = [], net["inputs"]
     for layer in net["layers"]:
         if layer[0] == "linear":
             layers.append(nn.Linear(width, layer[1], bias=layer[2]))
             width = layer[1]
+        elif layer[0] == "transformer":
+            layers.append(nn.TransformerEncoderLayer(width, layer[1], layer[2], dropout=0.0, batch_first=True))
         else:
-            layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[layer[0]]())
+            layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "mean_pool": MeanPool}[layer[0]]())
     model = nn.Sequential(*layers).to(getattr(torch, dtype))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     loss_fn = nn.CrossEntropyLoss() if net["loss"] == "cross_entropy" else nn.MSELoss()
@@ -508,12 +535,15 @@ def run_job(spec: dict, timeout: float, env: dict) -> dict:
 
 def variant_jobs(cases, variants, base: dict, quick: bool) -> list[dict]:
     """One round's variant jobs: one per (case, variant), variants round-robin; --quick: one per variant."""
+    def fits(v, case):
+        return v != "jax.jit" or case["workload"] in JAX_WORKLOADS
+
     if not quick:
-        return [{**base, "variant": v, "cases": [case]} for case in cases for v in variants]
+        return [{**base, "variant": v, "cases": [case]} for case in cases for v in variants if fits(v, case)]
     jobs = []
     for v in sorted(variants, key=QUICK_ORDER.index):  # the slow compile first, beside the cheap jobs
-        mine = [c for c in cases if v not in ("torch+compile", "autograd+compile")
-                or c["workload"] in QUICK_COMPILED_WORKLOADS]
+        mine = [c for c in cases if fits(v, c) and (v not in ("torch+compile", "autograd+compile")
+                                                      or c["workload"] in QUICK_COMPILED_WORKLOADS)]
         if mine:
             jobs.append({**base, "variant": v, "cases": mine})
     return jobs
@@ -736,8 +766,8 @@ def main(argv=None, prog=None) -> int:
                              "default: the libraries' defaults (--quick: 1)")
     parser.add_argument("--json", type=Path, default=None,
                         help=f"results file (default {DEFAULT_JSON}; --quick writes none unless given)")
-    parser.add_argument("--workloads", default="mlp,neuron,deep,derive",
-                        help="comma-separated subset of mlp,neuron,deep,derive (default all)")
+    parser.add_argument("--workloads", default="mlp,neuron,deep,transformer,derive",
+                        help="comma-separated subset of mlp,neuron,deep,transformer,derive (default all)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 

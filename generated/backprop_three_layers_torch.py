@@ -32,6 +32,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
+X_SHAPE = (None, 16)  # None: any batch size
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (8, 16),
     "0.bias": (8,),
@@ -69,13 +70,10 @@ def forward(params, x):
     b1 = params["1.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = x @ w0.T
-    z0 += b0
-    z1 = z0 @ w1.T
+    z0 = torch.nn.functional.linear(x, w0, b0)
+    z1 = torch.nn.functional.linear(z0, w1, b1)
     del z0
-    z1 += b1
-    z2 = z1 @ w2.T
-    z2 += b2
+    z2 = torch.nn.functional.linear(z1, w2, b2)
     return z2
 
 
@@ -88,15 +86,12 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T
-    z0 += b0
-    z1 = z0 @ w1.T
+    z0 = torch.nn.functional.linear(x, w0, b0)
+    z1 = torch.nn.functional.linear(z0, w1, b1)
     del z0
-    z1 += b1
     onehot = torch.nn.functional.one_hot(t, 2).to(x.dtype)
-    z2 = z1 @ w2.T
+    z2 = torch.nn.functional.linear(z1, w2, b2)
     del z1
-    z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     del z2, m
@@ -116,13 +111,10 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T
-    z0 += b0
-    z1 = z0 @ w1.T
-    z1 += b1
+    z0 = torch.nn.functional.linear(x, w0, b0)
+    z1 = torch.nn.functional.linear(z0, w1, b1)
     onehot = torch.nn.functional.one_hot(t, 2).to(x.dtype)
-    z2 = z1 @ w2.T
-    z2 += b2
+    z2 = torch.nn.functional.linear(z1, w2, b2)
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     del z2, m

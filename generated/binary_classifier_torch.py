@@ -27,6 +27,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
+X_SHAPE = (None, 6)  # None: any batch size
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (4, 6),
     "0.bias": (4,),
@@ -56,11 +57,9 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = x @ w0.T
-    z0 += b0
-    z1 = z0 @ w1.T
+    z0 = torch.nn.functional.linear(x, w0, b0)
+    z1 = torch.nn.functional.linear(z0, w1, b1)
     del z0
-    z1 += b1
     h2 = torch.sigmoid(z1)
     return h2
 
@@ -72,11 +71,9 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T
-    z0 += b0
-    z1 = z0 @ w1.T
+    z0 = torch.nn.functional.linear(x, w0, b0)
+    z1 = torch.nn.functional.linear(z0, w1, b1)
     del z0
-    z1 += b1
     h2 = torch.sigmoid(z1)
     tmp1 = torch.gt(h2, 3.720075976020836e-44)
     tmp2 = torch.lt(h2, 1.0)
@@ -96,10 +93,8 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T
-    z0 += b0
-    z1 = z0 @ w1.T
-    z1 += b1
+    z0 = torch.nn.functional.linear(x, w0, b0)
+    z1 = torch.nn.functional.linear(z0, w1, b1)
     h2 = torch.sigmoid(z1)
     tmp1 = torch.gt(h2, 3.720075976020836e-44)
     tmp2 = torch.lt(h2, 1.0)

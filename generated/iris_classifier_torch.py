@@ -27,6 +27,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
+X_SHAPE = (None, 4)  # None: any batch size
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (8, 4),
     "0.bias": (8,),
@@ -56,10 +57,8 @@ def forward(params, x):
     b0 = params["0.bias"]
     w1 = params["1.weight"]
     b1 = params["1.bias"]
-    z0 = x @ w0.T
-    z0 += b0
-    z1 = z0 @ w1.T
-    z1 += b1
+    z0 = torch.nn.functional.linear(x, w0, b0)
+    z1 = torch.nn.functional.linear(z0, w1, b1)
     return z1
 
 
@@ -70,12 +69,10 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T
-    z0 += b0
+    z0 = torch.nn.functional.linear(x, w0, b0)
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
-    z1 = z0 @ w1.T
+    z1 = torch.nn.functional.linear(z0, w1, b1)
     del z0
-    z1 += b1
     m = torch.amax(z1, dim=1, keepdim=True)
     shifted = z1 - m
     del z1, m
@@ -93,11 +90,9 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T
-    z0 += b0
+    z0 = torch.nn.functional.linear(x, w0, b0)
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
-    z1 = z0 @ w1.T
-    z1 += b1
+    z1 = torch.nn.functional.linear(z0, w1, b1)
     m = torch.amax(z1, dim=1, keepdim=True)
     shifted = z1 - m
     del z1, m

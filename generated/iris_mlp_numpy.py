@@ -29,6 +29,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
+X_SHAPE = (None, 4)  # None: any batch size
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (16, 4),
     "0.bias": (16,),

@@ -29,6 +29,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
+X_SHAPE = (None, 4)  # None: any batch size
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (16, 4),
     "0.bias": (16,),
@@ -58,12 +59,10 @@ def forward(params, x):
     b0 = params["0.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    z0 = x @ w0.T
-    z0 += b0
+    z0 = torch.nn.functional.linear(x, w0, b0)
     h1 = z0*torch.sigmoid(z0)
     del z0
-    z2 = h1 @ w2.T
-    z2 += b2
+    z2 = torch.nn.functional.linear(h1, w2, b2)
     return z2
 
 
@@ -74,14 +73,12 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T
-    z0 += b0
+    z0 = torch.nn.functional.linear(x, w0, b0)
     h1 = z0*torch.sigmoid(z0)
     del z0
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
-    z2 = h1 @ w2.T
+    z2 = torch.nn.functional.linear(h1, w2, b2)
     del h1
-    z2 += b2
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     del z2, m
@@ -99,14 +96,12 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T
-    z0 += b0
+    z0 = torch.nn.functional.linear(x, w0, b0)
     tmp0 = torch.sigmoid(z0)
     h1 = tmp0*z0
     del z0
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
-    z2 = h1 @ w2.T
-    z2 += b2
+    z2 = torch.nn.functional.linear(h1, w2, b2)
     m = torch.amax(z2, dim=1, keepdim=True)
     shifted = z2 - m
     del z2, m

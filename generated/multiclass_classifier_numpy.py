@@ -26,6 +26,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
+X_SHAPE = (None, 6)  # None: any batch size
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (4, 6),
     "0.bias": (4,),

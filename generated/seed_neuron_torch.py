@@ -14,6 +14,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
+X_SHAPE = (None, 1)  # None: any batch size
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (1, 1),
 }

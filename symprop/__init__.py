@@ -12,6 +12,7 @@ A network and a loss, declared with torch.nn's names, derive to a `Derivation`:
 """
 
 from .declare.model import (
+    GELU,
     BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
@@ -19,8 +20,10 @@ from .declare.model import (
     ElementwiseLoss,
     Identity,
     KLDivLoss,
+    LayerNorm,
     Linear,
     LogSoftmax,
+    MeanPool,
     Model,
     MSELoss,
     NLLLoss,
@@ -29,6 +32,7 @@ from .declare.model import (
     Sigmoid,
     Softmax,
     Tanh,
+    TransformerEncoderLayer,
 )
 from .declare.spec import load as load_spec
 from .derivation import Derivation
@@ -44,7 +48,8 @@ def derive_network(model: Model) -> Derivation:
 
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss",
-    "Identity", "KLDivLoss", "Linear", "LogSoftmax", "Model", "MSELoss", "NLLLoss", "ReLU", "Sequential",
-    "Sigmoid", "Softmax", "SymPropError", "Tanh", "chain_rule", "derive", "derive_network", "load_spec",
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss", "GELU",
+    "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "MeanPool", "Model", "MSELoss", "NLLLoss", "ReLU",
+    "Sequential", "Sigmoid", "Softmax", "SymPropError", "Tanh", "TransformerEncoderLayer", "chain_rule", "derive",
+    "derive_network", "load_spec",
 ]

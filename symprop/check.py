@@ -87,17 +87,43 @@ def torch_network(model: m.Model):
         def forward(self, z):
             return self.fn(z)
 
+    class Encoder(nn.TransformerEncoderLayer):
+        """nn.TransformerEncoderLayer (its own state_dict names), called with a causal mask if asked."""
+
+        def __init__(self, layer: m.TransformerEncoderLayer):
+            super().__init__(layer.d_model, layer.nhead, layer.dim_feedforward, dropout=0.0,
+                             activation=layer.activation, layer_norm_eps=layer.layer_norm_eps, batch_first=True,
+                             norm_first=layer.norm_first)
+            self.causal = layer.causal
+
+        def forward(self, src):
+            if not self.causal:
+                return super().forward(src)
+            mask = nn.Transformer.generate_square_subsequent_mask(src.shape[1], dtype=src.dtype)
+            return super().forward(src, src_mask=mask, is_causal=True)
+
     modules = []
     for layer in model.net:
         if isinstance(layer, m.Linear):
             modules.append(nn.Linear(layer.in_features, layer.out_features, bias=layer.bias))
         elif isinstance(layer, m.Elementwise):
             modules.append(Lambda(_Elementwise(layer.expr)))
+        elif isinstance(layer, m.LayerNorm):
+            modules.append(nn.LayerNorm(layer.normalized_shape, eps=layer.eps,
+                                        elementwise_affine=layer.elementwise_affine))
+        elif isinstance(layer, m.TransformerEncoderLayer):
+            modules.append(Encoder(layer))
+        elif isinstance(layer, m.MeanPool):
+            modules.append(Lambda(_mean_over_sequence))
         else:
             modules.append({m.Sigmoid: nn.Sigmoid, m.Tanh: nn.Tanh, m.ReLU: nn.ReLU, m.Identity: nn.Identity,
-                            m.LogSoftmax: lambda: nn.LogSoftmax(dim=-1),
+                            m.GELU: nn.GELU, m.LogSoftmax: lambda: nn.LogSoftmax(dim=-1),
                             m.Softmax: lambda: nn.Softmax(dim=-1)}[type(layer)]())
     return nn.Sequential(*modules).double()
+
+
+def _mean_over_sequence(z):
+    return z.mean(dim=1)
 
 
 def torch_loss(model: m.Model):
@@ -114,16 +140,17 @@ def torch_loss(model: m.Model):
 def random_batch(model: m.Model, batch: int, generator):
     """(x, t) as float64 torch tensors (t is int64 for class-index targets)."""
     torch = _torch()
-    x = torch.randn(batch, model.inputs, generator=generator, dtype=torch.float64)
-    k, loss = model.outputs, model.loss
+    sequence = (model.sequence,) if model.sequence else ()
+    x = torch.randn(batch, *sequence, model.inputs, generator=generator, dtype=torch.float64)
+    k, loss = (*(sequence if model.sequence_output else ()), model.outputs), model.loss
     if loss.target == "index":
-        t = torch.randint(0, k, (batch,), generator=generator)
+        t = torch.randint(0, k[-1], (batch,), generator=generator)
     elif isinstance(loss, (m.CrossEntropyLoss, m.KLDivLoss)):
-        t = torch.softmax(torch.randn(batch, k, generator=generator, dtype=torch.float64), dim=-1)
+        t = torch.softmax(torch.randn(batch, *k, generator=generator, dtype=torch.float64), dim=-1)
     elif isinstance(loss, (m.BCELoss, m.BCEWithLogitsLoss)):
-        t = torch.rand(batch, k, generator=generator, dtype=torch.float64)
+        t = torch.rand(batch, *k, generator=generator, dtype=torch.float64)
     else:
-        t = torch.randn(batch, k, generator=generator, dtype=torch.float64)
+        t = torch.randn(batch, *k, generator=generator, dtype=torch.float64)
     return x, t
 
 

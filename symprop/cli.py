@@ -192,8 +192,11 @@ def list_ops():
     """List the layers, losses and expression names a spec accepts."""
     from .declare.model import LAYER_TYPES, LOSS_TYPES
     from .declare.parse import CONSTANTS, FUNCTIONS
+    from .declare.spec import _LAYER_OPTIONS
 
     click.echo("layers:      " + ", ".join(LAYER_TYPES))
+    click.echo("layer keys:  " + "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in _LAYER_OPTIONS.items()))
+    click.echo("model keys:  name, inputs, sequence (x is then (batch, sequence, inputs)), layers, loss")
     click.echo("losses:      " + ", ".join(LOSS_TYPES))
     click.echo("reductions:  mean, sum (kl_div also batchmean)")
     click.echo("targets:     cross_entropy: index | probs; nll: index; others: the output's shape")

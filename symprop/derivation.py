@@ -34,7 +34,8 @@ class Derivation:
 
     def summary(self) -> str:
         layers = ", ".join(_describe(layer) for layer in self.model.net)
-        return f"Sequential({layers}) with {_describe(self.model.loss)}, on inputs of width {self.model.inputs}."
+        inputs = f"sequences of length {self.model.sequence} and width" if self.model.sequence else "inputs of width"
+        return f"Sequential({layers}) with {_describe(self.model.loss)}, on {inputs} {self.model.inputs}."
 
     def steps(self, program: str = "loss_and_gradients") -> dict[str, sp.Expr]:
         """The named elementwise steps, in order: {"z0": b0 + mm0, ..., "dz1": (p - onehot)/N}.

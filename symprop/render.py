@@ -6,11 +6,11 @@ every piece of math in them comes from a printer.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import jinja2
 
+from .declare import model as m
 from .printing.numpy import NumPyBackendPrinter
 from .printing.statements import StatementPrinter
 from .printing.text import TextPrinter
@@ -22,6 +22,11 @@ _environment = jinja2.Environment(
 )
 
 
+INIT_LINEAR = "torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in float64."
+INIT_MODULES = ("torch's default initialization, in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); "
+                "LayerNorm\n    ones and zeros; attention's in-projection Xavier-uniform, its biases zero.")
+
+
 @dataclass
 class Function:
     """One generated function's body: parameter unpacking, lines, and what it returns."""
@@ -30,6 +35,7 @@ class Function:
     batch_size: bool
     lines: list[str]
     results: list[tuple[str, str]]  # (name, code)
+    helpers: dict[str, str]  # name -> source of a function the lines call (NumPy's erf)
 
 
 def printer_for(target: str) -> StatementPrinter:
@@ -51,7 +57,7 @@ def function(program: Program, printer: StatementPrinter, param_names: dict) -> 
     results = [(s.name, printer.output(s)) for s in program.outputs]
     used = set().union(*(s.free_symbols for s in expressions(program)))
     unpack = [(symbol.name, key) for symbol, key in param_names.items() if symbol in used]
-    return Function(unpack, program.uses_batch_size, lines, results)
+    return Function(unpack, program.uses_batch_size, lines, results, printer.helpers)
 
 
 def render_module(derivation, target: str, source: str, command: str) -> str:
@@ -62,13 +68,18 @@ def render_module(derivation, target: str, source: str, command: str) -> str:
                  for name, program in derivation.programs.items()}
     text = printer_for("text")
     closed_forms = function(derivation.programs["loss_and_gradients"], text, params)
-    layers = model.net.layers
-    fan_in = {key: layers[int(key.split(".")[0])].in_features for key in model.parameters}
+    inits = {key: (kind, *map(repr, rest)) for key, (kind, *rest) in model.initializations.items()}
+    helpers = {name: code for fn in functions.values() for name, code in sorted(fn.helpers.items())}
     return _environment.get_template(f"{target}_module.py.j2").render(
         name=model.name, source=source, command=command,
         summary=derivation.summary(),
         closed_forms=closed_forms,
         param_shapes=list(model.parameters.items()),
-        init_bounds={key: repr(1 / math.sqrt(n)) for key, n in fan_in.items()},
+        inits=inits,
+        init_doc=INIT_LINEAR if all(isinstance(model.net.layers[int(key.split(".")[0])], m.Linear)
+                                    for key in model.parameters) else INIT_MODULES,
+        x_shape="(batch, sequence, inputs)" if model.sequence else "(batch, inputs)",
+        x_shape_tuple=str((None, *model.input_shape[1:])),
+        helpers=list(helpers.values()),
         f=functions,
     )

@@ -122,6 +122,8 @@ def _derivative_facts(model) -> list[str]:
     """The derivatives of the model's elementwise functions, as sympy.diff gives them."""
     facts = []
     for layer in model.net:
+        if isinstance(layer, m.TransformerEncoderLayer):  # its feed-forward block's activation
+            layer = m.GELU() if layer.activation == "gelu" else m.ReLU()
         scalar = layer.expr if isinstance(layer, m.Elementwise) else ACTIVATIONS.get(type(layer))
         if scalar is None or scalar == z:
             continue
@@ -134,7 +136,7 @@ def _derivative_facts(model) -> list[str]:
 
 def render_document(derivation, source: str, command: str) -> str:
     return _environment.get_template("derivation.tex.j2").render(
-        name=derivation.model.name, source=source, command=command,
+        name=derivation.model.name, source=source, command=command, sequence=derivation.model.sequence,
         summary=_escape(derivation.summary()), **document_parts(derivation))
 
 

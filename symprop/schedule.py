@@ -201,6 +201,10 @@ def _replace(expr: sp.Expr, definition: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
         return symbol if expr == definition else expr
     if expr == definition:
         return symbol
+    if expr.is_Pow and definition.is_Pow and expr.base == definition.base and definition.exp.is_Rational:
+        ratio = expr.exp / definition.exp  # r = v^(-1/2) names v^(-3/2) too: it is r^3
+        if ratio.is_Integer and 1 < ratio <= 4:
+            return symbol ** ratio
     rebuilt = expr.func(*(_replace(a, definition, symbol) for a in expr.args)) if expr.args else expr
     if (definition.is_Add or definition.is_Mul) and rebuilt.func is definition.func:
         for sign in ((1, -1) if definition.is_Add else (1,)):

@@ -37,6 +37,10 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
         raise SymPropError("no such file", str(path)) from None
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise SymPropError(f"cannot be read as CSV: {error}", str(path)) from None
+    if model.sequence:
+        raise SymPropError("symprop train reads one row per sample, which a sequence model (sequence = "
+                           f"{model.sequence}) cannot take yet; train it from Python with the generated module's "
+                           "train()", str(path))
     if not rows:
         raise SymPropError("is empty", str(path))
     header, body = [name.strip() for name in rows[0]], rows[1:]

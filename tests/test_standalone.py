@@ -59,25 +59,24 @@ def check(path, kind, backend):
     rng = np.random.default_rng(0)
     shapes = module.PARAM_SHAPES
     params = module.init_params(0)
-    inputs = next(iter(shapes.values()))[1]
     batch = 7
-    x = rng.normal(size=(batch, inputs))
+    x = rng.normal(size=(batch, *module.X_SHAPE[1:]))
     if backend == "torch":
         import torch
         out_shape = tuple(module.forward(params, torch.from_numpy(x)).shape)
     else:
         out_shape = module.forward(params, x).shape
     assert out_shape[0] == batch, out_shape
-    k = out_shape[1]
+    k = out_shape[1:]
     if kind == "index":
-        t = rng.integers(0, k, size=batch)
+        t = rng.integers(0, k[-1], size=batch)
     elif kind == "probs":
-        t = np.exp(rng.normal(size=(batch, k)))
-        t /= t.sum(axis=1, keepdims=True)
+        t = np.exp(rng.normal(size=(batch, *k)))
+        t /= t.sum(axis=-1, keepdims=True)
     elif kind == "unit":
-        t = rng.uniform(size=(batch, k))
+        t = rng.uniform(size=(batch, *k))
     else:
-        t = rng.normal(size=(batch, k))
+        t = rng.normal(size=(batch, *k))
     if backend == "torch":
         x, t = torch.from_numpy(x), torch.from_numpy(t)
     loss, grads = module.loss_and_gradients(params, x, t)

@@ -11,8 +11,11 @@ from pathlib import Path
 from ..errors import SymPropError
 from . import model as m
 
-_TOP_KEYS = {"name", "inputs", "layers", "loss"}
-_LAYER_KEYS = {"type", "outputs", "bias", "expr"}
+_TOP_KEYS = {"name", "inputs", "sequence", "layers", "loss"}
+# The keys each layer type takes besides `type`; a layer's width comes from the layer before it.
+_LAYER_OPTIONS = {"linear": ("outputs", "bias"), "elementwise": ("expr",), "layer_norm": ("eps", "elementwise_affine"),
+                  "transformer_encoder": ("nhead", "dim_feedforward", "activation", "norm_first", "causal", "eps")}
+_LAYER_KEYS = {"type"} | {key for keys in _LAYER_OPTIONS.values() for key in keys}
 _LOSS_KEYS = {"type", "target", "reduction", "expr"}
 MAX_WIDTH = 2**31 - 1  # inputs and outputs; far past what any array could hold
 
@@ -41,55 +44,70 @@ def loads(text: str, source: str = "<spec>") -> m.Model:
     _no_unknown(data, _TOP_KEYS, "")
     name = _get(data, "name", str, "")
     inputs = _get(data, "inputs", int, "")
+    sequence = _get(data, "sequence", int, "") if "sequence" in data else None
     layers = data.get("layers")
     if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) for x in layers):
         raise SymPropError("missing or empty: give the network as [[layers]] tables", "layers")
     built, width = [], inputs
     for i, spec in enumerate(layers):
-        layer = _layer(spec, i)
-        if isinstance(layer, _PendingLinear):  # a linear layer's inputs are the previous width
-            layer, width = m.Linear(width, layer.outputs, layer.bias), layer.outputs
+        layer = _layer(spec, i, width)
+        width = getattr(layer, "out_features", width)
         built.append(layer)
     loss_spec = data.get("loss")
     if not isinstance(loss_spec, dict):
         raise SymPropError("missing: give the loss as a [loss] table", "loss")
     loss = _loss(loss_spec)
     try:
-        return m.Model(m.Sequential(*built), loss, name=name, inputs=inputs, source=source)
+        return m.Model(m.Sequential(*built), loss, name=name, inputs=inputs, source=source, sequence=sequence)
     except SymPropError as error:
         raise (error if error.where else error.at("layers")) from None
 
 
-def _layer(spec: dict, i: int):
+def _layer(spec: dict, i: int, width: int):
+    """The layer a [[layers]] table declares; `width` is the width of what flows into it."""
     where = f"layers[{i}]"
     _no_unknown(spec, _LAYER_KEYS, where)
     kind = _get(spec, "type", str, where)
     if kind not in m.LAYER_TYPES:
         raise SymPropError(f"unknown layer type {kind!r}; known: {', '.join(m.LAYER_TYPES)}", f"{where}.type")
-    for key in ("outputs", "bias"):
-        if key in spec and kind != "linear":
-            raise SymPropError(f"{key} belongs to linear layers only, not {kind}", f"{where}.{key}")
-    if "expr" in spec and kind != "elementwise":
-        raise SymPropError(f"expr belongs to elementwise layers only, not {kind}", f"{where}.expr")
+    for key in spec:
+        if key != "type" and key not in _LAYER_OPTIONS.get(kind, ()):
+            owners = [k for k, keys in _LAYER_OPTIONS.items() if key in keys]
+            raise SymPropError(f"{key} belongs to {' and '.join(owners)} layers only, not {kind}", f"{where}.{key}")
     try:
         if kind == "linear":
-            outputs = _get(spec, "outputs", int, where)
-            bias = spec.get("bias", True)
-            if not isinstance(bias, bool):
-                raise SymPropError(f"must be true or false, got {_short(bias)}", f"{where}.bias")
-            return _PendingLinear(outputs, bias)
+            return m.Linear(width, _get(spec, "outputs", int, where), _flag(spec, "bias", True, where))
         if kind == "elementwise":
             return m.Elementwise(_get(spec, "expr", str, where))
+        if kind == "layer_norm":
+            return m.LayerNorm(width, _number(spec, "eps", 1e-5, where), _flag(spec, "elementwise_affine", True, where))
+        if kind == "transformer_encoder":
+            activation = _get(spec, "activation", str, where) if "activation" in spec else "relu"
+            if activation not in ("relu", "gelu"):
+                raise SymPropError(f"must be relu or gelu, got {_short(activation)}", f"{where}.activation")
+            return m.TransformerEncoderLayer(
+                width, _get(spec, "nhead", int, where),
+                _get(spec, "dim_feedforward", int, where) if "dim_feedforward" in spec else 2048, activation,
+                _flag(spec, "norm_first", False, where), _flag(spec, "causal", False, where),
+                _number(spec, "eps", 1e-5, where))
         return m.LAYER_TYPES[kind]()
     except SymPropError as error:
-        raise (error if error.where else error.at(f"{where}.{'expr' if kind == 'elementwise' else 'type'}")) from None
+        key = {"elementwise": "expr", "transformer_encoder": "nhead", "layer_norm": "eps"}.get(kind, "type")
+        raise (error if error.where else error.at(f"{where}.{key}")) from None
 
 
-class _PendingLinear:
-    """A linear layer whose input width is the previous layer's, known once the list is read."""
+def _flag(spec: dict, key: str, default: bool, where: str) -> bool:
+    value = spec.get(key, default)
+    if not isinstance(value, bool):
+        raise SymPropError(f"must be true or false, got {_short(value)}", f"{where}.{key}")
+    return value
 
-    def __init__(self, outputs, bias):
-        self.outputs, self.bias = outputs, bias
+
+def _number(spec: dict, key: str, default: float, where: str) -> float:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise SymPropError(f"must be a number between 0 and 1, got {_short(value)}", f"{where}.{key}")
+    return float(value)
 
 
 def _loss(spec: dict):

@@ -1,7 +1,9 @@
 """The tensor graph: materialized tensors, joined by fused elementwise SymPy expressions.
 
-A *tensor* is a value the generated code stores: an input, a parameter, or the
-result of a contraction (einsum), a reduction (sum, max) or a one-hot encoding.
+A *tensor* is a value the generated code stores: an input, a parameter, a constant
+(a causal mask), or the result of a contraction (einsum), a reduction (sum, max), a
+one-hot encoding, or a linear rearrangement of entries (slice, pad, concat,
+rearrange: a reshape and a permutation of axes).
 Everything elementwise between tensors is a *Value*: one SymPy expression whose
 free symbols stand for tensors, broadcast as NumPy broadcasts. Elementwise steps
 therefore fuse by construction, and SymPy sees them whole when it simplifies.
@@ -20,11 +22,14 @@ from ..shapes import Shape, broadcast
 class Tensor:
     symbol: sp.Symbol
     shape: Shape
-    op: str  # input | target | param | einsum | sum | max | onehot
+    op: str  # input | target | param | constant | map | einsum | sum | max | onehot | slice | pad | concat | rearrange
     operands: tuple[Value, ...] = ()
-    spec: str = ""  # einsum: "ni,oi->no"
-    axes: tuple[int, ...] = ()  # sum, max: the reduced axes of the operand
+    spec: str = ""  # einsum: "ni,oi->no"; constant: its kind ("causal")
+    axes: tuple[int, ...] = ()  # sum, max: the reduced axes; slice, pad, concat: (axis,)
     key: str = ""  # param: its state_dict key; onehot: its class count
+    bounds: tuple = ()  # slice: (start, stop) along the axis; pad: (before, after)
+    split: tuple = ()  # rearrange: the operand's shape split into single axes, before the permutation
+    perm: tuple[int, ...] = ()  # rearrange: the permutation of the split axes
     simplex_axis: int | None = None  # sums to 1 along this axis (one-hot or probability targets)
 
     @property
@@ -97,6 +102,31 @@ class Graph:
                     raise ValueError(f"einsum {spec}: axis {letter} is {sizes[letter]} and {dim}")
         shape = tuple(sizes[letter] for letter in output)
         return self.interned(stem, shape, "einsum", operands=operands, spec=spec)
+
+    def named(self, value: Value, name: str) -> Value:
+        """The value stored under a name of its own (a "map" tensor). Later expressions read the name,
+        so fusion stops here and expressions stay small through deep stacks; its cotangent is d<name>."""
+        stored = self.add(name, value.shape, "map", operands=(value,))
+        self.cotangent_names[stored.expr] = "d" + stored.expr.name
+        return stored
+
+    def slice(self, value: Value, axis: int, start: int, stop: int, stem: str) -> Value:
+        shape = tuple(stop - start if a == axis else d for a, d in enumerate(value.shape))
+        return self.interned(stem, shape, "slice", operands=(value,), axes=(axis,), bounds=(start, stop))
+
+    def pad(self, value: Value, axis: int, before: int, after: int, stem: str) -> Value:
+        """Zeros around value along axis: the adjoint of a slice."""
+        shape = tuple(d + before + after if a == axis else d for a, d in enumerate(value.shape))
+        return self.interned(stem, shape, "pad", operands=(value,), axes=(axis,), bounds=(before, after))
+
+    def concat(self, values: tuple[Value, ...], axis: int, stem: str) -> Value:
+        shape = tuple(sum(v.shape[axis] for v in values) if a == axis else d for a, d in enumerate(values[0].shape))
+        return self.interned(stem, shape, "concat", operands=tuple(values), axes=(axis,))
+
+    def rearrange(self, value: Value, split: tuple, perm: tuple[int, ...], shape: tuple, stem: str) -> Value:
+        """value.reshape(split).transpose(perm).reshape(shape): entries moved, none changed."""
+        return self.interned(stem, tuple(shape), "rearrange", operands=(value,), split=tuple(split),
+                             perm=tuple(perm))
 
     def onehot(self, target: Value, classes: int) -> Value:
         return self.interned("onehot", target.shape + (classes,), "onehot", operands=(target,),

@@ -12,7 +12,7 @@ import re
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from .statements import StatementPrinter, matmul_form
+from .statements import StatementPrinter, contraction_form
 
 _STEMS = {"x": "X", "w": "W", "onehot": "T", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell",
           "tmp": r"\tau", "dz": r"\delta"}
@@ -34,6 +34,13 @@ def atomic(text: str) -> bool:
 def latex_name(name: str, dense_target: bool = True) -> str:
     """z0 → z_{0}, w2 → W_{2}, dz1 → \\delta_{1}, dh1 → \\bar{h}_{1}, shifted → \\tilde{z}."""
     match = re.fullmatch(r"([A-Za-z]+?)(\d*)(?:_(\d+))?", name)
+    if not match and "_" in name:  # xc_n1_0: x − μ of norm n1 in layer 0, written xc_{n1,0}
+        head, *rest = name.split("_")
+        inner = latex_name(head, dense_target)
+        subscript = ",".join(part if part.isdigit() else rf"\mathrm{{{part}}}" for part in rest if part)
+        if not subscript:
+            return inner
+        return f"{{{inner}}}{{}}_{{{subscript}}}" if "_" in inner else f"{inner}_{{{subscript}}}"
     if not match:
         return rf"\mathrm{{{name}}}"
     stem, index, copy = match.groups()
@@ -49,6 +56,13 @@ def latex_name(name: str, dense_target: bool = True) -> str:
     else:
         base = rf"\mathrm{{{stem}}}"
     return base + (f"_{{{index}}}" if index else "") + (f"^{{({copy})}}" if copy else "")
+
+
+def _transposed(text: str, transpose: bool) -> str:
+    if not transpose:
+        return text
+    scripted = "^" in text and not text.endswith(")")  # W_{1}^{(0)}{}^T: TeX takes one ^ per atom
+    return text + (r"{}^{\top}" if scripted else r"^{\top}")
 
 
 class ReadableLatexPrinter(LatexPrinter):
@@ -144,13 +158,21 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
                 return text[len(opening):-len(closing)]  # a lone expanded name needs no brackets
         return text
 
-    def einsum(self, spec, operands):
-        form = matmul_form(spec)
+    def einsum(self, spec, operands, shapes=None):
+        """Matrix products as books write them: X W^T; per sample and head, Q K^T; over samples and
+        positions, δ^T X (its rows are (sample, position) pairs, summed over both)."""
+        form = contraction_form(spec)
         if form is None:
             return rf"\operatorname{{einsum}}_{{\mathrm{{{spec}}}}}\left({', '.join(operands)}\right)"
-        left, right, t_left, t_right = form
-        top = r"^{\top}"
-        return f"{operands[left]}{top if t_left else ''} {operands[right]}{top if t_right else ''}"
+        if form[0] == "matmul":
+            _, left, right, t_left, t_right, _ = form
+        elif form[0] == "rows":
+            _, left, right, t_right = form
+            t_left = False
+        else:
+            _, left, right = form
+            t_left, t_right = True, False
+        return f"{_transposed(operands[left], t_left)} {_transposed(operands[right], t_right)}"
 
     def reduce(self, kind, text, axes, keepdims):
         if kind == "max":
@@ -169,6 +191,28 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
 
     def onehot(self, text, classes):
         return rf"\operatorname{{onehot}}_{{{classes}}}\left({text}\right)"
+
+    def slice(self, tensor, texts, shapes):
+        (start, stop), axis = tensor.bounds, tensor.axes[0]
+        rows = "rows" if axis == 0 else f"axis {axis}"
+        return rf"{{{texts[0]}}}_{{[{start}:{stop}]\,\text{{{rows}}}}}"
+
+    def pad(self, tensor, texts, shapes):
+        return rf"\operatorname{{pad}}_{{{tensor.bounds}}}\left({texts[0]}\right)"
+
+    def concat(self, tensor, texts, shapes):
+        return r"\begin{bmatrix} " + r" \\ ".join(texts) + r" \end{bmatrix}" if tensor.axes == (0,) else \
+            rf"\operatorname{{concat}}_{{{tensor.axes[0]}}}\left({', '.join(texts)}\right)"
+
+    def rearrange(self, tensor, texts, shapes):
+        if [d for d in tensor.shape if d != 1] == [d for d in shapes[0] if d != 1]:
+            return texts[0]  # only an axis of size 1 dropped or added
+        if len(tensor.shape) > len(shapes[0]):
+            return rf"\operatorname{{split\,heads}}\left({texts[0]}\right)"
+        return rf"\operatorname{{merge\,heads}}\left({texts[0]}\right)"
+
+    def causal_mask(self, size):
+        return r"M_{\text{causal}}"
 
     def broadcast(self, text, shape):
         return text

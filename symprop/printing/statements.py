@@ -24,6 +24,39 @@ def matmul_form(spec: str):
     return left, right, parts[left] != out[0] + k, parts[right] != k + out[1]
 
 
+def contraction_form(spec: str):
+    """How a two-operand einsum is one matrix product, or None. One of:
+    ("matmul", left, right, transpose_left, transpose_right, batched): leading axes common to both
+        operands and the output are a batch, the last two a matrix product: q @ k.mT;
+    ("rows", operand, weight, transpose_weight): an operand of any rank times a matrix over its last
+        axis, the leading axes carried along as matmul broadcasts them: x @ w.T;
+    ("flatten", left, right, (rows, columns)): both operands flattened over their common leading axes,
+        then leftᵀ right: dz.reshape(-1, o).T @ x.reshape(-1, i)."""
+    inputs, out = spec.split("->")
+    parts = inputs.split(",")
+    if len(parts) != 2:
+        return None
+    a, b = parts
+    batch = 0
+    while batch < min(len(a), len(b), len(out)) and a[batch] == b[batch] == out[batch]:
+        batch += 1
+    form = matmul_form(f"{a[batch:]},{b[batch:]}->{out[batch:]}")
+    if form is not None:
+        return ("matmul", *form, batch > 0)
+    summed = (set(a) & set(b)) - set(out)
+    if not batch and len(summed) == 1 and len(b) == 2 and a[-1] in summed and a[-1] in b:
+        (k,) = summed
+        r = b.replace(k, "")
+        if out == a[:-1] + r:
+            return ("rows", 0, 1, b[0] != k)
+    for left, right in ((a, b), (b, a)):
+        lead = len(left) - 1
+        if not batch and len(left) == len(right) and left[:lead] == right[:lead] and set(left[:lead]) == summed \
+                and out == left[-1] + right[-1]:
+            return ("flatten", 0 if left is a else 1, 1 if left is a else 0)
+    return None
+
+
 def fold_numbers(expr):
     """exp(-100) → 3.72e-44: code gets plain Python floats, which keep float32 arrays float32."""
     if not isinstance(expr, sp.Basic) or expr.is_Atom and not expr.is_NumberSymbol:
@@ -46,7 +79,9 @@ class StatementPrinter:
         self._program = program
         self._names = dict(names)
         self._inline: dict[sp.Symbol, str] = {}
+        self._inline_statements: dict[sp.Symbol, Statement] = {}
         self._inlined = inlinable(program, code=self.code)  # einsums printed in place of their one use
+        self.helpers: dict[str, str] = {}  # name -> source of a function the printed code calls
         return self
 
     def _print_Symbol(self, expr):
@@ -72,7 +107,11 @@ class StatementPrinter:
             code = self.statement(statement)
             if statement.kind == "einsum" and statement.tensor.symbol in self._inlined:
                 self._inline[statement.tensor.symbol] = f"({code})"
-            elif self.in_place and (split := self._in_place(statement)):
+                self._inline_statements[statement.tensor.symbol] = statement
+            elif self.in_place and (split := self._in_place(statement)) and \
+                    (fused := self.fused(self._inline_statements[split[0]], *split[1:])):
+                out.append(f"{statement.name} = {fused}")
+            elif self.in_place and split:
                 product, operator, rest = split
                 mask = isinstance(rest, sp.Heaviside) and rest.args[1] == 0 and operator == "*"
                 rest_text = self.mask(rest.args[0]) if mask else self.doprint(rest)
@@ -90,6 +129,10 @@ class StatementPrinter:
 
     in_place = False  # code backends: z0 = x @ w0.T, then z0 += b0, into the product's own fresh array
     free_dead = False  # code backends: `del z0` after the last read of a batch-sized array
+
+    def fused(self, product: Statement, operator: str, rest: sp.Expr) -> str | None:
+        """One call for a product and what is added to it (torch: x @ w.T + b is F.linear); None if none."""
+        return None
 
     def mask(self, u: sp.Expr) -> str:
         """H(u) as a factor that multiplies an array in place: a bool array."""
@@ -124,8 +167,8 @@ class StatementPrinter:
     def _in_place(self, statement):
         """(product, '+' or '*', the rest) when the statement is a fresh matrix product plus or times
         something that broadcasts into it; None otherwise."""
-        expr = statement.expr
-        if statement.kind != "expr" or not (expr.is_Add or expr.is_Mul):
+        expr = statement.operands[0] if statement.kind == "map" else statement.expr
+        if statement.kind not in ("expr", "map") or not (expr.is_Add or expr.is_Mul):
             return None
         products = [a for a in expr.args if a in self._inline]
         if len(products) != 1:
@@ -166,7 +209,16 @@ class StatementPrinter:
                 operands[i] = self.broadcast(operands[i], value.shape)
         if s.kind == "einsum":
             return self.einsum(s.tensor.spec, [self.parenthesize_operand(op, text)
-                                               for op, text in zip(s.operands, operands, strict=True)])
+                                               for op, text in zip(s.operands, operands, strict=True)],
+                               [value.shape for value in s.tensor.operands])
+        if s.kind in ("slice", "pad", "concat", "rearrange"):
+            texts = [self.parenthesize_operand(op, text) for op, text in zip(s.operands, operands, strict=True)]
+            shapes = [value.shape for value in s.tensor.operands]
+            return getattr(self, s.kind)(s.tensor, texts, shapes)
+        if s.kind == "constant":
+            return self.causal_mask(s.shape[0])
+        if s.kind == "map":
+            return operands[0]
         if s.kind in ("sum", "max"):
             ndim = len(s.tensor.operands[0].shape)
             if len(s.shape) == ndim:
@@ -181,9 +233,43 @@ class StatementPrinter:
     def parenthesize_operand(self, expr: sp.Expr, text: str) -> str:
         return text if (expr.is_Symbol or expr.is_Function) else f"({text})"
 
-    def einsum(self, spec: str, operands: list[str]) -> str:
-        form = matmul_form(spec)
+    batch_transpose = ".swapaxes(-1, -2)"  # the last two axes swapped: numpy 1.x has no .mT
+
+    def einsum(self, spec: str, operands: list[str], shapes=None) -> str:
+        form = contraction_form(spec)
         if form is None:
             return f"{self.array_module}.einsum({spec!r}, {', '.join(operands)})"
-        left, right, t_left, t_right = form
-        return f"{operands[left]}{'.T' if t_left else ''} @ {operands[right]}{'.T' if t_right else ''}"
+        if form[0] == "matmul":
+            _, left, right, t_left, t_right, batched = form
+            swap = self.batch_transpose if batched else ".T"
+            return f"{operands[left]}{swap if t_left else ''} @ {operands[right]}{swap if t_right else ''}"
+        if form[0] == "rows":
+            _, operand, weight, transpose = form
+            return f"{operands[operand]} @ {operands[weight]}{'.T' if transpose else ''}"
+        _, left, right = form
+        rows, columns = shapes[left][-1], shapes[right][-1]
+        return f"{operands[left]}.reshape(-1, {rows}).T @ {operands[right]}.reshape(-1, {columns})"
+
+    # -- moving entries: the same syntax in NumPy and torch ---------------------------
+    def dims_text(self, shape) -> str:
+        """A shape for reshape: the batch size as -1, so that no N need be in scope."""
+        dims = ["-1" if d == N else self.doprint(d) for d in shape]
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+    def slice(self, tensor, texts, shapes) -> str:
+        (axis,), (start, stop), full = tensor.axes, tensor.bounds, shapes[0][tensor.axes[0]]
+        bound = f"{start if start else ''}:{stop if stop != full else ''}"
+        return f"{texts[0]}[{', '.join([':'] * axis + [bound])}]"
+
+    def rearrange(self, tensor, texts, shapes) -> str:
+        text = texts[0]
+        if tuple(tensor.split) != tuple(shapes[0]):
+            text += f".reshape{self.dims_text(tensor.split)}"
+        if tensor.perm != tuple(range(len(tensor.perm))):
+            text += self.permute(tensor.perm)
+        if tuple(tensor.split[a] for a in tensor.perm) != tuple(tensor.shape):
+            text += f".reshape{self.dims_text(tensor.shape)}"
+        return text
+
+    def permute(self, perm) -> str:
+        return f".transpose{tuple(perm)}"

@@ -31,6 +31,15 @@ class TextPrinter(StatementPrinter, StrPrinter):
     def broadcast(self, text, shape):
         return f"{text} (broadcast to {self.shape_text(shape)})"
 
-    def einsum(self, spec, operands):
-        text = super().einsum(spec, operands)
+    def einsum(self, spec, operands, shapes=None):
+        text = super().einsum(spec, operands, shapes)
         return text.replace("einsum.einsum", "einsum")
+
+    def pad(self, tensor, texts, shapes):
+        return f"pad({texts[0]}, axis={tensor.axes[0]}, widths={tensor.bounds})"
+
+    def concat(self, tensor, texts, shapes):
+        return f"concat([{', '.join(texts)}], axis={tensor.axes[0]})"
+
+    def causal_mask(self, size):
+        return f"causal_mask({size})"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.pytorch import TorchPrinter
 
-from .statements import StatementPrinter
+from .statements import StatementPrinter, contraction_form
 
 
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
@@ -32,6 +32,21 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
 
     def _print_xlogy(self, expr):
         return self._call("torch.xlogy", *(self._print(a) for a in expr.args))
+
+    def fused(self, product, operator, rest):
+        # x @ w.T + b as F.linear(x, w, b): one addmm, as torch's own Linear runs it
+        form = contraction_form(product.tensor.spec)
+        bias_like = rest.is_Symbol and len(self._program.shapes.get(rest, ())) == 1
+        plain = all(op.is_Symbol for op in product.operands) and not any(product.broadcast_operands)
+        if operator != "+" or not bias_like or form is None or not plain:
+            return None
+        if form[0] == "rows" and form[3]:
+            x, w = product.operands[form[1]], product.operands[form[2]]
+        elif form[0] == "matmul" and not form[5] and not form[3] and form[4]:
+            x, w = product.operands[form[1]], product.operands[form[2]]
+        else:
+            return None
+        return self._call("torch.nn.functional.linear", *(self._print(a) for a in (x, w, rest)))
 
     def mask(self, u):
         # relu's output h is ≥ 0, so H(h) = sign(h): one float kernel, where torch's bool compare and
@@ -88,6 +103,23 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
 
     def onehot(self, text, classes):
         return f"{self._call('torch.nn.functional.one_hot', text, str(classes))}.to(x.dtype)"
+
+    batch_transpose = ".mT"
+
+    def permute(self, perm):
+        return f".permute{tuple(perm)}"
+
+    def pad(self, tensor, texts, shapes):
+        (axis,), (before, after) = tensor.axes, tensor.bounds
+        widths = [0, 0] * (len(shapes[0]) - axis - 1) + [before, after]  # torch: the last axis first
+        return self._call("torch.nn.functional.pad", texts[0], str(tuple(widths)))
+
+    def concat(self, tensor, texts, shapes):
+        return self._call("torch.cat", f"[{', '.join(texts)}]", f"dim={tensor.axes[0]}")
+
+    def causal_mask(self, size):
+        full = self._call("torch.full", f"({size}, {size})", 'float("-inf")', "dtype=x.dtype", "device=x.device")
+        return self._call("torch.triu", full, "diagonal=1")
 
     def broadcast(self, text, shape):
         return (f"{self._module_format('torch.as_tensor')}({text}, dtype=x.dtype, device=x.device)"

@@ -1,0 +1,186 @@
+"""The Transformer encoder layer, derived: generated modules against torch's own nn.TransformerEncoderLayer.
+
+The reference is built here from torch.nn alone (dropout 0, batch_first): the real encoder layer, called
+with the causal mask from nn.Transformer.generate_square_subsequent_mask and is_causal=True when causal,
+a mean over the sequence, nn.Linear, torch's loss, and loss.backward().
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import symprop as sy
+from symprop.declare import model as m
+
+TOLERANCE = 1e-9  # relative, float64
+WIDTH, FEEDFORWARD, CLASSES = 8, 16, 3
+
+
+class Encoder(nn.TransformerEncoderLayer):
+    def __init__(self, nhead, activation, norm_first, causal, width=WIDTH, feedforward=FEEDFORWARD):
+        super().__init__(width, nhead, feedforward, dropout=0.0, activation=activation, batch_first=True,
+                         norm_first=norm_first)
+        self.causal = causal
+
+    def forward(self, src):
+        if not self.causal:
+            return super().forward(src)
+        mask = nn.Transformer.generate_square_subsequent_mask(src.shape[1], dtype=src.dtype)
+        return super().forward(src, src_mask=mask, is_causal=True)
+
+
+class MeanPool(nn.Module):
+    def forward(self, z):
+        return z.mean(dim=1)
+
+
+def reference(config, params, x, t):
+    nhead, activation, norm_first, causal = config
+    net = nn.Sequential(Encoder(nhead, activation, norm_first, causal), MeanPool(), nn.Linear(WIDTH, CLASSES))
+    net = net.double()
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+    loss = nn.CrossEntropyLoss()(net(torch.from_numpy(x)), torch.from_numpy(t))
+    loss.backward()
+    return loss.item(), {k: p.grad.numpy() for k, p in net.named_parameters()}
+
+
+def relative(ours, theirs) -> float:
+    ours, theirs = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+    assert ours.shape == theirs.shape
+    return float(np.max(np.abs(ours - theirs)) / max(np.max(np.abs(theirs)), 1e-300))
+
+
+CONFIGS = list(itertools.product((1, 2, 4), ("relu", "gelu"), (False, True), (False, True)))
+
+
+@pytest.mark.parametrize("sequence", (1, 7))
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"nhead{c[0]}-{c[1]}-{'pre' if c[2] else 'post'}norm-"
+                                                        f"{'causal' if c[3] else 'full'}")
+def test_encoder_layer_matches_torch(build, config, sequence):
+    nhead, activation, norm_first, causal = config
+    layer = m.TransformerEncoderLayer(WIDTH, nhead, FEEDFORWARD, activation, norm_first, causal)
+    model = sy.Model(sy.Sequential(layer, m.MeanPool(), sy.Linear(WIDTH, CLASSES)), sy.CrossEntropyLoss(),
+                     name=f"enc_{nhead}_{activation}_{int(norm_first)}_{int(causal)}_{sequence}", sequence=sequence)
+    numpy_module, torch_module = build(model)
+    rng = np.random.default_rng(nhead * 100 + sequence)
+    params = {k: rng.standard_normal(shape) * 0.5 for k, shape in numpy_module.PARAM_SHAPES.items()}
+    for batch in (1, 5):
+        x = rng.standard_normal((batch, sequence, WIDTH))
+        t = rng.integers(0, CLASSES, batch)
+        want_loss, want = reference(config, params, x, t)
+        loss, grads = numpy_module.loss_and_gradients(params, x, t)
+        torch_loss, torch_grads = torch_module.loss_and_gradients(
+            {k: torch.from_numpy(v) for k, v in params.items()}, torch.from_numpy(x), torch.from_numpy(t))
+        assert set(grads) == set(want) == set(torch_grads)
+        assert relative(loss, want_loss) <= TOLERANCE
+        assert relative(torch_loss.item(), want_loss) <= TOLERANCE
+        for key in want:
+            assert relative(grads[key], want[key]) <= TOLERANCE, (key, "numpy", batch)
+            assert relative(torch_grads[key].numpy(), want[key]) <= TOLERANCE, (key, "torch", batch)
+
+
+def test_state_dict_loads_both_ways(build):
+    layer = m.TransformerEncoderLayer(WIDTH, 2, FEEDFORWARD, "gelu", True, True)
+    model = sy.Model(sy.Sequential(layer, m.MeanPool(), sy.Linear(WIDTH, CLASSES)), sy.CrossEntropyLoss(),
+                     name="enc_state", sequence=4)
+    numpy_module, torch_module = build(model)
+    net = nn.Sequential(Encoder(2, "gelu", True, True), MeanPool(), nn.Linear(WIDTH, CLASSES)).double()
+    theirs = net.state_dict()
+    assert list(numpy_module.PARAM_SHAPES) == list(theirs)
+    assert all(tuple(theirs[k].shape) == shape for k, shape in numpy_module.PARAM_SHAPES.items())
+    net.load_state_dict(torch_module.init_params(0))  # ours into torch
+    x = torch.randn(3, 4, WIDTH, dtype=torch.float64)
+    ours = torch_module.forward({k: v.detach() for k, v in net.state_dict().items()}, x)  # torch's into ours
+    assert torch.allclose(ours, net(x), rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_erf_is_exact_to_float64():
+    model = sy.Model(sy.Sequential(sy.Linear(1, 1), m.GELU()), sy.MSELoss(), name="gelu_erf")
+    source = sy.Derivation(model).render("numpy")
+    namespace: dict = {}
+    exec(compile(source, "gelu_erf_numpy.py", "exec"), namespace)  # our own generated text, not user input
+    erf = namespace["erf"]
+    xs = np.concatenate([np.linspace(-8, 8, 40001), [0.0, -0.0, 3.0, -3.0, 1e-300, 40.0, -1e300]])
+    want = np.array([math.erf(v) for v in xs])
+    assert np.max(np.abs(erf(xs) - want) / np.maximum(np.abs(want), 1e-300)) < 5e-15
+    assert erf(xs[:40001].astype(np.float32)).dtype == np.float32
+
+
+HEAD = 'name = "t"\ninputs = 8\n'
+MSE = '[loss]\ntype = "mse"\n'
+
+
+@pytest.mark.parametrize("text, where, message", [
+    (HEAD + '[[layers]]\ntype = "transformer_encoder"\nnhead = 2\n' + MSE, "layers[0]", "set sequence"),
+    (HEAD + 'sequence = 4\n[[layers]]\ntype = "transformer_encoder"\nnhead = 3\n' + MSE,
+     "layers[0].nhead", "not divisible"),
+    (HEAD + 'sequence = 4\n[[layers]]\ntype = "transformer_encoder"\nnhead = 2\nactivation = "tanh"\n' + MSE,
+     "layers[0].activation", "relu or gelu"),
+    (HEAD + 'sequence = 4\n[[layers]]\ntype = "mean_pool"\nnhead = 2\n' + MSE,
+     "layers[0].nhead", "transformer_encoder layers only"),
+    (HEAD + 'sequence = 4\n[[layers]]\ntype = "layer_norm"\neps = 2\n' + MSE, "layers[0].eps", "between 0 and 1"),
+    (HEAD + 'sequence = 4\n[[layers]]\ntype = "linear"\noutputs = 3\n[loss]\ntype = "cross_entropy"\n',
+     "loss", "mean_pool"),
+    (HEAD + 'sequence = 0\n[[layers]]\ntype = "linear"\noutputs = 3\n' + MSE, "sequence", "positive integer"),
+])
+def test_spec_errors_name_the_key(text, where, message):
+    with pytest.raises(sy.SymPropError) as error:
+        sy.declare.spec.loads(text, source="t.toml")
+    assert where in str(error.value) and message in str(error.value)
+
+
+def example_reference(spec: dict):
+    """nn.Sequential and loss for an examples/transformer_*.toml, built from the TOML by torch alone."""
+    modules, width = [], spec["inputs"]
+    for layer in spec["layers"]:
+        if layer["type"] == "transformer_encoder":
+            modules.append(Encoder(layer["nhead"], layer.get("activation", "relu"), layer.get("norm_first", False),
+                                   layer.get("causal", False), width, layer["dim_feedforward"]))
+        elif layer["type"] == "mean_pool":
+            modules.append(MeanPool())
+        else:
+            modules.append(nn.Linear(width, layer["outputs"]))
+            width = layer["outputs"]
+    loss = {"cross_entropy": nn.CrossEntropyLoss(), "mse": nn.MSELoss()}[spec["loss"]["type"]]
+    return nn.Sequential(*modules).double(), loss
+
+
+@pytest.mark.parametrize("name", ("transformer_classifier", "transformer_regression"))
+def test_examples_match_torch(name):
+    import importlib.util
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = tomllib.loads((root / "examples" / f"{name}.toml").read_text())
+    net, loss_fn = example_reference(spec)
+    modules = {}
+    for target in ("numpy", "torch"):
+        path = root / "generated" / f"{name}_{target}.py"
+        module_spec = importlib.util.spec_from_file_location(f"{name}_{target}_check", path)
+        modules[target] = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(modules[target])
+    rng = np.random.default_rng(7)
+    params = {k: rng.standard_normal(tuple(v.shape)) * 0.5 for k, v in net.state_dict().items()}
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+    for batch in (1, 5):
+        x = rng.standard_normal((batch, spec["sequence"], spec["inputs"]))
+        y = net(torch.from_numpy(x))
+        t = rng.integers(0, y.shape[-1], batch) if spec["loss"]["type"] == "cross_entropy" else \
+            rng.standard_normal(tuple(y.shape))
+        net.zero_grad()
+        want = loss_fn(y, torch.from_numpy(t))
+        want.backward()
+        for target, module in modules.items():
+            wrap = torch.from_numpy if target == "torch" else (lambda a: a)
+            loss, grads = module.loss_and_gradients({k: wrap(v) for k, v in params.items()}, wrap(x), wrap(t))
+            assert relative(float(loss), want.item()) <= TOLERANCE, target
+            for key, p in net.named_parameters():
+                got = grads[key].numpy() if target == "torch" else grads[key]
+                assert relative(got, p.grad.numpy()) <= TOLERANCE, (target, key, batch)
