@@ -60,19 +60,14 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dpool1 = ((dz2 @ w2)/6).reshape(-1, 1, 16)
     dxhat_n2_0 = dpool1*g2_0
     drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
-    tmp3 = drstd_n2_0*rstd_n2_0**2*xc_n2_0
-    dsum_n2_0 = sum(tmp3 - 16*dxhat_n2_0, axis=2, keepdims)
-    dr2_0 = rstd_n2_0*(dsum_n2_0/256 + dxhat_n2_0 - tmp3/16)
+    dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
+    dr2_0 = rstd_n2_0*(dxhat_n2_0 - drstd_n2_0*rstd_n2_0**2*xc_n2_0/16 - dsum_n2_0/16)
     df0 = (dr2_0 @ W2_0)*H(act0)
-    dn1_0 = df0 @ W1_0
-    tmp5 = rstd_n2_0*(dsum_n2_0 + 256*dxhat_n2_0 - 16*drstd_n2_0*rstd_n2_0**2*xc_n2_0)
-    drstd_n1_0 = sum(g1_0*xc_n1_0*(dn1_0 + tmp5/256), axis=2, keepdims)
-    dsum_n1_0 = sum(drstd_n1_0*rstd_n1_0**2*xc_n1_0 - g1_0*(256*dn1_0 + tmp5)/16, axis=2, keepdims)
-    dn1_0_1 = dn1_0 + dr2_0
+    dn1_0_1 = df0 @ W1_0 + dr2_0
     dxhat_n1_0 = dn1_0_1*g1_0
-    tmp4 = drstd_n1_0*rstd_n1_0**3
-    dxc_n1_0 = dxhat_n1_0*rstd_n1_0 - tmp4*xc_n1_0/16
-    dr1_0 = dsum_n1_0*rstd_n1_0/256 + dxc_n1_0
+    drstd_n1_0 = sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims)
+    dsum_n1_0 = sum(dxhat_n1_0, axis=2, keepdims)
+    dr1_0 = rstd_n1_0*(dxhat_n1_0 - drstd_n1_0*rstd_n1_0**2*xc_n1_0/16 - dsum_n1_0/16)
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     ds_a0 = sum(da0*e_a0, axis=3, keepdims)
@@ -458,31 +453,22 @@ def loss_and_gradients(params, x, t):
     del dz2
     dxhat_n2_0 = dpool1*g2_0
     drstd_n2_0 = np.sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims=True)
-    tmp3 = drstd_n2_0*rstd_n2_0**2*xc_n2_0
-    dsum_n2_0 = np.sum(tmp3 - 16*dxhat_n2_0, axis=2, keepdims=True)
-    dr2_0 = rstd_n2_0*((1/256)*dsum_n2_0 + dxhat_n2_0 - 1/16*tmp3)
-    del tmp3
+    dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
+    dr2_0 = rstd_n2_0*(dxhat_n2_0 - 1/16*drstd_n2_0*rstd_n2_0**2*xc_n2_0 - 1/16*dsum_n2_0)
+    del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     df0 = dr2_0 @ W2_0
     df0 *= (act0 > 0)
     del act0
-    dn1_0 = df0 @ W1_0
     dW1_0 = df0.reshape(-1, 32).T @ n1_0.reshape(-1, 16)
     del n1_0
-    tmp5 = rstd_n2_0*(dsum_n2_0 + 256*dxhat_n2_0 - 16*drstd_n2_0*rstd_n2_0**2*xc_n2_0)
-    del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
-    drstd_n1_0 = np.sum(g1_0*xc_n1_0*(dn1_0 + (1/256)*tmp5), axis=2, keepdims=True)
-    dsum_n1_0 = np.sum(drstd_n1_0*rstd_n1_0**2*xc_n1_0 - 1/16*g1_0*(256*dn1_0 + tmp5), axis=2, keepdims=True)
-    del tmp5
-    dn1_0_1 = dn1_0 + dr2_0
-    del dn1_0
+    dn1_0_1 = df0 @ W1_0
+    dn1_0_1 += dr2_0
     dxhat_n1_0 = dn1_0_1*g1_0
-    tmp4 = drstd_n1_0*rstd_n1_0**3
-    del drstd_n1_0
-    dxc_n1_0 = dxhat_n1_0*rstd_n1_0 - 1/16*tmp4*xc_n1_0
-    del xc_n1_0, dxhat_n1_0, tmp4
-    dr1_0 = (1/256)*dsum_n1_0*rstd_n1_0 + dxc_n1_0
-    del rstd_n1_0, dsum_n1_0, dxc_n1_0
+    drstd_n1_0 = np.sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims=True)
+    dsum_n1_0 = np.sum(dxhat_n1_0, axis=2, keepdims=True)
+    dr1_0 = rstd_n1_0*(dxhat_n1_0 - 1/16*drstd_n1_0*rstd_n1_0**2*xc_n1_0 - 1/16*dsum_n1_0)
+    del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)

@@ -93,10 +93,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dn2_1 = df1 @ W1_1
     dxhat_n2_1 = dn2_1*g2_1
     drstd_n2_1 = sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims)
-    dsum_n2_1 = sum(drstd_n2_1*rstd_n2_1**2*xc_n2_1 - 16*dxhat_n2_1, axis=2, keepdims)
+    dsum_n2_1 = sum(dxhat_n2_1, axis=2, keepdims)
     tmp11 = drstd_n2_1*rstd_n2_1**3
     dxc_n2_1 = dxhat_n2_1*rstd_n2_1 - tmp11*xc_n2_1/16
-    dr1_1 = dr2_1 + dsum_n2_1*rstd_n2_1/256 + dxc_n2_1
+    dr1_1 = dr2_1 + dxc_n2_1 - dsum_n2_1*rstd_n2_1/16
     dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
     ds_a1 = sum(da1*e_a1, axis=3, keepdims)
@@ -110,7 +110,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dn1_1_3 = dv1 @ Wv1 + (dk1 @ Wk1) + (dq1 @ Wq1)
     dxhat_n1_1 = dn1_1_3*g1_1
     drstd_n1_1 = sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims)
-    dsum_n1_1 = sum(drstd_n1_1*rstd_n1_1**2*xc_n1_1 - 16*dxhat_n1_1, axis=2, keepdims)
+    dsum_n1_1 = sum(dxhat_n1_1, axis=2, keepdims)
     dbe2_1 = sum(dn2_1, axis=(0, 1))
     dg2_1 = sum(dn2_1*xhat_n2_1, axis=(0, 1))
     dbe1_1 = sum(dn1_1_3, axis=(0, 1))
@@ -122,16 +122,16 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dW1 = concat([(dq1.reshape(-1, 16).T @ n1_1.reshape(-1, 16)), (dk1.reshape(-1, 16).T @ n1_1.reshape(-1, 16)), (dv1.reshape(-1, 16).T @ n1_1.reshape(-1, 16))], axis=0)
     tmp12 = drstd_n1_1*rstd_n1_1**3
     dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - tmp12*xc_n1_1/16
-    dr2_0 = dr1_1 + dsum_n1_1*rstd_n1_1/256 + dxc_n1_1
+    dr2_0 = dr1_1 + dxc_n1_1 - dsum_n1_1*rstd_n1_1/16
     tmp3 = sqrt(2)*f0/2
     df0 = (dr2_0 @ W2_0)*(tmp3*exp(-f0**2/2)/sqrt(pi) + tmp4/2 + 1/2)
     dn2_0 = df0 @ W1_0
     dxhat_n2_0 = dn2_0*g2_0
     drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
-    dsum_n2_0 = sum(drstd_n2_0*rstd_n2_0**2*xc_n2_0 - 16*dxhat_n2_0, axis=2, keepdims)
+    dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
     tmp13 = drstd_n2_0*rstd_n2_0**3
     dxc_n2_0 = dxhat_n2_0*rstd_n2_0 - tmp13*xc_n2_0/16
-    dr1_0 = dr2_0 + dsum_n2_0*rstd_n2_0/256 + dxc_n2_0
+    dr1_0 = dr2_0 + dxc_n2_0 - dsum_n2_0*rstd_n2_0/16
     dav0 = (dr1_0 @ Wo0).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     ds_a0 = sum(da0*e_a0, axis=3, keepdims)
@@ -142,9 +142,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dBk0 = sum(dk0, axis=(0, 1))
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dBq0 = sum(dq0, axis=(0, 1))
+    dn1_0_3 = dv0 @ Wv0 + (dk0 @ Wk0) + (dq0 @ Wq0)
     dbe2_0 = sum(dn2_0, axis=(0, 1))
     dg2_0 = sum(dn2_0*xhat_n2_0, axis=(0, 1))
-    dn1_0_3 = dv0 @ Wv0 + (dk0 @ Wk0) + (dq0 @ Wq0)
     dbe1_0 = sum(dn1_0_3, axis=(0, 1))
     dg1_0 = sum(dn1_0_3*xhat_n1_0, axis=(0, 1))
     db2_0 = sum(dr2_0, axis=(0, 1))
@@ -764,12 +764,12 @@ def loss_and_gradients(params, x, t):
     del n2_1
     dxhat_n2_1 = dn2_1*g2_1
     drstd_n2_1 = np.sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims=True)
-    dsum_n2_1 = np.sum(drstd_n2_1*rstd_n2_1**2*xc_n2_1 - 16*dxhat_n2_1, axis=2, keepdims=True)
+    dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
     tmp11 = drstd_n2_1*rstd_n2_1**3
     del drstd_n2_1
     dxc_n2_1 = dxhat_n2_1*rstd_n2_1 - 1/16*tmp11*xc_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
-    dr1_1 = dr2_1 + (1/256)*dsum_n2_1*rstd_n2_1 + dxc_n2_1
+    dr1_1 = dr2_1 + dxc_n2_1 - 1/16*dsum_n2_1*rstd_n2_1
     del rstd_n2_1, dsum_n2_1, dxc_n2_1
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
     del o1
@@ -792,7 +792,7 @@ def loss_and_gradients(params, x, t):
     dn1_1_3 = dv1 @ Wv1 + (dk1 @ Wk1) + (dq1 @ Wq1)
     dxhat_n1_1 = dn1_1_3*g1_1
     drstd_n1_1 = np.sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims=True)
-    dsum_n1_1 = np.sum(drstd_n1_1*rstd_n1_1**2*xc_n1_1 - 16*dxhat_n1_1, axis=2, keepdims=True)
+    dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
     dbe2_1 = np.sum(dn2_1, axis=(0, 1))
     dg2_1 = np.sum(dn2_1*xhat_n2_1, axis=(0, 1))
     del xhat_n2_1, dn2_1
@@ -811,7 +811,7 @@ def loss_and_gradients(params, x, t):
     del drstd_n1_1
     dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - 1/16*tmp12*xc_n1_1
     del xc_n1_1, dxhat_n1_1, tmp12
-    dr2_0 = dr1_1 + (1/256)*dsum_n1_1*rstd_n1_1 + dxc_n1_1
+    dr2_0 = dr1_1 + dxc_n1_1 - 1/16*dsum_n1_1*rstd_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     del act0
@@ -824,12 +824,12 @@ def loss_and_gradients(params, x, t):
     del n2_0
     dxhat_n2_0 = dn2_0*g2_0
     drstd_n2_0 = np.sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims=True)
-    dsum_n2_0 = np.sum(drstd_n2_0*rstd_n2_0**2*xc_n2_0 - 16*dxhat_n2_0, axis=2, keepdims=True)
+    dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
     tmp13 = drstd_n2_0*rstd_n2_0**3
     del drstd_n2_0
     dxc_n2_0 = dxhat_n2_0*rstd_n2_0 - 1/16*tmp13*xc_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
-    dr1_0 = dr2_0 + (1/256)*dsum_n2_0*rstd_n2_0 + dxc_n2_0
+    dr1_0 = dr2_0 + dxc_n2_0 - 1/16*dsum_n2_0*rstd_n2_0
     del rstd_n2_0, dsum_n2_0, dxc_n2_0
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0
@@ -849,10 +849,10 @@ def loss_and_gradients(params, x, t):
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del kh0, dscores0
     dBq0 = np.sum(dq0, axis=(0, 1))
+    dn1_0_3 = dv0 @ Wv0 + (dk0 @ Wk0) + (dq0 @ Wq0)
     dbe2_0 = np.sum(dn2_0, axis=(0, 1))
     dg2_0 = np.sum(dn2_0*xhat_n2_0, axis=(0, 1))
     del xhat_n2_0, dn2_0
-    dn1_0_3 = dv0 @ Wv0 + (dk0 @ Wk0) + (dq0 @ Wq0)
     dbe1_0 = np.sum(dn1_0_3, axis=(0, 1))
     dg1_0 = np.sum(dn1_0_3*xhat_n1_0, axis=(0, 1))
     del xhat_n1_0, dn1_0_3

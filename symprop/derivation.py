@@ -92,6 +92,7 @@ class Derivation:
 
 NOTES = {
     "sums to one": "Σ_k {0}_k = 1: each row of {0} is a distribution over classes",
+    "sums to zero": "Σ_e {0}_e = 0: {0} is centred on its mean over the last axis",
     "cancels": "dL/d{0} = 0: the terms of the chain rule through {0} cancel",
     "stable log sigmoid": "log σ(u) = −softplus(−u) and log(1 − σ(u)) = −softplus(u): finite for every u",
 }

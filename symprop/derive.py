@@ -63,11 +63,17 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
     for tensor in reversed(forward):
         if tensor not in contributions:
             continue
+        consumers = sum(len(terms) for terms in contributions[tensor].values())
         cotangents[tensor] = cotangent = total(tensor)
         if cotangent.expr == 0:
             graph.note("cancels", tensor.name)
             continue
-        if tensor.symbol in graph.cotangent_names:
+        if tensor.op == "map" and consumers > 1 and tensor.zero_sum_axis is None and not cotangent.expr.is_Atom:
+            # A stored value read in several places gets its summed cotangent stored too: what flows on
+            # reads its name, so expressions grow linearly with depth. Otherwise the cotangent stays fused
+            # with the next step: a centred x − μ's, so that Σ_e (x − μ) = 0 acts on the sum of it.
+            cotangents[tensor] = cotangent = graph.named(cotangent, graph.cotangent_names[tensor.symbol])
+        elif tensor.symbol in graph.cotangent_names:
             graph.label(cotangent, graph.cotangent_names[tensor.symbol])
         needed = [any(graph.tensor(s) in live for s in graph.tensor_symbols(op.expr)) for op in tensor.operands]
         for operand, operand_cotangent in _vjp(graph, tensor, cotangent, needed):

@@ -27,6 +27,13 @@ _environment = jinja2.Environment(
 NOTES = {
     "sums to one": r"$\sum_k {0}_{{nk}} = 1$: each row of ${0}$ is a distribution over the classes. This is why "
                    r"softmax with cross-entropy gives $\partial L / \partial z = (p - {0})/N$.",
+    "sums to zero": r"$\sum_e ({0})_{{e}} = 0$ over the last axis: ${0}$ is centred on its mean there. This is "
+                    r"what makes layer norm's backward pass compact: "
+                    r"$\bar{{x}} = \mathrm{{rstd}} \odot (\bar{{\hat{{x}}}} - \operatorname{{mean}}(\bar{{\hat{{x}}}}) "
+                    r"- x_c \odot \mathrm{{rstd}}^{{2}} \odot \operatorname{{mean}}(\bar{{\hat{{x}}}} \odot x_c))$, "
+                    r"which is $\mathrm{{rstd}} \odot (\bar{{\hat{{x}}}} - \operatorname{{mean}}(\bar{{\hat{{x}}}}) "
+                    r"- \hat{{x}} \odot \operatorname{{mean}}(\bar{{\hat{{x}}}} \odot \hat{{x}}))$ "
+                    r"with $\hat{{x}} = x_c \odot \mathrm{{rstd}}$.",
     "cancels": r"$\partial L / \partial {0} = 0$: the terms of the chain rule through ${0}$ cancel, so nothing "
                r"flows back through it (shifting the logits by their row maximum does not change the softmax).",
     "stable log sigmoid": r"$\log \sigma(u) = -\operatorname{{softplus}}(-u)$ and "

@@ -137,14 +137,22 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") ->
     parts = [sum_of(term, dry_run=True) for term in terms]
     if all(part is not None for part in parts):
         return Value(tidy(sp.Add(*parts)), out_shape)
+    known = [part for part in parts if part is not None]
+    if any(part == 0 for part in known):  # a part that sums to 0 drops out; the rest is one new sum
+        rest = sp.Add(*(term for term, part in zip(terms, parts, strict=True) if part is None))
+        return Value(tidy(sp.Add(*known, sum_of(tidy(rest)))), out_shape)
     return Value(sum_of(value.expr), out_shape)
 
 
 def _sum_to_one(graph: Graph, expr: sp.Expr, axes: tuple[int, ...]):
+    """Σ of a tensor known to sum to 1 (or to 0) along the axes; None if not known."""
     tensor = graph.tensors.get(expr)
     if tensor is not None and tensor.simplex_axis is not None and axes == (tensor.simplex_axis,):
         graph.note("sums to one", tensor.name)
         return sp.Integer(1)
+    if tensor is not None and tensor.zero_sum_axis is not None and axes == (tensor.zero_sum_axis,):
+        graph.note("sums to zero", tensor.name)
+        return sp.Integer(0)
     return None
 
 

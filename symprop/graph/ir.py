@@ -31,6 +31,7 @@ class Tensor:
     split: tuple = ()  # rearrange: the operand's shape split into single axes, before the permutation
     perm: tuple[int, ...] = ()  # rearrange: the permutation of the split axes
     simplex_axis: int | None = None  # sums to 1 along this axis (one-hot or probability targets)
+    zero_sum_axis: int | None = None  # sums to 0 along this axis (a value minus its mean there)
 
     @property
     def name(self) -> str:

@@ -110,7 +110,11 @@ def layer_norm(g: Graph, value: Value, eps: float, affine, name: str) -> Value:
     width = value.shape[-1]
     kept = value.shape[:-1] + (1,)
     mean = reduce_sum(g, value, kept, stem=f"sum_{name}")
-    centred = g.named(Value(value.expr - mean.expr / width, value.shape), f"xc_{name}")
+    centred = Value(value.expr - mean.expr / width, value.shape)
+    sums_to_zero = reduce_sum(g, centred, kept).expr == 0  # Σ_e (x − Σx/E) = Σx − Σx, found by reduce_sum
+    centred = g.named(centred, f"xc_{name}")
+    if sums_to_zero:
+        g.tensor(centred.expr).zero_sum_axis = len(value.shape) - 1
     variance = reduce_sum(g, Value(centred.expr ** 2, value.shape), kept, stem=f"ss_{name}")
     shifted_variance = g.named(Value(variance.expr / width + sp.Float(eps), kept), f"var_{name}")
     rstd = g.named(Value(1 / sp.sqrt(shifted_variance.expr), kept), f"rstd_{name}")
