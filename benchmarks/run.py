@@ -766,6 +766,8 @@ def main(argv=None, prog=None) -> int:
                              "default: the libraries' defaults (--quick: 1)")
     parser.add_argument("--json", type=Path, default=None,
                         help=f"results file (default {DEFAULT_JSON}; --quick writes none unless given)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
     parser.add_argument("--workloads", default="mlp,neuron,deep,transformer,derive",
                         help="comma-separated subset of mlp,neuron,deep,transformer,derive (default all)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -779,11 +781,15 @@ def main(argv=None, prog=None) -> int:
     workloads = set(args.workloads.split(","))
     if not workloads <= {*NETWORKS, "derive"}:
         parser.error(f"unknown workloads: {', '.join(sorted(workloads - {*NETWORKS, 'derive'}))}")
+    if not set(args.variants.split(",")) <= set(VARIANTS):
+        parser.error(f"unknown variants: {', '.join(sorted(set(args.variants.split(',')) - set(VARIANTS)))}")
 
     started = time.perf_counter()
     has_jax = importlib.util.find_spec("jax") is not None and not args.no_jax
     no_jax = "" if has_jax else " (no jax.jit: " + ("--no-jax)" if args.no_jax else "jax is not importable)")
-    variants = [v for v in VARIANTS if has_jax or v != "jax.jit"]
+    variants = [v for v in VARIANTS if (has_jax or v != "jax.jit") and v in args.variants.split(",")]
+    if "autograd" not in variants:
+        parser.error("--variants must include autograd: every ratio is to it")
     libraries = ["numpy", "torch"] + (["jax"] if has_jax else [])
     if args.quick:
         rounds, depths, parallel, timeout = 1, QUICK_DEPTHS, 2, 120

@@ -63,8 +63,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
     dr2_0 = rstd_n2_0*(dxhat_n2_0 - drstd_n2_0*rstd_n2_0**2*xc_n2_0/16 - dsum_n2_0/16)
     df0 = (dr2_0 @ W2_0)*H(act0)
-    dn1_0_1 = df0 @ W1_0 + dr2_0
-    dxhat_n1_0 = dn1_0_1*g1_0
+    dn1_0 = df0 @ W1_0 + dr2_0
+    dxhat_n1_0 = dn1_0*g1_0
     drstd_n1_0 = sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims)
     dsum_n1_0 = sum(dxhat_n1_0, axis=2, keepdims)
     dr1_0 = rstd_n1_0*(dxhat_n1_0 - drstd_n1_0*rstd_n1_0**2*xc_n1_0/16 - dsum_n1_0/16)
@@ -80,8 +80,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dBq0 = sum(dq0, axis=(0, 1))
     dbe2_0 = sum(dpool1, axis=(0, 1))
     dg2_0 = sum(dpool1*xhat_n2_0, axis=(0, 1))
-    dbe1_0 = sum(dn1_0_1, axis=(0, 1))
-    dg1_0 = sum(dn1_0_1*xhat_n1_0, axis=(0, 1))
+    dbe1_0 = sum(dn1_0, axis=(0, 1))
+    dg1_0 = sum(dn1_0*xhat_n1_0, axis=(0, 1))
     db2_0 = sum(dr2_0, axis=(0, 1))
     db1_0 = sum(df0, axis=(0, 1))
     dbo0 = sum(dr1_0, axis=(0, 1))
@@ -462,9 +462,9 @@ def loss_and_gradients(params, x, t):
     del act0
     dW1_0 = df0.reshape(-1, 32).T @ n1_0.reshape(-1, 16)
     del n1_0
-    dn1_0_1 = df0 @ W1_0
-    dn1_0_1 += dr2_0
-    dxhat_n1_0 = dn1_0_1*g1_0
+    dn1_0 = df0 @ W1_0
+    dn1_0 += dr2_0
+    dxhat_n1_0 = dn1_0*g1_0
     drstd_n1_0 = np.sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims=True)
     dsum_n1_0 = np.sum(dxhat_n1_0, axis=2, keepdims=True)
     dr1_0 = rstd_n1_0*(dxhat_n1_0 - 1/16*drstd_n1_0*rstd_n1_0**2*xc_n1_0 - 1/16*dsum_n1_0)
@@ -490,9 +490,9 @@ def loss_and_gradients(params, x, t):
     dbe2_0 = np.sum(dpool1, axis=(0, 1))
     dg2_0 = np.sum(dpool1*xhat_n2_0, axis=(0, 1))
     del xhat_n2_0, dpool1
-    dbe1_0 = np.sum(dn1_0_1, axis=(0, 1))
-    dg1_0 = np.sum(dn1_0_1*xhat_n1_0, axis=(0, 1))
-    del xhat_n1_0, dn1_0_1
+    dbe1_0 = np.sum(dn1_0, axis=(0, 1))
+    dg1_0 = np.sum(dn1_0*xhat_n1_0, axis=(0, 1))
+    del xhat_n1_0, dn1_0
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     del dr2_0
     db1_0 = np.sum(df0, axis=(0, 1))

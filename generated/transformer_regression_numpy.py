@@ -90,8 +90,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dr2_1 = (r2_1 - t)/(64*N)
     tmp7 = sqrt(2)*f1/2
     df1 = (dr2_1 @ W2_1)*(tmp7*exp(-f1**2/2)/sqrt(pi) + tmp8/2 + 1/2)
-    dn2_1 = df1 @ W1_1
-    dxhat_n2_1 = dn2_1*g2_1
+    dn2_1_mmf1 = df1 @ W1_1
+    dxhat_n2_1 = dn2_1_mmf1*g2_1
     drstd_n2_1 = sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims)
     dsum_n2_1 = sum(dxhat_n2_1, axis=2, keepdims)
     tmp11 = drstd_n2_1*rstd_n2_1**3
@@ -107,14 +107,14 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dBk1 = sum(dk1, axis=(0, 1))
     dq1 = (dscores1 @ kh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dBq1 = sum(dq1, axis=(0, 1))
-    dn1_1_3 = dv1 @ Wv1 + (dk1 @ Wk1) + (dq1 @ Wq1)
-    dxhat_n1_1 = dn1_1_3*g1_1
+    dn1_1 = dk1 @ Wk1 + (dq1 @ Wq1) + (dv1 @ Wv1)
+    dxhat_n1_1 = dn1_1*g1_1
     drstd_n1_1 = sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims)
     dsum_n1_1 = sum(dxhat_n1_1, axis=2, keepdims)
-    dbe2_1 = sum(dn2_1, axis=(0, 1))
-    dg2_1 = sum(dn2_1*xhat_n2_1, axis=(0, 1))
-    dbe1_1 = sum(dn1_1_3, axis=(0, 1))
-    dg1_1 = sum(dn1_1_3*xhat_n1_1, axis=(0, 1))
+    dbe2_1 = sum(dn2_1_mmf1, axis=(0, 1))
+    dg2_1 = sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
+    dbe1_1 = sum(dn1_1, axis=(0, 1))
+    dg1_1 = sum(dn1_1*xhat_n1_1, axis=(0, 1))
     db2_1 = sum(dr2_1, axis=(0, 1))
     db1_1 = sum(df1, axis=(0, 1))
     dbo1 = sum(dr1_1, axis=(0, 1))
@@ -125,8 +125,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dr2_0 = dr1_1 + dxc_n1_1 - dsum_n1_1*rstd_n1_1/16
     tmp3 = sqrt(2)*f0/2
     df0 = (dr2_0 @ W2_0)*(tmp3*exp(-f0**2/2)/sqrt(pi) + tmp4/2 + 1/2)
-    dn2_0 = df0 @ W1_0
-    dxhat_n2_0 = dn2_0*g2_0
+    dn2_0_mmf0 = df0 @ W1_0
+    dxhat_n2_0 = dn2_0_mmf0*g2_0
     drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
     dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
     tmp13 = drstd_n2_0*rstd_n2_0**3
@@ -142,11 +142,11 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dBk0 = sum(dk0, axis=(0, 1))
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dBq0 = sum(dq0, axis=(0, 1))
-    dn1_0_3 = dv0 @ Wv0 + (dk0 @ Wk0) + (dq0 @ Wq0)
-    dbe2_0 = sum(dn2_0, axis=(0, 1))
-    dg2_0 = sum(dn2_0*xhat_n2_0, axis=(0, 1))
-    dbe1_0 = sum(dn1_0_3, axis=(0, 1))
-    dg1_0 = sum(dn1_0_3*xhat_n1_0, axis=(0, 1))
+    dn1_0 = dk0 @ Wk0 + (dq0 @ Wq0) + (dv0 @ Wv0)
+    dbe2_0 = sum(dn2_0_mmf0, axis=(0, 1))
+    dg2_0 = sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
+    dbe1_0 = sum(dn1_0, axis=(0, 1))
+    dg1_0 = sum(dn1_0*xhat_n1_0, axis=(0, 1))
     db2_0 = sum(dr2_0, axis=(0, 1))
     db1_0 = sum(df0, axis=(0, 1))
     dbo0 = sum(dr1_0, axis=(0, 1))
@@ -759,10 +759,10 @@ def loss_and_gradients(params, x, t):
     df1 = dr2_1 @ W2_1
     df1 *= 0.56418958354775629*tmp7*np.exp(-1/2*f1**2) + (1/2)*tmp8 + 1/2
     del f1, tmp8, tmp7
-    dn2_1 = df1 @ W1_1
+    dn2_1_mmf1 = df1 @ W1_1
     dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
     del n2_1
-    dxhat_n2_1 = dn2_1*g2_1
+    dxhat_n2_1 = dn2_1_mmf1*g2_1
     drstd_n2_1 = np.sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims=True)
     dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
     tmp11 = drstd_n2_1*rstd_n2_1**3
@@ -789,16 +789,16 @@ def loss_and_gradients(params, x, t):
     dq1 = (dscores1 @ kh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del kh1, dscores1
     dBq1 = np.sum(dq1, axis=(0, 1))
-    dn1_1_3 = dv1 @ Wv1 + (dk1 @ Wk1) + (dq1 @ Wq1)
-    dxhat_n1_1 = dn1_1_3*g1_1
+    dn1_1 = dk1 @ Wk1 + (dq1 @ Wq1) + (dv1 @ Wv1)
+    dxhat_n1_1 = dn1_1*g1_1
     drstd_n1_1 = np.sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims=True)
     dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
-    dbe2_1 = np.sum(dn2_1, axis=(0, 1))
-    dg2_1 = np.sum(dn2_1*xhat_n2_1, axis=(0, 1))
-    del xhat_n2_1, dn2_1
-    dbe1_1 = np.sum(dn1_1_3, axis=(0, 1))
-    dg1_1 = np.sum(dn1_1_3*xhat_n1_1, axis=(0, 1))
-    del xhat_n1_1, dn1_1_3
+    dbe2_1 = np.sum(dn2_1_mmf1, axis=(0, 1))
+    dg2_1 = np.sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
+    del xhat_n2_1, dn2_1_mmf1
+    dbe1_1 = np.sum(dn1_1, axis=(0, 1))
+    dg1_1 = np.sum(dn1_1*xhat_n1_1, axis=(0, 1))
+    del xhat_n1_1, dn1_1
     db2_1 = np.sum(dr2_1, axis=(0, 1))
     del dr2_1
     db1_1 = np.sum(df1, axis=(0, 1))
@@ -819,10 +819,10 @@ def loss_and_gradients(params, x, t):
     df0 = dr2_0 @ W2_0
     df0 *= 0.56418958354775629*tmp3*np.exp(-1/2*f0**2) + (1/2)*tmp4 + 1/2
     del f0, tmp4, tmp3
-    dn2_0 = df0 @ W1_0
+    dn2_0_mmf0 = df0 @ W1_0
     dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
     del n2_0
-    dxhat_n2_0 = dn2_0*g2_0
+    dxhat_n2_0 = dn2_0_mmf0*g2_0
     drstd_n2_0 = np.sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims=True)
     dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
     tmp13 = drstd_n2_0*rstd_n2_0**3
@@ -849,13 +849,13 @@ def loss_and_gradients(params, x, t):
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del kh0, dscores0
     dBq0 = np.sum(dq0, axis=(0, 1))
-    dn1_0_3 = dv0 @ Wv0 + (dk0 @ Wk0) + (dq0 @ Wq0)
-    dbe2_0 = np.sum(dn2_0, axis=(0, 1))
-    dg2_0 = np.sum(dn2_0*xhat_n2_0, axis=(0, 1))
-    del xhat_n2_0, dn2_0
-    dbe1_0 = np.sum(dn1_0_3, axis=(0, 1))
-    dg1_0 = np.sum(dn1_0_3*xhat_n1_0, axis=(0, 1))
-    del xhat_n1_0, dn1_0_3
+    dn1_0 = dk0 @ Wk0 + (dq0 @ Wq0) + (dv0 @ Wv0)
+    dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))
+    dg2_0 = np.sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
+    del xhat_n2_0, dn2_0_mmf0
+    dbe1_0 = np.sum(dn1_0, axis=(0, 1))
+    dg1_0 = np.sum(dn1_0*xhat_n1_0, axis=(0, 1))
+    del xhat_n1_0, dn1_0
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     del dr2_0
     db1_0 = np.sum(df0, axis=(0, 1))

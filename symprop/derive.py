@@ -94,8 +94,10 @@ def _vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed: list[bool]):
             missing = set(letters[j]) - set(output) - {c for k in others for c in letters[k]}
             if missing:
                 raise NotImplementedError(f"einsum {tensor.spec}: index {missing} sums inside one operand")
-            yield operand, graph.einsum(spec, cotangent, *(tensor.operands[k] for k in others),
-                                        stem="d" + _name_of(graph, operand.expr, f"{tensor.name}_{j}"))
+            stem = "d" + _name_of(graph, operand.expr, f"{tensor.name}_{j}")
+            if operand.expr in graph.tensors and graph.tensors[operand.expr].op == "map":
+                stem += f"_{tensor.name}"  # one part of a stored value's cotangent: d<name> is the sum's
+            yield operand, graph.einsum(spec, cotangent, *(tensor.operands[k] for k in others), stem=stem)
     elif tensor.op == "sum" and needed[0]:
         (operand,) = tensor.operands
         yield operand, Value(cotangent.expr, operand.shape)  # sums drop leading axes only, so this broadcasts
