@@ -97,6 +97,8 @@ def _layer_source(layer) -> str:
         return f"S.Linear({layer.in_features}, {layer.out_features}{'' if layer.bias else ', bias=False'})"
     if isinstance(layer, S.Elementwise):
         return f"S.Elementwise({_text(layer.expr, ('z',))!r})"
+    if isinstance(layer, S.LayerNorm):
+        return f"S.LayerNorm({layer.normalized_shape}, {layer.eps!r}, {layer.elementwise_affine})"
     return f"S.{type(layer).__name__}()"
 
 
@@ -161,8 +163,8 @@ def elementwise_losses(draw, reduction):
 
 
 SIMPLE = {"sigmoid": S.Sigmoid, "tanh": S.Tanh, "relu": S.ReLU, "softmax": S.Softmax,
-          "log_softmax": S.LogSoftmax, "identity": S.Identity}
-LAYER_KINDS = ("linear", "linear", "linear_nobias", *SIMPLE, "elementwise")
+          "log_softmax": S.LogSoftmax, "identity": S.Identity, "gelu": S.GELU}
+LAYER_KINDS = ("linear", "linear", "linear_nobias", *SIMPLE, "elementwise", "layer_norm")
 LOSS_KINDS = ("mse", "bce", "bce_with_logits", "cross_entropy_index", "cross_entropy_probs", "nll", "kl_div",
               "elementwise")
 
@@ -196,6 +198,8 @@ def cases(draw):
             width = out
         elif kind == "elementwise":
             layers.append(draw(activations()))
+        elif kind == "layer_norm":
+            layers.append(S.LayerNorm(width, draw(st.sampled_from((1e-5, 0.1))), draw(st.booleans())))
         else:
             layers.append(SIMPLE[kind]())
 
@@ -242,8 +246,10 @@ def torch_network(case: Fuzz) -> nn.Sequential:
             modules.append(nn.LogSoftmax(dim=-1))
         elif isinstance(layer, S.Softmax):
             modules.append(nn.Softmax(dim=-1))
+        elif isinstance(layer, S.LayerNorm):
+            modules.append(nn.LayerNorm(layer.normalized_shape, layer.eps, layer.elementwise_affine))
         else:
-            modules.append({S.Sigmoid: nn.Sigmoid, S.Tanh: nn.Tanh, S.ReLU: nn.ReLU,
+            modules.append({S.Sigmoid: nn.Sigmoid, S.Tanh: nn.Tanh, S.ReLU: nn.ReLU, S.GELU: nn.GELU,
                             S.Identity: nn.Identity}[type(layer)]())
     return nn.Sequential(*modules).double()
 
@@ -372,9 +378,16 @@ def mp_forward(case: Fuzz, params: dict, x):
             h = h if isinstance(layer, S.LogSoftmax) else _mp_map(mp.exp)(h)
         elif isinstance(layer, S.Elementwise):
             h = mp_eval(layer.expr, {"z": h}) + 0 * h  # a constant activation broadcasts
+        elif isinstance(layer, S.LayerNorm):
+            centred = h - np.sum(h, axis=-1, keepdims=True) / h.shape[-1]
+            variance = np.sum(centred ** 2, axis=-1, keepdims=True) / h.shape[-1]
+            eps = mp.mpf(layer.eps)
+            h = centred * _mp_map(lambda v, eps=eps: 1 / mp.sqrt(v + eps))(variance)
+            if layer.elementwise_affine:
+                h = h * params[f"{i}.weight"] + params[f"{i}.bias"]
         else:
             h = mp_eval({S.Sigmoid: sigmoid(_z), S.Tanh: sp.tanh(_z), S.ReLU: sp.Max(_z, 0),
-                         S.Identity: _z}[type(layer)], {"z": h})
+                         S.GELU: _z / 2 * (1 + sp.erf(_z / sp.sqrt(2))), S.Identity: _z}[type(layer)], {"z": h})
     return h
 
 
