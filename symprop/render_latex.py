@@ -12,6 +12,7 @@ import sympy as sp
 from .declare import model as m
 from .graph.lower import ACTIVATIONS, z
 from .printing.latex import LatexBackendPrinter, ReadableLatexPrinter, atomic, latex_name
+from .printing.statements import reads
 from .schedule import _relabeller, inlinable
 from .simplify import tidy
 
@@ -51,10 +52,17 @@ def _printer(derivation, program, keep, plain_parentheses=False) -> LatexBackend
     printer = LatexBackendPrinter(program.shapes, derivation.model.loss.target != "index",
                                   long_fractions=plain_parentheses)
     printer.bind(program, {})
+    printer.overflow = set()  # symbols whose definition in full runs past MAX_FULL_FORM: left as names
     for statement in program.statements:
         if statement.name in keep or statement.kind == "onehot":
             continue
-        text = printer._unwrap(printer.statement(statement))
+        if reads(statement) & printer.overflow:
+            printer.overflow.add(_symbol(statement))
+            continue
+        text = printer._unwrap(printer.statement(statement), reads(statement))
+        if len(text) > MAX_FULL_FORM:  # expanding further would only grow it (residual paths double it)
+            printer.overflow.add(_symbol(statement))
+            continue
         if plain_parentheses:  # TeX breaks long lines inside ( ), but not inside \left( \right)
             text = text.replace(r"\left(", "(").replace(r"\right)", ")")
         if statement.kind == "einsum":
@@ -79,23 +87,25 @@ def document_parts(derivation) -> dict:
     dense = short._dense_target
 
     forward, backward = [], []
+    relabel_all = _relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()})
     for statement in program.statements:
         if statement.name not in named:
             continue
-        lhs, rhs = latex_name(statement.name, dense), short._unwrap(short.statement(statement))
+        lhs, rhs = latex_name(statement.name, dense), short._unwrap(short.statement(statement), reads(statement))
         if statement.name in forward_names:
             forward.append((lhs, rhs, short.shape_text(statement.shape or program.shapes.get(_symbol(statement), ()))))
         else:
-            backward.append((lhs, _chain(derivation, statement, short), rhs))
+            backward.append((lhs, _chain(derivation, statement, short, relabel_all), rhs))
     loss = program.outputs[0]
-    definitions = {_symbol(s): short._unwrap(short.statement(s)) for s in program.statements if s.name in named}
+    definitions = {_symbol(s): short._unwrap(short.statement(s), reads(s))
+                   for s in program.statements if s.name in named}
     gradients = []
     for statement in program.outputs[1:]:
         name = latex_name(derivation.lowered.params[statement.name].name)
-        full = in_full.output(statement)
+        full = "" if reads(statement) & in_full.overflow else in_full.output(statement)
         brief = definitions.get(statement.expr) or short.output(statement)  # 1^T δ, not its name b̄
         gradients.append((statement.name, name, brief, full if len(full) <= MAX_FULL_FORM else ""))
-    loss_full = loss_in_full.output(loss)
+    loss_full = "" if reads(loss) & loss_in_full.overflow else loss_in_full.output(loss)
     code_names = [s.name for s in program.statements if s.name in named] + \
         [t.name for t in derivation.lowered.params.values()] + ["x", "t", "N"]
     return {
@@ -110,15 +120,19 @@ def document_parts(derivation) -> dict:
     }
 
 
-def _chain(derivation, statement, printer) -> str:
+def _chain(derivation, statement, printer, relabel_all) -> str:
     """δ_i as the chain rule gives it, before simplifying: Σ (cotangent in) ⊙ (local derivative)."""
     graph = derivation.lowered.graph
     tensor = {name: symbol for symbol, name in graph.cotangent_names.items()}.get(statement.name)
     if tensor is None or tensor not in graph.chain:
         return ""
-    labels = {sp.Symbol(name, real=True): expr for expr, name in graph.labels.items() if name != statement.name}
-    relabel = _relabeller(labels)
-    terms = [relabel(incoming) * relabel(local) for _, incoming, local in graph.chain[tensor]]
+    relabel = relabel_all
+    parts = [(incoming, local) for _, incoming, local in graph.chain[tensor]]
+    if any(_symbol(statement) in relabel(e).free_symbols for pair in parts for e in pair):
+        # δ's own label would name (part of) its chain: relabel without it (rare, so built only then)
+        relabel = _relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()
+                               if name != statement.name})
+    terms = [relabel(incoming) * relabel(local) for incoming, local in parts]
     chain = sp.Add(*terms, evaluate=False) if len(terms) > 1 else terms[0]
     if chain == _symbol(statement) or (statement.expr is not None and chain == statement.expr):
         return ""  # nothing happened on the way: δ is what flowed in

@@ -184,3 +184,16 @@ def test_examples_match_torch(name):
             for key, p in net.named_parameters():
                 got = grads[key].numpy() if target == "torch" else grads[key]
                 assert relative(got, p.grad.numpy()) <= TOLERANCE, (target, key, batch)
+
+
+def test_deep_stacks_stay_fast_and_are_capped():
+    import time
+
+    layer = m.TransformerEncoderLayer(WIDTH, 2, FEEDFORWARD, "gelu", True, True)
+    start = time.perf_counter()
+    derivation = sy.Derivation(sy.Model(sy.Sequential(*[layer] * 4), sy.MSELoss(), name="deep_enc", sequence=3))
+    derivation.render("numpy")
+    derivation.render("latex")  # its closed forms "in full" double with each residual: cut short, not built
+    assert time.perf_counter() - start < 10
+    with pytest.raises(sy.SymPropError, match="17 transformer_encoder layers"):
+        sy.Model(sy.Sequential(*[layer] * 17), sy.MSELoss(), sequence=3)

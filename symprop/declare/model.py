@@ -17,6 +17,7 @@ from .parse import parse
 REDUCTIONS = ("mean", "sum")
 MAX_LAYERS = 128  # derivation grows linearly, 20-60 ms a layer: this keeps every spec under 10 s
 MAX_CUSTOM_OPERATIONS = 2000  # in all the custom expressions of a model together, for the same reason
+MAX_ENCODER_LAYERS = 16  # a transformer_encoder derives and renders in about 0.3 s: 16 stay near 5 s
 
 
 # -- layers --------------------------------------------------------------------
@@ -290,6 +291,10 @@ class Model:
             raise SymPropError(f"{self.loss!r} is not a symprop loss", "loss")
         if len(self.net) > MAX_LAYERS:
             raise SymPropError(f"{len(self.net)} layers, more than the {MAX_LAYERS} symprop derives", "layers")
+        encoders = sum(isinstance(layer, TransformerEncoderLayer) for layer in self.net)
+        if encoders > MAX_ENCODER_LAYERS:
+            raise SymPropError(f"{encoders} transformer_encoder layers, more than the {MAX_ENCODER_LAYERS} symprop "
+                               "derives in reasonable time", "layers")
         custom = [x.expr for x in (*self.net, self.loss) if isinstance(x, (Elementwise, ElementwiseLoss))]
         operations = sum(sp.count_ops(expr) for expr in custom)
         if operations > MAX_CUSTOM_OPERATIONS:

@@ -55,13 +55,14 @@ class Graph:
     # tensor -> [(operand it is read in, cotangent of that operand, local derivative)]: the chain rule, kept
     chain: dict[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp.Expr]]] = field(default_factory=dict)
     _interned: dict = field(default_factory=dict)
+    _taken: set = field(default_factory=lambda: {"N"})  # names given out: tensors' and labels'
 
     # -- tensors -------------------------------------------------------------
     def fresh(self, stem: str) -> sp.Symbol:
-        taken = {s.name for s in self.tensors} | set(self.labels.values())
         name, i = stem, 1
-        while name in taken or name == "N":
+        while name in self._taken:
             name, i = f"{stem}_{i}", i + 1
+        self._taken.add(name)
         return sp.Symbol(name, real=True)
 
     def add(self, stem: str, shape: Shape, op: str, **attrs) -> Value:

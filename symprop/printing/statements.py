@@ -24,6 +24,12 @@ def matmul_form(spec: str):
     return left, right, parts[left] != out[0] + k, parts[right] != k + out[1]
 
 
+def reads(statement: Statement) -> set:
+    """The symbols a statement reads."""
+    exprs = [statement.expr] if statement.expr is not None else list(statement.operands)
+    return set().union(*(e.free_symbols for e in exprs))
+
+
 def contraction_form(spec: str):
     """How a two-operand einsum is one matrix product, or None. One of:
     ("matmul", left, right, transpose_left, transpose_right, batched): leading axes common to both
@@ -120,9 +126,9 @@ class StatementPrinter:
                 if early:  # read by the product only: freed before the mask's temporary is made
                     out.append("del " + ", ".join(early))
                     frees[i] = [name for name in frees[i] if name not in early]
-                out.append(f"{statement.name} {operator}= {self._unwrap(rest_text)}")
+                out.append(f"{statement.name} {operator}= {self._unwrap(rest_text, rest.free_symbols)}")
             else:
-                out.append(f"{statement.name} = {self._unwrap(code)}")
+                out.append(f"{statement.name} = {self._unwrap(code, reads(statement))}")
             if frees.get(i):
                 out.append("del " + ", ".join(frees[i]))
         return out
@@ -181,9 +187,10 @@ class StatementPrinter:
             return None
         return product, "+" if expr.is_Add else "*", rest
 
-    def _unwrap(self, code: str) -> str:
-        """f((a @ b)) reads better as f(a @ b)."""
-        for text in self._inline.values():
+    def _unwrap(self, code: str, reads=None) -> str:
+        """f((a @ b)) reads better as f(a @ b). `reads`: the symbols the code reads, if known (faster)."""
+        texts = self._inline.values() if reads is None else [self._inline[s] for s in reads if s in self._inline]
+        for text in texts:
             code = code.replace(f"({text})", text)
             if code.startswith(text + " + ") or code.startswith(text + " - "):
                 code = text[1:-1] + code[len(text):]  # x @ w0.T + b0: @ binds tighter than + and -
@@ -193,7 +200,7 @@ class StatementPrinter:
         code = self.doprint(statement.expr)
         if statement.expr in self._inline:
             code = code[1:-1]  # a lone contraction needs no parentheses
-        code = self._unwrap(code)
+        code = self._unwrap(code, statement.expr.free_symbols)
         return self.broadcast(code, statement.shape) if statement.broadcast else code
 
     def shape_text(self, shape) -> str:
