@@ -17,7 +17,7 @@ from .parse import parse
 REDUCTIONS = ("mean", "sum")
 MAX_LAYERS = 128  # derivation grows linearly, 20-60 ms a layer: this keeps every spec under 10 s
 MAX_CUSTOM_OPERATIONS = 2000  # in all the custom expressions of a model together, for the same reason
-MAX_ENCODER_LAYERS = 16  # a transformer_encoder derives and renders in about 0.3 s: 16 stay near 5 s
+MAX_ENCODER_LAYERS = 16  # a transformer_encoder derives and renders in about 0.35 s: 16 take about 6 s
 
 
 # -- layers --------------------------------------------------------------------
