@@ -197,3 +197,18 @@ def test_deep_stacks_stay_fast_and_are_capped():
     assert time.perf_counter() - start < 10
     with pytest.raises(sy.SymPropError, match="17 transformer_encoder layers"):
         sy.Model(sy.Sequential(*[layer] * 17), sy.MSELoss(), sequence=3)
+
+
+def test_train_cli_says_sequence_models_are_trained_from_python(tmp_path):
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from symprop.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,label\n1,2,0\n3,4,1\n")
+    result = CliRunner().invoke(main, ["train", str(root / "examples" / "transformer_classifier.toml"),
+                                       "--data", str(data)])
+    assert result.exit_code == 2 and "sequence model" in result.output and "Traceback" not in result.output
