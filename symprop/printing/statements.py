@@ -36,7 +36,7 @@ def contraction_form(spec: str):
         operands and the output are a batch, the last two a matrix product: q @ k.mT;
     ("rows", operand, weight, transpose_weight): an operand of any rank times a matrix over its last
         axis, the leading axes carried along as matmul broadcasts them: x @ w.T;
-    ("flatten", left, right, (rows, columns)): both operands flattened over their common leading axes,
+    ("flatten", left, right): both operands flattened over their common leading axes (all summed),
         then leftᵀ right: dz.reshape(-1, o).T @ x.reshape(-1, i)."""
     inputs, out = spec.split("->")
     parts = inputs.split(",")
@@ -148,15 +148,14 @@ class StatementPrinter:
         """Statement index -> the batch-sized arrays last read there (and not returned), up to the last
         statement: freeing them there keeps peak memory near what the backward pass needs at once."""
         program = self._program
-        reads: dict[sp.Symbol, set] = {}  # an inlined contraction is read where it is printed
+        deferred: dict[sp.Symbol, set] = {}  # an inlined contraction's operands are read where it is printed
         last: dict[sp.Symbol, int] = {}
         for i, statement in enumerate(program.statements):
-            exprs = [statement.expr] if statement.expr is not None else list(statement.operands)
-            read = set().union(*(e.free_symbols for e in exprs))
-            while read & reads.keys():
-                read = (read - reads.keys()) | set().union(*(reads[s] for s in read & reads.keys()))
+            read = reads(statement)
+            while read & deferred.keys():
+                read = (read - deferred.keys()) | set().union(*(deferred[s] for s in read & deferred.keys()))
             if statement.kind == "einsum" and statement.tensor.symbol in self._inlined:
-                reads[statement.tensor.symbol] = read
+                deferred[statement.tensor.symbol] = read
                 continue
             for symbol in read:
                 last[symbol] = i

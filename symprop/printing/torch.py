@@ -54,8 +54,11 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         return self._call("torch.sign", self._print(u)) if u in self._relu_outputs() else super().mask(u)
 
     def _relu_outputs(self):
-        return {sp.Symbol(s.name, real=True) for s in self._program.statements
+        if getattr(self, "_relus_of", None) is not self._program:  # once per program printed
+            self._relus_of, self._relus = self._program, {
+                sp.Symbol(s.name, real=True) for s in self._program.statements
                 if isinstance(s.expr, sp.Max) and len(s.expr.args) == 2 and 0 in s.expr.args}
+        return self._relus
 
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
