@@ -22,8 +22,7 @@ from collections import defaultdict
 import sympy as sp
 
 from .graph import Graph, Tensor, Value
-from .schedule import _replace
-from .simplify import reduce_sum, tidy
+from .simplify import reduce_sum, replace_structurally, tidy
 
 
 def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value]:
@@ -40,7 +39,7 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
             tensor = graph.tensor(symbol)
             local = sp.diff(operand.expr, symbol)
             if stored is not None:
-                local = _replace(local, operand.expr, stored.symbol)
+                local = replace_structurally(local, operand.expr, stored.symbol)
             if tensor in live and local != 0 and cotangent.expr != 0:
                 contributions[tensor][operand.shape].append(cotangent.expr * local)
                 graph.chain.setdefault(symbol, []).append((operand.expr, cotangent.expr, local))

@@ -8,7 +8,6 @@ what its outputs need, and in dependency order.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -16,6 +15,7 @@ import sympy as sp
 from .functions import sigmoid
 from .graph import Graph, Tensor
 from .shapes import N, broadcast
+from .simplify import replace_structurally
 
 
 @dataclass
@@ -184,35 +184,12 @@ def _relabeller(labels: dict[sp.Symbol, sp.Expr]):
             symbol, definition, needs = ordered[i]
             if position[symbol] >= limit or not needs <= present:
                 continue
-            new = _replace(expr, definition, symbol)
+            new = replace_structurally(expr, definition, symbol)
             if new != expr:
                 expr, present = new, new.free_symbols
         return expr
 
     return relabel
-
-
-def _replace(expr: sp.Expr, definition: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
-    """`definition` → `symbol` wherever it stands, also as part of a sum or product: b2 + mm2 - t → z2 - t.
-
-    Structural, not algebraic (SymPy's subs once turned exp(x) into sqrt(h) for h = exp(x/2)).
-    """
-    if expr.is_Atom:
-        return symbol if expr == definition else expr
-    if expr == definition:
-        return symbol
-    if expr.is_Pow and definition.is_Pow and expr.base == definition.base and definition.exp.is_Rational:
-        ratio = expr.exp / definition.exp  # r = v^(-1/2) names v^(-3/2) too: it is r^3
-        if ratio.is_Integer and 1 < ratio <= 4:
-            return symbol ** ratio
-    rebuilt = expr.func(*(_replace(a, definition, symbol) for a in expr.args)) if expr.args else expr
-    if (definition.is_Add or definition.is_Mul) and rebuilt.func is definition.func:
-        for sign in ((1, -1) if definition.is_Add else (1,)):
-            wanted = Counter(sp.Add.make_args(-definition) if sign == -1 else definition.args)
-            have = Counter(rebuilt.args)
-            if all(have[a] >= n for a, n in wanted.items()):
-                return rebuilt.func(sign * symbol, *(have - wanted).elements())
-    return rebuilt
 
 
 def _fresh_symbols(graph: Graph, labels):

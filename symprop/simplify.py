@@ -11,6 +11,7 @@ Three rules, none of them a derivative:
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import sympy as sp
 
@@ -160,3 +161,26 @@ def reduce_max(graph: Graph, value: Value, axis: int, stem: str = "m") -> Value:
     """max over one axis, kept as size 1."""
     shape = tuple(1 if a == axis else d for a, d in enumerate(value.shape))
     return graph.interned(stem, shape, "max", operands=(value,), axes=(axis,))
+
+
+def replace_structurally(expr: sp.Expr, definition: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
+    """`definition` → `symbol` wherever it stands, also as part of a sum or product: b2 + mm2 - t → z2 - t.
+
+    Structural, not algebraic (SymPy's subs once turned exp(x) into sqrt(h) for h = exp(x/2)).
+    """
+    if expr.is_Atom:
+        return symbol if expr == definition else expr
+    if expr == definition:
+        return symbol
+    if expr.is_Pow and definition.is_Pow and expr.base == definition.base and definition.exp.is_Rational:
+        ratio = expr.exp / definition.exp  # r = v^(-1/2) names v^(-3/2) too: it is r^3
+        if ratio.is_Integer and 1 < ratio <= 4:
+            return symbol ** ratio
+    rebuilt = expr.func(*(replace_structurally(a, definition, symbol) for a in expr.args)) if expr.args else expr
+    if (definition.is_Add or definition.is_Mul) and rebuilt.func is definition.func:
+        for sign in ((1, -1) if definition.is_Add else (1,)):
+            wanted = Counter(sp.Add.make_args(-definition) if sign == -1 else definition.args)
+            have = Counter(rebuilt.args)
+            if all(have[a] >= n for a, n in wanted.items()):
+                return rebuilt.func(sign * symbol, *(have - wanted).elements())
+    return rebuilt
