@@ -5,17 +5,12 @@
 Sequential(TransformerEncoderLayer(16, 2, 32, 'relu', False, False, 1e-05), MeanPool(), Linear(16, 3, True)) with CrossEntropyLoss('mean', 'index'), on sequences of length 6 and width 16.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
-    Wq0 = W0[:16]
-    Bq0 = B0[:16]
-    q0 = x @ Wq0.T + Bq0
+    qkv0 = x @ W0.T + B0
+    q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
-    Wk0 = W0[16:32]
-    Bk0 = B0[16:32]
-    k0 = x @ Wk0.T + Bk0
+    k0 = qkv0[:, :, 16:32]
     kh0 = k0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
-    Wv0 = W0[32:]
-    Bv0 = B0[32:]
-    v0 = x @ Wv0.T + Bv0
+    v0 = qkv0[:, :, 32:]
     vh0 = v0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     scores0 = sqrt(2)*(qh0 @ kh0.swapaxes(-1, -2))/4
     m_a0 = max(scores0, axis=3, keepdims)
@@ -73,11 +68,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     ds_a0 = sum(da0*e_a0, axis=3, keepdims)
     dscores0 = sqrt(2)*a0*(da0 - ds_a0/s_a0)/4
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
-    dBv0 = sum(dv0, axis=(0, 1))
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
-    dBk0 = sum(dk0, axis=(0, 1))
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
-    dBq0 = sum(dq0, axis=(0, 1))
+    dqkv0 = concat([dq0, dk0, dv0], axis=2)
     dbe2_0 = sum(dpool1, axis=(0, 1))
     dg2_0 = sum(dpool1*xhat_n2_0, axis=(0, 1))
     dbe1_0 = sum(dn1_0, axis=(0, 1))
@@ -85,10 +78,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db2_0 = sum(dr2_0, axis=(0, 1))
     db1_0 = sum(df0, axis=(0, 1))
     dbo0 = sum(dr1_0, axis=(0, 1))
-    dB0 = concat([dBq0, dBk0, dBv0], axis=0)
-    dW0 = concat([(dq0.reshape(-1, 16).T @ x.reshape(-1, 16)), (dk0.reshape(-1, 16).T @ x.reshape(-1, 16)), (dv0.reshape(-1, 16).T @ x.reshape(-1, 16))], axis=0)
+    dB0 = sum(dqkv0, axis=(0, 1))
     L = total/N
-    0.self_attn.in_proj_weight = dW0
+    0.self_attn.in_proj_weight = dqkv0.reshape(-1, 48).T @ x.reshape(-1, 16)
     0.self_attn.in_proj_bias = dB0
     0.self_attn.out_proj.weight = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     0.self_attn.out_proj.bias = dbo0
@@ -163,22 +155,16 @@ def forward(params, x):
     be2_0 = params["0.norm2.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    Wq0 = W0[:16]
-    Bq0 = B0[:16]
-    q0 = x @ Wq0.T
-    q0 += Bq0
+    qkv0 = x @ W0.T
+    qkv0 += B0
+    q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del q0
-    Wk0 = W0[16:32]
-    Bk0 = B0[16:32]
-    k0 = x @ Wk0.T
-    k0 += Bk0
+    k0 = qkv0[:, :, 16:32]
     kh0 = k0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del k0
-    Wv0 = W0[32:]
-    Bv0 = B0[32:]
-    v0 = x @ Wv0.T
-    v0 += Bv0
+    v0 = qkv0[:, :, 32:]
+    del qkv0
     vh0 = v0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del v0
     scores0 = qh0 @ kh0.swapaxes(-1, -2)
@@ -260,22 +246,16 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    Wq0 = W0[:16]
-    Bq0 = B0[:16]
-    q0 = x @ Wq0.T
-    q0 += Bq0
+    qkv0 = x @ W0.T
+    qkv0 += B0
+    q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del q0
-    Wk0 = W0[16:32]
-    Bk0 = B0[16:32]
-    k0 = x @ Wk0.T
-    k0 += Bk0
+    k0 = qkv0[:, :, 16:32]
     kh0 = k0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del k0
-    Wv0 = W0[32:]
-    Bv0 = B0[32:]
-    v0 = x @ Wv0.T
-    v0 += Bv0
+    v0 = qkv0[:, :, 32:]
+    del qkv0
     vh0 = v0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del v0
     scores0 = qh0 @ kh0.swapaxes(-1, -2)
@@ -366,22 +346,16 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    Wq0 = W0[:16]
-    Bq0 = B0[:16]
-    q0 = x @ Wq0.T
-    q0 += Bq0
+    qkv0 = x @ W0.T
+    qkv0 += B0
+    q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del q0
-    Wk0 = W0[16:32]
-    Bk0 = B0[16:32]
-    k0 = x @ Wk0.T
-    k0 += Bk0
+    k0 = qkv0[:, :, 16:32]
     kh0 = k0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del k0
-    Wv0 = W0[32:]
-    Bv0 = B0[32:]
-    v0 = x @ Wv0.T
-    v0 += Bv0
+    v0 = qkv0[:, :, 32:]
+    del qkv0
     vh0 = v0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del v0
     scores0 = qh0 @ kh0.swapaxes(-1, -2)
@@ -480,13 +454,13 @@ def loss_and_gradients(params, x, t):
     del s_a0, da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0
-    dBv0 = np.sum(dv0, axis=(0, 1))
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del qh0
-    dBk0 = np.sum(dk0, axis=(0, 1))
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del kh0, dscores0
-    dBq0 = np.sum(dq0, axis=(0, 1))
+    dqkv0 = np.concatenate([dq0, dk0, dv0], axis=2)
+    del dv0, dk0, dq0
+    dW0 = dqkv0.reshape(-1, 48).T @ x.reshape(-1, 16)
     dbe2_0 = np.sum(dpool1, axis=(0, 1))
     dg2_0 = np.sum(dpool1*xhat_n2_0, axis=(0, 1))
     del xhat_n2_0, dpool1
@@ -499,8 +473,7 @@ def loss_and_gradients(params, x, t):
     del df0
     dbo0 = np.sum(dr1_0, axis=(0, 1))
     del dr1_0
-    dB0 = np.concatenate([dBq0, dBk0, dBv0], axis=0)
-    dW0 = np.concatenate([(dq0.reshape(-1, 16).T @ x.reshape(-1, 16)), (dk0.reshape(-1, 16).T @ x.reshape(-1, 16)), (dv0.reshape(-1, 16).T @ x.reshape(-1, 16))], axis=0)
+    dB0 = np.sum(dqkv0, axis=(0, 1))
     return float(total/N), {
         "0.self_attn.in_proj_weight": dW0,
         "0.self_attn.in_proj_bias": dB0,

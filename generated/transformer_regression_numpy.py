@@ -12,17 +12,12 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     rstd_n1_0 = 1/sqrt(var_n1_0)
     xhat_n1_0 = rstd_n1_0*xc_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
-    Wq0 = W0[:16]
-    Bq0 = B0[:16]
-    q0 = n1_0 @ Wq0.T + Bq0
+    qkv0 = n1_0 @ W0.T + B0
+    q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    Wk0 = W0[16:32]
-    Bk0 = B0[16:32]
-    k0 = n1_0 @ Wk0.T + Bk0
+    k0 = qkv0[:, :, 16:32]
     kh0 = k0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    Wv0 = W0[32:]
-    Bv0 = B0[32:]
-    v0 = n1_0 @ Wv0.T + Bv0
+    v0 = qkv0[:, :, 32:]
     vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     mask0 = causal_mask(8)
     scores0 = (qh0 @ kh0.swapaxes(-1, -2))/2 + mask0
@@ -53,17 +48,12 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     rstd_n1_1 = 1/sqrt(var_n1_1)
     xhat_n1_1 = rstd_n1_1*xc_n1_1
     n1_1 = be1_1 + g1_1*xhat_n1_1
-    Wq1 = W1[:16]
-    Bq1 = B1[:16]
-    q1 = n1_1 @ Wq1.T + Bq1
+    qkv1 = n1_1 @ W1.T + B1
+    q1 = qkv1[:, :, :16]
     qh1 = q1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    Wk1 = W1[16:32]
-    Bk1 = B1[16:32]
-    k1 = n1_1 @ Wk1.T + Bk1
+    k1 = qkv1[:, :, 16:32]
     kh1 = k1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    Wv1 = W1[32:]
-    Bv1 = B1[32:]
-    v1 = n1_1 @ Wv1.T + Bv1
+    v1 = qkv1[:, :, 32:]
     vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     scores1 = (qh1 @ kh1.swapaxes(-1, -2))/2 + mask0
     m_a1 = max(scores1, axis=3, keepdims)
@@ -102,24 +92,21 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     ds_a1 = sum(da1*e_a1, axis=3, keepdims)
     dscores1 = a1*(da1 - ds_a1/s_a1)/2
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    dBv1 = sum(dv1, axis=(0, 1))
     dk1 = (dscores1.swapaxes(-1, -2) @ qh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    dBk1 = sum(dk1, axis=(0, 1))
     dq1 = (dscores1 @ kh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    dBq1 = sum(dq1, axis=(0, 1))
-    dn1_1 = dk1 @ Wk1 + (dq1 @ Wq1) + (dv1 @ Wv1)
-    dxhat_n1_1 = dn1_1*g1_1
+    dqkv1 = concat([dq1, dk1, dv1], axis=2)
+    dn1_1_mmqkv1 = dqkv1 @ W1
+    dxhat_n1_1 = dn1_1_mmqkv1*g1_1
     drstd_n1_1 = sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims)
     dsum_n1_1 = sum(dxhat_n1_1, axis=2, keepdims)
     dbe2_1 = sum(dn2_1_mmf1, axis=(0, 1))
     dg2_1 = sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
-    dbe1_1 = sum(dn1_1, axis=(0, 1))
-    dg1_1 = sum(dn1_1*xhat_n1_1, axis=(0, 1))
+    dbe1_1 = sum(dn1_1_mmqkv1, axis=(0, 1))
+    dg1_1 = sum(dn1_1_mmqkv1*xhat_n1_1, axis=(0, 1))
     db2_1 = sum(dr2_1, axis=(0, 1))
     db1_1 = sum(df1, axis=(0, 1))
     dbo1 = sum(dr1_1, axis=(0, 1))
-    dB1 = concat([dBq1, dBk1, dBv1], axis=0)
-    dW1 = concat([(dq1.reshape(-1, 16).T @ n1_1.reshape(-1, 16)), (dk1.reshape(-1, 16).T @ n1_1.reshape(-1, 16)), (dv1.reshape(-1, 16).T @ n1_1.reshape(-1, 16))], axis=0)
+    dB1 = sum(dqkv1, axis=(0, 1))
     tmp12 = drstd_n1_1*rstd_n1_1**3
     dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - tmp12*xc_n1_1/16
     dr2_0 = dr1_1 + dxc_n1_1 - dsum_n1_1*rstd_n1_1/16
@@ -137,23 +124,20 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     ds_a0 = sum(da0*e_a0, axis=3, keepdims)
     dscores0 = a0*(da0 - ds_a0/s_a0)/2
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    dBv0 = sum(dv0, axis=(0, 1))
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    dBk0 = sum(dk0, axis=(0, 1))
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    dBq0 = sum(dq0, axis=(0, 1))
-    dn1_0 = dk0 @ Wk0 + (dq0 @ Wq0) + (dv0 @ Wv0)
+    dqkv0 = concat([dq0, dk0, dv0], axis=2)
+    dn1_0_mmqkv0 = dqkv0 @ W0
     dbe2_0 = sum(dn2_0_mmf0, axis=(0, 1))
     dg2_0 = sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
-    dbe1_0 = sum(dn1_0, axis=(0, 1))
-    dg1_0 = sum(dn1_0*xhat_n1_0, axis=(0, 1))
+    dbe1_0 = sum(dn1_0_mmqkv0, axis=(0, 1))
+    dg1_0 = sum(dn1_0_mmqkv0*xhat_n1_0, axis=(0, 1))
     db2_0 = sum(dr2_0, axis=(0, 1))
     db1_0 = sum(df0, axis=(0, 1))
     dbo0 = sum(dr1_0, axis=(0, 1))
-    dB0 = concat([dBq0, dBk0, dBv0], axis=0)
-    dW0 = concat([(dq0.reshape(-1, 16).T @ n1_0.reshape(-1, 16)), (dk0.reshape(-1, 16).T @ n1_0.reshape(-1, 16)), (dv0.reshape(-1, 16).T @ n1_0.reshape(-1, 16))], axis=0)
+    dB0 = sum(dqkv0, axis=(0, 1))
     L = total/(128*N)
-    0.self_attn.in_proj_weight = dW0
+    0.self_attn.in_proj_weight = dqkv0.reshape(-1, 48).T @ n1_0.reshape(-1, 16)
     0.self_attn.in_proj_bias = dB0
     0.self_attn.out_proj.weight = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     0.self_attn.out_proj.bias = dbo0
@@ -165,7 +149,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     0.norm1.bias = dbe1_0
     0.norm2.weight = dg2_0
     0.norm2.bias = dbe2_0
-    1.self_attn.in_proj_weight = dW1
+    1.self_attn.in_proj_weight = dqkv1.reshape(-1, 48).T @ n1_1.reshape(-1, 16)
     1.self_attn.in_proj_bias = dB1
     1.self_attn.out_proj.weight = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
     1.self_attn.out_proj.bias = dbo1
@@ -300,23 +284,17 @@ def forward(params, x):
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
     del xhat_n1_0
-    Wq0 = W0[:16]
-    Bq0 = B0[:16]
-    q0 = n1_0 @ Wq0.T
-    q0 += Bq0
+    qkv0 = n1_0 @ W0.T
+    del n1_0
+    qkv0 += B0
+    q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del q0
-    Wk0 = W0[16:32]
-    Bk0 = B0[16:32]
-    k0 = n1_0 @ Wk0.T
-    k0 += Bk0
+    k0 = qkv0[:, :, 16:32]
     kh0 = k0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del k0
-    Wv0 = W0[32:]
-    Bv0 = B0[32:]
-    v0 = n1_0 @ Wv0.T
-    del n1_0
-    v0 += Bv0
+    v0 = qkv0[:, :, 32:]
+    del qkv0
     vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v0
     mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
@@ -371,23 +349,17 @@ def forward(params, x):
     del xc_n1_1, rstd_n1_1
     n1_1 = be1_1 + g1_1*xhat_n1_1
     del xhat_n1_1
-    Wq1 = W1[:16]
-    Bq1 = B1[:16]
-    q1 = n1_1 @ Wq1.T
-    q1 += Bq1
+    qkv1 = n1_1 @ W1.T
+    del n1_1
+    qkv1 += B1
+    q1 = qkv1[:, :, :16]
     qh1 = q1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del q1
-    Wk1 = W1[16:32]
-    Bk1 = B1[16:32]
-    k1 = n1_1 @ Wk1.T
-    k1 += Bk1
+    k1 = qkv1[:, :, 16:32]
     kh1 = k1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del k1
-    Wv1 = W1[32:]
-    Bv1 = B1[32:]
-    v1 = n1_1 @ Wv1.T
-    del n1_1
-    v1 += Bv1
+    v1 = qkv1[:, :, 32:]
+    del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v1
     scores1 = (1/2)*(qh1 @ kh1.swapaxes(-1, -2)) + mask0
@@ -470,23 +442,17 @@ def loss(params, x, t):
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
     del xhat_n1_0
-    Wq0 = W0[:16]
-    Bq0 = B0[:16]
-    q0 = n1_0 @ Wq0.T
-    q0 += Bq0
+    qkv0 = n1_0 @ W0.T
+    del n1_0
+    qkv0 += B0
+    q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del q0
-    Wk0 = W0[16:32]
-    Bk0 = B0[16:32]
-    k0 = n1_0 @ Wk0.T
-    k0 += Bk0
+    k0 = qkv0[:, :, 16:32]
     kh0 = k0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del k0
-    Wv0 = W0[32:]
-    Bv0 = B0[32:]
-    v0 = n1_0 @ Wv0.T
-    del n1_0
-    v0 += Bv0
+    v0 = qkv0[:, :, 32:]
+    del qkv0
     vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v0
     mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
@@ -541,23 +507,17 @@ def loss(params, x, t):
     del xc_n1_1, rstd_n1_1
     n1_1 = be1_1 + g1_1*xhat_n1_1
     del xhat_n1_1
-    Wq1 = W1[:16]
-    Bq1 = B1[:16]
-    q1 = n1_1 @ Wq1.T
-    q1 += Bq1
+    qkv1 = n1_1 @ W1.T
+    del n1_1
+    qkv1 += B1
+    q1 = qkv1[:, :, :16]
     qh1 = q1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del q1
-    Wk1 = W1[16:32]
-    Bk1 = B1[16:32]
-    k1 = n1_1 @ Wk1.T
-    k1 += Bk1
+    k1 = qkv1[:, :, 16:32]
     kh1 = k1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del k1
-    Wv1 = W1[32:]
-    Bv1 = B1[32:]
-    v1 = n1_1 @ Wv1.T
-    del n1_1
-    v1 += Bv1
+    v1 = qkv1[:, :, 32:]
+    del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v1
     scores1 = (1/2)*(qh1 @ kh1.swapaxes(-1, -2)) + mask0
@@ -641,22 +601,16 @@ def loss_and_gradients(params, x, t):
     xhat_n1_0 = rstd_n1_0*xc_n1_0
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
-    Wq0 = W0[:16]
-    Bq0 = B0[:16]
-    q0 = n1_0 @ Wq0.T
-    q0 += Bq0
+    qkv0 = n1_0 @ W0.T
+    qkv0 += B0
+    q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del q0
-    Wk0 = W0[16:32]
-    Bk0 = B0[16:32]
-    k0 = n1_0 @ Wk0.T
-    k0 += Bk0
+    k0 = qkv0[:, :, 16:32]
     kh0 = k0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del k0
-    Wv0 = W0[32:]
-    Bv0 = B0[32:]
-    v0 = n1_0 @ Wv0.T
-    v0 += Bv0
+    v0 = qkv0[:, :, 32:]
+    del qkv0
     vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v0
     mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
@@ -701,22 +655,16 @@ def loss_and_gradients(params, x, t):
     del var_n1_1
     xhat_n1_1 = rstd_n1_1*xc_n1_1
     n1_1 = be1_1 + g1_1*xhat_n1_1
-    Wq1 = W1[:16]
-    Bq1 = B1[:16]
-    q1 = n1_1 @ Wq1.T
-    q1 += Bq1
+    qkv1 = n1_1 @ W1.T
+    qkv1 += B1
+    q1 = qkv1[:, :, :16]
     qh1 = q1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del q1
-    Wk1 = W1[16:32]
-    Bk1 = B1[16:32]
-    k1 = n1_1 @ Wk1.T
-    k1 += Bk1
+    k1 = qkv1[:, :, 16:32]
     kh1 = k1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del k1
-    Wv1 = W1[32:]
-    Bv1 = B1[32:]
-    v1 = n1_1 @ Wv1.T
-    v1 += Bv1
+    v1 = qkv1[:, :, 32:]
+    del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v1
     scores1 = (1/2)*(qh1 @ kh1.swapaxes(-1, -2)) + mask0
@@ -782,31 +730,31 @@ def loss_and_gradients(params, x, t):
     del s_a1, da1, ds_a1
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
-    dBv1 = np.sum(dv1, axis=(0, 1))
     dk1 = (dscores1.swapaxes(-1, -2) @ qh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del qh1
-    dBk1 = np.sum(dk1, axis=(0, 1))
     dq1 = (dscores1 @ kh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del kh1, dscores1
-    dBq1 = np.sum(dq1, axis=(0, 1))
-    dn1_1 = dk1 @ Wk1 + (dq1 @ Wq1) + (dv1 @ Wv1)
-    dxhat_n1_1 = dn1_1*g1_1
+    dqkv1 = np.concatenate([dq1, dk1, dv1], axis=2)
+    del dv1, dk1, dq1
+    dn1_1_mmqkv1 = dqkv1 @ W1
+    dW1 = dqkv1.reshape(-1, 48).T @ n1_1.reshape(-1, 16)
+    del n1_1
+    dxhat_n1_1 = dn1_1_mmqkv1*g1_1
     drstd_n1_1 = np.sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims=True)
     dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
     dbe2_1 = np.sum(dn2_1_mmf1, axis=(0, 1))
     dg2_1 = np.sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
     del xhat_n2_1, dn2_1_mmf1
-    dbe1_1 = np.sum(dn1_1, axis=(0, 1))
-    dg1_1 = np.sum(dn1_1*xhat_n1_1, axis=(0, 1))
-    del xhat_n1_1, dn1_1
+    dbe1_1 = np.sum(dn1_1_mmqkv1, axis=(0, 1))
+    dg1_1 = np.sum(dn1_1_mmqkv1*xhat_n1_1, axis=(0, 1))
+    del xhat_n1_1, dn1_1_mmqkv1
     db2_1 = np.sum(dr2_1, axis=(0, 1))
     del dr2_1
     db1_1 = np.sum(df1, axis=(0, 1))
     del df1
     dbo1 = np.sum(dr1_1, axis=(0, 1))
-    dB1 = np.concatenate([dBq1, dBk1, dBv1], axis=0)
-    dW1 = np.concatenate([(dq1.reshape(-1, 16).T @ n1_1.reshape(-1, 16)), (dk1.reshape(-1, 16).T @ n1_1.reshape(-1, 16)), (dv1.reshape(-1, 16).T @ n1_1.reshape(-1, 16))], axis=0)
-    del n1_1, dv1, dk1, dq1
+    dB1 = np.sum(dqkv1, axis=(0, 1))
+    del dqkv1
     tmp12 = drstd_n1_1*rstd_n1_1**3
     del drstd_n1_1
     dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - 1/16*tmp12*xc_n1_1
@@ -842,28 +790,28 @@ def loss_and_gradients(params, x, t):
     del s_a0, da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0
-    dBv0 = np.sum(dv0, axis=(0, 1))
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del qh0
-    dBk0 = np.sum(dk0, axis=(0, 1))
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del kh0, dscores0
-    dBq0 = np.sum(dq0, axis=(0, 1))
-    dn1_0 = dk0 @ Wk0 + (dq0 @ Wq0) + (dv0 @ Wv0)
+    dqkv0 = np.concatenate([dq0, dk0, dv0], axis=2)
+    del dv0, dk0, dq0
+    dn1_0_mmqkv0 = dqkv0 @ W0
+    dW0 = dqkv0.reshape(-1, 48).T @ n1_0.reshape(-1, 16)
+    del n1_0
     dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))
     dg2_0 = np.sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
     del xhat_n2_0, dn2_0_mmf0
-    dbe1_0 = np.sum(dn1_0, axis=(0, 1))
-    dg1_0 = np.sum(dn1_0*xhat_n1_0, axis=(0, 1))
-    del xhat_n1_0, dn1_0
+    dbe1_0 = np.sum(dn1_0_mmqkv0, axis=(0, 1))
+    dg1_0 = np.sum(dn1_0_mmqkv0*xhat_n1_0, axis=(0, 1))
+    del xhat_n1_0, dn1_0_mmqkv0
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     del dr2_0
     db1_0 = np.sum(df0, axis=(0, 1))
     del df0
     dbo0 = np.sum(dr1_0, axis=(0, 1))
     del dr1_0
-    dB0 = np.concatenate([dBq0, dBk0, dBv0], axis=0)
-    dW0 = np.concatenate([(dq0.reshape(-1, 16).T @ n1_0.reshape(-1, 16)), (dk0.reshape(-1, 16).T @ n1_0.reshape(-1, 16)), (dv0.reshape(-1, 16).T @ n1_0.reshape(-1, 16))], axis=0)
+    dB0 = np.sum(dqkv0, axis=(0, 1))
     return float((1/128)*total/N), {
         "0.self_attn.in_proj_weight": dW0,
         "0.self_attn.in_proj_bias": dB0,

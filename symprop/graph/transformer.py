@@ -39,11 +39,13 @@ def attention(g: Graph, i: int, layer: m.TransformerEncoderLayer, x: Value, p: d
     n, s, e = x.shape
     h = layer.nhead
     d = e // h
+    # One product for q, k and v, as torch computes it; stored, so that the cotangents of its three slices
+    # come back as one concatenation, and the in-projection's gradient is one product too.
+    product = g.einsum("nsi,oi->nso", x, p["self_attn.in_proj_weight"], stem=f"mmqkv{i}")
+    qkv = g.named(Value(product.expr + p["self_attn.in_proj_bias"].expr, product.shape), f"qkv{i}")
     heads = {}
     for j, part in enumerate("qkv"):
-        weight = g.slice(p["self_attn.in_proj_weight"], 0, j * e, (j + 1) * e, stem=f"W{part}{i}")
-        bias = g.slice(p["self_attn.in_proj_bias"], 0, j * e, (j + 1) * e, stem=f"B{part}{i}")
-        projected = linear(g, x, weight, bias, f"{part}{i}")
+        projected = g.slice(qkv, 2, j * e, (j + 1) * e, stem=f"{part}{i}")
         heads[part] = g.rearrange(projected, (n, s, h, d), (0, 2, 1, 3), (n, h, s, d), stem=f"{part}h{i}")
     scores = g.einsum("nhsd,nhtd->nhst", heads["q"], heads["k"], stem=f"qk{i}")
     logits = scores.expr / sp.sqrt(d)
