@@ -143,11 +143,17 @@ def _labels(graph: Graph, needed: list[Tensor], outputs) -> dict[sp.Symbol, sp.E
             if name not in output_names and expr.free_symbols <= available | {N}}
 
 
+def relu_input(expr: sp.Expr):
+    """z, when expr is max(0, z); None otherwise."""
+    if isinstance(expr, sp.Max) and len(expr.args) == 2 and 0 in expr.args:
+        return expr.args[1] if expr.args[0] == 0 else expr.args[0]
+    return None
+
+
 def _steps_from_outputs(labels: dict[sp.Symbol, sp.Expr]):
     """H(z) → H(h) where h = max(0, z) is named (h > 0 exactly where z > 0): the backward pass then reads
     relu's output, which it keeps anyway, and z can be freed once h is computed."""
-    relus = {d.args[1] if d.args[0] == 0 else d.args[0]: d for d in labels.values()
-             if isinstance(d, sp.Max) and len(d.args) == 2 and 0 in d.args}
+    relus = {relu_input(d): d for d in labels.values() if relu_input(d) is not None}
 
     def rewrite(expr: sp.Expr) -> sp.Expr:
         if not relus or not expr.has(sp.Heaviside):

@@ -17,10 +17,28 @@ from .parse import parse
 REDUCTIONS = ("mean", "sum")
 MAX_LAYERS = 128  # derivation grows linearly, 20-60 ms a layer: this keeps every spec under 10 s
 MAX_CUSTOM_OPERATIONS = 2000  # in all the custom expressions of a model together, for the same reason
-MAX_ENCODER_LAYERS = 16  # a transformer_encoder derives and renders in about 0.35 s: 16 take about 6 s
+MAX_ENCODER_LAYERS = 16  # a transformer_encoder derives and renders in about 0.35 s: 16 take about 5 s
 
 
 # -- layers --------------------------------------------------------------------
+def _positive(owner, *names):
+    for name in names:
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SymPropError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _flag(owner, *names):
+    for name in names:
+        if not isinstance(getattr(owner, name), bool):
+            raise SymPropError(f"{name} must be true or false, got {getattr(owner, name)!r}")
+
+
+def _epsilon(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise SymPropError(f"eps must be a number between 0 and 1, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Linear:
     in_features: int
@@ -28,12 +46,8 @@ class Linear:
     bias: bool = True
 
     def __post_init__(self):
-        for name in ("in_features", "out_features"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SymPropError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.bias, bool):
-            raise SymPropError(f"bias must be true or false, got {self.bias!r}")
+        _positive(self, "in_features", "out_features")
+        _flag(self, "bias")
 
 
 @dataclass(frozen=True)
@@ -82,24 +96,6 @@ class Elementwise:
         if extra:
             raise SymPropError(f"activation {self.expr!r} may use only z, not {', '.join(sorted(extra))}")
         object.__setattr__(self, "expr", expr)
-
-
-def _positive(owner, *names):
-    for name in names:
-        value = getattr(owner, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SymPropError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _flag(owner, *names):
-    for name in names:
-        if not isinstance(getattr(owner, name), bool):
-            raise SymPropError(f"{name} must be true or false, got {getattr(owner, name)!r}")
-
-
-def _epsilon(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise SymPropError(f"eps must be a number between 0 and 1, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.pytorch import TorchPrinter
 
+from ..schedule import relu_input
 from .statements import StatementPrinter, contraction_form
 
 
@@ -57,7 +58,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         if getattr(self, "_relus_of", None) is not self._program:  # once per program printed
             self._relus_of, self._relus = self._program, {
                 sp.Symbol(s.name, real=True) for s in self._program.statements
-                if isinstance(s.expr, sp.Max) and len(s.expr.args) == 2 and 0 in s.expr.args}
+                if s.expr is not None and relu_input(s.expr) is not None}
         return self._relus
 
     def _print_Heaviside(self, expr):
