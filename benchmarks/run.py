@@ -154,16 +154,15 @@ def derive_mlp(depth: int) -> dict:
 
 def symprop_model(net: dict, name: str):
     import symprop as S
-    from symprop.declare import model as m
 
-    make = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid, "mean_pool": m.MeanPool}
+    make = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid, "mean_pool": S.MeanPool}
     layers, width = [], net["inputs"]
     for layer in net["layers"]:
         if layer[0] == "linear":
             layers.append(S.Linear(width, layer[1], layer[2]))
             width = layer[1]
         elif layer[0] == "transformer":
-            layers.append(m.TransformerEncoderLayer(width, layer[1], layer[2]))
+            layers.append(S.TransformerEncoderLayer(width, layer[1], layer[2]))
         else:
             layers.append(make[layer[0]]())
     loss = S.CrossEntropyLoss() if net["loss"] == "cross_entropy" else S.MSELoss()

@@ -2,7 +2,7 @@
 #     symprop derive examples/backprop_three_layers.toml
 """backprop_three_layers: loss and closed-form gradients, in NumPy.
 
-Sequential(Linear(16, 8, True), Linear(8, 4, True), Linear(4, 2, True)) with CrossEntropyLoss('mean', 'index'), on inputs of width 16.
+Sequential(Linear(16, 8), Linear(8, 4), Linear(4, 2)) with CrossEntropyLoss(), on inputs of width 16.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
@@ -32,7 +32,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
-X_SHAPE = (None, 16)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 16),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (8, 16),
     "0.bias": (8,),
@@ -57,7 +59,7 @@ def init_params(seed=0):
 
 
 def forward(params, x):
-    """The network's output for x of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 16), before the loss."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]
@@ -75,7 +77,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a Python float."""
+    """The loss, a Python float; t is class indices of shape (batch,)."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]
@@ -103,7 +105,7 @@ def loss(params, x, t):
 
 
 def loss_and_gradients(params, x, t):
-    """(loss, gradients): the loss as a float, and a dict with the keys and shapes of params."""
+    """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]
@@ -188,7 +190,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
             params, loss, state = sgd_step(params, x[batch], t[batch], lr, momentum, weight_decay, state)
-            total += loss * len(batch)
+            total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:
             callback(epoch, history[-1], params)

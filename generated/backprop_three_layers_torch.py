@@ -2,7 +2,7 @@
 #     symprop derive examples/backprop_three_layers.toml
 """backprop_three_layers: loss and closed-form gradients, in PyTorch, without autograd.
 
-Sequential(Linear(16, 8, True), Linear(8, 4, True), Linear(4, 2, True)) with CrossEntropyLoss('mean', 'index'), on inputs of width 16.
+Sequential(Linear(16, 8), Linear(8, 4), Linear(4, 2)) with CrossEntropyLoss(), on inputs of width 16.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
@@ -32,7 +32,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
-X_SHAPE = (None, 16)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 16),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (8, 16),
     "0.bias": (8,),
@@ -63,7 +65,7 @@ def init_params(seed=0, device=None):
 
 
 def forward(params, x):
-    """The network's output for x, a tensor of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 16), before the loss."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]
@@ -78,7 +80,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a 0-d tensor."""
+    """The loss, a 0-d tensor; t is class indices of shape (batch,)."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]

@@ -2,7 +2,7 @@
 #     symprop derive examples/binary_classifier.toml
 """binary_classifier: loss and closed-form gradients, in NumPy.
 
-Sequential(Linear(6, 4, True), Linear(4, 1, True), Sigmoid()) with BCELoss('mean'), on inputs of width 6.
+Sequential(Linear(6, 4), Linear(4, 1), Sigmoid()) with BCELoss(), on inputs of width 6.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
@@ -27,7 +27,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
-X_SHAPE = (None, 6)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 6),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (4, 6),
     "0.bias": (4,),
@@ -48,7 +50,7 @@ def init_params(seed=0):
 
 
 def forward(params, x):
-    """The network's output for x of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 6), before the loss."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]
@@ -63,7 +65,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a Python float."""
+    """The loss, a Python float; t is of shape (batch, 1)."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]
@@ -87,7 +89,7 @@ def loss(params, x, t):
 
 
 def loss_and_gradients(params, x, t):
-    """(loss, gradients): the loss as a float, and a dict with the keys and shapes of params."""
+    """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]
@@ -161,7 +163,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
             params, loss, state = sgd_step(params, x[batch], t[batch], lr, momentum, weight_decay, state)
-            total += loss * len(batch)
+            total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:
             callback(epoch, history[-1], params)

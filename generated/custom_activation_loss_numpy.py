@@ -2,7 +2,7 @@
 #     symprop derive examples/custom_activation_loss.toml
 """custom_activation_loss: loss and closed-form gradients, in NumPy.
 
-Sequential(Linear(4, 8, True), Elementwise(z*sigmoid(z)), Linear(8, 1, True)) with ElementwiseLoss('mean', log(cosh(t - y))), on inputs of width 4.
+Sequential(Linear(4, 8), Elementwise('z*sigmoid(z)'), Linear(8, 1)) with ElementwiseLoss('log(cosh(t - y))'), on inputs of width 4.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
@@ -24,7 +24,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
-X_SHAPE = (None, 4)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 4),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (8, 4),
     "0.bias": (8,),
@@ -45,7 +47,7 @@ def init_params(seed=0):
 
 
 def forward(params, x):
-    """The network's output for x of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 4), before the loss."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -60,7 +62,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a Python float."""
+    """The loss, a Python float; t is of shape (batch, 1)."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -80,7 +82,7 @@ def loss(params, x, t):
 
 
 def loss_and_gradients(params, x, t):
-    """(loss, gradients): the loss as a float, and a dict with the keys and shapes of params."""
+    """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -152,7 +154,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
             params, loss, state = sgd_step(params, x[batch], t[batch], lr, momentum, weight_decay, state)
-            total += loss * len(batch)
+            total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:
             callback(epoch, history[-1], params)

@@ -2,7 +2,7 @@
 #     symprop derive examples/custom_activation_loss.toml
 """custom_activation_loss: loss and closed-form gradients, in PyTorch, without autograd.
 
-Sequential(Linear(4, 8, True), Elementwise(z*sigmoid(z)), Linear(8, 1, True)) with ElementwiseLoss('mean', log(cosh(t - y))), on inputs of width 4.
+Sequential(Linear(4, 8), Elementwise('z*sigmoid(z)'), Linear(8, 1)) with ElementwiseLoss('log(cosh(t - y))'), on inputs of width 4.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
@@ -24,7 +24,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
-X_SHAPE = (None, 4)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 4),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (8, 4),
     "0.bias": (8,),
@@ -49,7 +51,7 @@ def init_params(seed=0, device=None):
 
 
 def forward(params, x):
-    """The network's output for x, a tensor of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 4), before the loss."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -62,7 +64,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a 0-d tensor."""
+    """The loss, a 0-d tensor; t is of shape (batch, 1)."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]

@@ -2,7 +2,7 @@
 #     symprop derive examples/iris_mlp.toml
 """iris_mlp: loss and closed-form gradients, in NumPy.
 
-Sequential(Linear(4, 16, True), Elementwise(z*sigmoid(z)), Linear(16, 3, True)) with CrossEntropyLoss('mean', 'index'), on inputs of width 4.
+Sequential(Linear(4, 16), Elementwise('z*sigmoid(z)'), Linear(16, 3)) with CrossEntropyLoss(), on inputs of width 4.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
@@ -29,7 +29,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
-X_SHAPE = (None, 4)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 4),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (16, 4),
     "0.bias": (16,),
@@ -50,7 +52,7 @@ def init_params(seed=0):
 
 
 def forward(params, x):
-    """The network's output for x of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 4), before the loss."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -65,7 +67,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a Python float."""
+    """The loss, a Python float; t is class indices of shape (batch,)."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -90,7 +92,7 @@ def loss(params, x, t):
 
 
 def loss_and_gradients(params, x, t):
-    """(loss, gradients): the loss as a float, and a dict with the keys and shapes of params."""
+    """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -170,7 +172,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
             params, loss, state = sgd_step(params, x[batch], t[batch], lr, momentum, weight_decay, state)
-            total += loss * len(batch)
+            total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:
             callback(epoch, history[-1], params)

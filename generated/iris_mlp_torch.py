@@ -2,7 +2,7 @@
 #     symprop derive examples/iris_mlp.toml
 """iris_mlp: loss and closed-form gradients, in PyTorch, without autograd.
 
-Sequential(Linear(4, 16, True), Elementwise(z*sigmoid(z)), Linear(16, 3, True)) with CrossEntropyLoss('mean', 'index'), on inputs of width 4.
+Sequential(Linear(4, 16), Elementwise('z*sigmoid(z)'), Linear(16, 3)) with CrossEntropyLoss(), on inputs of width 4.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
@@ -29,7 +29,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
-X_SHAPE = (None, 4)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 4),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (16, 4),
     "0.bias": (16,),
@@ -54,7 +56,7 @@ def init_params(seed=0, device=None):
 
 
 def forward(params, x):
-    """The network's output for x, a tensor of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 4), before the loss."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -67,7 +69,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a 0-d tensor."""
+    """The loss, a 0-d tensor; t is class indices of shape (batch,)."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]

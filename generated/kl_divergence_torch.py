@@ -2,7 +2,7 @@
 #     symprop derive examples/kl_divergence.toml
 """kl_divergence: loss and closed-form gradients, in PyTorch, without autograd.
 
-Sequential(Linear(4, 8, True), Tanh(), Linear(8, 3, True), LogSoftmax(-1)) with KLDivLoss('batchmean'), on inputs of width 4.
+Sequential(Linear(4, 8), Tanh(), Linear(8, 3), LogSoftmax(dim=-1)) with KLDivLoss(reduction='batchmean'), on inputs of width 4.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
@@ -29,7 +29,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
-X_SHAPE = (None, 4)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 4),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (8, 4),
     "0.bias": (8,),
@@ -54,7 +56,7 @@ def init_params(seed=0, device=None):
 
 
 def forward(params, x):
-    """The network's output for x, a tensor of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 4), before the loss."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -75,7 +77,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a 0-d tensor."""
+    """The loss, a 0-d tensor; t is of shape (batch, 3)."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]

@@ -2,7 +2,7 @@
 #     symprop derive examples/multiclass_classifier.toml
 """multiclass_classifier: loss and closed-form gradients, in PyTorch, without autograd.
 
-Sequential(Linear(6, 4, True), Linear(4, 3, True)) with CrossEntropyLoss('mean', 'probs'), on inputs of width 6.
+Sequential(Linear(6, 4), Linear(4, 3)) with CrossEntropyLoss(target='probs'), on inputs of width 6.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     z0 = x @ w0.T + b0
@@ -26,7 +26,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
-X_SHAPE = (None, 6)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 6),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (4, 6),
     "0.bias": (4,),
@@ -51,7 +53,7 @@ def init_params(seed=0, device=None):
 
 
 def forward(params, x):
-    """The network's output for x, a tensor of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 6), before the loss."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]
@@ -62,7 +64,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a 0-d tensor."""
+    """The loss, a 0-d tensor; t is of shape (batch, 3)."""
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w1 = params["1.weight"]

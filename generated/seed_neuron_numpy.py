@@ -2,7 +2,7 @@
 #     symprop derive examples/seed_neuron.toml
 """seed_neuron: loss and closed-form gradients, in NumPy.
 
-Sequential(Linear(1, 1, False), Sigmoid()) with MSELoss('mean'), on inputs of width 1.
+Sequential(Linear(1, 1, bias=False), Sigmoid()) with MSELoss(), on inputs of width 1.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     h1 = sigmoid(x @ w0.T)
@@ -14,7 +14,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
-X_SHAPE = (None, 1)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 1),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (1, 1),
 }
@@ -29,7 +31,7 @@ def init_params(seed=0):
 
 
 def forward(params, x):
-    """The network's output for x of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 1), before the loss."""
     w0 = params["0.weight"]
     mm0 = x @ w0.T
     h1 = (np.exp(np.minimum(mm0, 0))/(1 + np.exp(-np.abs(mm0))))
@@ -37,7 +39,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a Python float."""
+    """The loss, a Python float; t is of shape (batch, 1)."""
     w0 = params["0.weight"]
     N = x.shape[0]
     mm0 = x @ w0.T
@@ -48,7 +50,7 @@ def loss(params, x, t):
 
 
 def loss_and_gradients(params, x, t):
-    """(loss, gradients): the loss as a float, and a dict with the keys and shapes of params."""
+    """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     w0 = params["0.weight"]
     N = x.shape[0]
     mm0 = x @ w0.T
@@ -102,7 +104,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
             params, loss, state = sgd_step(params, x[batch], t[batch], lr, momentum, weight_decay, state)
-            total += loss * len(batch)
+            total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:
             callback(epoch, history[-1], params)

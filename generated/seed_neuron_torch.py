@@ -2,7 +2,7 @@
 #     symprop derive examples/seed_neuron.toml
 """seed_neuron: loss and closed-form gradients, in PyTorch, without autograd.
 
-Sequential(Linear(1, 1, False), Sigmoid()) with MSELoss('mean'), on inputs of width 1.
+Sequential(Linear(1, 1, bias=False), Sigmoid()) with MSELoss(), on inputs of width 1.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     h1 = sigmoid(x @ w0.T)
@@ -14,7 +14,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
-X_SHAPE = (None, 1)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 1),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.weight": (1, 1),
 }
@@ -30,7 +32,7 @@ def init_params(seed=0, device=None):
 
 
 def forward(params, x):
-    """The network's output for x, a tensor of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 1), before the loss."""
     w0 = params["0.weight"]
     mm0 = x @ w0.T
     h1 = torch.sigmoid(mm0)
@@ -38,7 +40,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a 0-d tensor."""
+    """The loss, a 0-d tensor; t is of shape (batch, 1)."""
     w0 = params["0.weight"]
     N = x.shape[0]
     mm0 = x @ w0.T

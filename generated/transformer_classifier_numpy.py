@@ -2,7 +2,7 @@
 #     symprop derive examples/transformer_classifier.toml
 """transformer_classifier: loss and closed-form gradients, in NumPy.
 
-Sequential(TransformerEncoderLayer(16, 2, 32, 'relu', False, False, 1e-05), MeanPool(), Linear(16, 3, True)) with CrossEntropyLoss('mean', 'index'), on sequences of length 6 and width 16.
+Sequential(TransformerEncoderLayer(16, 2, dim_feedforward=32), MeanPool(), Linear(16, 3)) with CrossEntropyLoss(), on sequences of length 6 and width 16.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     qkv0 = x @ W0.T + B0
@@ -98,7 +98,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
-X_SHAPE = (None, 6, 16)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 6, 16),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.self_attn.in_proj_weight": (48, 16),
     "0.self_attn.in_proj_bias": (48,),
@@ -140,7 +142,7 @@ def init_params(seed=0):
 
 
 def forward(params, x):
-    """The network's output for x of shape (batch, sequence, inputs), before the loss."""
+    """The network's output for x of shape (batch, 6, 16), before the loss."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -230,7 +232,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a Python float."""
+    """The loss, a Python float; t is class indices of shape (batch,)."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -330,7 +332,7 @@ def loss(params, x, t):
 
 
 def loss_and_gradients(params, x, t):
-    """(loss, gradients): the loss as a float, and a dict with the keys and shapes of params."""
+    """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -531,7 +533,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
             params, loss, state = sgd_step(params, x[batch], t[batch], lr, momentum, weight_decay, state)
-            total += loss * len(batch)
+            total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:
             callback(epoch, history[-1], params)

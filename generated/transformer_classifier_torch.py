@@ -2,7 +2,7 @@
 #     symprop derive examples/transformer_classifier.toml
 """transformer_classifier: loss and closed-form gradients, in PyTorch, without autograd.
 
-Sequential(TransformerEncoderLayer(16, 2, 32, 'relu', False, False, 1e-05), MeanPool(), Linear(16, 3, True)) with CrossEntropyLoss('mean', 'index'), on sequences of length 6 and width 16.
+Sequential(TransformerEncoderLayer(16, 2, dim_feedforward=32), MeanPool(), Linear(16, 3)) with CrossEntropyLoss(), on sequences of length 6 and width 16.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     qkv0 = x @ W0.T + B0
@@ -98,7 +98,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
-X_SHAPE = (None, 6, 16)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 6, 16),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.self_attn.in_proj_weight": (48, 16),
     "0.self_attn.in_proj_bias": (48,),
@@ -148,7 +150,7 @@ def init_params(seed=0, device=None):
 
 
 def forward(params, x):
-    """The network's output for x, a tensor of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 6, 16), before the loss."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -233,7 +235,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a 0-d tensor."""
+    """The loss, a 0-d tensor; t is class indices of shape (batch,)."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]

@@ -2,7 +2,7 @@
 #     symprop derive examples/transformer_regression.toml
 """transformer_regression: loss and closed-form gradients, in NumPy.
 
-Sequential(TransformerEncoderLayer(16, 4, 32, 'gelu', True, True, 1e-05), TransformerEncoderLayer(16, 4, 32, 'gelu', True, True, 1e-05)) with MSELoss('mean'), on sequences of length 8 and width 16.
+Sequential(TransformerEncoderLayer(16, 4, dim_feedforward=32, activation='gelu', norm_first=True, causal=True), TransformerEncoderLayer(16, 4, dim_feedforward=32, activation='gelu', norm_first=True, causal=True)) with MSELoss(), on sequences of length 8 and width 16.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_0 = sum(x, axis=2, keepdims)
@@ -185,7 +185,9 @@ def erf(x):
     return np.copysign(out, x)
 
 
-X_SHAPE = (None, 8, 16)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 8, 16),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.self_attn.in_proj_weight": (48, 16),
     "0.self_attn.in_proj_bias": (48,),
@@ -247,7 +249,7 @@ def init_params(seed=0):
 
 
 def forward(params, x):
-    """The network's output for x of shape (batch, sequence, inputs), before the loss."""
+    """The network's output for x of shape (batch, 8, 16), before the loss."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -404,7 +406,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a Python float."""
+    """The loss, a Python float; t is of shape (batch, 8, 16)."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -564,7 +566,7 @@ def loss(params, x, t):
 
 
 def loss_and_gradients(params, x, t):
-    """(loss, gradients): the loss as a float, and a dict with the keys and shapes of params."""
+    """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -879,7 +881,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
             params, loss, state = sgd_step(params, x[batch], t[batch], lr, momentum, weight_decay, state)
-            total += loss * len(batch)
+            total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:
             callback(epoch, history[-1], params)

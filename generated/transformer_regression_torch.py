@@ -2,7 +2,7 @@
 #     symprop derive examples/transformer_regression.toml
 """transformer_regression: loss and closed-form gradients, in PyTorch, without autograd.
 
-Sequential(TransformerEncoderLayer(16, 4, 32, 'gelu', True, True, 1e-05), TransformerEncoderLayer(16, 4, 32, 'gelu', True, True, 1e-05)) with MSELoss('mean'), on sequences of length 8 and width 16.
+Sequential(TransformerEncoderLayer(16, 4, dim_feedforward=32, activation='gelu', norm_first=True, causal=True), TransformerEncoderLayer(16, 4, dim_feedforward=32, activation='gelu', norm_first=True, causal=True)) with MSELoss(), on sequences of length 8 and width 16.
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_0 = sum(x, axis=2, keepdims)
@@ -165,7 +165,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
-X_SHAPE = (None, 8, 16)  # None: any batch size
+INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
+    "x": (None, 8, 16),
+}
 PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "0.self_attn.in_proj_weight": (48, 16),
     "0.self_attn.in_proj_bias": (48,),
@@ -239,7 +241,7 @@ def init_params(seed=0, device=None):
 
 
 def forward(params, x):
-    """The network's output for x, a tensor of shape (batch, inputs), before the loss."""
+    """The network's output for x of shape (batch, 8, 16), before the loss."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -388,7 +390,7 @@ def forward(params, x):
 
 
 def loss(params, x, t):
-    """The loss, a 0-d tensor."""
+    """The loss, a 0-d tensor; t is of shape (batch, 8, 16)."""
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]

@@ -4,42 +4,57 @@
     >>> symprop.derive("(a(w*x) - t)**2", "w")["w"]
     2*x*(-t + a(w*x))*Subs(Derivative(a(_xi_1), _xi_1), _xi_1, w*x)
 
-A network and a loss, declared with torch.nn's names, derive to a `Derivation`:
+A network and its loss, declared with torch.nn's names, derive to a `Derivation`:
 
-    >>> from symprop import Sequential, Linear, Sigmoid, BCELoss, Model, derive_network
-    >>> d = derive_network(Model(Sequential(Linear(6, 4), Linear(4, 1), Sigmoid()), BCELoss()))
+    >>> import symprop as S
+    >>> import symprop.functional as F
+    >>> class Net(S.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc1, self.fc2 = S.Linear(6, 4), S.Linear(4, 1)
+    ...     def forward(self, x):
+    ...         return self.fc2(F.relu(self.fc1(x)))
+    >>> d = S.derive_network(S.Model(Net(), S.MSELoss(), inputs=6))
     >>> d.write("generated")  # doctest: +SKIP
 """
 
-from .declare.model import (
+from .declare.functional import MATH as _MATH
+from .declare.layers import (
     GELU,
-    BCELoss,
-    BCEWithLogitsLoss,
-    CrossEntropyLoss,
     Elementwise,
-    ElementwiseLoss,
     Identity,
-    KLDivLoss,
     LayerNorm,
     Linear,
     LogSoftmax,
     MeanPool,
-    Model,
-    MSELoss,
-    NLLLoss,
     ReLU,
-    Sequential,
     Sigmoid,
     Softmax,
     Tanh,
     TransformerEncoderLayer,
 )
+from .declare.losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    ElementwiseLoss,
+    KLDivLoss,
+    Loss,
+    MSELoss,
+    NLLLoss,
+)
+from .declare.model import Model
+from .declare.module import Module, Sequential
 from .declare.spec import load as load_spec
+from .declare.tensor import Parameter, SymbolicTensor, cat
 from .derivation import Derivation
 from .errors import SymPropError
 from .scalar import chain_rule, derive
 
 __version__ = "0.1.0"
+
+# symprop.exp, symprop.log, symprop.sqrt, symprop.abs, ...: the allow-listed elementwise functions
+globals().update(_MATH)
 
 
 def derive_network(model: Model) -> Derivation:
@@ -49,7 +64,7 @@ def derive_network(model: Model) -> Derivation:
 
 __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss", "GELU",
-    "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "MeanPool", "Model", "MSELoss", "NLLLoss", "ReLU",
-    "Sequential", "Sigmoid", "Softmax", "SymPropError", "Tanh", "TransformerEncoderLayer", "chain_rule", "derive",
-    "derive_network", "load_spec",
+    "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool", "Model", "Module", "MSELoss",
+    "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SymbolicTensor", "SymPropError", "Tanh",
+    "TransformerEncoderLayer", "cat", "chain_rule", "derive", "derive_network", "load_spec", *sorted(_MATH),
 ]

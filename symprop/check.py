@@ -1,7 +1,8 @@
 """Checking generated code against torch.autograd, in float64.
 
-The reference is torch's own: an nn.Sequential of torch.nn modules, torch's loss,
-and loss.backward(). Custom expressions are evaluated with torch operations by
+The reference is torch's own: the model's forward and loss run on torch tensors, each built-in
+layer as its torch.nn module (nn.Linear, nn.LayerNorm, nn.TransformerEncoderLayer, ...) and each
+loss as torch's, then loss.backward(). Custom expressions are evaluated with torch operations by
 walking the SymPy tree (`to_torch`), so autograd, not symprop, differentiates them.
 """
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .declare import model as m
+from .declare import losses as m
 from .functions import sigmoid, softplus
 
 
@@ -66,101 +67,41 @@ def _fold(fn, items):
     return result
 
 
-class _Elementwise:
-    def __init__(self, expr):
-        self.expr = expr
-
-    def __call__(self, z):
-        return to_torch(self.expr, {"z": z})
-
-
-def torch_network(model: m.Model):
-    """The torch.nn.Sequential that `model` declares, in float64."""
+def random_params(model, generator, scale: float = 0.5) -> dict:
+    """Every parameter drawn from N(0, scale²), in float64: values that exercise every term."""
     torch = _torch()
-    nn = torch.nn
-
-    class Lambda(nn.Module):
-        def __init__(self, fn):
-            super().__init__()
-            self.fn = fn
-
-        def forward(self, z):
-            return self.fn(z)
-
-    class Encoder(nn.TransformerEncoderLayer):
-        """nn.TransformerEncoderLayer (its own state_dict names), called with a causal mask if asked."""
-
-        def __init__(self, layer: m.TransformerEncoderLayer):
-            super().__init__(layer.d_model, layer.nhead, layer.dim_feedforward, dropout=0.0,
-                             activation=layer.activation, layer_norm_eps=layer.layer_norm_eps, batch_first=True,
-                             norm_first=layer.norm_first)
-            self.causal = layer.causal
-
-        def forward(self, src):
-            if not self.causal:
-                return super().forward(src)
-            mask = nn.Transformer.generate_square_subsequent_mask(src.shape[1], dtype=src.dtype)
-            return super().forward(src, src_mask=mask, is_causal=True)
-
-    modules = []
-    for layer in model.net:
-        if isinstance(layer, m.Linear):
-            modules.append(nn.Linear(layer.in_features, layer.out_features, bias=layer.bias))
-        elif isinstance(layer, m.Elementwise):
-            modules.append(Lambda(_Elementwise(layer.expr)))
-        elif isinstance(layer, m.LayerNorm):
-            modules.append(nn.LayerNorm(layer.normalized_shape, eps=layer.eps,
-                                        elementwise_affine=layer.elementwise_affine))
-        elif isinstance(layer, m.TransformerEncoderLayer):
-            modules.append(Encoder(layer))
-        elif isinstance(layer, m.MeanPool):
-            modules.append(Lambda(_mean_over_sequence))
-        else:
-            modules.append({m.Sigmoid: nn.Sigmoid, m.Tanh: nn.Tanh, m.ReLU: nn.ReLU, m.Identity: nn.Identity,
-                            m.GELU: nn.GELU, m.LogSoftmax: lambda: nn.LogSoftmax(dim=-1),
-                            m.Softmax: lambda: nn.Softmax(dim=-1)}[type(layer)]())
-    return nn.Sequential(*modules).double()
+    return {key: torch.randn(shape, generator=generator, dtype=torch.float64) * scale
+            for key, shape in model.parameters.items()}
 
 
-def _mean_over_sequence(z):
-    return z.mean(dim=1)
-
-
-def torch_loss(model: m.Model):
+def random_batch(model, batch: int, generator):
+    """({name: input}, t) as float64 torch tensors (t is int64 for class-index targets)."""
     torch = _torch()
-    nn, loss = torch.nn, model.loss
-    if isinstance(loss, m.ElementwiseLoss):
-        reduce = {"mean": torch.mean, "sum": torch.sum}[loss.reduction]
-        return lambda y, t: reduce(to_torch(loss.expr, {"y": y, "t": t}))
-    cls = {m.MSELoss: nn.MSELoss, m.BCELoss: nn.BCELoss, m.BCEWithLogitsLoss: nn.BCEWithLogitsLoss,
-           m.CrossEntropyLoss: nn.CrossEntropyLoss, m.NLLLoss: nn.NLLLoss, m.KLDivLoss: nn.KLDivLoss}[type(loss)]
-    return cls(reduction=loss.reduction)
-
-
-def random_batch(model: m.Model, batch: int, generator):
-    """(x, t) as float64 torch tensors (t is int64 for class-index targets)."""
-    torch = _torch()
-    sequence = (model.sequence,) if model.sequence else ()
-    x = torch.randn(batch, *sequence, model.inputs, generator=generator, dtype=torch.float64)
-    k, loss = (*(sequence if model.sequence_output else ()), model.outputs), model.loss
-    if loss.target == "index":
-        t = torch.randint(0, k[-1], (batch,), generator=generator)
-    elif isinstance(loss, (m.CrossEntropyLoss, m.KLDivLoss)):
-        t = torch.softmax(torch.randn(batch, *k, generator=generator, dtype=torch.float64), dim=-1)
+    inputs = {name: torch.randn(batch, *shape[1:], generator=generator, dtype=torch.float64)
+              for name, shape in model.input_shapes.items()}
+    shape, kind, loss = (batch, *model.target_shape[1:]), model.target_kind, model.loss
+    if kind == "index":
+        t = torch.randint(0, model.outputs, shape, generator=generator)
+    elif kind == "probs" or isinstance(loss, m.CrossEntropyLoss):
+        t = torch.softmax(torch.randn(shape, generator=generator, dtype=torch.float64), dim=-1)
     elif isinstance(loss, (m.BCELoss, m.BCEWithLogitsLoss)):
-        t = torch.rand(batch, *k, generator=generator, dtype=torch.float64)
+        t = torch.rand(shape, generator=generator, dtype=torch.float64)
     else:
-        t = torch.randn(batch, *k, generator=generator, dtype=torch.float64)
-    return x, t
+        t = torch.randn(shape, generator=generator, dtype=torch.float64)
+    return inputs, t
 
 
-def reference(model: m.Model, params: dict, x, t):
-    """torch.autograd's loss and gradients for `params` (a dict of float64 tensors)."""
-    net = torch_network(model)
-    net.load_state_dict({k: v.clone() for k, v in params.items()})
-    value = torch_loss(model)(net(x), t)
+def reference(model, params: dict, inputs: dict, t):
+    """torch.autograd's loss and gradients for `params` (a dict of float64 tensors): the model's forward and
+    loss run in torch, built-in layers as their torch.nn modules, then loss.backward()."""
+    from .declare.trace import TorchRun, interpret
+
+    leaves = {key: value.detach().clone().requires_grad_(True) for key, value in params.items()}
+    with interpret(TorchRun(dict(model.net.named_parameters()), leaves)):
+        value = model.loss(model.net(*inputs.values()), t)
     value.backward()
-    return value.detach(), {k: p.grad.detach() for k, p in net.named_parameters()}
+    return value.detach(), {key: leaf.grad if leaf.grad is not None else leaf.detach() * 0
+                            for key, leaf in leaves.items()}
 
 
 @dataclass
@@ -180,30 +121,25 @@ def relative_error(ours, theirs) -> float:
     return diff / scale if scale > 0 else diff
 
 
-def compare(model: m.Model, numpy_module=None, torch_module=None, seeds=(0, 1, 2), batches=(1, 7, 32),
-            tolerance=1e-10) -> list[Row]:
-    """Largest relative error of each generated module against torch.autograd."""
+def compare(model, modules: dict, seeds=(0, 1, 2), batches=(1, 7, 32), tolerance=1e-10) -> list[Row]:
+    """Largest relative error of each generated module ({backend name: module}) against torch.autograd."""
     import numpy as np
 
     torch = _torch()
     errors: dict[str, float] = {}
     for seed in seeds:
         generator = torch.Generator().manual_seed(seed)
-        net = torch_network(model)
-        params = {k: torch.randn(v.shape, generator=generator, dtype=torch.float64) * 0.5
-                  for k, v in net.state_dict().items()}
+        params = random_params(model, generator)
         for batch in batches:
-            x, t = random_batch(model, batch, generator)
-            want_loss, want = reference(model, params, x, t)
-            results = []
-            if numpy_module is not None:
-                loss, grads = numpy_module.loss_and_gradients({k: v.numpy() for k, v in params.items()},
-                                                              x.numpy(), t.numpy())
-                results.append(("numpy", loss, {k: torch.from_numpy(np.asarray(v)) for k, v in grads.items()}))
-            if torch_module is not None:
-                loss, grads = torch_module.loss_and_gradients(params, x, t)
-                results.append(("torch", loss, grads))
-            for backend, loss, grads in results:
+            inputs, t = random_batch(model, batch, generator)
+            want_loss, want = reference(model, params, inputs, t)
+            for backend, module in modules.items():
+                if backend == "numpy":
+                    loss, grads = module.loss_and_gradients({k: v.numpy() for k, v in params.items()},
+                                                            *(v.numpy() for v in inputs.values()), t.numpy())
+                    grads = {k: torch.from_numpy(np.asarray(v)) for k, v in grads.items()}
+                else:
+                    loss, grads = module.loss_and_gradients(params, *inputs.values(), t)
                 _record(errors, f"loss ({backend})", relative_error(loss, want_loss))
                 for key in want:
                     _record(errors, f"{key} ({backend})", relative_error(grads.get(key), want[key])

@@ -12,9 +12,10 @@ import click
 import sympy as sp
 
 from . import __version__
+from .backends import BACKENDS
 from .errors import SymPropError
 
-TARGETS = ("numpy", "torch", "latex")
+TARGETS = tuple(BACKENDS)
 EXAMPLES = """
 \b
 Examples:
@@ -156,8 +157,8 @@ def check(source, out_dir):
     model = load_model(source)
     modules = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for target in ("numpy", "torch"):
-            path = Path(out_dir) / f"{model.name}_{target}.py"
+        for target in (name for name, backend in BACKENDS.items() if backend.runs):
+            path = Path(out_dir) / BACKENDS[target].filename.format(name=model.name)
             if not path.exists():
                 from .derivation import Derivation
 
@@ -165,7 +166,7 @@ def check(source, out_dir):
                 path = Path(scratch) / path.name
                 path.write_text(Derivation(model).render(target, source), encoding="utf-8")
             modules[target] = _import(path)
-        rows = compare(model, modules["numpy"], modules["torch"], seeds=(0, 1, 2), batches=(1, 5, 64))
+        rows = compare(model, modules, seeds=(0, 1, 2), batches=(1, 5, 64))
     width = max(len(r.name) for r in rows)
     click.echo(f"{'parameter':<{width}}  max rel. error  ok")
     for row in rows:
@@ -190,16 +191,21 @@ def _import(path: Path):
 @main.command("list-ops")
 def list_ops():
     """List the layers, losses and expression names a spec accepts."""
-    from .declare.model import LAYER_TYPES, LOSS_TYPES
+    from .declare.layers import LAYER_TYPES
+    from .declare.losses import LOSS_TYPES
     from .declare.parse import CONSTANTS, FUNCTIONS
-    from .declare.spec import _LAYER_OPTIONS
+    from .declare.spec import WIRING_KEYS
 
     click.echo("layers:      " + ", ".join(LAYER_TYPES))
-    click.echo("layer keys:  " + "; ".join(f"{kind}: {', '.join(keys)}" for kind, keys in _LAYER_OPTIONS.items()))
-    click.echo("model keys:  name, inputs, sequence (x is then (batch, sequence, inputs)), layers, loss")
+    click.echo("layer keys:  " + "; ".join(f"{kind}: {', '.join(layer.toml_keys)}"
+                                           for kind, layer in LAYER_TYPES.items() if layer.toml_keys))
+    click.echo("graph keys:  " + "; ".join(f"{key}: {what}" for key, what in WIRING_KEYS.items()))
+    click.echo("model keys:  name, inputs (a width, or a table of named widths), sequence (inputs are then "
+               "(batch, sequence, width)), layers, loss")
     click.echo("losses:      " + ", ".join(LOSS_TYPES))
     click.echo("reductions:  mean, sum (kl_div also batchmean)")
     click.echo("targets:     cross_entropy: index | probs; nll: index; others: the output's shape")
+    click.echo("loss keys:   type, reduction, target, expr (elementwise), l2 (a table: parameter = weight)")
     click.echo("expressions: " + ", ".join(sorted(FUNCTIONS, key=str.lower)) + "; constants: "
                + ", ".join(CONSTANTS) + "; operators: + - * / **")
 
@@ -229,7 +235,7 @@ def train(source, data_path, target_columns, epochs, lr, batch_size, momentum, h
     import numpy as np
 
     from .derivation import Derivation
-    from .train import load_csv, plot_loss, save_params, score, split
+    from .train import inputs_of, load_csv, plot_loss, save_params, score, split
 
     model = load_model(source)
     data = load_csv(data_path, model, target_columns)
@@ -251,16 +257,18 @@ def train(source, data_path, target_columns, epochs, lr, batch_size, momentum, h
             rate = (epoch + 1) * steps / epochs / max(time.perf_counter() - start, 1e-9)
             bar.update(1, f"loss {loss:.4g}, {rate:,.0f} steps/s")
 
-        params, history = module.train(module.init_params(seed), x, t, lr, epochs, batch_size, seed=seed,
-                                       callback=progress, momentum=momentum)
+        params, history = module.train(module.init_params(seed), *inputs_of(model, x), t, lr, epochs, batch_size,
+                                       seed=seed, callback=progress, momentum=momentum)
     elapsed = time.perf_counter() - start
-    metric, on_training = score(model, module.forward(params, x), t)
+    metric, on_training = score(model, module.forward(params, *inputs_of(model, x)), t)
     report = f"final training loss {history[-1]:.4g}; training {metric} {on_training:.4g}"
     if len(held.x):
-        report += f"; held-out {metric} {score(model, module.forward(params, (held.x - mean) / std), held.t)[1]:.4g}"
+        outputs = module.forward(params, *inputs_of(model, (held.x - mean) / std))
+        report += f"; held-out {metric} {score(model, outputs, held.t)[1]:.4g}"
     out = Path(out_dir)
-    npz = save_params(out / f"{model.name}_params.npz", params, x_mean=np.broadcast_to(mean, (model.inputs,)),
-                      x_std=np.broadcast_to(std, (model.inputs,)))
+    columns = (len(data.feature_names),)
+    npz = save_params(out / f"{model.name}_params.npz", params, x_mean=np.broadcast_to(mean, columns),
+                      x_std=np.broadcast_to(std, columns))
     click.echo(f"{report} ({steps:,} steps in {elapsed:.2f} s)")
     click.echo(f"wrote {npz}")
     curve = out / f"{model.name}_loss.png"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .backends import BACKENDS
 from .declare.model import Model
 from .derive import backward
-from .graph.lower import lower
 from .schedule import Program, schedule
 
 
@@ -15,7 +15,7 @@ class Derivation:
 
     def __init__(self, model: Model):
         self.model = model
-        self.lowered = lowered = lower(model)
+        self.lowered = lowered = model.trace()
         graph, loss, output = lowered.graph, lowered.loss, lowered.output
         self._forward_names = {t.name for t in graph.tensors.values()} | set(graph.labels.values())
         cotangents = backward(graph, loss, list(lowered.params.values()))
@@ -33,9 +33,16 @@ class Derivation:
         return [NOTES[kind].format(*names) for kind, *names in self.lowered.graph.notes]
 
     def summary(self) -> str:
-        layers = ", ".join(_describe(layer) for layer in self.model.net)
-        inputs = f"sequences of length {self.model.sequence} and width" if self.model.sequence else "inputs of width"
-        return f"Sequential({layers}) with {_describe(self.model.loss)}, on {inputs} {self.model.inputs}."
+        model = self.model
+        shapes = model.input_shapes
+        if list(shapes) == ["x"] and len(shapes["x"]) == (3 if model.sequence else 2):
+            inputs = (f"sequences of length {model.sequence} and width" if model.sequence else "inputs of width") + \
+                f" {shapes['x'][-1]}"
+        else:
+            from .render import input_doc
+
+            inputs = "inputs " + input_doc(model)
+        return f"{model.net.describe()} with {model.describe_loss()}, on {inputs}."
 
     def steps(self, program: str = "loss_and_gradients") -> dict[str, sp.Expr]:
         """The named elementwise steps, in order: {"z0": b0 + mm0, ..., "dz1": (p - onehot)/N}.
@@ -47,24 +54,23 @@ class Derivation:
 
     def backward_lines(self) -> list[str]:
         """The backward pass in plain text: each cotangent step, then each parameter's gradient."""
-        from .render import function, printer_for
+        from .printing.text import TextPrinter
+        from .render import function
 
         params = {t.symbol: key for key, t in self.lowered.params.items()}
-        fn = function(self.programs["loss_and_gradients"], printer_for("text"), params)
+        fn = function(self.programs["loss_and_gradients"], TextPrinter(), params)
         steps = [line for line in fn.lines if line.split(" = ")[0] not in self._forward_names]
         return steps + [f"dL/d[{name}] = {code}" for name, code in fn.results[1:]]
 
     def render(self, target: str, source: str = "", command: str = "") -> str:
-        """The text of the generated file for `target`: numpy or torch (a module), latex (a document)."""
-        from .render import render_module
-
+        """The text of the generated file for `target`, a backend's name: numpy or torch (a module), latex
+        (a document)."""
+        if target not in BACKENDS:
+            raise ValueError(f"unknown target {target!r}; known: {', '.join(BACKENDS)}")
+        backend = BACKENDS[target]
         source = source or self.model.source or "a model declared in Python"
         command = command or f"symprop derive {source}"
-        if target == "latex":
-            from .render_latex import render_document
-
-            return render_document(self, source, command)
-        return render_module(self, target, source, command)
+        return backend.render(self, backend, source, command)
 
     def to_latex(self, standalone: bool = True) -> str:
         """The derivation as a LaTeX document, or as a fragment (one align* environment)."""
@@ -76,9 +82,9 @@ class Derivation:
         return self.to_latex(standalone=False)
 
     def filename(self, target: str) -> str:
-        return f"{self.model.name}.tex" if target == "latex" else f"{self.model.name}_{target}.py"
+        return BACKENDS[target].filename.format(name=self.model.name)
 
-    def write(self, out_dir="generated", targets=("numpy", "torch", "latex"), *, source="", command="",
+    def write(self, out_dir="generated", targets=tuple(BACKENDS), *, source="", command="",
               force=False) -> list:
         """Write each target's file into `out_dir` (NAME_numpy.py, NAME_torch.py, NAME.tex); returns the paths."""
         from pathlib import Path
@@ -97,8 +103,3 @@ NOTES = {
     "stable log sigmoid": "log σ(u) = −softplus(−u) and log(1 − σ(u)) = −softplus(u): finite for every u",
 }
 
-
-def _describe(thing) -> str:
-    fields = getattr(thing, "__dataclass_fields__", {})
-    args = ", ".join(str(v) if isinstance(v := getattr(thing, f), (int, sp.Expr)) else repr(v) for f in fields)
-    return f"{type(thing).__name__}({args})"

@@ -1,16 +1,10 @@
 """Stage 3, derive: reverse mode over the tensor graph, one cotangent per tensor.
 
 Between tensors, the chain rule is `sympy.diff` of the fused elementwise
-expression. Across tensors it follows from each primitive's definition:
-- einsum: the cotangent of an operand is the einsum of the output's cotangent with
-  the other operands, its index spec read off the forward spec;
-- sum: the cotangent is broadcast back over the summed axes;
-- max: the cotangent goes to the elements equal to the max, since
-  max_k z_k = Σ_k z_k·[z_k = max z];
-- slice, pad, concat and rearrange only move entries: each one's cotangent is its
-  adjoint, the move undone (a slice's is zeros around the slice; a rearrange's the
-  inverse rearrange), and pads that tile a tensor are one concatenation;
-- broadcasting in an expression is undone by summing over the broadcast axes.
+expression. Across tensors it follows from each primitive's definition, as a rule in
+the table `graph.ir.VJP`, keyed by op and registered beside the op (einsum, sum, max,
+slice, pad, concat, rearrange, map). Broadcasting in an expression is undone by summing
+over the broadcast axes, and pads that tile a tensor are one concatenation.
 Each tensor's contributions are summed once, after all its consumers, so the work
 grows linearly with depth.
 """
@@ -22,7 +16,9 @@ from collections import defaultdict
 import sympy as sp
 
 from .graph import Graph, Tensor, Value
-from .simplify import reduce_sum, replace_structurally, tidy
+from .graph.ir import VJP
+from .graph.reduce import reduce_sum
+from .simplify import replace_structurally, tidy
 
 
 def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value]:
@@ -75,58 +71,13 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
         elif tensor.symbol in graph.cotangent_names:
             graph.label(cotangent, graph.cotangent_names[tensor.symbol])
         needed = [any(graph.tensor(s) in live for s in graph.tensor_symbols(op.expr)) for op in tensor.operands]
-        for operand, operand_cotangent in _vjp(graph, tensor, cotangent, needed):
+        if not any(needed):
+            continue
+        if tensor.op not in VJP:
+            raise NotImplementedError(f"no adjoint rule for the op {tensor.op!r}")
+        for operand, operand_cotangent in VJP[tensor.op](graph, tensor, cotangent, needed):
             push(operand, operand_cotangent, tensor if tensor.op == "map" else None)
     return {tensor: cotangents.get(tensor, Value(sp.Integer(0), tensor.shape)) for tensor in wrt}
-
-
-def _vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed: list[bool]):
-    """(operand, its cotangent) for each operand of `tensor` that is `needed`."""
-    if tensor.op == "einsum":
-        inputs, output = tensor.spec.split("->")
-        letters = inputs.split(",")
-        for j, operand in enumerate(tensor.operands):
-            if not needed[j]:
-                continue
-            others = [k for k in range(len(letters)) if k != j]
-            spec = ",".join([output] + [letters[k] for k in others]) + "->" + letters[j]
-            missing = set(letters[j]) - set(output) - {c for k in others for c in letters[k]}
-            if missing:
-                raise NotImplementedError(f"einsum {tensor.spec}: index {missing} sums inside one operand")
-            stem = "d" + _name_of(graph, operand.expr, f"{tensor.name}_{j}")
-            if operand.expr in graph.tensors and graph.tensors[operand.expr].op == "map":
-                stem += f"_{tensor.name}"  # one part of a stored value's cotangent: d<name> is the sum's
-            yield operand, graph.einsum(spec, cotangent, *(tensor.operands[k] for k in others), stem=stem)
-    elif tensor.op == "sum" and needed[0]:
-        (operand,) = tensor.operands
-        yield operand, Value(cotangent.expr, operand.shape)  # sums drop leading axes only, so this broadcasts
-    elif tensor.op == "map" and needed[0]:  # a stored elementwise value: the chain rule goes on through it
-        yield tensor.operands[0], cotangent
-    elif tensor.op == "slice" and needed[0]:
-        (operand,), (axis,), (start, stop) = tensor.operands, tensor.axes, tensor.bounds
-        yield operand, graph.pad(cotangent, axis, start, operand.shape[axis] - stop, stem=f"d{tensor.name}_padded")
-    elif tensor.op == "pad" and needed[0]:
-        (operand,), (axis,), (before, _) = tensor.operands, tensor.axes, tensor.bounds
-        yield operand, graph.slice(cotangent, axis, before, before + operand.shape[axis],
-                                   stem="d" + _name_of(graph, operand.expr, tensor.name))
-    elif tensor.op == "concat":
-        (axis,), start = tensor.axes, 0
-        for j, operand in enumerate(tensor.operands):
-            stop = start + operand.shape[axis]
-            if needed[j]:
-                yield operand, graph.slice(cotangent, axis, start, stop, stem="d" + _name_of(graph, operand.expr,
-                                                                                         f"{tensor.name}_{j}"))
-            start = stop
-    elif tensor.op == "rearrange" and needed[0]:
-        (operand,) = tensor.operands
-        inverse = tuple(sorted(range(len(tensor.perm)), key=tensor.perm.__getitem__))
-        moved = tuple(tensor.split[a] for a in tensor.perm)
-        yield operand, graph.rearrange(cotangent, moved, inverse, operand.shape,
-                                       stem="d" + _name_of(graph, operand.expr, tensor.name))
-    elif tensor.op == "max" and needed[0]:
-        (operand,) = tensor.operands
-        at_max = sp.Piecewise((1, sp.Eq(operand.expr, tensor.symbol)), (0, True))
-        yield operand, Value(cotangent.expr * at_max, operand.shape)
 
 
 def _tiles(graph: Graph, terms: list[sp.Expr], tensor: Tensor):
@@ -145,12 +96,6 @@ def _tiles(graph: Graph, terms: list[sp.Expr], tensor: Tensor):
             return None
         start += p.operands[0].shape[axis]
     return (axis, tuple(p.operands[0] for p in pads)) if start == tensor.shape[axis] else None
-
-
-def _name_of(graph: Graph, expr: sp.Expr, fallback: str) -> str:
-    if expr in graph.labels:
-        return graph.labels[expr]
-    return expr.name if expr.is_Symbol else fallback
 
 
 def _depends_on(forward: list[Tensor], roots: set[Tensor]) -> set[Tensor]:

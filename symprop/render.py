@@ -1,7 +1,7 @@
 """Stage 6, render: printed statements poured into a jinja2 template per backend.
 
-Templates hold structure only (imports, signatures, docstrings, the printed lines);
-every piece of math in them comes from a printer.
+Templates hold structure only (imports, signatures, docstrings, the printed lines); every piece
+of math in them comes from a printer. The backends themselves are registered in `backends`.
 """
 
 from __future__ import annotations
@@ -10,21 +10,20 @@ from dataclasses import dataclass
 
 import jinja2
 
-from .declare import model as m
-from .printing.numpy import NumPyBackendPrinter
+from .declare.layers import Linear
 from .printing.statements import StatementPrinter
 from .printing.text import TextPrinter
 from .schedule import Program, expressions
 
-_environment = jinja2.Environment(
+environment = jinja2.Environment(
     loader=jinja2.PackageLoader("symprop", "templates"),
     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
 )
 
-
 INIT_LINEAR = "torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in float64."
 INIT_MODULES = ("torch's default initialization, in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); "
                 "LayerNorm\n    ones and zeros; attention's in-projection Xavier-uniform, its biases zero.")
+INIT_PARAMETERS = "\n    Parameters declared with symprop.Parameter as their init says (normal: N(0, std))."
 
 
 @dataclass
@@ -38,21 +37,9 @@ class Function:
     helpers: dict[str, str]  # name -> source of a function the lines call (NumPy's erf)
 
 
-def printer_for(target: str) -> StatementPrinter:
-    if target == "numpy":
-        return NumPyBackendPrinter()
-    if target == "torch":
-        from .printing.torch import TorchBackendPrinter
-
-        return TorchBackendPrinter()
-    if target == "text":
-        return TextPrinter()
-    raise ValueError(f"unknown target {target!r}")
-
-
-def function(program: Program, printer: StatementPrinter, param_names: dict) -> Function:
+def function(program: Program, printer: StatementPrinter, param_names: dict, carrier: str = "x") -> Function:
     """Print a Program; `param_names` maps each parameter's symbol to its state_dict key."""
-    printer.bind(program, {})
+    printer.bind(program, carrier)
     lines = printer.lines()
     results = [(s.name, printer.output(s)) for s in program.outputs]
     used = set().union(*(s.free_symbols for s in expressions(program)))
@@ -60,26 +47,61 @@ def function(program: Program, printer: StatementPrinter, param_names: dict) -> 
     return Function(unpack, program.uses_batch_size, lines, results, printer.helpers)
 
 
-def render_module(derivation, target: str, source: str, command: str) -> str:
-    """The source text of NAME_{target}.py."""
+def shape_doc(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def input_doc(model) -> str:
+    """"x of shape (batch, 4)", or "x (batch, 6) and u (batch, 3)"."""
+    shapes = [f"{name} {'of shape ' if len(model.input_shapes) == 1 else ''}{shape_doc(shape)}"
+              for name, shape in model.input_shapes.items()]
+    return shapes[0] if len(shapes) == 1 else ", ".join(shapes[:-1]) + " and " + shapes[-1]
+
+
+def target_doc(model) -> str:
+    if model.target_kind == "index":
+        return f"class indices of shape {shape_doc(model.target_shape)}"
+    return f"of shape {shape_doc(model.target_shape)}"
+
+
+def init_doc(model) -> str:
+    owners = {type(module) for _, module in model.net.named_modules() if module._parameters}
+    from .declare import layers
+
+    text = INIT_LINEAR if owners <= {Linear} else INIT_MODULES
+    return text + (INIT_PARAMETERS if owners - set(layers.LAYERS) else "")
+
+
+def init_arguments(kind: str, scale: float = 0.0) -> str:
+    """The arguments of uniform(a, b) or normal(mean, std) for an initialization; "" for ones and zeros."""
+    return {"uniform": f"-{scale!r}, {scale!r}", "normal": f"0.0, {scale!r}"}.get(kind, "")
+
+
+def render_module(derivation, backend, source: str, command: str) -> str:
+    """The source text of NAME_{backend}.py."""
     model = derivation.model
+    carrier = next(iter(model.input_shapes))
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
-    functions = {name: function(program, printer_for(target), params)
+    functions = {name: function(program, backend.printer(), params, carrier)
                  for name, program in derivation.programs.items()}
-    text = printer_for("text")
-    closed_forms = function(derivation.programs["loss_and_gradients"], text, params)
-    inits = {key: (kind, *map(repr, rest)) for key, (kind, *rest) in model.initializations.items()}
+    closed_forms = function(derivation.programs["loss_and_gradients"], TextPrinter(), params, carrier)
+    inits = {key: (kind, init_arguments(kind, *rest)) for key, (kind, *rest) in model.initializations.items()}
     helpers = {name: code for fn in functions.values() for name, code in sorted(fn.helpers.items())}
-    return _environment.get_template(f"{target}_module.py.j2").render(
+    return environment.get_template(backend.template).render(
         name=model.name, source=source, command=command,
         summary=derivation.summary(),
         closed_forms=closed_forms,
         param_shapes=list(model.parameters.items()),
+        input_shapes=[(name, (None, *shape[1:])) for name, shape in model.input_shapes.items()],
+        batch_inputs=", ".join(f"{name}[batch]" for name in model.input_shapes),
+        inputs=", ".join(model.input_shapes),
+        carrier=carrier,
+        input_doc=input_doc(model),
+        target_doc=target_doc(model),
+        loss_doc=backend.loss_doc,
+        loss_as_float=backend.loss_as_float,
         inits=inits,
-        init_doc=INIT_LINEAR if all(isinstance(model.net.layers[int(key.split(".")[0])], m.Linear)
-                                    for key in model.parameters) else INIT_MODULES,
-        x_shape="(batch, sequence, inputs)" if model.sequence else "(batch, inputs)",
-        x_shape_tuple=str((None, *model.input_shape[1:])),
+        init_doc=init_doc(model),
         helpers=list(helpers.values()),
         f=functions,
     )

@@ -9,9 +9,9 @@ from __future__ import annotations
 import jinja2
 import sympy as sp
 
-from .declare import model as m
-from .graph.lower import ACTIVATIONS, z
+from .graph.nn import z
 from .printing.latex import LatexBackendPrinter, ReadableLatexPrinter, atomic, latex_name
+from .printing.primes import prime_notation
 from .printing.statements import reads
 from .schedule import _relabeller, inlinable
 from .simplify import tidy
@@ -49,9 +49,9 @@ def _symbol(statement) -> sp.Symbol:
 
 def _printer(derivation, program, keep, plain_parentheses=False) -> LatexBackendPrinter:
     """A printer that writes each statement whose name is not in `keep` as its definition, in place."""
-    printer = LatexBackendPrinter(program.shapes, derivation.model.loss.target != "index",
+    printer = LatexBackendPrinter(program.shapes, derivation.model.target_kind != "index",
                                   long_fractions=plain_parentheses)
-    printer.bind(program, {})
+    printer.bind(program)
     printer.overflow = set()  # symbols whose definition in full runs past MAX_FULL_FORM: left as names
     for statement in program.statements:
         if statement.name in keep or statement.kind == "onehot":
@@ -114,7 +114,7 @@ def document_parts(derivation) -> dict:
         "loss_full": loss_full if len(loss_full) <= MAX_FULL_FORM else "",
         "backward": backward,
         "gradients": gradients,
-        "derivatives": _derivative_facts(derivation.model),
+        "derivatives": _derivative_facts(graph),
         "notes": [NOTES[kind].format(*(latex_name(n, dense) for n in names)) for kind, *names in graph.notes],
         "glossary": [(latex_name(n, dense), n) for n in dict.fromkeys(code_names)],
     }
@@ -139,15 +139,10 @@ def _chain(derivation, statement, printer, relabel_all) -> str:
     return printer.doprint(chain)
 
 
-def _derivative_facts(model) -> list[str]:
-    """The derivatives of the model's elementwise functions, as sympy.diff gives them."""
+def _derivative_facts(graph) -> list[str]:
+    """The derivatives of the elementwise functions the model applies, as sympy.diff gives them."""
     facts = []
-    for layer in model.net:
-        if isinstance(layer, m.TransformerEncoderLayer):  # its feed-forward block's activation
-            layer = m.GELU() if layer.activation == "gelu" else m.ReLU()
-        scalar = layer.expr if isinstance(layer, m.Elementwise) else ACTIVATIONS.get(type(layer))
-        if scalar is None or scalar == z:
-            continue
+    for scalar in graph.activations:
         function = sp.latex(scalar) if scalar.is_Function else rf"\left({sp.latex(scalar)}\right)"
         fact = rf"\frac{{d}}{{dz}} {function} = {sp.latex(tidy(sp.diff(scalar, z)))}"
         if fact not in facts:
@@ -180,8 +175,6 @@ def _escape(text: str) -> str:
 
 def render_scalar(chain, standalone: bool, source: str, command: str) -> str:
     """The chain rule for a scalar expression, as the seeds write it out."""
-    from .scalar import prime_notation
-
     def tex(expr):
         return ReadableLatexPrinter().doprint(prime_notation(expr))
 

@@ -7,7 +7,6 @@ y = a(w·x), dL/dy = 2(y − t), dy/dw = a′(w·x)·x, so dL/dw = 2(y − t)·a
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import sympy as sp
@@ -15,6 +14,7 @@ from sympy.core.function import AppliedUndef
 
 from .declare.parse import parse
 from .errors import SymPropError
+from .printing.primes import prime_notation
 
 
 def derive(expression: sp.Expr | str, wrt) -> dict[str, sp.Expr]:
@@ -106,25 +106,4 @@ def _name_applications(expression: sp.Expr):
     return names, walk(expression)
 
 
-def prime_notation(expr: sp.Expr) -> sp.Expr:
-    """SymPy's Subs(Derivative(a(ξ), ξ), ξ, w*x), written as a'(w*x)."""
-    def prime(subs):
-        derivative, (variable,), (point,) = subs.args
-        if isinstance(derivative, sp.Derivative) and len(derivative.variables) == 1 and \
-                isinstance(derivative.expr, AppliedUndef) and derivative.expr.args == (variable,):
-            return _primed(derivative.expr.func.__name__)(point)
-        return subs
-
-    shown = expr.replace(lambda e: isinstance(e, sp.Subs), prime)
-    return shown.replace(lambda e: isinstance(e, sp.Derivative) and len(e.variables) == 1
-                         and isinstance(e.expr, AppliedUndef) and e.expr.args == e.variables,
-                         lambda e: _primed(e.expr.func.__name__)(*e.variables))
-
-
-@functools.cache
-def _primed(name: str) -> type[sp.Function]:
-    """The function a' for a, printed a'(u) in text and in LaTeX."""
-    def latex(self, printer):
-        return f"{printer._print(sp.Symbol(name))}'\\left({printer._print(self.args[0])}\\right)"
-
-    return type(f"{name}'", (sp.Function,), {"_latex": latex, "nargs": 1})
+__all__ = ["ChainRule", "chain_rule", "derive", "prime_notation"]

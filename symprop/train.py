@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .declare import model as m
+from .declare import losses as m
 from .errors import SymPropError
 
 
@@ -37,10 +37,11 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
         raise SymPropError("no such file", str(path)) from None
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise SymPropError(f"cannot be read as CSV: {error}", str(path)) from None
-    if model.sequence:
+    if any(len(shape) != 2 for shape in model.input_shapes.values()):
         raise SymPropError("symprop train reads one row per sample, which a sequence model (sequence = "
                            f"{model.sequence}) cannot take yet; train it from Python with the generated module's "
                            "train()", str(path))
+    widths = {name: shape[1] for name, shape in model.input_shapes.items()}
     if not rows:
         raise SymPropError("is empty", str(path))
     header, body = [name.strip() for name in rows[0]], rows[1:]
@@ -51,11 +52,13 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
             raise SymPropError(f"no column named {name!r}; the columns are {', '.join(header)}", str(path))
     targets = list(target_columns) or [header[-1]]
     features = [name for name in header if name not in targets]
-    if len(features) != model.inputs:
+    if len(features) != sum(widths.values()):
+        takes = f"inputs = {model.inputs}" if len(widths) == 1 else \
+            f"{sum(widths.values())} inputs ({', '.join(f'{k} {w}' for k, w in widths.items())}, in that order)"
         raise SymPropError(f"has {len(features)} feature columns ({', '.join(features)}) besides the target "
-                           f"{', '.join(targets)}, but the spec takes inputs = {model.inputs}", str(path))
+                           f"{', '.join(targets)}, but the spec takes {takes}", str(path))
     # One column of class labels for class-index targets, and for distributions given as labels (one-hot).
-    labelled = model.loss.target == "index" or (
+    labelled = model.target_kind == "index" or (
         isinstance(model.loss, (m.CrossEntropyLoss, m.KLDivLoss)) and len(targets) == 1 and model.outputs > 1)
     width = 1 if labelled else model.outputs
     if len(targets) != width:
@@ -85,8 +88,17 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
             raise SymPropError(f"line {line}, column {targets[0]!r}: class label {cell!r} is not one of "
                                f"0 … {model.outputs - 1}", str(path))
         labels = labels.astype(np.int64)
-        t = labels if model.loss.target == "index" else np.eye(model.outputs)[labels]  # as F.one_hot does
+        t = labels if model.target_kind == "index" else np.eye(model.outputs)[labels]  # as F.one_hot does
     return Dataset(x, t, features, targets)
+
+
+def inputs_of(model, x: np.ndarray) -> list[np.ndarray]:
+    """The feature columns split into the model's inputs, in their declared order."""
+    parts, start = [], 0
+    for shape in model.input_shapes.values():
+        parts.append(x[:, start:start + shape[1]])
+        start += shape[1]
+    return parts
 
 
 def split(data: Dataset, holdout: float, seed: int):
@@ -100,7 +112,7 @@ def split(data: Dataset, holdout: float, seed: int):
 def score(model: m.Model, outputs: np.ndarray, t: np.ndarray) -> tuple[str, float]:
     """("accuracy", share right) for classifiers, ("MSE", mean squared error) otherwise."""
     loss = model.loss
-    if loss.target == "index":
+    if model.target_kind == "index":
         return "accuracy", float(np.mean(outputs.argmax(axis=1) == t))
     if isinstance(loss, (m.CrossEntropyLoss, m.KLDivLoss)):
         return "accuracy", float(np.mean(outputs.argmax(axis=1) == t.argmax(axis=1)))

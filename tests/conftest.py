@@ -16,7 +16,7 @@ _sources: dict[str, dict[str, str]] = {}
 
 
 def render(model) -> dict[str, str]:
-    key = f"{model.name}|{model.inputs}|{model.net!r}|{model.loss!r}"
+    key = f"{model.name}|{model.inputs}|{model.net!r}|{model.describe_loss()}|{list(model.parameters)}"
     if key not in _sources:
         derivation = Derivation(model)
         _sources[key] = {target: derivation.render(target) for target in TARGETS}

@@ -39,7 +39,8 @@ from hypothesis import strategies as st
 
 from symprop import SymPropError
 from symprop.cli import main
-from symprop.declare.model import LAYER_TYPES, LOSS_TYPES
+from symprop.declare.layers import LAYER_TYPES
+from symprop.declare.losses import LOSS_TYPES
 from symprop.declare.parse import FUNCTIONS, MAX_EXPONENT, parse
 
 CALL_LIMIT = 10.0  # seconds, for any one call; most take milliseconds

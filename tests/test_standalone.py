@@ -60,12 +60,11 @@ def check(path, kind, backend):
     shapes = module.PARAM_SHAPES
     params = module.init_params(0)
     batch = 7
-    x = rng.normal(size=(batch, *module.X_SHAPE[1:]))
+    xs = [rng.normal(size=(batch, *shape[1:])) for shape in module.INPUT_SHAPES.values()]
     if backend == "torch":
         import torch
-        out_shape = tuple(module.forward(params, torch.from_numpy(x)).shape)
-    else:
-        out_shape = module.forward(params, x).shape
+        xs = [torch.from_numpy(x) for x in xs]
+    out_shape = tuple(module.forward(params, *xs).shape)
     assert out_shape[0] == batch, out_shape
     k = out_shape[1:]
     if kind == "index":
@@ -78,8 +77,8 @@ def check(path, kind, backend):
     else:
         t = rng.normal(size=(batch, *k))
     if backend == "torch":
-        x, t = torch.from_numpy(x), torch.from_numpy(t)
-    loss, grads = module.loss_and_gradients(params, x, t)
+        t = torch.from_numpy(t)
+    loss, grads = module.loss_and_gradients(params, *xs, t)
     if backend == "torch":
         assert isinstance(loss, torch.Tensor) and loss.dim() == 0, loss
         loss = loss.item()

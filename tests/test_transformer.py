@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 import symprop as sy
-from symprop.declare import model as m
 
 TOLERANCE = 1e-9  # relative, float64
 WIDTH, FEEDFORWARD, CLASSES = 8, 16, 3
@@ -64,8 +63,8 @@ CONFIGS = list(itertools.product((1, 2, 4), ("relu", "gelu"), (False, True), (Fa
                                                         f"{'causal' if c[3] else 'full'}")
 def test_encoder_layer_matches_torch(build, config, sequence):
     nhead, activation, norm_first, causal = config
-    layer = m.TransformerEncoderLayer(WIDTH, nhead, FEEDFORWARD, activation, norm_first, causal)
-    model = sy.Model(sy.Sequential(layer, m.MeanPool(), sy.Linear(WIDTH, CLASSES)), sy.CrossEntropyLoss(),
+    layer = sy.TransformerEncoderLayer(WIDTH, nhead, FEEDFORWARD, activation, norm_first, causal)
+    model = sy.Model(sy.Sequential(layer, sy.MeanPool(), sy.Linear(WIDTH, CLASSES)), sy.CrossEntropyLoss(),
                      name=f"enc_{nhead}_{activation}_{int(norm_first)}_{int(causal)}_{sequence}", sequence=sequence)
     numpy_module, torch_module = build(model)
     rng = np.random.default_rng(nhead * 100 + sequence)
@@ -86,8 +85,8 @@ def test_encoder_layer_matches_torch(build, config, sequence):
 
 
 def test_state_dict_loads_both_ways(build):
-    layer = m.TransformerEncoderLayer(WIDTH, 2, FEEDFORWARD, "gelu", True, True)
-    model = sy.Model(sy.Sequential(layer, m.MeanPool(), sy.Linear(WIDTH, CLASSES)), sy.CrossEntropyLoss(),
+    layer = sy.TransformerEncoderLayer(WIDTH, 2, FEEDFORWARD, "gelu", True, True)
+    model = sy.Model(sy.Sequential(layer, sy.MeanPool(), sy.Linear(WIDTH, CLASSES)), sy.CrossEntropyLoss(),
                      name="enc_state", sequence=4)
     numpy_module, torch_module = build(model)
     net = nn.Sequential(Encoder(2, "gelu", True, True), MeanPool(), nn.Linear(WIDTH, CLASSES)).double()
@@ -101,7 +100,7 @@ def test_state_dict_loads_both_ways(build):
 
 
 def test_numpy_erf_is_exact_to_float64():
-    model = sy.Model(sy.Sequential(sy.Linear(1, 1), m.GELU()), sy.MSELoss(), name="gelu_erf")
+    model = sy.Model(sy.Sequential(sy.Linear(1, 1), sy.GELU()), sy.MSELoss(), name="gelu_erf")
     source = sy.Derivation(model).render("numpy")
     namespace: dict = {}
     exec(compile(source, "gelu_erf_numpy.py", "exec"), namespace)  # our own generated text, not user input
@@ -189,7 +188,7 @@ def test_examples_match_torch(name):
 def test_deep_stacks_stay_fast_and_are_capped():
     import time
 
-    layer = m.TransformerEncoderLayer(WIDTH, 2, FEEDFORWARD, "gelu", True, True)
+    layer = sy.TransformerEncoderLayer(WIDTH, 2, FEEDFORWARD, "gelu", True, True)
     start = time.perf_counter()
     derivation = sy.Derivation(sy.Model(sy.Sequential(*[layer] * 4), sy.MSELoss(), name="deep_enc", sequence=3))
     derivation.render("numpy")

@@ -1,376 +1,230 @@
-"""Stage 1, declare: networks and losses, mirroring torch.nn.
+"""Stage 1, declare: a network, its loss and its inputs, which is what symprop derives.
 
-These are plain descriptions. What each one computes is written once, in
-`symprop.graph.lower`, as SymPy expressions and primitives.
+The network is any Module: a Sequential, a subclass with its own forward, or the network of a
+TOML spec. Tracing it (`Model.trace`) runs forward on symbolic inputs and the loss on its output and
+a symbolic target, which builds the tensor graph of stage 2. Nothing here knows the shape of the
+network beyond what the trace finds.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+import inspect
+import keyword
+from dataclasses import dataclass
 
 import sympy as sp
 
 from ..errors import SymPropError
-from .parse import parse
+from ..graph import Graph, Tensor, Value
+from ..shapes import N
+from .layers import Elementwise, Linear, TransformerEncoderLayer
+from .losses import ElementwiseLoss, Loss
+from .module import Module, Sequential
+from .tensor import Parameter, SymbolicTensor, shape_text
+from .trace import GraphTrace, interpret, traceback_location
 
-REDUCTIONS = ("mean", "sum")
 MAX_LAYERS = 128  # derivation grows linearly, 20-60 ms a layer: this keeps every spec under 10 s
 MAX_CUSTOM_OPERATIONS = 2000  # in all the custom expressions of a model together, for the same reason
 MAX_ENCODER_LAYERS = 16  # a transformer_encoder derives and renders in about 0.35 s: 16 take about 5 s
+# Names the generated functions use themselves: inputs may not take them, and no value is given them.
+RESERVED = {"N", "t", "params", "np", "torch", "erf", "math", "float", "dict", "len", "range", "grads", "state",
+            "loss", "self"}
 
 
-# -- layers --------------------------------------------------------------------
-def _positive(owner, *names):
-    for name in names:
-        value = getattr(owner, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SymPropError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _flag(owner, *names):
-    for name in names:
-        if not isinstance(getattr(owner, name), bool):
-            raise SymPropError(f"{name} must be true or false, got {getattr(owner, name)!r}")
-
-
-def _epsilon(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise SymPropError(f"eps must be a number between 0 and 1, got {value!r}")
-
-
-@dataclass(frozen=True)
-class Linear:
-    in_features: int
-    out_features: int
-    bias: bool = True
-
-    def __post_init__(self):
-        _positive(self, "in_features", "out_features")
-        _flag(self, "bias")
-
-
-@dataclass(frozen=True)
-class Sigmoid:
-    pass
-
-
-@dataclass(frozen=True)
-class Tanh:
-    pass
-
-
-@dataclass(frozen=True)
-class ReLU:
-    pass
-
-
-@dataclass(frozen=True)
-class Identity:
-    pass
-
-
-@dataclass(frozen=True)
-class Softmax:
-    dim: int = -1
-
-    def __post_init__(self):
-        if self.dim not in (-1, 1):
-            raise SymPropError(f"Softmax acts on the last axis (dim=-1), got dim={self.dim}")
-
-
-@dataclass(frozen=True)
-class LogSoftmax(Softmax):
-    pass
-
-
-@dataclass(frozen=True)
-class Elementwise:
-    """A custom activation: any SymPy expression in z, applied elementwise."""
-
-    expr: sp.Expr | str
-
-    def __post_init__(self):
-        expr = parse(self.expr, ("z",)) if isinstance(self.expr, str) else sp.sympify(self.expr)
-        extra = {s.name for s in expr.free_symbols} - {"z"}
-        if extra:
-            raise SymPropError(f"activation {self.expr!r} may use only z, not {', '.join(sorted(extra))}")
-        object.__setattr__(self, "expr", expr)
-
-
-@dataclass(frozen=True)
-class GELU:
-    """x·Φ(x) = x/2·(1 + erf(x/√2)), torch.nn.GELU() (the exact form, not the tanh approximation)."""
-
-    approximate: str = "none"
-
-    def __post_init__(self):
-        if self.approximate != "none":
-            raise SymPropError(f"only the exact GELU (approximate='none') is supported, got {self.approximate!r}")
-
-
-@dataclass(frozen=True)
-class LayerNorm:
-    """torch.nn.LayerNorm over the last axis."""
-
-    normalized_shape: int
-    eps: float = 1e-5
-    elementwise_affine: bool = True
-
-    def __post_init__(self):
-        _positive(self, "normalized_shape")
-        _epsilon(self.eps)
-        _flag(self, "elementwise_affine")
-
-
-@dataclass(frozen=True)
-class MeanPool:
-    """The mean over the sequence axis: (batch, sequence, width) -> (batch, width)."""
-
-
-@dataclass(frozen=True)
-class TransformerEncoderLayer:
-    """torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=0.0, activation,
-    batch_first=True, norm_first), called with a causal mask when `causal`."""
-
-    d_model: int
-    nhead: int
-    dim_feedforward: int = 2048
-    activation: str = "relu"
-    norm_first: bool = False
-    causal: bool = False
-    layer_norm_eps: float = 1e-5
-
-    def __post_init__(self):
-        _positive(self, "d_model", "nhead", "dim_feedforward")
-        _flag(self, "norm_first", "causal")
-        _epsilon(self.layer_norm_eps)
-        if self.activation not in ("relu", "gelu"):
-            raise SymPropError(f"activation must be relu or gelu, got {self.activation!r}")
-        if self.d_model % self.nhead:
-            raise SymPropError(f"d_model {self.d_model} is not divisible by nhead {self.nhead}")
-
-    @property
-    def parameters(self) -> dict[str, tuple[int, ...]]:
-        """state_dict keys (after the layer's index) and shapes, in torch's order."""
-        e, f = self.d_model, self.dim_feedforward
-        return {"self_attn.in_proj_weight": (3 * e, e), "self_attn.in_proj_bias": (3 * e,),
-                "self_attn.out_proj.weight": (e, e), "self_attn.out_proj.bias": (e,),
-                "linear1.weight": (f, e), "linear1.bias": (f,), "linear2.weight": (e, f), "linear2.bias": (e,),
-                "norm1.weight": (e,), "norm1.bias": (e,), "norm2.weight": (e,), "norm2.bias": (e,)}
-
-
-LAYER_TYPES = {"linear": Linear, "sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "gelu": GELU, "softmax": Softmax,
-               "log_softmax": LogSoftmax, "identity": Identity, "elementwise": Elementwise, "layer_norm": LayerNorm,
-               "mean_pool": MeanPool, "transformer_encoder": TransformerEncoderLayer}
-
-
-class Sequential:
-    """A list of layers, numbered from 0 as in torch.nn.Sequential."""
-
-    def __init__(self, *layers):
-        for i, layer in enumerate(layers):
-            if type(layer) not in LAYER_TYPES.values():
-                raise SymPropError(f"layer {i}: {layer!r} is not a symprop layer")
-        self.layers = tuple(layers)
-
-    def __iter__(self):
-        return iter(self.layers)
-
-    def __len__(self):
-        return len(self.layers)
-
-    def __repr__(self):
-        return "Sequential(" + ", ".join(map(repr, self.layers)) + ")"
-
-
-# -- losses --------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Loss:
-    reduction: str = "mean"
-    targets = ("same",)  # the kinds of target the loss accepts; the first is the default
-
-    def __post_init__(self):
-        allowed = REDUCTIONS + (("batchmean",) if isinstance(self, KLDivLoss) else ())
-        if self.reduction not in allowed:
-            raise SymPropError(f"reduction must be one of {', '.join(allowed)}, got {self.reduction!r}")
-
-    @property
-    def target(self) -> str:
-        return self.targets[0]
-
-
-@dataclass(frozen=True)
-class MSELoss(_Loss):
-    pass
-
-
-@dataclass(frozen=True)
-class BCELoss(_Loss):
-    pass
-
-
-@dataclass(frozen=True)
-class BCEWithLogitsLoss(_Loss):
-    pass
-
-
-@dataclass(frozen=True)
-class CrossEntropyLoss(_Loss):
-    """Over logits; targets are class indices (`"index"`) or probabilities (`"probs"`)."""
-
-    target: str = "index"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.target not in ("index", "probs"):
-            raise SymPropError(f"target must be index or probs for cross_entropy, got {self.target!r}")
-
-
-@dataclass(frozen=True)
-class NLLLoss(_Loss):
-    """Over log-probabilities; targets are class indices."""
-
-    target = "index"
-
-
-@dataclass(frozen=True)
-class KLDivLoss(_Loss):
-    """Input log-probabilities, target probabilities; reductions sum, mean and batchmean."""
-
-
-@dataclass(frozen=True, init=False)
-class ElementwiseLoss(_Loss):
-    """A custom loss: any SymPy expression in y (the output) and t (the target), per element."""
-
-    expr: sp.Expr | str = ""
-
-    def __init__(self, expr: sp.Expr | str, reduction: str = "mean"):
-        object.__setattr__(self, "expr", expr)
-        object.__setattr__(self, "reduction", reduction)
-        self.__post_init__()
-
-    def __post_init__(self):
-        super().__post_init__()
-        expr = parse(self.expr, ("y", "t")) if isinstance(self.expr, str) else sp.sympify(self.expr)
-        extra = {s.name for s in expr.free_symbols} - {"y", "t"}
-        if extra:
-            raise SymPropError(f"loss {self.expr!r} may use only y and t, not {', '.join(sorted(extra))}")
-        if sp.Symbol("y") not in expr.free_symbols:
-            raise SymPropError(f"loss {self.expr!r} does not depend on y, so it has no gradient")
-        object.__setattr__(self, "expr", expr)
-
-
-LOSS_TYPES = {"mse": MSELoss, "bce": BCELoss, "bce_with_logits": BCEWithLogitsLoss,
-              "cross_entropy": CrossEntropyLoss, "nll": NLLLoss, "kl_div": KLDivLoss,
-              "elementwise": ElementwiseLoss}
-
-
-# -- the model -----------------------------------------------------------------
 @dataclass
+class Lowered:
+    """A traced model: the graph, and which of its tensors are the inputs, target, output, loss and parameters."""
+
+    graph: Graph
+    inputs: dict[str, Tensor]  # in the declared order
+    t: Tensor
+    output: Value  # the network's output, before the loss
+    loss: Value  # a scalar
+    params: dict[str, Tensor]  # state_dict key -> tensor, in state_dict order
+    network_names: set[str]  # names of the network's own values, before the loss
+
+
 class Model:
-    """A network and its loss: what symprop derives."""
+    """A network, its loss and its inputs: what symprop derives.
 
-    net: Sequential
-    loss: _Loss
-    name: str = "model"
-    inputs: int | None = None
-    source: str = field(default="", compare=False)  # where it was declared, for generated headers
-    sequence: int | None = None  # x is (batch, sequence, inputs) when given, else (batch, inputs)
+    `inputs`: the width of a single input x, or {name: width or shape} for named inputs in the order
+    forward takes them (a width w is a (batch, w) input, or (batch, sequence, w) with `sequence`; a
+    shape (a, b) is a (batch, a, b) input). `loss`: a loss module, or any callable of (output, target)
+    built from symprop's vocabulary; its target has the output's shape unless the loss module says
+    otherwise (class indices for CrossEntropyLoss())."""
 
-    def __post_init__(self):
-        if not isinstance(self.net, Sequential):
-            self.net = Sequential(*self.net)
-        if not self.name.isidentifier():
-            raise SymPropError(f"must be a Python identifier, got {self.name!r}", "name")
-        if type(self.loss) not in LOSS_TYPES.values():
-            raise SymPropError(f"{self.loss!r} is not a symprop loss", "loss")
-        if len(self.net) > MAX_LAYERS:
-            raise SymPropError(f"{len(self.net)} layers, more than the {MAX_LAYERS} symprop derives", "layers")
-        encoders = sum(isinstance(layer, TransformerEncoderLayer) for layer in self.net)
+    def __init__(self, net, loss, name: str = "model", inputs=None, source: str = "", sequence: int | None = None):
+        self.net = net if isinstance(net, Module) else Sequential(*net)
+        self.loss = loss
+        self.name = name
+        self.source = source  # where it was declared, for generated headers
+        self.sequence = sequence
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SymPropError(f"must be a Python identifier, got {name!r}", "name")
+        if not isinstance(loss, Loss) and (isinstance(loss, Module) or not callable(loss)):
+            raise SymPropError(f"{loss!r} is not a symprop loss, nor a function of (output, target)", "loss")
+        if sequence is not None and (isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1):
+            raise SymPropError(f"must be a positive integer, got {sequence!r}", "sequence")
+        self._check_size()
+        self.inputs = self._first_width() if inputs is None else inputs
+        self.input_shapes = self._input_shapes(self.inputs)
+        lowered = self.trace()  # every check of shapes and names happens here, at declaration
+        self.output_shape = ("batch",) + lowered.output.shape[1:]
+        self.target_shape = ("batch",) + lowered.t.shape[1:]
+
+    # -- checks --------------------------------------------------------------------------------
+    def _check_size(self):
+        modules = [module for _, module in self.net.named_modules()]
+        if len(modules) - 1 > MAX_LAYERS:
+            raise SymPropError(f"{len(modules) - 1} layers, more than the {MAX_LAYERS} symprop derives", "layers")
+        layers = self.net.layers if isinstance(self.net, Sequential) else modules  # a layer twice counts twice
+        encoders = sum(isinstance(module, TransformerEncoderLayer) for module in layers)
         if encoders > MAX_ENCODER_LAYERS:
             raise SymPropError(f"{encoders} transformer_encoder layers, more than the {MAX_ENCODER_LAYERS} symprop "
                                "derives in reasonable time", "layers")
-        custom = [x.expr for x in (*self.net, self.loss) if isinstance(x, (Elementwise, ElementwiseLoss))]
+        custom = [m.expr for m in (*modules, self.loss) if isinstance(m, (Elementwise, ElementwiseLoss))]
         operations = sum(sp.count_ops(expr) for expr in custom)
         if operations > MAX_CUSTOM_OPERATIONS:
             raise SymPropError(f"the custom expressions have {operations} operations in all, more than the "
                                f"{MAX_CUSTOM_OPERATIONS} symprop derives in reasonable time", "layers")
-        widths = (getattr(layer, name) for layer in self.net
-                  for name in ("in_features", "normalized_shape", "d_model") if hasattr(layer, name))
-        first = next(widths, None)
-        if self.inputs is None:
-            if first is None:
-                raise SymPropError("inputs is not given and there is no Linear layer to take it from")
-            self.inputs = first
-        if self.sequence is not None and (isinstance(self.sequence, bool) or not isinstance(self.sequence, int)
-                                          or self.sequence < 1):
-            raise SymPropError(f"must be a positive integer, got {self.sequence!r}", "sequence")
-        width, pooled = self.inputs, self.sequence is None
-        for i, layer in enumerate(self.net):
-            where = f"layers[{i}]"
-            if isinstance(layer, Linear):
-                if layer.in_features != width:
-                    raise SymPropError(f"Linear expects {layer.in_features} inputs, "
-                                       f"but the previous width is {width}", where)
-                width = layer.out_features
-            elif isinstance(layer, (LayerNorm, TransformerEncoderLayer)):
-                size = layer.normalized_shape if isinstance(layer, LayerNorm) else layer.d_model
-                if size != width:
-                    raise SymPropError(f"{type(layer).__name__} expects width {size}, "
-                                       f"but the previous width is {width}", where)
-            if isinstance(layer, (MeanPool, TransformerEncoderLayer)) and pooled:
-                why = "the sequence is already pooled" if self.sequence else "set sequence = S in the model"
-                raise SymPropError(f"{type(layer).__name__} needs inputs of shape (batch, sequence, width): {why}",
-                                   where)
-            pooled = pooled or isinstance(layer, MeanPool)
-        self.outputs = width
-        self.sequence_output = not pooled  # the output keeps the sequence axis
-        if self.loss.target == "index" and width < 2:
-            raise SymPropError(f"{type(self.loss).__name__} with class-index targets needs at least 2 "
-                               f"outputs, the network has {width}", "loss")
-        if self.sequence_output and isinstance(self.loss, (CrossEntropyLoss, NLLLoss)):
-            raise SymPropError(f"{type(self.loss).__name__} takes (batch, classes) outputs; this network's keep "
-                               "the sequence axis: add a mean_pool layer, or use an elementwise loss", "loss")
 
+    def _first_width(self) -> int:
+        for _, module in self.net.named_modules():
+            for attribute in ("in_features", "normalized_shape", "d_model"):
+                if hasattr(module, attribute):
+                    return getattr(module, attribute)
+        raise SymPropError("inputs is not given and there is no Linear layer to take it from")
+
+    def _input_shapes(self, inputs) -> dict[str, tuple]:
+        given = {"x": inputs} if isinstance(inputs, int) and not isinstance(inputs, bool) else inputs
+        if not isinstance(given, dict) or not given:
+            raise SymPropError(f"must be a width, or {{name: width or shape}}, got {inputs!r}", "inputs")
+        shapes = {}
+        for name, dims in given.items():
+            where = f"inputs.{name}" if isinstance(inputs, dict) else "inputs"
+            if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or \
+                    name.startswith("_") or name in RESERVED:
+                raise SymPropError(f"{name!r} cannot name an input: use an identifier other than "
+                                   f"{', '.join(sorted(RESERVED))}", "inputs")
+            dims = (dims,) if isinstance(dims, int) and not isinstance(dims, bool) else dims
+            if not isinstance(dims, (tuple, list)) or not dims or \
+                    any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+                raise SymPropError(f"must be a positive integer or a tuple of them, got {dims!r}", where)
+            sequence = (self.sequence,) if self.sequence and len(dims) == 1 else ()
+            shapes[name] = ("batch", *sequence, *dims)
+        return shapes
+
+    # -- the trace -----------------------------------------------------------------------------
+    def trace(self) -> Lowered:
+        """Run forward and the loss on symbolic tensors: the graph that symprop derives."""
+        graph = Graph()
+        graph._taken |= RESERVED
+        parameters = dict(self.net.named_parameters())
+        modules = dict(self.net.named_modules())
+        trace = GraphTrace(graph, parameters, modules, loss=self.loss if isinstance(self.loss, Module) else None)
+        inputs = {name: graph.add(name, (N, *shape[1:]), "input", exact=True)
+                  for name, shape in self.input_shapes.items()}
+        with interpret(trace):
+            output, t, loss, network_names = self._traced(graph, inputs)
+        lowered = Lowered(graph, {name: graph.tensor(v.expr) for name, v in inputs.items()}, graph.tensor(t.expr),
+                          output, loss, {}, network_names)
+        for key in parameters:
+            if key not in trace.params:
+                raise SymPropError(f"parameter {key} is never used in forward or the loss", "model")
+        for name, value in inputs.items():
+            if value.expr not in trace.read:
+                raise SymPropError(f"input {name} is never used in forward", "inputs")
+        lowered.params = {key: graph.tensor(trace.params[key].expr) for key in parameters}
+        return lowered
+
+    def _traced(self, graph: Graph, inputs: dict):
+        """forward, then the loss (this function's name marks where the user's code begins, for error lines)."""
+        try:
+            output = self.net(*(SymbolicTensor(v) for v in inputs.values()))
+            if isinstance(output, Parameter):
+                output = output.resolve()
+            if not isinstance(output, SymbolicTensor):
+                raise SymPropError(f"forward returned {_what(output)}, not a tensor", "forward")
+            if len(output.shape) < 2 or output.shape[0] != N:
+                raise SymPropError(f"forward returned shape {shape_text(output.shape)}: the output keeps the batch "
+                                   "axis and one more, (batch, outputs)", "forward")
+            network_names = {t.name for t in graph.tensors.values()} | set(graph.labels.values())
+            kind = self.loss.target if isinstance(self.loss, Loss) else "same"
+            shape = output.shape[:-1] if kind == "index" else output.shape
+            if kind == "index" and output.shape[-1] < 2:
+                raise SymPropError(f"{type(self.loss).__name__} with class-index targets needs at least 2 outputs, "
+                                   f"the network has {output.shape[-1]}", "loss")
+            if kind == "index" and len(output.shape) != 2:
+                raise SymPropError(f"{type(self.loss).__name__} takes (batch, classes) outputs; this network's keep "
+                                   "the sequence axis: add a mean_pool layer, or use an elementwise loss", "loss")
+            t = graph.add("t", shape, "target", exact=True)
+            try:
+                loss = self.loss(output, SymbolicTensor(t))
+            except SymPropError as error:
+                raise (error if error.where else error.at("loss")) from None
+            if isinstance(loss, Parameter):
+                loss = loss.resolve()
+            if not isinstance(loss, SymbolicTensor):
+                raise SymPropError(f"the loss returned {_what(loss)}, not a tensor", "loss")
+            if loss.shape != ():
+                raise SymPropError(f"the loss must be a number, got shape {shape_text(loss.shape)}: reduce it with "
+                                   ".mean() or .sum()", "loss")
+        except SymPropError:
+            raise
+        except RecursionError:
+            raise SymPropError("the model nests too deeply to trace", "forward") from None
+        except Exception as error:  # the user's own code failed: one line, at its line
+            where = traceback_location(error) or "forward"
+            raise SymPropError(f"{type(error).__name__}: {error}", where) from None
+        return output.value, t, graph.label(loss.value, "L"), network_names
+
+    # -- what the trace found ------------------------------------------------------------------
     @property
     def parameters(self) -> dict[str, tuple[int, ...]]:
         """state_dict keys and shapes, in state_dict order."""
-        shapes = {}
-        for i, layer in enumerate(self.net):
-            if isinstance(layer, Linear):
-                shapes[f"{i}.weight"] = (layer.out_features, layer.in_features)
-                if layer.bias:
-                    shapes[f"{i}.bias"] = (layer.out_features,)
-            elif isinstance(layer, LayerNorm) and layer.elementwise_affine:
-                shapes[f"{i}.weight"] = shapes[f"{i}.bias"] = (layer.normalized_shape,)
-            elif isinstance(layer, TransformerEncoderLayer):
-                shapes.update({f"{i}.{key}": shape for key, shape in layer.parameters.items()})
-        return shapes
+        return {key: p.shape for key, p in self.net.named_parameters()}
 
     @property
     def initializations(self) -> dict[str, tuple]:
-        """torch's default initialization of each parameter: ("uniform", bound) for U(-bound, bound),
-        ("ones",) or ("zeros",)."""
-        inits: dict[str, tuple] = {}
-        for i, layer in enumerate(self.net):
-            if isinstance(layer, Linear):  # U(±1/√fan_in) for weight and bias
-                inits[f"{i}.weight"] = inits[f"{i}.bias"] = ("uniform", 1 / math.sqrt(layer.in_features))
-            elif isinstance(layer, LayerNorm):
-                inits[f"{i}.weight"], inits[f"{i}.bias"] = ("ones",), ("zeros",)
-            elif isinstance(layer, TransformerEncoderLayer):
-                e, f = layer.d_model, layer.dim_feedforward
-                inits.update({f"{i}.{key}": init for key, init in {
-                    "self_attn.in_proj_weight": ("uniform", math.sqrt(6 / (e + 3 * e))),  # Xavier-uniform
-                    "self_attn.in_proj_bias": ("zeros",),
-                    "self_attn.out_proj.weight": ("uniform", 1 / math.sqrt(e)), "self_attn.out_proj.bias": ("zeros",),
-                    "linear1.weight": ("uniform", 1 / math.sqrt(e)), "linear1.bias": ("uniform", 1 / math.sqrt(e)),
-                    "linear2.weight": ("uniform", 1 / math.sqrt(f)), "linear2.bias": ("uniform", 1 / math.sqrt(f)),
-                    "norm1.weight": ("ones",), "norm1.bias": ("zeros",),
-                    "norm2.weight": ("ones",), "norm2.bias": ("zeros",)}.items()})
-        return {key: inits[key] for key in self.parameters}
+        """How init_params draws each parameter (torch's default for built-in layers): ("uniform", bound) for
+        U(-bound, bound), ("normal", std), ("ones",) or ("zeros",)."""
+        return {key: p.init for key, p in self.net.named_parameters()}
 
     @property
-    def input_shape(self) -> tuple[str | int, ...]:
-        """x's shape, with "batch" for the batch axis."""
-        return ("batch",) + ((self.sequence,) if self.sequence else ()) + (self.inputs,)
+    def outputs(self) -> int:
+        """The width of the network's output (its last axis)."""
+        return self.output_shape[-1]
+
+    @property
+    def sequence_output(self) -> bool:
+        """The output keeps a sequence axis: (batch, sequence, outputs)."""
+        return len(self.output_shape) > 2
+
+    @property
+    def input_shape(self) -> tuple:
+        """The first input's shape, with "batch" for the batch axis."""
+        return next(iter(self.input_shapes.values()))
+
+    @property
+    def target_kind(self) -> str:
+        return self.loss.target if isinstance(self.loss, Loss) else "same"
+
+    def describe_loss(self) -> str:
+        if isinstance(self.loss, Module):
+            return self.loss.describe()
+        name = getattr(self.loss, "__name__", type(self.loss).__name__)
+        return "a loss written in Python" if name == "<lambda>" else f"the loss {name}"
+
+    def __repr__(self):
+        return f"Model({self.net.describe()}, {self.describe_loss()}, name={self.name!r})"
+
+
+def _what(thing) -> str:
+    if thing is None:
+        return "None"
+    if inspect.isfunction(thing):
+        return "a function"
+    return f"a {type(thing).__name__}"
+
+
+__all__ = ["Linear", "Lowered", "Model"]

@@ -1,5 +1,15 @@
 """TOML specs: the same models as the Python API, read from a file.
 
+A spec is a list of layers, each applied to what the layer before it gave (a Sequential). Keys
+in a layer's table wire a graph instead:
+- `name = "fc1"` names the layer's output, for later layers to read, and its parameters (fc1.weight);
+- `input = "u"` applies the layer to a named input or layer output, not to the layer before;
+- `add = "x"` (or a list) adds named values to the layer's output: a residual connection;
+- `use = "fc1"`, in place of `type`, applies the named layer again, with the same parameters;
+- `type = "add"` or `type = "cat"`, with `inputs = [...]`, sums or concatenates named values.
+Inputs are `inputs = 6` (one input, x) or a table `[inputs]` of named widths; `l2` in `[loss]` adds
+weight·Σ p² for each named parameter.
+
 Every error names the file and the key: `examples/x.toml: layers[2].expr: ...`.
 """
 
@@ -10,14 +20,23 @@ from pathlib import Path
 
 from ..errors import SymPropError
 from . import model as m
+from .layers import LAYER_TYPES
+from .losses import LOSS_TYPES, L2Penalty
+from .module import Module, Sequential
+from .options import Table, positive, short
+from .tensor import SymbolicTensor, cat
+from .trace import running
 
 _TOP_KEYS = {"name", "inputs", "sequence", "layers", "loss"}
-# The keys each layer type takes besides `type`; a layer's width comes from the layer before it.
-_LAYER_OPTIONS = {"linear": ("outputs", "bias"), "elementwise": ("expr",), "layer_norm": ("eps", "elementwise_affine"),
-                  "transformer_encoder": ("nhead", "dim_feedforward", "activation", "norm_first", "causal", "eps")}
-_LAYER_KEYS = {"type"} | {key for keys in _LAYER_OPTIONS.values() for key in keys}
-_LOSS_KEYS = {"type", "target", "reduction", "expr"}
-MAX_WIDTH = 2**31 - 1  # inputs and outputs; far past what any array could hold
+WIRING_KEYS = {
+    "name": "names the layer's output and its parameters (name.weight)",
+    "input": "a named input or layer to apply the layer to (default: the layer before)",
+    "add": "named values added to the layer's output (a residual connection)",
+    "use": "applies the named layer again, with the same parameters (in place of type)",
+    "inputs": "with type add or cat: the named values to sum or to concatenate on the last axis",
+}
+_COMBINE = ("add", "cat")
+_LOSS_KEYS = {"type", "target", "reduction", "expr", "l2"}
 
 
 def load(path: str | Path) -> m.Model:
@@ -42,80 +61,190 @@ def loads(text: str, source: str = "<spec>") -> m.Model:
     except (tomllib.TOMLDecodeError, ValueError) as error:  # ValueError: an integer of over 4300 digits
         raise SymPropError(f"malformed TOML: {_one_line(error)}") from None
     _no_unknown(data, _TOP_KEYS, "")
-    name = _get(data, "name", str, "")
-    inputs = _get(data, "inputs", int, "")
-    sequence = _get(data, "sequence", int, "") if "sequence" in data else None
+    top = Table(data, "")
+    name = top.string("name")
+    inputs = _inputs(data)
+    sequence = top.get("sequence", positive) if "sequence" in data else None
     layers = data.get("layers")
     if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) for x in layers):
         raise SymPropError("missing or empty: give the network as [[layers]] tables", "layers")
-    built, width = [], inputs
-    for i, spec in enumerate(layers):
-        layer = _layer(spec, i, width)
-        width = getattr(layer, "out_features", width)
-        built.append(layer)
+    net = _network(layers, inputs)
     loss_spec = data.get("loss")
     if not isinstance(loss_spec, dict):
         raise SymPropError("missing: give the loss as a [loss] table", "loss")
-    loss = _loss(loss_spec)
+    loss = _loss(loss_spec, net)
     try:
-        return m.Model(m.Sequential(*built), loss, name=name, inputs=inputs, source=source, sequence=sequence)
+        return m.Model(net, loss, name=name, inputs=inputs if len(inputs) > 1 or "x" not in inputs else inputs["x"],
+                       source=source, sequence=sequence)
     except SymPropError as error:
         raise (error if error.where else error.at("layers")) from None
+
+
+def _inputs(data: dict) -> dict[str, int]:
+    value = data.get("inputs")
+    if isinstance(value, dict):
+        if not value:
+            raise SymPropError("is empty: give each input a width, as x = 6", "inputs")
+        table = Table(value, "inputs")
+        return {key: table.get(key, positive) for key in value}
+    return {"x": Table(data, "").get("inputs", positive)}
+
+
+class SpecNet(Module):
+    """The network a spec wires as a graph: named layers, inputs and residual additions."""
+
+    def __init__(self, inputs: list[str], steps: list[dict]):
+        super().__init__()
+        self.input_names, self.steps = inputs, steps
+
+    def forward(self, *inputs):
+        values = dict(zip(self.input_names, inputs, strict=True))
+        flowing = inputs[0]
+        for i, step in enumerate(self.steps):
+            try:
+                if step["kind"] == "add":
+                    flowing = _sum([values[n] for n in step["inputs"]])
+                elif step["kind"] == "cat":
+                    flowing = cat([values[n] for n in step["inputs"]], dim=-1)
+                else:
+                    flowing = self._modules[step["module"]](values[step["input"]] if step["input"] else flowing)
+                flowing = _sum([flowing] + [values[n] for n in step["add"]])
+            except SymPropError as error:
+                raise (error if error.where else error.at(f"layers[{i}]")) from None
+            if step["name"]:
+                values[step["name"]] = flowing
+                module = self._modules.get(step["module"])
+                if isinstance(flowing, SymbolicTensor) and not (module and module._parameters):
+                    running().graph.rename(flowing.value, step["name"])  # h1, not h_h1, for `name = "h1"`
+        return flowing
+
+    def describe(self) -> str:
+        parts = []
+        for step in self.steps:
+            if step["kind"] in _COMBINE:
+                text = f"{step['kind']}({', '.join(step['inputs'])})"
+            else:
+                text = self._modules[step["module"]].describe() if step["kind"] != "use" else f"{step['module']} again"
+                text = f"{step['input']} -> {text}" if step["input"] else text
+            text += "".join(f" + {n}" for n in step["add"])
+            parts.append(f"{step['name']} = {text}" if step["name"] else text)
+        return "Graph(" + "; ".join(parts) + ")"
+
+
+def _sum(values):
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total
+
+
+def _network(layers: list[dict], inputs: dict[str, int]) -> Module:
+    """A Sequential when no table wires a graph; else a SpecNet."""
+    if not any(_wiring(spec) for spec in layers):
+        built, width = [], inputs["x"]
+        for i, spec in enumerate(layers):
+            layer = _layer(spec, i, width)
+            width = layer.output_width(width)
+            built.append(layer)
+        return Sequential(*built)
+    widths = dict(inputs)  # the width of every named value
+    steps, modules, width = [], {}, next(iter(inputs.values()))
+    for i, spec in enumerate(layers):
+        where = f"layers[{i}]"
+        table = Table(spec, where)
+        name = table.string("name", "")
+        if name and (not name.isidentifier() or name in widths):
+            why = "is taken" if name in widths else "must be an identifier"
+            raise SymPropError(f"{short(name)} {why}", f"{where}.name")
+        add = _names(table, "add", widths)
+        step = {"name": name, "add": add, "input": "", "inputs": (), "module": ""}
+        if "use" in spec:
+            _only(spec, {"use", "name", "input", "add"}, where, "use")
+            step["kind"], step["module"] = "use", table.string("use")
+            if step["module"] not in modules:
+                raise SymPropError(f"no layer named {short(step['module'])} before this one", f"{where}.use")
+            step["input"] = _names(table, "input", widths, single=True)
+            width = modules[step["module"]].output_width(widths[step["input"]] if step["input"] else width)
+        elif spec.get("type") in _COMBINE:
+            _only(spec, {"type", "name", "inputs", "add"}, where, spec["type"])
+            step["kind"], step["inputs"] = spec["type"], _names(table, "inputs", widths)
+            if len(step["inputs"]) < 2:
+                raise SymPropError("name at least two values to combine", f"{where}.inputs")
+            given = [widths[n] for n in step["inputs"]]
+            width = sum(given) if spec["type"] == "cat" else max(given)
+        else:
+            step["input"] = _names(table, "input", widths, single=True)
+            plain = {key: value for key, value in spec.items() if key not in ("name", "input", "add")}
+            layer = _layer(plain, i, widths[step["input"]] if step["input"] else width)
+            step["kind"], step["module"] = "layer", name or str(i)
+            modules[step["module"]] = layer
+            width = layer.output_width(widths[step["input"]] if step["input"] else width)
+        if name:
+            widths[name] = width
+        steps.append(step)
+    net = SpecNet(list(inputs), steps)
+    for key, layer in modules.items():
+        net.add_module(key, layer)
+    return net
+
+
+def _wiring(spec: dict) -> bool:
+    return any(key in spec for key in ("name", "input", "add", "use")) or spec.get("type") in _COMBINE
+
+
+def _names(table: Table, key: str, known: dict, single: bool = False):
+    """The named values a key refers to: one name, or a list of names (each one known already)."""
+    if key not in table.data:
+        return "" if single else ()
+    value = table.data[key]
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or (single and len(names) != 1):
+        raise SymPropError(f"must be {'a name' if single else 'a name or a list of names'}, got {short(value)}",
+                           table.at(key))
+    for n in names:
+        if n not in known:
+            raise SymPropError(f"{short(n)} names no input and no layer before this one; known: "
+                               f"{', '.join(known)}", table.at(key))
+    return names[0] if single else tuple(names)
+
+
+def _only(spec: dict, allowed: set, where: str, kind: str):
+    for key in spec:
+        if key not in allowed:
+            raise SymPropError(f"{key} does not go with {kind}; this table takes {', '.join(sorted(allowed))}",
+                               f"{where}.{key}")
 
 
 def _layer(spec: dict, i: int, width: int):
     """The layer a [[layers]] table declares; `width` is the width of what flows into it."""
     where = f"layers[{i}]"
-    _no_unknown(spec, _LAYER_KEYS, where)
-    kind = _get(spec, "type", str, where)
-    if kind not in m.LAYER_TYPES:
-        raise SymPropError(f"unknown layer type {kind!r}; known: {', '.join(m.LAYER_TYPES)}", f"{where}.type")
+    known_keys = {"type"} | set(WIRING_KEYS) | {key for layer in LAYER_TYPES.values() for key in layer.toml_keys}
+    _no_unknown(spec, known_keys, where)
+    kind = Table(spec, where).string("type")
+    if kind not in LAYER_TYPES:
+        raise SymPropError(f"unknown layer type {kind!r}; known: {', '.join((*LAYER_TYPES, *_COMBINE))}",
+                           f"{where}.type")
+    layer_type = LAYER_TYPES[kind]
     for key in spec:
-        if key != "type" and key not in _LAYER_OPTIONS.get(kind, ()):
-            owners = [k for k, keys in _LAYER_OPTIONS.items() if key in keys]
+        if key != "type" and key not in layer_type.toml_keys:
+            owners = [k for k, layer in LAYER_TYPES.items() if key in layer.toml_keys]
+            if not owners:
+                raise SymPropError(f"{key} goes with add or cat layers only, not {kind}", f"{where}.{key}")
             raise SymPropError(f"{key} belongs to {' and '.join(owners)} layers only, not {kind}", f"{where}.{key}")
     try:
-        if kind == "linear":
-            return m.Linear(width, _get(spec, "outputs", int, where), _flag(spec, "bias", True, where))
-        if kind == "elementwise":
-            return m.Elementwise(_get(spec, "expr", str, where))
-        if kind == "layer_norm":
-            return m.LayerNorm(width, _number(spec, "eps", 1e-5, where), _flag(spec, "elementwise_affine", True, where))
-        if kind == "transformer_encoder":
-            activation = _get(spec, "activation", str, where) if "activation" in spec else "relu"
-            if activation not in ("relu", "gelu"):
-                raise SymPropError(f"must be relu or gelu, got {_short(activation)}", f"{where}.activation")
-            return m.TransformerEncoderLayer(
-                width, _get(spec, "nhead", int, where),
-                _get(spec, "dim_feedforward", int, where) if "dim_feedforward" in spec else 2048, activation,
-                _flag(spec, "norm_first", False, where), _flag(spec, "causal", False, where),
-                _number(spec, "eps", 1e-5, where))
-        return m.LAYER_TYPES[kind]()
+        return layer_type.from_toml(Table(spec, where), width)
     except SymPropError as error:
-        key = {"elementwise": "expr", "transformer_encoder": "nhead", "layer_norm": "eps"}.get(kind, "type")
+        key = layer_type.toml_keys[0] if layer_type.toml_keys else "type"
         raise (error if error.where else error.at(f"{where}.{key}")) from None
 
 
-def _flag(spec: dict, key: str, default: bool, where: str) -> bool:
-    value = spec.get(key, default)
-    if not isinstance(value, bool):
-        raise SymPropError(f"must be true or false, got {_short(value)}", f"{where}.{key}")
-    return value
-
-
-def _number(spec: dict, key: str, default: float, where: str) -> float:
-    value = spec.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise SymPropError(f"must be a number between 0 and 1, got {_short(value)}", f"{where}.{key}")
-    return float(value)
-
-
-def _loss(spec: dict):
+def _loss(spec: dict, net: Module):
     _no_unknown(spec, _LOSS_KEYS, "loss")
-    kind = _get(spec, "type", str, "loss")
-    if kind not in m.LOSS_TYPES:
-        raise SymPropError(f"unknown loss type {kind!r}; known: {', '.join(m.LOSS_TYPES)}", "loss.type")
-    cls = m.LOSS_TYPES[kind]
+    table = Table(spec, "loss")
+    kind = table.string("type")
+    if kind not in LOSS_TYPES:
+        raise SymPropError(f"unknown loss type {kind!r}; known: {', '.join(LOSS_TYPES)}", "loss.type")
+    cls = LOSS_TYPES[kind]
     reduction = spec.get("reduction", "mean")
     target = spec.get("target")
     if "expr" in spec and kind != "elementwise":
@@ -125,29 +254,34 @@ def _loss(spec: dict):
         if target not in allowed:
             fits = f"it takes target = {' or '.join(map(repr, allowed))}" if allowed else \
                 "its target has the output's shape, so leave target out"
-            raise SymPropError(f"target {_short(target)} does not fit loss {kind!r}: {fits}", "loss.target")
+            raise SymPropError(f"target {short(target)} does not fit loss {kind!r}: {fits}", "loss.target")
     try:
         if kind == "elementwise":
-            return cls(_get(spec, "expr", str, "loss"), reduction=reduction)
-        if kind == "cross_entropy":
-            return cls(reduction=reduction, target=target or "index")
-        return cls(reduction=reduction)
+            loss = cls(table.string("expr"), reduction=reduction)
+        elif kind == "cross_entropy":
+            loss = cls(reduction=reduction, target=target or "index")
+        else:
+            loss = cls(reduction=reduction)
     except SymPropError as error:
-        raise (error if error.where else error.at("loss.expr" if kind == "elementwise" else "loss.reduction")) from None
+        raise (error if error.where else error.at("loss.expr" if kind == "elementwise" else "loss.reduction")) \
+            from None
+    return _penalized(loss, spec.get("l2"), net) if "l2" in spec else loss
 
 
-def _get(table: dict, key: str, kind: type, where: str):
-    full = f"{where}.{key}" if where else key
-    if key not in table:
-        raise SymPropError("missing", full)
-    value = table[key]
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise SymPropError(f"must be a positive integer, got {_short(value)}", full)
-    if kind is int and value > MAX_WIDTH:
-        raise SymPropError(f"must be at most {MAX_WIDTH}, got {_short(value)}", full)
-    if kind is str and not isinstance(value, str):
-        raise SymPropError(f"must be a string, got {_short(value)}", full)
-    return value
+def _penalized(loss, weights, net: Module):
+    if not isinstance(weights, dict) or not weights:
+        raise SymPropError(f"must be a table of parameter = weight, as {{\"0.weight\" = 0.01}}, got {short(weights)}",
+                           "loss.l2")
+    parameters = dict(net.named_parameters())
+    chosen = {}
+    for key, weight in weights.items():
+        if key not in parameters:
+            raise SymPropError(f"no parameter {short(key)}; the parameters are {', '.join(parameters)}",
+                               f"loss.l2.{key}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+            raise SymPropError(f"must be a positive number, got {short(weight)}", f"loss.l2.{key}")
+        chosen[key] = (parameters[key], float(weight))
+    return L2Penalty(loss, chosen)
 
 
 def _no_unknown(table: dict, known: set, where: str):
@@ -156,12 +290,6 @@ def _no_unknown(table: dict, known: set, where: str):
             key = key if key.isidentifier() else repr(key)  # a quoted key may hold a newline
             full = f"{where}.{key}" if where else key
             raise SymPropError(f"unknown key; expected one of {', '.join(sorted(known))}", full)
-
-
-def _short(value) -> str:
-    """repr(value) for an error message, cut short: a TOML value may be an array of thousands."""
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _one_line(error: Exception) -> str:

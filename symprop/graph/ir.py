@@ -11,11 +11,16 @@ therefore fuse by construction, and SymPy sees them whole when it simplifies.
 
 from __future__ import annotations
 
+import builtins
+import keyword
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sympy as sp
 
 from ..shapes import Shape, broadcast
+
+PYTHON_NAMES = set(dir(builtins)) | set(keyword.kwlist)
 
 
 @dataclass(eq=False)
@@ -52,6 +57,7 @@ class Graph:
     labels: dict[sp.Expr, str] = field(default_factory=dict)  # readable names for expressions
     cotangent_names: dict[sp.Symbol, str] = field(default_factory=dict)  # mm0 -> "dz0"
     notes: list[tuple[str, ...]] = field(default_factory=list)  # simplifications made: (kind, *names)
+    activations: list[sp.Expr] = field(default_factory=list)  # the scalar functions of z applied, for the reader
     # tensor -> [(operand it is read in, cotangent of that operand, local derivative)]: the chain rule, kept
     chain: dict[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp.Expr]]] = field(default_factory=dict)
     _interned: dict = field(default_factory=dict)
@@ -60,13 +66,16 @@ class Graph:
     # -- tensors -------------------------------------------------------------
     def fresh(self, stem: str) -> sp.Symbol:
         name, i = stem, 1
-        while name in self._taken:
+        while name in self._taken or name in PYTHON_NAMES:  # generated code must not shadow sum or len
             name, i = f"{stem}_{i}", i + 1
         self._taken.add(name)
         return sp.Symbol(name, real=True)
 
-    def add(self, stem: str, shape: Shape, op: str, **attrs) -> Value:
-        tensor = Tensor(self.fresh(stem), tuple(shape), op, **attrs)
+    def add(self, stem: str, shape: Shape, op: str, exact: bool = False, **attrs) -> Value:
+        """A new tensor named `stem` (or stem_1, ... if taken); `exact`: named `stem` itself, reserved before."""
+        symbol = sp.Symbol(stem, real=True) if exact else self.fresh(stem)
+        self._taken.add(stem)
+        tensor = Tensor(symbol, tuple(shape), op, **attrs)
         self.tensors[tensor.symbol] = tensor
         return Value(tensor.symbol, tensor.shape)
 
@@ -89,6 +98,18 @@ class Graph:
 
     def tensor_symbols(self, expr: sp.Expr) -> list[sp.Symbol]:
         return sorted((s for s in expr.free_symbols if s in self.tensors), key=lambda s: s.name)
+
+    def ancestors(self, exprs) -> set[sp.Symbol]:
+        """The symbols of every tensor the expressions depend on, themselves included."""
+        seen: set[sp.Symbol] = set()
+        stack = [s for e in exprs for s in e.free_symbols if s in self.tensors]
+        while stack:
+            symbol = stack.pop()
+            if symbol not in seen:
+                seen.add(symbol)
+                stack.extend(s for op in self.tensors[symbol].operands for s in op.expr.free_symbols
+                             if s in self.tensors)
+        return seen
 
     def shape_of(self, expr: sp.Expr) -> Shape:
         """The shape an expression has as computed (it may broadcast to a larger logical shape)."""
@@ -134,14 +155,110 @@ class Graph:
         return self.interned("onehot", target.shape + (classes,), "onehot", operands=(target,),
                              key=str(classes), simplex_axis=len(target.shape))
 
-    def label(self, value: Value, name: str) -> Value:
-        """Name an expression so that printed code and derivations show it by that name."""
+    def label(self, value: Value, name: str, reserved: bool = False) -> Value:
+        """Name an expression so that printed code and derivations show it by that name (`reserved`: a name
+        taken with `fresh` already)."""
         names_an_array = any(s in self.tensors for s in value.expr.free_symbols)  # not 1/N, not a number
         if not value.expr.is_Symbol and names_an_array and value.expr not in self.labels:
-            self.labels[value.expr] = self.fresh(name).name
+            self.labels[value.expr] = name if reserved else self.fresh(name).name
         return value
+
+    def rename(self, value: Value, name: str) -> None:
+        """Call a value by a name the user gave it (a spec's `name = "h1"`), in place of its given label."""
+        if value.expr in self.labels:
+            self._taken.discard(self.labels.pop(value.expr))
+        self.label(value, name)
+
+    def uses(self, expr: sp.Expr) -> int:
+        """How many operands of tensors read `expr` (a residual's input is read twice)."""
+        return sum(op.expr.has(expr) for t in self.tensors.values() for op in t.operands)
+
+    def name_of(self, expr: sp.Expr, fallback: str) -> str:
+        """The readable name of an expression: its label, its own name, or the fallback."""
+        if expr in self.labels:
+            return self.labels[expr]
+        return expr.name if expr.is_Symbol else fallback
 
     def note(self, kind: str, *names: str) -> None:
         """Record a simplification for the reader; the printers say it in words (see NOTES)."""
         if (kind, *names) not in self.notes:
             self.notes.append((kind, *names))
+
+
+# -- adjoints ------------------------------------------------------------------------------------------
+# The vector-Jacobian product of each op, as a table keyed by op (derive.backward looks rules up here).
+# A rule takes (graph, tensor, its cotangent, which operands need one) and yields (operand, cotangent)
+# pairs. Each follows from its op's definition: these ops only move entries, so each one's adjoint is
+# the move undone. The rules for einsum, sum and max sit beside those ops.
+VJP: dict[str, Callable] = {}
+
+
+def defvjp(op: str):
+    def register(rule):
+        VJP[op] = rule
+        return rule
+
+    return register
+
+
+@defvjp("map")
+def _map_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
+    if needed[0]:  # a stored elementwise value: the chain rule goes on through it
+        yield tensor.operands[0], cotangent
+
+
+@defvjp("slice")
+def _slice_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
+    if needed[0]:  # zeros around the slice
+        (operand,), (axis,), (start, stop) = tensor.operands, tensor.axes, tensor.bounds
+        yield operand, graph.pad(cotangent, axis, start, operand.shape[axis] - stop, stem=f"d{tensor.name}_padded")
+
+
+@defvjp("pad")
+def _pad_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
+    if needed[0]:  # the slice that the padding surrounds
+        (operand,), (axis,), (before, _) = tensor.operands, tensor.axes, tensor.bounds
+        yield operand, graph.slice(cotangent, axis, before, before + operand.shape[axis],
+                                   stem="d" + graph.name_of(operand.expr, tensor.name))
+
+
+@defvjp("concat")
+def _concat_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
+    (axis,), start = tensor.axes, 0  # each operand's own slice
+    for j, operand in enumerate(tensor.operands):
+        stop = start + operand.shape[axis]
+        if needed[j]:
+            yield operand, graph.slice(cotangent, axis, start, stop,
+                                       stem="d" + graph.name_of(operand.expr, f"{tensor.name}_{j}"))
+        start = stop
+
+
+@defvjp("rearrange")
+def _rearrange_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
+    if needed[0]:  # the inverse rearrangement
+        (operand,) = tensor.operands
+        inverse = tuple(sorted(range(len(tensor.perm)), key=tensor.perm.__getitem__))
+        moved = tuple(tensor.split[a] for a in tensor.perm)
+        yield operand, graph.rearrange(cotangent, moved, inverse, operand.shape,
+                                       stem="d" + graph.name_of(operand.expr, tensor.name))
+
+
+@defvjp("einsum")
+def _einsum_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
+    """The cotangent of an operand is the einsum of the output's cotangent with the other operands, its
+    index spec read off the forward spec."""
+    inputs, output = tensor.spec.split("->")
+    letters = inputs.split(",")
+    for j, operand in enumerate(tensor.operands):
+        if not needed[j]:
+            continue
+        others = [k for k in range(len(letters)) if k != j]
+        spec = ",".join([output] + [letters[k] for k in others]) + "->" + letters[j]
+        missing = set(letters[j]) - set(output) - {c for k in others for c in letters[k]}
+        if missing:
+            raise NotImplementedError(f"einsum {tensor.spec}: index {missing} sums inside one operand")
+        stem = "d" + graph.name_of(operand.expr, f"{tensor.name}_{j}")
+        stored = operand.expr in graph.tensors and graph.tensors[operand.expr].op == "map"
+        if stored or (operand.expr in graph.labels and graph.uses(operand.expr) > 1):
+            stem += f"_{tensor.name}"  # one part of the cotangent of a value read twice: d<name> is the sum's
+        yield operand, graph.einsum(spec, cotangent, *(tensor.operands[k] for k in others), stem=stem)

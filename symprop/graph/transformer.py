@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..declare import model as m
 from .ir import Graph, Value
-from .lower import ACTIVATIONS, _param, layer_norm, linear, softmax, z
+from .nn import ACTIVATIONS, activate, layer_norm, linear, softmax
 
 
-def encoder_layer(g: Graph, i: int, layer: m.TransformerEncoderLayer, x: Value, params: dict) -> Value:
-    p = {key: _param(g, params, f"{i}.{key}", shape, name) for (key, shape), name in zip(
-        layer.parameters.items(), (f"W{i}", f"B{i}", f"Wo{i}", f"bo{i}", f"W1_{i}", f"b1_{i}", f"W2_{i}", f"b2_{i}",
-                                   f"g1_{i}", f"be1_{i}", f"g2_{i}", f"be2_{i}"), strict=True)}
+def encoder_layer(g: Graph, i: str, layer, x: Value, p: dict[str, Value]) -> Value:
+    """`layer` has the options of nn.TransformerEncoderLayer; `p` its parameters by state_dict name; `i` tags
+    the names of its values."""
     eps = layer.layer_norm_eps
 
     def norm(value: Value, k: int) -> Value:
@@ -34,7 +32,7 @@ def encoder_layer(g: Graph, i: int, layer: m.TransformerEncoderLayer, x: Value, 
     return x
 
 
-def attention(g: Graph, i: int, layer: m.TransformerEncoderLayer, x: Value, p: dict) -> Value:
+def attention(g: Graph, i: str, layer, x: Value, p: dict) -> Value:
     """softmax(q kᵀ/√D + mask) v per head, heads merged, then the output projection."""
     n, s, e = x.shape
     h = layer.nhead
@@ -58,8 +56,7 @@ def attention(g: Graph, i: int, layer: m.TransformerEncoderLayer, x: Value, p: d
     return linear(g, merged, p["self_attn.out_proj.weight"], p["self_attn.out_proj.bias"], f"sa{i}")
 
 
-def feed_forward(g: Graph, i: int, layer: m.TransformerEncoderLayer, x: Value, p: dict) -> Value:
+def feed_forward(g: Graph, i: str, layer, x: Value, p: dict) -> Value:
     hidden = linear(g, x, p["linear1.weight"], p["linear1.bias"], f"f{i}")
-    scalar = ACTIVATIONS[m.ReLU if layer.activation == "relu" else m.GELU]
-    activated = g.label(Value(scalar.xreplace({z: hidden.expr}), hidden.shape), f"act{i}")
+    activated = activate(g, hidden, ACTIVATIONS[layer.activation], f"act{i}")
     return linear(g, activated, p["linear2.weight"], p["linear2.bias"], f"ff{i}")

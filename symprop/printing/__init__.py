@@ -1,1 +1,1 @@
-"""Stage 5, print: one SymPy printer per backend (NumPy, torch; LaTeX to come)."""
+"""Stage 5, print: one SymPy printer per backend (NumPy, torch, LaTeX, plain text), sharing StatementPrinter."""

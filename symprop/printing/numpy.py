@@ -65,7 +65,7 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
         if at_zero == 0:  # the step as a 0/1 array of the inputs' dtype: cheaper than np.heaviside
-            return f"({self._print(u)} > 0).astype(x.dtype)"
+            return f"({self._print(u)} > 0).astype({self.dtype_text})"
         return f"{self._module_format('numpy.heaviside')}({self._print(u)}, {self._print(at_zero)})"
 
     def _print_Max(self, expr):
@@ -98,7 +98,7 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         return f"{text}.reshape({self.shape_text(shape)})"
 
     def onehot(self, text, classes):
-        return f"({text}[..., None] == {self._module_format('numpy.arange')}({classes})).astype(x.dtype)"
+        return f"({text}[..., None] == {self._module_format('numpy.arange')}({classes})).astype({self.dtype_text})"
 
     def pad(self, tensor, texts, shapes):
         (axis,), (before, after) = tensor.axes, tensor.bounds
@@ -110,8 +110,8 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
 
     def causal_mask(self, size):
         full, inf = self._module_format("numpy.full"), self._module_format("numpy.inf")
-        return f"{self._module_format('numpy.triu')}({full}(({size}, {size}), -{inf}, dtype=x.dtype), 1)"
+        return f"{self._module_format('numpy.triu')}({full}(({size}, {size}), -{inf}, dtype={self.dtype_text}), 1)"
 
     def broadcast(self, text, shape):
-        return (f"{self._module_format('numpy.broadcast_to')}("
-                f"{self._module_format('numpy.asarray')}({text}, dtype=x.dtype), {self.shape_text(shape)}).copy()")
+        as_array = f"{self._module_format('numpy.asarray')}({text}, dtype={self.dtype_text})"
+        return f"{self._module_format('numpy.broadcast_to')}({as_array}, {self.shape_text(shape)}).copy()"

@@ -78,12 +78,20 @@ class StatementPrinter:
     array_module = ""  # "np" or "torch"
     numbers_as_floats = True  # code: yes; mathematics (LaTeX, docstrings): keep e^{-100}
     code = True  # code: returned contractions get their own line; docstrings print them in place
-    _names: dict = {}
     _inline: dict = {}
+    carrier = "x"  # the input whose dtype and device made arrays take
 
-    def bind(self, program: Program, names: dict[sp.Symbol, str]):
+    @property
+    def dtype_text(self) -> str:
+        return f"{self.carrier}.dtype"
+
+    @property
+    def device_text(self) -> str:
+        return f"{self.carrier}.device"
+
+    def bind(self, program: Program, carrier: str = "x"):
         self._program = program
-        self._names = dict(names)
+        self.carrier = carrier
         self._inline: dict[sp.Symbol, str] = {}
         self._inline_statements: dict[sp.Symbol, Statement] = {}
         self._inlined = inlinable(program, code=self.code)  # einsums printed in place of their one use
@@ -93,8 +101,6 @@ class StatementPrinter:
     def _print_Symbol(self, expr):
         if expr in self._inline:
             return self._inline[expr]
-        if expr in self._names:
-            return self._names[expr]
         return super()._print_Symbol(expr)
 
     def doprint(self, expr, *args, **kwargs):
@@ -160,6 +166,8 @@ class StatementPrinter:
             for symbol in read:
                 last[symbol] = i
         returned = set().union(*(o.expr.free_symbols for o in program.outputs))
+        while returned & deferred.keys():  # a contraction printed in the return reads its operands there
+            returned = (returned - deferred.keys()) | set().union(*(deferred[s] for s in returned & deferred.keys()))
         names = {sp.Symbol(s.name, real=True) for s in program.statements}
         frees: dict[int, list[str]] = {}
         for symbol, i in last.items():

@@ -66,7 +66,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         text = self._print(u)
         if at_zero == 0 and u in self._relu_outputs():
             return self._call("torch.sign", text)
-        return f"({text} > 0).to(x.dtype)" if at_zero == 0 else self._call(
+        return f"({text} > 0).to({self.dtype_text})" if at_zero == 0 else self._call(
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
 
     def _print_Max(self, expr):
@@ -106,7 +106,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         return f"{text}.reshape({self.shape_text(shape)})"
 
     def onehot(self, text, classes):
-        return f"{self._call('torch.nn.functional.one_hot', text, str(classes))}.to(x.dtype)"
+        return f"{self._call('torch.nn.functional.one_hot', text, str(classes))}.to({self.dtype_text})"
 
     batch_transpose = ".mT"
 
@@ -122,9 +122,10 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         return self._call("torch.cat", f"[{', '.join(texts)}]", f"dim={tensor.axes[0]}")
 
     def causal_mask(self, size):
-        full = self._call("torch.full", f"({size}, {size})", 'float("-inf")', "dtype=x.dtype", "device=x.device")
+        full = self._call("torch.full", f"({size}, {size})", 'float("-inf")', f"dtype={self.dtype_text}",
+                          f"device={self.device_text}")
         return self._call("torch.triu", full, "diagonal=1")
 
     def broadcast(self, text, shape):
-        return (f"{self._module_format('torch.as_tensor')}({text}, dtype=x.dtype, device=x.device)"
+        return (f"{self._module_format('torch.as_tensor')}({text}, dtype={self.dtype_text}, device={self.device_text})"
                 f".expand({self.shape_text(shape)}).clone()")

@@ -1,0 +1,58 @@
+"""The backends, each one registered object (after SymForce's CodegenConfig): its printer, template,
+file name and flags. `symprop derive --target NAME`, `check` and the golden record read this table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    filename: str  # "{name}_numpy.py": {name} is the model's
+    template: str
+    render: Callable  # (derivation, backend, source, command) -> the file's text
+    printer: Callable = None  # () -> a StatementPrinter, for code backends
+    runs: bool = False  # a module that `check` imports and runs against torch.autograd
+    loss_as_float: bool = False  # loss() returns a Python float, not an array of the backend
+    loss_doc: str = ""
+
+
+def _render_module(derivation, backend, source, command):
+    from .render import render_module
+
+    return render_module(derivation, backend, source, command)
+
+
+def _render_latex(derivation, backend, source, command):
+    from .render_latex import render_document
+
+    return render_document(derivation, source, command)
+
+
+def _numpy_printer():
+    from .printing.numpy import NumPyBackendPrinter
+
+    return NumPyBackendPrinter()
+
+
+def _torch_printer():
+    from .printing.torch import TorchBackendPrinter
+
+    return TorchBackendPrinter()
+
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> Backend:
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer, runs=True,
+                 loss_as_float=True, loss_doc="a Python float"))
+register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer, runs=True,
+                 loss_doc="a 0-d tensor"))
+register(Backend("latex", "{name}.tex", "derivation.tex.j2", _render_latex))

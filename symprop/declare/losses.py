@@ -1,0 +1,133 @@
+"""Loss modules, mirroring torch.nn's: each the F.* function it calls, the kind of target it takes,
+its TOML keys and its torch twin. Any callable of (output, target) built from the same vocabulary is
+a loss too; these are the ones with a name."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..errors import SymPropError
+from . import functional as F
+from .module import Module
+from .parse import parse
+
+REDUCTIONS = ("mean", "sum")
+
+
+class Loss(Module):
+    """A loss of (output, target), reduced as torch's `reduction` says."""
+
+    kind = ""
+    target = "same"  # the target's kind: "same" (the output's shape), "index" (class indices) or "probs"
+    reductions = REDUCTIONS
+    function = ""  # the F.* function
+    torch_name = ""  # the torch.nn class
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        if reduction not in self.reductions:
+            raise SymPropError(f"reduction must be one of {', '.join(self.reductions)}, got {reduction!r}")
+        self.reduction = reduction
+
+    def forward(self, y, t):
+        return getattr(F, self.function)(y, t, reduction=self.reduction)
+
+    def torch_twin(self):
+        import torch
+
+        return getattr(torch.nn, self.torch_name)(reduction=self.reduction)
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}({'' if self.reduction == 'mean' else f'reduction={self.reduction!r}'})"
+
+
+class MSELoss(Loss):
+    kind, function, torch_name = "mse", "mse_loss", "MSELoss"
+
+
+class BCELoss(Loss):
+    kind, function, torch_name = "bce", "binary_cross_entropy", "BCELoss"
+
+
+class BCEWithLogitsLoss(Loss):
+    kind, function, torch_name = "bce_with_logits", "binary_cross_entropy_with_logits", "BCEWithLogitsLoss"
+
+
+class CrossEntropyLoss(Loss):
+    """Over logits; targets are class indices (`"index"`) or probabilities (`"probs"`)."""
+
+    kind, function, torch_name = "cross_entropy", "cross_entropy", "CrossEntropyLoss"
+
+    def __init__(self, reduction: str = "mean", target: str = "index"):
+        super().__init__(reduction)
+        if target not in ("index", "probs"):
+            raise SymPropError(f"target must be index or probs for cross_entropy, got {target!r}")
+        self.target = target
+
+    def describe(self) -> str:
+        options = [f"reduction={self.reduction!r}"] * (self.reduction != "mean") + \
+            [f"target={self.target!r}"] * (self.target != "index")
+        return f"CrossEntropyLoss({', '.join(options)})"
+
+
+class NLLLoss(Loss):
+    """Over log-probabilities; targets are class indices."""
+
+    kind, function, torch_name, target = "nll", "nll_loss", "NLLLoss", "index"
+
+
+class KLDivLoss(Loss):
+    """Input log-probabilities, target probabilities; reductions sum, mean and batchmean."""
+
+    kind, function, torch_name, target = "kl_div", "kl_div", "KLDivLoss", "probs"
+    reductions = REDUCTIONS + ("batchmean",)
+
+
+class ElementwiseLoss(Loss):
+    """A custom loss: any expression in y (the output) and t (the target), per element."""
+
+    kind = "elementwise"
+
+    def __init__(self, expr, reduction: str = "mean"):
+        super().__init__(reduction)
+        text = expr if isinstance(expr, str) else sp.sstr(expr) if isinstance(expr, sp.Basic) else None
+        if text is None:
+            raise SymPropError(f"expected an expression (a string or a SymPy expression), got {type(expr).__name__}")
+        self.expr = parse(text, ("y", "t"))
+        if sp.Symbol("y") not in self.expr.free_symbols:
+            raise SymPropError(f"loss {text!r} does not depend on y, so it has no gradient")
+
+    def forward(self, y, t):
+        return F.elementwise_loss(y, t, self.expr, self.reduction)
+
+    def torch_twin(self):
+        return None  # forward runs in torch itself
+
+    def describe(self) -> str:
+        reduction = "" if self.reduction == "mean" else f", reduction={self.reduction!r}"
+        return f"ElementwiseLoss({sp.sstr(self.expr)!r}{reduction})"
+
+
+class L2Penalty(Loss):
+    """A loss plus weight·Σ p² for each of some parameters: what TOML's `l2 = {"fc1.weight" = 0.01}` declares."""
+
+    def __init__(self, loss: Loss, weights: dict):
+        super().__init__(loss.reduction if loss.reduction in REDUCTIONS else "mean")
+        self.loss, self.weights, self.target = loss, dict(weights), loss.target  # {key: (Parameter, weight)}
+
+    def forward(self, y, t):
+        total = self.loss(y, t)
+        for parameter, weight in self.weights.values():
+            total = total + weight * (parameter ** 2).sum()
+        return total
+
+    def torch_twin(self):
+        return None  # forward runs in torch itself
+
+    def describe(self) -> str:
+        penalties = [f"{weight:g} * ({key} ** 2).sum()" for key, (_, weight) in self.weights.items()]
+        return " + ".join([self.loss.describe(), *penalties])
+
+
+LOSSES = (MSELoss, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss, KLDivLoss, ElementwiseLoss)
+LOSS_TYPES = {loss.kind: loss for loss in LOSSES}

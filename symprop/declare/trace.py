@@ -1,0 +1,131 @@
+"""Tracing: one `forward`, run two ways.
+
+On symbolic tensors it builds the tensor graph that symprop derives (`GraphTrace`). On torch
+tensors it runs in torch, built-in layers as their torch.nn twins (`TorchRun`): that is the
+reference `check` compares with. A Parameter stands for whatever the running interpretation
+binds it to, so `net.fc1.weight ** 2` in a loss works in both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import sys
+from pathlib import Path
+
+from ..errors import SymPropError
+
+_PACKAGE = str(Path(__file__).resolve().parent.parent) + os.sep
+_running: contextvars.ContextVar = contextvars.ContextVar("symprop_interpretation", default=None)
+
+
+def running():
+    """The interpretation running now: a GraphTrace, a TorchRun, or None."""
+    return _running.get()
+
+
+@contextlib.contextmanager
+def interpret(interpretation):
+    token = _running.set(interpretation)
+    try:
+        yield interpretation
+    finally:
+        _running.reset(token)
+
+
+def tag(path: str) -> str:
+    """The suffix that names a module's values: "2" for layer 2 of a Sequential, "_fc1" for net.fc1."""
+    return path if path.isdigit() else ("_" + path.replace(".", "_") if path else "")
+
+
+class GraphTrace:
+    """Builds the graph: parameters become graph tensors when first used; module calls set the naming scope."""
+
+    def __init__(self, graph, parameters: dict, modules: dict, loss=None):
+        self.graph = graph
+        self._keys = {id(p): key for key, p in parameters.items()}  # id(Parameter) -> state_dict key
+        self._paths = {id(module): path for path, module in modules.items()}
+        if loss is not None:  # a loss module names its values plainly: p, total, L
+            for _, module in loss.named_modules():
+                self._paths.setdefault(id(module), "")
+        self._owners = {}  # id(Parameter) -> (module path, attribute name), for its symbol's name
+        for path, module in modules.items():
+            for name, p in module._parameters.items():
+                self._owners.setdefault(id(p), (path, name, module))
+        self.params = {}  # state_dict key -> graph Value
+        self.read = set()  # the symbols of named tensors that an operation has read
+        self._scopes = [""]
+
+    def bind(self, parameter):
+        from .tensor import SymbolicTensor
+
+        key = self._keys.get(id(parameter))
+        if key is None:
+            raise fail("this Parameter is not an attribute of the model; assign it to a Module attribute "
+                       "(or a submodule) in __init__, as in torch")
+        if key not in self.params:
+            path, name, module = self._owners[id(parameter)]
+            stem = module.symbol_stem(name, tag(path)) or (f"{path}_{name}" if path else name).replace(".", "_")
+            self.params[key] = self.graph.add(stem, parameter.shape, "param", key=key)
+        return SymbolicTensor(self.params[key])
+
+    def stem(self, base: str) -> str:
+        """A name for a value made inside the module being called: h2 in layer 2, h_block in net.block."""
+        return base + self._scopes[-1]
+
+    @contextlib.contextmanager
+    def scope(self, module):
+        path = self._paths.get(id(module))
+        if path is None:
+            raise fail(f"{type(module).__name__} is not a submodule of the model; assign it to an attribute "
+                       "in __init__, as in torch")
+        self._scopes.append(tag(path))
+        try:
+            yield
+        finally:
+            self._scopes.pop()
+
+
+class TorchRun:
+    """Runs the model in torch: each parameter bound to a torch tensor (by state_dict key)."""
+
+    def __init__(self, parameters: dict, tensors: dict):
+        self._tensors = {id(p): tensors[key] for key, p in parameters.items()}
+
+    def bind(self, parameter):
+        if id(parameter) not in self._tensors:
+            raise SymPropError("this Parameter is not an attribute of the model")
+        return self._tensors[id(parameter)]
+
+    def tensors_of(self, module) -> dict:
+        return {name: self._tensors[id(p)] for name, p in module._parameters.items()}
+
+
+def fail(message: str) -> SymPropError:
+    """A SymPropError located at the line of the user's code (forward, a loss) that led here, if any."""
+    return SymPropError(message, user_location())
+
+
+def user_location(frame=None) -> str:
+    """'forward (net.py:12)': the innermost frame outside symprop, up to where symprop started tracing."""
+    frame = frame or sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_traced" and code.co_filename.startswith(_PACKAGE):
+            return ""
+        if not code.co_filename.startswith(_PACKAGE):
+            return f"{code.co_name} ({Path(code.co_filename).name}:{frame.f_lineno})"
+        frame = frame.f_back
+    return ""
+
+
+def traceback_location(error: BaseException) -> str:
+    """The innermost frame of the user's code in an exception's traceback."""
+    found, tb = "", error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not code.co_filename.startswith(_PACKAGE):
+            found = f"{code.co_name} ({Path(code.co_filename).name}:{tb.tb_lineno})"
+        tb = tb.tb_next
+    return found
