@@ -126,6 +126,28 @@ class Functional(S.Module):
         return S.log(1 + S.exp(wide)) - wide[:, 0:1] * h[:, 3:] + self.c
 
 
+class ByHand(S.Module):
+    """F.relu(x @ W.T + b) with free Parameters, a nested Sequential, keepdim sums and broadcasting."""
+
+    def __init__(self):
+        super().__init__()
+        self.W = S.Parameter((5, 4), init=("uniform", 0.5))
+        self.b = S.Parameter((5,), init="zeros")
+        self.body = S.Sequential(S.Linear(5, 5), S.Tanh(), S.Linear(5, 3))
+
+    def forward(self, x):
+        h = F.relu(x @ self.W.T + self.b)
+        h = h - h.mean(dim=1, keepdim=True) + 2 * h.sum(1, keepdim=True) / 5
+        return self.body(h) ** 2 / 3
+
+
+def by_hand_model():
+    """Class-index cross-entropy through a loss function: target="index" says what t is."""
+    net = ByHand()
+    return S.Model(net, lambda y, t: S.CrossEntropyLoss()(y, t) + 1e-3 * (net.body[0].weight ** 2).sum(),
+                   inputs=4, target="index", name="by_hand")
+
+
 def classifier_model():
     return S.Model(Classifier(), S.CrossEntropyLoss(), inputs={"x": 5, "u": 2}, name="classifier")
 
@@ -136,7 +158,7 @@ def functional_model():
                    inputs=6, name="functional")
 
 
-MODELS = {"classifier": classifier_model, "functional": functional_model}
+MODELS = {"classifier": classifier_model, "functional": functional_model, "by_hand": by_hand_model}
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -164,3 +186,9 @@ def test_sequential_with_a_reused_layer_is_one_tied_parameter(tmp_path):
     _, ours = modules["torch"].loss_and_gradients(state, x, t)
     assert relative_error(ours["0.weight"], net[0].weight.grad) <= TOLERANCE
     assert relative_error(ours["0.bias"], net[0].bias.grad) <= TOLERANCE
+
+
+def test_by_hand_parameter_names_follow_attribute_paths():
+    model = by_hand_model()
+    assert list(model.parameters) == ["W", "b", "body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias"]
+    assert model.target_shape == ("batch",)

@@ -204,3 +204,18 @@ def test_inputs_are_validated():
         S.Model(S.Sequential(S.Linear(3, 1)), S.MSELoss(), inputs={"t": 3})
     with pytest.raises(S.SymPropError, match="inputs.x: must be a positive integer"):
         S.Model(S.Sequential(S.Linear(3, 1)), S.MSELoss(), inputs={"x": 0})
+
+
+def test_a_forward_past_the_derivation_budget_is_refused():
+    class Loop(S.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = S.Linear(2, 2)
+
+        def forward(self, x):
+            for _ in range(2000):
+                x = self.fc(x)
+            return x
+
+    with pytest.raises(S.SymPropError, match="more than 1000 tensors"):
+        S.Model(Loop(), S.MSELoss(), inputs=2)

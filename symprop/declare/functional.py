@@ -91,7 +91,7 @@ def elementwise_function(input, expr: sp.Expr):
     """A custom activation: a SymPy expression in z, applied to every entry."""
     input = _resolved(input)
     if _in_torch(input):
-        from ..check import to_torch
+        from .torch_eval import to_torch
 
         return to_torch(expr, {"z": input}) + 0 * input  # a constant activation broadcasts
     trace = _trace()
@@ -273,7 +273,7 @@ def elementwise_loss(input, target, expr: sp.Expr, reduction="mean"):
     """A custom loss: a SymPy expression in y (the output) and t (the target), per element, then reduced."""
     input, target = _resolved(input), _resolved(target)
     if _in_torch(input, target):
-        from ..check import to_torch
+        from .torch_eval import to_torch
 
         torch = _torch()
         each = torch.as_tensor(to_torch(expr, {"y": input, "t": target})).expand_as(input)

@@ -23,9 +23,11 @@ from .module import Module, Sequential
 from .tensor import Parameter, SymbolicTensor, shape_text
 from .trace import GraphTrace, interpret, traceback_location
 
+TARGETS = ("same", "index", "probs")  # the kinds of target; a loss module's own, or Model(target=...)
 MAX_LAYERS = 128  # derivation grows linearly, 20-60 ms a layer: this keeps every spec under 10 s
 MAX_CUSTOM_OPERATIONS = 2000  # in all the custom expressions of a model together, for the same reason
 MAX_ENCODER_LAYERS = 16  # a transformer_encoder derives and renders in about 0.35 s: 16 take about 5 s
+MAX_TENSORS = 1000  # in a traced forward and loss: 16 encoder layers make 707, 127 MLP layers 198
 # Names the generated functions use themselves: inputs may not take them, and no value is given them.
 RESERVED = {"N", "t", "params", "np", "torch", "erf", "math", "float", "dict", "len", "range", "grads", "state",
             "loss", "self"}
@@ -51,11 +53,14 @@ class Model:
     forward takes them (a width w is a (batch, w) input, or (batch, sequence, w) with `sequence`; a
     shape (a, b) is a (batch, a, b) input). `loss`: a loss module, or any callable of (output, target)
     built from symprop's vocabulary; its target has the output's shape unless the loss module says
-    otherwise (class indices for CrossEntropyLoss())."""
+    otherwise (class indices for CrossEntropyLoss()), or `target="index"` does, for a loss function that
+    takes class indices."""
 
-    def __init__(self, net, loss, name: str = "model", inputs=None, source: str = "", sequence: int | None = None):
+    def __init__(self, net, loss, name: str = "model", inputs=None, source: str = "", sequence: int | None = None,
+                 target: str | None = None):
         self.net = net if isinstance(net, Module) else Sequential(*net)
         self.loss = loss
+        self._target = target
         self.name = name
         self.source = source  # where it was declared, for generated headers
         self.sequence = sequence
@@ -63,6 +68,10 @@ class Model:
             raise SymPropError(f"must be a Python identifier, got {name!r}", "name")
         if not isinstance(loss, Loss) and (isinstance(loss, Module) or not callable(loss)):
             raise SymPropError(f"{loss!r} is not a symprop loss, nor a function of (output, target)", "loss")
+        if target is not None and target not in TARGETS:
+            raise SymPropError(f"must be one of {', '.join(TARGETS)}, got {target!r}", "target")
+        if target is not None and isinstance(loss, Loss) and target != loss.target:
+            raise SymPropError(f"{type(loss).__name__} takes {loss.target!r} targets; leave target out", "target")
         if sequence is not None and (isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1):
             raise SymPropError(f"must be a positive integer, got {sequence!r}", "sequence")
         self._check_size()
@@ -117,7 +126,7 @@ class Model:
     # -- the trace -----------------------------------------------------------------------------
     def trace(self) -> Lowered:
         """Run forward and the loss on symbolic tensors: the graph that symprop derives."""
-        graph = Graph()
+        graph = Graph(limit=MAX_TENSORS)
         graph._taken |= RESERVED
         parameters = dict(self.net.named_parameters())
         modules = dict(self.net.named_modules())
@@ -126,6 +135,7 @@ class Model:
                   for name, shape in self.input_shapes.items()}
         with interpret(trace):
             output, t, loss, network_names = self._traced(graph, inputs)
+        graph.limit = None  # the derivation adds the backward pass's tensors
         lowered = Lowered(graph, {name: graph.tensor(v.expr) for name, v in inputs.items()}, graph.tensor(t.expr),
                           output, loss, {}, network_names)
         for key in parameters:
@@ -149,7 +159,7 @@ class Model:
                 raise SymPropError(f"forward returned shape {shape_text(output.shape)}: the output keeps the batch "
                                    "axis and one more, (batch, outputs)", "forward")
             network_names = {t.name for t in graph.tensors.values()} | set(graph.labels.values())
-            kind = self.loss.target if isinstance(self.loss, Loss) else "same"
+            kind = self.target_kind
             shape = output.shape[:-1] if kind == "index" else output.shape
             if kind == "index" and output.shape[-1] < 2:
                 raise SymPropError(f"{type(self.loss).__name__} with class-index targets needs at least 2 outputs, "
@@ -207,7 +217,9 @@ class Model:
 
     @property
     def target_kind(self) -> str:
-        return self.loss.target if isinstance(self.loss, Loss) else "same"
+        """"same" (the output's shape), "index" (class indices: the output's shape without its last axis) or
+        "probs" (the output's shape, each row a distribution)."""
+        return self.loss.target if isinstance(self.loss, Loss) else self._target or "same"
 
     def describe_loss(self) -> str:
         if isinstance(self.loss, Module):

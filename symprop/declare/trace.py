@@ -77,9 +77,10 @@ class GraphTrace:
     @contextlib.contextmanager
     def scope(self, module):
         path = self._paths.get(id(module))
-        if path is None:
+        if path is None and any(True for _ in module.named_parameters()):
             raise fail(f"{type(module).__name__} is not a submodule of the model; assign it to an attribute "
                        "in __init__, as in torch")
+        path = path or ""  # a module without parameters (a loss made in the loss function) may be made anywhere
         self._scopes.append(tag(path))
         try:
             yield

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ..errors import SymPropError
 from ..shapes import Shape, broadcast
 
 PYTHON_NAMES = set(dir(builtins)) | set(keyword.kwlist)
@@ -60,6 +61,7 @@ class Graph:
     activations: list[sp.Expr] = field(default_factory=list)  # the scalar functions of z applied, for the reader
     # tensor -> [(operand it is read in, cotangent of that operand, local derivative)]: the chain rule, kept
     chain: dict[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp.Expr]]] = field(default_factory=dict)
+    limit: int | None = None  # while a model is traced: at most this many tensors (a derivation budget)
     _interned: dict = field(default_factory=dict)
     _taken: set = field(default_factory=lambda: {"N"})  # names given out: tensors' and labels'
 
@@ -75,6 +77,9 @@ class Graph:
         """A new tensor named `stem` (or stem_1, ... if taken); `exact`: named `stem` itself, reserved before."""
         symbol = sp.Symbol(stem, real=True) if exact else self.fresh(stem)
         self._taken.add(stem)
+        if self.limit is not None and len(self.tensors) >= self.limit:
+            raise SymPropError(f"the model makes more than {self.limit} tensors (products, sums, stored values), "
+                               "more than symprop derives in reasonable time")
         tensor = Tensor(symbol, tuple(shape), op, **attrs)
         self.tensors[tensor.symbol] = tensor
         return Value(tensor.symbol, tensor.shape)

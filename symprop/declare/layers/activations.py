@@ -115,7 +115,7 @@ class Elementwise(Activation):
         return F.elementwise_function(x, self.expr)
 
     def torch_twin(self):
-        return None  # forward runs in torch itself, through symprop.check.to_torch
+        return None  # forward runs in torch itself, through declare.torch_eval.to_torch
 
     def describe(self) -> str:
         return f"Elementwise({sp.sstr(self.expr)!r})"

@@ -1,0 +1,62 @@
+"""SymPy expressions evaluated with torch operations: custom activations and losses, run in torch.
+
+Walking the SymPy tree with torch's functions (never differentiating it) is how the torch run of a
+model computes an `Elementwise` layer or an `ElementwiseLoss`, so autograd, not symprop, derives them.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..functions import sigmoid, softplus
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("checking needs PyTorch: pip install 'symprop[torch]' "
+                          "(on CPU-only machines: pip install -c constraints.txt 'symprop[torch]')") from None
+    return torch
+
+
+def to_torch(expr: sp.Expr, env: dict):
+    """Evaluate a SymPy expression with torch operations; env maps symbol names to tensors."""
+    torch = _torch()
+    unary = {sp.exp: torch.exp, sp.log: torch.log, sp.tanh: torch.tanh, sp.erf: torch.erf,
+             sp.Abs: torch.abs, sp.sin: torch.sin, sp.cos: torch.cos, sp.tan: torch.tan,
+             sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.atan: torch.atan, sp.asinh: torch.asinh,
+             sigmoid: torch.sigmoid, softplus: torch.nn.functional.softplus}
+
+    def as_tensor(value):  # numbers in float64: torch's default float32 would round them
+        return value if torch.is_tensor(value) else torch.as_tensor(value, dtype=torch.float64)
+
+    def walk(e):
+        if e.is_Symbol:
+            return env[e.name]
+        if e.is_Number or e in (sp.pi, sp.E):
+            return float(e)
+        args = [walk(a) for a in e.args]
+        if e.is_Add:
+            return _fold(lambda a, b: a + b, args)
+        if e.is_Mul:
+            return _fold(lambda a, b: a * b, args)
+        if e.is_Pow:
+            base, exponent = args
+            return as_tensor(base) ** exponent
+        if type(e) in unary:
+            return unary[type(e)](as_tensor(args[0]))
+        if isinstance(e, (sp.Max, sp.Min)):
+            fn = torch.maximum if isinstance(e, sp.Max) else torch.minimum
+            tensors = [torch.as_tensor(a, dtype=torch.float64) for a in args]
+            return _fold(fn, tensors)
+        raise NotImplementedError(f"no torch reference for {type(e).__name__}")
+
+    return walk(expr)
+
+
+def _fold(fn, items):
+    result = items[0]
+    for item in items[1:]:
+        result = fn(result, item)
+    return result
