@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import import_path
 
 import symprop as S
 from symprop.check import compare
 from symprop.declare.spec import loads
-
-from conftest import import_path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
