@@ -186,3 +186,46 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         if callback is not None:
             callback(epoch, history[-1], params)
     return params, history
+
+
+class LossAndGradients(torch.autograd.Function):
+    """The loss, whose backward pass is the closed-form gradients: autograd never runs through forward."""
+
+    @staticmethod
+    def forward(ctx, x, t, *values):
+        loss, grads = loss_and_gradients(dict(zip(PARAM_SHAPES, values)), x, t)
+        ctx.grads = [grads[key] for key in PARAM_SHAPES]
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None, None, *(grad * g for g in ctx.grads))
+
+
+class Module(torch.nn.Module):
+    """kl_divergence as a torch.nn.Module: its state_dict has PARAM_SHAPES' keys, and m(x, t) returns the
+    loss, whose backward() sets each parameter's .grad from the closed forms. So torch.optim, torch.compile and
+    DistributedDataParallel train it; m.predict(x) is the network's output.
+    """
+
+    def __init__(self, params=None, seed=0):
+        super().__init__()
+        for key, value in (init_params(seed) if params is None else params).items():
+            *path, name = key.split(".")
+            owner = self
+            for part in path:  # "0.self_attn.in_proj_weight": submodules 0 and self_attn, as torch nests them
+                if part not in owner._modules:
+                    owner.add_module(part, torch.nn.Module())
+                owner = owner._modules[part]
+            owner.register_parameter(name, torch.nn.Parameter(torch.as_tensor(value).clone()))
+
+    def params(self):
+        """{key: parameter}, in PARAM_SHAPES' order."""
+        return {key: self.get_parameter(key) for key in PARAM_SHAPES}
+
+    def forward(self, x, t):
+        return LossAndGradients.apply(x, t, *self.params().values())
+
+    def predict(self, x):
+        with torch.no_grad():
+            return forward(self.params(), x)

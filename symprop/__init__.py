@@ -18,6 +18,7 @@ A network and its loss, declared with torch.nn's names, derive to a `Derivation`
     >>> d.write("generated")  # doctest: +SKIP
 """
 
+from .declare.from_torch import from_torch
 from .declare.functional import MATH as _MATH
 from .declare.layers import (
     GELU,
@@ -66,5 +67,6 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss", "GELU",
     "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool", "Model", "Module", "MSELoss",
     "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SymbolicTensor", "SymPropError", "Tanh",
-    "TransformerEncoderLayer", "cat", "chain_rule", "derive", "derive_network", "load_spec", *sorted(_MATH),
+    "TransformerEncoderLayer", "cat", "chain_rule", "derive", "derive_network", "from_torch", "load_spec",
+    *sorted(_MATH),
 ]

@@ -21,6 +21,7 @@ EXAMPLES = """
 Examples:
   symprop derive examples/seed_neuron.toml            # generated/seed_neuron_{numpy,torch}.py and .tex
   symprop derive examples/seed_neuron.toml --pdf      # ... and the derivation as a PDF
+  symprop derive models.py:model                      # a Model declared in Python (or made by from_torch)
   symprop derive --expr "(a(w*x) - t)**2" --wrt w     # the textbook chain rule, printed
   symprop check examples/iris_mlp.toml                # compare with torch.autograd
   symprop list-ops                                    # what a spec may use
@@ -44,25 +45,58 @@ def main():
 
 
 def load_model(source: str):
-    """A model from a TOML spec, or from `package.module:attribute`."""
+    """A model from a TOML spec, from `path/to/models.py:attribute`, or from `package.module:attribute` (the
+    current folder is on the import path, as for `python -m`)."""
     from .declare.model import Model
     from .declare.spec import load
 
-    if source.endswith(".toml") or Path(source).exists():
-        return load(source)
-    if ":" not in source:
-        raise SymPropError("expected a .toml spec or package.module:attribute", source)
-    module_name, _, attribute = source.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise SymPropError(f"cannot import {module_name}: {error}", source) from None
+    path, colon, attribute = source.rpartition(":") if ":" in source else (source, "", "")
+    if not colon and (source.endswith(".py") or Path(source).suffix == ".py"):
+        raise SymPropError(f"name the model in the file: {source}:model (the Model object's name)", source)
+    if not colon:
+        if source.endswith(".toml") or Path(source).exists():
+            return load(source)
+        raise SymPropError("expected a .toml spec, path/to/file.py:model or package.module:model", source)
+    if not attribute.isidentifier():
+        raise SymPropError(f"{attribute!r} is not a Python name", source)
+    module = _import_python(path, source)
     model = getattr(module, attribute, None)
     if not isinstance(model, Model):
-        raise SymPropError(f"{attribute} is not a symprop Model", source)
+        found = "there is no such name" if model is None else f"it is a {type(model).__name__}"
+        raise SymPropError(f"{attribute} is not a symprop Model ({found}); make one with symprop.Model(...) or "
+                           "symprop.from_torch(...)", source)
     if not model.source:
         model.source = source
     return model
+
+
+def _import_python(path: str, source: str):
+    """The module at a .py path (its folder on the import path, for its own imports), or by dotted name."""
+    if path.endswith(".py") or "/" in path or "\\" in path:
+        file = Path(path)
+        if not file.is_file():
+            raise SymPropError("no such file", path)
+        folder = str(file.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        spec = importlib.util.spec_from_file_location(f"_symprop_source_{file.stem}", file)
+        module = importlib.util.module_from_spec(spec)
+        loader = spec.loader.exec_module
+    else:
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        module, loader = None, None
+    try:
+        if loader is None:
+            return importlib.import_module(path)
+        loader(module)
+        return module
+    except SymPropError as error:
+        raise (error if error.where else error.at(source)) from None
+    except ImportError as error:
+        raise SymPropError(f"cannot import {path}: {error}", source) from None
+    except Exception as error:  # the user's module failed while it ran: one line
+        raise SymPropError(f"{type(error).__name__} while importing: {error}", source) from None
 
 
 @main.command(epilog=EXAMPLES)
@@ -76,14 +110,14 @@ def load_model(source: str):
 @click.option("--name", default="chain_rule", show_default=True, help="--expr: the name of the .tex file.")
 @click.option("--force", is_flag=True, help="Overwrite files that symprop did not write.")
 def derive(sources, expr, wrt, targets, out_dir, pdf, name, force):
-    """Derive each SOURCE (a TOML spec or package.module:attribute) and write its gradient code
+    """Derive each SOURCE (a TOML spec, path/to/models.py:model or package.module:model) and write its code
     and its derivation. With --expr, differentiate one expression and print the result."""
     if expr is not None:
         if sources:
             raise click.UsageError("give either SOURCE or --expr, not both")
         return _derive_scalar(expr, wrt, targets, out_dir, pdf, name, force)
     if not sources:
-        raise click.UsageError("missing SOURCE (a .toml spec or package.module:attribute), or --expr")
+        raise click.UsageError("missing SOURCE (a .toml spec, models.py:model or package.module:model), or --expr")
     if wrt:
         raise click.UsageError("--wrt goes with --expr")
     if pdf and targets and "latex" not in targets:

@@ -95,6 +95,7 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         input_shapes=[(name, (None, *shape[1:])) for name, shape in model.input_shapes.items()],
         batch_inputs=", ".join(f"{name}[batch]" for name in model.input_shapes),
         inputs=", ".join(model.input_shapes),
+        input_names=list(model.input_shapes),
         carrier=carrier,
         input_doc=input_doc(model),
         target_doc=target_doc(model),

@@ -221,3 +221,27 @@ def test_check_without_torch_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     code, _, err = run("check", str(ROOT / "examples" / "seed_neuron.toml"))
     assert code == 2 and "pip install" in err and "symprop[torch]" in err
+
+
+def test_a_python_file_and_a_model_from_torch(tmp_path, monkeypatch):
+    (tmp_path / "net.py").write_text(
+        "import torch\nimport symprop\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(3, 2)\n"
+        "    def forward(self, x):\n"
+        "        return torch.tanh(self.fc(x)) + x[:, :2]\n"
+        "model = symprop.from_torch(Net(), torch.nn.MSELoss(), inputs=3, name='from_file')\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("derive", "net.py:model", "--out", "gen")
+    assert code == 0, err
+    assert (tmp_path / "gen" / "from_file_numpy.py").exists() and "fc.weight" in out
+    code, _, err = run("derive", "net:model", "--out", "gen2")  # the current folder is on the import path
+    assert code == 0, err
+    code, _, err = run("check", "net.py:model", "--out", "gen")
+    assert code == 0, err
+    code, _, err = run("derive", "net.py")
+    assert code == 2 and "name the model in the file: net.py:model" in err and "TOML" not in err
+    code, _, err = run("derive", "net.py:nothing")
+    assert code == 2 and "nothing is not a symprop Model (there is no such name)" in err

@@ -142,10 +142,10 @@ class ByHand(S.Module):
 
 
 def by_hand_model():
-    """Class-index cross-entropy through a loss function: target="index" says what t is."""
+    """Class-index cross-entropy through a loss function: handing t to cross_entropy makes it class indices."""
     net = ByHand()
-    return S.Model(net, lambda y, t: S.CrossEntropyLoss()(y, t) + 1e-3 * (net.body[0].weight ** 2).sum(),
-                   inputs=4, target="index", name="by_hand")
+    return S.Model(net, lambda y, t: F.cross_entropy(y, t) + 1e-3 * (net.body[0].weight ** 2).sum(),
+                   inputs=4, name="by_hand")
 
 
 def classifier_model():
@@ -192,3 +192,8 @@ def test_by_hand_parameter_names_follow_attribute_paths():
     model = by_hand_model()
     assert list(model.parameters) == ["W", "b", "body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias"]
     assert model.target_shape == ("batch",)
+
+
+def test_a_loss_function_with_probabilities_says_so():
+    model = S.Model(S.Sequential(S.Linear(3, 2)), lambda y, t: F.cross_entropy(y, t), inputs=3, target="probs")
+    assert model.target_shape == ("batch", 2) and model.target_kind == "probs"

@@ -16,7 +16,7 @@ from ..graph import Value
 from ..graph import nn as gnn
 from .parse import FUNCTIONS
 from .tensor import Parameter, SymbolicTensor, _kind, as_value, elementwise, shape_text
-from .trace import fail, running
+from .trace import ClassIndices, fail, running
 
 REDUCTIONS = ("mean", "sum")
 
@@ -223,6 +223,9 @@ def _class_targets(name, y: Value, t: Value):
     if len(y.shape) != 2 and len(t.shape) == len(y.shape) - 1:
         raise fail(f"F.{name} with class-index targets takes (batch, classes) inputs, got {shape_text(y.shape)}: "
                    "pool or flatten the other axes first")
+    raw = t.expr in graph.tensors and graph.tensors[t.expr].op == "target"
+    if raw and getattr(_trace(), "target_open", False) and t.shape == y.shape:
+        raise ClassIndices
     if len(t.shape) == len(y.shape) - 1:
         if t.shape != y.shape[:-1]:
             raise fail(f"F.{name}: class-index target {shape_text(t.shape)} does not fit input {shape_text(y.shape)}")
@@ -254,9 +257,10 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         return _torch().nn.functional.nll_loss(input, target, weight, ignore_index=ignore_index, reduction=reduction)
     _unsupported("nll_loss", weight=weight)
     y, t = _loss_operands("nll_loss", input, target, reduction)
-    if len(t.shape) != len(y.shape) - 1:
+    targets = _class_targets("nll_loss", y, t)
+    if targets is t.expr:
         raise fail(f"F.nll_loss takes class-index targets, got a target of shape {shape_text(t.shape)}")
-    return _reduced(y, -_class_targets("nll_loss", y, t) * y.expr, reduction, per_sample=True)
+    return _reduced(y, -targets * y.expr, reduction, per_sample=True)
 
 
 def kl_div(input, target, reduction="mean", log_target=False):

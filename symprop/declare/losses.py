@@ -32,6 +32,14 @@ class Loss(Module):
     def forward(self, y, t):
         return getattr(F, self.function)(y, t, reduction=self.reduction)
 
+    @classmethod
+    def from_torch(cls, module):
+        """The loss that torch.nn loss `module` is."""
+        for option, plain in (("weight", None), ("pos_weight", None), ("label_smoothing", 0.0), ("log_target", False)):
+            if getattr(module, option, plain) is not plain and getattr(module, option, plain) != plain:
+                raise SymPropError(f"{type(module).__name__}: {option} is not supported by symprop yet")
+        return cls(reduction=module.reduction)
+
     def torch_twin(self):
         import torch
 
@@ -131,3 +139,4 @@ class L2Penalty(Loss):
 
 LOSSES = (MSELoss, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, NLLLoss, KLDivLoss, ElementwiseLoss)
 LOSS_TYPES = {loss.kind: loss for loss in LOSSES}
+TORCH_LOSSES = {loss.torch_name: loss for loss in LOSSES if loss.torch_name}  # torch.nn's class name -> ours

@@ -21,7 +21,7 @@ from .layers import Elementwise, Linear, TransformerEncoderLayer
 from .losses import ElementwiseLoss, Loss
 from .module import Module, Sequential
 from .tensor import Parameter, SymbolicTensor, shape_text
-from .trace import GraphTrace, interpret, traceback_location
+from .trace import ClassIndices, GraphTrace, interpret, traceback_location
 
 TARGETS = ("same", "index", "probs")  # the kinds of target; a loss module's own, or Model(target=...)
 MAX_LAYERS = 128  # derivation grows linearly, 20-60 ms a layer: this keeps every spec under 10 s
@@ -131,10 +131,15 @@ class Model:
         parameters = dict(self.net.named_parameters())
         modules = dict(self.net.named_modules())
         trace = GraphTrace(graph, parameters, modules, loss=self.loss if isinstance(self.loss, Module) else None)
+        trace.target_open = self._target is None and not isinstance(self.loss, Loss)
         inputs = {name: graph.add(name, (N, *shape[1:]), "input", exact=True)
                   for name, shape in self.input_shapes.items()}
-        with interpret(trace):
-            output, t, loss, network_names = self._traced(graph, inputs)
+        try:
+            with interpret(trace):
+                output, t, loss, network_names = self._traced(graph, inputs)
+        except ClassIndices:  # a loss function that hands its target to cross_entropy takes class indices
+            self._target = "index"
+            return self.trace()
         graph.limit = None  # the derivation adds the backward pass's tensors
         lowered = Lowered(graph, {name: graph.tensor(v.expr) for name, v in inputs.items()}, graph.tensor(t.expr),
                           output, loss, {}, network_names)
@@ -179,7 +184,7 @@ class Model:
             if loss.shape != ():
                 raise SymPropError(f"the loss must be a number, got shape {shape_text(loss.shape)}: reduce it with "
                                    ".mean() or .sum()", "loss")
-        except SymPropError:
+        except (SymPropError, ClassIndices):
             raise
         except RecursionError:
             raise SymPropError("the model nests too deeply to trace", "forward") from None

@@ -16,6 +16,8 @@ from .trace import GraphTrace, TorchRun, fail, running
 class Module:
     """The base of every layer and network."""
 
+    from_torch = None  # on a layer that torch.nn has too: a classmethod, the layer that a torch module is
+
     def __init__(self):
         self.__dict__.setdefault("_modules", {})
         self.__dict__.setdefault("_parameters", {})

@@ -55,6 +55,7 @@ class GraphTrace:
                 self._owners.setdefault(id(p), (path, name, module))
         self.params = {}  # state_dict key -> graph Value
         self.read = set()  # the symbols of named tensors that an operation has read
+        self.target_open = False  # the target's kind is not declared: a loss function's use of it decides
         self._scopes = [""]
 
     def bind(self, parameter):
@@ -86,6 +87,11 @@ class GraphTrace:
             yield
         finally:
             self._scopes.pop()
+
+
+class ClassIndices(Exception):
+    """Raised while tracing a loss function whose target's kind is not declared, when the function hands the
+    target to cross_entropy or nll_loss: the target holds class indices, as torch users pass them."""
 
 
 class TorchRun:

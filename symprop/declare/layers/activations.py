@@ -26,6 +26,11 @@ class Activation(Module):
     def from_toml(cls, table: Table, width: int):
         return cls()
 
+    @classmethod
+    def from_torch(cls, module):
+        """The layer that the torch.nn module of the same name is."""
+        return cls()
+
     def output_width(self, width: int) -> int:
         return width
 
@@ -58,6 +63,10 @@ class GELU(Activation):
 
     kind = "gelu"
 
+    @classmethod
+    def from_torch(cls, module):
+        return cls(module.approximate)
+
     def __init__(self, approximate: str = "none"):
         super().__init__()
         if approximate != "none":
@@ -80,6 +89,10 @@ class Softmax(Activation):
         if dim not in (-1, 1):
             raise SymPropError(f"{type(self).__name__} acts on the last axis (dim=-1), got dim={dim}")
         self.dim = dim
+
+    @classmethod
+    def from_torch(cls, module):
+        return cls(-1 if module.dim is None else module.dim)
 
     def forward(self, x):
         return getattr(F, self.kind)(x, dim=-1 if self.dim == 1 and len(x.shape) == 2 else self.dim)
@@ -110,6 +123,8 @@ class Elementwise(Activation):
     @classmethod
     def from_toml(cls, table: Table, width: int):
         return cls(table.string("expr"))
+
+    from_torch = None  # no torch.nn module is one (torch runs its forward through torch_eval)
 
     def forward(self, x):
         return F.elementwise_function(x, self.expr)

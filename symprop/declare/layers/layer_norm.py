@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...errors import SymPropError
 from .. import functional as F
 from ..module import Module
 from ..options import Table, flag, fraction, positive
@@ -24,6 +25,15 @@ class LayerNorm(Module):
     @classmethod
     def from_toml(cls, table: Table, width: int):
         return cls(width, table.get("eps", fraction, 1e-5), table.get("elementwise_affine", flag, True))
+
+    @classmethod
+    def from_torch(cls, module):
+        if len(module.normalized_shape) != 1:
+            raise SymPropError(f"LayerNorm normalizes the last axis only, got normalized_shape "
+                               f"{tuple(module.normalized_shape)}")
+        if module.elementwise_affine and module.bias is None:
+            raise SymPropError("LayerNorm(bias=False) is not supported yet")
+        return cls(module.normalized_shape[0], module.eps, module.elementwise_affine)
 
     def output_width(self, width: int) -> int:
         return width

@@ -27,6 +27,11 @@ class Linear(Module):
     def from_toml(cls, table: Table, width: int):
         return cls(width, table.get("outputs", positive), table.get("bias", flag, True))
 
+    @classmethod
+    def from_torch(cls, module):
+        """The layer that torch.nn.Linear `module` is."""
+        return cls(module.in_features, module.out_features, bias=module.bias is not None)
+
     def output_width(self, width: int) -> int:
         return self.out_features
 

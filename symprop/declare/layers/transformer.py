@@ -58,6 +58,22 @@ class TransformerEncoderLayer(Module):
                    table.get("activation", choice, "relu", ("relu", "gelu")), table.get("norm_first", flag, False),
                    table.get("causal", flag, False), table.get("eps", fraction, 1e-5))
 
+    @classmethod
+    def from_torch(cls, module, causal: bool = False):
+        """The layer that torch.nn.TransformerEncoderLayer `module` is (called with is_causal: `causal`)."""
+        attention = module.self_attn
+        if not attention.batch_first:
+            raise SymPropError("TransformerEncoderLayer must be batch_first=True")
+        if module.dropout.p or attention.dropout:
+            raise SymPropError("TransformerEncoderLayer: dropout must be 0.0, which is what symprop derives")
+        activation = {1: "relu", 2: "gelu"}.get(getattr(module, "activation_relu_or_gelu", 0))
+        if activation is None:
+            raise SymPropError("TransformerEncoderLayer: activation must be relu or gelu")
+        if module.norm1.bias is None or attention.in_proj_bias is None:
+            raise SymPropError("TransformerEncoderLayer(bias=False) is not supported yet")
+        return cls(attention.embed_dim, attention.num_heads, module.linear1.out_features, activation,
+                   module.norm_first, causal, module.norm1.eps)
+
     def output_width(self, width: int) -> int:
         return width
 

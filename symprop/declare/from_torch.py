@@ -1,0 +1,384 @@
+"""From torch: a torch.nn.Module as its user wrote it, read into a symprop Model.
+
+torch.fx traces the module's forward, keeping the layers that symprop has (nn.Linear, the
+activations, nn.LayerNorm, nn.TransformerEncoderLayer) as leaves. The result is a symprop Module
+that mirrors the torch module's tree, so its parameters have the torch module's own state_dict keys
+(and a module or parameter reached twice stays one), and whose forward replays the traced graph
+with symprop's functional vocabulary. A loss function is traced the same way.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+import os
+import sys
+from pathlib import Path
+
+from ..errors import SymPropError
+from . import functional as F
+from .layers import TORCH_LAYERS, TransformerEncoderLayer
+from .losses import TORCH_LOSSES
+from .model import Model
+from .module import Module
+from .tensor import Parameter, cat
+
+_SKIP = (os.sep + "torch" + os.sep, str(Path(__file__).resolve().parent.parent) + os.sep)
+
+
+def from_torch(module, loss, inputs, name: str = "model", sequence: int | None = None, target: str | None = None,
+               source: str = "") -> Model:
+    """The symprop Model of a torch.nn.Module and its loss (a torch loss module, or a function of (output,
+    target) written with torch operations). `inputs` is as for Model: a width, or {name: width or shape}.
+    The target has the output's shape, or holds class indices where the loss hands it to cross_entropy or
+    nll_loss (or `target="index"` says so)."""
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        raise SymPropError(f"expected a torch.nn.Module, got {type(module).__name__}", "module")
+    net = _translate(module, "forward")
+    if isinstance(loss, torch.nn.Module) and type(loss).__name__ in TORCH_LOSSES and \
+            type(loss) is getattr(torch.nn, type(loss).__name__):
+        symprop_loss = TORCH_LOSSES[type(loss).__name__].from_torch(loss)
+    elif isinstance(loss, torch.nn.Module) or not callable(loss):
+        raise SymPropError(f"{type(loss).__name__} is not a loss symprop has; pass a torch.nn loss "
+                           f"({', '.join(TORCH_LOSSES)}) or a function of (output, target)", "loss")
+    else:
+        symprop_loss, indices = _translate_loss(loss, module, net)
+        target = target or ("index" if indices else None)
+    return Model(net, symprop_loss, name=name, inputs=inputs, sequence=sequence, target=target, source=source)
+
+
+def _torch():
+    try:
+        import torch
+        import torch.fx  # noqa: F401
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise SymPropError("from_torch needs PyTorch: pip install -c constraints.txt 'symprop[torch]'") from None
+    return torch
+
+
+# -- tracing -----------------------------------------------------------------------------------------------
+def _tracer():
+    torch = _torch()
+
+    class Tracer(torch.fx.Tracer):
+        """Keeps torch.nn's own layers as leaves, and where in the user's code each node was made."""
+
+        def __init__(self):
+            super().__init__()
+            self.locations = {}
+
+        def is_leaf_module(self, m, qualname):
+            return type(m).__module__.startswith("torch.nn") and not isinstance(
+                m, (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict))
+
+        def create_node(self, *args, **kwargs):
+            node = super().create_node(*args, **kwargs)
+            self.locations[node] = _user_frame()
+            return node
+
+    return Tracer()
+
+
+def _user_frame() -> str:
+    frame = sys._getframe(2)
+    while frame is not None:
+        file = frame.f_code.co_filename
+        if not any(part in file for part in _SKIP) and "<" not in file[:1]:
+            return f"{frame.f_code.co_name} ({Path(file).name}:{frame.f_lineno})"
+        frame = frame.f_back
+    return ""
+
+
+def _trace(root, what: str):
+    tracer = _tracer()
+    try:
+        graph = tracer.trace(root)
+    except SymPropError:
+        raise
+    except Exception as error:  # fx's own explanation (control flow on a traced value, ...), in one line
+        text = " ".join(str(error).split())
+        raise SymPropError(f"torch.fx cannot trace it: {type(error).__name__}: {text[:300]}", what) from None
+    return graph, tracer.locations
+
+
+def _translate(module, what: str) -> Module:
+    """A symprop Module mirroring `module`'s tree, whose forward replays its traced graph."""
+    graph, locations = _trace(module, what)
+    calls = {node.target: node for node in graph.nodes if node.op == "call_module"}
+    mirror = _mirror(module, calls)
+    mirror.graph, mirror.locations = graph, locations
+    return mirror
+
+
+class Traced(Module):
+    """A torch module's forward, replayed on symprop's vocabulary; submodules mirror the torch module's."""
+
+    graph = None
+    locations: dict = {}
+
+    def forward(self, *inputs):
+        return replay(self.graph, self.locations, self, inputs)
+
+    def describe(self) -> str:
+        return self.torch_name
+
+
+def _mirror(module, calls: dict) -> Traced:
+    """The symprop tree of a torch module: a symprop layer for each leaf that forward calls, a container for
+    every other module, and every parameter under its torch name (one object where torch has one)."""
+    root = Traced()
+    root.torch_name = type(module).__name__
+    made: dict[int, Module] = {}  # id(torch module) -> its mirror
+    parameters: dict[int, Parameter] = {}  # id(torch parameter) -> its mirror
+    leaves: list[str] = []
+    for path, sub in module.named_modules():
+        if id(sub) in made or any(path.startswith(leaf + ".") for leaf in leaves):
+            continue  # a module met before (tied), or a part of a layer symprop has whole
+        mirror = root if path == "" else _layer(sub, calls[path]) if path in calls else Module()
+        made[id(sub)] = mirror
+        if path:
+            parent, _, name = path.rpartition(".")
+            made[id(module.get_submodule(parent))].add_module(name, mirror)
+        if path in calls:
+            leaves.append(path)
+            theirs = dict(sub.named_parameters(remove_duplicate=False))
+            if list(theirs) != list(mirror._parameters):
+                raise SymPropError(f"{type(sub).__name__}'s parameters ({', '.join(theirs)}) differ from "
+                                   f"symprop's {mirror.describe()}", path)
+        else:
+            theirs = dict(sub.named_parameters(recurse=False))
+        for name, value in theirs.items():
+            if id(value) in parameters:  # a parameter torch holds twice (tied weights) is one here too
+                if "." in name:
+                    mirror._parameters[name] = parameters[id(value)]
+                else:
+                    setattr(mirror, name, parameters[id(value)])
+                continue
+            if name not in mirror._parameters:
+                mirror.register_parameter(name, Parameter(tuple(value.shape)))
+            parameters[id(value)] = mirror._parameters[name]
+    return root
+
+
+def _layer(sub, node) -> Module:
+    name = type(sub).__name__
+    layer = TORCH_LAYERS.get(name)
+    torch = _torch()
+    if layer is None or type(sub) is not getattr(torch.nn, name, None):
+        raise SymPropError(f"torch.nn.{name} is not supported by symprop (it has {', '.join(TORCH_LAYERS)})",
+                           node.target)
+    try:
+        if layer is TransformerEncoderLayer:
+            extra = set(node.kwargs) - {"src_mask", "is_causal"}
+            if extra or len(node.args) > 1:
+                raise SymPropError(f"only is_causal=True (with its mask) is supported, not {sorted(extra)}")
+            return layer.from_torch(sub, causal=bool(node.kwargs.get("is_causal")))
+        return layer.from_torch(sub)
+    except SymPropError as error:
+        raise SymPropError(error.message, node.target) from None
+
+
+def _translate_loss(loss, module, net: Traced):
+    """A loss function written with torch operations, traced as a method of a module that holds the network
+    (so that the network's parameters it reads are known by name)."""
+    torch = _torch()
+
+    class Holder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = module
+
+        def forward(self, y, t):
+            return loss(y, t)
+
+    graph, locations = _trace(Holder(), "loss")
+    for node in graph.nodes:
+        if node.op == "call_module":
+            raise SymPropError(f"the loss calls {node.target}: call layers in forward, not in the loss",
+                               locations.get(node, "loss"))
+
+    def replayed(y, t):
+        return replay(graph, locations, net, (y, t), prefix="net.")
+
+    replayed.__name__ = getattr(loss, "__name__", "loss")
+    return replayed, _takes_class_indices(graph)
+
+
+def _takes_class_indices(graph) -> bool:
+    """Whether the loss hands its target straight to cross_entropy or nll_loss, which (as torch users call them)
+    take class indices."""
+    placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+    target = placeholders[1] if len(placeholders) > 1 else None
+    return any(node.op == "call_function" and _qualified(node.target) in CLASS_INDEX_LOSSES and
+               (node.args[1:2] == (target,) or node.kwargs.get("target") is target) for node in graph.nodes)
+
+
+CLASS_INDEX_LOSSES = ("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss")
+
+
+# -- replaying a traced graph on symprop's vocabulary ----------------------------------------------------------
+def replay(graph, locations: dict, owner: Module, inputs: tuple, prefix: str = ""):
+    values = {}
+    arguments = iter(inputs)
+    for node in graph.nodes:
+        try:
+            if node.op == "placeholder":
+                values[node] = next(arguments)
+            elif node.op == "output":
+                return _load(node.args[0], values)
+            elif node.op == "get_attr":
+                values[node] = _attribute(owner, node.target, prefix)
+            else:
+                args, kwargs = _load(node.args, values), _load(node.kwargs, values)
+                values[node] = _call(node, owner, args, kwargs)
+        except SymPropError as error:
+            if error.where:
+                raise
+            raise SymPropError(error.message, locations.get(node) or node.name) from None
+    return None
+
+
+def _load(arg, values):
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(_load(a, values) for a in arg)
+    if isinstance(arg, dict):
+        return {k: _load(v, values) for k, v in arg.items()}
+    return values.get(arg, arg) if type(arg).__name__ == "Node" else arg
+
+
+def _attribute(owner: Module, target: str, prefix: str):
+    key = target[len(prefix):] if prefix and target.startswith(prefix) else target
+    parameters = dict(owner.named_parameters())
+    if key in parameters:
+        return parameters[key]
+    for path, module in owner.named_modules():  # a tied parameter, reached by another path
+        for name, parameter in module._parameters.items():
+            if (f"{path}.{name}" if path else name) == key:
+                return parameter
+    return Constant(target)
+
+
+class Constant:
+    """A tensor that is not a parameter (a buffer, or a constant such as a causal mask made in forward): refused
+    where an operation reads it; a causal mask passed with is_causal=True is not read."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+
+def _constant_in(arguments) -> Constant | None:
+    for argument in arguments:
+        if isinstance(argument, Constant):
+            return argument
+        if isinstance(argument, (list, tuple)) and (found := _constant_in(argument)):
+            return found
+    return None
+
+
+def _call(node, owner: Module, args, kwargs):
+    if node.op == "call_module":
+        layer = dict(owner.named_modules())[node.target]
+        if isinstance(layer, TransformerEncoderLayer):
+            return layer(args[0])  # its causal mask is the layer's own (is_causal)
+    if (constant := _constant_in([*args, *kwargs.values()])) is not None:
+        raise SymPropError(f"{constant.target} is a tensor that is not a parameter (a buffer or a constant "
+                           "made in forward): not supported yet")
+    if node.op == "call_module":
+        return layer(*args, **kwargs)
+    if node.op == "call_method":
+        method = METHODS.get(node.target)
+        if method is None:
+            raise SymPropError(f"Tensor.{node.target} is not supported by symprop")
+        return method(*args, **kwargs)
+    function = FUNCTIONS.get(_qualified(node.target))
+    if function is None:
+        raise SymPropError(f"{_qualified(node.target)} is not supported by symprop")
+    return function(*args, **_accepted(function, kwargs, _qualified(node.target)))
+
+
+def _accepted(function, kwargs: dict, name: str) -> dict:
+    """The keyword arguments `function` takes. torch passes its deprecated ones (size_average, reduce) as None;
+    any other that symprop has no use for is refused."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a builtin: operator.add
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs
+    for key, value in kwargs.items():
+        if key not in parameters and value is not None:
+            raise SymPropError(f"{name}: {key}={value!r} is not supported by symprop")
+    return {key: value for key, value in kwargs.items() if key in parameters}
+
+
+def _qualified(target) -> str:
+    """torch.relu, torch.nn.functional.relu, operator.add: how a traced function is named here."""
+    module = getattr(target, "__module__", None) or "torch"
+    if module == "torch._C._nn":  # F.gelu, F.softplus, F.linear are torch's C functions
+        module = "torch.nn.functional"
+    if module.startswith("torch._") or module == "torch._C._VariableFunctions":
+        module = "torch"
+    if module == "_operator":
+        module = "operator"
+    return f"{module}.{getattr(target, '__name__', target)}"
+
+
+def _method(name):
+    return lambda x, *args, **kwargs: getattr(x, name)(*args, **kwargs)
+
+
+def _sum(x, dim=None, keepdim=False, **_):
+    return x.sum(dim, keepdim)
+
+
+def _mean(x, dim=None, keepdim=False, **_):
+    return x.mean(dim, keepdim)
+
+
+def _reshape(x, *shape):
+    return x.reshape(*shape)
+
+
+def _transpose(x, dim0, dim1):
+    return x.transpose(dim0, dim1)
+
+
+def _pow(x, exponent):
+    return x ** exponent
+
+
+def _getattr(x, name):
+    if name == "T":
+        return x.T
+    if name == "mT":
+        return x.transpose(-2, -1)
+    raise SymPropError(f"Tensor.{name} is not supported by symprop")
+
+
+_ELEMENTWISE = {name: F.MATH[name] for name in ("exp", "log", "sqrt", "abs", "sin", "cos", "tan", "atan", "sinh",
+                                               "cosh", "asinh", "erf", "maximum", "minimum")}
+FUNCTIONS = {
+    "operator.add": operator.add, "operator.sub": operator.sub, "operator.mul": operator.mul,
+    "operator.truediv": operator.truediv, "operator.pow": operator.pow, "operator.neg": operator.neg,
+    "operator.pos": operator.pos, "operator.matmul": operator.matmul, "operator.getitem": operator.getitem,
+    "builtins.getattr": _getattr,
+    "torch.add": operator.add, "torch.sub": operator.sub, "torch.mul": operator.mul, "torch.div": operator.truediv,
+    "torch.pow": _pow, "torch.neg": operator.neg, "torch.matmul": operator.matmul, "torch.mm": operator.matmul,
+    "torch.bmm": operator.matmul,
+    "torch.cat": cat, "torch.concat": cat, "torch.sum": _sum, "torch.mean": _mean, "torch.reshape": _reshape,
+    "torch.transpose": _transpose, "torch.relu": F.relu, "torch.tanh": F.tanh, "torch.sigmoid": F.sigmoid,
+    "torch.softmax": F.softmax, "torch.log_softmax": F.log_softmax,
+    **{f"torch.{name}": fn for name, fn in _ELEMENTWISE.items()},
+    **{f"torch.nn.functional.{name}": getattr(F, name) for name in (
+        "linear", "relu", "sigmoid", "tanh", "gelu", "softplus", "softmax", "log_softmax", "layer_norm", "mse_loss",
+        "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div")},
+}
+METHODS = {
+    "sum": _sum, "mean": _mean, "reshape": _reshape, "view": _reshape, "transpose": _transpose,
+    "permute": _method("permute"), "t": lambda x: x.T, "pow": _pow, "matmul": operator.matmul, "add": operator.add,
+    "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg,
+    "contiguous": lambda x: x, "relu": F.relu, "tanh": F.tanh, "sigmoid": F.sigmoid,
+    "softmax": F.softmax, "log_softmax": F.log_softmax,
+    **{name: fn for name, fn in _ELEMENTWISE.items() if name not in ("maximum", "minimum")},
+}

@@ -1,0 +1,209 @@
+"""From torch, and back: torch modules as written, derived; the generated torch Module trained by torch.optim."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as TF
+
+import symprop as S
+from symprop.check import relative_error
+
+TOLERANCE = 1e-10
+
+
+def generated(model, tmp_path):
+    """The generated numpy and torch modules of a model, written and imported."""
+    S.derive_network(model).write(tmp_path, ("numpy", "torch"))
+    modules = {}
+    for backend in ("numpy", "torch"):
+        spec = importlib.util.spec_from_file_location(f"{tmp_path.name}_{backend}",
+                                                      tmp_path / f"{model.name}_{backend}.py")
+        modules[backend] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[backend])
+    return modules
+
+
+def agree(net, loss_fn, model, tmp_path, inputs, t):
+    """loss.backward() on the torch module's own state_dict against both generated modules."""
+    net = net.double()
+    net.zero_grad()
+    want = loss_fn(net(*inputs), t)
+    want.backward()
+    grads = {key: p.grad for key, p in net.named_parameters()}
+    state = {key: value.detach().clone() for key, value in net.state_dict().items()}  # tied: both keys
+    assert list(model.parameters) == [key for key, _ in net.named_parameters()]
+    modules = generated(model, tmp_path)
+    loss, ours = modules["numpy"].loss_and_gradients({k: v.numpy() for k, v in state.items()},
+                                                     *(x.numpy() for x in inputs), t.numpy())
+    assert relative_error(loss, want.detach()) <= TOLERANCE
+    assert all(relative_error(ours[k], g) <= TOLERANCE for k, g in grads.items()), ours
+    loss, ours = modules["torch"].loss_and_gradients(state, *inputs, t)
+    assert relative_error(loss, want.detach()) <= TOLERANCE
+    assert all(relative_error(ours[k], g) <= TOLERANCE for k, g in grads.items()), ours
+
+
+# The blog posts' three models, exactly as the posts write them.
+SEEDS = {
+    "binary": (lambda: nn.Sequential(nn.Linear(6, 4), nn.Linear(4, 1), nn.Sigmoid()), nn.BCELoss, 6, "unit"),
+    "three_class": (lambda: nn.Sequential(nn.Linear(6, 4), nn.Linear(4, 3)), nn.CrossEntropyLoss, 6, "index"),
+    "regressor": (lambda: nn.Sequential(nn.Linear(4, 2), nn.Linear(2, 1)), nn.MSELoss, 4, "real"),
+}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_blog_posts_models_through_from_torch(seed, tmp_path):
+    make, loss_class, width, kind = SEEDS[seed]
+    torch.manual_seed(0)
+    net, loss = make(), loss_class()
+    model = S.from_torch(net, loss, inputs=width, name=seed)
+    x = torch.randn(8, width, dtype=torch.float64)
+    t = {"unit": lambda: torch.rand(8, 1, dtype=torch.float64), "index": lambda: torch.randint(0, 3, (8,)),
+         "real": lambda: torch.randn(8, 1, dtype=torch.float64)}[kind]()
+    agree(net, loss, model, tmp_path, (x,), t)
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(5, 5)
+        self.norm = nn.LayerNorm(5)
+        self.fc2 = nn.Linear(8, 3)
+        self.scale = nn.Parameter(torch.ones(5))
+
+    def forward(self, x, u):
+        h = x + torch.relu(self.fc1(x))                   # a residual
+        h = self.norm(h + TF.gelu(self.fc1(h))) * self.scale   # fc1 again: tied
+        return self.fc2(torch.cat([h, u], dim=1))         # a second input
+
+
+class Tied(nn.Module):
+    """A weight shared by two modules (as an embedding and an output layer share one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encode = nn.Linear(4, 4, bias=False)
+        self.decode = nn.Linear(4, 4)
+        self.decode.weight = self.encode.weight
+
+    def forward(self, x):
+        return self.decode(torch.tanh(self.encode(x))).sum(dim=1, keepdim=True)
+
+
+def test_a_custom_module_with_residuals_two_inputs_tied_weights_and_a_penalty(tmp_path):
+    torch.manual_seed(1)
+    net = Residual()
+
+    def loss(y, t):
+        return TF.cross_entropy(y, t) + 1e-2 * (net.fc1.weight ** 2).sum()
+
+    model = S.from_torch(net, loss, inputs={"x": 5, "u": 3}, name="residual")  # class indices: read off the loss
+    assert model.target_kind == "index"
+    x, u = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    agree(net, loss, model, tmp_path, (x, u), torch.randint(0, 3, (6,)))
+
+
+def test_a_weight_shared_by_two_modules_stays_one(tmp_path):
+    torch.manual_seed(2)
+    net = Tied()
+    model = S.from_torch(net, nn.MSELoss(), inputs=4, name="tied")
+    assert list(model.parameters) == ["encode.weight", "decode.bias"] == [k for k, _ in net.named_parameters()]
+    agree(net, nn.MSELoss(), model, tmp_path, (torch.randn(5, 4, dtype=torch.float64),),
+          torch.randn(5, 1, dtype=torch.float64))
+
+
+def test_transformer_encoder_layer_with_a_causal_mask(tmp_path):
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True)
+            self.head = nn.Linear(8, 2)
+
+        def forward(self, x):
+            mask = nn.Transformer.generate_square_subsequent_mask(5)
+            return self.head(self.layer(x, src_mask=mask, is_causal=True))
+
+    torch.manual_seed(3)
+    net = Encoder()
+    model = S.from_torch(net, nn.MSELoss(), inputs={"x": (5, 8)}, name="encoder")
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    agree(net, nn.MSELoss(), model, tmp_path, (x,), torch.randn(3, 5, 2, dtype=torch.float64))
+
+
+class Sorting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return torch.sort(self.fc(x))[0]
+
+
+class Branching(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        h = self.fc(x)
+        if h.sum() > 0:
+            return h
+        return -h
+
+
+BAD = {
+    "torch.sort": (Sorting, "forward (test_from_torch.py:", "torch.sort is not supported by symprop"),
+    "control flow": (Branching, "forward: torch.fx cannot trace it: TraceError: symbolically traced variables "
+                                "cannot be used as inputs to control flow", ""),
+    "dropout": (lambda: nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.1)), "1: torch.nn.Dropout is not supported",
+                ""),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_what_symprop_cannot_derive_is_one_line(case):
+    make, start, message = BAD[case]
+    with pytest.raises(S.SymPropError) as error:
+        S.from_torch(make(), nn.MSELoss(), inputs=3)
+    said = str(error.value)
+    assert "\n" not in said and said.startswith(start) and message in said, said
+
+
+def test_an_unsupported_loss_is_one_line():
+    with pytest.raises(S.SymPropError, match="loss: HuberLoss is not a loss symprop has"):
+        S.from_torch(nn.Sequential(nn.Linear(3, 1)), nn.HuberLoss(), inputs=3)
+
+
+# -- back into torch: the generated Module -------------------------------------------------------------------
+def test_generated_module_trains_with_adam_as_torch_does(tmp_path):
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    model = S.from_torch(net, nn.CrossEntropyLoss(), inputs=6, name="adam")
+    module = generated(model, tmp_path)["torch"]
+    ours = module.Module(net.state_dict())
+    assert list(ours.state_dict()) == list(module.PARAM_SHAPES) == list(net.state_dict())
+    theirs_opt, ours_opt = torch.optim.Adam(net.parameters(), lr=0.01), torch.optim.Adam(ours.parameters(), lr=0.01)
+    x, t = torch.randn(16, 6, dtype=torch.float64), torch.randint(0, 3, (16,))
+    for _ in range(20):
+        for optimizer, loss in ((theirs_opt, lambda: TF.cross_entropy(net(x), t)), (ours_opt, lambda: ours(x, t))):
+            optimizer.zero_grad()
+            loss().backward()
+            optimizer.step()
+    for key, value in net.state_dict().items():
+        assert relative_error(ours.state_dict()[key], value) <= 1e-9, key
+    assert relative_error(ours.predict(x), net(x).detach()) <= 1e-9
+
+
+def test_generated_module_under_torch_compile(tmp_path):
+    model = S.Model(S.Sequential(S.Linear(3, 4), S.ReLU(), S.Linear(4, 1)), S.MSELoss(), name="compiled")
+    module = generated(model, tmp_path)["torch"]
+    eager = module.Module(seed=0)
+    compiled = torch.compile(module.Module(seed=0))
+    x, t = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64)
+    for m in (eager, compiled):
+        m(x, t).backward()
+    for (key, a), b in zip(eager.named_parameters(), compiled.parameters(), strict=True):
+        assert relative_error(b.grad, a.grad) <= 1e-12, key
