@@ -23,6 +23,7 @@ from .declare.functional import MATH as _MATH
 from .declare.layers import (
     GELU,
     Elementwise,
+    Embedding,
     Identity,
     LayerNorm,
     Linear,
@@ -32,6 +33,8 @@ from .declare.layers import (
     Sigmoid,
     Softmax,
     Tanh,
+    Transformer,
+    TransformerDecoderLayer,
     TransformerEncoderLayer,
 )
 from .declare.losses import (
@@ -64,9 +67,9 @@ def derive_network(model: Model) -> Derivation:
 
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss", "GELU",
-    "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool", "Model", "Module", "MSELoss",
-    "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SymbolicTensor", "SymPropError", "Tanh",
-    "TransformerEncoderLayer", "cat", "chain_rule", "derive", "derive_network", "from_torch", "load_spec",
-    *sorted(_MATH),
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss", "Embedding",
+    "GELU", "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool", "Model", "Module",
+    "MSELoss", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SymbolicTensor", "SymPropError",
+    "Tanh", "Transformer", "TransformerDecoderLayer", "TransformerEncoderLayer", "cat", "chain_rule", "derive",
+    "derive_network", "from_torch", "load_spec", *sorted(_MATH),
 ]

@@ -26,8 +26,16 @@ def random_params(model, generator, scale: float = 0.5) -> dict:
 def random_batch(model, batch: int, generator):
     """({name: input}, t) as float64 torch tensors (t is int64 for class-index targets)."""
     torch = _torch()
-    inputs = {name: torch.randn(batch, *shape[1:], generator=generator, dtype=torch.float64)
-              for name, shape in model.input_shapes.items()}
+    inputs = {}
+    for name, shape in model.input_shapes.items():
+        size = (batch, *shape[1:])
+        if name in model.index_ranges:
+            inputs[name] = torch.randint(0, model.index_ranges[name], size, generator=generator)
+        elif name in model.mask_inputs:  # padding at the end of each row, which keeps at least one position
+            lengths = torch.randint(1, size[1] + 1, (batch, 1), generator=generator)
+            inputs[name] = torch.arange(size[1]) >= lengths
+        else:
+            inputs[name] = torch.randn(size, generator=generator, dtype=torch.float64)
     shape, kind, loss = (batch, *model.target_shape[1:]), model.target_kind, model.loss
     if kind == "index":
         t = torch.randint(0, model.outputs, shape, generator=generator)

@@ -13,6 +13,7 @@ from .declare.functional import (
     cross_entropy,
     elementwise_function,
     elementwise_loss,
+    embedding,
     gelu,
     kl_div,
     layer_norm,
@@ -28,5 +29,5 @@ from .declare.functional import (
 )
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "elementwise_function",
-           "elementwise_loss", "gelu", "kl_div", "layer_norm", "linear", "log_softmax", "mse_loss", "nll_loss",
-           "relu", "sigmoid", "softmax", "softplus", "tanh"]
+           "elementwise_loss", "embedding", "gelu", "kl_div", "layer_norm", "linear", "log_softmax", "mse_loss",
+           "nll_loss", "relu", "sigmoid", "softmax", "softplus", "tanh"]

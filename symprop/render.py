@@ -38,7 +38,8 @@ class Function:
 
 
 def function(program: Program, printer: StatementPrinter, param_names: dict, carrier: str = "x") -> Function:
-    """Print a Program; `param_names` maps each parameter's symbol to its state_dict key."""
+    """Print a Program; `param_names` maps each parameter's symbol to its state_dict key; new arrays take the
+    dtype and device of `carrier`."""
     printer.bind(program, carrier)
     lines = printer.lines()
     results = [(s.name, printer.output(s)) for s in program.outputs]
@@ -54,8 +55,15 @@ def shape_doc(shape) -> str:
 def input_doc(model) -> str:
     """"x of shape (batch, 4)", or "x (batch, 6) and u (batch, 3)"."""
     shapes = [f"{name} {'of shape ' if len(model.input_shapes) == 1 else ''}{shape_doc(shape)}"
+              + (" (integer ids)" if name in model.index_ranges else " (booleans)" if name in model.mask_inputs else "")
               for name, shape in model.input_shapes.items()]
     return shapes[0] if len(shapes) == 1 else ", ".join(shapes[:-1]) + " and " + shapes[-1]
+
+
+def input_comment(model, name: str) -> str:
+    if name in model.index_ranges:
+        return f"  # integer ids in [0, {model.index_ranges[name]})"
+    return "  # booleans: True where a position is padding" if name in model.mask_inputs else ""
 
 
 def target_doc(model) -> str:
@@ -80,11 +88,13 @@ def init_arguments(kind: str, scale: float = 0.0) -> str:
 def render_module(derivation, backend, source: str, command: str) -> str:
     """The source text of NAME_{backend}.py."""
     model = derivation.model
-    carrier = next(iter(model.input_shapes))
+    carrier = next(iter(model.input_shapes))  # the batch size is its first axis
+    floats = [name for name in model.input_shapes if name not in model.index_ranges and name not in model.mask_inputs]
+    dtype_source = floats[0] if floats else f'params["{next(iter(model.parameters))}"]'  # token models: a table's
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
-    functions = {name: function(program, backend.printer(), params, carrier)
+    functions = {name: function(program, backend.printer(), params, dtype_source)
                  for name, program in derivation.programs.items()}
-    closed_forms = function(derivation.programs["loss_and_gradients"], TextPrinter(), params, carrier)
+    closed_forms = function(derivation.programs["loss_and_gradients"], TextPrinter(), params, dtype_source)
     inits = {key: (kind, init_arguments(kind, *rest)) for key, (kind, *rest) in model.initializations.items()}
     helpers = {name: code for fn in functions.values() for name, code in sorted(fn.helpers.items())}
     return environment.get_template(backend.template).render(
@@ -92,7 +102,8 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         summary=derivation.summary(),
         closed_forms=closed_forms,
         param_shapes=list(model.parameters.items()),
-        input_shapes=[(name, (None, *shape[1:])) for name, shape in model.input_shapes.items()],
+        input_shapes=[(name, (None, *shape[1:]), input_comment(model, name))
+                      for name, shape in model.input_shapes.items()],
         batch_inputs=", ".join(f"{name}[batch]" for name in model.input_shapes),
         inputs=", ".join(model.input_shapes),
         input_names=list(model.input_shapes),

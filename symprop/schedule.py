@@ -14,7 +14,7 @@ import sympy as sp
 
 from .functions import sigmoid
 from .graph import Graph, Tensor
-from .shapes import N, broadcast
+from .shapes import N, batch_sized, broadcast
 from .simplify import replace_structurally
 
 
@@ -107,7 +107,7 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     widened = [value.shape for s in statements if s.tensor is not None
                for value, wide in zip(s.tensor.operands, s.broadcast_operands, strict=True) if wide]
     program.uses_batch_size = any(N in s.free_symbols for s in expressions(program)) or \
-        any(s.broadcast and N in s.shape for s in final) or any(N in shape for shape in widened)
+        any(s.broadcast and batch_sized(s.shape) for s in final) or any(batch_sized(shape) for shape in widened)
     return program
 
 

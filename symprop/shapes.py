@@ -29,3 +29,8 @@ def dims_at(shape: Shape, axis: int, ndim: int):
     """The dim that `shape`, aligned on the right within `ndim` axes, has at `axis` (None if absent)."""
     offset = ndim - len(shape)
     return shape[axis - offset] if axis >= offset else None
+
+
+def batch_sized(shape: Shape) -> bool:
+    """Whether a shape has the batch axis (N, or N times the sequence length once flattened)."""
+    return any(isinstance(d, sp.Expr) and d.has(N) for d in shape)

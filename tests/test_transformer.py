@@ -124,8 +124,6 @@ MSE = '[loss]\ntype = "mse"\n'
     (HEAD + 'sequence = 4\n[[layers]]\ntype = "mean_pool"\nnhead = 2\n' + MSE,
      "layers[0].nhead", "transformer_encoder layers only"),
     (HEAD + 'sequence = 4\n[[layers]]\ntype = "layer_norm"\neps = 2\n' + MSE, "layers[0].eps", "between 0 and 1"),
-    (HEAD + 'sequence = 4\n[[layers]]\ntype = "linear"\noutputs = 3\n[loss]\ntype = "cross_entropy"\n',
-     "loss", "mean_pool"),
     (HEAD + 'sequence = 0\n[[layers]]\ntype = "linear"\noutputs = 3\n' + MSE, "sequence", "positive integer"),
 ])
 def test_spec_errors_name_the_key(text, where, message):

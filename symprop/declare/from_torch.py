@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import SymPropError
 from . import functional as F
-from .layers import TORCH_LAYERS, TransformerEncoderLayer
+from .layers import TORCH_LAYERS
 from .losses import TORCH_LOSSES
 from .model import Model
 from .module import Module
@@ -107,6 +107,7 @@ def _translate(module, what: str) -> Module:
     graph, locations = _trace(module, what)
     calls = {node.target: node for node in graph.nodes if node.op == "call_module"}
     mirror = _mirror(module, calls)
+    mirror.torch_forwards = {path: type(module.get_submodule(path)).forward for path in calls}
     mirror.graph, mirror.locations = graph, locations
     return mirror
 
@@ -135,33 +136,34 @@ def _mirror(module, calls: dict) -> Traced:
     for path, sub in module.named_modules():
         if id(sub) in made or any(path.startswith(leaf + ".") for leaf in leaves):
             continue  # a module met before (tied), or a part of a layer symprop has whole
-        mirror = root if path == "" else _layer(sub, calls[path]) if path in calls else Module()
+        mirror = root if path == "" else _layer(sub, calls[path], module) if path in calls else Module()
         made[id(sub)] = mirror
         if path:
             parent, _, name = path.rpartition(".")
             made[id(module.get_submodule(parent))].add_module(name, mirror)
-        if path in calls:
+        if path in calls:  # a layer symprop has: its parameters are the layer's own, under torch's names
             leaves.append(path)
-            theirs = dict(sub.named_parameters(remove_duplicate=False))
-            if list(theirs) != list(mirror._parameters):
+            theirs, ours = dict(sub.named_parameters(remove_duplicate=False)), dict(mirror.named_parameters())
+            if list(theirs) != list(ours):
                 raise SymPropError(f"{type(sub).__name__}'s parameters ({', '.join(theirs)}) differ from "
                                    f"symprop's {mirror.describe()}", path)
-        else:
+        else:  # a container: its own parameters are free ones
             theirs = dict(sub.named_parameters(recurse=False))
+            for name, value in theirs.items():
+                if id(value) not in parameters:
+                    mirror.register_parameter(name, Parameter(tuple(value.shape)))
+            ours = mirror._parameters
         for name, value in theirs.items():
-            if id(value) in parameters:  # a parameter torch holds twice (tied weights) is one here too
-                if "." in name:
-                    mirror._parameters[name] = parameters[id(value)]
-                else:
-                    setattr(mirror, name, parameters[id(value)])
-                continue
-            if name not in mirror._parameters:
-                mirror.register_parameter(name, Parameter(tuple(value.shape)))
-            parameters[id(value)] = mirror._parameters[name]
+            if id(value) not in parameters:
+                parameters[id(value)] = ours[name]
+            elif "." not in name:  # a parameter torch holds twice (tied weights) is one here too
+                setattr(mirror, name, parameters[id(value)])
+            elif name in mirror._parameters:
+                mirror._parameters[name] = parameters[id(value)]
     return root
 
 
-def _layer(sub, node) -> Module:
+def _layer(sub, node, root) -> Module:
     name = type(sub).__name__
     layer = TORCH_LAYERS.get(name)
     torch = _torch()
@@ -169,14 +171,38 @@ def _layer(sub, node) -> Module:
         raise SymPropError(f"torch.nn.{name} is not supported by symprop (it has {', '.join(TORCH_LAYERS)})",
                            node.target)
     try:
-        if layer is TransformerEncoderLayer:
-            extra = set(node.kwargs) - {"src_mask", "is_causal"}
-            if extra or len(node.args) > 1:
-                raise SymPropError(f"only is_causal=True (with its mask) is supported, not {sorted(extra)}")
-            return layer.from_torch(sub, causal=bool(node.kwargs.get("is_causal")))
-        return layer.from_torch(sub)
+        if name not in MASKS:
+            return layer.from_torch(sub)
+        arguments = inspect.signature(type(sub).forward).bind(sub, *node.args, **node.kwargs).arguments
+        causal_flag, causal_mask, refused = MASKS[name]
+        for argument in refused:
+            if arguments.get(argument) not in (None, False):
+                raise SymPropError(f"{argument} is not supported yet (key padding masks and the causal mask are)")
+        causal = arguments.get(causal_flag) is True or _causal(arguments.get(causal_mask), root, causal_mask)
+        return layer.from_torch(sub, causal=causal)
     except SymPropError as error:
         raise SymPropError(error.message, node.target) from None
+
+
+# torch's transformer layers: (the flag that says a mask is causal, the mask, the arguments symprop refuses)
+MASKS = {"TransformerEncoderLayer": ("is_causal", "src_mask", ()),
+         "TransformerDecoderLayer": ("tgt_is_causal", "tgt_mask", ("memory_mask", "memory_is_causal")),
+         "Transformer": ("tgt_is_causal", "tgt_mask", ("src_mask", "memory_mask", "src_is_causal", "memory_is_causal"))}
+
+
+def _causal(mask, root, name: str) -> bool:
+    """Whether a mask given to a transformer layer is the causal one (a constant of forward, as
+    nn.Transformer.generate_square_subsequent_mask makes it); anything else is refused."""
+    if mask is None:
+        return False
+    value = getattr(root, mask.target, None) if getattr(mask, "op", None) == "get_attr" else None
+    torch = _torch()
+    if torch.is_tensor(value) and value.dim() == 2 and value.shape[0] == value.shape[1]:
+        above = torch.ones(value.shape, dtype=torch.bool).triu(1)
+        masked = value if value.dtype == torch.bool else torch.isneginf(value)
+        if torch.equal(masked, above) and (value.dtype == torch.bool or not value[~above].any()):
+            return True
+    raise SymPropError(f"{name}: only the causal mask (nn.Transformer.generate_square_subsequent_mask) is supported")
 
 
 def _translate_loss(loss, module, net: Traced):
@@ -279,8 +305,10 @@ def _constant_in(arguments) -> Constant | None:
 def _call(node, owner: Module, args, kwargs):
     if node.op == "call_module":
         layer = dict(owner.named_modules())[node.target]
-        if isinstance(layer, TransformerEncoderLayer):
-            return layer(args[0])  # its causal mask is the layer's own (is_causal)
+        if type(layer).__name__ in MASKS:  # the key padding masks pass on; the causal mask is the layer's own
+            arguments = inspect.signature(owner.torch_forwards[node.target]).bind(None, *args, **kwargs).arguments
+            wanted = inspect.signature(layer.forward).parameters
+            return layer(**{k: v for k, v in arguments.items() if k in wanted and v is not None})
     if (constant := _constant_in([*args, *kwargs.values()])) is not None:
         raise SymPropError(f"{constant.target} is a tensor that is not a parameter (a buffer or a constant "
                            "made in forward): not supported yet")

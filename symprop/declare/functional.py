@@ -146,6 +146,22 @@ def linear(input, weight, bias=None):
     return SymbolicTensor(gnn.linear(trace.graph, value, w, make_bias, trace.stem("z")))
 
 
+def embedding(input, weight):
+    """The rows of `weight` (num_embeddings, dim) that the integer ids in `input` pick, as torch's F.embedding."""
+    input, weight_ = _resolved(input), _resolved(weight)
+    if _in_torch(input, weight_):
+        return _torch().nn.functional.embedding(input, weight_)
+    table = _symbolic(weight_, "F.embedding weight")
+    trace = _trace()
+    tensor = trace.graph.tensors.get(input.value.expr) if isinstance(input, SymbolicTensor) else None
+    if tensor is None or tensor.op != "input":
+        raise fail("F.embedding reads integer token ids: an input of the model as given, not a computed value")
+    if len(table.shape) != 2:
+        raise fail(f"F.embedding: the table must be (num_embeddings, dim), got {shape_text(table.shape)}")
+    tensor.index_range = min(tensor.index_range or table.shape[0], table.shape[0])
+    return SymbolicTensor(trace.graph.gather(table, input.value, stem=trace.stem("emb")))
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     input = _resolved(input)
     if _in_torch(input):
@@ -183,8 +199,8 @@ def _same_shape(name, y: Value, t: Value):
         raise fail(f"F.{name}: target {shape_text(t.shape)} and input {shape_text(y.shape)} differ in shape")
 
 
-def _reduced(y: Value, each, reduction, per_sample=False):
-    return SymbolicTensor(gnn.reduce_loss(_trace().graph, Value(each, y.shape), reduction, per_sample))
+def _reduced(y: Value, each, reduction, per_sample=False, count=None):
+    return SymbolicTensor(gnn.reduce_loss(_trace().graph, Value(each, y.shape), reduction, per_sample, count))
 
 
 def mse_loss(input, target, reduction="mean"):
@@ -217,12 +233,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     return _reduced(y, gnn.binary_cross_entropy_with_logits(y.expr, t.expr), reduction)
 
 
-def _class_targets(name, y: Value, t: Value):
-    """Class indices (one axis fewer than y) or probabilities (y's shape)."""
+def _class_targets(name, y: Value, t: Value, ignore_index: int):
+    """(targets, row weights, row count) for class indices (one axis fewer than y, whose last axis holds the
+    classes) or probabilities (y's shape). Token-level targets (with a sequence axis, or flattened from one) and an
+    ignore_index other than torch's default skip the rows whose target is ignore_index, as torch does."""
     graph = _trace().graph
-    if len(y.shape) != 2 and len(t.shape) == len(y.shape) - 1:
-        raise fail(f"F.{name} with class-index targets takes (batch, classes) inputs, got {shape_text(y.shape)}: "
-                   "pool or flatten the other axes first")
     raw = t.expr in graph.tensors and graph.tensors[t.expr].op == "target"
     if raw and getattr(_trace(), "target_open", False) and t.shape == y.shape:
         raise ClassIndices
@@ -231,9 +246,30 @@ def _class_targets(name, y: Value, t: Value):
             raise fail(f"F.{name}: class-index target {shape_text(t.shape)} does not fit input {shape_text(y.shape)}")
         if y.shape[-1] < 2:
             raise fail(f"F.{name} with class-index targets needs at least 2 classes, the input has {y.shape[-1]}")
-        return gnn.class_targets(graph, y, t)
+        masked = ignore_index != -100 or len(t.shape) > 1 or _flattened(graph, t)
+        return gnn.class_targets(graph, y, t, ignore_index if masked else None)
     _same_shape(name, y, t)
-    return t.expr
+    return gnn.class_targets(graph, y, t)
+
+
+def _flattened(graph, t: Value) -> bool:
+    """A target reshaped from one with a sequence axis: t.reshape(-1), for a token-level loss."""
+    tensor = graph.tensors.get(t.expr)
+    while tensor is not None and tensor.op == "rearrange":
+        if len(tensor.operands[0].shape) > 1:
+            return True
+        tensor = graph.tensors.get(tensor.operands[0].expr)
+    return False
+
+
+def _classes_last(name, y: Value, t: Value) -> Value:
+    """torch's layout, classes on axis 1 ((N, C, d1, ...) with targets (N, d1, ...)), moved to the last axis."""
+    if len(y.shape) > 2 and len(t.shape) == len(y.shape) - 1:
+        if (y.shape[0], *y.shape[2:]) != t.shape:
+            raise fail(f"F.{name}: input {shape_text(y.shape)} has its classes on axis 1, as torch's; the target "
+                       f"{shape_text(t.shape)} does not fit it")
+        return SymbolicTensor(y).permute(0, *range(2, len(y.shape)), 1).value
+    return y
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -243,12 +279,13 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                                                     reduction=reduction, label_smoothing=label_smoothing)
     _unsupported("cross_entropy", weight=weight, label_smoothing=label_smoothing or None)
     y, t = _loss_operands("cross_entropy", input, target, reduction)
-    targets = _class_targets("cross_entropy", y, t)
+    y = _classes_last("cross_entropy", y, t)
+    targets, kept, count = _class_targets("cross_entropy", y, t, ignore_index)
     graph = _trace().graph
     if targets is t.expr and t.expr in graph.tensors and graph.tensors[t.expr].op == "target":
         graph.tensors[t.expr].simplex_axis = len(t.shape) - 1  # probabilities: each row sums to 1
     log_p = gnn.log_softmax(graph, y, "p")
-    return _reduced(y, -targets * log_p.expr, reduction, per_sample=True)
+    return _reduced(y, -kept * targets * log_p.expr, reduction, per_sample=True, count=count)
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
@@ -257,10 +294,11 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         return _torch().nn.functional.nll_loss(input, target, weight, ignore_index=ignore_index, reduction=reduction)
     _unsupported("nll_loss", weight=weight)
     y, t = _loss_operands("nll_loss", input, target, reduction)
-    targets = _class_targets("nll_loss", y, t)
+    y = _classes_last("nll_loss", y, t)
+    targets, kept, count = _class_targets("nll_loss", y, t, ignore_index)
     if targets is t.expr:
         raise fail(f"F.nll_loss takes class-index targets, got a target of shape {shape_text(t.shape)}")
-    return _reduced(y, -targets * y.expr, reduction, per_sample=True)
+    return _reduced(y, -kept * targets * y.expr, reduction, per_sample=True, count=count)
 
 
 def kl_div(input, target, reduction="mean", log_target=False):
@@ -317,6 +355,6 @@ def _math_function(name: str, sympy_function):
 MATH = {f.__name__: f for f in (_math_function(name, fn) for name, fn in FUNCTIONS.items()
                                 if name not in ("abs", "max", "min"))}
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "gelu", "kl_div",
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "embedding", "gelu", "kl_div",
            "layer_norm", "linear", "log_softmax", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus",
            "tanh"]

@@ -62,26 +62,54 @@ class BCEWithLogitsLoss(Loss):
 
 
 class CrossEntropyLoss(Loss):
-    """Over logits; targets are class indices (`"index"`) or probabilities (`"probs"`)."""
+    """Over logits; targets are class indices (`"index"`) or probabilities (`"probs"`). Outputs (batch, sequence,
+    classes) with targets (batch, sequence) are a loss per token: the mean over the tokens whose target is not
+    `ignore_index` (padding)."""
 
     kind, function, torch_name = "cross_entropy", "cross_entropy", "CrossEntropyLoss"
 
-    def __init__(self, reduction: str = "mean", target: str = "index"):
+    def __init__(self, reduction: str = "mean", target: str = "index", ignore_index: int = -100):
         super().__init__(reduction)
         if target not in ("index", "probs"):
             raise SymPropError(f"target must be index or probs for cross_entropy, got {target!r}")
-        self.target = target
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+            raise SymPropError(f"ignore_index must be an integer, got {ignore_index!r}")
+        self.target, self.ignore_index = target, ignore_index
+
+    @classmethod
+    def from_torch(cls, module):
+        Loss.from_torch.__func__(cls, module)
+        return cls(reduction=module.reduction, ignore_index=module.ignore_index)
+
+    def forward(self, y, t):
+        function = getattr(F, self.function)
+        if len(y.shape) > 2 and self.target == "index":  # a loss per token: the classes on the last axis
+            return function(y.reshape(-1, y.shape[-1]), t.reshape(-1), ignore_index=self.ignore_index,
+                            reduction=self.reduction)
+        return function(y, t, ignore_index=self.ignore_index, reduction=self.reduction)
+
+    def torch_twin(self):
+        return None  # forward runs in torch itself: torch's own function, on the same reshaped tensors
 
     def describe(self) -> str:
         options = [f"reduction={self.reduction!r}"] * (self.reduction != "mean") + \
-            [f"target={self.target!r}"] * (self.target != "index")
-        return f"CrossEntropyLoss({', '.join(options)})"
+            [f"target={self.target!r}"] * (self.target != "index" and type(self) is CrossEntropyLoss) + \
+            [f"ignore_index={self.ignore_index}"] * (self.ignore_index != -100)
+        return f"{type(self).__name__}({', '.join(options)})"
 
 
-class NLLLoss(Loss):
+class NLLLoss(CrossEntropyLoss):
     """Over log-probabilities; targets are class indices."""
 
-    kind, function, torch_name, target = "nll", "nll_loss", "NLLLoss", "index"
+    kind, function, torch_name = "nll", "nll_loss", "NLLLoss"
+
+    def __init__(self, reduction: str = "mean", ignore_index: int = -100):
+        super().__init__(reduction, "index", ignore_index)
+
+    @classmethod
+    def from_torch(cls, module):
+        Loss.from_torch.__func__(cls, module)
+        return cls(reduction=module.reduction, ignore_index=module.ignore_index)
 
 
 class KLDivLoss(Loss):

@@ -79,6 +79,9 @@ class Model:
         self.input_shapes = self._input_shapes(self.inputs)
         lowered = self.trace()  # every check of shapes and names happens here, at declaration
         self.output_shape = ("batch",) + lowered.output.shape[1:]
+        # inputs of integer ids (an embedding's tokens): {name: how many ids there are}
+        self.index_ranges = {name: t.index_range for name, t in lowered.inputs.items() if t.index_range}
+        self.mask_inputs = [name for name, t in lowered.inputs.items() if t.boolean]  # key padding masks
         self.target_shape = ("batch",) + lowered.t.shape[1:]
 
     # -- checks --------------------------------------------------------------------------------
@@ -169,9 +172,6 @@ class Model:
             if kind == "index" and output.shape[-1] < 2:
                 raise SymPropError(f"{type(self.loss).__name__} with class-index targets needs at least 2 outputs, "
                                    f"the network has {output.shape[-1]}", "loss")
-            if kind == "index" and len(output.shape) != 2:
-                raise SymPropError(f"{type(self.loss).__name__} takes (batch, classes) outputs; this network's keep "
-                                   "the sequence axis: add a mean_pool layer, or use an elementwise loss", "loss")
             t = graph.add("t", shape, "target", exact=True)
             try:
                 loss = self.loss(output, SymbolicTensor(t))

@@ -39,6 +39,13 @@ class Module:
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
+    def __getattr__(self, name):  # submodules and parameters added by name (add_module("0", ...)), as in torch
+        for table in ("_modules", "_parameters"):
+            found = self.__dict__.get(table, {})
+            if name in found:
+                return found[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def add_module(self, name: str, module: Module) -> None:
         """A submodule under any name, "0" too (Sequential's)."""
         self._modules[name] = module

@@ -36,7 +36,7 @@ WIRING_KEYS = {
     "inputs": "with type add or cat: the named values to sum or to concatenate on the last axis",
 }
 _COMBINE = ("add", "cat")
-_LOSS_KEYS = {"type", "target", "reduction", "expr", "l2"}
+_LOSS_KEYS = {"type", "target", "reduction", "expr", "l2", "ignore_index"}
 
 
 def load(path: str | Path) -> m.Model:
@@ -256,10 +256,16 @@ def _loss(spec: dict, net: Module):
                 "its target has the output's shape, so leave target out"
             raise SymPropError(f"target {short(target)} does not fit loss {kind!r}: {fits}", "loss.target")
     try:
+        if "ignore_index" in spec and kind not in ("cross_entropy", "nll"):
+            raise SymPropError(f"ignore_index belongs to cross_entropy and nll losses only, not {kind}",
+                               "loss.ignore_index")
+        ignore = table.get("ignore_index", _integer, -100)
         if kind == "elementwise":
             loss = cls(table.string("expr"), reduction=reduction)
         elif kind == "cross_entropy":
-            loss = cls(reduction=reduction, target=target or "index")
+            loss = cls(reduction=reduction, target=target or "index", ignore_index=ignore)
+        elif kind == "nll":
+            loss = cls(reduction=reduction, ignore_index=ignore)
         else:
             loss = cls(reduction=reduction)
     except SymPropError as error:
@@ -282,6 +288,12 @@ def _penalized(loss, weights, net: Module):
             raise SymPropError(f"must be a positive number, got {short(weight)}", f"loss.l2.{key}")
         chosen[key] = (parameters[key], float(weight))
     return L2Penalty(loss, chosen)
+
+
+def _integer(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SymPropError(f"must be an integer, got {short(value)}")
+    return value
 
 
 def _no_unknown(table: dict, known: set, where: str):

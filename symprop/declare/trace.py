@@ -72,8 +72,10 @@ class GraphTrace:
         return SymbolicTensor(self.params[key])
 
     def stem(self, base: str) -> str:
-        """A name for a value made inside the module being called: h2 in layer 2, h_block in net.block."""
-        return base + self._scopes[-1]
+        """A name for a value made inside the module being called: h2 in layer 2, h_block in net.block, and
+        emb in net.emb (not emb_emb)."""
+        tag = self._scopes[-1]
+        return base if base and tag[1:] == base else base + tag
 
     @contextlib.contextmanager
     def scope(self, module):
@@ -106,7 +108,8 @@ class TorchRun:
         return self._tensors[id(parameter)]
 
     def tensors_of(self, module) -> dict:
-        return {name: self._tensors[id(p)] for name, p in module._parameters.items()}
+        """The module's parameters, by their names within it (dotted below it: encoder.layers.0.linear1.weight)."""
+        return {name: self._tensors[id(p)] for name, p in module.named_parameters()}
 
 
 def fail(message: str) -> SymPropError:

@@ -29,6 +29,7 @@ class Tensor:
     symbol: sp.Symbol
     shape: Shape
     op: str  # input | target | param | constant | map | einsum | sum | max | onehot | slice | pad | concat | rearrange
+    #          | gather | scatter_add | padding (a key padding mask as -inf and 0, broadcast over heads and queries)
     operands: tuple[Value, ...] = ()
     spec: str = ""  # einsum: "ni,oi->no"; constant: its kind ("causal")
     axes: tuple[int, ...] = ()  # sum, max: the reduced axes; slice, pad, concat: (axis,)
@@ -38,6 +39,8 @@ class Tensor:
     perm: tuple[int, ...] = ()  # rearrange: the permutation of the split axes
     simplex_axis: int | None = None  # sums to 1 along this axis (one-hot or probability targets)
     zero_sum_axis: int | None = None  # sums to 0 along this axis (a value minus its mean there)
+    index_range: int | None = None  # an input of integer indices, each in [0, index_range) (token ids)
+    boolean: bool = False  # an input of booleans: a key padding mask, True where a position is padding
 
     @property
     def name(self) -> str:
@@ -156,6 +159,16 @@ class Graph:
         return self.interned(stem, tuple(shape), "rearrange", operands=(value,), split=tuple(split),
                              perm=tuple(perm))
 
+    def gather(self, table: Value, index: Value, stem: str) -> Value:
+        """table[index]: the rows of a table picked by integer indices (an embedding's lookup)."""
+        shape = tuple(index.shape) + tuple(table.shape[1:])
+        return self.interned(stem, shape, "gather", operands=(table, index))
+
+    def scatter_add(self, values: Value, index: Value, rows, stem: str) -> Value:
+        """A table of `rows` rows, where row r is the sum of the rows of values whose index is r."""
+        shape = (rows,) + tuple(values.shape[len(index.shape):])
+        return self.interned(stem, shape, "scatter_add", operands=(values, index))
+
     def onehot(self, target: Value, classes: int) -> Value:
         return self.interned("onehot", target.shape + (classes,), "onehot", operands=(target,),
                              key=str(classes), simplex_axis=len(target.shape))
@@ -267,3 +280,21 @@ def _einsum_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
         if stored or (operand.expr in graph.labels and graph.uses(operand.expr) > 1):
             stem += f"_{tensor.name}"  # one part of the cotangent of a value read twice: d<name> is the sum's
         yield operand, graph.einsum(spec, cotangent, *(tensor.operands[k] for k in others), stem=stem)
+
+
+@defvjp("gather")
+def _gather_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
+    """gather(W, i) = onehot(i) @ W, a contraction over the table's rows: Σ_v [i_ns = v]·W_vd. It is linear in W,
+    and the einsum rule gives its adjoint, onehot(i)ᵀ @ δ, that is Σ_ns [i_ns = v]·δ_nsd: each row of the
+    cotangent added into the row of W it was read from, a scatter-add (no one-hot is made)."""
+    table, index = tensor.operands
+    if needed[0]:
+        yield table, graph.scatter_add(cotangent, index, table.shape[0], stem="d" + graph.name_of(table.expr, "table"))
+
+
+@defvjp("scatter_add")
+def _scatter_add_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
+    """The transpose of the one-hot contraction above is the contraction itself: a gather."""
+    values, index = tensor.operands
+    if needed[0]:
+        yield values, graph.gather(cotangent, index, stem=f"d{tensor.name}_rows")

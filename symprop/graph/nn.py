@@ -131,17 +131,30 @@ def kl_divergence(log_q: sp.Expr, p: sp.Expr) -> sp.Expr:
     return xlogy(p, p) - p * log_q
 
 
-def class_targets(g: Graph, y: Value, t: Value) -> sp.Expr:
-    """The targets as a distribution over the last axis of y: one-hot for class indices."""
-    return g.onehot(t, y.shape[-1]).expr if len(t.shape) == len(y.shape) - 1 else t.expr
+def class_targets(g: Graph, y: Value, t: Value, ignore_index: int | None = None):
+    """(targets as a distribution over the last axis of y, the weight of each row, their count): one-hot rows for
+    class indices; with `ignore_index`, a row whose target is it weighs 0 (and its one-hot row is class 0's, read
+    only times 0), and the count is of the rows that weigh 1, as torch's mean divides by it."""
+    if len(t.shape) != len(y.shape) - 1:
+        return t.expr, sp.Integer(1), size(y.shape[:-1])
+    if ignore_index is None:
+        return g.onehot(t, y.shape[-1]).expr, sp.Integer(1), size(t.shape)
+    column = g.rearrange(t, t.shape, tuple(range(len(t.shape))), t.shape + (1,), stem="t_col")  # broadcasts on y
+    # Stored, so that it is one factor to simplification: Σ_k kept·onehot_k = kept·1, and the max still cancels.
+    kept = g.named(Value(sp.Piecewise((0, sp.Eq(column.expr, ignore_index)), (1, True)), column.shape), "kept")
+    classes = g.onehot(Value(sp.Piecewise((0, sp.Eq(t.expr, ignore_index)), (t.expr, True)), t.shape), y.shape[-1])
+    count = reduce_sum(g, kept, (), stem="counted").expr
+    return classes.expr, kept.expr, count
 
 
-def reduce_loss(g: Graph, each: Value, reduction: str, per_sample: bool = False) -> Value:
+def reduce_loss(g: Graph, each: Value, reduction: str, per_sample: bool = False, count=None) -> Value:
     """Σ of the per-element losses, divided as torch's reduction says: "sum", "mean" (over every element,
-    or over samples when `per_sample`: cross-entropy's rows), "batchmean" (over the batch)."""
+    or over samples when `per_sample`: cross-entropy's rows, or over `count` of them), "batchmean" (over the
+    batch)."""
     tidied = tidy(each.expr)
     if tidied.has(softplus) and not each.expr.has(softplus):
         g.note("stable log sigmoid")
     total = reduce_sum(g, Value(tidied, each.shape), (), stem="total")
-    divisor = {"sum": 1, "mean": size(each.shape[:-1] if per_sample else each.shape), "batchmean": N}[reduction]
+    rows = count if count is not None else size(each.shape[:-1] if per_sample else each.shape)
+    divisor = {"sum": 1, "mean": rows, "batchmean": N}[reduction]
     return Value(total.expr / divisor, ())

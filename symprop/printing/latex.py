@@ -200,6 +200,12 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
     def pad(self, tensor, texts, shapes):
         return rf"\operatorname{{pad}}_{{{tensor.bounds}}}\left({texts[0]}\right)"
 
+    def gather(self, tensor, texts, shapes):
+        return rf"{{{texts[0]}}}_{{[{texts[1]}]}}"
+
+    def scatter_add(self, tensor, texts, shapes):
+        return rf"\operatorname{{scatter\_add}}_{{{texts[1]}}}\left({texts[0]}\right)"
+
     def concat(self, tensor, texts, shapes):
         return r"\begin{bmatrix} " + r" \\ ".join(texts) + r" \end{bmatrix}" if tensor.axes == (0,) else \
             rf"\operatorname{{concat}}_{{{tensor.axes[0]}}}\left({', '.join(texts)}\right)"
@@ -210,6 +216,9 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
         if len(tensor.shape) > len(shapes[0]):
             return rf"\operatorname{{split\,heads}}\left({texts[0]}\right)"
         return rf"\operatorname{{merge\,heads}}\left({texts[0]}\right)"
+
+    def padding_mask(self, text):
+        return rf"M_{{\text{{pad}}}}\left({text}\right)"
 
     def causal_mask(self, size):
         return r"M_{\text{causal}}"

@@ -31,6 +31,15 @@ def erf(x):
 '''
 
 
+SCATTER_ADD = '''
+def scatter_add(values, index, rows):
+    """A table of `rows` rows: row r is the sum of the rows of values whose index is r (np.add.at)."""
+    out = np.zeros((rows,) + values.shape[index.ndim:], dtype=values.dtype)
+    np.add.at(out, index, values)
+    return out
+'''
+
+
 class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     array_module = "np"
     in_place = True
@@ -105,12 +114,20 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         widths = ["(0, 0)"] * axis + [f"({before}, {after})"] + ["(0, 0)"] * (len(shapes[0]) - axis - 1)
         return f"{self._module_format('numpy.pad')}({texts[0]}, ({', '.join(widths)}))"
 
+    def scatter_add(self, tensor, texts, shapes):
+        self.helpers["scatter_add"] = SCATTER_ADD
+        return f"scatter_add({texts[0]}, {texts[1]}, {tensor.shape[0]})"
+
     def concat(self, tensor, texts, shapes):
         return f"{self._module_format('numpy.concatenate')}([{', '.join(texts)}], axis={tensor.axes[0]})"
 
     def causal_mask(self, size):
         full, inf = self._module_format("numpy.full"), self._module_format("numpy.inf")
         return f"{self._module_format('numpy.triu')}({full}(({size}, {size}), -{inf}, dtype={self.dtype_text}), 1)"
+
+    def padding_mask(self, text):
+        where = self._module_format("numpy.where")
+        return f"{where}({text}[:, None, None, :], -{self._module_format('numpy.inf')}, 0).astype({self.dtype_text})"
 
     def broadcast(self, text, shape):
         as_array = f"{self._module_format('numpy.asarray')}({text}, dtype={self.dtype_text})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..schedule import Program, Statement, inlinable
-from ..shapes import N
+from ..shapes import batch_sized as has_batch
 
 
 def matmul_form(spec: str):
@@ -171,7 +171,7 @@ class StatementPrinter:
         names = {sp.Symbol(s.name, real=True) for s in program.statements}
         frees: dict[int, list[str]] = {}
         for symbol, i in last.items():
-            batch_sized = N in program.shapes.get(symbol, ())
+            batch_sized = has_batch(program.shapes.get(symbol, ()))
             if i < len(program.statements) - 1 and symbol in names and symbol not in returned and batch_sized:
                 frees.setdefault(i, []).append(symbol.name)
         order = {s.name: k for k, s in enumerate(program.statements)}
@@ -225,12 +225,14 @@ class StatementPrinter:
             return self.einsum(s.tensor.spec, [self.parenthesize_operand(op, text)
                                                for op, text in zip(s.operands, operands, strict=True)],
                                [value.shape for value in s.tensor.operands])
-        if s.kind in ("slice", "pad", "concat", "rearrange"):
+        if s.kind in ("slice", "pad", "concat", "rearrange", "gather", "scatter_add"):
             texts = [self.parenthesize_operand(op, text) for op, text in zip(s.operands, operands, strict=True)]
             shapes = [value.shape for value in s.tensor.operands]
             return getattr(self, s.kind)(s.tensor, texts, shapes)
         if s.kind == "constant":
             return self.causal_mask(s.shape[0])
+        if s.kind == "padding":  # (n, t) booleans -> (n, 1, 1, t): -inf where True, else 0
+            return self.padding_mask(operands[0])
         if s.kind == "map":
             return operands[0]
         if s.kind in ("sum", "max"):
@@ -267,7 +269,7 @@ class StatementPrinter:
     # -- moving entries: the same syntax in NumPy and torch ---------------------------
     def dims_text(self, shape) -> str:
         """A shape for reshape: the batch size as -1, so that no N need be in scope."""
-        dims = ["-1" if d == N else self.doprint(d) for d in shape]
+        dims = ["-1" if has_batch((d,)) else self.doprint(d) for d in shape]
         return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
     def slice(self, tensor, texts, shapes) -> str:
@@ -287,3 +289,6 @@ class StatementPrinter:
 
     def permute(self, perm) -> str:
         return f".transpose{tuple(perm)}"
+
+    def gather(self, tensor, texts, shapes) -> str:
+        return f"{texts[0]}[{texts[1]}]"

@@ -38,8 +38,14 @@ class TextPrinter(StatementPrinter, StrPrinter):
     def pad(self, tensor, texts, shapes):
         return f"pad({texts[0]}, axis={tensor.axes[0]}, widths={tensor.bounds})"
 
+    def scatter_add(self, tensor, texts, shapes):
+        return f"scatter_add({texts[0]}, {texts[1]}, rows={tensor.shape[0]})"
+
     def concat(self, tensor, texts, shapes):
         return f"concat([{', '.join(texts)}], axis={tensor.axes[0]})"
+
+    def padding_mask(self, text):
+        return f"padding_mask({text})"
 
     def causal_mask(self, size):
         return f"causal_mask({size})"

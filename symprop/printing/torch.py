@@ -11,6 +11,14 @@ from sympy.printing.pytorch import TorchPrinter
 from ..schedule import relu_input
 from .statements import StatementPrinter, contraction_form
 
+SCATTER_ADD = '''
+def scatter_add(values, index, rows):
+    """A table of `rows` rows: row r is the sum of the rows of values whose index is r (index_add_)."""
+    row = values.shape[index.dim():]
+    out = torch.zeros((rows, *row), dtype=values.dtype, device=values.device)
+    return out.index_add_(0, index.reshape(-1), values.reshape(-1, *row))
+'''
+
 
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     array_module = "torch"
@@ -118,6 +126,10 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         widths = [0, 0] * (len(shapes[0]) - axis - 1) + [before, after]  # torch: the last axis first
         return self._call("torch.nn.functional.pad", texts[0], str(tuple(widths)))
 
+    def scatter_add(self, tensor, texts, shapes):
+        self.helpers["scatter_add"] = SCATTER_ADD
+        return f"scatter_add({texts[0]}, {texts[1]}, {tensor.shape[0]})"
+
     def concat(self, tensor, texts, shapes):
         return self._call("torch.cat", f"[{', '.join(texts)}]", f"dim={tensor.axes[0]}")
 
@@ -125,6 +137,10 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         full = self._call("torch.full", f"({size}, {size})", 'float("-inf")', f"dtype={self.dtype_text}",
                           f"device={self.device_text}")
         return self._call("torch.triu", full, "diagonal=1")
+
+    def padding_mask(self, text):
+        where = self._call("torch.where", f"{text}[:, None, None, :]", 'float("-inf")', "0.0")
+        return f"{where}.to({self.dtype_text})"
 
     def broadcast(self, text, shape):
         return (f"{self._module_format('torch.as_tensor')}({text}, dtype={self.dtype_text}, device={self.device_text})"

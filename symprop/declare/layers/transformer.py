@@ -1,6 +1,6 @@
 """TransformerEncoderLayer, as torch.nn.TransformerEncoderLayer(batch_first=True, dropout=0.0): its options,
-parameters (with torch's state_dict names and initialization), TOML keys and torch twin. What it computes
-is built from primitives in `symprop.graph.transformer`."""
+parameters (with torch's state_dict names and initialization), TOML keys and torch twin; and what the decoder
+layer shares with it. What they compute is built from primitives in `symprop.graph.transformer`."""
 
 from __future__ import annotations
 
@@ -10,47 +10,128 @@ from ...errors import SymPropError
 from ...graph.transformer import encoder_layer
 from ..module import Module
 from ..options import Table, choice, flag, fraction, positive
-from ..tensor import SymbolicTensor, shape_text
+from ..tensor import Parameter, SymbolicTensor, shape_text
 from ..trace import fail, running
 
-# state_dict name -> (variable stem in generated code, shape as a function of (E, F))
-_PARAMETERS = {
-    "self_attn.in_proj_weight": ("W", lambda e, f: (3 * e, e)), "self_attn.in_proj_bias": ("B", lambda e, f: (3 * e,)),
-    "self_attn.out_proj.weight": ("Wo", lambda e, f: (e, e)), "self_attn.out_proj.bias": ("bo", lambda e, f: (e,)),
-    "linear1.weight": ("W1_", lambda e, f: (f, e)), "linear1.bias": ("b1_", lambda e, f: (f,)),
-    "linear2.weight": ("W2_", lambda e, f: (e, f)), "linear2.bias": ("b2_", lambda e, f: (e,)),
-    "norm1.weight": ("g1_", lambda e, f: (e,)), "norm1.bias": ("be1_", lambda e, f: (e,)),
-    "norm2.weight": ("g2_", lambda e, f: (e,)), "norm2.bias": ("be2_", lambda e, f: (e,)),
-}
+_ATTENTION = {"in_proj_weight": ("W", lambda e: (3 * e, e)), "in_proj_bias": ("B", lambda e: (3 * e,)),
+              "out_proj.weight": ("Wo", lambda e: (e, e)), "out_proj.bias": ("bo", lambda e: (e,))}
 
 
-class TransformerEncoderLayer(Module):
-    """torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=0.0, activation,
-    batch_first=True, norm_first), called with a causal mask when `causal`."""
+def attention_parameters(prefix: str, suffix: str, e: int) -> dict:
+    """state_dict name -> (variable stem, shape, init) of one nn.MultiheadAttention, as torch initializes it."""
+    inits = {"in_proj_weight": ("uniform", math.sqrt(6 / (e + 3 * e))),  # Xavier-uniform
+             "out_proj.weight": ("uniform", 1 / math.sqrt(e))}
+    return {f"{prefix}.{name}": (stem + suffix, shape(e), inits.get(name, "zeros"))
+            for name, (stem, shape) in _ATTENTION.items()}
 
-    kind = "transformer_encoder"
-    toml_keys = ("nhead", "dim_feedforward", "activation", "norm_first", "causal", "eps")
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, activation: str = "relu",
-                 norm_first: bool = False, causal: bool = False, layer_norm_eps: float = 1e-5):
+def feed_forward_parameters(e: int, f: int, norms: int) -> dict:
+    """linear1, linear2 and the layer norms of a transformer layer: name -> (stem, shape, init)."""
+    return {"linear1.weight": ("W1_", (f, e), ("uniform", 1 / math.sqrt(e))),
+            "linear1.bias": ("b1_", (f,), ("uniform", 1 / math.sqrt(e))),
+            "linear2.weight": ("W2_", (e, f), ("uniform", 1 / math.sqrt(f))),
+            "linear2.bias": ("b2_", (e,), ("uniform", 1 / math.sqrt(f))),
+            **{f"norm{k}.{part}": (f"{stem}{k}_", (e,), init) for k in range(1, norms + 1)
+               for part, stem, init in (("weight", "g", "ones"), ("bias", "be", "zeros"))}}
+
+
+def padding_of(mask, where: str):
+    """The graph value of a key padding mask (True where a position is padding), which must be an input."""
+    if mask is None:
+        return None
+    tensor = running().graph.tensors.get(mask.value.expr) if isinstance(mask, SymbolicTensor) else None
+    if tensor is None or tensor.op != "input" or len(tensor.shape) != 2:
+        raise fail(f"{where} must be an input of the model of shape (batch, sequence), True where a position is "
+                   "padding")
+    tensor.boolean = True
+    return mask.value
+
+
+def additive(mask, like):
+    """A boolean key padding mask as torch's float form (-inf where True), matching the float causal mask."""
+    if mask is None:
+        return None
+    import torch
+
+    return torch.zeros(mask.shape, dtype=like.dtype).masked_fill(mask, float("-inf"))
+
+
+def check_sequence(layer, x, what: str = "what flows in"):
+    if not isinstance(x, SymbolicTensor) or x.ndim != 3:
+        raise fail(f"{type(layer).__name__} needs inputs of shape (batch, sequence, width), got "
+                   f"{shape_text(getattr(x, 'shape', ()))}: set sequence = S in the model")
+    if x.shape[-1] != layer.d_model:
+        raise fail(f"{type(layer).__name__} expects width {layer.d_model}, but {what} has shape {shape_text(x.shape)}")
+
+
+def check_torch_layer(module, attentions) -> str:
+    """The activation of a torch transformer layer symprop can derive; a one-line error for what it cannot."""
+    if not all(a.batch_first for a in attentions):
+        raise SymPropError(f"{type(module).__name__} must be batch_first=True")
+    if module.dropout.p or any(a.dropout for a in attentions):
+        raise SymPropError(f"{type(module).__name__}: dropout must be 0.0, which is what symprop derives")
+    activation = {1: "relu", 2: "gelu"}.get(getattr(module, "activation_relu_or_gelu", 0))
+    if activation is None:
+        raise SymPropError(f"{type(module).__name__}: activation must be relu or gelu")
+    if module.norm1.bias is None or any(a.in_proj_bias is None for a in attentions):
+        raise SymPropError(f"{type(module).__name__}(bias=False) is not supported yet")
+    return activation
+
+
+class TransformerLayer(Module):
+    """What the encoder and decoder layers share: options, their checks, parameters and names."""
+
+    def __init__(self, d_model, nhead, dim_feedforward, activation, norm_first, causal, layer_norm_eps, dropout,
+                 batch_first, parameters: dict):
         super().__init__()
         self.d_model, self.nhead = positive(d_model, "d_model"), positive(nhead, "nhead")
         self.dim_feedforward = positive(dim_feedforward, "dim_feedforward")
         self.activation = choice(activation, ("relu", "gelu"), "activation")
         self.norm_first, self.causal = flag(norm_first, "norm_first"), flag(causal, "causal")
         self.layer_norm_eps = fraction(layer_norm_eps, "eps")
+        if dropout != 0.0:
+            raise SymPropError(f"dropout must be 0.0, which is what symprop derives, got {dropout!r}")
+        if batch_first is not True:
+            raise SymPropError("batch_first must be True: inputs are (batch, sequence, width)")
         if d_model % nhead:
             raise SymPropError(f"d_model {d_model} is not divisible by nhead {nhead}")
-        from ..tensor import Parameter
+        self._stems = {name: stem for name, (stem, _, _) in parameters.items()}
+        for name, (_, shape, init) in parameters.items():
+            self.register_parameter(name, Parameter(shape, init=init))
 
-        e, f = d_model, dim_feedforward
-        inits = {"self_attn.in_proj_weight": ("uniform", math.sqrt(6 / (e + 3 * e))),  # Xavier-uniform
-                 "self_attn.out_proj.weight": ("uniform", 1 / math.sqrt(e)),
-                 "linear1.weight": ("uniform", 1 / math.sqrt(e)), "linear1.bias": ("uniform", 1 / math.sqrt(e)),
-                 "linear2.weight": ("uniform", 1 / math.sqrt(f)), "linear2.bias": ("uniform", 1 / math.sqrt(f)),
-                 "norm1.weight": "ones", "norm2.weight": "ones"}
-        for name, (_, shape) in _PARAMETERS.items():
-            self.register_parameter(name, Parameter(shape(e, f), init=inits.get(name, "zeros")))
+    def output_width(self, width: int) -> int:
+        return width
+
+    def symbol_stem(self, name: str, tag: str) -> str:
+        return self._stems[name] + tag
+
+    def parameter_values(self) -> dict:
+        return {name: parameter.resolve().value for name, parameter in self._parameters.items()}
+
+    def describe(self) -> str:
+        options = [f"dim_feedforward={self.dim_feedforward}"] + \
+            [f"{k}={v!r}" for k, v, default in (("activation", self.activation, "relu"),
+                                                ("norm_first", self.norm_first, False),
+                                                ("causal", self.causal, self.default_causal)) if v != default]
+        return f"{type(self).__name__}({self.d_model}, {self.nhead}, {', '.join(options)})"
+
+
+class TransformerEncoderLayer(TransformerLayer):
+    """torch.nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout=0.0, activation,
+    batch_first=True, norm_first), called with a causal mask when `causal`, and a key padding mask if given."""
+
+    kind = "transformer_encoder"
+    toml_keys = ("nhead", "dim_feedforward", "activation", "norm_first", "causal", "eps")
+    default_causal = False
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, activation: str = "relu",
+                 norm_first: bool = False, causal: bool = False, layer_norm_eps: float = 1e-5, *,
+                 dropout: float = 0.0, batch_first: bool = True):
+        parameters = {**attention_parameters("self_attn", "", d_model),
+                      **feed_forward_parameters(d_model, dim_feedforward, 2)} if isinstance(d_model, int) and \
+            isinstance(dim_feedforward, int) else {}
+        super().__init__(d_model, nhead, dim_feedforward, activation, norm_first, causal, layer_norm_eps, dropout,
+                         batch_first, parameters)
 
     @classmethod
     def from_toml(cls, table: Table, width: int):
@@ -60,36 +141,17 @@ class TransformerEncoderLayer(Module):
 
     @classmethod
     def from_torch(cls, module, causal: bool = False):
-        """The layer that torch.nn.TransformerEncoderLayer `module` is (called with is_causal: `causal`)."""
-        attention = module.self_attn
-        if not attention.batch_first:
-            raise SymPropError("TransformerEncoderLayer must be batch_first=True")
-        if module.dropout.p or attention.dropout:
-            raise SymPropError("TransformerEncoderLayer: dropout must be 0.0, which is what symprop derives")
-        activation = {1: "relu", 2: "gelu"}.get(getattr(module, "activation_relu_or_gelu", 0))
-        if activation is None:
-            raise SymPropError("TransformerEncoderLayer: activation must be relu or gelu")
-        if module.norm1.bias is None or attention.in_proj_bias is None:
-            raise SymPropError("TransformerEncoderLayer(bias=False) is not supported yet")
-        return cls(attention.embed_dim, attention.num_heads, module.linear1.out_features, activation,
+        """The layer that torch.nn.TransformerEncoderLayer `module` is (called with a causal mask: `causal`)."""
+        activation = check_torch_layer(module, [module.self_attn])
+        return cls(module.self_attn.embed_dim, module.self_attn.num_heads, module.linear1.out_features, activation,
                    module.norm_first, causal, module.norm1.eps)
 
-    def output_width(self, width: int) -> int:
-        return width
-
-    def forward(self, x):
-        if not isinstance(x, SymbolicTensor) or x.ndim != 3:
-            raise fail(f"TransformerEncoderLayer needs inputs of shape (batch, sequence, width), got "
-                       f"{shape_text(getattr(x, 'shape', ()))}: set sequence = S in the model")
-        if x.shape[-1] != self.d_model:
-            raise fail(f"TransformerEncoderLayer expects width {self.d_model}, but what flows in has shape "
-                       f"{shape_text(x.shape)}")
+    def forward(self, src, src_key_padding_mask=None):
+        check_sequence(self, src)
         trace = running()
-        params = {name: parameter.resolve().value for name, parameter in self._parameters.items()}
-        return SymbolicTensor(encoder_layer(trace.graph, trace.stem(""), self, x.value, params))
-
-    def symbol_stem(self, name: str, tag: str) -> str:
-        return _PARAMETERS[name][0] + tag
+        padding = padding_of(src_key_padding_mask, "src_key_padding_mask")
+        return SymbolicTensor(encoder_layer(trace.graph, trace.stem(""), self, src.value, self.parameter_values(),
+                                            padding))
 
     def torch_twin(self):
         import torch
@@ -97,18 +159,11 @@ class TransformerEncoderLayer(Module):
         layer = self
 
         class Encoder(torch.nn.TransformerEncoderLayer):
-            def forward(self, src):
-                if not layer.causal:
-                    return super().forward(src)
-                mask = torch.nn.Transformer.generate_square_subsequent_mask(src.shape[1], dtype=src.dtype)
-                return super().forward(src, src_mask=mask, is_causal=True)
+            def forward(self, src, src_key_padding_mask=None):
+                mask = torch.nn.Transformer.generate_square_subsequent_mask(src.shape[1], dtype=src.dtype) \
+                    if layer.causal else None
+                return super().forward(src, src_mask=mask, src_key_padding_mask=additive(src_key_padding_mask, src),
+                                       is_causal=layer.causal)
 
         return Encoder(self.d_model, self.nhead, self.dim_feedforward, dropout=0.0, activation=self.activation,
                        layer_norm_eps=self.layer_norm_eps, batch_first=True, norm_first=self.norm_first)
-
-    def describe(self) -> str:
-        options = [f"dim_feedforward={self.dim_feedforward}"] + \
-            [f"{k}={v!r}" for k, v, default in (("activation", self.activation, "relu"),
-                                                ("norm_first", self.norm_first, False),
-                                                ("causal", self.causal, False)) if v != default]
-        return f"TransformerEncoderLayer({self.d_model}, {self.nhead}, {', '.join(options)})"

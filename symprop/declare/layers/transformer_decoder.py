@@ -1,0 +1,78 @@
+"""TransformerDecoderLayer, as torch.nn.TransformerDecoderLayer(batch_first=True, dropout=0.0): causal
+self-attention, attention over a memory, and the feed-forward block; its options, parameters (torch's names and
+initialization), TOML keys and torch twin. What it computes is built in `symprop.graph.transformer`."""
+
+from __future__ import annotations
+
+from ...graph.transformer import decoder_layer
+from ..options import Table, choice, flag, fraction, positive
+from ..tensor import SymbolicTensor
+from ..trace import running
+from .transformer import (
+    TransformerLayer,
+    additive,
+    attention_parameters,
+    check_sequence,
+    check_torch_layer,
+    feed_forward_parameters,
+    padding_of,
+)
+
+
+class TransformerDecoderLayer(TransformerLayer):
+    """torch.nn.TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout=0.0, activation,
+    batch_first=True, norm_first), called with a causal mask on its self-attention when `causal` (the default, as
+    a decoder is used), and key padding masks for its input and the memory if given."""
+
+    kind = "transformer_decoder"
+    toml_keys = ()  # a decoder needs a memory: declare it in Python
+    default_causal = True
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, activation: str = "relu",
+                 norm_first: bool = False, causal: bool = True, layer_norm_eps: float = 1e-5, *,
+                 dropout: float = 0.0, batch_first: bool = True):
+        parameters = {**attention_parameters("self_attn", "", d_model),
+                      **attention_parameters("multihead_attn", "c", d_model),
+                      **feed_forward_parameters(d_model, dim_feedforward, 3)} if isinstance(d_model, int) and \
+            isinstance(dim_feedforward, int) else {}
+        super().__init__(d_model, nhead, dim_feedforward, activation, norm_first, causal, layer_norm_eps, dropout,
+                         batch_first, parameters)
+
+    @classmethod
+    def from_toml(cls, table: Table, width: int):
+        return cls(width, table.get("nhead", positive), table.get("dim_feedforward", positive, 2048),
+                   table.get("activation", choice, "relu", ("relu", "gelu")), table.get("norm_first", flag, False),
+                   table.get("causal", flag, True), table.get("eps", fraction, 1e-5))
+
+    @classmethod
+    def from_torch(cls, module, causal: bool = False):
+        """The layer that torch.nn.TransformerDecoderLayer `module` is (its self-attention causal: `causal`)."""
+        activation = check_torch_layer(module, [module.self_attn, module.multihead_attn])
+        return cls(module.self_attn.embed_dim, module.self_attn.num_heads, module.linear1.out_features, activation,
+                   module.norm_first, causal, module.norm1.eps)
+
+    def forward(self, tgt, memory, tgt_key_padding_mask=None, memory_key_padding_mask=None):
+        check_sequence(self, tgt)
+        check_sequence(self, memory, "the memory")
+        trace = running()
+        return SymbolicTensor(decoder_layer(
+            trace.graph, trace.stem(""), self, tgt.value, memory.value, self.parameter_values(),
+            padding_of(tgt_key_padding_mask, "tgt_key_padding_mask"),
+            padding_of(memory_key_padding_mask, "memory_key_padding_mask")))
+
+    def torch_twin(self):
+        import torch
+
+        layer = self
+
+        class Decoder(torch.nn.TransformerDecoderLayer):
+            def forward(self, tgt, memory, tgt_key_padding_mask=None, memory_key_padding_mask=None):
+                mask = torch.nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], dtype=tgt.dtype) \
+                    if layer.causal else None
+                return super().forward(tgt, memory, tgt_mask=mask,
+                                       tgt_key_padding_mask=additive(tgt_key_padding_mask, tgt),
+                                       memory_key_padding_mask=additive(memory_key_padding_mask, tgt),
+                                       tgt_is_causal=layer.causal)
+
+        return Decoder(self.d_model, self.nhead, self.dim_feedforward, dropout=0.0, activation=self.activation,
+                       layer_norm_eps=self.layer_norm_eps, batch_first=True, norm_first=self.norm_first)
