@@ -105,15 +105,21 @@ NETWORKS = {
              "layers": [("linear", 64, True), ("tanh",)] * 16 + [("linear", 10, True)]},
     "transformer": {"inputs": 64, "sequence": 32, "loss": "cross_entropy", "classes": 10,
                     "layers": [("transformer", 4, 256), ("mean_pool",), ("linear", 10, True)]},
+    # examples/char_lm.toml: token ids in, a distribution over the next character per position out (its step:
+    # the loss and every gradient of a batch of windows of 32 characters)
+    "char_lm": {"spec": "examples/char_lm.toml", "inputs": 32, "sequence": 32, "loss": "cross_entropy",
+                "classes": 71, "layers": []},
 }
 JAX_WORKLOADS = ("mlp", "neuron", "deep")
 FULL_CASES = ([("mlp", dtype, batch) for batch in (32, 256, 2048) for dtype in ("float32", "float64")]
               + [("neuron", dtype, n) for n in (1000, 1_000_000) for dtype in ("float32", "float64")]
               + [("deep", dtype, 64) for dtype in ("float32", "float64")]
-              + [("transformer", dtype, 16) for dtype in ("float32", "float64")])
+              + [("transformer", dtype, 16) for dtype in ("float32", "float64")]
+              + [("char_lm", dtype, 32) for dtype in ("float32", "float64")])
 QUICK_CASES = [("mlp", "float32", 16), ("mlp", "float64", 16), ("neuron", "float32", 100),
                ("neuron", "float64", 100), ("deep", "float32", 8), ("deep", "float64", 8),
-               ("transformer", "float32", 2), ("transformer", "float64", 2)]
+               ("transformer", "float32", 2), ("transformer", "float64", 2), ("char_lm", "float32", 2),
+               ("char_lm", "float64", 2)]
 FULL_DEPTHS, QUICK_DEPTHS = (4, 16, 64), (2,)
 # --quick runs the torch.compile variants on the neuron only: on two cores inductor takes 5-30 s to compile the
 # forward and backward of each larger network, and a cold cache (a fresh machine) adds some 20 s once. The slow
@@ -155,6 +161,11 @@ def derive_mlp(depth: int) -> dict:
 def symprop_model(net: dict, name: str):
     import symprop as S
 
+    if "spec" in net:  # a model of examples/, under the benchmark's name
+        model = S.load_spec(HERE.parent.parent / net["spec"])
+        model.name = name
+        return model
+
     make = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid, "mean_pool": S.MeanPool}
     layers, width = [], net["inputs"]
     for layer in net["layers"]:
@@ -176,9 +187,13 @@ def make_data(net: dict, dtype: str, batch: int, seed: int = 0) -> tuple[dict, n
     if has_sequence(net):  # torch's initialization of every module, as symprop's model states it
         model = symprop_model(net, "data")
         for key, shape in model.parameters.items():
-            kind, *bound = model.initializations[key]
-            params[key] = (rng.uniform(-bound[0], bound[0], size=shape) if kind == "uniform" else
+            kind, *scale = model.initializations[key]
+            params[key] = (rng.uniform(-scale[0], scale[0], size=shape) if kind == "uniform" else
+                           rng.normal(0, scale[0], size=shape) if kind == "normal" else
                            getattr(np, kind)(shape)).astype(dtype)
+    if "spec" in net:  # tokens in, the next token of each position out
+        x = rng.integers(0, net["classes"], size=(batch, net["sequence"]), dtype=np.int64)
+        return params, x, rng.integers(0, net["classes"], size=(batch, net["sequence"]), dtype=np.int64)
     for i, n_in, n_out, bias in [] if has_sequence(net) else linears(net):
         bound = 1 / np.sqrt(n_in)
         params[f"{i}.weight"] = rng.uniform(-bound, bound, size=(n_out, n_in)).astype(dtype)
@@ -248,10 +263,41 @@ def torch_network(net: dict, params: dict, dtype: str):
     return model, loss_fn
 
 
+def torch_char_lm(params: dict, dtype: str):
+    """examples/char_lm.toml in torch: embedding, learned positions, two causal pre-norm encoder layers, a norm, a
+    linear map onto the vocabulary; cross-entropy per character."""
+    import torch
+    from torch import nn
+
+    class CharLM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_module("0", nn.Embedding(71, 32))
+            self.positions = nn.Parameter(torch.zeros(32, 32))
+            for i in (2, 3):
+                self.add_module(str(i), nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True,
+                                                                   norm_first=True))
+            self.add_module("4", nn.LayerNorm(32))
+            self.add_module("5", nn.Linear(32, 71))
+            self.mask = nn.Transformer.generate_square_subsequent_mask(32)
+
+        def forward(self, x):
+            h = getattr(self, "0")(x) + self.positions
+            for i in ("2", "3"):
+                h = getattr(self, i)(h, src_mask=self.mask.to(h.dtype), is_causal=True)
+            return getattr(self, "5")(getattr(self, "4")(h))
+
+    model = CharLM().to(getattr(torch, dtype))
+    model.load_state_dict({("positions" if k == "1.weight" else k): torch.from_numpy(v) for k, v in params.items()})
+    return model, lambda y, t: nn.functional.cross_entropy(y.reshape(-1, 71), t.reshape(-1))
+
+
 def build_autograd(case, params, x, t, modules, compiled=False):
     import torch
 
-    model, loss_fn = torch_network(NETWORKS[case["workload"]], params, case["dtype"])
+    net = NETWORKS[case["workload"]]
+    model, loss_fn = torch_char_lm(params, case["dtype"]) if "spec" in net else \
+        torch_network(net, params, case["dtype"])
     named = dict(model.named_parameters())
     tx, tt = torch.from_numpy(x), torch.from_numpy(t)
 
@@ -265,7 +311,7 @@ def build_autograd(case, params, x, t, modules, compiled=False):
             p.grad = None
         loss = compute(tx, tt)
         loss.backward()
-        return loss, {k: p.grad for k, p in named.items()}
+        return loss, {("1.weight" if k == "positions" else k): p.grad for k, p in named.items()}
 
     return call
 

@@ -165,14 +165,56 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+              state=None):
+    """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
+    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
+
+
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+               state=None):
+    """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
+    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
+
+
+def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decoupled):
+    loss, grads = loss_and_gradients(params, *inputs, t)
+    state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
+    step, (beta1, beta2) = state["step"] + 1, betas
+    moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
+    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    new_params = {}
+    for key, value in params.items():
+        grad = grads[key]
+        if weight_decay and decoupled:
+            value = value * (1 - lr * weight_decay)
+        elif weight_decay:
+            grad = grad + weight_decay * value
+        mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
+        square = moments["exp_avg_sq"][key] = \
+            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        if amsgrad:
+            previous = moments["max_exp_avg_sq"].get(key)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
+                torch.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+    return new_params, loss, {"step": step, **moments}
+
+
 def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=0.0):
-    """Minibatch SGD over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them.
+          weight_decay=None, optimizer="sgd"):
+    """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
+    with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
+    optimizer's default (0, or 1e-2 for AdamW).
 
     Returns (params, history), history holding each epoch's mean training loss; callback, if given,
     is called as callback(epoch, mean_loss, params) after every epoch.
     """
     generator = torch.Generator().manual_seed(seed)
+    step = {"sgd": sgd_step, "adam": adam_step, "adamw": adamw_step}[optimizer]
+    options = {"momentum": momentum} if optimizer == "sgd" else {}
+    if weight_decay is not None:
+        options["weight_decay"] = weight_decay
     state, history = None, []
     for epoch in range(epochs):
         order = torch.randperm(len(x), generator=generator).to(x.device) if shuffle else \
@@ -180,7 +222,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         total = 0.0
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
-            params, loss, state = sgd_step(params, x[batch], t[batch], lr, momentum, weight_decay, state)
+            params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:

@@ -29,6 +29,7 @@ from .declare.layers import (
     Linear,
     LogSoftmax,
     MeanPool,
+    PositionalEncoding,
     ReLU,
     Sigmoid,
     Softmax,
@@ -68,8 +69,8 @@ def derive_network(model: Model) -> Derivation:
 
 __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss", "Embedding",
-    "GELU", "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool", "Model", "Module",
-    "MSELoss", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SymbolicTensor", "SymPropError",
-    "Tanh", "Transformer", "TransformerDecoderLayer", "TransformerEncoderLayer", "cat", "chain_rule", "derive",
-    "derive_network", "from_torch", "load_spec", *sorted(_MATH),
+    "GELU", "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool", "PositionalEncoding",
+    "Model", "Module", "MSELoss", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SymbolicTensor",
+    "SymPropError", "Tanh", "Transformer", "TransformerDecoderLayer", "TransformerEncoderLayer", "cat", "chain_rule",
+    "derive", "derive_network", "from_torch", "load_spec", *sorted(_MATH),
 ]

@@ -17,6 +17,7 @@ class Backend:
     runs: bool = False  # a module that `check` imports and runs against torch.autograd
     loss_as_float: bool = False  # loss() returns a Python float, not an array of the backend
     loss_doc: str = ""
+    maximum: str = ""  # the elementwise maximum of two arrays, for AMSGrad
 
 
 def _render_module(derivation, backend, source, command):
@@ -52,7 +53,7 @@ def register(backend: Backend) -> Backend:
 
 
 register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer, runs=True,
-                 loss_as_float=True, loss_doc="a Python float"))
+                 loss_as_float=True, loss_doc="a Python float", maximum="np.maximum"))
 register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer, runs=True,
-                 loss_doc="a 0-d tensor"))
+                 loss_doc="a 0-d tensor", maximum="torch.maximum"))
 register(Backend("latex", "{name}.tex", "derivation.tex.j2", _render_latex))

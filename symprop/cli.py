@@ -23,6 +23,8 @@ Examples:
   symprop derive examples/seed_neuron.toml --pdf      # ... and the derivation as a PDF
   symprop derive models.py:model                      # a Model declared in Python (or made by from_torch)
   symprop derive --expr "(a(w*x) - t)**2" --wrt w     # the textbook chain rule, printed
+  symprop train examples/char_lm.toml --text examples/data/constitution.txt --optimizer adam
+  symprop sample examples/char_lm.toml --prompt "We the People"
   symprop check examples/iris_mlp.toml                # compare with torch.autograd
   symprop list-ops                                    # what a spec may use
 """
@@ -235,55 +237,68 @@ def list_ops():
                                            for kind, layer in LAYER_TYPES.items() if layer.toml_keys))
     click.echo("graph keys:  " + "; ".join(f"{key}: {what}" for key, what in WIRING_KEYS.items()))
     click.echo("model keys:  name, inputs (a width, or a table of named widths), sequence (inputs are then "
-               "(batch, sequence, width)), layers, loss")
+               "(batch, sequence, width)), vocabulary (a token model: x holds (batch, sequence) ids), layers, loss")
     click.echo("losses:      " + ", ".join(LOSS_TYPES))
     click.echo("reductions:  mean, sum (kl_div also batchmean)")
     click.echo("targets:     cross_entropy: index | probs; nll: index; others: the output's shape")
-    click.echo("loss keys:   type, reduction, target, expr (elementwise), l2 (a table: parameter = weight)")
+    click.echo("loss keys:   type, reduction, target, expr (elementwise), l2 (a table: parameter = weight), "
+               "ignore_index (cross_entropy, nll)")
     click.echo("expressions: " + ", ".join(sorted(FUNCTIONS, key=str.lower)) + "; constants: "
                + ", ".join(CONSTANTS) + "; operators: + - * / **")
 
 
-@main.command(epilog=EXAMPLES)
+TRAIN_EXAMPLES = """
+\b
+Examples:
+  symprop train examples/iris_classifier.toml --data examples/data/iris.csv --epochs 100 --lr 0.1
+  symprop train examples/char_lm.toml --text examples/data/constitution.txt --optimizer adam --lr 3e-3
+"""
+
+
+@main.command(epilog=TRAIN_EXAMPLES)
 @click.argument("source")
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A CSV file with a header row: the feature columns, then the target.")
+@click.option("--text", "text_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A UTF-8 text, for a token model (vocabulary and sequence in its spec): it learns the next "
+                   "character.")
 @click.option("--target-column", "target_columns", multiple=True,
               help="The target column (repeatable, for several outputs).  [default: the last column]")
 @click.option("--epochs", type=click.IntRange(1, 1_000_000), default=100, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.1, show_default=True, help="Learning rate.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]), default="sgd", show_default=True,
+              help="As torch.optim has them.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
+              help="Learning rate.  [default: 0.1 for sgd, 1e-3 for adam and adamw]")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--momentum", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--momentum", type=click.FloatRange(0), default=0.0, show_default=True, help="sgd only.")
+@click.option("--weight-decay", type=click.FloatRange(0), default=None,
+              help="L2 weight decay.  [default: 0, or 1e-2 for adamw, as torch]")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.2, show_default=True,
-              help="The share of rows kept aside to score the trained model.")
+              help="The share of rows (or of the text, at its end) kept aside to score the trained model.")
 @click.option("--seed", type=int, default=0, show_default=True, help="For the initial parameters, split and batches.")
 @click.option("--standardize/--no-standardize", default=True, show_default=True,
-              help="Scale each feature to mean 0 and standard deviation 1 (on the training rows).")
+              help="CSV: scale each feature to mean 0 and standard deviation 1 (on the training rows).")
 @click.option("--out", "out_dir", default="trained", show_default=True,
               help="Where NAME_params.npz and NAME_loss.png go.")
-def train(source, data_path, target_columns, epochs, lr, batch_size, momentum, holdout, seed, standardize,
-          out_dir):
-    """Derive SOURCE and train it on a CSV with its generated NumPy module: torch.optim.SGD, in NumPy."""
+def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, batch_size, momentum, weight_decay,
+          holdout, seed, standardize, out_dir):
+    """Derive SOURCE and train it with its generated NumPy module (torch.optim's SGD, Adam or AdamW, in NumPy), on
+    a CSV or, for a token model, on a text."""
     import time
 
-    import numpy as np
+    from .train import plot_loss, prepare_csv, prepare_text, save_params, score
 
-    from .derivation import Derivation
-    from .train import inputs_of, load_csv, plot_loss, save_params, score, split
-
+    if (data_path is None) == (text_path is None):
+        raise click.UsageError("give the data: --data FILE.csv, or --text FILE for a token model")
     model = load_model(source)
-    data = load_csv(data_path, model, target_columns)
-    fit, held = split(data, holdout, seed)
-    mean, std = (fit.x.mean(axis=0), fit.x.std(axis=0)) if standardize else (0.0, 1.0)
-    std = np.where(std > 0, std, 1.0)
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / f"{model.name}_numpy.py"
-        path.write_text(Derivation(model).render("numpy", source), encoding="utf-8")
-        module = _import(path)
-    x, t = (fit.x - mean) / std, fit.t
-    click.echo(f"training {model.name} on {len(x)} rows of {data_path} ({len(held.x)} held out): "
-               f"{epochs} epochs, batches of {batch_size}, lr {lr}" + (f", momentum {momentum}" if momentum else ""))
-    steps = epochs * -(-len(x) // batch_size)
+    data = prepare_text(text_path, model, holdout) if text_path else \
+        prepare_csv(data_path, model, target_columns, holdout, seed, standardize)
+    module = _numpy_module(model, source)
+    lr = lr if lr is not None else 0.1 if optimizer == "sgd" else 1e-3
+    click.echo(f"training {model.name} on {data.description}: {epochs} epochs, batches of {batch_size}, "
+               f"{optimizer}, lr {lr:g}" + (f", momentum {momentum:g}" if momentum else "")
+               + (f", weight decay {weight_decay:g}" if weight_decay else ""))
+    steps = epochs * -(-len(data.t) // batch_size)
     start = time.perf_counter()
     with click.progressbar(length=epochs, label="epoch", show_pos=True, file=sys.stderr,
                            item_show_func=lambda text: text) as bar:
@@ -291,25 +306,79 @@ def train(source, data_path, target_columns, epochs, lr, batch_size, momentum, h
             rate = (epoch + 1) * steps / epochs / max(time.perf_counter() - start, 1e-9)
             bar.update(1, f"loss {loss:.4g}, {rate:,.0f} steps/s")
 
-        params, history = module.train(module.init_params(seed), *inputs_of(model, x), t, lr, epochs, batch_size,
-                                       seed=seed, callback=progress, momentum=momentum)
+        params, history = module.train(module.init_params(seed), *data.inputs, data.t, lr, epochs, batch_size,
+                                       seed=seed, callback=progress, momentum=momentum, weight_decay=weight_decay,
+                                       optimizer=optimizer)
     elapsed = time.perf_counter() - start
-    metric, on_training = score(model, module.forward(params, *inputs_of(model, x)), t)
+    metric, on_training = score(model, module.forward(params, *data.inputs), data.t)
     report = f"final training loss {history[-1]:.4g}; training {metric} {on_training:.4g}"
-    if len(held.x):
-        outputs = module.forward(params, *inputs_of(model, (held.x - mean) / std))
-        report += f"; held-out {metric} {score(model, outputs, held.t)[1]:.4g}"
+    if len(data.held_t):
+        held = score(model, module.forward(params, *data.held_inputs), data.held_t)[1]
+        report += f"; held-out {metric} {held:.4g}"
+        if text_path:
+            report += f"; held-out loss {module.loss(params, *data.held_inputs, data.held_t):.4g} per character"
     out = Path(out_dir)
-    columns = (len(data.feature_names),)
-    npz = save_params(out / f"{model.name}_params.npz", params, x_mean=np.broadcast_to(mean, columns),
-                      x_std=np.broadcast_to(std, columns))
+    npz = save_params(out / f"{model.name}_params.npz", params, **data.saved)
     click.echo(f"{report} ({steps:,} steps in {elapsed:.2f} s)")
     click.echo(f"wrote {npz}")
     curve = out / f"{model.name}_loss.png"
-    if plot_loss(history, curve, f"{model.name}: {data_path.name}"):
+    if plot_loss(history, curve, f"{model.name}: {(text_path or data_path).name}"):
         click.echo(f"wrote {curve}")
     else:
         click.echo("note: matplotlib is not installed, so no loss curve (pip install 'symprop[plot]')", err=True)
+
+
+def _numpy_module(model, source: str):
+    """The model's generated NumPy module, derived now and imported from a scratch folder."""
+    from .derivation import Derivation
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / f"{model.name}_numpy.py"
+        path.write_text(Derivation(model).render("numpy", source), encoding="utf-8")
+        return _import(path)
+
+
+SAMPLE_EXAMPLES = """
+\b
+Examples:
+  symprop sample examples/char_lm.toml --prompt "We the People" --length 300
+  symprop sample examples/char_lm.toml --params trained/char_lm_params.npz --temperature 0.5 --seed 1
+"""
+
+
+@main.command(epilog=SAMPLE_EXAMPLES)
+@click.argument("source")
+@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Parameters saved by symprop train.  [default: trained/NAME_params.npz]")
+@click.option("--prompt", default="", help="The text to continue.")
+@click.option("--length", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="How many characters to generate.")
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.8, show_default=True,
+              help="Below 1 sharpens the model's distribution, above 1 flattens it.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample(source, params_path, prompt, length, temperature, seed):
+    """Print text generated by a token model trained with symprop train --text, one character at a time."""
+    import numpy as np
+
+    from .train import sample as generate
+
+    model = load_model(source)
+    if list(model.index_ranges) != ["x"]:
+        raise SymPropError("symprop sample generates text with a token model (vocabulary and sequence in its spec)",
+                           source)
+    path = params_path or Path("trained") / f"{model.name}_params.npz"
+    try:
+        saved = dict(np.load(path))
+    except (OSError, ValueError) as error:
+        raise SymPropError(f"cannot be read: {error}; train the model first with symprop train --text",
+                           str(path)) from None
+    if "alphabet" not in saved:
+        raise SymPropError("holds no alphabet: it was not trained on a text", str(path))
+    alphabet = "".join(saved.pop("alphabet"))
+    missing = set(model.parameters) - set(saved)
+    if missing:
+        raise SymPropError(f"lacks the parameters {', '.join(sorted(missing))}: it is another model's", str(path))
+    click.echo(generate(_numpy_module(model, source), saved, alphabet, prompt, length, temperature, seed))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

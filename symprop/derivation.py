@@ -35,7 +35,9 @@ class Derivation:
     def summary(self) -> str:
         model = self.model
         shapes = model.input_shapes
-        if list(shapes) == ["x"] and len(shapes["x"]) == (3 if model.sequence else 2):
+        if list(shapes) == ["x"] and "x" in model.index_ranges:
+            inputs = f"sequences of {shapes['x'][1]} token ids in [0, {model.index_ranges['x']})"
+        elif list(shapes) == ["x"] and len(shapes["x"]) == (3 if model.sequence else 2):
             inputs = (f"sequences of length {model.sequence} and width" if model.sequence else "inputs of width") + \
                 f" {shapes['x'][-1]}"
         else:

@@ -101,6 +101,92 @@ def inputs_of(model, x: np.ndarray) -> list[np.ndarray]:
     return parts
 
 
+@dataclass
+class Prepared:
+    """What training needs, whatever the data was: the inputs and targets to train on and to score on, what the
+    run says it trains on, and what is saved beside the parameters."""
+
+    inputs: list
+    t: np.ndarray
+    held_inputs: list
+    held_t: np.ndarray
+    description: str
+    saved: dict
+    units: str = "rows"
+
+
+def prepare_csv(path: Path, model, target_columns, holdout: float, seed: int, standardize: bool) -> Prepared:
+    data = load_csv(path, model, target_columns)
+    fit, held = split(data, holdout, seed)
+    mean, std = (fit.x.mean(axis=0), fit.x.std(axis=0)) if standardize else (0.0, 1.0)
+    std = np.where(std > 0, std, 1.0)
+    columns = (len(data.feature_names),)
+    return Prepared(inputs_of(model, (fit.x - mean) / std), fit.t, inputs_of(model, (held.x - mean) / std), held.t,
+                    f"{len(fit.x)} rows of {path} ({len(held.x)} held out)",
+                    {"x_mean": np.broadcast_to(mean, columns), "x_std": np.broadcast_to(std, columns)})
+
+
+def load_text(path: Path, model) -> tuple[str, np.ndarray]:
+    """(alphabet, ids): the text's distinct characters, sorted, and the text as their indices."""
+    if list(model.index_ranges) != ["x"] or len(model.input_shapes) != 1:
+        raise SymPropError("--text trains a token model (vocabulary = V and sequence = S in its spec); this model's "
+                           "inputs are not one sequence of token ids: train it on a CSV with --data", str(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SymPropError("no such file", str(path)) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SymPropError(f"cannot be read as UTF-8 text: {error}", str(path)) from None
+    alphabet = "".join(sorted(set(text)))
+    vocabulary, length = model.index_ranges["x"], model.input_shapes["x"][1]
+    if len(alphabet) > vocabulary:
+        raise SymPropError(f"has {len(alphabet)} distinct characters, more than the model's vocabulary = "
+                           f"{vocabulary}", str(path))
+    if len(text) < 4 * (length + 1):
+        raise SymPropError(f"has {len(text)} characters; a model of sequence = {length} needs a few times that",
+                           str(path))
+    index = {c: i for i, c in enumerate(alphabet)}
+    return alphabet, np.array([index[c] for c in text], dtype=np.int64)
+
+
+def windows(ids: np.ndarray, length: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, t): windows of `length` ids every `stride`, and the same windows one character on (the next ones)."""
+    starts = np.arange(0, len(ids) - length, stride)
+    x = ids[starts[:, None] + np.arange(length)]
+    return x, ids[starts[:, None] + np.arange(1, length + 1)]
+
+
+def prepare_text(path: Path, model, holdout: float) -> Prepared:
+    """Windows of the text's first part to train on (overlapping by three quarters), and of its last `holdout`
+    part, apart, to score: the held-out loss per character."""
+    alphabet, ids = load_text(path, model)
+    length = model.input_shapes["x"][1]
+    cut = len(ids) - int(round(holdout * len(ids)))
+    x, t = windows(ids[:cut], length, max(length // 4, 1))
+    held_x, held_t = windows(ids[cut:], length, length) if len(ids) - cut > length else (x[:0], t[:0])
+    return Prepared([x], t, [held_x], held_t, f"{len(x)} windows of {length} characters of {path} ({cut:,} "
+                    f"characters; {len(ids) - cut:,} held out)", {"alphabet": np.array(list(alphabet))}, "windows")
+
+
+def sample(module, params: dict, alphabet: str, prompt: str, length: int, temperature: float, seed: int) -> str:
+    """`length` characters after `prompt`, each drawn from the model's distribution at the last position of the
+    window that ends with what came before (padded on the left with the prompt's first character), over the
+    characters of the text it was trained on."""
+    index = {c: i for i, c in enumerate(alphabet)}
+    unknown = sorted(set(prompt) - set(index))
+    if unknown:
+        raise SymPropError(f"the model never saw the characters {''.join(unknown)!r}", "--prompt")
+    window = module.INPUT_SHAPES["x"][1]
+    ids = [index[c] for c in prompt] or [0]
+    rng = np.random.default_rng(seed)
+    for _ in range(length):
+        context = ([ids[0]] * window + ids)[-window:]
+        logits = module.forward(params, np.array([context]))[0, -1, :len(alphabet)] / max(temperature, 1e-6)
+        p = np.exp(logits - logits.max())
+        ids.append(int(rng.choice(len(p), p=p / p.sum())))
+    return prompt + "".join(alphabet[i] for i in ids[len(prompt) or 1:])
+
+
 def split(data: Dataset, holdout: float, seed: int):
     """(train, held out), shuffled with `seed`."""
     order = np.random.default_rng(seed).permutation(len(data.x))
@@ -112,6 +198,8 @@ def split(data: Dataset, holdout: float, seed: int):
 def score(model: m.Model, outputs: np.ndarray, t: np.ndarray) -> tuple[str, float]:
     """("accuracy", share right) for classifiers, ("MSE", mean squared error) otherwise."""
     loss = model.loss
+    if model.target_kind == "index" and outputs.ndim > 2:  # tokens: the share of next characters guessed
+        return "accuracy", float(np.mean(outputs.argmax(axis=-1) == t))
     if model.target_kind == "index":
         return "accuracy", float(np.mean(outputs.argmax(axis=1) == t))
     if isinstance(loss, (m.CrossEntropyLoss, m.KLDivLoss)):

@@ -38,6 +38,7 @@ if rank == 0:
     state = (model.module if world > 1 else model).state_dict()
     torch.save({k: v.detach().clone() for k, v in state.items()}, out)
 if world > 1:
+    dist.barrier()  # both done before either tears down gloo
     dist.destroy_process_group()
 """.replace("LR", repr(LR)).replace("STEPS", str(STEPS))
 

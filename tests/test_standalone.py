@@ -60,7 +60,9 @@ def check(path, kind, backend):
     shapes = module.PARAM_SHAPES
     params = module.init_params(0)
     batch = 7
-    xs = [rng.normal(size=(batch, *shape[1:])) for shape in module.INPUT_SHAPES.values()]
+    ids = getattr(module, "TOKEN_IDS", {})
+    xs = [rng.integers(0, ids[name], size=(batch, *shape[1:])) if name in ids else rng.normal(size=(batch, *shape[1:]))
+          for name, shape in module.INPUT_SHAPES.items()]
     if backend == "torch":
         import torch
         xs = [torch.from_numpy(x) for x in xs]
@@ -68,7 +70,7 @@ def check(path, kind, backend):
     assert out_shape[0] == batch, out_shape
     k = out_shape[1:]
     if kind == "index":
-        t = rng.integers(0, k[-1], size=batch)
+        t = rng.integers(0, k[-1], size=(batch, *k[:-1]))
     elif kind == "probs":
         t = np.exp(rng.normal(size=(batch, *k)))
         t /= t.sum(axis=-1, keepdims=True)

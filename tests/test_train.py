@@ -69,7 +69,8 @@ def test_train_batches_as_a_dataloader_does(build):
     numpy_module, _ = build(MODELS["regressor"][0])
     seen = []
     real_step = numpy_module.sgd_step
-    numpy_module.sgd_step = lambda params, x, t, *rest: (seen.append(len(x)), real_step(params, x, t, *rest))[1]
+    numpy_module.sgd_step = lambda params, x, t, *rest, **options: (seen.append(len(x)),
+                                                                    real_step(params, x, t, *rest, **options))[1]
     x, t = np.random.default_rng(0).normal(size=(10, 4)), np.zeros((10, 1))
     params, history = numpy_module.train(numpy_module.init_params(), x, t, lr=0.1, epochs=2, batch_size=4,
                                          shuffle=False)

@@ -236,8 +236,18 @@ def _takes_class_indices(graph) -> bool:
     take class indices."""
     placeholders = [node for node in graph.nodes if node.op == "placeholder"]
     target = placeholders[1] if len(placeholders) > 1 else None
+
+    def source(node):  # through t.reshape(-1), t.view(-1), t.flatten(), ...
+        while getattr(node, "op", None) == "call_method" and node.target in RESHAPES:
+            node = node.args[0]
+        return node
+
     return any(node.op == "call_function" and _qualified(node.target) in CLASS_INDEX_LOSSES and
-               (node.args[1:2] == (target,) or node.kwargs.get("target") is target) for node in graph.nodes)
+               source(node.args[1] if len(node.args) > 1 else node.kwargs.get("target")) is target
+               for node in graph.nodes)
+
+
+RESHAPES = ("reshape", "view", "flatten", "contiguous", "long")
 
 
 CLASS_INDEX_LOSSES = ("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss")

@@ -238,8 +238,11 @@ def _class_targets(name, y: Value, t: Value, ignore_index: int):
     classes) or probabilities (y's shape). Token-level targets (with a sequence axis, or flattened from one) and an
     ignore_index other than torch's default skip the rows whose target is ignore_index, as torch does."""
     graph = _trace().graph
-    raw = t.expr in graph.tensors and graph.tensors[t.expr].op == "target"
-    if raw and getattr(_trace(), "target_open", False) and t.shape == y.shape:
+    source = graph.tensors.get(t.expr)
+    while source is not None and source.op == "rearrange":  # t.reshape(-1) reads the target too
+        source = graph.tensors.get(source.operands[0].expr)
+    if source is not None and source.op == "target" and getattr(_trace(), "target_open", False) and \
+            t.shape != y.shape[:-1]:  # the target's kind is open, and as the output's shape it is no index
         raise ClassIndices
     if len(t.shape) == len(y.shape) - 1:
         if t.shape != y.shape[:-1]:

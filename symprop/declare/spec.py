@@ -7,7 +7,8 @@ in a layer's table wire a graph instead:
 - `add = "x"` (or a list) adds named values to the layer's output: a residual connection;
 - `use = "fc1"`, in place of `type`, applies the named layer again, with the same parameters;
 - `type = "add"` or `type = "cat"`, with `inputs = [...]`, sums or concatenates named values.
-Inputs are `inputs = 6` (one input, x) or a table `[inputs]` of named widths; `l2` in `[loss]` adds
+Inputs are `inputs = 6` (one input, x) or a table `[inputs]` of named widths; a token model has
+`vocabulary = V` and `sequence = S` instead (x holds (batch, S) integer ids in [0, V)); `l2` in `[loss]` adds
 weight·Σ p² for each named parameter.
 
 Every error names the file and the key: `examples/x.toml: layers[2].expr: ...`.
@@ -27,7 +28,7 @@ from .options import Table, positive, short
 from .tensor import SymbolicTensor, cat
 from .trace import running
 
-_TOP_KEYS = {"name", "inputs", "sequence", "layers", "loss"}
+_TOP_KEYS = {"name", "inputs", "vocabulary", "sequence", "layers", "loss"}
 WIRING_KEYS = {
     "name": "names the layer's output and its parameters (name.weight)",
     "input": "a named input or layer to apply the layer to (default: the layer before)",
@@ -63,19 +64,26 @@ def loads(text: str, source: str = "<spec>") -> m.Model:
     _no_unknown(data, _TOP_KEYS, "")
     top = Table(data, "")
     name = top.string("name")
-    inputs = _inputs(data)
     sequence = top.get("sequence", positive) if "sequence" in data else None
+    if "vocabulary" in data:  # a token model: x holds ids in [0, vocabulary), (batch, sequence) of them
+        if "inputs" in data or sequence is None:
+            raise SymPropError("a token model takes vocabulary and sequence, not inputs", "vocabulary")
+        inputs = {"x": top.get("vocabulary", positive)}
+    else:
+        inputs = _inputs(data)
     layers = data.get("layers")
     if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) for x in layers):
         raise SymPropError("missing or empty: give the network as [[layers]] tables", "layers")
-    net = _network(layers, inputs)
+    net = _network(layers, inputs, sequence)
     loss_spec = data.get("loss")
     if not isinstance(loss_spec, dict):
         raise SymPropError("missing: give the loss as a [loss] table", "loss")
     loss = _loss(loss_spec, net)
     try:
-        return m.Model(net, loss, name=name, inputs=inputs if len(inputs) > 1 or "x" not in inputs else inputs["x"],
-                       source=source, sequence=sequence)
+        given = {"x": (sequence,)} if "vocabulary" in data else inputs if len(inputs) > 1 or "x" not in inputs \
+            else inputs["x"]
+        return m.Model(net, loss, name=name, inputs=given, source=source,
+                       sequence=None if "vocabulary" in data else sequence)
     except SymPropError as error:
         raise (error if error.where else error.at("layers")) from None
 
@@ -138,12 +146,12 @@ def _sum(values):
     return total
 
 
-def _network(layers: list[dict], inputs: dict[str, int]) -> Module:
+def _network(layers: list[dict], inputs: dict[str, int], sequence: int | None = None) -> Module:
     """A Sequential when no table wires a graph; else a SpecNet."""
     if not any(_wiring(spec) for spec in layers):
         built, width = [], inputs["x"]
         for i, spec in enumerate(layers):
-            layer = _layer(spec, i, width)
+            layer = _layer(spec, i, width, sequence)
             width = layer.output_width(width)
             built.append(layer)
         return Sequential(*built)
@@ -175,7 +183,7 @@ def _network(layers: list[dict], inputs: dict[str, int]) -> Module:
         else:
             step["input"] = _names(table, "input", widths, single=True)
             plain = {key: value for key, value in spec.items() if key not in ("name", "input", "add")}
-            layer = _layer(plain, i, widths[step["input"]] if step["input"] else width)
+            layer = _layer(plain, i, widths[step["input"]] if step["input"] else width, sequence)
             step["kind"], step["module"] = "layer", name or str(i)
             modules[step["module"]] = layer
             width = layer.output_width(widths[step["input"]] if step["input"] else width)
@@ -215,8 +223,9 @@ def _only(spec: dict, allowed: set, where: str, kind: str):
                                f"{where}.{key}")
 
 
-def _layer(spec: dict, i: int, width: int):
-    """The layer a [[layers]] table declares; `width` is the width of what flows into it."""
+def _layer(spec: dict, i: int, width: int, sequence: int | None = None):
+    """The layer a [[layers]] table declares; `width` is the width of what flows into it (a token model's
+    vocabulary, for its embedding)."""
     where = f"layers[{i}]"
     known_keys = {"type"} | set(WIRING_KEYS) | {key for layer in LAYER_TYPES.values() for key in layer.toml_keys}
     _no_unknown(spec, known_keys, where)
@@ -232,6 +241,8 @@ def _layer(spec: dict, i: int, width: int):
                 raise SymPropError(f"{key} goes with add or cat layers only, not {kind}", f"{where}.{key}")
             raise SymPropError(f"{key} belongs to {' and '.join(owners)} layers only, not {kind}", f"{where}.{key}")
     try:
+        if layer_type.kind == "positions":
+            return layer_type.from_toml(Table(spec, where), width, sequence)
         return layer_type.from_toml(Table(spec, where), width)
     except SymPropError as error:
         key = layer_type.toml_keys[0] if layer_type.toml_keys else "type"

@@ -217,6 +217,9 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
             return rf"\operatorname{{split\,heads}}\left({texts[0]}\right)"
         return rf"\operatorname{{merge\,heads}}\left({texts[0]}\right)"
 
+    def sinusoid(self, length, width):
+        return r"P_{\sin}"
+
     def padding_mask(self, text):
         return rf"M_{{\text{{pad}}}}\left({text}\right)"
 

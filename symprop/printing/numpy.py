@@ -31,6 +31,17 @@ def erf(x):
 '''
 
 
+SINUSOID = '''
+def sinusoid(length, width, dtype):
+    """The sinusoidal position encoding of "Attention Is All You Need": sin and cos of position / 10000^(2i/width)."""
+    position = np.arange(length, dtype=dtype)[:, None]
+    rate = np.exp(np.arange(0, width, 2, dtype=dtype) * (-np.log(10000.0) / width))
+    table = np.zeros((length, width), dtype=dtype)
+    table[:, 0::2] = np.sin(position * rate)
+    table[:, 1::2] = np.cos(position * rate)
+    return table
+'''
+
 SCATTER_ADD = '''
 def scatter_add(values, index, rows):
     """A table of `rows` rows: row r is the sum of the rows of values whose index is r (np.add.at)."""
@@ -124,6 +135,10 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     def causal_mask(self, size):
         full, inf = self._module_format("numpy.full"), self._module_format("numpy.inf")
         return f"{self._module_format('numpy.triu')}({full}(({size}, {size}), -{inf}, dtype={self.dtype_text}), 1)"
+
+    def sinusoid(self, length, width):
+        self.helpers["sinusoid"] = SINUSOID
+        return f"sinusoid({length}, {width}, {self.dtype_text})"
 
     def padding_mask(self, text):
         where = self._module_format("numpy.where")

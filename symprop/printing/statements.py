@@ -230,7 +230,7 @@ class StatementPrinter:
             shapes = [value.shape for value in s.tensor.operands]
             return getattr(self, s.kind)(s.tensor, texts, shapes)
         if s.kind == "constant":
-            return self.causal_mask(s.shape[0])
+            return self.causal_mask(s.shape[0]) if s.tensor.spec == "causal" else self.sinusoid(*s.shape)
         if s.kind == "padding":  # (n, t) booleans -> (n, 1, 1, t): -inf where True, else 0
             return self.padding_mask(operands[0])
         if s.kind == "map":

@@ -44,6 +44,9 @@ class TextPrinter(StatementPrinter, StrPrinter):
     def concat(self, tensor, texts, shapes):
         return f"concat([{', '.join(texts)}], axis={tensor.axes[0]})"
 
+    def sinusoid(self, length, width):
+        return f"sinusoid({length}, {width})"
+
     def padding_mask(self, text):
         return f"padding_mask({text})"
 

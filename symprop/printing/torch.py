@@ -11,6 +11,17 @@ from sympy.printing.pytorch import TorchPrinter
 from ..schedule import relu_input
 from .statements import StatementPrinter, contraction_form
 
+SINUSOID = '''
+def sinusoid(length, width, dtype, device):
+    """The sinusoidal position encoding of "Attention Is All You Need": sin and cos of position / 10000^(2i/width)."""
+    position = torch.arange(length, dtype=dtype, device=device)[:, None]
+    rate = torch.exp(torch.arange(0, width, 2, dtype=dtype, device=device) * (-9.210340371976184 / width))  # ln 10000
+    table = torch.zeros(length, width, dtype=dtype, device=device)
+    table[:, 0::2] = torch.sin(position * rate)
+    table[:, 1::2] = torch.cos(position * rate)
+    return table
+'''
+
 SCATTER_ADD = '''
 def scatter_add(values, index, rows):
     """A table of `rows` rows: row r is the sum of the rows of values whose index is r (index_add_)."""
@@ -137,6 +148,10 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         full = self._call("torch.full", f"({size}, {size})", 'float("-inf")', f"dtype={self.dtype_text}",
                           f"device={self.device_text}")
         return self._call("torch.triu", full, "diagonal=1")
+
+    def sinusoid(self, length, width):
+        self.helpers["sinusoid"] = SINUSOID
+        return f"sinusoid({length}, {width}, {self.dtype_text}, {self.device_text})"
 
     def padding_mask(self, text):
         where = self._call("torch.where", f"{text}[:, None, None, :]", 'float("-inf")', "0.0")

@@ -5,15 +5,16 @@ from .embedding import Embedding
 from .layer_norm import LayerNorm
 from .linear import Linear
 from .mean_pool import MeanPool
+from .positions import PositionalEncoding
 from .transformer import TransformerEncoderLayer
 from .transformer_decoder import TransformerDecoderLayer
 from .transformer_model import Transformer
 
 LAYERS = (Linear, Sigmoid, Tanh, ReLU, GELU, Softmax, LogSoftmax, Identity, Elementwise, LayerNorm, MeanPool,
-          Embedding, TransformerEncoderLayer, TransformerDecoderLayer, Transformer)
-LAYER_TYPES = {layer.kind: layer for layer in LAYERS}  # TOML's type = "..."
+          Embedding, PositionalEncoding, TransformerEncoderLayer, TransformerDecoderLayer, Transformer)
+LAYER_TYPES = {layer.kind: layer for layer in LAYERS if hasattr(layer, "from_toml")}  # TOML's type = "..."
 TORCH_LAYERS = {layer.__name__: layer for layer in LAYERS if layer.from_torch}  # torch.nn's class name -> ours
 
 __all__ = ["GELU", "LAYERS", "LAYER_TYPES", "TORCH_LAYERS", "Elementwise", "Embedding", "Identity", "LayerNorm",
-           "Linear", "LogSoftmax", "MeanPool", "ReLU", "Sigmoid", "Softmax", "Tanh", "Transformer",
-           "TransformerDecoderLayer", "TransformerEncoderLayer"]
+           "Linear", "LogSoftmax", "MeanPool", "PositionalEncoding", "ReLU", "Sigmoid", "Softmax", "Tanh",
+           "Transformer", "TransformerDecoderLayer", "TransformerEncoderLayer"]

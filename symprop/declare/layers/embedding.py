@@ -10,7 +10,7 @@ from ..tensor import Parameter
 
 
 class Embedding(Module):
-    kind, toml_keys = "embedding", ("num_embeddings", "embedding_dim")
+    kind, toml_keys = "embedding", ("embedding_dim",)  # num_embeddings: the spec's vocabulary
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
         super().__init__()
@@ -24,7 +24,7 @@ class Embedding(Module):
 
     @classmethod
     def from_toml(cls, table: Table, width: int):
-        return cls(table.get("num_embeddings", positive), table.get("embedding_dim", positive))
+        return cls(width, table.get("embedding_dim", positive))  # what flows in: ids in [0, vocabulary)
 
     @classmethod
     def from_torch(cls, module):

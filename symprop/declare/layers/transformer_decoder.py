@@ -5,7 +5,6 @@ initialization), TOML keys and torch twin. What it computes is built in `symprop
 from __future__ import annotations
 
 from ...graph.transformer import decoder_layer
-from ..options import Table, choice, flag, fraction, positive
 from ..tensor import SymbolicTensor
 from ..trace import running
 from .transformer import (
@@ -24,8 +23,8 @@ class TransformerDecoderLayer(TransformerLayer):
     batch_first=True, norm_first), called with a causal mask on its self-attention when `causal` (the default, as
     a decoder is used), and key padding masks for its input and the memory if given."""
 
-    kind = "transformer_decoder"
-    toml_keys = ()  # a decoder needs a memory: declare it in Python
+    kind = "transformer_decoder"  # not in TOML: a decoder reads a memory, so it is declared in Python
+    toml_keys = ()
     default_causal = True
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, activation: str = "relu",
@@ -37,12 +36,6 @@ class TransformerDecoderLayer(TransformerLayer):
             isinstance(dim_feedforward, int) else {}
         super().__init__(d_model, nhead, dim_feedforward, activation, norm_first, causal, layer_norm_eps, dropout,
                          batch_first, parameters)
-
-    @classmethod
-    def from_toml(cls, table: Table, width: int):
-        return cls(width, table.get("nhead", positive), table.get("dim_feedforward", positive, 2048),
-                   table.get("activation", choice, "relu", ("relu", "gelu")), table.get("norm_first", flag, False),
-                   table.get("causal", flag, True), table.get("eps", fraction, 1e-5))
 
     @classmethod
     def from_torch(cls, module, causal: bool = False):
