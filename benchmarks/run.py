@@ -12,6 +12,9 @@ Workloads (every variant gets the same parameters and data, drawn from a fixed s
   transformer  TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=256, dropout=0, batch_first) on
           sequences of 32, then the mean over the sequence, Linear(64,10), CrossEntropyLoss; batch 16, float32
           (no JAX variant: the reference is torch's own layer);
+  char_lm examples/char_lm.toml, the character-level language model: token ids in, through an embedding,
+          learned positions, two causal pre-norm encoder layers, a norm and a linear map onto 71 characters,
+          cross-entropy per character; 32 windows of 32 characters (its training step: loss and gradients);
   derive  derive_network + render("numpy") for MLPs of depth D = 4, 16, 64, counting D Linear layers:
           D-1 blocks Linear(16,16)+Tanh on 16 inputs, then Linear(16,3), CrossEntropyLoss. (64 hidden blocks
           would be 129 layers, over symprop's cap of 128 layers a model.)
