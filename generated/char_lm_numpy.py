@@ -211,6 +211,7 @@ def scatter_add(values, index, rows):
     return out
 
 
+DIGEST = "9f3c54a02d766144"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 32),  # integer ids in [0, 71)
 }
@@ -249,11 +250,29 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def init_params(seed=0):
-    """torch's default initialization, in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
-    ones and zeros; attention's in-projection Xavier-uniform, its biases zero."""
+TARGET_SHAPE = (None, 32)  # class indices: integers
+
+
+def check_shapes(**arrays):
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    batch = None
+    for name, value in arrays.items():
+        expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            raise ValueError(f"{name} has shape {shape}; expected {expected} (None: any batch size)")
+        if batch is not None and shape[0] != batch:
+            raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
+        batch = shape[0]
+    if "t" in arrays and not np.issubdtype(arrays['t'].dtype, np.integer):
+        raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+
+
+def init_params(seed=0, dtype=np.float64):
+    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
+    ones and zeros; attention's in-projection Xavier-uniform, its biases zero; Embedding N(0, 1)."""
     rng = np.random.default_rng(seed)
-    return {
+    return {key: value.astype(dtype) for key, value in {
         "0.weight": rng.normal(0.0, 1.0, size=(71, 32)),
         "1.weight": rng.normal(0.0, 0.02, size=(32, 32)),
         "2.self_attn.in_proj_weight": rng.uniform(-0.21650635094610965, 0.21650635094610965, size=(96, 32)),
@@ -284,11 +303,12 @@ def init_params(seed=0):
         "4.bias": np.zeros((32,)),
         "5.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(71, 32)),
         "5.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(71,)),
-    }
+    }.items()}
 
 
 def forward(params, x):
     """The network's output for x of shape (batch, 32) (integer ids), before the loss."""
+    check_shapes(x=x)
     E0 = params["0.weight"]
     P1 = params["1.weight"]
     W2 = params["2.self_attn.in_proj_weight"]
@@ -468,6 +488,7 @@ def forward(params, x):
 
 def loss(params, x, t):
     """The loss, a Python float; t is class indices of shape (batch, 32)."""
+    check_shapes(x=x, t=t)
     E0 = params["0.weight"]
     P1 = params["1.weight"]
     W2 = params["2.self_attn.in_proj_weight"]
@@ -664,6 +685,7 @@ def loss(params, x, t):
 
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
+    check_shapes(x=x, t=t)
     E0 = params["0.weight"]
     P1 = params["1.weight"]
     W2 = params["2.self_attn.in_proj_weight"]

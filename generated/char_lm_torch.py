@@ -211,6 +211,7 @@ def scatter_add(values, index, rows):
     return out.index_add_(0, index.reshape(-1), values.reshape(-1, *row))
 
 
+DIGEST = "9f3c54a02d766144"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 32),  # integer ids in [0, 71)
 }
@@ -249,62 +250,81 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def init_params(seed=0, device=None):
-    """torch's default initialization, in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
-    ones and zeros; attention's in-projection Xavier-uniform, its biases zero."""
+TARGET_SHAPE = (None, 32)  # class indices: integers
+
+
+def check_shapes(**arrays):
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    batch = None
+    for name, value in arrays.items():
+        expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            raise ValueError(f"{name} has shape {shape}; expected {expected} (None: any batch size)")
+        if batch is not None and shape[0] != batch:
+            raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
+        batch = shape[0]
+    if "t" in arrays and not not (arrays['t'].is_floating_point() or arrays['t'].is_complex()):
+        raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+
+
+def init_params(seed=0, dtype=torch.float64, device=None):
+    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
+    ones and zeros; attention's in-projection Xavier-uniform, its biases zero; Embedding N(0, 1)."""
     generator = torch.Generator().manual_seed(seed)
     return {
         "0.weight": torch.empty((71, 32), dtype=torch.float64).normal_(
-            0.0, 1.0, generator=generator).to(device),
+            0.0, 1.0, generator=generator).to(device=device, dtype=dtype),
         "1.weight": torch.empty((32, 32), dtype=torch.float64).normal_(
-            0.0, 0.02, generator=generator).to(device),
+            0.0, 0.02, generator=generator).to(device=device, dtype=dtype),
         "2.self_attn.in_proj_weight": torch.empty((96, 32), dtype=torch.float64).uniform_(
-            -0.21650635094610965, 0.21650635094610965, generator=generator).to(device),
-        "2.self_attn.in_proj_bias": torch.zeros((96,), dtype=torch.float64, device=device),
+            -0.21650635094610965, 0.21650635094610965, generator=generator).to(device=device, dtype=dtype),
+        "2.self_attn.in_proj_bias": torch.zeros((96,), dtype=dtype, device=device),
         "2.self_attn.out_proj.weight": torch.empty((32, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
-        "2.self_attn.out_proj.bias": torch.zeros((32,), dtype=torch.float64, device=device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
+        "2.self_attn.out_proj.bias": torch.zeros((32,), dtype=dtype, device=device),
         "2.linear1.weight": torch.empty((64, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
         "2.linear1.bias": torch.empty((64,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
         "2.linear2.weight": torch.empty((32, 64), dtype=torch.float64).uniform_(
-            -0.125, 0.125, generator=generator).to(device),
+            -0.125, 0.125, generator=generator).to(device=device, dtype=dtype),
         "2.linear2.bias": torch.empty((32,), dtype=torch.float64).uniform_(
-            -0.125, 0.125, generator=generator).to(device),
-        "2.norm1.weight": torch.ones((32,), dtype=torch.float64, device=device),
-        "2.norm1.bias": torch.zeros((32,), dtype=torch.float64, device=device),
-        "2.norm2.weight": torch.ones((32,), dtype=torch.float64, device=device),
-        "2.norm2.bias": torch.zeros((32,), dtype=torch.float64, device=device),
+            -0.125, 0.125, generator=generator).to(device=device, dtype=dtype),
+        "2.norm1.weight": torch.ones((32,), dtype=dtype, device=device),
+        "2.norm1.bias": torch.zeros((32,), dtype=dtype, device=device),
+        "2.norm2.weight": torch.ones((32,), dtype=dtype, device=device),
+        "2.norm2.bias": torch.zeros((32,), dtype=dtype, device=device),
         "3.self_attn.in_proj_weight": torch.empty((96, 32), dtype=torch.float64).uniform_(
-            -0.21650635094610965, 0.21650635094610965, generator=generator).to(device),
-        "3.self_attn.in_proj_bias": torch.zeros((96,), dtype=torch.float64, device=device),
+            -0.21650635094610965, 0.21650635094610965, generator=generator).to(device=device, dtype=dtype),
+        "3.self_attn.in_proj_bias": torch.zeros((96,), dtype=dtype, device=device),
         "3.self_attn.out_proj.weight": torch.empty((32, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
-        "3.self_attn.out_proj.bias": torch.zeros((32,), dtype=torch.float64, device=device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
+        "3.self_attn.out_proj.bias": torch.zeros((32,), dtype=dtype, device=device),
         "3.linear1.weight": torch.empty((64, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
         "3.linear1.bias": torch.empty((64,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
         "3.linear2.weight": torch.empty((32, 64), dtype=torch.float64).uniform_(
-            -0.125, 0.125, generator=generator).to(device),
+            -0.125, 0.125, generator=generator).to(device=device, dtype=dtype),
         "3.linear2.bias": torch.empty((32,), dtype=torch.float64).uniform_(
-            -0.125, 0.125, generator=generator).to(device),
-        "3.norm1.weight": torch.ones((32,), dtype=torch.float64, device=device),
-        "3.norm1.bias": torch.zeros((32,), dtype=torch.float64, device=device),
-        "3.norm2.weight": torch.ones((32,), dtype=torch.float64, device=device),
-        "3.norm2.bias": torch.zeros((32,), dtype=torch.float64, device=device),
-        "4.weight": torch.ones((32,), dtype=torch.float64, device=device),
-        "4.bias": torch.zeros((32,), dtype=torch.float64, device=device),
+            -0.125, 0.125, generator=generator).to(device=device, dtype=dtype),
+        "3.norm1.weight": torch.ones((32,), dtype=dtype, device=device),
+        "3.norm1.bias": torch.zeros((32,), dtype=dtype, device=device),
+        "3.norm2.weight": torch.ones((32,), dtype=dtype, device=device),
+        "3.norm2.bias": torch.zeros((32,), dtype=dtype, device=device),
+        "4.weight": torch.ones((32,), dtype=dtype, device=device),
+        "4.bias": torch.zeros((32,), dtype=dtype, device=device),
         "5.weight": torch.empty((71, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
         "5.bias": torch.empty((71,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
     }
 
 
 def forward(params, x):
     """The network's output for x of shape (batch, 32) (integer ids), before the loss."""
+    check_shapes(x=x)
     E0 = params["0.weight"]
     P1 = params["1.weight"]
     W2 = params["2.self_attn.in_proj_weight"]
@@ -475,6 +495,7 @@ def forward(params, x):
 
 def loss(params, x, t):
     """The loss, a 0-d tensor; t is class indices of shape (batch, 32)."""
+    check_shapes(x=x, t=t)
     E0 = params["0.weight"]
     P1 = params["1.weight"]
     W2 = params["2.self_attn.in_proj_weight"]
@@ -662,6 +683,7 @@ def loss(params, x, t):
 
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params."""
+    check_shapes(x=x, t=t)
     E0 = params["0.weight"]
     P1 = params["1.weight"]
     W2 = params["2.self_attn.in_proj_weight"]

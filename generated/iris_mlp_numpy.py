@@ -29,6 +29,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
+DIGEST = "54906fa186054a4f"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 4),
 }
@@ -40,19 +41,38 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def init_params(seed=0):
-    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in float64."""
+TARGET_SHAPE = (None,)  # class indices: integers
+
+
+def check_shapes(**arrays):
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    batch = None
+    for name, value in arrays.items():
+        expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            raise ValueError(f"{name} has shape {shape}; expected {expected} (None: any batch size)")
+        if batch is not None and shape[0] != batch:
+            raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
+        batch = shape[0]
+    if "t" in arrays and not np.issubdtype(arrays['t'].dtype, np.integer):
+        raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+
+
+def init_params(seed=0, dtype=np.float64):
+    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."""
     rng = np.random.default_rng(seed)
-    return {
+    return {key: value.astype(dtype) for key, value in {
         "0.weight": rng.uniform(-0.5, 0.5, size=(16, 4)),
         "0.bias": rng.uniform(-0.5, 0.5, size=(16,)),
         "2.weight": rng.uniform(-0.25, 0.25, size=(3, 16)),
         "2.bias": rng.uniform(-0.25, 0.25, size=(3,)),
-    }
+    }.items()}
 
 
 def forward(params, x):
     """The network's output for x of shape (batch, 4), before the loss."""
+    check_shapes(x=x)
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -68,6 +88,7 @@ def forward(params, x):
 
 def loss(params, x, t):
     """The loss, a Python float; t is class indices of shape (batch,)."""
+    check_shapes(x=x, t=t)
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -93,6 +114,7 @@ def loss(params, x, t):
 
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
+    check_shapes(x=x, t=t)
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]

@@ -30,6 +30,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
+DIGEST = "ffaa767e3229dfa7"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 6),
 }
@@ -41,19 +42,36 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def init_params(seed=0):
-    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in float64."""
+TARGET_SHAPE = (None, 1)
+
+
+def check_shapes(**arrays):
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    batch = None
+    for name, value in arrays.items():
+        expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            raise ValueError(f"{name} has shape {shape}; expected {expected} (None: any batch size)")
+        if batch is not None and shape[0] != batch:
+            raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
+        batch = shape[0]
+
+
+def init_params(seed=0, dtype=np.float64):
+    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."""
     rng = np.random.default_rng(seed)
-    return {
+    return {key: value.astype(dtype) for key, value in {
         "fc1.weight": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(6, 6)),
         "fc1.bias": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(6,)),
         "out.weight": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(1, 6)),
         "out.bias": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(1,)),
-    }
+    }.items()}
 
 
 def forward(params, x):
     """The network's output for x of shape (batch, 6), before the loss."""
+    check_shapes(x=x)
     w_fc1 = params["fc1.weight"]
     b_fc1 = params["fc1.bias"]
     w_out = params["out.weight"]
@@ -75,6 +93,7 @@ def forward(params, x):
 
 def loss(params, x, t):
     """The loss, a Python float; t is of shape (batch, 1)."""
+    check_shapes(x=x, t=t)
     w_fc1 = params["fc1.weight"]
     b_fc1 = params["fc1.bias"]
     w_out = params["out.weight"]
@@ -101,6 +120,7 @@ def loss(params, x, t):
 
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
+    check_shapes(x=x, t=t)
     w_fc1 = params["fc1.weight"]
     b_fc1 = params["fc1.bias"]
     w_out = params["out.weight"]

@@ -14,6 +14,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
+DIGEST = "1225afa414ed888a"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 1),
 }
@@ -22,17 +23,34 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def init_params(seed=0, device=None):
-    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in float64."""
+TARGET_SHAPE = (None, 1)
+
+
+def check_shapes(**arrays):
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    batch = None
+    for name, value in arrays.items():
+        expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            raise ValueError(f"{name} has shape {shape}; expected {expected} (None: any batch size)")
+        if batch is not None and shape[0] != batch:
+            raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
+        batch = shape[0]
+
+
+def init_params(seed=0, dtype=torch.float64, device=None):
+    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."""
     generator = torch.Generator().manual_seed(seed)
     return {
         "0.weight": torch.empty((1, 1), dtype=torch.float64).uniform_(
-            -1.0, 1.0, generator=generator).to(device),
+            -1.0, 1.0, generator=generator).to(device=device, dtype=dtype),
     }
 
 
 def forward(params, x):
     """The network's output for x of shape (batch, 1), before the loss."""
+    check_shapes(x=x)
     w0 = params["0.weight"]
     mm0 = x @ w0.T
     h1 = torch.sigmoid(mm0)
@@ -41,6 +59,7 @@ def forward(params, x):
 
 def loss(params, x, t):
     """The loss, a 0-d tensor; t is of shape (batch, 1)."""
+    check_shapes(x=x, t=t)
     w0 = params["0.weight"]
     N = x.shape[0]
     mm0 = x @ w0.T
@@ -52,6 +71,7 @@ def loss(params, x, t):
 
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params."""
+    check_shapes(x=x, t=t)
     w0 = params["0.weight"]
     N = x.shape[0]
     mm0 = x @ w0.T

@@ -98,6 +98,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
+DIGEST = "181cddfb08f0ec33"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 6, 16),
 }
@@ -119,38 +120,57 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def init_params(seed=0, device=None):
-    """torch's default initialization, in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
-    ones and zeros; attention's in-projection Xavier-uniform, its biases zero."""
+TARGET_SHAPE = (None,)  # class indices: integers
+
+
+def check_shapes(**arrays):
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    batch = None
+    for name, value in arrays.items():
+        expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            raise ValueError(f"{name} has shape {shape}; expected {expected} (None: any batch size)")
+        if batch is not None and shape[0] != batch:
+            raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
+        batch = shape[0]
+    if "t" in arrays and not not (arrays['t'].is_floating_point() or arrays['t'].is_complex()):
+        raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+
+
+def init_params(seed=0, dtype=torch.float64, device=None):
+    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
+    ones and zeros; attention's in-projection Xavier-uniform, its biases zero; Embedding N(0, 1)."""
     generator = torch.Generator().manual_seed(seed)
     return {
         "0.self_attn.in_proj_weight": torch.empty((48, 16), dtype=torch.float64).uniform_(
-            -0.30618621784789724, 0.30618621784789724, generator=generator).to(device),
-        "0.self_attn.in_proj_bias": torch.zeros((48,), dtype=torch.float64, device=device),
+            -0.30618621784789724, 0.30618621784789724, generator=generator).to(device=device, dtype=dtype),
+        "0.self_attn.in_proj_bias": torch.zeros((48,), dtype=dtype, device=device),
         "0.self_attn.out_proj.weight": torch.empty((16, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device),
-        "0.self_attn.out_proj.bias": torch.zeros((16,), dtype=torch.float64, device=device),
+            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
+        "0.self_attn.out_proj.bias": torch.zeros((16,), dtype=dtype, device=device),
         "0.linear1.weight": torch.empty((32, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device),
+            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
         "0.linear1.bias": torch.empty((32,), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device),
+            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
         "0.linear2.weight": torch.empty((16, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
         "0.linear2.bias": torch.empty((16,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device),
-        "0.norm1.weight": torch.ones((16,), dtype=torch.float64, device=device),
-        "0.norm1.bias": torch.zeros((16,), dtype=torch.float64, device=device),
-        "0.norm2.weight": torch.ones((16,), dtype=torch.float64, device=device),
-        "0.norm2.bias": torch.zeros((16,), dtype=torch.float64, device=device),
+            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
+        "0.norm1.weight": torch.ones((16,), dtype=dtype, device=device),
+        "0.norm1.bias": torch.zeros((16,), dtype=dtype, device=device),
+        "0.norm2.weight": torch.ones((16,), dtype=dtype, device=device),
+        "0.norm2.bias": torch.zeros((16,), dtype=dtype, device=device),
         "2.weight": torch.empty((3, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device),
+            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
         "2.bias": torch.empty((3,), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device),
+            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
     }
 
 
 def forward(params, x):
     """The network's output for x of shape (batch, 6, 16), before the loss."""
+    check_shapes(x=x)
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -236,6 +256,7 @@ def forward(params, x):
 
 def loss(params, x, t):
     """The loss, a 0-d tensor; t is class indices of shape (batch,)."""
+    check_shapes(x=x, t=t)
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -331,6 +352,7 @@ def loss(params, x, t):
 
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params."""
+    check_shapes(x=x, t=t)
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]

@@ -185,6 +185,7 @@ def erf(x):
     return np.copysign(out, x)
 
 
+DIGEST = "8ac1d9e47d7f6d20"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 8, 16),
 }
@@ -216,11 +217,27 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def init_params(seed=0):
-    """torch's default initialization, in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
-    ones and zeros; attention's in-projection Xavier-uniform, its biases zero."""
+TARGET_SHAPE = (None, 8, 16)
+
+
+def check_shapes(**arrays):
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    batch = None
+    for name, value in arrays.items():
+        expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            raise ValueError(f"{name} has shape {shape}; expected {expected} (None: any batch size)")
+        if batch is not None and shape[0] != batch:
+            raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
+        batch = shape[0]
+
+
+def init_params(seed=0, dtype=np.float64):
+    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
+    ones and zeros; attention's in-projection Xavier-uniform, its biases zero; Embedding N(0, 1)."""
     rng = np.random.default_rng(seed)
-    return {
+    return {key: value.astype(dtype) for key, value in {
         "0.self_attn.in_proj_weight": rng.uniform(-0.30618621784789724, 0.30618621784789724, size=(48, 16)),
         "0.self_attn.in_proj_bias": np.zeros((48,)),
         "0.self_attn.out_proj.weight": rng.uniform(-0.25, 0.25, size=(16, 16)),
@@ -245,11 +262,12 @@ def init_params(seed=0):
         "1.norm1.bias": np.zeros((16,)),
         "1.norm2.weight": np.ones((16,)),
         "1.norm2.bias": np.zeros((16,)),
-    }
+    }.items()}
 
 
 def forward(params, x):
     """The network's output for x of shape (batch, 8, 16), before the loss."""
+    check_shapes(x=x)
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -407,6 +425,7 @@ def forward(params, x):
 
 def loss(params, x, t):
     """The loss, a Python float; t is of shape (batch, 8, 16)."""
+    check_shapes(x=x, t=t)
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -567,6 +586,7 @@ def loss(params, x, t):
 
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
+    check_shapes(x=x, t=t)
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]

@@ -38,6 +38,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import numpy as np
 
+DIGEST = "e4a6c90c1fb921f2"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 6),
     "u": (None, 3),
@@ -52,21 +53,40 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def init_params(seed=0):
-    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in float64."""
+TARGET_SHAPE = (None,)  # class indices: integers
+
+
+def check_shapes(**arrays):
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    batch = None
+    for name, value in arrays.items():
+        expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            raise ValueError(f"{name} has shape {shape}; expected {expected} (None: any batch size)")
+        if batch is not None and shape[0] != batch:
+            raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
+        batch = shape[0]
+    if "t" in arrays and not np.issubdtype(arrays['t'].dtype, np.integer):
+        raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+
+
+def init_params(seed=0, dtype=np.float64):
+    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."""
     rng = np.random.default_rng(seed)
-    return {
+    return {key: value.astype(dtype) for key, value in {
         "ex.weight": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(8, 6)),
         "ex.bias": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(8,)),
         "eu.weight": rng.uniform(-0.5773502691896258, 0.5773502691896258, size=(4, 3)),
         "eu.bias": rng.uniform(-0.5773502691896258, 0.5773502691896258, size=(4,)),
         "head.weight": rng.uniform(-0.2886751345948129, 0.2886751345948129, size=(3, 12)),
         "head.bias": rng.uniform(-0.2886751345948129, 0.2886751345948129, size=(3,)),
-    }
+    }.items()}
 
 
 def forward(params, x, u):
     """The network's output for x (batch, 6) and u (batch, 3), before the loss."""
+    check_shapes(x=x, u=u)
     w_ex = params["ex.weight"]
     b_ex = params["ex.bias"]
     w_eu = params["eu.weight"]
@@ -90,6 +110,7 @@ def forward(params, x, u):
 
 def loss(params, x, u, t):
     """The loss, a Python float; t is class indices of shape (batch,)."""
+    check_shapes(x=x, u=u, t=t)
     w_ex = params["ex.weight"]
     b_ex = params["ex.bias"]
     w_eu = params["eu.weight"]
@@ -123,6 +144,7 @@ def loss(params, x, u, t):
 
 def loss_and_gradients(params, x, u, t):
     """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
+    check_shapes(x=x, u=u, t=t)
     w_ex = params["ex.weight"]
     b_ex = params["ex.bias"]
     w_eu = params["eu.weight"]

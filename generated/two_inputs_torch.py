@@ -38,6 +38,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
+DIGEST = "e4a6c90c1fb921f2"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 6),
     "u": (None, 3),
@@ -52,27 +53,46 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
-def init_params(seed=0, device=None):
-    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in float64."""
+TARGET_SHAPE = (None,)  # class indices: integers
+
+
+def check_shapes(**arrays):
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    batch = None
+    for name, value in arrays.items():
+        expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
+        shape = tuple(getattr(value, "shape", ()))
+        if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+            raise ValueError(f"{name} has shape {shape}; expected {expected} (None: any batch size)")
+        if batch is not None and shape[0] != batch:
+            raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
+        batch = shape[0]
+    if "t" in arrays and not not (arrays['t'].is_floating_point() or arrays['t'].is_complex()):
+        raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+
+
+def init_params(seed=0, dtype=torch.float64, device=None):
+    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."""
     generator = torch.Generator().manual_seed(seed)
     return {
         "ex.weight": torch.empty((8, 6), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device),
+            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
         "ex.bias": torch.empty((8,), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device),
+            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
         "eu.weight": torch.empty((4, 3), dtype=torch.float64).uniform_(
-            -0.5773502691896258, 0.5773502691896258, generator=generator).to(device),
+            -0.5773502691896258, 0.5773502691896258, generator=generator).to(device=device, dtype=dtype),
         "eu.bias": torch.empty((4,), dtype=torch.float64).uniform_(
-            -0.5773502691896258, 0.5773502691896258, generator=generator).to(device),
+            -0.5773502691896258, 0.5773502691896258, generator=generator).to(device=device, dtype=dtype),
         "head.weight": torch.empty((3, 12), dtype=torch.float64).uniform_(
-            -0.2886751345948129, 0.2886751345948129, generator=generator).to(device),
+            -0.2886751345948129, 0.2886751345948129, generator=generator).to(device=device, dtype=dtype),
         "head.bias": torch.empty((3,), dtype=torch.float64).uniform_(
-            -0.2886751345948129, 0.2886751345948129, generator=generator).to(device),
+            -0.2886751345948129, 0.2886751345948129, generator=generator).to(device=device, dtype=dtype),
     }
 
 
 def forward(params, x, u):
     """The network's output for x (batch, 6) and u (batch, 3), before the loss."""
+    check_shapes(x=x, u=u)
     w_ex = params["ex.weight"]
     b_ex = params["ex.bias"]
     w_eu = params["eu.weight"]
@@ -93,6 +113,7 @@ def forward(params, x, u):
 
 def loss(params, x, u, t):
     """The loss, a 0-d tensor; t is class indices of shape (batch,)."""
+    check_shapes(x=x, u=u, t=t)
     w_ex = params["ex.weight"]
     b_ex = params["ex.bias"]
     w_eu = params["eu.weight"]
@@ -123,6 +144,7 @@ def loss(params, x, u, t):
 
 def loss_and_gradients(params, x, u, t):
     """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params."""
+    check_shapes(x=x, u=u, t=t)
     w_ex = params["ex.weight"]
     b_ex = params["ex.bias"]
     w_eu = params["eu.weight"]

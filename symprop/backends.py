@@ -18,6 +18,7 @@ class Backend:
     loss_as_float: bool = False  # loss() returns a Python float, not an array of the backend
     loss_doc: str = ""
     maximum: str = ""  # the elementwise maximum of two arrays, for AMSGrad
+    integer_test: str = ""  # whether {} holds integers
 
 
 def _render_module(derivation, backend, source, command):
@@ -53,7 +54,9 @@ def register(backend: Backend) -> Backend:
 
 
 register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer, runs=True,
-                 loss_as_float=True, loss_doc="a Python float", maximum="np.maximum"))
+                 loss_as_float=True, loss_doc="a Python float", maximum="np.maximum",
+                 integer_test="np.issubdtype({}.dtype, np.integer)"))
 register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer, runs=True,
-                 loss_doc="a 0-d tensor", maximum="torch.maximum"))
+                 loss_doc="a 0-d tensor", maximum="torch.maximum",
+                 integer_test="not ({0}.is_floating_point() or {0}.is_complex())"))
 register(Backend("latex", "{name}.tex", "derivation.tex.j2", _render_latex))

@@ -30,6 +30,29 @@ Examples:
 """
 
 
+DERIVE_EXAMPLES = """
+\b
+Examples:
+  symprop derive examples/iris_mlp.toml               # generated/iris_mlp_{numpy,torch}.py and iris_mlp.tex
+  symprop derive examples/*.toml --out build          # every example, into build/
+  symprop derive models.py:model --target numpy       # a Model declared in Python, NumPy only
+  symprop derive examples/seed_neuron.toml --pdf      # ... and the derivation as a PDF (needs pdflatex)
+  symprop derive --expr "(a(w*x) - t)**2" --wrt w     # the textbook chain rule, printed
+"""
+CHECK_EXAMPLES = """
+\b
+Examples:
+  symprop check examples/iris_mlp.toml                # generated/iris_mlp_*.py against torch.autograd
+  symprop check models.py:model --out build           # the modules in build/
+"""
+LIST_EXAMPLES = """
+\b
+Examples:
+  symprop list-ops
+  symprop list-ops | grep loss
+"""
+
+
 class Group(click.Group):
     def invoke(self, ctx):
         try:
@@ -37,6 +60,22 @@ class Group(click.Group):
         except SymPropError as error:  # bad input: one line, exit 2, no traceback
             click.echo(f"symprop: error: {error}", err=True)
             ctx.exit(2)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT
+            click.echo("symprop: interrupted", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:  # the reader went away (symprop ... | head): nothing more to say
+            _silence_stdout()
+            ctx.exit(0)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail on the closed pipe again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test's runner)
+        pass
 
 
 @click.group(cls=Group, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,7 +140,7 @@ def _import_python(path: str, source: str):
         raise SymPropError(f"{type(error).__name__} while importing: {error}", source) from None
 
 
-@main.command(epilog=EXAMPLES)
+@main.command(epilog=DERIVE_EXAMPLES, short_help="Derive gradient code and the derivation of a model.")
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
 @click.option("--expr", help="Scalar mode: an expression to differentiate, e.g. \"(a(w*x) - t)**2\".")
 @click.option("--wrt", multiple=True, help="Scalar mode: a name to differentiate with respect to (repeatable).")
@@ -164,7 +203,7 @@ def _derive_scalar(expr, wrt, targets, out_dir, pdf, name, force):
     chain = chain_rule(expr, list(wrt))
     for variable, result in chain.gradients.items():
         click.echo(f"d/d{variable} {expr} =\n  {sp.sstr(prime_notation(result))}")
-    if out_dir or pdf:
+    if out_dir or pdf or targets:
         tex = Path(out_dir or "generated") / f"{name}.tex"
         command = "symprop derive --expr " + _quote(expr) + "".join(f" --wrt {w}" for w in wrt) + \
             (f" --name {name}" if name != "chain_rule" else "") + (f" --out {out_dir}" if out_dir else "")
@@ -178,7 +217,7 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
-@main.command(epilog=EXAMPLES)
+@main.command(epilog=CHECK_EXAMPLES, short_help="Check generated modules against torch.autograd.")
 @click.argument("source")
 @click.option("--out", "out_dir", default="generated", show_default=True,
               help="Folder holding the generated modules to check.")
@@ -191,7 +230,7 @@ def check(source, out_dir):
     except ImportError:
         raise SymPropError("checking needs PyTorch: pip install -c constraints.txt 'symprop[torch]'") from None
     model = load_model(source)
-    modules = {}
+    digest, modules = model.digest(), {}
     with tempfile.TemporaryDirectory() as scratch:
         for target in (name for name, backend in BACKENDS.items() if backend.runs):
             path = Path(out_dir) / BACKENDS[target].filename.format(name=model.name)
@@ -202,6 +241,8 @@ def check(source, out_dir):
                 path = Path(scratch) / path.name
                 path.write_text(Derivation(model).render(target, source), encoding="utf-8")
             modules[target] = _import(path)
+            if getattr(modules[target], "DIGEST", None) != digest:
+                raise SymPropError(f"was derived from a different spec; run symprop derive {source}", str(path))
         rows = compare(model, modules, seeds=(0, 1, 2), batches=(1, 5, 64))
     width = max(len(r.name) for r in rows)
     click.echo(f"{'parameter':<{width}}  max rel. error  ok")
@@ -224,7 +265,7 @@ def _import(path: Path):
     return module
 
 
-@main.command("list-ops")
+@main.command("list-ops", epilog=LIST_EXAMPLES, short_help="List what a spec may use.")
 def list_ops():
     """List the layers, losses and expression names a spec accepts."""
     from .declare.layers import LAYER_TYPES
@@ -255,7 +296,7 @@ Examples:
 """
 
 
-@main.command(epilog=TRAIN_EXAMPLES)
+@main.command(epilog=TRAIN_EXAMPLES, short_help="Train a model on a CSV or a text, in NumPy.")
 @click.argument("source")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A CSV file with a header row: the feature columns, then the target.")
@@ -346,7 +387,7 @@ Examples:
 """
 
 
-@main.command(epilog=SAMPLE_EXAMPLES)
+@main.command(epilog=SAMPLE_EXAMPLES, short_help="Generate text with a trained token model.")
 @click.argument("source")
 @click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Parameters saved by symprop train.  [default: trained/NAME_params.npz]")
@@ -381,15 +422,19 @@ def sample(source, params_path, prompt, length, temperature, seed):
     click.echo(generate(_numpy_module(model, source), saved, alphabet, prompt, length, temperature, seed))
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+@main.command(short_help="Time generated modules against autograd and JAX.",
+              context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                 "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench(args):
-    """Time the generated modules against torch autograd, torch.compile and JAX (benchmarks/run.py;
-    its options pass through: --quick, --json PATH, --help)."""
+    """Time the generated modules against autograd, torch.compile and JAX (symprop bench --help)."""
+    import os
     import subprocess
 
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
     if not script.exists():
         raise SymPropError("the benchmarks come with the source checkout, not with the installed package", "bench")
-    sys.exit(subprocess.call([sys.executable, str(script), *args]))
+    if not any(a == "--json" or a.startswith("--json=") for a in args) and not {"-h", "--help"} & set(args):
+        args = (*args, "--json", "symprop_bench.json")  # the committed benchmarks/results/run.json stays as it is
+    env = {**os.environ, "SYMPROP_BENCH_PROG": "symprop bench"}
+    sys.exit(subprocess.call([sys.executable, str(script), *args], env=env))

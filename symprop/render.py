@@ -20,9 +20,10 @@ environment = jinja2.Environment(
     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
 )
 
-INIT_LINEAR = "torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), in float64."
-INIT_MODULES = ("torch's default initialization, in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); "
-                "LayerNorm\n    ones and zeros; attention's in-projection Xavier-uniform, its biases zero.")
+INIT_LINEAR = "torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."
+INIT_MODULES = ("torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); "
+                "LayerNorm\n    ones and zeros; attention's in-projection Xavier-uniform, its biases zero; "
+                "Embedding N(0, 1).")
 INIT_PARAMETERS = "\n    Parameters declared with symprop.Parameter as their init says (normal: N(0, std))."
 
 
@@ -108,6 +109,11 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         inputs=", ".join(model.input_shapes),
         input_names=list(model.input_shapes),
         token_ids=dict(model.index_ranges),
+        digest=derivation.digest,
+        input_keywords=", ".join(f"{name}={name}" for name in model.input_shapes),
+        target_shape=(None, *model.target_shape[1:]),
+        target_integers=model.target_kind == "index",
+        integer_test=backend.integer_test.format("arrays['t']"),
         carrier=carrier,
         input_doc=input_doc(model),
         target_doc=target_doc(model),

@@ -153,6 +153,7 @@ def _derivative_facts(graph) -> list[str]:
 def render_document(derivation, source: str, command: str) -> str:
     return _environment.get_template("derivation.tex.j2").render(
         name=derivation.model.name, source=source, command=command, sequence=derivation.model.sequence,
+        digest=derivation.digest,
         summary=_escape(derivation.summary()), **document_parts(derivation))
 
 

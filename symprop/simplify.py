@@ -63,7 +63,9 @@ def terms_when_expanded(expr: sp.Expr) -> float:
 
 
 def stable(expr: sp.Expr) -> sp.Expr:
-    """log σ(u) = −softplus(−u) and log(1 − σ(u)) = −softplus(u): finite for every u."""
+    """log σ(u) = −softplus(−u), log(1 − σ(u)) = −softplus(u) and log(1 + e^u) = softplus(u): finite for every u.
+    (softplus' is σ, which is printed stably; e^u/(1 + e^u) would be inf/inf past u ≈ 709, and mish's derivative
+    NaN with it.)"""
 
     def rewrite(log_of):
         arg = log_of.args[0]
@@ -72,15 +74,28 @@ def stable(expr: sp.Expr) -> sp.Expr:
         rest = arg - 1
         if isinstance(-rest, sigmoid):
             return -softplus((-rest).args[0])
+        if isinstance(rest, sp.exp):
+            return softplus(rest.args[0])
         return log_of
 
     return expr.replace(lambda e: isinstance(e, sp.log), rewrite)
 
 
 def kinks(expr: sp.Expr) -> sp.Expr:
-    """Where a derivative jumps, take torch's one-sided value: relu'(0) = 0, so H(0) = 0."""
-    return expr.replace(lambda e: isinstance(e, sp.Heaviside) and e.args[1] == sp.S.Half,
-                        lambda e: sp.Heaviside(e.args[0], 0))
+    """Where a derivative jumps, take torch's value for the function it has the shape of (SymPy's H(0) is ½).
+
+    A step H(u) alone is 0 at u = 0: relu'(0) = 0, and hardtanh's and clamp's at their bounds. A pair H(u)·a +
+    H(−u)·b, the two sides of Max(p, q), takes the side where u < 0: leaky_relu's negative slope at 0, as torch
+    has it, and otherwise one side's derivative, which lies in the subdifferential. |u|' = sign(u) is 0 at 0."""
+    steps = [e for e in expr.atoms(sp.Heaviside) if e.args[1] == sp.S.Half]
+    if not steps:
+        return expr
+    arguments = {e.args[0] for e in steps}
+
+    def at_zero(u: sp.Expr) -> int:
+        return 1 if -u in arguments and u.could_extract_minus_sign() else 0
+
+    return expr.xreplace({e: sp.Heaviside(e.args[0], at_zero(e.args[0])) for e in steps})
 
 
 def replace_structurally(expr: sp.Expr, definition: sp.Expr, symbol: sp.Symbol) -> sp.Expr:

@@ -42,7 +42,7 @@ BAD = {
     "name taken": (LINEAR + '[[layers]]\nname = "x"\ntype = "relu"\n', "layers[1].name: 'x' is taken"),
     "cat of one": (LINEAR + '[[layers]]\ntype = "cat"\ninputs = ["a"]\n', "layers[1].inputs: name at least two"),
     "inputs on a layer": (LINEAR + '[[layers]]\ntype = "relu"\ninputs = ["a", "x"]\nname = "r"\n',
-                          "layers[1].inputs: inputs goes with add or cat layers only, not relu"),
+                          "layers[1].inputs: inputs goes with add or cat layers only; relu takes no keys but type"),
     "add of other widths": ('[[layers]]\nname = "a"\ntype = "linear"\noutputs = 3\nadd = "x"\n',
                             "layers[0]: +: shapes (N, 3) and (N, 4) do not broadcast"),
     "l2 of no parameter": (LINEAR, "loss.l2.b.weight: no parameter 'b.weight'"),

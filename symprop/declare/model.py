@@ -8,8 +8,10 @@ network beyond what the trace finds.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import keyword
+import unicodedata
 from dataclasses import dataclass
 
 import sympy as sp
@@ -31,6 +33,21 @@ MAX_TENSORS = 1000  # in a traced forward and loss: 16 encoder layers make 707, 
 # Names the generated functions use themselves: inputs may not take them, and no value is given them.
 RESERVED = {"N", "t", "params", "np", "torch", "erf", "math", "float", "dict", "len", "range", "grads", "state",
             "loss", "self"}
+
+
+MAX_NAME = 100  # characters: NAME_numpy.py and its hidden temporary stay well within a file name's 255 bytes
+
+
+def check_name(name) -> str:
+    """A model's name names its files and modules: a Python identifier, as Unicode normalizes it."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise SymPropError(f"must be a Python identifier, got {name!r}", "name")
+    if len(name) > MAX_NAME:
+        raise SymPropError(f"is {len(name)} characters long; the limit is {MAX_NAME}", "name")
+    if unicodedata.normalize("NFKC", name) != name:  # Python would import 'ﬁle' as 'file'
+        raise SymPropError(f"{name!r} reads as {unicodedata.normalize('NFKC', name)!r} once Python normalizes it; "
+                           "use that spelling", "name")
+    return name
 
 
 @dataclass
@@ -64,8 +81,7 @@ class Model:
         self.name = name
         self.source = source  # where it was declared, for generated headers
         self.sequence = sequence
-        if not isinstance(name, str) or not name.isidentifier():
-            raise SymPropError(f"must be a Python identifier, got {name!r}", "name")
+        check_name(name)
         if not isinstance(loss, Loss) and (isinstance(loss, Module) or not callable(loss)):
             raise SymPropError(f"{loss!r} is not a symprop loss, nor a function of (output, target)", "loss")
         if target is not None and target not in TARGETS:
@@ -146,6 +162,8 @@ class Model:
         graph.limit = None  # the derivation adds the backward pass's tensors
         lowered = Lowered(graph, {name: graph.tensor(v.expr) for name, v in inputs.items()}, graph.tensor(t.expr),
                           output, loss, {}, network_names)
+        if not parameters:
+            raise SymPropError("the model has no parameters, so there is no gradient to derive", "model")
         for key in parameters:
             if key not in trace.params:
                 raise SymPropError(f"parameter {key} is never used in forward or the loss", "model")
@@ -192,6 +210,18 @@ class Model:
             where = traceback_location(error) or "forward"
             raise SymPropError(f"{type(error).__name__}: {error}", where) from None
         return output.value, t, graph.label(loss.value, "L"), network_names
+
+    def digest(self) -> str:
+        """A fingerprint of the declaration: names, shapes, initializations and what forward and the loss compute
+        (the traced graph). Generated files record it, and `symprop check` compares it, to notice stale code."""
+        lowered = self.trace()
+        parts = [self.name, repr(self.input_shapes), repr(self.target_shape), self.target_kind,
+                 repr([(key, p.shape, p.init) for key, p in self.net.named_parameters()]),
+                 sp.srepr(lowered.output.expr), sp.srepr(lowered.loss.expr)]
+        for t in lowered.graph.tensors.values():
+            parts.append(repr((t.name, t.op, t.shape, t.spec, t.axes, t.key, t.bounds, t.split, t.perm,
+                               t.index_range, t.boolean)) + ";".join(sp.srepr(op.expr) for op in t.operands))
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     # -- what the trace found ------------------------------------------------------------------
     @property

@@ -203,7 +203,7 @@ def _check_result(expr: sp.Expr, text: str, variables: tuple[str, ...]) -> None:
     for node in sp.preorder_traversal(expr):
         if isinstance(node, sp.Pow) and node.base.is_number and not node.exp.is_number:
             value = _float(node.base)
-            if value is not None and not value > 0:
+            if value is not None and not value > 0 or not _exactly_positive(node.base):
                 raise SymPropError(f"expression {text!r}: in {_cut(node)}, the base of a power with a "
                                    "variable exponent must be positive (else it is not real)")
     nesting = _kink_nesting(expr)
@@ -218,6 +218,16 @@ def _check_result(expr: sp.Expr, text: str, variables: tuple[str, ...]) -> None:
         if not degree <= MAX_EXPONENT:
             raise SymPropError(f"expression {text!r} is too big: {what}it multiplies out to powers up to "
                                f"{_short(degree)}, past the limit of {MAX_EXPONENT}; write it more simply")
+
+
+def _exactly_positive(constant: sp.Expr) -> bool:
+    """Whether a constant is positive as SymPy computes it exactly: cos(99999999999999999999) is negative, though
+    float64 (which rounds the argument) makes it positive. Unknown counts as not positive."""
+    try:
+        value = constant.evalf(30, maxn=200)
+    except Exception:  # noqa: BLE001 - SymPy's evaluation can fail in many ways; none of them says positive
+        return False
+    return bool(value.is_extended_real and value.is_positive)
 
 
 def _kink_nesting(expr: sp.Expr) -> int:

@@ -37,13 +37,18 @@ WIRING_KEYS = {
     "inputs": "with type add or cat: the named values to sum or to concatenate on the last axis",
 }
 _COMBINE = ("add", "cat")
+MAX_SPEC_BYTES = 1_000_000
 _LOSS_KEYS = {"type", "target", "reduction", "expr", "l2", "ignore_index"}
 
 
 def load(path: str | Path) -> m.Model:
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)  # /dev/zero would never end
+        if len(data) > MAX_SPEC_BYTES:
+            raise SymPropError(f"is larger than {MAX_SPEC_BYTES // 1000} kB, which no spec is", str(path))
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise SymPropError("no such file", str(path)) from None
     except IsADirectoryError:
@@ -227,19 +232,23 @@ def _layer(spec: dict, i: int, width: int, sequence: int | None = None):
     """The layer a [[layers]] table declares; `width` is the width of what flows into it (a token model's
     vocabulary, for its embedding)."""
     where = f"layers[{i}]"
-    known_keys = {"type"} | set(WIRING_KEYS) | {key for layer in LAYER_TYPES.values() for key in layer.toml_keys}
-    _no_unknown(spec, known_keys, where)
-    kind = Table(spec, where).string("type")
+    kind = Table(spec, where).string("type")  # the type first: what keys a table may have depends on it
     if kind not in LAYER_TYPES:
-        raise SymPropError(f"unknown layer type {kind!r}; known: {', '.join((*LAYER_TYPES, *_COMBINE))}",
-                           f"{where}.type")
+        raise SymPropError(f"unknown layer type {short(kind)}{_nearest(kind, [*LAYER_TYPES, *_COMBINE])}; known: "
+                           f"{', '.join((*LAYER_TYPES, *_COMBINE))}", f"{where}.type")
     layer_type = LAYER_TYPES[kind]
     for key in spec:
         if key != "type" and key not in layer_type.toml_keys:
             owners = [k for k, layer in LAYER_TYPES.items() if key in layer.toml_keys]
-            if not owners:
-                raise SymPropError(f"{key} goes with add or cat layers only, not {kind}", f"{where}.{key}")
-            raise SymPropError(f"{key} belongs to {' and '.join(owners)} layers only, not {kind}", f"{where}.{key}")
+            takes = f"{kind} takes {', '.join(layer_type.toml_keys)}" if layer_type.toml_keys else \
+                f"{kind} takes no keys but type"
+            name = key if key.isidentifier() else repr(key)
+            if owners:
+                raise SymPropError(f"{key} belongs to {' and '.join(owners)} layers only; {takes}",
+                                   f"{where}.{name}")
+            if key in WIRING_KEYS:
+                raise SymPropError(f"{key} goes with add or cat layers only; {takes}", f"{where}.{name}")
+            raise SymPropError(f"unknown key{_nearest(key, layer_type.toml_keys)}; {takes}", f"{where}.{name}")
     try:
         if layer_type.kind == "positions":
             return layer_type.from_toml(Table(spec, where), width, sequence)
@@ -310,9 +319,18 @@ def _integer(value) -> int:
 def _no_unknown(table: dict, known: set, where: str):
     for key in table:
         if key not in known:
+            hint = _nearest(key, sorted(known))
             key = key if key.isidentifier() else repr(key)  # a quoted key may hold a newline
             full = f"{where}.{key}" if where else key
-            raise SymPropError(f"unknown key; expected one of {', '.join(sorted(known))}", full)
+            raise SymPropError(f"unknown key{hint}; expected one of {', '.join(sorted(known))}", full)
+
+
+def _nearest(word, choices) -> str:
+    """ (did you mean outputs?)" for a near miss; "" when nothing is near."""
+    import difflib
+
+    found = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {found[0]}?)" if found else ""
 
 
 def _one_line(error: Exception) -> str:

@@ -139,7 +139,8 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
         return self.parenthesize(factor, 50)
 
     def _print_Heaviside(self, expr, exp=None):
-        return rf"\mathbf{{1}}_{{{self._print(expr.args[0])} > 0}}"
+        relation = r"\ge" if expr.args[1] == 1 else ">"  # H(u, 1) is 1 at u = 0
+        return rf"\mathbf{{1}}_{{{self._print(expr.args[0])} {relation} 0}}"
 
     def _print_Piecewise(self, expr):
         if len(expr.args) == 2 and expr.args[0][0] == 1 and expr.args[1] == (0, True):

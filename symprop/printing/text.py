@@ -16,7 +16,8 @@ class TextPrinter(StatementPrinter, StrPrinter):
         return f"sigmoid({self._print(expr.args[0])})"
 
     def _print_Heaviside(self, expr):
-        return f"H({self._print(expr.args[0])})"  # the step: 1 where positive, else 0
+        u = self._print(expr.args[0])  # the step: 1 where positive, else 0 (or 1 at 0, as H(u, 1))
+        return f"H({u}, 1)" if expr.args[1] == 1 else f"H({u})"
 
     def reduce(self, kind, text, axes, keepdims):
         axis = axes[0] if len(axes) == 1 else tuple(axes)
