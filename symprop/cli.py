@@ -325,7 +325,10 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
           holdout, seed, standardize, out_dir):
     """Derive SOURCE and train it with its generated NumPy module (torch.optim's SGD, Adam or AdamW, in NumPy), on
     a CSV or, for a token model, on a text."""
+    import math
     import time
+
+    import numpy as np
 
     from .train import plot_loss, prepare_csv, prepare_text, save_params, score
 
@@ -339,17 +342,37 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
     click.echo(f"training {model.name} on {data.description}: {epochs} epochs, batches of {batch_size}, "
                f"{optimizer}, lr {lr:g}" + (f", momentum {momentum:g}" if momentum else "")
                + (f", weight decay {weight_decay:g}" if weight_decay else ""))
+    if "classes" in data.saved:
+        click.echo("classes: " + ", ".join(f"{i} = {name}" for i, name in enumerate(data.saved["classes"])))
     steps = epochs * -(-len(data.t) // batch_size)
     start = time.perf_counter()
+    out = Path(out_dir)
+    reached = {"params": None, "epoch": 0}  # what the last finished epoch reached, to save on Ctrl-C
     with click.progressbar(length=epochs, label="epoch", show_pos=True, file=sys.stderr,
                            item_show_func=lambda text: text) as bar:
         def progress(epoch, loss, params):
+            if not math.isfinite(loss):
+                raise Diverged(epoch + 1, loss)
+            reached.update(params=params, epoch=epoch + 1)
             rate = (epoch + 1) * steps / epochs / max(time.perf_counter() - start, 1e-9)
             bar.update(1, f"loss {loss:.4g}, {rate:,.0f} steps/s")
 
-        params, history = module.train(module.init_params(seed), *data.inputs, data.t, lr, epochs, batch_size,
-                                       seed=seed, callback=progress, momentum=momentum, weight_decay=weight_decay,
-                                       optimizer=optimizer)
+        try:
+            with np.errstate(all="ignore"):  # a diverging run is said in one line below, not in NumPy's warnings
+                params, history = module.train(module.init_params(seed), *data.inputs, data.t, lr, epochs,
+                                               batch_size, seed=seed, callback=progress, momentum=momentum,
+                                               weight_decay=weight_decay, optimizer=optimizer)
+        except Diverged as diverged:
+            click.echo(f"\nsymprop: training diverged: the mean loss of epoch {diverged.epoch} is {diverged.loss}; "
+                       f"try a smaller --lr (now {lr:g})", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            if reached["params"] is None:
+                raise
+            npz = save_params(out / f"{model.name}_params.npz", reached["params"], **data.saved)
+            click.echo(f"\nsymprop: interrupted; saved the parameters after epoch {reached['epoch']} to {npz}",
+                       err=True)
+            sys.exit(130)
     elapsed = time.perf_counter() - start
     metric, on_training = score(model, module.forward(params, *data.inputs), data.t)
     report = f"final training loss {history[-1]:.4g}; training {metric} {on_training:.4g}"
@@ -358,7 +381,6 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
         report += f"; held-out {metric} {held:.4g}"
         if text_path:
             report += f"; held-out loss {module.loss(params, *data.held_inputs, data.held_t):.4g} per character"
-    out = Path(out_dir)
     npz = save_params(out / f"{model.name}_params.npz", params, **data.saved)
     click.echo(f"{report} ({steps:,} steps in {elapsed:.2f} s)")
     click.echo(f"wrote {npz}")
@@ -367,6 +389,44 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
         click.echo(f"wrote {curve}")
     else:
         click.echo("note: matplotlib is not installed, so no loss curve (pip install 'symprop[plot]')", err=True)
+
+
+class Diverged(Exception):
+    def __init__(self, epoch: int, loss: float):
+        super().__init__(epoch, loss)
+        self.epoch, self.loss = epoch, loss
+
+
+PREDICT_EXAMPLES = """
+\b
+Examples:
+  symprop predict examples/iris_classifier.toml --data examples/data/iris.csv
+  symprop predict examples/regression.toml --params trained/regression_params.npz --data new.csv > predictions.csv
+"""
+
+
+@main.command(epilog=PREDICT_EXAMPLES, short_help="Predict with parameters that symprop train saved.")
+@click.argument("source")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A CSV with the feature columns the model was trained on (by name; others are ignored).")
+@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Parameters saved by symprop train.  [default: trained/NAME_params.npz]")
+def predict(source, data_path, params_path):
+    """Print the model's prediction for every row of a CSV, as CSV: its features standardized as in training,
+    the class (by name, if training named them) for a classifier, else the outputs."""
+    import csv
+
+    from .train import load_trained
+    from .train import predict as run
+
+    model = load_model(source)
+    params, saved = load_trained(params_path or Path("trained") / f"{model.name}_params.npz", model)
+    if "x_mean" not in saved:
+        raise SymPropError("these parameters were not trained on a CSV (symprop train --data)", str(params_path))
+    header, rows = run(_numpy_module(model, source), model, params, saved, data_path)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
 
 
 def _numpy_module(model, source: str):
@@ -399,8 +459,7 @@ Examples:
 @click.option("--seed", type=int, default=0, show_default=True)
 def sample(source, params_path, prompt, length, temperature, seed):
     """Print text generated by a token model trained with symprop train --text, one character at a time."""
-    import numpy as np
-
+    from .train import load_trained
     from .train import sample as generate
 
     model = load_model(source)
@@ -408,18 +467,11 @@ def sample(source, params_path, prompt, length, temperature, seed):
         raise SymPropError("symprop sample generates text with a token model (vocabulary and sequence in its spec)",
                            source)
     path = params_path or Path("trained") / f"{model.name}_params.npz"
-    try:
-        saved = dict(np.load(path))
-    except (OSError, ValueError) as error:
-        raise SymPropError(f"cannot be read: {error}; train the model first with symprop train --text",
-                           str(path)) from None
+    params, saved = load_trained(path, model)
     if "alphabet" not in saved:
         raise SymPropError("holds no alphabet: it was not trained on a text", str(path))
-    alphabet = "".join(saved.pop("alphabet"))
-    missing = set(model.parameters) - set(saved)
-    if missing:
-        raise SymPropError(f"lacks the parameters {', '.join(sorted(missing))}: it is another model's", str(path))
-    click.echo(generate(_numpy_module(model, source), saved, alphabet, prompt, length, temperature, seed))
+    alphabet = "".join(saved["alphabet"])
+    click.echo(generate(_numpy_module(model, source), params, alphabet, prompt, length, temperature, seed))
 
 
 @main.command(short_help="Time generated modules against autograd and JAX.",

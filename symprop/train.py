@@ -26,6 +26,7 @@ class Dataset:
     t: np.ndarray  # (rows,) int64 class indices, or (rows, outputs) float64
     feature_names: list[str]
     target_names: list[str]
+    classes: list[str] | None = None  # class labels written as names: class i is classes[i]
 
 
 def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -> Dataset:
@@ -45,6 +46,9 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
     if not rows:
         raise SymPropError("is empty", str(path))
     header, body = [name.strip() for name in rows[0]], rows[1:]
+    if all(_is_number(cell) for cell in header):
+        raise SymPropError("line 1 holds numbers, not column names: the CSV needs a header row that names its "
+                           "columns", str(path))
     if not body:
         raise SymPropError("has a header but no rows of data", str(path))
     for name in target_columns:
@@ -64,11 +68,22 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
     if len(targets) != width:
         raise SymPropError(f"the network has {model.outputs} outputs, so it needs {width} target columns; "
                            "name them with --target-column, once each", str(path))
+    classes = None
+    label_column = header.index(targets[0]) if labelled else None
+    if labelled and not all(_is_number(row[label_column]) for row in body if len(row) == len(header)):
+        classes = sorted({row[label_column].strip() for row in body if len(row) == len(header)})
+        if len(classes) > model.outputs:
+            raise SymPropError(f"column {targets[0]!r} names {len(classes)} classes ({', '.join(classes[:8])}"
+                               f"{', ...' if len(classes) > 8 else ''}), more than the network's {model.outputs} "
+                               "outputs", str(path))
     values = np.empty((len(body), len(header)))
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise SymPropError(f"line {line} has {len(row)} cells, the header has {len(header)}", str(path))
         for column, cell in enumerate(row):
+            if classes is not None and column == label_column:  # a class written as its name
+                values[line - 2, column] = classes.index(cell.strip())
+                continue
             try:
                 values[line - 2, column] = float(cell)
             except ValueError:
@@ -89,7 +104,15 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
                                f"0 … {model.outputs - 1}", str(path))
         labels = labels.astype(np.int64)
         t = labels if model.target_kind == "index" else np.eye(model.outputs)[labels]  # as F.one_hot does
-    return Dataset(x, t, features, targets)
+    return Dataset(x, t, features, targets, classes)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def inputs_of(model, x: np.ndarray) -> list[np.ndarray]:
@@ -121,9 +144,12 @@ def prepare_csv(path: Path, model, target_columns, holdout: float, seed: int, st
     mean, std = (fit.x.mean(axis=0), fit.x.std(axis=0)) if standardize else (0.0, 1.0)
     std = np.where(std > 0, std, 1.0)
     columns = (len(data.feature_names),)
+    saved = {"x_mean": np.broadcast_to(mean, columns), "x_std": np.broadcast_to(std, columns),
+             "features": np.array(data.feature_names)}
+    if data.classes is not None:
+        saved["classes"] = np.array(data.classes)
     return Prepared(inputs_of(model, (fit.x - mean) / std), fit.t, inputs_of(model, (held.x - mean) / std), held.t,
-                    f"{len(fit.x)} rows of {path} ({len(held.x)} held out)",
-                    {"x_mean": np.broadcast_to(mean, columns), "x_std": np.broadcast_to(std, columns)})
+                    f"{len(fit.x)} rows of {path} ({len(held.x)} held out)", saved)
 
 
 def load_text(path: Path, model) -> tuple[str, np.ndarray]:
@@ -166,6 +192,49 @@ def prepare_text(path: Path, model, holdout: float) -> Prepared:
     held_x, held_t = windows(ids[cut:], length, length) if len(ids) - cut > length else (x[:0], t[:0])
     return Prepared([x], t, [held_x], held_t, f"{len(x)} windows of {length} characters of {path} ({cut:,} "
                     f"characters; {len(ids) - cut:,} held out)", {"alphabet": np.array(list(alphabet))}, "windows")
+
+
+def load_trained(path: Path, model) -> tuple[dict, dict]:
+    """(parameters, what was saved beside them: x_mean, x_std, features, classes or alphabet) of a .npz that
+    symprop train wrote."""
+    try:
+        saved = dict(np.load(path))
+    except (OSError, ValueError) as error:
+        raise SymPropError(f"cannot be read: {error}; train the model first with symprop train", str(path)) from None
+    missing = set(model.parameters) - set(saved)
+    if missing:
+        raise SymPropError(f"lacks the parameters {', '.join(sorted(missing))}: it is another model's", str(path))
+    params = {key: saved.pop(key) for key in model.parameters}
+    return params, saved
+
+
+def predict(module, model, params: dict, saved: dict, path: Path) -> tuple[list[str], list[list]]:
+    """(header, rows): the model's prediction for every row of a CSV, its features standardized as in training:
+    the class (by name, if training named them) for a classifier, else the outputs."""
+    features = [str(f) for f in saved.get("features", [])]
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise SymPropError(f"cannot be read as CSV: {error}", str(path)) from None
+    if not rows:
+        raise SymPropError("is empty", str(path))
+    header = [name.strip() for name in rows[0]]
+    missing = [name for name in features if name not in header]
+    if missing:
+        raise SymPropError(f"has no column {', '.join(map(repr, missing))}, which the model was trained on",
+                           str(path))
+    columns = [header.index(name) for name in features]
+    try:
+        x = np.array([[float(row[c]) for c in columns] for row in rows[1:]])
+    except (ValueError, IndexError) as error:
+        raise SymPropError(f"a feature cell is not a number: {error}", str(path)) from None
+    outputs = module.forward(params, *inputs_of(model, (x - saved["x_mean"]) / saved["x_std"]))
+    classes = [str(c) for c in saved["classes"]] if "classes" in saved else None
+    if model.target_kind == "index" or (classes is not None):
+        picked = outputs.argmax(axis=-1)
+        return ["class"], [[classes[i] if classes else int(i)] for i in picked]
+    return [f"y{i}" for i in range(outputs.shape[-1])], [[f"{v:.6g}" for v in row] for row in outputs]
 
 
 def sample(module, params: dict, alphabet: str, prompt: str, length: int, temperature: float, seed: int) -> str:
