@@ -35,7 +35,9 @@ from .declare.layers import (
     Softmax,
     Tanh,
     Transformer,
+    TransformerDecoder,
     TransformerDecoderLayer,
+    TransformerEncoder,
     TransformerEncoderLayer,
 )
 from .declare.losses import (
@@ -71,6 +73,7 @@ __all__ = [
     "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss", "Embedding",
     "GELU", "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool", "PositionalEncoding",
     "Model", "Module", "MSELoss", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SymbolicTensor",
-    "SymPropError", "Tanh", "Transformer", "TransformerDecoderLayer", "TransformerEncoderLayer", "cat", "chain_rule",
-    "derive", "derive_network", "from_torch", "load_spec", *sorted(_MATH),
+    "SymPropError", "Tanh", "Transformer", "TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder",
+    "TransformerEncoderLayer", "cat", "chain_rule", "derive", "derive_network", "from_torch", "load_spec",
+    *sorted(_MATH),
 ]

@@ -43,3 +43,12 @@ def build(tmp_path):
         return tuple(modules)
 
     return build
+
+
+def generated_modules(model, folder, targets=("numpy", "torch")) -> dict:
+    """{backend: module}: the model derived and written into `folder`, each module imported from its file."""
+    from symprop import derive_network
+
+    derive_network(model).write(folder, targets)
+    return {target: import_path(folder / f"{model.name}_{target}.py", f"{folder.name}_{model.name}_{target}")
+            for target in targets}

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
+from conftest import generated_modules
 from torch import nn
 from torch.nn import functional as TF
 
@@ -16,15 +15,7 @@ TOLERANCE = 1e-10
 
 
 def generated(model, tmp_path):
-    """The generated numpy and torch modules of a model, written and imported."""
-    S.derive_network(model).write(tmp_path, ("numpy", "torch"))
-    modules = {}
-    for backend in ("numpy", "torch"):
-        spec = importlib.util.spec_from_file_location(f"{tmp_path.name}_{backend}",
-                                                      tmp_path / f"{model.name}_{backend}.py")
-        modules[backend] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(modules[backend])
-    return modules
+    return generated_modules(model, tmp_path)
 
 
 def agree(net, loss_fn, model, tmp_path, inputs, t):

@@ -3,7 +3,6 @@ edges and symprop train's. Each test here failed before its fix."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import generated_modules
 
 import symprop as S
 from symprop.cli import main
@@ -31,14 +31,7 @@ def run(*args):
 
 def generated(spec: str, tmp_path):
     model = S.load_spec(ROOT / "examples" / spec)
-    S.derive_network(model).write(tmp_path, ("numpy", "torch"))
-    modules = {}
-    for backend in ("numpy", "torch"):
-        found = importlib.util.spec_from_file_location(f"{tmp_path.name}_{backend}",
-                                                       tmp_path / f"{model.name}_{backend}.py")
-        modules[backend] = importlib.util.module_from_spec(found)
-        found.loader.exec_module(modules[backend])
-    return model, modules
+    return model, generated_modules(model, tmp_path)
 
 
 # -- optimizers -----------------------------------------------------------------------------------------------

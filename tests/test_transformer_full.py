@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import generated_modules
 from torch import nn
 from torch.nn import functional as TF
 
@@ -23,16 +24,7 @@ TOLERANCE = 1e-9
 
 
 def generated(model, tmp_path):
-    import importlib.util
-
-    S.derive_network(model).write(tmp_path, ("numpy", "torch"))
-    modules = {}
-    for backend in ("numpy", "torch"):
-        spec = importlib.util.spec_from_file_location(f"{tmp_path.name}_{model.name}_{backend}",
-                                                      tmp_path / f"{model.name}_{backend}.py")
-        modules[backend] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(modules[backend])
-    return modules
+    return generated_modules(model, tmp_path)
 
 
 def agree(modules, state, inputs, t, want, grads):
@@ -263,3 +255,52 @@ def test_train_and_sample_from_the_command_line(tmp_path, monkeypatch):
     assert line.startswith("We the") and len(line) == len("We the") + 40, line
     result = CliRunner().invoke(main, ["sample", str(spec), "--prompt", "~~~"])
     assert result.exit_code == 2 and "never saw the characters '~'" in result.output
+
+
+class TorchEncoderLM(nn.Module):
+    """nn.TransformerEncoder over an embedding, as a torch user writes a language model."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 8)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2, norm=nn.LayerNorm(8), enable_nested_tensor=False)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, tokens, pad):
+        mask = nn.Transformer.generate_square_subsequent_mask(5)
+        return self.head(self.encoder(self.emb(tokens), mask=mask, src_key_padding_mask=pad, is_causal=True))
+
+
+@pytest.mark.parametrize("front_end", ["declared", "from_torch"])
+def test_transformer_encoder_stack(front_end, tmp_path):
+    class EncoderLM(S.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = S.Embedding(10, 8)
+            layer = S.TransformerEncoderLayer(8, 2, 16, "gelu", causal=True)
+            self.encoder = S.TransformerEncoder(layer, 2, S.LayerNorm(8))
+            self.head = S.Linear(8, 10)
+
+        def forward(self, tokens, pad):
+            return self.head(self.encoder(self.emb(tokens), src_key_padding_mask=pad))
+
+    torch.manual_seed(5)
+    reference = TorchEncoderLM().double()
+
+    def loss(y, t):
+        return TF.cross_entropy(y.transpose(1, 2), t)  # torch's layout: classes on axis 1
+
+    inputs = {"tokens": (5,), "pad": (5,)}
+    model = S.Model(EncoderLM(), loss, inputs=inputs, name="encoder_lm") if front_end == "declared" else \
+        S.from_torch(reference, loss, inputs=inputs, name="encoder_lm")
+    assert list(model.parameters) == [k for k, _ in reference.named_parameters()]
+    generator = torch.Generator().manual_seed(6)
+    tokens = torch.randint(0, 10, (3, 5), generator=generator)
+    pad = torch.arange(5) >= torch.tensor([[5], [3], [4]])
+    t = torch.randint(0, 10, (3, 5), generator=generator)
+    want = loss(reference(tokens, pad), t)
+    want.backward()
+    grads = {k: p.grad for k, p in reference.named_parameters()}
+    state = {k: v.detach().clone() for k, v in reference.state_dict().items()}
+    agree(generated(model, tmp_path), state, [tokens, pad], t, want.detach(), grads)

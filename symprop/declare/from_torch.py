@@ -186,6 +186,8 @@ def _layer(sub, node, root) -> Module:
 
 # torch's transformer layers: (the flag that says a mask is causal, the mask, the arguments symprop refuses)
 MASKS = {"TransformerEncoderLayer": ("is_causal", "src_mask", ()),
+         "TransformerEncoder": ("is_causal", "mask", ()),
+         "TransformerDecoder": ("tgt_is_causal", "tgt_mask", ("memory_mask", "memory_is_causal")),
          "TransformerDecoderLayer": ("tgt_is_causal", "tgt_mask", ("memory_mask", "memory_is_causal")),
          "Transformer": ("tgt_is_causal", "tgt_mask", ("src_mask", "memory_mask", "src_is_causal", "memory_is_causal"))}
 

@@ -220,9 +220,13 @@ class SymbolicTensor:
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        module = getattr(func, "__module__", None) or ""
-        public = module.startswith("torch.") and not module.startswith("torch._")
-        name = f"{module if public else 'torch'}.{getattr(func, '__name__', func)}"
+        """torch's functions that symprop has (torch.tanh, F.cross_entropy, torch.cat, ...) run as symprop's, as
+        from_torch reads them; any other is refused in one line."""
+        from .from_torch import FUNCTIONS, _accepted, _qualified
+
+        name = _qualified(func)
+        if name in FUNCTIONS:
+            return FUNCTIONS[name](*args, **_accepted(FUNCTIONS[name], kwargs or {}, name))
         raise fail(f"{name} is not supported by symprop; write it with symprop's operations "
                    "(symprop.functional, tensor methods, symprop.cat)")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import SymPropError
 
 _PACKAGE = str(Path(__file__).resolve().parent.parent) + os.sep
+_TORCH = os.sep + "torch" + os.sep  # torch's own frames (its function dispatch) are not the user's line
 _running: contextvars.ContextVar = contextvars.ContextVar("symprop_interpretation", default=None)
 
 
@@ -124,7 +125,7 @@ def user_location(frame=None) -> str:
         code = frame.f_code
         if code.co_name == "_traced" and code.co_filename.startswith(_PACKAGE):
             return ""
-        if not code.co_filename.startswith(_PACKAGE):
+        if not code.co_filename.startswith(_PACKAGE) and _TORCH not in code.co_filename:
             return f"{code.co_name} ({Path(code.co_filename).name}:{frame.f_lineno})"
         frame = frame.f_back
     return ""

@@ -9,12 +9,15 @@ from .positions import PositionalEncoding
 from .transformer import TransformerEncoderLayer
 from .transformer_decoder import TransformerDecoderLayer
 from .transformer_model import Transformer
+from .transformer_stacks import TransformerDecoder, TransformerEncoder
 
 LAYERS = (Linear, Sigmoid, Tanh, ReLU, GELU, Softmax, LogSoftmax, Identity, Elementwise, LayerNorm, MeanPool,
-          Embedding, PositionalEncoding, TransformerEncoderLayer, TransformerDecoderLayer, Transformer)
+          Embedding, PositionalEncoding, TransformerEncoderLayer, TransformerDecoderLayer, TransformerEncoder,
+          TransformerDecoder, Transformer)
 LAYER_TYPES = {layer.kind: layer for layer in LAYERS if hasattr(layer, "from_toml")}  # TOML's type = "..."
 TORCH_LAYERS = {layer.__name__: layer for layer in LAYERS if layer.from_torch}  # torch.nn's class name -> ours
 
 __all__ = ["GELU", "LAYERS", "LAYER_TYPES", "TORCH_LAYERS", "Elementwise", "Embedding", "Identity", "LayerNorm",
            "Linear", "LogSoftmax", "MeanPool", "PositionalEncoding", "ReLU", "Sigmoid", "Softmax", "Tanh",
-           "Transformer", "TransformerDecoderLayer", "TransformerEncoderLayer"]
+           "Transformer", "TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder",
+           "TransformerEncoderLayer"]

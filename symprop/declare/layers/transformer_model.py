@@ -11,6 +11,7 @@ from ..module import Module
 from .layer_norm import LayerNorm
 from .transformer import TransformerEncoderLayer, additive, check_sequence, check_torch_layer
 from .transformer_decoder import TransformerDecoderLayer
+from .transformer_stacks import TransformerDecoder, TransformerEncoder
 
 
 class Transformer(Module):
@@ -30,15 +31,10 @@ class Transformer(Module):
                        layer_norm_eps=layer_norm_eps)
         self.d_model, self.nhead, self.causal = d_model, nhead, causal
         self.options = options
-        for part, count, make in (("encoder", num_encoder_layers, lambda: TransformerEncoderLayer(
-                d_model, nhead, **options)), ("decoder", num_decoder_layers, lambda: TransformerDecoderLayer(
-                d_model, nhead, causal=causal, **options))):
-            stack, layers = Module(), Module()
-            for i in range(count):
-                layers.add_module(str(i), make())
-            stack.add_module("layers", layers)
-            stack.add_module("norm", LayerNorm(d_model, layer_norm_eps))
-            self.add_module(part, stack)
+        self.encoder = TransformerEncoder(TransformerEncoderLayer(d_model, nhead, **options), num_encoder_layers,
+                                          LayerNorm(d_model, layer_norm_eps))
+        self.decoder = TransformerDecoder(TransformerDecoderLayer(d_model, nhead, causal=causal, **options),
+                                          num_decoder_layers, LayerNorm(d_model, layer_norm_eps))
         for _, parameter in self.named_parameters():  # torch's Transformer: Xavier-uniform for every matrix
             if len(parameter.shape) > 1:
                 fan_out, fan_in = parameter.shape
@@ -57,15 +53,9 @@ class Transformer(Module):
 
     def forward(self, src, tgt, src_key_padding_mask=None, tgt_key_padding_mask=None, memory_key_padding_mask=None):
         check_sequence(self, src, "src")
-        memory = src
-        for layer in self.encoder.layers.children():
-            memory = layer(memory, src_key_padding_mask=src_key_padding_mask)
-        memory = self.encoder.norm(memory)
-        x = tgt
-        for layer in self.decoder.layers.children():
-            x = layer(x, memory, tgt_key_padding_mask=tgt_key_padding_mask,
-                      memory_key_padding_mask=memory_key_padding_mask)
-        return self.decoder.norm(x)
+        memory = self.encoder(src, src_key_padding_mask=src_key_padding_mask)
+        return self.decoder(tgt, memory, tgt_key_padding_mask=tgt_key_padding_mask,
+                            memory_key_padding_mask=memory_key_padding_mask)
 
     def torch_twin(self):
         import torch
@@ -83,12 +73,11 @@ class Transformer(Module):
                                        memory_key_padding_mask=additive(memory_key_padding_mask, src),
                                        tgt_is_causal=model.causal)
 
-        layers = self.decoder.layers.children() if len(self.decoder.layers._modules) else ()
-        return Twin(self.d_model, self.nhead, len(self.encoder.layers._modules), len(list(layers)),
+        return Twin(self.d_model, self.nhead, self.encoder.num_layers, self.decoder.num_layers,
                     self.options["dim_feedforward"], dropout=0.0, activation=self.options["activation"],
                     layer_norm_eps=self.options["layer_norm_eps"], batch_first=True,
                     norm_first=self.options["norm_first"])
 
     def describe(self) -> str:
-        return (f"Transformer({self.d_model}, {self.nhead}, {len(self.encoder.layers._modules)} + "
-                f"{len(self.decoder.layers._modules)} layers, dim_feedforward={self.options['dim_feedforward']})")
+        return (f"Transformer({self.d_model}, {self.nhead}, {self.encoder.num_layers} + {self.decoder.num_layers} "
+                f"layers, dim_feedforward={self.options['dim_feedforward']})")
