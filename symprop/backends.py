@@ -19,6 +19,7 @@ class Backend:
     loss_doc: str = ""
     maximum: str = ""  # the elementwise maximum of two arrays, for AMSGrad
     integer_test: str = ""  # whether {} holds integers
+    default: bool = True  # written by symprop derive unless --target says otherwise
 
 
 def _render_module(derivation, backend, source, command):
@@ -31,6 +32,12 @@ def _render_latex(derivation, backend, source, command):
     from .render_latex import render_document
 
     return render_document(derivation, source, command)
+
+
+def _render_html(derivation, backend, source, command):
+    from .render_html import render_html
+
+    return render_html(derivation, source, command)
 
 
 def _numpy_printer():
@@ -48,6 +55,10 @@ def _torch_printer():
 BACKENDS: dict[str, Backend] = {}
 
 
+def default_targets() -> tuple[str, ...]:
+    return tuple(name for name, backend in BACKENDS.items() if backend.default)
+
+
 def register(backend: Backend) -> Backend:
     BACKENDS[backend.name] = backend
     return backend
@@ -60,3 +71,4 @@ register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_modul
                  loss_doc="a 0-d tensor", maximum="torch.maximum",
                  integer_test="not ({0}.is_floating_point() or {0}.is_complex())"))
 register(Backend("latex", "{name}.tex", "derivation.tex.j2", _render_latex))
+register(Backend("html", "{name}.html", "derivation.html.j2", _render_html, default=False))

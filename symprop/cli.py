@@ -12,7 +12,7 @@ import click
 import sympy as sp
 
 from . import __version__
-from .backends import BACKENDS
+from .backends import BACKENDS, default_targets
 from .errors import SymPropError
 
 TARGETS = tuple(BACKENDS)
@@ -37,6 +37,7 @@ Examples:
   symprop derive examples/*.toml --out build          # every example, into build/
   symprop derive models.py:model --target numpy       # a Model declared in Python, NumPy only
   symprop derive examples/seed_neuron.toml --pdf      # ... and the derivation as a PDF (needs pdflatex)
+  symprop derive examples/iris_mlp.toml --target html # the derivation beside its code, linked, in a browser
   symprop derive --expr "(a(w*x) - t)**2" --wrt w     # the textbook chain rule, printed
 """
 CHECK_EXAMPLES = """
@@ -145,7 +146,8 @@ def _import_python(path: str, source: str):
 @click.option("--expr", help="Scalar mode: an expression to differentiate, e.g. \"(a(w*x) - t)**2\".")
 @click.option("--wrt", multiple=True, help="Scalar mode: a name to differentiate with respect to (repeatable).")
 @click.option("--target", "targets", multiple=True, type=click.Choice(TARGETS),
-              help="What to write (repeatable). Default: all three; --expr writes latex only.")
+              help="What to write (repeatable). Default: numpy, torch and latex; html is the derivation beside "
+                   "its code, linked. --expr writes latex only.")
 @click.option("--out", "out_dir", default=None, help="Output folder.  [default: generated]")
 @click.option("--pdf", is_flag=True, help="Also compile the LaTeX derivation to NAME.pdf (needs pdflatex).")
 @click.option("--name", default="chain_rule", show_default=True, help="--expr: the name of the .tex file.")
@@ -165,7 +167,7 @@ def derive(sources, expr, wrt, targets, out_dir, pdf, name, force):
         raise click.UsageError("--pdf compiles the latex target; add --target latex")
     from .derivation import Derivation
 
-    chosen = targets or TARGETS
+    chosen = targets or default_targets()
     derivations = [(source, Derivation(load_model(source))) for source in sources]  # all or nothing
     out = Path(out_dir or "generated")
     for source, derivation in derivations:
@@ -174,6 +176,8 @@ def derive(sources, expr, wrt, targets, out_dir, pdf, name, force):
         if pdf:
             written += _pdf(out / derivation.filename("latex"), force)
         click.echo("wrote " + ", ".join(map(str, written)))
+        for warning in derivation.warnings:
+            click.echo(f"symprop: warning: {source}: {warning}", err=True)
         click.echo(f"  {derivation.summary()}")
         for line in derivation.backward_lines():
             click.echo(f"    {line}")

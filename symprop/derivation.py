@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .backends import BACKENDS
+from .backends import BACKENDS, default_targets
 from .declare.model import Model
 from .derive import backward
 from .schedule import Program, schedule
@@ -27,6 +27,11 @@ class Derivation:
             "loss_and_gradients": schedule(
                 graph, [("L", loss.expr, ())] + [(k, v.expr, v.shape) for k, v in self.gradients.items()]),
         }
+
+    @property
+    def warnings(self) -> list[str]:
+        """Known mistakes in the model, one line each (the derivation is still right for what was declared)."""
+        return [WARNINGS[kind].format(*names) for kind, *names in self.lowered.graph.notes if kind in WARNINGS]
 
     @property
     def notes(self) -> list[str]:
@@ -67,7 +72,7 @@ class Derivation:
 
     def render(self, target: str, source: str = "", command: str = "") -> str:
         """The text of the generated file for `target`, a backend's name: numpy or torch (a module), latex
-        (a document)."""
+        (a document), html (the derivation beside its code)."""
         if target not in BACKENDS:
             raise ValueError(f"unknown target {target!r}; known: {', '.join(BACKENDS)}")
         backend = BACKENDS[target]
@@ -84,22 +89,34 @@ class Derivation:
     def _repr_latex_(self) -> str:
         return self.to_latex(standalone=False)
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the derivation beside its code, linked, as `--target html` writes it."""
+        return self.render("html")
+
     def filename(self, target: str) -> str:
         return BACKENDS[target].filename.format(name=self.model.name)
 
-    def write(self, out_dir="generated", targets=tuple(BACKENDS), *, source="", command="",
+    def write(self, out_dir="generated", targets=None, *, source="", command="",
               force=False) -> list:
-        """Write each target's file into `out_dir` (NAME_numpy.py, NAME_torch.py, NAME.tex); returns the paths."""
+        """Write each target's file into `out_dir` (NAME_numpy.py, NAME_torch.py, NAME.tex by default; NAME.html
+        too if asked); returns the paths."""
         from pathlib import Path
 
         from .files import write_all
 
         out = Path(out_dir)
         return write_all({out / self.filename(target): self.render(target, source, command)
-                          for target in targets}, force=force)
+                          for target in targets or default_targets()}, force=force)
 
 
+WARNINGS = {
+    "double softmax": "the network ends in a softmax, and {0} applies one again: pass it the logits (drop the "
+                      "softmax), as torch's CrossEntropyLoss expects",
+    "double sigmoid": "the network ends in a sigmoid, and {0} applies one again: pass it the logits (drop the "
+                      "sigmoid), or use BCELoss",
+}
 NOTES = {
+    **WARNINGS,
     "sums to one": "Σ_k {0}_k = 1: each row of {0} is a distribution over classes",
     "sums to zero": "Σ_e {0}_e = 0: {0} is centred on its mean over the last axis",
     "cancels": "dL/d{0} = 0: the terms of the chain rule through {0} cancel",

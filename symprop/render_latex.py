@@ -26,6 +26,10 @@ _environment = jinja2.Environment(
 )
 
 NOTES = {
+    "double softmax": r"\textbf{{Warning:}} the network ends in a softmax, and \texttt{{{0}}} applies one again: "
+                      r"pass it the logits (drop the softmax), as torch's \texttt{{CrossEntropyLoss}} expects.",
+    "double sigmoid": r"\textbf{{Warning:}} the network ends in a sigmoid, and \texttt{{{0}}} applies one again: "
+                      r"pass it the logits (drop the sigmoid), or use \texttt{{BCELoss}}.",
     "sums to one": r"$\sum_k {0}_{{nk}} = 1$: each row of ${0}$ is a distribution over the classes. This is why "
                    r"softmax with cross-entropy gives $\partial L / \partial z = (p - {0})/N$.",
     "sums to zero": r"$\sum_e ({0})_{{e}} = 0$ over the last axis: ${0}$ is centred on its mean there. This is "
@@ -115,7 +119,8 @@ def document_parts(derivation) -> dict:
         "backward": backward,
         "gradients": gradients,
         "derivatives": _derivative_facts(graph),
-        "notes": [NOTES[kind].format(*(latex_name(n, dense) for n in names)) for kind, *names in graph.notes],
+        "notes": [NOTES[kind].format(*(_escape(n) if kind.startswith("double") else latex_name(n, dense)
+                                       for n in names)) for kind, *names in graph.notes],
         "glossary": [(latex_name(n, dense), n) for n in dict.fromkeys(code_names)],
     }
 

@@ -224,3 +224,18 @@ def test_ctrl_c_during_training_saves_the_parameters(tmp_path):
     assert process.returncode == 130, err
     assert "interrupted; saved the parameters after epoch" in err and "Traceback" not in err, err
     assert np.load(tmp_path / "iris_classifier_params.npz")["0.weight"].shape == (8, 4)
+
+
+@pytest.mark.parametrize("last,loss,word,function", [
+    ("softmax", "cross_entropy", "softmax", "cross_entropy"),
+    ("sigmoid", "bce_with_logits", "sigmoid", "binary_cross_entropy_with_logits")])
+def test_a_function_applied_twice_is_warned_in_the_cli_and_the_document(last, loss, word, function, tmp_path):
+    spec = tmp_path / "twice.toml"
+    outputs = 3 if loss == "cross_entropy" else 1
+    spec.write_text(f'name = "twice"\ninputs = 6\nlayers = [{{type = "linear", outputs = {outputs}}}, '
+                    f'{{type = "{last}"}}]\nloss = {{type = "{loss}"}}\n')
+    code, _, err = run("derive", str(spec), "--out", str(tmp_path / "out"))
+    assert code == 0 and f"warning: {spec}: the network ends in a {word}, and {function} applies one again" in err
+    assert "Warning:" in (tmp_path / "out" / "twice.tex").read_text()
+    code, _, err = run("derive", str(ROOT / "examples" / "iris_mlp.toml"), "--out", str(tmp_path / "iris"))
+    assert code == 0 and "warning" not in err

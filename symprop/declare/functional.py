@@ -55,7 +55,16 @@ def _activation(input, name: str, torch_call):
         return torch_call(input)
     value = _symbolic(input, f"F.{name}")
     trace = _trace()
-    return SymbolicTensor(gnn.activate(trace.graph, value, gnn.ACTIVATIONS[name], trace.stem("h")))
+    result = gnn.activate(trace.graph, value, gnn.ACTIVATIONS[name], trace.stem("h"))
+    trace.graph.made_by[result.expr] = name
+    return SymbolicTensor(result)
+
+
+def _applied_twice(y: Value, function: str, loss: str) -> None:
+    """A loss that applies `function` itself, to a value `function` made: a classic mistake, noted for the reader."""
+    graph = _trace().graph
+    if graph.made_by.get(y.expr) == function:
+        graph.note(f"double {function}", loss)
 
 
 def relu(input, inplace=False):
@@ -112,7 +121,9 @@ def softmax(input, dim=-1):
     value, trace = _last_axis(input, dim, "F.softmax"), _trace()
     name = trace.stem("h")
     log_p = gnn.log_softmax(trace.graph, value, name)
-    return SymbolicTensor(trace.graph.label(Value(sp.exp(log_p.expr), value.shape), name))
+    result = trace.graph.label(Value(sp.exp(log_p.expr), value.shape), name)
+    trace.graph.made_by[result.expr] = "softmax"
+    return SymbolicTensor(result)
 
 
 def log_softmax(input, dim=-1):
@@ -229,6 +240,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
                                                                        pos_weight=pos_weight)
     _unsupported("binary_cross_entropy_with_logits", weight=weight, pos_weight=pos_weight)
     y, t = _loss_operands("binary_cross_entropy_with_logits", input, target, reduction)
+    _applied_twice(y, "sigmoid", "binary_cross_entropy_with_logits")
     _same_shape("binary_cross_entropy_with_logits", y, t)
     return _reduced(y, gnn.binary_cross_entropy_with_logits(y.expr, t.expr), reduction)
 
@@ -282,6 +294,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                                                     reduction=reduction, label_smoothing=label_smoothing)
     _unsupported("cross_entropy", weight=weight, label_smoothing=label_smoothing or None)
     y, t = _loss_operands("cross_entropy", input, target, reduction)
+    _applied_twice(y, "softmax", "cross_entropy")
     y = _classes_last("cross_entropy", y, t)
     targets, kept, count = _class_targets("cross_entropy", y, t, ignore_index)
     graph = _trace().graph

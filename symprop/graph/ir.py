@@ -62,6 +62,7 @@ class Graph:
     cotangent_names: dict[sp.Symbol, str] = field(default_factory=dict)  # mm0 -> "dz0"
     notes: list[tuple[str, ...]] = field(default_factory=list)  # simplifications made: (kind, *names)
     activations: list[sp.Expr] = field(default_factory=list)  # the scalar functions of z applied, for the reader
+    made_by: dict[sp.Expr, str] = field(default_factory=dict)  # value -> the function that made it ("softmax")
     # tensor -> [(operand it is read in, cotangent of that operand, local derivative)]: the chain rule, kept
     chain: dict[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp.Expr]]] = field(default_factory=dict)
     limit: int | None = None  # while a model is traced: at most this many tensors (a derivation budget)

@@ -1,0 +1,152 @@
+"""The MathML backend: SymPy's MathMLPresentationPrinter, in the notation of the LaTeX derivation.
+
+Rows are samples; z̄ is ∂L/∂z; products of matrices are written as books write them (X Wᵀ), sums over axes as
+Σ. It prints the equations of the HTML derivation, which browsers render with no script and no network.
+"""
+
+from __future__ import annotations
+
+from xml.dom.minidom import parseString
+
+import sympy as sp
+from sympy.printing.mathml import MathMLPresentationPrinter
+
+from .statements import StatementPrinter, contraction_form
+
+
+class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
+    array_module = "einsum"
+    numbers_as_floats = False
+    code = True  # contractions inlined where the code inlines them: one equation per line of code
+
+    def __init__(self):
+        super().__init__({"mul_symbol": None})
+        self.expanded: dict[sp.Symbol, str] = {}  # symbol -> its definition, printed in its place
+
+    # -- names -----------------------------------------------------------------------------------
+    def _fragment(self, text: str):
+        return parseString(f'<mrow xmlns="http://www.w3.org/1998/Math/MathML">{text}</mrow>').documentElement
+
+    def _print_Symbol(self, sym, style="plain"):
+        if sym in self.expanded:
+            return self._fragment(self.expanded[sym])
+        if sym in self._inline:
+            return self._fragment(self._inline[sym])
+        name = sym.name
+        if name.startswith("d") and len(name) > 1 and name[1].isalpha():  # an adjoint: dz1 is z̄₁ = ∂L/∂z₁
+            over = self.dom.createElement("mover")
+            over.setAttribute("accent", "true")
+            over.appendChild(self._print_Symbol(sp.Symbol(name[1:])))
+            bar = self.dom.createElement("mo")
+            bar.appendChild(self.dom.createTextNode("\u203e"))
+            over.appendChild(bar)
+            return over
+        return MathMLPresentationPrinter._print_Symbol(self, sym, style)
+
+    def _print_sigmoid(self, expr):
+        return self._call("\u03c3", expr.args)
+
+    def _print_Heaviside(self, expr):  # 1 where the argument is positive (or at 0, for H(u, 1))
+        sub = self.dom.createElement("msub")
+        one = self.dom.createElement("mn")
+        one.appendChild(self.dom.createTextNode("1"))
+        sub.appendChild(one)
+        condition = self.dom.createElement("mrow")
+        condition.appendChild(self._print(expr.args[0]))
+        relation = self.dom.createElement("mo")
+        relation.appendChild(self.dom.createTextNode("\u2265" if expr.args[1] == 1 else ">"))
+        condition.appendChild(relation)
+        zero = self.dom.createElement("mn")
+        zero.appendChild(self.dom.createTextNode("0"))
+        condition.appendChild(zero)
+        sub.appendChild(condition)
+        return sub
+
+    def _call(self, name: str, args):
+        row = self.dom.createElement("mrow")
+        function = self.dom.createElement("mi")
+        function.appendChild(self.dom.createTextNode(name))
+        row.appendChild(function)
+        fenced = self.dom.createElement("mrow")
+        for text, part in (("(", None), *((None, a) for a in args), (")", None)):
+            if part is None:
+                bracket = self.dom.createElement("mo")
+                bracket.appendChild(self.dom.createTextNode(text))
+                fenced.appendChild(bracket)
+            else:
+                fenced.appendChild(self._print(part))
+        row.appendChild(fenced)
+        return row
+
+    # -- statements: MathML text -------------------------------------------------------------------
+    def parenthesize_operand(self, expr, text):
+        return text if expr.is_Symbol or expr.is_Function else f"<mrow><mo>(</mo>{text}<mo>)</mo></mrow>"
+
+    @staticmethod
+    def _transposed(text: str, transpose: bool) -> str:
+        return f"<msup><mrow>{text}</mrow><mo>\u22a4</mo></msup>" if transpose else text
+
+    def einsum(self, spec, operands, shapes=None):
+        form = contraction_form(spec)
+        if form is None:
+            return f"<mi>einsum</mi><mo>(</mo><mtext>{spec}</mtext><mo>,</mo>{'<mo>,</mo>'.join(operands)}<mo>)</mo>"
+        if form[0] == "matmul":
+            _, left, right, t_left, t_right, _ = form
+        elif form[0] == "rows":
+            _, left, right, t_right = form
+            t_left = False
+        else:
+            _, left, right = form
+            t_left, t_right = True, False
+        return f"<mrow>{self._transposed(operands[left], t_left)}{self._transposed(operands[right], t_right)}</mrow>"
+
+    def reduce(self, kind, text, axes, keepdims):
+        axis = ",".join(map(str, axes))
+        if kind == "max":
+            return f"<mrow><munder><mi>max</mi><mtext>axis {axis}</mtext></munder><mo>(</mo>{text}<mo>)</mo></mrow>"
+        return f"<mrow><munder><mo>\u2211</mo><mtext>axis {axis}</mtext></munder><mrow>{text}</mrow></mrow>"
+
+    def _named(self, name: str, *texts) -> str:
+        return f"<mrow><mi>{name}</mi><mo>(</mo>{'<mo>,</mo>'.join(texts)}<mo>)</mo></mrow>"
+
+    def reshape(self, text, shape):
+        return text
+
+    def onehot(self, text, classes):
+        return self._named("onehot", text)
+
+    def slice(self, tensor, texts, shapes):
+        (start, stop), axis = tensor.bounds, tensor.axes[0]
+        return f"<msub><mrow>{texts[0]}</mrow><mtext>[{start}:{stop}] on axis {axis}</mtext></msub>"
+
+    def pad(self, tensor, texts, shapes):
+        return self._named("pad", texts[0])
+
+    def concat(self, tensor, texts, shapes):
+        return self._named("concat", *texts)
+
+    def rearrange(self, tensor, texts, shapes):
+        if [d for d in tensor.shape if d != 1] == [d for d in shapes[0] if d != 1]:
+            return texts[0]
+        return self._named("split heads" if len(tensor.shape) > len(shapes[0]) else "merge heads", texts[0])
+
+    def gather(self, tensor, texts, shapes):
+        return f"<msub><mrow>{texts[0]}</mrow><mrow>{texts[1]}</mrow></msub>"
+
+    def scatter_add(self, tensor, texts, shapes):
+        return self._named("scatter add", texts[0], texts[1])
+
+    def causal_mask(self, size):
+        return "<msub><mi>M</mi><mtext>causal</mtext></msub>"
+
+    def padding_mask(self, text):
+        return f"<msub><mi>M</mi><mtext>pad</mtext></msub><mo>(</mo>{text}<mo>)</mo>"
+
+    def sinusoid(self, length, width):
+        return "<msub><mi>P</mi><mtext>sin</mtext></msub>"
+
+    def broadcast(self, text, shape):
+        return text
+
+    def shape_text(self, shape) -> str:
+        return " \u00d7 ".join(str(d) for d in shape) or "1"

@@ -1,0 +1,56 @@
+"""Render stage, HTML: the derivation beside the code it became, each equation linked to its lines of code.
+
+The equations are MathML (SymPy's MathML printer), which browsers render with no script and no network; the
+code is the generated NumPy module's `loss_and_gradients`. Hovering over or clicking an equation highlights the
+lines that compute it, and the other way round: a few lines of inline script, so the page works opened from a file.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sympy as sp
+
+from .printing.mathml import MathMLBackendPrinter
+from .printing.numpy import NumPyBackendPrinter
+from .render import environment, function
+
+_ASSIGNED = re.compile(r"(\w+) (?:[-+*/]|\*\*)?= ")
+
+
+def parts(derivation) -> dict:
+    """The rows of the page: [(id, label, MathML)], the code lines [(text, id or "")], and the gradients."""
+    program = derivation.programs["loss_and_gradients"]
+    params = {t.symbol: key for key, t in derivation.lowered.params.items()}
+    carrier = next(iter(derivation.model.input_shapes))
+    code = function(program, NumPyBackendPrinter(), params, carrier)
+    printer = MathMLBackendPrinter()
+    printer.bind(program, carrier)
+    names = {t.symbol: t.name for t in derivation.lowered.params.values()}
+    rows = []
+    for line in printer.lines():
+        name, _, mathml = line.partition(" = ")
+        rows.append((name, printer.doprint(sp.Symbol(name)), mathml))
+    loss, *gradients = program.outputs
+    rows.append(("L", "<mi>L</mi>", printer.output(loss)))
+    keys = {key: tensor.symbol for key, tensor in derivation.lowered.params.items()}
+    for statement in gradients:
+        symbol = keys[statement.name]
+        label = (f"<mfrac><mrow><mo>\u2202</mo><mi>L</mi></mrow><mrow><mo>\u2202</mo>"
+                 f"{printer.doprint(sp.Symbol(names[symbol]))}</mrow></mfrac>")
+        rows.append((f"grad:{statement.name}", label, printer.output(statement)))
+    lines = []
+    for line in code.lines:
+        match = _ASSIGNED.match(line)
+        lines.append((line, match.group(1) if match else ""))
+    returned = [(f'    "{key}": {text},', f"grad:{key}") for key, text in code.results[1:]]
+    return {"rows": rows, "lines": lines, "loss_line": code.results[0][1], "returned": returned,
+            "unpack": code.unpack, "batch_size": code.batch_size}
+
+
+def render_html(derivation, source: str, command: str) -> str:
+    model = derivation.model
+    return environment.get_template("derivation.html.j2").render(
+        name=model.name, source=source, command=command, summary=derivation.summary(), digest=derivation.digest,
+        inputs=", ".join(model.input_shapes), carrier=next(iter(model.input_shapes)), notes=derivation.notes,
+        **parts(derivation))
