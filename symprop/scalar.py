@@ -75,8 +75,20 @@ def chain_rule(expression: sp.Expr | str, wrt) -> ChainRule:
             (name, adjoints[name], sp.diff(definition, w)) for name, definition in names.items()
             if w in definition.free_symbols]
         steps[w.name] = [(name, adjoint, local) for name, adjoint, local in route if local != 0]
-        gradients[w.name] = sp.factor_terms(sp.diff(expression, w))
+        gradients[w.name] = _simplest(sp.diff(expression, w))
     return ChainRule(expression, names, top, adjoints, gradients, steps)
+
+
+def _simplest(derivative: sp.Expr) -> sp.Expr:
+    """The shortest of the forms symprop's simplifier finds, with common factors pulled out: the BCE of a sigmoid
+    gives x·(σ(wx) − t), not x·((1 − t)σ(wx) − t(1 − σ(wx)))."""
+    from .simplify import tidy
+
+    try:
+        shortest = tidy(derivative)
+    except SymPropError:  # past the size budget: as SymPy gives it
+        shortest = derivative
+    return sp.factor_terms(shortest)
 
 
 def _name_applications(expression: sp.Expr):
