@@ -19,7 +19,7 @@ import sympy as sp
 from ..errors import SymPropError
 from ..graph import Graph, Tensor, Value
 from ..shapes import N
-from .layers import Elementwise, Linear, TransformerEncoderLayer
+from .layers import Elementwise, TransformerEncoderLayer
 from .losses import ElementwiseLoss, Loss
 from .module import Module, Sequential
 from .tensor import Parameter, SymbolicTensor, shape_text
@@ -274,4 +274,4 @@ def _what(thing) -> str:
     return f"a {type(thing).__name__}"
 
 
-__all__ = ["Linear", "Lowered", "Model"]
+__all__ = ["Lowered", "Model", "check_name"]

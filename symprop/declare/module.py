@@ -9,7 +9,7 @@ trace, or torch (built-in layers then run as their torch.nn twins).
 from __future__ import annotations
 
 from ..errors import SymPropError
-from .tensor import Parameter, SymbolicTensor
+from .tensor import Parameter
 from .trace import GraphTrace, TorchRun, fail, running
 
 
@@ -159,6 +159,3 @@ class Sequential(Module):
     def describe(self) -> str:
         return f"Sequential({', '.join(layer.describe() for layer in self.layers)})"
 
-
-def is_tensor(thing) -> bool:
-    return isinstance(thing, (SymbolicTensor, Parameter))
