@@ -155,10 +155,21 @@ def _derivative_facts(graph) -> list[str]:
     return facts
 
 
+def layer_rows(derivation) -> list[tuple[str, str, str]]:
+    """(layer, what it is, its output's shape) for each call of the network's layers: the model as a table."""
+    seen, rows = set(), []
+    for path, module, shape in derivation.lowered.layers or []:
+        again = path in seen
+        seen.add(path)
+        dims = r" \times ".join("N" if str(d) == "N" else str(d) for d in shape) if shape is not None else ""
+        rows.append((_escape(path) + (" (again)" if again else ""), _escape(module.describe()), dims))
+    return rows
+
+
 def render_document(derivation, source: str, command: str) -> str:
     return _environment.get_template("derivation.tex.j2").render(
-        name=derivation.model.name, source=source, command=command, sequence=derivation.model.sequence,
-        digest=derivation.digest,
+        layers=layer_rows(derivation), name=derivation.model.name, source=source, command=command,
+        sequence=derivation.model.sequence, digest=derivation.digest,
         summary=_escape(derivation.summary()), **document_parts(derivation))
 
 
@@ -174,7 +185,9 @@ def render_fragment(derivation) -> str:
 
 def _escape(text: str) -> str:
     for char, replacement in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"),
-                              ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+                              ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("->", r"$\to$"),
+                              (">", r"\textgreater{}"), ("<", r"\textless{}"), ("~", r"\textasciitilde{}"),
+                              ("^", r"\textasciicircum{}")):
         text = text.replace(char, replacement)
     return text
 

@@ -101,8 +101,8 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
         output.broadcast = broadcast(*(program.shapes.get(s, ()) for s in output.expr.free_symbols)) != output.shape
     for statement in statements:  # an operand that is a constant as computed is printed broadcast to its shape
         if statement.tensor is not None:
-            statement.broadcast_operands = tuple(
-                broadcast(*(program.shapes.get(s, ()) for s in op.free_symbols)) != value.shape
+            statement.broadcast_operands = tuple(  # a number where an array is read is made one (0.1.reshape fails)
+                broadcast(*(program.shapes.get(s, ()) for s in op.free_symbols)) != value.shape or op.is_number
                 for op, value in zip(statement.operands, statement.tensor.operands, strict=True))
     widened = [value.shape for s in statements if s.tensor is not None
                for value, wide in zip(s.tensor.operands, s.broadcast_operands, strict=True) if wide]

@@ -281,6 +281,8 @@ REGRESSIONS = [
     # a residual through a tied layer, twice, and a product of a value with itself
     Program((3,), (("linear", 0, 3, True), ("act", "tanh", 1), ("reuse", 0, 2), ("add", 3, 0), ("mul", 4, 4)), 2,
             "penalty"),
+    # found by the long profile: a penalty summing a (1, 1) weight left its size-1 axes in the loss
+    Program((1,), (("add", 0, 0),), 1, "penalty"),
     # two inputs, a layer norm, a learned scale, concatenated sinks
     Program((2, 4), (("norm", 1), ("scale", 2), ("linear", 0, 4, False), ("add", 3, 4)), 3, "cross_entropy",
             batch=1),

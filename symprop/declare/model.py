@@ -61,6 +61,7 @@ class Lowered:
     loss: Value  # a scalar
     params: dict[str, Tensor]  # state_dict key -> tensor, in state_dict order
     network_names: set[str]  # names of the network's own values, before the loss
+    layers: list = None  # (path, module, output shape) of each call of the network's layers, in order
 
 
 class Model:
@@ -171,6 +172,8 @@ class Model:
             if value.expr not in trace.read:
                 raise SymPropError(f"input {name} is never used in forward", "inputs")
         lowered.params = {key: graph.tensor(trace.params[key].expr) for key in parameters}
+        top = [call for call in trace.calls if call[0] and "." not in call[0]]  # the network's own children
+        lowered.layers = top or [call for call in trace.calls if call[0] == "" and call[1] is self.net]
         return lowered
 
     def _traced(self, graph: Graph, inputs: dict):

@@ -93,6 +93,7 @@ class Module:
                 result = self.forward(*inputs, **kwargs)
             if isinstance(result, Parameter):
                 result = result.resolve()
+            interpretation.called(self, result)
             return result
         if isinstance(interpretation, TorchRun):
             twin = self.torch_twin()

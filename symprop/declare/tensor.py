@@ -293,8 +293,12 @@ def reduce(x, dim, keepdim: bool, mean: bool) -> SymbolicTensor:
         total = reduce_sum(g, value, kept, stem=stem)
         if not keepdim and kept != dropped:
             total = g.rearrange(total, kept, tuple(range(ndim)), dropped, stem=stem)
+    shape = kept if keepdim else dropped
+    computed = g.shape_of(total.expr)
+    if len(computed) > len(shape):  # axes of size 1 summed: nothing was added, but they must go
+        total = g.rearrange(Value(total.expr, computed), computed, tuple(range(len(computed))), shape, stem=stem)
     count = size([value.shape[a] for a in axes])
-    return SymbolicTensor(Value(total.expr / count if mean else total.expr, kept if keepdim else dropped))
+    return SymbolicTensor(Value(total.expr / count if mean else total.expr, shape))
 
 
 def permute(x, perm: tuple) -> SymbolicTensor:

@@ -57,6 +57,7 @@ class GraphTrace:
         self.params = {}  # state_dict key -> graph Value
         self.read = set()  # the symbols of named tensors that an operation has read
         self.target_open = False  # the target's kind is not declared: a loss function's use of it decides
+        self.calls = []  # (path, module, output shape) of each call of a module, in order: the model's layers
         self._scopes = [""]
 
     def bind(self, parameter):
@@ -77,6 +78,10 @@ class GraphTrace:
         emb in net.emb (not emb_emb)."""
         tag = self._scopes[-1]
         return base if base and tag[1:] == base else base + tag
+
+    def called(self, module, result) -> None:
+        path = self._paths.get(id(module), "")
+        self.calls.append((path, module, getattr(result, "shape", None)))
 
     @contextlib.contextmanager
     def scope(self, module):

@@ -268,9 +268,9 @@ class StatementPrinter:
 
     # -- moving entries: the same syntax in NumPy and torch ---------------------------
     def dims_text(self, shape) -> str:
-        """A shape for reshape: the batch size as -1, so that no N need be in scope."""
+        """A shape for reshape: the batch size as -1, so that no N need be in scope; () as reshape(())."""
         dims = ["-1" if has_batch((d,)) else self.doprint(d) for d in shape]
-        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")" if dims else "(())"
 
     def slice(self, tensor, texts, shapes) -> str:
         (axis,), (start, stop), full = tensor.axes, tensor.bounds, shapes[0][tensor.axes[0]]
