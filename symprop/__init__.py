@@ -22,6 +22,7 @@ from .declare.from_torch import from_torch
 from .declare.functional import MATH as _MATH
 from .declare.layers import (
     GELU,
+    Dropout,
     Elementwise,
     Embedding,
     Identity,
@@ -70,10 +71,10 @@ def derive_network(model: Model) -> Derivation:
 
 
 __all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Elementwise", "ElementwiseLoss", "Embedding",
-    "GELU", "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool", "PositionalEncoding",
-    "Model", "Module", "MSELoss", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax", "SymbolicTensor",
-    "SymPropError", "Tanh", "Transformer", "TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder",
-    "TransformerEncoderLayer", "cat", "chain_rule", "derive", "derive_network", "from_torch", "load_spec",
-    *sorted(_MATH),
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Dropout", "Elementwise", "ElementwiseLoss",
+    "Embedding", "GELU", "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool",
+    "PositionalEncoding", "Model", "Module", "MSELoss", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid",
+    "Softmax", "SymbolicTensor", "SymPropError", "Tanh", "Transformer", "TransformerDecoder", "TransformerDecoderLayer",
+    "TransformerEncoder", "TransformerEncoderLayer", "cat", "chain_rule", "derive", "derive_network", "from_torch",
+    "load_spec", *sorted(_MATH),
 ]

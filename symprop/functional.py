@@ -11,6 +11,7 @@ from .declare.functional import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
+    dropout,
     elementwise_function,
     elementwise_loss,
     embedding,
@@ -28,6 +29,6 @@ from .declare.functional import (
     tanh,
 )
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "elementwise_function",
-           "elementwise_loss", "embedding", "gelu", "kl_div", "layer_norm", "linear", "log_softmax", "mse_loss",
-           "nll_loss", "relu", "sigmoid", "softmax", "softplus", "tanh"]
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout",
+           "elementwise_function", "elementwise_loss", "embedding", "gelu", "kl_div", "layer_norm", "linear",
+           "log_softmax", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus", "tanh"]

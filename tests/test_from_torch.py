@@ -149,8 +149,9 @@ BAD = {
     "torch.sort": (Sorting, "forward (test_from_torch.py:", "torch.sort is not supported by symprop"),
     "control flow": (Branching, "forward: torch.fx cannot trace it: TraceError: symbolically traced variables "
                                 "cannot be used as inputs to control flow", ""),
-    "dropout": (lambda: nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.1)), "1: torch.nn.Dropout is not supported",
-                ""),
+    "a layer symprop lacks": (lambda: nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)),
+                              "1: torch.nn.BatchNorm1d is not supported", ""),
+    "dropout": (lambda: nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.1)), "1: Dropout: p must be 0.0", ""),
 }
 
 
@@ -198,3 +199,29 @@ def test_generated_module_under_torch_compile(tmp_path):
         m(x, t).backward()
     for (key, a), b in zip(eager.named_parameters(), compiled.parameters(), strict=True):
         assert relative_error(b.grad, a.grad) <= 1e-12, key
+
+
+class TorchUsersWrite(nn.Module):
+    """What torch code is full of: x.view(x.size(0), -1), flatten, unsqueeze/squeeze, clamp, dropout at p = 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 4)
+        self.drop = nn.Dropout(0.0)
+        self.fc2 = nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = x.view(x.size(0), -1)
+        h = self.drop(torch.clamp(self.fc1(h), min=-1.0).unsqueeze(1)).squeeze(1)
+        h = TF.dropout(h, p=0.0, training=self.training) + h.pow(2).mean(dim=1, keepdim=True)
+        return self.fc2(torch.flatten(h, 1))
+
+
+def test_what_torch_code_is_full_of(tmp_path):
+    torch.manual_seed(7)
+    net = TorchUsersWrite()
+    model = S.from_torch(net, nn.MSELoss(), inputs={"x": (2, 3)}, name="torch_code")
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    agree(net, nn.MSELoss(), model, tmp_path, (x,), torch.randn(5, 2, dtype=torch.float64))
+    with pytest.raises(S.SymPropError, match="p must be 0.0"):
+        S.from_torch(nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.1)), nn.MSELoss(), inputs=3)

@@ -393,6 +393,8 @@ def _getattr(x, name):
         return x.T
     if name == "mT":
         return x.transpose(-2, -1)
+    if name == "shape":
+        return tuple(x.shape)
     raise SymPropError(f"Tensor.{name} is not supported by symprop")
 
 
@@ -408,7 +410,9 @@ FUNCTIONS = {
     "torch.bmm": operator.matmul,
     "torch.cat": cat, "torch.concat": cat, "torch.sum": _sum, "torch.mean": _mean, "torch.reshape": _reshape,
     "torch.transpose": _transpose, "torch.relu": F.relu, "torch.tanh": F.tanh, "torch.sigmoid": F.sigmoid,
-    "torch.softmax": F.softmax, "torch.log_softmax": F.log_softmax,
+    "torch.softmax": F.softmax, "torch.log_softmax": F.log_softmax, "torch.flatten": _method("flatten"),
+    "torch.squeeze": _method("squeeze"), "torch.unsqueeze": _method("unsqueeze"), "torch.clamp": _method("clamp"),
+    "torch.square": lambda x: x ** 2, "torch.nn.functional.dropout": F.dropout,
     **{f"torch.{name}": fn for name, fn in _ELEMENTWISE.items()},
     **{f"torch.nn.functional.{name}": getattr(F, name) for name in (
         "linear", "relu", "sigmoid", "tanh", "gelu", "softplus", "softmax", "log_softmax", "layer_norm", "mse_loss",
@@ -418,7 +422,9 @@ METHODS = {
     "sum": _sum, "mean": _mean, "reshape": _reshape, "view": _reshape, "transpose": _transpose,
     "permute": _method("permute"), "t": lambda x: x.T, "pow": _pow, "matmul": operator.matmul, "add": operator.add,
     "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg,
-    "contiguous": lambda x: x, "relu": F.relu, "tanh": F.tanh, "sigmoid": F.sigmoid,
+    "contiguous": lambda x: x, "relu": F.relu, "tanh": F.tanh, "sigmoid": F.sigmoid, "size": _method("size"),
+    "flatten": _method("flatten"), "squeeze": _method("squeeze"), "unsqueeze": _method("unsqueeze"),
+    "clamp": _method("clamp"), "clip": _method("clamp"), "square": lambda x: x ** 2,
     "softmax": F.softmax, "log_softmax": F.log_softmax,
     **{name: fn for name, fn in _ELEMENTWISE.items() if name not in ("maximum", "minimum")},
 }

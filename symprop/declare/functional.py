@@ -85,6 +85,13 @@ def gelu(input, approximate="none"):
     return _activation(input, "gelu", lambda x: _torch().nn.functional.gelu(x))
 
 
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Dropout with p = 0 (or not training) is the identity, which is what symprop derives; any other is refused."""
+    if p and training:
+        raise fail(f"F.dropout: p must be 0.0 (or training False), which is what symprop derives, got p={p}")
+    return input
+
+
 def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + e^(βx))/β, and x itself where βx > threshold, as torch computes it."""
     input = _resolved(input)
@@ -371,6 +378,6 @@ def _math_function(name: str, sympy_function):
 MATH = {f.__name__: f for f in (_math_function(name, fn) for name, fn in FUNCTIONS.items()
                                 if name not in ("abs", "max", "min"))}
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "embedding", "gelu", "kl_div",
-           "layer_norm", "linear", "log_softmax", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus",
-           "tanh"]
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "embedding", "gelu",
+           "kl_div", "layer_norm", "linear", "log_softmax", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax",
+           "softplus", "tanh"]

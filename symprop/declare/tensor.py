@@ -192,6 +192,36 @@ class SymbolicTensor:
 
     view = reshape
 
+    def size(self, dim=None):
+        """The shape, or one dimension of it: the batch axis is the symbol N, the batch size."""
+        return self.shape if dim is None else self.shape[_axis(dim, self.ndim, ".size")]
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        start, end = _axis(start_dim, self.ndim, ".flatten"), _axis(end_dim, self.ndim, ".flatten")
+        return reshape(self, (*self.shape[:start], size(self.shape[start:end + 1]), *self.shape[end + 1:]))
+
+    def squeeze(self, dim=None):
+        axes = range(self.ndim) if dim is None else (_axis(dim, self.ndim, ".squeeze"),)
+        return reshape(self, tuple(d for a, d in enumerate(self.shape) if not (a in axes and d == 1)))
+
+    def unsqueeze(self, dim):
+        axis = _axis(dim, self.ndim + 1, ".unsqueeze")
+        return reshape(self, (*self.shape[:axis], 1, *self.shape[axis:]))
+
+    def t(self):
+        return self.T
+
+    def pow(self, exponent):
+        return self ** exponent
+
+    def clamp(self, min=None, max=None):  # noqa: A002 - torch's names
+        from .functional import MATH
+
+        out = self if min is None else MATH["maximum"](self, min)
+        return out if max is None else MATH["minimum"](out, max)
+
+    clip = clamp
+
     def __getitem__(self, index):
         return getitem(self, index)
 
@@ -311,8 +341,13 @@ def permute(x, perm: tuple) -> SymbolicTensor:
 
 def reshape(x, shape: tuple) -> SymbolicTensor:
     value = as_value(x, ".reshape")
-    if any(isinstance(d, bool) or not isinstance(d, int) or (d < 1 and d != -1) for d in shape) \
-            or list(shape).count(-1) > 1:
+    shape = tuple(int(d) if isinstance(d, sp.Integer) else d for d in shape)  # x.size(0) is the batch size, N
+
+    def valid(d) -> bool:
+        return (isinstance(d, sp.Expr) and d.has(N)) or (isinstance(d, int) and not isinstance(d, bool) and
+                                                          (d >= 1 or d == -1))
+
+    if not all(valid(d) for d in shape) or list(shape).count(-1) > 1:
         raise fail(f".reshape{shape_text(shape)}: give positive sizes, and at most one -1")
     known = size([d for d in shape if d != -1])
     total = size(value.shape)
@@ -320,7 +355,7 @@ def reshape(x, shape: tuple) -> SymbolicTensor:
         rest = sp.simplify(total / known)
         if not (rest.is_Integer or rest == N or (rest / N).is_Integer):
             raise fail(f".reshape{shape_text(shape)}: {shape_text(value.shape)} does not split that way")
-        shape = tuple(rest if d == -1 else d for d in shape)
+        shape = tuple((int(rest) if rest.is_Integer else rest) if d == -1 else d for d in shape)
     elif sp.simplify(size(shape) - total) != 0:
         raise fail(f".reshape{shape_text(shape)}: {shape_text(value.shape)} has a different number of entries "
                    "(keep the batch axis with -1)")

@@ -81,6 +81,28 @@ class Identity(Activation):
         return F.elementwise_function(x, z)
 
 
+class Dropout(Activation):
+    """torch.nn.Dropout with p = 0.0: the identity, which is what symprop derives; any other p is refused."""
+
+    kind = "dropout"
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if p != 0.0:
+            raise SymPropError(f"Dropout: p must be 0.0, which is what symprop derives, got {p!r}")
+        self.p = p
+
+    @classmethod
+    def from_torch(cls, module):
+        return cls(module.p)
+
+    def forward(self, x):
+        return x
+
+    def torch_twin(self):
+        return None  # the identity runs in torch as it is (torch's Dropout() would drop half)
+
+
 class Softmax(Activation):
     kind = "softmax"
 
@@ -142,4 +164,4 @@ def _text(expr) -> str:
     return sp.sstr(expr)
 
 
-ACTIVATION_LAYERS = (Sigmoid, Tanh, ReLU, GELU, Identity, Softmax, LogSoftmax, Elementwise)
+ACTIVATION_LAYERS = (Sigmoid, Tanh, ReLU, GELU, Identity, Dropout, Softmax, LogSoftmax, Elementwise)
