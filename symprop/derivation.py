@@ -16,7 +16,7 @@ class Derivation:
     def __init__(self, model: Model):
         self.model = model
         self.lowered = lowered = model.trace()
-        self.digest = model.digest()
+        self.digest = model.digest(lowered)  # before the backward pass adds to the graph
         graph, loss, output = lowered.graph, lowered.loss, lowered.output
         self._forward_names = {t.name for t in graph.tensors.values()} | set(graph.labels.values())
         cotangents = backward(graph, loss, list(lowered.params.values()))

@@ -214,10 +214,11 @@ class Model:
             raise SymPropError(f"{type(error).__name__}: {error}", where) from None
         return output.value, t, graph.label(loss.value, "L"), network_names
 
-    def digest(self) -> str:
+    def digest(self, lowered: Lowered | None = None) -> str:
         """A fingerprint of the declaration: names, shapes, initializations and what forward and the loss compute
-        (the traced graph). Generated files record it, and `symprop check` compares it, to notice stale code."""
-        lowered = self.trace()
+        (the traced graph; `lowered`, if given, must not be derived yet). Generated files record it, and
+        `symprop check` compares it, to notice stale code."""
+        lowered = lowered or self.trace()
         parts = [self.name, repr(self.input_shapes), repr(self.target_shape), self.target_kind,
                  repr([(key, p.shape, p.init) for key, p in self.net.named_parameters()]),
                  sp.srepr(lowered.output.expr), sp.srepr(lowered.loss.expr)]
