@@ -119,6 +119,7 @@ def document_parts(derivation) -> dict:
         "backward": backward,
         "gradients": gradients,
         "derivatives": _derivative_facts(graph),
+        "textbook": _textbook(derivation.model),
         "notes": [NOTES[kind].format(*(_escape(n) if kind.startswith("double") else latex_name(n, dense)
                                        for n in names)) for kind, *names in graph.notes],
         "glossary": [(latex_name(n, dense), n) for n in dict.fromkeys(code_names)],
@@ -142,6 +143,13 @@ def _chain(derivation, statement, printer, relabel_all) -> str:
     if chain == _symbol(statement) or (statement.expr is not None and chain == statement.expr):
         return ""  # nothing happened on the way: δ is what flowed in
     return printer.doprint(chain)
+
+
+def _textbook(model) -> tuple[str, str]:
+    """(the loss as a book writes it, the note on what the computation adds); ("", "") for a loss function."""
+    from .declare.losses import Loss
+
+    return model.loss.textbook() if isinstance(model.loss, Loss) else ("", "")
 
 
 def _derivative_facts(graph) -> list[str]:

@@ -149,3 +149,13 @@ def test_scalar_bce_of_a_sigmoid_is_the_textbook_gradient():
     w, x, t = sp.symbols("w x t")
     result = sy.derive("-(t*log(sigmoid(w*x)) + (1-t)*log(1-sigmoid(w*x)))", "w")["w"]
     assert result == x * (sigmoid(w * x) - t), result
+
+
+@pytest.mark.parametrize("example,formula", [
+    ("binary_classifier", r"-\frac{1}{|Y|} \sum \left[T \odot \log Y + (1 - T) \odot \log(1 - Y)\right]"),
+    ("iris_mlp", r"-\frac{1}{N} \sum \log \operatorname{softmax}(Y)_{n, t_n}"),
+    ("regression", r"\frac{1}{|Y|} \sum (Y - T)^{2}"),
+])
+def test_each_loss_is_shown_as_a_book_writes_it(example, formula):
+    document = plain((ROOT / "generated" / f"{example}.tex").read_text())
+    assert f"L = {formula}" in document.replace(r"\[ L = ", "L = "), document[:3000]

@@ -48,17 +48,37 @@ class Loss(Module):
     def describe(self) -> str:
         return f"{type(self).__name__}({'' if self.reduction == 'mean' else f'reduction={self.reduction!r}'})"
 
+    # The loss as a book writes it, in LaTeX (Y the output, T the target), and what the computation adds to it.
+    element = ""  # the loss of the elements, summed: what the reduction divides
+    per_row = False  # a sum over each row (classes) first: the mean is then over the N rows
+    safeguard = ""
+
+    def textbook(self) -> tuple[str, str]:
+        """(L = ..., the note on its numerical safeguards) for the document."""
+        divisor = {"sum": "", "batchmean": r"\frac{1}{N}",
+                   "mean": r"\frac{1}{N}" if self.per_row else r"\frac{1}{|Y|}"}[self.reduction]
+        element = self.element
+        sign, element = ("-", element[1:].lstrip()) if element.startswith("-") else ("", element)
+        return (rf"{sign}{divisor} \sum {element}" if element else "", self.safeguard)
+
 
 class MSELoss(Loss):
     kind, function, torch_name = "mse", "mse_loss", "MSELoss"
+    element = r"(Y - T)^{2}"
 
 
 class BCELoss(Loss):
     kind, function, torch_name = "bce", "binary_cross_entropy", "BCELoss"
+    element = r"-\left[T \odot \log Y + (1 - T) \odot \log(1 - Y)\right]"
+    safeguard = (r"As torch does, each $\log$ is clamped at $-100$, so that $\log 0$ counts as $-100$: that is where "
+                 r"the cases below come from; where the clamp is not reached, the first case is the formula above.")
 
 
 class BCEWithLogitsLoss(Loss):
     kind, function, torch_name = "bce_with_logits", "binary_cross_entropy_with_logits", "BCEWithLogitsLoss"
+    element = r"-\left[T \odot \log \sigma(Y) + (1 - T) \odot \log(1 - \sigma(Y))\right]"
+    safeguard = (r"It is computed as $\log \sigma(u) = -\operatorname{softplus}(-u)$ and "
+                 r"$\log(1 - \sigma(u)) = -\operatorname{softplus}(u)$, finite for every logit.")
 
 
 class CrossEntropyLoss(Loss):
@@ -67,6 +87,14 @@ class CrossEntropyLoss(Loss):
     `ignore_index` (padding)."""
 
     kind, function, torch_name = "cross_entropy", "cross_entropy", "CrossEntropyLoss"
+    per_row = True
+    safeguard = (r"The row maximum is shifted out before $\exp$ (the log-sum-exp), so that no $\exp$ overflows; "
+                 r"it cancels from the gradient.")
+
+    @property
+    def element(self):
+        return r"-T \odot \log \operatorname{softmax}(Y)" if self.target == "probs" else \
+            r"-\log \operatorname{softmax}(Y)_{n, t_n}"
 
     def __init__(self, reduction: str = "mean", target: str = "index", ignore_index: int = -100):
         super().__init__(reduction)
@@ -102,6 +130,7 @@ class NLLLoss(CrossEntropyLoss):
     """Over log-probabilities; targets are class indices."""
 
     kind, function, torch_name = "nll", "nll_loss", "NLLLoss"
+    element, safeguard = r"-Y_{n, t_n}", ""
 
     def __init__(self, reduction: str = "mean", ignore_index: int = -100):
         super().__init__(reduction, "index", ignore_index)
@@ -117,6 +146,8 @@ class KLDivLoss(Loss):
 
     kind, function, torch_name, target = "kl_div", "kl_div", "KLDivLoss", "probs"
     reductions = REDUCTIONS + ("batchmean",)
+    element = r"T \odot (\log T - Y)"
+    safeguard = r"$0 \log 0$ counts as 0, as torch's \texttt{xlogy} has it."
 
 
 class ElementwiseLoss(Loss):
@@ -135,6 +166,10 @@ class ElementwiseLoss(Loss):
 
     def forward(self, y, t):
         return F.elementwise_loss(y, t, self.expr, self.reduction)
+
+    @property
+    def element(self):
+        return sp.latex(self.expr.subs({sp.Symbol("y"): sp.Symbol("Y"), sp.Symbol("t"): sp.Symbol("T")}))
 
     def torch_twin(self):
         return None  # forward runs in torch itself
@@ -159,6 +194,12 @@ class L2Penalty(Loss):
 
     def torch_twin(self):
         return None  # forward runs in torch itself
+
+    def textbook(self) -> tuple[str, str]:
+        formula, safeguard = self.loss.textbook()
+        names = [rf"{weight:g} \sum \texttt{{{key.replace('_', chr(92) + '_')}}}^{{2}}"
+                 for key, (_, weight) in self.weights.items()]
+        return (" + ".join([formula, *names]) if formula else "", safeguard)
 
     def describe(self) -> str:
         penalties = [f"{weight:g} * ({key} ** 2).sum()" for key, (_, weight) in self.weights.items()]
