@@ -14,6 +14,7 @@ from .printing.latex import LatexBackendPrinter, ReadableLatexPrinter, atomic, l
 from .printing.primes import prime_notation
 from .printing.statements import reads
 from .schedule import _relabeller, inlinable
+from .shapes import N
 from .simplify import tidy
 
 MAX_FULL_FORM = 6000  # characters; a longer closed form is left to the steps
@@ -91,6 +92,8 @@ def document_parts(derivation) -> dict:
     dense = short._dense_target
 
     forward, backward = [], []
+    defined = {sp.Symbol(s.name, real=True) for s in program.statements} | {_symbol(s) for s in program.statements} | \
+        {t.symbol for t in graph.tensors.values() if t.op in ("input", "target", "param")}
     relabel_all = _relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()})
     for statement in program.statements:
         if statement.name not in named:
@@ -99,7 +102,8 @@ def document_parts(derivation) -> dict:
         if statement.name in forward_names:
             forward.append((lhs, rhs, short.shape_text(statement.shape or program.shapes.get(_symbol(statement), ()))))
         else:
-            backward.append((lhs, _chain(derivation, statement, short, relabel_all), rhs))
+            chain = _chain(derivation, statement, short, relabel_all, defined)
+            backward.append((lhs, "" if chain == rhs else chain, rhs))  # a row that only repeats is left out
     loss = program.outputs[0]
     definitions = {_symbol(s): short._unwrap(short.statement(s), reads(s))
                    for s in program.statements if s.name in named}
@@ -126,8 +130,9 @@ def document_parts(derivation) -> dict:
     }
 
 
-def _chain(derivation, statement, printer, relabel_all) -> str:
-    """δ_i as the chain rule gives it, before simplifying: Σ (cotangent in) ⊙ (local derivative)."""
+def _chain(derivation, statement, printer, relabel_all, defined: set) -> str:
+    """δ_i as the chain rule gives it, before simplifying: Σ (cotangent in) ⊙ (local derivative); "" where it would
+    name a value the document defines nowhere (a cotangent kept fused into the next step)."""
     graph = derivation.lowered.graph
     tensor = {name: symbol for symbol, name in graph.cotangent_names.items()}.get(statement.name)
     if tensor is None or tensor not in graph.chain:
@@ -142,6 +147,8 @@ def _chain(derivation, statement, printer, relabel_all) -> str:
     chain = sp.Add(*terms, evaluate=False) if len(terms) > 1 else terms[0]
     if chain == _symbol(statement) or (statement.expr is not None and chain == statement.expr):
         return ""  # nothing happened on the way: δ is what flowed in
+    if chain.free_symbols - defined - {N}:
+        return ""
     return printer.doprint(chain)
 
 
