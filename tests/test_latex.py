@@ -159,3 +159,20 @@ def test_scalar_bce_of_a_sigmoid_is_the_textbook_gradient():
 def test_each_loss_is_shown_as_a_book_writes_it(example, formula):
     document = plain((ROOT / "generated" / f"{example}.tex").read_text())
     assert f"L = {formula}" in document.replace(r"\[ L = ", "L = "), document[:3000]
+
+
+BAR = re.compile(r"\\bar\{(?:[^{}]|\{[^{}]*\})*\}(?:_\{(?:[^{}]|\{[^{}]*\})*\})?(?:\^\{\(\d+\)\})?|\\delta_\{\d+\}")
+
+
+@pytest.mark.parametrize("tex", TEX, ids=lambda p: p.stem)
+def test_every_cotangent_used_is_defined_before(tex):
+    """Every z̄ (and δ) on the right of a row was the left of a row above it."""
+    document = plain(tex.read_text())
+    defined: set[str] = set()
+    for line in document.splitlines():
+        if "&=" not in line:
+            continue
+        lhs, _, rhs = line.partition("&=")
+        used = set(BAR.findall(rhs)) - defined
+        assert not used, f"{tex.name}: {lhs.strip()} uses {used}, defined nowhere above"
+        defined |= set(BAR.findall(lhs))
