@@ -12,7 +12,7 @@ import re
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from .statements import StatementPrinter, contraction_form
+from .statements import StatementPrinter, book_product, contraction_form
 
 _STEMS = {"x": "X", "w": "W", "onehot": "T", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell",
           "tmp": r"\tau", "dz": r"\delta"}
@@ -165,14 +165,7 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
         form = contraction_form(spec)
         if form is None:
             return rf"\operatorname{{einsum}}_{{\mathrm{{{spec}}}}}\left({', '.join(operands)}\right)"
-        if form[0] == "matmul":
-            _, left, right, t_left, t_right, _ = form
-        elif form[0] == "rows":
-            _, left, right, t_right = form
-            t_left = False
-        else:
-            _, left, right = form
-            t_left, t_right = True, False
+        left, right, t_left, t_right = book_product(form)
         return f"{_transposed(operands[left], t_left)} {_transposed(operands[right], t_right)}"
 
     def reduce(self, kind, text, axes, keepdims):

@@ -11,7 +11,7 @@ from xml.dom.minidom import parseString
 import sympy as sp
 from sympy.printing.mathml import MathMLPresentationPrinter
 
-from .statements import StatementPrinter, contraction_form
+from .statements import StatementPrinter, book_product, contraction_form
 
 
 class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
@@ -90,14 +90,7 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
         form = contraction_form(spec)
         if form is None:
             return f"<mi>einsum</mi><mo>(</mo><mtext>{spec}</mtext><mo>,</mo>{'<mo>,</mo>'.join(operands)}<mo>)</mo>"
-        if form[0] == "matmul":
-            _, left, right, t_left, t_right, _ = form
-        elif form[0] == "rows":
-            _, left, right, t_right = form
-            t_left = False
-        else:
-            _, left, right = form
-            t_left, t_right = True, False
+        left, right, t_left, t_right = book_product(form)
         return f"<mrow>{self._transposed(operands[left], t_left)}{self._transposed(operands[right], t_right)}</mrow>"
 
     def reduce(self, kind, text, axes, keepdims):

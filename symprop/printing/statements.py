@@ -63,6 +63,16 @@ def contraction_form(spec: str):
     return None
 
 
+def book_product(form) -> tuple[int, int, bool, bool]:
+    """A contraction form as a book writes it, A B with either side transposed: (left, right,
+    transpose_left, transpose_right). A flattened product is leftᵀ right over its (sample, position) rows."""
+    if form[0] == "matmul":
+        return form[1], form[2], form[3], form[4]
+    if form[0] == "rows":
+        return form[1], form[2], False, form[3]
+    return form[1], form[2], True, False
+
+
 def fold_numbers(expr):
     """exp(-100) → 3.72e-44: code gets plain Python floats, which keep float32 arrays float32."""
     if not isinstance(expr, sp.Basic) or expr.is_Atom and not expr.is_NumberSymbol:
