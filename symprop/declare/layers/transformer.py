@@ -81,12 +81,18 @@ def check_torch_layer(module, attentions) -> str:
 class TransformerLayer(Module):
     """What the encoder and decoder layers share: options, their checks, parameters and names."""
 
-    def __init__(self, d_model, nhead, dim_feedforward, activation, norm_first, causal, layer_norm_eps, dropout,
-                 batch_first, parameters: dict):
+    attentions = (("self_attn", ""),)  # (state_dict prefix, variable suffix) of each nn.MultiheadAttention
+    norms = 2
+    default_causal = False
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, activation: str = "relu",
+                 norm_first: bool = False, causal: bool | None = None, layer_norm_eps: float = 1e-5, *,
+                 dropout: float = 0.0, batch_first: bool = True):
         super().__init__()
         self.d_model, self.nhead = positive(d_model, "d_model"), positive(nhead, "nhead")
         self.dim_feedforward = positive(dim_feedforward, "dim_feedforward")
         self.activation = choice(activation, ("relu", "gelu"), "activation")
+        causal = self.default_causal if causal is None else causal
         self.norm_first, self.causal = flag(norm_first, "norm_first"), flag(causal, "causal")
         self.layer_norm_eps = fraction(layer_norm_eps, "eps")
         if dropout != 0.0:
@@ -95,6 +101,9 @@ class TransformerLayer(Module):
             raise SymPropError("batch_first must be True: inputs are (batch, sequence, width)")
         if d_model % nhead:
             raise SymPropError(f"d_model {d_model} is not divisible by nhead {nhead}")
+        parameters = {**{name: spec for prefix, suffix in self.attentions
+                         for name, spec in attention_parameters(prefix, suffix, d_model).items()},
+                      **feed_forward_parameters(d_model, dim_feedforward, self.norms)}
         self._stems = {name: stem for name, (stem, _, _) in parameters.items()}
         for name, (_, shape, init) in parameters.items():
             self.register_parameter(name, Parameter(shape, init=init))
@@ -122,16 +131,6 @@ class TransformerEncoderLayer(TransformerLayer):
 
     kind = "transformer_encoder"
     toml_keys = ("nhead", "dim_feedforward", "activation", "norm_first", "causal", "eps")
-    default_causal = False
-
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, activation: str = "relu",
-                 norm_first: bool = False, causal: bool = False, layer_norm_eps: float = 1e-5, *,
-                 dropout: float = 0.0, batch_first: bool = True):
-        parameters = {**attention_parameters("self_attn", "", d_model),
-                      **feed_forward_parameters(d_model, dim_feedforward, 2)} if isinstance(d_model, int) and \
-            isinstance(dim_feedforward, int) else {}
-        super().__init__(d_model, nhead, dim_feedforward, activation, norm_first, causal, layer_norm_eps, dropout,
-                         batch_first, parameters)
 
     @classmethod
     def from_toml(cls, table: Table, width: int):

@@ -7,15 +7,7 @@ from __future__ import annotations
 from ...graph.transformer import decoder_layer
 from ..tensor import SymbolicTensor
 from ..trace import running
-from .transformer import (
-    TransformerLayer,
-    additive,
-    attention_parameters,
-    check_sequence,
-    check_torch_layer,
-    feed_forward_parameters,
-    padding_of,
-)
+from .transformer import TransformerLayer, additive, check_sequence, check_torch_layer, padding_of
 
 
 class TransformerDecoderLayer(TransformerLayer):
@@ -25,17 +17,9 @@ class TransformerDecoderLayer(TransformerLayer):
 
     kind = "transformer_decoder"  # not in TOML: a decoder reads a memory, so it is declared in Python
     toml_keys = ()
+    attentions = (("self_attn", ""), ("multihead_attn", "c"))
+    norms = 3
     default_causal = True
-
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, activation: str = "relu",
-                 norm_first: bool = False, causal: bool = True, layer_norm_eps: float = 1e-5, *,
-                 dropout: float = 0.0, batch_first: bool = True):
-        parameters = {**attention_parameters("self_attn", "", d_model),
-                      **attention_parameters("multihead_attn", "c", d_model),
-                      **feed_forward_parameters(d_model, dim_feedforward, 3)} if isinstance(d_model, int) and \
-            isinstance(dim_feedforward, int) else {}
-        super().__init__(d_model, nhead, dim_feedforward, activation, norm_first, causal, layer_norm_eps, dropout,
-                         batch_first, parameters)
 
     @classmethod
     def from_torch(cls, module, causal: bool = False):
