@@ -424,9 +424,10 @@ def predict(source, data_path, params_path):
     from .train import predict as run
 
     model = load_model(source)
-    params, saved = load_trained(params_path or Path("trained") / f"{model.name}_params.npz", model)
+    path = params_path or Path("trained") / f"{model.name}_params.npz"
+    params, saved = load_trained(path, model)
     if "x_mean" not in saved:
-        raise SymPropError("these parameters were not trained on a CSV (symprop train --data)", str(params_path))
+        raise SymPropError("these parameters were not trained on a CSV (symprop train --data)", str(path))
     header, rows = run(_numpy_module(model, source), model, params, saved, data_path)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(header)

@@ -29,8 +29,8 @@ class Dataset:
     classes: list[str] | None = None  # class labels written as names: class i is classes[i]
 
 
-def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -> Dataset:
-    """Rows of numbers under a header; the target is the last column unless named."""
+def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of a CSV file, blank lines skipped."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
@@ -38,14 +38,22 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
         raise SymPropError("no such file", str(path)) from None
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise SymPropError(f"cannot be read as CSV: {error}", str(path)) from None
+    if not rows:
+        raise SymPropError("is empty", str(path))
+    return [name.strip() for name in rows[0]], rows[1:]
+
+
+def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -> Dataset:
+    """Rows of numbers under a header; the target is the last column unless named."""
+    if model.index_ranges:
+        raise SymPropError("a token model (vocabulary in its spec) trains on text: symprop train --text FILE",
+                           str(path))
     if any(len(shape) != 2 for shape in model.input_shapes.values()):
         raise SymPropError("symprop train reads one row per sample, which a sequence model (sequence = "
                            f"{model.sequence}) cannot take yet; train it from Python with the generated module's "
                            "train()", str(path))
+    header, body = read_csv(path)
     widths = {name: shape[1] for name, shape in model.input_shapes.items()}
-    if not rows:
-        raise SymPropError("is empty", str(path))
-    header, body = [name.strip() for name in rows[0]], rows[1:]
     if all(_is_number(cell) for cell in header):
         raise SymPropError("line 1 holds numbers, not column names: the CSV needs a header row that names its "
                            "columns", str(path))
@@ -212,21 +220,14 @@ def predict(module, model, params: dict, saved: dict, path: Path) -> tuple[list[
     """(header, rows): the model's prediction for every row of a CSV, its features standardized as in training:
     the class (by name, if training named them) for a classifier, else the outputs."""
     features = [str(f) for f in saved.get("features", [])]
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise SymPropError(f"cannot be read as CSV: {error}", str(path)) from None
-    if not rows:
-        raise SymPropError("is empty", str(path))
-    header = [name.strip() for name in rows[0]]
+    header, body = read_csv(path)
     missing = [name for name in features if name not in header]
     if missing:
         raise SymPropError(f"has no column {', '.join(map(repr, missing))}, which the model was trained on",
                            str(path))
     columns = [header.index(name) for name in features]
     try:
-        x = np.array([[float(row[c]) for c in columns] for row in rows[1:]])
+        x = np.array([[float(row[c]) for c in columns] for row in body])
     except (ValueError, IndexError) as error:
         raise SymPropError(f"a feature cell is not a number: {error}", str(path)) from None
     outputs = module.forward(params, *inputs_of(model, (x - saved["x_mean"]) / saved["x_std"]))

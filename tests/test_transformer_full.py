@@ -257,6 +257,13 @@ def test_train_and_sample_from_the_command_line(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "never saw the characters '~'" in result.output
 
 
+def test_a_token_model_given_a_csv_is_told_to_train_on_text(tmp_path):
+    data = tmp_path / "ids.csv"
+    data.write_text(",".join(f"c{i}" for i in range(33)) + "\n" + ",".join(["1"] * 33) + "\n")
+    result = CliRunner().invoke(main, ["train", str(ROOT / "examples" / "char_lm.toml"), "--data", str(data)])
+    assert result.exit_code == 2 and "--text" in result.output and "Traceback" not in result.output
+
+
 class TorchEncoderLM(nn.Module):
     """nn.TransformerEncoder over an embedding, as a torch user writes a language model."""
 
