@@ -63,10 +63,10 @@ class Derivation:
     def backward_lines(self) -> list[str]:
         """The backward pass in plain text: each cotangent step, then each parameter's gradient."""
         from .printing.text import TextPrinter
-        from .render import function
+        from .render import dtype_carrier, function
 
         params = {t.symbol: key for key, t in self.lowered.params.items()}
-        fn = function(self.programs["loss_and_gradients"], TextPrinter(), params)
+        fn = function(self.programs["loss_and_gradients"], TextPrinter(), params, dtype_carrier(self.model))
         steps = [line for line in fn.lines if line.split(" = ")[0] not in self._forward_names]
         return steps + [f"dL/d[{name}] = {code}" for name, code in fn.results[1:]]
 

@@ -86,12 +86,18 @@ def init_arguments(kind: str, scale: float = 0.0) -> str:
     return {"uniform": f"-{scale!r}, {scale!r}", "normal": f"0.0, {scale!r}"}.get(kind, "")
 
 
+def dtype_carrier(model) -> str:
+    """What generated code reads its dtype and device from: the first float input, or for a token model (its
+    inputs are ids and masks) the first parameter."""
+    floats = [name for name in model.input_shapes if name not in model.index_ranges and name not in model.mask_inputs]
+    return floats[0] if floats else f'params["{next(iter(model.parameters))}"]'
+
+
 def render_module(derivation, backend, source: str, command: str) -> str:
     """The source text of NAME_{backend}.py."""
     model = derivation.model
     carrier = next(iter(model.input_shapes))  # the batch size is its first axis
-    floats = [name for name in model.input_shapes if name not in model.index_ranges and name not in model.mask_inputs]
-    dtype_source = floats[0] if floats else f'params["{next(iter(model.parameters))}"]'  # token models: a table's
+    dtype_source = dtype_carrier(model)
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
     functions = {name: function(program, backend.printer(), params, dtype_source)
                  for name, program in derivation.programs.items()}

@@ -13,7 +13,7 @@ import sympy as sp
 
 from .printing.mathml import MathMLBackendPrinter
 from .printing.numpy import NumPyBackendPrinter
-from .render import environment, function
+from .render import dtype_carrier, environment, function
 
 _ASSIGNED = re.compile(r"(\w+) (?:[-+*/]|\*\*)?= ")
 
@@ -22,10 +22,10 @@ def parts(derivation) -> dict:
     """The rows of the page: [(id, label, MathML)], the code lines [(text, id or "")], and the gradients."""
     program = derivation.programs["loss_and_gradients"]
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
-    carrier = next(iter(derivation.model.input_shapes))
-    code = function(program, NumPyBackendPrinter(), params, carrier)
+    dtype_source = dtype_carrier(derivation.model)
+    code = function(program, NumPyBackendPrinter(), params, dtype_source)
     printer = MathMLBackendPrinter()
-    printer.bind(program, carrier)
+    printer.bind(program, dtype_source)
     names = {t.symbol: t.name for t in derivation.lowered.params.values()}
     rows = []
     for line in printer.lines():

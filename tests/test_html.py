@@ -84,3 +84,10 @@ def test_the_page_stands_alone(tmp_path):
     assert "<math" in text and "http://" not in text.replace("http://www.w3.org/1998/Math/MathML", "")
     assert "https://" not in text and "<link" not in text and "src=" not in text  # nothing fetched
     assert derivation._repr_html_() == text
+
+
+def test_the_page_shows_the_code_the_module_runs():
+    derivation = S.derive_network(S.load_spec(ROOT / "examples" / "char_lm.toml"))
+    page, module = derivation.render("html"), derivation.render("numpy")
+    assert 'dtype=params["0.weight"].dtype' in module
+    assert "x.dtype" not in page and "dtype=params[&#34;0.weight&#34;].dtype" in page  # ids carry no float dtype
