@@ -176,7 +176,7 @@ def layer_rows(derivation) -> list[tuple[str, str, str]]:
     for path, module, shape in derivation.lowered.layers or []:
         again = path in seen
         seen.add(path)
-        dims = r" \times ".join("N" if str(d) == "N" else str(d) for d in shape) if shape is not None else ""
+        dims = r" \times ".join(map(str, shape)) if shape is not None else ""
         rows.append((_escape(path) + (" (again)" if again else ""), _escape(module.describe()), dims))
     return rows
 

@@ -43,8 +43,7 @@ def from_torch(module, loss, inputs, name: str = "model", sequence: int | None =
         raise SymPropError(f"{type(loss).__name__} is not a loss symprop has; pass a torch.nn loss "
                            f"({', '.join(TORCH_LOSSES)}) or a function of (output, target)", "loss")
     else:
-        symprop_loss, indices = _translate_loss(loss, module, net)
-        target = target or ("index" if indices else None)
+        symprop_loss = _translate_loss(loss, module, net)  # class indices are found as the loss is traced
     return Model(net, symprop_loss, name=name, inputs=inputs, sequence=sequence, target=target, source=source)
 
 
@@ -230,29 +229,7 @@ def _translate_loss(loss, module, net: Traced):
         return replay(graph, locations, net, (y, t), prefix="net.")
 
     replayed.__name__ = getattr(loss, "__name__", "loss")
-    return replayed, _takes_class_indices(graph)
-
-
-def _takes_class_indices(graph) -> bool:
-    """Whether the loss hands its target straight to cross_entropy or nll_loss, which (as torch users call them)
-    take class indices."""
-    placeholders = [node for node in graph.nodes if node.op == "placeholder"]
-    target = placeholders[1] if len(placeholders) > 1 else None
-
-    def source(node):  # through t.reshape(-1), t.view(-1), t.flatten(), ...
-        while getattr(node, "op", None) == "call_method" and node.target in RESHAPES:
-            node = node.args[0]
-        return node
-
-    return any(node.op == "call_function" and _qualified(node.target) in CLASS_INDEX_LOSSES and
-               source(node.args[1] if len(node.args) > 1 else node.kwargs.get("target")) is target
-               for node in graph.nodes)
-
-
-RESHAPES = ("reshape", "view", "flatten", "contiguous", "long")
-
-
-CLASS_INDEX_LOSSES = ("torch.nn.functional.cross_entropy", "torch.nn.functional.nll_loss")
+    return replayed
 
 
 # -- replaying a traced graph on symprop's vocabulary ----------------------------------------------------------

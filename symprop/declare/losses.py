@@ -135,11 +135,6 @@ class NLLLoss(CrossEntropyLoss):
     def __init__(self, reduction: str = "mean", ignore_index: int = -100):
         super().__init__(reduction, "index", ignore_index)
 
-    @classmethod
-    def from_torch(cls, module):
-        Loss.from_torch.__func__(cls, module)
-        return cls(reduction=module.reduction, ignore_index=module.ignore_index)
-
 
 class KLDivLoss(Loss):
     """Input log-probabilities, target probabilities; reductions sum, mean and batchmean."""

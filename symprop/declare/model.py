@@ -245,11 +245,6 @@ class Model:
         return self.output_shape[-1]
 
     @property
-    def sequence_output(self) -> bool:
-        """The output keeps a sequence axis: (batch, sequence, outputs)."""
-        return len(self.output_shape) > 2
-
-    @property
     def input_shape(self) -> tuple:
         """The first input's shape, with "batch" for the batch axis."""
         return next(iter(self.input_shapes.values()))

@@ -108,18 +108,6 @@ class Graph:
     def tensor_symbols(self, expr: sp.Expr) -> list[sp.Symbol]:
         return sorted((s for s in expr.free_symbols if s in self.tensors), key=lambda s: s.name)
 
-    def ancestors(self, exprs) -> set[sp.Symbol]:
-        """The symbols of every tensor the expressions depend on, themselves included."""
-        seen: set[sp.Symbol] = set()
-        stack = [s for e in exprs for s in e.free_symbols if s in self.tensors]
-        while stack:
-            symbol = stack.pop()
-            if symbol not in seen:
-                seen.add(symbol)
-                stack.extend(s for op in self.tensors[symbol].operands for s in op.expr.free_symbols
-                             if s in self.tensors)
-        return seen
-
     def shape_of(self, expr: sp.Expr) -> Shape:
         """The shape an expression has as computed (it may broadcast to a larger logical shape)."""
         return broadcast(*(self.tensors[s].shape for s in self.tensor_symbols(expr)))

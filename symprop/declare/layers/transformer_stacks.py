@@ -8,7 +8,7 @@ import copy
 from ..module import Module
 from ..options import positive
 from .layer_norm import LayerNorm
-from .transformer import TransformerEncoderLayer, check_torch_layer
+from .transformer import TransformerEncoderLayer
 from .transformer_decoder import TransformerDecoderLayer
 
 
@@ -32,9 +32,7 @@ class TransformerStack(Module):
     @classmethod
     def from_torch(cls, module, causal: bool = False):
         """The stack that torch's `module` is (its layers' self-attention causal: `causal`)."""
-        first = module.layers[0]
-        check_torch_layer(first, [first.self_attn])
-        layer = cls.layer_class.from_torch(first, causal=causal)
+        layer = cls.layer_class.from_torch(module.layers[0], causal=causal)
         norm = None if module.norm is None else LayerNorm.from_torch(module.norm)
         return cls(layer, len(module.layers), norm)
 
