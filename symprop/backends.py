@@ -31,13 +31,13 @@ def _render_module(derivation, backend, source, command):
 def _render_latex(derivation, backend, source, command):
     from .render_latex import render_document
 
-    return render_document(derivation, source, command)
+    return render_document(derivation, backend, source, command)
 
 
 def _render_html(derivation, backend, source, command):
     from .render_html import render_html
 
-    return render_html(derivation, source, command)
+    return render_html(derivation, backend, source, command)
 
 
 def _numpy_printer():

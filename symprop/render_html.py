@@ -48,9 +48,9 @@ def parts(derivation) -> dict:
             "unpack": code.unpack, "batch_size": code.batch_size}
 
 
-def render_html(derivation, source: str, command: str) -> str:
+def render_html(derivation, backend, source: str, command: str) -> str:
     model = derivation.model
-    return environment.get_template("derivation.html.j2").render(
+    return environment.get_template(backend.template).render(
         name=model.name, source=source, command=command, summary=derivation.summary(), digest=derivation.digest,
         inputs=", ".join(model.input_shapes), carrier=next(iter(model.input_shapes)), notes=derivation.notes,
         **parts(derivation))

@@ -181,8 +181,8 @@ def layer_rows(derivation) -> list[tuple[str, str, str]]:
     return rows
 
 
-def render_document(derivation, source: str, command: str) -> str:
-    return _environment.get_template("derivation.tex.j2").render(
+def render_document(derivation, backend, source: str, command: str) -> str:
+    return _environment.get_template(backend.template).render(
         layers=layer_rows(derivation), name=derivation.model.name, source=source, command=command,
         sequence=derivation.model.sequence, digest=derivation.digest,
         summary=_escape(derivation.summary()), **document_parts(derivation))
