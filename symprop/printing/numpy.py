@@ -53,6 +53,7 @@ def scatter_add(values, index, rows):
 
 class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     array_module = "np"
+    scatter_add_source, sinusoid_source = SCATTER_ADD, SINUSOID
     in_place = True
     free_dead = True
 
@@ -125,20 +126,12 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         widths = ["(0, 0)"] * axis + [f"({before}, {after})"] + ["(0, 0)"] * (len(shapes[0]) - axis - 1)
         return f"{self._module_format('numpy.pad')}({texts[0]}, ({', '.join(widths)}))"
 
-    def scatter_add(self, tensor, texts, shapes):
-        self.helpers["scatter_add"] = SCATTER_ADD
-        return f"scatter_add({texts[0]}, {texts[1]}, {tensor.shape[0]})"
-
     def concat(self, tensor, texts, shapes):
         return f"{self._module_format('numpy.concatenate')}([{', '.join(texts)}], axis={tensor.axes[0]})"
 
     def causal_mask(self, size):
         full, inf = self._module_format("numpy.full"), self._module_format("numpy.inf")
         return f"{self._module_format('numpy.triu')}({full}(({size}, {size}), -{inf}, dtype={self.dtype_text}), 1)"
-
-    def sinusoid(self, length, width):
-        self.helpers["sinusoid"] = SINUSOID
-        return f"sinusoid({length}, {width}, {self.dtype_text})"
 
     def padding_mask(self, text):
         where = self._module_format("numpy.where")

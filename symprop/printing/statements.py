@@ -99,6 +99,11 @@ class StatementPrinter:
     def device_text(self) -> str:
         return f"{self.carrier}.device"
 
+    @property
+    def placement(self) -> str:
+        """The arguments that give a new array its dtype (and, in torch, device)."""
+        return self.dtype_text
+
     def bind(self, program: Program, carrier: str = "x"):
         self._program = program
         self.carrier = carrier
@@ -258,6 +263,17 @@ class StatementPrinter:
 
     def parenthesize_operand(self, expr: sp.Expr, text: str) -> str:
         return text if (expr.is_Symbol or expr.is_Function) else f"({text})"
+
+    # -- helper functions a code backend writes into its module once: their source is the backend's own --------
+    scatter_add_source = sinusoid_source = ""
+
+    def scatter_add(self, tensor, texts, shapes) -> str:
+        self.helpers["scatter_add"] = self.scatter_add_source
+        return f"scatter_add({texts[0]}, {texts[1]}, {tensor.shape[0]})"
+
+    def sinusoid(self, length, width) -> str:
+        self.helpers["sinusoid"] = self.sinusoid_source
+        return f"sinusoid({length}, {width}, {self.placement})"
 
     batch_transpose = ".swapaxes(-1, -2)"  # the last two axes swapped: numpy 1.x has no .mT
 

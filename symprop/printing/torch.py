@@ -33,6 +33,7 @@ def scatter_add(values, index, rows):
 
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     array_module = "torch"
+    scatter_add_source, sinusoid_source = SCATTER_ADD, SINUSOID
     in_place = True
     free_dead = True
 
@@ -137,10 +138,6 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         widths = [0, 0] * (len(shapes[0]) - axis - 1) + [before, after]  # torch: the last axis first
         return self._call("torch.nn.functional.pad", texts[0], str(tuple(widths)))
 
-    def scatter_add(self, tensor, texts, shapes):
-        self.helpers["scatter_add"] = SCATTER_ADD
-        return f"scatter_add({texts[0]}, {texts[1]}, {tensor.shape[0]})"
-
     def concat(self, tensor, texts, shapes):
         return self._call("torch.cat", f"[{', '.join(texts)}]", f"dim={tensor.axes[0]}")
 
@@ -149,9 +146,9 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
                           f"device={self.device_text}")
         return self._call("torch.triu", full, "diagonal=1")
 
-    def sinusoid(self, length, width):
-        self.helpers["sinusoid"] = SINUSOID
-        return f"sinusoid({length}, {width}, {self.dtype_text}, {self.device_text})"
+    @property
+    def placement(self) -> str:
+        return f"{self.dtype_text}, {self.device_text}"
 
     def padding_mask(self, text):
         where = self._call("torch.where", f"{text}[:, None, None, :]", 'float("-inf")', "0.0")
