@@ -171,18 +171,19 @@ class StatementPrinter:
         program = self._program
         deferred: dict[sp.Symbol, set] = {}  # an inlined contraction's operands are read where it is printed
         last: dict[sp.Symbol, int] = {}
+
+        def through_deferred(symbols: set) -> set:  # each deferred set is already expanded: one pass
+            return (symbols - deferred.keys()) | set().union(*(deferred[s] for s in symbols & deferred.keys()))
+
         for i, statement in enumerate(program.statements):
-            read = reads(statement)
-            while read & deferred.keys():
-                read = (read - deferred.keys()) | set().union(*(deferred[s] for s in read & deferred.keys()))
+            read = through_deferred(reads(statement))
             if statement.kind == "einsum" and statement.tensor.symbol in self._inlined:
                 deferred[statement.tensor.symbol] = read
                 continue
             for symbol in read:
                 last[symbol] = i
-        returned = set().union(*(o.expr.free_symbols for o in program.outputs))
-        while returned & deferred.keys():  # a contraction printed in the return reads its operands there
-            returned = (returned - deferred.keys()) | set().union(*(deferred[s] for s in returned & deferred.keys()))
+        # a contraction printed in the return reads its operands there
+        returned = through_deferred(set().union(*(o.expr.free_symbols for o in program.outputs)))
         names = {sp.Symbol(s.name, real=True) for s in program.statements}
         frees: dict[int, list[str]] = {}
         for symbol, i in last.items():
