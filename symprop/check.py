@@ -11,21 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .declare import losses as m
-from .declare.torch_eval import _torch, to_torch
+from .declare.torch_eval import require_torch, to_torch
 
 __all__ = ["Row", "compare", "random_batch", "random_params", "reference", "relative_error", "to_torch"]
 
 
 def random_params(model, generator, scale: float = 0.5) -> dict:
     """Every parameter drawn from N(0, scale²), in float64: values that exercise every term."""
-    torch = _torch()
+    torch = require_torch()
     return {key: torch.randn(shape, generator=generator, dtype=torch.float64) * scale
             for key, shape in model.parameters.items()}
 
 
 def random_batch(model, batch: int, generator):
     """({name: input}, t) as float64 torch tensors (t is int64 for class-index targets)."""
-    torch = _torch()
+    torch = require_torch()
     inputs = {}
     for name, shape in model.input_shapes.items():
         size = (batch, *shape[1:])
@@ -69,7 +69,7 @@ class Row:
 
 
 def relative_error(ours, theirs) -> float:
-    torch = _torch()
+    torch = require_torch()
     ours, theirs = torch.as_tensor(ours, dtype=torch.float64), torch.as_tensor(theirs, dtype=torch.float64)
     if ours.shape != theirs.shape:
         return float("inf")
@@ -82,7 +82,7 @@ def compare(model, modules: dict, seeds=(0, 1, 2), batches=(1, 7, 32), tolerance
     """Largest relative error of each generated module ({backend name: module}) against torch.autograd."""
     import numpy as np
 
-    torch = _torch()
+    torch = require_torch()
     errors: dict[str, float] = {}
     for seed in seeds:
         generator = torch.Generator().manual_seed(seed)

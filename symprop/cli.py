@@ -228,11 +228,9 @@ def _quote(text: str) -> str:
 def check(source, out_dir):
     """Run the generated modules of SOURCE against torch.autograd (float64, several seeds and batches)."""
     from .check import compare
+    from .declare.torch_eval import require_torch
 
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise SymPropError("checking needs PyTorch: pip install -c constraints.txt 'symprop[torch]'") from None
+    require_torch("checking")
     model = load_model(source)
     digest, modules = model.digest(), {}
     with tempfile.TemporaryDirectory() as scratch:

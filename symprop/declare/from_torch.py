@@ -9,6 +9,7 @@ with symprop's functional vocabulary. A loss function is traced the same way.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import operator
 import os
@@ -22,6 +23,7 @@ from .losses import TORCH_LOSSES
 from .model import Model
 from .module import Module
 from .tensor import Parameter, cat
+from .torch_eval import require_torch
 
 _SKIP = (os.sep + "torch" + os.sep, str(Path(__file__).resolve().parent.parent) + os.sep)
 
@@ -48,11 +50,8 @@ def from_torch(module, loss, inputs, name: str = "model", sequence: int | None =
 
 
 def _torch():
-    try:
-        import torch
-        import torch.fx  # noqa: F401
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise SymPropError("from_torch needs PyTorch: pip install -c constraints.txt 'symprop[torch]'") from None
+    torch = require_torch("from_torch")
+    importlib.import_module("torch.fx")  # a submodule: torch.fx is read once it is loaded
     return torch
 
 

@@ -16,16 +16,14 @@ from ..graph import Value
 from ..graph import nn as gnn
 from .parse import FUNCTIONS
 from .tensor import Parameter, SymbolicTensor, _kind, as_value, elementwise, shape_text
+from .torch_eval import require_torch
 from .trace import ClassIndices, fail, running
 
 REDUCTIONS = ("mean", "sum")
 
 
 def _torch():
-    torch = sys.modules.get("torch")
-    if torch is None:
-        import torch
-    return torch
+    return require_torch("running a model in torch")
 
 
 def _resolved(thing):

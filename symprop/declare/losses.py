@@ -8,10 +8,9 @@ import sympy as sp
 
 from ..errors import SymPropError
 from . import functional as F
+from .functional import REDUCTIONS
 from .module import Module
 from .parse import parse
-
-REDUCTIONS = ("mean", "sum")
 
 
 class Loss(Module):

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..errors import SymPropError
 from ..functions import sigmoid, softplus
 
 
-def _torch():
+def require_torch(purpose: str = "checking"):
+    """torch, or a one-line error that says how to install it."""
     try:
         import torch
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("checking needs PyTorch: pip install 'symprop[torch]' "
-                          "(on CPU-only machines: pip install -c constraints.txt 'symprop[torch]')") from None
+    except ImportError:
+        raise SymPropError(f"{purpose} needs PyTorch: pip install -c constraints.txt 'symprop[torch]'") from None
     return torch
 
 
 def to_torch(expr: sp.Expr, env: dict):
     """Evaluate a SymPy expression with torch operations; env maps symbol names to tensors."""
-    torch = _torch()
+    torch = require_torch()
     unary = {sp.exp: torch.exp, sp.log: torch.log, sp.tanh: torch.tanh, sp.erf: torch.erf,
              sp.Abs: torch.abs, sp.sin: torch.sin, sp.cos: torch.cos, sp.tan: torch.tan,
              sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.atan: torch.atan, sp.asinh: torch.asinh,
