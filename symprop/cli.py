@@ -233,19 +233,16 @@ def check(source, out_dir):
     require_torch("checking")
     model = load_model(source)
     digest, modules = model.digest(), {}
-    with tempfile.TemporaryDirectory() as scratch:
-        for target in (name for name, backend in BACKENDS.items() if backend.runs):
-            path = Path(out_dir) / BACKENDS[target].filename.format(name=model.name)
-            if not path.exists():
-                from .derivation import Derivation
-
-                click.echo(f"{path} does not exist; checking freshly derived code instead", err=True)
-                path = Path(scratch) / path.name
-                path.write_text(Derivation(model).render(target, source), encoding="utf-8")
+    for target in (name for name, backend in BACKENDS.items() if backend.runs):
+        path = Path(out_dir) / BACKENDS[target].filename.format(name=model.name)
+        if path.exists():
             modules[target] = _import(path)
             if getattr(modules[target], "DIGEST", None) != digest:
                 raise SymPropError(f"was derived from a different spec; run symprop derive {source}", str(path))
-        rows = compare(model, modules, seeds=(0, 1, 2), batches=(1, 5, 64))
+        else:
+            click.echo(f"{path} does not exist; checking freshly derived code instead", err=True)
+            modules[target] = _fresh_module(model, source, target)
+    rows = compare(model, modules, seeds=(0, 1, 2), batches=(1, 5, 64))
     width = max(len(r.name) for r in rows)
     click.echo(f"{'parameter':<{width}}  max rel. error  ok")
     for row in rows:
@@ -339,7 +336,7 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
     model = load_model(source)
     data = prepare_text(text_path, model, holdout) if text_path else \
         prepare_csv(data_path, model, target_columns, holdout, seed, standardize)
-    module = _numpy_module(model, source)
+    module = _fresh_module(model, source)
     lr = lr if lr is not None else 0.1 if optimizer == "sgd" else 1e-3
     click.echo(f"training {model.name} on {data.description}: {epochs} epochs, batches of {batch_size}, "
                f"{optimizer}, lr {lr:g}" + (f", momentum {momentum:g}" if momentum else "")
@@ -426,19 +423,19 @@ def predict(source, data_path, params_path):
     params, saved = load_trained(path, model)
     if "x_mean" not in saved:
         raise SymPropError("these parameters were not trained on a CSV (symprop train --data)", str(path))
-    header, rows = run(_numpy_module(model, source), model, params, saved, data_path)
+    header, rows = run(_fresh_module(model, source), model, params, saved, data_path)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
 
 
-def _numpy_module(model, source: str):
-    """The model's generated NumPy module, derived now and imported from a scratch folder."""
+def _fresh_module(model, source: str, target: str = "numpy"):
+    """The model's generated module for `target`, derived now and imported from a scratch folder."""
     from .derivation import Derivation
 
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / f"{model.name}_numpy.py"
-        path.write_text(Derivation(model).render("numpy", source), encoding="utf-8")
+        path = Path(scratch) / BACKENDS[target].filename.format(name=model.name)
+        path.write_text(Derivation(model).render(target, source), encoding="utf-8")
         return _import(path)
 
 
@@ -474,7 +471,7 @@ def sample(source, params_path, prompt, length, temperature, seed):
     if "alphabet" not in saved:
         raise SymPropError("holds no alphabet: it was not trained on a text", str(path))
     alphabet = "".join(saved["alphabet"])
-    click.echo(generate(_numpy_module(model, source), params, alphabet, prompt, length, temperature, seed))
+    click.echo(generate(_fresh_module(model, source), params, alphabet, prompt, length, temperature, seed))
 
 
 @main.command(short_help="Time generated modules against autograd and JAX.",
