@@ -95,18 +95,18 @@ def document_parts(derivation) -> dict:
     defined = {sp.Symbol(s.name, real=True) for s in program.statements} | {_symbol(s) for s in program.statements} | \
         {t.symbol for t in graph.tensors.values() if t.op in ("input", "target", "param")}
     relabel_all = _relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()})
+    definitions = {_symbol(s): short._unwrap(short.statement(s), reads(s))
+                   for s in program.statements if s.name in named}
     for statement in program.statements:
         if statement.name not in named:
             continue
-        lhs, rhs = latex_name(statement.name, dense), short._unwrap(short.statement(statement), reads(statement))
+        lhs, rhs = latex_name(statement.name, dense), definitions[_symbol(statement)]
         if statement.name in forward_names:
             forward.append((lhs, rhs, short.shape_text(statement.shape or program.shapes.get(_symbol(statement), ()))))
         else:
             chain = _chain(derivation, statement, short, relabel_all, defined)
             backward.append((lhs, "" if chain == rhs else chain, rhs))  # a row that only repeats is left out
     loss = program.outputs[0]
-    definitions = {_symbol(s): short._unwrap(short.statement(s), reads(s))
-                   for s in program.statements if s.name in named}
     gradients = []
     for statement in program.outputs[1:]:
         name = latex_name(derivation.lowered.params[statement.name].name)
