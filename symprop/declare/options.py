@@ -44,8 +44,9 @@ def choice(value, allowed: tuple, name: str = "") -> str:
 class Table:
     """A TOML table read with checks; every error names its key: layers[2].outputs: must be ..."""
 
-    def __init__(self, data: dict, where: str):
+    def __init__(self, data: dict, where: str, sequence: int | None = None):
         self.data, self.where = data, where
+        self.sequence = sequence  # the model's sequence length, for a layer that needs it (positions)
 
     def at(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key

@@ -250,9 +250,7 @@ def _layer(spec: dict, i: int, width: int, sequence: int | None = None):
                 raise SymPropError(f"{key} goes with add or cat layers only; {takes}", f"{where}.{name}")
             raise SymPropError(f"unknown key{_nearest(key, layer_type.toml_keys)}; {takes}", f"{where}.{name}")
     try:
-        if layer_type.kind == "positions":
-            return layer_type.from_toml(Table(spec, where), width, sequence)
-        return layer_type.from_toml(Table(spec, where), width)
+        return layer_type.from_toml(Table(spec, where, sequence), width)
     except SymPropError as error:
         key = layer_type.toml_keys[0] if layer_type.toml_keys else "type"
         raise (error if error.where else error.at(f"{where}.{key}")) from None

@@ -37,10 +37,10 @@ class PositionalEncoding(Module):
             raise SymPropError(f"the sinusoidal encoding pairs sin and cos: d_model must be even, got {d_model}")
 
     @classmethod
-    def from_toml(cls, table: Table, width: int, sequence: int | None = None):
-        if sequence is None:
+    def from_toml(cls, table: Table, width: int):
+        if table.sequence is None:
             raise SymPropError("positions need the sequence length: set sequence = S in the spec")
-        return cls(sequence, width, table.get("learned", flag, True))
+        return cls(table.sequence, width, table.get("learned", flag, True))
 
     def output_width(self, width: int) -> int:
         return width
