@@ -15,6 +15,7 @@ from sympy.core.function import AppliedUndef
 from .declare.parse import parse
 from .errors import SymPropError
 from .printing.primes import prime_notation
+from .simplify import TooLarge, tidy
 
 
 def derive(expression: sp.Expr | str, wrt) -> dict[str, sp.Expr]:
@@ -82,11 +83,9 @@ def chain_rule(expression: sp.Expr | str, wrt) -> ChainRule:
 def _simplest(derivative: sp.Expr) -> sp.Expr:
     """The shortest of the forms symprop's simplifier finds, with common factors pulled out: the BCE of a sigmoid
     gives x·(σ(wx) − t), not x·((1 − t)σ(wx) − t(1 − σ(wx)))."""
-    from .simplify import tidy
-
     try:
         shortest = tidy(derivative)
-    except SymPropError:  # past the size budget: as SymPy gives it
+    except TooLarge:  # past the size budget: as SymPy gives it
         shortest = derivative
     return sp.factor_terms(shortest)
 
