@@ -26,31 +26,31 @@ def parts(derivation) -> dict:
     code = function(program, NumPyBackendPrinter(), params, dtype_source)
     printer = MathMLBackendPrinter()
     printer.bind(program, dtype_source)
-    names = {t.symbol: t.name for t in derivation.lowered.params.values()}
     rows = []
     for line in printer.lines():
         name, _, mathml = line.partition(" = ")
         rows.append((name, printer.doprint(sp.Symbol(name)), mathml))
     loss, *gradients = program.outputs
     rows.append(("L", "<mi>L</mi>", printer.output(loss)))
-    keys = {key: tensor.symbol for key, tensor in derivation.lowered.params.items()}
     for statement in gradients:
-        symbol = keys[statement.name]
         label = (f"<mfrac><mrow><mo>\u2202</mo><mi>L</mi></mrow><mrow><mo>\u2202</mo>"
-                 f"{printer.doprint(sp.Symbol(names[symbol]))}</mrow></mfrac>")
+                 f"{printer.doprint(sp.Symbol(derivation.lowered.params[statement.name].name))}</mrow></mfrac>")
         rows.append((f"grad:{statement.name}", label, printer.output(statement)))
-    lines = []
+    inputs = ", ".join(derivation.model.input_shapes)
+    lines = [(f"def loss_and_gradients(params, {inputs}, t):", "")] + \
+        [(f'    {var} = params["{key}"]', "") for var, key in code.unpack] + \
+        [(f"    N = {next(iter(derivation.model.input_shapes))}.shape[0]", "")] * bool(code.batch_size)
     for line in code.lines:
         match = _ASSIGNED.match(line)
-        lines.append((line, match.group(1) if match else ""))
-    returned = [(f'    "{key}": {text},', f"grad:{key}") for key, text in code.results[1:]]
-    return {"rows": rows, "lines": lines, "loss_line": code.results[0][1], "returned": returned,
-            "unpack": code.unpack, "batch_size": code.batch_size}
+        lines.append(("    " + line, match.group(1) if match else ""))
+    lines += [(f"    return float({code.results[0][1]}), {{", "L")] + \
+        [(f'        "{key}": {text},', f"grad:{key}") for key, text in code.results[1:]] + [("    }", "")]
+    return {"rows": rows, "code_lines": lines}
 
 
 def render_html(derivation, backend, source: str, command: str) -> str:
     model = derivation.model
     return environment.get_template(backend.template).render(
         name=model.name, source=source, command=command, summary=derivation.summary(), digest=derivation.digest,
-        inputs=", ".join(model.input_shapes), carrier=next(iter(model.input_shapes)), notes=derivation.notes,
+        notes=derivation.notes,
         **parts(derivation))
