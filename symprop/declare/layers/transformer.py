@@ -56,6 +56,15 @@ def additive(mask, like):
     return torch.zeros(mask.shape, dtype=like.dtype).masked_fill(mask, float("-inf"))
 
 
+def causal_mask(x, causal: bool):
+    """torch's float causal mask for the sequence of x, as its layers take it; None if not causal."""
+    if not causal:
+        return None
+    import torch
+
+    return torch.nn.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=x.dtype)
+
+
 def check_sequence(layer, x, what: str = "what flows in"):
     if not isinstance(x, SymbolicTensor) or x.ndim != 3:
         raise fail(f"{type(layer).__name__} needs inputs of shape (batch, sequence, width), got "
@@ -108,6 +117,13 @@ class TransformerLayer(Module):
         for name, (_, shape, init) in parameters.items():
             self.register_parameter(name, Parameter(shape, init=init))
 
+    @classmethod
+    def from_torch(cls, module, causal: bool = False):
+        """The layer that torch's `module` is (its self-attention called with a causal mask: `causal`)."""
+        activation = check_torch_layer(module, [getattr(module, prefix) for prefix, _ in cls.attentions])
+        return cls(module.self_attn.embed_dim, module.self_attn.num_heads, module.linear1.out_features, activation,
+                   module.norm_first, causal, module.norm1.eps)
+
     def output_width(self, width: int) -> int:
         return width
 
@@ -138,13 +154,6 @@ class TransformerEncoderLayer(TransformerLayer):
                    table.get("activation", choice, "relu", ("relu", "gelu")), table.get("norm_first", flag, False),
                    table.get("causal", flag, False), table.get("eps", fraction, 1e-5))
 
-    @classmethod
-    def from_torch(cls, module, causal: bool = False):
-        """The layer that torch.nn.TransformerEncoderLayer `module` is (called with a causal mask: `causal`)."""
-        activation = check_torch_layer(module, [module.self_attn])
-        return cls(module.self_attn.embed_dim, module.self_attn.num_heads, module.linear1.out_features, activation,
-                   module.norm_first, causal, module.norm1.eps)
-
     def forward(self, src, src_key_padding_mask=None):
         check_sequence(self, src)
         trace = running()
@@ -159,9 +168,8 @@ class TransformerEncoderLayer(TransformerLayer):
 
         class Encoder(torch.nn.TransformerEncoderLayer):
             def forward(self, src, src_key_padding_mask=None):
-                mask = torch.nn.Transformer.generate_square_subsequent_mask(src.shape[1], dtype=src.dtype) \
-                    if layer.causal else None
-                return super().forward(src, src_mask=mask, src_key_padding_mask=additive(src_key_padding_mask, src),
+                return super().forward(src, src_mask=causal_mask(src, layer.causal),
+                                       src_key_padding_mask=additive(src_key_padding_mask, src),
                                        is_causal=layer.causal)
 
         return Encoder(self.d_model, self.nhead, self.dim_feedforward, dropout=0.0, activation=self.activation,

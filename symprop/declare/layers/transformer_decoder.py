@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...graph.transformer import decoder_layer
 from ..tensor import SymbolicTensor
 from ..trace import running
-from .transformer import TransformerLayer, additive, check_sequence, check_torch_layer, padding_of
+from .transformer import TransformerLayer, additive, causal_mask, check_sequence, padding_of
 
 
 class TransformerDecoderLayer(TransformerLayer):
@@ -20,13 +20,6 @@ class TransformerDecoderLayer(TransformerLayer):
     attentions = (("self_attn", ""), ("multihead_attn", "c"))
     norms = 3
     default_causal = True
-
-    @classmethod
-    def from_torch(cls, module, causal: bool = False):
-        """The layer that torch.nn.TransformerDecoderLayer `module` is (its self-attention causal: `causal`)."""
-        activation = check_torch_layer(module, [module.self_attn, module.multihead_attn])
-        return cls(module.self_attn.embed_dim, module.self_attn.num_heads, module.linear1.out_features, activation,
-                   module.norm_first, causal, module.norm1.eps)
 
     def forward(self, tgt, memory, tgt_key_padding_mask=None, memory_key_padding_mask=None):
         check_sequence(self, tgt)
@@ -44,9 +37,7 @@ class TransformerDecoderLayer(TransformerLayer):
 
         class Decoder(torch.nn.TransformerDecoderLayer):
             def forward(self, tgt, memory, tgt_key_padding_mask=None, memory_key_padding_mask=None):
-                mask = torch.nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], dtype=tgt.dtype) \
-                    if layer.causal else None
-                return super().forward(tgt, memory, tgt_mask=mask,
+                return super().forward(tgt, memory, tgt_mask=causal_mask(tgt, layer.causal),
                                        tgt_key_padding_mask=additive(tgt_key_padding_mask, tgt),
                                        memory_key_padding_mask=additive(memory_key_padding_mask, tgt),
                                        tgt_is_causal=layer.causal)

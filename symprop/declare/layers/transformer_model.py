@@ -9,7 +9,7 @@ import math
 from ...errors import SymPropError
 from ..module import Module
 from .layer_norm import LayerNorm
-from .transformer import TransformerEncoderLayer, additive, check_sequence, check_torch_layer
+from .transformer import TransformerEncoderLayer, additive, causal_mask, check_sequence, check_torch_layer
 from .transformer_decoder import TransformerDecoderLayer
 from .transformer_stacks import TransformerDecoder, TransformerEncoder
 
@@ -65,9 +65,7 @@ class Transformer(Module):
         class Twin(torch.nn.Transformer):
             def forward(self, src, tgt, src_key_padding_mask=None, tgt_key_padding_mask=None,
                         memory_key_padding_mask=None):
-                mask = torch.nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], dtype=tgt.dtype) \
-                    if model.causal else None
-                return super().forward(src, tgt, tgt_mask=mask,
+                return super().forward(src, tgt, tgt_mask=causal_mask(tgt, model.causal),
                                        src_key_padding_mask=additive(src_key_padding_mask, src),
                                        tgt_key_padding_mask=additive(tgt_key_padding_mask, src),
                                        memory_key_padding_mask=additive(memory_key_padding_mask, src),
