@@ -84,13 +84,14 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
             raise SymPropError(f"column {targets[0]!r} names {len(classes)} classes ({', '.join(classes[:8])}"
                                f"{', ...' if len(classes) > 8 else ''}), more than the network's {model.outputs} "
                                "outputs", str(path))
+    class_of = {name: k for k, name in enumerate(classes or ())}
     values = np.empty((len(body), len(header)))
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise SymPropError(f"line {line} has {len(row)} cells, the header has {len(header)}", str(path))
         for column, cell in enumerate(row):
             if classes is not None and column == label_column:  # a class written as its name
-                values[line - 2, column] = classes.index(cell.strip())
+                values[line - 2, column] = class_of[cell.strip()]
                 continue
             try:
                 values[line - 2, column] = float(cell)
@@ -107,7 +108,7 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
         bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels >= model.outputs))
         if bad.size:
             line = int(bad[0]) + 2
-            cell = body[line - 2][header.index(targets[0])].strip()
+            cell = body[line - 2][label_column].strip()
             raise SymPropError(f"line {line}, column {targets[0]!r}: class label {cell!r} is not one of "
                                f"0 … {model.outputs - 1}", str(path))
         labels = labels.astype(np.int64)
@@ -268,10 +269,8 @@ def split(data: Dataset, holdout: float, seed: int):
 def score(model: m.Model, outputs: np.ndarray, t: np.ndarray) -> tuple[str, float]:
     """("accuracy", share right) for classifiers, ("MSE", mean squared error) otherwise."""
     loss = model.loss
-    if model.target_kind == "index" and outputs.ndim > 2:  # tokens: the share of next characters guessed
+    if model.target_kind == "index":  # classes on the last axis; for tokens, the share of next characters guessed
         return "accuracy", float(np.mean(outputs.argmax(axis=-1) == t))
-    if model.target_kind == "index":
-        return "accuracy", float(np.mean(outputs.argmax(axis=1) == t))
     if isinstance(loss, (m.CrossEntropyLoss, m.KLDivLoss)):
         return "accuracy", float(np.mean(outputs.argmax(axis=1) == t.argmax(axis=1)))
     if isinstance(loss, (m.BCELoss, m.BCEWithLogitsLoss)):
