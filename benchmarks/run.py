@@ -816,8 +816,9 @@ def main(argv=None, prog=None) -> int:
                         help=f"results file (default {DEFAULT_JSON}; --quick writes none unless given)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
-    parser.add_argument("--workloads", default="mlp,neuron,deep,transformer,char_lm,derive",
-                        help="comma-separated subset of mlp,neuron,deep,transformer,char_lm,derive (default all)")
+    workloads = ",".join([*NETWORKS, "derive"])
+    parser.add_argument("--workloads", default=workloads,
+                        help=f"comma-separated subset of {workloads} (default all)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
