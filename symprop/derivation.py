@@ -13,9 +13,9 @@ from .schedule import Program, schedule
 class Derivation:
     """A model's loss and the closed form of its gradient for every parameter."""
 
-    def __init__(self, model: Model):
-        self.model = model
-        self.lowered = lowered = model.trace()
+    def __init__(self, model: Model, book: bool = False):
+        self.model, self.book, self._book = model, book, None
+        self.lowered = lowered = model.trace(book)
         self.digest = model.digest(lowered)  # before the backward pass adds to the graph
         graph, loss, output = lowered.graph, lowered.loss, lowered.output
         self._forward_names = {t.name for t in graph.tensors.values()} | set(graph.labels.values())
@@ -38,7 +38,8 @@ class Derivation:
         """The simplifications that were made, one line each."""
         return [NOTES[kind].format(*names) for kind, *names in self.lowered.graph.notes]
 
-    def summary(self) -> str:
+    def summary(self, network: str = "") -> str:
+        """One line: the network (`network`, or its repr), its loss and its inputs."""
         model = self.model
         shapes = model.input_shapes
         if list(shapes) == ["x"] and "x" in model.index_ranges:
@@ -50,7 +51,7 @@ class Derivation:
             from .render import input_doc
 
             inputs = "inputs " + input_doc(model)
-        return f"{model.net.describe()} with {model.describe_loss()}, on {inputs}."
+        return f"{network or model.net.describe()} with {model.describe_loss()}, on {inputs}."
 
     def steps(self, program: str = "loss_and_gradients") -> dict[str, sp.Expr]:
         """The named elementwise steps, in order: {"z0": b0 + mm0, ..., "dz1": (p - onehot)/N}.
@@ -79,6 +80,15 @@ class Derivation:
         source = source or self.model.source or "a model declared in Python"
         command = command or f"symprop derive {source}"
         return backend.render(self, backend, source, command)
+
+    def as_book(self) -> Derivation:
+        """The same model derived as a book writes it (no log clamp, no max shift), for the document; itself when
+        the code has no safeguard to leave out."""
+        if self.book or not self.lowered.graph.safeguarded:
+            return self
+        if self._book is None:
+            self._book = Derivation(self.model, book=True)
+        return self._book
 
     def to_latex(self, standalone: bool = True) -> str:
         """The derivation as a LaTeX document, or as a fragment (one align* environment)."""
@@ -121,5 +131,6 @@ NOTES = {
     "sums to zero": "Σ_e {0}_e = 0: {0} is centred on its mean over the last axis",
     "cancels": "dL/d{0} = 0: the terms of the chain rule through {0} cancel",
     "stable log sigmoid": "log σ(u) = −softplus(−u) and log(1 − σ(u)) = −softplus(u): finite for every u",
+    "max shift": "the code shifts the row maximum out before exp (it cancels from the softmax)",
 }
 

@@ -42,6 +42,8 @@ NOTES = {
                     r"with $\hat{{x}} = x_c \odot \mathrm{{rstd}}$.",
     "cancels": r"$\partial L / \partial {0} = 0$: the terms of the chain rule through ${0}$ cancel, so nothing "
                r"flows back through it (shifting the logits by their row maximum does not change the softmax).",
+    "max shift": r"The code shifts each row's maximum out before $\exp$ (the log-sum-exp), so that no $\exp$ "
+                 r"overflows; the softmax, and so every formula here, is unchanged by it.",
     "stable log sigmoid": r"$\log \sigma(u) = -\operatorname{{softplus}}(-u)$ and "
                           r"$\log(1 - \sigma(u)) = -\operatorname{{softplus}}(u)$: "
                           r"the loss stays finite for every logit.",
@@ -52,13 +54,18 @@ def _symbol(statement) -> sp.Symbol:
     return statement.tensor.symbol if statement.tensor is not None else sp.Symbol(statement.name, real=True)
 
 
-def _printer(derivation, program, keep, plain_parentheses=False) -> LatexBackendPrinter:
-    """A printer that writes each statement whose name is not in `keep` as its definition, in place."""
+def _printer(derivation, program, keep, plain_parentheses=False, aliases=None) -> LatexBackendPrinter:
+    """A printer that writes each statement whose name is not in `keep` as its definition, in place, and each
+    statement in `aliases` by the name given there."""
     printer = LatexBackendPrinter(program.shapes, derivation.model.target_kind != "index",
                                   long_fractions=plain_parentheses)
     printer.bind(program)
     printer.overflow = set()  # symbols whose definition in full runs past MAX_FULL_FORM: left as names
+    dense = printer._dense_target
     for statement in program.statements:
+        if statement.name in (aliases or {}):
+            printer._expanded[_symbol(statement)] = latex_name(aliases[statement.name], dense)
+            continue
         if statement.name in keep or statement.kind == "onehot":
             continue
         if reads(statement) & printer.overflow:
@@ -83,29 +90,37 @@ def document_parts(derivation) -> dict:
     graph = derivation.lowered.graph
     program = derivation.programs["loss_and_gradients"]
     inlined = inlinable(program, code=False)
+    aliases = _z_names(graph, program)
     named = {s.name for s in program.statements
-             if (s.kind == "expr" and s.label) or (s.kind != "expr" and _symbol(s) not in inlined)}
-    short = _printer(derivation, program, named)
+             if (s.kind == "expr" and s.label) or (s.kind != "expr" and _symbol(s) not in inlined)} | set(aliases)
+    short = _printer(derivation, program, named, aliases=aliases)
     forward_names = derivation._forward_names
-    in_full = _printer(derivation, program, forward_names, plain_parentheses=True)
-    loss_in_full = _printer(derivation, program, derivation.lowered.network_names, plain_parentheses=True)
+    in_full = _printer(derivation, program, forward_names, plain_parentheses=True, aliases=aliases)
+    loss_in_full = _printer(derivation, program, derivation.lowered.network_names, plain_parentheses=True,
+                            aliases=aliases)
     dense = short._dense_target
 
     forward, backward = [], []
     defined = {sp.Symbol(s.name, real=True) for s in program.statements} | {_symbol(s) for s in program.statements} | \
-        {t.symbol for t in graph.tensors.values() if t.op in ("input", "target", "param")}
+        {t.symbol for t in graph.tensors.values() if t.op in ("input", "target", "param")} | \
+        {sp.Symbol(alias, real=True) for alias in aliases.values()}
     relabel_all = _relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()})
     definitions = {_symbol(s): short._unwrap(short.statement(s), reads(s))
                    for s in program.statements if s.name in named}
+    for name in aliases:  # the printer writes their name; their row, their definition
+        statement = next(s for s in program.statements if s.name == name)
+        del short._expanded[_symbol(statement)]
+        definitions[_symbol(statement)] = short._unwrap(short.statement(statement), reads(statement))
+        short._expanded[_symbol(statement)] = latex_name(aliases[name], dense)
     for statement in program.statements:
         if statement.name not in named:
             continue
-        lhs, rhs = latex_name(statement.name, dense), definitions[_symbol(statement)]
+        lhs, rhs = latex_name(aliases.get(statement.name, statement.name), dense), definitions[_symbol(statement)]
         if statement.name in forward_names:
             forward.append((lhs, rhs, short.shape_text(statement.shape or program.shapes.get(_symbol(statement), ()))))
         else:
-            chain = _chain(derivation, statement, short, relabel_all, defined)
-            backward.append((lhs, "" if chain == rhs else chain, rhs))  # a row that only repeats is left out
+            chain, local = _chain(derivation, statement, short, relabel_all, defined)
+            backward.append((lhs, "" if chain == rhs else chain, local, rhs))  # a row that only repeats: left out
     loss = program.outputs[0]
     gradients = []
     for statement in program.outputs[1:]:
@@ -126,30 +141,77 @@ def document_parts(derivation) -> dict:
         "textbook": _textbook(derivation.model),
         "notes": [NOTES[kind].format(*(_escape(n) if kind.startswith("double") else latex_name(n, dense)
                                        for n in names)) for kind, *names in graph.notes],
-        "glossary": [(latex_name(n, dense), n) for n in dict.fromkeys(code_names)],
+        "glossary": [(latex_name(aliases.get(n, n), dense), n) for n in dict.fromkeys(code_names)],
     }
 
 
-def _chain(derivation, statement, printer, relabel_all, defined: set) -> str:
-    """δ_i as the chain rule gives it, before simplifying: Σ (cotangent in) ⊙ (local derivative); "" where it would
-    name a value the document defines nowhere (a cotangent kept fused into the next step)."""
+def _z_names(graph, program) -> dict[str, str]:
+    """{statement: z_i} for each matrix product whose δ_i the document shows but that no label names (a linear
+    layer without bias): shown as the row z_i = X W^T, so that δ_i = ∂L/∂z_i names a defined value."""
+    labels = set(graph.labels.values()) | {s.name for s in program.statements}
+    aliases = {}
+    for statement in program.statements:
+        cotangent = graph.cotangent_names.get(_symbol(statement), "")
+        if statement.kind == "einsum" and cotangent.startswith("dz") and cotangent[1:] not in labels:
+            aliases[statement.name] = cotangent[1:]
+    return aliases
+
+
+def _chain(derivation, statement, printer, relabel_all, defined: set) -> tuple[str, str]:
+    """(δ_i as the chain rule gives it, before simplifying: Σ (cotangent in) ⊙ (local derivative), the local
+    derivative named where it is an activation's, f′(z) = … for the reader); "" where it would name a value the
+    document defines nowhere (a cotangent kept fused into the next step)."""
     graph = derivation.lowered.graph
     tensor = {name: symbol for symbol, name in graph.cotangent_names.items()}.get(statement.name)
     if tensor is None or tensor not in graph.chain:
-        return ""
+        return "", ""
     relabel = relabel_all
-    parts = [(incoming, local) for _, incoming, local in graph.chain[tensor]]
-    if any(_symbol(statement) in relabel(e).free_symbols for pair in parts for e in pair):
+    parts = [(operand, incoming, local) for operand, incoming, local in graph.chain[tensor]]
+    if any(_symbol(statement) in relabel(e).free_symbols for part in parts for e in part[1:]):
         # δ's own label would name (part of) its chain: relabel without it (rare, so built only then)
         relabel = _relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()
                                if name != statement.name})
-    terms = [relabel(incoming) * relabel(local) for incoming, local in parts]
+    through = _activation_of(graph, statement.name[1:]) if len(parts) == 1 else None
+    if through is not None:  # ∂L/∂h ⊙ f′(z), f′(z) named
+        (operand, incoming, _), (h, prime, derivative) = parts[0], through
+        factor = relabel(incoming) * sp.diff(relabel(operand), h)  # what h is read in, differentiated
+        if not factor.free_symbols - defined - {N}:
+            text = printer.doprint(factor)
+            text = text if atomic(text) else rf"\left({text}\right)"
+            product = printer.doprint(prime) if factor == 1 else rf"{text} \odot {printer.doprint(prime)}"
+            return product, rf"{printer.doprint(prime)} = {printer.doprint(relabel(derivative))}"
+    terms = [relabel(incoming) * relabel(local) for _, incoming, local in parts]
     chain = sp.Add(*terms, evaluate=False) if len(terms) > 1 else terms[0]
     if chain == _symbol(statement) or (statement.expr is not None and chain == statement.expr):
-        return ""  # nothing happened on the way: δ is what flowed in
+        return "", ""  # nothing happened on the way: δ is what flowed in
     if chain.free_symbols - defined - {N}:
-        return ""
-    return printer.doprint(chain)
+        return "", ""
+    return printer.doprint(chain), ""
+
+
+ACTIVATION_NAMES = {"sigmoid": r"\sigma", "tanh": r"\tanh", "relu": r"\operatorname{ReLU}",
+                    "gelu": r"\operatorname{GELU}", "softplus": r"\operatorname{softplus}"}
+
+
+def _activation_of(graph, z_name: str):
+    """(h, f′(z) as a named symbol, f′(z) itself) when the value labelled `z_name` is read only through an
+    activation h = f(z); None otherwise."""
+    from .graph.nn import ACTIVATIONS
+
+    z_expr = next((expr for expr, name in graph.labels.items() if name == z_name), None) or \
+        next((symbol for symbol, name in graph.cotangent_names.items() if name == "d" + z_name), None)
+    if z_expr is None:
+        return None
+    kinds = {scalar: kind for kind, scalar in ACTIVATIONS.items()}
+    for scalar in graph.activations:
+        h_name = graph.labels.get(tidy(scalar.xreplace({z: z_expr})))
+        if h_name is None:
+            continue
+        name = ACTIVATION_NAMES.get(kinds.get(scalar), "f")
+        prime = sp.Function(name + "'")(sp.Symbol(z_name, real=True))
+        derivative = tidy(sp.diff(scalar, z)).xreplace({z: z_expr})
+        return sp.Symbol(h_name, real=True), prime, derivative
+    return None
 
 
 def _textbook(model) -> tuple[str, str]:
@@ -182,18 +244,21 @@ def layer_rows(derivation) -> list[tuple[str, str, str]]:
 
 
 def render_document(derivation, backend, source: str, command: str) -> str:
+    digest, derivation = derivation.digest, derivation.as_book()  # the code's digest: the declaration's
+    layers = layer_rows(derivation)
+    network = f"The network of the table below, {len(layers)} layer{'s' * (len(layers) > 1)}," if layers else ""
     return _environment.get_template(backend.template).render(
-        layers=layer_rows(derivation), name=derivation.model.name, source=source, command=command,
-        sequence=derivation.model.sequence, digest=derivation.digest,
-        summary=_escape(derivation.summary()), **document_parts(derivation))
+        layers=layers, name=derivation.model.name, source=source, command=command,
+        sequence=derivation.model.sequence, digest=digest,
+        summary=_escape(derivation.summary(network)), **document_parts(derivation))
 
 
 def render_fragment(derivation) -> str:
     """The forward and backward steps as one align environment, for Jupyter."""
-    parts = document_parts(derivation)
+    parts = document_parts(derivation.as_book())
     rows = [f"{lhs} &= {rhs}" for lhs, rhs, _ in parts["forward"]]
     rows.append(f"L &= {parts['loss'][1]}")
-    rows += [f"{lhs} &= {rhs}" for lhs, _, rhs in parts["backward"]]
+    rows += [f"{lhs} &= {rhs}" for lhs, _, _, rhs in parts["backward"]]
     rows += [rf"\frac{{\partial L}}{{\partial {name}}} &= {short}" for _, name, short, _ in parts["gradients"]]
     return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
 

@@ -14,6 +14,7 @@ from sympy.core.function import AppliedUndef
 
 from .declare.parse import parse
 from .errors import SymPropError
+from .functions import sigmoid
 from .printing.primes import prime_notation
 from .simplify import TooLarge, tidy
 
@@ -65,6 +66,7 @@ def chain_rule(expression: sp.Expr | str, wrt) -> ChainRule:
         variables.append(symbols[key])
 
     names, top = _name_applications(expression)
+    values = {definition: name for name, definition in names.items()}
     adjoints: dict[sp.Symbol, sp.Expr] = {}
     for name in reversed(names):  # outermost first: every user of a name comes before it
         adjoints[name] = sp.factor_terms(sp.diff(top, name) + sum(
@@ -73,7 +75,7 @@ def chain_rule(expression: sp.Expr | str, wrt) -> ChainRule:
     gradients, steps = {}, {}
     for w in variables:
         route = [(None, sp.Integer(1), sp.diff(top, w))] + [
-            (name, adjoints[name], sp.diff(definition, w)) for name, definition in names.items()
+            (name, adjoints[name], sp.diff(definition, w).subs(values)) for name, definition in names.items()
             if w in definition.free_symbols]
         steps[w.name] = [(name, adjoint, local) for name, adjoint, local in route if local != 0]
         gradients[w.name] = _simplest(sp.diff(expression, w))
@@ -90,8 +92,11 @@ def _simplest(derivative: sp.Expr) -> sp.Expr:
     return sp.factor_terms(shortest)
 
 
+NAMED_FUNCTIONS = (sigmoid, sp.tanh)  # an activation, named as a book names it: y = σ(w·x)
+
+
 def _name_applications(expression: sp.Expr):
-    """Name each application of an undefined function, innermost first: y = a(w*x)."""
+    """Name each application of an undefined function or an activation, innermost first: y = a(w*x)."""
     taken = {s.name for s in expression.free_symbols}
     names: dict[sp.Symbol, sp.Expr] = {}
     rewritten: dict[sp.Expr, sp.Symbol] = {}
@@ -107,7 +112,7 @@ def _name_applications(expression: sp.Expr):
         if e.is_Atom:
             return e
         rebuilt = e.func(*(walk(a) for a in e.args))
-        if isinstance(e, AppliedUndef):
+        if isinstance(e, AppliedUndef) or isinstance(e, NAMED_FUNCTIONS):
             if rebuilt not in rewritten:
                 rewritten[rebuilt] = symbol = fresh()
                 names[symbol] = rebuilt

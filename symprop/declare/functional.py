@@ -235,7 +235,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     _unsupported("binary_cross_entropy", weight=weight)
     y, t = _loss_operands("binary_cross_entropy", input, target, reduction)
     _same_shape("binary_cross_entropy", y, t)
-    return _reduced(y, gnn.binary_cross_entropy(y.expr, t.expr), reduction)
+    return _reduced(y, gnn.binary_cross_entropy(_trace().graph, y.expr, t.expr), reduction)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):

@@ -69,8 +69,8 @@ class MSELoss(Loss):
 class BCELoss(Loss):
     kind, function, torch_name = "bce", "binary_cross_entropy", "BCELoss"
     element = r"-\left[T \odot \log Y + (1 - T) \odot \log(1 - Y)\right]"
-    safeguard = (r"As torch does, each $\log$ is clamped at $-100$, so that $\log 0$ counts as $-100$: that is where "
-                 r"the cases below come from; where the clamp is not reached, the first case is the formula above.")
+    safeguard = (r"As torch does, the code clamps each $\log$ at $-100$, so that $\log 0$ counts as $-100$ and stays "
+                 r"finite; wherever $e^{-100} < Y < 1 - e^{-100}$ it computes exactly the formulas below.")
 
 
 class BCEWithLogitsLoss(Loss):
@@ -87,8 +87,8 @@ class CrossEntropyLoss(Loss):
 
     kind, function, torch_name = "cross_entropy", "cross_entropy", "CrossEntropyLoss"
     per_row = True
-    safeguard = (r"The row maximum is shifted out before $\exp$ (the log-sum-exp), so that no $\exp$ overflows; "
-                 r"it cancels from the gradient.")
+    safeguard = (r"The code shifts the row maximum out before $\exp$ (the log-sum-exp), so that no $\exp$ "
+                 r"overflows; it cancels from the softmax, so the formulas below are unchanged by it.")
 
     @property
     def element(self):

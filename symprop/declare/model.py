@@ -144,9 +144,10 @@ class Model:
         return shapes
 
     # -- the trace -----------------------------------------------------------------------------
-    def trace(self) -> Lowered:
-        """Run forward and the loss on symbolic tensors: the graph that symprop derives."""
-        graph = Graph(limit=MAX_TENSORS)
+    def trace(self, book: bool = False) -> Lowered:
+        """Run forward and the loss on symbolic tensors: the graph that symprop derives (`book`: as a book writes
+        it, without the code's numerical safeguards, for the document)."""
+        graph = Graph(limit=MAX_TENSORS, book=book)
         graph._taken |= RESERVED
         parameters = dict(self.net.named_parameters())
         modules = dict(self.net.named_modules())
@@ -159,7 +160,7 @@ class Model:
                 output, t, loss, network_names = self._traced(graph, inputs)
         except ClassIndices:  # a loss function that hands its target to cross_entropy takes class indices
             self._target = "index"
-            return self.trace()
+            return self.trace(book)
         graph.limit = None  # the derivation adds the backward pass's tensors
         lowered = Lowered(graph, {name: graph.tensor(v.expr) for name, v in inputs.items()}, graph.tensor(t.expr),
                           output, loss, {}, network_names)

@@ -66,6 +66,9 @@ class Graph:
     # tensor -> [(operand it is read in, cotangent of that operand, local derivative)]: the chain rule, kept
     chain: dict[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp.Expr]]] = field(default_factory=dict)
     limit: int | None = None  # while a model is traced: at most this many tensors (a derivation budget)
+    # The math as a book writes it, for the document: no log clamp, no max shift (the code keeps both)
+    book: bool = False
+    safeguarded: bool = False  # a clamp or a max shift was built: the book form differs from the code
     _interned: dict = field(default_factory=dict)
     _taken: set = field(default_factory=lambda: {"N"})  # names given out: tensors' and labels'
 

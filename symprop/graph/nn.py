@@ -92,6 +92,8 @@ def log_softmax(g: Graph, value: Value, softmax_name: str, suffix: str = "") -> 
 
 def softmax(g: Graph, value: Value, name: str, suffix: str = "") -> Value:
     """exp(z − m)/Σ_k exp(z_k − m) over the last axis."""
+    if g.book:
+        g.note("max shift")
     _, exps, total = _shifted_exps(g, value, suffix)
     return g.label(Value(exps.expr / total.expr, value.shape), name)
 
@@ -99,6 +101,10 @@ def softmax(g: Graph, value: Value, name: str, suffix: str = "") -> Value:
 def _shifted_exps(g: Graph, value: Value, suffix: str):
     last = len(value.shape) - 1
     kept = value.shape[:-1] + (1,)
+    if g.book:  # the softmax as a book writes it; the code's max shift is said in a note (the loss's, or this)
+        exps = g.label(Value(sp.exp(value.expr), value.shape), "e" + suffix)
+        return value, exps, reduce_sum(g, exps, kept, stem="s" + suffix)
+    g.safeguarded = True
     top = reduce_max(g, value, last, stem="m" + suffix)
     # Named, so that printed code computes z − m before adding log s, as torch does: with
     # m + log(s) − z, a small log s is rounded away against a large m.
@@ -109,17 +115,18 @@ def _shifted_exps(g: Graph, value: Value, suffix: str):
 
 
 # -- losses: the loss of each element, then torch's reduction -------------------------------------
-def _clamped_log(u: sp.Expr) -> sp.Expr:
+def _clamped_log(u: sp.Expr, clamp: bool) -> sp.Expr:
     """torch's BCELoss clamps log at −100, so that log 0 counts as −100 and stays finite."""
-    return sp.Piecewise((sp.log(u), u > sp.exp(-100)), (-100, True))
+    return sp.Piecewise((sp.log(u), u > sp.exp(-100)), (-100, True)) if clamp else sp.log(u)
 
 
 def squared_error(y: sp.Expr, t: sp.Expr) -> sp.Expr:
     return (y - t) ** 2
 
 
-def binary_cross_entropy(y: sp.Expr, t: sp.Expr) -> sp.Expr:
-    return -(t * _clamped_log(y) + (1 - t) * _clamped_log(1 - y))
+def binary_cross_entropy(g: Graph, y: sp.Expr, t: sp.Expr) -> sp.Expr:
+    g.safeguarded |= not g.book
+    return -(t * _clamped_log(y, not g.book) + (1 - t) * _clamped_log(1 - y, not g.book))
 
 
 def binary_cross_entropy_with_logits(y: sp.Expr, t: sp.Expr) -> sp.Expr:
@@ -151,7 +158,7 @@ def reduce_loss(g: Graph, each: Value, reduction: str, per_sample: bool = False,
     """Σ of the per-element losses, divided as torch's reduction says: "sum", "mean" (over every element,
     or over samples when `per_sample`: cross-entropy's rows, or over `count` of them), "batchmean" (over the
     batch)."""
-    tidied = tidy(each.expr)
+    tidied = each.expr if g.book else tidy(each.expr)  # the book keeps log σ; the code, softplus (finite)
     if tidied.has(softplus) and not each.expr.has(softplus):
         g.note("stable log sigmoid")
     total = reduce_sum(g, Value(tidied, each.shape), (), stem="total")

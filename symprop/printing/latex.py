@@ -61,6 +61,8 @@ def latex_name(name: str, dense_target: bool = True) -> str:
 def _transposed(text: str, transpose: bool) -> str:
     if not transpose:
         return text
+    if text.startswith(r"\frac"):  # (a/b)^T, not a/b with b transposed to the eye
+        text = rf"\left({text}\right)"
     scripted = "^" in text and not text.endswith(")")  # W_{1}^{(0)}{}^T: TeX takes one ^ per atom
     return text + (r"{}^{\top}" if scripted else r"^{\top}")
 
