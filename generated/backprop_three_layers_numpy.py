@@ -116,7 +116,8 @@ def loss(params, x, t):
     del z1
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
@@ -143,15 +144,19 @@ def loss_and_gradients(params, x, t):
     z2 = z1 @ w2.T
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     del shifted
-    p = e/s
+    p = e
+    p /= s
     del e, s
-    dz2 = (p - onehot)/N
+    dz2 = p
+    dz2 -= onehot
+    dz2 /= N
     del onehot, p
     db2 = np.sum(dz2, axis=0)
     dz1 = dz2 @ w2

@@ -352,7 +352,7 @@ def forward(params, x):
     del xc_n1_2, rstd_n1_2
     n1_2 = be1_2 + g1_2*xhat_n1_2
     del xhat_n1_2
-    qkv2 = n1_2 @ W2.T
+    qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
     del n1_2
     qkv2 += B2
     q2 = qkv2[:, :, :32]
@@ -369,16 +369,18 @@ def forward(params, x):
     scores2 = 0.35355339059327376*(qh2 @ kh2.swapaxes(-1, -2)) + mask2
     del qh2, kh2
     m_a2 = np.max(scores2, axis=3, keepdims=True)
-    shifted_a2 = scores2 - m_a2
+    shifted_a2 = scores2
+    shifted_a2 -= m_a2
     del scores2, m_a2
-    e_a2 = np.exp(shifted_a2)
+    e_a2 = np.exp(shifted_a2, out=shifted_a2)
     del shifted_a2
     s_a2 = np.sum(e_a2, axis=3, keepdims=True)
-    a2 = e_a2/s_a2
+    a2 = e_a2
+    a2 /= s_a2
     del e_a2, s_a2
     o2 = (a2 @ vh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh2, a2
-    sa2 = o2 @ Wo2.T
+    sa2 = (o2.reshape(-1, 32) @ Wo2.T).reshape(-1, 32, 32)
     del o2
     sa2 += bo2
     r1_2 = P1 + emb0 + sa2
@@ -395,12 +397,12 @@ def forward(params, x):
     del xc_n2_2, rstd_n2_2
     n2_2 = be2_2 + g2_2*xhat_n2_2
     del xhat_n2_2
-    f2 = n2_2 @ W1_2.T
+    f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
     del n2_2
     f2 += b1_2
-    act2 = np.maximum(0, f2)
+    act2 = np.maximum(f2, 0, out=f2)
     del f2
-    ff2 = act2 @ W2_2.T
+    ff2 = (act2.reshape(-1, 64) @ W2_2.T).reshape(-1, 32, 32)
     del act2
     ff2 += b2_2
     r2_2 = ff2 + r1_2
@@ -417,7 +419,7 @@ def forward(params, x):
     del xc_n1_3, rstd_n1_3
     n1_3 = be1_3 + g1_3*xhat_n1_3
     del xhat_n1_3
-    qkv3 = n1_3 @ W3.T
+    qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
     del n1_3
     qkv3 += B3
     q3 = qkv3[:, :, :32]
@@ -433,16 +435,18 @@ def forward(params, x):
     scores3 = 0.35355339059327376*(qh3 @ kh3.swapaxes(-1, -2)) + mask2
     del qh3, kh3
     m_a3 = np.max(scores3, axis=3, keepdims=True)
-    shifted_a3 = scores3 - m_a3
+    shifted_a3 = scores3
+    shifted_a3 -= m_a3
     del scores3, m_a3
-    e_a3 = np.exp(shifted_a3)
+    e_a3 = np.exp(shifted_a3, out=shifted_a3)
     del shifted_a3
     s_a3 = np.sum(e_a3, axis=3, keepdims=True)
-    a3 = e_a3/s_a3
+    a3 = e_a3
+    a3 /= s_a3
     del e_a3, s_a3
     o3 = (a3 @ vh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh3, a3
-    sa3 = o3 @ Wo3.T
+    sa3 = (o3.reshape(-1, 32) @ Wo3.T).reshape(-1, 32, 32)
     del o3
     sa3 += bo3
     r1_3 = r2_2 + sa3
@@ -459,12 +463,12 @@ def forward(params, x):
     del xc_n2_3, rstd_n2_3
     n2_3 = be2_3 + g2_3*xhat_n2_3
     del xhat_n2_3
-    f3 = n2_3 @ W1_3.T
+    f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
     del n2_3
     f3 += b1_3
-    act3 = np.maximum(0, f3)
+    act3 = np.maximum(f3, 0, out=f3)
     del f3
-    ff3 = act3 @ W2_3.T
+    ff3 = (act3.reshape(-1, 64) @ W2_3.T).reshape(-1, 32, 32)
     del act3
     ff3 += b2_3
     r2_3 = ff3 + r1_3
@@ -481,7 +485,7 @@ def forward(params, x):
     del xc_h4, rstd_h4
     h4 = b4 + g4*xhat_h4
     del xhat_h4
-    z5 = h4 @ w5.T
+    z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
     z5 += b5
     return z5
 
@@ -532,7 +536,7 @@ def loss(params, x, t):
     del xc_n1_2, rstd_n1_2
     n1_2 = be1_2 + g1_2*xhat_n1_2
     del xhat_n1_2
-    qkv2 = n1_2 @ W2.T
+    qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
     del n1_2
     qkv2 += B2
     q2 = qkv2[:, :, :32]
@@ -549,16 +553,18 @@ def loss(params, x, t):
     scores2 = 0.35355339059327376*(qh2 @ kh2.swapaxes(-1, -2)) + mask2
     del qh2, kh2
     m_a2 = np.max(scores2, axis=3, keepdims=True)
-    shifted_a2 = scores2 - m_a2
+    shifted_a2 = scores2
+    shifted_a2 -= m_a2
     del scores2, m_a2
-    e_a2 = np.exp(shifted_a2)
+    e_a2 = np.exp(shifted_a2, out=shifted_a2)
     del shifted_a2
     s_a2 = np.sum(e_a2, axis=3, keepdims=True)
-    a2 = e_a2/s_a2
+    a2 = e_a2
+    a2 /= s_a2
     del e_a2, s_a2
     o2 = (a2 @ vh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh2, a2
-    sa2 = o2 @ Wo2.T
+    sa2 = (o2.reshape(-1, 32) @ Wo2.T).reshape(-1, 32, 32)
     del o2
     sa2 += bo2
     r1_2 = P1 + emb0 + sa2
@@ -575,12 +581,12 @@ def loss(params, x, t):
     del xc_n2_2, rstd_n2_2
     n2_2 = be2_2 + g2_2*xhat_n2_2
     del xhat_n2_2
-    f2 = n2_2 @ W1_2.T
+    f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
     del n2_2
     f2 += b1_2
-    act2 = np.maximum(0, f2)
+    act2 = np.maximum(f2, 0, out=f2)
     del f2
-    ff2 = act2 @ W2_2.T
+    ff2 = (act2.reshape(-1, 64) @ W2_2.T).reshape(-1, 32, 32)
     del act2
     ff2 += b2_2
     r2_2 = ff2 + r1_2
@@ -597,7 +603,7 @@ def loss(params, x, t):
     del xc_n1_3, rstd_n1_3
     n1_3 = be1_3 + g1_3*xhat_n1_3
     del xhat_n1_3
-    qkv3 = n1_3 @ W3.T
+    qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
     del n1_3
     qkv3 += B3
     q3 = qkv3[:, :, :32]
@@ -613,16 +619,18 @@ def loss(params, x, t):
     scores3 = 0.35355339059327376*(qh3 @ kh3.swapaxes(-1, -2)) + mask2
     del qh3, kh3
     m_a3 = np.max(scores3, axis=3, keepdims=True)
-    shifted_a3 = scores3 - m_a3
+    shifted_a3 = scores3
+    shifted_a3 -= m_a3
     del scores3, m_a3
-    e_a3 = np.exp(shifted_a3)
+    e_a3 = np.exp(shifted_a3, out=shifted_a3)
     del shifted_a3
     s_a3 = np.sum(e_a3, axis=3, keepdims=True)
-    a3 = e_a3/s_a3
+    a3 = e_a3
+    a3 /= s_a3
     del e_a3, s_a3
     o3 = (a3 @ vh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh3, a3
-    sa3 = o3 @ Wo3.T
+    sa3 = (o3.reshape(-1, 32) @ Wo3.T).reshape(-1, 32, 32)
     del o3
     sa3 += bo3
     r1_3 = r2_2 + sa3
@@ -639,12 +647,12 @@ def loss(params, x, t):
     del xc_n2_3, rstd_n2_3
     n2_3 = be2_3 + g2_3*xhat_n2_3
     del xhat_n2_3
-    f3 = n2_3 @ W1_3.T
+    f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
     del n2_3
     f3 += b1_3
-    act3 = np.maximum(0, f3)
+    act3 = np.maximum(f3, 0, out=f3)
     del f3
-    ff3 = act3 @ W2_3.T
+    ff3 = (act3.reshape(-1, 64) @ W2_3.T).reshape(-1, 32, 32)
     del act3
     ff3 += b2_3
     r2_3 = ff3 + r1_3
@@ -661,7 +669,7 @@ def loss(params, x, t):
     del xc_h4, rstd_h4
     h4 = b4 + g4*xhat_h4
     del xhat_h4
-    z5 = h4 @ w5.T
+    z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
     del h4
     z5 += b5
     rs = z5.reshape(-1, 71)
@@ -727,7 +735,7 @@ def loss_and_gradients(params, x, t):
     del var_n1_2
     xhat_n1_2 = rstd_n1_2*xc_n1_2
     n1_2 = be1_2 + g1_2*xhat_n1_2
-    qkv2 = n1_2 @ W2.T
+    qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
     qkv2 += B2
     q2 = qkv2[:, :, :32]
     qh2 = q2.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
@@ -742,14 +750,15 @@ def loss_and_gradients(params, x, t):
     mask2 = np.triu(np.full((32, 32), -np.inf, dtype=params["0.weight"].dtype), 1)
     scores2 = 0.35355339059327376*(qh2 @ kh2.swapaxes(-1, -2)) + mask2
     m_a2 = np.max(scores2, axis=3, keepdims=True)
-    shifted_a2 = scores2 - m_a2
+    shifted_a2 = scores2
+    shifted_a2 -= m_a2
     del scores2, m_a2
-    e_a2 = np.exp(shifted_a2)
+    e_a2 = np.exp(shifted_a2, out=shifted_a2)
     del shifted_a2
     s_a2 = np.sum(e_a2, axis=3, keepdims=True)
     a2 = e_a2/s_a2
     o2 = (a2 @ vh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
-    sa2 = o2 @ Wo2.T
+    sa2 = (o2.reshape(-1, 32) @ Wo2.T).reshape(-1, 32, 32)
     sa2 += bo2
     r1_2 = P1 + emb0 + sa2
     del emb0, sa2
@@ -763,11 +772,11 @@ def loss_and_gradients(params, x, t):
     del var_n2_2
     xhat_n2_2 = rstd_n2_2*xc_n2_2
     n2_2 = be2_2 + g2_2*xhat_n2_2
-    f2 = n2_2 @ W1_2.T
+    f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
     f2 += b1_2
-    act2 = np.maximum(0, f2)
+    act2 = np.maximum(f2, 0, out=f2)
     del f2
-    ff2 = act2 @ W2_2.T
+    ff2 = (act2.reshape(-1, 64) @ W2_2.T).reshape(-1, 32, 32)
     ff2 += b2_2
     r2_2 = ff2 + r1_2
     del r1_2, ff2
@@ -781,7 +790,7 @@ def loss_and_gradients(params, x, t):
     del var_n1_3
     xhat_n1_3 = rstd_n1_3*xc_n1_3
     n1_3 = be1_3 + g1_3*xhat_n1_3
-    qkv3 = n1_3 @ W3.T
+    qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
     qkv3 += B3
     q3 = qkv3[:, :, :32]
     qh3 = q3.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
@@ -795,14 +804,15 @@ def loss_and_gradients(params, x, t):
     del v3
     scores3 = 0.35355339059327376*(qh3 @ kh3.swapaxes(-1, -2)) + mask2
     m_a3 = np.max(scores3, axis=3, keepdims=True)
-    shifted_a3 = scores3 - m_a3
+    shifted_a3 = scores3
+    shifted_a3 -= m_a3
     del scores3, m_a3
-    e_a3 = np.exp(shifted_a3)
+    e_a3 = np.exp(shifted_a3, out=shifted_a3)
     del shifted_a3
     s_a3 = np.sum(e_a3, axis=3, keepdims=True)
     a3 = e_a3/s_a3
     o3 = (a3 @ vh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
-    sa3 = o3 @ Wo3.T
+    sa3 = (o3.reshape(-1, 32) @ Wo3.T).reshape(-1, 32, 32)
     sa3 += bo3
     r1_3 = r2_2 + sa3
     del r2_2, sa3
@@ -816,11 +826,11 @@ def loss_and_gradients(params, x, t):
     del var_n2_3
     xhat_n2_3 = rstd_n2_3*xc_n2_3
     n2_3 = be2_3 + g2_3*xhat_n2_3
-    f3 = n2_3 @ W1_3.T
+    f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
     f3 += b1_3
-    act3 = np.maximum(0, f3)
+    act3 = np.maximum(f3, 0, out=f3)
     del f3
-    ff3 = act3 @ W2_3.T
+    ff3 = (act3.reshape(-1, 64) @ W2_3.T).reshape(-1, 32, 32)
     ff3 += b2_3
     r2_3 = ff3 + r1_3
     del r1_3, ff3
@@ -834,7 +844,7 @@ def loss_and_gradients(params, x, t):
     del var_h4
     xhat_h4 = rstd_h4*xc_h4
     h4 = b4 + g4*xhat_h4
-    z5 = h4 @ w5.T
+    z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
     z5 += b5
     rs = z5.reshape(-1, 71)
     del z5
@@ -852,12 +862,13 @@ def loss_and_gradients(params, x, t):
     s_1 = np.sum(e, axis=1, keepdims=True)
     total = np.sum(kept*onehot*(np.log(s_1) - shifted), axis=(0, 1))
     del shifted
-    p = e/s_1
+    p = e
+    p /= s_1
     del e, s_1
     dz5 = (kept*(p - onehot)/counted).reshape(-1, 32, 71)
     del kept, onehot, p
     db5 = np.sum(dz5, axis=(0, 1))
-    dh4_mm5 = dz5 @ w5
+    dh4_mm5 = (dz5.reshape(-1, 71) @ w5).reshape(-1, 32, 32)
     dw5 = dz5.reshape(-1, 71).T @ h4.reshape(-1, 32)
     del h4, dz5
     dxhat_h4 = dh4_mm5*g4
@@ -869,24 +880,27 @@ def loss_and_gradients(params, x, t):
     dr2_3 = rstd_h4*(dxhat_h4 - 1/32*drstd_h4*rstd_h4**2*xc_h4 - 1/32*dsum_h4)
     del xc_h4, rstd_h4, dxhat_h4, drstd_h4, dsum_h4
     dW2_3 = dr2_3.reshape(-1, 32).T @ act3.reshape(-1, 64)
-    df3 = dr2_3 @ W2_3
+    df3 = (dr2_3.reshape(-1, 32) @ W2_3).reshape(-1, 32, 64)
     df3 *= (act3 > 0)
     del act3
-    dn2_3_mmf3 = df3 @ W1_3
+    dn2_3_mmf3 = (df3.reshape(-1, 64) @ W1_3).reshape(-1, 32, 32)
     dW1_3 = df3.reshape(-1, 64).T @ n2_3.reshape(-1, 32)
     del n2_3
     dxhat_n2_3 = dn2_3_mmf3*g2_3
     drstd_n2_3 = np.sum(dxhat_n2_3*xc_n2_3, axis=2, keepdims=True)
     dsum_n2_3 = np.sum(dxhat_n2_3, axis=2, keepdims=True)
-    tmp5 = drstd_n2_3*rstd_n2_3**3
+    tmp5 = drstd_n2_3
+    tmp5 *= rstd_n2_3**3
     del drstd_n2_3
-    dxc_n2_3 = dxhat_n2_3*rstd_n2_3 - 1/32*tmp5*xc_n2_3
+    dxc_n2_3 = xc_n2_3
+    dxc_n2_3 *= -1/32*tmp5
+    dxc_n2_3 += dxhat_n2_3*rstd_n2_3
     del xc_n2_3, dxhat_n2_3, tmp5
     dr1_3 = dr2_3 + dxc_n2_3 - 1/32*dsum_n2_3*rstd_n2_3
     del rstd_n2_3, dsum_n2_3, dxc_n2_3
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
     del o3
-    dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
+    dav3 = ((dr1_3.reshape(-1, 32) @ Wo3).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
     del vh3
     ds_a3 = np.sum(da3*e_a3, axis=3, keepdims=True)
@@ -901,7 +915,7 @@ def loss_and_gradients(params, x, t):
     del kh3, dscores3
     dqkv3 = np.concatenate([dq3, dk3, dv3], axis=2)
     del dv3, dk3, dq3
-    dn1_3_mmqkv3 = dqkv3 @ W3
+    dn1_3_mmqkv3 = (dqkv3.reshape(-1, 96) @ W3).reshape(-1, 32, 32)
     dW3 = dqkv3.reshape(-1, 96).T @ n1_3.reshape(-1, 32)
     del n1_3
     dxhat_n1_3 = dn1_3_mmqkv3*g1_3
@@ -920,31 +934,37 @@ def loss_and_gradients(params, x, t):
     dbo3 = np.sum(dr1_3, axis=(0, 1))
     dB3 = np.sum(dqkv3, axis=(0, 1))
     del dqkv3
-    tmp6 = drstd_n1_3*rstd_n1_3**3
+    tmp6 = drstd_n1_3
+    tmp6 *= rstd_n1_3**3
     del drstd_n1_3
-    dxc_n1_3 = dxhat_n1_3*rstd_n1_3 - 1/32*tmp6*xc_n1_3
+    dxc_n1_3 = xc_n1_3
+    dxc_n1_3 *= -1/32*tmp6
+    dxc_n1_3 += dxhat_n1_3*rstd_n1_3
     del xc_n1_3, dxhat_n1_3, tmp6
     dr2_2 = dr1_3 + dxc_n1_3 - 1/32*dsum_n1_3*rstd_n1_3
     del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
-    df2 = dr2_2 @ W2_2
+    df2 = (dr2_2.reshape(-1, 32) @ W2_2).reshape(-1, 32, 64)
     df2 *= (act2 > 0)
     del act2
-    dn2_2_mmf2 = df2 @ W1_2
+    dn2_2_mmf2 = (df2.reshape(-1, 64) @ W1_2).reshape(-1, 32, 32)
     dW1_2 = df2.reshape(-1, 64).T @ n2_2.reshape(-1, 32)
     del n2_2
     dxhat_n2_2 = dn2_2_mmf2*g2_2
     drstd_n2_2 = np.sum(dxhat_n2_2*xc_n2_2, axis=2, keepdims=True)
     dsum_n2_2 = np.sum(dxhat_n2_2, axis=2, keepdims=True)
-    tmp7 = drstd_n2_2*rstd_n2_2**3
+    tmp7 = drstd_n2_2
+    tmp7 *= rstd_n2_2**3
     del drstd_n2_2
-    dxc_n2_2 = dxhat_n2_2*rstd_n2_2 - 1/32*tmp7*xc_n2_2
+    dxc_n2_2 = xc_n2_2
+    dxc_n2_2 *= -1/32*tmp7
+    dxc_n2_2 += dxhat_n2_2*rstd_n2_2
     del xc_n2_2, dxhat_n2_2, tmp7
     dr1_2 = dr2_2 + dxc_n2_2 - 1/32*dsum_n2_2*rstd_n2_2
     del rstd_n2_2, dsum_n2_2, dxc_n2_2
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
     del o2
-    dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
+    dav2 = ((dr1_2.reshape(-1, 32) @ Wo2).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
     del vh2
     ds_a2 = np.sum(da2*e_a2, axis=3, keepdims=True)
@@ -959,12 +979,13 @@ def loss_and_gradients(params, x, t):
     del kh2, dscores2
     dqkv2 = np.concatenate([dq2, dk2, dv2], axis=2)
     del dv2, dk2, dq2
-    dn1_2_mmqkv2 = dqkv2 @ W2
+    dn1_2_mmqkv2 = (dqkv2.reshape(-1, 96) @ W2).reshape(-1, 32, 32)
     dW2 = dqkv2.reshape(-1, 96).T @ n1_2.reshape(-1, 32)
     del n1_2
     dxhat_n1_2 = dn1_2_mmqkv2*g1_2
     drstd_n1_2 = np.sum(dxhat_n1_2*xc_n1_2, axis=2, keepdims=True)
-    tmp8 = drstd_n1_2*rstd_n1_2**3
+    tmp8 = drstd_n1_2
+    tmp8 *= rstd_n1_2**3
     del drstd_n1_2
     dxc_n1_2 = dxhat_n1_2*rstd_n1_2 - 1/32*tmp8*xc_n1_2
     del xc_n1_2, rstd_n1_2, dxhat_n1_2, tmp8
@@ -982,7 +1003,8 @@ def loss_and_gradients(params, x, t):
     dbo2 = np.sum(dr1_2, axis=(0, 1))
     dB2 = np.sum(dqkv2, axis=(0, 1))
     del dqkv2
-    tmp11 = dr1_2 + dxc_n1_2 - 1/32*dsum_n1_2
+    tmp11 = dr1_2
+    tmp11 -= (1/32)*dsum_n1_2 - dxc_n1_2
     del dr1_2, dxc_n1_2, dsum_n1_2
     dP1 = np.sum(tmp11, axis=0)
     dE0 = scatter_add(tmp11, x, 71)

@@ -739,9 +739,10 @@ def loss_and_gradients(params, x, t):
     mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
     scores2 = 0.35355339059327376*(qh2 @ kh2.mT) + mask2
     m_a2 = torch.amax(scores2, dim=3, keepdim=True)
-    shifted_a2 = scores2 - m_a2
+    shifted_a2 = scores2
+    shifted_a2 -= m_a2
     del scores2, m_a2
-    e_a2 = torch.exp(shifted_a2)
+    e_a2 = torch.exp_(shifted_a2)
     del shifted_a2
     s_a2 = torch.sum(e_a2, dim=3, keepdim=True)
     a2 = e_a2/s_a2
@@ -760,7 +761,7 @@ def loss_and_gradients(params, x, t):
     xhat_n2_2 = rstd_n2_2*xc_n2_2
     n2_2 = be2_2 + g2_2*xhat_n2_2
     f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
-    act2 = torch.clamp(f2, min=0)
+    act2 = torch.clamp_(f2, min=0)
     del f2
     ff2 = torch.nn.functional.linear(act2, W2_2, b2_2)
     r2_2 = ff2 + r1_2
@@ -788,9 +789,10 @@ def loss_and_gradients(params, x, t):
     del v3
     scores3 = 0.35355339059327376*(qh3 @ kh3.mT) + mask2
     m_a3 = torch.amax(scores3, dim=3, keepdim=True)
-    shifted_a3 = scores3 - m_a3
+    shifted_a3 = scores3
+    shifted_a3 -= m_a3
     del scores3, m_a3
-    e_a3 = torch.exp(shifted_a3)
+    e_a3 = torch.exp_(shifted_a3)
     del shifted_a3
     s_a3 = torch.sum(e_a3, dim=3, keepdim=True)
     a3 = e_a3/s_a3
@@ -809,7 +811,7 @@ def loss_and_gradients(params, x, t):
     xhat_n2_3 = rstd_n2_3*xc_n2_3
     n2_3 = be2_3 + g2_3*xhat_n2_3
     f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
-    act3 = torch.clamp(f3, min=0)
+    act3 = torch.clamp_(f3, min=0)
     del f3
     ff3 = torch.nn.functional.linear(act3, W2_3, b2_3)
     r2_3 = ff3 + r1_3
@@ -841,7 +843,8 @@ def loss_and_gradients(params, x, t):
     s_1 = torch.sum(e, dim=1, keepdim=True)
     total = torch.sum(kept*onehot*(torch.log(s_1) - shifted), dim=(0, 1))
     del shifted
-    p = e/s_1
+    p = e
+    p /= s_1
     del e, s_1
     dz5 = (kept*(p - onehot)/counted).reshape(-1, 32, 71)
     del kept, onehot, p
@@ -867,9 +870,12 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_3 = dn2_3_mmf3*g2_3
     drstd_n2_3 = torch.sum(dxhat_n2_3*xc_n2_3, dim=2, keepdim=True)
     dsum_n2_3 = torch.sum(dxhat_n2_3, dim=2, keepdim=True)
-    tmp5 = drstd_n2_3*rstd_n2_3**3
+    tmp5 = drstd_n2_3
+    tmp5 *= rstd_n2_3**3
     del drstd_n2_3
-    dxc_n2_3 = dxhat_n2_3*rstd_n2_3 - 1/32*tmp5*xc_n2_3
+    dxc_n2_3 = xc_n2_3
+    dxc_n2_3 *= -1/32*tmp5
+    dxc_n2_3 += dxhat_n2_3*rstd_n2_3
     del xc_n2_3, dxhat_n2_3, tmp5
     dr1_3 = dr2_3 + dxc_n2_3 - 1/32*dsum_n2_3*rstd_n2_3
     del rstd_n2_3, dsum_n2_3, dxc_n2_3
@@ -909,9 +915,12 @@ def loss_and_gradients(params, x, t):
     dbo3 = torch.sum(dr1_3, dim=(0, 1))
     dB3 = torch.sum(dqkv3, dim=(0, 1))
     del dqkv3
-    tmp6 = drstd_n1_3*rstd_n1_3**3
+    tmp6 = drstd_n1_3
+    tmp6 *= rstd_n1_3**3
     del drstd_n1_3
-    dxc_n1_3 = dxhat_n1_3*rstd_n1_3 - 1/32*tmp6*xc_n1_3
+    dxc_n1_3 = xc_n1_3
+    dxc_n1_3 *= -1/32*tmp6
+    dxc_n1_3 += dxhat_n1_3*rstd_n1_3
     del xc_n1_3, dxhat_n1_3, tmp6
     dr2_2 = dr1_3 + dxc_n1_3 - 1/32*dsum_n1_3*rstd_n1_3
     del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
@@ -925,9 +934,12 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_2 = dn2_2_mmf2*g2_2
     drstd_n2_2 = torch.sum(dxhat_n2_2*xc_n2_2, dim=2, keepdim=True)
     dsum_n2_2 = torch.sum(dxhat_n2_2, dim=2, keepdim=True)
-    tmp7 = drstd_n2_2*rstd_n2_2**3
+    tmp7 = drstd_n2_2
+    tmp7 *= rstd_n2_2**3
     del drstd_n2_2
-    dxc_n2_2 = dxhat_n2_2*rstd_n2_2 - 1/32*tmp7*xc_n2_2
+    dxc_n2_2 = xc_n2_2
+    dxc_n2_2 *= -1/32*tmp7
+    dxc_n2_2 += dxhat_n2_2*rstd_n2_2
     del xc_n2_2, dxhat_n2_2, tmp7
     dr1_2 = dr2_2 + dxc_n2_2 - 1/32*dsum_n2_2*rstd_n2_2
     del rstd_n2_2, dsum_n2_2, dxc_n2_2
@@ -953,7 +965,8 @@ def loss_and_gradients(params, x, t):
     del n1_2
     dxhat_n1_2 = dn1_2_mmqkv2*g1_2
     drstd_n1_2 = torch.sum(dxhat_n1_2*xc_n1_2, dim=2, keepdim=True)
-    tmp8 = drstd_n1_2*rstd_n1_2**3
+    tmp8 = drstd_n1_2
+    tmp8 *= rstd_n1_2**3
     del drstd_n1_2
     dxc_n1_2 = dxhat_n1_2*rstd_n1_2 - 1/32*tmp8*xc_n1_2
     del xc_n1_2, rstd_n1_2, dxhat_n1_2, tmp8
@@ -971,7 +984,8 @@ def loss_and_gradients(params, x, t):
     dbo2 = torch.sum(dr1_2, dim=(0, 1))
     dB2 = torch.sum(dqkv2, dim=(0, 1))
     del dqkv2
-    tmp11 = dr1_2 + dxc_n1_2 - 1/32*dsum_n1_2
+    tmp11 = dr1_2
+    tmp11 -= (1/32)*dsum_n1_2 - dxc_n1_2
     del dr1_2, dxc_n1_2, dsum_n1_2
     dP1 = torch.sum(tmp11, dim=0)
     dE0 = scatter_add(tmp11, x, 71)

@@ -72,7 +72,8 @@ def forward(params, x):
     b2 = params["2.bias"]
     z0 = x @ w0.T
     z0 += b0
-    h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
+    h1 = z0
+    h1 *= (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     del z0
     z2 = h1 @ w2.T
     z2 += b2
@@ -89,7 +90,8 @@ def loss(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T
     z0 += b0
-    h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
+    h1 = z0
+    h1 *= (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     del z0
     z2 = h1 @ w2.T
     del h1
@@ -111,7 +113,8 @@ def loss_and_gradients(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     tmp0 = (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
-    h1 = tmp0*z0
+    h1 = z0
+    h1 *= tmp0
     del z0
     z2 = h1 @ w2.T
     z2 += b2

@@ -110,7 +110,8 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     z0 = torch.nn.functional.linear(x, w0, b0)
     tmp0 = torch.sigmoid(z0)
-    h1 = tmp0*z0
+    h1 = z0
+    h1 *= tmp0
     del z0
     z2 = torch.nn.functional.linear(h1, w2, b2)
     tmp2 = torch.cosh(t - z2)

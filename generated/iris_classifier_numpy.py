@@ -97,7 +97,8 @@ def loss(params, x, t):
     del z0
     z1 += b1
     m = np.max(z1, axis=1, keepdims=True)
-    shifted = z1 - m
+    shifted = z1
+    shifted -= m
     del z1, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
@@ -120,15 +121,19 @@ def loss_and_gradients(params, x, t):
     z1 = z0 @ w1.T
     z1 += b1
     m = np.max(z1, axis=1, keepdims=True)
-    shifted = z1 - m
+    shifted = z1
+    shifted -= m
     del z1, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     del shifted
-    p = e/s
+    p = e
+    p /= s
     del e, s
-    dz1 = (p - onehot)/N
+    dz1 = p
+    dz1 -= onehot
+    dz1 /= N
     del onehot, p
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1

@@ -79,7 +79,8 @@ def forward(params, x):
     b2 = params["2.bias"]
     z0 = x @ w0.T
     z0 += b0
-    h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
+    h1 = z0
+    h1 *= (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     del z0
     z2 = h1 @ w2.T
     z2 += b2
@@ -96,14 +97,16 @@ def loss(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T
     z0 += b0
-    h1 = z0*(np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
+    h1 = z0
+    h1 *= (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
     del z0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T
     del h1
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
@@ -123,21 +126,26 @@ def loss_and_gradients(params, x, t):
     z0 = x @ w0.T
     z0 += b0
     tmp0 = (np.exp(np.minimum(z0, 0))/(1 + np.exp(-np.abs(z0))))
-    h1 = tmp0*z0
+    h1 = z0
+    h1 *= tmp0
     del z0
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     del shifted
-    p = e/s
+    p = e
+    p /= s
     del e, s
-    dz2 = (p - onehot)/N
+    dz2 = p
+    dz2 -= onehot
+    dz2 /= N
     del onehot, p
     db2 = np.sum(dz2, axis=0)
     dw2 = dz2.T @ h1

@@ -122,20 +122,25 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     z0 = torch.nn.functional.linear(x, w0, b0)
     tmp0 = torch.sigmoid(z0)
-    h1 = tmp0*z0
+    h1 = z0
+    h1 *= tmp0
     del z0
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z2 = torch.nn.functional.linear(h1, w2, b2)
     m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
     total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
     del shifted
-    p = e/s
+    p = e
+    p /= s
     del e, s
-    dz2 = (p - onehot)/N
+    dz2 = p
+    dz2 -= onehot
+    dz2 /= N
     del onehot, p
     db2 = torch.sum(dz2, dim=0)
     dw2 = dz2.T @ h1

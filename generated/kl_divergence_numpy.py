@@ -77,13 +77,14 @@ def forward(params, x):
     b2 = params["2.bias"]
     z0 = x @ w0.T
     z0 += b0
-    h1 = np.tanh(z0)
+    h1 = np.tanh(z0, out=z0)
     del z0
     z2 = h1 @ w2.T
     del h1
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
@@ -102,18 +103,20 @@ def loss(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T
     z0 += b0
-    h1 = np.tanh(z0)
+    h1 = np.tanh(z0, out=z0)
     del z0
     z2 = h1 @ w2.T
     del h1
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     del e
-    h3 = shifted - np.log(s)
+    h3 = shifted
+    h3 -= np.log(s)
     del shifted, s
     total = np.sum((t*np.log(np.where(t == 0, 1, t))) - h3*t, axis=(0, 1))
     return float(total/N)
@@ -129,23 +132,29 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     z0 = x @ w0.T
     z0 += b0
-    h1 = np.tanh(z0)
+    h1 = np.tanh(z0, out=z0)
     del z0
     z2 = h1 @ w2.T
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    h3 = shifted - np.log(s)
+    h3 = shifted
+    h3 -= np.log(s)
     del shifted
     total = np.sum((t*np.log(np.where(t == 0, 1, t))) - h3*t, axis=(0, 1))
     del h3
     ds = np.sum(t, axis=1, keepdims=True)
-    p3 = e/s
+    p3 = e
+    p3 /= s
     del e, s
-    dz2 = (ds*p3 - t)/N
+    dz2 = p3
+    dz2 *= ds
+    dz2 -= t
+    dz2 /= N
     del ds, p3
     db2 = np.sum(dz2, axis=0)
     dw2 = dz2.T @ h1

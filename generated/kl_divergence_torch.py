@@ -128,22 +128,28 @@ def loss_and_gradients(params, x, t):
     b2 = params["2.bias"]
     N = x.shape[0]
     z0 = torch.nn.functional.linear(x, w0, b0)
-    h1 = torch.tanh(z0)
+    h1 = torch.tanh_(z0)
     del z0
     z2 = torch.nn.functional.linear(h1, w2, b2)
     m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
-    h3 = shifted - torch.log(s)
+    h3 = shifted
+    h3 -= torch.log(s)
     del shifted
     total = torch.sum(torch.xlogy(t, t) - h3*t, dim=(0, 1))
     del h3
     ds = torch.sum(t, dim=1, keepdim=True)
-    p3 = e/s
+    p3 = e
+    p3 /= s
     del e, s
-    dz2 = (ds*p3 - t)/N
+    dz2 = p3
+    dz2 *= ds
+    dz2 -= t
+    dz2 /= N
     del ds, p3
     db2 = torch.sum(dz2, dim=0)
     dw2 = dz2.T @ h1

@@ -113,15 +113,19 @@ def loss_and_gradients(params, x, t):
     z0 = torch.nn.functional.linear(x, w0, b0)
     z1 = torch.nn.functional.linear(z0, w1, b1)
     m = torch.amax(z1, dim=1, keepdim=True)
-    shifted = z1 - m
+    shifted = z1
+    shifted -= m
     del z1, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
     total = torch.sum(t*(torch.log(s) - shifted), dim=(0, 1))
     del shifted
-    p = e/s
+    p = e
+    p /= s
     del e, s
-    dz1 = (p - t)/N
+    dz1 = p
+    dz1 -= t
+    dz1 /= N
     del p
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1

@@ -104,7 +104,9 @@ def loss_and_gradients(params, x, t):
     z1 = z0 @ w1.T
     z1 += b1
     total = np.sum((z1 - t)**2, axis=(0, 1))
-    dz1 = 2*(z1 - t)/N
+    dz1 = z1
+    dz1 -= t
+    dz1 *= 2/N
     del z1
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1

@@ -102,7 +102,9 @@ def loss_and_gradients(params, x, t):
     z0 = torch.nn.functional.linear(x, w0, b0)
     z1 = torch.nn.functional.linear(z0, w1, b1)
     total = torch.sum((z1 - t)**2, dim=(0, 1))
-    dz1 = 2*(z1 - t)/N
+    dz1 = z1
+    dz1 -= t
+    dz1 *= 2/N
     del z1
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1

@@ -78,13 +78,14 @@ def forward(params, x):
     b_out = params["out.bias"]
     z_fc1 = x @ w_fc1.T
     z_fc1 += b_fc1
-    h_h1 = np.maximum(0, z_fc1)
+    h_h1 = np.maximum(z_fc1, 0, out=z_fc1)
     del z_fc1
-    h1 = h_h1 + x
+    h1 = h_h1
+    h1 += x
     del h_h1
     z_fc1_1 = h1 @ w_fc1.T
     z_fc1_1 += b_fc1
-    h3 = np.tanh(z_fc1_1)
+    h3 = np.tanh(z_fc1_1, out=z_fc1_1)
     del z_fc1_1
     z_out = (h1 + h3) @ w_out.T
     z_out += b_out
@@ -101,13 +102,14 @@ def loss(params, x, t):
     N = x.shape[0]
     z_fc1 = x @ w_fc1.T
     z_fc1 += b_fc1
-    h_h1 = np.maximum(0, z_fc1)
+    h_h1 = np.maximum(z_fc1, 0, out=z_fc1)
     del z_fc1
-    h1 = h_h1 + x
+    h1 = h_h1
+    h1 += x
     del h_h1
     z_fc1_1 = h1 @ w_fc1.T
     z_fc1_1 += b_fc1
-    h3 = np.tanh(z_fc1_1)
+    h3 = np.tanh(z_fc1_1, out=z_fc1_1)
     del z_fc1_1
     z_out = (h1 + h3) @ w_out.T
     del h1, h3
@@ -128,18 +130,20 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     z_fc1 = x @ w_fc1.T
     z_fc1 += b_fc1
-    h_h1 = np.maximum(0, z_fc1)
+    h_h1 = np.maximum(z_fc1, 0, out=z_fc1)
     del z_fc1
     h1 = h_h1 + x
     z_fc1_1 = h1 @ w_fc1.T
     z_fc1_1 += b_fc1
-    h3 = np.tanh(z_fc1_1)
+    h3 = np.tanh(z_fc1_1, out=z_fc1_1)
     del z_fc1_1
     z_out = (h1 + h3) @ w_out.T
     z_out += b_out
     total = np.sum((z_out - t)**2, axis=(0, 1))
     sum_w_fc1 = np.sum(w_fc1**2, axis=(0, 1))
-    dz_out = 2*(z_out - t)/N
+    dz_out = z_out
+    dz_out -= t
+    dz_out *= 2/N
     del z_out
     db_out = np.sum(dz_out, axis=0)
     dmm_out_0 = dz_out @ w_out
@@ -151,7 +155,8 @@ def loss_and_gradients(params, x, t):
     del h_h1
     db_fc1 = np.sum(dh1_mm_fc1_1*tmp2 + dmm_out_0*(tmp2 + 1 - h3**2), axis=0)
     del h3
-    dz_fc1 = tmp2*(dh1_mm_fc1_1 + dmm_out_0)
+    dz_fc1 = tmp2
+    dz_fc1 *= dh1_mm_fc1_1 + dmm_out_0
     del dmm_out_0, dh1_mm_fc1_1, tmp2
     return float(0.01*sum_w_fc1 + total/N), {
         "fc1.weight": dz_fc1_1.T @ h1 + (dz_fc1.T @ x) + 0.02*w_fc1,

@@ -127,17 +127,19 @@ def loss_and_gradients(params, x, t):
     b_out = params["out.bias"]
     N = x.shape[0]
     z_fc1 = torch.nn.functional.linear(x, w_fc1, b_fc1)
-    h_h1 = torch.clamp(z_fc1, min=0)
+    h_h1 = torch.clamp_(z_fc1, min=0)
     del z_fc1
     h1 = h_h1 + x
     z_fc1_1 = torch.nn.functional.linear(h1, w_fc1, b_fc1)
-    h3 = torch.tanh(z_fc1_1)
+    h3 = torch.tanh_(z_fc1_1)
     del z_fc1_1
     z_out = (h1 + h3) @ w_out.T
     z_out += b_out
     total = torch.sum((z_out - t)**2, dim=(0, 1))
     sum_w_fc1 = torch.sum(w_fc1**2, dim=(0, 1))
-    dz_out = 2*(z_out - t)/N
+    dz_out = z_out
+    dz_out -= t
+    dz_out *= 2/N
     del z_out
     db_out = torch.sum(dz_out, dim=0)
     dmm_out_0 = dz_out @ w_out
@@ -149,7 +151,8 @@ def loss_and_gradients(params, x, t):
     del h_h1
     db_fc1 = torch.sum(dh1_mm_fc1_1*tmp2 + dmm_out_0*(tmp2 + 1 - h3**2), dim=0)
     del h3
-    dz_fc1 = tmp2*(dh1_mm_fc1_1 + dmm_out_0)
+    dz_fc1 = tmp2
+    dz_fc1 *= dh1_mm_fc1_1 + dmm_out_0
     del dmm_out_0, dh1_mm_fc1_1, tmp2
     return 0.01*sum_w_fc1 + total/N, {
         "fc1.weight": dz_fc1_1.T @ h1 + (dz_fc1.T @ x) + 0.02*w_fc1,

@@ -77,7 +77,8 @@ def loss_and_gradients(params, x, t):
     h1 = (np.exp(np.minimum(mm0, 0))/(1 + np.exp(-np.abs(mm0))))
     del mm0
     total = np.sum((h1 - t)**2, axis=(0, 1))
-    dz0 = 2*h1*(1 - h1)*(h1 - t)/N
+    dz0 = h1
+    dz0 *= 2*(1 - h1)*(h1 - t)/N
     del h1
     dw0 = dz0.T @ x
     return float(total/N), {

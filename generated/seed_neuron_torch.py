@@ -78,7 +78,8 @@ def loss_and_gradients(params, x, t):
     h1 = torch.sigmoid(mm0)
     del mm0
     total = torch.sum((h1 - t)**2, dim=(0, 1))
-    dz0 = 2*h1*(1 - h1)*(h1 - t)/N
+    dz0 = h1
+    dz0 *= 2*(1 - h1)*(h1 - t)/N
     del h1
     dw0 = dz0.T @ x
     return total/N, {

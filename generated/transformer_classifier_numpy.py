@@ -177,7 +177,7 @@ def forward(params, x):
     be2_0 = params["0.norm2.bias"]
     w2 = params["2.weight"]
     b2 = params["2.bias"]
-    qkv0 = x @ W0.T
+    qkv0 = (x.reshape(-1, 16) @ W0.T).reshape(-1, 6, 48)
     qkv0 += B0
     q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
@@ -193,16 +193,18 @@ def forward(params, x):
     del qh0, kh0
     scores0 *= 0.35355339059327376
     m_a0 = np.max(scores0, axis=3, keepdims=True)
-    shifted_a0 = scores0 - m_a0
+    shifted_a0 = scores0
+    shifted_a0 -= m_a0
     del scores0, m_a0
-    e_a0 = np.exp(shifted_a0)
+    e_a0 = np.exp(shifted_a0, out=shifted_a0)
     del shifted_a0
     s_a0 = np.sum(e_a0, axis=3, keepdims=True)
-    a0 = e_a0/s_a0
+    a0 = e_a0
+    a0 /= s_a0
     del e_a0, s_a0
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del vh0, a0
-    sa0 = o0 @ Wo0.T
+    sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 6, 16)
     del o0
     sa0 += bo0
     r1_0 = sa0 + x
@@ -219,11 +221,11 @@ def forward(params, x):
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
     del xhat_n1_0
-    f0 = n1_0 @ W1_0.T
+    f0 = (n1_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 6, 32)
     f0 += b1_0
-    act0 = np.maximum(0, f0)
+    act0 = np.maximum(f0, 0, out=f0)
     del f0
-    ff0 = act0 @ W2_0.T
+    ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 6, 16)
     del act0
     ff0 += b2_0
     r2_0 = ff0 + n1_0
@@ -269,7 +271,7 @@ def loss(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    qkv0 = x @ W0.T
+    qkv0 = (x.reshape(-1, 16) @ W0.T).reshape(-1, 6, 48)
     qkv0 += B0
     q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
@@ -285,16 +287,18 @@ def loss(params, x, t):
     del qh0, kh0
     scores0 *= 0.35355339059327376
     m_a0 = np.max(scores0, axis=3, keepdims=True)
-    shifted_a0 = scores0 - m_a0
+    shifted_a0 = scores0
+    shifted_a0 -= m_a0
     del scores0, m_a0
-    e_a0 = np.exp(shifted_a0)
+    e_a0 = np.exp(shifted_a0, out=shifted_a0)
     del shifted_a0
     s_a0 = np.sum(e_a0, axis=3, keepdims=True)
-    a0 = e_a0/s_a0
+    a0 = e_a0
+    a0 /= s_a0
     del e_a0, s_a0
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del vh0, a0
-    sa0 = o0 @ Wo0.T
+    sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 6, 16)
     del o0
     sa0 += bo0
     r1_0 = sa0 + x
@@ -311,11 +315,11 @@ def loss(params, x, t):
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
     del xhat_n1_0
-    f0 = n1_0 @ W1_0.T
+    f0 = (n1_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 6, 32)
     f0 += b1_0
-    act0 = np.maximum(0, f0)
+    act0 = np.maximum(f0, 0, out=f0)
     del f0
-    ff0 = act0 @ W2_0.T
+    ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 6, 16)
     del act0
     ff0 += b2_0
     r2_0 = ff0 + n1_0
@@ -343,7 +347,8 @@ def loss(params, x, t):
     del h1
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
@@ -370,7 +375,7 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
-    qkv0 = x @ W0.T
+    qkv0 = (x.reshape(-1, 16) @ W0.T).reshape(-1, 6, 48)
     qkv0 += B0
     q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
@@ -385,14 +390,15 @@ def loss_and_gradients(params, x, t):
     scores0 = qh0 @ kh0.swapaxes(-1, -2)
     scores0 *= 0.35355339059327376
     m_a0 = np.max(scores0, axis=3, keepdims=True)
-    shifted_a0 = scores0 - m_a0
+    shifted_a0 = scores0
+    shifted_a0 -= m_a0
     del scores0, m_a0
-    e_a0 = np.exp(shifted_a0)
+    e_a0 = np.exp(shifted_a0, out=shifted_a0)
     del shifted_a0
     s_a0 = np.sum(e_a0, axis=3, keepdims=True)
     a0 = e_a0/s_a0
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
-    sa0 = o0 @ Wo0.T
+    sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 6, 16)
     sa0 += bo0
     r1_0 = sa0 + x
     del sa0
@@ -406,11 +412,11 @@ def loss_and_gradients(params, x, t):
     del var_n1_0
     xhat_n1_0 = rstd_n1_0*xc_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
-    f0 = n1_0 @ W1_0.T
+    f0 = (n1_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 6, 32)
     f0 += b1_0
-    act0 = np.maximum(0, f0)
+    act0 = np.maximum(f0, 0, out=f0)
     del f0
-    ff0 = act0 @ W2_0.T
+    ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 6, 16)
     ff0 += b2_0
     r2_0 = ff0 + n1_0
     del ff0
@@ -434,15 +440,19 @@ def loss_and_gradients(params, x, t):
     z2 = h1 @ w2.T
     z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     del shifted
-    p = e/s
+    p = e
+    p /= s
     del e, s
-    dz2 = (p - onehot)/N
+    dz2 = p
+    dz2 -= onehot
+    dz2 /= N
     del onehot, p
     db2 = np.sum(dz2, axis=0)
     dw2 = dz2.T @ h1
@@ -455,12 +465,12 @@ def loss_and_gradients(params, x, t):
     dr2_0 = rstd_n2_0*(dxhat_n2_0 - 1/16*drstd_n2_0*rstd_n2_0**2*xc_n2_0 - 1/16*dsum_n2_0)
     del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
-    df0 = dr2_0 @ W2_0
+    df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 6, 32)
     df0 *= (act0 > 0)
     del act0
     dW1_0 = df0.reshape(-1, 32).T @ n1_0.reshape(-1, 16)
     del n1_0
-    dn1_0 = df0 @ W1_0
+    dn1_0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 6, 16)
     dn1_0 += dr2_0
     dxhat_n1_0 = dn1_0*g1_0
     drstd_n1_0 = np.sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims=True)
@@ -469,7 +479,7 @@ def loss_and_gradients(params, x, t):
     del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0
-    dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
+    dav0 = ((dr1_0.reshape(-1, 16) @ Wo0).reshape(-1, 6, 16)).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
     ds_a0 = np.sum(da0*e_a0, axis=3, keepdims=True)

@@ -382,9 +382,10 @@ def loss_and_gradients(params, x, t):
     scores0 = qh0 @ kh0.mT
     scores0 *= 0.35355339059327376
     m_a0 = torch.amax(scores0, dim=3, keepdim=True)
-    shifted_a0 = scores0 - m_a0
+    shifted_a0 = scores0
+    shifted_a0 -= m_a0
     del scores0, m_a0
-    e_a0 = torch.exp(shifted_a0)
+    e_a0 = torch.exp_(shifted_a0)
     del shifted_a0
     s_a0 = torch.sum(e_a0, dim=3, keepdim=True)
     a0 = e_a0/s_a0
@@ -403,7 +404,7 @@ def loss_and_gradients(params, x, t):
     xhat_n1_0 = rstd_n1_0*xc_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
-    act0 = torch.clamp(f0, min=0)
+    act0 = torch.clamp_(f0, min=0)
     del f0
     ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
     r2_0 = ff0 + n1_0
@@ -427,15 +428,19 @@ def loss_and_gradients(params, x, t):
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z2 = torch.nn.functional.linear(h1, w2, b2)
     m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2 - m
+    shifted = z2
+    shifted -= m
     del z2, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
     total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
     del shifted
-    p = e/s
+    p = e
+    p /= s
     del e, s
-    dz2 = (p - onehot)/N
+    dz2 = p
+    dz2 -= onehot
+    dz2 /= N
     del onehot, p
     db2 = torch.sum(dz2, dim=0)
     dw2 = dz2.T @ h1

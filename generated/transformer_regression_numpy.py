@@ -304,7 +304,7 @@ def forward(params, x):
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
     del xhat_n1_0
-    qkv0 = n1_0 @ W0.T
+    qkv0 = (n1_0.reshape(-1, 16) @ W0.T).reshape(-1, 8, 48)
     del n1_0
     qkv0 += B0
     q0 = qkv0[:, :, :16]
@@ -321,16 +321,18 @@ def forward(params, x):
     scores0 = (1/2)*(qh0 @ kh0.swapaxes(-1, -2)) + mask0
     del qh0, kh0
     m_a0 = np.max(scores0, axis=3, keepdims=True)
-    shifted_a0 = scores0 - m_a0
+    shifted_a0 = scores0
+    shifted_a0 -= m_a0
     del scores0, m_a0
-    e_a0 = np.exp(shifted_a0)
+    e_a0 = np.exp(shifted_a0, out=shifted_a0)
     del shifted_a0
     s_a0 = np.sum(e_a0, axis=3, keepdims=True)
-    a0 = e_a0/s_a0
+    a0 = e_a0
+    a0 /= s_a0
     del e_a0, s_a0
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh0, a0
-    sa0 = o0 @ Wo0.T
+    sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 8, 16)
     del o0
     sa0 += bo0
     r1_0 = sa0 + x
@@ -347,12 +349,13 @@ def forward(params, x):
     del xc_n2_0, rstd_n2_0
     n2_0 = be2_0 + g2_0*xhat_n2_0
     del xhat_n2_0
-    f0 = n2_0 @ W1_0.T
+    f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     del n2_0
     f0 += b1_0
-    act0 = (1/2)*f0*(erf(0.70710678118654752*f0) + 1)
+    act0 = f0
+    act0 *= (1/2)*erf(0.70710678118654752*f0) + 1/2
     del f0
-    ff0 = act0 @ W2_0.T
+    ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
     del act0
     ff0 += b2_0
     r2_0 = ff0 + r1_0
@@ -369,7 +372,7 @@ def forward(params, x):
     del xc_n1_1, rstd_n1_1
     n1_1 = be1_1 + g1_1*xhat_n1_1
     del xhat_n1_1
-    qkv1 = n1_1 @ W1.T
+    qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
     del n1_1
     qkv1 += B1
     q1 = qkv1[:, :, :16]
@@ -385,16 +388,18 @@ def forward(params, x):
     scores1 = (1/2)*(qh1 @ kh1.swapaxes(-1, -2)) + mask0
     del qh1, kh1
     m_a1 = np.max(scores1, axis=3, keepdims=True)
-    shifted_a1 = scores1 - m_a1
+    shifted_a1 = scores1
+    shifted_a1 -= m_a1
     del scores1, m_a1
-    e_a1 = np.exp(shifted_a1)
+    e_a1 = np.exp(shifted_a1, out=shifted_a1)
     del shifted_a1
     s_a1 = np.sum(e_a1, axis=3, keepdims=True)
-    a1 = e_a1/s_a1
+    a1 = e_a1
+    a1 /= s_a1
     del e_a1, s_a1
     o1 = (a1 @ vh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh1, a1
-    sa1 = o1 @ Wo1.T
+    sa1 = (o1.reshape(-1, 16) @ Wo1.T).reshape(-1, 8, 16)
     del o1
     sa1 += bo1
     r1_1 = r2_0 + sa1
@@ -411,12 +416,13 @@ def forward(params, x):
     del xc_n2_1, rstd_n2_1
     n2_1 = be2_1 + g2_1*xhat_n2_1
     del xhat_n2_1
-    f1 = n2_1 @ W1_1.T
+    f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     del n2_1
     f1 += b1_1
-    act1 = (1/2)*f1*(erf(0.70710678118654752*f1) + 1)
+    act1 = f1
+    act1 *= (1/2)*erf(0.70710678118654752*f1) + 1/2
     del f1
-    ff1 = act1 @ W2_1.T
+    ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
     del act1
     ff1 += b2_1
     r2_1 = ff1 + r1_1
@@ -463,7 +469,7 @@ def loss(params, x, t):
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
     del xhat_n1_0
-    qkv0 = n1_0 @ W0.T
+    qkv0 = (n1_0.reshape(-1, 16) @ W0.T).reshape(-1, 8, 48)
     del n1_0
     qkv0 += B0
     q0 = qkv0[:, :, :16]
@@ -480,16 +486,18 @@ def loss(params, x, t):
     scores0 = (1/2)*(qh0 @ kh0.swapaxes(-1, -2)) + mask0
     del qh0, kh0
     m_a0 = np.max(scores0, axis=3, keepdims=True)
-    shifted_a0 = scores0 - m_a0
+    shifted_a0 = scores0
+    shifted_a0 -= m_a0
     del scores0, m_a0
-    e_a0 = np.exp(shifted_a0)
+    e_a0 = np.exp(shifted_a0, out=shifted_a0)
     del shifted_a0
     s_a0 = np.sum(e_a0, axis=3, keepdims=True)
-    a0 = e_a0/s_a0
+    a0 = e_a0
+    a0 /= s_a0
     del e_a0, s_a0
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh0, a0
-    sa0 = o0 @ Wo0.T
+    sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 8, 16)
     del o0
     sa0 += bo0
     r1_0 = sa0 + x
@@ -506,12 +514,13 @@ def loss(params, x, t):
     del xc_n2_0, rstd_n2_0
     n2_0 = be2_0 + g2_0*xhat_n2_0
     del xhat_n2_0
-    f0 = n2_0 @ W1_0.T
+    f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     del n2_0
     f0 += b1_0
-    act0 = (1/2)*f0*(erf(0.70710678118654752*f0) + 1)
+    act0 = f0
+    act0 *= (1/2)*erf(0.70710678118654752*f0) + 1/2
     del f0
-    ff0 = act0 @ W2_0.T
+    ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
     del act0
     ff0 += b2_0
     r2_0 = ff0 + r1_0
@@ -528,7 +537,7 @@ def loss(params, x, t):
     del xc_n1_1, rstd_n1_1
     n1_1 = be1_1 + g1_1*xhat_n1_1
     del xhat_n1_1
-    qkv1 = n1_1 @ W1.T
+    qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
     del n1_1
     qkv1 += B1
     q1 = qkv1[:, :, :16]
@@ -544,16 +553,18 @@ def loss(params, x, t):
     scores1 = (1/2)*(qh1 @ kh1.swapaxes(-1, -2)) + mask0
     del qh1, kh1
     m_a1 = np.max(scores1, axis=3, keepdims=True)
-    shifted_a1 = scores1 - m_a1
+    shifted_a1 = scores1
+    shifted_a1 -= m_a1
     del scores1, m_a1
-    e_a1 = np.exp(shifted_a1)
+    e_a1 = np.exp(shifted_a1, out=shifted_a1)
     del shifted_a1
     s_a1 = np.sum(e_a1, axis=3, keepdims=True)
-    a1 = e_a1/s_a1
+    a1 = e_a1
+    a1 /= s_a1
     del e_a1, s_a1
     o1 = (a1 @ vh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh1, a1
-    sa1 = o1 @ Wo1.T
+    sa1 = (o1.reshape(-1, 16) @ Wo1.T).reshape(-1, 8, 16)
     del o1
     sa1 += bo1
     r1_1 = r2_0 + sa1
@@ -570,12 +581,13 @@ def loss(params, x, t):
     del xc_n2_1, rstd_n2_1
     n2_1 = be2_1 + g2_1*xhat_n2_1
     del xhat_n2_1
-    f1 = n2_1 @ W1_1.T
+    f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     del n2_1
     f1 += b1_1
-    act1 = (1/2)*f1*(erf(0.70710678118654752*f1) + 1)
+    act1 = f1
+    act1 *= (1/2)*erf(0.70710678118654752*f1) + 1/2
     del f1
-    ff1 = act1 @ W2_1.T
+    ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
     del act1
     ff1 += b2_1
     r2_1 = ff1 + r1_1
@@ -623,7 +635,7 @@ def loss_and_gradients(params, x, t):
     xhat_n1_0 = rstd_n1_0*xc_n1_0
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
-    qkv0 = n1_0 @ W0.T
+    qkv0 = (n1_0.reshape(-1, 16) @ W0.T).reshape(-1, 8, 48)
     qkv0 += B0
     q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
@@ -638,14 +650,15 @@ def loss_and_gradients(params, x, t):
     mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
     scores0 = (1/2)*(qh0 @ kh0.swapaxes(-1, -2)) + mask0
     m_a0 = np.max(scores0, axis=3, keepdims=True)
-    shifted_a0 = scores0 - m_a0
+    shifted_a0 = scores0
+    shifted_a0 -= m_a0
     del scores0, m_a0
-    e_a0 = np.exp(shifted_a0)
+    e_a0 = np.exp(shifted_a0, out=shifted_a0)
     del shifted_a0
     s_a0 = np.sum(e_a0, axis=3, keepdims=True)
     a0 = e_a0/s_a0
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    sa0 = o0 @ Wo0.T
+    sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 8, 16)
     sa0 += bo0
     r1_0 = sa0 + x
     del sa0
@@ -659,11 +672,11 @@ def loss_and_gradients(params, x, t):
     del var_n2_0
     xhat_n2_0 = rstd_n2_0*xc_n2_0
     n2_0 = be2_0 + g2_0*xhat_n2_0
-    f0 = n2_0 @ W1_0.T
+    f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     f0 += b1_0
     tmp4 = erf(0.70710678118654752*f0)
     act0 = (1/2)*f0*(tmp4 + 1)
-    ff0 = act0 @ W2_0.T
+    ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
     ff0 += b2_0
     r2_0 = ff0 + r1_0
     del r1_0, ff0
@@ -677,7 +690,7 @@ def loss_and_gradients(params, x, t):
     del var_n1_1
     xhat_n1_1 = rstd_n1_1*xc_n1_1
     n1_1 = be1_1 + g1_1*xhat_n1_1
-    qkv1 = n1_1 @ W1.T
+    qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
     qkv1 += B1
     q1 = qkv1[:, :, :16]
     qh1 = q1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
@@ -691,14 +704,15 @@ def loss_and_gradients(params, x, t):
     del v1
     scores1 = (1/2)*(qh1 @ kh1.swapaxes(-1, -2)) + mask0
     m_a1 = np.max(scores1, axis=3, keepdims=True)
-    shifted_a1 = scores1 - m_a1
+    shifted_a1 = scores1
+    shifted_a1 -= m_a1
     del scores1, m_a1
-    e_a1 = np.exp(shifted_a1)
+    e_a1 = np.exp(shifted_a1, out=shifted_a1)
     del shifted_a1
     s_a1 = np.sum(e_a1, axis=3, keepdims=True)
     a1 = e_a1/s_a1
     o1 = (a1 @ vh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    sa1 = o1 @ Wo1.T
+    sa1 = (o1.reshape(-1, 16) @ Wo1.T).reshape(-1, 8, 16)
     sa1 += bo1
     r1_1 = r2_0 + sa1
     del r2_0, sa1
@@ -712,38 +726,43 @@ def loss_and_gradients(params, x, t):
     del var_n2_1
     xhat_n2_1 = rstd_n2_1*xc_n2_1
     n2_1 = be2_1 + g2_1*xhat_n2_1
-    f1 = n2_1 @ W1_1.T
+    f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     f1 += b1_1
     tmp8 = erf(0.70710678118654752*f1)
     act1 = (1/2)*f1*(tmp8 + 1)
-    ff1 = act1 @ W2_1.T
+    ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
     ff1 += b2_1
     r2_1 = ff1 + r1_1
     del r1_1, ff1
     total = np.sum((r2_1 - t)**2, axis=(0, 1, 2))
-    dr2_1 = (1/64)*(r2_1 - t)/N
+    dr2_1 = r2_1
+    dr2_1 -= t
+    dr2_1 *= (1/64)/N
     del r2_1
     dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
     del act1
     tmp7 = 0.70710678118654752*f1
-    df1 = dr2_1 @ W2_1
+    df1 = (dr2_1.reshape(-1, 16) @ W2_1).reshape(-1, 8, 32)
     df1 *= 0.56418958354775629*tmp7*np.exp(-1/2*f1**2) + (1/2)*tmp8 + 1/2
     del f1, tmp8, tmp7
-    dn2_1_mmf1 = df1 @ W1_1
+    dn2_1_mmf1 = (df1.reshape(-1, 32) @ W1_1).reshape(-1, 8, 16)
     dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
     del n2_1
     dxhat_n2_1 = dn2_1_mmf1*g2_1
     drstd_n2_1 = np.sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims=True)
     dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
-    tmp11 = drstd_n2_1*rstd_n2_1**3
+    tmp11 = drstd_n2_1
+    tmp11 *= rstd_n2_1**3
     del drstd_n2_1
-    dxc_n2_1 = dxhat_n2_1*rstd_n2_1 - 1/16*tmp11*xc_n2_1
+    dxc_n2_1 = xc_n2_1
+    dxc_n2_1 *= -1/16*tmp11
+    dxc_n2_1 += dxhat_n2_1*rstd_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
     dr1_1 = dr2_1 + dxc_n2_1 - 1/16*dsum_n2_1*rstd_n2_1
     del rstd_n2_1, dsum_n2_1, dxc_n2_1
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
     del o1
-    dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
+    dav1 = ((dr1_1.reshape(-1, 16) @ Wo1).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
     del vh1
     ds_a1 = np.sum(da1*e_a1, axis=3, keepdims=True)
@@ -758,7 +777,7 @@ def loss_and_gradients(params, x, t):
     del kh1, dscores1
     dqkv1 = np.concatenate([dq1, dk1, dv1], axis=2)
     del dv1, dk1, dq1
-    dn1_1_mmqkv1 = dqkv1 @ W1
+    dn1_1_mmqkv1 = (dqkv1.reshape(-1, 48) @ W1).reshape(-1, 8, 16)
     dW1 = dqkv1.reshape(-1, 48).T @ n1_1.reshape(-1, 16)
     del n1_1
     dxhat_n1_1 = dn1_1_mmqkv1*g1_1
@@ -777,33 +796,39 @@ def loss_and_gradients(params, x, t):
     dbo1 = np.sum(dr1_1, axis=(0, 1))
     dB1 = np.sum(dqkv1, axis=(0, 1))
     del dqkv1
-    tmp12 = drstd_n1_1*rstd_n1_1**3
+    tmp12 = drstd_n1_1
+    tmp12 *= rstd_n1_1**3
     del drstd_n1_1
-    dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - 1/16*tmp12*xc_n1_1
+    dxc_n1_1 = xc_n1_1
+    dxc_n1_1 *= -1/16*tmp12
+    dxc_n1_1 += dxhat_n1_1*rstd_n1_1
     del xc_n1_1, dxhat_n1_1, tmp12
     dr2_0 = dr1_1 + dxc_n1_1 - 1/16*dsum_n1_1*rstd_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     del act0
     tmp3 = 0.70710678118654752*f0
-    df0 = dr2_0 @ W2_0
+    df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 8, 32)
     df0 *= 0.56418958354775629*tmp3*np.exp(-1/2*f0**2) + (1/2)*tmp4 + 1/2
     del f0, tmp4, tmp3
-    dn2_0_mmf0 = df0 @ W1_0
+    dn2_0_mmf0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 8, 16)
     dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
     del n2_0
     dxhat_n2_0 = dn2_0_mmf0*g2_0
     drstd_n2_0 = np.sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims=True)
     dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
-    tmp13 = drstd_n2_0*rstd_n2_0**3
+    tmp13 = drstd_n2_0
+    tmp13 *= rstd_n2_0**3
     del drstd_n2_0
-    dxc_n2_0 = dxhat_n2_0*rstd_n2_0 - 1/16*tmp13*xc_n2_0
+    dxc_n2_0 = xc_n2_0
+    dxc_n2_0 *= -1/16*tmp13
+    dxc_n2_0 += dxhat_n2_0*rstd_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
     dr1_0 = dr2_0 + dxc_n2_0 - 1/16*dsum_n2_0*rstd_n2_0
     del rstd_n2_0, dsum_n2_0, dxc_n2_0
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0
-    dav0 = (dr1_0 @ Wo0).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
+    dav0 = ((dr1_0.reshape(-1, 16) @ Wo0).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
     ds_a0 = np.sum(da0*e_a0, axis=3, keepdims=True)
@@ -818,7 +843,7 @@ def loss_and_gradients(params, x, t):
     del kh0, dscores0
     dqkv0 = np.concatenate([dq0, dk0, dv0], axis=2)
     del dv0, dk0, dq0
-    dn1_0_mmqkv0 = dqkv0 @ W0
+    dn1_0_mmqkv0 = (dqkv0.reshape(-1, 48) @ W0).reshape(-1, 8, 16)
     dW0 = dqkv0.reshape(-1, 48).T @ n1_0.reshape(-1, 16)
     del n1_0
     dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))

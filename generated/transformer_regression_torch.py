@@ -613,9 +613,10 @@ def loss_and_gradients(params, x, t):
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
     scores0 = (1/2)*(qh0 @ kh0.mT) + mask0
     m_a0 = torch.amax(scores0, dim=3, keepdim=True)
-    shifted_a0 = scores0 - m_a0
+    shifted_a0 = scores0
+    shifted_a0 -= m_a0
     del scores0, m_a0
-    e_a0 = torch.exp(shifted_a0)
+    e_a0 = torch.exp_(shifted_a0)
     del shifted_a0
     s_a0 = torch.sum(e_a0, dim=3, keepdim=True)
     a0 = e_a0/s_a0
@@ -662,9 +663,10 @@ def loss_and_gradients(params, x, t):
     del v1
     scores1 = (1/2)*(qh1 @ kh1.mT) + mask0
     m_a1 = torch.amax(scores1, dim=3, keepdim=True)
-    shifted_a1 = scores1 - m_a1
+    shifted_a1 = scores1
+    shifted_a1 -= m_a1
     del scores1, m_a1
-    e_a1 = torch.exp(shifted_a1)
+    e_a1 = torch.exp_(shifted_a1)
     del shifted_a1
     s_a1 = torch.sum(e_a1, dim=3, keepdim=True)
     a1 = e_a1/s_a1
@@ -689,7 +691,9 @@ def loss_and_gradients(params, x, t):
     r2_1 = ff1 + r1_1
     del r1_1, ff1
     total = torch.sum((r2_1 - t)**2, dim=(0, 1, 2))
-    dr2_1 = (1/64)*(r2_1 - t)/N
+    dr2_1 = r2_1
+    dr2_1 -= t
+    dr2_1 *= (1/64)/N
     del r2_1
     dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
     del act1
@@ -703,9 +707,12 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_1 = dn2_1_mmf1*g2_1
     drstd_n2_1 = torch.sum(dxhat_n2_1*xc_n2_1, dim=2, keepdim=True)
     dsum_n2_1 = torch.sum(dxhat_n2_1, dim=2, keepdim=True)
-    tmp11 = drstd_n2_1*rstd_n2_1**3
+    tmp11 = drstd_n2_1
+    tmp11 *= rstd_n2_1**3
     del drstd_n2_1
-    dxc_n2_1 = dxhat_n2_1*rstd_n2_1 - 1/16*tmp11*xc_n2_1
+    dxc_n2_1 = xc_n2_1
+    dxc_n2_1 *= -1/16*tmp11
+    dxc_n2_1 += dxhat_n2_1*rstd_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
     dr1_1 = dr2_1 + dxc_n2_1 - 1/16*dsum_n2_1*rstd_n2_1
     del rstd_n2_1, dsum_n2_1, dxc_n2_1
@@ -745,9 +752,12 @@ def loss_and_gradients(params, x, t):
     dbo1 = torch.sum(dr1_1, dim=(0, 1))
     dB1 = torch.sum(dqkv1, dim=(0, 1))
     del dqkv1
-    tmp12 = drstd_n1_1*rstd_n1_1**3
+    tmp12 = drstd_n1_1
+    tmp12 *= rstd_n1_1**3
     del drstd_n1_1
-    dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - 1/16*tmp12*xc_n1_1
+    dxc_n1_1 = xc_n1_1
+    dxc_n1_1 *= -1/16*tmp12
+    dxc_n1_1 += dxhat_n1_1*rstd_n1_1
     del xc_n1_1, dxhat_n1_1, tmp12
     dr2_0 = dr1_1 + dxc_n1_1 - 1/16*dsum_n1_1*rstd_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
@@ -763,9 +773,12 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_0 = dn2_0_mmf0*g2_0
     drstd_n2_0 = torch.sum(dxhat_n2_0*xc_n2_0, dim=2, keepdim=True)
     dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
-    tmp13 = drstd_n2_0*rstd_n2_0**3
+    tmp13 = drstd_n2_0
+    tmp13 *= rstd_n2_0**3
     del drstd_n2_0
-    dxc_n2_0 = dxhat_n2_0*rstd_n2_0 - 1/16*tmp13*xc_n2_0
+    dxc_n2_0 = xc_n2_0
+    dxc_n2_0 *= -1/16*tmp13
+    dxc_n2_0 += dxhat_n2_0*rstd_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
     dr1_0 = dr2_0 + dxc_n2_0 - 1/16*dsum_n2_0*rstd_n2_0
     del rstd_n2_0, dsum_n2_0, dxc_n2_0

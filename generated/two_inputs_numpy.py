@@ -95,11 +95,11 @@ def forward(params, x, u):
     b_head = params["head.bias"]
     z_ex = x @ w_ex.T
     z_ex += b_ex
-    hx = np.tanh(z_ex)
+    hx = np.tanh(z_ex, out=z_ex)
     del z_ex
     z_eu = u @ w_eu.T
     z_eu += b_eu
-    hu = np.maximum(0, z_eu)
+    hu = np.maximum(z_eu, 0, out=z_eu)
     del z_eu
     cat = np.concatenate([hx, hu], axis=1)
     del hx, hu
@@ -120,11 +120,11 @@ def loss(params, x, u, t):
     N = x.shape[0]
     z_ex = x @ w_ex.T
     z_ex += b_ex
-    hx = np.tanh(z_ex)
+    hx = np.tanh(z_ex, out=z_ex)
     del z_ex
     z_eu = u @ w_eu.T
     z_eu += b_eu
-    hu = np.maximum(0, z_eu)
+    hu = np.maximum(z_eu, 0, out=z_eu)
     del z_eu
     cat = np.concatenate([hx, hu], axis=1)
     del hx, hu
@@ -133,7 +133,8 @@ def loss(params, x, u, t):
     del cat
     z_head += b_head
     m = np.max(z_head, axis=1, keepdims=True)
-    shifted = z_head - m
+    shifted = z_head
+    shifted -= m
     del z_head, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
@@ -154,26 +155,30 @@ def loss_and_gradients(params, x, u, t):
     N = x.shape[0]
     z_ex = x @ w_ex.T
     z_ex += b_ex
-    hx = np.tanh(z_ex)
+    hx = np.tanh(z_ex, out=z_ex)
     del z_ex
     z_eu = u @ w_eu.T
     z_eu += b_eu
-    hu = np.maximum(0, z_eu)
+    hu = np.maximum(z_eu, 0, out=z_eu)
     del z_eu
     cat = np.concatenate([hx, hu], axis=1)
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z_head = cat @ w_head.T
     z_head += b_head
     m = np.max(z_head, axis=1, keepdims=True)
-    shifted = z_head - m
+    shifted = z_head
+    shifted -= m
     del z_head, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
     del shifted
-    p = e/s
+    p = e
+    p /= s
     del e, s
-    dz_head = (p - onehot)/N
+    dz_head = p
+    dz_head -= onehot
+    dz_head /= N
     del onehot, p
     db_head = np.sum(dz_head, axis=0)
     dcat = dz_head @ w_head

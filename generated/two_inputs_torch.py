@@ -153,24 +153,28 @@ def loss_and_gradients(params, x, u, t):
     b_head = params["head.bias"]
     N = x.shape[0]
     z_ex = torch.nn.functional.linear(x, w_ex, b_ex)
-    hx = torch.tanh(z_ex)
+    hx = torch.tanh_(z_ex)
     del z_ex
     z_eu = torch.nn.functional.linear(u, w_eu, b_eu)
-    hu = torch.clamp(z_eu, min=0)
+    hu = torch.clamp_(z_eu, min=0)
     del z_eu
     cat = torch.cat([hx, hu], dim=1)
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z_head = torch.nn.functional.linear(cat, w_head, b_head)
     m = torch.amax(z_head, dim=1, keepdim=True)
-    shifted = z_head - m
+    shifted = z_head
+    shifted -= m
     del z_head, m
     e = torch.exp(shifted)
     s = torch.sum(e, dim=1, keepdim=True)
     total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
     del shifted
-    p = e/s
+    p = e
+    p /= s
     del e, s
-    dz_head = (p - onehot)/N
+    dz_head = p
+    dz_head -= onehot
+    dz_head /= N
     del onehot, p
     db_head = torch.sum(dz_head, dim=0)
     dcat = dz_head @ w_head

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from .statements import StatementPrinter
+from .statements import StatementPrinter, contraction_form
 
 # NumPy has no erf. This one is exact to about 1e-15 (relative, float64): the series
 # erf(a) = 2/√π·e^(−a²)·Σ_n (2a²)ⁿ·a/(2n+1)!!, all terms positive, for a ≤ 3; past 3, 1 − erfc(a)
@@ -56,6 +56,10 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     scatter_add_source, sinusoid_source = SCATTER_ADD, SINUSOID
     in_place = True
     free_dead = True
+    reuse_dead = True
+
+    def in_place_call(self, function, array, *more):
+        return f"{self._module_format('numpy.' + function)}({', '.join((array, *more))}, out={array})"
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
@@ -110,6 +114,18 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         return f"{self.parenthesize(base, 60)}**{self.parenthesize(exp, 60)}"
 
     # -- statements --------------------------------------------------------------
+    def einsum(self, spec, operands, shapes=None):
+        form = contraction_form(spec)
+        if form is not None and form[0] == "rows" and len(shapes[form[1]]) > 2:
+            # x (n, s, i) @ w.T as one (n·s, i) @ (i, o) product: NumPy's matmul would run one small
+            # product per leading index, on one thread, where a single one uses BLAS's threads
+            _, operand, weight, transpose = form
+            lead, width = shapes[operand][:-1], shapes[operand][-1]
+            out = shapes[weight][0 if transpose else 1]
+            product = f"{operands[operand]}.reshape(-1, {width}) @ {operands[weight]}{'.T' if transpose else ''}"
+            return f"({product}).reshape{self.dims_text((*lead, out))}"
+        return super().einsum(spec, operands, shapes)
+
     def reduce(self, kind, text, axes, keepdims):
         fn = self._module_format("numpy.sum" if kind == "sum" else "numpy.max")
         axis = axes[0] if len(axes) == 1 else tuple(axes)

@@ -148,6 +148,8 @@ class StatementPrinter:
                     out.append("del " + ", ".join(early))
                     frees[i] = [name for name in frees[i] if name not in early]
                 out.append(f"{statement.name} {operator}= {self._unwrap(rest_text, rest.free_symbols)}")
+            elif self.reuse_dead and (reused := self._reuse(statement, frees.get(i, ()))):
+                out += reused
             else:
                 out.append(f"{statement.name} = {self._unwrap(code, reads(statement))}")
             if frees.get(i):
@@ -155,6 +157,67 @@ class StatementPrinter:
         return out
 
     in_place = False  # code backends: z0 = x @ w0.T, then z0 += b0, into the product's own fresh array
+    reuse_dead = False  # NumPy: shifted = scores; shifted -= m, into the array of a value read last here
+    FRESH = ("expr", "einsum", "sum", "max", "map", "onehot")  # statements whose code makes an array of its own
+    IN_PLACE_FUNCTIONS = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh"}
+
+    def _reuse(self, statement, dying) -> list[str] | None:
+        """Lines that compute an elementwise statement into the array of a value it reads for the last time
+        (same shape, made by a statement of its own, so no other name sees it): a + b as a += b, exp(a) as
+        exp(a, out=a). None where no such value is at hand."""
+        expr = statement.expr
+        if statement.kind != "expr" or expr.is_Symbol:
+            return None
+        shapes, shape = self._program.shapes, self._program.shapes.get(sp.Symbol(statement.name, real=True))
+        own = {sp.Symbol(s.name, real=True) for s in self._program.statements if s.kind in self.FRESH and not any(
+            e.is_Symbol or e.has(sp.Piecewise) for e in (s.expr, *s.operands[:1]) if e is not None)}
+        candidates = [sp.Symbol(name, real=True) for name in dying]
+        candidates = [a for a in candidates if a in own and shapes.get(a) == shape and a not in self._inline]
+        best = None
+        for a in candidates:
+            steps = self._steps(expr, a)
+            if steps is not None and (best is None or len(steps) < len(best[1])):
+                best = a, steps
+        if best is None:
+            return None
+        (a, steps), name = best, statement.name
+        lines = [f"{name} = {a.name}"]
+        for step, rest in steps:
+            if step in ("+", "*"):
+                step, rest = ("-", -rest) if step == "+" and rest.could_extract_minus_sign() else \
+                    ("/", 1 / rest) if step == "*" and rest.is_Pow and rest.exp == -1 else (step, rest)
+                lines.append(f"{name} {step}= {self._unwrap(self.doprint(rest), rest.free_symbols)}")
+            else:
+                lines.append(f"{name} = {self.in_place_call(step, name, *rest)}")
+        if len(lines) == 2 and lines[1].startswith(f"{name} = "):  # one call: e = np.exp(shifted, out=shifted)
+            lines = [f"{name} = {self.in_place_call(steps[0][0], a.name, *steps[0][1])}"]
+        return lines
+
+    def _steps(self, expr, a):
+        """expr as steps applied to a in place, innermost first: [("+", rest), ("*", rest), ("exp", ())];
+        None if it is not one. Only the innermost step may read a again (its operand is evaluated first)."""
+        if expr == a:
+            return []
+        if expr.is_Add or expr.is_Mul:
+            inner = [arg for arg in expr.args if arg.has(a)]
+            if a in expr.args:
+                return [("+" if expr.is_Add else "*", expr.func(*(arg for arg in expr.args if arg != a)))]
+            if len(inner) != 1:
+                return None
+            steps = self._steps(inner[0], a)
+            rest = expr.func(*(arg for arg in expr.args if arg is not inner[0]))
+            return None if steps is None else steps + [("+" if expr.is_Add else "*", rest)]
+        if expr.func in self.IN_PLACE_FUNCTIONS:
+            steps = self._steps(expr.args[0], a)
+            return None if steps is None else steps + [(self.IN_PLACE_FUNCTIONS[expr.func], ())]
+        if isinstance(expr, sp.Max) and len(expr.args) == 2 and 0 in expr.args:
+            steps = self._steps(next(arg for arg in expr.args if arg != 0), a)
+            return None if steps is None else steps + [("maximum", ("0",))]
+        return None
+
+    def in_place_call(self, function: str, array: str, *more: str) -> str:
+        """function(array, *more) written into array's own memory."""
+        raise NotImplementedError
     free_dead = False  # code backends: `del z0` after the last read of a batch-sized array
 
     def fused(self, product: Statement, operator: str, rest: sp.Expr) -> str | None:

@@ -37,8 +37,18 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     in_place = True
     free_dead = True
 
+    @property
+    def reuse_dead(self):
+        # loss_and_gradients only: forward and loss stay free of in-place steps, so autograd can run through them
+        return len(self._program.outputs) > 1
+
     def __init__(self):
         super().__init__({"fully_qualified_modules": True})
+
+    def in_place_call(self, function, array, *more):
+        if function == "maximum":  # max(u, 0)
+            return self._call("torch.clamp_", array, "min=0")
+        return self._call(f"torch.{function}_", array, *more)
 
     def _call(self, fn, *args):
         return f"{self._module_format(fn)}({', '.join(args)})"
