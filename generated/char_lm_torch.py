@@ -114,7 +114,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dr1_3 = dr2_3 + dxc_n2_3 - dsum_n2_3*rstd_n2_3/32
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
-    ds_a3 = sum(da3*e_a3, axis=3, keepdims)
+    ds_a3 = sum(a3*da3*s_a3, axis=3, keepdims)
     dscores3 = sqrt(2)*a3*(da3 - ds_a3/s_a3)/4
     dv3 = (a3.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dk3 = (dscores3.swapaxes(-1, -2) @ qh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -145,7 +145,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dr1_2 = dr2_2 + dxc_n2_2 - dsum_n2_2*rstd_n2_2/32
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
-    ds_a2 = sum(da2*e_a2, axis=3, keepdims)
+    ds_a2 = sum(a2*da2*s_a2, axis=3, keepdims)
     dscores2 = sqrt(2)*a2*(da2 - ds_a2/s_a2)/4
     dv2 = (a2.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dk2 = (dscores2.swapaxes(-1, -2) @ qh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -745,7 +745,9 @@ def loss_and_gradients(params, x, t):
     e_a2 = torch.exp_(shifted_a2)
     del shifted_a2
     s_a2 = torch.sum(e_a2, dim=3, keepdim=True)
-    a2 = e_a2/s_a2
+    a2 = e_a2
+    a2 /= s_a2
+    del e_a2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
     r1_2 = P1 + emb0 + sa2
@@ -795,7 +797,9 @@ def loss_and_gradients(params, x, t):
     e_a3 = torch.exp_(shifted_a3)
     del shifted_a3
     s_a3 = torch.sum(e_a3, dim=3, keepdim=True)
-    a3 = e_a3/s_a3
+    a3 = e_a3
+    a3 /= s_a3
+    del e_a3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     sa3 = torch.nn.functional.linear(o3, Wo3, bo3)
     r1_3 = r2_2 + sa3
@@ -884,8 +888,7 @@ def loss_and_gradients(params, x, t):
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da3 = dav3 @ vh3.mT
     del vh3
-    ds_a3 = torch.sum(da3*e_a3, dim=3, keepdim=True)
-    del e_a3
+    ds_a3 = torch.sum(a3*da3*s_a3, dim=3, keepdim=True)
     dscores3 = 0.35355339059327376*a3*(da3 - ds_a3/s_a3)
     del s_a3, da3, ds_a3
     dv3 = (a3.mT @ dav3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -948,8 +951,7 @@ def loss_and_gradients(params, x, t):
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da2 = dav2 @ vh2.mT
     del vh2
-    ds_a2 = torch.sum(da2*e_a2, dim=3, keepdim=True)
-    del e_a2
+    ds_a2 = torch.sum(a2*da2*s_a2, dim=3, keepdim=True)
     dscores2 = 0.35355339059327376*a2*(da2 - ds_a2/s_a2)
     del s_a2, da2, ds_a2
     dv2 = (a2.mT @ dav2).permute(0, 2, 1, 3).reshape(-1, 32, 32)

@@ -65,7 +65,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dr1_0 = rstd_n1_0*(dxhat_n1_0 - drstd_n1_0*rstd_n1_0**2*xc_n1_0/16 - dsum_n1_0/16)
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
-    ds_a0 = sum(da0*e_a0, axis=3, keepdims)
+    ds_a0 = sum(a0*da0*s_a0, axis=3, keepdims)
     dscores0 = sqrt(2)*a0*(da0 - ds_a0/s_a0)/4
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
@@ -396,7 +396,9 @@ def loss_and_gradients(params, x, t):
     e_a0 = np.exp(shifted_a0, out=shifted_a0)
     del shifted_a0
     s_a0 = np.sum(e_a0, axis=3, keepdims=True)
-    a0 = e_a0/s_a0
+    a0 = e_a0
+    a0 /= s_a0
+    del e_a0
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 6, 16)
     sa0 += bo0
@@ -482,8 +484,7 @@ def loss_and_gradients(params, x, t):
     dav0 = ((dr1_0.reshape(-1, 16) @ Wo0).reshape(-1, 6, 16)).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
-    ds_a0 = np.sum(da0*e_a0, axis=3, keepdims=True)
-    del e_a0
+    ds_a0 = np.sum(a0*da0*s_a0, axis=3, keepdims=True)
     dscores0 = 0.35355339059327376*a0*(da0 - ds_a0/s_a0)
     del s_a0, da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)

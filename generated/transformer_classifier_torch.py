@@ -65,7 +65,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dr1_0 = rstd_n1_0*(dxhat_n1_0 - drstd_n1_0*rstd_n1_0**2*xc_n1_0/16 - dsum_n1_0/16)
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
-    ds_a0 = sum(da0*e_a0, axis=3, keepdims)
+    ds_a0 = sum(a0*da0*s_a0, axis=3, keepdims)
     dscores0 = sqrt(2)*a0*(da0 - ds_a0/s_a0)/4
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
@@ -388,7 +388,9 @@ def loss_and_gradients(params, x, t):
     e_a0 = torch.exp_(shifted_a0)
     del shifted_a0
     s_a0 = torch.sum(e_a0, dim=3, keepdim=True)
-    a0 = e_a0/s_a0
+    a0 = e_a0
+    a0 /= s_a0
+    del e_a0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
     r1_0 = sa0 + x
@@ -470,8 +472,7 @@ def loss_and_gradients(params, x, t):
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
     da0 = dav0 @ vh0.mT
     del vh0
-    ds_a0 = torch.sum(da0*e_a0, dim=3, keepdim=True)
-    del e_a0
+    ds_a0 = torch.sum(a0*da0*s_a0, dim=3, keepdim=True)
     dscores0 = 0.35355339059327376*a0*(da0 - ds_a0/s_a0)
     del s_a0, da0, ds_a0
     dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 6, 16)

@@ -91,6 +91,7 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
         require(expr)
         final.append(Statement(name, "output", expr, shape=shape, broadcast=graph.shape_of(original) != shape))
 
+    _read_quotients(statements, final)
     program = Program(statements, final)
     program.shapes = {t.symbol: t.shape for t in graph.tensors.values()}
     for statement in statements:
@@ -109,6 +110,36 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     program.uses_batch_size = any(N in s.free_symbols for s in expressions(program)) or \
         any(s.broadcast and batch_sized(s.shape) for s in final) or any(batch_sized(shape) for shape in widened)
     return program
+
+
+def _read_quotients(statements: list[Statement], outputs: list[Statement]) -> None:
+    """Where q = e/s is computed and both q and s are read later anyway, a later e reads q·s: e (a softmax's
+    exponentials beside its probabilities) is then freed after the forward pass, not kept for the backward one."""
+    def reads(statement):
+        return (statement.expr.free_symbols if statement.expr is not None else set()).union(
+            *(op.free_symbols for op in statement.operands))
+
+    order = statements + outputs
+    last = {}
+    for i, statement in enumerate(order):
+        for symbol in reads(statement):
+            last[symbol] = i
+    for i, statement in enumerate(statements):
+        expr = statement.expr
+        if statement.kind != "expr" or not expr.is_Mul or len(expr.args) != 2:
+            continue
+        numerator, denominator = sorted(expr.args, key=lambda a: a.is_Pow)
+        if not (numerator.is_Symbol and denominator.is_Pow and denominator.exp == -1 and denominator.base.is_Symbol):
+            continue
+        quotient, total = sp.Symbol(statement.name, real=True), denominator.base
+        for j in range(i + 1, len(statements)):
+            later = statements[j]
+            if numerator not in reads(later) or last.get(quotient, -1) < j or last.get(total, -1) < j:
+                continue
+            if later.kind == "expr":
+                later.expr = later.expr.xreplace({numerator: quotient * total})
+            else:
+                later.operands = tuple(op.xreplace({numerator: quotient * total}) for op in later.operands)
 
 
 def _cheap(expr: sp.Expr) -> bool:
