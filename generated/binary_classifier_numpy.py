@@ -130,12 +130,13 @@ def loss_and_gradients(params, x, t):
     del tmp5, tmp6
     dz1 = np.select([tmp3,tmp1,tmp2,True], [(h2 - t)/N,t*(h2 - 1)/N,h2*(1 - t)/N,0], default=np.nan)
     del h2, tmp1, tmp2, tmp3
+    dw1 = dz1.T @ z0
+    del z0
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1
-    dw1 = dz1.T @ z0
-    del z0, dz1
-    db0 = np.sum(dz0, axis=0)
+    del dz1
     dw0 = dz0.T @ x
+    db0 = np.sum(dz0, axis=0)
     return float(total/N), {
         "0.weight": dw0,
         "0.bias": db0,

@@ -128,12 +128,13 @@ def loss_and_gradients(params, x, t):
     del tmp5, tmp6
     dz1 = torch.where(tmp3, (h2 - t)/N, torch.where(tmp1, t*(h2 - 1)/N, torch.where(tmp2, h2*(1 - t)/N, 0)))
     del h2, tmp1, tmp2, tmp3
+    dw1 = dz1.T @ z0
+    del z0
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1
-    dw1 = dz1.T @ z0
-    del z0, dz1
-    db0 = torch.sum(dz0, dim=0)
+    del dz1
     dw0 = dz0.T @ x
+    db0 = torch.sum(dz0, dim=0)
     return total/N, {
         "0.weight": dw0,
         "0.bias": db0,

@@ -87,8 +87,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     rs_1 = t.reshape(-1,)
     t_col = rs_1.reshape(-1, 1)
     kept = Piecewise((0, Eq(t_col, -100)), (1, True))
-    onehot = onehot(Piecewise((0, Eq(rs_1, -100)), (rs_1, True)), 71)
     counted = sum(kept, axis=(0, 1))
+    onehot = onehot(Piecewise((0, Eq(rs_1, -100)), (rs_1, True)), 71)
     m = max(rs, axis=1, keepdims)
     shifted = rs - m
     e = exp(shifted)
@@ -98,20 +98,25 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dz5 = (kept*(p - onehot)/counted).reshape(-1, 32, 71)
     db5 = sum(dz5, axis=(0, 1))
     dh4_mm5 = dz5 @ w5
+    dg4 = sum(dh4_mm5*xhat_h4, axis=(0, 1))
+    db4 = sum(dh4_mm5, axis=(0, 1))
     dxhat_h4 = dh4_mm5*g4
     drstd_h4 = sum(dxhat_h4*xc_h4, axis=2, keepdims)
     dsum_h4 = sum(dxhat_h4, axis=2, keepdims)
-    db4 = sum(dh4_mm5, axis=(0, 1))
-    dg4 = sum(dh4_mm5*xhat_h4, axis=(0, 1))
     dr2_3 = rstd_h4*(dxhat_h4 - drstd_h4*rstd_h4**2*xc_h4/32 - dsum_h4/32)
+    db2_3 = sum(dr2_3, axis=(0, 1))
     df3 = (dr2_3 @ W2_3)*H(act3)
+    db1_3 = sum(df3, axis=(0, 1))
     dn2_3_mmf3 = df3 @ W1_3
+    dg2_3 = sum(dn2_3_mmf3*xhat_n2_3, axis=(0, 1))
+    dbe2_3 = sum(dn2_3_mmf3, axis=(0, 1))
     dxhat_n2_3 = dn2_3_mmf3*g2_3
     drstd_n2_3 = sum(dxhat_n2_3*xc_n2_3, axis=2, keepdims)
     dsum_n2_3 = sum(dxhat_n2_3, axis=2, keepdims)
     tmp5 = drstd_n2_3*rstd_n2_3**3
     dxc_n2_3 = dxhat_n2_3*rstd_n2_3 - tmp5*xc_n2_3/32
     dr1_3 = dr2_3 + dxc_n2_3 - dsum_n2_3*rstd_n2_3/32
+    dbo3 = sum(dr1_3, axis=(0, 1))
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
     ds_a3 = sum(a3*da3*s_a3, axis=3, keepdims)
@@ -120,29 +125,29 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dk3 = (dscores3.swapaxes(-1, -2) @ qh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dq3 = (dscores3 @ kh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dqkv3 = concat([dq3, dk3, dv3], axis=2)
+    dB3 = sum(dqkv3, axis=(0, 1))
     dn1_3_mmqkv3 = dqkv3 @ W3
+    dg1_3 = sum(dn1_3_mmqkv3*xhat_n1_3, axis=(0, 1))
+    dbe1_3 = sum(dn1_3_mmqkv3, axis=(0, 1))
     dxhat_n1_3 = dn1_3_mmqkv3*g1_3
     drstd_n1_3 = sum(dxhat_n1_3*xc_n1_3, axis=2, keepdims)
     dsum_n1_3 = sum(dxhat_n1_3, axis=2, keepdims)
-    dbe2_3 = sum(dn2_3_mmf3, axis=(0, 1))
-    dg2_3 = sum(dn2_3_mmf3*xhat_n2_3, axis=(0, 1))
-    dbe1_3 = sum(dn1_3_mmqkv3, axis=(0, 1))
-    dg1_3 = sum(dn1_3_mmqkv3*xhat_n1_3, axis=(0, 1))
-    db2_3 = sum(dr2_3, axis=(0, 1))
-    db1_3 = sum(df3, axis=(0, 1))
-    dbo3 = sum(dr1_3, axis=(0, 1))
-    dB3 = sum(dqkv3, axis=(0, 1))
     tmp6 = drstd_n1_3*rstd_n1_3**3
     dxc_n1_3 = dxhat_n1_3*rstd_n1_3 - tmp6*xc_n1_3/32
     dr2_2 = dr1_3 + dxc_n1_3 - dsum_n1_3*rstd_n1_3/32
+    db2_2 = sum(dr2_2, axis=(0, 1))
     df2 = (dr2_2 @ W2_2)*H(act2)
+    db1_2 = sum(df2, axis=(0, 1))
     dn2_2_mmf2 = df2 @ W1_2
+    dg2_2 = sum(dn2_2_mmf2*xhat_n2_2, axis=(0, 1))
+    dbe2_2 = sum(dn2_2_mmf2, axis=(0, 1))
     dxhat_n2_2 = dn2_2_mmf2*g2_2
     drstd_n2_2 = sum(dxhat_n2_2*xc_n2_2, axis=2, keepdims)
     dsum_n2_2 = sum(dxhat_n2_2, axis=2, keepdims)
     tmp7 = drstd_n2_2*rstd_n2_2**3
     dxc_n2_2 = dxhat_n2_2*rstd_n2_2 - tmp7*xc_n2_2/32
     dr1_2 = dr2_2 + dxc_n2_2 - dsum_n2_2*rstd_n2_2/32
+    dbo2 = sum(dr1_2, axis=(0, 1))
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
     ds_a2 = sum(a2*da2*s_a2, axis=3, keepdims)
@@ -151,20 +156,15 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dk2 = (dscores2.swapaxes(-1, -2) @ qh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dq2 = (dscores2 @ kh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dqkv2 = concat([dq2, dk2, dv2], axis=2)
+    dB2 = sum(dqkv2, axis=(0, 1))
     dn1_2_mmqkv2 = dqkv2 @ W2
+    dg1_2 = sum(dn1_2_mmqkv2*xhat_n1_2, axis=(0, 1))
+    dbe1_2 = sum(dn1_2_mmqkv2, axis=(0, 1))
     dxhat_n1_2 = dn1_2_mmqkv2*g1_2
     drstd_n1_2 = sum(dxhat_n1_2*xc_n1_2, axis=2, keepdims)
     tmp8 = drstd_n1_2*rstd_n1_2**3
     dxc_n1_2 = dxhat_n1_2*rstd_n1_2 - tmp8*xc_n1_2/32
     dsum_n1_2 = sum(dxc_n1_2, axis=2, keepdims)
-    dbe2_2 = sum(dn2_2_mmf2, axis=(0, 1))
-    dg2_2 = sum(dn2_2_mmf2*xhat_n2_2, axis=(0, 1))
-    dbe1_2 = sum(dn1_2_mmqkv2, axis=(0, 1))
-    dg1_2 = sum(dn1_2_mmqkv2*xhat_n1_2, axis=(0, 1))
-    db2_2 = sum(dr2_2, axis=(0, 1))
-    db1_2 = sum(df2, axis=(0, 1))
-    dbo2 = sum(dr1_2, axis=(0, 1))
-    dB2 = sum(dqkv2, axis=(0, 1))
     tmp11 = dr1_2 + dxc_n1_2 - dsum_n1_2/32
     dP1 = sum(tmp11, axis=0)
     dE0 = scatter_add(tmp11, x, rows=71)
@@ -676,11 +676,11 @@ def loss(params, x, t):
     del z5
     rs_1 = t.reshape(-1,)
     t_col = rs_1.reshape(-1, 1)
-    kept = np.select([np.equal(t_col, -100),True], [0,1], default=np.nan)
+    kept = np.select([np.equal(t_col, -100),True], [0,1], default=np.nan).astype(params["0.weight"].dtype)
     del t_col
+    counted = np.sum(kept, axis=(0, 1))
     onehot = (np.select([np.equal(rs_1, -100),True], [0,rs_1], default=np.nan)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
     del rs_1
-    counted = np.sum(kept, axis=(0, 1))
     m = np.max(rs, axis=1, keepdims=True)
     shifted = rs - m
     del rs, m
@@ -854,11 +854,11 @@ def loss_and_gradients(params, x, t):
     del z5
     rs_1 = t.reshape(-1,)
     t_col = rs_1.reshape(-1, 1)
-    kept = np.select([np.equal(t_col, -100),True], [0,1], default=np.nan)
+    kept = np.select([np.equal(t_col, -100),True], [0,1], default=np.nan).astype(params["0.weight"].dtype)
     del t_col
+    counted = np.sum(kept, axis=(0, 1))
     onehot = (np.select([np.equal(rs_1, -100),True], [0,rs_1], default=np.nan)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
     del rs_1
-    counted = np.sum(kept, axis=(0, 1))
     m = np.max(rs, axis=1, keepdims=True)
     shifted = rs - m
     del rs, m
@@ -871,26 +871,35 @@ def loss_and_gradients(params, x, t):
     del e, s_1
     dz5 = (kept*(p - onehot)/counted).reshape(-1, 32, 71)
     del kept, onehot, p
+    dw5 = dz5.reshape(-1, 71).T @ h4.reshape(-1, 32)
+    del h4
     db5 = np.sum(dz5, axis=(0, 1))
     dh4_mm5 = (dz5.reshape(-1, 71) @ w5).reshape(-1, 32, 32)
-    dw5 = dz5.reshape(-1, 71).T @ h4.reshape(-1, 32)
-    del h4, dz5
+    del dz5
+    dg4 = np.sum(dh4_mm5*xhat_h4, axis=(0, 1))
+    del xhat_h4
+    db4 = np.sum(dh4_mm5, axis=(0, 1))
     dxhat_h4 = dh4_mm5*g4
+    del dh4_mm5
     drstd_h4 = np.sum(dxhat_h4*xc_h4, axis=2, keepdims=True)
     dsum_h4 = np.sum(dxhat_h4, axis=2, keepdims=True)
-    db4 = np.sum(dh4_mm5, axis=(0, 1))
-    dg4 = np.sum(dh4_mm5*xhat_h4, axis=(0, 1))
-    del xhat_h4, dh4_mm5
     dr2_3 = rstd_h4*(dxhat_h4 - 1/32*drstd_h4*rstd_h4**2*xc_h4 - 1/32*dsum_h4)
     del xc_h4, rstd_h4, dxhat_h4, drstd_h4, dsum_h4
+    db2_3 = np.sum(dr2_3, axis=(0, 1))
     dW2_3 = dr2_3.reshape(-1, 32).T @ act3.reshape(-1, 64)
     df3 = (dr2_3.reshape(-1, 32) @ W2_3).reshape(-1, 32, 64)
     df3 *= (act3 > 0)
     del act3
-    dn2_3_mmf3 = (df3.reshape(-1, 64) @ W1_3).reshape(-1, 32, 32)
+    db1_3 = np.sum(df3, axis=(0, 1))
     dW1_3 = df3.reshape(-1, 64).T @ n2_3.reshape(-1, 32)
     del n2_3
+    dn2_3_mmf3 = (df3.reshape(-1, 64) @ W1_3).reshape(-1, 32, 32)
+    del df3
+    dg2_3 = np.sum(dn2_3_mmf3*xhat_n2_3, axis=(0, 1))
+    del xhat_n2_3
+    dbe2_3 = np.sum(dn2_3_mmf3, axis=(0, 1))
     dxhat_n2_3 = dn2_3_mmf3*g2_3
+    del dn2_3_mmf3
     drstd_n2_3 = np.sum(dxhat_n2_3*xc_n2_3, axis=2, keepdims=True)
     dsum_n2_3 = np.sum(dxhat_n2_3, axis=2, keepdims=True)
     tmp5 = drstd_n2_3
@@ -901,7 +910,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_3 += dxhat_n2_3*rstd_n2_3
     del xc_n2_3, dxhat_n2_3, tmp5
     dr1_3 = dr2_3 + dxc_n2_3 - 1/32*dsum_n2_3*rstd_n2_3
-    del rstd_n2_3, dsum_n2_3, dxc_n2_3
+    del rstd_n2_3, dr2_3, dsum_n2_3, dxc_n2_3
+    dbo3 = np.sum(dr1_3, axis=(0, 1))
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
     del o3
     dav3 = ((dr1_3.reshape(-1, 32) @ Wo3).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
@@ -918,25 +928,18 @@ def loss_and_gradients(params, x, t):
     del kh3, dscores3
     dqkv3 = np.concatenate([dq3, dk3, dv3], axis=2)
     del dv3, dk3, dq3
-    dn1_3_mmqkv3 = (dqkv3.reshape(-1, 96) @ W3).reshape(-1, 32, 32)
+    dB3 = np.sum(dqkv3, axis=(0, 1))
     dW3 = dqkv3.reshape(-1, 96).T @ n1_3.reshape(-1, 32)
     del n1_3
+    dn1_3_mmqkv3 = (dqkv3.reshape(-1, 96) @ W3).reshape(-1, 32, 32)
+    del dqkv3
+    dg1_3 = np.sum(dn1_3_mmqkv3*xhat_n1_3, axis=(0, 1))
+    del xhat_n1_3
+    dbe1_3 = np.sum(dn1_3_mmqkv3, axis=(0, 1))
     dxhat_n1_3 = dn1_3_mmqkv3*g1_3
+    del dn1_3_mmqkv3
     drstd_n1_3 = np.sum(dxhat_n1_3*xc_n1_3, axis=2, keepdims=True)
     dsum_n1_3 = np.sum(dxhat_n1_3, axis=2, keepdims=True)
-    dbe2_3 = np.sum(dn2_3_mmf3, axis=(0, 1))
-    dg2_3 = np.sum(dn2_3_mmf3*xhat_n2_3, axis=(0, 1))
-    del xhat_n2_3, dn2_3_mmf3
-    dbe1_3 = np.sum(dn1_3_mmqkv3, axis=(0, 1))
-    dg1_3 = np.sum(dn1_3_mmqkv3*xhat_n1_3, axis=(0, 1))
-    del xhat_n1_3, dn1_3_mmqkv3
-    db2_3 = np.sum(dr2_3, axis=(0, 1))
-    del dr2_3
-    db1_3 = np.sum(df3, axis=(0, 1))
-    del df3
-    dbo3 = np.sum(dr1_3, axis=(0, 1))
-    dB3 = np.sum(dqkv3, axis=(0, 1))
-    del dqkv3
     tmp6 = drstd_n1_3
     tmp6 *= rstd_n1_3**3
     del drstd_n1_3
@@ -946,14 +949,21 @@ def loss_and_gradients(params, x, t):
     del xc_n1_3, dxhat_n1_3, tmp6
     dr2_2 = dr1_3 + dxc_n1_3 - 1/32*dsum_n1_3*rstd_n1_3
     del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
+    db2_2 = np.sum(dr2_2, axis=(0, 1))
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
     df2 = (dr2_2.reshape(-1, 32) @ W2_2).reshape(-1, 32, 64)
     df2 *= (act2 > 0)
     del act2
-    dn2_2_mmf2 = (df2.reshape(-1, 64) @ W1_2).reshape(-1, 32, 32)
+    db1_2 = np.sum(df2, axis=(0, 1))
     dW1_2 = df2.reshape(-1, 64).T @ n2_2.reshape(-1, 32)
     del n2_2
+    dn2_2_mmf2 = (df2.reshape(-1, 64) @ W1_2).reshape(-1, 32, 32)
+    del df2
+    dg2_2 = np.sum(dn2_2_mmf2*xhat_n2_2, axis=(0, 1))
+    del xhat_n2_2
+    dbe2_2 = np.sum(dn2_2_mmf2, axis=(0, 1))
     dxhat_n2_2 = dn2_2_mmf2*g2_2
+    del dn2_2_mmf2
     drstd_n2_2 = np.sum(dxhat_n2_2*xc_n2_2, axis=2, keepdims=True)
     dsum_n2_2 = np.sum(dxhat_n2_2, axis=2, keepdims=True)
     tmp7 = drstd_n2_2
@@ -964,7 +974,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_2 += dxhat_n2_2*rstd_n2_2
     del xc_n2_2, dxhat_n2_2, tmp7
     dr1_2 = dr2_2 + dxc_n2_2 - 1/32*dsum_n2_2*rstd_n2_2
-    del rstd_n2_2, dsum_n2_2, dxc_n2_2
+    del rstd_n2_2, dr2_2, dsum_n2_2, dxc_n2_2
+    dbo2 = np.sum(dr1_2, axis=(0, 1))
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
     del o2
     dav2 = ((dr1_2.reshape(-1, 32) @ Wo2).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
@@ -981,10 +992,16 @@ def loss_and_gradients(params, x, t):
     del kh2, dscores2
     dqkv2 = np.concatenate([dq2, dk2, dv2], axis=2)
     del dv2, dk2, dq2
-    dn1_2_mmqkv2 = (dqkv2.reshape(-1, 96) @ W2).reshape(-1, 32, 32)
+    dB2 = np.sum(dqkv2, axis=(0, 1))
     dW2 = dqkv2.reshape(-1, 96).T @ n1_2.reshape(-1, 32)
     del n1_2
+    dn1_2_mmqkv2 = (dqkv2.reshape(-1, 96) @ W2).reshape(-1, 32, 32)
+    del dqkv2
+    dg1_2 = np.sum(dn1_2_mmqkv2*xhat_n1_2, axis=(0, 1))
+    del xhat_n1_2
+    dbe1_2 = np.sum(dn1_2_mmqkv2, axis=(0, 1))
     dxhat_n1_2 = dn1_2_mmqkv2*g1_2
+    del dn1_2_mmqkv2
     drstd_n1_2 = np.sum(dxhat_n1_2*xc_n1_2, axis=2, keepdims=True)
     tmp8 = drstd_n1_2
     tmp8 *= rstd_n1_2**3
@@ -992,19 +1009,6 @@ def loss_and_gradients(params, x, t):
     dxc_n1_2 = dxhat_n1_2*rstd_n1_2 - 1/32*tmp8*xc_n1_2
     del xc_n1_2, rstd_n1_2, dxhat_n1_2, tmp8
     dsum_n1_2 = np.sum(dxc_n1_2, axis=2, keepdims=True)
-    dbe2_2 = np.sum(dn2_2_mmf2, axis=(0, 1))
-    dg2_2 = np.sum(dn2_2_mmf2*xhat_n2_2, axis=(0, 1))
-    del xhat_n2_2, dn2_2_mmf2
-    dbe1_2 = np.sum(dn1_2_mmqkv2, axis=(0, 1))
-    dg1_2 = np.sum(dn1_2_mmqkv2*xhat_n1_2, axis=(0, 1))
-    del xhat_n1_2, dn1_2_mmqkv2
-    db2_2 = np.sum(dr2_2, axis=(0, 1))
-    del dr2_2
-    db1_2 = np.sum(df2, axis=(0, 1))
-    del df2
-    dbo2 = np.sum(dr1_2, axis=(0, 1))
-    dB2 = np.sum(dqkv2, axis=(0, 1))
-    del dqkv2
     tmp11 = dr1_2
     tmp11 -= (1/32)*dsum_n1_2 - dxc_n1_2
     del dr1_2, dxc_n1_2, dsum_n1_2

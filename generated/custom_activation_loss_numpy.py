@@ -122,14 +122,14 @@ def loss_and_gradients(params, x, t):
     total = np.sum(np.log(tmp2), axis=(0, 1))
     dz2 = -np.sinh(t - z2)/(N*tmp2)
     del z2, tmp2
-    db2 = np.sum(dz2, axis=0)
     dw2 = dz2.T @ h1
+    db2 = np.sum(dz2, axis=0)
     dz0 = dz2 @ w2
     del dz2
     dz0 *= h1*(1 - tmp0) + tmp0
     del tmp0, h1
-    db0 = np.sum(dz0, axis=0)
     dw0 = dz0.T @ x
+    db0 = np.sum(dz0, axis=0)
     return float(total/N), {
         "0.weight": dw0,
         "0.bias": db0,

@@ -135,12 +135,13 @@ def loss_and_gradients(params, x, t):
     dz1 -= onehot
     dz1 /= N
     del onehot, p
+    dw1 = dz1.T @ z0
+    del z0
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1
-    dw1 = dz1.T @ z0
-    del z0, dz1
-    db0 = np.sum(dz0, axis=0)
+    del dz1
     dw0 = dz0.T @ x
+    db0 = np.sum(dz0, axis=0)
     return float(total/N), {
         "0.weight": dw0,
         "0.bias": db0,

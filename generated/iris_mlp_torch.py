@@ -142,14 +142,14 @@ def loss_and_gradients(params, x, t):
     dz2 -= onehot
     dz2 /= N
     del onehot, p
-    db2 = torch.sum(dz2, dim=0)
     dw2 = dz2.T @ h1
+    db2 = torch.sum(dz2, dim=0)
     dz0 = dz2 @ w2
     del dz2
     dz0 *= h1*(1 - tmp0) + tmp0
     del tmp0, h1
-    db0 = torch.sum(dz0, dim=0)
     dw0 = dz0.T @ x
+    db0 = torch.sum(dz0, dim=0)
     return total/N, {
         "0.weight": dw0,
         "0.bias": db0,

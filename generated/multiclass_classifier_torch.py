@@ -127,12 +127,13 @@ def loss_and_gradients(params, x, t):
     dz1 -= t
     dz1 /= N
     del p
+    dw1 = dz1.T @ z0
+    del z0
     db1 = torch.sum(dz1, dim=0)
     dz0 = dz1 @ w1
-    dw1 = dz1.T @ z0
-    del z0, dz1
-    db0 = torch.sum(dz0, dim=0)
+    del dz1
     dw0 = dz0.T @ x
+    db0 = torch.sum(dz0, dim=0)
     return total/N, {
         "0.weight": dw0,
         "0.bias": db0,

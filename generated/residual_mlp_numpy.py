@@ -145,9 +145,9 @@ def loss_and_gradients(params, x, t):
     dz_out -= t
     dz_out *= 2/N
     del z_out
+    dw_out = dz_out.T @ (h1 + h3)
     db_out = np.sum(dz_out, axis=0)
     dmm_out_0 = dz_out @ w_out
-    dw_out = dz_out.T @ (h1 + h3)
     del dz_out
     dz_fc1_1 = dmm_out_0*(1 - h3**2)
     dh1_mm_fc1_1 = dz_fc1_1 @ w_fc1

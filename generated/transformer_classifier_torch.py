@@ -53,16 +53,23 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dz2 = (p - onehot)/N
     db2 = sum(dz2, axis=0)
     dpool1 = ((dz2 @ w2)/6).reshape(-1, 1, 16)
+    dg2_0 = sum(dpool1*xhat_n2_0, axis=(0, 1))
+    dbe2_0 = sum(dpool1, axis=(0, 1))
     dxhat_n2_0 = dpool1*g2_0
     drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
     dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
     dr2_0 = rstd_n2_0*(dxhat_n2_0 - drstd_n2_0*rstd_n2_0**2*xc_n2_0/16 - dsum_n2_0/16)
+    db2_0 = sum(dr2_0, axis=(0, 1))
     df0 = (dr2_0 @ W2_0)*H(act0)
+    db1_0 = sum(df0, axis=(0, 1))
     dn1_0 = df0 @ W1_0 + dr2_0
+    dg1_0 = sum(dn1_0*xhat_n1_0, axis=(0, 1))
+    dbe1_0 = sum(dn1_0, axis=(0, 1))
     dxhat_n1_0 = dn1_0*g1_0
     drstd_n1_0 = sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims)
     dsum_n1_0 = sum(dxhat_n1_0, axis=2, keepdims)
     dr1_0 = rstd_n1_0*(dxhat_n1_0 - drstd_n1_0*rstd_n1_0**2*xc_n1_0/16 - dsum_n1_0/16)
+    dbo0 = sum(dr1_0, axis=(0, 1))
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     ds_a0 = sum(a0*da0*s_a0, axis=3, keepdims)
@@ -71,13 +78,6 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dqkv0 = concat([dq0, dk0, dv0], axis=2)
-    dbe2_0 = sum(dpool1, axis=(0, 1))
-    dg2_0 = sum(dpool1*xhat_n2_0, axis=(0, 1))
-    dbe1_0 = sum(dn1_0, axis=(0, 1))
-    dg1_0 = sum(dn1_0*xhat_n1_0, axis=(0, 1))
-    db2_0 = sum(dr2_0, axis=(0, 1))
-    db1_0 = sum(df0, axis=(0, 1))
-    dbo0 = sum(dr1_0, axis=(0, 1))
     dB0 = sum(dqkv0, axis=(0, 1))
     L = total/N
     0.self_attn.in_proj_weight = dqkv0.reshape(-1, 48).T @ x.reshape(-1, 16)
@@ -444,32 +444,47 @@ def loss_and_gradients(params, x, t):
     dz2 -= onehot
     dz2 /= N
     del onehot, p
-    db2 = torch.sum(dz2, dim=0)
     dw2 = dz2.T @ h1
     del h1
+    db2 = torch.sum(dz2, dim=0)
     dpool1 = ((1/6)*(dz2 @ w2)).reshape(-1, 1, 16)
     del dz2
+    dg2_0 = torch.sum(dpool1*xhat_n2_0, dim=(0, 1))
+    del xhat_n2_0
+    dbe2_0 = torch.sum(dpool1, dim=(0, 1))
     dxhat_n2_0 = dpool1*g2_0
+    del dpool1
     drstd_n2_0 = torch.sum(dxhat_n2_0*xc_n2_0, dim=2, keepdim=True)
     dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
     dr2_0 = rstd_n2_0*(dxhat_n2_0 - 1/16*drstd_n2_0*rstd_n2_0**2*xc_n2_0 - 1/16*dsum_n2_0)
     del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
+    db2_0 = torch.sum(dr2_0, dim=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     df0 = dr2_0 @ W2_0
     df0 *= torch.sign(act0)
     del act0
+    db1_0 = torch.sum(df0, dim=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n1_0.reshape(-1, 16)
     del n1_0
     dn1_0 = df0 @ W1_0
+    del df0
     dn1_0 += dr2_0
-    dxhat_n1_0 = dn1_0*g1_0
+    del dr2_0
+    dg1_0 = torch.sum(dn1_0*xhat_n1_0, dim=(0, 1))
+    del xhat_n1_0
+    dbe1_0 = torch.sum(dn1_0, dim=(0, 1))
+    dxhat_n1_0 = dn1_0
+    dxhat_n1_0 *= g1_0
+    del dn1_0
     drstd_n1_0 = torch.sum(dxhat_n1_0*xc_n1_0, dim=2, keepdim=True)
     dsum_n1_0 = torch.sum(dxhat_n1_0, dim=2, keepdim=True)
     dr1_0 = rstd_n1_0*(dxhat_n1_0 - 1/16*drstd_n1_0*rstd_n1_0**2*xc_n1_0 - 1/16*dsum_n1_0)
     del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
+    dbo0 = torch.sum(dr1_0, dim=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
+    del dr1_0
     da0 = dav0 @ vh0.mT
     del vh0
     ds_a0 = torch.sum(a0*da0*s_a0, dim=3, keepdim=True)
@@ -483,20 +498,8 @@ def loss_and_gradients(params, x, t):
     del kh0, dscores0
     dqkv0 = torch.cat([dq0, dk0, dv0], dim=2)
     del dv0, dk0, dq0
-    dW0 = dqkv0.reshape(-1, 48).T @ x.reshape(-1, 16)
-    dbe2_0 = torch.sum(dpool1, dim=(0, 1))
-    dg2_0 = torch.sum(dpool1*xhat_n2_0, dim=(0, 1))
-    del xhat_n2_0, dpool1
-    dbe1_0 = torch.sum(dn1_0, dim=(0, 1))
-    dg1_0 = torch.sum(dn1_0*xhat_n1_0, dim=(0, 1))
-    del xhat_n1_0, dn1_0
-    db2_0 = torch.sum(dr2_0, dim=(0, 1))
-    del dr2_0
-    db1_0 = torch.sum(df0, dim=(0, 1))
-    del df0
-    dbo0 = torch.sum(dr1_0, dim=(0, 1))
-    del dr1_0
     dB0 = torch.sum(dqkv0, dim=(0, 1))
+    dW0 = dqkv0.reshape(-1, 48).T @ x.reshape(-1, 16)
     return total/N, {
         "0.self_attn.in_proj_weight": dW0,
         "0.self_attn.in_proj_bias": dB0,

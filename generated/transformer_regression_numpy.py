@@ -78,15 +78,20 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     r2_1 = ff1 + r1_1
     total = sum((r2_1 - t)**2, axis=(0, 1, 2))
     dr2_1 = (r2_1 - t)/(64*N)
+    db2_1 = sum(dr2_1, axis=(0, 1))
     tmp7 = sqrt(2)*f1/2
     df1 = (dr2_1 @ W2_1)*(tmp7*exp(-f1**2/2)/sqrt(pi) + tmp8/2 + 1/2)
+    db1_1 = sum(df1, axis=(0, 1))
     dn2_1_mmf1 = df1 @ W1_1
+    dg2_1 = sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
+    dbe2_1 = sum(dn2_1_mmf1, axis=(0, 1))
     dxhat_n2_1 = dn2_1_mmf1*g2_1
     drstd_n2_1 = sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims)
     dsum_n2_1 = sum(dxhat_n2_1, axis=2, keepdims)
     tmp11 = drstd_n2_1*rstd_n2_1**3
     dxc_n2_1 = dxhat_n2_1*rstd_n2_1 - tmp11*xc_n2_1/16
     dr1_1 = dr2_1 + dxc_n2_1 - dsum_n2_1*rstd_n2_1/16
+    dbo1 = sum(dr1_1, axis=(0, 1))
     dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
     ds_a1 = sum(a1*da1*s_a1, axis=3, keepdims)
@@ -95,30 +100,30 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dk1 = (dscores1.swapaxes(-1, -2) @ qh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dq1 = (dscores1 @ kh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dqkv1 = concat([dq1, dk1, dv1], axis=2)
+    dB1 = sum(dqkv1, axis=(0, 1))
     dn1_1_mmqkv1 = dqkv1 @ W1
+    dg1_1 = sum(dn1_1_mmqkv1*xhat_n1_1, axis=(0, 1))
+    dbe1_1 = sum(dn1_1_mmqkv1, axis=(0, 1))
     dxhat_n1_1 = dn1_1_mmqkv1*g1_1
     drstd_n1_1 = sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims)
     dsum_n1_1 = sum(dxhat_n1_1, axis=2, keepdims)
-    dbe2_1 = sum(dn2_1_mmf1, axis=(0, 1))
-    dg2_1 = sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
-    dbe1_1 = sum(dn1_1_mmqkv1, axis=(0, 1))
-    dg1_1 = sum(dn1_1_mmqkv1*xhat_n1_1, axis=(0, 1))
-    db2_1 = sum(dr2_1, axis=(0, 1))
-    db1_1 = sum(df1, axis=(0, 1))
-    dbo1 = sum(dr1_1, axis=(0, 1))
-    dB1 = sum(dqkv1, axis=(0, 1))
     tmp12 = drstd_n1_1*rstd_n1_1**3
     dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - tmp12*xc_n1_1/16
     dr2_0 = dr1_1 + dxc_n1_1 - dsum_n1_1*rstd_n1_1/16
+    db2_0 = sum(dr2_0, axis=(0, 1))
     tmp3 = sqrt(2)*f0/2
     df0 = (dr2_0 @ W2_0)*(tmp3*exp(-f0**2/2)/sqrt(pi) + tmp4/2 + 1/2)
+    db1_0 = sum(df0, axis=(0, 1))
     dn2_0_mmf0 = df0 @ W1_0
+    dg2_0 = sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
+    dbe2_0 = sum(dn2_0_mmf0, axis=(0, 1))
     dxhat_n2_0 = dn2_0_mmf0*g2_0
     drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
     dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
     tmp13 = drstd_n2_0*rstd_n2_0**3
     dxc_n2_0 = dxhat_n2_0*rstd_n2_0 - tmp13*xc_n2_0/16
     dr1_0 = dr2_0 + dxc_n2_0 - dsum_n2_0*rstd_n2_0/16
+    dbo0 = sum(dr1_0, axis=(0, 1))
     dav0 = (dr1_0 @ Wo0).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     ds_a0 = sum(a0*da0*s_a0, axis=3, keepdims)
@@ -127,15 +132,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dqkv0 = concat([dq0, dk0, dv0], axis=2)
-    dn1_0_mmqkv0 = dqkv0 @ W0
-    dbe2_0 = sum(dn2_0_mmf0, axis=(0, 1))
-    dg2_0 = sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
-    dbe1_0 = sum(dn1_0_mmqkv0, axis=(0, 1))
-    dg1_0 = sum(dn1_0_mmqkv0*xhat_n1_0, axis=(0, 1))
-    db2_0 = sum(dr2_0, axis=(0, 1))
-    db1_0 = sum(df0, axis=(0, 1))
-    dbo0 = sum(dr1_0, axis=(0, 1))
     dB0 = sum(dqkv0, axis=(0, 1))
+    dn1_0_mmqkv0 = dqkv0 @ W0
+    dg1_0 = sum(dn1_0_mmqkv0*xhat_n1_0, axis=(0, 1))
+    dbe1_0 = sum(dn1_0_mmqkv0, axis=(0, 1))
     L = total/(128*N)
     0.self_attn.in_proj_weight = dqkv0.reshape(-1, 48).T @ n1_0.reshape(-1, 16)
     0.self_attn.in_proj_bias = dB0
@@ -743,16 +743,23 @@ def loss_and_gradients(params, x, t):
     dr2_1 -= t
     dr2_1 *= (1/64)/N
     del r2_1
+    db2_1 = np.sum(dr2_1, axis=(0, 1))
     dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
     del act1
     tmp7 = 0.70710678118654752*f1
     df1 = (dr2_1.reshape(-1, 16) @ W2_1).reshape(-1, 8, 32)
     df1 *= 0.56418958354775629*tmp7*np.exp(-1/2*f1**2) + (1/2)*tmp8 + 1/2
     del f1, tmp8, tmp7
-    dn2_1_mmf1 = (df1.reshape(-1, 32) @ W1_1).reshape(-1, 8, 16)
+    db1_1 = np.sum(df1, axis=(0, 1))
     dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
     del n2_1
+    dn2_1_mmf1 = (df1.reshape(-1, 32) @ W1_1).reshape(-1, 8, 16)
+    del df1
+    dg2_1 = np.sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
+    del xhat_n2_1
+    dbe2_1 = np.sum(dn2_1_mmf1, axis=(0, 1))
     dxhat_n2_1 = dn2_1_mmf1*g2_1
+    del dn2_1_mmf1
     drstd_n2_1 = np.sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims=True)
     dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
     tmp11 = drstd_n2_1
@@ -763,7 +770,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_1 += dxhat_n2_1*rstd_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
     dr1_1 = dr2_1 + dxc_n2_1 - 1/16*dsum_n2_1*rstd_n2_1
-    del rstd_n2_1, dsum_n2_1, dxc_n2_1
+    del rstd_n2_1, dr2_1, dsum_n2_1, dxc_n2_1
+    dbo1 = np.sum(dr1_1, axis=(0, 1))
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
     del o1
     dav1 = ((dr1_1.reshape(-1, 16) @ Wo1).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
@@ -780,25 +788,18 @@ def loss_and_gradients(params, x, t):
     del kh1, dscores1
     dqkv1 = np.concatenate([dq1, dk1, dv1], axis=2)
     del dv1, dk1, dq1
-    dn1_1_mmqkv1 = (dqkv1.reshape(-1, 48) @ W1).reshape(-1, 8, 16)
+    dB1 = np.sum(dqkv1, axis=(0, 1))
     dW1 = dqkv1.reshape(-1, 48).T @ n1_1.reshape(-1, 16)
     del n1_1
+    dn1_1_mmqkv1 = (dqkv1.reshape(-1, 48) @ W1).reshape(-1, 8, 16)
+    del dqkv1
+    dg1_1 = np.sum(dn1_1_mmqkv1*xhat_n1_1, axis=(0, 1))
+    del xhat_n1_1
+    dbe1_1 = np.sum(dn1_1_mmqkv1, axis=(0, 1))
     dxhat_n1_1 = dn1_1_mmqkv1*g1_1
+    del dn1_1_mmqkv1
     drstd_n1_1 = np.sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims=True)
     dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
-    dbe2_1 = np.sum(dn2_1_mmf1, axis=(0, 1))
-    dg2_1 = np.sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
-    del xhat_n2_1, dn2_1_mmf1
-    dbe1_1 = np.sum(dn1_1_mmqkv1, axis=(0, 1))
-    dg1_1 = np.sum(dn1_1_mmqkv1*xhat_n1_1, axis=(0, 1))
-    del xhat_n1_1, dn1_1_mmqkv1
-    db2_1 = np.sum(dr2_1, axis=(0, 1))
-    del dr2_1
-    db1_1 = np.sum(df1, axis=(0, 1))
-    del df1
-    dbo1 = np.sum(dr1_1, axis=(0, 1))
-    dB1 = np.sum(dqkv1, axis=(0, 1))
-    del dqkv1
     tmp12 = drstd_n1_1
     tmp12 *= rstd_n1_1**3
     del drstd_n1_1
@@ -808,16 +809,23 @@ def loss_and_gradients(params, x, t):
     del xc_n1_1, dxhat_n1_1, tmp12
     dr2_0 = dr1_1 + dxc_n1_1 - 1/16*dsum_n1_1*rstd_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
+    db2_0 = np.sum(dr2_0, axis=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     del act0
     tmp3 = 0.70710678118654752*f0
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 8, 32)
     df0 *= 0.56418958354775629*tmp3*np.exp(-1/2*f0**2) + (1/2)*tmp4 + 1/2
     del f0, tmp4, tmp3
-    dn2_0_mmf0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 8, 16)
+    db1_0 = np.sum(df0, axis=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
     del n2_0
+    dn2_0_mmf0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 8, 16)
+    del df0
+    dg2_0 = np.sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
+    del xhat_n2_0
+    dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))
     dxhat_n2_0 = dn2_0_mmf0*g2_0
+    del dn2_0_mmf0
     drstd_n2_0 = np.sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims=True)
     dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
     tmp13 = drstd_n2_0
@@ -828,10 +836,12 @@ def loss_and_gradients(params, x, t):
     dxc_n2_0 += dxhat_n2_0*rstd_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
     dr1_0 = dr2_0 + dxc_n2_0 - 1/16*dsum_n2_0*rstd_n2_0
-    del rstd_n2_0, dsum_n2_0, dxc_n2_0
+    del rstd_n2_0, dr2_0, dsum_n2_0, dxc_n2_0
+    dbo0 = np.sum(dr1_0, axis=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0
     dav0 = ((dr1_0.reshape(-1, 16) @ Wo0).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
+    del dr1_0
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
     ds_a0 = np.sum(a0*da0*s_a0, axis=3, keepdims=True)
@@ -845,22 +855,14 @@ def loss_and_gradients(params, x, t):
     del kh0, dscores0
     dqkv0 = np.concatenate([dq0, dk0, dv0], axis=2)
     del dv0, dk0, dq0
-    dn1_0_mmqkv0 = (dqkv0.reshape(-1, 48) @ W0).reshape(-1, 8, 16)
+    dB0 = np.sum(dqkv0, axis=(0, 1))
     dW0 = dqkv0.reshape(-1, 48).T @ n1_0.reshape(-1, 16)
     del n1_0
-    dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))
-    dg2_0 = np.sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
-    del xhat_n2_0, dn2_0_mmf0
-    dbe1_0 = np.sum(dn1_0_mmqkv0, axis=(0, 1))
+    dn1_0_mmqkv0 = (dqkv0.reshape(-1, 48) @ W0).reshape(-1, 8, 16)
+    del dqkv0
     dg1_0 = np.sum(dn1_0_mmqkv0*xhat_n1_0, axis=(0, 1))
-    del xhat_n1_0, dn1_0_mmqkv0
-    db2_0 = np.sum(dr2_0, axis=(0, 1))
-    del dr2_0
-    db1_0 = np.sum(df0, axis=(0, 1))
-    del df0
-    dbo0 = np.sum(dr1_0, axis=(0, 1))
-    del dr1_0
-    dB0 = np.sum(dqkv0, axis=(0, 1))
+    del xhat_n1_0
+    dbe1_0 = np.sum(dn1_0_mmqkv0, axis=(0, 1))
     return float((1/128)*total/N), {
         "0.self_attn.in_proj_weight": dW0,
         "0.self_attn.in_proj_bias": dB0,

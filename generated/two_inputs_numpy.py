@@ -180,22 +180,23 @@ def loss_and_gradients(params, x, u, t):
     dz_head -= onehot
     dz_head /= N
     del onehot, p
+    dw_head = dz_head.T @ cat
+    del cat
     db_head = np.sum(dz_head, axis=0)
     dcat = dz_head @ w_head
-    dw_head = dz_head.T @ cat
-    del cat, dz_head
+    del dz_head
     dhx = dcat[:, :8]
     dhu = dcat[:, 8:]
     del dcat
     dz_eu = dhu*(hu > 0).astype(x.dtype)
     del hu, dhu
-    db_eu = np.sum(dz_eu, axis=0)
     dw_eu = dz_eu.T @ u
+    db_eu = np.sum(dz_eu, axis=0)
     del dz_eu
     dz_ex = dhx*(1 - hx**2)
     del hx, dhx
-    db_ex = np.sum(dz_ex, axis=0)
     dw_ex = dz_ex.T @ x
+    db_ex = np.sum(dz_ex, axis=0)
     return float(total/N), {
         "ex.weight": dw_ex,
         "ex.bias": db_ex,

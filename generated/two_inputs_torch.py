@@ -176,22 +176,23 @@ def loss_and_gradients(params, x, u, t):
     dz_head -= onehot
     dz_head /= N
     del onehot, p
+    dw_head = dz_head.T @ cat
+    del cat
     db_head = torch.sum(dz_head, dim=0)
     dcat = dz_head @ w_head
-    dw_head = dz_head.T @ cat
-    del cat, dz_head
+    del dz_head
     dhx = dcat[:, :8]
     dhu = dcat[:, 8:]
     del dcat
     dz_eu = dhu*torch.sign(hu)
     del hu, dhu
-    db_eu = torch.sum(dz_eu, dim=0)
     dw_eu = dz_eu.T @ u
+    db_eu = torch.sum(dz_eu, dim=0)
     del dz_eu
     dz_ex = dhx*(1 - hx**2)
     del hx, dhx
-    db_ex = torch.sum(dz_ex, dim=0)
     dw_ex = dz_ex.T @ x
+    db_ex = torch.sum(dz_ex, dim=0)
     return total/N, {
         "ex.weight": dw_ex,
         "ex.bias": db_ex,

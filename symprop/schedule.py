@@ -92,6 +92,7 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
         final.append(Statement(name, "output", expr, shape=shape, broadcast=graph.shape_of(original) != shape))
 
     _read_quotients(statements, final)
+    statements = _reductions_early(statements)
     program = Program(statements, final)
     program.shapes = {t.symbol: t.shape for t in graph.tensors.values()}
     for statement in statements:
@@ -110,6 +111,22 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     program.uses_batch_size = any(N in s.free_symbols for s in expressions(program)) or \
         any(s.broadcast and batch_sized(s.shape) for s in final) or any(batch_sized(shape) for shape in widened)
     return program
+
+
+def _reductions_early(statements: list[Statement]) -> list[Statement]:
+    """Each statement that makes a small array from batch-sized ones (a bias's gradient, Σ_n δ) moves up to just
+    after what it reads: the batch-sized arrays it reads can then be freed there, not at the end."""
+    out: list[Statement] = []
+    where: dict[sp.Symbol, int] = {}  # symbol -> its statement's position in out
+    for statement in statements:
+        reads = (statement.expr.free_symbols if statement.expr is not None else set()).union(
+            *(op.free_symbols for op in statement.operands))
+        small = statement.kind in ("sum", "einsum") and not batch_sized(statement.shape) and \
+            any(batch_sized(value.shape) for value in statement.tensor.operands)
+        at = max((where[s] + 1 for s in reads if s in where), default=0) if small else len(out)
+        out.insert(at, statement)
+        where = {sp.Symbol(s.name, real=True): i for i, s in enumerate(out)}
+    return out
 
 
 def _read_quotients(statements: list[Statement], outputs: list[Statement]) -> None:

@@ -44,3 +44,37 @@ def test_backward_reads_relu_outputs_not_their_inputs(build):
     torch_code = inspect.getsource(torch_module.loss_and_gradients)
     assert "dz0 *= (h1 > 0)" in numpy_code and "del z0" in numpy_code
     assert "dz0 *= torch.sign(h1)" in torch_code  # h1 ≥ 0, and torch's bool masks are slow on CPU
+
+
+def test_a_float32_token_model_stays_float32_throughout():
+    """The ignore_index mask is made in the arrays' dtype: np.select of ints with a nan default would be float64,
+    and would turn every gradient after it float64 (twice the memory, and not the dtype asked for)."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("char_lm_numpy", root / "generated" / "char_lm_numpy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = module.init_params(0, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    x, t = rng.integers(0, 71, (2, 32)), rng.integers(0, 71, (2, 32))
+    t[0, :5] = -100
+    _, gradients = module.loss_and_gradients(params, x, t)
+    assert {str(g.dtype) for g in gradients.values()} == {"float32"}
+
+
+def test_softmax_exponentials_and_bias_sums_do_not_outlive_their_use(build):
+    """In an encoder layer's backward pass, e = exp(scores − m) is read as a·s (a and s are kept anyway), so e is
+    freed after the forward pass; and each bias's gradient is summed as soon as its δ exists, so δ is freed there."""
+    import inspect
+
+    model = S.Model(S.Sequential(S.TransformerEncoderLayer(16, 2, 32), S.MeanPool(), S.Linear(16, 3)),
+                    S.CrossEntropyLoss(), name="encoder_memory", inputs=16, sequence=6)
+    numpy_module, _ = build(model)
+    code = inspect.getsource(numpy_module.loss_and_gradients).splitlines()
+    freed = next(i for i, line in enumerate(code) if line.strip().startswith("del ") and "e_a0" in line)
+    first_backward = next(i for i, line in enumerate(code) if line.strip().startswith("dz"))
+    assert freed < first_backward
+    bias = next(i for i, line in enumerate(code) if line.strip().startswith("db1_0 = "))
+    assert any("del df0" in line for line in code[bias:bias + 6])

@@ -93,6 +93,12 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
             return f"({self._print(u)} > 0).astype({self.dtype_text})"
         return f"{self._module_format('numpy.heaviside')}({self._print(u)}, {self._print(at_zero)})"
 
+    def _print_Piecewise(self, expr):
+        text = super()._print_Piecewise(expr)
+        if all(value.is_Number for value, _ in expr.args):  # a mask of numbers: in the arrays' dtype, as torch's
+            return f"{text}.astype({self.dtype_text})"  # would be (np.select's ints and nan make float64)
+        return text
+
     def _print_Max(self, expr):
         return self._nested("numpy.maximum", expr.args)
 
