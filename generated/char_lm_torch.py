@@ -869,7 +869,7 @@ def loss_and_gradients(params, x, t):
     db2_3 = torch.sum(dr2_3, dim=(0, 1))
     dW2_3 = dr2_3.reshape(-1, 32).T @ act3.reshape(-1, 64)
     df3 = dr2_3 @ W2_3
-    df3 *= torch.sign(act3)
+    df3 *= act3.sign_()
     del act3
     db1_3 = torch.sum(df3, dim=(0, 1))
     dW1_3 = df3.reshape(-1, 64).T @ n2_3.reshape(-1, 32)
@@ -933,7 +933,7 @@ def loss_and_gradients(params, x, t):
     db2_2 = torch.sum(dr2_2, dim=(0, 1))
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
     df2 = dr2_2 @ W2_2
-    df2 *= torch.sign(act2)
+    df2 *= act2.sign_()
     del act2
     db1_2 = torch.sum(df2, dim=(0, 1))
     dW1_2 = df2.reshape(-1, 64).T @ n2_2.reshape(-1, 32)

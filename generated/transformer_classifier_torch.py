@@ -461,7 +461,7 @@ def loss_and_gradients(params, x, t):
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     df0 = dr2_0 @ W2_0
-    df0 *= torch.sign(act0)
+    df0 *= act0.sign_()
     del act0
     db1_0 = torch.sum(df0, dim=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n1_0.reshape(-1, 16)

@@ -141,7 +141,8 @@ class StatementPrinter:
             elif self.in_place and split:
                 product, operator, rest = split
                 mask = isinstance(rest, sp.Heaviside) and rest.args[1] == 0 and operator == "*"
-                rest_text = self.mask(rest.args[0]) if mask else self.doprint(rest)
+                dying = mask and rest.args[0].name in frees.get(i, ()) and rest.args[0] in self._own_arrays()
+                rest_text = self.mask(rest.args[0], dying) if mask else self.doprint(rest)
                 out.append(f"{statement.name} = {self._inline[product][1:-1]}")
                 early = [name for name in frees.get(i, ()) if sp.Symbol(name, real=True) not in rest.free_symbols]
                 if early:  # read by the product only: freed before the mask's temporary is made
@@ -169,8 +170,7 @@ class StatementPrinter:
         if statement.kind != "expr" or expr.is_Symbol:
             return None
         shapes, shape = self._program.shapes, self._program.shapes.get(sp.Symbol(statement.name, real=True))
-        own = {sp.Symbol(s.name, real=True) for s in self._program.statements if s.kind in self.FRESH and not any(
-            e.is_Symbol or e.has(sp.Piecewise) for e in (s.expr, *s.operands[:1]) if e is not None)}
+        own = self._own_arrays()
         candidates = [sp.Symbol(name, real=True) for name in dying]
         candidates = [a for a in candidates if a in own and shapes.get(a) == shape and a not in self._inline]
         best = None
@@ -192,6 +192,11 @@ class StatementPrinter:
         if len(lines) == 2 and lines[1].startswith(f"{name} = "):  # one call: e = np.exp(shifted, out=shifted)
             lines = [f"{name} = {self.in_place_call(steps[0][0], a.name, *steps[0][1])}"]
         return lines
+
+    def _own_arrays(self) -> set:
+        """The values whose arrays no other name shares (made by a statement of their own, in the arrays' dtype)."""
+        return {sp.Symbol(s.name, real=True) for s in self._program.statements if s.kind in self.FRESH and not any(
+            e.is_Symbol or e.has(sp.Piecewise) for e in (s.expr, *s.operands[:1]) if e is not None)}
 
     def _steps(self, expr, a):
         """expr as steps applied to a in place, innermost first: [("+", rest), ("*", rest), ("exp", ())];
@@ -224,8 +229,9 @@ class StatementPrinter:
         """One call for a product and what is added to it (torch: x @ w.T + b is F.linear); None if none."""
         return None
 
-    def mask(self, u: sp.Expr) -> str:
-        """H(u) as a factor that multiplies an array in place: a bool array."""
+    def mask(self, u: sp.Expr, dying: bool = False) -> str:
+        """H(u) as a factor that multiplies an array in place: a bool array (`dying`: u is read for the last
+        time, and its array may be overwritten)."""
         return f"({self.doprint(u)} > 0)"
 
     def _frees(self) -> dict[int, list[str]]:

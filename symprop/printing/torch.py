@@ -79,10 +79,12 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
             return None
         return self._call("torch.nn.functional.linear", *(self._print(a) for a in (x, w, rest)))
 
-    def mask(self, u):
+    def mask(self, u, dying=False):
         # relu's output h is ≥ 0, so H(h) = sign(h): one float kernel, where torch's bool compare and
-        # bool-times-float multiply take some 8x as long on CPU
-        return self._call("torch.sign", self._print(u)) if u in self._relu_outputs() else super().mask(u)
+        # bool-times-float multiply take some 8x as long on CPU; into h itself when h is read for the last time
+        if u in self._relu_outputs():
+            return f"{self._print(u)}.sign_()" if dying else self._call("torch.sign", self._print(u))
+        return super().mask(u)
 
     def _relu_outputs(self):
         if getattr(self, "_relus_of", None) is not self._program:  # once per program printed
