@@ -87,8 +87,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     rs_1 = t.reshape(-1,)
     t_col = rs_1.reshape(-1, 1)
     kept = Piecewise((0, Eq(t_col, -100)), (1, True))
-    counted = sum(kept, axis=(0, 1))
     onehot = onehot(Piecewise((0, Eq(rs_1, -100)), (rs_1, True)), 71)
+    counted = sum(kept, axis=(0, 1))
     m = max(rs, axis=1, keepdims)
     shifted = rs - m
     e = exp(shifted)
@@ -98,73 +98,73 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dz5 = (kept*(p - onehot)/counted).reshape(-1, 32, 71)
     db5 = sum(dz5, axis=(0, 1))
     dh4_mm5 = dz5 @ w5
-    dg4 = sum(dh4_mm5*xhat_h4, axis=(0, 1))
-    db4 = sum(dh4_mm5, axis=(0, 1))
     dxhat_h4 = dh4_mm5*g4
     drstd_h4 = sum(dxhat_h4*xc_h4, axis=2, keepdims)
     dsum_h4 = sum(dxhat_h4, axis=2, keepdims)
+    db4 = sum(dh4_mm5, axis=(0, 1))
+    dg4 = sum(dh4_mm5*xhat_h4, axis=(0, 1))
     dr2_3 = rstd_h4*(dxhat_h4 - drstd_h4*rstd_h4**2*xc_h4/32 - dsum_h4/32)
-    db2_3 = sum(dr2_3, axis=(0, 1))
     df3 = (dr2_3 @ W2_3)*H(act3)
-    db1_3 = sum(df3, axis=(0, 1))
     dn2_3_mmf3 = df3 @ W1_3
-    dg2_3 = sum(dn2_3_mmf3*xhat_n2_3, axis=(0, 1))
-    dbe2_3 = sum(dn2_3_mmf3, axis=(0, 1))
     dxhat_n2_3 = dn2_3_mmf3*g2_3
     drstd_n2_3 = sum(dxhat_n2_3*xc_n2_3, axis=2, keepdims)
     dsum_n2_3 = sum(dxhat_n2_3, axis=2, keepdims)
     tmp5 = drstd_n2_3*rstd_n2_3**3
     dxc_n2_3 = dxhat_n2_3*rstd_n2_3 - tmp5*xc_n2_3/32
     dr1_3 = dr2_3 + dxc_n2_3 - dsum_n2_3*rstd_n2_3/32
-    dbo3 = sum(dr1_3, axis=(0, 1))
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
-    ds_a3 = sum(a3*da3*s_a3, axis=3, keepdims)
+    ds_a3 = sum(da3*e_a3, axis=3, keepdims)
     dscores3 = sqrt(2)*a3*(da3 - ds_a3/s_a3)/4
     dv3 = (a3.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dk3 = (dscores3.swapaxes(-1, -2) @ qh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dq3 = (dscores3 @ kh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dqkv3 = concat([dq3, dk3, dv3], axis=2)
-    dB3 = sum(dqkv3, axis=(0, 1))
     dn1_3_mmqkv3 = dqkv3 @ W3
-    dg1_3 = sum(dn1_3_mmqkv3*xhat_n1_3, axis=(0, 1))
-    dbe1_3 = sum(dn1_3_mmqkv3, axis=(0, 1))
     dxhat_n1_3 = dn1_3_mmqkv3*g1_3
     drstd_n1_3 = sum(dxhat_n1_3*xc_n1_3, axis=2, keepdims)
     dsum_n1_3 = sum(dxhat_n1_3, axis=2, keepdims)
+    dbe2_3 = sum(dn2_3_mmf3, axis=(0, 1))
+    dg2_3 = sum(dn2_3_mmf3*xhat_n2_3, axis=(0, 1))
+    dbe1_3 = sum(dn1_3_mmqkv3, axis=(0, 1))
+    dg1_3 = sum(dn1_3_mmqkv3*xhat_n1_3, axis=(0, 1))
+    db2_3 = sum(dr2_3, axis=(0, 1))
+    db1_3 = sum(df3, axis=(0, 1))
+    dbo3 = sum(dr1_3, axis=(0, 1))
+    dB3 = sum(dqkv3, axis=(0, 1))
     tmp6 = drstd_n1_3*rstd_n1_3**3
     dxc_n1_3 = dxhat_n1_3*rstd_n1_3 - tmp6*xc_n1_3/32
     dr2_2 = dr1_3 + dxc_n1_3 - dsum_n1_3*rstd_n1_3/32
-    db2_2 = sum(dr2_2, axis=(0, 1))
     df2 = (dr2_2 @ W2_2)*H(act2)
-    db1_2 = sum(df2, axis=(0, 1))
     dn2_2_mmf2 = df2 @ W1_2
-    dg2_2 = sum(dn2_2_mmf2*xhat_n2_2, axis=(0, 1))
-    dbe2_2 = sum(dn2_2_mmf2, axis=(0, 1))
     dxhat_n2_2 = dn2_2_mmf2*g2_2
     drstd_n2_2 = sum(dxhat_n2_2*xc_n2_2, axis=2, keepdims)
     dsum_n2_2 = sum(dxhat_n2_2, axis=2, keepdims)
     tmp7 = drstd_n2_2*rstd_n2_2**3
     dxc_n2_2 = dxhat_n2_2*rstd_n2_2 - tmp7*xc_n2_2/32
     dr1_2 = dr2_2 + dxc_n2_2 - dsum_n2_2*rstd_n2_2/32
-    dbo2 = sum(dr1_2, axis=(0, 1))
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
-    ds_a2 = sum(a2*da2*s_a2, axis=3, keepdims)
+    ds_a2 = sum(da2*e_a2, axis=3, keepdims)
     dscores2 = sqrt(2)*a2*(da2 - ds_a2/s_a2)/4
     dv2 = (a2.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dk2 = (dscores2.swapaxes(-1, -2) @ qh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dq2 = (dscores2 @ kh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dqkv2 = concat([dq2, dk2, dv2], axis=2)
-    dB2 = sum(dqkv2, axis=(0, 1))
     dn1_2_mmqkv2 = dqkv2 @ W2
-    dg1_2 = sum(dn1_2_mmqkv2*xhat_n1_2, axis=(0, 1))
-    dbe1_2 = sum(dn1_2_mmqkv2, axis=(0, 1))
     dxhat_n1_2 = dn1_2_mmqkv2*g1_2
     drstd_n1_2 = sum(dxhat_n1_2*xc_n1_2, axis=2, keepdims)
     tmp8 = drstd_n1_2*rstd_n1_2**3
     dxc_n1_2 = dxhat_n1_2*rstd_n1_2 - tmp8*xc_n1_2/32
     dsum_n1_2 = sum(dxc_n1_2, axis=2, keepdims)
+    dbe2_2 = sum(dn2_2_mmf2, axis=(0, 1))
+    dg2_2 = sum(dn2_2_mmf2*xhat_n2_2, axis=(0, 1))
+    dbe1_2 = sum(dn1_2_mmqkv2, axis=(0, 1))
+    dg1_2 = sum(dn1_2_mmqkv2*xhat_n1_2, axis=(0, 1))
+    db2_2 = sum(dr2_2, axis=(0, 1))
+    db1_2 = sum(df2, axis=(0, 1))
+    dbo2 = sum(dr1_2, axis=(0, 1))
+    dB2 = sum(dqkv2, axis=(0, 1))
     tmp11 = dr1_2 + dxc_n1_2 - dsum_n1_2/32
     dP1 = sum(tmp11, axis=0)
     dE0 = scatter_add(tmp11, x, rows=71)
@@ -733,8 +733,7 @@ def loss_and_gradients(params, x, t):
     del ss_n1_2
     rstd_n1_2 = var_n1_2**(-1/2)
     del var_n1_2
-    xhat_n1_2 = rstd_n1_2*xc_n1_2
-    n1_2 = be1_2 + g1_2*xhat_n1_2
+    n1_2 = be1_2 + g1_2*rstd_n1_2*xc_n1_2
     qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
     qkv2 += B2
     q2 = qkv2[:, :, :32]
@@ -772,8 +771,7 @@ def loss_and_gradients(params, x, t):
     del ss_n2_2
     rstd_n2_2 = var_n2_2**(-1/2)
     del var_n2_2
-    xhat_n2_2 = rstd_n2_2*xc_n2_2
-    n2_2 = be2_2 + g2_2*xhat_n2_2
+    n2_2 = be2_2 + g2_2*rstd_n2_2*xc_n2_2
     f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
     f2 += b1_2
     act2 = np.maximum(f2, 0, out=f2)
@@ -790,8 +788,7 @@ def loss_and_gradients(params, x, t):
     del ss_n1_3
     rstd_n1_3 = var_n1_3**(-1/2)
     del var_n1_3
-    xhat_n1_3 = rstd_n1_3*xc_n1_3
-    n1_3 = be1_3 + g1_3*xhat_n1_3
+    n1_3 = be1_3 + g1_3*rstd_n1_3*xc_n1_3
     qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
     qkv3 += B3
     q3 = qkv3[:, :, :32]
@@ -828,8 +825,7 @@ def loss_and_gradients(params, x, t):
     del ss_n2_3
     rstd_n2_3 = var_n2_3**(-1/2)
     del var_n2_3
-    xhat_n2_3 = rstd_n2_3*xc_n2_3
-    n2_3 = be2_3 + g2_3*xhat_n2_3
+    n2_3 = be2_3 + g2_3*rstd_n2_3*xc_n2_3
     f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
     f3 += b1_3
     act3 = np.maximum(f3, 0, out=f3)
@@ -846,8 +842,7 @@ def loss_and_gradients(params, x, t):
     del ss_h4
     rstd_h4 = var_h4**(-1/2)
     del var_h4
-    xhat_h4 = rstd_h4*xc_h4
-    h4 = b4 + g4*xhat_h4
+    h4 = b4 + g4*rstd_h4*xc_h4
     z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
     z5 += b5
     rs = z5.reshape(-1, 71)
@@ -876,8 +871,7 @@ def loss_and_gradients(params, x, t):
     db5 = np.sum(dz5, axis=(0, 1))
     dh4_mm5 = (dz5.reshape(-1, 71) @ w5).reshape(-1, 32, 32)
     del dz5
-    dg4 = np.sum(dh4_mm5*xhat_h4, axis=(0, 1))
-    del xhat_h4
+    dg4 = np.sum(dh4_mm5*rstd_h4*xc_h4, axis=(0, 1))
     db4 = np.sum(dh4_mm5, axis=(0, 1))
     dxhat_h4 = dh4_mm5*g4
     del dh4_mm5
@@ -895,8 +889,7 @@ def loss_and_gradients(params, x, t):
     del n2_3
     dn2_3_mmf3 = (df3.reshape(-1, 64) @ W1_3).reshape(-1, 32, 32)
     del df3
-    dg2_3 = np.sum(dn2_3_mmf3*xhat_n2_3, axis=(0, 1))
-    del xhat_n2_3
+    dg2_3 = np.sum(dn2_3_mmf3*rstd_n2_3*xc_n2_3, axis=(0, 1))
     dbe2_3 = np.sum(dn2_3_mmf3, axis=(0, 1))
     dxhat_n2_3 = dn2_3_mmf3*g2_3
     del dn2_3_mmf3
@@ -933,8 +926,7 @@ def loss_and_gradients(params, x, t):
     del n1_3
     dn1_3_mmqkv3 = (dqkv3.reshape(-1, 96) @ W3).reshape(-1, 32, 32)
     del dqkv3
-    dg1_3 = np.sum(dn1_3_mmqkv3*xhat_n1_3, axis=(0, 1))
-    del xhat_n1_3
+    dg1_3 = np.sum(dn1_3_mmqkv3*rstd_n1_3*xc_n1_3, axis=(0, 1))
     dbe1_3 = np.sum(dn1_3_mmqkv3, axis=(0, 1))
     dxhat_n1_3 = dn1_3_mmqkv3*g1_3
     del dn1_3_mmqkv3
@@ -959,8 +951,7 @@ def loss_and_gradients(params, x, t):
     del n2_2
     dn2_2_mmf2 = (df2.reshape(-1, 64) @ W1_2).reshape(-1, 32, 32)
     del df2
-    dg2_2 = np.sum(dn2_2_mmf2*xhat_n2_2, axis=(0, 1))
-    del xhat_n2_2
+    dg2_2 = np.sum(dn2_2_mmf2*rstd_n2_2*xc_n2_2, axis=(0, 1))
     dbe2_2 = np.sum(dn2_2_mmf2, axis=(0, 1))
     dxhat_n2_2 = dn2_2_mmf2*g2_2
     del dn2_2_mmf2
@@ -997,8 +988,7 @@ def loss_and_gradients(params, x, t):
     del n1_2
     dn1_2_mmqkv2 = (dqkv2.reshape(-1, 96) @ W2).reshape(-1, 32, 32)
     del dqkv2
-    dg1_2 = np.sum(dn1_2_mmqkv2*xhat_n1_2, axis=(0, 1))
-    del xhat_n1_2
+    dg1_2 = np.sum(dn1_2_mmqkv2*rstd_n1_2*xc_n1_2, axis=(0, 1))
     dbe1_2 = np.sum(dn1_2_mmqkv2, axis=(0, 1))
     dxhat_n1_2 = dn1_2_mmqkv2*g1_2
     del dn1_2_mmqkv2

@@ -53,31 +53,31 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dz2 = (p - onehot)/N
     db2 = sum(dz2, axis=0)
     dpool1 = ((dz2 @ w2)/6).reshape(-1, 1, 16)
-    dg2_0 = sum(dpool1*xhat_n2_0, axis=(0, 1))
-    dbe2_0 = sum(dpool1, axis=(0, 1))
     dxhat_n2_0 = dpool1*g2_0
     drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
     dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
     dr2_0 = rstd_n2_0*(dxhat_n2_0 - drstd_n2_0*rstd_n2_0**2*xc_n2_0/16 - dsum_n2_0/16)
-    db2_0 = sum(dr2_0, axis=(0, 1))
     df0 = (dr2_0 @ W2_0)*H(act0)
-    db1_0 = sum(df0, axis=(0, 1))
     dn1_0 = df0 @ W1_0 + dr2_0
-    dg1_0 = sum(dn1_0*xhat_n1_0, axis=(0, 1))
-    dbe1_0 = sum(dn1_0, axis=(0, 1))
     dxhat_n1_0 = dn1_0*g1_0
     drstd_n1_0 = sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims)
     dsum_n1_0 = sum(dxhat_n1_0, axis=2, keepdims)
     dr1_0 = rstd_n1_0*(dxhat_n1_0 - drstd_n1_0*rstd_n1_0**2*xc_n1_0/16 - dsum_n1_0/16)
-    dbo0 = sum(dr1_0, axis=(0, 1))
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
-    ds_a0 = sum(a0*da0*s_a0, axis=3, keepdims)
+    ds_a0 = sum(da0*e_a0, axis=3, keepdims)
     dscores0 = sqrt(2)*a0*(da0 - ds_a0/s_a0)/4
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dqkv0 = concat([dq0, dk0, dv0], axis=2)
+    dbe2_0 = sum(dpool1, axis=(0, 1))
+    dg2_0 = sum(dpool1*xhat_n2_0, axis=(0, 1))
+    dbe1_0 = sum(dn1_0, axis=(0, 1))
+    dg1_0 = sum(dn1_0*xhat_n1_0, axis=(0, 1))
+    db2_0 = sum(dr2_0, axis=(0, 1))
+    db1_0 = sum(df0, axis=(0, 1))
+    dbo0 = sum(dr1_0, axis=(0, 1))
     dB0 = sum(dqkv0, axis=(0, 1))
     L = total/N
     0.self_attn.in_proj_weight = dqkv0.reshape(-1, 48).T @ x.reshape(-1, 16)
@@ -403,8 +403,7 @@ def loss_and_gradients(params, x, t):
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = be1_0 + g1_0*rstd_n1_0*xc_n1_0
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
     act0 = torch.clamp_(f0, min=0)
     del f0
@@ -419,8 +418,7 @@ def loss_and_gradients(params, x, t):
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = be2_0 + g2_0*rstd_n2_0*xc_n2_0
     pool1 = torch.sum(n2_0, dim=1, keepdim=True)
     del n2_0
     sum1 = pool1.reshape(-1, 16)
@@ -449,8 +447,7 @@ def loss_and_gradients(params, x, t):
     db2 = torch.sum(dz2, dim=0)
     dpool1 = ((1/6)*(dz2 @ w2)).reshape(-1, 1, 16)
     del dz2
-    dg2_0 = torch.sum(dpool1*xhat_n2_0, dim=(0, 1))
-    del xhat_n2_0
+    dg2_0 = torch.sum(dpool1*rstd_n2_0*xc_n2_0, dim=(0, 1))
     dbe2_0 = torch.sum(dpool1, dim=(0, 1))
     dxhat_n2_0 = dpool1*g2_0
     del dpool1
@@ -470,8 +467,7 @@ def loss_and_gradients(params, x, t):
     del df0
     dn1_0 += dr2_0
     del dr2_0
-    dg1_0 = torch.sum(dn1_0*xhat_n1_0, dim=(0, 1))
-    del xhat_n1_0
+    dg1_0 = torch.sum(dn1_0*rstd_n1_0*xc_n1_0, dim=(0, 1))
     dbe1_0 = torch.sum(dn1_0, dim=(0, 1))
     dxhat_n1_0 = dn1_0
     dxhat_n1_0 *= g1_0

@@ -78,64 +78,64 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     r2_1 = ff1 + r1_1
     total = sum((r2_1 - t)**2, axis=(0, 1, 2))
     dr2_1 = (r2_1 - t)/(64*N)
-    db2_1 = sum(dr2_1, axis=(0, 1))
     tmp7 = sqrt(2)*f1/2
     df1 = (dr2_1 @ W2_1)*(tmp7*exp(-f1**2/2)/sqrt(pi) + tmp8/2 + 1/2)
-    db1_1 = sum(df1, axis=(0, 1))
     dn2_1_mmf1 = df1 @ W1_1
-    dg2_1 = sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
-    dbe2_1 = sum(dn2_1_mmf1, axis=(0, 1))
     dxhat_n2_1 = dn2_1_mmf1*g2_1
     drstd_n2_1 = sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims)
     dsum_n2_1 = sum(dxhat_n2_1, axis=2, keepdims)
     tmp11 = drstd_n2_1*rstd_n2_1**3
     dxc_n2_1 = dxhat_n2_1*rstd_n2_1 - tmp11*xc_n2_1/16
     dr1_1 = dr2_1 + dxc_n2_1 - dsum_n2_1*rstd_n2_1/16
-    dbo1 = sum(dr1_1, axis=(0, 1))
     dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
-    ds_a1 = sum(a1*da1*s_a1, axis=3, keepdims)
+    ds_a1 = sum(da1*e_a1, axis=3, keepdims)
     dscores1 = a1*(da1 - ds_a1/s_a1)/2
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dk1 = (dscores1.swapaxes(-1, -2) @ qh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dq1 = (dscores1 @ kh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dqkv1 = concat([dq1, dk1, dv1], axis=2)
-    dB1 = sum(dqkv1, axis=(0, 1))
     dn1_1_mmqkv1 = dqkv1 @ W1
-    dg1_1 = sum(dn1_1_mmqkv1*xhat_n1_1, axis=(0, 1))
-    dbe1_1 = sum(dn1_1_mmqkv1, axis=(0, 1))
     dxhat_n1_1 = dn1_1_mmqkv1*g1_1
     drstd_n1_1 = sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims)
     dsum_n1_1 = sum(dxhat_n1_1, axis=2, keepdims)
+    dbe2_1 = sum(dn2_1_mmf1, axis=(0, 1))
+    dg2_1 = sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
+    dbe1_1 = sum(dn1_1_mmqkv1, axis=(0, 1))
+    dg1_1 = sum(dn1_1_mmqkv1*xhat_n1_1, axis=(0, 1))
+    db2_1 = sum(dr2_1, axis=(0, 1))
+    db1_1 = sum(df1, axis=(0, 1))
+    dbo1 = sum(dr1_1, axis=(0, 1))
+    dB1 = sum(dqkv1, axis=(0, 1))
     tmp12 = drstd_n1_1*rstd_n1_1**3
     dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - tmp12*xc_n1_1/16
     dr2_0 = dr1_1 + dxc_n1_1 - dsum_n1_1*rstd_n1_1/16
-    db2_0 = sum(dr2_0, axis=(0, 1))
     tmp3 = sqrt(2)*f0/2
     df0 = (dr2_0 @ W2_0)*(tmp3*exp(-f0**2/2)/sqrt(pi) + tmp4/2 + 1/2)
-    db1_0 = sum(df0, axis=(0, 1))
     dn2_0_mmf0 = df0 @ W1_0
-    dg2_0 = sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
-    dbe2_0 = sum(dn2_0_mmf0, axis=(0, 1))
     dxhat_n2_0 = dn2_0_mmf0*g2_0
     drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
     dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
     tmp13 = drstd_n2_0*rstd_n2_0**3
     dxc_n2_0 = dxhat_n2_0*rstd_n2_0 - tmp13*xc_n2_0/16
     dr1_0 = dr2_0 + dxc_n2_0 - dsum_n2_0*rstd_n2_0/16
-    dbo0 = sum(dr1_0, axis=(0, 1))
     dav0 = (dr1_0 @ Wo0).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
-    ds_a0 = sum(a0*da0*s_a0, axis=3, keepdims)
+    ds_a0 = sum(da0*e_a0, axis=3, keepdims)
     dscores0 = a0*(da0 - ds_a0/s_a0)/2
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dqkv0 = concat([dq0, dk0, dv0], axis=2)
-    dB0 = sum(dqkv0, axis=(0, 1))
     dn1_0_mmqkv0 = dqkv0 @ W0
-    dg1_0 = sum(dn1_0_mmqkv0*xhat_n1_0, axis=(0, 1))
+    dbe2_0 = sum(dn2_0_mmf0, axis=(0, 1))
+    dg2_0 = sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
     dbe1_0 = sum(dn1_0_mmqkv0, axis=(0, 1))
+    dg1_0 = sum(dn1_0_mmqkv0*xhat_n1_0, axis=(0, 1))
+    db2_0 = sum(dr2_0, axis=(0, 1))
+    db1_0 = sum(df0, axis=(0, 1))
+    dbo0 = sum(dr1_0, axis=(0, 1))
+    dB0 = sum(dqkv0, axis=(0, 1))
     L = total/(128*N)
     0.self_attn.in_proj_weight = dqkv0.reshape(-1, 48).T @ n1_0.reshape(-1, 16)
     0.self_attn.in_proj_bias = dB0
@@ -672,8 +672,7 @@ def loss_and_gradients(params, x, t):
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = be2_0 + g2_0*rstd_n2_0*xc_n2_0
     f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     f0 += b1_0
     tmp4 = erf(0.70710678118654752*f0)
@@ -690,8 +689,7 @@ def loss_and_gradients(params, x, t):
     del ss_n1_1
     rstd_n1_1 = var_n1_1**(-1/2)
     del var_n1_1
-    xhat_n1_1 = rstd_n1_1*xc_n1_1
-    n1_1 = be1_1 + g1_1*xhat_n1_1
+    n1_1 = be1_1 + g1_1*rstd_n1_1*xc_n1_1
     qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
     qkv1 += B1
     q1 = qkv1[:, :, :16]
@@ -728,8 +726,7 @@ def loss_and_gradients(params, x, t):
     del ss_n2_1
     rstd_n2_1 = var_n2_1**(-1/2)
     del var_n2_1
-    xhat_n2_1 = rstd_n2_1*xc_n2_1
-    n2_1 = be2_1 + g2_1*xhat_n2_1
+    n2_1 = be2_1 + g2_1*rstd_n2_1*xc_n2_1
     f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     f1 += b1_1
     tmp8 = erf(0.70710678118654752*f1)
@@ -755,8 +752,7 @@ def loss_and_gradients(params, x, t):
     del n2_1
     dn2_1_mmf1 = (df1.reshape(-1, 32) @ W1_1).reshape(-1, 8, 16)
     del df1
-    dg2_1 = np.sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
-    del xhat_n2_1
+    dg2_1 = np.sum(dn2_1_mmf1*rstd_n2_1*xc_n2_1, axis=(0, 1))
     dbe2_1 = np.sum(dn2_1_mmf1, axis=(0, 1))
     dxhat_n2_1 = dn2_1_mmf1*g2_1
     del dn2_1_mmf1
@@ -793,8 +789,7 @@ def loss_and_gradients(params, x, t):
     del n1_1
     dn1_1_mmqkv1 = (dqkv1.reshape(-1, 48) @ W1).reshape(-1, 8, 16)
     del dqkv1
-    dg1_1 = np.sum(dn1_1_mmqkv1*xhat_n1_1, axis=(0, 1))
-    del xhat_n1_1
+    dg1_1 = np.sum(dn1_1_mmqkv1*rstd_n1_1*xc_n1_1, axis=(0, 1))
     dbe1_1 = np.sum(dn1_1_mmqkv1, axis=(0, 1))
     dxhat_n1_1 = dn1_1_mmqkv1*g1_1
     del dn1_1_mmqkv1
@@ -821,8 +816,7 @@ def loss_and_gradients(params, x, t):
     del n2_0
     dn2_0_mmf0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 8, 16)
     del df0
-    dg2_0 = np.sum(dn2_0_mmf0*xhat_n2_0, axis=(0, 1))
-    del xhat_n2_0
+    dg2_0 = np.sum(dn2_0_mmf0*rstd_n2_0*xc_n2_0, axis=(0, 1))
     dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))
     dxhat_n2_0 = dn2_0_mmf0*g2_0
     del dn2_0_mmf0

@@ -13,7 +13,7 @@ import jinja2
 from .declare.layers import Linear
 from .printing.statements import StatementPrinter
 from .printing.text import TextPrinter
-from .schedule import Program, expressions
+from .schedule import Program, expressions, plan_memory
 
 environment = jinja2.Environment(
     loader=jinja2.PackageLoader("symprop", "templates"),
@@ -40,7 +40,8 @@ class Function:
 
 def function(program: Program, printer: StatementPrinter, param_names: dict, carrier: str = "x") -> Function:
     """Print a Program; `param_names` maps each parameter's symbol to its state_dict key; new arrays take the
-    dtype and device of `carrier`."""
+    dtype and device of `carrier`. Code (a printer that frees dead arrays) runs the program's memory plan."""
+    program = plan_memory(program) if printer.free_dead else program
     printer.bind(program, carrier)
     lines = printer.lines()
     results = [(s.name, printer.output(s)) for s in program.outputs]

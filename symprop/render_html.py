@@ -14,13 +14,14 @@ import sympy as sp
 from .printing.mathml import MathMLBackendPrinter
 from .printing.numpy import NumPyBackendPrinter
 from .render import dtype_carrier, environment, function
+from .schedule import plan_memory
 
 _ASSIGNED = re.compile(r"(\w+) (?:[-+*/]|\*\*)?= ")
 
 
 def parts(derivation) -> dict:
     """The rows of the page: [(id, label, MathML)], the code lines [(text, id or "")], and the gradients."""
-    program = derivation.programs["loss_and_gradients"]
+    program = plan_memory(derivation.programs["loss_and_gradients"])  # as the module runs it, line for line
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
     dtype_source = dtype_carrier(derivation.model)
     code = function(program, NumPyBackendPrinter(), params, dtype_source)

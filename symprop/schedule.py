@@ -8,7 +8,7 @@ what its outputs need, and in dependency order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -37,6 +37,7 @@ class Program:
     outputs: list[Statement]  # kind "output", in order
     uses_batch_size: bool = False
     shapes: dict = field(default_factory=dict)  # every name's shape as computed (before any broadcast)
+    planned: bool = False  # plan_memory has run
 
 
 def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program:
@@ -91,8 +92,6 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
         require(expr)
         final.append(Statement(name, "output", expr, shape=shape, broadcast=graph.shape_of(original) != shape))
 
-    _read_quotients(statements, final)
-    statements = _reductions_early(statements)
     program = Program(statements, final)
     program.shapes = {t.symbol: t.shape for t in graph.tensors.values()}
     for statement in statements:
@@ -113,14 +112,65 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     return program
 
 
+def plan_memory(program: Program) -> Program:
+    """The program as code runs it, holding less at once (the document keeps the program as derived):
+    - a small reduction of batch-sized arrays (a bias's gradient) runs as soon as they exist, so that they can
+      be freed there;
+    - a product q = a·b whose factors are kept past its last read is not stored: each read computes a·b
+      (a layer norm's x̂ = x_c·rstd), one multiplication more for an array less;
+    - where q = e/s is computed and q and s are read later anyway, a later e reads q·s (a softmax's
+      exponentials are freed after the forward pass)."""
+    if program.planned:
+        return program
+    statements = _reductions_early([replace(s) for s in program.statements])
+    outputs = [replace(s) for s in program.outputs]
+    _recompute_products(statements, outputs)
+    _read_quotients(statements, outputs)
+    return replace(program, statements=statements, outputs=outputs, planned=True)
+
+
+def _reads(statement: Statement) -> set:
+    return (statement.expr.free_symbols if statement.expr is not None else set()).union(
+        *(op.free_symbols for op in statement.operands))
+
+
+def _substitute(statement: Statement, old: sp.Symbol, new: sp.Expr) -> None:
+    if statement.expr is not None:
+        statement.expr = statement.expr.xreplace({old: new})
+    statement.operands = tuple(op.xreplace({old: new}) for op in statement.operands)
+
+
+def _last_reads(statements: list[Statement], outputs: list[Statement]) -> dict:
+    last = {}
+    for i, statement in enumerate(statements + outputs):
+        for symbol in _reads(statement):
+            last[symbol] = i
+    return last
+
+
+def _recompute_products(statements: list[Statement], outputs: list[Statement]) -> None:
+    last = _last_reads(statements, outputs)
+    for statement in list(statements):
+        expr = statement.operands[0] if statement.kind == "map" else statement.expr
+        product = statement.tensor.symbol if statement.kind == "map" else sp.Symbol(statement.name, real=True)
+        if statement.kind not in ("expr", "map") or not expr.is_Mul or len(expr.args) != 2 or \
+                not all(a.is_Symbol for a in expr.args) or product not in last:
+            continue
+        if any(last.get(factor, -1) < last[product] for factor in expr.args) or \
+                any(product in _reads(o) for o in outputs):
+            continue
+        for later in statements:
+            if product in _reads(later):
+                _substitute(later, product, expr)
+        statements.remove(statement)
+        last = _last_reads(statements, outputs)
+
+
 def _reductions_early(statements: list[Statement]) -> list[Statement]:
-    """Each statement that makes a small array from batch-sized ones (a bias's gradient, Σ_n δ) moves up to just
-    after what it reads: the batch-sized arrays it reads can then be freed there, not at the end."""
     out: list[Statement] = []
     where: dict[sp.Symbol, int] = {}  # symbol -> its statement's position in out
     for statement in statements:
-        reads = (statement.expr.free_symbols if statement.expr is not None else set()).union(
-            *(op.free_symbols for op in statement.operands))
+        reads = _reads(statement)
         small = statement.kind in ("sum", "einsum") and not batch_sized(statement.shape) and \
             any(batch_sized(value.shape) for value in statement.tensor.operands)
         at = max((where[s] + 1 for s in reads if s in where), default=0) if small else len(out)
@@ -130,17 +180,7 @@ def _reductions_early(statements: list[Statement]) -> list[Statement]:
 
 
 def _read_quotients(statements: list[Statement], outputs: list[Statement]) -> None:
-    """Where q = e/s is computed and both q and s are read later anyway, a later e reads q·s: e (a softmax's
-    exponentials beside its probabilities) is then freed after the forward pass, not kept for the backward one."""
-    def reads(statement):
-        return (statement.expr.free_symbols if statement.expr is not None else set()).union(
-            *(op.free_symbols for op in statement.operands))
-
-    order = statements + outputs
-    last = {}
-    for i, statement in enumerate(order):
-        for symbol in reads(statement):
-            last[symbol] = i
+    last = _last_reads(statements, outputs)
     for i, statement in enumerate(statements):
         expr = statement.expr
         if statement.kind != "expr" or not expr.is_Mul or len(expr.args) != 2:
@@ -151,12 +191,8 @@ def _read_quotients(statements: list[Statement], outputs: list[Statement]) -> No
         quotient, total = sp.Symbol(statement.name, real=True), denominator.base
         for j in range(i + 1, len(statements)):
             later = statements[j]
-            if numerator not in reads(later) or last.get(quotient, -1) < j or last.get(total, -1) < j:
-                continue
-            if later.kind == "expr":
-                later.expr = later.expr.xreplace({numerator: quotient * total})
-            else:
-                later.operands = tuple(op.xreplace({numerator: quotient * total}) for op in later.operands)
+            if numerator in _reads(later) and last.get(quotient, -1) >= j and last.get(total, -1) >= j:
+                _substitute(later, numerator, quotient * total)
 
 
 def _cheap(expr: sp.Expr) -> bool:
