@@ -64,6 +64,7 @@ Method:
 
 Run (from the project root):
   .venv/bin/python benchmarks/run.py                 # full: ~20 min on 2 cores; writes benchmarks/results/run.json
+  PYTHONPATH=. python benchmarks/run.py --device cuda  # the GPU benchmark (benchmarks/gpu.py), where a GPU is
   .venv/bin/python benchmarks/run.py --rounds 5 --threads 1 --workloads mlp,derive --json /tmp/run.json
   .venv/bin/python benchmarks/run.py --quick         # CI: tiny sizes, 1 round; checks that every variant
                                                      # runs and agrees with autograd; exit 1 if not
@@ -169,14 +170,14 @@ def symprop_model(net: dict, name: str):
         model.name = name
         return model
 
-    make = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid, "mean_pool": S.MeanPool}
+    make = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid, "gelu": S.GELU, "mean_pool": S.MeanPool}
     layers, width = [], net["inputs"]
     for layer in net["layers"]:
         if layer[0] == "linear":
             layers.append(S.Linear(width, layer[1], layer[2]))
             width = layer[1]
-        elif layer[0] == "transformer":
-            layers.append(S.TransformerEncoderLayer(width, layer[1], layer[2]))
+        elif layer[0] == "transformer":  # ("transformer", heads, feed-forward width[, activation, norm_first])
+            layers.append(S.TransformerEncoderLayer(width, *layer[1:]))
         else:
             layers.append(make[layer[0]]())
     loss = S.CrossEntropyLoss() if net["loss"] == "cross_entropy" else S.MSELoss()
@@ -257,9 +258,12 @@ def torch_network(net: dict, params: dict, dtype: str):
             layers.append(nn.Linear(width, layer[1], bias=layer[2]))
             width = layer[1]
         elif layer[0] == "transformer":
-            layers.append(nn.TransformerEncoderLayer(width, layer[1], layer[2], dropout=0.0, batch_first=True))
+            options = dict(zip(("activation", "norm_first"), layer[3:], strict=False))
+            layers.append(nn.TransformerEncoderLayer(width, layer[1], layer[2], dropout=0.0, batch_first=True,
+                                                     **options))
         else:
-            layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "mean_pool": MeanPool}[layer[0]]())
+            layers.append({"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
+                           "mean_pool": MeanPool}[layer[0]]())
     model = nn.Sequential(*layers).to(getattr(torch, dtype))
     model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     loss_fn = nn.CrossEntropyLoss() if net["loss"] == "cross_entropy" else nn.MSELoss()
@@ -819,8 +823,17 @@ def main(argv=None, prog=None) -> int:
     workloads = ",".join([*NETWORKS, "derive"])
     parser.add_argument("--workloads", default=workloads,
                         help=f"comma-separated subset of {workloads} (default all)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="cuda: the GPU benchmark instead (benchmarks/gpu.py: its workloads, CUDA events; the "
+                             "options after --device go to it)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.device == "cuda":
+        import gpu
+
+        return gpu.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     if args.worker is not None:
         print(json.dumps(worker(json.loads(args.worker))))

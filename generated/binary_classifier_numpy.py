@@ -97,9 +97,9 @@ def loss(params, x, t):
     z1 += b1
     h2 = (np.exp(np.minimum(z1, 0))/(1 + np.exp(-np.abs(z1))))
     tmp1 = np.greater(h2, 3.720075976020836e-44)
-    tmp2 = np.less(h2, 1.0)
-    tmp3 = np.logical_and.reduce((np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0)))
     del h2
+    tmp2 = np.less((np.exp(np.minimum(z1, 0))/(1 + np.exp(-np.abs(z1)))), 1.0)
+    tmp3 = np.logical_and.reduce((np.greater((np.exp(np.minimum(z1, 0))/(1 + np.exp(-np.abs(z1)))), 3.720075976020836e-44),np.less((np.exp(np.minimum(z1, 0))/(1 + np.exp(-np.abs(z1)))), 1.0)))
     tmp5 = t*np.logaddexp(0, -z1)
     tmp6 = (1 - t)*np.logaddexp(0, z1)
     del z1
@@ -127,9 +127,9 @@ def loss_and_gradients(params, x, t):
     tmp6 = (1 - t)*np.logaddexp(0, z1)
     del z1
     total = np.sum(np.select([tmp3,tmp1,tmp2,True], [tmp5 + tmp6,tmp5 + 100 - 100*t,100*t + tmp6,100], default=np.nan), axis=(0, 1))
-    del tmp5, tmp6
-    dz1 = np.select([tmp3,tmp1,tmp2,True], [(h2 - t)/N,t*(h2 - 1)/N,h2*(1 - t)/N,0], default=np.nan)
-    del h2, tmp1, tmp2, tmp3
+    del tmp1, tmp2, tmp3, tmp5, tmp6
+    dz1 = np.select([np.logical_and.reduce((np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0))),np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0),True], [(h2 - t)/N,t*(h2 - 1)/N,h2*(1 - t)/N,0], default=np.nan)
+    del h2
     dw1 = dz1.T @ z0
     del z0
     db1 = np.sum(dz1, axis=0)

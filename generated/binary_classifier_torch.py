@@ -97,9 +97,9 @@ def loss(params, x, t):
     del z0
     h2 = torch.sigmoid(z1)
     tmp1 = torch.gt(h2, 3.720075976020836e-44)
-    tmp2 = torch.lt(h2, 1.0)
-    tmp3 = torch.logical_and(torch.gt(h2, 3.720075976020836e-44), torch.lt(h2, 1.0))
     del h2
+    tmp2 = torch.lt(torch.sigmoid(z1), 1.0)
+    tmp3 = torch.logical_and(torch.gt(torch.sigmoid(z1), 3.720075976020836e-44), torch.lt(torch.sigmoid(z1), 1.0))
     tmp5 = t*(-torch.nn.functional.logsigmoid(z1))
     tmp6 = (1 - t)*(-torch.nn.functional.logsigmoid(-z1))
     del z1
@@ -125,9 +125,9 @@ def loss_and_gradients(params, x, t):
     tmp6 = (1 - t)*(-torch.nn.functional.logsigmoid(-z1))
     del z1
     total = torch.sum(torch.where(tmp3, tmp5 + tmp6, torch.where(tmp1, tmp5 + 100 - 100*t, torch.where(tmp2, 100*t + tmp6, 100))), dim=(0, 1))
-    del tmp5, tmp6
-    dz1 = torch.where(tmp3, (h2 - t)/N, torch.where(tmp1, t*(h2 - 1)/N, torch.where(tmp2, h2*(1 - t)/N, 0)))
-    del h2, tmp1, tmp2, tmp3
+    del tmp1, tmp2, tmp3, tmp5, tmp6
+    dz1 = torch.where(torch.logical_and(torch.gt(h2, 3.720075976020836e-44), torch.lt(h2, 1.0)), (h2 - t)/N, torch.where(torch.gt(h2, 3.720075976020836e-44), t*(h2 - 1)/N, torch.where(torch.lt(h2, 1.0), h2*(1 - t)/N, 0)))
+    del h2
     dw1 = dz1.T @ z0
     del z0
     db1 = torch.sum(dz1, dim=0)

@@ -120,8 +120,9 @@ def loss_and_gradients(params, x, t):
     z2 += b2
     tmp2 = np.cosh(t - z2)
     total = np.sum(np.log(tmp2), axis=(0, 1))
-    dz2 = -np.sinh(t - z2)/(N*tmp2)
-    del z2, tmp2
+    del tmp2
+    dz2 = -np.sinh(t - z2)/(N*np.cosh(t - z2))
+    del z2
     dw2 = dz2.T @ h1
     db2 = np.sum(dz2, axis=0)
     dz0 = dz2 @ w2

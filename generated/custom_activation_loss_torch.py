@@ -116,8 +116,9 @@ def loss_and_gradients(params, x, t):
     z2 = torch.nn.functional.linear(h1, w2, b2)
     tmp2 = torch.cosh(t - z2)
     total = torch.sum(torch.log(tmp2), dim=(0, 1))
-    dz2 = -torch.sinh(t - z2)/(N*tmp2)
-    del z2, tmp2
+    del tmp2
+    dz2 = -torch.sinh(t - z2)/(N*torch.cosh(t - z2))
+    del z2
     dw2 = dz2.T @ h1
     db2 = torch.sum(dz2, dim=0)
     dz0 = dz2 @ w2

@@ -134,10 +134,11 @@ def loss_and_gradients(params, x, t):
     del z_fc1
     h1 = h_h1 + x
     z_fc1_1 = h1 @ w_fc1.T
+    del h1
     z_fc1_1 += b_fc1
     h3 = np.tanh(z_fc1_1, out=z_fc1_1)
     del z_fc1_1
-    z_out = (h1 + h3) @ w_out.T
+    z_out = (h3 + h_h1 + x) @ w_out.T
     z_out += b_out
     total = np.sum((z_out - t)**2, axis=(0, 1))
     sum_w_fc1 = np.sum(w_fc1**2, axis=(0, 1))
@@ -145,21 +146,20 @@ def loss_and_gradients(params, x, t):
     dz_out -= t
     dz_out *= 2/N
     del z_out
-    dw_out = dz_out.T @ (h1 + h3)
+    dw_out = dz_out.T @ (h3 + h_h1 + x)
     db_out = np.sum(dz_out, axis=0)
     dmm_out_0 = dz_out @ w_out
     del dz_out
     dz_fc1_1 = dmm_out_0*(1 - h3**2)
-    dh1_mm_fc1_1 = dz_fc1_1 @ w_fc1
+    dh1_mm_fc1_1 = (dmm_out_0*(1 - h3**2)) @ w_fc1
     tmp2 = (h_h1 > 0).astype(x.dtype)
-    del h_h1
     db_fc1 = np.sum(dh1_mm_fc1_1*tmp2 + dmm_out_0*(tmp2 + 1 - h3**2), axis=0)
     del h3
     dz_fc1 = tmp2
     dz_fc1 *= dh1_mm_fc1_1 + dmm_out_0
     del dmm_out_0, dh1_mm_fc1_1, tmp2
     return float(0.01*sum_w_fc1 + total/N), {
-        "fc1.weight": dz_fc1_1.T @ h1 + (dz_fc1.T @ x) + 0.02*w_fc1,
+        "fc1.weight": dz_fc1_1.T @ (h_h1 + x) + (dz_fc1.T @ x) + 0.02*w_fc1,
         "fc1.bias": db_fc1,
         "out.weight": dw_out,
         "out.bias": db_out,

@@ -676,8 +676,12 @@ def loss_and_gradients(params, x, t):
     f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     f0 += b1_0
     tmp4 = erf(0.70710678118654752*f0)
-    act0 = (1/2)*f0*(tmp4 + 1)
+    act0 = tmp4
+    act0 += 1
+    act0 *= (1/2)*f0
+    del tmp4
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
+    del act0
     ff0 += b2_0
     r2_0 = ff0 + r1_0
     del r1_0, ff0
@@ -730,8 +734,12 @@ def loss_and_gradients(params, x, t):
     f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     f1 += b1_1
     tmp8 = erf(0.70710678118654752*f1)
-    act1 = (1/2)*f1*(tmp8 + 1)
+    act1 = tmp8
+    act1 += 1
+    act1 *= (1/2)*f1
+    del tmp8
     ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
+    del act1
     ff1 += b2_1
     r2_1 = ff1 + r1_1
     del r1_1, ff1
@@ -741,12 +749,11 @@ def loss_and_gradients(params, x, t):
     dr2_1 *= (1/64)/N
     del r2_1
     db2_1 = np.sum(dr2_1, axis=(0, 1))
-    dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
-    del act1
+    dW2_1 = dr2_1.reshape(-1, 16).T @ ((1/2)*f1*(erf(0.70710678118654752*f1) + 1)).reshape(-1, 32)
     tmp7 = 0.70710678118654752*f1
     df1 = (dr2_1.reshape(-1, 16) @ W2_1).reshape(-1, 8, 32)
-    df1 *= 0.56418958354775629*tmp7*np.exp(-1/2*f1**2) + (1/2)*tmp8 + 1/2
-    del f1, tmp8, tmp7
+    df1 *= 0.56418958354775629*tmp7*np.exp(-1/2*f1**2) + (1/2)*erf(0.70710678118654752*f1) + 1/2
+    del f1, tmp7
     db1_1 = np.sum(df1, axis=(0, 1))
     dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
     del n2_1
@@ -805,12 +812,11 @@ def loss_and_gradients(params, x, t):
     dr2_0 = dr1_1 + dxc_n1_1 - 1/16*dsum_n1_1*rstd_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = np.sum(dr2_0, axis=(0, 1))
-    dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
-    del act0
+    dW2_0 = dr2_0.reshape(-1, 16).T @ ((1/2)*f0*(erf(0.70710678118654752*f0) + 1)).reshape(-1, 32)
     tmp3 = 0.70710678118654752*f0
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 8, 32)
-    df0 *= 0.56418958354775629*tmp3*np.exp(-1/2*f0**2) + (1/2)*tmp4 + 1/2
-    del f0, tmp4, tmp3
+    df0 *= 0.56418958354775629*tmp3*np.exp(-1/2*f0**2) + (1/2)*erf(0.70710678118654752*f0) + 1/2
+    del f0, tmp3
     db1_0 = np.sum(df0, axis=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
     del n2_0

@@ -637,8 +637,12 @@ def loss_and_gradients(params, x, t):
     n2_0 = be2_0 + g2_0*rstd_n2_0*xc_n2_0
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     tmp4 = torch.erf(0.70710678118654752*f0)
-    act0 = (1/2)*f0*(tmp4 + 1)
+    act0 = tmp4
+    act0 += 1
+    act0 *= (1/2)*f0
+    del tmp4
     ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
+    del act0
     r2_0 = ff0 + r1_0
     del r1_0, ff0
     sum_n1_1 = torch.sum(r2_0, dim=2, keepdim=True)
@@ -687,8 +691,12 @@ def loss_and_gradients(params, x, t):
     n2_1 = be2_1 + g2_1*rstd_n2_1*xc_n2_1
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     tmp8 = torch.erf(0.70710678118654752*f1)
-    act1 = (1/2)*f1*(tmp8 + 1)
+    act1 = tmp8
+    act1 += 1
+    act1 *= (1/2)*f1
+    del tmp8
     ff1 = torch.nn.functional.linear(act1, W2_1, b2_1)
+    del act1
     r2_1 = ff1 + r1_1
     del r1_1, ff1
     total = torch.sum((r2_1 - t)**2, dim=(0, 1, 2))
@@ -697,12 +705,11 @@ def loss_and_gradients(params, x, t):
     dr2_1 *= (1/64)/N
     del r2_1
     db2_1 = torch.sum(dr2_1, dim=(0, 1))
-    dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
-    del act1
+    dW2_1 = dr2_1.reshape(-1, 16).T @ ((1/2)*f1*(torch.erf(0.70710678118654752*f1) + 1)).reshape(-1, 32)
     tmp7 = 0.70710678118654752*f1
     df1 = dr2_1 @ W2_1
-    df1 *= 0.56418958354775629*tmp7*torch.exp(-1/2*f1**2) + (1/2)*tmp8 + 1/2
-    del f1, tmp8, tmp7
+    df1 *= 0.56418958354775629*tmp7*torch.exp(-1/2*f1**2) + (1/2)*torch.erf(0.70710678118654752*f1) + 1/2
+    del f1, tmp7
     db1_1 = torch.sum(df1, dim=(0, 1))
     dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
     del n2_1
@@ -761,12 +768,11 @@ def loss_and_gradients(params, x, t):
     dr2_0 = dr1_1 + dxc_n1_1 - 1/16*dsum_n1_1*rstd_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
-    dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
-    del act0
+    dW2_0 = dr2_0.reshape(-1, 16).T @ ((1/2)*f0*(torch.erf(0.70710678118654752*f0) + 1)).reshape(-1, 32)
     tmp3 = 0.70710678118654752*f0
     df0 = dr2_0 @ W2_0
-    df0 *= 0.56418958354775629*tmp3*torch.exp(-1/2*f0**2) + (1/2)*tmp4 + 1/2
-    del f0, tmp4, tmp3
+    df0 *= 0.56418958354775629*tmp3*torch.exp(-1/2*f0**2) + (1/2)*torch.erf(0.70710678118654752*f0) + 1/2
+    del f0, tmp3
     db1_0 = torch.sum(df0, dim=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
     del n2_0

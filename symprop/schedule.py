@@ -119,13 +119,17 @@ def plan_memory(program: Program) -> Program:
     - a product q = a·b whose factors are kept past its last read is not stored: each read computes a·b
       (a layer norm's x̂ = x_c·rstd), one multiplication more for an array less;
     - where q = e/s is computed and q and s are read later anyway, a later e reads q·s (a softmax's
-      exponentials are freed after the forward pass)."""
+      exponentials are freed after the forward pass);
+    - an elementwise value read early (forward) and late (backward), whose inputs are kept until then anyway, is
+      recomputed where it is read late, and freed after its early reads: GELU's erf(z/√2) and its output, as
+      autograd keeps only z."""
     if program.planned:
         return program
     statements = _reductions_early([replace(s) for s in program.statements])
     outputs = [replace(s) for s in program.outputs]
-    _recompute_products(statements, outputs)
+    _recompute_products(statements, outputs, program.shapes)
     _read_quotients(statements, outputs)
+    _recompute_late_reads(statements, outputs, program.shapes)
     return replace(program, statements=statements, outputs=outputs, planned=True)
 
 
@@ -148,7 +152,14 @@ def _last_reads(statements: list[Statement], outputs: list[Statement]) -> dict:
     return last
 
 
-def _recompute_products(statements: list[Statement], outputs: list[Statement]) -> None:
+def _in_place_of(value: sp.Symbol, definition: sp.Expr, shapes: dict) -> bool:
+    """Whether `definition` may stand where `value` is read: it has the value's shape as it is (a constant, or a
+    value broadcast to a wider shape, would not)."""
+    return bool(definition.free_symbols) and \
+        broadcast(*(shapes.get(s, ()) for s in definition.free_symbols)) == shapes.get(value)
+
+
+def _recompute_products(statements: list[Statement], outputs: list[Statement], shapes: dict) -> None:
     last = _last_reads(statements, outputs)
     for statement in list(statements):
         expr = statement.operands[0] if statement.kind == "map" else statement.expr
@@ -157,12 +168,37 @@ def _recompute_products(statements: list[Statement], outputs: list[Statement]) -
                 not all(a.is_Symbol for a in expr.args) or product not in last:
             continue
         if any(last.get(factor, -1) < last[product] for factor in expr.args) or \
-                any(product in _reads(o) for o in outputs):
+                any(product in _reads(o) for o in outputs) or not _in_place_of(product, expr, shapes):
             continue
         for later in statements:
             if product in _reads(later):
                 _substitute(later, product, expr)
         statements.remove(statement)
+        last = _last_reads(statements, outputs)
+
+
+RECOMPUTE_BUDGET = 16  # operations: a value costlier than this to compute again is kept instead
+
+
+def _recompute_late_reads(statements: list[Statement], outputs: list[Statement], shapes: dict) -> None:
+    last = _last_reads(statements, outputs)
+    output_reads = set().union(*(_reads(o) for o in outputs))
+    expanded: dict[sp.Symbol, sp.Expr] = {}  # values recomputed late, as expressions of what is kept
+    for statement in statements:
+        if statement.kind not in ("expr", "map"):
+            continue
+        value = statement.tensor.symbol if statement.kind == "map" else sp.Symbol(statement.name, real=True)
+        definition = (statement.operands[0] if statement.kind == "map" else statement.expr).xreplace(expanded)
+        if value in output_reads or definition.has(sp.Piecewise) or sp.count_ops(definition) > RECOMPUTE_BUDGET \
+                or not _in_place_of(value, definition, shapes):
+            continue
+        readers = [j for j, later in enumerate(statements) if value in _reads(later)]
+        late = readers[1:]
+        if not late or not all(last.get(s, -1) >= late[-1] for s in definition.free_symbols):
+            continue
+        for j in late:
+            _substitute(statements[j], value, definition)
+        expanded[value] = definition
         last = _last_reads(statements, outputs)
 
 
