@@ -127,10 +127,11 @@ def plan_memory(program: Program) -> Program:
         return program
     statements = _reductions_early([replace(s) for s in program.statements])
     outputs = [replace(s) for s in program.outputs]
-    _recompute_products(statements, outputs, program.shapes)
-    _read_quotients(statements, outputs)
-    _recompute_late_reads(statements, outputs, program.shapes)
-    return replace(program, statements=statements, outputs=outputs, planned=True)
+    uses = _Uses(statements, outputs)
+    _recompute_products(uses, program.shapes)
+    _read_quotients(uses)
+    _recompute_late_reads(uses, program.shapes)
+    return replace(program, statements=uses.statements, outputs=outputs, planned=True)
 
 
 def _reads(statement: Statement) -> set:
@@ -138,18 +139,34 @@ def _reads(statement: Statement) -> set:
         *(op.free_symbols for op in statement.operands))
 
 
-def _substitute(statement: Statement, old: sp.Symbol, new: sp.Expr) -> None:
-    if statement.expr is not None:
-        statement.expr = statement.expr.xreplace({old: new})
-    statement.operands = tuple(op.xreplace({old: new}) for op in statement.operands)
+def _value(statement: Statement) -> sp.Symbol:
+    return statement.tensor.symbol if statement.kind == "map" else sp.Symbol(statement.name, real=True)
 
 
-def _last_reads(statements: list[Statement], outputs: list[Statement]) -> dict:
-    last = {}
-    for i, statement in enumerate(statements + outputs):
-        for symbol in _reads(statement):
-            last[symbol] = i
-    return last
+class _Uses:
+    """What each statement reads, computed once and kept current as statements are rewritten."""
+
+    def __init__(self, statements: list[Statement], outputs: list[Statement]):
+        self.statements, self.outputs = statements, outputs
+        self._reads = {id(s): _reads(s) for s in statements + outputs}
+        self.output_reads = set().union(*(self._reads[id(o)] for o in outputs))
+
+    def of(self, statement: Statement) -> set:
+        return self._reads[id(statement)]
+
+    def substitute(self, statement: Statement, old: sp.Symbol, new: sp.Expr) -> None:
+        if statement.expr is not None:
+            statement.expr = statement.expr.xreplace({old: new})
+        statement.operands = tuple(op.xreplace({old: new}) for op in statement.operands)
+        self._reads[id(statement)] = _reads(statement)
+
+    def last(self) -> dict:
+        """symbol -> the position of the statement that reads it last (outputs after every statement)."""
+        last = {}
+        for i, statement in enumerate(self.statements + self.outputs):
+            for symbol in self._reads[id(statement)]:
+                last[symbol] = i
+        return last
 
 
 def _in_place_of(value: sp.Symbol, definition: sp.Expr, shapes: dict) -> bool:
@@ -159,64 +176,65 @@ def _in_place_of(value: sp.Symbol, definition: sp.Expr, shapes: dict) -> bool:
         broadcast(*(shapes.get(s, ()) for s in definition.free_symbols)) == shapes.get(value)
 
 
-def _recompute_products(statements: list[Statement], outputs: list[Statement], shapes: dict) -> None:
-    last = _last_reads(statements, outputs)
-    for statement in list(statements):
-        expr = statement.operands[0] if statement.kind == "map" else statement.expr
-        product = statement.tensor.symbol if statement.kind == "map" else sp.Symbol(statement.name, real=True)
-        if statement.kind not in ("expr", "map") or not expr.is_Mul or len(expr.args) != 2 or \
-                not all(a.is_Symbol for a in expr.args) or product not in last:
+def _recompute_products(uses: _Uses, shapes: dict) -> None:
+    last = uses.last()
+    for statement in list(uses.statements):
+        if statement.kind not in ("expr", "map"):
             continue
-        if any(last.get(factor, -1) < last[product] for factor in expr.args) or \
-                any(product in _reads(o) for o in outputs) or not _in_place_of(product, expr, shapes):
+        expr, product = statement.operands[0] if statement.kind == "map" else statement.expr, _value(statement)
+        if not expr.is_Mul or len(expr.args) != 2 or not all(a.is_Symbol for a in expr.args) or product not in last:
             continue
-        for later in statements:
-            if product in _reads(later):
-                _substitute(later, product, expr)
-        statements.remove(statement)
-        last = _last_reads(statements, outputs)
+        if any(last.get(factor, -1) < last[product] for factor in expr.args) or product in uses.output_reads or \
+                not _in_place_of(product, expr, shapes):
+            continue
+        for later in uses.statements:
+            if product in uses.of(later):
+                uses.substitute(later, product, expr)
+        uses.statements.remove(statement)
+        last = uses.last()
 
 
 RECOMPUTE_BUDGET = 16  # operations: a value costlier than this to compute again is kept instead
 
 
-def _recompute_late_reads(statements: list[Statement], outputs: list[Statement], shapes: dict) -> None:
-    last = _last_reads(statements, outputs)
-    output_reads = set().union(*(_reads(o) for o in outputs))
+def _recompute_late_reads(uses: _Uses, shapes: dict) -> None:
+    last = uses.last()
     expanded: dict[sp.Symbol, sp.Expr] = {}  # values recomputed late, as expressions of what is kept
+    statements = uses.statements
     for statement in statements:
         if statement.kind not in ("expr", "map"):
             continue
-        value = statement.tensor.symbol if statement.kind == "map" else sp.Symbol(statement.name, real=True)
-        definition = (statement.operands[0] if statement.kind == "map" else statement.expr).xreplace(expanded)
-        if value in output_reads or definition.has(sp.Piecewise) or sp.count_ops(definition) > RECOMPUTE_BUDGET \
-                or not _in_place_of(value, definition, shapes):
+        value = _value(statement)
+        late = [j for j, later in enumerate(statements) if value in uses.of(later)][1:]
+        if not late or value in uses.output_reads:
             continue
-        readers = [j for j, later in enumerate(statements) if value in _reads(later)]
-        late = readers[1:]
-        if not late or not all(last.get(s, -1) >= late[-1] for s in definition.free_symbols):
+        definition = (statement.operands[0] if statement.kind == "map" else statement.expr).xreplace(expanded)
+        if not all(last.get(s, -1) >= late[-1] for s in definition.free_symbols) or \
+                definition.has(sp.Piecewise) or sp.count_ops(definition) > RECOMPUTE_BUDGET or \
+                not _in_place_of(value, definition, shapes):
             continue
         for j in late:
-            _substitute(statements[j], value, definition)
+            uses.substitute(statements[j], value, definition)
         expanded[value] = definition
-        last = _last_reads(statements, outputs)
+        last = uses.last()
 
 
 def _reductions_early(statements: list[Statement]) -> list[Statement]:
     out: list[Statement] = []
     where: dict[sp.Symbol, int] = {}  # symbol -> its statement's position in out
     for statement in statements:
-        reads = _reads(statement)
         small = statement.kind in ("sum", "einsum") and not batch_sized(statement.shape) and \
             any(batch_sized(value.shape) for value in statement.tensor.operands)
-        at = max((where[s] + 1 for s in reads if s in where), default=0) if small else len(out)
+        at = max((where[s] + 1 for s in _reads(statement) if s in where), default=0) if small else len(out)
+        if at < len(out):
+            where = {symbol: i + (i >= at) for symbol, i in where.items()}
         out.insert(at, statement)
-        where = {sp.Symbol(s.name, real=True): i for i, s in enumerate(out)}
+        where[sp.Symbol(statement.name, real=True)] = at
     return out
 
 
-def _read_quotients(statements: list[Statement], outputs: list[Statement]) -> None:
-    last = _last_reads(statements, outputs)
+def _read_quotients(uses: _Uses) -> None:
+    last, statements = uses.last(), uses.statements
     for i, statement in enumerate(statements):
         expr = statement.expr
         if statement.kind != "expr" or not expr.is_Mul or len(expr.args) != 2:
@@ -226,9 +244,8 @@ def _read_quotients(statements: list[Statement], outputs: list[Statement]) -> No
             continue
         quotient, total = sp.Symbol(statement.name, real=True), denominator.base
         for j in range(i + 1, len(statements)):
-            later = statements[j]
-            if numerator in _reads(later) and last.get(quotient, -1) >= j and last.get(total, -1) >= j:
-                _substitute(later, numerator, quotient * total)
+            if numerator in uses.of(statements[j]) and last.get(quotient, -1) >= j and last.get(total, -1) >= j:
+                uses.substitute(statements[j], numerator, quotient * total)
 
 
 def _cheap(expr: sp.Expr) -> bool:

@@ -195,8 +195,11 @@ class StatementPrinter:
 
     def _own_arrays(self) -> set:
         """The values whose arrays no other name shares (made by a statement of their own, in the arrays' dtype)."""
-        return {sp.Symbol(s.name, real=True) for s in self._program.statements if s.kind in self.FRESH and not any(
-            e.is_Symbol or e.has(sp.Piecewise) for e in (s.expr, *s.operands[:1]) if e is not None)}
+        if getattr(self, "_owned_in", None) is not self._program:  # once per program printed
+            self._owned_in, self._owned = self._program, {
+                sp.Symbol(s.name, real=True) for s in self._program.statements if s.kind in self.FRESH and not any(
+                    e.is_Symbol or e.has(sp.Piecewise) for e in (s.expr, *s.operands[:1]) if e is not None)}
+        return self._owned
 
     def _steps(self, expr, a):
         """expr as steps applied to a in place, innermost first: [("+", rest), ("*", rest), ("exp", ())];
