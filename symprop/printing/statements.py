@@ -226,6 +226,7 @@ class StatementPrinter:
     def in_place_call(self, function: str, array: str, *more: str) -> str:
         """function(array, *more) written into array's own memory."""
         raise NotImplementedError
+
     free_dead = False  # code backends: `del z0` after the last read of a batch-sized array
 
     def fused(self, product: Statement, operator: str, rest: sp.Expr) -> str | None:
