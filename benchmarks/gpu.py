@@ -77,20 +77,7 @@ def variant_call(variant: str, module, net: dict, params: dict, x, t, device: st
     model = model.to(device)
     if hasattr(model, "mask"):
         model.mask = model.mask.to(device)
-    named = dict(model.named_parameters())
-    def loss_of(a, b):
-        return loss_fn(model(a), b)
-
-    compute = torch.compile(loss_of) if variant.endswith("compile") else loss_of
-
-    def call():
-        for p in named.values():
-            p.grad = None
-        loss = compute(tx, tt)
-        loss.backward()
-        return loss, {("1.weight" if k == "positions" else k): p.grad for k, p in named.items()}
-
-    return call
+    return cpu.autograd_call(model, loss_fn, tx, tt, variant.endswith("compile"))
 
 
 def synchronize(device: str) -> None:

@@ -305,8 +305,14 @@ def build_autograd(case, params, x, t, modules, compiled=False):
     net = NETWORKS[case["workload"]]
     model, loss_fn = torch_char_lm(params, case["dtype"]) if "spec" in net else \
         torch_network(net, params, case["dtype"])
+    return autograd_call(model, loss_fn, torch.from_numpy(x), torch.from_numpy(t), compiled)
+
+
+def autograd_call(model, loss_fn, x, t, compiled: bool):
+    """A call() -> (loss, {state_dict key: gradient}): the loss of model(x) against t, then backward()."""
+    import torch
+
     named = dict(model.named_parameters())
-    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
 
     def compute_loss(x, t):
         return loss_fn(model(x), t)
@@ -316,7 +322,7 @@ def build_autograd(case, params, x, t, modules, compiled=False):
     def call():
         for p in named.values():
             p.grad = None
-        loss = compute(tx, tt)
+        loss = compute(x, t)
         loss.backward()
         return loss, {("1.weight" if k == "positions" else k): p.grad for k, p in named.items()}
 
