@@ -18,7 +18,7 @@ def trimmed(page: Image.Image) -> Image.Image:
     """The page without its white margins below the last line (the page number is dropped too)."""
     body = page.crop((0, 0, page.width, int(page.height * 0.92)))
     box = ImageChops.difference(body, Image.new(body.mode, body.size, "white")).getbbox()
-    return body.crop((0, 0, page.width, box[3] + 20)) if box else body
+    return body.crop((0, 0, page.width, min(box[3] + 20, body.height))) if box else body
 
 
 def render(name: str, folder: Path) -> Path:
