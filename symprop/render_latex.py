@@ -107,11 +107,6 @@ def document_parts(derivation) -> dict:
     relabel_all = _relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()})
     definitions = {_symbol(s): short._unwrap(short.statement(s), reads(s))
                    for s in program.statements if s.name in named}
-    for name in aliases:  # the printer writes their name; their row, their definition
-        statement = next(s for s in program.statements if s.name == name)
-        del short._expanded[_symbol(statement)]
-        definitions[_symbol(statement)] = short._unwrap(short.statement(statement), reads(statement))
-        short._expanded[_symbol(statement)] = latex_name(aliases[name], dense)
     for statement in program.statements:
         if statement.name not in named:
             continue
