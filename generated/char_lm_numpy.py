@@ -733,7 +733,9 @@ def loss_and_gradients(params, x, t):
     del ss_n1_2
     rstd_n1_2 = var_n1_2**(-1/2)
     del var_n1_2
-    n1_2 = be1_2 + g1_2*rstd_n1_2*xc_n1_2
+    xhat_n1_2 = rstd_n1_2*xc_n1_2
+    n1_2 = be1_2 + g1_2*xhat_n1_2
+    del xhat_n1_2
     qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
     qkv2 += B2
     q2 = qkv2[:, :, :32]
@@ -771,7 +773,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_2
     rstd_n2_2 = var_n2_2**(-1/2)
     del var_n2_2
-    n2_2 = be2_2 + g2_2*rstd_n2_2*xc_n2_2
+    xhat_n2_2 = rstd_n2_2*xc_n2_2
+    n2_2 = be2_2 + g2_2*xhat_n2_2
+    del xhat_n2_2
     f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
     f2 += b1_2
     act2 = np.maximum(f2, 0, out=f2)
@@ -788,7 +792,9 @@ def loss_and_gradients(params, x, t):
     del ss_n1_3
     rstd_n1_3 = var_n1_3**(-1/2)
     del var_n1_3
-    n1_3 = be1_3 + g1_3*rstd_n1_3*xc_n1_3
+    xhat_n1_3 = rstd_n1_3*xc_n1_3
+    n1_3 = be1_3 + g1_3*xhat_n1_3
+    del xhat_n1_3
     qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
     qkv3 += B3
     q3 = qkv3[:, :, :32]
@@ -825,7 +831,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_3
     rstd_n2_3 = var_n2_3**(-1/2)
     del var_n2_3
-    n2_3 = be2_3 + g2_3*rstd_n2_3*xc_n2_3
+    xhat_n2_3 = rstd_n2_3*xc_n2_3
+    n2_3 = be2_3 + g2_3*xhat_n2_3
+    del xhat_n2_3
     f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
     f3 += b1_3
     act3 = np.maximum(f3, 0, out=f3)
@@ -842,7 +850,9 @@ def loss_and_gradients(params, x, t):
     del ss_h4
     rstd_h4 = var_h4**(-1/2)
     del var_h4
-    h4 = b4 + g4*rstd_h4*xc_h4
+    xhat_h4 = rstd_h4*xc_h4
+    h4 = b4 + g4*xhat_h4
+    del xhat_h4
     z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
     z5 += b5
     rs = z5.reshape(-1, 71)

@@ -723,7 +723,9 @@ def loss_and_gradients(params, x, t):
     del ss_n1_2
     rstd_n1_2 = var_n1_2**(-1/2)
     del var_n1_2
-    n1_2 = be1_2 + g1_2*rstd_n1_2*xc_n1_2
+    xhat_n1_2 = rstd_n1_2*xc_n1_2
+    n1_2 = be1_2 + g1_2*xhat_n1_2
+    del xhat_n1_2
     qkv2 = torch.nn.functional.linear(n1_2, W2, B2)
     q2 = qkv2[:, :, :32]
     qh2 = q2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
@@ -759,7 +761,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_2
     rstd_n2_2 = var_n2_2**(-1/2)
     del var_n2_2
-    n2_2 = be2_2 + g2_2*rstd_n2_2*xc_n2_2
+    xhat_n2_2 = rstd_n2_2*xc_n2_2
+    n2_2 = be2_2 + g2_2*xhat_n2_2
+    del xhat_n2_2
     f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
     act2 = torch.clamp_(f2, min=0)
     del f2
@@ -774,7 +778,9 @@ def loss_and_gradients(params, x, t):
     del ss_n1_3
     rstd_n1_3 = var_n1_3**(-1/2)
     del var_n1_3
-    n1_3 = be1_3 + g1_3*rstd_n1_3*xc_n1_3
+    xhat_n1_3 = rstd_n1_3*xc_n1_3
+    n1_3 = be1_3 + g1_3*xhat_n1_3
+    del xhat_n1_3
     qkv3 = torch.nn.functional.linear(n1_3, W3, B3)
     q3 = qkv3[:, :, :32]
     qh3 = q3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
@@ -809,7 +815,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_3
     rstd_n2_3 = var_n2_3**(-1/2)
     del var_n2_3
-    n2_3 = be2_3 + g2_3*rstd_n2_3*xc_n2_3
+    xhat_n2_3 = rstd_n2_3*xc_n2_3
+    n2_3 = be2_3 + g2_3*xhat_n2_3
+    del xhat_n2_3
     f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
     act3 = torch.clamp_(f3, min=0)
     del f3
@@ -824,7 +832,9 @@ def loss_and_gradients(params, x, t):
     del ss_h4
     rstd_h4 = var_h4**(-1/2)
     del var_h4
-    h4 = b4 + g4*rstd_h4*xc_h4
+    xhat_h4 = rstd_h4*xc_h4
+    h4 = b4 + g4*xhat_h4
+    del xhat_h4
     z5 = torch.nn.functional.linear(h4, w5, b5)
     rs = z5.reshape(-1, 71)
     del z5

@@ -412,7 +412,9 @@ def loss_and_gradients(params, x, t):
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
-    n1_0 = be1_0 + g1_0*rstd_n1_0*xc_n1_0
+    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    n1_0 = be1_0 + g1_0*xhat_n1_0
+    del xhat_n1_0
     f0 = (n1_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 6, 32)
     f0 += b1_0
     act0 = np.maximum(f0, 0, out=f0)
@@ -429,7 +431,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    n2_0 = be2_0 + g2_0*rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    n2_0 = be2_0 + g2_0*xhat_n2_0
+    del xhat_n2_0
     pool1 = np.sum(n2_0, axis=1, keepdims=True)
     del n2_0
     sum1 = pool1.reshape(-1, 16)

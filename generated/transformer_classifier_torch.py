@@ -403,7 +403,9 @@ def loss_and_gradients(params, x, t):
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
-    n1_0 = be1_0 + g1_0*rstd_n1_0*xc_n1_0
+    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    n1_0 = be1_0 + g1_0*xhat_n1_0
+    del xhat_n1_0
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
     act0 = torch.clamp_(f0, min=0)
     del f0
@@ -418,7 +420,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    n2_0 = be2_0 + g2_0*rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    n2_0 = be2_0 + g2_0*xhat_n2_0
+    del xhat_n2_0
     pool1 = torch.sum(n2_0, dim=1, keepdim=True)
     del n2_0
     sum1 = pool1.reshape(-1, 16)

@@ -672,7 +672,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    n2_0 = be2_0 + g2_0*rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    n2_0 = be2_0 + g2_0*xhat_n2_0
+    del xhat_n2_0
     f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     f0 += b1_0
     tmp4 = erf(0.70710678118654752*f0)
@@ -693,7 +695,9 @@ def loss_and_gradients(params, x, t):
     del ss_n1_1
     rstd_n1_1 = var_n1_1**(-1/2)
     del var_n1_1
-    n1_1 = be1_1 + g1_1*rstd_n1_1*xc_n1_1
+    xhat_n1_1 = rstd_n1_1*xc_n1_1
+    n1_1 = be1_1 + g1_1*xhat_n1_1
+    del xhat_n1_1
     qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
     qkv1 += B1
     q1 = qkv1[:, :, :16]
@@ -730,7 +734,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_1
     rstd_n2_1 = var_n2_1**(-1/2)
     del var_n2_1
-    n2_1 = be2_1 + g2_1*rstd_n2_1*xc_n2_1
+    xhat_n2_1 = rstd_n2_1*xc_n2_1
+    n2_1 = be2_1 + g2_1*xhat_n2_1
+    del xhat_n2_1
     f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     f1 += b1_1
     tmp8 = erf(0.70710678118654752*f1)

@@ -634,7 +634,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    n2_0 = be2_0 + g2_0*rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    n2_0 = be2_0 + g2_0*xhat_n2_0
+    del xhat_n2_0
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     tmp4 = torch.erf(0.70710678118654752*f0)
     act0 = tmp4
@@ -653,7 +655,9 @@ def loss_and_gradients(params, x, t):
     del ss_n1_1
     rstd_n1_1 = var_n1_1**(-1/2)
     del var_n1_1
-    n1_1 = be1_1 + g1_1*rstd_n1_1*xc_n1_1
+    xhat_n1_1 = rstd_n1_1*xc_n1_1
+    n1_1 = be1_1 + g1_1*xhat_n1_1
+    del xhat_n1_1
     qkv1 = torch.nn.functional.linear(n1_1, W1, B1)
     q1 = qkv1[:, :, :16]
     qh1 = q1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
@@ -688,7 +692,9 @@ def loss_and_gradients(params, x, t):
     del ss_n2_1
     rstd_n2_1 = var_n2_1**(-1/2)
     del var_n2_1
-    n2_1 = be2_1 + g2_1*rstd_n2_1*xc_n2_1
+    xhat_n2_1 = rstd_n2_1*xc_n2_1
+    n2_1 = be2_1 + g2_1*xhat_n2_1
+    del xhat_n2_1
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     tmp8 = torch.erf(0.70710678118654752*f1)
     act1 = tmp8

@@ -116,19 +116,16 @@ def plan_memory(program: Program) -> Program:
     """The program as code runs it, holding less at once (the document keeps the program as derived):
     - a small reduction of batch-sized arrays (a bias's gradient) runs as soon as they exist, so that they can
       be freed there;
-    - a product q = a·b whose factors are kept past its last read is not stored: each read computes a·b
-      (a layer norm's x̂ = x_c·rstd), one multiplication more for an array less;
     - where q = e/s is computed and q and s are read later anyway, a later e reads q·s (a softmax's
       exponentials are freed after the forward pass);
     - an elementwise value read early (forward) and late (backward), whose inputs are kept until then anyway, is
-      recomputed where it is read late, and freed after its early reads: GELU's erf(z/√2) and its output, as
-      autograd keeps only z."""
+      recomputed where it is read late, and freed after its first read: a layer norm's x̂ = x_c·rstd, GELU's
+      erf(z/√2) and its output (autograd keeps only z)."""
     if program.planned:
         return program
     statements = _reductions_early([replace(s) for s in program.statements])
     outputs = [replace(s) for s in program.outputs]
     uses = _Uses(statements, outputs)
-    _recompute_products(uses, program.shapes)
     _read_quotients(uses)
     _recompute_late_reads(uses, program.shapes)
     return replace(program, statements=uses.statements, outputs=outputs, planned=True)
@@ -174,24 +171,6 @@ def _in_place_of(value: sp.Symbol, definition: sp.Expr, shapes: dict) -> bool:
     value broadcast to a wider shape, would not)."""
     return bool(definition.free_symbols) and \
         broadcast(*(shapes.get(s, ()) for s in definition.free_symbols)) == shapes.get(value)
-
-
-def _recompute_products(uses: _Uses, shapes: dict) -> None:
-    last = uses.last()
-    for statement in list(uses.statements):
-        if statement.kind not in ("expr", "map"):
-            continue
-        expr, product = statement.operands[0] if statement.kind == "map" else statement.expr, _value(statement)
-        if not expr.is_Mul or len(expr.args) != 2 or not all(a.is_Symbol for a in expr.args) or product not in last:
-            continue
-        if any(last.get(factor, -1) < last[product] for factor in expr.args) or product in uses.output_reads or \
-                not _in_place_of(product, expr, shapes):
-            continue
-        for later in uses.statements:
-            if product in uses.of(later):
-                uses.substitute(later, product, expr)
-        uses.statements.remove(statement)
-        last = uses.last()
 
 
 RECOMPUTE_BUDGET = 16  # operations: a value costlier than this to compute again is kept instead
