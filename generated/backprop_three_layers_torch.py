@@ -115,13 +115,9 @@ def loss(params, x, t):
     onehot = torch.nn.functional.one_hot(t, 2).to(x.dtype)
     z2 = torch.nn.functional.linear(z1, w2, b2)
     del z1
-    m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2 - m
-    del z2, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    del e
-    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
+    logp = torch.log_softmax(z2, dim=1)
+    del z2
+    total = torch.sum(-logp*onehot, dim=(0, 1))
     return total/N
 
 
@@ -139,17 +135,11 @@ def loss_and_gradients(params, x, t):
     z1 = torch.nn.functional.linear(z0, w1, b1)
     onehot = torch.nn.functional.one_hot(t, 2).to(x.dtype)
     z2 = torch.nn.functional.linear(z1, w2, b2)
-    m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2
-    shifted -= m
-    del z2, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
-    del shifted
-    p = e
-    p /= s
-    del e, s
+    logp = torch.log_softmax(z2, dim=1)
+    del z2
+    total = torch.sum(-logp*onehot, dim=(0, 1))
+    p = torch.exp_(logp)
+    del logp
     dz2 = p
     dz2 -= onehot
     dz2 /= N

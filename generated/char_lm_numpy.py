@@ -759,7 +759,7 @@ def loss_and_gradients(params, x, t):
     s_a2 = np.sum(e_a2, axis=3, keepdims=True)
     a2 = e_a2
     a2 /= s_a2
-    del e_a2
+    del e_a2, s_a2
     o2 = (a2 @ vh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     sa2 = (o2.reshape(-1, 32) @ Wo2.T).reshape(-1, 32, 32)
     sa2 += bo2
@@ -817,7 +817,7 @@ def loss_and_gradients(params, x, t):
     s_a3 = np.sum(e_a3, axis=3, keepdims=True)
     a3 = e_a3
     a3 /= s_a3
-    del e_a3
+    del e_a3, s_a3
     o3 = (a3 @ vh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     sa3 = (o3.reshape(-1, 32) @ Wo3.T).reshape(-1, 32, 32)
     sa3 += bo3
@@ -920,9 +920,9 @@ def loss_and_gradients(params, x, t):
     dav3 = ((dr1_3.reshape(-1, 32) @ Wo3).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
     del vh3
-    ds_a3 = np.sum(a3*da3*s_a3, axis=3, keepdims=True)
-    dscores3 = 0.35355339059327376*a3*(da3 - ds_a3/s_a3)
-    del s_a3, da3, ds_a3
+    ds_a3 = np.sum(a3*da3, axis=3, keepdims=True)
+    dscores3 = 0.35355339059327376*a3*(da3 - ds_a3)
+    del da3, ds_a3
     dv3 = (a3.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del a3, dav3
     dk3 = (dscores3.swapaxes(-1, -2) @ qh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -982,9 +982,9 @@ def loss_and_gradients(params, x, t):
     dav2 = ((dr1_2.reshape(-1, 32) @ Wo2).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
     del vh2
-    ds_a2 = np.sum(a2*da2*s_a2, axis=3, keepdims=True)
-    dscores2 = 0.35355339059327376*a2*(da2 - ds_a2/s_a2)
-    del s_a2, da2, ds_a2
+    ds_a2 = np.sum(a2*da2, axis=3, keepdims=True)
+    dscores2 = 0.35355339059327376*a2*(da2 - ds_a2)
+    del da2, ds_a2
     dv2 = (a2.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del a2, dav2
     dk2 = (dscores2.swapaxes(-1, -2) @ qh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)

@@ -383,14 +383,8 @@ def forward(params, x):
     mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
     scores2 = 0.35355339059327376*(qh2 @ kh2.mT) + mask2
     del qh2, kh2
-    m_a2 = torch.amax(scores2, dim=3, keepdim=True)
-    shifted_a2 = scores2 - m_a2
-    del scores2, m_a2
-    e_a2 = torch.exp(shifted_a2)
-    del shifted_a2
-    s_a2 = torch.sum(e_a2, dim=3, keepdim=True)
-    a2 = e_a2/s_a2
-    del e_a2, s_a2
+    a2 = torch.softmax(scores2, dim=3)
+    del scores2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh2, a2
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
@@ -443,14 +437,8 @@ def forward(params, x):
     del v3
     scores3 = 0.35355339059327376*(qh3 @ kh3.mT) + mask2
     del qh3, kh3
-    m_a3 = torch.amax(scores3, dim=3, keepdim=True)
-    shifted_a3 = scores3 - m_a3
-    del scores3, m_a3
-    e_a3 = torch.exp(shifted_a3)
-    del shifted_a3
-    s_a3 = torch.sum(e_a3, dim=3, keepdim=True)
-    a3 = e_a3/s_a3
-    del e_a3, s_a3
+    a3 = torch.softmax(scores3, dim=3)
+    del scores3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh3, a3
     sa3 = torch.nn.functional.linear(o3, Wo3, bo3)
@@ -554,14 +542,8 @@ def loss(params, x, t):
     mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
     scores2 = 0.35355339059327376*(qh2 @ kh2.mT) + mask2
     del qh2, kh2
-    m_a2 = torch.amax(scores2, dim=3, keepdim=True)
-    shifted_a2 = scores2 - m_a2
-    del scores2, m_a2
-    e_a2 = torch.exp(shifted_a2)
-    del shifted_a2
-    s_a2 = torch.sum(e_a2, dim=3, keepdim=True)
-    a2 = e_a2/s_a2
-    del e_a2, s_a2
+    a2 = torch.softmax(scores2, dim=3)
+    del scores2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh2, a2
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
@@ -614,14 +596,8 @@ def loss(params, x, t):
     del v3
     scores3 = 0.35355339059327376*(qh3 @ kh3.mT) + mask2
     del qh3, kh3
-    m_a3 = torch.amax(scores3, dim=3, keepdim=True)
-    shifted_a3 = scores3 - m_a3
-    del scores3, m_a3
-    e_a3 = torch.exp(shifted_a3)
-    del shifted_a3
-    s_a3 = torch.sum(e_a3, dim=3, keepdim=True)
-    a3 = e_a3/s_a3
-    del e_a3, s_a3
+    a3 = torch.softmax(scores3, dim=3)
+    del scores3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh3, a3
     sa3 = torch.nn.functional.linear(o3, Wo3, bo3)
@@ -671,13 +647,9 @@ def loss(params, x, t):
     counted = torch.sum(kept, dim=(0, 1))
     onehot = torch.nn.functional.one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71).to(params["0.weight"].dtype)
     del rs_1
-    m = torch.amax(rs, dim=1, keepdim=True)
-    shifted = rs - m
-    del rs, m
-    e = torch.exp(shifted)
-    s_1 = torch.sum(e, dim=1, keepdim=True)
-    del e
-    total = torch.sum(kept*onehot*(torch.log(s_1) - shifted), dim=(0, 1))
+    logp = torch.log_softmax(rs, dim=1)
+    del rs
+    total = torch.sum(-kept*logp*onehot, dim=(0, 1))
     return total/counted
 
 
@@ -739,16 +711,8 @@ def loss_and_gradients(params, x, t):
     del v2
     mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
     scores2 = 0.35355339059327376*(qh2 @ kh2.mT) + mask2
-    m_a2 = torch.amax(scores2, dim=3, keepdim=True)
-    shifted_a2 = scores2
-    shifted_a2 -= m_a2
-    del scores2, m_a2
-    e_a2 = torch.exp_(shifted_a2)
-    del shifted_a2
-    s_a2 = torch.sum(e_a2, dim=3, keepdim=True)
-    a2 = e_a2
-    a2 /= s_a2
-    del e_a2
+    a2 = torch.softmax(scores2, dim=3)
+    del scores2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
     r1_2 = P1 + emb0 + sa2
@@ -793,16 +757,8 @@ def loss_and_gradients(params, x, t):
     vh3 = v3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v3
     scores3 = 0.35355339059327376*(qh3 @ kh3.mT) + mask2
-    m_a3 = torch.amax(scores3, dim=3, keepdim=True)
-    shifted_a3 = scores3
-    shifted_a3 -= m_a3
-    del scores3, m_a3
-    e_a3 = torch.exp_(shifted_a3)
-    del shifted_a3
-    s_a3 = torch.sum(e_a3, dim=3, keepdim=True)
-    a3 = e_a3
-    a3 /= s_a3
-    del e_a3
+    a3 = torch.softmax(scores3, dim=3)
+    del scores3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     sa3 = torch.nn.functional.linear(o3, Wo3, bo3)
     r1_3 = r2_2 + sa3
@@ -845,16 +801,11 @@ def loss_and_gradients(params, x, t):
     counted = torch.sum(kept, dim=(0, 1))
     onehot = torch.nn.functional.one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71).to(params["0.weight"].dtype)
     del rs_1
-    m = torch.amax(rs, dim=1, keepdim=True)
-    shifted = rs - m
-    del rs, m
-    e = torch.exp(shifted)
-    s_1 = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(kept*onehot*(torch.log(s_1) - shifted), dim=(0, 1))
-    del shifted
-    p = e
-    p /= s_1
-    del e, s_1
+    logp = torch.log_softmax(rs, dim=1)
+    del rs
+    total = torch.sum(-kept*logp*onehot, dim=(0, 1))
+    p = torch.exp_(logp)
+    del logp
     dz5 = (kept*(p - onehot)/counted).reshape(-1, 32, 71)
     del kept, onehot, p
     dw5 = dz5.reshape(-1, 71).T @ h4.reshape(-1, 32)
@@ -901,9 +852,9 @@ def loss_and_gradients(params, x, t):
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da3 = dav3 @ vh3.mT
     del vh3
-    ds_a3 = torch.sum(a3*da3*s_a3, dim=3, keepdim=True)
-    dscores3 = 0.35355339059327376*a3*(da3 - ds_a3/s_a3)
-    del s_a3, da3, ds_a3
+    ds_a3 = torch.sum(a3*da3, dim=3, keepdim=True)
+    dscores3 = 0.35355339059327376*a3*(da3 - ds_a3)
+    del da3, ds_a3
     dv3 = (a3.mT @ dav3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a3, dav3
     dk3 = (dscores3.mT @ qh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -963,9 +914,9 @@ def loss_and_gradients(params, x, t):
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da2 = dav2 @ vh2.mT
     del vh2
-    ds_a2 = torch.sum(a2*da2*s_a2, dim=3, keepdim=True)
-    dscores2 = 0.35355339059327376*a2*(da2 - ds_a2/s_a2)
-    del s_a2, da2, ds_a2
+    ds_a2 = torch.sum(a2*da2, dim=3, keepdim=True)
+    dscores2 = 0.35355339059327376*a2*(da2 - ds_a2)
+    del da2, ds_a2
     dv2 = (a2.mT @ dav2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a2, dav2
     dk2 = (dscores2.mT @ qh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)

@@ -96,13 +96,9 @@ def loss(params, x, t):
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z1 = torch.nn.functional.linear(z0, w1, b1)
     del z0
-    m = torch.amax(z1, dim=1, keepdim=True)
-    shifted = z1 - m
-    del z1, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    del e
-    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
+    logp = torch.log_softmax(z1, dim=1)
+    del z1
+    total = torch.sum(-logp*onehot, dim=(0, 1))
     return total/N
 
 
@@ -117,17 +113,11 @@ def loss_and_gradients(params, x, t):
     z0 = torch.nn.functional.linear(x, w0, b0)
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z1 = torch.nn.functional.linear(z0, w1, b1)
-    m = torch.amax(z1, dim=1, keepdim=True)
-    shifted = z1
-    shifted -= m
-    del z1, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
-    del shifted
-    p = e
-    p /= s
-    del e, s
+    logp = torch.log_softmax(z1, dim=1)
+    del z1
+    total = torch.sum(-logp*onehot, dim=(0, 1))
+    p = torch.exp_(logp)
+    del logp
     dz1 = p
     dz1 -= onehot
     dz1 /= N

@@ -84,13 +84,7 @@ def forward(params, x):
     del z0
     z2 = torch.nn.functional.linear(h1, w2, b2)
     del h1
-    m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2 - m
-    del z2, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    del e
-    h3 = shifted - torch.log(s)
+    h3 = torch.log_softmax(z2, dim=1)
     return h3
 
 
@@ -107,14 +101,8 @@ def loss(params, x, t):
     del z0
     z2 = torch.nn.functional.linear(h1, w2, b2)
     del h1
-    m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2 - m
-    del z2, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    del e
-    h3 = shifted - torch.log(s)
-    del shifted, s
+    h3 = torch.log_softmax(z2, dim=1)
+    del z2
     total = torch.sum(torch.xlogy(t, t) - h3*t, dim=(0, 1))
     return total/N
 
@@ -131,21 +119,12 @@ def loss_and_gradients(params, x, t):
     h1 = torch.tanh_(z0)
     del z0
     z2 = torch.nn.functional.linear(h1, w2, b2)
-    m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2
-    shifted -= m
-    del z2, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    h3 = shifted
-    h3 -= torch.log(s)
-    del shifted
+    h3 = torch.log_softmax(z2, dim=1)
+    del z2
     total = torch.sum(torch.xlogy(t, t) - h3*t, dim=(0, 1))
-    del h3
     ds = torch.sum(t, dim=1, keepdim=True)
-    p3 = e
-    p3 /= s
-    del e, s
+    p3 = torch.exp_(h3)
+    del h3
     dz2 = p3
     dz2 *= ds
     dz2 -= t

@@ -398,7 +398,7 @@ def loss_and_gradients(params, x, t):
     s_a0 = np.sum(e_a0, axis=3, keepdims=True)
     a0 = e_a0
     a0 /= s_a0
-    del e_a0
+    del e_a0, s_a0
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 6, 16)
     sa0 += bo0
@@ -499,9 +499,9 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
-    ds_a0 = np.sum(a0*da0*s_a0, axis=3, keepdims=True)
-    dscores0 = 0.35355339059327376*a0*(da0 - ds_a0/s_a0)
-    del s_a0, da0, ds_a0
+    ds_a0 = np.sum(a0*da0, axis=3, keepdims=True)
+    dscores0 = 0.35355339059327376*a0*(da0 - ds_a0)
+    del da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)

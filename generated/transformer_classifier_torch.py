@@ -199,14 +199,8 @@ def forward(params, x):
     scores0 = qh0 @ kh0.mT
     del qh0, kh0
     scores0 *= 0.35355339059327376
-    m_a0 = torch.amax(scores0, dim=3, keepdim=True)
-    shifted_a0 = scores0 - m_a0
-    del scores0, m_a0
-    e_a0 = torch.exp(shifted_a0)
-    del shifted_a0
-    s_a0 = torch.sum(e_a0, dim=3, keepdim=True)
-    a0 = e_a0/s_a0
-    del e_a0, s_a0
+    a0 = torch.softmax(scores0, dim=3)
+    del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     del vh0, a0
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
@@ -286,14 +280,8 @@ def loss(params, x, t):
     scores0 = qh0 @ kh0.mT
     del qh0, kh0
     scores0 *= 0.35355339059327376
-    m_a0 = torch.amax(scores0, dim=3, keepdim=True)
-    shifted_a0 = scores0 - m_a0
-    del scores0, m_a0
-    e_a0 = torch.exp(shifted_a0)
-    del shifted_a0
-    s_a0 = torch.sum(e_a0, dim=3, keepdim=True)
-    a0 = e_a0/s_a0
-    del e_a0, s_a0
+    a0 = torch.softmax(scores0, dim=3)
+    del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     del vh0, a0
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
@@ -340,13 +328,9 @@ def loss(params, x, t):
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z2 = torch.nn.functional.linear(h1, w2, b2)
     del h1
-    m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2 - m
-    del z2, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    del e
-    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
+    logp = torch.log_softmax(z2, dim=1)
+    del z2
+    total = torch.sum(-logp*onehot, dim=(0, 1))
     return total/N
 
 
@@ -381,16 +365,8 @@ def loss_and_gradients(params, x, t):
     del v0
     scores0 = qh0 @ kh0.mT
     scores0 *= 0.35355339059327376
-    m_a0 = torch.amax(scores0, dim=3, keepdim=True)
-    shifted_a0 = scores0
-    shifted_a0 -= m_a0
-    del scores0, m_a0
-    e_a0 = torch.exp_(shifted_a0)
-    del shifted_a0
-    s_a0 = torch.sum(e_a0, dim=3, keepdim=True)
-    a0 = e_a0
-    a0 /= s_a0
-    del e_a0
+    a0 = torch.softmax(scores0, dim=3)
+    del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
     r1_0 = sa0 + x
@@ -431,17 +407,11 @@ def loss_and_gradients(params, x, t):
     del sum1
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z2 = torch.nn.functional.linear(h1, w2, b2)
-    m = torch.amax(z2, dim=1, keepdim=True)
-    shifted = z2
-    shifted -= m
-    del z2, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
-    del shifted
-    p = e
-    p /= s
-    del e, s
+    logp = torch.log_softmax(z2, dim=1)
+    del z2
+    total = torch.sum(-logp*onehot, dim=(0, 1))
+    p = torch.exp_(logp)
+    del logp
     dz2 = p
     dz2 -= onehot
     dz2 /= N
@@ -487,9 +457,9 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.mT
     del vh0
-    ds_a0 = torch.sum(a0*da0*s_a0, dim=3, keepdim=True)
-    dscores0 = 0.35355339059327376*a0*(da0 - ds_a0/s_a0)
-    del s_a0, da0, ds_a0
+    ds_a0 = torch.sum(a0*da0, dim=3, keepdim=True)
+    dscores0 = 0.35355339059327376*a0*(da0 - ds_a0)
+    del da0, ds_a0
     dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0
     dk0 = (dscores0.mT @ qh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)

@@ -658,7 +658,7 @@ def loss_and_gradients(params, x, t):
     s_a0 = np.sum(e_a0, axis=3, keepdims=True)
     a0 = e_a0
     a0 /= s_a0
-    del e_a0
+    del e_a0, s_a0
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 8, 16)
     sa0 += bo0
@@ -720,7 +720,7 @@ def loss_and_gradients(params, x, t):
     s_a1 = np.sum(e_a1, axis=3, keepdims=True)
     a1 = e_a1
     a1 /= s_a1
-    del e_a1
+    del e_a1, s_a1
     o1 = (a1 @ vh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     sa1 = (o1.reshape(-1, 16) @ Wo1.T).reshape(-1, 8, 16)
     sa1 += bo1
@@ -786,9 +786,9 @@ def loss_and_gradients(params, x, t):
     dav1 = ((dr1_1.reshape(-1, 16) @ Wo1).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
     del vh1
-    ds_a1 = np.sum(a1*da1*s_a1, axis=3, keepdims=True)
-    dscores1 = (1/2)*a1*(da1 - ds_a1/s_a1)
-    del s_a1, da1, ds_a1
+    ds_a1 = np.sum(a1*da1, axis=3, keepdims=True)
+    dscores1 = (1/2)*a1*(da1 - ds_a1)
+    del da1, ds_a1
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
     dk1 = (dscores1.swapaxes(-1, -2) @ qh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -850,9 +850,9 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
-    ds_a0 = np.sum(a0*da0*s_a0, axis=3, keepdims=True)
-    dscores0 = (1/2)*a0*(da0 - ds_a0/s_a0)
-    del s_a0, da0, ds_a0
+    ds_a0 = np.sum(a0*da0, axis=3, keepdims=True)
+    dscores0 = (1/2)*a0*(da0 - ds_a0)
+    del da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)

@@ -311,14 +311,8 @@ def forward(params, x):
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
     scores0 = (1/2)*(qh0 @ kh0.mT) + mask0
     del qh0, kh0
-    m_a0 = torch.amax(scores0, dim=3, keepdim=True)
-    shifted_a0 = scores0 - m_a0
-    del scores0, m_a0
-    e_a0 = torch.exp(shifted_a0)
-    del shifted_a0
-    s_a0 = torch.sum(e_a0, dim=3, keepdim=True)
-    a0 = e_a0/s_a0
-    del e_a0, s_a0
+    a0 = torch.softmax(scores0, dim=3)
+    del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh0, a0
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
@@ -371,14 +365,8 @@ def forward(params, x):
     del v1
     scores1 = (1/2)*(qh1 @ kh1.mT) + mask0
     del qh1, kh1
-    m_a1 = torch.amax(scores1, dim=3, keepdim=True)
-    shifted_a1 = scores1 - m_a1
-    del scores1, m_a1
-    e_a1 = torch.exp(shifted_a1)
-    del shifted_a1
-    s_a1 = torch.sum(e_a1, dim=3, keepdim=True)
-    a1 = e_a1/s_a1
-    del e_a1, s_a1
+    a1 = torch.softmax(scores1, dim=3)
+    del scores1
     o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh1, a1
     sa1 = torch.nn.functional.linear(o1, Wo1, bo1)
@@ -462,14 +450,8 @@ def loss(params, x, t):
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
     scores0 = (1/2)*(qh0 @ kh0.mT) + mask0
     del qh0, kh0
-    m_a0 = torch.amax(scores0, dim=3, keepdim=True)
-    shifted_a0 = scores0 - m_a0
-    del scores0, m_a0
-    e_a0 = torch.exp(shifted_a0)
-    del shifted_a0
-    s_a0 = torch.sum(e_a0, dim=3, keepdim=True)
-    a0 = e_a0/s_a0
-    del e_a0, s_a0
+    a0 = torch.softmax(scores0, dim=3)
+    del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh0, a0
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
@@ -522,14 +504,8 @@ def loss(params, x, t):
     del v1
     scores1 = (1/2)*(qh1 @ kh1.mT) + mask0
     del qh1, kh1
-    m_a1 = torch.amax(scores1, dim=3, keepdim=True)
-    shifted_a1 = scores1 - m_a1
-    del scores1, m_a1
-    e_a1 = torch.exp(shifted_a1)
-    del shifted_a1
-    s_a1 = torch.sum(e_a1, dim=3, keepdim=True)
-    a1 = e_a1/s_a1
-    del e_a1, s_a1
+    a1 = torch.softmax(scores1, dim=3)
+    del scores1
     o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh1, a1
     sa1 = torch.nn.functional.linear(o1, Wo1, bo1)
@@ -612,16 +588,8 @@ def loss_and_gradients(params, x, t):
     del v0
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
     scores0 = (1/2)*(qh0 @ kh0.mT) + mask0
-    m_a0 = torch.amax(scores0, dim=3, keepdim=True)
-    shifted_a0 = scores0
-    shifted_a0 -= m_a0
-    del scores0, m_a0
-    e_a0 = torch.exp_(shifted_a0)
-    del shifted_a0
-    s_a0 = torch.sum(e_a0, dim=3, keepdim=True)
-    a0 = e_a0
-    a0 /= s_a0
-    del e_a0
+    a0 = torch.softmax(scores0, dim=3)
+    del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
     r1_0 = sa0 + x
@@ -670,16 +638,8 @@ def loss_and_gradients(params, x, t):
     vh1 = v1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v1
     scores1 = (1/2)*(qh1 @ kh1.mT) + mask0
-    m_a1 = torch.amax(scores1, dim=3, keepdim=True)
-    shifted_a1 = scores1
-    shifted_a1 -= m_a1
-    del scores1, m_a1
-    e_a1 = torch.exp_(shifted_a1)
-    del shifted_a1
-    s_a1 = torch.sum(e_a1, dim=3, keepdim=True)
-    a1 = e_a1
-    a1 /= s_a1
-    del e_a1
+    a1 = torch.softmax(scores1, dim=3)
+    del scores1
     o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa1 = torch.nn.functional.linear(o1, Wo1, bo1)
     r1_1 = r2_0 + sa1
@@ -742,9 +702,9 @@ def loss_and_gradients(params, x, t):
     dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     da1 = dav1 @ vh1.mT
     del vh1
-    ds_a1 = torch.sum(a1*da1*s_a1, dim=3, keepdim=True)
-    dscores1 = (1/2)*a1*(da1 - ds_a1/s_a1)
-    del s_a1, da1, ds_a1
+    ds_a1 = torch.sum(a1*da1, dim=3, keepdim=True)
+    dscores1 = (1/2)*a1*(da1 - ds_a1)
+    del da1, ds_a1
     dv1 = (a1.mT @ dav1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
     dk1 = (dscores1.mT @ qh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -806,9 +766,9 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.mT
     del vh0
-    ds_a0 = torch.sum(a0*da0*s_a0, dim=3, keepdim=True)
-    dscores0 = (1/2)*a0*(da0 - ds_a0/s_a0)
-    del s_a0, da0, ds_a0
+    ds_a0 = torch.sum(a0*da0, dim=3, keepdim=True)
+    dscores0 = (1/2)*a0*(da0 - ds_a0)
+    del da0, ds_a0
     dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0
     dk0 = (dscores0.mT @ qh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)

@@ -132,13 +132,9 @@ def loss(params, x, u, t):
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z_head = torch.nn.functional.linear(cat, w_head, b_head)
     del cat
-    m = torch.amax(z_head, dim=1, keepdim=True)
-    shifted = z_head - m
-    del z_head, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    del e
-    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
+    logp = torch.log_softmax(z_head, dim=1)
+    del z_head
+    total = torch.sum(-logp*onehot, dim=(0, 1))
     return total/N
 
 
@@ -161,17 +157,11 @@ def loss_and_gradients(params, x, u, t):
     cat = torch.cat([hx, hu], dim=1)
     onehot = torch.nn.functional.one_hot(t, 3).to(x.dtype)
     z_head = torch.nn.functional.linear(cat, w_head, b_head)
-    m = torch.amax(z_head, dim=1, keepdim=True)
-    shifted = z_head
-    shifted -= m
-    del z_head, m
-    e = torch.exp(shifted)
-    s = torch.sum(e, dim=1, keepdim=True)
-    total = torch.sum(onehot*(torch.log(s) - shifted), dim=(0, 1))
-    del shifted
-    p = e
-    p /= s
-    del e, s
+    logp = torch.log_softmax(z_head, dim=1)
+    del z_head
+    total = torch.sum(-logp*onehot, dim=(0, 1))
+    p = torch.exp_(logp)
+    del logp
     dz_head = p
     dz_head -= onehot
     dz_head /= N

@@ -41,7 +41,7 @@ class Function:
 def function(program: Program, printer: StatementPrinter, param_names: dict, carrier: str = "x") -> Function:
     """Print a Program; `param_names` maps each parameter's symbol to its state_dict key; new arrays take the
     dtype and device of `carrier`. Code (a printer that frees dead arrays) runs the program's memory plan."""
-    program = plan_memory(program) if printer.free_dead else program
+    program = plan_memory(program, printer.fuses_softmax) if printer.free_dead else program
     printer.bind(program, carrier)
     lines = printer.lines()
     results = [(s.name, printer.output(s)) for s in program.outputs]

@@ -14,7 +14,7 @@ import sympy as sp
 
 from .functions import sigmoid
 from .graph import Graph, Tensor
-from .shapes import N, batch_sized, broadcast
+from .shapes import N, batch_sized, broadcast, dims_at
 from .simplify import replace_structurally
 
 
@@ -112,10 +112,13 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     return program
 
 
-def plan_memory(program: Program) -> Program:
+def plan_memory(program: Program, fused_softmax: bool = False) -> Program:
     """The program as code runs it, holding less at once (the document keeps the program as derived):
     - a small reduction of batch-sized arrays (a bias's gradient) runs as soon as they exist, so that they can
       be freed there;
+    - a factor constant along a sum's axes multiplies where the sum is read, where it often cancels
+      (softmax's backward: Σ(a·da·s)/s is Σ(a·da), and s is freed after the forward pass);
+    - `fused_softmax` (torch): a softmax the graph builds is one call of the library's softmax or log-softmax;
     - where q = e/s is computed and q and s are read later anyway, a later e reads q·s (a softmax's
       exponentials are freed after the forward pass);
     - an elementwise value read early (forward) and late (backward), whose inputs are kept until then anyway, is
@@ -125,10 +128,15 @@ def plan_memory(program: Program) -> Program:
         return program
     statements = _reductions_early([replace(s) for s in program.statements])
     outputs = [replace(s) for s in program.outputs]
+    shapes = dict(program.shapes)
     uses = _Uses(statements, outputs)
     _read_quotients(uses)
-    _recompute_late_reads(uses, program.shapes)
-    return replace(program, statements=uses.statements, outputs=outputs, planned=True)
+    _factor_out_of_sums(uses, shapes)
+    if fused_softmax:
+        for statement in [s for s in uses.statements if s.kind == "max"]:
+            uses = _fuse_softmax(uses, statement, shapes)
+    _recompute_late_reads(uses, shapes)
+    return replace(program, statements=uses.statements, outputs=outputs, shapes=shapes, planned=True)
 
 
 def _reads(statement: Statement) -> set:
@@ -152,10 +160,14 @@ class _Uses:
         return self._reads[id(statement)]
 
     def substitute(self, statement: Statement, old: sp.Symbol, new: sp.Expr) -> None:
-        if statement.expr is not None:
-            statement.expr = statement.expr.xreplace({old: new})
-        statement.operands = tuple(op.xreplace({old: new}) for op in statement.operands)
+        self.rewrite(statement, {old: new})
+
+    def rewrite(self, statement: Statement, mapping: dict) -> None:
+        statement.expr, statement.operands = _rewritten(statement, mapping)
         self._reads[id(statement)] = _reads(statement)
+
+    def readers(self, symbol: sp.Symbol, start: int = 0) -> list[Statement]:
+        return [s for s in self.statements[start:] + self.outputs if symbol in self.of(s)]
 
     def last(self) -> dict:
         """symbol -> the position of the statement that reads it last (outputs after every statement)."""
@@ -164,6 +176,92 @@ class _Uses:
             for symbol in self._reads[id(statement)]:
                 last[symbol] = i
         return last
+
+
+def _rewritten(statement: Statement, mapping: dict) -> tuple:
+    """(expr, operands) of a statement with `mapping` applied."""
+    expr = statement.expr.xreplace(mapping) if statement.expr is not None else None
+    return expr, tuple(op.xreplace(mapping) for op in statement.operands)
+
+
+def _reads_rewritten(statement: Statement, mapping: dict) -> set:
+    expr, operands = _rewritten(statement, mapping)
+    return (expr.free_symbols if expr is not None else set()).union(*(op.free_symbols for op in operands))
+
+
+def _constant_along(shape: tuple, axes: tuple, ndim: int) -> bool:
+    return all(dims_at(shape, axis, ndim) in (None, 1) for axis in axes)
+
+
+def _factor_out_of_sums(uses: _Uses, shapes: dict) -> None:
+    """Σ_k(c·x) = c·Σ_k(x) for c constant along k, where it reads no more than before wherever the sum is read."""
+    for i, statement in enumerate(uses.statements):
+        operand = statement.operands[0] if statement.kind == "sum" else None
+        ndim = len(statement.tensor.operands[0].shape) if operand is not None else 0
+        if operand is None or not operand.is_Mul or len(statement.shape) != ndim:  # keepdims sums only
+            continue
+        outer = [f for f in operand.args if f.free_symbols and
+                 all(_constant_along(shapes.get(s, ()), statement.tensor.axes, ndim) for s in f.free_symbols)]
+        inner = operand.func(*(f for f in operand.args if f not in outer))
+        full = statement.tensor.operands[0].shape  # the factors left must still make the whole array
+        if not outer or not inner.free_symbols or broadcast(*(shapes.get(s, ()) for s in inner.free_symbols)) != full:
+            continue
+        value = sp.Symbol(statement.name, real=True)
+        mapping = {value: value * sp.Mul(*outer)}
+        readers = uses.readers(value, i + 1)
+        if all(r.kind in ("expr", "output") and _reads_rewritten(r, mapping) <= uses.of(r) for r in readers):
+            statement.operands = (inner, *statement.operands[1:])
+            uses.rewrite(statement, {})
+            for reader in readers:
+                uses.rewrite(reader, mapping)
+
+
+def _fuse_softmax(uses: _Uses, max_statement: Statement, shapes: dict) -> _Uses:
+    """m = max z, shifted = z − m, e = exp(shifted), s = Σe (over one axis) as one softmax call: log-softmax ℓ,
+    read as shifted = ℓ + log s and e = s·exp(ℓ); or the softmax exp(ℓ) itself where only that is read. Done
+    only where s then cancels everywhere (p = e/s is exp(ℓ), log s − shifted is −ℓ)."""
+    statements, z, m = uses.statements, max_statement.operands[0], sp.Symbol(max_statement.name, real=True)
+    axes, ndim = max_statement.tensor.axes, len(max_statement.tensor.operands[0].shape)
+
+    def find(kind, match):
+        return next((s for s in statements if s.kind == kind and match(s)), None)
+
+    shifted_statement = find("expr", lambda s: s.expr == z - m)
+    shifted = sp.Symbol(shifted_statement.name, real=True) if shifted_statement else None
+    e_statement = shifted and find("expr", lambda s: s.expr == sp.exp(shifted))
+    e = sp.Symbol(e_statement.name, real=True) if e_statement else None
+    s_statement = e and find("sum", lambda s: s.operands == (e,) and s.tensor.axes == axes and
+                             s.shape == max_statement.shape)
+    if len(axes) != 1 or len(max_statement.shape) != ndim or s_statement is None:
+        return uses
+    group = (max_statement, shifted_statement, e_statement, s_statement)
+    total = sp.Symbol(s_statement.name, real=True)
+    taken = {s.name for s in statements}
+    log = sp.Symbol(next(f"log{n}" for n in ("p", "_" + e.name, "_" + e.name + "_") if f"log{n}" not in taken),
+                    real=True)
+    mapping = {shifted: log + sp.log(total), e: total * sp.exp(log)}
+    rest = [s for s in statements + uses.outputs if all(s is not g for g in group)]
+    if any(_reads_rewritten(s, mapping) & {m, shifted, e, total} for s in rest):
+        return uses
+    for statement in rest:
+        uses.rewrite(statement, mapping)
+    readers = [s for s in rest if log in uses.of(s)]
+    softmax, hidden = sp.exp(log), sp.Dummy()
+    only_exp = not any(log in _reads_rewritten(r, {softmax: hidden}) for r in readers)
+    fused = Statement(log.name, "log_softmax", tensor=max_statement.tensor, operands=(z,),
+                      shape=shapes[shifted], broadcast_operands=max_statement.broadcast_operands)
+    for kind, value in [("softmax", softmax)] * only_exp + [("log_softmax", log)]:
+        named = next((s for s in readers if s.kind == "expr" and s.expr == value), None)
+        if named is not None:  # the step the graph names (p, or a LogSoftmax layer's output) is the call
+            fused.name, fused.kind = named.name, kind
+            for reader in readers:
+                uses.rewrite(reader, {value: sp.Symbol(named.name, real=True)})
+            rest = [s for s in rest if s is not named]
+            break
+    shapes[sp.Symbol(fused.name, real=True)] = shapes[shifted]
+    where, kept = statements.index(max_statement), {id(s) for s in rest}
+    return _Uses([s for s in statements[:where] if id(s) in kept] + [fused] +
+                 [s for s in statements[where:] if id(s) in kept], uses.outputs)
 
 
 def _in_place_of(value: sp.Symbol, definition: sp.Expr, shapes: dict) -> bool:

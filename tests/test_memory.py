@@ -79,3 +79,59 @@ def test_softmax_exponentials_and_bias_sums_do_not_outlive_their_use(build):
     assert freed < first_backward
     bias = next(i for i, line in enumerate(code) if line.strip().startswith("db1_0 = "))
     assert any("del df0" in line for line in code[bias:bias + 6])
+
+
+def encoder_model():
+    return S.Model(S.Sequential(S.TransformerEncoderLayer(16, 2, 32), S.MeanPool(), S.Linear(16, 3)),
+                   S.CrossEntropyLoss(), name="encoder_fused", inputs=16, sequence=6)
+
+
+def test_softmax_backward_reads_the_probabilities_only(build):
+    """Σ_k(a·da·s)/s: s is constant along k, so it moves out of the sum and cancels; the backward pass reads
+    a alone (the textbook a ⊙ (da − Σ a·da)), and s is freed with the forward pass."""
+    import inspect
+
+    numpy_module, _ = build(encoder_model())
+    code = [line.strip() for line in inspect.getsource(numpy_module.loss_and_gradients).splitlines()]
+    assert "ds_a0 = np.sum(a0*da0, axis=3, keepdims=True)" in code
+    freed = next(i for i, line in enumerate(code) if line.startswith("del ") and "s_a0" in line.split())
+    assert freed < next(i for i, line in enumerate(code) if line.startswith("dz"))
+
+
+def test_torch_prints_one_softmax_call_where_the_graph_builds_one(build):
+    """max, shift, exp, sum and divide are one torch.softmax (attention) or torch.log_softmax (cross-entropy)
+    call, and what the backward pass reads is the call's result; NumPy keeps the steps."""
+    import inspect
+
+    numpy_module, torch_module = build(mlp())
+    code = inspect.getsource(torch_module.loss_and_gradients)
+    assert "logp = torch.log_softmax(z4, dim=1)" in code and "amax" not in code
+    assert "np.max(" in inspect.getsource(numpy_module.loss_and_gradients)
+    _, torch_module = build(encoder_model())
+    code = inspect.getsource(torch_module.loss_and_gradients)
+    assert "a0 = torch.softmax(scores0, dim=3)" in code and "amax" not in code
+
+
+def test_no_gradient_flows_through_a_softmax_max_shift(build):
+    """softmax(z − m) does not depend on m, so m gets no cotangent: a softmax under MSE (or before
+    cross-entropy) has no branch on z = m in its δ, and reads p alone: δ = p ⊙ (g − Σ p·g)."""
+    import inspect
+
+    import torch
+
+    model = S.Model(S.Sequential(S.Linear(4, 5), S.Softmax()), S.MSELoss(), name="softmax_mse", inputs=4)
+    numpy_module, torch_module = build(model)
+    for module in (numpy_module, torch_module):
+        code = inspect.getsource(module.loss_and_gradients)
+        assert "where" not in code and "select" not in code and "eq(" not in code, code
+    rng = np.random.default_rng(0)
+    params = {k: rng.standard_normal(v.shape) for k, v in numpy_module.init_params().items()}
+    x, t = rng.standard_normal((7, 4)), rng.uniform(size=(7, 5))
+    reference = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Softmax(dim=1)).double()
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+    loss = torch.nn.functional.mse_loss(reference(torch.from_numpy(x)), torch.from_numpy(t))
+    loss.backward()
+    ours, gradients = numpy_module.loss_and_gradients(params, x, t)
+    assert abs(ours - loss.item()) <= 1e-12 * abs(loss.item())
+    for key, parameter in reference.named_parameters():
+        np.testing.assert_allclose(gradients[key], parameter.grad.numpy(), rtol=1e-10, atol=1e-14)

@@ -105,7 +105,7 @@ def _shifted_exps(g: Graph, value: Value, suffix: str):
         exps = g.label(Value(sp.exp(value.expr), value.shape), "e" + suffix)
         return value, exps, reduce_sum(g, exps, kept, stem="s" + suffix)
     g.safeguarded = True
-    top = reduce_max(g, value, last, stem="m" + suffix)
+    top = reduce_max(g, value, last, stem="m" + suffix, shift=True)
     # Named, so that printed code computes z − m before adding log s, as torch does: with
     # m + log(s) − z, a small log s is rounded away against a large m.
     shifted = g.label(Value(value.expr - top.expr, value.shape), "shifted" + suffix)

@@ -87,10 +87,12 @@ def _sum_to_one(graph: Graph, expr: sp.Expr, axes: tuple[int, ...]):
     return None
 
 
-def reduce_max(graph: Graph, value: Value, axis: int, stem: str = "m") -> Value:
-    """max over one axis, kept as size 1."""
+def reduce_max(graph: Graph, value: Value, axis: int, stem: str = "m", shift: bool = False) -> Value:
+    """max over one axis, kept as size 1. `shift`: it is subtracted and the result does not depend on it
+    (softmax(z − c) = softmax(z) for any c constant along the axis), so no gradient flows through it, as
+    jax.nn.softmax stops it."""
     shape = tuple(1 if a == axis else d for a, d in enumerate(value.shape))
-    return graph.interned(stem, shape, "max", operands=(value,), axes=(axis,))
+    return graph.interned(stem, shape, "max", operands=(value,), axes=(axis,), shift=shift)
 
 
 @defvjp("sum")
@@ -101,7 +103,7 @@ def _sum_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
 
 @defvjp("max")
 def _max_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
-    if needed[0]:  # to the elements equal to the max, since max_k z_k = Σ_k z_k·[z_k = max z]
+    if needed[0] and not tensor.shift:  # to the elements equal to the max, as max_k z_k = Σ_k z_k·[z_k = max z]
         (operand,) = tensor.operands
         yield operand, Value(cotangent.expr * sp.Piecewise((1, sp.Eq(operand.expr, tensor.symbol)), (0, True)),
                              operand.shape)

@@ -159,7 +159,8 @@ class StatementPrinter:
 
     in_place = False  # code backends: z0 = x @ w0.T, then z0 += b0, into the product's own fresh array
     reuse_dead = False  # NumPy: shifted = scores; shifted -= m, into the array of a value read last here
-    FRESH = ("expr", "einsum", "sum", "max", "map", "onehot")  # statements whose code makes an array of its own
+    FRESH = ("expr", "einsum", "sum", "max", "map", "onehot", "softmax", "log_softmax")  # code makes a new array
+    fuses_softmax = False  # torch: a softmax the graph builds is printed as one call (schedule.plan_memory)
     IN_PLACE_FUNCTIONS = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh"}
 
     def _reuse(self, statement, dying) -> list[str] | None:
@@ -197,8 +198,9 @@ class StatementPrinter:
         """The values whose arrays no other name shares (made by a statement of their own, in the arrays' dtype)."""
         if getattr(self, "_owned_in", None) is not self._program:  # once per program printed
             self._owned_in, self._owned = self._program, {
-                sp.Symbol(s.name, real=True) for s in self._program.statements if s.kind in self.FRESH and not any(
-                    e.is_Symbol or e.has(sp.Piecewise) for e in (s.expr, *s.operands[:1]) if e is not None)}
+                sp.Symbol(s.name, real=True) for s in self._program.statements if s.kind in self.FRESH and (
+                    "softmax" in s.kind or not any(
+                        e.is_Symbol or e.has(sp.Piecewise) for e in (s.expr, *s.operands[:1]) if e is not None))}
         return self._owned
 
     def _steps(self, expr, a):
@@ -333,6 +335,8 @@ class StatementPrinter:
             return self.reshape(self.reduce(s.kind, operands[0], s.tensor.axes, keepdims=True), s.shape)
         if s.kind == "onehot":
             return self.onehot(operands[0], int(s.tensor.key))
+        if s.kind in ("softmax", "log_softmax"):
+            return self.softmax(s.kind, operands[0], s.tensor.axes[0])
         raise ValueError(s.kind)
 
     def parenthesize_operand(self, expr: sp.Expr, text: str) -> str:

@@ -36,6 +36,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     scatter_add_source, sinusoid_source = SCATTER_ADD, SINUSOID
     in_place = True
     free_dead = True
+    fuses_softmax = True
 
     @property
     def reuse_dead(self):
@@ -133,6 +134,9 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         fn = "torch.sum" if kind == "sum" else "torch.amax"
         dim = axes[0] if len(axes) == 1 else tuple(axes)
         return self._call(fn, text, f"dim={dim}", *(["keepdim=True"] if keepdims else []))
+
+    def softmax(self, kind, text, axis):
+        return self._call(f"torch.{kind}", text, f"dim={axis}")
 
     def reshape(self, text, shape):
         return f"{text}.reshape({self.shape_text(shape)})"
