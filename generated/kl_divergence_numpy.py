@@ -160,8 +160,11 @@ def loss_and_gradients(params, x, t):
     db2 = np.sum(dz2, axis=0)
     dz0 = dz2 @ w2
     del dz2
-    dz0 *= 1 - h1**2
-    del h1
+    dh1_dz0 = np.square(h1, out=h1)
+    dh1_dz0 *= -1
+    dh1_dz0 += 1
+    dz0 *= dh1_dz0
+    del h1, dh1_dz0
     dw0 = dz0.T @ x
     db0 = np.sum(dz0, axis=0)
     return float(total/N), {

@@ -134,8 +134,11 @@ def loss_and_gradients(params, x, t):
     db2 = torch.sum(dz2, dim=0)
     dz0 = dz2 @ w2
     del dz2
-    dz0 *= 1 - h1**2
-    del h1
+    dh1_dz0 = torch.square_(h1)
+    dh1_dz0 *= -1
+    dh1_dz0 += 1
+    dz0 *= dh1_dz0
+    del h1, dh1_dz0
     dw0 = dz0.T @ x
     db0 = torch.sum(dz0, dim=0)
     return total/N, {

@@ -193,7 +193,10 @@ def loss_and_gradients(params, x, u, t):
     dw_eu = dz_eu.T @ u
     db_eu = np.sum(dz_eu, axis=0)
     del dz_eu
-    dz_ex = dhx*(1 - hx**2)
+    dz_ex = np.square(hx, out=hx)
+    dz_ex *= -1
+    dz_ex += 1
+    dz_ex *= dhx
     del hx, dhx
     dw_ex = dz_ex.T @ x
     db_ex = np.sum(dz_ex, axis=0)

@@ -179,7 +179,10 @@ def loss_and_gradients(params, x, u, t):
     dw_eu = dz_eu.T @ u
     db_eu = torch.sum(dz_eu, dim=0)
     del dz_eu
-    dz_ex = dhx*(1 - hx**2)
+    dz_ex = torch.square_(hx)
+    dz_ex *= -1
+    dz_ex += 1
+    dz_ex *= dhx
     del hx, dhx
     dw_ex = dz_ex.T @ x
     db_ex = torch.sum(dz_ex, dim=0)

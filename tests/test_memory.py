@@ -135,3 +135,17 @@ def test_no_gradient_flows_through_a_softmax_max_shift(build):
     assert abs(ours - loss.item()) <= 1e-12 * abs(loss.item())
     for key, parameter in reference.named_parameters():
         np.testing.assert_allclose(gradients[key], parameter.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_a_local_derivative_goes_into_the_activation_it_reads_last(build):
+    """tanh's 1 − h² is computed into h's own array where h is read for the last time (torch's tanh_backward
+    is one kernel with no temporary), so the backward pass makes no array for it."""
+    import inspect
+
+    model = S.Model(S.Sequential(S.Linear(8, 16), S.Tanh(), S.Linear(16, 16), S.Tanh(), S.Linear(16, 3)),
+                    S.CrossEntropyLoss(), name="tanh_local", inputs=8)
+    numpy_module, torch_module = build(model)
+    numpy_code = inspect.getsource(numpy_module.loss_and_gradients)
+    torch_code = inspect.getsource(torch_module.loss_and_gradients)
+    assert "dh1_dz0 = np.square(h1, out=h1)" in numpy_code and "h1**2" not in numpy_code
+    assert "dh1_dz0 = torch.square_(h1)" in torch_code and "h1**2" not in torch_code

@@ -142,12 +142,18 @@ class StatementPrinter:
                 product, operator, rest = split
                 mask = isinstance(rest, sp.Heaviside) and rest.args[1] == 0 and operator == "*"
                 dying = mask and rest.args[0].name in frees.get(i, ()) and rest.args[0] in self._own_arrays()
+                local = None if mask or operator != "*" else self._local_factor(statement, rest, frees.get(i, ()))
                 rest_text = self.mask(rest.args[0], dying) if mask else self.doprint(rest)
                 out.append(f"{statement.name} = {self._inline[product][1:-1]}")
                 early = [name for name in frees.get(i, ()) if sp.Symbol(name, real=True) not in rest.free_symbols]
                 if early:  # read by the product only: freed before the mask's temporary is made
                     out.append("del " + ", ".join(early))
                     frees[i] = [name for name in frees[i] if name not in early]
+                if local is not None:  # 1 − h² into h's own array, h read for the last time: no temporary
+                    name, h, steps = local
+                    out += self._step_lines(name, h, steps)
+                    rest_text = name
+                    frees[i] = [*frees[i], name]
                 out.append(f"{statement.name} {operator}= {self._unwrap(rest_text, rest.free_symbols)}")
             elif self.reuse_dead and (reused := self._reuse(statement, frees.get(i, ()))):
                 out += reused
@@ -181,7 +187,25 @@ class StatementPrinter:
                 best = a, steps
         if best is None:
             return None
-        (a, steps), name = best, statement.name
+        return self._step_lines(statement.name, *best)
+
+    def _local_factor(self, statement, factor, dying):
+        """(name, h, steps) when a factor of a product is an elementwise function of one value h alone, read for
+        the last time here, with the product's shape and an array of its own (tanh's 1 − h²); None otherwise."""
+        if len(factor.free_symbols) != 1 or factor.is_Symbol:
+            return None
+        (h,) = factor.free_symbols
+        shapes = self._program.shapes
+        if h.name not in dying or h not in self._own_arrays() or h in self._inline or \
+                shapes.get(h) != shapes.get(sp.Symbol(statement.name, real=True)):
+            return None
+        steps = self._steps(factor, h)
+        taken = {s.name for s in self._program.statements}
+        name = f"d{h.name}_{statement.name}" if statement.name.startswith("d") else f"{h.name}_slope"
+        return None if steps is None or name in taken else (name, h, steps)
+
+    def _step_lines(self, name, a, steps) -> list[str]:
+        """name = a, then the steps applied to it in place."""
         lines = [f"{name} = {a.name}"]
         for step, rest in steps:
             if step in ("+", "*"):
@@ -190,8 +214,8 @@ class StatementPrinter:
                 lines.append(f"{name} {step}= {self._unwrap(self.doprint(rest), rest.free_symbols)}")
             else:
                 lines.append(f"{name} = {self.in_place_call(step, name, *rest)}")
-        if len(lines) == 2 and lines[1].startswith(f"{name} = "):  # one call: e = np.exp(shifted, out=shifted)
-            lines = [f"{name} = {self.in_place_call(steps[0][0], a.name, *steps[0][1])}"]
+        if len(lines) > 1 and lines[1].startswith(f"{name} = "):  # a call first: e = np.exp(shifted, out=shifted)
+            lines[:2] = [f"{name} = {self.in_place_call(steps[0][0], a.name, *steps[0][1])}"]
         return lines
 
     def _own_arrays(self) -> set:
@@ -220,6 +244,9 @@ class StatementPrinter:
         if expr.func in self.IN_PLACE_FUNCTIONS:
             steps = self._steps(expr.args[0], a)
             return None if steps is None else steps + [(self.IN_PLACE_FUNCTIONS[expr.func], ())]
+        if expr.is_Pow and expr.exp == 2:
+            steps = self._steps(expr.base, a)
+            return None if steps is None else steps + [("square", ())]
         if isinstance(expr, sp.Max) and len(expr.args) == 2 and 0 in expr.args:
             steps = self._steps(next(arg for arg in expr.args if arg != 0), a)
             return None if steps is None else steps + [("maximum", ("0",))]
