@@ -687,7 +687,7 @@ def loss(params, x, t):
     e = np.exp(shifted)
     s_1 = np.sum(e, axis=1, keepdims=True)
     del e
-    total = np.sum(kept*onehot*(np.log(s_1) - shifted), axis=(0, 1))
+    total = np.einsum('ij,ij,ij->', kept, onehot, np.log(s_1) - shifted)
     return float(total/counted)
 
 
@@ -753,14 +753,15 @@ def loss_and_gradients(params, x, t):
     m_a2 = np.max(scores2, axis=3, keepdims=True)
     shifted_a2 = scores2
     shifted_a2 -= m_a2
-    del scores2, m_a2
+    del scores2
     e_a2 = np.exp(shifted_a2, out=shifted_a2)
     del shifted_a2
     s_a2 = np.sum(e_a2, axis=3, keepdims=True)
     a2 = e_a2
     a2 /= s_a2
-    del e_a2, s_a2
+    del e_a2
     o2 = (a2 @ vh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
+    del a2
     sa2 = (o2.reshape(-1, 32) @ Wo2.T).reshape(-1, 32, 32)
     sa2 += bo2
     r1_2 = P1 + emb0 + sa2
@@ -811,14 +812,15 @@ def loss_and_gradients(params, x, t):
     m_a3 = np.max(scores3, axis=3, keepdims=True)
     shifted_a3 = scores3
     shifted_a3 -= m_a3
-    del scores3, m_a3
+    del scores3
     e_a3 = np.exp(shifted_a3, out=shifted_a3)
     del shifted_a3
     s_a3 = np.sum(e_a3, axis=3, keepdims=True)
     a3 = e_a3
     a3 /= s_a3
-    del e_a3, s_a3
+    del e_a3
     o3 = (a3 @ vh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
+    del a3
     sa3 = (o3.reshape(-1, 32) @ Wo3.T).reshape(-1, 32, 32)
     sa3 += bo3
     r1_3 = r2_2 + sa3
@@ -869,7 +871,7 @@ def loss_and_gradients(params, x, t):
     del rs, m
     e = np.exp(shifted)
     s_1 = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(kept*onehot*(np.log(s_1) - shifted), axis=(0, 1))
+    total = np.einsum('ij,ij,ij->', kept, onehot, np.log(s_1) - shifted)
     del shifted
     p = e
     p /= s_1
@@ -883,7 +885,8 @@ def loss_and_gradients(params, x, t):
     del dz5
     dg4 = np.sum(dh4_mm5*rstd_h4*xc_h4, axis=(0, 1))
     db4 = np.sum(dh4_mm5, axis=(0, 1))
-    dxhat_h4 = dh4_mm5*g4
+    dxhat_h4 = dh4_mm5
+    dxhat_h4 *= g4
     del dh4_mm5
     drstd_h4 = np.sum(dxhat_h4*xc_h4, axis=2, keepdims=True)
     dsum_h4 = np.sum(dxhat_h4, axis=2, keepdims=True)
@@ -901,7 +904,8 @@ def loss_and_gradients(params, x, t):
     del df3
     dg2_3 = np.sum(dn2_3_mmf3*rstd_n2_3*xc_n2_3, axis=(0, 1))
     dbe2_3 = np.sum(dn2_3_mmf3, axis=(0, 1))
-    dxhat_n2_3 = dn2_3_mmf3*g2_3
+    dxhat_n2_3 = dn2_3_mmf3
+    dxhat_n2_3 *= g2_3
     del dn2_3_mmf3
     drstd_n2_3 = np.sum(dxhat_n2_3*xc_n2_3, axis=2, keepdims=True)
     dsum_n2_3 = np.sum(dxhat_n2_3, axis=2, keepdims=True)
@@ -920,11 +924,22 @@ def loss_and_gradients(params, x, t):
     dav3 = ((dr1_3.reshape(-1, 32) @ Wo3).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
     del vh3
-    ds_a3 = np.sum(a3*da3, axis=3, keepdims=True)
-    dscores3 = 0.35355339059327376*a3*(da3 - ds_a3)
+    scores3_again = 0.35355339059327376*(qh3 @ kh3.swapaxes(-1, -2)) + mask2
+    shifted_a3_again = scores3_again
+    shifted_a3_again -= m_a3
+    del m_a3, scores3_again
+    e_a3_again = np.exp(shifted_a3_again, out=shifted_a3_again)
+    del shifted_a3_again
+    a3_again = e_a3_again
+    a3_again /= s_a3
+    del s_a3, e_a3_again
+    ds_a3 = np.sum(a3_again*da3, axis=3, keepdims=True)
+    dscores3 = da3
+    dscores3 -= ds_a3
+    dscores3 *= 0.35355339059327376*a3_again
     del da3, ds_a3
-    dv3 = (a3.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
-    del a3, dav3
+    dv3 = (a3_again.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav3, a3_again
     dk3 = (dscores3.swapaxes(-1, -2) @ qh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del qh3
     dq3 = (dscores3 @ kh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -938,7 +953,8 @@ def loss_and_gradients(params, x, t):
     del dqkv3
     dg1_3 = np.sum(dn1_3_mmqkv3*rstd_n1_3*xc_n1_3, axis=(0, 1))
     dbe1_3 = np.sum(dn1_3_mmqkv3, axis=(0, 1))
-    dxhat_n1_3 = dn1_3_mmqkv3*g1_3
+    dxhat_n1_3 = dn1_3_mmqkv3
+    dxhat_n1_3 *= g1_3
     del dn1_3_mmqkv3
     drstd_n1_3 = np.sum(dxhat_n1_3*xc_n1_3, axis=2, keepdims=True)
     dsum_n1_3 = np.sum(dxhat_n1_3, axis=2, keepdims=True)
@@ -963,7 +979,8 @@ def loss_and_gradients(params, x, t):
     del df2
     dg2_2 = np.sum(dn2_2_mmf2*rstd_n2_2*xc_n2_2, axis=(0, 1))
     dbe2_2 = np.sum(dn2_2_mmf2, axis=(0, 1))
-    dxhat_n2_2 = dn2_2_mmf2*g2_2
+    dxhat_n2_2 = dn2_2_mmf2
+    dxhat_n2_2 *= g2_2
     del dn2_2_mmf2
     drstd_n2_2 = np.sum(dxhat_n2_2*xc_n2_2, axis=2, keepdims=True)
     dsum_n2_2 = np.sum(dxhat_n2_2, axis=2, keepdims=True)
@@ -982,11 +999,22 @@ def loss_and_gradients(params, x, t):
     dav2 = ((dr1_2.reshape(-1, 32) @ Wo2).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
     del vh2
-    ds_a2 = np.sum(a2*da2, axis=3, keepdims=True)
-    dscores2 = 0.35355339059327376*a2*(da2 - ds_a2)
+    scores2_again = 0.35355339059327376*(qh2 @ kh2.swapaxes(-1, -2)) + mask2
+    shifted_a2_again = scores2_again
+    shifted_a2_again -= m_a2
+    del m_a2, scores2_again
+    e_a2_again = np.exp(shifted_a2_again, out=shifted_a2_again)
+    del shifted_a2_again
+    a2_again = e_a2_again
+    a2_again /= s_a2
+    del s_a2, e_a2_again
+    ds_a2 = np.sum(a2_again*da2, axis=3, keepdims=True)
+    dscores2 = da2
+    dscores2 -= ds_a2
+    dscores2 *= 0.35355339059327376*a2_again
     del da2, ds_a2
-    dv2 = (a2.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
-    del a2, dav2
+    dv2 = (a2_again.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav2, a2_again
     dk2 = (dscores2.swapaxes(-1, -2) @ qh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del qh2
     dq2 = (dscores2 @ kh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -1000,7 +1028,8 @@ def loss_and_gradients(params, x, t):
     del dqkv2
     dg1_2 = np.sum(dn1_2_mmqkv2*rstd_n1_2*xc_n1_2, axis=(0, 1))
     dbe1_2 = np.sum(dn1_2_mmqkv2, axis=(0, 1))
-    dxhat_n1_2 = dn1_2_mmqkv2*g1_2
+    dxhat_n1_2 = dn1_2_mmqkv2
+    dxhat_n1_2 *= g1_2
     del dn1_2_mmqkv2
     drstd_n1_2 = np.sum(dxhat_n1_2*xc_n1_2, axis=2, keepdims=True)
     tmp8 = drstd_n1_2

@@ -714,6 +714,7 @@ def loss_and_gradients(params, x, t):
     a2 = torch.softmax(scores2, dim=3)
     del scores2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del a2
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
     r1_2 = P1 + emb0 + sa2
     del emb0, sa2
@@ -760,6 +761,7 @@ def loss_and_gradients(params, x, t):
     a3 = torch.softmax(scores3, dim=3)
     del scores3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del a3
     sa3 = torch.nn.functional.linear(o3, Wo3, bo3)
     r1_3 = r2_2 + sa3
     del r2_2, sa3
@@ -815,7 +817,8 @@ def loss_and_gradients(params, x, t):
     del dz5
     dg4 = torch.sum(dh4_mm5*rstd_h4*xc_h4, dim=(0, 1))
     db4 = torch.sum(dh4_mm5, dim=(0, 1))
-    dxhat_h4 = dh4_mm5*g4
+    dxhat_h4 = dh4_mm5
+    dxhat_h4 *= g4
     del dh4_mm5
     drstd_h4 = torch.sum(dxhat_h4*xc_h4, dim=2, keepdim=True)
     dsum_h4 = torch.sum(dxhat_h4, dim=2, keepdim=True)
@@ -833,7 +836,8 @@ def loss_and_gradients(params, x, t):
     del df3
     dg2_3 = torch.sum(dn2_3_mmf3*rstd_n2_3*xc_n2_3, dim=(0, 1))
     dbe2_3 = torch.sum(dn2_3_mmf3, dim=(0, 1))
-    dxhat_n2_3 = dn2_3_mmf3*g2_3
+    dxhat_n2_3 = dn2_3_mmf3
+    dxhat_n2_3 *= g2_3
     del dn2_3_mmf3
     drstd_n2_3 = torch.sum(dxhat_n2_3*xc_n2_3, dim=2, keepdim=True)
     dsum_n2_3 = torch.sum(dxhat_n2_3, dim=2, keepdim=True)
@@ -852,11 +856,16 @@ def loss_and_gradients(params, x, t):
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da3 = dav3 @ vh3.mT
     del vh3
-    ds_a3 = torch.sum(a3*da3, dim=3, keepdim=True)
-    dscores3 = 0.35355339059327376*a3*(da3 - ds_a3)
+    scores3_again = 0.35355339059327376*(qh3 @ kh3.mT) + mask2
+    a3_again = torch.softmax(scores3_again, dim=3)
+    del scores3_again
+    ds_a3 = torch.sum(a3_again*da3, dim=3, keepdim=True)
+    dscores3 = da3
+    dscores3 -= ds_a3
+    dscores3 *= 0.35355339059327376*a3_again
     del da3, ds_a3
-    dv3 = (a3.mT @ dav3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del a3, dav3
+    dv3 = (a3_again.mT @ dav3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav3, a3_again
     dk3 = (dscores3.mT @ qh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del qh3
     dq3 = (dscores3 @ kh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -870,7 +879,8 @@ def loss_and_gradients(params, x, t):
     del dqkv3
     dg1_3 = torch.sum(dn1_3_mmqkv3*rstd_n1_3*xc_n1_3, dim=(0, 1))
     dbe1_3 = torch.sum(dn1_3_mmqkv3, dim=(0, 1))
-    dxhat_n1_3 = dn1_3_mmqkv3*g1_3
+    dxhat_n1_3 = dn1_3_mmqkv3
+    dxhat_n1_3 *= g1_3
     del dn1_3_mmqkv3
     drstd_n1_3 = torch.sum(dxhat_n1_3*xc_n1_3, dim=2, keepdim=True)
     dsum_n1_3 = torch.sum(dxhat_n1_3, dim=2, keepdim=True)
@@ -895,7 +905,8 @@ def loss_and_gradients(params, x, t):
     del df2
     dg2_2 = torch.sum(dn2_2_mmf2*rstd_n2_2*xc_n2_2, dim=(0, 1))
     dbe2_2 = torch.sum(dn2_2_mmf2, dim=(0, 1))
-    dxhat_n2_2 = dn2_2_mmf2*g2_2
+    dxhat_n2_2 = dn2_2_mmf2
+    dxhat_n2_2 *= g2_2
     del dn2_2_mmf2
     drstd_n2_2 = torch.sum(dxhat_n2_2*xc_n2_2, dim=2, keepdim=True)
     dsum_n2_2 = torch.sum(dxhat_n2_2, dim=2, keepdim=True)
@@ -914,11 +925,16 @@ def loss_and_gradients(params, x, t):
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da2 = dav2 @ vh2.mT
     del vh2
-    ds_a2 = torch.sum(a2*da2, dim=3, keepdim=True)
-    dscores2 = 0.35355339059327376*a2*(da2 - ds_a2)
+    scores2_again = 0.35355339059327376*(qh2 @ kh2.mT) + mask2
+    a2_again = torch.softmax(scores2_again, dim=3)
+    del scores2_again
+    ds_a2 = torch.sum(a2_again*da2, dim=3, keepdim=True)
+    dscores2 = da2
+    dscores2 -= ds_a2
+    dscores2 *= 0.35355339059327376*a2_again
     del da2, ds_a2
-    dv2 = (a2.mT @ dav2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del a2, dav2
+    dv2 = (a2_again.mT @ dav2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav2, a2_again
     dk2 = (dscores2.mT @ qh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del qh2
     dq2 = (dscores2 @ kh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -932,7 +948,8 @@ def loss_and_gradients(params, x, t):
     del dqkv2
     dg1_2 = torch.sum(dn1_2_mmqkv2*rstd_n1_2*xc_n1_2, dim=(0, 1))
     dbe1_2 = torch.sum(dn1_2_mmqkv2, dim=(0, 1))
-    dxhat_n1_2 = dn1_2_mmqkv2*g1_2
+    dxhat_n1_2 = dn1_2_mmqkv2
+    dxhat_n1_2 *= g1_2
     del dn1_2_mmqkv2
     drstd_n1_2 = torch.sum(dxhat_n1_2*xc_n1_2, dim=2, keepdim=True)
     tmp8 = drstd_n1_2

@@ -353,7 +353,7 @@ def loss(params, x, t):
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     del e
-    total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
+    total = np.einsum('ij,ij->', onehot, np.log(s) - shifted)
     return float(total/N)
 
 
@@ -449,7 +449,7 @@ def loss_and_gradients(params, x, t):
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.sum(onehot*(np.log(s) - shifted), axis=(0, 1))
+    total = np.einsum('ij,ij->', onehot, np.log(s) - shifted)
     del shifted
     p = e
     p /= s
@@ -500,7 +500,9 @@ def loss_and_gradients(params, x, t):
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
     ds_a0 = np.sum(a0*da0, axis=3, keepdims=True)
-    dscores0 = 0.35355339059327376*a0*(da0 - ds_a0)
+    dscores0 = da0
+    dscores0 -= ds_a0
+    dscores0 *= 0.35355339059327376*a0
     del da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0

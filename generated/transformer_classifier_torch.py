@@ -458,7 +458,9 @@ def loss_and_gradients(params, x, t):
     da0 = dav0 @ vh0.mT
     del vh0
     ds_a0 = torch.sum(a0*da0, dim=3, keepdim=True)
-    dscores0 = 0.35355339059327376*a0*(da0 - ds_a0)
+    dscores0 = da0
+    dscores0 -= ds_a0
+    dscores0 *= 0.35355339059327376*a0
     del da0, ds_a0
     dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0

@@ -767,7 +767,8 @@ def loss_and_gradients(params, x, t):
     del df1
     dg2_1 = np.sum(dn2_1_mmf1*rstd_n2_1*xc_n2_1, axis=(0, 1))
     dbe2_1 = np.sum(dn2_1_mmf1, axis=(0, 1))
-    dxhat_n2_1 = dn2_1_mmf1*g2_1
+    dxhat_n2_1 = dn2_1_mmf1
+    dxhat_n2_1 *= g2_1
     del dn2_1_mmf1
     drstd_n2_1 = np.sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims=True)
     dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
@@ -787,7 +788,9 @@ def loss_and_gradients(params, x, t):
     da1 = dav1 @ vh1.swapaxes(-1, -2)
     del vh1
     ds_a1 = np.sum(a1*da1, axis=3, keepdims=True)
-    dscores1 = (1/2)*a1*(da1 - ds_a1)
+    dscores1 = da1
+    dscores1 -= ds_a1
+    dscores1 *= (1/2)*a1
     del da1, ds_a1
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
@@ -804,7 +807,8 @@ def loss_and_gradients(params, x, t):
     del dqkv1
     dg1_1 = np.sum(dn1_1_mmqkv1*rstd_n1_1*xc_n1_1, axis=(0, 1))
     dbe1_1 = np.sum(dn1_1_mmqkv1, axis=(0, 1))
-    dxhat_n1_1 = dn1_1_mmqkv1*g1_1
+    dxhat_n1_1 = dn1_1_mmqkv1
+    dxhat_n1_1 *= g1_1
     del dn1_1_mmqkv1
     drstd_n1_1 = np.sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims=True)
     dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
@@ -830,7 +834,8 @@ def loss_and_gradients(params, x, t):
     del df0
     dg2_0 = np.sum(dn2_0_mmf0*rstd_n2_0*xc_n2_0, axis=(0, 1))
     dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))
-    dxhat_n2_0 = dn2_0_mmf0*g2_0
+    dxhat_n2_0 = dn2_0_mmf0
+    dxhat_n2_0 *= g2_0
     del dn2_0_mmf0
     drstd_n2_0 = np.sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims=True)
     dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
@@ -851,7 +856,9 @@ def loss_and_gradients(params, x, t):
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
     ds_a0 = np.sum(a0*da0, axis=3, keepdims=True)
-    dscores0 = (1/2)*a0*(da0 - ds_a0)
+    dscores0 = da0
+    dscores0 -= ds_a0
+    dscores0 *= (1/2)*a0
     del da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0

@@ -683,7 +683,8 @@ def loss_and_gradients(params, x, t):
     del df1
     dg2_1 = torch.sum(dn2_1_mmf1*rstd_n2_1*xc_n2_1, dim=(0, 1))
     dbe2_1 = torch.sum(dn2_1_mmf1, dim=(0, 1))
-    dxhat_n2_1 = dn2_1_mmf1*g2_1
+    dxhat_n2_1 = dn2_1_mmf1
+    dxhat_n2_1 *= g2_1
     del dn2_1_mmf1
     drstd_n2_1 = torch.sum(dxhat_n2_1*xc_n2_1, dim=2, keepdim=True)
     dsum_n2_1 = torch.sum(dxhat_n2_1, dim=2, keepdim=True)
@@ -703,7 +704,9 @@ def loss_and_gradients(params, x, t):
     da1 = dav1 @ vh1.mT
     del vh1
     ds_a1 = torch.sum(a1*da1, dim=3, keepdim=True)
-    dscores1 = (1/2)*a1*(da1 - ds_a1)
+    dscores1 = da1
+    dscores1 -= ds_a1
+    dscores1 *= (1/2)*a1
     del da1, ds_a1
     dv1 = (a1.mT @ dav1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
@@ -720,7 +723,8 @@ def loss_and_gradients(params, x, t):
     del dqkv1
     dg1_1 = torch.sum(dn1_1_mmqkv1*rstd_n1_1*xc_n1_1, dim=(0, 1))
     dbe1_1 = torch.sum(dn1_1_mmqkv1, dim=(0, 1))
-    dxhat_n1_1 = dn1_1_mmqkv1*g1_1
+    dxhat_n1_1 = dn1_1_mmqkv1
+    dxhat_n1_1 *= g1_1
     del dn1_1_mmqkv1
     drstd_n1_1 = torch.sum(dxhat_n1_1*xc_n1_1, dim=2, keepdim=True)
     dsum_n1_1 = torch.sum(dxhat_n1_1, dim=2, keepdim=True)
@@ -746,7 +750,8 @@ def loss_and_gradients(params, x, t):
     del df0
     dg2_0 = torch.sum(dn2_0_mmf0*rstd_n2_0*xc_n2_0, dim=(0, 1))
     dbe2_0 = torch.sum(dn2_0_mmf0, dim=(0, 1))
-    dxhat_n2_0 = dn2_0_mmf0*g2_0
+    dxhat_n2_0 = dn2_0_mmf0
+    dxhat_n2_0 *= g2_0
     del dn2_0_mmf0
     drstd_n2_0 = torch.sum(dxhat_n2_0*xc_n2_0, dim=2, keepdim=True)
     dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
@@ -767,7 +772,9 @@ def loss_and_gradients(params, x, t):
     da0 = dav0 @ vh0.mT
     del vh0
     ds_a0 = torch.sum(a0*da0, dim=3, keepdim=True)
-    dscores0 = (1/2)*a0*(da0 - ds_a0)
+    dscores0 = da0
+    dscores0 -= ds_a0
+    dscores0 *= (1/2)*a0
     del da0, ds_a0
     dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0

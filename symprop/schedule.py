@@ -121,6 +121,10 @@ def plan_memory(program: Program, fused_softmax: bool = False) -> Program:
     - `fused_softmax` (torch): a softmax the graph builds is one call of the library's softmax or log-softmax;
     - where q = e/s is computed and q and s are read later anyway, a later e reads q·s (a softmax's
       exponentials are freed after the forward pass);
+    - a value read early and late that is several times larger than every batch-sized value it is computed
+      from, those being kept until then anyway, is computed again from them where it is read late: attention's
+      probabilities (N·H·S² from queries and keys of N·H·S·D/H, and the row max and sum), as flash attention's
+      backward pass does;
     - an elementwise value read early (forward) and late (backward), whose inputs are kept until then anyway, is
       recomputed where it is read late, and freed after its first read: a layer norm's x̂ = x_c·rstd, GELU's
       erf(z/√2) and its output (autograd keeps only z)."""
@@ -135,6 +139,7 @@ def plan_memory(program: Program, fused_softmax: bool = False) -> Program:
     if fused_softmax:
         for statement in [s for s in uses.statements if s.kind == "max"]:
             uses = _fuse_softmax(uses, statement, shapes)
+    uses = _recompute_outgrown(uses, shapes)
     _recompute_late_reads(uses, shapes)
     return replace(program, statements=uses.statements, outputs=outputs, shapes=shapes, planned=True)
 
@@ -294,6 +299,75 @@ def _recompute_late_reads(uses: _Uses, shapes: dict) -> None:
             uses.substitute(statements[j], value, definition)
         expanded[value] = definition
         last = uses.last()
+
+
+RECOMPUTED = ("expr", "einsum", "max", "sum", "softmax", "log_softmax")  # kinds of statement computed again
+RECOMPUTED_STEPS = 8  # at most this many statements computed again for one value
+RECOMPUTE_SPAN = 16  # statements between a value's first and second read: a shorter wait is not worth it
+RECOMPUTE_GROWTH = 4  # computed again only if at least this many times the size of what it is computed from
+
+
+def _recompute_outgrown(uses: _Uses, shapes: dict) -> _Uses:
+    for statement in list(uses.statements):
+        value = sp.Symbol(statement.name, real=True)
+        readers = uses.readers(value)
+        if statement.kind not in RECOMPUTED or not batch_sized(shapes.get(value, ())) or len(readers) < 2 or \
+                any(r.kind == "output" for r in readers):
+            continue
+        early, late = uses.statements.index(readers[0]), uses.statements.index(readers[1])
+        chain = _recomputation(uses, statement, late, shapes) if late - early > RECOMPUTE_SPAN else None
+        if chain is None:
+            continue
+        taken, renamed, again = {s.name for s in uses.statements}, {}, []
+        for step in chain:  # computed again under new names, so that the first ones are freed after their reads
+            name = next(n for n in (f"{step.name}_again{i or ''}" for i in range(99)) if n not in taken)
+            symbol, old = sp.Symbol(name, real=True), sp.Symbol(step.name, real=True)
+            copy = replace(step, name=name, tensor=step.tensor and replace(step.tensor, symbol=symbol))
+            copy.expr, copy.operands = _rewritten(copy, renamed)
+            renamed[old], shapes[symbol] = symbol, shapes.get(old)
+            again.append(copy)
+        for reader in readers[1:]:
+            uses.rewrite(reader, {value: renamed[value]})
+        uses = _Uses(uses.statements[:late] + again + uses.statements[late:], uses.outputs)
+    return uses
+
+
+def _recomputation(uses: _Uses, statement: Statement, late: int, shapes: dict) -> list[Statement] | None:
+    """The statements that compute `statement` again at position `late` from values kept until then anyway (or
+    small ones, kept longer), in order; None where that is more than a few steps, reads a layer's weights in a
+    product, or would not save much memory."""
+    last, produced = uses.last(), {sp.Symbol(s.name, real=True): s for s in uses.statements}
+    size = _elements(shapes.get(sp.Symbol(statement.name, real=True), ()))
+    chain: list[Statement] = []
+    leaves: set[sp.Symbol] = set()
+
+    def small(symbol):  # kept longer at little cost: a softmax's row max and sum, flash attention's statistics
+        return not batch_sized(shapes.get(symbol, ())) or _elements(shapes.get(symbol, ())) * 8 <= size
+
+    def visit(step: Statement) -> bool:
+        if any(step is c for c in chain):
+            return True
+        if step.kind not in RECOMPUTED or len(chain) >= RECOMPUTED_STEPS:
+            return False
+        if step.kind == "einsum" and not all(batch_sized(value.shape) for value in step.tensor.operands):
+            return False  # a layer's product with its weights costs what it saves: attention's q·k does not
+        for symbol in sorted(_reads(step), key=sp.default_sort_key):
+            producer = produced.get(symbol)
+            if producer is None or small(symbol) or last.get(symbol, -1) >= late:
+                leaves.add(symbol)
+            elif not visit(producer):
+                return False
+        chain.append(step)
+        return True
+
+    if not visit(statement):
+        return None
+    kept = [_elements(shapes.get(s, ())) for s in leaves if batch_sized(shapes.get(s, ()))]
+    return chain if kept and max(kept) * RECOMPUTE_GROWTH <= size else None
+
+
+def _elements(shape: tuple) -> int:
+    return int(sp.Mul(*shape).subs(N, 1024))
 
 
 def _reductions_early(statements: list[Statement]) -> list[Statement]:

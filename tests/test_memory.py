@@ -149,3 +149,13 @@ def test_a_local_derivative_goes_into_the_activation_it_reads_last(build):
     torch_code = inspect.getsource(torch_module.loss_and_gradients)
     assert "dh1_dz0 = np.square(h1, out=h1)" in numpy_code and "h1**2" not in numpy_code
     assert "dh1_dz0 = torch.square_(h1)" in torch_code and "h1**2" not in torch_code
+
+
+def test_a_loss_sums_its_product_in_one_pass(build):
+    """NumPy: Σ of a product of whole arrays (cross-entropy's onehot ⊙ (log s − shifted)) is one einsum, which
+    makes no array of the product."""
+    import inspect
+
+    numpy_module, _ = build(mlp())
+    assert "total = np.einsum('ij,ij->', onehot, np.log(s) - shifted)" in inspect.getsource(
+        numpy_module.loss_and_gradients)

@@ -62,6 +62,24 @@ CONFIGS = list(itertools.product((1, 2, 4), ("relu", "gelu"), (False, True), (Fa
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"nhead{c[0]}-{c[1]}-{'pre' if c[2] else 'post'}norm-"
                                                         f"{'causal' if c[3] else 'full'}")
 def test_encoder_layer_matches_torch(build, config, sequence):
+    check_against_torch(build, config, sequence)
+
+
+@pytest.mark.parametrize("config", [(4, "gelu", True, True), (4, "relu", False, False)], ids=("causal", "full"))
+def test_attention_probabilities_computed_again_in_the_backward_pass_match_torch(build, config):
+    """With 9 positions and heads of width 2, the probabilities (9 per query) are 4.5 times the queries and keys
+    they come from: the backward pass computes them again, from those and the row max and sum (NumPy) or by
+    one softmax call (torch), instead of keeping them from the forward pass."""
+    import inspect
+
+    numpy_module, torch_module = check_against_torch(build, config, 9)
+    numpy_code = inspect.getsource(numpy_module.loss_and_gradients)
+    assert "shifted_a0_again -= m_a0" in numpy_code and "a0_again /= s_a0" in numpy_code
+    assert "a0_again = torch.softmax(scores0_again, dim=3)" in inspect.getsource(torch_module.loss_and_gradients)
+
+
+def check_against_torch(build, config, sequence):
+    """Both generated modules against torch's encoder layer, in float64; returns the modules."""
     nhead, activation, norm_first, causal = config
     layer = sy.TransformerEncoderLayer(WIDTH, nhead, FEEDFORWARD, activation, norm_first, causal)
     model = sy.Model(sy.Sequential(layer, sy.MeanPool(), sy.Linear(WIDTH, CLASSES)), sy.CrossEntropyLoss(),
@@ -82,6 +100,7 @@ def test_encoder_layer_matches_torch(build, config, sequence):
         for key in want:
             assert relative(grads[key], want[key]) <= TOLERANCE, (key, "numpy", batch)
             assert relative(torch_grads[key].numpy(), want[key]) <= TOLERANCE, (key, "torch", batch)
+    return numpy_module, torch_module
 
 
 def test_state_dict_loads_both_ways(build):

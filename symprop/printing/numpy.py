@@ -57,6 +57,7 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     in_place = True
     free_dead = True
     reuse_dead = True
+    sums_products_in_one_pass = True
 
     def in_place_call(self, function, array, *more):
         return f"{self._module_format('numpy.' + function)}({', '.join((array, *more))}, out={array})"

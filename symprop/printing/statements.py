@@ -6,6 +6,7 @@ import sympy as sp
 
 from ..schedule import Program, Statement, inlinable
 from ..shapes import batch_sized as has_batch
+from ..shapes import broadcast
 
 
 def matmul_form(spec: str):
@@ -167,6 +168,7 @@ class StatementPrinter:
     reuse_dead = False  # NumPy: shifted = scores; shifted -= m, into the array of a value read last here
     FRESH = ("expr", "einsum", "sum", "max", "map", "onehot", "softmax", "log_softmax")  # code makes a new array
     fuses_softmax = False  # torch: a softmax the graph builds is printed as one call (schedule.plan_memory)
+    sums_products_in_one_pass = False  # NumPy: Σ of a product of arrays is one einsum (torch's einsum is slower)
     IN_PLACE_FUNCTIONS = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh"}
 
     def _reuse(self, statement, dying) -> list[str] | None:
@@ -223,7 +225,7 @@ class StatementPrinter:
         if getattr(self, "_owned_in", None) is not self._program:  # once per program printed
             self._owned_in, self._owned = self._program, {
                 sp.Symbol(s.name, real=True) for s in self._program.statements if s.kind in self.FRESH and (
-                    "softmax" in s.kind or not any(
+                    "softmax" in s.kind or (s.kind == "einsum" and len(s.operands) == 2) or not any(
                         e.is_Symbol or e.has(sp.Piecewise) for e in (s.expr, *s.operands[:1]) if e is not None))}
         return self._owned
 
@@ -353,6 +355,8 @@ class StatementPrinter:
             return self.padding_mask(operands[0])
         if s.kind == "map":
             return operands[0]
+        if s.kind == "sum" and (text := self._sum_of_product(s)):
+            return text
         if s.kind in ("sum", "max"):
             ndim = len(s.tensor.operands[0].shape)
             if len(s.shape) == ndim:
@@ -365,6 +369,22 @@ class StatementPrinter:
         if s.kind in ("softmax", "log_softmax"):
             return self.softmax(s.kind, operands[0], s.tensor.axes[0])
         raise ValueError(s.kind)
+
+    def _sum_of_product(self, s: Statement) -> str | None:
+        """A sum over every axis of a product of two or more whole arrays (a loss) as one einsum: NumPy multiplies
+        them in one pass, and no array of the product is made."""
+        operand, whole = s.operands[0], s.tensor.operands[0].shape
+        if not self.sums_products_in_one_pass or s.shape != () or not operand.is_Mul or any(s.broadcast_operands):
+            return None
+        number, factors = operand.as_coeff_mul()
+        shapes = [broadcast(*(self._program.shapes.get(x, ()) for x in f.free_symbols)) for f in factors]
+        if sum(shape == whole for shape in shapes) < 2 or not all(f.free_symbols for f in factors) or \
+                any(f.has(sp.Heaviside, sp.Piecewise) for f in factors):
+            return None
+        letters = "ijklmnopqrs"[:len(whole)]
+        spec = ",".join(letters[len(whole) - len(shape):] for shape in shapes) + "->"
+        text = f"{self.array_module}.einsum({spec!r}, {', '.join(self.doprint(f) for f in factors)})"
+        return text if number == 1 else f"-{text}" if number == -1 else f"{self.doprint(number)}*{text}"
 
     def parenthesize_operand(self, expr: sp.Expr, text: str) -> str:
         return text if (expr.is_Symbol or expr.is_Function) else f"({text})"
