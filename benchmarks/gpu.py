@@ -21,6 +21,7 @@ Agreement: each variant against eager autograd, in float32 (relative 1e-4) and f
 Run (from the project root, where a GPU is):
   PYTHONPATH=. python benchmarks/run.py --device cuda       # writes benchmarks/results/gpu.json ($OUT if set)
   python benchmarks/gpu.py --device cpu --quick              # tiny sizes, on the CPU: checks that it all runs
+  python benchmarks/gpu.py --device cpu --batch mlp=2048,wide_gelu=256,encoder=8,char_lm=64   # the shapes, smaller
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def relative_error(mine, reference) -> float:
 
 def measure(name: str, args, folder: Path) -> list[dict]:
     net, batch, quick_batch = WORKLOADS[name]
-    batch = quick_batch if args.quick else batch
+    batch = args.batch.get(name, quick_batch if args.quick else batch)
     module = generated_module(name, net, folder)
     rows = []
     for dtype in ("float64", "float32"):  # float64: agreement only; float32: agreement, time and memory
@@ -175,10 +176,13 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--batch", default="", help="batch sizes other than the workloads': mlp=2048,encoder=8 "
+                                                    "(to see the GPU shapes' memory on a CPU)")
     parser.add_argument("--json", default=None, help="results file (default: $OUT/gpu.json where $OUT is set, "
                                                      "else benchmarks/results/gpu.json)")
     args = parser.parse_args(argv)
     args.variants = [v for v in args.variants.split(",") if v]
+    args.batch = {name: int(size) for name, size in (pair.split("=") for pair in args.batch.split(",") if pair)}
     if "autograd" not in args.variants:
         args.variants.append("autograd")  # the reference of every ratio and every agreement
     if args.quick:
@@ -196,6 +200,8 @@ def main(argv=None) -> int:
         "device": torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({os.cpu_count()} cores)",
         "date": datetime.date.today().isoformat(), "torch": torch.__version__, "tf32": False,
         "quick": args.quick, "rounds": args.rounds, "repeats": args.repeats, "elapsed_s": time.time() - start,
+        "batches": {name: args.batch.get(name, WORKLOADS[name][2 if args.quick else 1])
+                    for name in args.workloads.split(",")},
         "rows": rows,
     }
     print(f"{'workload':10} {'variant':17} {'median ms':>10} {'x autograd':>10} {'peak MiB':>9} {'rel err':>8}")

@@ -366,8 +366,9 @@ def forward(params, x):
     vh2 = v2.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v2
     mask2 = np.triu(np.full((32, 32), -np.inf, dtype=params["0.weight"].dtype), 1)
-    scores2 = 0.35355339059327376*(qh2 @ kh2.swapaxes(-1, -2)) + mask2
+    scores2 = (0.35355339059327376*qh2) @ kh2.swapaxes(-1, -2)
     del qh2, kh2
+    scores2 += mask2
     m_a2 = np.max(scores2, axis=3, keepdims=True)
     shifted_a2 = scores2
     shifted_a2 -= m_a2
@@ -432,8 +433,9 @@ def forward(params, x):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v3
-    scores3 = 0.35355339059327376*(qh3 @ kh3.swapaxes(-1, -2)) + mask2
+    scores3 = (0.35355339059327376*qh3) @ kh3.swapaxes(-1, -2)
     del qh3, kh3
+    scores3 += mask2
     m_a3 = np.max(scores3, axis=3, keepdims=True)
     shifted_a3 = scores3
     shifted_a3 -= m_a3
@@ -550,8 +552,9 @@ def loss(params, x, t):
     vh2 = v2.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v2
     mask2 = np.triu(np.full((32, 32), -np.inf, dtype=params["0.weight"].dtype), 1)
-    scores2 = 0.35355339059327376*(qh2 @ kh2.swapaxes(-1, -2)) + mask2
+    scores2 = (0.35355339059327376*qh2) @ kh2.swapaxes(-1, -2)
     del qh2, kh2
+    scores2 += mask2
     m_a2 = np.max(scores2, axis=3, keepdims=True)
     shifted_a2 = scores2
     shifted_a2 -= m_a2
@@ -616,8 +619,9 @@ def loss(params, x, t):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v3
-    scores3 = 0.35355339059327376*(qh3 @ kh3.swapaxes(-1, -2)) + mask2
+    scores3 = (0.35355339059327376*qh3) @ kh3.swapaxes(-1, -2)
     del qh3, kh3
+    scores3 += mask2
     m_a3 = np.max(scores3, axis=3, keepdims=True)
     shifted_a3 = scores3
     shifted_a3 -= m_a3
@@ -749,7 +753,8 @@ def loss_and_gradients(params, x, t):
     vh2 = v2.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v2
     mask2 = np.triu(np.full((32, 32), -np.inf, dtype=params["0.weight"].dtype), 1)
-    scores2 = 0.35355339059327376*(qh2 @ kh2.swapaxes(-1, -2)) + mask2
+    scores2 = (0.35355339059327376*qh2) @ kh2.swapaxes(-1, -2)
+    scores2 += mask2
     m_a2 = np.max(scores2, axis=3, keepdims=True)
     shifted_a2 = scores2
     shifted_a2 -= m_a2
@@ -808,7 +813,8 @@ def loss_and_gradients(params, x, t):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v3
-    scores3 = 0.35355339059327376*(qh3 @ kh3.swapaxes(-1, -2)) + mask2
+    scores3 = (0.35355339059327376*qh3) @ kh3.swapaxes(-1, -2)
+    scores3 += mask2
     m_a3 = np.max(scores3, axis=3, keepdims=True)
     shifted_a3 = scores3
     shifted_a3 -= m_a3
@@ -876,7 +882,10 @@ def loss_and_gradients(params, x, t):
     p = e
     p /= s_1
     del e, s_1
-    dz5 = (kept*(p - onehot)/counted).reshape(-1, 32, 71)
+    dz5 = p
+    dz5 -= onehot
+    dz5 *= kept/counted
+    dz5 = dz5.reshape(-1, 32, 71)
     del kept, onehot, p
     dw5 = dz5.reshape(-1, 71).T @ h4.reshape(-1, 32)
     del h4
@@ -924,7 +933,8 @@ def loss_and_gradients(params, x, t):
     dav3 = ((dr1_3.reshape(-1, 32) @ Wo3).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
     del vh3
-    scores3_again = 0.35355339059327376*(qh3 @ kh3.swapaxes(-1, -2)) + mask2
+    scores3_again = (0.35355339059327376*qh3) @ kh3.swapaxes(-1, -2)
+    scores3_again += mask2
     shifted_a3_again = scores3_again
     shifted_a3_again -= m_a3
     del m_a3, scores3_again
@@ -999,7 +1009,8 @@ def loss_and_gradients(params, x, t):
     dav2 = ((dr1_2.reshape(-1, 32) @ Wo2).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
     del vh2
-    scores2_again = 0.35355339059327376*(qh2 @ kh2.swapaxes(-1, -2)) + mask2
+    scores2_again = (0.35355339059327376*qh2) @ kh2.swapaxes(-1, -2)
+    scores2_again += mask2
     shifted_a2_again = scores2_again
     shifted_a2_again -= m_a2
     del m_a2, scores2_again

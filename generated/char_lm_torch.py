@@ -204,6 +204,13 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 import torch
 
 
+def one_hot(index, classes, dtype):
+    """1 at each index along a new last axis, 0 elsewhere, made in dtype (F.one_hot makes int64 first)."""
+    out = torch.zeros((*index.shape, classes), dtype=dtype, device=index.device)
+    return out.scatter_(-1, index.unsqueeze(-1), 1.0)
+
+
+
 def scatter_add(values, index, rows):
     """A table of `rows` rows: row r is the sum of the rows of values whose index is r (index_add_)."""
     row = values.shape[index.dim():]
@@ -381,8 +388,9 @@ def forward(params, x):
     vh2 = v2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v2
     mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
-    scores2 = 0.35355339059327376*(qh2 @ kh2.mT) + mask2
+    scores2 = (0.35355339059327376*qh2) @ kh2.mT
     del qh2, kh2
+    scores2 += mask2
     a2 = torch.softmax(scores2, dim=3)
     del scores2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -435,8 +443,9 @@ def forward(params, x):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v3
-    scores3 = 0.35355339059327376*(qh3 @ kh3.mT) + mask2
+    scores3 = (0.35355339059327376*qh3) @ kh3.mT
     del qh3, kh3
+    scores3 += mask2
     a3 = torch.softmax(scores3, dim=3)
     del scores3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -540,8 +549,9 @@ def loss(params, x, t):
     vh2 = v2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v2
     mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
-    scores2 = 0.35355339059327376*(qh2 @ kh2.mT) + mask2
+    scores2 = (0.35355339059327376*qh2) @ kh2.mT
     del qh2, kh2
+    scores2 += mask2
     a2 = torch.softmax(scores2, dim=3)
     del scores2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -594,8 +604,9 @@ def loss(params, x, t):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v3
-    scores3 = 0.35355339059327376*(qh3 @ kh3.mT) + mask2
+    scores3 = (0.35355339059327376*qh3) @ kh3.mT
     del qh3, kh3
+    scores3 += mask2
     a3 = torch.softmax(scores3, dim=3)
     del scores3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -642,14 +653,14 @@ def loss(params, x, t):
     del z5
     rs_1 = t.reshape(-1,)
     t_col = rs_1.reshape(-1, 1)
-    kept = torch.where(torch.eq(t_col, -100), 0, 1)
+    kept = torch.where(torch.eq(t_col, -100), 0, 1).to(params["0.weight"].dtype)
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
-    onehot = torch.nn.functional.one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71).to(params["0.weight"].dtype)
+    onehot = one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71, params["0.weight"].dtype)
     del rs_1
     logp = torch.log_softmax(rs, dim=1)
     del rs
-    total = torch.sum(-kept*logp*onehot, dim=(0, 1))
+    total = -torch.dot((kept*logp).reshape(-1), onehot.reshape(-1))
     return total/counted
 
 
@@ -710,8 +721,9 @@ def loss_and_gradients(params, x, t):
     vh2 = v2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v2
     mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
-    scores2 = 0.35355339059327376*(qh2 @ kh2.mT) + mask2
-    a2 = torch.softmax(scores2, dim=3)
+    scores2 = (0.35355339059327376*qh2) @ kh2.mT
+    scores2 += mask2
+    a2 = torch.softmax(scores2, dim=3, out=scores2)
     del scores2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a2
@@ -757,8 +769,9 @@ def loss_and_gradients(params, x, t):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v3
-    scores3 = 0.35355339059327376*(qh3 @ kh3.mT) + mask2
-    a3 = torch.softmax(scores3, dim=3)
+    scores3 = (0.35355339059327376*qh3) @ kh3.mT
+    scores3 += mask2
+    a3 = torch.softmax(scores3, dim=3, out=scores3)
     del scores3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a3
@@ -798,17 +811,20 @@ def loss_and_gradients(params, x, t):
     del z5
     rs_1 = t.reshape(-1,)
     t_col = rs_1.reshape(-1, 1)
-    kept = torch.where(torch.eq(t_col, -100), 0, 1)
+    kept = torch.where(torch.eq(t_col, -100), 0, 1).to(params["0.weight"].dtype)
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
-    onehot = torch.nn.functional.one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71).to(params["0.weight"].dtype)
+    onehot = one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71, params["0.weight"].dtype)
     del rs_1
     logp = torch.log_softmax(rs, dim=1)
     del rs
-    total = torch.sum(-kept*logp*onehot, dim=(0, 1))
+    total = -torch.dot((kept*logp).reshape(-1), onehot.reshape(-1))
     p = torch.exp_(logp)
     del logp
-    dz5 = (kept*(p - onehot)/counted).reshape(-1, 32, 71)
+    dz5 = p
+    dz5 -= onehot
+    dz5 *= kept/counted
+    dz5 = dz5.reshape(-1, 32, 71)
     del kept, onehot, p
     dw5 = dz5.reshape(-1, 71).T @ h4.reshape(-1, 32)
     del h4
@@ -856,8 +872,9 @@ def loss_and_gradients(params, x, t):
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da3 = dav3 @ vh3.mT
     del vh3
-    scores3_again = 0.35355339059327376*(qh3 @ kh3.mT) + mask2
-    a3_again = torch.softmax(scores3_again, dim=3)
+    scores3_again = (0.35355339059327376*qh3) @ kh3.mT
+    scores3_again += mask2
+    a3_again = torch.softmax(scores3_again, dim=3, out=scores3_again)
     del scores3_again
     ds_a3 = torch.sum(a3_again*da3, dim=3, keepdim=True)
     dscores3 = da3
@@ -925,8 +942,9 @@ def loss_and_gradients(params, x, t):
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da2 = dav2 @ vh2.mT
     del vh2
-    scores2_again = 0.35355339059327376*(qh2 @ kh2.mT) + mask2
-    a2_again = torch.softmax(scores2_again, dim=3)
+    scores2_again = (0.35355339059327376*qh2) @ kh2.mT
+    scores2_again += mask2
+    a2_again = torch.softmax(scores2_again, dim=3, out=scores2_again)
     del scores2_again
     ds_a2 = torch.sum(a2_again*da2, dim=3, keepdim=True)
     dscores2 = da2

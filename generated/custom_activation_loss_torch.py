@@ -123,8 +123,12 @@ def loss_and_gradients(params, x, t):
     db2 = torch.sum(dz2, dim=0)
     dz0 = dz2 @ w2
     del dz2
-    dz0 *= h1*(1 - tmp0) + tmp0
-    del tmp0, h1
+    dz0_local = -tmp0
+    dz0_local += 1
+    dz0_local *= h1
+    dz0_local += tmp0
+    dz0 *= dz0_local
+    del tmp0, h1, dz0_local
     dw0 = dz0.T @ x
     db0 = torch.sum(dz0, dim=0)
     return total/N, {

@@ -78,8 +78,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     r2_1 = ff1 + r1_1
     total = sum((r2_1 - t)**2, axis=(0, 1, 2))
     dr2_1 = (r2_1 - t)/(64*N)
-    tmp7 = sqrt(2)*f1/2
-    df1 = (dr2_1 @ W2_1)*(tmp7*exp(-f1**2/2)/sqrt(pi) + tmp8/2 + 1/2)
+    df1 = (dr2_1 @ W2_1)*(sqrt(2)*f1*exp(-f1**2/2)/(2*sqrt(pi)) + tmp8/2 + 1/2)
     dn2_1_mmf1 = df1 @ W1_1
     dxhat_n2_1 = dn2_1_mmf1*g2_1
     drstd_n2_1 = sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims)
@@ -110,8 +109,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tmp12 = drstd_n1_1*rstd_n1_1**3
     dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - tmp12*xc_n1_1/16
     dr2_0 = dr1_1 + dxc_n1_1 - dsum_n1_1*rstd_n1_1/16
-    tmp3 = sqrt(2)*f0/2
-    df0 = (dr2_0 @ W2_0)*(tmp3*exp(-f0**2/2)/sqrt(pi) + tmp4/2 + 1/2)
+    df0 = (dr2_0 @ W2_0)*(sqrt(2)*f0*exp(-f0**2/2)/(2*sqrt(pi)) + tmp4/2 + 1/2)
     dn2_0_mmf0 = df0 @ W1_0
     dxhat_n2_0 = dn2_0_mmf0*g2_0
     drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
@@ -318,8 +316,9 @@ def forward(params, x):
     vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v0
     mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
-    scores0 = (1/2)*(qh0 @ kh0.swapaxes(-1, -2)) + mask0
+    scores0 = ((1/2)*qh0) @ kh0.swapaxes(-1, -2)
     del qh0, kh0
+    scores0 += mask0
     m_a0 = np.max(scores0, axis=3, keepdims=True)
     shifted_a0 = scores0
     shifted_a0 -= m_a0
@@ -385,8 +384,9 @@ def forward(params, x):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v1
-    scores1 = (1/2)*(qh1 @ kh1.swapaxes(-1, -2)) + mask0
+    scores1 = ((1/2)*qh1) @ kh1.swapaxes(-1, -2)
     del qh1, kh1
+    scores1 += mask0
     m_a1 = np.max(scores1, axis=3, keepdims=True)
     shifted_a1 = scores1
     shifted_a1 -= m_a1
@@ -483,8 +483,9 @@ def loss(params, x, t):
     vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v0
     mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
-    scores0 = (1/2)*(qh0 @ kh0.swapaxes(-1, -2)) + mask0
+    scores0 = ((1/2)*qh0) @ kh0.swapaxes(-1, -2)
     del qh0, kh0
+    scores0 += mask0
     m_a0 = np.max(scores0, axis=3, keepdims=True)
     shifted_a0 = scores0
     shifted_a0 -= m_a0
@@ -550,8 +551,9 @@ def loss(params, x, t):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v1
-    scores1 = (1/2)*(qh1 @ kh1.swapaxes(-1, -2)) + mask0
+    scores1 = ((1/2)*qh1) @ kh1.swapaxes(-1, -2)
     del qh1, kh1
+    scores1 += mask0
     m_a1 = np.max(scores1, axis=3, keepdims=True)
     shifted_a1 = scores1
     shifted_a1 -= m_a1
@@ -648,7 +650,8 @@ def loss_and_gradients(params, x, t):
     vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v0
     mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
-    scores0 = (1/2)*(qh0 @ kh0.swapaxes(-1, -2)) + mask0
+    scores0 = ((1/2)*qh0) @ kh0.swapaxes(-1, -2)
+    scores0 += mask0
     m_a0 = np.max(scores0, axis=3, keepdims=True)
     shifted_a0 = scores0
     shifted_a0 -= m_a0
@@ -710,7 +713,8 @@ def loss_and_gradients(params, x, t):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v1
-    scores1 = (1/2)*(qh1 @ kh1.swapaxes(-1, -2)) + mask0
+    scores1 = ((1/2)*qh1) @ kh1.swapaxes(-1, -2)
+    scores1 += mask0
     m_a1 = np.max(scores1, axis=3, keepdims=True)
     shifted_a1 = scores1
     shifted_a1 -= m_a1
@@ -756,10 +760,20 @@ def loss_and_gradients(params, x, t):
     del r2_1
     db2_1 = np.sum(dr2_1, axis=(0, 1))
     dW2_1 = dr2_1.reshape(-1, 16).T @ ((1/2)*f1*(erf(0.70710678118654752*f1) + 1)).reshape(-1, 32)
-    tmp7 = 0.70710678118654752*f1
     df1 = (dr2_1.reshape(-1, 16) @ W2_1).reshape(-1, 8, 32)
-    df1 *= 0.56418958354775629*tmp7*np.exp(-1/2*f1**2) + (1/2)*erf(0.70710678118654752*f1) + 1/2
-    del f1, tmp7
+    df1_local = f1**2
+    df1_local *= -1/2
+    df1_local = np.exp(df1_local, out=df1_local)
+    df1_local *= f1
+    df1_local *= 0.39894228040143268
+    df1_local_part = 0.70710678118654752*f1
+    df1_local_part = erf(df1_local_part)
+    df1_local_part *= 1/2
+    df1_local += df1_local_part
+    del df1_local_part
+    df1_local += 1/2
+    df1 *= df1_local
+    del f1, df1_local
     db1_1 = np.sum(df1, axis=(0, 1))
     dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
     del n2_1
@@ -823,10 +837,20 @@ def loss_and_gradients(params, x, t):
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ ((1/2)*f0*(erf(0.70710678118654752*f0) + 1)).reshape(-1, 32)
-    tmp3 = 0.70710678118654752*f0
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 8, 32)
-    df0 *= 0.56418958354775629*tmp3*np.exp(-1/2*f0**2) + (1/2)*erf(0.70710678118654752*f0) + 1/2
-    del f0, tmp3
+    df0_local = f0**2
+    df0_local *= -1/2
+    df0_local = np.exp(df0_local, out=df0_local)
+    df0_local *= f0
+    df0_local *= 0.39894228040143268
+    df0_local_part = 0.70710678118654752*f0
+    df0_local_part = erf(df0_local_part)
+    df0_local_part *= 1/2
+    df0_local += df0_local_part
+    del df0_local_part
+    df0_local += 1/2
+    df0 *= df0_local
+    del f0, df0_local
     db1_0 = np.sum(df0, axis=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
     del n2_0

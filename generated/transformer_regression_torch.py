@@ -78,8 +78,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     r2_1 = ff1 + r1_1
     total = sum((r2_1 - t)**2, axis=(0, 1, 2))
     dr2_1 = (r2_1 - t)/(64*N)
-    tmp7 = sqrt(2)*f1/2
-    df1 = (dr2_1 @ W2_1)*(tmp7*exp(-f1**2/2)/sqrt(pi) + tmp8/2 + 1/2)
+    df1 = (dr2_1 @ W2_1)*(sqrt(2)*f1*exp(-f1**2/2)/(2*sqrt(pi)) + tmp8/2 + 1/2)
     dn2_1_mmf1 = df1 @ W1_1
     dxhat_n2_1 = dn2_1_mmf1*g2_1
     drstd_n2_1 = sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims)
@@ -110,8 +109,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tmp12 = drstd_n1_1*rstd_n1_1**3
     dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - tmp12*xc_n1_1/16
     dr2_0 = dr1_1 + dxc_n1_1 - dsum_n1_1*rstd_n1_1/16
-    tmp3 = sqrt(2)*f0/2
-    df0 = (dr2_0 @ W2_0)*(tmp3*exp(-f0**2/2)/sqrt(pi) + tmp4/2 + 1/2)
+    df0 = (dr2_0 @ W2_0)*(sqrt(2)*f0*exp(-f0**2/2)/(2*sqrt(pi)) + tmp4/2 + 1/2)
     dn2_0_mmf0 = df0 @ W1_0
     dxhat_n2_0 = dn2_0_mmf0*g2_0
     drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
@@ -309,8 +307,9 @@ def forward(params, x):
     vh0 = v0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v0
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
-    scores0 = (1/2)*(qh0 @ kh0.mT) + mask0
+    scores0 = ((1/2)*qh0) @ kh0.mT
     del qh0, kh0
+    scores0 += mask0
     a0 = torch.softmax(scores0, dim=3)
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -363,8 +362,9 @@ def forward(params, x):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v1
-    scores1 = (1/2)*(qh1 @ kh1.mT) + mask0
+    scores1 = ((1/2)*qh1) @ kh1.mT
     del qh1, kh1
+    scores1 += mask0
     a1 = torch.softmax(scores1, dim=3)
     del scores1
     o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -448,8 +448,9 @@ def loss(params, x, t):
     vh0 = v0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v0
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
-    scores0 = (1/2)*(qh0 @ kh0.mT) + mask0
+    scores0 = ((1/2)*qh0) @ kh0.mT
     del qh0, kh0
+    scores0 += mask0
     a0 = torch.softmax(scores0, dim=3)
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -502,8 +503,9 @@ def loss(params, x, t):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v1
-    scores1 = (1/2)*(qh1 @ kh1.mT) + mask0
+    scores1 = ((1/2)*qh1) @ kh1.mT
     del qh1, kh1
+    scores1 += mask0
     a1 = torch.softmax(scores1, dim=3)
     del scores1
     o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -587,8 +589,9 @@ def loss_and_gradients(params, x, t):
     vh0 = v0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v0
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
-    scores0 = (1/2)*(qh0 @ kh0.mT) + mask0
-    a0 = torch.softmax(scores0, dim=3)
+    scores0 = ((1/2)*qh0) @ kh0.mT
+    scores0 += mask0
+    a0 = torch.softmax(scores0, dim=3, out=scores0)
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
@@ -637,8 +640,9 @@ def loss_and_gradients(params, x, t):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v1
-    scores1 = (1/2)*(qh1 @ kh1.mT) + mask0
-    a1 = torch.softmax(scores1, dim=3)
+    scores1 = ((1/2)*qh1) @ kh1.mT
+    scores1 += mask0
+    a1 = torch.softmax(scores1, dim=3, out=scores1)
     del scores1
     o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa1 = torch.nn.functional.linear(o1, Wo1, bo1)
@@ -672,10 +676,20 @@ def loss_and_gradients(params, x, t):
     del r2_1
     db2_1 = torch.sum(dr2_1, dim=(0, 1))
     dW2_1 = dr2_1.reshape(-1, 16).T @ ((1/2)*f1*(torch.erf(0.70710678118654752*f1) + 1)).reshape(-1, 32)
-    tmp7 = 0.70710678118654752*f1
     df1 = dr2_1 @ W2_1
-    df1 *= 0.56418958354775629*tmp7*torch.exp(-1/2*f1**2) + (1/2)*torch.erf(0.70710678118654752*f1) + 1/2
-    del f1, tmp7
+    df1_local = f1**2
+    df1_local *= -1/2
+    df1_local = torch.exp_(df1_local)
+    df1_local *= f1
+    df1_local *= 0.39894228040143268
+    df1_local_part = 0.70710678118654752*f1
+    df1_local_part = torch.erf_(df1_local_part)
+    df1_local_part *= 1/2
+    df1_local += df1_local_part
+    del df1_local_part
+    df1_local += 1/2
+    df1 *= df1_local
+    del f1, df1_local
     db1_1 = torch.sum(df1, dim=(0, 1))
     dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
     del n2_1
@@ -739,10 +753,20 @@ def loss_and_gradients(params, x, t):
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ ((1/2)*f0*(torch.erf(0.70710678118654752*f0) + 1)).reshape(-1, 32)
-    tmp3 = 0.70710678118654752*f0
     df0 = dr2_0 @ W2_0
-    df0 *= 0.56418958354775629*tmp3*torch.exp(-1/2*f0**2) + (1/2)*torch.erf(0.70710678118654752*f0) + 1/2
-    del f0, tmp3
+    df0_local = f0**2
+    df0_local *= -1/2
+    df0_local = torch.exp_(df0_local)
+    df0_local *= f0
+    df0_local *= 0.39894228040143268
+    df0_local_part = 0.70710678118654752*f0
+    df0_local_part = torch.erf_(df0_local_part)
+    df0_local_part *= 1/2
+    df0_local += df0_local_part
+    del df0_local_part
+    df0_local += 1/2
+    df0 *= df0_local
+    del f0, df0_local
     db1_0 = torch.sum(df0, dim=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
     del n2_0

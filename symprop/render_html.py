@@ -41,9 +41,17 @@ def parts(derivation) -> dict:
     lines = [(f"def loss_and_gradients(params, {inputs}, t):", "")] + \
         [(f'    {var} = params["{key}"]', "") for var, key in code.unpack] + \
         [(f"    N = {next(iter(derivation.model.input_shapes))}.shape[0]", "")] * bool(code.batch_size)
+    ids = {row[0] for row in rows}
+    pending = []  # a helper array's lines (GELU′ computed in place) link to the step they compute a part of
     for line in code.lines:
         match = _ASSIGNED.match(line)
-        lines.append(("    " + line, match.group(1) if match else ""))
+        name = match.group(1) if match else ""
+        if (name and name not in ids) or (pending and not name):
+            pending.append(line)
+            continue
+        lines += [("    " + waiting, name) for waiting in pending] + [("    " + line, name)]
+        pending = []
+    lines += [("    " + waiting, "") for waiting in pending]
     lines += [(f"    return float({code.results[0][1]}), {{", "L")] + \
         [(f'        "{key}": {text},', f"grad:{key}") for key, text in code.results[1:]] + [("    }", "")]
     return {"rows": rows, "code_lines": lines}

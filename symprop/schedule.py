@@ -116,6 +116,8 @@ def plan_memory(program: Program, fused_softmax: bool = False) -> Program:
     """The program as code runs it, holding less at once (the document keeps the program as derived):
     - a small reduction of batch-sized arrays (a bias's gradient) runs as soon as they exist, so that they can
       be freed there;
+    - a number that scales a product scales its smaller operand instead: c·(q kᵀ) as (c·q) kᵀ, so that the
+      product's array takes what is added to it (a mask) in place;
     - a factor constant along a sum's axes multiplies where the sum is read, where it often cancels
       (softmax's backward: Σ(a·da·s)/s is Σ(a·da), and s is freed after the forward pass);
     - `fused_softmax` (torch): a softmax the graph builds is one call of the library's softmax or log-softmax;
@@ -134,6 +136,7 @@ def plan_memory(program: Program, fused_softmax: bool = False) -> Program:
     outputs = [replace(s) for s in program.outputs]
     shapes = dict(program.shapes)
     uses = _Uses(statements, outputs)
+    _scale_smaller_operands(uses)
     _read_quotients(uses)
     _factor_out_of_sums(uses, shapes)
     if fused_softmax:
@@ -196,6 +199,24 @@ def _reads_rewritten(statement: Statement, mapping: dict) -> set:
 
 def _constant_along(shape: tuple, axes: tuple, ndim: int) -> bool:
     return all(dims_at(shape, axis, ndim) in (None, 1) for axis in axes)
+
+
+def _scale_smaller_operands(uses: _Uses) -> None:
+    for statement in uses.statements:
+        value = sp.Symbol(statement.name, real=True)
+        readers = uses.readers(value) if statement.kind == "einsum" and len(statement.operands) == 2 else []
+        if len(readers) != 1 or readers[0].kind != "expr" or readers[0].expr.count(value) != 1:
+            continue
+        scaled = [e for e in sp.preorder_traversal(readers[0].expr) if e.is_Mul and value in e.args and
+                  all(a.is_number for a in e.args if a != value)]
+        sizes = [_elements(operand.shape) for operand in statement.tensor.operands]
+        if len(scaled) != 1 or min(sizes) >= _elements(statement.shape):
+            continue
+        smaller = sizes.index(min(sizes))
+        statement.operands = tuple(scaled[0] / value * operand if k == smaller else operand
+                                   for k, operand in enumerate(statement.operands))
+        uses.rewrite(statement, {})
+        uses.rewrite(readers[0], {scaled[0]: value})
 
 
 def _factor_out_of_sums(uses: _Uses, shapes: dict) -> None:
@@ -400,9 +421,11 @@ def _read_quotients(uses: _Uses) -> None:
 
 
 def _cheap(expr: sp.Expr) -> bool:
-    """One arithmetic operation on names or numbers, like m - z2 or 1/N; or a plain number, which the
-    printers write as one float."""
-    return (sp.count_ops(expr) <= 1 and not expr.atoms(sp.Function)) or not expr.free_symbols
+    """One arithmetic operation on names or numbers, like m - z2, 1/N or √2·z/2 (a number times a name); or a
+    plain number, which the printers write as one float."""
+    scaled = expr.is_Mul and sum(1 for a in expr.args if not a.is_number) == 1 and \
+        any(a.is_Symbol for a in expr.args)
+    return (sp.count_ops(expr) <= 1 and not expr.atoms(sp.Function)) or not expr.free_symbols or scaled
 
 
 def _inline(expr: sp.Expr, temps: dict) -> sp.Expr:

@@ -105,11 +105,11 @@ def test_torch_prints_one_softmax_call_where_the_graph_builds_one(build):
 
     numpy_module, torch_module = build(mlp())
     code = inspect.getsource(torch_module.loss_and_gradients)
-    assert "logp = torch.log_softmax(z4, dim=1)" in code and "amax" not in code
+    assert "logp = torch.log_softmax(z4, dim=1, out=z4)" in code and "amax" not in code
     assert "np.max(" in inspect.getsource(numpy_module.loss_and_gradients)
     _, torch_module = build(encoder_model())
     code = inspect.getsource(torch_module.loss_and_gradients)
-    assert "a0 = torch.softmax(scores0, dim=3)" in code and "amax" not in code
+    assert "a0 = torch.softmax(scores0, dim=3, out=scores0)" in code and "amax" not in code
 
 
 def test_no_gradient_flows_through_a_softmax_max_shift(build):
@@ -159,3 +159,44 @@ def test_a_loss_sums_its_product_in_one_pass(build):
     numpy_module, _ = build(mlp())
     assert "total = np.einsum('ij,ij->', onehot, np.log(s) - shifted)" in inspect.getsource(
         numpy_module.loss_and_gradients)
+
+
+def test_a_long_local_derivative_is_computed_in_place(build):
+    """GELU′(z) = z·φ(z) + Φ(z), as written, makes an array per operation (eight of z's size); printed as steps
+    into one array and one part, it makes two. Both modules still agree with autograd."""
+    import inspect
+
+    import torch
+
+    model = S.Model(S.Sequential(S.Linear(6, 32), S.GELU(), S.Linear(32, 3)), S.MSELoss(), name="gelu_local",
+                    inputs=6)
+    numpy_module, torch_module = build(model)
+    code = inspect.getsource(torch_module.loss_and_gradients)
+    assert "dz0_local = z0**2" in code and "dz0_local_part = torch.erf_(dz0_local_part)" in code
+    assert "dz0 *= dz0_local" in code and "erf" in inspect.getsource(numpy_module.loss_and_gradients)
+    rng = np.random.default_rng(1)
+    params = {k: rng.standard_normal(v.shape) for k, v in numpy_module.init_params().items()}
+    x, t = rng.standard_normal((9, 6)) * 2, rng.standard_normal((9, 3))
+    reference = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.GELU(), torch.nn.Linear(32, 3)).double()
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+    torch.nn.functional.mse_loss(reference(torch.from_numpy(x)), torch.from_numpy(t)).backward()
+    _, numpy_gradients = numpy_module.loss_and_gradients(params, x, t)
+    _, torch_gradients = torch_module.loss_and_gradients({k: torch.from_numpy(v) for k, v in params.items()},
+                                                        torch.from_numpy(x), torch.from_numpy(t))
+    for key, parameter in reference.named_parameters():
+        np.testing.assert_allclose(numpy_gradients[key], parameter.grad.numpy(), rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(torch_gradients[key].numpy(), parameter.grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+def test_torch_one_hot_targets_are_made_in_the_arrays_dtype(build):
+    """F.one_hot makes an int64 array (twice a float32 one) before .to(dtype): at a language model's loss that
+    was the peak. The helper scatters ones into an array of the dtype; the ignore_index mask is in it too."""
+    import inspect
+
+    import torch
+
+    _, torch_module = build(mlp())
+    assert "onehot = one_hot(t, 10, x.dtype)" in inspect.getsource(torch_module.loss_and_gradients)
+    ids = torch.tensor([[2, 0], [1, 3]])
+    made = torch_module.one_hot(ids, 4, torch.float32)
+    assert made.dtype == torch.float32 and torch.equal(made, torch.nn.functional.one_hot(ids, 4).float())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -75,7 +76,11 @@ def test_attention_probabilities_computed_again_in_the_backward_pass_match_torch
     numpy_module, torch_module = check_against_torch(build, config, 9)
     numpy_code = inspect.getsource(numpy_module.loss_and_gradients)
     assert "shifted_a0_again -= m_a0" in numpy_code and "a0_again /= s_a0" in numpy_code
-    assert "a0_again = torch.softmax(scores0_again, dim=3)" in inspect.getsource(torch_module.loss_and_gradients)
+    torch_code = inspect.getsource(torch_module.loss_and_gradients)
+    assert "a0_again = torch.softmax(scores0_again, dim=3, out=scores0_again)" in torch_code
+    # 1/√d scales the queries (N·S·D/H numbers), not the scores (N·H·S²), and the mask is added in place
+    assert re.search(r"scores0 = \([0-9.]+\*qh0\) @ kh0\.mT", torch_code)
+    assert ("scores0 += mask0" in torch_code) == config[3]
 
 
 def check_against_torch(build, config, sequence):

@@ -6,6 +6,8 @@ Rows are samples; z̄ is ∂L/∂z; products of matrices are written as books wr
 
 from __future__ import annotations
 
+import re
+from html.entities import html5
 from xml.dom.minidom import parseString
 
 import sympy as sp
@@ -13,6 +15,8 @@ from sympy.printing.mathml import MathMLPresentationPrinter
 
 from .statements import StatementPrinter, book_product, contraction_form
 
+_ENTITY = re.compile(r"&([A-Za-z]+);")
+_XML = {"amp", "lt", "gt", "quot", "apos"}
 
 class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
     array_module = "einsum"
@@ -25,6 +29,9 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
 
     # -- names -----------------------------------------------------------------------------------
     def _fragment(self, text: str):
+        # SymPy writes &InvisibleTimes; and the like, which XML alone does not define
+        text = _ENTITY.sub(lambda m: html5.get(m.group(1) + ";", m.group(0)) if m.group(1) not in _XML else m.group(0),
+                           text)
         return parseString(f'<mrow xmlns="http://www.w3.org/1998/Math/MathML">{text}</mrow>').documentElement
 
     def _print_Symbol(self, sym, style="plain"):

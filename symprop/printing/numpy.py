@@ -57,7 +57,13 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     in_place = True
     free_dead = True
     reuse_dead = True
-    sums_products_in_one_pass = True
+
+    def product_sum(self, factors, whole, ndim):
+        # one einsum: NumPy multiplies every factor in one pass, with no array for the product
+        letters = "ijklmnopqrs"[:ndim]
+        specs = [letters[ndim - len(self._shape_of(f)):] for f in factors]
+        return f"{self._module_format('numpy.einsum')}({','.join(specs) + '->'!r}, " \
+            f"{', '.join(self.doprint(f) for f in factors)})"
 
     def in_place_call(self, function, array, *more):
         return f"{self._module_format('numpy.' + function)}({', '.join((array, *more))}, out={array})"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sympy as sp
 
 from ..schedule import Program, Statement, inlinable
 from ..shapes import batch_sized as has_batch
 from ..shapes import broadcast
+from .in_place import WORTH_IT, full_steps, in_place_lines
 
 
 def matmul_form(spec: str):
@@ -155,6 +158,11 @@ class StatementPrinter:
                     out += self._step_lines(name, h, steps)
                     rest_text = name
                     frees[i] = [*frees[i], name]
+                elif not mask and operator == "*" and self._worth_evaluating_in_place(rest, statement):
+                    name = f"{statement.name}_local"  # GELU′(f): one array and one part, not eight arrays
+                    out += [self._unwrap(line) for line in in_place_lines(self, name, rest, self._full(statement))]
+                    rest_text = name
+                    frees[i] = [*frees.get(i, []), name]
                 out.append(f"{statement.name} {operator}= {self._unwrap(rest_text, rest.free_symbols)}")
             elif self.reuse_dead and (reused := self._reuse(statement, frees.get(i, ()))):
                 out += reused
@@ -168,17 +176,30 @@ class StatementPrinter:
     reuse_dead = False  # NumPy: shifted = scores; shifted -= m, into the array of a value read last here
     FRESH = ("expr", "einsum", "sum", "max", "map", "onehot", "softmax", "log_softmax")  # code makes a new array
     fuses_softmax = False  # torch: a softmax the graph builds is printed as one call (schedule.plan_memory)
-    sums_products_in_one_pass = False  # NumPy: Σ of a product of arrays is one einsum (torch's einsum is slower)
     IN_PLACE_FUNCTIONS = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh"}
 
-    def _reuse(self, statement, dying) -> list[str] | None:
+    def _reuse(self, statement, dying, shape=None) -> list[str] | None:
         """Lines that compute an elementwise statement into the array of a value it reads for the last time
         (same shape, made by a statement of its own, so no other name sees it): a + b as a += b, exp(a) as
         exp(a, out=a). None where no such value is at hand."""
+        if statement.kind in ("softmax", "log_softmax"):  # torch.softmax(scores, dim=3, out=scores)
+            z = statement.operands[0]
+            if z.is_Symbol and z.name in dying and z in self._own_arrays() and z not in self._inline and \
+                    self._program.shapes.get(z) == statement.shape:
+                return [f"{statement.name} = {self.softmax(statement.kind, z.name, statement.tensor.axes[0], z.name)}"]
+            return None
+        if statement.kind == "rearrange" and not statement.operands[0].is_Symbol and not any(
+                statement.broadcast_operands):  # the operand computed in place, then viewed in its new shape
+            operand, name = statement.operands[0], statement.name
+            lines = self._reuse(replace(statement, kind="expr", expr=operand), dying,
+                                statement.tensor.operands[0].shape)
+            view = self.rearrange(statement.tensor, [name], [statement.tensor.operands[0].shape])
+            return lines and lines + [f"{name} = {view}"]
         expr = statement.expr
         if statement.kind != "expr" or expr.is_Symbol:
             return None
-        shapes, shape = self._program.shapes, self._program.shapes.get(sp.Symbol(statement.name, real=True))
+        shapes = self._program.shapes
+        shape = shape or shapes.get(sp.Symbol(statement.name, real=True))
         own = self._own_arrays()
         candidates = [sp.Symbol(name, real=True) for name in dying]
         candidates = [a for a in candidates if a in own and shapes.get(a) == shape and a not in self._inline]
@@ -190,6 +211,16 @@ class StatementPrinter:
         if best is None:
             return None
         return self._step_lines(statement.name, *best)
+
+    def _full(self, statement):
+        """Whether an expression has the statement's whole shape as computed."""
+        shapes = self._program.shapes
+        whole = shapes.get(sp.Symbol(statement.name, real=True))
+        return lambda e: broadcast(*(shapes.get(s, ()) for s in e.free_symbols)) == whole
+
+    def _worth_evaluating_in_place(self, expr, statement) -> bool:
+        return self.reuse_dead and not expr.has(sp.Piecewise, sp.Heaviside) and \
+            full_steps(expr, self._full(statement)) >= WORTH_IT
 
     def _local_factor(self, statement, factor, dying):
         """(name, h, steps) when a factor of a product is an elementwise function of one value h alone, read for
@@ -226,7 +257,8 @@ class StatementPrinter:
             self._owned_in, self._owned = self._program, {
                 sp.Symbol(s.name, real=True) for s in self._program.statements if s.kind in self.FRESH and (
                     "softmax" in s.kind or (s.kind == "einsum" and len(s.operands) == 2) or not any(
-                        e.is_Symbol or e.has(sp.Piecewise) for e in (s.expr, *s.operands[:1]) if e is not None))}
+                        (e.is_Symbol and e not in self._inlined) or e.has(sp.Piecewise)  # a name for another's array
+                        for e in (s.expr, *s.operands[:1]) if e is not None))}
         return self._owned
 
     def _steps(self, expr, a):
@@ -318,6 +350,8 @@ class StatementPrinter:
         """f((a @ b)) reads better as f(a @ b). `reads`: the symbols the code reads, if known (faster)."""
         texts = self._inline.values() if reads is None else [self._inline[s] for s in reads if s in self._inline]
         for text in texts:
+            if code == text:  # a lone product: scores = (c*q) @ k.mT
+                return text[1:-1]
             code = code.replace(f"({text})", text)
             if code.startswith(text + " + ") or code.startswith(text + " - "):
                 code = text[1:-1] + code[len(text):]  # x @ w0.T + b0: @ binds tighter than + and -
@@ -371,20 +405,27 @@ class StatementPrinter:
         raise ValueError(s.kind)
 
     def _sum_of_product(self, s: Statement) -> str | None:
-        """A sum over every axis of a product of two or more whole arrays (a loss) as one einsum: NumPy multiplies
-        them in one pass, and no array of the product is made."""
+        """A sum over every axis of a product of two or more whole arrays (a loss), computed without an array of
+        the product (`product_sum`); None where the backend has no such call or the sum is not one."""
         operand, whole = s.operands[0], s.tensor.operands[0].shape
-        if not self.sums_products_in_one_pass or s.shape != () or not operand.is_Mul or any(s.broadcast_operands):
+        if s.shape != () or not operand.is_Mul or any(s.broadcast_operands):
             return None
         number, factors = operand.as_coeff_mul()
-        shapes = [broadcast(*(self._program.shapes.get(x, ()) for x in f.free_symbols)) for f in factors]
+        shapes = [self._shape_of(f) for f in factors]
         if sum(shape == whole for shape in shapes) < 2 or not all(f.free_symbols for f in factors) or \
                 any(f.has(sp.Heaviside, sp.Piecewise) for f in factors):
             return None
-        letters = "ijklmnopqrs"[:len(whole)]
-        spec = ",".join(letters[len(whole) - len(shape):] for shape in shapes) + "->"
-        text = f"{self.array_module}.einsum({spec!r}, {', '.join(self.doprint(f) for f in factors)})"
+        text = self.product_sum(factors, [shape == whole for shape in shapes], len(whole))
+        if text is None:
+            return None
         return text if number == 1 else f"-{text}" if number == -1 else f"{self.doprint(number)}*{text}"
+
+    def _shape_of(self, expr) -> tuple:
+        return broadcast(*(self._program.shapes.get(s, ()) for s in expr.free_symbols))
+
+    def product_sum(self, factors, whole, ndim) -> str | None:
+        """Σ of the product of `factors` (`whole`: which have the whole shape, of `ndim` axes), or None."""
+        return None
 
     def parenthesize_operand(self, expr: sp.Expr, text: str) -> str:
         return text if (expr.is_Symbol or expr.is_Function) else f"({text})"

@@ -30,6 +30,13 @@ def scatter_add(values, index, rows):
     return out.index_add_(0, index.reshape(-1), values.reshape(-1, *row))
 '''
 
+ONE_HOT = '''
+def one_hot(index, classes, dtype):
+    """1 at each index along a new last axis, 0 elsewhere, made in dtype (F.one_hot makes int64 first)."""
+    out = torch.zeros((*index.shape, classes), dtype=dtype, device=index.device)
+    return out.scatter_(-1, index.unsqueeze(-1), 1.0)
+'''
+
 
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     array_module = "torch"
@@ -37,6 +44,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     in_place = True
     free_dead = True
     fuses_softmax = True
+    IN_PLACE_FUNCTIONS = {**StatementPrinter.IN_PLACE_FUNCTIONS, sp.erf: "erf"}
 
     @property
     def reuse_dead(self):
@@ -102,6 +110,12 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         return f"({text} > 0).to({self.dtype_text})" if at_zero == 0 else self._call(
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
 
+    def _print_Piecewise(self, expr):
+        text = super()._print_Piecewise(expr)
+        if all(value.is_Number for value, _ in expr.args):  # a mask of numbers: in the arrays' dtype, not int64
+            return f"{text}.to({self.dtype_text})"
+        return text
+
     def _print_Max(self, expr):
         return self._minmax("torch.maximum", "min", expr)
 
@@ -135,14 +149,27 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         dim = axes[0] if len(axes) == 1 else tuple(axes)
         return self._call(fn, text, f"dim={dim}", *(["keepdim=True"] if keepdims else []))
 
-    def softmax(self, kind, text, axis):
-        return self._call(f"torch.{kind}", text, f"dim={axis}")
+    def product_sum(self, factors, whole, ndim):
+        # a dot product of the two whole arrays, the smaller factors multiplied into the first: no array of the
+        # product (torch's einsum of three operands is several times slower); computed values only, as dot needs
+        # one dtype and an input may come in another
+        arrays = [f for f, w in zip(factors, whole, strict=True) if w]
+        computed = {sp.Symbol(s.name, real=True) for s in self._program.statements}
+        if len(arrays) != 2 or any(not f.free_symbols <= computed for f in factors):
+            return None
+        first = sp.Mul(*(f for f in factors if f is not arrays[1]))
+        left, right = (self.parenthesize_operand(e, self.doprint(e)) for e in (first, arrays[1]))
+        return self._call("torch.dot", f"{left}.reshape(-1)", f"{right}.reshape(-1)")
+
+    def softmax(self, kind, text, axis, out=None):
+        return self._call(f"torch.{kind}", text, f"dim={axis}", *([f"out={out}"] if out else []))
 
     def reshape(self, text, shape):
         return f"{text}.reshape({self.shape_text(shape)})"
 
     def onehot(self, text, classes):
-        return f"{self._call('torch.nn.functional.one_hot', text, str(classes))}.to({self.dtype_text})"
+        self.helpers["one_hot"] = ONE_HOT
+        return f"one_hot({text}, {classes}, {self.dtype_text})"
 
     batch_transpose = ".mT"
 
