@@ -344,13 +344,18 @@ def forward(params, x):
     xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
     del sum_n1_2
     ss_n1_2 = np.sum(xc_n1_2**2, axis=2, keepdims=True)
-    var_n1_2 = (1/32)*ss_n1_2 + 1.0e-5
+    var_n1_2 = ss_n1_2
+    var_n1_2 *= 1/32
+    var_n1_2 += 1.00000000000000e-5
     del ss_n1_2
     rstd_n1_2 = var_n1_2**(-1/2)
     del var_n1_2
-    xhat_n1_2 = rstd_n1_2*xc_n1_2
+    xhat_n1_2 = xc_n1_2
+    xhat_n1_2 *= rstd_n1_2
     del xc_n1_2, rstd_n1_2
-    n1_2 = be1_2 + g1_2*xhat_n1_2
+    n1_2 = xhat_n1_2
+    n1_2 *= g1_2
+    n1_2 += be1_2
     del xhat_n1_2
     qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
     del n1_2
@@ -384,19 +389,25 @@ def forward(params, x):
     sa2 = (o2.reshape(-1, 32) @ Wo2.T).reshape(-1, 32, 32)
     del o2
     sa2 += bo2
-    r1_2 = P1 + emb0 + sa2
+    r1_2 = sa2
+    r1_2 += P1 + emb0
     del emb0, sa2
     sum_n2_2 = np.sum(r1_2, axis=2, keepdims=True)
     xc_n2_2 = r1_2 - 1/32*sum_n2_2
     del sum_n2_2
     ss_n2_2 = np.sum(xc_n2_2**2, axis=2, keepdims=True)
-    var_n2_2 = (1/32)*ss_n2_2 + 1.0e-5
+    var_n2_2 = ss_n2_2
+    var_n2_2 *= 1/32
+    var_n2_2 += 1.00000000000000e-5
     del ss_n2_2
     rstd_n2_2 = var_n2_2**(-1/2)
     del var_n2_2
-    xhat_n2_2 = rstd_n2_2*xc_n2_2
+    xhat_n2_2 = xc_n2_2
+    xhat_n2_2 *= rstd_n2_2
     del xc_n2_2, rstd_n2_2
-    n2_2 = be2_2 + g2_2*xhat_n2_2
+    n2_2 = xhat_n2_2
+    n2_2 *= g2_2
+    n2_2 += be2_2
     del xhat_n2_2
     f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
     del n2_2
@@ -406,19 +417,25 @@ def forward(params, x):
     ff2 = (act2.reshape(-1, 64) @ W2_2.T).reshape(-1, 32, 32)
     del act2
     ff2 += b2_2
-    r2_2 = ff2 + r1_2
+    r2_2 = r1_2
+    r2_2 += ff2
     del r1_2, ff2
     sum_n1_3 = np.sum(r2_2, axis=2, keepdims=True)
     xc_n1_3 = r2_2 - 1/32*sum_n1_3
     del sum_n1_3
     ss_n1_3 = np.sum(xc_n1_3**2, axis=2, keepdims=True)
-    var_n1_3 = (1/32)*ss_n1_3 + 1.0e-5
+    var_n1_3 = ss_n1_3
+    var_n1_3 *= 1/32
+    var_n1_3 += 1.00000000000000e-5
     del ss_n1_3
     rstd_n1_3 = var_n1_3**(-1/2)
     del var_n1_3
-    xhat_n1_3 = rstd_n1_3*xc_n1_3
+    xhat_n1_3 = xc_n1_3
+    xhat_n1_3 *= rstd_n1_3
     del xc_n1_3, rstd_n1_3
-    n1_3 = be1_3 + g1_3*xhat_n1_3
+    n1_3 = xhat_n1_3
+    n1_3 *= g1_3
+    n1_3 += be1_3
     del xhat_n1_3
     qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
     del n1_3
@@ -451,19 +468,25 @@ def forward(params, x):
     sa3 = (o3.reshape(-1, 32) @ Wo3.T).reshape(-1, 32, 32)
     del o3
     sa3 += bo3
-    r1_3 = r2_2 + sa3
+    r1_3 = r2_2
+    r1_3 += sa3
     del r2_2, sa3
     sum_n2_3 = np.sum(r1_3, axis=2, keepdims=True)
     xc_n2_3 = r1_3 - 1/32*sum_n2_3
     del sum_n2_3
     ss_n2_3 = np.sum(xc_n2_3**2, axis=2, keepdims=True)
-    var_n2_3 = (1/32)*ss_n2_3 + 1.0e-5
+    var_n2_3 = ss_n2_3
+    var_n2_3 *= 1/32
+    var_n2_3 += 1.00000000000000e-5
     del ss_n2_3
     rstd_n2_3 = var_n2_3**(-1/2)
     del var_n2_3
-    xhat_n2_3 = rstd_n2_3*xc_n2_3
+    xhat_n2_3 = xc_n2_3
+    xhat_n2_3 *= rstd_n2_3
     del xc_n2_3, rstd_n2_3
-    n2_3 = be2_3 + g2_3*xhat_n2_3
+    n2_3 = xhat_n2_3
+    n2_3 *= g2_3
+    n2_3 += be2_3
     del xhat_n2_3
     f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
     del n2_3
@@ -473,19 +496,26 @@ def forward(params, x):
     ff3 = (act3.reshape(-1, 64) @ W2_3.T).reshape(-1, 32, 32)
     del act3
     ff3 += b2_3
-    r2_3 = ff3 + r1_3
+    r2_3 = r1_3
+    r2_3 += ff3
     del r1_3, ff3
     sum_h4 = np.sum(r2_3, axis=2, keepdims=True)
-    xc_h4 = r2_3 - 1/32*sum_h4
+    xc_h4 = r2_3
+    xc_h4 -= (1/32)*sum_h4
     del r2_3, sum_h4
     ss_h4 = np.sum(xc_h4**2, axis=2, keepdims=True)
-    var_h4 = (1/32)*ss_h4 + 1.0e-5
+    var_h4 = ss_h4
+    var_h4 *= 1/32
+    var_h4 += 1.00000000000000e-5
     del ss_h4
     rstd_h4 = var_h4**(-1/2)
     del var_h4
-    xhat_h4 = rstd_h4*xc_h4
+    xhat_h4 = xc_h4
+    xhat_h4 *= rstd_h4
     del xc_h4, rstd_h4
-    h4 = b4 + g4*xhat_h4
+    h4 = xhat_h4
+    h4 *= g4
+    h4 += b4
     del xhat_h4
     z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
     z5 += b5
@@ -530,13 +560,18 @@ def loss(params, x, t):
     xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
     del sum_n1_2
     ss_n1_2 = np.sum(xc_n1_2**2, axis=2, keepdims=True)
-    var_n1_2 = (1/32)*ss_n1_2 + 1.0e-5
+    var_n1_2 = ss_n1_2
+    var_n1_2 *= 1/32
+    var_n1_2 += 1.00000000000000e-5
     del ss_n1_2
     rstd_n1_2 = var_n1_2**(-1/2)
     del var_n1_2
-    xhat_n1_2 = rstd_n1_2*xc_n1_2
+    xhat_n1_2 = xc_n1_2
+    xhat_n1_2 *= rstd_n1_2
     del xc_n1_2, rstd_n1_2
-    n1_2 = be1_2 + g1_2*xhat_n1_2
+    n1_2 = xhat_n1_2
+    n1_2 *= g1_2
+    n1_2 += be1_2
     del xhat_n1_2
     qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
     del n1_2
@@ -570,19 +605,25 @@ def loss(params, x, t):
     sa2 = (o2.reshape(-1, 32) @ Wo2.T).reshape(-1, 32, 32)
     del o2
     sa2 += bo2
-    r1_2 = P1 + emb0 + sa2
+    r1_2 = sa2
+    r1_2 += P1 + emb0
     del emb0, sa2
     sum_n2_2 = np.sum(r1_2, axis=2, keepdims=True)
     xc_n2_2 = r1_2 - 1/32*sum_n2_2
     del sum_n2_2
     ss_n2_2 = np.sum(xc_n2_2**2, axis=2, keepdims=True)
-    var_n2_2 = (1/32)*ss_n2_2 + 1.0e-5
+    var_n2_2 = ss_n2_2
+    var_n2_2 *= 1/32
+    var_n2_2 += 1.00000000000000e-5
     del ss_n2_2
     rstd_n2_2 = var_n2_2**(-1/2)
     del var_n2_2
-    xhat_n2_2 = rstd_n2_2*xc_n2_2
+    xhat_n2_2 = xc_n2_2
+    xhat_n2_2 *= rstd_n2_2
     del xc_n2_2, rstd_n2_2
-    n2_2 = be2_2 + g2_2*xhat_n2_2
+    n2_2 = xhat_n2_2
+    n2_2 *= g2_2
+    n2_2 += be2_2
     del xhat_n2_2
     f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
     del n2_2
@@ -592,19 +633,25 @@ def loss(params, x, t):
     ff2 = (act2.reshape(-1, 64) @ W2_2.T).reshape(-1, 32, 32)
     del act2
     ff2 += b2_2
-    r2_2 = ff2 + r1_2
+    r2_2 = r1_2
+    r2_2 += ff2
     del r1_2, ff2
     sum_n1_3 = np.sum(r2_2, axis=2, keepdims=True)
     xc_n1_3 = r2_2 - 1/32*sum_n1_3
     del sum_n1_3
     ss_n1_3 = np.sum(xc_n1_3**2, axis=2, keepdims=True)
-    var_n1_3 = (1/32)*ss_n1_3 + 1.0e-5
+    var_n1_3 = ss_n1_3
+    var_n1_3 *= 1/32
+    var_n1_3 += 1.00000000000000e-5
     del ss_n1_3
     rstd_n1_3 = var_n1_3**(-1/2)
     del var_n1_3
-    xhat_n1_3 = rstd_n1_3*xc_n1_3
+    xhat_n1_3 = xc_n1_3
+    xhat_n1_3 *= rstd_n1_3
     del xc_n1_3, rstd_n1_3
-    n1_3 = be1_3 + g1_3*xhat_n1_3
+    n1_3 = xhat_n1_3
+    n1_3 *= g1_3
+    n1_3 += be1_3
     del xhat_n1_3
     qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
     del n1_3
@@ -637,19 +684,25 @@ def loss(params, x, t):
     sa3 = (o3.reshape(-1, 32) @ Wo3.T).reshape(-1, 32, 32)
     del o3
     sa3 += bo3
-    r1_3 = r2_2 + sa3
+    r1_3 = r2_2
+    r1_3 += sa3
     del r2_2, sa3
     sum_n2_3 = np.sum(r1_3, axis=2, keepdims=True)
     xc_n2_3 = r1_3 - 1/32*sum_n2_3
     del sum_n2_3
     ss_n2_3 = np.sum(xc_n2_3**2, axis=2, keepdims=True)
-    var_n2_3 = (1/32)*ss_n2_3 + 1.0e-5
+    var_n2_3 = ss_n2_3
+    var_n2_3 *= 1/32
+    var_n2_3 += 1.00000000000000e-5
     del ss_n2_3
     rstd_n2_3 = var_n2_3**(-1/2)
     del var_n2_3
-    xhat_n2_3 = rstd_n2_3*xc_n2_3
+    xhat_n2_3 = xc_n2_3
+    xhat_n2_3 *= rstd_n2_3
     del xc_n2_3, rstd_n2_3
-    n2_3 = be2_3 + g2_3*xhat_n2_3
+    n2_3 = xhat_n2_3
+    n2_3 *= g2_3
+    n2_3 += be2_3
     del xhat_n2_3
     f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
     del n2_3
@@ -659,19 +712,26 @@ def loss(params, x, t):
     ff3 = (act3.reshape(-1, 64) @ W2_3.T).reshape(-1, 32, 32)
     del act3
     ff3 += b2_3
-    r2_3 = ff3 + r1_3
+    r2_3 = r1_3
+    r2_3 += ff3
     del r1_3, ff3
     sum_h4 = np.sum(r2_3, axis=2, keepdims=True)
-    xc_h4 = r2_3 - 1/32*sum_h4
+    xc_h4 = r2_3
+    xc_h4 -= (1/32)*sum_h4
     del r2_3, sum_h4
     ss_h4 = np.sum(xc_h4**2, axis=2, keepdims=True)
-    var_h4 = (1/32)*ss_h4 + 1.0e-5
+    var_h4 = ss_h4
+    var_h4 *= 1/32
+    var_h4 += 1.00000000000000e-5
     del ss_h4
     rstd_h4 = var_h4**(-1/2)
     del var_h4
-    xhat_h4 = rstd_h4*xc_h4
+    xhat_h4 = xc_h4
+    xhat_h4 *= rstd_h4
     del xc_h4, rstd_h4
-    h4 = b4 + g4*xhat_h4
+    h4 = xhat_h4
+    h4 *= g4
+    h4 += b4
     del xhat_h4
     z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
     del h4
@@ -733,12 +793,16 @@ def loss_and_gradients(params, x, t):
     xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
     del sum_n1_2
     ss_n1_2 = np.sum(xc_n1_2**2, axis=2, keepdims=True)
-    var_n1_2 = (1/32)*ss_n1_2 + 1.0e-5
+    var_n1_2 = ss_n1_2
+    var_n1_2 *= 1/32
+    var_n1_2 += 1.00000000000000e-5
     del ss_n1_2
     rstd_n1_2 = var_n1_2**(-1/2)
     del var_n1_2
     xhat_n1_2 = rstd_n1_2*xc_n1_2
-    n1_2 = be1_2 + g1_2*xhat_n1_2
+    n1_2 = xhat_n1_2
+    n1_2 *= g1_2
+    n1_2 += be1_2
     del xhat_n1_2
     qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
     qkv2 += B2
@@ -769,18 +833,23 @@ def loss_and_gradients(params, x, t):
     del a2
     sa2 = (o2.reshape(-1, 32) @ Wo2.T).reshape(-1, 32, 32)
     sa2 += bo2
-    r1_2 = P1 + emb0 + sa2
+    r1_2 = sa2
+    r1_2 += P1 + emb0
     del emb0, sa2
     sum_n2_2 = np.sum(r1_2, axis=2, keepdims=True)
     xc_n2_2 = r1_2 - 1/32*sum_n2_2
     del sum_n2_2
     ss_n2_2 = np.sum(xc_n2_2**2, axis=2, keepdims=True)
-    var_n2_2 = (1/32)*ss_n2_2 + 1.0e-5
+    var_n2_2 = ss_n2_2
+    var_n2_2 *= 1/32
+    var_n2_2 += 1.00000000000000e-5
     del ss_n2_2
     rstd_n2_2 = var_n2_2**(-1/2)
     del var_n2_2
     xhat_n2_2 = rstd_n2_2*xc_n2_2
-    n2_2 = be2_2 + g2_2*xhat_n2_2
+    n2_2 = xhat_n2_2
+    n2_2 *= g2_2
+    n2_2 += be2_2
     del xhat_n2_2
     f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
     f2 += b1_2
@@ -788,18 +857,23 @@ def loss_and_gradients(params, x, t):
     del f2
     ff2 = (act2.reshape(-1, 64) @ W2_2.T).reshape(-1, 32, 32)
     ff2 += b2_2
-    r2_2 = ff2 + r1_2
+    r2_2 = r1_2
+    r2_2 += ff2
     del r1_2, ff2
     sum_n1_3 = np.sum(r2_2, axis=2, keepdims=True)
     xc_n1_3 = r2_2 - 1/32*sum_n1_3
     del sum_n1_3
     ss_n1_3 = np.sum(xc_n1_3**2, axis=2, keepdims=True)
-    var_n1_3 = (1/32)*ss_n1_3 + 1.0e-5
+    var_n1_3 = ss_n1_3
+    var_n1_3 *= 1/32
+    var_n1_3 += 1.00000000000000e-5
     del ss_n1_3
     rstd_n1_3 = var_n1_3**(-1/2)
     del var_n1_3
     xhat_n1_3 = rstd_n1_3*xc_n1_3
-    n1_3 = be1_3 + g1_3*xhat_n1_3
+    n1_3 = xhat_n1_3
+    n1_3 *= g1_3
+    n1_3 += be1_3
     del xhat_n1_3
     qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
     qkv3 += B3
@@ -829,18 +903,23 @@ def loss_and_gradients(params, x, t):
     del a3
     sa3 = (o3.reshape(-1, 32) @ Wo3.T).reshape(-1, 32, 32)
     sa3 += bo3
-    r1_3 = r2_2 + sa3
+    r1_3 = r2_2
+    r1_3 += sa3
     del r2_2, sa3
     sum_n2_3 = np.sum(r1_3, axis=2, keepdims=True)
     xc_n2_3 = r1_3 - 1/32*sum_n2_3
     del sum_n2_3
     ss_n2_3 = np.sum(xc_n2_3**2, axis=2, keepdims=True)
-    var_n2_3 = (1/32)*ss_n2_3 + 1.0e-5
+    var_n2_3 = ss_n2_3
+    var_n2_3 *= 1/32
+    var_n2_3 += 1.00000000000000e-5
     del ss_n2_3
     rstd_n2_3 = var_n2_3**(-1/2)
     del var_n2_3
     xhat_n2_3 = rstd_n2_3*xc_n2_3
-    n2_3 = be2_3 + g2_3*xhat_n2_3
+    n2_3 = xhat_n2_3
+    n2_3 *= g2_3
+    n2_3 += be2_3
     del xhat_n2_3
     f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
     f3 += b1_3
@@ -848,18 +927,24 @@ def loss_and_gradients(params, x, t):
     del f3
     ff3 = (act3.reshape(-1, 64) @ W2_3.T).reshape(-1, 32, 32)
     ff3 += b2_3
-    r2_3 = ff3 + r1_3
+    r2_3 = r1_3
+    r2_3 += ff3
     del r1_3, ff3
     sum_h4 = np.sum(r2_3, axis=2, keepdims=True)
-    xc_h4 = r2_3 - 1/32*sum_h4
+    xc_h4 = r2_3
+    xc_h4 -= (1/32)*sum_h4
     del r2_3, sum_h4
     ss_h4 = np.sum(xc_h4**2, axis=2, keepdims=True)
-    var_h4 = (1/32)*ss_h4 + 1.0e-5
+    var_h4 = ss_h4
+    var_h4 *= 1/32
+    var_h4 += 1.00000000000000e-5
     del ss_h4
     rstd_h4 = var_h4**(-1/2)
     del var_h4
     xhat_h4 = rstd_h4*xc_h4
-    h4 = b4 + g4*xhat_h4
+    h4 = xhat_h4
+    h4 *= g4
+    h4 += b4
     del xhat_h4
     z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
     z5 += b5
@@ -899,7 +984,9 @@ def loss_and_gradients(params, x, t):
     del dh4_mm5
     drstd_h4 = np.sum(dxhat_h4*xc_h4, axis=2, keepdims=True)
     dsum_h4 = np.sum(dxhat_h4, axis=2, keepdims=True)
-    dr2_3 = rstd_h4*(dxhat_h4 - 1/32*drstd_h4*rstd_h4**2*xc_h4 - 1/32*dsum_h4)
+    dr2_3 = dxhat_h4
+    dr2_3 -= (1/32)*drstd_h4*rstd_h4**2*xc_h4 + (1/32)*dsum_h4
+    dr2_3 *= rstd_h4
     del xc_h4, rstd_h4, dxhat_h4, drstd_h4, dsum_h4
     db2_3 = np.sum(dr2_3, axis=(0, 1))
     dW2_3 = dr2_3.reshape(-1, 32).T @ act3.reshape(-1, 64)
@@ -925,7 +1012,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_3 *= -1/32*tmp5
     dxc_n2_3 += dxhat_n2_3*rstd_n2_3
     del xc_n2_3, dxhat_n2_3, tmp5
-    dr1_3 = dr2_3 + dxc_n2_3 - 1/32*dsum_n2_3*rstd_n2_3
+    dr1_3 = dr2_3
+    dr1_3 -= (1/32)*dsum_n2_3*rstd_n2_3 - dxc_n2_3
     del rstd_n2_3, dr2_3, dsum_n2_3, dxc_n2_3
     dbo3 = np.sum(dr1_3, axis=(0, 1))
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
@@ -975,7 +1063,8 @@ def loss_and_gradients(params, x, t):
     dxc_n1_3 *= -1/32*tmp6
     dxc_n1_3 += dxhat_n1_3*rstd_n1_3
     del xc_n1_3, dxhat_n1_3, tmp6
-    dr2_2 = dr1_3 + dxc_n1_3 - 1/32*dsum_n1_3*rstd_n1_3
+    dr2_2 = dr1_3
+    dr2_2 -= (1/32)*dsum_n1_3*rstd_n1_3 - dxc_n1_3
     del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
     db2_2 = np.sum(dr2_2, axis=(0, 1))
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
@@ -1001,7 +1090,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_2 *= -1/32*tmp7
     dxc_n2_2 += dxhat_n2_2*rstd_n2_2
     del xc_n2_2, dxhat_n2_2, tmp7
-    dr1_2 = dr2_2 + dxc_n2_2 - 1/32*dsum_n2_2*rstd_n2_2
+    dr1_2 = dr2_2
+    dr1_2 -= (1/32)*dsum_n2_2*rstd_n2_2 - dxc_n2_2
     del rstd_n2_2, dr2_2, dsum_n2_2, dxc_n2_2
     dbo2 = np.sum(dr1_2, axis=(0, 1))
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
@@ -1046,7 +1136,9 @@ def loss_and_gradients(params, x, t):
     tmp8 = drstd_n1_2
     tmp8 *= rstd_n1_2**3
     del drstd_n1_2
-    dxc_n1_2 = dxhat_n1_2*rstd_n1_2 - 1/32*tmp8*xc_n1_2
+    dxc_n1_2 = xc_n1_2
+    dxc_n1_2 *= -1/32*tmp8
+    dxc_n1_2 += dxhat_n1_2*rstd_n1_2
     del xc_n1_2, rstd_n1_2, dxhat_n1_2, tmp8
     dsum_n1_2 = np.sum(dxc_n1_2, axis=2, keepdims=True)
     tmp11 = dr1_2

@@ -702,12 +702,16 @@ def loss_and_gradients(params, x, t):
     xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
     del sum_n1_2
     ss_n1_2 = torch.sum(xc_n1_2**2, dim=2, keepdim=True)
-    var_n1_2 = (1/32)*ss_n1_2 + 1.0e-5
+    var_n1_2 = ss_n1_2
+    var_n1_2 *= 1/32
+    var_n1_2 += 1.00000000000000e-5
     del ss_n1_2
     rstd_n1_2 = var_n1_2**(-1/2)
     del var_n1_2
     xhat_n1_2 = rstd_n1_2*xc_n1_2
-    n1_2 = be1_2 + g1_2*xhat_n1_2
+    n1_2 = xhat_n1_2
+    n1_2 *= g1_2
+    n1_2 += be1_2
     del xhat_n1_2
     qkv2 = torch.nn.functional.linear(n1_2, W2, B2)
     q2 = qkv2[:, :, :32]
@@ -728,35 +732,45 @@ def loss_and_gradients(params, x, t):
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a2
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
-    r1_2 = P1 + emb0 + sa2
+    r1_2 = sa2
+    r1_2 += P1 + emb0
     del emb0, sa2
     sum_n2_2 = torch.sum(r1_2, dim=2, keepdim=True)
     xc_n2_2 = r1_2 - 1/32*sum_n2_2
     del sum_n2_2
     ss_n2_2 = torch.sum(xc_n2_2**2, dim=2, keepdim=True)
-    var_n2_2 = (1/32)*ss_n2_2 + 1.0e-5
+    var_n2_2 = ss_n2_2
+    var_n2_2 *= 1/32
+    var_n2_2 += 1.00000000000000e-5
     del ss_n2_2
     rstd_n2_2 = var_n2_2**(-1/2)
     del var_n2_2
     xhat_n2_2 = rstd_n2_2*xc_n2_2
-    n2_2 = be2_2 + g2_2*xhat_n2_2
+    n2_2 = xhat_n2_2
+    n2_2 *= g2_2
+    n2_2 += be2_2
     del xhat_n2_2
     f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
     act2 = torch.clamp_(f2, min=0)
     del f2
     ff2 = torch.nn.functional.linear(act2, W2_2, b2_2)
-    r2_2 = ff2 + r1_2
+    r2_2 = r1_2
+    r2_2 += ff2
     del r1_2, ff2
     sum_n1_3 = torch.sum(r2_2, dim=2, keepdim=True)
     xc_n1_3 = r2_2 - 1/32*sum_n1_3
     del sum_n1_3
     ss_n1_3 = torch.sum(xc_n1_3**2, dim=2, keepdim=True)
-    var_n1_3 = (1/32)*ss_n1_3 + 1.0e-5
+    var_n1_3 = ss_n1_3
+    var_n1_3 *= 1/32
+    var_n1_3 += 1.00000000000000e-5
     del ss_n1_3
     rstd_n1_3 = var_n1_3**(-1/2)
     del var_n1_3
     xhat_n1_3 = rstd_n1_3*xc_n1_3
-    n1_3 = be1_3 + g1_3*xhat_n1_3
+    n1_3 = xhat_n1_3
+    n1_3 *= g1_3
+    n1_3 += be1_3
     del xhat_n1_3
     qkv3 = torch.nn.functional.linear(n1_3, W3, B3)
     q3 = qkv3[:, :, :32]
@@ -776,35 +790,46 @@ def loss_and_gradients(params, x, t):
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a3
     sa3 = torch.nn.functional.linear(o3, Wo3, bo3)
-    r1_3 = r2_2 + sa3
+    r1_3 = r2_2
+    r1_3 += sa3
     del r2_2, sa3
     sum_n2_3 = torch.sum(r1_3, dim=2, keepdim=True)
     xc_n2_3 = r1_3 - 1/32*sum_n2_3
     del sum_n2_3
     ss_n2_3 = torch.sum(xc_n2_3**2, dim=2, keepdim=True)
-    var_n2_3 = (1/32)*ss_n2_3 + 1.0e-5
+    var_n2_3 = ss_n2_3
+    var_n2_3 *= 1/32
+    var_n2_3 += 1.00000000000000e-5
     del ss_n2_3
     rstd_n2_3 = var_n2_3**(-1/2)
     del var_n2_3
     xhat_n2_3 = rstd_n2_3*xc_n2_3
-    n2_3 = be2_3 + g2_3*xhat_n2_3
+    n2_3 = xhat_n2_3
+    n2_3 *= g2_3
+    n2_3 += be2_3
     del xhat_n2_3
     f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
     act3 = torch.clamp_(f3, min=0)
     del f3
     ff3 = torch.nn.functional.linear(act3, W2_3, b2_3)
-    r2_3 = ff3 + r1_3
+    r2_3 = r1_3
+    r2_3 += ff3
     del r1_3, ff3
     sum_h4 = torch.sum(r2_3, dim=2, keepdim=True)
-    xc_h4 = r2_3 - 1/32*sum_h4
+    xc_h4 = r2_3
+    xc_h4 -= (1/32)*sum_h4
     del r2_3, sum_h4
     ss_h4 = torch.sum(xc_h4**2, dim=2, keepdim=True)
-    var_h4 = (1/32)*ss_h4 + 1.0e-5
+    var_h4 = ss_h4
+    var_h4 *= 1/32
+    var_h4 += 1.00000000000000e-5
     del ss_h4
     rstd_h4 = var_h4**(-1/2)
     del var_h4
     xhat_h4 = rstd_h4*xc_h4
-    h4 = b4 + g4*xhat_h4
+    h4 = xhat_h4
+    h4 *= g4
+    h4 += b4
     del xhat_h4
     z5 = torch.nn.functional.linear(h4, w5, b5)
     rs = z5.reshape(-1, 71)
@@ -838,7 +863,9 @@ def loss_and_gradients(params, x, t):
     del dh4_mm5
     drstd_h4 = torch.sum(dxhat_h4*xc_h4, dim=2, keepdim=True)
     dsum_h4 = torch.sum(dxhat_h4, dim=2, keepdim=True)
-    dr2_3 = rstd_h4*(dxhat_h4 - 1/32*drstd_h4*rstd_h4**2*xc_h4 - 1/32*dsum_h4)
+    dr2_3 = dxhat_h4
+    dr2_3 -= (1/32)*drstd_h4*rstd_h4**2*xc_h4 + (1/32)*dsum_h4
+    dr2_3 *= rstd_h4
     del xc_h4, rstd_h4, dxhat_h4, drstd_h4, dsum_h4
     db2_3 = torch.sum(dr2_3, dim=(0, 1))
     dW2_3 = dr2_3.reshape(-1, 32).T @ act3.reshape(-1, 64)
@@ -864,7 +891,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_3 *= -1/32*tmp5
     dxc_n2_3 += dxhat_n2_3*rstd_n2_3
     del xc_n2_3, dxhat_n2_3, tmp5
-    dr1_3 = dr2_3 + dxc_n2_3 - 1/32*dsum_n2_3*rstd_n2_3
+    dr1_3 = dr2_3
+    dr1_3 -= (1/32)*dsum_n2_3*rstd_n2_3 - dxc_n2_3
     del rstd_n2_3, dr2_3, dsum_n2_3, dxc_n2_3
     dbo3 = torch.sum(dr1_3, dim=(0, 1))
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
@@ -908,7 +936,8 @@ def loss_and_gradients(params, x, t):
     dxc_n1_3 *= -1/32*tmp6
     dxc_n1_3 += dxhat_n1_3*rstd_n1_3
     del xc_n1_3, dxhat_n1_3, tmp6
-    dr2_2 = dr1_3 + dxc_n1_3 - 1/32*dsum_n1_3*rstd_n1_3
+    dr2_2 = dr1_3
+    dr2_2 -= (1/32)*dsum_n1_3*rstd_n1_3 - dxc_n1_3
     del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
     db2_2 = torch.sum(dr2_2, dim=(0, 1))
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
@@ -934,7 +963,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_2 *= -1/32*tmp7
     dxc_n2_2 += dxhat_n2_2*rstd_n2_2
     del xc_n2_2, dxhat_n2_2, tmp7
-    dr1_2 = dr2_2 + dxc_n2_2 - 1/32*dsum_n2_2*rstd_n2_2
+    dr1_2 = dr2_2
+    dr1_2 -= (1/32)*dsum_n2_2*rstd_n2_2 - dxc_n2_2
     del rstd_n2_2, dr2_2, dsum_n2_2, dxc_n2_2
     dbo2 = torch.sum(dr1_2, dim=(0, 1))
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
@@ -973,7 +1003,9 @@ def loss_and_gradients(params, x, t):
     tmp8 = drstd_n1_2
     tmp8 *= rstd_n1_2**3
     del drstd_n1_2
-    dxc_n1_2 = dxhat_n1_2*rstd_n1_2 - 1/32*tmp8*xc_n1_2
+    dxc_n1_2 = xc_n1_2
+    dxc_n1_2 *= -1/32*tmp8
+    dxc_n1_2 += dxhat_n1_2*rstd_n1_2
     del xc_n1_2, rstd_n1_2, dxhat_n1_2, tmp8
     dsum_n1_2 = torch.sum(dxc_n1_2, dim=2, keepdim=True)
     tmp11 = dr1_2

@@ -207,19 +207,26 @@ def forward(params, x):
     sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 6, 16)
     del o0
     sa0 += bo0
-    r1_0 = sa0 + x
+    r1_0 = sa0
+    r1_0 += x
     del sa0
     sum_n1_0 = np.sum(r1_0, axis=2, keepdims=True)
-    xc_n1_0 = r1_0 - 1/16*sum_n1_0
+    xc_n1_0 = r1_0
+    xc_n1_0 -= (1/16)*sum_n1_0
     del r1_0, sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = ss_n1_0
+    var_n1_0 *= 1/16
+    var_n1_0 += 1.00000000000000e-5
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = xc_n1_0
+    xhat_n1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = xhat_n1_0
+    n1_0 *= g1_0
+    n1_0 += be1_0
     del xhat_n1_0
     f0 = (n1_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 6, 32)
     f0 += b1_0
@@ -228,19 +235,26 @@ def forward(params, x):
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 6, 16)
     del act0
     ff0 += b2_0
-    r2_0 = ff0 + n1_0
+    r2_0 = n1_0
+    r2_0 += ff0
     del n1_0, ff0
     sum_n2_0 = np.sum(r2_0, axis=2, keepdims=True)
-    xc_n2_0 = r2_0 - 1/16*sum_n2_0
+    xc_n2_0 = r2_0
+    xc_n2_0 -= (1/16)*sum_n2_0
     del r2_0, sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = ss_n2_0
+    var_n2_0 *= 1/16
+    var_n2_0 += 1.00000000000000e-5
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = xc_n2_0
+    xhat_n2_0 *= rstd_n2_0
     del xc_n2_0, rstd_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = xhat_n2_0
+    n2_0 *= g2_0
+    n2_0 += be2_0
     del xhat_n2_0
     pool1 = np.sum(n2_0, axis=1, keepdims=True)
     del n2_0
@@ -301,19 +315,26 @@ def loss(params, x, t):
     sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 6, 16)
     del o0
     sa0 += bo0
-    r1_0 = sa0 + x
+    r1_0 = sa0
+    r1_0 += x
     del sa0
     sum_n1_0 = np.sum(r1_0, axis=2, keepdims=True)
-    xc_n1_0 = r1_0 - 1/16*sum_n1_0
+    xc_n1_0 = r1_0
+    xc_n1_0 -= (1/16)*sum_n1_0
     del r1_0, sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = ss_n1_0
+    var_n1_0 *= 1/16
+    var_n1_0 += 1.00000000000000e-5
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = xc_n1_0
+    xhat_n1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = xhat_n1_0
+    n1_0 *= g1_0
+    n1_0 += be1_0
     del xhat_n1_0
     f0 = (n1_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 6, 32)
     f0 += b1_0
@@ -322,19 +343,26 @@ def loss(params, x, t):
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 6, 16)
     del act0
     ff0 += b2_0
-    r2_0 = ff0 + n1_0
+    r2_0 = n1_0
+    r2_0 += ff0
     del n1_0, ff0
     sum_n2_0 = np.sum(r2_0, axis=2, keepdims=True)
-    xc_n2_0 = r2_0 - 1/16*sum_n2_0
+    xc_n2_0 = r2_0
+    xc_n2_0 -= (1/16)*sum_n2_0
     del r2_0, sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = ss_n2_0
+    var_n2_0 *= 1/16
+    var_n2_0 += 1.00000000000000e-5
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = xc_n2_0
+    xhat_n2_0 *= rstd_n2_0
     del xc_n2_0, rstd_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = xhat_n2_0
+    n2_0 *= g2_0
+    n2_0 += be2_0
     del xhat_n2_0
     pool1 = np.sum(n2_0, axis=1, keepdims=True)
     del n2_0
@@ -402,18 +430,24 @@ def loss_and_gradients(params, x, t):
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 6, 16)
     sa0 += bo0
-    r1_0 = sa0 + x
+    r1_0 = sa0
+    r1_0 += x
     del sa0
     sum_n1_0 = np.sum(r1_0, axis=2, keepdims=True)
-    xc_n1_0 = r1_0 - 1/16*sum_n1_0
+    xc_n1_0 = r1_0
+    xc_n1_0 -= (1/16)*sum_n1_0
     del r1_0, sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = ss_n1_0
+    var_n1_0 *= 1/16
+    var_n1_0 += 1.00000000000000e-5
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
     xhat_n1_0 = rstd_n1_0*xc_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = xhat_n1_0
+    n1_0 *= g1_0
+    n1_0 += be1_0
     del xhat_n1_0
     f0 = (n1_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 6, 32)
     f0 += b1_0
@@ -421,18 +455,24 @@ def loss_and_gradients(params, x, t):
     del f0
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 6, 16)
     ff0 += b2_0
-    r2_0 = ff0 + n1_0
+    r2_0 = ff0
+    r2_0 += n1_0
     del ff0
     sum_n2_0 = np.sum(r2_0, axis=2, keepdims=True)
-    xc_n2_0 = r2_0 - 1/16*sum_n2_0
+    xc_n2_0 = r2_0
+    xc_n2_0 -= (1/16)*sum_n2_0
     del r2_0, sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = ss_n2_0
+    var_n2_0 *= 1/16
+    var_n2_0 += 1.00000000000000e-5
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
     xhat_n2_0 = rstd_n2_0*xc_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = xhat_n2_0
+    n2_0 *= g2_0
+    n2_0 += be2_0
     del xhat_n2_0
     pool1 = np.sum(n2_0, axis=1, keepdims=True)
     del n2_0
@@ -469,7 +509,10 @@ def loss_and_gradients(params, x, t):
     del dpool1
     drstd_n2_0 = np.sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims=True)
     dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
-    dr2_0 = rstd_n2_0*(dxhat_n2_0 - 1/16*drstd_n2_0*rstd_n2_0**2*xc_n2_0 - 1/16*dsum_n2_0)
+    dr2_0 = xc_n2_0
+    dr2_0 *= -1/16*drstd_n2_0*rstd_n2_0**2
+    dr2_0 -= (1/16)*dsum_n2_0 - dxhat_n2_0
+    dr2_0 *= rstd_n2_0
     del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
@@ -490,7 +533,9 @@ def loss_and_gradients(params, x, t):
     del dn1_0
     drstd_n1_0 = np.sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims=True)
     dsum_n1_0 = np.sum(dxhat_n1_0, axis=2, keepdims=True)
-    dr1_0 = rstd_n1_0*(dxhat_n1_0 - 1/16*drstd_n1_0*rstd_n1_0**2*xc_n1_0 - 1/16*dsum_n1_0)
+    dr1_0 = dxhat_n1_0
+    dr1_0 -= (1/16)*drstd_n1_0*rstd_n1_0**2*xc_n1_0 + (1/16)*dsum_n1_0
+    dr1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
     dbo0 = np.sum(dr1_0, axis=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)

@@ -376,35 +376,47 @@ def loss_and_gradients(params, x, t):
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
-    r1_0 = sa0 + x
+    r1_0 = sa0
+    r1_0 += x
     del sa0
     sum_n1_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n1_0 = r1_0 - 1/16*sum_n1_0
+    xc_n1_0 = r1_0
+    xc_n1_0 -= (1/16)*sum_n1_0
     del r1_0, sum_n1_0
     ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = ss_n1_0
+    var_n1_0 *= 1/16
+    var_n1_0 += 1.00000000000000e-5
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
     xhat_n1_0 = rstd_n1_0*xc_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = xhat_n1_0
+    n1_0 *= g1_0
+    n1_0 += be1_0
     del xhat_n1_0
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
     act0 = torch.clamp_(f0, min=0)
     del f0
     ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
-    r2_0 = ff0 + n1_0
+    r2_0 = ff0
+    r2_0 += n1_0
     del ff0
     sum_n2_0 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n2_0 = r2_0 - 1/16*sum_n2_0
+    xc_n2_0 = r2_0
+    xc_n2_0 -= (1/16)*sum_n2_0
     del r2_0, sum_n2_0
     ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = ss_n2_0
+    var_n2_0 *= 1/16
+    var_n2_0 += 1.00000000000000e-5
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
     xhat_n2_0 = rstd_n2_0*xc_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = xhat_n2_0
+    n2_0 *= g2_0
+    n2_0 += be2_0
     del xhat_n2_0
     pool1 = torch.sum(n2_0, dim=1, keepdim=True)
     del n2_0
@@ -434,7 +446,10 @@ def loss_and_gradients(params, x, t):
     del dpool1
     drstd_n2_0 = torch.sum(dxhat_n2_0*xc_n2_0, dim=2, keepdim=True)
     dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
-    dr2_0 = rstd_n2_0*(dxhat_n2_0 - 1/16*drstd_n2_0*rstd_n2_0**2*xc_n2_0 - 1/16*dsum_n2_0)
+    dr2_0 = xc_n2_0
+    dr2_0 *= -1/16*drstd_n2_0*rstd_n2_0**2
+    dr2_0 -= (1/16)*dsum_n2_0 - dxhat_n2_0
+    dr2_0 *= rstd_n2_0
     del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
@@ -455,7 +470,9 @@ def loss_and_gradients(params, x, t):
     del dn1_0
     drstd_n1_0 = torch.sum(dxhat_n1_0*xc_n1_0, dim=2, keepdim=True)
     dsum_n1_0 = torch.sum(dxhat_n1_0, dim=2, keepdim=True)
-    dr1_0 = rstd_n1_0*(dxhat_n1_0 - 1/16*drstd_n1_0*rstd_n1_0**2*xc_n1_0 - 1/16*dsum_n1_0)
+    dr1_0 = dxhat_n1_0
+    dr1_0 -= (1/16)*drstd_n1_0*rstd_n1_0**2*xc_n1_0 + (1/16)*dsum_n1_0
+    dr1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
     dbo0 = torch.sum(dr1_0, dim=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)

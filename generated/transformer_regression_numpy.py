@@ -294,13 +294,18 @@ def forward(params, x):
     xc_n1_0 = x - 1/16*sum_n1_0
     del sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = ss_n1_0
+    var_n1_0 *= 1/16
+    var_n1_0 += 1.00000000000000e-5
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = xc_n1_0
+    xhat_n1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = xhat_n1_0
+    n1_0 *= g1_0
+    n1_0 += be1_0
     del xhat_n1_0
     qkv0 = (n1_0.reshape(-1, 16) @ W0.T).reshape(-1, 8, 48)
     del n1_0
@@ -334,19 +339,25 @@ def forward(params, x):
     sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 8, 16)
     del o0
     sa0 += bo0
-    r1_0 = sa0 + x
+    r1_0 = sa0
+    r1_0 += x
     del sa0
     sum_n2_0 = np.sum(r1_0, axis=2, keepdims=True)
     xc_n2_0 = r1_0 - 1/16*sum_n2_0
     del sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = ss_n2_0
+    var_n2_0 *= 1/16
+    var_n2_0 += 1.00000000000000e-5
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = xc_n2_0
+    xhat_n2_0 *= rstd_n2_0
     del xc_n2_0, rstd_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = xhat_n2_0
+    n2_0 *= g2_0
+    n2_0 += be2_0
     del xhat_n2_0
     f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     del n2_0
@@ -357,19 +368,25 @@ def forward(params, x):
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
     del act0
     ff0 += b2_0
-    r2_0 = ff0 + r1_0
+    r2_0 = r1_0
+    r2_0 += ff0
     del r1_0, ff0
     sum_n1_1 = np.sum(r2_0, axis=2, keepdims=True)
     xc_n1_1 = r2_0 - 1/16*sum_n1_1
     del sum_n1_1
     ss_n1_1 = np.sum(xc_n1_1**2, axis=2, keepdims=True)
-    var_n1_1 = (1/16)*ss_n1_1 + 1.0e-5
+    var_n1_1 = ss_n1_1
+    var_n1_1 *= 1/16
+    var_n1_1 += 1.00000000000000e-5
     del ss_n1_1
     rstd_n1_1 = var_n1_1**(-1/2)
     del var_n1_1
-    xhat_n1_1 = rstd_n1_1*xc_n1_1
+    xhat_n1_1 = xc_n1_1
+    xhat_n1_1 *= rstd_n1_1
     del xc_n1_1, rstd_n1_1
-    n1_1 = be1_1 + g1_1*xhat_n1_1
+    n1_1 = xhat_n1_1
+    n1_1 *= g1_1
+    n1_1 += be1_1
     del xhat_n1_1
     qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
     del n1_1
@@ -402,19 +419,25 @@ def forward(params, x):
     sa1 = (o1.reshape(-1, 16) @ Wo1.T).reshape(-1, 8, 16)
     del o1
     sa1 += bo1
-    r1_1 = r2_0 + sa1
+    r1_1 = r2_0
+    r1_1 += sa1
     del r2_0, sa1
     sum_n2_1 = np.sum(r1_1, axis=2, keepdims=True)
     xc_n2_1 = r1_1 - 1/16*sum_n2_1
     del sum_n2_1
     ss_n2_1 = np.sum(xc_n2_1**2, axis=2, keepdims=True)
-    var_n2_1 = (1/16)*ss_n2_1 + 1.0e-5
+    var_n2_1 = ss_n2_1
+    var_n2_1 *= 1/16
+    var_n2_1 += 1.00000000000000e-5
     del ss_n2_1
     rstd_n2_1 = var_n2_1**(-1/2)
     del var_n2_1
-    xhat_n2_1 = rstd_n2_1*xc_n2_1
+    xhat_n2_1 = xc_n2_1
+    xhat_n2_1 *= rstd_n2_1
     del xc_n2_1, rstd_n2_1
-    n2_1 = be2_1 + g2_1*xhat_n2_1
+    n2_1 = xhat_n2_1
+    n2_1 *= g2_1
+    n2_1 += be2_1
     del xhat_n2_1
     f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     del n2_1
@@ -461,13 +484,18 @@ def loss(params, x, t):
     xc_n1_0 = x - 1/16*sum_n1_0
     del sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = ss_n1_0
+    var_n1_0 *= 1/16
+    var_n1_0 += 1.00000000000000e-5
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = xc_n1_0
+    xhat_n1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = xhat_n1_0
+    n1_0 *= g1_0
+    n1_0 += be1_0
     del xhat_n1_0
     qkv0 = (n1_0.reshape(-1, 16) @ W0.T).reshape(-1, 8, 48)
     del n1_0
@@ -501,19 +529,25 @@ def loss(params, x, t):
     sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 8, 16)
     del o0
     sa0 += bo0
-    r1_0 = sa0 + x
+    r1_0 = sa0
+    r1_0 += x
     del sa0
     sum_n2_0 = np.sum(r1_0, axis=2, keepdims=True)
     xc_n2_0 = r1_0 - 1/16*sum_n2_0
     del sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = ss_n2_0
+    var_n2_0 *= 1/16
+    var_n2_0 += 1.00000000000000e-5
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = xc_n2_0
+    xhat_n2_0 *= rstd_n2_0
     del xc_n2_0, rstd_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = xhat_n2_0
+    n2_0 *= g2_0
+    n2_0 += be2_0
     del xhat_n2_0
     f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     del n2_0
@@ -524,19 +558,25 @@ def loss(params, x, t):
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
     del act0
     ff0 += b2_0
-    r2_0 = ff0 + r1_0
+    r2_0 = r1_0
+    r2_0 += ff0
     del r1_0, ff0
     sum_n1_1 = np.sum(r2_0, axis=2, keepdims=True)
     xc_n1_1 = r2_0 - 1/16*sum_n1_1
     del sum_n1_1
     ss_n1_1 = np.sum(xc_n1_1**2, axis=2, keepdims=True)
-    var_n1_1 = (1/16)*ss_n1_1 + 1.0e-5
+    var_n1_1 = ss_n1_1
+    var_n1_1 *= 1/16
+    var_n1_1 += 1.00000000000000e-5
     del ss_n1_1
     rstd_n1_1 = var_n1_1**(-1/2)
     del var_n1_1
-    xhat_n1_1 = rstd_n1_1*xc_n1_1
+    xhat_n1_1 = xc_n1_1
+    xhat_n1_1 *= rstd_n1_1
     del xc_n1_1, rstd_n1_1
-    n1_1 = be1_1 + g1_1*xhat_n1_1
+    n1_1 = xhat_n1_1
+    n1_1 *= g1_1
+    n1_1 += be1_1
     del xhat_n1_1
     qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
     del n1_1
@@ -569,19 +609,25 @@ def loss(params, x, t):
     sa1 = (o1.reshape(-1, 16) @ Wo1.T).reshape(-1, 8, 16)
     del o1
     sa1 += bo1
-    r1_1 = r2_0 + sa1
+    r1_1 = r2_0
+    r1_1 += sa1
     del r2_0, sa1
     sum_n2_1 = np.sum(r1_1, axis=2, keepdims=True)
     xc_n2_1 = r1_1 - 1/16*sum_n2_1
     del sum_n2_1
     ss_n2_1 = np.sum(xc_n2_1**2, axis=2, keepdims=True)
-    var_n2_1 = (1/16)*ss_n2_1 + 1.0e-5
+    var_n2_1 = ss_n2_1
+    var_n2_1 *= 1/16
+    var_n2_1 += 1.00000000000000e-5
     del ss_n2_1
     rstd_n2_1 = var_n2_1**(-1/2)
     del var_n2_1
-    xhat_n2_1 = rstd_n2_1*xc_n2_1
+    xhat_n2_1 = xc_n2_1
+    xhat_n2_1 *= rstd_n2_1
     del xc_n2_1, rstd_n2_1
-    n2_1 = be2_1 + g2_1*xhat_n2_1
+    n2_1 = xhat_n2_1
+    n2_1 *= g2_1
+    n2_1 += be2_1
     del xhat_n2_1
     f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     del n2_1
@@ -592,7 +638,8 @@ def loss(params, x, t):
     ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
     del act1
     ff1 += b2_1
-    r2_1 = ff1 + r1_1
+    r2_1 = r1_1
+    r2_1 += ff1
     del r1_1, ff1
     total = np.sum((r2_1 - t)**2, axis=(0, 1, 2))
     return float((1/128)*total/N)
@@ -630,11 +677,14 @@ def loss_and_gradients(params, x, t):
     xc_n1_0 = x - 1/16*sum_n1_0
     del sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = ss_n1_0
+    var_n1_0 *= 1/16
+    var_n1_0 += 1.00000000000000e-5
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = xc_n1_0
+    xhat_n1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
     qkv0 = (n1_0.reshape(-1, 16) @ W0.T).reshape(-1, 8, 48)
@@ -665,18 +715,23 @@ def loss_and_gradients(params, x, t):
     o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 8, 16)
     sa0 += bo0
-    r1_0 = sa0 + x
+    r1_0 = sa0
+    r1_0 += x
     del sa0
     sum_n2_0 = np.sum(r1_0, axis=2, keepdims=True)
     xc_n2_0 = r1_0 - 1/16*sum_n2_0
     del sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = ss_n2_0
+    var_n2_0 *= 1/16
+    var_n2_0 += 1.00000000000000e-5
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
     xhat_n2_0 = rstd_n2_0*xc_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = xhat_n2_0
+    n2_0 *= g2_0
+    n2_0 += be2_0
     del xhat_n2_0
     f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     f0 += b1_0
@@ -688,18 +743,23 @@ def loss_and_gradients(params, x, t):
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
     del act0
     ff0 += b2_0
-    r2_0 = ff0 + r1_0
+    r2_0 = r1_0
+    r2_0 += ff0
     del r1_0, ff0
     sum_n1_1 = np.sum(r2_0, axis=2, keepdims=True)
     xc_n1_1 = r2_0 - 1/16*sum_n1_1
     del sum_n1_1
     ss_n1_1 = np.sum(xc_n1_1**2, axis=2, keepdims=True)
-    var_n1_1 = (1/16)*ss_n1_1 + 1.0e-5
+    var_n1_1 = ss_n1_1
+    var_n1_1 *= 1/16
+    var_n1_1 += 1.00000000000000e-5
     del ss_n1_1
     rstd_n1_1 = var_n1_1**(-1/2)
     del var_n1_1
     xhat_n1_1 = rstd_n1_1*xc_n1_1
-    n1_1 = be1_1 + g1_1*xhat_n1_1
+    n1_1 = xhat_n1_1
+    n1_1 *= g1_1
+    n1_1 += be1_1
     del xhat_n1_1
     qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
     qkv1 += B1
@@ -728,18 +788,23 @@ def loss_and_gradients(params, x, t):
     o1 = (a1 @ vh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     sa1 = (o1.reshape(-1, 16) @ Wo1.T).reshape(-1, 8, 16)
     sa1 += bo1
-    r1_1 = r2_0 + sa1
+    r1_1 = r2_0
+    r1_1 += sa1
     del r2_0, sa1
     sum_n2_1 = np.sum(r1_1, axis=2, keepdims=True)
     xc_n2_1 = r1_1 - 1/16*sum_n2_1
     del sum_n2_1
     ss_n2_1 = np.sum(xc_n2_1**2, axis=2, keepdims=True)
-    var_n2_1 = (1/16)*ss_n2_1 + 1.0e-5
+    var_n2_1 = ss_n2_1
+    var_n2_1 *= 1/16
+    var_n2_1 += 1.00000000000000e-5
     del ss_n2_1
     rstd_n2_1 = var_n2_1**(-1/2)
     del var_n2_1
     xhat_n2_1 = rstd_n2_1*xc_n2_1
-    n2_1 = be2_1 + g2_1*xhat_n2_1
+    n2_1 = xhat_n2_1
+    n2_1 *= g2_1
+    n2_1 += be2_1
     del xhat_n2_1
     f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     f1 += b1_1
@@ -751,7 +816,8 @@ def loss_and_gradients(params, x, t):
     ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
     del act1
     ff1 += b2_1
-    r2_1 = ff1 + r1_1
+    r2_1 = r1_1
+    r2_1 += ff1
     del r1_1, ff1
     total = np.sum((r2_1 - t)**2, axis=(0, 1, 2))
     dr2_1 = r2_1
@@ -793,7 +859,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_1 *= -1/16*tmp11
     dxc_n2_1 += dxhat_n2_1*rstd_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
-    dr1_1 = dr2_1 + dxc_n2_1 - 1/16*dsum_n2_1*rstd_n2_1
+    dr1_1 = dr2_1
+    dr1_1 -= (1/16)*dsum_n2_1*rstd_n2_1 - dxc_n2_1
     del rstd_n2_1, dr2_1, dsum_n2_1, dxc_n2_1
     dbo1 = np.sum(dr1_1, axis=(0, 1))
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
@@ -833,7 +900,8 @@ def loss_and_gradients(params, x, t):
     dxc_n1_1 *= -1/16*tmp12
     dxc_n1_1 += dxhat_n1_1*rstd_n1_1
     del xc_n1_1, dxhat_n1_1, tmp12
-    dr2_0 = dr1_1 + dxc_n1_1 - 1/16*dsum_n1_1*rstd_n1_1
+    dr2_0 = dr1_1
+    dr2_0 -= (1/16)*dsum_n1_1*rstd_n1_1 - dxc_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ ((1/2)*f0*(erf(0.70710678118654752*f0) + 1)).reshape(-1, 32)
@@ -870,7 +938,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_0 *= -1/16*tmp13
     dxc_n2_0 += dxhat_n2_0*rstd_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
-    dr1_0 = dr2_0 + dxc_n2_0 - 1/16*dsum_n2_0*rstd_n2_0
+    dr1_0 = dr2_0
+    dr1_0 -= (1/16)*dsum_n2_0*rstd_n2_0 - dxc_n2_0
     del rstd_n2_0, dr2_0, dsum_n2_0, dxc_n2_0
     dbo0 = np.sum(dr1_0, axis=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)

@@ -570,11 +570,14 @@ def loss_and_gradients(params, x, t):
     xc_n1_0 = x - 1/16*sum_n1_0
     del sum_n1_0
     ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = ss_n1_0
+    var_n1_0 *= 1/16
+    var_n1_0 += 1.00000000000000e-5
     del ss_n1_0
     rstd_n1_0 = var_n1_0**(-1/2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = xc_n1_0
+    xhat_n1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
     qkv0 = torch.nn.functional.linear(n1_0, W0, B0)
@@ -595,18 +598,23 @@ def loss_and_gradients(params, x, t):
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
-    r1_0 = sa0 + x
+    r1_0 = sa0
+    r1_0 += x
     del sa0
     sum_n2_0 = torch.sum(r1_0, dim=2, keepdim=True)
     xc_n2_0 = r1_0 - 1/16*sum_n2_0
     del sum_n2_0
     ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = ss_n2_0
+    var_n2_0 *= 1/16
+    var_n2_0 += 1.00000000000000e-5
     del ss_n2_0
     rstd_n2_0 = var_n2_0**(-1/2)
     del var_n2_0
     xhat_n2_0 = rstd_n2_0*xc_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = xhat_n2_0
+    n2_0 *= g2_0
+    n2_0 += be2_0
     del xhat_n2_0
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     tmp4 = torch.erf(0.70710678118654752*f0)
@@ -616,18 +624,23 @@ def loss_and_gradients(params, x, t):
     del tmp4
     ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
     del act0
-    r2_0 = ff0 + r1_0
+    r2_0 = r1_0
+    r2_0 += ff0
     del r1_0, ff0
     sum_n1_1 = torch.sum(r2_0, dim=2, keepdim=True)
     xc_n1_1 = r2_0 - 1/16*sum_n1_1
     del sum_n1_1
     ss_n1_1 = torch.sum(xc_n1_1**2, dim=2, keepdim=True)
-    var_n1_1 = (1/16)*ss_n1_1 + 1.0e-5
+    var_n1_1 = ss_n1_1
+    var_n1_1 *= 1/16
+    var_n1_1 += 1.00000000000000e-5
     del ss_n1_1
     rstd_n1_1 = var_n1_1**(-1/2)
     del var_n1_1
     xhat_n1_1 = rstd_n1_1*xc_n1_1
-    n1_1 = be1_1 + g1_1*xhat_n1_1
+    n1_1 = xhat_n1_1
+    n1_1 *= g1_1
+    n1_1 += be1_1
     del xhat_n1_1
     qkv1 = torch.nn.functional.linear(n1_1, W1, B1)
     q1 = qkv1[:, :, :16]
@@ -646,18 +659,23 @@ def loss_and_gradients(params, x, t):
     del scores1
     o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa1 = torch.nn.functional.linear(o1, Wo1, bo1)
-    r1_1 = r2_0 + sa1
+    r1_1 = r2_0
+    r1_1 += sa1
     del r2_0, sa1
     sum_n2_1 = torch.sum(r1_1, dim=2, keepdim=True)
     xc_n2_1 = r1_1 - 1/16*sum_n2_1
     del sum_n2_1
     ss_n2_1 = torch.sum(xc_n2_1**2, dim=2, keepdim=True)
-    var_n2_1 = (1/16)*ss_n2_1 + 1.0e-5
+    var_n2_1 = ss_n2_1
+    var_n2_1 *= 1/16
+    var_n2_1 += 1.00000000000000e-5
     del ss_n2_1
     rstd_n2_1 = var_n2_1**(-1/2)
     del var_n2_1
     xhat_n2_1 = rstd_n2_1*xc_n2_1
-    n2_1 = be2_1 + g2_1*xhat_n2_1
+    n2_1 = xhat_n2_1
+    n2_1 *= g2_1
+    n2_1 += be2_1
     del xhat_n2_1
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     tmp8 = torch.erf(0.70710678118654752*f1)
@@ -667,7 +685,8 @@ def loss_and_gradients(params, x, t):
     del tmp8
     ff1 = torch.nn.functional.linear(act1, W2_1, b2_1)
     del act1
-    r2_1 = ff1 + r1_1
+    r2_1 = r1_1
+    r2_1 += ff1
     del r1_1, ff1
     total = torch.sum((r2_1 - t)**2, dim=(0, 1, 2))
     dr2_1 = r2_1
@@ -709,7 +728,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_1 *= -1/16*tmp11
     dxc_n2_1 += dxhat_n2_1*rstd_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
-    dr1_1 = dr2_1 + dxc_n2_1 - 1/16*dsum_n2_1*rstd_n2_1
+    dr1_1 = dr2_1
+    dr1_1 -= (1/16)*dsum_n2_1*rstd_n2_1 - dxc_n2_1
     del rstd_n2_1, dr2_1, dsum_n2_1, dxc_n2_1
     dbo1 = torch.sum(dr1_1, dim=(0, 1))
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
@@ -749,7 +769,8 @@ def loss_and_gradients(params, x, t):
     dxc_n1_1 *= -1/16*tmp12
     dxc_n1_1 += dxhat_n1_1*rstd_n1_1
     del xc_n1_1, dxhat_n1_1, tmp12
-    dr2_0 = dr1_1 + dxc_n1_1 - 1/16*dsum_n1_1*rstd_n1_1
+    dr2_0 = dr1_1
+    dr2_0 -= (1/16)*dsum_n1_1*rstd_n1_1 - dxc_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ ((1/2)*f0*(torch.erf(0.70710678118654752*f0) + 1)).reshape(-1, 32)
@@ -786,7 +807,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_0 *= -1/16*tmp13
     dxc_n2_0 += dxhat_n2_0*rstd_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
-    dr1_0 = dr2_0 + dxc_n2_0 - 1/16*dsum_n2_0*rstd_n2_0
+    dr1_0 = dr2_0
+    dr1_0 -= (1/16)*dsum_n2_0*rstd_n2_0 - dxc_n2_0
     del rstd_n2_0, dr2_0, dsum_n2_0, dxc_n2_0
     dbo0 = torch.sum(dr1_0, dim=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)

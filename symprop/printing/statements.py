@@ -195,8 +195,9 @@ class StatementPrinter:
                                 statement.tensor.operands[0].shape)
             view = self.rearrange(statement.tensor, [name], [statement.tensor.operands[0].shape])
             return lines and lines + [f"{name} = {view}"]
-        expr = statement.expr
-        if statement.kind != "expr" or expr.is_Symbol:
+        expr = statement.operands[0] if statement.kind == "map" and not any(statement.broadcast_operands) else \
+            statement.expr  # a map is a stored elementwise value: the same
+        if statement.kind not in ("expr", "map") or expr is None or expr.is_Symbol:
             return None
         shapes = self._program.shapes
         shape = shape or shapes.get(sp.Symbol(statement.name, real=True))
