@@ -147,7 +147,12 @@ def loss_and_gradients(params, x, t):
     dmm_out_0 = dz_out @ w_out
     del dz_out
     dz_fc1_1 = dmm_out_0*(1 - h3**2)
-    dh1_mm_fc1_1 = (dmm_out_0*(1 - h3**2)) @ w_fc1
+    dz_fc1_1_again = h3**2
+    dz_fc1_1_again *= -1
+    dz_fc1_1_again += 1
+    dz_fc1_1_again *= dmm_out_0
+    dh1_mm_fc1_1 = dz_fc1_1_again @ w_fc1
+    del dz_fc1_1_again
     tmp2 = torch.sign(h_h1)
     db_fc1 = torch.sum(dh1_mm_fc1_1*tmp2 + dmm_out_0*(tmp2 + 1 - h3**2), dim=0)
     del h3

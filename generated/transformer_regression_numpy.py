@@ -825,7 +825,13 @@ def loss_and_gradients(params, x, t):
     dr2_1 *= (1/64)/N
     del r2_1
     db2_1 = np.sum(dr2_1, axis=(0, 1))
-    dW2_1 = dr2_1.reshape(-1, 16).T @ ((1/2)*f1*(erf(0.70710678118654752*f1) + 1)).reshape(-1, 32)
+    act1_again = 0.70710678118654752*f1
+    act1_again = erf(act1_again)
+    act1_again += 1
+    act1_again *= f1
+    act1_again *= 1/2
+    dW2_1 = dr2_1.reshape(-1, 16).T @ act1_again.reshape(-1, 32)
+    del act1_again
     df1 = (dr2_1.reshape(-1, 16) @ W2_1).reshape(-1, 8, 32)
     df1_local = f1**2
     df1_local *= -1/2
@@ -904,7 +910,13 @@ def loss_and_gradients(params, x, t):
     dr2_0 -= (1/16)*dsum_n1_1*rstd_n1_1 - dxc_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = np.sum(dr2_0, axis=(0, 1))
-    dW2_0 = dr2_0.reshape(-1, 16).T @ ((1/2)*f0*(erf(0.70710678118654752*f0) + 1)).reshape(-1, 32)
+    act0_again = 0.70710678118654752*f0
+    act0_again = erf(act0_again)
+    act0_again += 1
+    act0_again *= f0
+    act0_again *= 1/2
+    dW2_0 = dr2_0.reshape(-1, 16).T @ act0_again.reshape(-1, 32)
+    del act0_again
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 8, 32)
     df0_local = f0**2
     df0_local *= -1/2

@@ -694,7 +694,13 @@ def loss_and_gradients(params, x, t):
     dr2_1 *= (1/64)/N
     del r2_1
     db2_1 = torch.sum(dr2_1, dim=(0, 1))
-    dW2_1 = dr2_1.reshape(-1, 16).T @ ((1/2)*f1*(torch.erf(0.70710678118654752*f1) + 1)).reshape(-1, 32)
+    act1_again = 0.70710678118654752*f1
+    act1_again = torch.erf_(act1_again)
+    act1_again += 1
+    act1_again *= f1
+    act1_again *= 1/2
+    dW2_1 = dr2_1.reshape(-1, 16).T @ act1_again.reshape(-1, 32)
+    del act1_again
     df1 = dr2_1 @ W2_1
     df1_local = f1**2
     df1_local *= -1/2
@@ -773,7 +779,13 @@ def loss_and_gradients(params, x, t):
     dr2_0 -= (1/16)*dsum_n1_1*rstd_n1_1 - dxc_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
-    dW2_0 = dr2_0.reshape(-1, 16).T @ ((1/2)*f0*(torch.erf(0.70710678118654752*f0) + 1)).reshape(-1, 32)
+    act0_again = 0.70710678118654752*f0
+    act0_again = torch.erf_(act0_again)
+    act0_again += 1
+    act0_again *= f0
+    act0_again *= 1/2
+    dW2_0 = dr2_0.reshape(-1, 16).T @ act0_again.reshape(-1, 32)
+    del act0_again
     df0 = dr2_0 @ W2_0
     df0_local = f0**2
     df0_local *= -1/2

@@ -27,6 +27,7 @@ class Statement:
     operands: tuple[sp.Expr, ...] = ()
     shape: tuple = ()
     label: bool = False  # a named step of the derivation (z0, dz1, ...), not a helper
+    computed_again: bool = False  # a long value computed again for a late read: code computes it in place
     broadcast: bool = False  # output: the expression must be broadcast to `shape`
     broadcast_operands: tuple[bool, ...] = ()  # tensor: which operands must be broadcast to their shapes
 
@@ -320,6 +321,31 @@ def _recompute_late_reads(uses: _Uses, shapes: dict) -> None:
             uses.substitute(statements[j], value, definition)
         expanded[value] = definition
         last = uses.last()
+    _name_long_operands(uses, shapes, {d: v for v, d in expanded.items()})
+
+
+def _name_long_operands(uses: _Uses, shapes: dict, recomputed: dict) -> None:
+    """A long value computed again as a product's operand (GELU's output, in the weight gradient of the layer
+    after it) gets a statement of its own, `<name>_again`, which code computes in place."""
+    taken = {s.name for s in uses.statements}
+    for j, statement in reversed(list(enumerate(uses.statements))):
+        for k, operand in enumerate(statement.operands if statement.kind == "einsum" else ()):
+            if operand not in recomputed or _array_steps(operand) < LONG_OPERAND:
+                continue
+            name = next(n for n in (f"{recomputed[operand].name}_again{i or ''}" for i in range(99)) if n not in taken)
+            symbol, _ = sp.Symbol(name, real=True), taken.add(name)
+            shapes[symbol] = shapes.get(recomputed[operand])
+            statement.operands = tuple(symbol if i == k else op for i, op in enumerate(statement.operands))
+            uses.rewrite(statement, {})
+            uses.statements.insert(j, Statement(name, "expr", operand, computed_again=True))
+            uses.rewrite(uses.statements[j], {})
+
+
+LONG_OPERAND = 4  # operations on arrays in a recomputed operand from which it is a statement of its own
+
+
+def _array_steps(expr: sp.Expr) -> int:
+    return sum(1 for e in sp.preorder_traversal(expr) if isinstance(e, sp.Expr) and not (e.is_Symbol or e.is_number))
 
 
 RECOMPUTED = ("expr", "einsum", "max", "sum", "softmax", "log_softmax")  # kinds of statement computed again

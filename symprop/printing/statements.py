@@ -166,6 +166,9 @@ class StatementPrinter:
                 out.append(f"{statement.name} {operator}= {self._unwrap(rest_text, rest.free_symbols)}")
             elif self.reuse_dead and (reused := self._reuse(statement, frees.get(i, ()))):
                 out += reused
+            elif statement.computed_again and self._worth_evaluating_in_place(statement.expr, statement):
+                out += [self._unwrap(line) for line in
+                        in_place_lines(self, statement.name, statement.expr, self._full(statement))]
             else:
                 out.append(f"{statement.name} = {self._unwrap(code, reads(statement))}")
             if frees.get(i):
