@@ -122,7 +122,7 @@ def loss(params, x, t):
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     del e
-    total = np.einsum('ij,ij->', onehot, np.log(s) - shifted)
+    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
     return float(total/N)
 
 
@@ -149,7 +149,7 @@ def loss_and_gradients(params, x, t):
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.einsum('ij,ij->', onehot, np.log(s) - shifted)
+    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
     del shifted
     p = e
     p /= s

@@ -746,12 +746,13 @@ def loss(params, x, t):
     onehot = (np.select([np.equal(rs_1, -100),True], [0,rs_1], default=np.nan)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
     del rs_1
     m = np.max(rs, axis=1, keepdims=True)
-    shifted = rs - m
+    shifted = rs
+    shifted -= m
     del rs, m
     e = np.exp(shifted)
     s_1 = np.sum(e, axis=1, keepdims=True)
     del e
-    total = np.einsum('ij,ij,ij->', kept, onehot, np.log(s_1) - shifted)
+    total = (np.einsum('ij,ij,ij->', kept, onehot, np.log(s_1)) - np.einsum('ij,ij,ij->', kept, onehot, shifted))
     return float(total/counted)
 
 
@@ -958,11 +959,12 @@ def loss_and_gradients(params, x, t):
     onehot = (np.select([np.equal(rs_1, -100),True], [0,rs_1], default=np.nan)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
     del rs_1
     m = np.max(rs, axis=1, keepdims=True)
-    shifted = rs - m
+    shifted = rs
+    shifted -= m
     del rs, m
     e = np.exp(shifted)
     s_1 = np.sum(e, axis=1, keepdims=True)
-    total = np.einsum('ij,ij,ij->', kept, onehot, np.log(s_1) - shifted)
+    total = (np.einsum('ij,ij,ij->', kept, onehot, np.log(s_1)) - np.einsum('ij,ij,ij->', kept, onehot, shifted))
     del shifted
     p = e
     p /= s_1
@@ -977,12 +979,12 @@ def loss_and_gradients(params, x, t):
     db5 = np.sum(dz5, axis=(0, 1))
     dh4_mm5 = (dz5.reshape(-1, 71) @ w5).reshape(-1, 32, 32)
     del dz5
-    dg4 = np.sum(dh4_mm5*rstd_h4*xc_h4, axis=(0, 1))
+    dg4 = np.einsum('ijk,ijk,ijk->k', dh4_mm5, rstd_h4, xc_h4)
     db4 = np.sum(dh4_mm5, axis=(0, 1))
     dxhat_h4 = dh4_mm5
     dxhat_h4 *= g4
     del dh4_mm5
-    drstd_h4 = np.sum(dxhat_h4*xc_h4, axis=2, keepdims=True)
+    drstd_h4 = np.einsum('ijk,ijk->ij', dxhat_h4, xc_h4)[..., None]
     dsum_h4 = np.sum(dxhat_h4, axis=2, keepdims=True)
     dr2_3 = dxhat_h4
     dr2_3 -= (1/32)*drstd_h4*rstd_h4**2*xc_h4 + (1/32)*dsum_h4
@@ -998,18 +1000,19 @@ def loss_and_gradients(params, x, t):
     del n2_3
     dn2_3_mmf3 = (df3.reshape(-1, 64) @ W1_3).reshape(-1, 32, 32)
     del df3
-    dg2_3 = np.sum(dn2_3_mmf3*rstd_n2_3*xc_n2_3, axis=(0, 1))
+    dg2_3 = np.einsum('ijk,ijk,ijk->k', dn2_3_mmf3, rstd_n2_3, xc_n2_3)
     dbe2_3 = np.sum(dn2_3_mmf3, axis=(0, 1))
     dxhat_n2_3 = dn2_3_mmf3
     dxhat_n2_3 *= g2_3
     del dn2_3_mmf3
-    drstd_n2_3 = np.sum(dxhat_n2_3*xc_n2_3, axis=2, keepdims=True)
+    drstd_n2_3 = np.einsum('ijk,ijk->ij', dxhat_n2_3, xc_n2_3)[..., None]
     dsum_n2_3 = np.sum(dxhat_n2_3, axis=2, keepdims=True)
     tmp5 = drstd_n2_3
     tmp5 *= rstd_n2_3**3
     del drstd_n2_3
     dxc_n2_3 = xc_n2_3
-    dxc_n2_3 *= -1/32*tmp5
+    dxc_n2_3 *= tmp5
+    dxc_n2_3 *= -1/32
     dxc_n2_3 += dxhat_n2_3*rstd_n2_3
     del xc_n2_3, dxhat_n2_3, tmp5
     dr1_3 = dr2_3
@@ -1031,10 +1034,11 @@ def loss_and_gradients(params, x, t):
     a3_again = e_a3_again
     a3_again /= s_a3
     del s_a3, e_a3_again
-    ds_a3 = np.sum(a3_again*da3, axis=3, keepdims=True)
+    ds_a3 = np.einsum('ijkl,ijkl->ijk', a3_again, da3)[..., None]
     dscores3 = da3
     dscores3 -= ds_a3
-    dscores3 *= 0.35355339059327376*a3_again
+    dscores3 *= a3_again
+    dscores3 *= 0.35355339059327376
     del da3, ds_a3
     dv3 = (a3_again.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del dav3, a3_again
@@ -1049,18 +1053,19 @@ def loss_and_gradients(params, x, t):
     del n1_3
     dn1_3_mmqkv3 = (dqkv3.reshape(-1, 96) @ W3).reshape(-1, 32, 32)
     del dqkv3
-    dg1_3 = np.sum(dn1_3_mmqkv3*rstd_n1_3*xc_n1_3, axis=(0, 1))
+    dg1_3 = np.einsum('ijk,ijk,ijk->k', dn1_3_mmqkv3, rstd_n1_3, xc_n1_3)
     dbe1_3 = np.sum(dn1_3_mmqkv3, axis=(0, 1))
     dxhat_n1_3 = dn1_3_mmqkv3
     dxhat_n1_3 *= g1_3
     del dn1_3_mmqkv3
-    drstd_n1_3 = np.sum(dxhat_n1_3*xc_n1_3, axis=2, keepdims=True)
+    drstd_n1_3 = np.einsum('ijk,ijk->ij', dxhat_n1_3, xc_n1_3)[..., None]
     dsum_n1_3 = np.sum(dxhat_n1_3, axis=2, keepdims=True)
     tmp6 = drstd_n1_3
     tmp6 *= rstd_n1_3**3
     del drstd_n1_3
     dxc_n1_3 = xc_n1_3
-    dxc_n1_3 *= -1/32*tmp6
+    dxc_n1_3 *= tmp6
+    dxc_n1_3 *= -1/32
     dxc_n1_3 += dxhat_n1_3*rstd_n1_3
     del xc_n1_3, dxhat_n1_3, tmp6
     dr2_2 = dr1_3
@@ -1076,18 +1081,19 @@ def loss_and_gradients(params, x, t):
     del n2_2
     dn2_2_mmf2 = (df2.reshape(-1, 64) @ W1_2).reshape(-1, 32, 32)
     del df2
-    dg2_2 = np.sum(dn2_2_mmf2*rstd_n2_2*xc_n2_2, axis=(0, 1))
+    dg2_2 = np.einsum('ijk,ijk,ijk->k', dn2_2_mmf2, rstd_n2_2, xc_n2_2)
     dbe2_2 = np.sum(dn2_2_mmf2, axis=(0, 1))
     dxhat_n2_2 = dn2_2_mmf2
     dxhat_n2_2 *= g2_2
     del dn2_2_mmf2
-    drstd_n2_2 = np.sum(dxhat_n2_2*xc_n2_2, axis=2, keepdims=True)
+    drstd_n2_2 = np.einsum('ijk,ijk->ij', dxhat_n2_2, xc_n2_2)[..., None]
     dsum_n2_2 = np.sum(dxhat_n2_2, axis=2, keepdims=True)
     tmp7 = drstd_n2_2
     tmp7 *= rstd_n2_2**3
     del drstd_n2_2
     dxc_n2_2 = xc_n2_2
-    dxc_n2_2 *= -1/32*tmp7
+    dxc_n2_2 *= tmp7
+    dxc_n2_2 *= -1/32
     dxc_n2_2 += dxhat_n2_2*rstd_n2_2
     del xc_n2_2, dxhat_n2_2, tmp7
     dr1_2 = dr2_2
@@ -1109,10 +1115,11 @@ def loss_and_gradients(params, x, t):
     a2_again = e_a2_again
     a2_again /= s_a2
     del s_a2, e_a2_again
-    ds_a2 = np.sum(a2_again*da2, axis=3, keepdims=True)
+    ds_a2 = np.einsum('ijkl,ijkl->ijk', a2_again, da2)[..., None]
     dscores2 = da2
     dscores2 -= ds_a2
-    dscores2 *= 0.35355339059327376*a2_again
+    dscores2 *= a2_again
+    dscores2 *= 0.35355339059327376
     del da2, ds_a2
     dv2 = (a2_again.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del dav2, a2_again
@@ -1127,17 +1134,18 @@ def loss_and_gradients(params, x, t):
     del n1_2
     dn1_2_mmqkv2 = (dqkv2.reshape(-1, 96) @ W2).reshape(-1, 32, 32)
     del dqkv2
-    dg1_2 = np.sum(dn1_2_mmqkv2*rstd_n1_2*xc_n1_2, axis=(0, 1))
+    dg1_2 = np.einsum('ijk,ijk,ijk->k', dn1_2_mmqkv2, rstd_n1_2, xc_n1_2)
     dbe1_2 = np.sum(dn1_2_mmqkv2, axis=(0, 1))
     dxhat_n1_2 = dn1_2_mmqkv2
     dxhat_n1_2 *= g1_2
     del dn1_2_mmqkv2
-    drstd_n1_2 = np.sum(dxhat_n1_2*xc_n1_2, axis=2, keepdims=True)
+    drstd_n1_2 = np.einsum('ijk,ijk->ij', dxhat_n1_2, xc_n1_2)[..., None]
     tmp8 = drstd_n1_2
     tmp8 *= rstd_n1_2**3
     del drstd_n1_2
     dxc_n1_2 = xc_n1_2
-    dxc_n1_2 *= -1/32*tmp8
+    dxc_n1_2 *= tmp8
+    dxc_n1_2 *= -1/32
     dxc_n1_2 += dxhat_n1_2*rstd_n1_2
     del xc_n1_2, rstd_n1_2, dxhat_n1_2, tmp8
     dsum_n1_2 = np.sum(dxc_n1_2, axis=2, keepdims=True)

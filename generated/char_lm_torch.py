@@ -841,7 +841,7 @@ def loss_and_gradients(params, x, t):
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71, params["0.weight"].dtype)
     del rs_1
-    logp = torch.log_softmax(rs, dim=1)
+    logp = torch.log_softmax(rs, dim=1, out=rs)
     del rs
     total = -torch.dot((kept*logp).reshape(-1), onehot.reshape(-1))
     p = torch.exp_(logp)
@@ -861,7 +861,7 @@ def loss_and_gradients(params, x, t):
     dxhat_h4 = dh4_mm5
     dxhat_h4 *= g4
     del dh4_mm5
-    drstd_h4 = torch.sum(dxhat_h4*xc_h4, dim=2, keepdim=True)
+    drstd_h4 = (dxhat_h4.unsqueeze(-2) @ xc_h4.unsqueeze(-1)).squeeze(-1)
     dsum_h4 = torch.sum(dxhat_h4, dim=2, keepdim=True)
     dr2_3 = dxhat_h4
     dr2_3 -= (1/32)*drstd_h4*rstd_h4**2*xc_h4 + (1/32)*dsum_h4
@@ -882,13 +882,14 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_3 = dn2_3_mmf3
     dxhat_n2_3 *= g2_3
     del dn2_3_mmf3
-    drstd_n2_3 = torch.sum(dxhat_n2_3*xc_n2_3, dim=2, keepdim=True)
+    drstd_n2_3 = (dxhat_n2_3.unsqueeze(-2) @ xc_n2_3.unsqueeze(-1)).squeeze(-1)
     dsum_n2_3 = torch.sum(dxhat_n2_3, dim=2, keepdim=True)
     tmp5 = drstd_n2_3
     tmp5 *= rstd_n2_3**3
     del drstd_n2_3
     dxc_n2_3 = xc_n2_3
-    dxc_n2_3 *= -1/32*tmp5
+    dxc_n2_3 *= tmp5
+    dxc_n2_3 *= -1/32
     dxc_n2_3 += dxhat_n2_3*rstd_n2_3
     del xc_n2_3, dxhat_n2_3, tmp5
     dr1_3 = dr2_3
@@ -904,10 +905,11 @@ def loss_and_gradients(params, x, t):
     scores3_again += mask2
     a3_again = torch.softmax(scores3_again, dim=3, out=scores3_again)
     del scores3_again
-    ds_a3 = torch.sum(a3_again*da3, dim=3, keepdim=True)
+    ds_a3 = (a3_again.unsqueeze(-2) @ da3.unsqueeze(-1)).squeeze(-1)
     dscores3 = da3
     dscores3 -= ds_a3
-    dscores3 *= 0.35355339059327376*a3_again
+    dscores3 *= a3_again
+    dscores3 *= 0.35355339059327376
     del da3, ds_a3
     dv3 = (a3_again.mT @ dav3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del dav3, a3_again
@@ -927,13 +929,14 @@ def loss_and_gradients(params, x, t):
     dxhat_n1_3 = dn1_3_mmqkv3
     dxhat_n1_3 *= g1_3
     del dn1_3_mmqkv3
-    drstd_n1_3 = torch.sum(dxhat_n1_3*xc_n1_3, dim=2, keepdim=True)
+    drstd_n1_3 = (dxhat_n1_3.unsqueeze(-2) @ xc_n1_3.unsqueeze(-1)).squeeze(-1)
     dsum_n1_3 = torch.sum(dxhat_n1_3, dim=2, keepdim=True)
     tmp6 = drstd_n1_3
     tmp6 *= rstd_n1_3**3
     del drstd_n1_3
     dxc_n1_3 = xc_n1_3
-    dxc_n1_3 *= -1/32*tmp6
+    dxc_n1_3 *= tmp6
+    dxc_n1_3 *= -1/32
     dxc_n1_3 += dxhat_n1_3*rstd_n1_3
     del xc_n1_3, dxhat_n1_3, tmp6
     dr2_2 = dr1_3
@@ -954,13 +957,14 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_2 = dn2_2_mmf2
     dxhat_n2_2 *= g2_2
     del dn2_2_mmf2
-    drstd_n2_2 = torch.sum(dxhat_n2_2*xc_n2_2, dim=2, keepdim=True)
+    drstd_n2_2 = (dxhat_n2_2.unsqueeze(-2) @ xc_n2_2.unsqueeze(-1)).squeeze(-1)
     dsum_n2_2 = torch.sum(dxhat_n2_2, dim=2, keepdim=True)
     tmp7 = drstd_n2_2
     tmp7 *= rstd_n2_2**3
     del drstd_n2_2
     dxc_n2_2 = xc_n2_2
-    dxc_n2_2 *= -1/32*tmp7
+    dxc_n2_2 *= tmp7
+    dxc_n2_2 *= -1/32
     dxc_n2_2 += dxhat_n2_2*rstd_n2_2
     del xc_n2_2, dxhat_n2_2, tmp7
     dr1_2 = dr2_2
@@ -976,10 +980,11 @@ def loss_and_gradients(params, x, t):
     scores2_again += mask2
     a2_again = torch.softmax(scores2_again, dim=3, out=scores2_again)
     del scores2_again
-    ds_a2 = torch.sum(a2_again*da2, dim=3, keepdim=True)
+    ds_a2 = (a2_again.unsqueeze(-2) @ da2.unsqueeze(-1)).squeeze(-1)
     dscores2 = da2
     dscores2 -= ds_a2
-    dscores2 *= 0.35355339059327376*a2_again
+    dscores2 *= a2_again
+    dscores2 *= 0.35355339059327376
     del da2, ds_a2
     dv2 = (a2_again.mT @ dav2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del dav2, a2_again
@@ -999,12 +1004,13 @@ def loss_and_gradients(params, x, t):
     dxhat_n1_2 = dn1_2_mmqkv2
     dxhat_n1_2 *= g1_2
     del dn1_2_mmqkv2
-    drstd_n1_2 = torch.sum(dxhat_n1_2*xc_n1_2, dim=2, keepdim=True)
+    drstd_n1_2 = (dxhat_n1_2.unsqueeze(-2) @ xc_n1_2.unsqueeze(-1)).squeeze(-1)
     tmp8 = drstd_n1_2
     tmp8 *= rstd_n1_2**3
     del drstd_n1_2
     dxc_n1_2 = xc_n1_2
-    dxc_n1_2 *= -1/32*tmp8
+    dxc_n1_2 *= tmp8
+    dxc_n1_2 *= -1/32
     dxc_n1_2 += dxhat_n1_2*rstd_n1_2
     del xc_n1_2, rstd_n1_2, dxhat_n1_2, tmp8
     dsum_n1_2 = torch.sum(dxc_n1_2, dim=2, keepdim=True)

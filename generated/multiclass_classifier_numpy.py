@@ -99,7 +99,7 @@ def loss(params, x, t):
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     del e
-    total = np.einsum('ij,ij->', t, np.log(s) - shifted)
+    total = (np.einsum('ij,ij->', t, np.log(s)) - np.einsum('ij,ij->', t, shifted))
     return float(total/N)
 
 
@@ -121,7 +121,7 @@ def loss_and_gradients(params, x, t):
     del z1, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.einsum('ij,ij->', t, np.log(s) - shifted)
+    total = (np.einsum('ij,ij->', t, np.log(s)) - np.einsum('ij,ij->', t, shifted))
     del shifted
     p = e
     p /= s

@@ -381,7 +381,7 @@ def loss(params, x, t):
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     del e
-    total = np.einsum('ij,ij->', onehot, np.log(s) - shifted)
+    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
     return float(total/N)
 
 
@@ -489,7 +489,7 @@ def loss_and_gradients(params, x, t):
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = np.einsum('ij,ij->', onehot, np.log(s) - shifted)
+    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
     del shifted
     p = e
     p /= s
@@ -526,12 +526,12 @@ def loss_and_gradients(params, x, t):
     del df0
     dn1_0 += dr2_0
     del dr2_0
-    dg1_0 = np.sum(dn1_0*rstd_n1_0*xc_n1_0, axis=(0, 1))
+    dg1_0 = np.einsum('ijk,ijk,ijk->k', dn1_0, rstd_n1_0, xc_n1_0)
     dbe1_0 = np.sum(dn1_0, axis=(0, 1))
     dxhat_n1_0 = dn1_0
     dxhat_n1_0 *= g1_0
     del dn1_0
-    drstd_n1_0 = np.sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims=True)
+    drstd_n1_0 = np.einsum('ijk,ijk->ij', dxhat_n1_0, xc_n1_0)[..., None]
     dsum_n1_0 = np.sum(dxhat_n1_0, axis=2, keepdims=True)
     dr1_0 = dxhat_n1_0
     dr1_0 -= (1/16)*drstd_n1_0*rstd_n1_0**2*xc_n1_0 + (1/16)*dsum_n1_0
@@ -544,10 +544,11 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
-    ds_a0 = np.sum(a0*da0, axis=3, keepdims=True)
+    ds_a0 = np.einsum('ijkl,ijkl->ijk', a0, da0)[..., None]
     dscores0 = da0
     dscores0 -= ds_a0
-    dscores0 *= 0.35355339059327376*a0
+    dscores0 *= a0
+    dscores0 *= 0.35355339059327376
     del da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0

@@ -468,7 +468,7 @@ def loss_and_gradients(params, x, t):
     dxhat_n1_0 = dn1_0
     dxhat_n1_0 *= g1_0
     del dn1_0
-    drstd_n1_0 = torch.sum(dxhat_n1_0*xc_n1_0, dim=2, keepdim=True)
+    drstd_n1_0 = (dxhat_n1_0.unsqueeze(-2) @ xc_n1_0.unsqueeze(-1)).squeeze(-1)
     dsum_n1_0 = torch.sum(dxhat_n1_0, dim=2, keepdim=True)
     dr1_0 = dxhat_n1_0
     dr1_0 -= (1/16)*drstd_n1_0*rstd_n1_0**2*xc_n1_0 + (1/16)*dsum_n1_0
@@ -481,10 +481,11 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.mT
     del vh0
-    ds_a0 = torch.sum(a0*da0, dim=3, keepdim=True)
+    ds_a0 = (a0.unsqueeze(-2) @ da0.unsqueeze(-1)).squeeze(-1)
     dscores0 = da0
     dscores0 -= ds_a0
-    dscores0 *= 0.35355339059327376*a0
+    dscores0 *= a0
+    dscores0 *= 0.35355339059327376
     del da0, ds_a0
     dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0

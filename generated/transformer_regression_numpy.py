@@ -738,7 +738,8 @@ def loss_and_gradients(params, x, t):
     tmp4 = erf(0.70710678118654752*f0)
     act0 = tmp4
     act0 += 1
-    act0 *= (1/2)*f0
+    act0 *= f0
+    act0 *= 1/2
     del tmp4
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
     del act0
@@ -811,7 +812,8 @@ def loss_and_gradients(params, x, t):
     tmp8 = erf(0.70710678118654752*f1)
     act1 = tmp8
     act1 += 1
-    act1 *= (1/2)*f1
+    act1 *= f1
+    act1 *= 1/2
     del tmp8
     ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
     del act1
@@ -851,18 +853,19 @@ def loss_and_gradients(params, x, t):
     del n2_1
     dn2_1_mmf1 = (df1.reshape(-1, 32) @ W1_1).reshape(-1, 8, 16)
     del df1
-    dg2_1 = np.sum(dn2_1_mmf1*rstd_n2_1*xc_n2_1, axis=(0, 1))
+    dg2_1 = np.einsum('ijk,ijk,ijk->k', dn2_1_mmf1, rstd_n2_1, xc_n2_1)
     dbe2_1 = np.sum(dn2_1_mmf1, axis=(0, 1))
     dxhat_n2_1 = dn2_1_mmf1
     dxhat_n2_1 *= g2_1
     del dn2_1_mmf1
-    drstd_n2_1 = np.sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims=True)
+    drstd_n2_1 = np.einsum('ijk,ijk->ij', dxhat_n2_1, xc_n2_1)[..., None]
     dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
     tmp11 = drstd_n2_1
     tmp11 *= rstd_n2_1**3
     del drstd_n2_1
     dxc_n2_1 = xc_n2_1
-    dxc_n2_1 *= -1/16*tmp11
+    dxc_n2_1 *= tmp11
+    dxc_n2_1 *= -1/16
     dxc_n2_1 += dxhat_n2_1*rstd_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
     dr1_1 = dr2_1
@@ -874,10 +877,11 @@ def loss_and_gradients(params, x, t):
     dav1 = ((dr1_1.reshape(-1, 16) @ Wo1).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
     del vh1
-    ds_a1 = np.sum(a1*da1, axis=3, keepdims=True)
+    ds_a1 = np.einsum('ijkl,ijkl->ijk', a1, da1)[..., None]
     dscores1 = da1
     dscores1 -= ds_a1
-    dscores1 *= (1/2)*a1
+    dscores1 *= a1
+    dscores1 *= 1/2
     del da1, ds_a1
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
@@ -892,18 +896,19 @@ def loss_and_gradients(params, x, t):
     del n1_1
     dn1_1_mmqkv1 = (dqkv1.reshape(-1, 48) @ W1).reshape(-1, 8, 16)
     del dqkv1
-    dg1_1 = np.sum(dn1_1_mmqkv1*rstd_n1_1*xc_n1_1, axis=(0, 1))
+    dg1_1 = np.einsum('ijk,ijk,ijk->k', dn1_1_mmqkv1, rstd_n1_1, xc_n1_1)
     dbe1_1 = np.sum(dn1_1_mmqkv1, axis=(0, 1))
     dxhat_n1_1 = dn1_1_mmqkv1
     dxhat_n1_1 *= g1_1
     del dn1_1_mmqkv1
-    drstd_n1_1 = np.sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims=True)
+    drstd_n1_1 = np.einsum('ijk,ijk->ij', dxhat_n1_1, xc_n1_1)[..., None]
     dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
     tmp12 = drstd_n1_1
     tmp12 *= rstd_n1_1**3
     del drstd_n1_1
     dxc_n1_1 = xc_n1_1
-    dxc_n1_1 *= -1/16*tmp12
+    dxc_n1_1 *= tmp12
+    dxc_n1_1 *= -1/16
     dxc_n1_1 += dxhat_n1_1*rstd_n1_1
     del xc_n1_1, dxhat_n1_1, tmp12
     dr2_0 = dr1_1
@@ -936,18 +941,19 @@ def loss_and_gradients(params, x, t):
     del n2_0
     dn2_0_mmf0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 8, 16)
     del df0
-    dg2_0 = np.sum(dn2_0_mmf0*rstd_n2_0*xc_n2_0, axis=(0, 1))
+    dg2_0 = np.einsum('ijk,ijk,ijk->k', dn2_0_mmf0, rstd_n2_0, xc_n2_0)
     dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))
     dxhat_n2_0 = dn2_0_mmf0
     dxhat_n2_0 *= g2_0
     del dn2_0_mmf0
-    drstd_n2_0 = np.sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims=True)
+    drstd_n2_0 = np.einsum('ijk,ijk->ij', dxhat_n2_0, xc_n2_0)[..., None]
     dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
     tmp13 = drstd_n2_0
     tmp13 *= rstd_n2_0**3
     del drstd_n2_0
     dxc_n2_0 = xc_n2_0
-    dxc_n2_0 *= -1/16*tmp13
+    dxc_n2_0 *= tmp13
+    dxc_n2_0 *= -1/16
     dxc_n2_0 += dxhat_n2_0*rstd_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
     dr1_0 = dr2_0
@@ -960,10 +966,11 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
-    ds_a0 = np.sum(a0*da0, axis=3, keepdims=True)
+    ds_a0 = np.einsum('ijkl,ijkl->ijk', a0, da0)[..., None]
     dscores0 = da0
     dscores0 -= ds_a0
-    dscores0 *= (1/2)*a0
+    dscores0 *= a0
+    dscores0 *= 1/2
     del da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0
@@ -978,7 +985,7 @@ def loss_and_gradients(params, x, t):
     del n1_0
     dn1_0_mmqkv0 = (dqkv0.reshape(-1, 48) @ W0).reshape(-1, 8, 16)
     del dqkv0
-    dg1_0 = np.sum(dn1_0_mmqkv0*xhat_n1_0, axis=(0, 1))
+    dg1_0 = np.einsum('ijk,ijk->k', dn1_0_mmqkv0, xhat_n1_0)
     del xhat_n1_0
     dbe1_0 = np.sum(dn1_0_mmqkv0, axis=(0, 1))
     return float((1/128)*total/N), {

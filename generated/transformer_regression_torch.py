@@ -620,7 +620,8 @@ def loss_and_gradients(params, x, t):
     tmp4 = torch.erf(0.70710678118654752*f0)
     act0 = tmp4
     act0 += 1
-    act0 *= (1/2)*f0
+    act0 *= f0
+    act0 *= 1/2
     del tmp4
     ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
     del act0
@@ -681,7 +682,8 @@ def loss_and_gradients(params, x, t):
     tmp8 = torch.erf(0.70710678118654752*f1)
     act1 = tmp8
     act1 += 1
-    act1 *= (1/2)*f1
+    act1 *= f1
+    act1 *= 1/2
     del tmp8
     ff1 = torch.nn.functional.linear(act1, W2_1, b2_1)
     del act1
@@ -725,13 +727,14 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_1 = dn2_1_mmf1
     dxhat_n2_1 *= g2_1
     del dn2_1_mmf1
-    drstd_n2_1 = torch.sum(dxhat_n2_1*xc_n2_1, dim=2, keepdim=True)
+    drstd_n2_1 = (dxhat_n2_1.unsqueeze(-2) @ xc_n2_1.unsqueeze(-1)).squeeze(-1)
     dsum_n2_1 = torch.sum(dxhat_n2_1, dim=2, keepdim=True)
     tmp11 = drstd_n2_1
     tmp11 *= rstd_n2_1**3
     del drstd_n2_1
     dxc_n2_1 = xc_n2_1
-    dxc_n2_1 *= -1/16*tmp11
+    dxc_n2_1 *= tmp11
+    dxc_n2_1 *= -1/16
     dxc_n2_1 += dxhat_n2_1*rstd_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
     dr1_1 = dr2_1
@@ -743,10 +746,11 @@ def loss_and_gradients(params, x, t):
     dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     da1 = dav1 @ vh1.mT
     del vh1
-    ds_a1 = torch.sum(a1*da1, dim=3, keepdim=True)
+    ds_a1 = (a1.unsqueeze(-2) @ da1.unsqueeze(-1)).squeeze(-1)
     dscores1 = da1
     dscores1 -= ds_a1
-    dscores1 *= (1/2)*a1
+    dscores1 *= a1
+    dscores1 *= 1/2
     del da1, ds_a1
     dv1 = (a1.mT @ dav1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
@@ -766,13 +770,14 @@ def loss_and_gradients(params, x, t):
     dxhat_n1_1 = dn1_1_mmqkv1
     dxhat_n1_1 *= g1_1
     del dn1_1_mmqkv1
-    drstd_n1_1 = torch.sum(dxhat_n1_1*xc_n1_1, dim=2, keepdim=True)
+    drstd_n1_1 = (dxhat_n1_1.unsqueeze(-2) @ xc_n1_1.unsqueeze(-1)).squeeze(-1)
     dsum_n1_1 = torch.sum(dxhat_n1_1, dim=2, keepdim=True)
     tmp12 = drstd_n1_1
     tmp12 *= rstd_n1_1**3
     del drstd_n1_1
     dxc_n1_1 = xc_n1_1
-    dxc_n1_1 *= -1/16*tmp12
+    dxc_n1_1 *= tmp12
+    dxc_n1_1 *= -1/16
     dxc_n1_1 += dxhat_n1_1*rstd_n1_1
     del xc_n1_1, dxhat_n1_1, tmp12
     dr2_0 = dr1_1
@@ -810,13 +815,14 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_0 = dn2_0_mmf0
     dxhat_n2_0 *= g2_0
     del dn2_0_mmf0
-    drstd_n2_0 = torch.sum(dxhat_n2_0*xc_n2_0, dim=2, keepdim=True)
+    drstd_n2_0 = (dxhat_n2_0.unsqueeze(-2) @ xc_n2_0.unsqueeze(-1)).squeeze(-1)
     dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
     tmp13 = drstd_n2_0
     tmp13 *= rstd_n2_0**3
     del drstd_n2_0
     dxc_n2_0 = xc_n2_0
-    dxc_n2_0 *= -1/16*tmp13
+    dxc_n2_0 *= tmp13
+    dxc_n2_0 *= -1/16
     dxc_n2_0 += dxhat_n2_0*rstd_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
     dr1_0 = dr2_0
@@ -829,10 +835,11 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.mT
     del vh0
-    ds_a0 = torch.sum(a0*da0, dim=3, keepdim=True)
+    ds_a0 = (a0.unsqueeze(-2) @ da0.unsqueeze(-1)).squeeze(-1)
     dscores0 = da0
     dscores0 -= ds_a0
-    dscores0 *= (1/2)*a0
+    dscores0 *= a0
+    dscores0 *= 1/2
     del da0, ds_a0
     dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0

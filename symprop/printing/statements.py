@@ -86,6 +86,15 @@ def fold_numbers(expr):
     return expr.func(*(fold_numbers(a) for a in expr.args)) if expr.args else expr
 
 
+def _one_array_each(step: str, rest):
+    """x *= c·a as x *= a, then x *= c: no array for c·a."""
+    if step == "*" and rest.is_Mul and all(f.is_Symbol or f.is_number for f in rest.args):
+        arrays = [f for f in rest.args if f.is_Symbol]
+        numbers = sp.Mul(*(f for f in rest.args if f.is_number))
+        return [("*", a) for a in arrays] + ([("*", numbers)] if numbers != 1 else [])
+    return [(step, rest)]
+
+
 class StatementPrinter:
     """Mixed into a SymPy code printer: prints a Program's statements as code lines."""
 
@@ -244,7 +253,7 @@ class StatementPrinter:
     def _step_lines(self, name, a, steps) -> list[str]:
         """name = a, then the steps applied to it in place."""
         lines = [f"{name} = {a.name}"]
-        for step, rest in steps:
+        for step, rest in [split for each in steps for split in _one_array_each(*each)]:
             if step in ("+", "*"):
                 step, rest = ("-", -rest) if step == "+" and rest.could_extract_minus_sign() else \
                     ("/", 1 / rest) if step == "*" and rest.is_Pow and rest.exp == -1 else (step, rest)
@@ -263,6 +272,11 @@ class StatementPrinter:
                     "softmax" in s.kind or (s.kind == "einsum" and len(s.operands) == 2) or not any(
                         (e.is_Symbol and e not in self._inlined) or e.has(sp.Piecewise)  # a name for another's array
                         for e in (s.expr, *s.operands[:1]) if e is not None))}
+            frees = self._frees() if self.free_dead else {}
+            for i, s in enumerate(self._program.statements):  # a new shape of an array whose name dies there
+                operand = s.operands[0] if s.kind == "rearrange" else None
+                if operand is not None and operand in self._owned and operand.name in frees.get(i, ()):
+                    self._owned.add(sp.Symbol(s.name, real=True))
         return self._owned
 
     def _steps(self, expr, a):
@@ -409,17 +423,19 @@ class StatementPrinter:
         raise ValueError(s.kind)
 
     def _sum_of_product(self, s: Statement) -> str | None:
-        """A sum over every axis of a product of two or more whole arrays (a loss), computed without an array of
+        """A sum of a product of two or more whole arrays (a loss; softmax's Σ a·da), computed without an array of
         the product (`product_sum`); None where the backend has no such call or the sum is not one."""
         operand, whole = s.operands[0], s.tensor.operands[0].shape
-        if s.shape != () or not operand.is_Mul or any(s.broadcast_operands):
+        keep = len(s.shape) == len(whole)
+        if not (keep or len(s.shape) == len(whole) - len(s.tensor.axes)) or not operand.is_Mul or \
+                any(s.broadcast_operands):
             return None
         number, factors = operand.as_coeff_mul()
         shapes = [self._shape_of(f) for f in factors]
         if sum(shape == whole for shape in shapes) < 2 or not all(f.free_symbols for f in factors) or \
                 any(f.has(sp.Heaviside, sp.Piecewise) for f in factors):
             return None
-        text = self.product_sum(factors, [shape == whole for shape in shapes], len(whole))
+        text = self.product_sum(factors, [shape == whole for shape in shapes], len(whole), s.tensor.axes, keep)
         if text is None:
             return None
         return text if number == 1 else f"-{text}" if number == -1 else f"{self.doprint(number)}*{text}"
@@ -427,8 +443,9 @@ class StatementPrinter:
     def _shape_of(self, expr) -> tuple:
         return broadcast(*(self._program.shapes.get(s, ()) for s in expr.free_symbols))
 
-    def product_sum(self, factors, whole, ndim) -> str | None:
-        """Σ of the product of `factors` (`whole`: which have the whole shape, of `ndim` axes), or None."""
+    def product_sum(self, factors, whole, ndim, axes, keep) -> str | None:
+        """Σ over `axes` (kept as 1 if `keep`) of the product of `factors` (`whole`: which have the whole shape, of
+        `ndim` axes), or None."""
         return None
 
     def parenthesize_operand(self, expr: sp.Expr, text: str) -> str:

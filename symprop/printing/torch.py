@@ -149,17 +149,21 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         dim = axes[0] if len(axes) == 1 else tuple(axes)
         return self._call(fn, text, f"dim={dim}", *(["keepdim=True"] if keepdims else []))
 
-    def product_sum(self, factors, whole, ndim):
-        # a dot product of the two whole arrays, the smaller factors multiplied into the first: no array of the
-        # product (torch's einsum of three operands is several times slower); computed values only, as dot needs
-        # one dtype and an input may come in another
+    def product_sum(self, factors, whole, ndim, axes, keep):
+        # a dot product of the two whole arrays (over the last axis: a row times a column), the smaller factors
+        # multiplied into the first: no array of the product (torch's einsum of three operands is several times
+        # slower); computed values only, as matmul needs one dtype and an input may come in another
         arrays = [f for f, w in zip(factors, whole, strict=True) if w]
         computed = {sp.Symbol(s.name, real=True) for s in self._program.statements}
         if len(arrays) != 2 or any(not f.free_symbols <= computed for f in factors):
             return None
         first = sp.Mul(*(f for f in factors if f is not arrays[1]))
         left, right = (self.parenthesize_operand(e, self.doprint(e)) for e in (first, arrays[1]))
-        return self._call("torch.dot", f"{left}.reshape(-1)", f"{right}.reshape(-1)")
+        if len(axes) == ndim:
+            return self._call("torch.dot", f"{left}.reshape(-1)", f"{right}.reshape(-1)")
+        if tuple(axes) == (ndim - 1,) and keep and first.is_Symbol:  # Σ_k a·b, kept: a row times a column
+            return f"({left}.unsqueeze(-2) @ {right}.unsqueeze(-1)).squeeze(-1)"
+        return None
 
     def softmax(self, kind, text, axis, out=None):
         return self._call(f"torch.{kind}", text, f"dim={axis}", *([f"out={out}"] if out else []))
