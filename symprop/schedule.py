@@ -148,9 +148,20 @@ def plan_memory(program: Program, fused_softmax: bool = False) -> Program:
     return replace(program, statements=uses.statements, outputs=outputs, shapes=shapes, planned=True)
 
 
-def _reads(statement: Statement) -> set:
-    return (statement.expr.free_symbols if statement.expr is not None else set()).union(
-        *(op.free_symbols for op in statement.operands))
+def reads(statement: Statement) -> set:
+    """The symbols a statement reads."""
+    return _symbols(statement.expr, statement.operands)
+
+
+def _symbols(expr: sp.Expr | None, operands: tuple) -> set:
+    return (expr.free_symbols if expr is not None else set()).union(*(op.free_symbols for op in operands))
+
+
+def _unused(stem: str, taken: set) -> str:
+    """stem, or stem1, stem2, ...: the first not in `taken`, which it joins."""
+    name = next(n for n in (f"{stem}{i or ''}" for i in range(len(taken) + 1)) if n not in taken)
+    taken.add(name)
+    return name
 
 
 def _value(statement: Statement) -> sp.Symbol:
@@ -162,18 +173,15 @@ class _Uses:
 
     def __init__(self, statements: list[Statement], outputs: list[Statement]):
         self.statements, self.outputs = statements, outputs
-        self._reads = {id(s): _reads(s) for s in statements + outputs}
+        self._reads = {id(s): reads(s) for s in statements + outputs}
         self.output_reads = set().union(*(self._reads[id(o)] for o in outputs))
 
     def of(self, statement: Statement) -> set:
         return self._reads[id(statement)]
 
-    def substitute(self, statement: Statement, old: sp.Symbol, new: sp.Expr) -> None:
-        self.rewrite(statement, {old: new})
-
     def rewrite(self, statement: Statement, mapping: dict) -> None:
         statement.expr, statement.operands = _rewritten(statement, mapping)
-        self._reads[id(statement)] = _reads(statement)
+        self._reads[id(statement)] = reads(statement)
 
     def readers(self, symbol: sp.Symbol, start: int = 0) -> list[Statement]:
         return [s for s in self.statements[start:] + self.outputs if symbol in self.of(s)]
@@ -194,8 +202,7 @@ def _rewritten(statement: Statement, mapping: dict) -> tuple:
 
 
 def _reads_rewritten(statement: Statement, mapping: dict) -> set:
-    expr, operands = _rewritten(statement, mapping)
-    return (expr.free_symbols if expr is not None else set()).union(*(op.free_symbols for op in operands))
+    return _symbols(*_rewritten(statement, mapping))
 
 
 def _constant_along(shape: tuple, axes: tuple, ndim: int) -> bool:
@@ -263,9 +270,7 @@ def _fuse_softmax(uses: _Uses, max_statement: Statement, shapes: dict) -> _Uses:
         return uses
     group = (max_statement, shifted_statement, e_statement, s_statement)
     total = sp.Symbol(s_statement.name, real=True)
-    taken = {s.name for s in statements}
-    log = sp.Symbol(next(f"log{n}" for n in ("p", "_" + e.name, "_" + e.name + "_") if f"log{n}" not in taken),
-                    real=True)
+    log = sp.Symbol(_unused("logp", {s.name for s in statements}), real=True)
     mapping = {shifted: log + sp.log(total), e: total * sp.exp(log)}
     rest = [s for s in statements + uses.outputs if all(s is not g for g in group)]
     if any(_reads_rewritten(s, mapping) & {m, shifted, e, total} for s in rest):
@@ -318,7 +323,7 @@ def _recompute_late_reads(uses: _Uses, shapes: dict) -> None:
                 not _in_place_of(value, definition, shapes):
             continue
         for j in late:
-            uses.substitute(statements[j], value, definition)
+            uses.rewrite(statements[j], {value: definition})
         expanded[value] = definition
         last = uses.last()
     _name_long_operands(uses, shapes, {d: v for v, d in expanded.items()})
@@ -332,8 +337,8 @@ def _name_long_operands(uses: _Uses, shapes: dict, recomputed: dict) -> None:
         for k, operand in enumerate(statement.operands if statement.kind == "einsum" else ()):
             if operand not in recomputed or _array_steps(operand) < LONG_OPERAND:
                 continue
-            name = next(n for n in (f"{recomputed[operand].name}_again{i or ''}" for i in range(99)) if n not in taken)
-            symbol, _ = sp.Symbol(name, real=True), taken.add(name)
+            name = _unused(f"{recomputed[operand].name}_again", taken)
+            symbol = sp.Symbol(name, real=True)
             shapes[symbol] = shapes.get(recomputed[operand])
             statement.operands = tuple(symbol if i == k else op for i, op in enumerate(statement.operands))
             uses.rewrite(statement, {})
@@ -367,7 +372,7 @@ def _recompute_outgrown(uses: _Uses, shapes: dict) -> _Uses:
             continue
         taken, renamed, again = {s.name for s in uses.statements}, {}, []
         for step in chain:  # computed again under new names, so that the first ones are freed after their reads
-            name = next(n for n in (f"{step.name}_again{i or ''}" for i in range(99)) if n not in taken)
+            name = _unused(f"{step.name}_again", taken)
             symbol, old = sp.Symbol(name, real=True), sp.Symbol(step.name, real=True)
             copy = replace(step, name=name, tensor=step.tensor and replace(step.tensor, symbol=symbol))
             copy.expr, copy.operands = _rewritten(copy, renamed)
@@ -398,7 +403,7 @@ def _recomputation(uses: _Uses, statement: Statement, late: int, shapes: dict) -
             return False
         if step.kind == "einsum" and not all(batch_sized(value.shape) for value in step.tensor.operands):
             return False  # a layer's product with its weights costs what it saves: attention's q·k does not
-        for symbol in sorted(_reads(step), key=sp.default_sort_key):
+        for symbol in sorted(reads(step), key=sp.default_sort_key):
             producer = produced.get(symbol)
             if producer is None or small(symbol) or last.get(symbol, -1) >= late:
                 leaves.add(symbol)
@@ -423,7 +428,7 @@ def _reductions_early(statements: list[Statement]) -> list[Statement]:
     for statement in statements:
         small = statement.kind in ("sum", "einsum") and not batch_sized(statement.shape) and \
             any(batch_sized(value.shape) for value in statement.tensor.operands)
-        at = max((where[s] + 1 for s in _reads(statement) if s in where), default=0) if small else len(out)
+        at = max((where[s] + 1 for s in reads(statement) if s in where), default=0) if small else len(out)
         if at < len(out):
             where = {symbol: i + (i >= at) for symbol, i in where.items()}
         out.insert(at, statement)
@@ -443,7 +448,7 @@ def _read_quotients(uses: _Uses) -> None:
         quotient, total = sp.Symbol(statement.name, real=True), denominator.base
         for j in range(i + 1, len(statements)):
             if numerator in uses.of(statements[j]) and last.get(quotient, -1) >= j and last.get(total, -1) >= j:
-                uses.substitute(statements[j], numerator, quotient * total)
+                uses.rewrite(statements[j], {numerator: quotient * total})
 
 
 def _cheap(expr: sp.Expr) -> bool:

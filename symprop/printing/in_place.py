@@ -71,14 +71,7 @@ class _Evaluation:
                 part = f"{buf}_part"
                 lines += self.into(part, arg) + [f"{buf} {'+' if add else '*'}= {part}", f"del {part}"]
             else:
-                lines.append(self._step(buf, add, arg))
+                lines.append(self.printer.step_line(buf, "+" if add else "*", arg))
         if small:
-            lines.append(self._step(buf, add, expr.func(*small)))
+            lines.append(self.printer.step_line(buf, "+" if add else "*", expr.func(*small)))
         return lines
-
-    def _step(self, buf: str, add: bool, arg: sp.Expr) -> str:
-        if add and arg.could_extract_minus_sign():
-            return f"{buf} -= {self.text(-arg)}"
-        if not add and arg.is_Pow and arg.exp == -1:
-            return f"{buf} /= {self.text(arg.base)}"
-        return f"{buf} {'+' if add else '*'}= {self.text(arg)}"

@@ -117,14 +117,16 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
         if at_zero == 0:  # the step as a 0/1 array of the inputs' dtype: cheaper than np.heaviside
-            return f"({self._print(u)} > 0).astype({self.dtype_text})"
+            return self.in_dtype(f"({self._print(u)} > 0)")
         return f"{self._module_format('numpy.heaviside')}({self._print(u)}, {self._print(at_zero)})"
 
     def _print_Piecewise(self, expr):
+        # a mask of numbers, in the arrays' dtype: np.select's ints and nan would make float64
         text = super()._print_Piecewise(expr)
-        if all(value.is_Number for value, _ in expr.args):  # a mask of numbers: in the arrays' dtype, as torch's
-            return f"{text}.astype({self.dtype_text})"  # would be (np.select's ints and nan make float64)
-        return text
+        return self.in_dtype(text) if all(value.is_Number for value, _ in expr.args) else text
+
+    def in_dtype(self, text):
+        return f"{text}.astype({self.dtype_text})"
 
     def _print_Max(self, expr):
         return self._nested("numpy.maximum", expr.args)
@@ -168,7 +170,7 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         return f"{text}.reshape({self.shape_text(shape)})"
 
     def onehot(self, text, classes):
-        return f"({text}[..., None] == {self._module_format('numpy.arange')}({classes})).astype({self.dtype_text})"
+        return self.in_dtype(f"({text}[..., None] == {self._module_format('numpy.arange')}({classes}))")
 
     def pad(self, tensor, texts, shapes):
         (axis,), (before, after) = tensor.axes, tensor.bounds
@@ -184,7 +186,7 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
 
     def padding_mask(self, text):
         where = self._module_format("numpy.where")
-        return f"{where}({text}[:, None, None, :], -{self._module_format('numpy.inf')}, 0).astype({self.dtype_text})"
+        return self.in_dtype(f"{where}({text}[:, None, None, :], -{self._module_format('numpy.inf')}, 0)")
 
     def broadcast(self, text, shape):
         as_array = f"{self._module_format('numpy.asarray')}({text}, dtype={self.dtype_text})"

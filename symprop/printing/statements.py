@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import sympy as sp
 
-from ..schedule import Program, Statement, inlinable
+from ..schedule import Program, Statement, inlinable, reads
 from ..shapes import batch_sized as has_batch
 from ..shapes import broadcast
 from .in_place import WORTH_IT, full_steps, in_place_lines
@@ -26,12 +26,6 @@ def matmul_form(spec: str):
     left = 0 if out[0] in parts[0] else 1
     right = 1 - left
     return left, right, parts[left] != out[0] + k, parts[right] != k + out[1]
-
-
-def reads(statement: Statement) -> set:
-    """The symbols a statement reads."""
-    exprs = [statement.expr] if statement.expr is not None else list(statement.operands)
-    return set().union(*(e.free_symbols for e in exprs))
 
 
 def contraction_form(spec: str):
@@ -126,6 +120,10 @@ class StatementPrinter:
         self.helpers: dict[str, str] = {}  # name -> source of a function the printed code calls
         return self
 
+    def in_dtype(self, text: str) -> str:
+        """An array's code, converted to the dtype of the arrays (code backends)."""
+        return text
+
     def _print_Symbol(self, expr):
         if expr in self._inline:
             return self._inline[expr]
@@ -155,23 +153,17 @@ class StatementPrinter:
                 product, operator, rest = split
                 mask = isinstance(rest, sp.Heaviside) and rest.args[1] == 0 and operator == "*"
                 dying = mask and rest.args[0].name in frees.get(i, ()) and rest.args[0] in self._own_arrays()
-                local = None if mask or operator != "*" else self._local_factor(statement, rest, frees.get(i, ()))
+                factor = None if mask or operator != "*" else self._factor_lines(statement, rest, frees.get(i, ()))
                 rest_text = self.mask(rest.args[0], dying) if mask else self.doprint(rest)
                 out.append(f"{statement.name} = {self._inline[product][1:-1]}")
                 early = [name for name in frees.get(i, ()) if sp.Symbol(name, real=True) not in rest.free_symbols]
                 if early:  # read by the product only: freed before the mask's temporary is made
                     out.append("del " + ", ".join(early))
                     frees[i] = [name for name in frees[i] if name not in early]
-                if local is not None:  # 1 − h² into h's own array, h read for the last time: no temporary
-                    name, h, steps = local
-                    out += self._step_lines(name, h, steps)
-                    rest_text = name
-                    frees[i] = [*frees[i], name]
-                elif not mask and operator == "*" and self._worth_evaluating_in_place(rest, statement):
-                    name = f"{statement.name}_local"  # GELU′(f): one array and one part, not eight arrays
-                    out += [self._unwrap(line) for line in in_place_lines(self, name, rest, self._full(statement))]
-                    rest_text = name
-                    frees[i] = [*frees.get(i, []), name]
+                if factor is not None:
+                    rest_text, lines = factor
+                    out += lines
+                    frees[i] = [*frees.get(i, []), rest_text]
                 out.append(f"{statement.name} {operator}= {self._unwrap(rest_text, rest.free_symbols)}")
             elif self.reuse_dead and (reused := self._reuse(statement, frees.get(i, ()))):
                 out += reused
@@ -227,13 +219,25 @@ class StatementPrinter:
 
     def _full(self, statement):
         """Whether an expression has the statement's whole shape as computed."""
-        shapes = self._program.shapes
-        whole = shapes.get(sp.Symbol(statement.name, real=True))
-        return lambda e: broadcast(*(shapes.get(s, ()) for s in e.free_symbols)) == whole
+        whole = self._program.shapes.get(sp.Symbol(statement.name, real=True))
+        return lambda e: self._shape_of(e) == whole
 
     def _worth_evaluating_in_place(self, expr, statement) -> bool:
         return self.reuse_dead and not expr.has(sp.Piecewise, sp.Heaviside) and \
             full_steps(expr, self._full(statement)) >= WORTH_IT
+
+    def _factor_lines(self, statement, factor, dying) -> tuple[str, list[str]] | None:
+        """(name, lines) that compute a factor of a product into an array of their own before the product takes
+        it: into the array of the one value it reads, where that is read for the last time (tanh's 1 − h²), or
+        step by step into a new one where, as written, it would make many arrays (GELU′); None otherwise."""
+        local = self._local_factor(statement, factor, dying)
+        if local is not None:
+            name, h, steps = local
+            return name, self._step_lines(name, h, steps)
+        if self._worth_evaluating_in_place(factor, statement):
+            name = f"{statement.name}_local"
+            return name, [self._unwrap(line) for line in in_place_lines(self, name, factor, self._full(statement))]
+        return None
 
     def _local_factor(self, statement, factor, dying):
         """(name, h, steps) when a factor of a product is an elementwise function of one value h alone, read for
@@ -254,15 +258,17 @@ class StatementPrinter:
         """name = a, then the steps applied to it in place."""
         lines = [f"{name} = {a.name}"]
         for step, rest in [split for each in steps for split in _one_array_each(*each)]:
-            if step in ("+", "*"):
-                step, rest = ("-", -rest) if step == "+" and rest.could_extract_minus_sign() else \
-                    ("/", 1 / rest) if step == "*" and rest.is_Pow and rest.exp == -1 else (step, rest)
-                lines.append(f"{name} {step}= {self._unwrap(self.doprint(rest), rest.free_symbols)}")
-            else:
-                lines.append(f"{name} = {self.in_place_call(step, name, *rest)}")
+            lines.append(self.step_line(name, step, rest) if step in ("+", "*") else
+                         f"{name} = {self.in_place_call(step, name, *rest)}")
         if len(lines) > 1 and lines[1].startswith(f"{name} = "):  # a call first: e = np.exp(shifted, out=shifted)
             lines[:2] = [f"{name} = {self.in_place_call(steps[0][0], a.name, *steps[0][1])}"]
         return lines
+
+    def step_line(self, name: str, operator: str, rest: sp.Expr) -> str:
+        """name += rest or name *= rest, as `-=` or `/=` where that reads better."""
+        operator, rest = ("-", -rest) if operator == "+" and rest.could_extract_minus_sign() else \
+            ("/", 1 / rest) if operator == "*" and rest.is_Pow and rest.exp == -1 else (operator, rest)
+        return f"{name} {operator}= {self._unwrap(self.doprint(rest), rest.free_symbols)}"
 
     def _own_arrays(self) -> set:
         """The values whose arrays no other name shares (made by a statement of their own, in the arrays' dtype)."""

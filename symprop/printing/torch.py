@@ -107,14 +107,16 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         text = self._print(u)
         if at_zero == 0 and u in self._relu_outputs():
             return self._call("torch.sign", text)
-        return f"({text} > 0).to({self.dtype_text})" if at_zero == 0 else self._call(
+        return self.in_dtype(f"({text} > 0)") if at_zero == 0 else self._call(
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
 
     def _print_Piecewise(self, expr):
+        # a mask of numbers, in the arrays' dtype: torch.where's ints would make int64
         text = super()._print_Piecewise(expr)
-        if all(value.is_Number for value, _ in expr.args):  # a mask of numbers: in the arrays' dtype, not int64
-            return f"{text}.to({self.dtype_text})"
-        return text
+        return self.in_dtype(text) if all(value.is_Number for value, _ in expr.args) else text
+
+    def in_dtype(self, text):
+        return f"{text}.to({self.dtype_text})"
 
     def _print_Max(self, expr):
         return self._minmax("torch.maximum", "min", expr)
@@ -199,7 +201,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
 
     def padding_mask(self, text):
         where = self._call("torch.where", f"{text}[:, None, None, :]", 'float("-inf")', "0.0")
-        return f"{where}.to({self.dtype_text})"
+        return self.in_dtype(where)
 
     def broadcast(self, text, shape):
         return (f"{self._module_format('torch.as_tensor')}({text}, dtype={self.dtype_text}, device={self.device_text})"
