@@ -309,44 +309,36 @@ RECOMPUTE_BUDGET = 16  # operations: a value costlier than this to compute again
 def _recompute_late_reads(uses: _Uses, shapes: dict) -> None:
     last = uses.last()
     expanded: dict[sp.Symbol, sp.Expr] = {}  # values recomputed late, as expressions of what is kept
-    statements = uses.statements
-    for statement in statements:
+    statements, taken = uses.statements, {s.name for s in uses.statements}
+    for statement in statements:  # a statement inserted below comes later in the list, and is read once
         if statement.kind not in ("expr", "map"):
             continue
         value = _value(statement)
-        late = [j for j, later in enumerate(statements) if value in uses.of(later)][1:]
+        late = [later for later in statements if value in uses.of(later)][1:]
         if not late or value in uses.output_reads:
             continue
         definition = (statement.operands[0] if statement.kind == "map" else statement.expr).xreplace(expanded)
-        if not all(last.get(s, -1) >= late[-1] for s in definition.free_symbols) or \
+        if not all(last.get(s, -1) >= statements.index(late[-1]) for s in definition.free_symbols) or \
                 definition.has(sp.Piecewise) or sp.count_ops(definition) > RECOMPUTE_BUDGET or \
                 not _in_place_of(value, definition, shapes):
             continue
-        for j in late:
-            uses.rewrite(statements[j], {value: definition})
+        for reader in late:
+            if reader.kind == "einsum" and _array_steps(definition) >= LONG_OPERAND:
+                # a product's operand (GELU's output, in the next layer's weight gradient): a statement of its
+                # own, `<name>_again`, which code computes in place
+                again = sp.Symbol(_unused(f"{value.name}_again", taken), real=True)
+                shapes[again] = shapes.get(value)
+                statements.insert(statements.index(reader), Statement(again.name, "expr", definition,
+                                                                      computed_again=True))
+                uses.rewrite(statements[statements.index(reader) - 1], {})
+                uses.rewrite(reader, {value: again})
+            else:
+                uses.rewrite(reader, {value: definition})
         expanded[value] = definition
         last = uses.last()
-    _name_long_operands(uses, shapes, {d: v for v, d in expanded.items()})
 
 
-def _name_long_operands(uses: _Uses, shapes: dict, recomputed: dict) -> None:
-    """A long value computed again as a product's operand (GELU's output, in the weight gradient of the layer
-    after it) gets a statement of its own, `<name>_again`, which code computes in place."""
-    taken = {s.name for s in uses.statements}
-    for j, statement in reversed(list(enumerate(uses.statements))):
-        for k, operand in enumerate(statement.operands if statement.kind == "einsum" else ()):
-            if operand not in recomputed or _array_steps(operand) < LONG_OPERAND:
-                continue
-            name = _unused(f"{recomputed[operand].name}_again", taken)
-            symbol = sp.Symbol(name, real=True)
-            shapes[symbol] = shapes.get(recomputed[operand])
-            statement.operands = tuple(symbol if i == k else op for i, op in enumerate(statement.operands))
-            uses.rewrite(statement, {})
-            uses.statements.insert(j, Statement(name, "expr", operand, computed_again=True))
-            uses.rewrite(uses.statements[j], {})
-
-
-LONG_OPERAND = 4  # operations on arrays in a recomputed operand from which it is a statement of its own
+LONG_OPERAND = 4  # operations on arrays in a value recomputed as a product's operand: a statement of its own
 
 
 def _array_steps(expr: sp.Expr) -> int:
