@@ -276,8 +276,9 @@ def check_shapes(**arrays):
 
 
 def init_params(seed=0, dtype=torch.float64, device=None):
-    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
-    ones and zeros; attention's in-projection Xavier-uniform, its biases zero; Embedding N(0, 1)."""
+    """torch's default initialization, drawn in float64: Embedding N(0, 1); LayerNorm ones and zeros; Linear
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)); PositionalEncoding N(0, 0.02²) where learned; transformer layers:
+    attention's in-projection Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
     generator = torch.Generator().manual_seed(seed)
     return {
         "0.weight": torch.empty((71, 32), dtype=torch.float64).normal_(

@@ -58,7 +58,7 @@ def check_shapes(**arrays):
 
 
 def init_params(seed=0, dtype=np.float64):
-    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."""
+    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     rng = np.random.default_rng(seed)
     return {key: value.astype(dtype) for key, value in {
         "0.weight": rng.uniform(-0.5, 0.5, size=(8, 4)),

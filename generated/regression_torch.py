@@ -50,7 +50,7 @@ def check_shapes(**arrays):
 
 
 def init_params(seed=0, dtype=torch.float64, device=None):
-    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."""
+    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     generator = torch.Generator().manual_seed(seed)
     return {
         "0.weight": torch.empty((2, 4), dtype=torch.float64).uniform_(

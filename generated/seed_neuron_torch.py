@@ -40,7 +40,7 @@ def check_shapes(**arrays):
 
 
 def init_params(seed=0, dtype=torch.float64, device=None):
-    """torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."""
+    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     generator = torch.Generator().manual_seed(seed)
     return {
         "0.weight": torch.empty((1, 1), dtype=torch.float64).uniform_(
@@ -52,8 +52,7 @@ def forward(params, x):
     """The network's output for x of shape (batch, 1), before the loss."""
     check_shapes(x=x)
     w0 = params["0.weight"]
-    mm0 = x @ w0.T
-    h1 = torch.sigmoid(mm0)
+    h1 = torch.sigmoid(x @ w0.T)
     return h1
 
 
@@ -62,9 +61,7 @@ def loss(params, x, t):
     check_shapes(x=x, t=t)
     w0 = params["0.weight"]
     N = x.shape[0]
-    mm0 = x @ w0.T
-    h1 = torch.sigmoid(mm0)
-    del mm0
+    h1 = torch.sigmoid(x @ w0.T)
     total = torch.sum((h1 - t)**2, dim=(0, 1))
     return total/N
 
@@ -74,9 +71,7 @@ def loss_and_gradients(params, x, t):
     check_shapes(x=x, t=t)
     w0 = params["0.weight"]
     N = x.shape[0]
-    mm0 = x @ w0.T
-    h1 = torch.sigmoid(mm0)
-    del mm0
+    h1 = torch.sigmoid(x @ w0.T)
     total = torch.sum((h1 - t)**2, dim=(0, 1))
     dz0 = h1
     dz0 *= 2*(1 - h1)*(h1 - t)/N

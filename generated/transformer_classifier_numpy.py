@@ -139,8 +139,8 @@ def check_shapes(**arrays):
 
 
 def init_params(seed=0, dtype=np.float64):
-    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
-    ones and zeros; attention's in-projection Xavier-uniform, its biases zero; Embedding N(0, 1)."""
+    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); transformer
+    layers: attention's in-projection Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
     rng = np.random.default_rng(seed)
     return {key: value.astype(dtype) for key, value in {
         "0.self_attn.in_proj_weight": rng.uniform(-0.30618621784789724, 0.30618621784789724, size=(48, 16)),

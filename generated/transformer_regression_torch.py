@@ -212,8 +212,8 @@ def check_shapes(**arrays):
 
 
 def init_params(seed=0, dtype=torch.float64, device=None):
-    """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); LayerNorm
-    ones and zeros; attention's in-projection Xavier-uniform, its biases zero; Embedding N(0, 1)."""
+    """torch's default initialization, drawn in float64: transformer layers: attention's in-projection
+    Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
     generator = torch.Generator().manual_seed(seed)
     return {
         "0.self_attn.in_proj_weight": torch.empty((48, 16), dtype=torch.float64).uniform_(

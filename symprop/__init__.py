@@ -16,53 +16,26 @@ A network and its loss, declared with torch.nn's names, derive to a `Derivation`
     ...         return self.fc2(F.relu(self.fc1(x)))
     >>> d = S.derive_network(S.Model(Net(), S.MSELoss(), inputs=6))
     >>> d.write("generated")  # doctest: +SKIP
+
+The layers and losses (S.Linear, S.SiLU, S.CrossEntropyLoss, ...) and the elementwise functions (S.exp,
+S.maximum, ...) are the ops' own, each from its module in `symprop/ops/`.
 """
 
 from .declare.from_torch import from_torch
-from .declare.functional import MATH as _MATH
-from .declare.layers import (
-    GELU,
-    Dropout,
-    Elementwise,
-    Embedding,
-    Identity,
-    LayerNorm,
-    Linear,
-    LogSoftmax,
-    MeanPool,
-    PositionalEncoding,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-    Transformer,
-    TransformerDecoder,
-    TransformerDecoderLayer,
-    TransformerEncoder,
-    TransformerEncoderLayer,
-)
-from .declare.losses import (
-    BCELoss,
-    BCEWithLogitsLoss,
-    CrossEntropyLoss,
-    ElementwiseLoss,
-    KLDivLoss,
-    Loss,
-    MSELoss,
-    NLLLoss,
-)
 from .declare.model import Model
 from .declare.module import Module, Sequential
 from .declare.spec import load as load_spec
 from .declare.tensor import Parameter, SymbolicTensor, cat
 from .derivation import Derivation
 from .errors import SymPropError
+from .ops import registry as _registry
+from .ops.loss import Loss
 from .scalar import chain_rule, derive
 
 __version__ = "0.1.0"
 
-# symprop.exp, symprop.log, symprop.sqrt, symprop.abs, ...: the allow-listed elementwise functions
-globals().update(_MATH)
+globals().update(_registry.layers())  # S.Linear, S.SiLU, S.LayerNorm, S.CrossEntropyLoss, ...
+globals().update(_registry.publics())  # S.exp, S.log, S.maximum, ...
 
 
 def derive_network(model: Model) -> Derivation:
@@ -70,11 +43,6 @@ def derive_network(model: Model) -> Derivation:
     return Derivation(model)
 
 
-__all__ = [
-    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "Derivation", "Dropout", "Elementwise", "ElementwiseLoss",
-    "Embedding", "GELU", "Identity", "KLDivLoss", "LayerNorm", "Linear", "LogSoftmax", "Loss", "MeanPool",
-    "PositionalEncoding", "Model", "Module", "MSELoss", "NLLLoss", "Parameter", "ReLU", "Sequential", "Sigmoid",
-    "Softmax", "SymbolicTensor", "SymPropError", "Tanh", "Transformer", "TransformerDecoder", "TransformerDecoderLayer",
-    "TransformerEncoder", "TransformerEncoderLayer", "cat", "chain_rule", "derive", "derive_network", "from_torch",
-    "load_spec", *sorted(_MATH),
-]
+__all__ = ["Derivation", "Loss", "Model", "Module", "Parameter", "Sequential", "SymbolicTensor", "SymPropError", "cat",
+           "chain_rule", "derive", "derive_network", "from_torch", "load_spec", *sorted(_registry.layers()),
+           *sorted(_registry.publics())]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .declare import losses as m
 from .declare.torch_eval import require_torch, to_torch
 
 __all__ = ["Row", "compare", "random_batch", "random_params", "reference", "relative_error", "to_torch"]
@@ -36,12 +35,13 @@ def random_batch(model, batch: int, generator):
             inputs[name] = torch.arange(size[1]) >= lengths
         else:
             inputs[name] = torch.randn(size, generator=generator, dtype=torch.float64)
-    shape, kind, loss = (batch, *model.target_shape[1:]), model.target_kind, model.loss
+    shape, kind = (batch, *model.target_shape[1:]), model.target_kind
+    domain = getattr(model.loss, "target_domain", "real")  # what the loss's targets hold
     if kind == "index":
         t = torch.randint(0, model.outputs, shape, generator=generator)
-    elif kind == "probs" or isinstance(loss, m.CrossEntropyLoss):
+    elif kind == "probs" or domain == "simplex":
         t = torch.softmax(torch.randn(shape, generator=generator, dtype=torch.float64), dim=-1)
-    elif isinstance(loss, (m.BCELoss, m.BCEWithLogitsLoss)):
+    elif domain == "unit":
         t = torch.rand(shape, generator=generator, dtype=torch.float64)
     else:
         t = torch.randn(shape, generator=generator, dtype=torch.float64)

@@ -267,10 +267,11 @@ def _import(path: Path):
 @main.command("list-ops", epilog=LIST_EXAMPLES, short_help="List what a spec may use.")
 def list_ops():
     """List the layers, losses and expression names a spec accepts."""
-    from .declare.layers import LAYER_TYPES
-    from .declare.losses import LOSS_TYPES
-    from .declare.parse import CONSTANTS, FUNCTIONS
+    from .declare.parse import CONSTANTS
     from .declare.spec import WIRING_KEYS
+    from .ops.registry import expression_functions, losses, toml_layers
+
+    LAYER_TYPES, LOSS_TYPES, FUNCTIONS = toml_layers(), losses(), expression_functions()
 
     click.echo("layers:      " + ", ".join(LAYER_TYPES))
     click.echo("layer keys:  " + "; ".join(f"{kind}: {', '.join(layer.toml_keys)}"
@@ -279,10 +280,17 @@ def list_ops():
     click.echo("model keys:  name, inputs (a width, or a table of named widths), sequence (inputs are then "
                "(batch, sequence, width)), vocabulary (a token model: x holds (batch, sequence) ids), layers, loss")
     click.echo("losses:      " + ", ".join(LOSS_TYPES))
-    click.echo("reductions:  mean, sum (kl_div also batchmean)")
-    click.echo("targets:     cross_entropy: index | probs; nll: index; others: the output's shape")
-    click.echo("loss keys:   type, reduction, target, expr (elementwise), l2 (a table: parameter = weight), "
-               "ignore_index (cross_entropy, nll)")
+    more = {kind: [r for r in cls.reductions if r not in ("mean", "sum")] for kind, cls in LOSS_TYPES.items()}
+    click.echo("reductions:  mean, sum" + "".join(f" ({kind} also {', '.join(extra)})"
+                                               for kind, extra in more.items() if extra))
+    click.echo("targets:     " + "; ".join(f"{kind}: {' | '.join(cls.toml_targets)}" for kind, cls in LOSS_TYPES.items()
+                                           if cls.toml_targets) + "; others: the output's shape")
+    own = {}
+    for kind, cls in LOSS_TYPES.items():
+        for key in cls.toml_keys:
+            own.setdefault(key, []).append(kind)
+    click.echo("loss keys:   type, reduction, target, l2 (a table: parameter = weight), "
+               + ", ".join(f"{key} ({', '.join(kinds)})" for key, kinds in own.items()))
     click.echo("expressions: " + ", ".join(sorted(FUNCTIONS, key=str.lower)) + "; constants: "
                + ", ".join(CONSTANTS) + "; operators: + - * / **")
 

@@ -7,6 +7,7 @@ import sympy as sp
 from .backends import BACKENDS, default_targets
 from .declare.model import Model
 from .derive import backward
+from .notes import NOTES
 from .schedule import Program, schedule
 
 
@@ -31,12 +32,12 @@ class Derivation:
     @property
     def warnings(self) -> list[str]:
         """Known mistakes in the model, one line each (the derivation is still right for what was declared)."""
-        return [WARNINGS[kind].format(*names) for kind, *names in self.lowered.graph.notes if kind in WARNINGS]
+        return [NOTES[kind].text.format(*names) for kind, *names in self.lowered.graph.notes if NOTES[kind].warning]
 
     @property
     def notes(self) -> list[str]:
         """The simplifications that were made, one line each."""
-        return [NOTES[kind].format(*names) for kind, *names in self.lowered.graph.notes]
+        return [NOTES[kind].text.format(*names) for kind, *names in self.lowered.graph.notes]
 
     def summary(self, network: str = "") -> str:
         """One line: the network (`network`, or its repr), its loss and its inputs."""
@@ -117,20 +118,4 @@ class Derivation:
         out = Path(out_dir)
         return write_all({out / self.filename(target): self.render(target, source, command)
                           for target in targets or default_targets()}, force=force)
-
-
-WARNINGS = {
-    "double softmax": "the network ends in a softmax, and {0} applies one again: pass it the logits (drop the "
-                      "softmax), as torch's CrossEntropyLoss expects",
-    "double sigmoid": "the network ends in a sigmoid, and {0} applies one again: pass it the logits (drop the "
-                      "sigmoid), or use BCELoss",
-}
-NOTES = {
-    **WARNINGS,
-    "sums to one": "Σ_k {0}_k = 1: each row of {0} is a distribution over classes",
-    "sums to zero": "Σ_e {0}_e = 0: {0} is centred on its mean over the last axis",
-    "cancels": "dL/d{0} = 0: the terms of the chain rule through {0} cancel",
-    "stable log sigmoid": "log σ(u) = −softplus(−u) and log(1 − σ(u)) = −softplus(u): finite for every u",
-    "max shift": "the code shifts the row maximum out before exp (it cancels from the softmax)",
-}
 

@@ -18,7 +18,13 @@ import sympy as sp
 from .graph import Graph, Tensor, Value
 from .graph.ir import VJP
 from .graph.reduce import reduce_sum
+from .notes import define
 from .simplify import replace_structurally, tidy
+
+CANCELS = define(
+    "cancels", "dL/d{0} = 0: the terms of the chain rule through {0} cancel",
+    r"$\partial L / \partial {0} = 0$: the terms of the chain rule through ${0}$ cancel, so nothing flows back "
+    r"through it (shifting the logits by their row maximum does not change the softmax).")
 
 
 def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value]:
@@ -61,7 +67,7 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
         consumers = sum(len(terms) for terms in contributions[tensor].values())
         cotangents[tensor] = cotangent = total(tensor)
         if cotangent.expr == 0:
-            graph.note("cancels", tensor.name)
+            graph.note(CANCELS, tensor.name)
             continue
         if tensor.op == "map" and consumers > 1 and tensor.zero_sum_axis is None and not cotangent.expr.is_Atom:
             # A stored value read in several places gets its summed cotangent stored too: what flows on

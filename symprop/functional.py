@@ -4,31 +4,11 @@
     loss = F.cross_entropy(logits, t) + 1e-2 * (w ** 2).sum()
 
 Each works on the symbolic tensors of a forward that symprop traces, and on torch tensors (calling
-torch's own function), which is how `symprop check` runs the same forward in torch.
+torch's own function), which is how `symprop check` runs the same forward in torch. Each is its op's
+(`symprop/ops/<name>.py`): `sorted(F.__all__)` lists them.
 """
 
-from .declare.functional import (
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    dropout,
-    elementwise_function,
-    elementwise_loss,
-    embedding,
-    gelu,
-    kl_div,
-    layer_norm,
-    linear,
-    log_softmax,
-    mse_loss,
-    nll_loss,
-    relu,
-    sigmoid,
-    softmax,
-    softplus,
-    tanh,
-)
+from .ops import registry as _registry
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout",
-           "elementwise_function", "elementwise_loss", "embedding", "gelu", "kl_div", "layer_norm", "linear",
-           "log_softmax", "mse_loss", "nll_loss", "relu", "sigmoid", "softmax", "softplus", "tanh"]
+globals().update(_registry.functionals())
+__all__ = sorted(_registry.functionals())

@@ -6,11 +6,12 @@ of math in them comes from a printer. The backends themselves are registered in 
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import jinja2
 
-from .declare.layers import Linear
+from .ops.registry import OPS
 from .printing.statements import StatementPrinter
 from .printing.text import TextPrinter
 from .schedule import Program, expressions, plan_memory
@@ -20,11 +21,7 @@ environment = jinja2.Environment(
     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
 )
 
-INIT_LINEAR = "torch.nn.Linear's default initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in float64."
-INIT_MODULES = ("torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); "
-                "LayerNorm\n    ones and zeros; attention's in-projection Xavier-uniform, its biases zero; "
-                "Embedding N(0, 1).")
-INIT_PARAMETERS = "\n    Parameters declared with symprop.Parameter as their init says (normal: N(0, std))."
+INIT_PARAMETERS = "Parameters declared with symprop.Parameter as their init says (normal: N(0, std))."
 
 
 @dataclass
@@ -75,11 +72,14 @@ def target_doc(model) -> str:
 
 
 def init_doc(model) -> str:
+    """How init_params draws the parameters: each layer's own default, as its op says."""
+    present = {type(module) for _, module in model.net.named_modules()}
     owners = {type(module) for _, module in model.net.named_modules() if module._parameters}
-    from .declare import layers
-
-    text = INIT_LINEAR if owners <= {Linear} else INIT_MODULES
-    return text + (INIT_PARAMETERS if owners - set(layers.LAYERS) else "")
+    docs = [op.init_doc for op in OPS.values() if op.layer_class in present and getattr(op, "init_doc", "")]
+    parts = [f"torch's default initialization, drawn in float64: {'; '.join(docs)}."] * bool(docs)
+    if owners - {op.layer_class for op in OPS.values()}:
+        parts.append(INIT_PARAMETERS)
+    return textwrap.fill(" ".join(parts), 110, subsequent_indent="    ", break_on_hyphens=False)
 
 
 def init_arguments(kind: str, scale: float = 0.0) -> str:

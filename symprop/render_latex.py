@@ -9,7 +9,9 @@ from __future__ import annotations
 import jinja2
 import sympy as sp
 
-from .graph.nn import z
+from .graph.ir import z
+from .notes import NOTES
+from .ops.loss import Loss
 from .printing.latex import LatexBackendPrinter, ReadableLatexPrinter, atomic, latex_name
 from .printing.primes import prime_notation
 from .printing.statements import reads
@@ -25,30 +27,6 @@ _environment = jinja2.Environment(
     comment_start_string="<#", comment_end_string="#>",
     keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
 )
-
-NOTES = {
-    "double softmax": r"\textbf{{Warning:}} the network ends in a softmax, and \texttt{{{0}}} applies one again: "
-                      r"pass it the logits (drop the softmax), as torch's \texttt{{CrossEntropyLoss}} expects.",
-    "double sigmoid": r"\textbf{{Warning:}} the network ends in a sigmoid, and \texttt{{{0}}} applies one again: "
-                      r"pass it the logits (drop the sigmoid), or use \texttt{{BCELoss}}.",
-    "sums to one": r"$\sum_k {0}_{{nk}} = 1$: each row of ${0}$ is a distribution over the classes. This is why "
-                   r"softmax with cross-entropy gives $\partial L / \partial z = (p - {0})/N$.",
-    "sums to zero": r"$\sum_e ({0})_{{e}} = 0$ over the last axis: ${0}$ is centred on its mean there. This is "
-                    r"what makes layer norm's backward pass compact: "
-                    r"$\bar{{x}} = \mathrm{{rstd}} \odot (\bar{{\hat{{x}}}} - \operatorname{{mean}}(\bar{{\hat{{x}}}}) "
-                    r"- x_c \odot \mathrm{{rstd}}^{{2}} \odot \operatorname{{mean}}(\bar{{\hat{{x}}}} \odot x_c))$, "
-                    r"which is $\mathrm{{rstd}} \odot (\bar{{\hat{{x}}}} - \operatorname{{mean}}(\bar{{\hat{{x}}}}) "
-                    r"- \hat{{x}} \odot \operatorname{{mean}}(\bar{{\hat{{x}}}} \odot \hat{{x}}))$ "
-                    r"with $\hat{{x}} = x_c \odot \mathrm{{rstd}}$.",
-    "cancels": r"$\partial L / \partial {0} = 0$: the terms of the chain rule through ${0}$ cancel, so nothing "
-               r"flows back through it (shifting the logits by their row maximum does not change the softmax).",
-    "max shift": r"The code shifts each row's maximum out before $\exp$ (the log-sum-exp), so that no $\exp$ "
-                 r"overflows; the softmax, and so every formula here, is unchanged by it.",
-    "stable log sigmoid": r"$\log \sigma(u) = -\operatorname{{softplus}}(-u)$ and "
-                          r"$\log(1 - \sigma(u)) = -\operatorname{{softplus}}(u)$: "
-                          r"the loss stays finite for every logit.",
-}
-
 
 def _symbol(statement) -> sp.Symbol:
     return statement.tensor.symbol if statement.tensor is not None else sp.Symbol(statement.name, real=True)
@@ -134,8 +112,8 @@ def document_parts(derivation) -> dict:
         "gradients": gradients,
         "derivatives": _derivative_facts(graph),
         "textbook": _textbook(derivation.model),
-        "notes": [NOTES[kind].format(*(_escape(n) if kind.startswith("double") else latex_name(n, dense)
-                                       for n in names)) for kind, *names in graph.notes],
+        "notes": [NOTES[kind].latex.format(*(_escape(n) if NOTES[kind].warning else latex_name(n, dense)
+                                             for n in names)) for kind, *names in graph.notes],
         "glossary": [(latex_name(aliases.get(n, n), dense), n) for n in dict.fromkeys(code_names)],
     }
 
@@ -184,26 +162,18 @@ def _chain(derivation, statement, printer, relabel_all, defined: set) -> tuple[s
     return printer.doprint(chain), ""
 
 
-ACTIVATION_NAMES = {"sigmoid": r"\sigma", "tanh": r"\tanh", "relu": r"\operatorname{ReLU}",
-                    "gelu": r"\operatorname{GELU}", "softplus": r"\operatorname{softplus}"}
-
-
 def _activation_of(graph, z_name: str):
     """(h, f′(z) as a named symbol, f′(z) itself) when the value labelled `z_name` is read only through an
     activation h = f(z); None otherwise."""
-    from .graph.nn import ACTIVATIONS
-
     z_expr = next((expr for expr, name in graph.labels.items() if name == z_name), None) or \
         next((symbol for symbol, name in graph.cotangent_names.items() if name == "d" + z_name), None)
     if z_expr is None:
         return None
-    kinds = {scalar: kind for kind, scalar in ACTIVATIONS.items()}
-    for scalar in graph.activations:
+    for scalar, latex in graph.activations.items():
         h_name = graph.labels.get(tidy(scalar.xreplace({z: z_expr})))
         if h_name is None:
             continue
-        name = ACTIVATION_NAMES.get(kinds.get(scalar), "f")
-        prime = sp.Function(name + "'")(sp.Symbol(z_name, real=True))
+        prime = sp.Function(latex + "'")(sp.Symbol(z_name, real=True))
         derivative = tidy(sp.diff(scalar, z)).xreplace({z: z_expr})
         return sp.Symbol(h_name, real=True), prime, derivative
     return None
@@ -211,8 +181,6 @@ def _activation_of(graph, z_name: str):
 
 def _textbook(model) -> tuple[str, str]:
     """(the loss as a book writes it, the note on what the computation adds); ("", "") for a loss function."""
-    from .declare.losses import Loss
-
     return model.loss.textbook() if isinstance(model.loss, Loss) else ("", "")
 
 

@@ -14,7 +14,7 @@ from sympy.core.function import AppliedUndef
 
 from .declare.parse import parse
 from .errors import SymPropError
-from .functions import sigmoid
+from .ops.registry import activations
 from .printing.primes import prime_notation
 from .simplify import TooLarge, tidy
 
@@ -92,7 +92,9 @@ def _simplest(derivative: sp.Expr) -> sp.Expr:
     return sp.factor_terms(shortest)
 
 
-NAMED_FUNCTIONS = (sigmoid, sp.tanh)  # an activation, named as a book names it: y = σ(w·x)
+def _activation_functions() -> tuple:
+    """The SymPy functions of activations (σ, tanh), named as a book names them: y = σ(w·x)."""
+    return tuple(op.sympy for op in activations().values() if op.sympy is not None)
 
 
 def _name_applications(expression: sp.Expr):
@@ -108,11 +110,13 @@ def _name_applications(expression: sp.Expr):
                 return sp.Symbol(candidate)
         raise SymPropError("too many functions in one expression")
 
+    named = _activation_functions()
+
     def walk(e):
         if e.is_Atom:
             return e
         rebuilt = e.func(*(walk(a) for a in e.args))
-        if isinstance(e, AppliedUndef) or isinstance(e, NAMED_FUNCTIONS):
+        if isinstance(e, AppliedUndef) or isinstance(e, named):
             if rebuilt not in rewritten:
                 rewritten[rebuilt] = symbol = fresh()
                 names[symbol] = rebuilt

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
-from .functions import sigmoid
 from .graph import Graph, Tensor
 from .shapes import N, batch_sized, broadcast, dims_at
 from .simplify import replace_structurally
@@ -477,8 +476,8 @@ def _labels(graph: Graph, needed: list[Tensor], outputs) -> dict[sp.Symbol, sp.E
             if name not in output_names and expr.free_symbols <= available | {N}}
 
 
-def relu_input(expr: sp.Expr):
-    """z, when expr is max(0, z); None otherwise."""
+def positive_part_of(expr: sp.Expr):
+    """z, when expr is max(0, z) (relu's value); None otherwise."""
     if isinstance(expr, sp.Max) and len(expr.args) == 2 and 0 in expr.args:
         return expr.args[1] if expr.args[0] == 0 else expr.args[0]
     return None
@@ -487,7 +486,7 @@ def relu_input(expr: sp.Expr):
 def _steps_from_outputs(labels: dict[sp.Symbol, sp.Expr]):
     """H(z) → H(h) where h = max(0, z) is named (h > 0 exactly where z > 0): the backward pass then reads
     relu's output, which it keeps anyway, and z can be freed once h is computed."""
-    relus = {relu_input(d): d for d in labels.values() if relu_input(d) is not None}
+    relus = {positive_part_of(d): d for d in labels.values() if positive_part_of(d) is not None}
 
     def rewrite(expr: sp.Expr) -> sp.Expr:
         if not relus or not expr.has(sp.Heaviside):
@@ -553,15 +552,12 @@ def expressions(program: Program):
 def inlinable(program: Program, code: bool = True) -> set[sp.Symbol]:
     """Einsum results used exactly once are printed in place: z0 = x @ w0.T + b0.
 
-    In code, sigmoid's argument counts twice: its stable form prints it twice; and a gradient that is
-    a contraction gets its own line, dw0 = dz0.T @ x, as soon as it can be computed, so that what it
-    reads can be freed early."""
+    In code, a gradient that is a contraction gets its own line, dw0 = dz0.T @ x, as soon as it can be
+    computed, so that what it reads can be freed early."""
     uses: dict[sp.Symbol, int] = {}
     for expr in expressions(program):
         for symbol in expr.free_symbols:
             uses[symbol] = uses.get(symbol, 0) + expr.count(symbol)
-            for call in expr.atoms(sigmoid) if code else ():
-                uses[symbol] += call.count(symbol)
     returned = {o.expr for o in program.outputs if o.expr.is_Symbol} if code else set()
     return {s.tensor.symbol for s in program.statements
             if s.kind == "einsum" and uses.get(s.tensor.symbol, 0) == 1 and s.tensor.symbol not in returned}

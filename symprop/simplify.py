@@ -3,7 +3,7 @@
 Rules, none of them a derivative:
 - `tidy` picks the shortest of a few equivalent forms (as written, expanded, factored),
   which is how σ(z) − t falls out of sigmoid with BCE;
-- stable rewrites replace log σ(u) by −softplus(−u) and log(1 − σ(u)) by −softplus(u);
+- stable rewrites of log f(u), each registered by the op of f (log σ(u) = −softplus(−u), in sigmoid's module);
 - `replace_structurally` names a definition wherever it stands (b2 + mm2 - t -> z2 - t).
 
 Pure SymPy: the sums that build graph tensors (`graph.reduce`) use these rules.
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 
 import sympy as sp
 
 from .errors import SymPropError
-from .functions import sigmoid, softplus
 
 EXPAND_TERMS = 64  # expanding is tried only while it makes at most this many terms: (a+b)**30 would not end
 EXPRESSION_BUDGET = 4000  # operations in one fused expression; past it a derivation stops
@@ -27,16 +27,17 @@ class TooLarge(SymPropError):
     """A derivation past its size budget: it would take minutes, or never end."""
 
 
-def tidy(expr: sp.Expr) -> sp.Expr:
+def tidy(expr: sp.Expr, fired: set | None = None) -> sp.Expr:
+    """The shortest of a few equivalent forms, in stable form; `fired` collects the notes of the stable rules used."""
     ops = sp.count_ops(expr)
     if ops > EXPRESSION_BUDGET:
         raise TooLarge(f"a derived expression has {ops} operations, past the budget of {EXPRESSION_BUDGET}; "
                        "write the custom expression more simply, or split it over several layers")
-    expr = kinks(stable(expr))
+    expr = kinks(stable(expr, fired))
     if expr.has(sp.Piecewise):  # one Piecewise on the outside, each branch tidied on its own
         folded = sp.piecewise_fold(expr)
         if isinstance(folded, sp.Piecewise):
-            return sp.Piecewise(*((tidy(value), condition) for value, condition in folded.args))
+            return sp.Piecewise(*((tidy(value, fired), condition) for value, condition in folded.args))
     candidates = [expr]
     if terms_when_expanded(expr) <= EXPAND_TERMS:
         expanded = sp.expand(expr, power_exp=False, power_base=False, log=False)
@@ -62,23 +63,35 @@ def terms_when_expanded(expr: sp.Expr) -> float:
     return 1.0
 
 
-def stable(expr: sp.Expr) -> sp.Expr:
-    """log σ(u) = −softplus(−u), log(1 − σ(u)) = −softplus(u) and log(1 + e^u) = softplus(u): finite for every u.
-    (softplus' is σ, which is printed stably; e^u/(1 + e^u) would be inf/inf past u ≈ 709, and mish's derivative
-    NaN with it.)"""
+# Stable forms of log f(u), each registered by the op of f: (rule, note). A rule takes the argument of a log and returns
+# the stable form of the log, or None; the note (a kind of `symprop.notes`) says so to the reader.
+STABLE_LOGS: list[tuple[Callable, str]] = []
+
+
+def stable_log(note: str = ""):
+    """Register a rule for the stable form of a log (a decorator)."""
+    def register(rule):
+        STABLE_LOGS.append((rule, note))
+        return rule
+
+    return register
+
+
+def stable(expr: sp.Expr, fired: set | None = None) -> sp.Expr:
+    """Every log in its stable form, where a registered rule knows one: log σ(u) = −softplus(−u), log(1 + e^u) =
+    softplus(u), finite for every u. (softplus' is σ, which is printed stably; e^u/(1 + e^u) would be inf/inf past
+    u ≈ 709.)"""
 
     def rewrite(log_of):
-        arg = log_of.args[0]
-        if isinstance(arg, sigmoid):
-            return -softplus(-arg.args[0])
-        rest = arg - 1
-        if isinstance(-rest, sigmoid):
-            return -softplus((-rest).args[0])
-        if isinstance(rest, sp.exp):
-            return softplus(rest.args[0])
+        for rule, note in STABLE_LOGS:
+            found = rule(log_of.args[0])
+            if found is not None:
+                if fired is not None and note:
+                    fired.add(note)
+                return found
         return log_of
 
-    return expr.replace(lambda e: isinstance(e, sp.log), rewrite)
+    return expr.replace(lambda e: isinstance(e, sp.log), rewrite) if STABLE_LOGS else expr
 
 
 def kinks(expr: sp.Expr) -> sp.Expr:

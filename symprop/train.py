@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .declare import losses as m
+from .declare.model import Model
 from .errors import SymPropError
 
 
@@ -43,7 +43,7 @@ def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     return [name.strip() for name in rows[0]], rows[1:]
 
 
-def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -> Dataset:
+def load_csv(path: Path, model: Model, target_columns: tuple[str, ...] = ()) -> Dataset:
     """Rows of numbers under a header; the target is the last column unless named."""
     if model.index_ranges:
         raise SymPropError("a token model (vocabulary in its spec) trains on text: symprop train --text FILE",
@@ -71,7 +71,7 @@ def load_csv(path: Path, model: m.Model, target_columns: tuple[str, ...] = ()) -
                            f"{', '.join(targets)}, but the spec takes {takes}", str(path))
     # One column of class labels for class-index targets, and for distributions given as labels (one-hot).
     labelled = model.target_kind == "index" or (
-        isinstance(model.loss, (m.CrossEntropyLoss, m.KLDivLoss)) and len(targets) == 1 and model.outputs > 1)
+        _domain(model) == "simplex" and len(targets) == 1 and model.outputs > 1)
     width = 1 if labelled else model.outputs
     if len(targets) != width:
         raise SymPropError(f"the network has {model.outputs} outputs, so it needs {width} target columns; "
@@ -266,15 +266,19 @@ def split(data: Dataset, holdout: float, seed: int):
     return pick(order[:cut]), pick(order[cut:])
 
 
-def score(model: m.Model, outputs: np.ndarray, t: np.ndarray) -> tuple[str, float]:
+def _domain(model: Model) -> str:
+    """What the loss's targets hold: "real", "unit" (binary labels or probabilities) or "simplex" (distributions)."""
+    return getattr(model.loss, "target_domain", "real")
+
+
+def score(model: Model, outputs: np.ndarray, t: np.ndarray) -> tuple[str, float]:
     """("accuracy", share right) for classifiers, ("MSE", mean squared error) otherwise."""
-    loss = model.loss
     if model.target_kind == "index":  # classes on the last axis; for tokens, the share of next characters guessed
         return "accuracy", float(np.mean(outputs.argmax(axis=-1) == t))
-    if isinstance(loss, (m.CrossEntropyLoss, m.KLDivLoss)):
+    if _domain(model) == "simplex":
         return "accuracy", float(np.mean(outputs.argmax(axis=1) == t.argmax(axis=1)))
-    if isinstance(loss, (m.BCELoss, m.BCEWithLogitsLoss)):
-        threshold = 0.5 if isinstance(loss, m.BCELoss) else 0.0
+    threshold = getattr(model.loss, "decision", None)  # a binary classifier's: 0.5 on probabilities, 0 on logits
+    if threshold is not None:
         return "accuracy", float(np.mean((outputs > threshold) == (t > 0.5)))
     return "MSE", float(np.mean((outputs - t) ** 2))
 

@@ -8,7 +8,7 @@ import sympy as sp
 import torch
 
 import symprop as sy
-from symprop.functions import sigmoid
+from symprop.ops.sigmoid import sigmoid
 
 # Network steps name their tensors with real symbols; N is the batch size.
 N = sp.Symbol("N", integer=True, positive=True)

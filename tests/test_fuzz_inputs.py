@@ -39,9 +39,8 @@ from hypothesis import strategies as st
 
 from symprop import SymPropError
 from symprop.cli import main
-from symprop.declare.layers import LAYER_TYPES
-from symprop.declare.losses import LOSS_TYPES
 from symprop.declare.parse import FUNCTIONS, MAX_EXPONENT, parse
+from symprop.ops.registry import losses, toml_layers
 
 CALL_LIMIT = 10.0  # seconds, for any one call; most take milliseconds
 QUICK = 1.0  # seconds, for the explicit "refused quickly" cases
@@ -158,8 +157,8 @@ TOKEN_SOUP = st.lists(st.sampled_from(TOKENS), max_size=30).map("".join)
 EXPRESSIONS = st.one_of(st.sampled_from(GOOD_ACTIVATIONS + GOOD_LOSSES + HOSTILE), TOKEN_SOUP,
                         st.text(max_size=40))
 
-LAYER_TYPE_NAMES = st.sampled_from(list(LAYER_TYPES))
-LOSS_TYPE_NAMES = st.sampled_from(list(LOSS_TYPES))
+LAYER_TYPE_NAMES = st.sampled_from(list(toml_layers()))
+LOSS_TYPE_NAMES = st.sampled_from(list(losses()))
 RARELY = st.sampled_from([False] * 9 + [True])  # Hypothesis favours boundaries: integers(0, 9) is often 0 or 9
 
 

@@ -44,7 +44,8 @@ import symprop as S
 from symprop import Derivation, SymPropError
 from symprop.check import to_torch
 from symprop.declare.parse import parse
-from symprop.functions import sigmoid, softplus
+from symprop.ops.sigmoid import sigmoid
+from symprop.ops.softplus import softplus
 from symprop.shapes import N
 
 TOLERANCE = 1e-10  # max|ours - torch| / max|torch|

@@ -147,7 +147,7 @@ def test_cli_without_pdflatex_still_writes_the_tex(tmp_path, monkeypatch):
 
 def test_scalar_bce_of_a_sigmoid_is_the_textbook_gradient():
     """−[t log σ(wx) + (1 − t) log(1 − σ(wx))] differentiated by w is x·(σ(wx) − t), as books print it."""
-    from symprop.functions import sigmoid
+    from symprop.ops.sigmoid import sigmoid
 
     w, x, t = sp.symbols("w x t")
     result = sy.derive("-(t*log(sigmoid(w*x)) + (1-t)*log(1-sigmoid(w*x)))", "w")["w"]

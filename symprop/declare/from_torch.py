@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import operator
 import os
 import sys
 from pathlib import Path
 
 from ..errors import SymPropError
-from . import functional as F
-from .layers import TORCH_LAYERS
-from .losses import TORCH_LOSSES
+from ..ops.registry import by_module, is_loss, layers
 from .model import Model
 from .module import Module
-from .tensor import Parameter, cat
+from .tensor import Parameter, accepted, torch_callable, torch_method, torch_name
 from .torch_eval import require_torch
 
 _SKIP = (os.sep + "torch" + os.sep, str(Path(__file__).resolve().parent.parent) + os.sep)
@@ -38,12 +35,13 @@ def from_torch(module, loss, inputs, name: str = "model", sequence: int | None =
     if not isinstance(module, torch.nn.Module):
         raise SymPropError(f"expected a torch.nn.Module, got {type(module).__name__}", "module")
     net = _translate(module, "forward")
-    if isinstance(loss, torch.nn.Module) and type(loss).__name__ in TORCH_LOSSES and \
-            type(loss) is getattr(torch.nn, type(loss).__name__):
-        symprop_loss = TORCH_LOSSES[type(loss).__name__].from_torch(loss)
+    op = by_module(type(loss).__name__) if isinstance(loss, torch.nn.Module) else None
+    if op is not None and is_loss(op.layer_class) and type(loss) is getattr(torch.nn, type(loss).__name__):
+        symprop_loss = op.layer_class.from_torch(loss)
     elif isinstance(loss, torch.nn.Module) or not callable(loss):
+        losses = [name for name, cls in layers().items() if is_loss(cls) and cls.from_torch]
         raise SymPropError(f"{type(loss).__name__} is not a loss symprop has; pass a torch.nn loss "
-                           f"({', '.join(TORCH_LOSSES)}) or a function of (output, target)", "loss")
+                           f"({', '.join(losses)}) or a function of (output, target)", "loss")
     else:
         symprop_loss = _translate_loss(loss, module, net)  # class indices are found as the loss is traced
     return Model(net, symprop_loss, name=name, inputs=inputs, sequence=sequence, target=target, source=source)
@@ -163,11 +161,12 @@ def _mirror(module, calls: dict) -> Traced:
 
 def _layer(sub, node, root) -> Module:
     name = type(sub).__name__
-    layer = TORCH_LAYERS.get(name)
+    op = by_module(name)
+    layer = op.layer_class if op is not None and op.layer_class is not None and op.layer_class.from_torch else None
     torch = _torch()
     if layer is None or type(sub) is not getattr(torch.nn, name, None):
-        raise SymPropError(f"torch.nn.{name} is not supported by symprop (it has {', '.join(TORCH_LAYERS)})",
-                           node.target)
+        known = [name for name, cls in layers().items() if cls.from_torch and not is_loss(cls)]
+        raise SymPropError(f"torch.nn.{name} is not supported by symprop (it has {', '.join(known)})", node.target)
     try:
         if name not in MASKS:
             return layer.from_torch(sub)
@@ -303,104 +302,12 @@ def _call(node, owner: Module, args, kwargs):
     if node.op == "call_module":
         return layer(*args, **kwargs)
     if node.op == "call_method":
-        method = METHODS.get(node.target)
+        method = torch_method(node.target)
         if method is None:
             raise SymPropError(f"Tensor.{node.target} is not supported by symprop")
         return method(*args, **kwargs)
-    function = FUNCTIONS.get(_qualified(node.target))
+    name = torch_name(node.target)
+    function = torch_callable(name)
     if function is None:
-        raise SymPropError(f"{_qualified(node.target)} is not supported by symprop")
-    return function(*args, **_accepted(function, kwargs, _qualified(node.target)))
-
-
-def _accepted(function, kwargs: dict, name: str) -> dict:
-    """The keyword arguments `function` takes. torch passes its deprecated ones (size_average, reduce) as None;
-    any other that symprop has no use for is refused."""
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):  # a builtin: operator.add
-        return kwargs
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return kwargs
-    for key, value in kwargs.items():
-        if key not in parameters and value is not None:
-            raise SymPropError(f"{name}: {key}={value!r} is not supported by symprop")
-    return {key: value for key, value in kwargs.items() if key in parameters}
-
-
-def _qualified(target) -> str:
-    """torch.relu, torch.nn.functional.relu, operator.add: how a traced function is named here."""
-    module = getattr(target, "__module__", None) or "torch"
-    if module == "torch._C._nn":  # F.gelu, F.softplus, F.linear are torch's C functions
-        module = "torch.nn.functional"
-    if module.startswith("torch._") or module == "torch._C._VariableFunctions":
-        module = "torch"
-    if module == "_operator":
-        module = "operator"
-    return f"{module}.{getattr(target, '__name__', target)}"
-
-
-def _method(name):
-    return lambda x, *args, **kwargs: getattr(x, name)(*args, **kwargs)
-
-
-def _sum(x, dim=None, keepdim=False, **_):
-    return x.sum(dim, keepdim)
-
-
-def _mean(x, dim=None, keepdim=False, **_):
-    return x.mean(dim, keepdim)
-
-
-def _reshape(x, *shape):
-    return x.reshape(*shape)
-
-
-def _transpose(x, dim0, dim1):
-    return x.transpose(dim0, dim1)
-
-
-def _pow(x, exponent):
-    return x ** exponent
-
-
-def _getattr(x, name):
-    if name == "T":
-        return x.T
-    if name == "mT":
-        return x.transpose(-2, -1)
-    if name == "shape":
-        return tuple(x.shape)
-    raise SymPropError(f"Tensor.{name} is not supported by symprop")
-
-
-_ELEMENTWISE = {name: F.MATH[name] for name in ("exp", "log", "sqrt", "abs", "sin", "cos", "tan", "atan", "sinh",
-                                               "cosh", "asinh", "erf", "maximum", "minimum")}
-FUNCTIONS = {
-    "operator.add": operator.add, "operator.sub": operator.sub, "operator.mul": operator.mul,
-    "operator.truediv": operator.truediv, "operator.pow": operator.pow, "operator.neg": operator.neg,
-    "operator.pos": operator.pos, "operator.matmul": operator.matmul, "operator.getitem": operator.getitem,
-    "builtins.getattr": _getattr,
-    "torch.add": operator.add, "torch.sub": operator.sub, "torch.mul": operator.mul, "torch.div": operator.truediv,
-    "torch.pow": _pow, "torch.neg": operator.neg, "torch.matmul": operator.matmul, "torch.mm": operator.matmul,
-    "torch.bmm": operator.matmul,
-    "torch.cat": cat, "torch.concat": cat, "torch.sum": _sum, "torch.mean": _mean, "torch.reshape": _reshape,
-    "torch.transpose": _transpose, "torch.relu": F.relu, "torch.tanh": F.tanh, "torch.sigmoid": F.sigmoid,
-    "torch.softmax": F.softmax, "torch.log_softmax": F.log_softmax, "torch.flatten": _method("flatten"),
-    "torch.squeeze": _method("squeeze"), "torch.unsqueeze": _method("unsqueeze"), "torch.clamp": _method("clamp"),
-    "torch.square": lambda x: x ** 2, "torch.nn.functional.dropout": F.dropout,
-    **{f"torch.{name}": fn for name, fn in _ELEMENTWISE.items()},
-    **{f"torch.nn.functional.{name}": getattr(F, name) for name in (
-        "linear", "relu", "sigmoid", "tanh", "gelu", "softplus", "softmax", "log_softmax", "layer_norm", "mse_loss",
-        "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div")},
-}
-METHODS = {
-    "sum": _sum, "mean": _mean, "reshape": _reshape, "view": _reshape, "transpose": _transpose,
-    "permute": _method("permute"), "t": lambda x: x.T, "pow": _pow, "matmul": operator.matmul, "add": operator.add,
-    "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg,
-    "contiguous": lambda x: x, "relu": F.relu, "tanh": F.tanh, "sigmoid": F.sigmoid, "size": _method("size"),
-    "flatten": _method("flatten"), "squeeze": _method("squeeze"), "unsqueeze": _method("unsqueeze"),
-    "clamp": _method("clamp"), "clip": _method("clamp"), "square": lambda x: x ** 2,
-    "softmax": F.softmax, "log_softmax": F.log_softmax,
-    **{name: fn for name, fn in _ELEMENTWISE.items() if name not in ("maximum", "minimum")},
-}
+        raise SymPropError(f"{name} is not supported by symprop")
+    return function(*args, **accepted(function, kwargs, name))

@@ -18,9 +18,9 @@ import sympy as sp
 
 from ..errors import SymPropError
 from ..graph import Graph, Tensor, Value
+from ..ops.loss import Loss
+from ..ops.transformer import TransformerEncoderLayer
 from ..shapes import N
-from .layers import Elementwise, TransformerEncoderLayer
-from .losses import ElementwiseLoss, Loss
 from .module import Module, Sequential
 from .tensor import Parameter, SymbolicTensor, shape_text
 from .trace import ClassIndices, GraphTrace, interpret, traceback_location
@@ -111,7 +111,7 @@ class Model:
         if encoders > MAX_ENCODER_LAYERS:
             raise SymPropError(f"{encoders} transformer_encoder layers, more than the {MAX_ENCODER_LAYERS} symprop "
                                "derives in reasonable time", "layers")
-        custom = [m.expr for m in (*modules, self.loss) if isinstance(m, (Elementwise, ElementwiseLoss))]
+        custom = [m.expr for m in (*modules, self.loss) if isinstance(getattr(m, "expr", None), sp.Basic)]
         operations = sum(sp.count_ops(expr) for expr in custom)
         if operations > MAX_CUSTOM_OPERATIONS:
             raise SymPropError(f"the custom expressions have {operations} operations in all, more than the "

@@ -22,6 +22,12 @@ def positive(value, name: str = "") -> int:
     return value
 
 
+def integer(value, name: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SymPropError(f"{name + ' ' if name else ''}must be an integer, got {short(value)}")
+    return value
+
+
 def flag(value, name: str = "") -> bool:
     if not isinstance(value, bool):
         raise SymPropError(f"{name + ' ' if name else ''}must be true or false, got {short(value)}")

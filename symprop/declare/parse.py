@@ -20,7 +20,7 @@ import warnings
 import sympy as sp
 
 from ..errors import SymPropError
-from ..functions import sigmoid, softplus
+from ..ops.registry import by_function, expression_functions
 
 MAX_LENGTH = 2000  # characters; a longer expression is refused before any parsing
 MAX_DEPTH = 40  # nesting of the syntax tree
@@ -29,13 +29,14 @@ MAX_EXPONENT = 100  # a number used as an exponent: z**100 is fine, z**(10**10) 
 MAX_NUMBER_BITS = 1024  # numerators and denominators: float64 ends near 2**1024 (about 1.8e308)
 MAX_EXPANDED_SIZE = 5000  # symbols in the expression, and in its derivative, multiplied out
 
-FUNCTIONS: dict[str, object] = {
-    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "Abs": sp.Abs, "abs": sp.Abs,
-    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "atan": sp.atan,
-    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "asinh": sp.asinh,
-    "erf": sp.erf, "sigmoid": sigmoid, "softplus": softplus,
-    "Max": sp.Max, "Min": sp.Min, "max": sp.Max, "min": sp.Min,
-}
+
+
+def __getattr__(name):
+    if name == "FUNCTIONS":  # the allow-list: every elementwise op's SymPy function, by its names in expressions
+        return expression_functions()
+    raise AttributeError(name)
+
+
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E}
 NOT_DIFFERENTIABLE = {"floor", "ceiling", "ceil", "round", "sign", "Mod", "frac", "Heaviside"}
 
@@ -94,7 +95,7 @@ def _check(node: ast.AST, text: str, names: dict, undefined: bool, depth: int) -
         if name.startswith("_"):
             raise SymPropError(f"expression {text!r}: names starting with _ are not allowed")
     if isinstance(node, ast.Name):
-        if node.id in FUNCTIONS and node.id not in names:
+        if node.id in expression_functions() and node.id not in names:
             raise SymPropError(f"expression {text!r}: {node.id} is a function; call it, as {node.id}(z)")
         if node.id in names or node.id in CONSTANTS or undefined:
             return
@@ -106,9 +107,10 @@ def _check(node: ast.AST, text: str, names: dict, undefined: bool, depth: int) -
         name = node.func.id
         if name in NOT_DIFFERENTIABLE:
             raise SymPropError(f"expression {text!r}: {name} is not differentiable, so it cannot be used here")
-        if name not in FUNCTIONS and not (undefined and name not in names and name not in CONSTANTS):
+        allowed = expression_functions()
+        if name not in allowed and not (undefined and name not in names and name not in CONSTANTS):
             raise SymPropError(f"expression {text!r}: function {name!r} is not allowed; "
-                               f"allowed: {', '.join(sorted(FUNCTIONS, key=str.lower))}")
+                               f"allowed: {', '.join(sorted(allowed, key=str.lower))}")
         for arg in node.args:
             _check(arg, text, names, undefined, depth + 1)
         return
@@ -149,7 +151,7 @@ class _Builder:
             return CONSTANTS[node.id] if node.id in CONSTANTS else sp.Symbol(node.id)
         if isinstance(node, ast.Call):
             name = node.func.id
-            function = FUNCTIONS[name] if name in FUNCTIONS else sp.Function(name)
+            function = expression_functions().get(name) or sp.Function(name)
             args = [self.build(arg) for arg in node.args]
             if function in (sp.Max, sp.Min):  # SymPy compares every pair: 30 arguments take seconds
                 count = sum(len(a.args) if isinstance(a, function) else 1 for a in args)  # Max(a, Max(b, c))
@@ -245,13 +247,7 @@ def _constant_parts(expr: sp.Expr, out: list) -> None:
         _constant_parts(arg, out)
 
 
-_FLOAT_FUNCTIONS = {
-    sp.exp: math.exp, sp.log: math.log, sp.Abs: abs, sp.sin: math.sin, sp.cos: math.cos, sp.tan: math.tan,
-    sp.atan: math.atan, sp.sinh: math.sinh, sp.cosh: math.cosh, sp.tanh: math.tanh, sp.asinh: math.asinh,
-    sp.cot: lambda u: 1 / math.tan(u), sp.erf: math.erf, sp.Max: max, sp.Min: min,
-    sigmoid: lambda u: 0.5 * (1 + math.tanh(u / 2)), softplus: lambda u: max(u, 0.0) + math.log1p(math.exp(-abs(u))),
-}
-
+_SYMPY_FUNCTIONS = {sp.cot: lambda u: 1 / math.tan(u)}  # what SymPy itself may make of an allowed function
 
 def _float(expr: sp.Expr) -> float | None:
     """A constant's value in float64: inf past its range, nan where it is not real; None if unknown.
@@ -276,7 +272,8 @@ def _float(expr: sp.Expr) -> float | None:
                 return math.nan
             value = args[0] ** args[1]
             return math.nan if isinstance(value, complex) else float(value)
-        function = _FLOAT_FUNCTIONS.get(expr.func)
+        op = by_function(expr.func)
+        function = op.python if op is not None else _SYMPY_FUNCTIONS.get(expr.func)
         return None if function is None else float(function(*args))
     except (OverflowError, ZeroDivisionError):
         return math.inf

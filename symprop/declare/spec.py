@@ -20,9 +20,9 @@ import tomllib
 from pathlib import Path
 
 from ..errors import SymPropError
+from ..ops.loss import REDUCTIONS, Loss
+from ..ops.registry import losses, toml_layers
 from . import model as m
-from .layers import LAYER_TYPES
-from .losses import LOSS_TYPES, L2Penalty
 from .module import Module, Sequential
 from .options import Table, positive, short
 from .tensor import SymbolicTensor, cat
@@ -38,7 +38,6 @@ WIRING_KEYS = {
 }
 _COMBINE = ("add", "cat")
 MAX_SPEC_BYTES = 1_000_000
-_LOSS_KEYS = {"type", "target", "reduction", "expr", "l2", "ignore_index"}
 
 
 def load(path: str | Path) -> m.Model:
@@ -233,13 +232,14 @@ def _layer(spec: dict, i: int, width: int, sequence: int | None = None):
     vocabulary, for its embedding)."""
     where = f"layers[{i}]"
     kind = Table(spec, where).string("type")  # the type first: what keys a table may have depends on it
-    if kind not in LAYER_TYPES:
-        raise SymPropError(f"unknown layer type {short(kind)}{_nearest(kind, [*LAYER_TYPES, *_COMBINE])}; known: "
-                           f"{', '.join((*LAYER_TYPES, *_COMBINE))}", f"{where}.type")
-    layer_type = LAYER_TYPES[kind]
+    types = toml_layers()
+    if kind not in types:
+        raise SymPropError(f"unknown layer type {short(kind)}{_nearest(kind, [*types, *_COMBINE])}; known: "
+                           f"{', '.join((*types, *_COMBINE))}", f"{where}.type")
+    layer_type = types[kind]
     for key in spec:
         if key != "type" and key not in layer_type.toml_keys:
-            owners = [k for k, layer in LAYER_TYPES.items() if key in layer.toml_keys]
+            owners = [k for k, layer in types.items() if key in layer.toml_keys]
             takes = f"{kind} takes {', '.join(layer_type.toml_keys)}" if layer_type.toml_keys else \
                 f"{kind} takes no keys but type"
             name = key if key.isidentifier() else repr(key)
@@ -257,38 +257,27 @@ def _layer(spec: dict, i: int, width: int, sequence: int | None = None):
 
 
 def _loss(spec: dict, net: Module):
-    _no_unknown(spec, _LOSS_KEYS, "loss")
+    types = losses()
+    _no_unknown(spec, {"type", "l2", "reduction", "target"}.union(*(cls.toml_keys for cls in types.values())), "loss")
     table = Table(spec, "loss")
     kind = table.string("type")
-    if kind not in LOSS_TYPES:
-        raise SymPropError(f"unknown loss type {kind!r}; known: {', '.join(LOSS_TYPES)}", "loss.type")
-    cls = LOSS_TYPES[kind]
-    reduction = spec.get("reduction", "mean")
+    if kind not in types:
+        raise SymPropError(f"unknown loss type {kind!r}; known: {', '.join(types)}", "loss.type")
+    cls = types[kind]
+    for key in spec:
+        if key not in ("type", "l2", "reduction", "target", *cls.toml_keys):
+            owners = [k for k, other in types.items() if key in other.toml_keys]
+            raise SymPropError(f"{key} belongs to {' and '.join(owners)} losses only, not {kind}", f"loss.{key}")
     target = spec.get("target")
-    if "expr" in spec and kind != "elementwise":
-        raise SymPropError(f"expr belongs to elementwise losses only, not {kind}", "loss.expr")
-    if target is not None:
-        allowed = {"cross_entropy": ("index", "probs"), "nll": ("index",)}.get(kind, ())
-        if target not in allowed:
-            fits = f"it takes target = {' or '.join(map(repr, allowed))}" if allowed else \
-                "its target has the output's shape, so leave target out"
-            raise SymPropError(f"target {short(target)} does not fit loss {kind!r}: {fits}", "loss.target")
+    if target is not None and target not in cls.toml_targets:
+        allowed = cls.toml_targets
+        fits = f"it takes target = {' or '.join(map(repr, allowed))}" if allowed else \
+            "its target has the output's shape, so leave target out"
+        raise SymPropError(f"target {short(target)} does not fit loss {kind!r}: {fits}", "loss.target")
     try:
-        if "ignore_index" in spec and kind not in ("cross_entropy", "nll"):
-            raise SymPropError(f"ignore_index belongs to cross_entropy and nll losses only, not {kind}",
-                               "loss.ignore_index")
-        ignore = table.get("ignore_index", _integer, -100)
-        if kind == "elementwise":
-            loss = cls(table.string("expr"), reduction=reduction)
-        elif kind == "cross_entropy":
-            loss = cls(reduction=reduction, target=target or "index", ignore_index=ignore)
-        elif kind == "nll":
-            loss = cls(reduction=reduction, ignore_index=ignore)
-        else:
-            loss = cls(reduction=reduction)
+        loss = cls.from_toml(table)
     except SymPropError as error:
-        raise (error if error.where else error.at("loss.expr" if kind == "elementwise" else "loss.reduction")) \
-            from None
+        raise (error if error.where else error.at(f"loss.{(*cls.toml_keys, 'reduction')[0]}")) from None
     return _penalized(loss, spec.get("l2"), net) if "l2" in spec else loss
 
 
@@ -308,10 +297,32 @@ def _penalized(loss, weights, net: Module):
     return L2Penalty(loss, chosen)
 
 
-def _integer(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SymPropError(f"must be an integer, got {short(value)}")
-    return value
+class L2Penalty(Loss):
+    """A loss plus weight·Σ p² for each of some parameters: what TOML's `l2 = {"fc1.weight" = 0.01}` declares."""
+
+    def __init__(self, loss: Loss, weights: dict):
+        super().__init__(loss.reduction if loss.reduction in REDUCTIONS else "mean")
+        self.loss, self.weights, self.target = loss, dict(weights), loss.target  # {key: (Parameter, weight)}
+        self.target_domain, self.decision = loss.target_domain, loss.decision
+
+    def forward(self, y, t):
+        total = self.loss(y, t)
+        for parameter, weight in self.weights.values():
+            total = total + weight * (parameter ** 2).sum()
+        return total
+
+    def torch_twin(self):
+        return None  # forward runs in torch itself
+
+    def textbook(self) -> tuple[str, str]:
+        formula, safeguard = self.loss.textbook()
+        names = [rf"{weight:g} \sum \texttt{{{key.replace('_', chr(92) + '_')}}}^{{2}}"
+                 for key, (_, weight) in self.weights.items()]
+        return (" + ".join([formula, *names]) if formula else "", safeguard)
+
+    def describe(self) -> str:
+        penalties = [f"{weight:g} * ({key} ** 2).sum()" for key, (_, weight) in self.weights.items()]
+        return " + ".join([self.loss.describe(), *penalties])
 
 
 def _no_unknown(table: dict, known: set, where: str):

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 
 import sympy as sp
 
+from ..errors import SymPropError
 from ..graph import Value
 from ..graph.reduce import reduce_sum
+from ..ops.registry import by_method, by_torch_function
 from ..shapes import N, broadcast, size
-from .trace import fail, running
+from .trace import GraphTrace, fail, running
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -26,8 +29,6 @@ def shape_text(shape) -> str:
 
 
 def _graph():
-    from .trace import GraphTrace
-
     trace = running()
     if not isinstance(trace, GraphTrace):
         raise fail("symbolic tensors exist only while symprop traces a model (inside forward or the loss)")
@@ -215,10 +216,8 @@ class SymbolicTensor:
         return self ** exponent
 
     def clamp(self, min=None, max=None):  # noqa: A002 - torch's names
-        from .functional import MATH
-
-        out = self if min is None else MATH["maximum"](self, min)
-        return out if max is None else MATH["minimum"](out, max)
+        out = self if min is None else elementwise(sp.Max, (self, min), ".clamp")
+        return out if max is None else elementwise(sp.Min, (out, max), ".clamp")
 
     clip = clamp
 
@@ -248,17 +247,23 @@ class SymbolicTensor:
     __lt__ = __le__ = __gt__ = __ge__ = _compare
     __hash__ = object.__hash__
 
+    def __getattr__(self, name):
+        """torch's Tensor methods that an op has: x.sigmoid(), x.exp(), x.softmax(-1)."""
+        function = torch_method(name) if not name.startswith("_") else None
+        if function is None:
+            raise AttributeError(f"'SymbolicTensor' object has no attribute {name!r}")
+        return lambda *args, **kwargs: function(self, *args, **kwargs)
+
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         """torch's functions that symprop has (torch.tanh, F.cross_entropy, torch.cat, ...) run as symprop's, as
         from_torch reads them; any other is refused in one line."""
-        from .from_torch import FUNCTIONS, _accepted, _qualified
-
-        name = _qualified(func)
-        if name in FUNCTIONS:
-            return FUNCTIONS[name](*args, **_accepted(FUNCTIONS[name], kwargs or {}, name))
-        raise fail(f"{name} is not supported by symprop; write it with symprop's operations "
-                   "(symprop.functional, tensor methods, symprop.cat)")
+        name = torch_name(func)
+        function = torch_callable(name)
+        if function is None:
+            raise fail(f"{name} is not supported by symprop; write it with symprop's operations "
+                       "(symprop.functional, tensor methods, symprop.cat)")
+        return function(*args, **accepted(function, kwargs or {}, name))
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         raise fail(f"numpy.{ufunc.__name__} is not supported by symprop; use symprop's functions "
@@ -487,3 +492,107 @@ def _initialization(init) -> tuple:
         return (init[0], float(init[1]))
     raise fail(f"Parameter: init must be 'normal', 'zeros', 'ones', ('normal', std) or ('uniform', bound), "
                f"got {init!r}")
+
+
+# -- torch's names for what symbolic tensors compute ------------------------------------------------------------
+def torch_name(target) -> str:
+    """torch.relu, torch.nn.functional.relu, operator.add: a torch function's qualified name, as the registry has
+    it (torch's C functions are named by the Python module that exports them)."""
+    module = getattr(target, "__module__", None) or "torch"
+    if module == "torch._C._nn":  # F.gelu, F.softplus, F.linear are torch's C functions
+        module = "torch.nn.functional"
+    if module.startswith("torch._") or module == "torch._C._VariableFunctions":
+        module = "torch"
+    if module == "_operator":
+        module = "operator"
+    return f"{module}.{getattr(target, '__name__', target)}"
+
+
+def accepted(function, kwargs: dict, name: str) -> dict:
+    """The keyword arguments `function` takes. torch passes its deprecated ones (size_average, reduce) as None;
+    any other that symprop has no use for is refused."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a builtin: operator.add
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs
+    for key, value in kwargs.items():
+        if key not in parameters and value is not None:
+            raise SymPropError(f"{name}: {key}={value!r} is not supported by symprop")
+    return {key: value for key, value in kwargs.items() if key in parameters}
+
+
+def torch_callable(name: str):
+    """What a torch function, by its qualified name, is on symbolic tensors: its op's functional (or public
+    function), or the tensor operation; None if symprop has none."""
+    op = by_torch_function(name)
+    if op is not None:
+        return op.functional or op.public
+    return TORCH_FUNCTIONS.get(name)
+
+
+def torch_method(name: str):
+    """What a torch Tensor method is on symbolic tensors (x.view(...), x.tanh()); None if symprop has none."""
+    op = by_method(name)
+    if op is not None:
+        return op.functional or op.public
+    return TORCH_METHODS.get(name)
+
+
+def _method(name):
+    return lambda x, *args, **kwargs: getattr(x, name)(*args, **kwargs)
+
+
+def _sum(x, dim=None, keepdim=False, **_):
+    return x.sum(dim, keepdim)
+
+
+def _mean(x, dim=None, keepdim=False, **_):
+    return x.mean(dim, keepdim)
+
+
+def _reshape(x, *shape):
+    return x.reshape(*shape)
+
+
+def _transpose(x, dim0, dim1):
+    return x.transpose(dim0, dim1)
+
+
+def _pow(x, exponent):
+    return x ** exponent
+
+
+def _getattr(x, name):
+    if name == "T":
+        return x.T
+    if name == "mT":
+        return x.transpose(-2, -1)
+    if name == "shape":
+        return tuple(x.shape)
+    raise fail(f"Tensor.{name} is not supported by symprop")
+
+
+TORCH_FUNCTIONS = {  # arithmetic and the moving of entries, by torch's names
+    "operator.add": operator.add, "operator.sub": operator.sub, "operator.mul": operator.mul,
+    "operator.truediv": operator.truediv, "operator.pow": operator.pow, "operator.neg": operator.neg,
+    "operator.pos": operator.pos, "operator.matmul": operator.matmul, "operator.getitem": operator.getitem,
+    "builtins.getattr": _getattr,
+    "torch.add": operator.add, "torch.sub": operator.sub, "torch.mul": operator.mul, "torch.div": operator.truediv,
+    "torch.pow": _pow, "torch.neg": operator.neg, "torch.matmul": operator.matmul, "torch.mm": operator.matmul,
+    "torch.bmm": operator.matmul, "torch.cat": cat, "torch.concat": cat, "torch.sum": _sum, "torch.mean": _mean,
+    "torch.reshape": _reshape, "torch.transpose": _transpose, "torch.flatten": _method("flatten"),
+    "torch.squeeze": _method("squeeze"), "torch.unsqueeze": _method("unsqueeze"), "torch.clamp": _method("clamp"),
+    "torch.square": lambda x: x ** 2,
+}
+TORCH_METHODS = {
+    "sum": _sum, "mean": _mean, "reshape": _reshape, "view": _reshape, "transpose": _transpose,
+    "permute": _method("permute"), "t": lambda x: x.T, "pow": _pow, "matmul": operator.matmul, "add": operator.add,
+    "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg,
+    "contiguous": lambda x: x, "size": _method("size"), "flatten": _method("flatten"), "squeeze": _method("squeeze"),
+    "unsqueeze": _method("unsqueeze"), "clamp": _method("clamp"), "clip": _method("clamp"),
+    "square": lambda x: x ** 2,
+}

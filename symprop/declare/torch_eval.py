@@ -2,14 +2,17 @@
 
 Walking the SymPy tree with torch's functions (never differentiating it) is how the torch run of a
 model computes an `Elementwise` layer or an `ElementwiseLoss`, so autograd, not symprop, derives them.
+Each function is evaluated by the torch function its op names first (exp: torch.exp).
 """
 
 from __future__ import annotations
 
+import importlib
+
 import sympy as sp
 
 from ..errors import SymPropError
-from ..functions import sigmoid, softplus
+from ..ops.registry import by_function
 
 
 def require_torch(purpose: str = "checking"):
@@ -24,10 +27,6 @@ def require_torch(purpose: str = "checking"):
 def to_torch(expr: sp.Expr, env: dict):
     """Evaluate a SymPy expression with torch operations; env maps symbol names to tensors."""
     torch = require_torch()
-    unary = {sp.exp: torch.exp, sp.log: torch.log, sp.tanh: torch.tanh, sp.erf: torch.erf,
-             sp.Abs: torch.abs, sp.sin: torch.sin, sp.cos: torch.cos, sp.tan: torch.tan,
-             sp.sinh: torch.sinh, sp.cosh: torch.cosh, sp.atan: torch.atan, sp.asinh: torch.asinh,
-             sigmoid: torch.sigmoid, softplus: torch.nn.functional.softplus}
 
     def as_tensor(value):  # numbers in float64: torch's default float32 would round them
         return value if torch.is_tensor(value) else torch.as_tensor(value, dtype=torch.float64)
@@ -45,13 +44,13 @@ def to_torch(expr: sp.Expr, env: dict):
         if e.is_Pow:
             base, exponent = args
             return as_tensor(base) ** exponent
-        if type(e) in unary:
-            return unary[type(e)](as_tensor(args[0]))
-        if isinstance(e, (sp.Max, sp.Min)):
-            fn = torch.maximum if isinstance(e, sp.Max) else torch.minimum
-            tensors = [torch.as_tensor(a, dtype=torch.float64) for a in args]
-            return _fold(fn, tensors)
-        raise NotImplementedError(f"no torch reference for {type(e).__name__}")
+        op = by_function(type(e))
+        if op is None or not op.torch.functions:
+            raise NotImplementedError(f"no torch reference for {type(e).__name__}")
+        module, _, name = op.torch.functions[0].rpartition(".")
+        function = getattr(importlib.import_module(module), name)
+        tensors = [as_tensor(a) for a in args]
+        return function(*tensors) if len(tensors) <= 2 else _fold(function, tensors)  # max(a, b, c), pairwise
 
     return walk(expr)
 

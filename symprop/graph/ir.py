@@ -20,8 +20,10 @@ import sympy as sp
 
 from ..errors import SymPropError
 from ..shapes import Shape, broadcast
+from ..simplify import tidy
 
 PYTHON_NAMES = set(dir(builtins)) | set(keyword.kwlist)
+z = sp.Symbol("z")  # the variable of a scalar function applied elementwise (an activation's definition)
 
 
 @dataclass(eq=False)
@@ -62,8 +64,9 @@ class Graph:
     labels: dict[sp.Expr, str] = field(default_factory=dict)  # readable names for expressions
     cotangent_names: dict[sp.Symbol, str] = field(default_factory=dict)  # mm0 -> "dz0"
     notes: list[tuple[str, ...]] = field(default_factory=list)  # simplifications made: (kind, *names)
-    activations: list[sp.Expr] = field(default_factory=list)  # the scalar functions of z applied, for the reader
-    made_by: dict[sp.Expr, str] = field(default_factory=dict)  # value -> the function that made it ("softmax")
+    # the scalar functions of z applied as activations, for the reader: definition -> how the document names it
+    activations: dict[sp.Expr, str] = field(default_factory=dict)
+    made_by: dict[sp.Expr, str] = field(default_factory=dict)  # value -> the op that made it
     # tensor -> [(operand it is read in, cotangent of that operand, local derivative)]: the chain rule, kept
     chain: dict[sp.Symbol, list[tuple[sp.Expr, sp.Expr, sp.Expr]]] = field(default_factory=dict)
     limit: int | None = None  # while a model is traced: at most this many tensors (a derivation budget)
@@ -126,6 +129,13 @@ class Graph:
                     raise ValueError(f"einsum {spec}: axis {letter} is {sizes[letter]} and {dim}")
         shape = tuple(sizes[letter] for letter in output)
         return self.interned(stem, shape, "einsum", operands=operands, spec=spec)
+
+    def activate(self, value: Value, scalar: sp.Expr, name: str, latex: str = "") -> Value:
+        """scalar(z) applied elementwise to value, labelled `name`; with `latex` (how the document names the
+        function), its definition is kept for the reader, who sees its derivative named."""
+        if latex and scalar != z:
+            self.activations.setdefault(scalar, latex)
+        return self.label(Value(tidy(scalar.xreplace({z: value.expr})), value.shape), name)
 
     def named(self, value: Value, name: str) -> Value:
         """The value stored under a name of its own (a "map" tensor). Later expressions read the name,

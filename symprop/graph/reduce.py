@@ -9,9 +9,23 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..notes import define
 from ..shapes import dims_at, size
 from ..simplify import EXPAND_TERMS, terms_when_expanded, tidy
 from .ir import Graph, Tensor, Value, defvjp
+
+SUMS_TO_ONE = define(
+    "sums to one", "Σ_k {0}_k = 1: each row of {0} is a distribution over classes",
+    r"$\sum_k {0}_{{nk}} = 1$: each row of ${0}$ is a distribution over the classes. This is why softmax with "
+    r"cross-entropy gives $\partial L / \partial z = (p - {0})/N$.")
+SUMS_TO_ZERO = define(
+    "sums to zero", "Σ_e {0}_e = 0: {0} is centred on its mean over the last axis",
+    r"$\sum_e ({0})_{{e}} = 0$ over the last axis: ${0}$ is centred on its mean there. This is what makes layer "
+    r"norm's backward pass compact: $\bar{{x}} = \mathrm{{rstd}} \odot (\bar{{\hat{{x}}}} - "
+    r"\operatorname{{mean}}(\bar{{\hat{{x}}}}) - x_c \odot \mathrm{{rstd}}^{{2}} \odot "
+    r"\operatorname{{mean}}(\bar{{\hat{{x}}}} \odot x_c))$, which is $\mathrm{{rstd}} \odot (\bar{{\hat{{x}}}} - "
+    r"\operatorname{{mean}}(\bar{{\hat{{x}}}}) - \hat{{x}} \odot \operatorname{{mean}}(\bar{{\hat{{x}}}} "
+    r"\odot \hat{{x}}))$ with $\hat{{x}} = x_c \odot \mathrm{{rstd}}$.")
 
 
 def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") -> Value:
@@ -79,10 +93,10 @@ def _sum_to_one(graph: Graph, expr: sp.Expr, axes: tuple[int, ...]):
     """Σ of a tensor known to sum to 1 (or to 0) along the axes; None if not known."""
     tensor = graph.tensors.get(expr)
     if tensor is not None and tensor.simplex_axis is not None and axes == (tensor.simplex_axis,):
-        graph.note("sums to one", tensor.name)
+        graph.note(SUMS_TO_ONE, tensor.name)
         return sp.Integer(1)
     if tensor is not None and tensor.zero_sum_axis is not None and axes == (tensor.zero_sum_axis,):
-        graph.note("sums to zero", tensor.name)
+        graph.note(SUMS_TO_ZERO, tensor.name)
         return sp.Integer(0)
     return None
 

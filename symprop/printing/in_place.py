@@ -45,9 +45,9 @@ class _Evaluation:
             return self._chain(buf, expr)
         if expr.is_Function and len(expr.args) == 1 and _compound(expr.args[0]):
             lines = self.into(buf, expr.args[0])
-            function = self.printer.IN_PLACE_FUNCTIONS.get(expr.func)
-            if function:
-                return lines + [f"{buf} = {self.printer.in_place_call(function, buf)}"]
+            step = self.printer.in_place_step(expr)
+            if step:
+                return lines + [f"{buf} = {self.printer.in_place_call(step[0], buf, *step[1])}"]
             return lines + [f"{buf} = {self.text(expr.func(sp.Symbol(buf, real=True)))}"]
         if expr.is_Pow and expr.exp == 2 and self._chained(expr.base):
             return self.into(buf, expr.base) + [f"{buf} = {self.printer.in_place_call('square', buf)}"]

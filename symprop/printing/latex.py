@@ -75,7 +75,7 @@ class ReadableLatexPrinter(LatexPrinter):
 
 
 class LatexBackendPrinter(StatementPrinter, LatexPrinter):
-    array_module = "einsum"
+    backend, array_module = "latex", "einsum"
     numbers_as_floats = False
     code = False
 

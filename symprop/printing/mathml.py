@@ -19,7 +19,7 @@ _ENTITY = re.compile(r"&([A-Za-z]+);")
 _XML = {"amp", "lt", "gt", "quot", "apos"}
 
 class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
-    array_module = "einsum"
+    backend, array_module = "mathml", "einsum"
     numbers_as_floats = False
     code = True  # contractions inlined where the code inlines them: one equation per line of code
 
@@ -50,9 +50,6 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
             return over
         return MathMLPresentationPrinter._print_Symbol(self, sym, style)
 
-    def _print_sigmoid(self, expr):
-        return self._call("\u03c3", expr.args)
-
     def _print_Heaviside(self, expr):  # 1 where the argument is positive (or at 0, for H(u, 1))
         sub = self.dom.createElement("msub")
         one = self.dom.createElement("mn")
@@ -68,6 +65,9 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
         condition.appendChild(zero)
         sub.appendChild(condition)
         return sub
+
+    def call(self, function: str, args):
+        return self._call(function, args)
 
     def _call(self, name: str, args):
         row = self.dom.createElement("mrow")

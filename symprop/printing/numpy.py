@@ -7,30 +7,6 @@ from sympy.printing.numpy import NumPyPrinter
 
 from .statements import StatementPrinter, contraction_form
 
-# NumPy has no erf. This one is exact to about 1e-15 (relative, float64): the series
-# erf(a) = 2/√π·e^(−a²)·Σ_n (2a²)ⁿ·a/(2n+1)!!, all terms positive, for a ≤ 3; past 3, 1 − erfc(a)
-# with erfc's continued fraction e^(−a²)/√π / (a + (1/2)/(a + 1/(a + (3/2)/(a + ...)))).
-ERF = '''
-def erf(x):
-    """The error function, elementwise, to float64 precision (NumPy has none)."""
-    a = np.abs(x)
-    out = np.empty_like(a)
-    near = a <= 3
-    u = a[near]
-    term, total, two_u2 = u.copy(), u.copy(), 2 * u * u
-    for n in range(1, 56):
-        term *= two_u2 / (2 * n + 1)
-        total += term
-    out[near] = 1.1283791670955126 * np.exp(-u * u) * total
-    u = np.minimum(a[~near], 10)  # erfc(10) < 1e-44: erf is 1 from there on
-    fraction = u.copy()
-    for k in range(30, 0, -1):
-        fraction = u + (k / 2) / fraction
-    out[~near] = 1 - 0.5641895835477563 * np.exp(-u * u) / fraction
-    return np.copysign(out, x)
-'''
-
-
 SINUSOID = '''
 def sinusoid(length, width, dtype):
     """The sinusoidal position encoding of "Attention Is All You Need": sin and cos of position / 10000^(2i/width)."""
@@ -52,7 +28,7 @@ def scatter_add(values, index, rows):
 
 
 class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
-    array_module = "np"
+    backend, array_module = "numpy", "np"
     scatter_add_source, sinusoid_source = SCATTER_ADD, SINUSOID
     in_place = True
     free_dead = True
@@ -95,25 +71,7 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         text = super()._module_format(fqn, register)
         return "np." + text[len("numpy."):] if text.startswith("numpy.") else text
 
-    # -- functions ---------------------------------------------------------------
-    def _print_sigmoid(self, expr):
-        # e^min(u,0) / (1 + e^-|u|): exact on both sides, and no exp ever overflows
-        u = self._print(expr.args[0])
-        exp, minimum, absolute = (self._module_format(f"numpy.{f}") for f in ("exp", "minimum", "abs"))
-        return f"({exp}({minimum}({u}, 0))/(1 + {exp}(-{absolute}({u}))))"
-
-    def _print_softplus(self, expr):
-        return f"{self._module_format('numpy.logaddexp')}(0, {self._print(expr.args[0])})"
-
-    def _print_xlogy(self, expr):
-        a, b = (self._print(arg) for arg in expr.args)
-        where, log = self._module_format("numpy.where"), self._module_format("numpy.log")
-        return f"({self.parenthesize(expr.args[0], 50)}*{log}({where}({a} == 0, 1, {b})))"
-
-    def _print_erf(self, expr):
-        self.helpers["erf"] = ERF
-        return f"erf({self._print(expr.args[0])})"
-
+    # -- SymPy's functions (the ops' own are spelled by their ops) ----------------------
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
         if at_zero == 0:  # the step as a 0/1 array of the inputs' dtype: cheaper than np.heaviside
@@ -127,18 +85,6 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
 
     def in_dtype(self, text):
         return f"{text}.astype({self.dtype_text})"
-
-    def _print_Max(self, expr):
-        return self._nested("numpy.maximum", expr.args)
-
-    def _print_Min(self, expr):
-        return self._nested("numpy.minimum", expr.args)
-
-    def _nested(self, fn, args):
-        text = self._print(args[-1])
-        for arg in reversed(args[:-1]):
-            text = f"{self._module_format(fn)}({self._print(arg)}, {text})"
-        return text
 
     def _print_Pow(self, expr, rational=False):
         base, exp = expr.args

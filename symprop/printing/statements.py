@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import sympy as sp
 
+from ..ops.registry import Helper, in_place, spelling
 from ..schedule import Program, Statement, inlinable, reads
 from ..shapes import batch_sized as has_batch
 from ..shapes import broadcast
@@ -92,6 +93,7 @@ def _one_array_each(step: str, rest):
 class StatementPrinter:
     """Mixed into a SymPy code printer: prints a Program's statements as code lines."""
 
+    backend = ""  # the name ops spell their functions for: "numpy", "torch", "text", "latex", "mathml"
     array_module = ""  # "np" or "torch"
     numbers_as_floats = True  # code: yes; mathematics (LaTeX, docstrings): keep e^{-100}
     code = True  # code: returned contractions get their own line; docstrings print them in place
@@ -128,6 +130,33 @@ class StatementPrinter:
         if expr in self._inline:
             return self._inline[expr]
         return super()._print_Symbol(expr)
+
+    def _print(self, expr, **kwargs):
+        """A function as its op spells it for this backend (a helper of the module's own, a library call), else as
+        SymPy prints it."""
+        spelled = spelling(type(expr), self.backend) if getattr(expr, "is_Function", False) else None
+        if spelled is None:
+            return super()._print(expr, **kwargs)
+        if isinstance(spelled, Helper):
+            self.helpers[spelled.name] = spelled.source
+            return f"{spelled.name}({', '.join(self._print(a) for a in expr.args)})"
+        if isinstance(spelled, str):
+            return self.call(spelled, expr.args)
+        return spelled(self, expr)
+
+    def call(self, function: str, args) -> str:
+        """function(args) in this backend's language."""
+        return f"{self._module_format(function)}({', '.join(self._print(a) for a in args)})"
+
+    def in_place_step(self, expr):
+        """(the in-place call's name, its other arguments, the argument it overwrites) when this backend applies
+        expr's function in place (np.exp(a, out=a); max(a, 0) as torch.clamp_(a, min=0)); None otherwise."""
+        spelled = in_place(expr.func, self.backend) if getattr(expr, "is_Function", False) else None
+        arrays = [a for a in expr.args if not a.is_number] if spelled else []
+        numbers = [self.doprint(a) for a in expr.args if a.is_number]
+        if len(arrays) != 1 or len(numbers) != len(spelled) - 1:  # one array; each template takes one number
+            return None
+        return spelled[0], tuple(t.format(n) for t, n in zip(spelled[1:], numbers, strict=True)), arrays[0]
 
     def doprint(self, expr, *args, **kwargs):
         return super().doprint(fold_numbers(expr) if self.numbers_as_floats else expr, *args, **kwargs)
@@ -180,7 +209,6 @@ class StatementPrinter:
     reuse_dead = False  # NumPy: shifted = scores; shifted -= m, into the array of a value read last here
     FRESH = ("expr", "einsum", "sum", "max", "map", "onehot", "softmax", "log_softmax")  # code makes a new array
     fuses_softmax = False  # torch: a softmax the graph builds is printed as one call (schedule.plan_memory)
-    IN_PLACE_FUNCTIONS = {sp.exp: "exp", sp.log: "log", sp.tanh: "tanh"}
 
     def _reuse(self, statement, dying, shape=None) -> list[str] | None:
         """Lines that compute an elementwise statement into the array of a value it reads for the last time
@@ -299,15 +327,13 @@ class StatementPrinter:
             steps = self._steps(inner[0], a)
             rest = expr.func(*(arg for arg in expr.args if arg is not inner[0]))
             return None if steps is None else steps + [("+" if expr.is_Add else "*", rest)]
-        if expr.func in self.IN_PLACE_FUNCTIONS:
-            steps = self._steps(expr.args[0], a)
-            return None if steps is None else steps + [(self.IN_PLACE_FUNCTIONS[expr.func], ())]
+        if (step := self.in_place_step(expr)) is not None:
+            name, more, inner = step
+            steps = self._steps(inner, a)
+            return None if steps is None else steps + [(name, more)]
         if expr.is_Pow and expr.exp == 2:
             steps = self._steps(expr.base, a)
             return None if steps is None else steps + [("square", ())]
-        if isinstance(expr, sp.Max) and len(expr.args) == 2 and 0 in expr.args:
-            steps = self._steps(next(arg for arg in expr.args if arg != 0), a)
-            return None if steps is None else steps + [("maximum", ("0",))]
         return None
 
     def in_place_call(self, function: str, array: str, *more: str) -> str:

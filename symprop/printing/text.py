@@ -8,12 +8,9 @@ from .statements import StatementPrinter
 
 
 class TextPrinter(StatementPrinter, StrPrinter):
-    array_module = "einsum"
+    backend, array_module = "text", "einsum"
     numbers_as_floats = False
     code = False
-
-    def _print_sigmoid(self, expr):
-        return f"sigmoid({self._print(expr.args[0])})"
 
     def _print_Heaviside(self, expr):
         u = self._print(expr.args[0])  # the step: 1 where positive, else 0 (or 1 at 0, as H(u, 1))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.pytorch import TorchPrinter
 
-from ..schedule import relu_input
+from ..schedule import positive_part_of
 from .statements import StatementPrinter, contraction_form
 
 SINUSOID = '''
@@ -39,12 +39,11 @@ def one_hot(index, classes, dtype):
 
 
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
-    array_module = "torch"
+    backend, array_module = "torch", "torch"
     scatter_add_source, sinusoid_source = SCATTER_ADD, SINUSOID
     in_place = True
     free_dead = True
     fuses_softmax = True
-    IN_PLACE_FUNCTIONS = {**StatementPrinter.IN_PLACE_FUNCTIONS, sp.erf: "erf"}
 
     @property
     def reuse_dead(self):
@@ -55,23 +54,10 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         super().__init__({"fully_qualified_modules": True})
 
     def in_place_call(self, function, array, *more):
-        if function == "maximum":  # max(u, 0)
-            return self._call("torch.clamp_", array, "min=0")
         return self._call(f"torch.{function}_", array, *more)
 
     def _call(self, fn, *args):
         return f"{self._module_format(fn)}({', '.join(args)})"
-
-    # -- functions ---------------------------------------------------------------
-    def _print_sigmoid(self, expr):
-        return self._call("torch.sigmoid", self._print(expr.args[0]))
-
-    def _print_softplus(self, expr):
-        # softplus(u) = −log σ(−u); torch's logsigmoid is exact where F.softplus switches to u at 20
-        return "(-" + self._call("torch.nn.functional.logsigmoid", self._print(-expr.args[0])) + ")"
-
-    def _print_xlogy(self, expr):
-        return self._call("torch.xlogy", *(self._print(a) for a in expr.args))
 
     def fused(self, product, operator, rest):
         # x @ w.T + b as F.linear(x, w, b): one addmm, as torch's own Linear runs it
@@ -89,23 +75,24 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         return self._call("torch.nn.functional.linear", *(self._print(a) for a in (x, w, rest)))
 
     def mask(self, u, dying=False):
-        # relu's output h is ≥ 0, so H(h) = sign(h): one float kernel, where torch's bool compare and
+        # h = max(z, 0) is ≥ 0, so H(h) = sign(h): one float kernel, where torch's bool compare and
         # bool-times-float multiply take some 8x as long on CPU; into h itself when h is read for the last time
-        if u in self._relu_outputs():
+        if u in self._positive_parts():
             return f"{self._print(u)}.sign_()" if dying else self._call("torch.sign", self._print(u))
         return super().mask(u)
 
-    def _relu_outputs(self):
+    def _positive_parts(self):
+        """The values h = max(z, 0), which are ≥ 0."""
         if getattr(self, "_relus_of", None) is not self._program:  # once per program printed
             self._relus_of, self._relus = self._program, {
                 sp.Symbol(s.name, real=True) for s in self._program.statements
-                if s.expr is not None and relu_input(s.expr) is not None}
+                if s.expr is not None and positive_part_of(s.expr) is not None}
         return self._relus
 
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
         text = self._print(u)
-        if at_zero == 0 and u in self._relu_outputs():
+        if at_zero == 0 and u in self._positive_parts():
             return self._call("torch.sign", text)
         return self.in_dtype(f"({text} > 0)") if at_zero == 0 else self._call(
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
@@ -117,22 +104,6 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
 
     def in_dtype(self, text):
         return f"{text}.to({self.dtype_text})"
-
-    def _print_Max(self, expr):
-        return self._minmax("torch.maximum", "min", expr)
-
-    def _print_Min(self, expr):
-        return self._minmax("torch.minimum", "max", expr)
-
-    def _minmax(self, fn, clamp_side, expr):
-        numbers = [a for a in expr.args if a.is_Number]
-        others = [a for a in expr.args if not a.is_Number]
-        text = self._print(others[-1])
-        for arg in reversed(others[:-1]):
-            text = self._call(fn, self._print(arg), text)
-        for number in numbers:  # a number bound is a clamp: max(z, 0) = clamp(z, min=0)
-            text = self._call("torch.clamp", text, f"{clamp_side}={self._print(number)}")
-        return text
 
     def _print_Pow(self, expr, rational=False):
         base, exp = expr.args

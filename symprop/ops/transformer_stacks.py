@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import copy
 
-from ..module import Module
-from ..options import positive
+from ..declare.module import Module
+from ..declare.options import positive
 from .layer_norm import LayerNorm
+from .registry import TorchNames, defop
 from .transformer import TransformerEncoderLayer
 from .transformer_decoder import TransformerDecoderLayer
 
@@ -109,3 +110,7 @@ class TransformerDecoder(TransformerStack):
                 return tgt if self.norm is None else self.norm(tgt)
 
         return Decoder()
+
+
+defop("transformer_encoder_stack", torch=TorchNames(module="TransformerEncoder"), layer=TransformerEncoder)
+defop("transformer_decoder_stack", torch=TorchNames(module="TransformerDecoder"), layer=TransformerDecoder)

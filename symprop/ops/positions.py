@@ -3,11 +3,12 @@ learned (a Parameter), or the sinusoidal encoding of "Attention Is All You Need"
 
 from __future__ import annotations
 
-from ...errors import SymPropError
-from ..module import Module
-from ..options import Table, flag, positive
-from ..tensor import Parameter, SymbolicTensor, shape_text
-from ..trace import fail, running
+from ..declare.module import Module
+from ..declare.options import Table, flag, positive
+from ..declare.tensor import Parameter, SymbolicTensor, shape_text
+from ..declare.trace import fail, running
+from ..errors import SymPropError
+from .registry import defop
 
 
 def sinusoid(length: int, width: int, like):
@@ -62,3 +63,6 @@ class PositionalEncoding(Module):
 
     def describe(self) -> str:
         return f"PositionalEncoding({self.sequence}, {self.d_model}{'' if self.learned else ', learned=False'})"
+
+
+defop("positions", layer=PositionalEncoding, init_doc="PositionalEncoding N(0, 0.02²) where learned")

@@ -1,28 +1,23 @@
 """TransformerEncoderLayer, as torch.nn.TransformerEncoderLayer(batch_first=True, dropout=0.0): its options,
-parameters (with torch's state_dict names and initialization), TOML keys and torch twin; and what the decoder
-layer shares with it. What they compute is built from primitives in `symprop.graph.transformer`."""
+parameters (with torch's state_dict names and initialization), TOML keys and torch twin, and what it computes:
+attention, feed-forward, layer norms and residuals, built from ops (no derivative here); and what the decoder layer
+shares with it."""
 
 from __future__ import annotations
 
 import math
 
-from ...errors import SymPropError
-from ...graph.transformer import encoder_layer
-from ..module import Module
-from ..options import Table, choice, flag, fraction, positive
-from ..tensor import Parameter, SymbolicTensor, shape_text
-from ..trace import fail, running
-
-_ATTENTION = {"in_proj_weight": ("W", lambda e: (3 * e, e)), "in_proj_bias": ("B", lambda e: (3 * e,)),
-              "out_proj.weight": ("Wo", lambda e: (e, e)), "out_proj.bias": ("bo", lambda e: (e,))}
-
-
-def attention_parameters(prefix: str, suffix: str, e: int) -> dict:
-    """state_dict name -> (variable stem, shape, init) of one nn.MultiheadAttention, as torch initializes it."""
-    inits = {"in_proj_weight": ("uniform", math.sqrt(6 / (e + 3 * e))),  # Xavier-uniform
-             "out_proj.weight": ("uniform", 1 / math.sqrt(e))}
-    return {f"{prefix}.{name}": (stem + suffix, shape(e), inits.get(name, "zeros"))
-            for name, (stem, shape) in _ATTENTION.items()}
+from ..declare.calls import torch_function
+from ..declare.module import Module
+from ..declare.options import Table, choice, flag, fraction, positive
+from ..declare.tensor import Parameter, SymbolicTensor, shape_text, torch_name
+from ..declare.trace import fail, running
+from ..errors import SymPropError
+from ..graph import Graph, Value
+from .layer_norm import layer_norm_graph
+from .linear import linear_graph
+from .multihead_attention import attention, attention_parameters
+from .registry import TorchNames, activations, by_torch_function, defop, lookup
 
 
 def feed_forward_parameters(e: int, f: int, norms: int) -> dict:
@@ -79,9 +74,11 @@ def check_torch_layer(module, attentions) -> str:
         raise SymPropError(f"{type(module).__name__} must be batch_first=True")
     if module.dropout.p or any(a.dropout for a in attentions):
         raise SymPropError(f"{type(module).__name__}: dropout must be 0.0, which is what symprop derives")
-    activation = {1: "relu", 2: "gelu"}.get(getattr(module, "activation_relu_or_gelu", 0))
-    if activation is None:
-        raise SymPropError(f"{type(module).__name__}: activation must be relu or gelu")
+    op = by_torch_function(torch_name(module.activation)) if callable(module.activation) else None
+    if op is None or op.name not in activations():
+        raise SymPropError(f"{type(module).__name__}: activation {getattr(module.activation, '__name__', '?')} is "
+                           f"not one symprop has ({', '.join(activations())})")
+    activation = op.name
     if module.norm1.bias is None or any(a.in_proj_bias is None for a in attentions):
         raise SymPropError(f"{type(module).__name__}(bias=False) is not supported yet")
     return activation
@@ -100,7 +97,7 @@ class TransformerLayer(Module):
         super().__init__()
         self.d_model, self.nhead = positive(d_model, "d_model"), positive(nhead, "nhead")
         self.dim_feedforward = positive(dim_feedforward, "dim_feedforward")
-        self.activation = choice(activation, ("relu", "gelu"), "activation")
+        self.activation = choice(activation, tuple(activations()), "activation")
         causal = self.default_causal if causal is None else causal
         self.norm_first, self.causal = flag(norm_first, "norm_first"), flag(causal, "causal")
         self.layer_norm_eps = fraction(layer_norm_eps, "eps")
@@ -151,14 +148,14 @@ class TransformerEncoderLayer(TransformerLayer):
     @classmethod
     def from_toml(cls, table: Table, width: int):
         return cls(width, table.get("nhead", positive), table.get("dim_feedforward", positive, 2048),
-                   table.get("activation", choice, "relu", ("relu", "gelu")), table.get("norm_first", flag, False),
+                   table.get("activation", choice, "relu", tuple(activations())), table.get("norm_first", flag, False),
                    table.get("causal", flag, False), table.get("eps", fraction, 1e-5))
 
     def forward(self, src, src_key_padding_mask=None):
         check_sequence(self, src)
         trace = running()
         padding = padding_of(src_key_padding_mask, "src_key_padding_mask")
-        return SymbolicTensor(encoder_layer(trace.graph, trace.stem(""), self, src.value, self.parameter_values(),
+        return SymbolicTensor(encoder_layer_graph(trace.graph, trace.stem(""), self, src.value, self.parameter_values(),
                                             padding))
 
     def torch_twin(self):
@@ -172,5 +169,46 @@ class TransformerEncoderLayer(TransformerLayer):
                                        src_key_padding_mask=additive(src_key_padding_mask, src),
                                        is_causal=layer.causal)
 
-        return Encoder(self.d_model, self.nhead, self.dim_feedforward, dropout=0.0, activation=self.activation,
+        return Encoder(self.d_model, self.nhead, self.dim_feedforward, dropout=0.0, activation=torch_activation(self),
                        layer_norm_eps=self.layer_norm_eps, batch_first=True, norm_first=self.norm_first)
+
+def torch_activation(layer):
+    """The activation as torch's transformer layers take it: torch.nn.functional's function of that name."""
+    functions = lookup(layer.activation).torch.functions
+    return torch_function(next((f for f in functions if f.startswith("torch.nn.functional.")), functions[0]))
+
+
+# -- what the layers compute ---------------------------------------------------------------------------------------
+def encoder_layer_graph(g: Graph, i: str, layer, x: Value, p: dict[str, Value], padding: Value | None = None) -> Value:
+    """`layer` has the options of nn.TransformerEncoderLayer; `p` its parameters by state_dict name; `i` tags
+    the names of its values; `padding` is a key padding mask (True where a position is padding)."""
+    blocks = {1: lambda v: attention(g, i, layer, v, p, causal=layer.causal, padding=padding),
+              2: lambda v: feed_forward(g, i, layer, v, p)}
+    return residuals(g, i, layer, x, p, blocks)
+
+
+def residuals(g: Graph, i: str, layer, x: Value, p: dict, blocks: dict) -> Value:
+    """x + block(norm(x)) for each block (norm_first), or norm(x + block(x))."""
+    j = f"_{i}" if i[:1].isdigit() else i  # r1_0 in layer 0, r1_enc in net.enc
+
+    def norm(value: Value, k: int) -> Value:
+        return layer_norm_graph(g, value, layer.layer_norm_eps, (p[f"norm{k}.weight"], p[f"norm{k}.bias"]), f"n{k}{j}")
+
+    for k, block in blocks.items():
+        if layer.norm_first:
+            x = g.named(Value(x.expr + block(norm(x, k)).expr, x.shape), f"r{k}{j}")
+        else:
+            x = norm(g.named(Value(x.expr + block(x).expr, x.shape), f"r{k}{j}"), k)
+    return x
+
+
+def feed_forward(g: Graph, i: str, layer, x: Value, p: dict) -> Value:
+    hidden = linear_graph(g, x, p["linear1.weight"], p["linear1.bias"], f"f{i}")
+    op = lookup(layer.activation)
+    activated = g.activate(hidden, op.scalar(), f"act{i}", op.latex)
+    return linear_graph(g, activated, p["linear2.weight"], p["linear2.bias"], f"ff{i}")
+
+
+defop("transformer_encoder", torch=TorchNames(module="TransformerEncoderLayer"), layer=TransformerEncoderLayer,
+      init_doc="transformer layers: attention's in-projection Xavier-uniform, its biases zero, the rest as Linear "
+               "and LayerNorm")

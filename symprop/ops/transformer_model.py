@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import math
 
-from ...errors import SymPropError
-from ..module import Module
+from ..declare.module import Module
+from ..errors import SymPropError
 from .layer_norm import LayerNorm
-from .transformer import TransformerEncoderLayer, additive, causal_mask, check_sequence, check_torch_layer
+from .registry import TorchNames, defop
+from .transformer import (
+    TransformerEncoderLayer,
+    additive,
+    causal_mask,
+    check_sequence,
+    check_torch_layer,
+    torch_activation,
+)
 from .transformer_decoder import TransformerDecoderLayer
 from .transformer_stacks import TransformerDecoder, TransformerEncoder
 
@@ -72,10 +80,14 @@ class Transformer(Module):
                                        tgt_is_causal=model.causal)
 
         return Twin(self.d_model, self.nhead, self.encoder.num_layers, self.decoder.num_layers,
-                    self.options["dim_feedforward"], dropout=0.0, activation=self.options["activation"],
+                    self.options["dim_feedforward"], dropout=0.0, activation=torch_activation(self.encoder.template),
                     layer_norm_eps=self.options["layer_norm_eps"], batch_first=True,
                     norm_first=self.options["norm_first"])
 
     def describe(self) -> str:
         return (f"Transformer({self.d_model}, {self.nhead}, {self.encoder.num_layers} + {self.decoder.num_layers} "
                 f"layers, dim_feedforward={self.options['dim_feedforward']})")
+
+
+defop("transformer", torch=TorchNames(module="Transformer"), layer=Transformer,
+      init_doc="Transformer Xavier-uniform for every matrix")

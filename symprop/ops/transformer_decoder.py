@@ -1,13 +1,24 @@
 """TransformerDecoderLayer, as torch.nn.TransformerDecoderLayer(batch_first=True, dropout=0.0): causal
 self-attention, attention over a memory, and the feed-forward block; its options, parameters (torch's names and
-initialization), TOML keys and torch twin. What it computes is built in `symprop.graph.transformer`."""
+initialization), TOML keys and torch twin, and what it computes."""
 
 from __future__ import annotations
 
-from ...graph.transformer import decoder_layer
-from ..tensor import SymbolicTensor
-from ..trace import running
-from .transformer import TransformerLayer, additive, causal_mask, check_sequence, padding_of
+from ..declare.tensor import SymbolicTensor
+from ..declare.trace import running
+from ..graph import Graph, Value
+from .multihead_attention import attention
+from .registry import TorchNames, defop
+from .transformer import (
+    TransformerLayer,
+    additive,
+    causal_mask,
+    check_sequence,
+    feed_forward,
+    padding_of,
+    residuals,
+    torch_activation,
+)
 
 
 class TransformerDecoderLayer(TransformerLayer):
@@ -25,7 +36,7 @@ class TransformerDecoderLayer(TransformerLayer):
         check_sequence(self, tgt)
         check_sequence(self, memory, "the memory")
         trace = running()
-        return SymbolicTensor(decoder_layer(
+        return SymbolicTensor(decoder_layer_graph(
             trace.graph, trace.stem(""), self, tgt.value, memory.value, self.parameter_values(),
             padding_of(tgt_key_padding_mask, "tgt_key_padding_mask"),
             padding_of(memory_key_padding_mask, "memory_key_padding_mask")))
@@ -42,5 +53,18 @@ class TransformerDecoderLayer(TransformerLayer):
                                        memory_key_padding_mask=additive(memory_key_padding_mask, tgt),
                                        tgt_is_causal=layer.causal)
 
-        return Decoder(self.d_model, self.nhead, self.dim_feedforward, dropout=0.0, activation=self.activation,
+        return Decoder(self.d_model, self.nhead, self.dim_feedforward, dropout=0.0, activation=torch_activation(self),
                        layer_norm_eps=self.layer_norm_eps, batch_first=True, norm_first=self.norm_first)
+
+
+def decoder_layer_graph(g: Graph, i: str, layer, x: Value, memory: Value, p: dict[str, Value],
+                  padding: Value | None = None, memory_padding: Value | None = None) -> Value:
+    """nn.TransformerDecoderLayer: causal self-attention (when `layer.causal`), attention over `memory`, and the
+    feed-forward block, each in a residual with its layer norm."""
+    blocks = {1: lambda v: attention(g, i, layer, v, p, causal=layer.causal, padding=padding),
+              2: lambda v: attention(g, i + "x", layer, v, p, "multihead_attn", memory, padding=memory_padding),
+              3: lambda v: feed_forward(g, i, layer, v, p)}
+    return residuals(g, i, layer, x, p, blocks)
+
+
+defop("transformer_decoder", torch=TorchNames(module="TransformerDecoderLayer"), layer=TransformerDecoderLayer)

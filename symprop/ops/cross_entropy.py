@@ -1,0 +1,158 @@
+"""cross_entropy: −Σ_k t_k·log softmax(y)_k per row, over logits, with class-index or probability targets;
+F.cross_entropy, nn.CrossEntropyLoss. With one-hot targets, Σ_k t_k = 1 makes its δ the textbook (p − t)/N."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..declare.calls import applied_twice, graph, in_torch, resolved, torch_function
+from ..declare.options import integer
+from ..declare.tensor import SymbolicTensor, shape_text
+from ..declare.trace import ClassIndices, fail, running
+from ..errors import SymPropError
+from ..graph import Graph, Value
+from ..graph.reduce import reduce_sum
+from ..notes import define
+from ..shapes import size
+from .loss import Loss, loss_op, operands, reduced, same_shape, unsupported
+from .registry import TorchNames
+from .softmax import log_softmax_graph
+
+define("double softmax",
+       "the network ends in a softmax, and {0} applies one again: pass it the logits (drop the softmax), as torch's "
+       "CrossEntropyLoss expects",
+       r"\textbf{{Warning:}} the network ends in a softmax, and \texttt{{{0}}} applies one again: pass it the logits "
+       r"(drop the softmax), as torch's \texttt{{CrossEntropyLoss}} expects.", warning=True)
+
+
+def class_targets_graph(g: Graph, y: Value, t: Value, ignore_index: int | None = None):
+    """(targets as a distribution over the last axis of y, the weight of each row, their count): one-hot rows for
+    class indices; with `ignore_index`, a row whose target is it weighs 0 (and its one-hot row is class 0's, read
+    only times 0), and the count is of the rows that weigh 1, as torch's mean divides by it."""
+    if len(t.shape) != len(y.shape) - 1:
+        return t.expr, sp.Integer(1), size(y.shape[:-1])
+    if ignore_index is None:
+        return g.onehot(t, y.shape[-1]).expr, sp.Integer(1), size(t.shape)
+    column = g.rearrange(t, t.shape, tuple(range(len(t.shape))), t.shape + (1,), stem="t_col")  # broadcasts on y
+    # Stored, so that it is one factor to simplification: Σ_k kept·onehot_k = kept·1, and the max still cancels.
+    kept = g.named(Value(sp.Piecewise((0, sp.Eq(column.expr, ignore_index)), (1, True)), column.shape), "kept")
+    classes = g.onehot(Value(sp.Piecewise((0, sp.Eq(t.expr, ignore_index)), (t.expr, True)), t.shape), y.shape[-1])
+    count = reduce_sum(g, kept, (), stem="counted").expr
+    return classes.expr, kept.expr, count
+
+
+def class_targets(name, y: Value, t: Value, ignore_index: int):
+    """(targets, row weights, row count) for class indices (one axis fewer than y, whose last axis holds the
+    classes) or probabilities (y's shape). Token-level targets (with a sequence axis, or flattened from one) and an
+    ignore_index other than torch's default skip the rows whose target is ignore_index, as torch does."""
+    g = graph()
+    source = g.tensors.get(t.expr)
+    while source is not None and source.op == "rearrange":  # t.reshape(-1) reads the target too
+        source = g.tensors.get(source.operands[0].expr)
+    if source is not None and source.op == "target" and getattr(running(), "target_open", False) and \
+            t.shape != y.shape[:-1]:  # the target's kind is open, and as the output's shape it is no index
+        raise ClassIndices
+    if len(t.shape) == len(y.shape) - 1:
+        if t.shape != y.shape[:-1]:
+            raise fail(f"F.{name}: class-index target {shape_text(t.shape)} does not fit input {shape_text(y.shape)}")
+        if y.shape[-1] < 2:
+            raise fail(f"F.{name} with class-index targets needs at least 2 classes, the input has {y.shape[-1]}")
+        masked = ignore_index != -100 or len(t.shape) > 1 or _flattened(g, t)
+        return class_targets_graph(g, y, t, ignore_index if masked else None)
+    same_shape(name, y, t)
+    return class_targets_graph(g, y, t)
+
+
+def _flattened(g: Graph, t: Value) -> bool:
+    """A target reshaped from one with a sequence axis: t.reshape(-1), for a token-level loss."""
+    tensor = g.tensors.get(t.expr)
+    while tensor is not None and tensor.op == "rearrange":
+        if len(tensor.operands[0].shape) > 1:
+            return True
+        tensor = g.tensors.get(tensor.operands[0].expr)
+    return False
+
+
+def classes_last(name, y: Value, t: Value) -> Value:
+    """torch's layout, classes on axis 1 ((N, C, d1, ...) with targets (N, d1, ...)), moved to the last axis."""
+    if len(y.shape) > 2 and len(t.shape) == len(y.shape) - 1:
+        if (y.shape[0], *y.shape[2:]) != t.shape:
+            raise fail(f"F.{name}: input {shape_text(y.shape)} has its classes on axis 1, as torch's; the target "
+                       f"{shape_text(t.shape)} does not fit it")
+        return SymbolicTensor(y).permute(0, *range(2, len(y.shape)), 1).value
+    return y
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """torch's F.cross_entropy over logits (weight and label_smoothing: not yet)."""
+    input, target = resolved(input), resolved(target)
+    if in_torch(input, target):
+        return torch_function(TORCH.functions[0])(input, target, weight, ignore_index=ignore_index,
+                                                  reduction=reduction, label_smoothing=label_smoothing)
+    unsupported("cross_entropy", weight=weight, label_smoothing=label_smoothing or None)
+    y, t = operands("cross_entropy", input, target, reduction)
+    applied_twice(y, "softmax", "cross_entropy")
+    y = classes_last("cross_entropy", y, t)
+    targets, kept, count = class_targets("cross_entropy", y, t, ignore_index)
+    g = graph()
+    if targets is t.expr and t.expr in g.tensors and g.tensors[t.expr].op == "target":
+        g.tensors[t.expr].simplex_axis = len(t.shape) - 1  # probabilities: each row sums to 1
+    log_p = log_softmax_graph(g, y, "p")
+    return reduced(y, -kept * targets * log_p.expr, reduction, per_sample=True, count=count)
+
+
+class CrossEntropyLoss(Loss):
+    """Over logits; targets are class indices (`"index"`) or probabilities (`"probs"`). Outputs (batch, sequence,
+    classes) with targets (batch, sequence) are a loss per token: the mean over the tokens whose target is not
+    `ignore_index` (padding)."""
+
+    kind = "cross_entropy"
+    target_domain = "simplex"
+    per_row = True
+    safeguard = (r"The code shifts the row maximum out before $\exp$ (the log-sum-exp), so that no $\exp$ "
+                 r"overflows; it cancels from the softmax, so the formulas below are unchanged by it.")
+
+    @property
+    def element(self):
+        return r"-T \odot \log \operatorname{softmax}(Y)" if self.target == "probs" else \
+            r"-\log \operatorname{softmax}(Y)_{n, t_n}"
+
+    def __init__(self, reduction: str = "mean", target: str = "index", ignore_index: int = -100):
+        super().__init__(reduction)
+        if target not in ("index", "probs"):
+            raise SymPropError(f"target must be index or probs for cross_entropy, got {target!r}")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+            raise SymPropError(f"ignore_index must be an integer, got {ignore_index!r}")
+        self.target, self.ignore_index = target, ignore_index
+
+    @classmethod
+    def from_torch(cls, module):
+        Loss.from_torch.__func__(cls, module)
+        return cls(reduction=module.reduction, ignore_index=module.ignore_index)
+
+    toml_keys, toml_targets = ("ignore_index",), ("index", "probs")
+
+    @classmethod
+    def from_toml(cls, table):
+        return cls(reduction=table.data.get("reduction", "mean"), target=table.data.get("target") or "index",
+                   ignore_index=table.get("ignore_index", integer, -100))
+
+    def forward(self, y, t):
+        if len(y.shape) > 2 and self.target == "index":  # a loss per token: the classes on the last axis
+            return self.function(y.reshape(-1, y.shape[-1]), t.reshape(-1), ignore_index=self.ignore_index,
+                                 reduction=self.reduction)
+        return self.function(y, t, ignore_index=self.ignore_index, reduction=self.reduction)
+
+    def torch_twin(self):
+        return None  # forward runs in torch itself: torch's own function, on the same reshaped tensors
+
+    def describe(self) -> str:
+        options = [f"reduction={self.reduction!r}"] * (self.reduction != "mean") + \
+            [f"target={self.target!r}"] * (self.target != "index" and type(self) is CrossEntropyLoss) + \
+            [f"ignore_index={self.ignore_index}"] * (self.ignore_index != -100)
+        return f"{type(self).__name__}({', '.join(options)})"
+
+
+TORCH = TorchNames(("torch.nn.functional.cross_entropy",), (), "CrossEntropyLoss",
+                   ("aten.cross_entropy_loss.default",))
+loss_op("cross_entropy", CrossEntropyLoss, cross_entropy, TORCH)

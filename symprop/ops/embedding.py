@@ -1,0 +1,76 @@
+"""embedding: integer token ids in, rows of a learned table out; F.embedding, nn.Embedding (its parameter, TOML keys
+and torch twin). It is a gather, whose adjoint is a scatter-add of rows (gather.py)."""
+
+from __future__ import annotations
+
+from ..declare.calls import in_torch, resolved, symbolic, torch_function
+from ..declare.module import Module
+from ..declare.options import Table, positive
+from ..declare.tensor import Parameter, SymbolicTensor, shape_text
+from ..declare.trace import fail, running
+from ..errors import SymPropError
+from .registry import TorchNames, defop
+
+
+def functional(input, weight):
+    """The rows of `weight` (num_embeddings, dim) that the integer ids in `input` pick, as torch's F.embedding."""
+    input, weight_ = resolved(input), resolved(weight)
+    if in_torch(input, weight_):
+        return torch_function(TORCH.functions[0])(input, weight_)
+    table = symbolic(weight_, "F.embedding weight")
+    trace = running()
+    tensor = trace.graph.tensors.get(input.value.expr) if isinstance(input, SymbolicTensor) else None
+    if tensor is None or tensor.op != "input":
+        raise fail("F.embedding reads integer token ids: an input of the model as given, not a computed value")
+    if len(table.shape) != 2:
+        raise fail(f"F.embedding: the table must be (num_embeddings, dim), got {shape_text(table.shape)}")
+    tensor.index_range = min(tensor.index_range or table.shape[0], table.shape[0])
+    return SymbolicTensor(trace.graph.gather(table, input.value, stem=trace.stem("emb")))
+
+
+functional.__name__ = functional.__qualname__ = "embedding"
+
+
+class Embedding(Module):
+    """torch.nn.Embedding: the rows of a learned table, picked by integer ids."""
+
+    kind, toml_keys = "embedding", ("embedding_dim",)  # num_embeddings: the spec's vocabulary
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
+        super().__init__()
+        self.num_embeddings = positive(num_embeddings, "num_embeddings")
+        self.embedding_dim = positive(embedding_dim, "embedding_dim")
+        if padding_idx is not None:
+            raise SymPropError("Embedding(padding_idx=...) is not supported yet; mask the loss with ignore_index")
+        self.weight = Parameter((num_embeddings, embedding_dim), init=("normal", 1.0))  # torch's N(0, 1)
+
+    @classmethod
+    def from_toml(cls, table: Table, width: int):
+        return cls(width, table.get("embedding_dim", positive))  # what flows in: ids in [0, vocabulary)
+
+    @classmethod
+    def from_torch(cls, module):
+        if module.max_norm is not None or module.scale_grad_by_freq or module.sparse:
+            raise SymPropError("Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
+        return cls(module.num_embeddings, module.embedding_dim, module.padding_idx)
+
+    def output_width(self, width: int) -> int:
+        return self.embedding_dim
+
+    def forward(self, tokens):
+        return functional(tokens, self.weight)
+
+    def symbol_stem(self, name: str, tag: str) -> str:
+        return "E" + tag
+
+    def torch_twin(self):
+        import torch
+
+        return torch.nn.Embedding(self.num_embeddings, self.embedding_dim)
+
+    def describe(self) -> str:
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim})"
+
+
+TORCH = TorchNames(("torch.nn.functional.embedding",), (), "Embedding", ("aten.embedding.default",))
+defop("embedding", torch=TORCH, layer=Embedding, functional=functional, init_doc="Embedding N(0, 1)")

@@ -1,0 +1,65 @@
+"""The elementwise functions of expressions and of symprop's namespace (symprop.exp, "exp(z)" in a spec), one row each:
+SymPy's function, torch's names and, where SymPy's printers need help, how each backend prints it."""
+
+from __future__ import annotations
+
+import math
+
+import sympy as sp
+
+from .pointwise import pointwise
+from .registry import TorchNames
+
+
+def _torch_names(name: str, method: bool = True) -> TorchNames:
+    return TorchNames((f"torch.{name}",), (name,) if method else (), "", (f"aten.{name}.default",))
+
+
+def _nested(function: str):
+    """max(a, b, c) as function(a, function(b, c)): NumPy's maximum takes two arrays."""
+    def spell(printer, expr):
+        text = printer._print(expr.args[-1])
+        for arg in reversed(expr.args[:-1]):
+            text = f"{printer._module_format(function)}({printer._print(arg)}, {text})"
+        return text
+
+    return spell
+
+
+def _clamped(function: str, side: str):
+    """torch: max(z, 0) as clamp(z, min=0), a number bound as a clamp; the rest nested."""
+    def spell(printer, expr):
+        numbers = [a for a in expr.args if a.is_Number]
+        others = [a for a in expr.args if not a.is_Number]
+        text = printer._print(others[-1])
+        for arg in reversed(others[:-1]):
+            text = f"{printer._module_format(function)}({printer._print(arg)}, {text})"
+        for number in numbers:
+            text = f"{printer._module_format('torch.clamp')}({text}, {side}={printer._print(number)})"
+        return text
+
+    return spell
+
+
+# name, SymPy's function, on Python floats, and what a test must know: its domain and kinks
+for _name, _function, _python, _facts in (
+        ("exp", sp.exp, math.exp, {"in_place": {"numpy": ("exp",), "torch": ("exp",)}}),
+        ("log", sp.log, math.log, {"in_place": {"numpy": ("log",), "torch": ("log",)}, "domain": (0.0, None)}),
+        ("sqrt", sp.sqrt, math.sqrt, {"domain": (0.0, None)}),
+        ("abs", sp.Abs, abs, {"expression_names": ("Abs", "abs"), "kinks": (0.0,)}),
+        ("sin", sp.sin, math.sin, {}),
+        ("cos", sp.cos, math.cos, {}),
+        ("tan", sp.tan, math.tan, {"domain": (-1.5, 1.5)}),
+        ("atan", sp.atan, math.atan, {}),
+        ("sinh", sp.sinh, math.sinh, {}),
+        ("cosh", sp.cosh, math.cosh, {}),
+        ("asinh", sp.asinh, math.asinh, {})):
+    pointwise(_name, sympy=_function, python=_python, torch=_torch_names(_name), **_facts)
+
+pointwise("maximum", sympy=sp.Max, python=max, expression_names=("Max", "max"),
+          torch=_torch_names("maximum", method=False),
+          spell={"numpy": _nested("numpy.maximum"), "torch": _clamped("torch.maximum", "min")},
+          in_place={"numpy": ("maximum", "{}"), "torch": ("clamp", "min={}")}, kinks=(0.0,))
+pointwise("minimum", sympy=sp.Min, python=min, expression_names=("Min", "min"),
+          torch=_torch_names("minimum", method=False),
+          spell={"numpy": _nested("numpy.minimum"), "torch": _clamped("torch.minimum", "max")}, kinks=(0.0,))
