@@ -834,10 +834,8 @@ def main(argv=None, prog=None) -> int:
                              "options after --device go to it)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
-    if args.device == "cuda":
-        import gpu
-
-        return gpu.main(rest)
+    if args.device == "cuda":  # gpu.py reads this module's networks: it runs as a script of its own, not imported
+        return subprocess.call([sys.executable, str(HERE.parent / "gpu.py"), *rest])
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
 

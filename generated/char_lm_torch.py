@@ -654,7 +654,7 @@ def loss(params, x, t):
     del z5
     rs_1 = t.reshape(-1,)
     t_col = rs_1.reshape(-1, 1)
-    kept = torch.where(torch.eq(t_col, -100), 0, 1).to(params["0.weight"].dtype)
+    kept = torch.where(torch.eq(t_col, -100), 0, params["0.weight"].new_tensor(1))
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71, params["0.weight"].dtype)
@@ -837,7 +837,7 @@ def loss_and_gradients(params, x, t):
     del z5
     rs_1 = t.reshape(-1,)
     t_col = rs_1.reshape(-1, 1)
-    kept = torch.where(torch.eq(t_col, -100), 0, 1).to(params["0.weight"].dtype)
+    kept = torch.where(torch.eq(t_col, -100), 0, params["0.weight"].new_tensor(1))
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71, params["0.weight"].dtype)

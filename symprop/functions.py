@@ -42,7 +42,7 @@ class DefinedFunction(sp.Function):
 @functools.cache
 def _derivatives(cls: type[DefinedFunction]):
     """∂f/∂(each argument), derived from the definition and folded back onto names."""
-    dummies = tuple(sp.Dummy(f"u{i}") for i in range(min(cls.nargs)))
+    dummies = tuple(sp.Dummy(f"u{i}", real=True) for i in range(min(cls.nargs)))
     definition = cls.definition(*dummies)
     return dummies, tuple(fold(sp.diff(definition, u), u) for u in dummies)
 

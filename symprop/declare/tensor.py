@@ -215,12 +215,6 @@ class SymbolicTensor:
     def pow(self, exponent):
         return self ** exponent
 
-    def clamp(self, min=None, max=None):  # noqa: A002 - torch's names
-        out = self if min is None else elementwise(sp.Max, (self, min), ".clamp")
-        return out if max is None else elementwise(sp.Min, (out, max), ".clamp")
-
-    clip = clamp
-
     def __getitem__(self, index):
         return getitem(self, index)
 
@@ -453,7 +447,8 @@ class Parameter:
         interpretation = running()
         if interpretation is None:
             raise fail("a Parameter is a tensor only inside forward or the loss, while symprop traces the model")
-        return interpretation.bind(self)
+        bound = interpretation.bind(self)  # a graph value while tracing, a torch tensor in a torch run
+        return SymbolicTensor(bound) if isinstance(bound, Value) else bound
 
     @property
     def ndim(self) -> int:
@@ -585,14 +580,12 @@ TORCH_FUNCTIONS = {  # arithmetic and the moving of entries, by torch's names
     "torch.pow": _pow, "torch.neg": operator.neg, "torch.matmul": operator.matmul, "torch.mm": operator.matmul,
     "torch.bmm": operator.matmul, "torch.cat": cat, "torch.concat": cat, "torch.sum": _sum, "torch.mean": _mean,
     "torch.reshape": _reshape, "torch.transpose": _transpose, "torch.flatten": _method("flatten"),
-    "torch.squeeze": _method("squeeze"), "torch.unsqueeze": _method("unsqueeze"), "torch.clamp": _method("clamp"),
-    "torch.square": lambda x: x ** 2,
+    "torch.squeeze": _method("squeeze"), "torch.unsqueeze": _method("unsqueeze"), "torch.square": lambda x: x ** 2,
 }
 TORCH_METHODS = {
     "sum": _sum, "mean": _mean, "reshape": _reshape, "view": _reshape, "transpose": _transpose,
     "permute": _method("permute"), "t": lambda x: x.T, "pow": _pow, "matmul": operator.matmul, "add": operator.add,
     "sub": operator.sub, "mul": operator.mul, "div": operator.truediv, "neg": operator.neg,
     "contiguous": lambda x: x, "size": _method("size"), "flatten": _method("flatten"), "squeeze": _method("squeeze"),
-    "unsqueeze": _method("unsqueeze"), "clamp": _method("clamp"), "clip": _method("clamp"),
-    "square": lambda x: x ** 2,
+    "unsqueeze": _method("unsqueeze"), "square": lambda x: x ** 2,
 }

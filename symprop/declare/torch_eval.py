@@ -45,10 +45,12 @@ def to_torch(expr: sp.Expr, env: dict):
             base, exponent = args
             return as_tensor(base) ** exponent
         op = by_function(type(e))
-        if op is None or not op.torch.functions:
+        if op is None or not (op.torch.functions or op.reference):
             raise NotImplementedError(f"no torch reference for {type(e).__name__}")
-        module, _, name = op.torch.functions[0].rpartition(".")
-        function = getattr(importlib.import_module(module), name)
+        function = op.reference
+        if function is None:
+            module, _, name = op.torch.functions[0].rpartition(".")
+            function = getattr(importlib.import_module(module), name)
         tensors = [as_tensor(a) for a in args]
         return function(*tensors) if len(tensors) <= 2 else _fold(function, tensors)  # max(a, b, c), pairwise
 

@@ -61,8 +61,7 @@ class GraphTrace:
         self._scopes = [""]
 
     def bind(self, parameter):
-        from .tensor import SymbolicTensor
-
+        """The graph value a Parameter stands for (made when first used)."""
         key = self._keys.get(id(parameter))
         if key is None:
             raise fail("this Parameter is not an attribute of the model; assign it to a Module attribute "
@@ -71,7 +70,7 @@ class GraphTrace:
             path, name, module = self._owners[id(parameter)]
             stem = module.symbol_stem(name, tag(path)) or (f"{path}_{name}" if path else name).replace(".", "_")
             self.params[key] = self.graph.add(stem, parameter.shape, "param", key=key)
-        return SymbolicTensor(self.params[key])
+        return self.params[key]
 
     def stem(self, base: str) -> str:
         """A name for a value made inside the module being called: h2 in layer 2, h_block in net.block, and

@@ -7,6 +7,7 @@ import math
 
 import sympy as sp
 
+from ..functions import DefinedFunction
 from .pointwise import pointwise
 from .registry import TorchNames
 
@@ -56,10 +57,57 @@ for _name, _function, _python, _facts in (
         ("asinh", sp.asinh, math.asinh, {})):
     pointwise(_name, sympy=_function, python=_python, torch=_torch_names(_name), **_facts)
 
-pointwise("maximum", sympy=sp.Max, python=max, expression_names=("Max", "max"),
-          torch=_torch_names("maximum", method=False),
+# In expressions ("Max(z, 0)", as a custom activation writes relu), SymPy's own Max and Min: at a tie the derivative
+# is that of relu and hardtanh, 0 (simplify.kinks).
+def _torch(name: str):
+    """torch's binary function `name`, on tensors, for the torch reference of an expression."""
+    def function(a, b):
+        import torch
+
+        return getattr(torch, name)(a, b)
+
+    return function
+
+
+pointwise("max", sympy=sp.Max, python=max, expression_names=("Max", "max"), public=False, reference=_torch("maximum"),
           spell={"numpy": _nested("numpy.maximum"), "torch": _clamped("torch.maximum", "min")},
           in_place={"numpy": ("maximum", "{}"), "torch": ("clamp", "min={}")}, kinks=(0.0,))
-pointwise("minimum", sympy=sp.Min, python=min, expression_names=("Min", "min"),
-          torch=_torch_names("minimum", method=False),
+pointwise("min", sympy=sp.Min, python=min, expression_names=("Min", "min"), public=False, reference=_torch("minimum"),
           spell={"numpy": _nested("numpy.minimum"), "torch": _clamped("torch.minimum", "max")}, kinks=(0.0,))
+
+
+class maximum(DefinedFunction):
+    """torch.maximum(a, b): defined as (a + b + |a − b|)/2, whose derivative splits a tie in halves, as torch's does;
+    printed as the library's maximum."""
+
+    nargs = 2
+
+    @staticmethod
+    def definition(a, b):
+        return (a + b + sp.Abs(a - b)) / 2
+
+    def _latex(self, printer, exp=None):
+        text = rf"\max\left({printer._print(self.args[0])}, {printer._print(self.args[1])}\right)"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+
+class minimum(DefinedFunction):
+    """torch.minimum(a, b): (a + b − |a − b|)/2, a tie split in halves, as torch's."""
+
+    nargs = 2
+
+    @staticmethod
+    def definition(a, b):
+        return (a + b - sp.Abs(a - b)) / 2
+
+    def _latex(self, printer, exp=None):
+        text = rf"\min\left({printer._print(self.args[0])}, {printer._print(self.args[1])}\right)"
+        return text if exp is None else rf"{text}^{{{exp}}}"
+
+
+pointwise("maximum", sympy=maximum, python=max, expression_names=(), public=True, torch=_torch_names("maximum"),
+          spell={"numpy": _nested("numpy.maximum"), "torch": _clamped("torch.maximum", "min"), "mathml": "max"},
+          kinks=(0.0,))
+pointwise("minimum", sympy=minimum, python=min, expression_names=(), public=True, torch=_torch_names("minimum"),
+          spell={"numpy": _nested("numpy.minimum"), "torch": _clamped("torch.minimum", "max"), "mathml": "min"},
+          kinks=(0.0,))

@@ -31,13 +31,14 @@ class Pointwise(Op):
     activation: F.<name> names its output h, and the document names its derivative, as `latex` writes it;
     spell, in_place, cost: how each backend prints its SymPy function where SymPy's printer does not, the call that
     applies it in place, and what one application costs (in passes over the array); python: the function on Python
-    floats.
+    floats; reference: its SymPy function on torch tensors, where that is not torch's first function.
+    public: whether symprop.<name> is its SymPy function on tensors (default: where expressions name it).
     `kinks` and `domain` describe it to its tests: where the derivative jumps, and the open interval it is defined on.
     """
 
     def __init__(self, name: str, definition=None, *, sympy=None, expression_names=None, params=(),
                  torch=None, activation=False, latex="", spell=None, in_place=None, cost=None, kinks=(),
-                 domain=(None, None), python=None, doc=""):
+                 domain=(None, None), python=None, public=None, reference=None, doc=""):
         self.name, self.sympy, self.params, self.torch = name, sympy, tuple(params), torch or TorchNames()
         self._definition = definition
         self.expression_names = tuple((name,) if expression_names is None and sympy is not None else
@@ -46,9 +47,10 @@ class Pointwise(Op):
         self.spell, self.in_place, self.cost = dict(spell or {}), dict(in_place or {}), dict(cost or {})
         self.kinks, self.domain, self.doc = tuple(kinks), domain, doc
         self.python = python  # its SymPy function on Python floats, for the range checks of constants
+        self.reference = reference  # its SymPy function on torch tensors, where torch's first function is not it
         if self.torch.functions and (activation or self.torch.module):
             self.functional = self._make_functional()
-        if self.expression_names:
+        if sympy is not None and (public if public is not None else bool(self.expression_names)):
             self.public = self._make_public()
         if self.torch.module:
             self.layer_class = _layer_class(self)
@@ -95,7 +97,7 @@ class Pointwise(Op):
         def function(*inputs):
             inputs = tuple(resolved(x) for x in inputs)
             if in_torch(*inputs):
-                return torch_function(op.torch.functions[0])(*inputs)
+                return (op.reference or torch_function(op.torch.functions[0]))(*inputs)
             if not any(isinstance(x, SymbolicTensor) for x in inputs):
                 raise fail(f"symprop.{op.name} expects a tensor, got {', '.join(map(_kind, inputs))}")
             return elementwise(op.sympy, inputs, f"symprop.{op.name}")

@@ -47,8 +47,15 @@ def _definition(z, beta, threshold):
     return sp.Piecewise((z, beta * z > threshold), (softplus(beta * z) / beta, True))
 
 
+def _exact(x):
+    """softplus(x) = −log σ(−x) in torch, exact everywhere (F.softplus returns x itself past its threshold)."""
+    import torch
+
+    return -torch.nn.functional.logsigmoid(-x)
+
+
 pointwise(
-    "softplus", _definition, sympy=softplus, activation=True, latex=r"\operatorname{softplus}",
+    "softplus", _definition, reference=_exact, sympy=softplus, activation=True, latex=r"\operatorname{softplus}",
     python=lambda u: max(u, 0.0) + math.log1p(math.exp(-abs(u))),
     params=(Param("beta", 1.0, positive_number), Param("threshold", 20.0, number)),
     torch=TorchNames(("torch.nn.functional.softplus",), (), "Softplus", ("aten.softplus.default",)),

@@ -12,7 +12,7 @@ from .registry import TorchNames
 
 
 class xlogy(DefinedFunction):
-    """xlogy(a, b) = a·log(b), taken as 0 where a = 0."""
+    """xlogy(a, b) = a·log(b), taken as 0 where a = 0 (its derivatives are a·log(b)'s, as torch's)."""
 
     nargs = 2
 
@@ -32,6 +32,7 @@ def _numpy(printer, expr):
     return f"({printer.parenthesize(expr.args[0], 50)}*{log}({where}({a} == 0, 1, {b})))"
 
 
-pointwise("xlogy", sympy=xlogy, expression_names=(), python=lambda a, b: 0.0 if a == 0 else a * math.log(b),
+pointwise("xlogy", sympy=xlogy, expression_names=(), public=True,
+          python=lambda a, b: 0.0 if a == 0 else a * math.log(b),
           torch=TorchNames(("torch.xlogy", "torch.special.xlogy"), ("xlogy",), "", ("aten.xlogy.Tensor",)),
           spell={"numpy": _numpy, "torch": "torch.xlogy"}, domain=(0.0, None), kinks=(0.0,))

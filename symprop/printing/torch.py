@@ -98,9 +98,14 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
 
     def _print_Piecewise(self, expr):
-        # a mask of numbers, in the arrays' dtype: torch.where's ints would make int64
-        text = super()._print_Piecewise(expr)
-        return self.in_dtype(text) if all(value.is_Number for value, _ in expr.args) else text
+        # a mask of numbers, in the arrays' dtype: torch.where's ints would make int64, and its floats the default
+        # dtype (0.01 rounded to float32 in a float64 module): the last value is made a tensor of the arrays' own
+        if not all(value.is_Number for value, _ in expr.args) or expr.args[-1][1] != sp.true:
+            return super()._print_Piecewise(expr)
+        text = f"{self.carrier}.new_tensor({self._print(expr.args[-1][0])})"
+        for value, condition in reversed(expr.args[:-1]):
+            text = self._call("torch.where", self._print(condition), self._print(value), text)
+        return text
 
     def in_dtype(self, text):
         return f"{text}.to({self.dtype_text})"

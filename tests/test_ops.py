@@ -1,0 +1,385 @@
+"""Every op in the registry, one row each: its value and its derivative against torch's own function, through both
+generated modules (NumPy and torch), at random points, at its kinks and at ±overflow (±90 in float32, ±800 in
+float64), in float32 and in float64.
+
+A new op is one module in symprop/ops/ and one row here; `test_every_op_has_a_row` keeps the table whole.
+
+Elementwise ops are checked one entry at a time: L = Σ f(x + a) at x = 0, so that the forward value is f(a) and
+dL/da is f′(a). Layers, losses and composites are checked as small models against the same model run in torch
+(each layer as its torch.nn twin, each loss as torch's function), with their parameters and inputs drawn at random,
+then pushed to their kinks and to ±overflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+import symprop as S
+from symprop.check import random_batch, reference
+from symprop.derivation import Derivation
+from symprop.ops.registry import OPS, lookup
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+FAR = {torch.float64: 800.0, torch.float32: 90.0}  # where exp overflows
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+# -- how the tables are checked ------------------------------------------------------------------------------
+def modules(model):
+    """The generated NumPy and torch modules of a model, loaded."""
+    derivation = Derivation(model)
+    loaded = {}
+    for backend in ("numpy", "torch"):
+        namespace: dict = {}
+        exec(compile(derivation.render(backend), f"{model.name}_{backend}", "exec"), namespace)  # noqa: S102
+        loaded[backend] = namespace
+    return loaded
+
+
+def run(module: dict, backend: str, params: dict, inputs: dict, t):
+    """(output, loss, gradients) of a generated module, as torch tensors."""
+    if backend == "numpy":
+        as_numpy = {k: v.numpy() for k, v in params.items()}
+        arrays = [v.numpy() for v in inputs.values()]
+        with np.errstate(all="ignore"):  # overflow in a branch np.select leaves out: the value is still right
+            y = module["forward"](as_numpy, *arrays)
+            loss, grads = module["loss_and_gradients"](as_numpy, *arrays, t.numpy())
+        return torch.as_tensor(np.asarray(y)), torch.as_tensor(np.asarray(loss)), \
+            {k: torch.as_tensor(np.asarray(v)) for k, v in grads.items()}
+    y = module["forward"](params, *inputs.values())
+    loss, grads = module["loss_and_gradients"](params, *inputs.values(), t)
+    return y, loss, grads
+
+
+def close(ours, theirs, exact, dtype, what: str, tolerance: float = 0.0, floor: float = 0.0) -> None:
+    """Where torch's value is finite, ours is finite and within tolerance (relative to torch's largest finite entry,
+    or within `floor`, the rounding noise of the computation); where it is not, ours is the same inf or nan. In
+    float32, where torch's own float32 value is further than that from the float64 one, ours may be up to 4 times as
+    far (two float32 computations can't agree more closely)."""
+    ours, theirs, exact = (torch.as_tensor(v).double().reshape(torch.as_tensor(theirs).shape)
+                           for v in (ours, theirs, exact))
+    finite = torch.isfinite(theirs)
+    assert torch.equal(torch.isfinite(ours), finite), f"{what}: finite where torch's is not, or the other way round"
+    same_kind = torch.isnan(ours[~finite]) == torch.isnan(theirs[~finite])
+    assert bool(same_kind.all()) and torch.equal(ours[~finite & ~torch.isnan(theirs)],
+                                                 theirs[~finite & ~torch.isnan(theirs)]), f"{what}: not torch's inf"
+    if not finite.any():
+        return
+    scale = max(theirs[finite].abs().max().item(), floor / max(TOLERANCE[dtype], tolerance), 1e-30)
+    error = (ours[finite] - theirs[finite]).abs().max().item() / scale
+    if error <= max(TOLERANCE[dtype], tolerance):
+        return
+    assert dtype == torch.float32, f"{what}: relative error {error:.2e}"
+    own = (theirs[finite] - exact[finite]).abs().max().item() / scale
+    mine = (ours[finite] - exact[finite]).abs().max().item() / scale
+    assert mine <= max(4 * own, TOLERANCE[dtype]), f"{what}: relative error {error:.2e} ({mine:.2e} from float64)"
+
+
+# -- elementwise ops ---------------------------------------------------------------------------------------------
+def points(op, options: dict, dtype, kinks=None) -> list[float]:
+    """Entries to check f at: random ones, the kinks (and either side), and ±overflow, each inside the domain."""
+    rng = np.random.default_rng(0)
+    low, high = op.domain
+    far = FAR[dtype]
+    kinks = list(kinks if kinks is not None else op.kinks) + \
+        ([options.get("threshold", 20.0) / options.get("beta", 1.0)] if "threshold" in options else [])
+    around = [k + d for k in kinks for d in (0.0, -1e-3, 1e-3)]
+    values = list(rng.normal(size=6) * 2) + around + [far, -far, far / 2, -far / 2, 0.0]
+    if low is not None:
+        values = [abs(v) + low + 1e-3 if v <= low else v for v in values]
+    if high is not None:
+        values = [v if v < high else high - 1e-2 for v in values]
+        values = [v if low is None or v > low else (low + high) / 2 for v in values]
+    return values
+
+
+class Unary(S.Module):
+    def __init__(self, width, apply):
+        super().__init__()
+        self.a, self.apply = S.Parameter((width,)), apply
+
+    def forward(self, x):
+        return self.apply(x + self.a)
+
+
+class Binary(S.Module):
+    def __init__(self, width, apply):
+        super().__init__()
+        self.a, self.b, self.apply = S.Parameter((width,)), S.Parameter((width,)), apply
+
+    def forward(self, x):
+        return self.apply(x + self.a, x + self.b)
+
+
+def symprop_call(op, options):
+    """How a user calls the op: F.<name>(x, **options), S.<Layer>(**options)(x), or symprop.<name>(x)."""
+    if op.functional is not None:
+        return lambda *xs: op.functional(*xs, **options)
+    if op.layer_class is not None:
+        layer = op.layer_class(**options)
+        return lambda x: layer(x)
+    return lambda *xs: op.public(*xs, **options)
+
+
+def torch_call(op, options):
+    name = op.torch.functions[0] if op.torch.functions else None
+    if name is None:  # a layer only (nn.Identity)
+        return getattr(torch.nn, op.torch.module)(**options)
+    module, _, function = name.rpartition(".")
+    given = op.meaningful({**{p.name: p.default for p in op.params}, **options}) if op.params else options
+    return lambda *xs: getattr(importlib.import_module(module), function)(*xs, **given)
+
+
+POINTWISE = {  # row -> (op, options): every elementwise op, some with options other than the default
+    "sigmoid": ("sigmoid", {}), "tanh": ("tanh", {}), "relu": ("relu", {}), "gelu": ("gelu", {}),
+    "gelu-tanh": ("gelu", {"approximate": "tanh"}), "softplus": ("softplus", {}),
+    "softplus-beta": ("softplus", {"beta": 2.0, "threshold": 10.0}), "silu": ("silu", {}), "elu": ("elu", {}),
+    "elu-alpha": ("elu", {"alpha": 0.5}), "leaky_relu": ("leaky_relu", {}),
+    "leaky_relu-slope": ("leaky_relu", {"negative_slope": 0.2}), "hardswish": ("hardswish", {}),
+    "hardsigmoid": ("hardsigmoid", {}), "identity": ("identity", {}), "exp": ("exp", {}), "log": ("log", {}),
+    "sqrt": ("sqrt", {}), "abs": ("abs", {}), "sin": ("sin", {}), "cos": ("cos", {}), "tan": ("tan", {}),
+    "atan": ("atan", {}), "sinh": ("sinh", {}), "cosh": ("cosh", {}), "asinh": ("asinh", {}), "erf": ("erf", {}),
+    "clamp": ("clamp", {"min": -1.0, "max": 1.0}), "clamp-min": ("clamp", {"min": 0.0}),
+    "clamp_min": ("clamp_min", {"min": 0.5}), "clamp_max": ("clamp_max", {"max": -0.5}),
+}
+KINKS = {"clamp": (-1.0, 1.0), "clamp-min": (0.0,), "clamp_min": (0.5,), "clamp_max": (-0.5,)}  # at the bounds
+# torch's float64 hardsigmoid backward multiplies by a float32 1/6 (0.16666667163): 3e-8 from the exact 1/6, ours
+LOOSER = {"hardsigmoid": 1e-7}
+BINARY = {"maximum": "maximum", "minimum": "minimum", "xlogy": "xlogy"}
+# SymPy's Max and Min, as expressions write them: at a tie, the derivative of the torch function of their shape
+EXPRESSIONS = {"max": ("Max(z, z/10)", lambda z: torch.nn.functional.leaky_relu(z, 0.1), (0.0,)),
+               "min": ("Min(Max(z, -1), 1)", torch.nn.functional.hardtanh, (-1.0, 1.0))}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", POINTWISE)
+def test_elementwise_op_value_and_derivative_are_torchs(row, dtype):
+    name, options = POINTWISE[row]
+    op, dtype = lookup(name), DTYPES[dtype]
+    values = points(op, options, dtype, KINKS.get(row))
+    width = len(values)
+    model = S.Model(Unary(width, symprop_call(op, options)), S.ElementwiseLoss("y", reduction="sum"), inputs=width,
+                    name=f"op_{row.replace('-', '_')}")
+    built = modules(model)
+    a = torch.tensor(values, dtype=torch.float64)
+    want = {}
+    for precision in (dtype, torch.float64):
+        leaf = a.to(precision).clone().requires_grad_(True)
+        y = torch_call(op, options)(leaf)
+        y.sum().backward()
+        want[precision] = (y.detach(), leaf.grad)
+    x, t = torch.zeros(1, width, dtype=dtype), torch.zeros(1, width, dtype=dtype)
+    for backend, module in built.items():
+        y, _, grads = run(module, backend, {"a": a.to(dtype)}, {"x": x}, t)
+        close(y, want[dtype][0], want[torch.float64][0], dtype, f"{row} value ({backend})")
+        close(grads["a"], want[dtype][1], want[torch.float64][1], dtype, f"{row} derivative ({backend})",
+              LOOSER.get(row, 0.0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", EXPRESSIONS)
+def test_max_and_min_in_expressions_are_torchs(row, dtype):
+    expr, function, kinks = EXPRESSIONS[row]
+    dtype = DTYPES[dtype]
+    values = points(lookup(row), {}, dtype, kinks)
+    width = len(values)
+    model = S.Model(S.Sequential(S.Linear(width, width, bias=False), S.Elementwise(expr)),
+                    S.ElementwiseLoss("y", reduction="sum"), inputs=width, name=f"op_{row}")
+    built = modules(model)
+    a = torch.tensor(values, dtype=torch.float64)
+    want = {}
+    for precision in (dtype, torch.float64):
+        leaf = a.to(precision).clone().requires_grad_(True)
+        y = function(leaf)
+        y.sum().backward()
+        want[precision] = (y.detach(), leaf.grad)
+    # y = f(x @ W.T) with W = diag(a) and x = 1: entry k is f(a_k), and dL/dW_kk is f′(a_k)
+    params = {"0.weight": torch.diag(a).to(dtype)}
+    x, t = torch.ones(1, width, dtype=dtype), torch.zeros(1, width, dtype=dtype)
+    for backend, module in built.items():
+        y, _, grads = run(module, backend, params, {"x": x}, t)
+        close(y, want[dtype][0], want[torch.float64][0], dtype, f"{row} value ({backend})")
+        close(torch.diagonal(grads["0.weight"]), want[dtype][1], want[torch.float64][1], dtype,
+              f"{row} derivative ({backend})")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", BINARY)
+def test_binary_op_values_and_derivatives_are_torchs(row, dtype):
+    """At random pairs, at ties (torch splits a tie's gradient in halves) and far out; xlogy at 0."""
+    op, dtype = lookup(BINARY[row]), DTYPES[dtype]
+    far = FAR[dtype]
+    a = [0.5, -1.2, 2.0, 0.0, far, -far, 1.5, 3.0]
+    b = [0.5, 0.7, -2.0, 0.0, -far, far, 1.5, 1e-3]
+    if row == "xlogy":
+        a, b = [abs(v) for v in a], [abs(v) + 1e-3 for v in b]
+        a[3], b[3] = 0.0, 2.0  # 0·log 2: torch's derivative in a is 0 there
+    width = len(a)
+    model = S.Model(Binary(width, op.public), S.ElementwiseLoss("y", reduction="sum"), inputs=width, name=f"op_{row}")
+    built = modules(model)
+    want = {}
+    for precision in (dtype, torch.float64):
+        leaves = [torch.tensor(v, dtype=precision, requires_grad=True) for v in (a, b)]
+        y = torch_call(op, {})(*leaves)
+        y.sum().backward()
+        want[precision] = (y.detach(), leaves[0].grad, leaves[1].grad)
+    params = {"a": torch.tensor(a, dtype=dtype), "b": torch.tensor(b, dtype=dtype)}
+    x, t = torch.zeros(1, width, dtype=dtype), torch.zeros(1, width, dtype=dtype)
+    for backend, module in built.items():
+        y, _, grads = run(module, backend, params, {"x": x}, t)
+        close(y, want[dtype][0], want[torch.float64][0], dtype, f"{row} value ({backend})")
+        for k, key in enumerate("ab"):
+            close(grads[key], want[dtype][k + 1], want[torch.float64][k + 1], dtype, f"{row} d/d{key} ({backend})")
+
+
+# -- layers, losses and composites ---------------------------------------------------------------------------------
+class Decoding(S.Module):
+    """A decoder layer reading a memory made from a second input."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer, self.head = layer, S.Linear(4, 2)
+
+    def forward(self, x, memory):
+        return self.head(self.layer(x, memory).mean(1))
+
+
+class Transforming(S.Module):
+    def __init__(self):
+        super().__init__()
+        self.model, self.head = S.Transformer(4, 2, 1, 1, 8), S.Linear(4, 2)
+
+    def forward(self, src, tgt):
+        return self.head(self.model(src, tgt).mean(1))
+
+
+def _sequence(*layers):
+    return S.Sequential(*layers)
+
+
+def _encoder():
+    return S.TransformerEncoderLayer(4, 2, 8, activation="gelu")
+
+
+MODELS = {  # row -> (op, a function that makes the model)
+    "linear": ("linear", lambda: S.Model(_sequence(S.Linear(3, 4)), S.MSELoss(), inputs=3)),
+    "layer_norm": ("layer_norm", lambda: S.Model(_sequence(S.Linear(3, 4), S.LayerNorm(4)), S.MSELoss(), inputs=3)),
+    "embedding": ("embedding", lambda: S.Model(_sequence(S.Embedding(5, 3), S.MeanPool(), S.Linear(3, 2)),
+                                               S.MSELoss(), inputs={"x": (4,)})),
+    "softmax": ("softmax", lambda: S.Model(_sequence(S.Linear(3, 4), S.Softmax()), S.MSELoss(), inputs=3)),
+    "log_softmax": ("log_softmax", lambda: S.Model(_sequence(S.Linear(3, 4), S.LogSoftmax()), S.MSELoss(), inputs=3)),
+    "dropout": ("dropout", lambda: S.Model(_sequence(S.Linear(3, 4), S.Dropout()), S.MSELoss(), inputs=3)),
+    "elementwise": ("elementwise", lambda: S.Model(_sequence(S.Linear(3, 4), S.Elementwise("z*tanh(softplus(z))")),
+                                                   S.MSELoss(), inputs=3)),
+    "mean_pool": ("mean_pool", lambda: S.Model(_sequence(S.Linear(3, 4), S.MeanPool()), S.MSELoss(), inputs=3,
+                                               sequence=5)),
+    "positions": ("positions", lambda: S.Model(_sequence(S.PositionalEncoding(5, 3), S.Linear(3, 2)), S.MSELoss(),
+                                               inputs=3, sequence=5)),
+    "positions-sinusoid": ("positions", lambda: S.Model(_sequence(S.PositionalEncoding(5, 4, learned=False),
+                                                                  S.Linear(4, 2)), S.MSELoss(), inputs=4, sequence=5)),
+    "transformer_encoder": ("transformer_encoder", lambda: S.Model(
+        _sequence(_encoder(), S.MeanPool(), S.Linear(4, 2)), S.MSELoss(), inputs=4, sequence=3)),
+    "transformer_encoder-causal": ("transformer_encoder", lambda: S.Model(
+        _sequence(S.TransformerEncoderLayer(4, 2, 8, norm_first=True, causal=True), S.MeanPool(), S.Linear(4, 2)),
+        S.MSELoss(), inputs=4, sequence=3)),
+    "transformer_decoder": ("transformer_decoder", lambda: S.Model(
+        Decoding(S.TransformerDecoderLayer(4, 2, 8)), S.MSELoss(), inputs={"x": 4, "memory": 4}, sequence=3)),
+    "transformer_encoder_stack": ("transformer_encoder_stack", lambda: S.Model(
+        _sequence(S.TransformerEncoder(_encoder(), 2, S.LayerNorm(4)), S.MeanPool(), S.Linear(4, 2)), S.MSELoss(),
+        inputs=4, sequence=3)),
+    "transformer_decoder_stack": ("transformer_decoder_stack", lambda: S.Model(
+        Decoding(S.TransformerDecoder(S.TransformerDecoderLayer(4, 2, 8), 2)), S.MSELoss(),
+        inputs={"x": 4, "memory": 4}, sequence=3)),
+    "transformer": ("transformer", lambda: S.Model(Transforming(), S.MSELoss(), inputs={"src": 4, "tgt": 4},
+                                                   sequence=3)),
+    "mse_loss": ("mse_loss", lambda: S.Model(_sequence(S.Linear(3, 2)), S.MSELoss(reduction="sum"), inputs=3)),
+    "binary_cross_entropy": ("binary_cross_entropy", lambda: S.Model(_sequence(S.Linear(3, 2), S.Sigmoid()),
+                                                                     S.BCELoss(), inputs=3)),
+    "binary_cross_entropy_with_logits": ("binary_cross_entropy_with_logits", lambda: S.Model(
+        _sequence(S.Linear(3, 2)), S.BCEWithLogitsLoss(), inputs=3)),
+    "cross_entropy": ("cross_entropy", lambda: S.Model(_sequence(S.Linear(3, 4)), S.CrossEntropyLoss(), inputs=3)),
+    "cross_entropy-probs": ("cross_entropy", lambda: S.Model(_sequence(S.Linear(3, 4)),
+                                                             S.CrossEntropyLoss(target="probs"), inputs=3)),
+    "cross_entropy-ignore": ("cross_entropy", lambda: S.Model(_sequence(S.Linear(3, 4)),
+                                                              S.CrossEntropyLoss(ignore_index=1), inputs=3)),
+    "nll_loss": ("nll_loss", lambda: S.Model(_sequence(S.Linear(3, 4), S.LogSoftmax()), S.NLLLoss(), inputs=3)),
+    "kl_div": ("kl_div", lambda: S.Model(_sequence(S.Linear(3, 4), S.LogSoftmax()), S.KLDivLoss("batchmean"),
+                                         inputs=3)),
+    "elementwise_loss": ("elementwise_loss", lambda: S.Model(_sequence(S.Linear(3, 2)),
+                                                             S.ElementwiseLoss("(y - t)**2*softplus(y)"), inputs=3)),
+}
+
+
+# torch's BCELoss backward divides by max(y(1 − y), 1e-12): past logits of about ±28 (a sigmoid's output within 1e-12
+# of 0 or 1) its gradient is shrunk; symprop's is the exact derivative there (the README's "Numerical behaviour").
+EXACT_WHERE_TORCH_IS_NOT = {("binary_cross_entropy", "far")}
+
+
+def case(model, regime: str, dtype, seed: int = 0):
+    """(params, inputs, t) as float64 (int64) tensors: drawn at random; far out (every float input scaled to ±FAR,
+    so that logits and pre-activations reach where exp overflows); or at kinks (every parameter 0, so that each
+    pre-activation sits at 0, with exact ties in every max; probability targets with zeros; ignored classes)."""
+    generator = torch.Generator().manual_seed(seed)
+    params = {key: torch.randn(shape, generator=generator, dtype=torch.float64) * 0.5
+              for key, shape in model.parameters.items()}
+    inputs, t = random_batch(model, 3, generator)
+    if regime == "far":
+        inputs = {k: v * FAR[dtype] if v.is_floating_point() else v for k, v in inputs.items()}
+        if model.target_kind != "index" and getattr(model.loss, "target_domain", "real") == "real":
+            t = t * FAR[dtype]
+    if regime == "kinks":
+        params = {key: torch.zeros_like(value) for key, value in params.items()}
+        domain = getattr(model.loss, "target_domain", "real")
+        if t.is_floating_point() and domain != "real":  # 0·log 0 for kl_div; BCE's 0 and 1 targets
+            t = torch.where(t < t.mean(), torch.zeros_like(t), t if domain == "simplex" else torch.ones_like(t))
+            if domain == "simplex":  # still a distribution: symprop relies on Σ_k t_k = 1, as the README says
+                t = t / t.sum(-1, keepdim=True)
+        if not t.is_floating_point():
+            t[0] = getattr(model.loss, "ignore_index", -100) if getattr(model.loss, "ignore_index", -100) >= 0 \
+                else t[0]
+    return params, inputs, t
+
+
+@pytest.mark.parametrize("regime", ["random", "far", "kinks"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("row", MODELS)
+def test_layer_and_loss_values_and_derivatives_are_torchs(row, dtype, regime):
+    dtype = DTYPES[dtype]
+    model = MODELS[row][1]()
+    model.name = f"op_{row.replace('-', '_')}"
+    built = modules(model)
+    params, inputs, t = case(model, regime, dtype)
+
+    def cast(values: dict, precision):
+        return {k: v.to(precision) if v.is_floating_point() else v for k, v in values.items()}
+
+    want = {}
+    for precision in (dtype, torch.float64):
+        loss, grads = reference(model, cast(params, precision), cast(inputs, precision),
+                                t.to(precision) if t.is_floating_point() else t)
+        want[precision] = (loss, grads)
+    # A gradient that underflows (a saturated softmax's, ~e^-1000) is rounding noise in both computations: noise of
+    # the order of eps·|L|·|x|, below which two computations need not agree.
+    largest = max([1.0] + [v.abs().max().item() for v in inputs.values() if v.is_floating_point()])
+    floor = 8 * torch.finfo(dtype).eps * max(abs(want[torch.float64][0].item()), 1.0) * largest
+    for backend, module in built.items():
+        _, loss, grads = run(module, backend, cast(params, dtype), cast(inputs, dtype),
+                             t.to(dtype) if t.is_floating_point() else t)
+        close(loss, want[dtype][0], want[torch.float64][0], dtype, f"{row} {regime} loss ({backend})")
+        if (row, regime) in EXACT_WHERE_TORCH_IS_NOT:
+            continue
+        for key in params:
+            close(grads[key], want[dtype][1][key], want[torch.float64][1][key], dtype,
+                  f"{row} {regime} d/d{key} ({backend})", floor=floor)
+
+
+def test_every_op_has_a_row():
+    """A new op comes with its row: every registered op is checked above."""
+    rows = {name for name, _ in POINTWISE.values()} | set(BINARY.values()) | set(EXPRESSIONS) | \
+        {op for op, _ in MODELS.values()}
+    assert set(OPS) - rows == set(), "ops without a row in tests/test_ops.py"
+    assert rows - set(OPS) == set(), "rows of ops that are not registered"
