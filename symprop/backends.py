@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .plan import Options
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -14,6 +16,7 @@ class Backend:
     template: str
     render: Callable  # (derivation, backend, source, command) -> the file's text
     printer: Callable = None  # () -> a StatementPrinter, for code backends
+    plan: Callable = None  # the name of a generated function -> the memory plan's Options for it (code backends)
     runs: bool = False  # a module that `check` imports and runs against torch.autograd
     loss_as_float: bool = False  # loss() returns a Python float, not an array of the backend
     loss_doc: str = ""
@@ -64,11 +67,14 @@ def register(backend: Backend) -> Backend:
     return backend
 
 
-register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer, runs=True,
-                 loss_as_float=True, loss_doc="a Python float", maximum="np.maximum",
-                 integer_test="np.issubdtype({}.dtype, np.integer)"))
-register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer, runs=True,
-                 loss_doc="a 0-d tensor", maximum="torch.maximum",
+register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer,
+                 plan=lambda function: Options("numpy"), runs=True, loss_as_float=True, loss_doc="a Python float",
+                 maximum="np.maximum", integer_test="np.issubdtype({}.dtype, np.integer)"))
+# torch: forward and loss keep no array of a value read for the last time, so that autograd can run through them
+register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer,
+                 plan=lambda function: Options("torch", reuse=function == "loss_and_gradients", fused_softmax=True,
+                                               fused_linear=True),
+                 runs=True, loss_doc="a 0-d tensor", maximum="torch.maximum",
                  integer_test="not ({0}.is_floating_point() or {0}.is_complex())"))
 register(Backend("latex", "{name}.tex", "derivation.tex.j2", _render_latex))
 register(Backend("html", "{name}.html", "derivation.html.j2", _render_html, default=False))

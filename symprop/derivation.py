@@ -8,7 +8,8 @@ from .backends import BACKENDS, default_targets
 from .declare.model import Model
 from .derive import backward
 from .notes import NOTES
-from .schedule import Program, schedule
+from .program import Program
+from .schedule import schedule
 
 
 class Derivation:

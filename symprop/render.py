@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import jinja2
 
 from .ops.registry import OPS
+from .plan import plan
 from .printing.statements import StatementPrinter
 from .printing.text import TextPrinter
-from .schedule import Program, expressions, plan_memory
+from .program import Program, expressions
 
 environment = jinja2.Environment(
     loader=jinja2.PackageLoader("symprop", "templates"),
@@ -33,18 +34,23 @@ class Function:
     lines: list[str]
     results: list[tuple[str, str]]  # (name, code)
     helpers: dict[str, str]  # name -> source of a function the lines call (NumPy's erf)
+    computes: list[str]  # for each line, the statement it computes (or a part of); "" for a del
 
 
-def function(program: Program, printer: StatementPrinter, param_names: dict, carrier: str = "x") -> Function:
-    """Print a Program; `param_names` maps each parameter's symbol to its state_dict key; new arrays take the
-    dtype and device of `carrier`. Code (a printer that frees dead arrays) runs the program's memory plan."""
-    program = plan_memory(program, printer.fuses_softmax) if printer.free_dead else program
-    printer.bind(program, carrier)
-    lines = printer.lines()
+def function(program: Program, printer: StatementPrinter, param_names: dict, carrier: str = "x",
+             options=None) -> Function:
+    """Print a Program, planned with `options` (a backend's, for code; none for the docstring's closed forms);
+    `param_names` maps each parameter's symbol to its state_dict key; new arrays take the dtype and device of
+    `carrier`."""
+    planned = plan(program, options) if options is not None else None
+    printer.bind(planned or program, carrier)
+    program = planned.program if planned else program
+    spelled = printer.spelled()
     results = [(s.name, printer.output(s)) for s in program.outputs]
     used = set().union(*(s.free_symbols for s in expressions(program)))
     unpack = [(symbol.name, key) for symbol, key in param_names.items() if symbol in used]
-    return Function(unpack, program.uses_batch_size, lines, results, printer.helpers)
+    return Function(unpack, program.uses_batch_size, [line for line, _ in spelled], results, printer.helpers,
+                    [step.of if step.kind != "free" else "" for _, step in spelled])
 
 
 def shape_doc(shape) -> str:
@@ -100,7 +106,7 @@ def render_module(derivation, backend, source: str, command: str) -> str:
     carrier = next(iter(model.input_shapes))  # the batch size is its first axis
     dtype_source = dtype_carrier(model)
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
-    functions = {name: function(program, backend.printer(), params, dtype_source)
+    functions = {name: function(program, backend.printer(), params, dtype_source, backend.plan(name))
                  for name, program in derivation.programs.items()}
     closed_forms = function(derivation.programs["loss_and_gradients"], TextPrinter(), params, dtype_source)
     inits = {key: (kind, init_arguments(kind, *rest)) for key, (kind, *rest) in model.initializations.items()}

@@ -7,24 +7,22 @@ lines that compute it, and the other way round: a few lines of inline script, so
 
 from __future__ import annotations
 
-import re
-
 import sympy as sp
 
+from .backends import BACKENDS
+from .plan import plan
 from .printing.mathml import MathMLBackendPrinter
 from .printing.numpy import NumPyBackendPrinter
 from .render import dtype_carrier, environment, function
-from .schedule import plan_memory
-
-_ASSIGNED = re.compile(r"(\w+) (?:[-+*/]|\*\*)?= ")
 
 
 def parts(derivation) -> dict:
     """The rows of the page: [(id, label, MathML)], the code lines [(text, id or "")], and the gradients."""
-    program = plan_memory(derivation.programs["loss_and_gradients"])  # as the module runs it, line for line
+    options = BACKENDS["numpy"].plan("loss_and_gradients")
+    program = plan(derivation.programs["loss_and_gradients"], options).program  # as the module runs it
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
     dtype_source = dtype_carrier(derivation.model)
-    code = function(program, NumPyBackendPrinter(), params, dtype_source)
+    code = function(derivation.programs["loss_and_gradients"], NumPyBackendPrinter(), params, dtype_source, options)
     printer = MathMLBackendPrinter()
     printer.bind(program, dtype_source)
     rows = []
@@ -42,16 +40,7 @@ def parts(derivation) -> dict:
         [(f'    {var} = params["{key}"]', "") for var, key in code.unpack] + \
         [(f"    N = {next(iter(derivation.model.input_shapes))}.shape[0]", "")] * bool(code.batch_size)
     ids = {row[0] for row in rows}
-    pending = []  # a helper array's lines (GELU′ computed in place) link to the step they compute a part of
-    for line in code.lines:
-        match = _ASSIGNED.match(line)
-        name = match.group(1) if match else ""
-        if (name and name not in ids) or (pending and not name):
-            pending.append(line)
-            continue
-        lines += [("    " + waiting, name) for waiting in pending] + [("    " + line, name)]
-        pending = []
-    lines += [("    " + waiting, "") for waiting in pending]
+    lines += [("    " + line, of if of in ids else "") for line, of in zip(code.lines, code.computes, strict=True)]
     lines += [(f"    return float({code.results[0][1]}), {{", "L")] + \
         [(f'        "{key}": {text},', f"grad:{key}") for key, text in code.results[1:]] + [("    }", "")]
     return {"rows": rows, "code_lines": lines}

@@ -14,8 +14,8 @@ from .notes import NOTES
 from .ops.loss import Loss
 from .printing.latex import LatexBackendPrinter, ReadableLatexPrinter, atomic, latex_name
 from .printing.primes import prime_notation
-from .printing.statements import reads
-from .schedule import _relabeller, inlinable
+from .program import inlinable, reads
+from .schedule import relabeller
 from .shapes import N
 from .simplify import tidy
 
@@ -82,7 +82,7 @@ def document_parts(derivation) -> dict:
     defined = {sp.Symbol(s.name, real=True) for s in program.statements} | {_symbol(s) for s in program.statements} | \
         {t.symbol for t in graph.tensors.values() if t.op in ("input", "target", "param")} | \
         {sp.Symbol(alias, real=True) for alias in aliases.values()}
-    relabel_all = _relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()})
+    relabel_all = relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()})
     definitions = {_symbol(s): short._unwrap(short.statement(s), reads(s))
                    for s in program.statements if s.name in named}
     for statement in program.statements:
@@ -142,7 +142,7 @@ def _chain(derivation, statement, printer, relabel_all, defined: set) -> tuple[s
     parts = [(operand, incoming, local) for operand, incoming, local in graph.chain[tensor]]
     if any(_symbol(statement) in relabel(e).free_symbols for part in parts for e in part[1:]):
         # δ's own label would name (part of) its chain: relabel without it (rare, so built only then)
-        relabel = _relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()
+        relabel = relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()
                                if name != statement.name})
     through = _activation_of(graph, statement.name[1:]) if len(parts) == 1 else None
     if through is not None:  # ∂L/∂h ⊙ f′(z), f′(z) named

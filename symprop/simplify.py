@@ -132,3 +132,10 @@ def replace_structurally(expr: sp.Expr, definition: sp.Expr, symbol: sp.Symbol) 
             if all(have[a] >= n for a, n in wanted.items()):
                 return rebuilt.func(sign * symbol, *(have - wanted).elements())
     return rebuilt
+
+
+def positive_part_of(expr: sp.Expr):
+    """z, when expr is max(0, z), the positive part of z; None otherwise."""
+    if isinstance(expr, sp.Max) and len(expr.args) == 2 and 0 in expr.args:
+        return expr.args[1] if expr.args[0] == 0 else expr.args[0]
+    return None

@@ -91,3 +91,12 @@ def test_the_page_shows_the_code_the_module_runs():
     page, module = derivation.render("html"), derivation.render("numpy")
     assert 'dtype=params["0.weight"].dtype' in module
     assert "x.dtype" not in page and "dtype=params[&#34;0.weight&#34;].dtype" in page  # ids carry no float dtype
+
+
+def test_a_page_is_written_again_over_the_one_symprop_wrote(tmp_path):
+    """The page's marker is on its second line, after the doctype: symprop knows the page as its own and writes it
+    again (it refused to, as a file it had not written)."""
+    derivation = S.derive_network(S.load_spec(ROOT / "examples" / "iris_mlp.toml"))
+    (page,) = derivation.write(tmp_path, ("html",))
+    page.write_text(page.read_text(encoding="utf-8").replace("<title>", "<title>old "), encoding="utf-8")
+    assert derivation.write(tmp_path, ("html",)) == [page] and "old " not in page.read_text(encoding="utf-8")

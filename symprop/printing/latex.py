@@ -12,7 +12,8 @@ import re
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from .statements import StatementPrinter, book_product, contraction_form
+from ..ops.einsum import book_product, contraction_form
+from .statements import StatementPrinter
 
 _STEMS = {"x": "X", "w": "W", "onehot": "T", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell",
           "tmp": r"\tau", "dz": r"\delta"}

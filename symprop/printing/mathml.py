@@ -13,7 +13,8 @@ from xml.dom.minidom import parseString
 import sympy as sp
 from sympy.printing.mathml import MathMLPresentationPrinter
 
-from .statements import StatementPrinter, book_product, contraction_form
+from ..ops.einsum import book_product, contraction_form
+from .statements import StatementPrinter
 
 _ENTITY = re.compile(r"&([A-Za-z]+);")
 _XML = {"amp", "lt", "gt", "quot", "apos"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from .statements import StatementPrinter, contraction_form
+from ..ops.einsum import contraction_form
+from .statements import StatementPrinter
 
 SINUSOID = '''
 def sinusoid(length, width, dtype):
@@ -30,9 +31,6 @@ def scatter_add(values, index, rows):
 class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     backend, array_module = "numpy", "np"
     scatter_add_source, sinusoid_source = SCATTER_ADD, SINUSOID
-    in_place = True
-    free_dead = True
-    reuse_dead = True
 
     def product_sum(self, factors, whole, ndim, axes, keep):
         # one einsum: NumPy multiplies every factor in one pass, with no array for the product (and is 4x faster

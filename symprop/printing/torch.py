@@ -8,8 +8,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.pytorch import TorchPrinter
 
-from ..schedule import positive_part_of
-from .statements import StatementPrinter, contraction_form
+from ..ops.einsum import contraction_form
+from .statements import StatementPrinter
 
 SINUSOID = '''
 def sinusoid(length, width, dtype, device):
@@ -41,15 +41,6 @@ def one_hot(index, classes, dtype):
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     backend, array_module = "torch", "torch"
     scatter_add_source, sinusoid_source = SCATTER_ADD, SINUSOID
-    in_place = True
-    free_dead = True
-    fuses_softmax = True
-
-    @property
-    def reuse_dead(self):
-        # loss_and_gradients only: forward and loss stay free of in-place steps, so autograd can run through them
-        return len(self._program.outputs) > 1
-
     def __init__(self):
         super().__init__({"fully_qualified_modules": True})
 
@@ -59,40 +50,27 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     def _call(self, fn, *args):
         return f"{self._module_format(fn)}({', '.join(args)})"
 
-    def fused(self, product, operator, rest):
+    def fused(self, statement):
         # x @ w.T + b as F.linear(x, w, b): one addmm, as torch's own Linear runs it
-        form = contraction_form(product.tensor.spec)
-        bias_like = rest.is_Symbol and len(self._program.shapes.get(rest, ())) == 1
-        plain = all(op.is_Symbol for op in product.operands) and not any(product.broadcast_operands)
-        if operator != "+" or not bias_like or form is None or not plain:
-            return None
-        if form[0] == "rows" and form[3]:
-            x, w = product.operands[form[1]], product.operands[form[2]]
-        elif form[0] == "matmul" and not form[5] and not form[3] and form[4]:
-            x, w = product.operands[form[1]], product.operands[form[2]]
-        else:
-            return None
-        return self._call("torch.nn.functional.linear", *(self._print(a) for a in (x, w, rest)))
+        expr = statement.operands[0] if statement.kind == "map" else statement.expr
+        product = next(a for a in expr.args if a in self._inline_statements)
+        bias = expr - product
+        form = contraction_form(self._inline_statements[product].tensor.spec)
+        operands = self._inline_statements[product].operands
+        x, w = operands[form[1]], operands[form[2]]
+        return self._call("torch.nn.functional.linear", *(self._print(a) for a in (x, w, bias)))
 
     def mask(self, u, dying=False):
         # h = max(z, 0) is ≥ 0, so H(h) = sign(h): one float kernel, where torch's bool compare and
         # bool-times-float multiply take some 8x as long on CPU; into h itself when h is read for the last time
-        if u in self._positive_parts():
+        if u in self._plan.nonnegative:
             return f"{self._print(u)}.sign_()" if dying else self._call("torch.sign", self._print(u))
         return super().mask(u)
-
-    def _positive_parts(self):
-        """The values h = max(z, 0), which are ≥ 0."""
-        if getattr(self, "_relus_of", None) is not self._program:  # once per program printed
-            self._relus_of, self._relus = self._program, {
-                sp.Symbol(s.name, real=True) for s in self._program.statements
-                if s.expr is not None and positive_part_of(s.expr) is not None}
-        return self._relus
 
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
         text = self._print(u)
-        if at_zero == 0 and u in self._positive_parts():
+        if at_zero == 0 and u in self._plan.nonnegative:
             return self._call("torch.sign", text)
         return self.in_dtype(f"({text} > 0)") if at_zero == 0 else self._call(
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))

@@ -1,0 +1,50 @@
+"""Stage 5, plan: the program as code runs it, between the schedule and the printers.
+
+It decides the order of the statements, what is computed again rather than kept (weighing each op's cost against the
+memory it frees), which arrays a value is computed into, and when each is freed; it hands the printers a finished,
+backend-neutral list of steps (`symprop.program.Step`), which they only spell. Each backend says what it can do
+(`Options`): NumPy reuses arrays everywhere, torch only in loss_and_gradients (autograd may run through forward and
+loss), and torch has one call for a softmax and for x @ w.T + b. The document keeps the program as derived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..program import Plan, Program
+from .lines import lay_out
+from .recompute import recompute_late_reads, recompute_outgrown
+from .rewrites import factor_out_of_sums, fuse_softmax, read_quotients, reductions_early, scale_smaller_operands
+from .uses import Uses, nonnegative
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a backend's code can do."""
+
+    backend: str  # the name ops spell their functions for: their in-place calls and costs are this backend's
+    reuse: bool = True  # compute into the arrays of values read for the last time
+    free: bool = True  # free each batch-sized array after its last read
+    fused_softmax: bool = False  # one call for a softmax or a log-softmax
+    fused_linear: bool = False  # one call for x @ w.T + b
+
+
+def plan(program: Program, options: Options) -> Plan:
+    """The steps that compute `program` (a Program of the schedule) as `options`' backend runs them."""
+    statements = reductions_early([replace(s) for s in program.statements])
+    outputs = [replace(s) for s in program.outputs]
+    shapes = dict(program.shapes)
+    uses = Uses(statements, outputs)
+    scale_smaller_operands(uses)
+    read_quotients(uses)
+    factor_out_of_sums(uses, shapes)
+    if options.fused_softmax:
+        for statement in [s for s in uses.statements if s.kind == "max"]:
+            uses = fuse_softmax(uses, statement, shapes)
+    uses = recompute_outgrown(uses, shapes)
+    recompute_late_reads(uses, shapes)
+    planned = replace(program, statements=uses.statements, outputs=outputs, shapes=shapes)
+    return Plan(planned, lay_out(planned, options), nonnegative(planned))
+
+
+__all__ = ["Options", "plan"]

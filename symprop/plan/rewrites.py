@@ -1,0 +1,139 @@
+"""Rewrites of the program as code runs it (the document keeps the program as derived): each keeps every value, and
+reads or computes it so that less is held at once.
+
+- a small reduction of batch-sized arrays (a bias's gradient) runs as soon as they exist, so that they can be freed
+  there;
+- a number that scales a product scales its smaller operand instead: c·(q kᵀ) as (c·q) kᵀ, so that the product's
+  array takes what is added to it (a mask) in place;
+- a factor constant along a sum's axes multiplies where the sum is read, where it often cancels (softmax's backward:
+  Σ(a·da·s)/s is Σ(a·da), and s is freed after the forward pass);
+- a softmax the graph builds is one call of the library's softmax or log-softmax, where the backend has one;
+- where q = e/s is computed and q and s are read later anyway, a later e reads q·s (a softmax's exponentials are freed
+  after the forward pass).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..program import Statement, reads
+from ..shapes import batch_sized, broadcast
+from .uses import Uses, constant_along, elements, reads_rewritten, unused
+
+
+def scale_smaller_operands(uses: Uses) -> None:
+    for statement in uses.statements:
+        value = sp.Symbol(statement.name, real=True)
+        readers = uses.readers(value) if statement.kind == "einsum" and len(statement.operands) == 2 else []
+        if len(readers) != 1 or readers[0].kind != "expr" or readers[0].expr.count(value) != 1:
+            continue
+        scaled = [e for e in sp.preorder_traversal(readers[0].expr) if e.is_Mul and value in e.args and
+                  all(a.is_number for a in e.args if a != value)]
+        sizes = [elements(operand.shape) for operand in statement.tensor.operands]
+        if len(scaled) != 1 or min(sizes) >= elements(statement.shape):
+            continue
+        smaller = sizes.index(min(sizes))
+        statement.operands = tuple(scaled[0] / value * operand if k == smaller else operand
+                                   for k, operand in enumerate(statement.operands))
+        uses.rewrite(statement, {})
+        uses.rewrite(readers[0], {scaled[0]: value})
+
+
+def factor_out_of_sums(uses: Uses, shapes: dict) -> None:
+    """Σ_k(c·x) = c·Σ_k(x) for c constant along k, where it reads no more than before wherever the sum is read."""
+    for i, statement in enumerate(uses.statements):
+        operand = statement.operands[0] if statement.kind == "sum" else None
+        ndim = len(statement.tensor.operands[0].shape) if operand is not None else 0
+        if operand is None or not operand.is_Mul or len(statement.shape) != ndim:  # keepdims sums only
+            continue
+        outer = [f for f in operand.args if f.free_symbols and
+                 all(constant_along(shapes.get(s, ()), statement.tensor.axes, ndim) for s in f.free_symbols)]
+        inner = operand.func(*(f for f in operand.args if f not in outer))
+        full = statement.tensor.operands[0].shape  # the factors left must still make the whole array
+        if not outer or not inner.free_symbols or broadcast(*(shapes.get(s, ()) for s in inner.free_symbols)) != full:
+            continue
+        value = sp.Symbol(statement.name, real=True)
+        mapping = {value: value * sp.Mul(*outer)}
+        readers = uses.readers(value, i + 1)
+        if all(r.kind in ("expr", "output") and reads_rewritten(r, mapping) <= uses.of(r) for r in readers):
+            statement.operands = (inner, *statement.operands[1:])
+            uses.rewrite(statement, {})
+            for reader in readers:
+                uses.rewrite(reader, mapping)
+
+
+def fuse_softmax(uses: Uses, max_statement: Statement, shapes: dict) -> Uses:
+    """m = max z, shifted = z − m, e = exp(shifted), s = Σe (over one axis) as one softmax call: log-softmax ℓ,
+    read as shifted = ℓ + log s and e = s·exp(ℓ); or the softmax exp(ℓ) itself where only that is read. Done
+    only where s then cancels everywhere (p = e/s is exp(ℓ), log s − shifted is −ℓ)."""
+    statements, z, m = uses.statements, max_statement.operands[0], sp.Symbol(max_statement.name, real=True)
+    axes, ndim = max_statement.tensor.axes, len(max_statement.tensor.operands[0].shape)
+
+    def find(kind, match):
+        return next((s for s in statements if s.kind == kind and match(s)), None)
+
+    shifted_statement = find("expr", lambda s: s.expr == z - m)
+    shifted = sp.Symbol(shifted_statement.name, real=True) if shifted_statement else None
+    e_statement = shifted and find("expr", lambda s: s.expr == sp.exp(shifted))
+    e = sp.Symbol(e_statement.name, real=True) if e_statement else None
+    s_statement = e and find("sum", lambda s: s.operands == (e,) and s.tensor.axes == axes and
+                             s.shape == max_statement.shape)
+    if len(axes) != 1 or len(max_statement.shape) != ndim or s_statement is None:
+        return uses
+    group = (max_statement, shifted_statement, e_statement, s_statement)
+    total = sp.Symbol(s_statement.name, real=True)
+    log = sp.Symbol(unused("logp", {s.name for s in statements}), real=True)
+    mapping = {shifted: log + sp.log(total), e: total * sp.exp(log)}
+    rest = [s for s in statements + uses.outputs if all(s is not g for g in group)]
+    if any(reads_rewritten(s, mapping) & {m, shifted, e, total} for s in rest):
+        return uses
+    for statement in rest:
+        uses.rewrite(statement, mapping)
+    readers = [s for s in rest if log in uses.of(s)]
+    softmax, hidden = sp.exp(log), sp.Dummy()
+    only_exp = not any(log in reads_rewritten(r, {softmax: hidden}) for r in readers)
+    fused = Statement(log.name, "log_softmax", tensor=max_statement.tensor, operands=(z,),
+                      shape=shapes[shifted], broadcast_operands=max_statement.broadcast_operands)
+    for kind, value in [("softmax", softmax)] * only_exp + [("log_softmax", log)]:
+        named = next((s for s in readers if s.kind == "expr" and s.expr == value), None)
+        if named is not None:  # the step the graph names (p, or a LogSoftmax layer's output) is the call
+            fused.name, fused.kind = named.name, kind
+            for reader in readers:
+                uses.rewrite(reader, {value: sp.Symbol(named.name, real=True)})
+            rest = [s for s in rest if s is not named]
+            break
+    shapes[sp.Symbol(fused.name, real=True)] = shapes[shifted]
+    where, kept = statements.index(max_statement), {id(s) for s in rest}
+    return Uses([s for s in statements[:where] if id(s) in kept] + [fused] +
+                 [s for s in statements[where:] if id(s) in kept], uses.outputs)
+
+
+def reductions_early(statements: list[Statement]) -> list[Statement]:
+    out: list[Statement] = []
+    where: dict[sp.Symbol, int] = {}  # symbol -> its statement's position in out
+    for statement in statements:
+        small = statement.kind in ("sum", "einsum") and not batch_sized(statement.shape) and \
+            any(batch_sized(value.shape) for value in statement.tensor.operands)
+        at = max((where[s] + 1 for s in reads(statement) if s in where), default=0) if small else len(out)
+        if at < len(out):
+            where = {symbol: i + (i >= at) for symbol, i in where.items()}
+        out.insert(at, statement)
+        where[sp.Symbol(statement.name, real=True)] = at
+    return out
+
+
+def read_quotients(uses: Uses) -> None:
+    last, statements = uses.last(), uses.statements
+    for i, statement in enumerate(statements):
+        expr = statement.expr
+        if statement.kind != "expr" or not expr.is_Mul or len(expr.args) != 2:
+            continue
+        numerator, denominator = sorted(expr.args, key=lambda a: a.is_Pow)
+        if not (numerator.is_Symbol and denominator.is_Pow and denominator.exp == -1 and denominator.base.is_Symbol):
+            continue
+        quotient, total = sp.Symbol(statement.name, real=True), denominator.base
+        for j in range(i + 1, len(statements)):
+            if numerator in uses.of(statements[j]) and last.get(quotient, -1) >= j and last.get(total, -1) >= j:
+                uses.rewrite(statements[j], {numerator: quotient * total})
+
+

@@ -1,0 +1,107 @@
+"""What the stages hand on: the schedule's Program of statements (one per named value, in dependency order), and the
+memory plan's list of Steps (the lines of code, backend-neutral), which the printers spell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .graph import Tensor
+
+
+@dataclass
+class Statement:
+    name: str
+    kind: str  # expr | map | einsum | sum | max | onehot | slice | ... (a tensor's op) | softmax | log_softmax | output
+    expr: sp.Expr | None = None  # expr, output
+    tensor: Tensor | None = None  # einsum, sum, max, onehot (operands already rewritten)
+    operands: tuple[sp.Expr, ...] = ()
+    shape: tuple = ()
+    label: bool = False  # a named step of the derivation (z0, dz1, ...), not a helper
+    computed_again: bool = False  # a value computed again for a late read (the plan's), rather than kept
+    broadcast: bool = False  # output: the expression must be broadcast to `shape`
+    broadcast_operands: tuple[bool, ...] = ()  # tensor: which operands must be broadcast to their shapes
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return sp.Symbol(self.name, real=True)
+
+
+@dataclass
+class Program:
+    statements: list[Statement]
+    outputs: list[Statement]  # kind "output", in order
+    uses_batch_size: bool = False
+    shapes: dict = field(default_factory=dict)  # every name's shape as computed (before any broadcast)
+
+
+@dataclass
+class Step:
+    """One line of code, as the memory plan decides it; the printers only spell it.
+
+    assign: name = the value of `statement` (or of `expr`, a part or a factor of one);
+    inline: a contraction, printed in place of its one read (no line of its own);
+    update: name op= expr, into name's own array (`mask`: expr is a step H(u), and u's array may be overwritten
+        where `dying`);
+    apply: name = function(source, *more) into source's own array (np.exp(a, out=a)); source defaults to name;
+    alias: name = source, taking over an array read for the last time;
+    view: name = name in statement's shape (a rearrangement of an array computed in place);
+    free: del names.
+    `of` is the statement the step computes, or computes a part of: what an equation of the document links to.
+    """
+
+    kind: str
+    name: str = ""
+    of: str = ""
+    statement: Statement | None = None
+    expr: sp.Expr | None = None
+    operator: str = ""
+    function: str = ""
+    more: tuple = ()
+    source: str = ""
+    names: tuple = ()
+    mask: bool = False
+    dying: bool = False
+    again: bool = False  # computed again rather than kept (the plan's trade of time for memory)
+    fused: bool = False  # assign: x @ w.T + b as the backend's one call (torch's F.linear)
+
+
+@dataclass
+class Plan:
+    """A program as code runs it: the program as planned (its outputs are returned), and its steps."""
+
+    program: Program
+    steps: list[Step]
+    nonnegative: set = field(default_factory=set)  # values ≥ 0 by their definition (relu's): H(h) is sign(h)
+
+
+def reads(statement: Statement) -> set:
+    """The symbols a statement reads."""
+    return symbols_of(statement.expr, statement.operands)
+
+
+def symbols_of(expr: sp.Expr | None, operands: tuple) -> set:
+    return (expr.free_symbols if expr is not None else set()).union(*(op.free_symbols for op in operands))
+
+
+def expressions(program: Program):
+    """Every expression a program prints: statement expressions, operands and outputs."""
+    for s in program.statements + program.outputs:
+        if s.expr is not None:
+            yield s.expr
+        yield from s.operands
+
+
+def inlinable(program: Program, code: bool = True) -> set[sp.Symbol]:
+    """Einsum results used exactly once are printed in place: z0 = x @ w0.T + b0.
+
+    In code, a gradient that is a contraction gets its own line, dw0 = dz0.T @ x, as soon as it can be
+    computed, so that what it reads can be freed early."""
+    uses: dict[sp.Symbol, int] = {}
+    for expr in expressions(program):
+        for symbol in expr.free_symbols:
+            uses[symbol] = uses.get(symbol, 0) + expr.count(symbol)
+    returned = {o.expr for o in program.outputs if o.expr.is_Symbol} if code else set()
+    return {s.tensor.symbol for s in program.statements
+            if s.kind == "einsum" and uses.get(s.tensor.symbol, 0) == 1 and s.tensor.symbol not in returned}
