@@ -67,8 +67,12 @@ def register(backend: Backend) -> Backend:
     return backend
 
 
+def _numpy_plan(function: str) -> Options:
+    return Options("numpy")
+
+
 register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer,
-                 plan=lambda function: Options("numpy"), runs=True, loss_as_float=True, loss_doc="a Python float",
+                 plan=_numpy_plan, runs=True, loss_as_float=True, loss_doc="a Python float",
                  maximum="np.maximum", integer_test="np.issubdtype({}.dtype, np.integer)"))
 # torch: forward and loss keep no array of a value read for the last time, so that autograd can run through them
 register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer,
@@ -77,4 +81,6 @@ register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_modul
                  runs=True, loss_doc="a 0-d tensor", maximum="torch.maximum",
                  integer_test="not ({0}.is_floating_point() or {0}.is_complex())"))
 register(Backend("latex", "{name}.tex", "derivation.tex.j2", _render_latex))
-register(Backend("html", "{name}.html", "derivation.html.j2", _render_html, default=False))
+# the derivation beside the code of the NumPy module's loss_and_gradients: its printer and its plan
+register(Backend("html", "{name}.html", "derivation.html.j2", _render_html, _numpy_printer, _numpy_plan,
+                 default=False))

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .backends import BACKENDS
 from .plan import plan
 from .printing.mathml import MathMLBackendPrinter
-from .printing.numpy import NumPyBackendPrinter
 from .render import dtype_carrier, environment, function
 
 
-def parts(derivation) -> dict:
-    """The rows of the page: [(id, label, MathML)], the code lines [(text, id or "")], and the gradients."""
-    options = BACKENDS["numpy"].plan("loss_and_gradients")
+def parts(derivation, backend) -> dict:
+    """The rows of the page: [(id, label, MathML)], the code lines [(text, id or "")], and the gradients; the code is
+    `backend`'s (its printer and plan: the NumPy module's loss_and_gradients)."""
+    options = backend.plan("loss_and_gradients")
     program = plan(derivation.programs["loss_and_gradients"], options).program  # as the module runs it
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
     dtype_source = dtype_carrier(derivation.model)
-    code = function(derivation.programs["loss_and_gradients"], NumPyBackendPrinter(), params, dtype_source, options)
+    code = function(derivation.programs["loss_and_gradients"], backend.printer(), params, dtype_source, options)
     printer = MathMLBackendPrinter()
     printer.bind(program, dtype_source)
     rows = []
@@ -51,4 +50,4 @@ def render_html(derivation, backend, source: str, command: str) -> str:
     return environment.get_template(backend.template).render(
         name=model.name, source=source, command=command, summary=derivation.summary(), digest=derivation.digest,
         notes=derivation.notes,
-        **parts(derivation))
+        **parts(derivation, backend))
