@@ -10,11 +10,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     h2 = sigmoid(z1)
     tmp1 = h2 > exp(-100)
     tmp2 = h2 < 1 - exp(-100)
-    tmp3 = (h2 > exp(-100)) & (h2 < 1 - exp(-100))
     tmp5 = t*softplus(-z1)
     tmp6 = (1 - t)*softplus(z1)
-    total = sum(Piecewise((tmp5 + tmp6, tmp3), (tmp5 + 100 - 100*t, tmp1), (100*t + tmp6, tmp2), (100, True)), axis=(0, 1))
-    dz1 = Piecewise(((h2 - t)/N, tmp3), (t*(h2 - 1)/N, tmp1), (h2*(1 - t)/N, tmp2), (0, True))
+    total = sum(Piecewise((tmp5 + tmp6, tmp1 & tmp2), (tmp5 + 100 - 100*t, tmp1), (100*t + tmp6, tmp2), (100, True)), axis=(0, 1))
+    dz1 = Piecewise(((h2 - t)/N, tmp1 & tmp2), (t*(h2 - 1)/N, tmp1), (h2*(1 - t)/N, tmp2), (0, True))
     db1 = sum(dz1, axis=0)
     dz0 = dz1 @ w1
     db0 = sum(dz0, axis=0)
@@ -65,12 +64,15 @@ def check_shapes(**arrays):
 def init_params(seed=0, dtype=np.float64):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     rng = np.random.default_rng(seed)
-    return {key: value.astype(dtype) for key, value in {
-        "0.weight": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(4, 6)),
-        "0.bias": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(4,)),
-        "1.weight": rng.uniform(-0.5, 0.5, size=(1, 4)),
-        "1.bias": rng.uniform(-0.5, 0.5, size=(1,)),
-    }.items()}
+    return {
+        key: value.astype(dtype)
+        for key, value in {
+            "0.weight": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(4, 6)),
+            "0.bias": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(4,)),
+            "1.weight": rng.uniform(-0.5, 0.5, size=(1, 4)),
+            "1.bias": rng.uniform(-0.5, 0.5, size=(1,)),
+        }.items()
+    }
 
 
 def forward(params, x):
@@ -97,6 +99,7 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it: the loss reads z1 as well as the output.
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
@@ -104,14 +107,20 @@ def loss(params, x, t):
     z1 += b1
     h2 = sigmoid(z1)
     tmp1 = np.greater(h2, 3.720075976020836e-44)
+    tmp2 = np.less(h2, 1.0)
     del h2
-    tmp2 = np.less(sigmoid(z1), 1.0)
-    tmp3 = np.logical_and.reduce((np.greater(sigmoid(z1), 3.720075976020836e-44),np.less(sigmoid(z1), 1.0)))
-    tmp5 = t*np.logaddexp(0, -z1)
-    tmp6 = (1 - t)*np.logaddexp(0, z1)
+    tmp5 = t * np.logaddexp(0, -z1)
+    tmp6 = (1 - t) * np.logaddexp(0, z1)
     del z1
-    total = np.sum(np.select([tmp3,tmp1,tmp2,True], [tmp5 + tmp6,tmp5 + 100 - 100*t,100*t + tmp6,100], default=np.nan), axis=(0, 1))
-    return float(total/N)
+    total = np.sum(
+        np.select(
+            [np.logical_and.reduce((tmp1, tmp2)), tmp1, tmp2, True],
+            [tmp5 + tmp6, tmp5 + 100 - 100 * t, 100 * t + tmp6, 100],
+            default=np.nan,
+        ),
+        axis=(0, 1),
+    )
+    return float(total / N)
 
 
 def loss_and_gradients(params, x, t):
@@ -122,6 +131,8 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping z0, z1 and h2 for the loss and the backward pass
+    # (forward frees each value as soon as it can).
     z0 = x @ w0.T
     z0 += b0
     z1 = z0 @ w1.T
@@ -129,14 +140,24 @@ def loss_and_gradients(params, x, t):
     h2 = sigmoid(z1)
     tmp1 = np.greater(h2, 3.720075976020836e-44)
     tmp2 = np.less(h2, 1.0)
-    tmp3 = np.logical_and.reduce((np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0)))
-    tmp5 = t*np.logaddexp(0, -z1)
-    tmp6 = (1 - t)*np.logaddexp(0, z1)
+    tmp5 = t * np.logaddexp(0, -z1)
+    tmp6 = (1 - t) * np.logaddexp(0, z1)
     del z1
-    total = np.sum(np.select([tmp3,tmp1,tmp2,True], [tmp5 + tmp6,tmp5 + 100 - 100*t,100*t + tmp6,100], default=np.nan), axis=(0, 1))
-    del tmp1, tmp2, tmp3, tmp5, tmp6
-    dz1 = np.select([np.logical_and.reduce((np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0))),np.greater(h2, 3.720075976020836e-44),np.less(h2, 1.0),True], [(h2 - t)/N,t*(h2 - 1)/N,h2*(1 - t)/N,0], default=np.nan)
-    del h2
+    total = np.sum(
+        np.select(
+            [np.logical_and.reduce((tmp1, tmp2)), tmp1, tmp2, True],
+            [tmp5 + tmp6, tmp5 + 100 - 100 * t, 100 * t + tmp6, 100],
+            default=np.nan,
+        ),
+        axis=(0, 1),
+    )
+    del tmp5, tmp6
+    dz1 = np.select(
+        [np.logical_and.reduce((tmp1, tmp2)), tmp1, tmp2, True],
+        [(h2 - t) / N, t * (h2 - 1) / N, h2 * (1 - t) / N, 0],
+        default=np.nan,
+    )
+    del h2, tmp1, tmp2
     dw1 = dz1.T @ z0
     del z0
     db1 = np.sum(dz1, axis=0)
@@ -144,7 +165,7 @@ def loss_and_gradients(params, x, t):
     del dz1
     dw0 = dz0.T @ x
     db0 = np.sum(dz0, axis=0)
-    return float(total/N), {
+    return float(total / N), {
         "0.weight": dw0,
         "0.bias": db0,
         "1.weight": dw1,
@@ -176,14 +197,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -193,7 +212,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -202,18 +221,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                np.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else np.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -231,7 +260,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

@@ -10,11 +10,10 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     h2 = sigmoid(z1)
     tmp1 = h2 > exp(-100)
     tmp2 = h2 < 1 - exp(-100)
-    tmp3 = (h2 > exp(-100)) & (h2 < 1 - exp(-100))
     tmp5 = t*softplus(-z1)
     tmp6 = (1 - t)*softplus(z1)
-    total = sum(Piecewise((tmp5 + tmp6, tmp3), (tmp5 + 100 - 100*t, tmp1), (100*t + tmp6, tmp2), (100, True)), axis=(0, 1))
-    dz1 = Piecewise(((h2 - t)/N, tmp3), (t*(h2 - 1)/N, tmp1), (h2*(1 - t)/N, tmp2), (0, True))
+    total = sum(Piecewise((tmp5 + tmp6, tmp1 & tmp2), (tmp5 + 100 - 100*t, tmp1), (100*t + tmp6, tmp2), (100, True)), axis=(0, 1))
+    dz1 = Piecewise(((h2 - t)/N, tmp1 & tmp2), (t*(h2 - 1)/N, tmp1), (h2*(1 - t)/N, tmp2), (0, True))
     db1 = sum(dz1, axis=0)
     dz0 = dz1 @ w1
     db0 = sum(dz0, axis=0)
@@ -59,14 +58,18 @@ def init_params(seed=0, dtype=torch.float64, device=None):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     generator = torch.Generator().manual_seed(seed)
     return {
-        "0.weight": torch.empty((4, 6), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
-        "0.bias": torch.empty((4,), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
-        "1.weight": torch.empty((1, 4), dtype=torch.float64).uniform_(
-            -0.5, 0.5, generator=generator).to(device=device, dtype=dtype),
-        "1.bias": torch.empty((1,), dtype=torch.float64).uniform_(
-            -0.5, 0.5, generator=generator).to(device=device, dtype=dtype),
+        "0.weight": torch.empty((4, 6), dtype=torch.float64)
+        .uniform_(-0.4082482904638631, 0.4082482904638631, generator=generator)
+        .to(device=device, dtype=dtype),
+        "0.bias": torch.empty((4,), dtype=torch.float64)
+        .uniform_(-0.4082482904638631, 0.4082482904638631, generator=generator)
+        .to(device=device, dtype=dtype),
+        "1.weight": torch.empty((1, 4), dtype=torch.float64)
+        .uniform_(-0.5, 0.5, generator=generator)
+        .to(device=device, dtype=dtype),
+        "1.bias": torch.empty((1,), dtype=torch.float64)
+        .uniform_(-0.5, 0.5, generator=generator)
+        .to(device=device, dtype=dtype),
     }
 
 
@@ -92,19 +95,26 @@ def loss(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it: the loss reads z1 as well as the output.
     z0 = torch.nn.functional.linear(x, w0, b0)
     z1 = torch.nn.functional.linear(z0, w1, b1)
     del z0
     h2 = torch.sigmoid(z1)
     tmp1 = torch.gt(h2, 3.720075976020836e-44)
+    tmp2 = torch.lt(h2, 1.0)
     del h2
-    tmp2 = torch.lt(torch.sigmoid(z1), 1.0)
-    tmp3 = torch.logical_and(torch.gt(torch.sigmoid(z1), 3.720075976020836e-44), torch.lt(torch.sigmoid(z1), 1.0))
-    tmp5 = t*(-torch.nn.functional.logsigmoid(z1))
-    tmp6 = (1 - t)*(-torch.nn.functional.logsigmoid(-z1))
+    tmp5 = t * (-torch.nn.functional.logsigmoid(z1))
+    tmp6 = (1 - t) * (-torch.nn.functional.logsigmoid(-z1))
     del z1
-    total = torch.sum(torch.where(tmp3, tmp5 + tmp6, torch.where(tmp1, tmp5 + 100 - 100*t, torch.where(tmp2, 100*t + tmp6, 100))), dim=(0, 1))
-    return total/N
+    total = torch.sum(
+        torch.where(
+            torch.logical_and(tmp1, tmp2),
+            tmp5 + tmp6,
+            torch.where(tmp1, tmp5 + 100 - 100 * t, torch.where(tmp2, 100 * t + tmp6, 100)),
+        ),
+        dim=(0, 1),
+    )
+    return total / N
 
 
 def loss_and_gradients(params, x, t):
@@ -115,19 +125,31 @@ def loss_and_gradients(params, x, t):
     w1 = params["1.weight"]
     b1 = params["1.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping z0, z1 and h2 for the loss and the backward pass
+    # (forward frees each value as soon as it can).
     z0 = torch.nn.functional.linear(x, w0, b0)
     z1 = torch.nn.functional.linear(z0, w1, b1)
     h2 = torch.sigmoid(z1)
     tmp1 = torch.gt(h2, 3.720075976020836e-44)
     tmp2 = torch.lt(h2, 1.0)
-    tmp3 = torch.logical_and(torch.gt(h2, 3.720075976020836e-44), torch.lt(h2, 1.0))
-    tmp5 = t*(-torch.nn.functional.logsigmoid(z1))
-    tmp6 = (1 - t)*(-torch.nn.functional.logsigmoid(-z1))
+    tmp5 = t * (-torch.nn.functional.logsigmoid(z1))
+    tmp6 = (1 - t) * (-torch.nn.functional.logsigmoid(-z1))
     del z1
-    total = torch.sum(torch.where(tmp3, tmp5 + tmp6, torch.where(tmp1, tmp5 + 100 - 100*t, torch.where(tmp2, 100*t + tmp6, 100))), dim=(0, 1))
-    del tmp1, tmp2, tmp3, tmp5, tmp6
-    dz1 = torch.where(torch.logical_and(torch.gt(h2, 3.720075976020836e-44), torch.lt(h2, 1.0)), (h2 - t)/N, torch.where(torch.gt(h2, 3.720075976020836e-44), t*(h2 - 1)/N, torch.where(torch.lt(h2, 1.0), h2*(1 - t)/N, 0)))
-    del h2
+    total = torch.sum(
+        torch.where(
+            torch.logical_and(tmp1, tmp2),
+            tmp5 + tmp6,
+            torch.where(tmp1, tmp5 + 100 - 100 * t, torch.where(tmp2, 100 * t + tmp6, 100)),
+        ),
+        dim=(0, 1),
+    )
+    del tmp5, tmp6
+    dz1 = torch.where(
+        torch.logical_and(tmp1, tmp2),
+        (h2 - t) / N,
+        torch.where(tmp1, t * (h2 - 1) / N, torch.where(tmp2, h2 * (1 - t) / N, 0)),
+    )
+    del h2, tmp1, tmp2
     dw1 = dz1.T @ z0
     del z0
     db1 = torch.sum(dz1, dim=0)
@@ -135,7 +157,7 @@ def loss_and_gradients(params, x, t):
     del dz1
     dw0 = dz0.T @ x
     db0 = torch.sum(dz0, dim=0)
-    return total/N, {
+    return total / N, {
         "0.weight": dw0,
         "0.bias": db0,
         "1.weight": dw1,
@@ -167,14 +189,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -184,7 +204,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -193,18 +213,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                torch.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else torch.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -219,11 +249,14 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         options["weight_decay"] = weight_decay
     state, history = None, []
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device) if shuffle else \
-            torch.arange(len(x), device=x.device)
+        order = (
+            torch.randperm(len(x), generator=generator).to(x.device)
+            if shuffle
+            else torch.arange(len(x), device=x.device)
+        )
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

@@ -9,7 +9,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_2 = sum(P1 + emb0, axis=2, keepdims)
     xc_n1_2 = P1 + emb0 - sum_n1_2/32
     ss_n1_2 = sum(xc_n1_2**2, axis=2, keepdims)
-    var_n1_2 = ss_n1_2/32 + 1.0e-5
+    var_n1_2 = ss_n1_2/32 + 1e-5
     rstd_n1_2 = 1/sqrt(var_n1_2)
     xhat_n1_2 = rstd_n1_2*xc_n1_2
     n1_2 = be1_2 + g1_2*xhat_n1_2
@@ -33,7 +33,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_2 = sum(r1_2, axis=2, keepdims)
     xc_n2_2 = r1_2 - sum_n2_2/32
     ss_n2_2 = sum(xc_n2_2**2, axis=2, keepdims)
-    var_n2_2 = ss_n2_2/32 + 1.0e-5
+    var_n2_2 = ss_n2_2/32 + 1e-5
     rstd_n2_2 = 1/sqrt(var_n2_2)
     xhat_n2_2 = rstd_n2_2*xc_n2_2
     n2_2 = be2_2 + g2_2*xhat_n2_2
@@ -44,7 +44,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_3 = sum(r2_2, axis=2, keepdims)
     xc_n1_3 = r2_2 - sum_n1_3/32
     ss_n1_3 = sum(xc_n1_3**2, axis=2, keepdims)
-    var_n1_3 = ss_n1_3/32 + 1.0e-5
+    var_n1_3 = ss_n1_3/32 + 1e-5
     rstd_n1_3 = 1/sqrt(var_n1_3)
     xhat_n1_3 = rstd_n1_3*xc_n1_3
     n1_3 = be1_3 + g1_3*xhat_n1_3
@@ -67,7 +67,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_3 = sum(r1_3, axis=2, keepdims)
     xc_n2_3 = r1_3 - sum_n2_3/32
     ss_n2_3 = sum(xc_n2_3**2, axis=2, keepdims)
-    var_n2_3 = ss_n2_3/32 + 1.0e-5
+    var_n2_3 = ss_n2_3/32 + 1e-5
     rstd_n2_3 = 1/sqrt(var_n2_3)
     xhat_n2_3 = rstd_n2_3*xc_n2_3
     n2_3 = be2_3 + g2_3*xhat_n2_3
@@ -78,7 +78,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_h4 = sum(r2_3, axis=2, keepdims)
     xc_h4 = r2_3 - sum_h4/32
     ss_h4 = sum(xc_h4**2, axis=2, keepdims)
-    var_h4 = ss_h4/32 + 1.0e-5
+    var_h4 = ss_h4/32 + 1e-5
     rstd_h4 = 1/sqrt(var_h4)
     xhat_h4 = rstd_h4*xc_h4
     h4 = b4 + g4*xhat_h4
@@ -206,7 +206,7 @@ import numpy as np
 
 def scatter_add(values, index, rows):
     """A table of `rows` rows: row r is the sum of the rows of values whose index is r (np.add.at)."""
-    out = np.zeros((rows,) + values.shape[index.ndim:], dtype=values.dtype)
+    out = np.zeros((rows,) + values.shape[index.ndim :], dtype=values.dtype)
     np.add.at(out, index, values)
     return out
 
@@ -264,7 +264,7 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not np.issubdtype(arrays['t'].dtype, np.integer):
+    if "t" in arrays and not np.issubdtype(arrays["t"].dtype, np.integer):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
 
 
@@ -273,38 +273,41 @@ def init_params(seed=0, dtype=np.float64):
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)); PositionalEncoding N(0, 0.02²) where learned; transformer layers:
     attention's in-projection Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
     rng = np.random.default_rng(seed)
-    return {key: value.astype(dtype) for key, value in {
-        "0.weight": rng.normal(0.0, 1.0, size=(71, 32)),
-        "1.weight": rng.normal(0.0, 0.02, size=(32, 32)),
-        "2.self_attn.in_proj_weight": rng.uniform(-0.21650635094610965, 0.21650635094610965, size=(96, 32)),
-        "2.self_attn.in_proj_bias": np.zeros((96,)),
-        "2.self_attn.out_proj.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(32, 32)),
-        "2.self_attn.out_proj.bias": np.zeros((32,)),
-        "2.linear1.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(64, 32)),
-        "2.linear1.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(64,)),
-        "2.linear2.weight": rng.uniform(-0.125, 0.125, size=(32, 64)),
-        "2.linear2.bias": rng.uniform(-0.125, 0.125, size=(32,)),
-        "2.norm1.weight": np.ones((32,)),
-        "2.norm1.bias": np.zeros((32,)),
-        "2.norm2.weight": np.ones((32,)),
-        "2.norm2.bias": np.zeros((32,)),
-        "3.self_attn.in_proj_weight": rng.uniform(-0.21650635094610965, 0.21650635094610965, size=(96, 32)),
-        "3.self_attn.in_proj_bias": np.zeros((96,)),
-        "3.self_attn.out_proj.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(32, 32)),
-        "3.self_attn.out_proj.bias": np.zeros((32,)),
-        "3.linear1.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(64, 32)),
-        "3.linear1.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(64,)),
-        "3.linear2.weight": rng.uniform(-0.125, 0.125, size=(32, 64)),
-        "3.linear2.bias": rng.uniform(-0.125, 0.125, size=(32,)),
-        "3.norm1.weight": np.ones((32,)),
-        "3.norm1.bias": np.zeros((32,)),
-        "3.norm2.weight": np.ones((32,)),
-        "3.norm2.bias": np.zeros((32,)),
-        "4.weight": np.ones((32,)),
-        "4.bias": np.zeros((32,)),
-        "5.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(71, 32)),
-        "5.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(71,)),
-    }.items()}
+    return {
+        key: value.astype(dtype)
+        for key, value in {
+            "0.weight": rng.normal(0.0, 1.0, size=(71, 32)),
+            "1.weight": rng.normal(0.0, 0.02, size=(32, 32)),
+            "2.self_attn.in_proj_weight": rng.uniform(-0.21650635094610965, 0.21650635094610965, size=(96, 32)),
+            "2.self_attn.in_proj_bias": np.zeros((96,)),
+            "2.self_attn.out_proj.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(32, 32)),
+            "2.self_attn.out_proj.bias": np.zeros((32,)),
+            "2.linear1.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(64, 32)),
+            "2.linear1.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(64,)),
+            "2.linear2.weight": rng.uniform(-0.125, 0.125, size=(32, 64)),
+            "2.linear2.bias": rng.uniform(-0.125, 0.125, size=(32,)),
+            "2.norm1.weight": np.ones((32,)),
+            "2.norm1.bias": np.zeros((32,)),
+            "2.norm2.weight": np.ones((32,)),
+            "2.norm2.bias": np.zeros((32,)),
+            "3.self_attn.in_proj_weight": rng.uniform(-0.21650635094610965, 0.21650635094610965, size=(96, 32)),
+            "3.self_attn.in_proj_bias": np.zeros((96,)),
+            "3.self_attn.out_proj.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(32, 32)),
+            "3.self_attn.out_proj.bias": np.zeros((32,)),
+            "3.linear1.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(64, 32)),
+            "3.linear1.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(64,)),
+            "3.linear2.weight": rng.uniform(-0.125, 0.125, size=(32, 64)),
+            "3.linear2.bias": rng.uniform(-0.125, 0.125, size=(32,)),
+            "3.norm1.weight": np.ones((32,)),
+            "3.norm1.bias": np.zeros((32,)),
+            "3.norm2.weight": np.ones((32,)),
+            "3.norm2.bias": np.zeros((32,)),
+            "4.weight": np.ones((32,)),
+            "4.bias": np.zeros((32,)),
+            "5.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(71, 32)),
+            "5.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(71,)),
+        }.items()
+    }
 
 
 def forward(params, x):
@@ -342,14 +345,14 @@ def forward(params, x):
     b5 = params["5.bias"]
     emb0 = E0[x]
     sum_n1_2 = np.sum(P1 + emb0, axis=2, keepdims=True)
-    xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
+    xc_n1_2 = P1 + emb0 - 1 / 32 * sum_n1_2
     del sum_n1_2
     ss_n1_2 = np.sum(xc_n1_2**2, axis=2, keepdims=True)
     var_n1_2 = ss_n1_2
-    var_n1_2 *= 1/32
-    var_n1_2 += 1.00000000000000e-5
+    var_n1_2 *= 1 / 32
+    var_n1_2 += 1e-5
     del ss_n1_2
-    rstd_n1_2 = var_n1_2**(-1/2)
+    rstd_n1_2 = var_n1_2 ** (-1 / 2)
     del var_n1_2
     xhat_n1_2 = xc_n1_2
     xhat_n1_2 *= rstd_n1_2
@@ -372,7 +375,7 @@ def forward(params, x):
     vh2 = v2.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v2
     mask2 = np.triu(np.full((32, 32), -np.inf, dtype=params["0.weight"].dtype), 1)
-    scores2 = (0.35355339059327376*qh2) @ kh2.swapaxes(-1, -2)
+    scores2 = (0.3535533905932738 * qh2) @ kh2.swapaxes(-1, -2)
     del qh2, kh2
     scores2 += mask2
     m_a2 = np.max(scores2, axis=3, keepdims=True)
@@ -394,14 +397,14 @@ def forward(params, x):
     r1_2 += P1 + emb0
     del emb0, sa2
     sum_n2_2 = np.sum(r1_2, axis=2, keepdims=True)
-    xc_n2_2 = r1_2 - 1/32*sum_n2_2
+    xc_n2_2 = r1_2 - 1 / 32 * sum_n2_2
     del sum_n2_2
     ss_n2_2 = np.sum(xc_n2_2**2, axis=2, keepdims=True)
     var_n2_2 = ss_n2_2
-    var_n2_2 *= 1/32
-    var_n2_2 += 1.00000000000000e-5
+    var_n2_2 *= 1 / 32
+    var_n2_2 += 1e-5
     del ss_n2_2
-    rstd_n2_2 = var_n2_2**(-1/2)
+    rstd_n2_2 = var_n2_2 ** (-1 / 2)
     del var_n2_2
     xhat_n2_2 = xc_n2_2
     xhat_n2_2 *= rstd_n2_2
@@ -422,14 +425,14 @@ def forward(params, x):
     r2_2 += ff2
     del r1_2, ff2
     sum_n1_3 = np.sum(r2_2, axis=2, keepdims=True)
-    xc_n1_3 = r2_2 - 1/32*sum_n1_3
+    xc_n1_3 = r2_2 - 1 / 32 * sum_n1_3
     del sum_n1_3
     ss_n1_3 = np.sum(xc_n1_3**2, axis=2, keepdims=True)
     var_n1_3 = ss_n1_3
-    var_n1_3 *= 1/32
-    var_n1_3 += 1.00000000000000e-5
+    var_n1_3 *= 1 / 32
+    var_n1_3 += 1e-5
     del ss_n1_3
-    rstd_n1_3 = var_n1_3**(-1/2)
+    rstd_n1_3 = var_n1_3 ** (-1 / 2)
     del var_n1_3
     xhat_n1_3 = xc_n1_3
     xhat_n1_3 *= rstd_n1_3
@@ -451,7 +454,7 @@ def forward(params, x):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v3
-    scores3 = (0.35355339059327376*qh3) @ kh3.swapaxes(-1, -2)
+    scores3 = (0.3535533905932738 * qh3) @ kh3.swapaxes(-1, -2)
     del qh3, kh3
     scores3 += mask2
     m_a3 = np.max(scores3, axis=3, keepdims=True)
@@ -473,14 +476,14 @@ def forward(params, x):
     r1_3 += sa3
     del r2_2, sa3
     sum_n2_3 = np.sum(r1_3, axis=2, keepdims=True)
-    xc_n2_3 = r1_3 - 1/32*sum_n2_3
+    xc_n2_3 = r1_3 - 1 / 32 * sum_n2_3
     del sum_n2_3
     ss_n2_3 = np.sum(xc_n2_3**2, axis=2, keepdims=True)
     var_n2_3 = ss_n2_3
-    var_n2_3 *= 1/32
-    var_n2_3 += 1.00000000000000e-5
+    var_n2_3 *= 1 / 32
+    var_n2_3 += 1e-5
     del ss_n2_3
-    rstd_n2_3 = var_n2_3**(-1/2)
+    rstd_n2_3 = var_n2_3 ** (-1 / 2)
     del var_n2_3
     xhat_n2_3 = xc_n2_3
     xhat_n2_3 *= rstd_n2_3
@@ -502,14 +505,14 @@ def forward(params, x):
     del r1_3, ff3
     sum_h4 = np.sum(r2_3, axis=2, keepdims=True)
     xc_h4 = r2_3
-    xc_h4 -= (1/32)*sum_h4
+    xc_h4 -= (1 / 32) * sum_h4
     del r2_3, sum_h4
     ss_h4 = np.sum(xc_h4**2, axis=2, keepdims=True)
     var_h4 = ss_h4
-    var_h4 *= 1/32
-    var_h4 += 1.00000000000000e-5
+    var_h4 *= 1 / 32
+    var_h4 += 1e-5
     del ss_h4
-    rstd_h4 = var_h4**(-1/2)
+    rstd_h4 = var_h4 ** (-1 / 2)
     del var_h4
     xhat_h4 = xc_h4
     xhat_h4 *= rstd_h4
@@ -526,235 +529,27 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a Python float; t is class indices of shape (batch, 32)."""
     check_shapes(x=x, t=t)
-    E0 = params["0.weight"]
-    P1 = params["1.weight"]
-    W2 = params["2.self_attn.in_proj_weight"]
-    B2 = params["2.self_attn.in_proj_bias"]
-    Wo2 = params["2.self_attn.out_proj.weight"]
-    bo2 = params["2.self_attn.out_proj.bias"]
-    W1_2 = params["2.linear1.weight"]
-    b1_2 = params["2.linear1.bias"]
-    W2_2 = params["2.linear2.weight"]
-    b2_2 = params["2.linear2.bias"]
-    g1_2 = params["2.norm1.weight"]
-    be1_2 = params["2.norm1.bias"]
-    g2_2 = params["2.norm2.weight"]
-    be2_2 = params["2.norm2.bias"]
-    W3 = params["3.self_attn.in_proj_weight"]
-    B3 = params["3.self_attn.in_proj_bias"]
-    Wo3 = params["3.self_attn.out_proj.weight"]
-    bo3 = params["3.self_attn.out_proj.bias"]
-    W1_3 = params["3.linear1.weight"]
-    b1_3 = params["3.linear1.bias"]
-    W2_3 = params["3.linear2.weight"]
-    b2_3 = params["3.linear2.bias"]
-    g1_3 = params["3.norm1.weight"]
-    be1_3 = params["3.norm1.bias"]
-    g2_3 = params["3.norm2.weight"]
-    be2_3 = params["3.norm2.bias"]
-    g4 = params["4.weight"]
-    b4 = params["4.bias"]
-    w5 = params["5.weight"]
-    b5 = params["5.bias"]
-    emb0 = E0[x]
-    sum_n1_2 = np.sum(P1 + emb0, axis=2, keepdims=True)
-    xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
-    del sum_n1_2
-    ss_n1_2 = np.sum(xc_n1_2**2, axis=2, keepdims=True)
-    var_n1_2 = ss_n1_2
-    var_n1_2 *= 1/32
-    var_n1_2 += 1.00000000000000e-5
-    del ss_n1_2
-    rstd_n1_2 = var_n1_2**(-1/2)
-    del var_n1_2
-    xhat_n1_2 = xc_n1_2
-    xhat_n1_2 *= rstd_n1_2
-    del xc_n1_2, rstd_n1_2
-    n1_2 = xhat_n1_2
-    n1_2 *= g1_2
-    n1_2 += be1_2
-    del xhat_n1_2
-    qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
-    del n1_2
-    qkv2 += B2
-    q2 = qkv2[:, :, :32]
-    qh2 = q2.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
-    del q2
-    k2 = qkv2[:, :, 32:64]
-    kh2 = k2.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
-    del k2
-    v2 = qkv2[:, :, 64:]
-    del qkv2
-    vh2 = v2.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
-    del v2
-    mask2 = np.triu(np.full((32, 32), -np.inf, dtype=params["0.weight"].dtype), 1)
-    scores2 = (0.35355339059327376*qh2) @ kh2.swapaxes(-1, -2)
-    del qh2, kh2
-    scores2 += mask2
-    m_a2 = np.max(scores2, axis=3, keepdims=True)
-    shifted_a2 = scores2
-    shifted_a2 -= m_a2
-    del scores2, m_a2
-    e_a2 = np.exp(shifted_a2, out=shifted_a2)
-    del shifted_a2
-    s_a2 = np.sum(e_a2, axis=3, keepdims=True)
-    a2 = e_a2
-    a2 /= s_a2
-    del e_a2, s_a2
-    o2 = (a2 @ vh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
-    del vh2, a2
-    sa2 = (o2.reshape(-1, 32) @ Wo2.T).reshape(-1, 32, 32)
-    del o2
-    sa2 += bo2
-    r1_2 = sa2
-    r1_2 += P1 + emb0
-    del emb0, sa2
-    sum_n2_2 = np.sum(r1_2, axis=2, keepdims=True)
-    xc_n2_2 = r1_2 - 1/32*sum_n2_2
-    del sum_n2_2
-    ss_n2_2 = np.sum(xc_n2_2**2, axis=2, keepdims=True)
-    var_n2_2 = ss_n2_2
-    var_n2_2 *= 1/32
-    var_n2_2 += 1.00000000000000e-5
-    del ss_n2_2
-    rstd_n2_2 = var_n2_2**(-1/2)
-    del var_n2_2
-    xhat_n2_2 = xc_n2_2
-    xhat_n2_2 *= rstd_n2_2
-    del xc_n2_2, rstd_n2_2
-    n2_2 = xhat_n2_2
-    n2_2 *= g2_2
-    n2_2 += be2_2
-    del xhat_n2_2
-    f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
-    del n2_2
-    f2 += b1_2
-    act2 = np.maximum(f2, 0, out=f2)
-    del f2
-    ff2 = (act2.reshape(-1, 64) @ W2_2.T).reshape(-1, 32, 32)
-    del act2
-    ff2 += b2_2
-    r2_2 = r1_2
-    r2_2 += ff2
-    del r1_2, ff2
-    sum_n1_3 = np.sum(r2_2, axis=2, keepdims=True)
-    xc_n1_3 = r2_2 - 1/32*sum_n1_3
-    del sum_n1_3
-    ss_n1_3 = np.sum(xc_n1_3**2, axis=2, keepdims=True)
-    var_n1_3 = ss_n1_3
-    var_n1_3 *= 1/32
-    var_n1_3 += 1.00000000000000e-5
-    del ss_n1_3
-    rstd_n1_3 = var_n1_3**(-1/2)
-    del var_n1_3
-    xhat_n1_3 = xc_n1_3
-    xhat_n1_3 *= rstd_n1_3
-    del xc_n1_3, rstd_n1_3
-    n1_3 = xhat_n1_3
-    n1_3 *= g1_3
-    n1_3 += be1_3
-    del xhat_n1_3
-    qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
-    del n1_3
-    qkv3 += B3
-    q3 = qkv3[:, :, :32]
-    qh3 = q3.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
-    del q3
-    k3 = qkv3[:, :, 32:64]
-    kh3 = k3.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
-    del k3
-    v3 = qkv3[:, :, 64:]
-    del qkv3
-    vh3 = v3.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
-    del v3
-    scores3 = (0.35355339059327376*qh3) @ kh3.swapaxes(-1, -2)
-    del qh3, kh3
-    scores3 += mask2
-    m_a3 = np.max(scores3, axis=3, keepdims=True)
-    shifted_a3 = scores3
-    shifted_a3 -= m_a3
-    del scores3, m_a3
-    e_a3 = np.exp(shifted_a3, out=shifted_a3)
-    del shifted_a3
-    s_a3 = np.sum(e_a3, axis=3, keepdims=True)
-    a3 = e_a3
-    a3 /= s_a3
-    del e_a3, s_a3
-    o3 = (a3 @ vh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
-    del vh3, a3
-    sa3 = (o3.reshape(-1, 32) @ Wo3.T).reshape(-1, 32, 32)
-    del o3
-    sa3 += bo3
-    r1_3 = r2_2
-    r1_3 += sa3
-    del r2_2, sa3
-    sum_n2_3 = np.sum(r1_3, axis=2, keepdims=True)
-    xc_n2_3 = r1_3 - 1/32*sum_n2_3
-    del sum_n2_3
-    ss_n2_3 = np.sum(xc_n2_3**2, axis=2, keepdims=True)
-    var_n2_3 = ss_n2_3
-    var_n2_3 *= 1/32
-    var_n2_3 += 1.00000000000000e-5
-    del ss_n2_3
-    rstd_n2_3 = var_n2_3**(-1/2)
-    del var_n2_3
-    xhat_n2_3 = xc_n2_3
-    xhat_n2_3 *= rstd_n2_3
-    del xc_n2_3, rstd_n2_3
-    n2_3 = xhat_n2_3
-    n2_3 *= g2_3
-    n2_3 += be2_3
-    del xhat_n2_3
-    f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
-    del n2_3
-    f3 += b1_3
-    act3 = np.maximum(f3, 0, out=f3)
-    del f3
-    ff3 = (act3.reshape(-1, 64) @ W2_3.T).reshape(-1, 32, 32)
-    del act3
-    ff3 += b2_3
-    r2_3 = r1_3
-    r2_3 += ff3
-    del r1_3, ff3
-    sum_h4 = np.sum(r2_3, axis=2, keepdims=True)
-    xc_h4 = r2_3
-    xc_h4 -= (1/32)*sum_h4
-    del r2_3, sum_h4
-    ss_h4 = np.sum(xc_h4**2, axis=2, keepdims=True)
-    var_h4 = ss_h4
-    var_h4 *= 1/32
-    var_h4 += 1.00000000000000e-5
-    del ss_h4
-    rstd_h4 = var_h4**(-1/2)
-    del var_h4
-    xhat_h4 = xc_h4
-    xhat_h4 *= rstd_h4
-    del xc_h4, rstd_h4
-    h4 = xhat_h4
-    h4 *= g4
-    h4 += b4
-    del xhat_h4
-    z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
-    del h4
-    z5 += b5
+    z5 = forward(params, x)
     rs = z5.reshape(-1, 71)
-    del z5
-    rs_1 = t.reshape(-1,)
+    rs_1 = t.reshape(
+        -1,
+    )
     t_col = rs_1.reshape(-1, 1)
-    kept = np.select([np.equal(t_col, -100),True], [0,1], default=np.nan).astype(params["0.weight"].dtype)
+    kept = np.select([np.equal(t_col, -100), True], [0, 1], default=np.nan).astype(params["0.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
-    onehot = (np.select([np.equal(rs_1, -100),True], [0,rs_1], default=np.nan)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
+    onehot = (np.select([np.equal(rs_1, -100), True], [0, rs_1], default=np.nan)[..., None] == np.arange(71)).astype(
+        params["0.weight"].dtype
+    )
     del rs_1
     m = np.max(rs, axis=1, keepdims=True)
-    shifted = rs
-    shifted -= m
+    shifted = rs - m
     del rs, m
     e = np.exp(shifted)
     s_1 = np.sum(e, axis=1, keepdims=True)
     del e
-    total = (np.einsum('ij,ij,ij->', kept, onehot, np.log(s_1)) - np.einsum('ij,ij,ij->', kept, onehot, shifted))
-    return float(total/counted)
+    total = np.einsum("ij,ij,ij->", kept, onehot, np.log(s_1)) - np.einsum("ij,ij,ij->", kept, onehot, shifted)
+    return float(total / counted)
 
 
 def loss_and_gradients(params, x, t):
@@ -790,18 +585,20 @@ def loss_and_gradients(params, x, t):
     b4 = params["4.bias"]
     w5 = params["5.weight"]
     b5 = params["5.bias"]
+    # The forward pass, as forward computes it, but keeping e_a2, a2, act2, e_a3 and 3 more for the loss and the
+    # backward pass (forward frees each value as soon as it can).
     emb0 = E0[x]
     sum_n1_2 = np.sum(P1 + emb0, axis=2, keepdims=True)
-    xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
+    xc_n1_2 = P1 + emb0 - 1 / 32 * sum_n1_2
     del sum_n1_2
     ss_n1_2 = np.sum(xc_n1_2**2, axis=2, keepdims=True)
     var_n1_2 = ss_n1_2
-    var_n1_2 *= 1/32
-    var_n1_2 += 1.00000000000000e-5
+    var_n1_2 *= 1 / 32
+    var_n1_2 += 1e-5
     del ss_n1_2
-    rstd_n1_2 = var_n1_2**(-1/2)
+    rstd_n1_2 = var_n1_2 ** (-1 / 2)
     del var_n1_2
-    xhat_n1_2 = rstd_n1_2*xc_n1_2
+    xhat_n1_2 = rstd_n1_2 * xc_n1_2
     n1_2 = xhat_n1_2
     n1_2 *= g1_2
     n1_2 += be1_2
@@ -819,7 +616,7 @@ def loss_and_gradients(params, x, t):
     vh2 = v2.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v2
     mask2 = np.triu(np.full((32, 32), -np.inf, dtype=params["0.weight"].dtype), 1)
-    scores2 = (0.35355339059327376*qh2) @ kh2.swapaxes(-1, -2)
+    scores2 = (0.3535533905932738 * qh2) @ kh2.swapaxes(-1, -2)
     scores2 += mask2
     m_a2 = np.max(scores2, axis=3, keepdims=True)
     shifted_a2 = scores2
@@ -839,16 +636,16 @@ def loss_and_gradients(params, x, t):
     r1_2 += P1 + emb0
     del emb0, sa2
     sum_n2_2 = np.sum(r1_2, axis=2, keepdims=True)
-    xc_n2_2 = r1_2 - 1/32*sum_n2_2
+    xc_n2_2 = r1_2 - 1 / 32 * sum_n2_2
     del sum_n2_2
     ss_n2_2 = np.sum(xc_n2_2**2, axis=2, keepdims=True)
     var_n2_2 = ss_n2_2
-    var_n2_2 *= 1/32
-    var_n2_2 += 1.00000000000000e-5
+    var_n2_2 *= 1 / 32
+    var_n2_2 += 1e-5
     del ss_n2_2
-    rstd_n2_2 = var_n2_2**(-1/2)
+    rstd_n2_2 = var_n2_2 ** (-1 / 2)
     del var_n2_2
-    xhat_n2_2 = rstd_n2_2*xc_n2_2
+    xhat_n2_2 = rstd_n2_2 * xc_n2_2
     n2_2 = xhat_n2_2
     n2_2 *= g2_2
     n2_2 += be2_2
@@ -863,16 +660,16 @@ def loss_and_gradients(params, x, t):
     r2_2 += ff2
     del r1_2, ff2
     sum_n1_3 = np.sum(r2_2, axis=2, keepdims=True)
-    xc_n1_3 = r2_2 - 1/32*sum_n1_3
+    xc_n1_3 = r2_2 - 1 / 32 * sum_n1_3
     del sum_n1_3
     ss_n1_3 = np.sum(xc_n1_3**2, axis=2, keepdims=True)
     var_n1_3 = ss_n1_3
-    var_n1_3 *= 1/32
-    var_n1_3 += 1.00000000000000e-5
+    var_n1_3 *= 1 / 32
+    var_n1_3 += 1e-5
     del ss_n1_3
-    rstd_n1_3 = var_n1_3**(-1/2)
+    rstd_n1_3 = var_n1_3 ** (-1 / 2)
     del var_n1_3
-    xhat_n1_3 = rstd_n1_3*xc_n1_3
+    xhat_n1_3 = rstd_n1_3 * xc_n1_3
     n1_3 = xhat_n1_3
     n1_3 *= g1_3
     n1_3 += be1_3
@@ -889,7 +686,7 @@ def loss_and_gradients(params, x, t):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     del v3
-    scores3 = (0.35355339059327376*qh3) @ kh3.swapaxes(-1, -2)
+    scores3 = (0.3535533905932738 * qh3) @ kh3.swapaxes(-1, -2)
     scores3 += mask2
     m_a3 = np.max(scores3, axis=3, keepdims=True)
     shifted_a3 = scores3
@@ -909,16 +706,16 @@ def loss_and_gradients(params, x, t):
     r1_3 += sa3
     del r2_2, sa3
     sum_n2_3 = np.sum(r1_3, axis=2, keepdims=True)
-    xc_n2_3 = r1_3 - 1/32*sum_n2_3
+    xc_n2_3 = r1_3 - 1 / 32 * sum_n2_3
     del sum_n2_3
     ss_n2_3 = np.sum(xc_n2_3**2, axis=2, keepdims=True)
     var_n2_3 = ss_n2_3
-    var_n2_3 *= 1/32
-    var_n2_3 += 1.00000000000000e-5
+    var_n2_3 *= 1 / 32
+    var_n2_3 += 1e-5
     del ss_n2_3
-    rstd_n2_3 = var_n2_3**(-1/2)
+    rstd_n2_3 = var_n2_3 ** (-1 / 2)
     del var_n2_3
-    xhat_n2_3 = rstd_n2_3*xc_n2_3
+    xhat_n2_3 = rstd_n2_3 * xc_n2_3
     n2_3 = xhat_n2_3
     n2_3 *= g2_3
     n2_3 += be2_3
@@ -934,16 +731,16 @@ def loss_and_gradients(params, x, t):
     del r1_3, ff3
     sum_h4 = np.sum(r2_3, axis=2, keepdims=True)
     xc_h4 = r2_3
-    xc_h4 -= (1/32)*sum_h4
+    xc_h4 -= (1 / 32) * sum_h4
     del r2_3, sum_h4
     ss_h4 = np.sum(xc_h4**2, axis=2, keepdims=True)
     var_h4 = ss_h4
-    var_h4 *= 1/32
-    var_h4 += 1.00000000000000e-5
+    var_h4 *= 1 / 32
+    var_h4 += 1e-5
     del ss_h4
-    rstd_h4 = var_h4**(-1/2)
+    rstd_h4 = var_h4 ** (-1 / 2)
     del var_h4
-    xhat_h4 = rstd_h4*xc_h4
+    xhat_h4 = rstd_h4 * xc_h4
     h4 = xhat_h4
     h4 *= g4
     h4 += b4
@@ -952,12 +749,16 @@ def loss_and_gradients(params, x, t):
     z5 += b5
     rs = z5.reshape(-1, 71)
     del z5
-    rs_1 = t.reshape(-1,)
+    rs_1 = t.reshape(
+        -1,
+    )
     t_col = rs_1.reshape(-1, 1)
-    kept = np.select([np.equal(t_col, -100),True], [0,1], default=np.nan).astype(params["0.weight"].dtype)
+    kept = np.select([np.equal(t_col, -100), True], [0, 1], default=np.nan).astype(params["0.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
-    onehot = (np.select([np.equal(rs_1, -100),True], [0,rs_1], default=np.nan)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
+    onehot = (np.select([np.equal(rs_1, -100), True], [0, rs_1], default=np.nan)[..., None] == np.arange(71)).astype(
+        params["0.weight"].dtype
+    )
     del rs_1
     m = np.max(rs, axis=1, keepdims=True)
     shifted = rs
@@ -965,14 +766,14 @@ def loss_and_gradients(params, x, t):
     del rs, m
     e = np.exp(shifted)
     s_1 = np.sum(e, axis=1, keepdims=True)
-    total = (np.einsum('ij,ij,ij->', kept, onehot, np.log(s_1)) - np.einsum('ij,ij,ij->', kept, onehot, shifted))
+    total = np.einsum("ij,ij,ij->", kept, onehot, np.log(s_1)) - np.einsum("ij,ij,ij->", kept, onehot, shifted)
     del shifted
     p = e
     p /= s_1
     del e, s_1
     dz5 = p
     dz5 -= onehot
-    dz5 *= kept/counted
+    dz5 *= kept / counted
     dz5 = dz5.reshape(-1, 32, 71)
     del kept, onehot, p
     dw5 = dz5.reshape(-1, 71).T @ h4.reshape(-1, 32)
@@ -980,44 +781,44 @@ def loss_and_gradients(params, x, t):
     db5 = np.sum(dz5, axis=(0, 1))
     dh4_mm5 = (dz5.reshape(-1, 71) @ w5).reshape(-1, 32, 32)
     del dz5
-    dg4 = np.einsum('ijk,ijk,ijk->k', dh4_mm5, rstd_h4, xc_h4)
+    dg4 = np.einsum("ijk,ijk,ijk->k", dh4_mm5, rstd_h4, xc_h4)
     db4 = np.sum(dh4_mm5, axis=(0, 1))
     dxhat_h4 = dh4_mm5
     dxhat_h4 *= g4
     del dh4_mm5
-    drstd_h4 = np.einsum('ijk,ijk->ij', dxhat_h4, xc_h4)[..., None]
+    drstd_h4 = np.einsum("ijk,ijk->ij", dxhat_h4, xc_h4)[..., None]
     dsum_h4 = np.sum(dxhat_h4, axis=2, keepdims=True)
     dr2_3 = dxhat_h4
-    dr2_3 -= (1/32)*drstd_h4*rstd_h4**2*xc_h4 + (1/32)*dsum_h4
+    dr2_3 -= (1 / 32) * drstd_h4 * rstd_h4**2 * xc_h4 + (1 / 32) * dsum_h4
     dr2_3 *= rstd_h4
     del xc_h4, rstd_h4, dxhat_h4, drstd_h4, dsum_h4
     db2_3 = np.sum(dr2_3, axis=(0, 1))
     dW2_3 = dr2_3.reshape(-1, 32).T @ act3.reshape(-1, 64)
     df3 = (dr2_3.reshape(-1, 32) @ W2_3).reshape(-1, 32, 64)
-    df3 *= (act3 > 0)
+    df3 *= act3 > 0
     del act3
     db1_3 = np.sum(df3, axis=(0, 1))
     dW1_3 = df3.reshape(-1, 64).T @ n2_3.reshape(-1, 32)
     del n2_3
     dn2_3_mmf3 = (df3.reshape(-1, 64) @ W1_3).reshape(-1, 32, 32)
     del df3
-    dg2_3 = np.einsum('ijk,ijk,ijk->k', dn2_3_mmf3, rstd_n2_3, xc_n2_3)
+    dg2_3 = np.einsum("ijk,ijk,ijk->k", dn2_3_mmf3, rstd_n2_3, xc_n2_3)
     dbe2_3 = np.sum(dn2_3_mmf3, axis=(0, 1))
     dxhat_n2_3 = dn2_3_mmf3
     dxhat_n2_3 *= g2_3
     del dn2_3_mmf3
-    drstd_n2_3 = np.einsum('ijk,ijk->ij', dxhat_n2_3, xc_n2_3)[..., None]
+    drstd_n2_3 = np.einsum("ijk,ijk->ij", dxhat_n2_3, xc_n2_3)[..., None]
     dsum_n2_3 = np.sum(dxhat_n2_3, axis=2, keepdims=True)
     tmp5 = drstd_n2_3
     tmp5 *= rstd_n2_3**3
     del drstd_n2_3
     dxc_n2_3 = xc_n2_3
     dxc_n2_3 *= tmp5
-    dxc_n2_3 *= -1/32
-    dxc_n2_3 += dxhat_n2_3*rstd_n2_3
+    dxc_n2_3 *= -1 / 32
+    dxc_n2_3 += dxhat_n2_3 * rstd_n2_3
     del xc_n2_3, dxhat_n2_3, tmp5
     dr1_3 = dr2_3
-    dr1_3 -= (1/32)*dsum_n2_3*rstd_n2_3 - dxc_n2_3
+    dr1_3 -= (1 / 32) * dsum_n2_3 * rstd_n2_3 - dxc_n2_3
     del rstd_n2_3, dr2_3, dsum_n2_3, dxc_n2_3
     dbo3 = np.sum(dr1_3, axis=(0, 1))
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
@@ -1025,24 +826,25 @@ def loss_and_gradients(params, x, t):
     dav3 = ((dr1_3.reshape(-1, 32) @ Wo3).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
     del vh3
-    scores3_again = (0.35355339059327376*qh3) @ kh3.swapaxes(-1, -2)
-    scores3_again += mask2
-    shifted_a3_again = scores3_again
-    shifted_a3_again -= m_a3
-    del m_a3, scores3_again
-    e_a3_again = np.exp(shifted_a3_again, out=shifted_a3_again)
-    del shifted_a3_again
-    a3_again = e_a3_again
-    a3_again /= s_a3
-    del s_a3, e_a3_again
-    ds_a3 = np.einsum('ijkl,ijkl->ijk', a3_again, da3)[..., None]
+    # a3 again, from values kept anyway: cheaper than holding it until here
+    scores3 = (0.3535533905932738 * qh3) @ kh3.swapaxes(-1, -2)
+    scores3 += mask2
+    shifted_a3 = scores3
+    shifted_a3 -= m_a3
+    del m_a3, scores3
+    e_a3 = np.exp(shifted_a3, out=shifted_a3)
+    del shifted_a3
+    a3 = e_a3
+    a3 /= s_a3
+    del s_a3, e_a3
+    ds_a3 = np.einsum("ijkl,ijkl->ijk", a3, da3)[..., None]
     dscores3 = da3
     dscores3 -= ds_a3
-    dscores3 *= a3_again
-    dscores3 *= 0.35355339059327376
+    dscores3 *= a3
+    dscores3 *= 0.3535533905932738
     del da3, ds_a3
-    dv3 = (a3_again.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
-    del dav3, a3_again
+    dv3 = (a3.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav3, a3
     dk3 = (dscores3.swapaxes(-1, -2) @ qh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del qh3
     dq3 = (dscores3 @ kh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -1054,51 +856,51 @@ def loss_and_gradients(params, x, t):
     del n1_3
     dn1_3_mmqkv3 = (dqkv3.reshape(-1, 96) @ W3).reshape(-1, 32, 32)
     del dqkv3
-    dg1_3 = np.einsum('ijk,ijk,ijk->k', dn1_3_mmqkv3, rstd_n1_3, xc_n1_3)
+    dg1_3 = np.einsum("ijk,ijk,ijk->k", dn1_3_mmqkv3, rstd_n1_3, xc_n1_3)
     dbe1_3 = np.sum(dn1_3_mmqkv3, axis=(0, 1))
     dxhat_n1_3 = dn1_3_mmqkv3
     dxhat_n1_3 *= g1_3
     del dn1_3_mmqkv3
-    drstd_n1_3 = np.einsum('ijk,ijk->ij', dxhat_n1_3, xc_n1_3)[..., None]
+    drstd_n1_3 = np.einsum("ijk,ijk->ij", dxhat_n1_3, xc_n1_3)[..., None]
     dsum_n1_3 = np.sum(dxhat_n1_3, axis=2, keepdims=True)
     tmp6 = drstd_n1_3
     tmp6 *= rstd_n1_3**3
     del drstd_n1_3
     dxc_n1_3 = xc_n1_3
     dxc_n1_3 *= tmp6
-    dxc_n1_3 *= -1/32
-    dxc_n1_3 += dxhat_n1_3*rstd_n1_3
+    dxc_n1_3 *= -1 / 32
+    dxc_n1_3 += dxhat_n1_3 * rstd_n1_3
     del xc_n1_3, dxhat_n1_3, tmp6
     dr2_2 = dr1_3
-    dr2_2 -= (1/32)*dsum_n1_3*rstd_n1_3 - dxc_n1_3
+    dr2_2 -= (1 / 32) * dsum_n1_3 * rstd_n1_3 - dxc_n1_3
     del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
     db2_2 = np.sum(dr2_2, axis=(0, 1))
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
     df2 = (dr2_2.reshape(-1, 32) @ W2_2).reshape(-1, 32, 64)
-    df2 *= (act2 > 0)
+    df2 *= act2 > 0
     del act2
     db1_2 = np.sum(df2, axis=(0, 1))
     dW1_2 = df2.reshape(-1, 64).T @ n2_2.reshape(-1, 32)
     del n2_2
     dn2_2_mmf2 = (df2.reshape(-1, 64) @ W1_2).reshape(-1, 32, 32)
     del df2
-    dg2_2 = np.einsum('ijk,ijk,ijk->k', dn2_2_mmf2, rstd_n2_2, xc_n2_2)
+    dg2_2 = np.einsum("ijk,ijk,ijk->k", dn2_2_mmf2, rstd_n2_2, xc_n2_2)
     dbe2_2 = np.sum(dn2_2_mmf2, axis=(0, 1))
     dxhat_n2_2 = dn2_2_mmf2
     dxhat_n2_2 *= g2_2
     del dn2_2_mmf2
-    drstd_n2_2 = np.einsum('ijk,ijk->ij', dxhat_n2_2, xc_n2_2)[..., None]
+    drstd_n2_2 = np.einsum("ijk,ijk->ij", dxhat_n2_2, xc_n2_2)[..., None]
     dsum_n2_2 = np.sum(dxhat_n2_2, axis=2, keepdims=True)
     tmp7 = drstd_n2_2
     tmp7 *= rstd_n2_2**3
     del drstd_n2_2
     dxc_n2_2 = xc_n2_2
     dxc_n2_2 *= tmp7
-    dxc_n2_2 *= -1/32
-    dxc_n2_2 += dxhat_n2_2*rstd_n2_2
+    dxc_n2_2 *= -1 / 32
+    dxc_n2_2 += dxhat_n2_2 * rstd_n2_2
     del xc_n2_2, dxhat_n2_2, tmp7
     dr1_2 = dr2_2
-    dr1_2 -= (1/32)*dsum_n2_2*rstd_n2_2 - dxc_n2_2
+    dr1_2 -= (1 / 32) * dsum_n2_2 * rstd_n2_2 - dxc_n2_2
     del rstd_n2_2, dr2_2, dsum_n2_2, dxc_n2_2
     dbo2 = np.sum(dr1_2, axis=(0, 1))
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
@@ -1106,24 +908,25 @@ def loss_and_gradients(params, x, t):
     dav2 = ((dr1_2.reshape(-1, 32) @ Wo2).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
     del vh2
-    scores2_again = (0.35355339059327376*qh2) @ kh2.swapaxes(-1, -2)
-    scores2_again += mask2
-    shifted_a2_again = scores2_again
-    shifted_a2_again -= m_a2
-    del m_a2, scores2_again
-    e_a2_again = np.exp(shifted_a2_again, out=shifted_a2_again)
-    del shifted_a2_again
-    a2_again = e_a2_again
-    a2_again /= s_a2
-    del s_a2, e_a2_again
-    ds_a2 = np.einsum('ijkl,ijkl->ijk', a2_again, da2)[..., None]
+    # a2 again, from values kept anyway: cheaper than holding it until here
+    scores2 = (0.3535533905932738 * qh2) @ kh2.swapaxes(-1, -2)
+    scores2 += mask2
+    shifted_a2 = scores2
+    shifted_a2 -= m_a2
+    del m_a2, scores2
+    e_a2 = np.exp(shifted_a2, out=shifted_a2)
+    del shifted_a2
+    a2 = e_a2
+    a2 /= s_a2
+    del s_a2, e_a2
+    ds_a2 = np.einsum("ijkl,ijkl->ijk", a2, da2)[..., None]
     dscores2 = da2
     dscores2 -= ds_a2
-    dscores2 *= a2_again
-    dscores2 *= 0.35355339059327376
+    dscores2 *= a2
+    dscores2 *= 0.3535533905932738
     del da2, ds_a2
-    dv2 = (a2_again.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
-    del dav2, a2_again
+    dv2 = (a2.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav2, a2
     dk2 = (dscores2.swapaxes(-1, -2) @ qh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del qh2
     dq2 = (dscores2 @ kh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -1135,27 +938,27 @@ def loss_and_gradients(params, x, t):
     del n1_2
     dn1_2_mmqkv2 = (dqkv2.reshape(-1, 96) @ W2).reshape(-1, 32, 32)
     del dqkv2
-    dg1_2 = np.einsum('ijk,ijk,ijk->k', dn1_2_mmqkv2, rstd_n1_2, xc_n1_2)
+    dg1_2 = np.einsum("ijk,ijk,ijk->k", dn1_2_mmqkv2, rstd_n1_2, xc_n1_2)
     dbe1_2 = np.sum(dn1_2_mmqkv2, axis=(0, 1))
     dxhat_n1_2 = dn1_2_mmqkv2
     dxhat_n1_2 *= g1_2
     del dn1_2_mmqkv2
-    drstd_n1_2 = np.einsum('ijk,ijk->ij', dxhat_n1_2, xc_n1_2)[..., None]
+    drstd_n1_2 = np.einsum("ijk,ijk->ij", dxhat_n1_2, xc_n1_2)[..., None]
     tmp8 = drstd_n1_2
     tmp8 *= rstd_n1_2**3
     del drstd_n1_2
     dxc_n1_2 = xc_n1_2
     dxc_n1_2 *= tmp8
-    dxc_n1_2 *= -1/32
-    dxc_n1_2 += dxhat_n1_2*rstd_n1_2
+    dxc_n1_2 *= -1 / 32
+    dxc_n1_2 += dxhat_n1_2 * rstd_n1_2
     del xc_n1_2, rstd_n1_2, dxhat_n1_2, tmp8
     dsum_n1_2 = np.sum(dxc_n1_2, axis=2, keepdims=True)
     tmp11 = dr1_2
-    tmp11 -= (1/32)*dsum_n1_2 - dxc_n1_2
+    tmp11 -= (1 / 32) * dsum_n1_2 - dxc_n1_2
     del dr1_2, dxc_n1_2, dsum_n1_2
     dP1 = np.sum(tmp11, axis=0)
     dE0 = scatter_add(tmp11, x, 71)
-    return float(total/counted), {
+    return float(total / counted), {
         "0.weight": dE0,
         "1.weight": dP1,
         "2.self_attn.in_proj_weight": dW2,
@@ -1213,14 +1016,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -1230,7 +1031,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -1239,18 +1040,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                np.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else np.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -1268,7 +1079,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

@@ -9,7 +9,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_2 = sum(P1 + emb0, axis=2, keepdims)
     xc_n1_2 = P1 + emb0 - sum_n1_2/32
     ss_n1_2 = sum(xc_n1_2**2, axis=2, keepdims)
-    var_n1_2 = ss_n1_2/32 + 1.0e-5
+    var_n1_2 = ss_n1_2/32 + 1e-5
     rstd_n1_2 = 1/sqrt(var_n1_2)
     xhat_n1_2 = rstd_n1_2*xc_n1_2
     n1_2 = be1_2 + g1_2*xhat_n1_2
@@ -33,7 +33,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_2 = sum(r1_2, axis=2, keepdims)
     xc_n2_2 = r1_2 - sum_n2_2/32
     ss_n2_2 = sum(xc_n2_2**2, axis=2, keepdims)
-    var_n2_2 = ss_n2_2/32 + 1.0e-5
+    var_n2_2 = ss_n2_2/32 + 1e-5
     rstd_n2_2 = 1/sqrt(var_n2_2)
     xhat_n2_2 = rstd_n2_2*xc_n2_2
     n2_2 = be2_2 + g2_2*xhat_n2_2
@@ -44,7 +44,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_3 = sum(r2_2, axis=2, keepdims)
     xc_n1_3 = r2_2 - sum_n1_3/32
     ss_n1_3 = sum(xc_n1_3**2, axis=2, keepdims)
-    var_n1_3 = ss_n1_3/32 + 1.0e-5
+    var_n1_3 = ss_n1_3/32 + 1e-5
     rstd_n1_3 = 1/sqrt(var_n1_3)
     xhat_n1_3 = rstd_n1_3*xc_n1_3
     n1_3 = be1_3 + g1_3*xhat_n1_3
@@ -67,7 +67,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_3 = sum(r1_3, axis=2, keepdims)
     xc_n2_3 = r1_3 - sum_n2_3/32
     ss_n2_3 = sum(xc_n2_3**2, axis=2, keepdims)
-    var_n2_3 = ss_n2_3/32 + 1.0e-5
+    var_n2_3 = ss_n2_3/32 + 1e-5
     rstd_n2_3 = 1/sqrt(var_n2_3)
     xhat_n2_3 = rstd_n2_3*xc_n2_3
     n2_3 = be2_3 + g2_3*xhat_n2_3
@@ -78,7 +78,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_h4 = sum(r2_3, axis=2, keepdims)
     xc_h4 = r2_3 - sum_h4/32
     ss_h4 = sum(xc_h4**2, axis=2, keepdims)
-    var_h4 = ss_h4/32 + 1.0e-5
+    var_h4 = ss_h4/32 + 1e-5
     rstd_h4 = 1/sqrt(var_h4)
     xhat_h4 = rstd_h4*xc_h4
     h4 = b4 + g4*xhat_h4
@@ -210,10 +210,9 @@ def one_hot(index, classes, dtype):
     return out.scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
-
 def scatter_add(values, index, rows):
     """A table of `rows` rows: row r is the sum of the rows of values whose index is r (index_add_)."""
-    row = values.shape[index.dim():]
+    row = values.shape[index.dim() :]
     out = torch.zeros((rows, *row), dtype=values.dtype, device=values.device)
     return out.index_add_(0, index.reshape(-1), values.reshape(-1, *row))
 
@@ -271,7 +270,7 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays['t'].is_floating_point() or arrays['t'].is_complex()):
+    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
 
 
@@ -281,52 +280,68 @@ def init_params(seed=0, dtype=torch.float64, device=None):
     attention's in-projection Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
     generator = torch.Generator().manual_seed(seed)
     return {
-        "0.weight": torch.empty((71, 32), dtype=torch.float64).normal_(
-            0.0, 1.0, generator=generator).to(device=device, dtype=dtype),
-        "1.weight": torch.empty((32, 32), dtype=torch.float64).normal_(
-            0.0, 0.02, generator=generator).to(device=device, dtype=dtype),
-        "2.self_attn.in_proj_weight": torch.empty((96, 32), dtype=torch.float64).uniform_(
-            -0.21650635094610965, 0.21650635094610965, generator=generator).to(device=device, dtype=dtype),
+        "0.weight": torch.empty((71, 32), dtype=torch.float64)
+        .normal_(0.0, 1.0, generator=generator)
+        .to(device=device, dtype=dtype),
+        "1.weight": torch.empty((32, 32), dtype=torch.float64)
+        .normal_(0.0, 0.02, generator=generator)
+        .to(device=device, dtype=dtype),
+        "2.self_attn.in_proj_weight": torch.empty((96, 32), dtype=torch.float64)
+        .uniform_(-0.21650635094610965, 0.21650635094610965, generator=generator)
+        .to(device=device, dtype=dtype),
         "2.self_attn.in_proj_bias": torch.zeros((96,), dtype=dtype, device=device),
-        "2.self_attn.out_proj.weight": torch.empty((32, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
+        "2.self_attn.out_proj.weight": torch.empty((32, 32), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
         "2.self_attn.out_proj.bias": torch.zeros((32,), dtype=dtype, device=device),
-        "2.linear1.weight": torch.empty((64, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
-        "2.linear1.bias": torch.empty((64,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
-        "2.linear2.weight": torch.empty((32, 64), dtype=torch.float64).uniform_(
-            -0.125, 0.125, generator=generator).to(device=device, dtype=dtype),
-        "2.linear2.bias": torch.empty((32,), dtype=torch.float64).uniform_(
-            -0.125, 0.125, generator=generator).to(device=device, dtype=dtype),
+        "2.linear1.weight": torch.empty((64, 32), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
+        "2.linear1.bias": torch.empty((64,), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
+        "2.linear2.weight": torch.empty((32, 64), dtype=torch.float64)
+        .uniform_(-0.125, 0.125, generator=generator)
+        .to(device=device, dtype=dtype),
+        "2.linear2.bias": torch.empty((32,), dtype=torch.float64)
+        .uniform_(-0.125, 0.125, generator=generator)
+        .to(device=device, dtype=dtype),
         "2.norm1.weight": torch.ones((32,), dtype=dtype, device=device),
         "2.norm1.bias": torch.zeros((32,), dtype=dtype, device=device),
         "2.norm2.weight": torch.ones((32,), dtype=dtype, device=device),
         "2.norm2.bias": torch.zeros((32,), dtype=dtype, device=device),
-        "3.self_attn.in_proj_weight": torch.empty((96, 32), dtype=torch.float64).uniform_(
-            -0.21650635094610965, 0.21650635094610965, generator=generator).to(device=device, dtype=dtype),
+        "3.self_attn.in_proj_weight": torch.empty((96, 32), dtype=torch.float64)
+        .uniform_(-0.21650635094610965, 0.21650635094610965, generator=generator)
+        .to(device=device, dtype=dtype),
         "3.self_attn.in_proj_bias": torch.zeros((96,), dtype=dtype, device=device),
-        "3.self_attn.out_proj.weight": torch.empty((32, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
+        "3.self_attn.out_proj.weight": torch.empty((32, 32), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
         "3.self_attn.out_proj.bias": torch.zeros((32,), dtype=dtype, device=device),
-        "3.linear1.weight": torch.empty((64, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
-        "3.linear1.bias": torch.empty((64,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
-        "3.linear2.weight": torch.empty((32, 64), dtype=torch.float64).uniform_(
-            -0.125, 0.125, generator=generator).to(device=device, dtype=dtype),
-        "3.linear2.bias": torch.empty((32,), dtype=torch.float64).uniform_(
-            -0.125, 0.125, generator=generator).to(device=device, dtype=dtype),
+        "3.linear1.weight": torch.empty((64, 32), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
+        "3.linear1.bias": torch.empty((64,), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
+        "3.linear2.weight": torch.empty((32, 64), dtype=torch.float64)
+        .uniform_(-0.125, 0.125, generator=generator)
+        .to(device=device, dtype=dtype),
+        "3.linear2.bias": torch.empty((32,), dtype=torch.float64)
+        .uniform_(-0.125, 0.125, generator=generator)
+        .to(device=device, dtype=dtype),
         "3.norm1.weight": torch.ones((32,), dtype=dtype, device=device),
         "3.norm1.bias": torch.zeros((32,), dtype=dtype, device=device),
         "3.norm2.weight": torch.ones((32,), dtype=dtype, device=device),
         "3.norm2.bias": torch.zeros((32,), dtype=dtype, device=device),
         "4.weight": torch.ones((32,), dtype=dtype, device=device),
         "4.bias": torch.zeros((32,), dtype=dtype, device=device),
-        "5.weight": torch.empty((71, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
-        "5.bias": torch.empty((71,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
+        "5.weight": torch.empty((71, 32), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
+        "5.bias": torch.empty((71,), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
     }
 
 
@@ -365,16 +380,16 @@ def forward(params, x):
     b5 = params["5.bias"]
     emb0 = E0[x]
     sum_n1_2 = torch.sum(P1 + emb0, dim=2, keepdim=True)
-    xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
+    xc_n1_2 = P1 + emb0 - 1 / 32 * sum_n1_2
     del sum_n1_2
     ss_n1_2 = torch.sum(xc_n1_2**2, dim=2, keepdim=True)
-    var_n1_2 = (1/32)*ss_n1_2 + 1.0e-5
+    var_n1_2 = (1 / 32) * ss_n1_2 + 1e-5
     del ss_n1_2
-    rstd_n1_2 = var_n1_2**(-1/2)
+    rstd_n1_2 = var_n1_2 ** (-1 / 2)
     del var_n1_2
-    xhat_n1_2 = rstd_n1_2*xc_n1_2
+    xhat_n1_2 = rstd_n1_2 * xc_n1_2
     del xc_n1_2, rstd_n1_2
-    n1_2 = be1_2 + g1_2*xhat_n1_2
+    n1_2 = be1_2 + g1_2 * xhat_n1_2
     del xhat_n1_2
     qkv2 = torch.nn.functional.linear(n1_2, W2, B2)
     del n1_2
@@ -388,8 +403,11 @@ def forward(params, x):
     del qkv2
     vh2 = v2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v2
-    mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
-    scores2 = (0.35355339059327376*qh2) @ kh2.mT
+    mask2 = torch.triu(
+        torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device),
+        diagonal=1,
+    )
+    scores2 = (0.3535533905932738 * qh2) @ kh2.mT
     del qh2, kh2
     scores2 += mask2
     a2 = torch.softmax(scores2, dim=3)
@@ -401,16 +419,16 @@ def forward(params, x):
     r1_2 = P1 + emb0 + sa2
     del emb0, sa2
     sum_n2_2 = torch.sum(r1_2, dim=2, keepdim=True)
-    xc_n2_2 = r1_2 - 1/32*sum_n2_2
+    xc_n2_2 = r1_2 - 1 / 32 * sum_n2_2
     del sum_n2_2
     ss_n2_2 = torch.sum(xc_n2_2**2, dim=2, keepdim=True)
-    var_n2_2 = (1/32)*ss_n2_2 + 1.0e-5
+    var_n2_2 = (1 / 32) * ss_n2_2 + 1e-5
     del ss_n2_2
-    rstd_n2_2 = var_n2_2**(-1/2)
+    rstd_n2_2 = var_n2_2 ** (-1 / 2)
     del var_n2_2
-    xhat_n2_2 = rstd_n2_2*xc_n2_2
+    xhat_n2_2 = rstd_n2_2 * xc_n2_2
     del xc_n2_2, rstd_n2_2
-    n2_2 = be2_2 + g2_2*xhat_n2_2
+    n2_2 = be2_2 + g2_2 * xhat_n2_2
     del xhat_n2_2
     f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
     del n2_2
@@ -421,16 +439,16 @@ def forward(params, x):
     r2_2 = ff2 + r1_2
     del r1_2, ff2
     sum_n1_3 = torch.sum(r2_2, dim=2, keepdim=True)
-    xc_n1_3 = r2_2 - 1/32*sum_n1_3
+    xc_n1_3 = r2_2 - 1 / 32 * sum_n1_3
     del sum_n1_3
     ss_n1_3 = torch.sum(xc_n1_3**2, dim=2, keepdim=True)
-    var_n1_3 = (1/32)*ss_n1_3 + 1.0e-5
+    var_n1_3 = (1 / 32) * ss_n1_3 + 1e-5
     del ss_n1_3
-    rstd_n1_3 = var_n1_3**(-1/2)
+    rstd_n1_3 = var_n1_3 ** (-1 / 2)
     del var_n1_3
-    xhat_n1_3 = rstd_n1_3*xc_n1_3
+    xhat_n1_3 = rstd_n1_3 * xc_n1_3
     del xc_n1_3, rstd_n1_3
-    n1_3 = be1_3 + g1_3*xhat_n1_3
+    n1_3 = be1_3 + g1_3 * xhat_n1_3
     del xhat_n1_3
     qkv3 = torch.nn.functional.linear(n1_3, W3, B3)
     del n1_3
@@ -444,7 +462,7 @@ def forward(params, x):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v3
-    scores3 = (0.35355339059327376*qh3) @ kh3.mT
+    scores3 = (0.3535533905932738 * qh3) @ kh3.mT
     del qh3, kh3
     scores3 += mask2
     a3 = torch.softmax(scores3, dim=3)
@@ -456,16 +474,16 @@ def forward(params, x):
     r1_3 = r2_2 + sa3
     del r2_2, sa3
     sum_n2_3 = torch.sum(r1_3, dim=2, keepdim=True)
-    xc_n2_3 = r1_3 - 1/32*sum_n2_3
+    xc_n2_3 = r1_3 - 1 / 32 * sum_n2_3
     del sum_n2_3
     ss_n2_3 = torch.sum(xc_n2_3**2, dim=2, keepdim=True)
-    var_n2_3 = (1/32)*ss_n2_3 + 1.0e-5
+    var_n2_3 = (1 / 32) * ss_n2_3 + 1e-5
     del ss_n2_3
-    rstd_n2_3 = var_n2_3**(-1/2)
+    rstd_n2_3 = var_n2_3 ** (-1 / 2)
     del var_n2_3
-    xhat_n2_3 = rstd_n2_3*xc_n2_3
+    xhat_n2_3 = rstd_n2_3 * xc_n2_3
     del xc_n2_3, rstd_n2_3
-    n2_3 = be2_3 + g2_3*xhat_n2_3
+    n2_3 = be2_3 + g2_3 * xhat_n2_3
     del xhat_n2_3
     f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
     del n2_3
@@ -476,16 +494,16 @@ def forward(params, x):
     r2_3 = ff3 + r1_3
     del r1_3, ff3
     sum_h4 = torch.sum(r2_3, dim=2, keepdim=True)
-    xc_h4 = r2_3 - 1/32*sum_h4
+    xc_h4 = r2_3 - 1 / 32 * sum_h4
     del r2_3, sum_h4
     ss_h4 = torch.sum(xc_h4**2, dim=2, keepdim=True)
-    var_h4 = (1/32)*ss_h4 + 1.0e-5
+    var_h4 = (1 / 32) * ss_h4 + 1e-5
     del ss_h4
-    rstd_h4 = var_h4**(-1/2)
+    rstd_h4 = var_h4 ** (-1 / 2)
     del var_h4
-    xhat_h4 = rstd_h4*xc_h4
+    xhat_h4 = rstd_h4 * xc_h4
     del xc_h4, rstd_h4
-    h4 = b4 + g4*xhat_h4
+    h4 = b4 + g4 * xhat_h4
     del xhat_h4
     z5 = torch.nn.functional.linear(h4, w5, b5)
     return z5
@@ -494,165 +512,11 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a 0-d tensor; t is class indices of shape (batch, 32)."""
     check_shapes(x=x, t=t)
-    E0 = params["0.weight"]
-    P1 = params["1.weight"]
-    W2 = params["2.self_attn.in_proj_weight"]
-    B2 = params["2.self_attn.in_proj_bias"]
-    Wo2 = params["2.self_attn.out_proj.weight"]
-    bo2 = params["2.self_attn.out_proj.bias"]
-    W1_2 = params["2.linear1.weight"]
-    b1_2 = params["2.linear1.bias"]
-    W2_2 = params["2.linear2.weight"]
-    b2_2 = params["2.linear2.bias"]
-    g1_2 = params["2.norm1.weight"]
-    be1_2 = params["2.norm1.bias"]
-    g2_2 = params["2.norm2.weight"]
-    be2_2 = params["2.norm2.bias"]
-    W3 = params["3.self_attn.in_proj_weight"]
-    B3 = params["3.self_attn.in_proj_bias"]
-    Wo3 = params["3.self_attn.out_proj.weight"]
-    bo3 = params["3.self_attn.out_proj.bias"]
-    W1_3 = params["3.linear1.weight"]
-    b1_3 = params["3.linear1.bias"]
-    W2_3 = params["3.linear2.weight"]
-    b2_3 = params["3.linear2.bias"]
-    g1_3 = params["3.norm1.weight"]
-    be1_3 = params["3.norm1.bias"]
-    g2_3 = params["3.norm2.weight"]
-    be2_3 = params["3.norm2.bias"]
-    g4 = params["4.weight"]
-    b4 = params["4.bias"]
-    w5 = params["5.weight"]
-    b5 = params["5.bias"]
-    emb0 = E0[x]
-    sum_n1_2 = torch.sum(P1 + emb0, dim=2, keepdim=True)
-    xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
-    del sum_n1_2
-    ss_n1_2 = torch.sum(xc_n1_2**2, dim=2, keepdim=True)
-    var_n1_2 = (1/32)*ss_n1_2 + 1.0e-5
-    del ss_n1_2
-    rstd_n1_2 = var_n1_2**(-1/2)
-    del var_n1_2
-    xhat_n1_2 = rstd_n1_2*xc_n1_2
-    del xc_n1_2, rstd_n1_2
-    n1_2 = be1_2 + g1_2*xhat_n1_2
-    del xhat_n1_2
-    qkv2 = torch.nn.functional.linear(n1_2, W2, B2)
-    del n1_2
-    q2 = qkv2[:, :, :32]
-    qh2 = q2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
-    del q2
-    k2 = qkv2[:, :, 32:64]
-    kh2 = k2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
-    del k2
-    v2 = qkv2[:, :, 64:]
-    del qkv2
-    vh2 = v2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
-    del v2
-    mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
-    scores2 = (0.35355339059327376*qh2) @ kh2.mT
-    del qh2, kh2
-    scores2 += mask2
-    a2 = torch.softmax(scores2, dim=3)
-    del scores2
-    o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del vh2, a2
-    sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
-    del o2
-    r1_2 = P1 + emb0 + sa2
-    del emb0, sa2
-    sum_n2_2 = torch.sum(r1_2, dim=2, keepdim=True)
-    xc_n2_2 = r1_2 - 1/32*sum_n2_2
-    del sum_n2_2
-    ss_n2_2 = torch.sum(xc_n2_2**2, dim=2, keepdim=True)
-    var_n2_2 = (1/32)*ss_n2_2 + 1.0e-5
-    del ss_n2_2
-    rstd_n2_2 = var_n2_2**(-1/2)
-    del var_n2_2
-    xhat_n2_2 = rstd_n2_2*xc_n2_2
-    del xc_n2_2, rstd_n2_2
-    n2_2 = be2_2 + g2_2*xhat_n2_2
-    del xhat_n2_2
-    f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
-    del n2_2
-    act2 = torch.clamp(f2, min=0)
-    del f2
-    ff2 = torch.nn.functional.linear(act2, W2_2, b2_2)
-    del act2
-    r2_2 = ff2 + r1_2
-    del r1_2, ff2
-    sum_n1_3 = torch.sum(r2_2, dim=2, keepdim=True)
-    xc_n1_3 = r2_2 - 1/32*sum_n1_3
-    del sum_n1_3
-    ss_n1_3 = torch.sum(xc_n1_3**2, dim=2, keepdim=True)
-    var_n1_3 = (1/32)*ss_n1_3 + 1.0e-5
-    del ss_n1_3
-    rstd_n1_3 = var_n1_3**(-1/2)
-    del var_n1_3
-    xhat_n1_3 = rstd_n1_3*xc_n1_3
-    del xc_n1_3, rstd_n1_3
-    n1_3 = be1_3 + g1_3*xhat_n1_3
-    del xhat_n1_3
-    qkv3 = torch.nn.functional.linear(n1_3, W3, B3)
-    del n1_3
-    q3 = qkv3[:, :, :32]
-    qh3 = q3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
-    del q3
-    k3 = qkv3[:, :, 32:64]
-    kh3 = k3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
-    del k3
-    v3 = qkv3[:, :, 64:]
-    del qkv3
-    vh3 = v3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
-    del v3
-    scores3 = (0.35355339059327376*qh3) @ kh3.mT
-    del qh3, kh3
-    scores3 += mask2
-    a3 = torch.softmax(scores3, dim=3)
-    del scores3
-    o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del vh3, a3
-    sa3 = torch.nn.functional.linear(o3, Wo3, bo3)
-    del o3
-    r1_3 = r2_2 + sa3
-    del r2_2, sa3
-    sum_n2_3 = torch.sum(r1_3, dim=2, keepdim=True)
-    xc_n2_3 = r1_3 - 1/32*sum_n2_3
-    del sum_n2_3
-    ss_n2_3 = torch.sum(xc_n2_3**2, dim=2, keepdim=True)
-    var_n2_3 = (1/32)*ss_n2_3 + 1.0e-5
-    del ss_n2_3
-    rstd_n2_3 = var_n2_3**(-1/2)
-    del var_n2_3
-    xhat_n2_3 = rstd_n2_3*xc_n2_3
-    del xc_n2_3, rstd_n2_3
-    n2_3 = be2_3 + g2_3*xhat_n2_3
-    del xhat_n2_3
-    f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
-    del n2_3
-    act3 = torch.clamp(f3, min=0)
-    del f3
-    ff3 = torch.nn.functional.linear(act3, W2_3, b2_3)
-    del act3
-    r2_3 = ff3 + r1_3
-    del r1_3, ff3
-    sum_h4 = torch.sum(r2_3, dim=2, keepdim=True)
-    xc_h4 = r2_3 - 1/32*sum_h4
-    del r2_3, sum_h4
-    ss_h4 = torch.sum(xc_h4**2, dim=2, keepdim=True)
-    var_h4 = (1/32)*ss_h4 + 1.0e-5
-    del ss_h4
-    rstd_h4 = var_h4**(-1/2)
-    del var_h4
-    xhat_h4 = rstd_h4*xc_h4
-    del xc_h4, rstd_h4
-    h4 = b4 + g4*xhat_h4
-    del xhat_h4
-    z5 = torch.nn.functional.linear(h4, w5, b5)
-    del h4
+    z5 = forward(params, x)
     rs = z5.reshape(-1, 71)
-    del z5
-    rs_1 = t.reshape(-1,)
+    rs_1 = t.reshape(
+        -1,
+    )
     t_col = rs_1.reshape(-1, 1)
     kept = torch.where(torch.eq(t_col, -100), 0, params["0.weight"].new_tensor(1))
     del t_col
@@ -661,8 +525,8 @@ def loss(params, x, t):
     del rs_1
     logp = torch.log_softmax(rs, dim=1)
     del rs
-    total = -torch.dot((kept*logp).reshape(-1), onehot.reshape(-1))
-    return total/counted
+    total = -torch.dot((kept * logp).reshape(-1), onehot.reshape(-1))
+    return total / counted
 
 
 def loss_and_gradients(params, x, t):
@@ -698,18 +562,20 @@ def loss_and_gradients(params, x, t):
     b4 = params["4.bias"]
     w5 = params["5.weight"]
     b5 = params["5.bias"]
+    # The forward pass, as forward computes it, but keeping e_a2, a2, act2, e_a3 and 3 more for the loss and the
+    # backward pass (forward frees each value as soon as it can).
     emb0 = E0[x]
     sum_n1_2 = torch.sum(P1 + emb0, dim=2, keepdim=True)
-    xc_n1_2 = P1 + emb0 - 1/32*sum_n1_2
+    xc_n1_2 = P1 + emb0 - 1 / 32 * sum_n1_2
     del sum_n1_2
     ss_n1_2 = torch.sum(xc_n1_2**2, dim=2, keepdim=True)
     var_n1_2 = ss_n1_2
-    var_n1_2 *= 1/32
-    var_n1_2 += 1.00000000000000e-5
+    var_n1_2 *= 1 / 32
+    var_n1_2 += 1e-5
     del ss_n1_2
-    rstd_n1_2 = var_n1_2**(-1/2)
+    rstd_n1_2 = var_n1_2 ** (-1 / 2)
     del var_n1_2
-    xhat_n1_2 = rstd_n1_2*xc_n1_2
+    xhat_n1_2 = rstd_n1_2 * xc_n1_2
     n1_2 = xhat_n1_2
     n1_2 *= g1_2
     n1_2 += be1_2
@@ -725,8 +591,11 @@ def loss_and_gradients(params, x, t):
     del qkv2
     vh2 = v2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v2
-    mask2 = torch.triu(torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device), diagonal=1)
-    scores2 = (0.35355339059327376*qh2) @ kh2.mT
+    mask2 = torch.triu(
+        torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device),
+        diagonal=1,
+    )
+    scores2 = (0.3535533905932738 * qh2) @ kh2.mT
     scores2 += mask2
     a2 = torch.softmax(scores2, dim=3, out=scores2)
     del scores2
@@ -737,16 +606,16 @@ def loss_and_gradients(params, x, t):
     r1_2 += P1 + emb0
     del emb0, sa2
     sum_n2_2 = torch.sum(r1_2, dim=2, keepdim=True)
-    xc_n2_2 = r1_2 - 1/32*sum_n2_2
+    xc_n2_2 = r1_2 - 1 / 32 * sum_n2_2
     del sum_n2_2
     ss_n2_2 = torch.sum(xc_n2_2**2, dim=2, keepdim=True)
     var_n2_2 = ss_n2_2
-    var_n2_2 *= 1/32
-    var_n2_2 += 1.00000000000000e-5
+    var_n2_2 *= 1 / 32
+    var_n2_2 += 1e-5
     del ss_n2_2
-    rstd_n2_2 = var_n2_2**(-1/2)
+    rstd_n2_2 = var_n2_2 ** (-1 / 2)
     del var_n2_2
-    xhat_n2_2 = rstd_n2_2*xc_n2_2
+    xhat_n2_2 = rstd_n2_2 * xc_n2_2
     n2_2 = xhat_n2_2
     n2_2 *= g2_2
     n2_2 += be2_2
@@ -759,16 +628,16 @@ def loss_and_gradients(params, x, t):
     r2_2 += ff2
     del r1_2, ff2
     sum_n1_3 = torch.sum(r2_2, dim=2, keepdim=True)
-    xc_n1_3 = r2_2 - 1/32*sum_n1_3
+    xc_n1_3 = r2_2 - 1 / 32 * sum_n1_3
     del sum_n1_3
     ss_n1_3 = torch.sum(xc_n1_3**2, dim=2, keepdim=True)
     var_n1_3 = ss_n1_3
-    var_n1_3 *= 1/32
-    var_n1_3 += 1.00000000000000e-5
+    var_n1_3 *= 1 / 32
+    var_n1_3 += 1e-5
     del ss_n1_3
-    rstd_n1_3 = var_n1_3**(-1/2)
+    rstd_n1_3 = var_n1_3 ** (-1 / 2)
     del var_n1_3
-    xhat_n1_3 = rstd_n1_3*xc_n1_3
+    xhat_n1_3 = rstd_n1_3 * xc_n1_3
     n1_3 = xhat_n1_3
     n1_3 *= g1_3
     n1_3 += be1_3
@@ -784,7 +653,7 @@ def loss_and_gradients(params, x, t):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v3
-    scores3 = (0.35355339059327376*qh3) @ kh3.mT
+    scores3 = (0.3535533905932738 * qh3) @ kh3.mT
     scores3 += mask2
     a3 = torch.softmax(scores3, dim=3, out=scores3)
     del scores3
@@ -795,16 +664,16 @@ def loss_and_gradients(params, x, t):
     r1_3 += sa3
     del r2_2, sa3
     sum_n2_3 = torch.sum(r1_3, dim=2, keepdim=True)
-    xc_n2_3 = r1_3 - 1/32*sum_n2_3
+    xc_n2_3 = r1_3 - 1 / 32 * sum_n2_3
     del sum_n2_3
     ss_n2_3 = torch.sum(xc_n2_3**2, dim=2, keepdim=True)
     var_n2_3 = ss_n2_3
-    var_n2_3 *= 1/32
-    var_n2_3 += 1.00000000000000e-5
+    var_n2_3 *= 1 / 32
+    var_n2_3 += 1e-5
     del ss_n2_3
-    rstd_n2_3 = var_n2_3**(-1/2)
+    rstd_n2_3 = var_n2_3 ** (-1 / 2)
     del var_n2_3
-    xhat_n2_3 = rstd_n2_3*xc_n2_3
+    xhat_n2_3 = rstd_n2_3 * xc_n2_3
     n2_3 = xhat_n2_3
     n2_3 *= g2_3
     n2_3 += be2_3
@@ -818,16 +687,16 @@ def loss_and_gradients(params, x, t):
     del r1_3, ff3
     sum_h4 = torch.sum(r2_3, dim=2, keepdim=True)
     xc_h4 = r2_3
-    xc_h4 -= (1/32)*sum_h4
+    xc_h4 -= (1 / 32) * sum_h4
     del r2_3, sum_h4
     ss_h4 = torch.sum(xc_h4**2, dim=2, keepdim=True)
     var_h4 = ss_h4
-    var_h4 *= 1/32
-    var_h4 += 1.00000000000000e-5
+    var_h4 *= 1 / 32
+    var_h4 += 1e-5
     del ss_h4
-    rstd_h4 = var_h4**(-1/2)
+    rstd_h4 = var_h4 ** (-1 / 2)
     del var_h4
-    xhat_h4 = rstd_h4*xc_h4
+    xhat_h4 = rstd_h4 * xc_h4
     h4 = xhat_h4
     h4 *= g4
     h4 += b4
@@ -835,7 +704,9 @@ def loss_and_gradients(params, x, t):
     z5 = torch.nn.functional.linear(h4, w5, b5)
     rs = z5.reshape(-1, 71)
     del z5
-    rs_1 = t.reshape(-1,)
+    rs_1 = t.reshape(
+        -1,
+    )
     t_col = rs_1.reshape(-1, 1)
     kept = torch.where(torch.eq(t_col, -100), 0, params["0.weight"].new_tensor(1))
     del t_col
@@ -844,12 +715,12 @@ def loss_and_gradients(params, x, t):
     del rs_1
     logp = torch.log_softmax(rs, dim=1, out=rs)
     del rs
-    total = -torch.dot((kept*logp).reshape(-1), onehot.reshape(-1))
+    total = -torch.dot((kept * logp).reshape(-1), onehot.reshape(-1))
     p = torch.exp_(logp)
     del logp
     dz5 = p
     dz5 -= onehot
-    dz5 *= kept/counted
+    dz5 *= kept / counted
     dz5 = dz5.reshape(-1, 32, 71)
     del kept, onehot, p
     dw5 = dz5.reshape(-1, 71).T @ h4.reshape(-1, 32)
@@ -857,7 +728,7 @@ def loss_and_gradients(params, x, t):
     db5 = torch.sum(dz5, dim=(0, 1))
     dh4_mm5 = dz5 @ w5
     del dz5
-    dg4 = torch.sum(dh4_mm5*rstd_h4*xc_h4, dim=(0, 1))
+    dg4 = torch.sum(dh4_mm5 * rstd_h4 * xc_h4, dim=(0, 1))
     db4 = torch.sum(dh4_mm5, dim=(0, 1))
     dxhat_h4 = dh4_mm5
     dxhat_h4 *= g4
@@ -865,7 +736,7 @@ def loss_and_gradients(params, x, t):
     drstd_h4 = (dxhat_h4.unsqueeze(-2) @ xc_h4.unsqueeze(-1)).squeeze(-1)
     dsum_h4 = torch.sum(dxhat_h4, dim=2, keepdim=True)
     dr2_3 = dxhat_h4
-    dr2_3 -= (1/32)*drstd_h4*rstd_h4**2*xc_h4 + (1/32)*dsum_h4
+    dr2_3 -= (1 / 32) * drstd_h4 * rstd_h4**2 * xc_h4 + (1 / 32) * dsum_h4
     dr2_3 *= rstd_h4
     del xc_h4, rstd_h4, dxhat_h4, drstd_h4, dsum_h4
     db2_3 = torch.sum(dr2_3, dim=(0, 1))
@@ -878,7 +749,7 @@ def loss_and_gradients(params, x, t):
     del n2_3
     dn2_3_mmf3 = df3 @ W1_3
     del df3
-    dg2_3 = torch.sum(dn2_3_mmf3*rstd_n2_3*xc_n2_3, dim=(0, 1))
+    dg2_3 = torch.sum(dn2_3_mmf3 * rstd_n2_3 * xc_n2_3, dim=(0, 1))
     dbe2_3 = torch.sum(dn2_3_mmf3, dim=(0, 1))
     dxhat_n2_3 = dn2_3_mmf3
     dxhat_n2_3 *= g2_3
@@ -890,11 +761,11 @@ def loss_and_gradients(params, x, t):
     del drstd_n2_3
     dxc_n2_3 = xc_n2_3
     dxc_n2_3 *= tmp5
-    dxc_n2_3 *= -1/32
-    dxc_n2_3 += dxhat_n2_3*rstd_n2_3
+    dxc_n2_3 *= -1 / 32
+    dxc_n2_3 += dxhat_n2_3 * rstd_n2_3
     del xc_n2_3, dxhat_n2_3, tmp5
     dr1_3 = dr2_3
-    dr1_3 -= (1/32)*dsum_n2_3*rstd_n2_3 - dxc_n2_3
+    dr1_3 -= (1 / 32) * dsum_n2_3 * rstd_n2_3 - dxc_n2_3
     del rstd_n2_3, dr2_3, dsum_n2_3, dxc_n2_3
     dbo3 = torch.sum(dr1_3, dim=(0, 1))
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
@@ -902,18 +773,19 @@ def loss_and_gradients(params, x, t):
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da3 = dav3 @ vh3.mT
     del vh3
-    scores3_again = (0.35355339059327376*qh3) @ kh3.mT
-    scores3_again += mask2
-    a3_again = torch.softmax(scores3_again, dim=3, out=scores3_again)
-    del scores3_again
-    ds_a3 = (a3_again.unsqueeze(-2) @ da3.unsqueeze(-1)).squeeze(-1)
+    # a3 again, from values kept anyway: cheaper than holding it until here
+    scores3 = (0.3535533905932738 * qh3) @ kh3.mT
+    scores3 += mask2
+    a3 = torch.softmax(scores3, dim=3, out=scores3)
+    del scores3
+    ds_a3 = (a3.unsqueeze(-2) @ da3.unsqueeze(-1)).squeeze(-1)
     dscores3 = da3
     dscores3 -= ds_a3
-    dscores3 *= a3_again
-    dscores3 *= 0.35355339059327376
+    dscores3 *= a3
+    dscores3 *= 0.3535533905932738
     del da3, ds_a3
-    dv3 = (a3_again.mT @ dav3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del dav3, a3_again
+    dv3 = (a3.mT @ dav3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav3, a3
     dk3 = (dscores3.mT @ qh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del qh3
     dq3 = (dscores3 @ kh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -925,7 +797,7 @@ def loss_and_gradients(params, x, t):
     del n1_3
     dn1_3_mmqkv3 = dqkv3 @ W3
     del dqkv3
-    dg1_3 = torch.sum(dn1_3_mmqkv3*rstd_n1_3*xc_n1_3, dim=(0, 1))
+    dg1_3 = torch.sum(dn1_3_mmqkv3 * rstd_n1_3 * xc_n1_3, dim=(0, 1))
     dbe1_3 = torch.sum(dn1_3_mmqkv3, dim=(0, 1))
     dxhat_n1_3 = dn1_3_mmqkv3
     dxhat_n1_3 *= g1_3
@@ -937,11 +809,11 @@ def loss_and_gradients(params, x, t):
     del drstd_n1_3
     dxc_n1_3 = xc_n1_3
     dxc_n1_3 *= tmp6
-    dxc_n1_3 *= -1/32
-    dxc_n1_3 += dxhat_n1_3*rstd_n1_3
+    dxc_n1_3 *= -1 / 32
+    dxc_n1_3 += dxhat_n1_3 * rstd_n1_3
     del xc_n1_3, dxhat_n1_3, tmp6
     dr2_2 = dr1_3
-    dr2_2 -= (1/32)*dsum_n1_3*rstd_n1_3 - dxc_n1_3
+    dr2_2 -= (1 / 32) * dsum_n1_3 * rstd_n1_3 - dxc_n1_3
     del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
     db2_2 = torch.sum(dr2_2, dim=(0, 1))
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
@@ -953,7 +825,7 @@ def loss_and_gradients(params, x, t):
     del n2_2
     dn2_2_mmf2 = df2 @ W1_2
     del df2
-    dg2_2 = torch.sum(dn2_2_mmf2*rstd_n2_2*xc_n2_2, dim=(0, 1))
+    dg2_2 = torch.sum(dn2_2_mmf2 * rstd_n2_2 * xc_n2_2, dim=(0, 1))
     dbe2_2 = torch.sum(dn2_2_mmf2, dim=(0, 1))
     dxhat_n2_2 = dn2_2_mmf2
     dxhat_n2_2 *= g2_2
@@ -965,11 +837,11 @@ def loss_and_gradients(params, x, t):
     del drstd_n2_2
     dxc_n2_2 = xc_n2_2
     dxc_n2_2 *= tmp7
-    dxc_n2_2 *= -1/32
-    dxc_n2_2 += dxhat_n2_2*rstd_n2_2
+    dxc_n2_2 *= -1 / 32
+    dxc_n2_2 += dxhat_n2_2 * rstd_n2_2
     del xc_n2_2, dxhat_n2_2, tmp7
     dr1_2 = dr2_2
-    dr1_2 -= (1/32)*dsum_n2_2*rstd_n2_2 - dxc_n2_2
+    dr1_2 -= (1 / 32) * dsum_n2_2 * rstd_n2_2 - dxc_n2_2
     del rstd_n2_2, dr2_2, dsum_n2_2, dxc_n2_2
     dbo2 = torch.sum(dr1_2, dim=(0, 1))
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
@@ -977,18 +849,19 @@ def loss_and_gradients(params, x, t):
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     da2 = dav2 @ vh2.mT
     del vh2
-    scores2_again = (0.35355339059327376*qh2) @ kh2.mT
-    scores2_again += mask2
-    a2_again = torch.softmax(scores2_again, dim=3, out=scores2_again)
-    del scores2_again
-    ds_a2 = (a2_again.unsqueeze(-2) @ da2.unsqueeze(-1)).squeeze(-1)
+    # a2 again, from values kept anyway: cheaper than holding it until here
+    scores2 = (0.3535533905932738 * qh2) @ kh2.mT
+    scores2 += mask2
+    a2 = torch.softmax(scores2, dim=3, out=scores2)
+    del scores2
+    ds_a2 = (a2.unsqueeze(-2) @ da2.unsqueeze(-1)).squeeze(-1)
     dscores2 = da2
     dscores2 -= ds_a2
-    dscores2 *= a2_again
-    dscores2 *= 0.35355339059327376
+    dscores2 *= a2
+    dscores2 *= 0.3535533905932738
     del da2, ds_a2
-    dv2 = (a2_again.mT @ dav2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del dav2, a2_again
+    dv2 = (a2.mT @ dav2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav2, a2
     dk2 = (dscores2.mT @ qh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del qh2
     dq2 = (dscores2 @ kh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -1000,7 +873,7 @@ def loss_and_gradients(params, x, t):
     del n1_2
     dn1_2_mmqkv2 = dqkv2 @ W2
     del dqkv2
-    dg1_2 = torch.sum(dn1_2_mmqkv2*rstd_n1_2*xc_n1_2, dim=(0, 1))
+    dg1_2 = torch.sum(dn1_2_mmqkv2 * rstd_n1_2 * xc_n1_2, dim=(0, 1))
     dbe1_2 = torch.sum(dn1_2_mmqkv2, dim=(0, 1))
     dxhat_n1_2 = dn1_2_mmqkv2
     dxhat_n1_2 *= g1_2
@@ -1011,16 +884,16 @@ def loss_and_gradients(params, x, t):
     del drstd_n1_2
     dxc_n1_2 = xc_n1_2
     dxc_n1_2 *= tmp8
-    dxc_n1_2 *= -1/32
-    dxc_n1_2 += dxhat_n1_2*rstd_n1_2
+    dxc_n1_2 *= -1 / 32
+    dxc_n1_2 += dxhat_n1_2 * rstd_n1_2
     del xc_n1_2, rstd_n1_2, dxhat_n1_2, tmp8
     dsum_n1_2 = torch.sum(dxc_n1_2, dim=2, keepdim=True)
     tmp11 = dr1_2
-    tmp11 -= (1/32)*dsum_n1_2 - dxc_n1_2
+    tmp11 -= (1 / 32) * dsum_n1_2 - dxc_n1_2
     del dr1_2, dxc_n1_2, dsum_n1_2
     dP1 = torch.sum(tmp11, dim=0)
     dE0 = scatter_add(tmp11, x, 71)
-    return total/counted, {
+    return total / counted, {
         "0.weight": dE0,
         "1.weight": dP1,
         "2.self_attn.in_proj_weight": dW2,
@@ -1078,14 +951,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -1095,7 +966,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -1104,18 +975,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                torch.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else torch.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -1130,11 +1011,14 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         options["weight_decay"] = weight_decay
     state, history = None, []
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device) if shuffle else \
-            torch.arange(len(x), device=x.device)
+        order = (
+            torch.randperm(len(x), generator=generator).to(x.device)
+            if shuffle
+            else torch.arange(len(x), device=x.device)
+        )
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

@@ -62,19 +62,22 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not np.issubdtype(arrays['t'].dtype, np.integer):
+    if "t" in arrays and not np.issubdtype(arrays["t"].dtype, np.integer):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
 
 
 def init_params(seed=0, dtype=np.float64):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     rng = np.random.default_rng(seed)
-    return {key: value.astype(dtype) for key, value in {
-        "0.weight": rng.uniform(-0.5, 0.5, size=(16, 4)),
-        "0.bias": rng.uniform(-0.5, 0.5, size=(16,)),
-        "2.weight": rng.uniform(-0.25, 0.25, size=(3, 16)),
-        "2.bias": rng.uniform(-0.25, 0.25, size=(3,)),
-    }.items()}
+    return {
+        key: value.astype(dtype)
+        for key, value in {
+            "0.weight": rng.uniform(-0.5, 0.5, size=(16, 4)),
+            "0.bias": rng.uniform(-0.5, 0.5, size=(16,)),
+            "2.weight": rng.uniform(-0.25, 0.25, size=(3, 16)),
+            "2.bias": rng.uniform(-0.25, 0.25, size=(3,)),
+        }.items()
+    }
 
 
 def forward(params, x):
@@ -97,29 +100,17 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a Python float; t is class indices of shape (batch,)."""
     check_shapes(x=x, t=t)
-    w0 = params["0.weight"]
-    b0 = params["0.bias"]
-    w2 = params["2.weight"]
-    b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = x @ w0.T
-    z0 += b0
-    h1 = z0
-    h1 *= sigmoid(z0)
-    del z0
+    z2 = forward(params, x)
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
-    z2 = h1 @ w2.T
-    del h1
-    z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2
-    shifted -= m
-    del z2, m
+    shifted = z2 - m
+    del m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     del e
-    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
-    return float(total/N)
+    total = np.einsum("ij,ij->", onehot, np.log(s)) - np.einsum("ij,ij->", onehot, shifted)
+    return float(total / N)
 
 
 def loss_and_gradients(params, x, t):
@@ -130,6 +121,8 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping h1 and z2 for the loss and the backward pass (forward
+    # frees each value as soon as it can).
     z0 = x @ w0.T
     z0 += b0
     tmp0 = sigmoid(z0)
@@ -145,7 +138,7 @@ def loss_and_gradients(params, x, t):
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
+    total = np.einsum("ij,ij->", onehot, np.log(s)) - np.einsum("ij,ij->", onehot, shifted)
     del shifted
     p = e
     p /= s
@@ -166,7 +159,7 @@ def loss_and_gradients(params, x, t):
     del tmp0, h1, dz0_local
     dw0 = dz0.T @ x
     db0 = np.sum(dz0, axis=0)
-    return float(total/N), {
+    return float(total / N), {
         "0.weight": dw0,
         "0.bias": db0,
         "2.weight": dw2,
@@ -198,14 +191,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -215,7 +206,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -224,18 +215,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                np.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else np.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -253,7 +254,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

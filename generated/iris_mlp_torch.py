@@ -62,7 +62,7 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays['t'].is_floating_point() or arrays['t'].is_complex()):
+    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
 
 
@@ -70,14 +70,18 @@ def init_params(seed=0, dtype=torch.float64, device=None):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     generator = torch.Generator().manual_seed(seed)
     return {
-        "0.weight": torch.empty((16, 4), dtype=torch.float64).uniform_(
-            -0.5, 0.5, generator=generator).to(device=device, dtype=dtype),
-        "0.bias": torch.empty((16,), dtype=torch.float64).uniform_(
-            -0.5, 0.5, generator=generator).to(device=device, dtype=dtype),
-        "2.weight": torch.empty((3, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
-        "2.bias": torch.empty((3,), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
+        "0.weight": torch.empty((16, 4), dtype=torch.float64)
+        .uniform_(-0.5, 0.5, generator=generator)
+        .to(device=device, dtype=dtype),
+        "0.bias": torch.empty((16,), dtype=torch.float64)
+        .uniform_(-0.5, 0.5, generator=generator)
+        .to(device=device, dtype=dtype),
+        "2.weight": torch.empty((3, 16), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
+        "2.bias": torch.empty((3,), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
     }
 
 
@@ -89,7 +93,7 @@ def forward(params, x):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     z0 = torch.nn.functional.linear(x, w0, b0)
-    h1 = z0*torch.sigmoid(z0)
+    h1 = z0 * torch.sigmoid(z0)
     del z0
     z2 = torch.nn.functional.linear(h1, w2, b2)
     return z2
@@ -98,21 +102,12 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a 0-d tensor; t is class indices of shape (batch,)."""
     check_shapes(x=x, t=t)
-    w0 = params["0.weight"]
-    b0 = params["0.bias"]
-    w2 = params["2.weight"]
-    b2 = params["2.bias"]
     N = x.shape[0]
-    z0 = torch.nn.functional.linear(x, w0, b0)
-    h1 = z0*torch.sigmoid(z0)
-    del z0
+    z2 = forward(params, x)
     onehot = one_hot(t, 3, x.dtype)
-    z2 = torch.nn.functional.linear(h1, w2, b2)
-    del h1
     logp = torch.log_softmax(z2, dim=1)
-    del z2
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
-    return total/N
+    return total / N
 
 
 def loss_and_gradients(params, x, t):
@@ -123,6 +118,8 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping h1 and z2 for the loss and the backward pass (forward
+    # frees each value as soon as it can).
     z0 = torch.nn.functional.linear(x, w0, b0)
     tmp0 = torch.sigmoid(z0)
     h1 = z0
@@ -151,7 +148,7 @@ def loss_and_gradients(params, x, t):
     del tmp0, h1, dz0_local
     dw0 = dz0.T @ x
     db0 = torch.sum(dz0, dim=0)
-    return total/N, {
+    return total / N, {
         "0.weight": dw0,
         "0.bias": db0,
         "2.weight": dw2,
@@ -183,14 +180,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -200,7 +195,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -209,18 +204,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                torch.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else torch.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -235,11 +240,14 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         options["weight_decay"] = weight_decay
     state, history = None, []
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device) if shuffle else \
-            torch.arange(len(x), device=x.device)
+        order = (
+            torch.randperm(len(x), generator=generator).to(x.device)
+            if shuffle
+            else torch.arange(len(x), device=x.device)
+        )
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

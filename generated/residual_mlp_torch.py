@@ -62,14 +62,18 @@ def init_params(seed=0, dtype=torch.float64, device=None):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     generator = torch.Generator().manual_seed(seed)
     return {
-        "fc1.weight": torch.empty((6, 6), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
-        "fc1.bias": torch.empty((6,), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
-        "out.weight": torch.empty((1, 6), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
-        "out.bias": torch.empty((1,), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
+        "fc1.weight": torch.empty((6, 6), dtype=torch.float64)
+        .uniform_(-0.4082482904638631, 0.4082482904638631, generator=generator)
+        .to(device=device, dtype=dtype),
+        "fc1.bias": torch.empty((6,), dtype=torch.float64)
+        .uniform_(-0.4082482904638631, 0.4082482904638631, generator=generator)
+        .to(device=device, dtype=dtype),
+        "out.weight": torch.empty((1, 6), dtype=torch.float64)
+        .uniform_(-0.4082482904638631, 0.4082482904638631, generator=generator)
+        .to(device=device, dtype=dtype),
+        "out.bias": torch.empty((1,), dtype=torch.float64)
+        .uniform_(-0.4082482904638631, 0.4082482904638631, generator=generator)
+        .to(device=device, dtype=dtype),
     }
 
 
@@ -97,25 +101,11 @@ def loss(params, x, t):
     """The loss, a 0-d tensor; t is of shape (batch, 1)."""
     check_shapes(x=x, t=t)
     w_fc1 = params["fc1.weight"]
-    b_fc1 = params["fc1.bias"]
-    w_out = params["out.weight"]
-    b_out = params["out.bias"]
     N = x.shape[0]
-    z_fc1 = torch.nn.functional.linear(x, w_fc1, b_fc1)
-    h_h1 = torch.clamp(z_fc1, min=0)
-    del z_fc1
-    h1 = h_h1 + x
-    del h_h1
-    z_fc1_1 = torch.nn.functional.linear(h1, w_fc1, b_fc1)
-    h3 = torch.tanh(z_fc1_1)
-    del z_fc1_1
-    z_out = (h1 + h3) @ w_out.T
-    del h1, h3
-    z_out += b_out
-    total = torch.sum((z_out - t)**2, dim=(0, 1))
-    del z_out
+    z_out = forward(params, x)
+    total = torch.sum((z_out - t) ** 2, dim=(0, 1))
     sum_w_fc1 = torch.sum(w_fc1**2, dim=(0, 1))
-    return 0.01*sum_w_fc1 + total/N
+    return 0.01 * sum_w_fc1 + total / N
 
 
 def loss_and_gradients(params, x, t):
@@ -126,41 +116,38 @@ def loss_and_gradients(params, x, t):
     w_out = params["out.weight"]
     b_out = params["out.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping h_h1, h1, h3 and z_out for the loss and the backward
+    # pass (forward frees each value as soon as it can).
     z_fc1 = torch.nn.functional.linear(x, w_fc1, b_fc1)
     h_h1 = torch.clamp_(z_fc1, min=0)
     del z_fc1
     h1 = h_h1 + x
     z_fc1_1 = torch.nn.functional.linear(h1, w_fc1, b_fc1)
-    del h1
     h3 = torch.tanh_(z_fc1_1)
     del z_fc1_1
-    z_out = (h3 + h_h1 + x) @ w_out.T
+    z_out = (h1 + h3) @ w_out.T
     z_out += b_out
-    total = torch.sum((z_out - t)**2, dim=(0, 1))
+    total = torch.sum((z_out - t) ** 2, dim=(0, 1))
     sum_w_fc1 = torch.sum(w_fc1**2, dim=(0, 1))
     dz_out = z_out
     dz_out -= t
-    dz_out *= 2/N
+    dz_out *= 2 / N
     del z_out
-    dw_out = dz_out.T @ (h3 + h_h1 + x)
+    dw_out = dz_out.T @ (h1 + h3)
     db_out = torch.sum(dz_out, dim=0)
     dmm_out_0 = dz_out @ w_out
     del dz_out
-    dz_fc1_1 = dmm_out_0*(1 - h3**2)
-    dz_fc1_1_again = h3**2
-    dz_fc1_1_again *= -1
-    dz_fc1_1_again += 1
-    dz_fc1_1_again *= dmm_out_0
-    dh1_mm_fc1_1 = dz_fc1_1_again @ w_fc1
-    del dz_fc1_1_again
+    dz_fc1_1 = dmm_out_0 * (1 - h3**2)
+    dh1_mm_fc1_1 = dz_fc1_1 @ w_fc1
     tmp2 = torch.sign(h_h1)
-    db_fc1 = torch.sum(dh1_mm_fc1_1*tmp2 + dmm_out_0*(tmp2 + 1 - h3**2), dim=0)
+    del h_h1
+    db_fc1 = torch.sum(dh1_mm_fc1_1 * tmp2 + dmm_out_0 * (tmp2 + 1 - h3**2), dim=0)
     del h3
     dz_fc1 = tmp2
     dz_fc1 *= dh1_mm_fc1_1 + dmm_out_0
     del dmm_out_0, dh1_mm_fc1_1, tmp2
-    return 0.01*sum_w_fc1 + total/N, {
-        "fc1.weight": dz_fc1_1.T @ (h_h1 + x) + (dz_fc1.T @ x) + 0.02*w_fc1,
+    return 0.01 * sum_w_fc1 + total / N, {
+        "fc1.weight": dz_fc1_1.T @ h1 + (dz_fc1.T @ x) + 0.02 * w_fc1,
         "fc1.bias": db_fc1,
         "out.weight": dw_out,
         "out.bias": db_out,
@@ -191,14 +178,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -208,7 +193,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -217,18 +202,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                torch.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else torch.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -243,11 +238,14 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         options["weight_decay"] = weight_decay
     state, history = None, []
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device) if shuffle else \
-            torch.arange(len(x), device=x.device)
+        order = (
+            torch.randperm(len(x), generator=generator).to(x.device)
+            if shuffle
+            else torch.arange(len(x), device=x.device)
+        )
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

@@ -49,9 +49,12 @@ def check_shapes(**arrays):
 def init_params(seed=0, dtype=np.float64):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     rng = np.random.default_rng(seed)
-    return {key: value.astype(dtype) for key, value in {
-        "0.weight": rng.uniform(-1.0, 1.0, size=(1, 1)),
-    }.items()}
+    return {
+        key: value.astype(dtype)
+        for key, value in {
+            "0.weight": rng.uniform(-1.0, 1.0, size=(1, 1)),
+        }.items()
+    }
 
 
 def forward(params, x):
@@ -65,11 +68,10 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a Python float; t is of shape (batch, 1)."""
     check_shapes(x=x, t=t)
-    w0 = params["0.weight"]
     N = x.shape[0]
-    h1 = sigmoid(x @ w0.T)
-    total = np.sum((h1 - t)**2, axis=(0, 1))
-    return float(total/N)
+    h1 = forward(params, x)
+    total = np.sum((h1 - t) ** 2, axis=(0, 1))
+    return float(total / N)
 
 
 def loss_and_gradients(params, x, t):
@@ -77,13 +79,15 @@ def loss_and_gradients(params, x, t):
     check_shapes(x=x, t=t)
     w0 = params["0.weight"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping h1 for the loss and the backward pass (forward frees
+    # each value as soon as it can).
     h1 = sigmoid(x @ w0.T)
-    total = np.sum((h1 - t)**2, axis=(0, 1))
+    total = np.sum((h1 - t) ** 2, axis=(0, 1))
     dz0 = h1
-    dz0 *= 2*(1 - h1)*(h1 - t)/N
+    dz0 *= 2 * (1 - h1) * (h1 - t) / N
     del h1
     dw0 = dz0.T @ x
-    return float(total/N), {
+    return float(total / N), {
         "0.weight": dw0,
     }
 
@@ -112,14 +116,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -129,7 +131,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -138,18 +140,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                np.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else np.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -167,7 +179,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

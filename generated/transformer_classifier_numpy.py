@@ -24,7 +24,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_0 = sum(r1_0, axis=2, keepdims)
     xc_n1_0 = r1_0 - sum_n1_0/16
     ss_n1_0 = sum(xc_n1_0**2, axis=2, keepdims)
-    var_n1_0 = ss_n1_0/16 + 1.0e-5
+    var_n1_0 = ss_n1_0/16 + 1e-5
     rstd_n1_0 = 1/sqrt(var_n1_0)
     xhat_n1_0 = rstd_n1_0*xc_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
@@ -35,7 +35,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_0 = sum(r2_0, axis=2, keepdims)
     xc_n2_0 = r2_0 - sum_n2_0/16
     ss_n2_0 = sum(xc_n2_0**2, axis=2, keepdims)
-    var_n2_0 = ss_n2_0/16 + 1.0e-5
+    var_n2_0 = ss_n2_0/16 + 1e-5
     rstd_n2_0 = 1/sqrt(var_n2_0)
     xhat_n2_0 = rstd_n2_0*xc_n2_0
     n2_0 = be2_0 + g2_0*xhat_n2_0
@@ -134,7 +134,7 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not np.issubdtype(arrays['t'].dtype, np.integer):
+    if "t" in arrays and not np.issubdtype(arrays["t"].dtype, np.integer):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
 
 
@@ -142,22 +142,25 @@ def init_params(seed=0, dtype=np.float64):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); transformer
     layers: attention's in-projection Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
     rng = np.random.default_rng(seed)
-    return {key: value.astype(dtype) for key, value in {
-        "0.self_attn.in_proj_weight": rng.uniform(-0.30618621784789724, 0.30618621784789724, size=(48, 16)),
-        "0.self_attn.in_proj_bias": np.zeros((48,)),
-        "0.self_attn.out_proj.weight": rng.uniform(-0.25, 0.25, size=(16, 16)),
-        "0.self_attn.out_proj.bias": np.zeros((16,)),
-        "0.linear1.weight": rng.uniform(-0.25, 0.25, size=(32, 16)),
-        "0.linear1.bias": rng.uniform(-0.25, 0.25, size=(32,)),
-        "0.linear2.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16, 32)),
-        "0.linear2.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16,)),
-        "0.norm1.weight": np.ones((16,)),
-        "0.norm1.bias": np.zeros((16,)),
-        "0.norm2.weight": np.ones((16,)),
-        "0.norm2.bias": np.zeros((16,)),
-        "2.weight": rng.uniform(-0.25, 0.25, size=(3, 16)),
-        "2.bias": rng.uniform(-0.25, 0.25, size=(3,)),
-    }.items()}
+    return {
+        key: value.astype(dtype)
+        for key, value in {
+            "0.self_attn.in_proj_weight": rng.uniform(-0.30618621784789724, 0.30618621784789724, size=(48, 16)),
+            "0.self_attn.in_proj_bias": np.zeros((48,)),
+            "0.self_attn.out_proj.weight": rng.uniform(-0.25, 0.25, size=(16, 16)),
+            "0.self_attn.out_proj.bias": np.zeros((16,)),
+            "0.linear1.weight": rng.uniform(-0.25, 0.25, size=(32, 16)),
+            "0.linear1.bias": rng.uniform(-0.25, 0.25, size=(32,)),
+            "0.linear2.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16, 32)),
+            "0.linear2.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16,)),
+            "0.norm1.weight": np.ones((16,)),
+            "0.norm1.bias": np.zeros((16,)),
+            "0.norm2.weight": np.ones((16,)),
+            "0.norm2.bias": np.zeros((16,)),
+            "2.weight": rng.uniform(-0.25, 0.25, size=(3, 16)),
+            "2.bias": rng.uniform(-0.25, 0.25, size=(3,)),
+        }.items()
+    }
 
 
 def forward(params, x):
@@ -191,7 +194,7 @@ def forward(params, x):
     del v0
     scores0 = qh0 @ kh0.swapaxes(-1, -2)
     del qh0, kh0
-    scores0 *= 0.35355339059327376
+    scores0 *= 0.3535533905932738
     m_a0 = np.max(scores0, axis=3, keepdims=True)
     shifted_a0 = scores0
     shifted_a0 -= m_a0
@@ -212,14 +215,14 @@ def forward(params, x):
     del sa0
     sum_n1_0 = np.sum(r1_0, axis=2, keepdims=True)
     xc_n1_0 = r1_0
-    xc_n1_0 -= (1/16)*sum_n1_0
+    xc_n1_0 -= (1 / 16) * sum_n1_0
     del r1_0, sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
     var_n1_0 = ss_n1_0
-    var_n1_0 *= 1/16
-    var_n1_0 += 1.00000000000000e-5
+    var_n1_0 *= 1 / 16
+    var_n1_0 += 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
+    rstd_n1_0 = var_n1_0 ** (-1 / 2)
     del var_n1_0
     xhat_n1_0 = xc_n1_0
     xhat_n1_0 *= rstd_n1_0
@@ -240,14 +243,14 @@ def forward(params, x):
     del n1_0, ff0
     sum_n2_0 = np.sum(r2_0, axis=2, keepdims=True)
     xc_n2_0 = r2_0
-    xc_n2_0 -= (1/16)*sum_n2_0
+    xc_n2_0 -= (1 / 16) * sum_n2_0
     del r2_0, sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
     var_n2_0 = ss_n2_0
-    var_n2_0 *= 1/16
-    var_n2_0 += 1.00000000000000e-5
+    var_n2_0 *= 1 / 16
+    var_n2_0 += 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
+    rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
     xhat_n2_0 = xc_n2_0
     xhat_n2_0 *= rstd_n2_0
@@ -260,7 +263,7 @@ def forward(params, x):
     del n2_0
     sum1 = pool1.reshape(-1, 16)
     del pool1
-    h1 = (1/6)*sum1
+    h1 = (1 / 6) * sum1
     del sum1
     z2 = h1 @ w2.T
     z2 += b2
@@ -270,119 +273,17 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a Python float; t is class indices of shape (batch,)."""
     check_shapes(x=x, t=t)
-    W0 = params["0.self_attn.in_proj_weight"]
-    B0 = params["0.self_attn.in_proj_bias"]
-    Wo0 = params["0.self_attn.out_proj.weight"]
-    bo0 = params["0.self_attn.out_proj.bias"]
-    W1_0 = params["0.linear1.weight"]
-    b1_0 = params["0.linear1.bias"]
-    W2_0 = params["0.linear2.weight"]
-    b2_0 = params["0.linear2.bias"]
-    g1_0 = params["0.norm1.weight"]
-    be1_0 = params["0.norm1.bias"]
-    g2_0 = params["0.norm2.weight"]
-    be2_0 = params["0.norm2.bias"]
-    w2 = params["2.weight"]
-    b2 = params["2.bias"]
     N = x.shape[0]
-    qkv0 = (x.reshape(-1, 16) @ W0.T).reshape(-1, 6, 48)
-    qkv0 += B0
-    q0 = qkv0[:, :, :16]
-    qh0 = q0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
-    del q0
-    k0 = qkv0[:, :, 16:32]
-    kh0 = k0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
-    del k0
-    v0 = qkv0[:, :, 32:]
-    del qkv0
-    vh0 = v0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
-    del v0
-    scores0 = qh0 @ kh0.swapaxes(-1, -2)
-    del qh0, kh0
-    scores0 *= 0.35355339059327376
-    m_a0 = np.max(scores0, axis=3, keepdims=True)
-    shifted_a0 = scores0
-    shifted_a0 -= m_a0
-    del scores0, m_a0
-    e_a0 = np.exp(shifted_a0, out=shifted_a0)
-    del shifted_a0
-    s_a0 = np.sum(e_a0, axis=3, keepdims=True)
-    a0 = e_a0
-    a0 /= s_a0
-    del e_a0, s_a0
-    o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
-    del vh0, a0
-    sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 6, 16)
-    del o0
-    sa0 += bo0
-    r1_0 = sa0
-    r1_0 += x
-    del sa0
-    sum_n1_0 = np.sum(r1_0, axis=2, keepdims=True)
-    xc_n1_0 = r1_0
-    xc_n1_0 -= (1/16)*sum_n1_0
-    del r1_0, sum_n1_0
-    ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
-    var_n1_0 = ss_n1_0
-    var_n1_0 *= 1/16
-    var_n1_0 += 1.00000000000000e-5
-    del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
-    del var_n1_0
-    xhat_n1_0 = xc_n1_0
-    xhat_n1_0 *= rstd_n1_0
-    del xc_n1_0, rstd_n1_0
-    n1_0 = xhat_n1_0
-    n1_0 *= g1_0
-    n1_0 += be1_0
-    del xhat_n1_0
-    f0 = (n1_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 6, 32)
-    f0 += b1_0
-    act0 = np.maximum(f0, 0, out=f0)
-    del f0
-    ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 6, 16)
-    del act0
-    ff0 += b2_0
-    r2_0 = n1_0
-    r2_0 += ff0
-    del n1_0, ff0
-    sum_n2_0 = np.sum(r2_0, axis=2, keepdims=True)
-    xc_n2_0 = r2_0
-    xc_n2_0 -= (1/16)*sum_n2_0
-    del r2_0, sum_n2_0
-    ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
-    var_n2_0 = ss_n2_0
-    var_n2_0 *= 1/16
-    var_n2_0 += 1.00000000000000e-5
-    del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
-    del var_n2_0
-    xhat_n2_0 = xc_n2_0
-    xhat_n2_0 *= rstd_n2_0
-    del xc_n2_0, rstd_n2_0
-    n2_0 = xhat_n2_0
-    n2_0 *= g2_0
-    n2_0 += be2_0
-    del xhat_n2_0
-    pool1 = np.sum(n2_0, axis=1, keepdims=True)
-    del n2_0
-    sum1 = pool1.reshape(-1, 16)
-    del pool1
-    h1 = (1/6)*sum1
-    del sum1
+    z2 = forward(params, x)
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
-    z2 = h1 @ w2.T
-    del h1
-    z2 += b2
     m = np.max(z2, axis=1, keepdims=True)
-    shifted = z2
-    shifted -= m
-    del z2, m
+    shifted = z2 - m
+    del m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     del e
-    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
-    return float(total/N)
+    total = np.einsum("ij,ij->", onehot, np.log(s)) - np.einsum("ij,ij->", onehot, shifted)
+    return float(total / N)
 
 
 def loss_and_gradients(params, x, t):
@@ -403,6 +304,8 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping e_a0, a0, act0, h1 and z2 for the loss and the backward
+    # pass (forward frees each value as soon as it can).
     qkv0 = (x.reshape(-1, 16) @ W0.T).reshape(-1, 6, 48)
     qkv0 += B0
     q0 = qkv0[:, :, :16]
@@ -416,7 +319,7 @@ def loss_and_gradients(params, x, t):
     vh0 = v0.reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del v0
     scores0 = qh0 @ kh0.swapaxes(-1, -2)
-    scores0 *= 0.35355339059327376
+    scores0 *= 0.3535533905932738
     m_a0 = np.max(scores0, axis=3, keepdims=True)
     shifted_a0 = scores0
     shifted_a0 -= m_a0
@@ -435,16 +338,16 @@ def loss_and_gradients(params, x, t):
     del sa0
     sum_n1_0 = np.sum(r1_0, axis=2, keepdims=True)
     xc_n1_0 = r1_0
-    xc_n1_0 -= (1/16)*sum_n1_0
+    xc_n1_0 -= (1 / 16) * sum_n1_0
     del r1_0, sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
     var_n1_0 = ss_n1_0
-    var_n1_0 *= 1/16
-    var_n1_0 += 1.00000000000000e-5
+    var_n1_0 *= 1 / 16
+    var_n1_0 += 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
+    rstd_n1_0 = var_n1_0 ** (-1 / 2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = rstd_n1_0 * xc_n1_0
     n1_0 = xhat_n1_0
     n1_0 *= g1_0
     n1_0 += be1_0
@@ -460,16 +363,16 @@ def loss_and_gradients(params, x, t):
     del ff0
     sum_n2_0 = np.sum(r2_0, axis=2, keepdims=True)
     xc_n2_0 = r2_0
-    xc_n2_0 -= (1/16)*sum_n2_0
+    xc_n2_0 -= (1 / 16) * sum_n2_0
     del r2_0, sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
     var_n2_0 = ss_n2_0
-    var_n2_0 *= 1/16
-    var_n2_0 += 1.00000000000000e-5
+    var_n2_0 *= 1 / 16
+    var_n2_0 += 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
+    rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0 * xc_n2_0
     n2_0 = xhat_n2_0
     n2_0 *= g2_0
     n2_0 += be2_0
@@ -478,7 +381,7 @@ def loss_and_gradients(params, x, t):
     del n2_0
     sum1 = pool1.reshape(-1, 16)
     del pool1
-    h1 = (1/6)*sum1
+    h1 = (1 / 6) * sum1
     del sum1
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
     z2 = h1 @ w2.T
@@ -489,7 +392,7 @@ def loss_and_gradients(params, x, t):
     del z2, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
+    total = np.einsum("ij,ij->", onehot, np.log(s)) - np.einsum("ij,ij->", onehot, shifted)
     del shifted
     p = e
     p /= s
@@ -501,23 +404,23 @@ def loss_and_gradients(params, x, t):
     dw2 = dz2.T @ h1
     del h1
     db2 = np.sum(dz2, axis=0)
-    dpool1 = ((1/6)*(dz2 @ w2)).reshape(-1, 1, 16)
+    dpool1 = ((1 / 6) * (dz2 @ w2)).reshape(-1, 1, 16)
     del dz2
-    dg2_0 = np.sum(dpool1*rstd_n2_0*xc_n2_0, axis=(0, 1))
+    dg2_0 = np.sum(dpool1 * rstd_n2_0 * xc_n2_0, axis=(0, 1))
     dbe2_0 = np.sum(dpool1, axis=(0, 1))
-    dxhat_n2_0 = dpool1*g2_0
+    dxhat_n2_0 = dpool1 * g2_0
     del dpool1
-    drstd_n2_0 = np.sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims=True)
+    drstd_n2_0 = np.sum(dxhat_n2_0 * xc_n2_0, axis=2, keepdims=True)
     dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
     dr2_0 = xc_n2_0
-    dr2_0 *= -1/16*drstd_n2_0*rstd_n2_0**2
-    dr2_0 -= (1/16)*dsum_n2_0 - dxhat_n2_0
+    dr2_0 *= -1 / 16 * drstd_n2_0 * rstd_n2_0**2
+    dr2_0 -= (1 / 16) * dsum_n2_0 - dxhat_n2_0
     dr2_0 *= rstd_n2_0
     del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 6, 32)
-    df0 *= (act0 > 0)
+    df0 *= act0 > 0
     del act0
     db1_0 = np.sum(df0, axis=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n1_0.reshape(-1, 16)
@@ -526,15 +429,15 @@ def loss_and_gradients(params, x, t):
     del df0
     dn1_0 += dr2_0
     del dr2_0
-    dg1_0 = np.einsum('ijk,ijk,ijk->k', dn1_0, rstd_n1_0, xc_n1_0)
+    dg1_0 = np.einsum("ijk,ijk,ijk->k", dn1_0, rstd_n1_0, xc_n1_0)
     dbe1_0 = np.sum(dn1_0, axis=(0, 1))
     dxhat_n1_0 = dn1_0
     dxhat_n1_0 *= g1_0
     del dn1_0
-    drstd_n1_0 = np.einsum('ijk,ijk->ij', dxhat_n1_0, xc_n1_0)[..., None]
+    drstd_n1_0 = np.einsum("ijk,ijk->ij", dxhat_n1_0, xc_n1_0)[..., None]
     dsum_n1_0 = np.sum(dxhat_n1_0, axis=2, keepdims=True)
     dr1_0 = dxhat_n1_0
-    dr1_0 -= (1/16)*drstd_n1_0*rstd_n1_0**2*xc_n1_0 + (1/16)*dsum_n1_0
+    dr1_0 -= (1 / 16) * drstd_n1_0 * rstd_n1_0**2 * xc_n1_0 + (1 / 16) * dsum_n1_0
     dr1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
     dbo0 = np.sum(dr1_0, axis=(0, 1))
@@ -544,11 +447,11 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
-    ds_a0 = np.einsum('ijkl,ijkl->ijk', a0, da0)[..., None]
+    ds_a0 = np.einsum("ijkl,ijkl->ijk", a0, da0)[..., None]
     dscores0 = da0
     dscores0 -= ds_a0
     dscores0 *= a0
-    dscores0 *= 0.35355339059327376
+    dscores0 *= 0.3535533905932738
     del da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0
@@ -560,7 +463,7 @@ def loss_and_gradients(params, x, t):
     del dv0, dk0, dq0
     dB0 = np.sum(dqkv0, axis=(0, 1))
     dW0 = dqkv0.reshape(-1, 48).T @ x.reshape(-1, 16)
-    return float(total/N), {
+    return float(total / N), {
         "0.self_attn.in_proj_weight": dW0,
         "0.self_attn.in_proj_bias": dB0,
         "0.self_attn.out_proj.weight": dWo0,
@@ -572,7 +475,7 @@ def loss_and_gradients(params, x, t):
         "0.norm1.weight": dg1_0,
         "0.norm1.bias": dbe1_0,
         "0.norm2.weight": dg2_0,
-        "0.norm2.bias": 6*dbe2_0,
+        "0.norm2.bias": 6 * dbe2_0,
         "2.weight": dw2,
         "2.bias": db2,
     }
@@ -602,14 +505,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -619,7 +520,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -628,18 +529,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                np.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else np.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -657,7 +568,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

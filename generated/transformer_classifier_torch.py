@@ -24,7 +24,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_0 = sum(r1_0, axis=2, keepdims)
     xc_n1_0 = r1_0 - sum_n1_0/16
     ss_n1_0 = sum(xc_n1_0**2, axis=2, keepdims)
-    var_n1_0 = ss_n1_0/16 + 1.0e-5
+    var_n1_0 = ss_n1_0/16 + 1e-5
     rstd_n1_0 = 1/sqrt(var_n1_0)
     xhat_n1_0 = rstd_n1_0*xc_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
@@ -35,7 +35,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_0 = sum(r2_0, axis=2, keepdims)
     xc_n2_0 = r2_0 - sum_n2_0/16
     ss_n2_0 = sum(xc_n2_0**2, axis=2, keepdims)
-    var_n2_0 = ss_n2_0/16 + 1.0e-5
+    var_n2_0 = ss_n2_0/16 + 1e-5
     rstd_n2_0 = 1/sqrt(var_n2_0)
     xhat_n2_0 = rstd_n2_0*xc_n2_0
     n2_0 = be2_0 + g2_0*xhat_n2_0
@@ -141,7 +141,7 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays['t'].is_floating_point() or arrays['t'].is_complex()):
+    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
 
 
@@ -150,28 +150,36 @@ def init_params(seed=0, dtype=torch.float64, device=None):
     layers: attention's in-projection Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
     generator = torch.Generator().manual_seed(seed)
     return {
-        "0.self_attn.in_proj_weight": torch.empty((48, 16), dtype=torch.float64).uniform_(
-            -0.30618621784789724, 0.30618621784789724, generator=generator).to(device=device, dtype=dtype),
+        "0.self_attn.in_proj_weight": torch.empty((48, 16), dtype=torch.float64)
+        .uniform_(-0.30618621784789724, 0.30618621784789724, generator=generator)
+        .to(device=device, dtype=dtype),
         "0.self_attn.in_proj_bias": torch.zeros((48,), dtype=dtype, device=device),
-        "0.self_attn.out_proj.weight": torch.empty((16, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
+        "0.self_attn.out_proj.weight": torch.empty((16, 16), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
         "0.self_attn.out_proj.bias": torch.zeros((16,), dtype=dtype, device=device),
-        "0.linear1.weight": torch.empty((32, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
-        "0.linear1.bias": torch.empty((32,), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
-        "0.linear2.weight": torch.empty((16, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
-        "0.linear2.bias": torch.empty((16,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
+        "0.linear1.weight": torch.empty((32, 16), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
+        "0.linear1.bias": torch.empty((32,), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
+        "0.linear2.weight": torch.empty((16, 32), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
+        "0.linear2.bias": torch.empty((16,), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
         "0.norm1.weight": torch.ones((16,), dtype=dtype, device=device),
         "0.norm1.bias": torch.zeros((16,), dtype=dtype, device=device),
         "0.norm2.weight": torch.ones((16,), dtype=dtype, device=device),
         "0.norm2.bias": torch.zeros((16,), dtype=dtype, device=device),
-        "2.weight": torch.empty((3, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
-        "2.bias": torch.empty((3,), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
+        "2.weight": torch.empty((3, 16), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
+        "2.bias": torch.empty((3,), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
     }
 
 
@@ -205,7 +213,7 @@ def forward(params, x):
     del v0
     scores0 = qh0 @ kh0.mT
     del qh0, kh0
-    scores0 *= 0.35355339059327376
+    scores0 *= 0.3535533905932738
     a0 = torch.softmax(scores0, dim=3)
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
@@ -215,16 +223,16 @@ def forward(params, x):
     r1_0 = sa0 + x
     del sa0
     sum_n1_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n1_0 = r1_0 - 1/16*sum_n1_0
+    xc_n1_0 = r1_0 - 1 / 16 * sum_n1_0
     del r1_0, sum_n1_0
     ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = (1 / 16) * ss_n1_0 + 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
+    rstd_n1_0 = var_n1_0 ** (-1 / 2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = rstd_n1_0 * xc_n1_0
     del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = be1_0 + g1_0 * xhat_n1_0
     del xhat_n1_0
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
     act0 = torch.clamp(f0, min=0)
@@ -234,22 +242,22 @@ def forward(params, x):
     r2_0 = ff0 + n1_0
     del n1_0, ff0
     sum_n2_0 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n2_0 = r2_0 - 1/16*sum_n2_0
+    xc_n2_0 = r2_0 - 1 / 16 * sum_n2_0
     del r2_0, sum_n2_0
     ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = (1 / 16) * ss_n2_0 + 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
+    rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0 * xc_n2_0
     del xc_n2_0, rstd_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = be2_0 + g2_0 * xhat_n2_0
     del xhat_n2_0
     pool1 = torch.sum(n2_0, dim=1, keepdim=True)
     del n2_0
     sum1 = pool1.reshape(-1, 16)
     del pool1
-    h1 = (1/6)*sum1
+    h1 = (1 / 6) * sum1
     del sum1
     z2 = torch.nn.functional.linear(h1, w2, b2)
     return z2
@@ -258,87 +266,12 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a 0-d tensor; t is class indices of shape (batch,)."""
     check_shapes(x=x, t=t)
-    W0 = params["0.self_attn.in_proj_weight"]
-    B0 = params["0.self_attn.in_proj_bias"]
-    Wo0 = params["0.self_attn.out_proj.weight"]
-    bo0 = params["0.self_attn.out_proj.bias"]
-    W1_0 = params["0.linear1.weight"]
-    b1_0 = params["0.linear1.bias"]
-    W2_0 = params["0.linear2.weight"]
-    b2_0 = params["0.linear2.bias"]
-    g1_0 = params["0.norm1.weight"]
-    be1_0 = params["0.norm1.bias"]
-    g2_0 = params["0.norm2.weight"]
-    be2_0 = params["0.norm2.bias"]
-    w2 = params["2.weight"]
-    b2 = params["2.bias"]
     N = x.shape[0]
-    qkv0 = torch.nn.functional.linear(x, W0, B0)
-    q0 = qkv0[:, :, :16]
-    qh0 = q0.reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
-    del q0
-    k0 = qkv0[:, :, 16:32]
-    kh0 = k0.reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
-    del k0
-    v0 = qkv0[:, :, 32:]
-    del qkv0
-    vh0 = v0.reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
-    del v0
-    scores0 = qh0 @ kh0.mT
-    del qh0, kh0
-    scores0 *= 0.35355339059327376
-    a0 = torch.softmax(scores0, dim=3)
-    del scores0
-    o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
-    del vh0, a0
-    sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
-    del o0
-    r1_0 = sa0 + x
-    del sa0
-    sum_n1_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n1_0 = r1_0 - 1/16*sum_n1_0
-    del r1_0, sum_n1_0
-    ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
-    del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
-    del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
-    del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
-    del xhat_n1_0
-    f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
-    act0 = torch.clamp(f0, min=0)
-    del f0
-    ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
-    del act0
-    r2_0 = ff0 + n1_0
-    del n1_0, ff0
-    sum_n2_0 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n2_0 = r2_0 - 1/16*sum_n2_0
-    del r2_0, sum_n2_0
-    ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
-    del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
-    del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
-    del xc_n2_0, rstd_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
-    del xhat_n2_0
-    pool1 = torch.sum(n2_0, dim=1, keepdim=True)
-    del n2_0
-    sum1 = pool1.reshape(-1, 16)
-    del pool1
-    h1 = (1/6)*sum1
-    del sum1
+    z2 = forward(params, x)
     onehot = one_hot(t, 3, x.dtype)
-    z2 = torch.nn.functional.linear(h1, w2, b2)
-    del h1
     logp = torch.log_softmax(z2, dim=1)
-    del z2
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
-    return total/N
+    return total / N
 
 
 def loss_and_gradients(params, x, t):
@@ -359,6 +292,8 @@ def loss_and_gradients(params, x, t):
     w2 = params["2.weight"]
     b2 = params["2.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping e_a0, a0, act0, h1 and z2 for the loss and the backward
+    # pass (forward frees each value as soon as it can).
     qkv0 = torch.nn.functional.linear(x, W0, B0)
     q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
@@ -371,7 +306,7 @@ def loss_and_gradients(params, x, t):
     vh0 = v0.reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
     del v0
     scores0 = qh0 @ kh0.mT
-    scores0 *= 0.35355339059327376
+    scores0 *= 0.3535533905932738
     a0 = torch.softmax(scores0, dim=3, out=scores0)
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
@@ -381,16 +316,16 @@ def loss_and_gradients(params, x, t):
     del sa0
     sum_n1_0 = torch.sum(r1_0, dim=2, keepdim=True)
     xc_n1_0 = r1_0
-    xc_n1_0 -= (1/16)*sum_n1_0
+    xc_n1_0 -= (1 / 16) * sum_n1_0
     del r1_0, sum_n1_0
     ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
     var_n1_0 = ss_n1_0
-    var_n1_0 *= 1/16
-    var_n1_0 += 1.00000000000000e-5
+    var_n1_0 *= 1 / 16
+    var_n1_0 += 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
+    rstd_n1_0 = var_n1_0 ** (-1 / 2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = rstd_n1_0 * xc_n1_0
     n1_0 = xhat_n1_0
     n1_0 *= g1_0
     n1_0 += be1_0
@@ -404,16 +339,16 @@ def loss_and_gradients(params, x, t):
     del ff0
     sum_n2_0 = torch.sum(r2_0, dim=2, keepdim=True)
     xc_n2_0 = r2_0
-    xc_n2_0 -= (1/16)*sum_n2_0
+    xc_n2_0 -= (1 / 16) * sum_n2_0
     del r2_0, sum_n2_0
     ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
     var_n2_0 = ss_n2_0
-    var_n2_0 *= 1/16
-    var_n2_0 += 1.00000000000000e-5
+    var_n2_0 *= 1 / 16
+    var_n2_0 += 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
+    rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0 * xc_n2_0
     n2_0 = xhat_n2_0
     n2_0 *= g2_0
     n2_0 += be2_0
@@ -422,7 +357,7 @@ def loss_and_gradients(params, x, t):
     del n2_0
     sum1 = pool1.reshape(-1, 16)
     del pool1
-    h1 = (1/6)*sum1
+    h1 = (1 / 6) * sum1
     del sum1
     onehot = one_hot(t, 3, x.dtype)
     z2 = torch.nn.functional.linear(h1, w2, b2)
@@ -438,17 +373,17 @@ def loss_and_gradients(params, x, t):
     dw2 = dz2.T @ h1
     del h1
     db2 = torch.sum(dz2, dim=0)
-    dpool1 = ((1/6)*(dz2 @ w2)).reshape(-1, 1, 16)
+    dpool1 = ((1 / 6) * (dz2 @ w2)).reshape(-1, 1, 16)
     del dz2
-    dg2_0 = torch.sum(dpool1*rstd_n2_0*xc_n2_0, dim=(0, 1))
+    dg2_0 = torch.sum(dpool1 * rstd_n2_0 * xc_n2_0, dim=(0, 1))
     dbe2_0 = torch.sum(dpool1, dim=(0, 1))
-    dxhat_n2_0 = dpool1*g2_0
+    dxhat_n2_0 = dpool1 * g2_0
     del dpool1
-    drstd_n2_0 = torch.sum(dxhat_n2_0*xc_n2_0, dim=2, keepdim=True)
+    drstd_n2_0 = torch.sum(dxhat_n2_0 * xc_n2_0, dim=2, keepdim=True)
     dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
     dr2_0 = xc_n2_0
-    dr2_0 *= -1/16*drstd_n2_0*rstd_n2_0**2
-    dr2_0 -= (1/16)*dsum_n2_0 - dxhat_n2_0
+    dr2_0 *= -1 / 16 * drstd_n2_0 * rstd_n2_0**2
+    dr2_0 -= (1 / 16) * dsum_n2_0 - dxhat_n2_0
     dr2_0 *= rstd_n2_0
     del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
@@ -463,7 +398,7 @@ def loss_and_gradients(params, x, t):
     del df0
     dn1_0 += dr2_0
     del dr2_0
-    dg1_0 = torch.sum(dn1_0*rstd_n1_0*xc_n1_0, dim=(0, 1))
+    dg1_0 = torch.sum(dn1_0 * rstd_n1_0 * xc_n1_0, dim=(0, 1))
     dbe1_0 = torch.sum(dn1_0, dim=(0, 1))
     dxhat_n1_0 = dn1_0
     dxhat_n1_0 *= g1_0
@@ -471,7 +406,7 @@ def loss_and_gradients(params, x, t):
     drstd_n1_0 = (dxhat_n1_0.unsqueeze(-2) @ xc_n1_0.unsqueeze(-1)).squeeze(-1)
     dsum_n1_0 = torch.sum(dxhat_n1_0, dim=2, keepdim=True)
     dr1_0 = dxhat_n1_0
-    dr1_0 -= (1/16)*drstd_n1_0*rstd_n1_0**2*xc_n1_0 + (1/16)*dsum_n1_0
+    dr1_0 -= (1 / 16) * drstd_n1_0 * rstd_n1_0**2 * xc_n1_0 + (1 / 16) * dsum_n1_0
     dr1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
     dbo0 = torch.sum(dr1_0, dim=(0, 1))
@@ -485,7 +420,7 @@ def loss_and_gradients(params, x, t):
     dscores0 = da0
     dscores0 -= ds_a0
     dscores0 *= a0
-    dscores0 *= 0.35355339059327376
+    dscores0 *= 0.3535533905932738
     del da0, ds_a0
     dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0
@@ -497,7 +432,7 @@ def loss_and_gradients(params, x, t):
     del dv0, dk0, dq0
     dB0 = torch.sum(dqkv0, dim=(0, 1))
     dW0 = dqkv0.reshape(-1, 48).T @ x.reshape(-1, 16)
-    return total/N, {
+    return total / N, {
         "0.self_attn.in_proj_weight": dW0,
         "0.self_attn.in_proj_bias": dB0,
         "0.self_attn.out_proj.weight": dWo0,
@@ -509,7 +444,7 @@ def loss_and_gradients(params, x, t):
         "0.norm1.weight": dg1_0,
         "0.norm1.bias": dbe1_0,
         "0.norm2.weight": dg2_0,
-        "0.norm2.bias": 6*dbe2_0,
+        "0.norm2.bias": 6 * dbe2_0,
         "2.weight": dw2,
         "2.bias": db2,
     }
@@ -539,14 +474,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -556,7 +489,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -565,18 +498,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                torch.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else torch.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -591,11 +534,14 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         options["weight_decay"] = weight_decay
     state, history = None, []
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device) if shuffle else \
-            torch.arange(len(x), device=x.device)
+        order = (
+            torch.randperm(len(x), generator=generator).to(x.device)
+            if shuffle
+            else torch.arange(len(x), device=x.device)
+        )
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

@@ -8,7 +8,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_0 = sum(x, axis=2, keepdims)
     xc_n1_0 = x - sum_n1_0/16
     ss_n1_0 = sum(xc_n1_0**2, axis=2, keepdims)
-    var_n1_0 = ss_n1_0/16 + 1.0e-5
+    var_n1_0 = ss_n1_0/16 + 1e-5
     rstd_n1_0 = 1/sqrt(var_n1_0)
     xhat_n1_0 = rstd_n1_0*xc_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
@@ -32,7 +32,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_0 = sum(r1_0, axis=2, keepdims)
     xc_n2_0 = r1_0 - sum_n2_0/16
     ss_n2_0 = sum(xc_n2_0**2, axis=2, keepdims)
-    var_n2_0 = ss_n2_0/16 + 1.0e-5
+    var_n2_0 = ss_n2_0/16 + 1e-5
     rstd_n2_0 = 1/sqrt(var_n2_0)
     xhat_n2_0 = rstd_n2_0*xc_n2_0
     n2_0 = be2_0 + g2_0*xhat_n2_0
@@ -44,7 +44,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_1 = sum(r2_0, axis=2, keepdims)
     xc_n1_1 = r2_0 - sum_n1_1/16
     ss_n1_1 = sum(xc_n1_1**2, axis=2, keepdims)
-    var_n1_1 = ss_n1_1/16 + 1.0e-5
+    var_n1_1 = ss_n1_1/16 + 1e-5
     rstd_n1_1 = 1/sqrt(var_n1_1)
     xhat_n1_1 = rstd_n1_1*xc_n1_1
     n1_1 = be1_1 + g1_1*xhat_n1_1
@@ -67,7 +67,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_1 = sum(r1_1, axis=2, keepdims)
     xc_n2_1 = r1_1 - sum_n2_1/16
     ss_n2_1 = sum(xc_n2_1**2, axis=2, keepdims)
-    var_n2_1 = ss_n2_1/16 + 1.0e-5
+    var_n2_1 = ss_n2_1/16 + 1e-5
     rstd_n2_1 = 1/sqrt(var_n2_1)
     xhat_n2_1 = rstd_n2_1*xc_n2_1
     n2_1 = be2_1 + g2_1*xhat_n2_1
@@ -235,32 +235,35 @@ def init_params(seed=0, dtype=np.float64):
     """torch's default initialization, drawn in float64: transformer layers: attention's in-projection
     Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
     rng = np.random.default_rng(seed)
-    return {key: value.astype(dtype) for key, value in {
-        "0.self_attn.in_proj_weight": rng.uniform(-0.30618621784789724, 0.30618621784789724, size=(48, 16)),
-        "0.self_attn.in_proj_bias": np.zeros((48,)),
-        "0.self_attn.out_proj.weight": rng.uniform(-0.25, 0.25, size=(16, 16)),
-        "0.self_attn.out_proj.bias": np.zeros((16,)),
-        "0.linear1.weight": rng.uniform(-0.25, 0.25, size=(32, 16)),
-        "0.linear1.bias": rng.uniform(-0.25, 0.25, size=(32,)),
-        "0.linear2.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16, 32)),
-        "0.linear2.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16,)),
-        "0.norm1.weight": np.ones((16,)),
-        "0.norm1.bias": np.zeros((16,)),
-        "0.norm2.weight": np.ones((16,)),
-        "0.norm2.bias": np.zeros((16,)),
-        "1.self_attn.in_proj_weight": rng.uniform(-0.30618621784789724, 0.30618621784789724, size=(48, 16)),
-        "1.self_attn.in_proj_bias": np.zeros((48,)),
-        "1.self_attn.out_proj.weight": rng.uniform(-0.25, 0.25, size=(16, 16)),
-        "1.self_attn.out_proj.bias": np.zeros((16,)),
-        "1.linear1.weight": rng.uniform(-0.25, 0.25, size=(32, 16)),
-        "1.linear1.bias": rng.uniform(-0.25, 0.25, size=(32,)),
-        "1.linear2.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16, 32)),
-        "1.linear2.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16,)),
-        "1.norm1.weight": np.ones((16,)),
-        "1.norm1.bias": np.zeros((16,)),
-        "1.norm2.weight": np.ones((16,)),
-        "1.norm2.bias": np.zeros((16,)),
-    }.items()}
+    return {
+        key: value.astype(dtype)
+        for key, value in {
+            "0.self_attn.in_proj_weight": rng.uniform(-0.30618621784789724, 0.30618621784789724, size=(48, 16)),
+            "0.self_attn.in_proj_bias": np.zeros((48,)),
+            "0.self_attn.out_proj.weight": rng.uniform(-0.25, 0.25, size=(16, 16)),
+            "0.self_attn.out_proj.bias": np.zeros((16,)),
+            "0.linear1.weight": rng.uniform(-0.25, 0.25, size=(32, 16)),
+            "0.linear1.bias": rng.uniform(-0.25, 0.25, size=(32,)),
+            "0.linear2.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16, 32)),
+            "0.linear2.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16,)),
+            "0.norm1.weight": np.ones((16,)),
+            "0.norm1.bias": np.zeros((16,)),
+            "0.norm2.weight": np.ones((16,)),
+            "0.norm2.bias": np.zeros((16,)),
+            "1.self_attn.in_proj_weight": rng.uniform(-0.30618621784789724, 0.30618621784789724, size=(48, 16)),
+            "1.self_attn.in_proj_bias": np.zeros((48,)),
+            "1.self_attn.out_proj.weight": rng.uniform(-0.25, 0.25, size=(16, 16)),
+            "1.self_attn.out_proj.bias": np.zeros((16,)),
+            "1.linear1.weight": rng.uniform(-0.25, 0.25, size=(32, 16)),
+            "1.linear1.bias": rng.uniform(-0.25, 0.25, size=(32,)),
+            "1.linear2.weight": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16, 32)),
+            "1.linear2.bias": rng.uniform(-0.17677669529663687, 0.17677669529663687, size=(16,)),
+            "1.norm1.weight": np.ones((16,)),
+            "1.norm1.bias": np.zeros((16,)),
+            "1.norm2.weight": np.ones((16,)),
+            "1.norm2.bias": np.zeros((16,)),
+        }.items()
+    }
 
 
 def forward(params, x):
@@ -291,14 +294,14 @@ def forward(params, x):
     g2_1 = params["1.norm2.weight"]
     be2_1 = params["1.norm2.bias"]
     sum_n1_0 = np.sum(x, axis=2, keepdims=True)
-    xc_n1_0 = x - 1/16*sum_n1_0
+    xc_n1_0 = x - 1 / 16 * sum_n1_0
     del sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
     var_n1_0 = ss_n1_0
-    var_n1_0 *= 1/16
-    var_n1_0 += 1.00000000000000e-5
+    var_n1_0 *= 1 / 16
+    var_n1_0 += 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
+    rstd_n1_0 = var_n1_0 ** (-1 / 2)
     del var_n1_0
     xhat_n1_0 = xc_n1_0
     xhat_n1_0 *= rstd_n1_0
@@ -321,7 +324,7 @@ def forward(params, x):
     vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v0
     mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
-    scores0 = ((1/2)*qh0) @ kh0.swapaxes(-1, -2)
+    scores0 = ((1 / 2) * qh0) @ kh0.swapaxes(-1, -2)
     del qh0, kh0
     scores0 += mask0
     m_a0 = np.max(scores0, axis=3, keepdims=True)
@@ -343,14 +346,14 @@ def forward(params, x):
     r1_0 += x
     del sa0
     sum_n2_0 = np.sum(r1_0, axis=2, keepdims=True)
-    xc_n2_0 = r1_0 - 1/16*sum_n2_0
+    xc_n2_0 = r1_0 - 1 / 16 * sum_n2_0
     del sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
     var_n2_0 = ss_n2_0
-    var_n2_0 *= 1/16
-    var_n2_0 += 1.00000000000000e-5
+    var_n2_0 *= 1 / 16
+    var_n2_0 += 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
+    rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
     xhat_n2_0 = xc_n2_0
     xhat_n2_0 *= rstd_n2_0
@@ -363,7 +366,7 @@ def forward(params, x):
     del n2_0
     f0 += b1_0
     act0 = f0
-    act0 *= (1/2)*erf(0.70710678118654752*f0) + 1/2
+    act0 *= (1 / 2) * erf(0.7071067811865476 * f0) + 1 / 2
     del f0
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
     del act0
@@ -372,14 +375,14 @@ def forward(params, x):
     r2_0 += ff0
     del r1_0, ff0
     sum_n1_1 = np.sum(r2_0, axis=2, keepdims=True)
-    xc_n1_1 = r2_0 - 1/16*sum_n1_1
+    xc_n1_1 = r2_0 - 1 / 16 * sum_n1_1
     del sum_n1_1
     ss_n1_1 = np.sum(xc_n1_1**2, axis=2, keepdims=True)
     var_n1_1 = ss_n1_1
-    var_n1_1 *= 1/16
-    var_n1_1 += 1.00000000000000e-5
+    var_n1_1 *= 1 / 16
+    var_n1_1 += 1e-5
     del ss_n1_1
-    rstd_n1_1 = var_n1_1**(-1/2)
+    rstd_n1_1 = var_n1_1 ** (-1 / 2)
     del var_n1_1
     xhat_n1_1 = xc_n1_1
     xhat_n1_1 *= rstd_n1_1
@@ -401,7 +404,7 @@ def forward(params, x):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v1
-    scores1 = ((1/2)*qh1) @ kh1.swapaxes(-1, -2)
+    scores1 = ((1 / 2) * qh1) @ kh1.swapaxes(-1, -2)
     del qh1, kh1
     scores1 += mask0
     m_a1 = np.max(scores1, axis=3, keepdims=True)
@@ -423,14 +426,14 @@ def forward(params, x):
     r1_1 += sa1
     del r2_0, sa1
     sum_n2_1 = np.sum(r1_1, axis=2, keepdims=True)
-    xc_n2_1 = r1_1 - 1/16*sum_n2_1
+    xc_n2_1 = r1_1 - 1 / 16 * sum_n2_1
     del sum_n2_1
     ss_n2_1 = np.sum(xc_n2_1**2, axis=2, keepdims=True)
     var_n2_1 = ss_n2_1
-    var_n2_1 *= 1/16
-    var_n2_1 += 1.00000000000000e-5
+    var_n2_1 *= 1 / 16
+    var_n2_1 += 1e-5
     del ss_n2_1
-    rstd_n2_1 = var_n2_1**(-1/2)
+    rstd_n2_1 = var_n2_1 ** (-1 / 2)
     del var_n2_1
     xhat_n2_1 = xc_n2_1
     xhat_n2_1 *= rstd_n2_1
@@ -443,7 +446,7 @@ def forward(params, x):
     del n2_1
     f1 += b1_1
     act1 = f1
-    act1 *= (1/2)*erf(0.70710678118654752*f1) + 1/2
+    act1 *= (1 / 2) * erf(0.7071067811865476 * f1) + 1 / 2
     del f1
     ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
     del act1
@@ -455,194 +458,10 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a Python float; t is of shape (batch, 8, 16)."""
     check_shapes(x=x, t=t)
-    W0 = params["0.self_attn.in_proj_weight"]
-    B0 = params["0.self_attn.in_proj_bias"]
-    Wo0 = params["0.self_attn.out_proj.weight"]
-    bo0 = params["0.self_attn.out_proj.bias"]
-    W1_0 = params["0.linear1.weight"]
-    b1_0 = params["0.linear1.bias"]
-    W2_0 = params["0.linear2.weight"]
-    b2_0 = params["0.linear2.bias"]
-    g1_0 = params["0.norm1.weight"]
-    be1_0 = params["0.norm1.bias"]
-    g2_0 = params["0.norm2.weight"]
-    be2_0 = params["0.norm2.bias"]
-    W1 = params["1.self_attn.in_proj_weight"]
-    B1 = params["1.self_attn.in_proj_bias"]
-    Wo1 = params["1.self_attn.out_proj.weight"]
-    bo1 = params["1.self_attn.out_proj.bias"]
-    W1_1 = params["1.linear1.weight"]
-    b1_1 = params["1.linear1.bias"]
-    W2_1 = params["1.linear2.weight"]
-    b2_1 = params["1.linear2.bias"]
-    g1_1 = params["1.norm1.weight"]
-    be1_1 = params["1.norm1.bias"]
-    g2_1 = params["1.norm2.weight"]
-    be2_1 = params["1.norm2.bias"]
     N = x.shape[0]
-    sum_n1_0 = np.sum(x, axis=2, keepdims=True)
-    xc_n1_0 = x - 1/16*sum_n1_0
-    del sum_n1_0
-    ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
-    var_n1_0 = ss_n1_0
-    var_n1_0 *= 1/16
-    var_n1_0 += 1.00000000000000e-5
-    del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
-    del var_n1_0
-    xhat_n1_0 = xc_n1_0
-    xhat_n1_0 *= rstd_n1_0
-    del xc_n1_0, rstd_n1_0
-    n1_0 = xhat_n1_0
-    n1_0 *= g1_0
-    n1_0 += be1_0
-    del xhat_n1_0
-    qkv0 = (n1_0.reshape(-1, 16) @ W0.T).reshape(-1, 8, 48)
-    del n1_0
-    qkv0 += B0
-    q0 = qkv0[:, :, :16]
-    qh0 = q0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    del q0
-    k0 = qkv0[:, :, 16:32]
-    kh0 = k0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    del k0
-    v0 = qkv0[:, :, 32:]
-    del qkv0
-    vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    del v0
-    mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
-    scores0 = ((1/2)*qh0) @ kh0.swapaxes(-1, -2)
-    del qh0, kh0
-    scores0 += mask0
-    m_a0 = np.max(scores0, axis=3, keepdims=True)
-    shifted_a0 = scores0
-    shifted_a0 -= m_a0
-    del scores0, m_a0
-    e_a0 = np.exp(shifted_a0, out=shifted_a0)
-    del shifted_a0
-    s_a0 = np.sum(e_a0, axis=3, keepdims=True)
-    a0 = e_a0
-    a0 /= s_a0
-    del e_a0, s_a0
-    o0 = (a0 @ vh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    del vh0, a0
-    sa0 = (o0.reshape(-1, 16) @ Wo0.T).reshape(-1, 8, 16)
-    del o0
-    sa0 += bo0
-    r1_0 = sa0
-    r1_0 += x
-    del sa0
-    sum_n2_0 = np.sum(r1_0, axis=2, keepdims=True)
-    xc_n2_0 = r1_0 - 1/16*sum_n2_0
-    del sum_n2_0
-    ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
-    var_n2_0 = ss_n2_0
-    var_n2_0 *= 1/16
-    var_n2_0 += 1.00000000000000e-5
-    del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
-    del var_n2_0
-    xhat_n2_0 = xc_n2_0
-    xhat_n2_0 *= rstd_n2_0
-    del xc_n2_0, rstd_n2_0
-    n2_0 = xhat_n2_0
-    n2_0 *= g2_0
-    n2_0 += be2_0
-    del xhat_n2_0
-    f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
-    del n2_0
-    f0 += b1_0
-    act0 = f0
-    act0 *= (1/2)*erf(0.70710678118654752*f0) + 1/2
-    del f0
-    ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
-    del act0
-    ff0 += b2_0
-    r2_0 = r1_0
-    r2_0 += ff0
-    del r1_0, ff0
-    sum_n1_1 = np.sum(r2_0, axis=2, keepdims=True)
-    xc_n1_1 = r2_0 - 1/16*sum_n1_1
-    del sum_n1_1
-    ss_n1_1 = np.sum(xc_n1_1**2, axis=2, keepdims=True)
-    var_n1_1 = ss_n1_1
-    var_n1_1 *= 1/16
-    var_n1_1 += 1.00000000000000e-5
-    del ss_n1_1
-    rstd_n1_1 = var_n1_1**(-1/2)
-    del var_n1_1
-    xhat_n1_1 = xc_n1_1
-    xhat_n1_1 *= rstd_n1_1
-    del xc_n1_1, rstd_n1_1
-    n1_1 = xhat_n1_1
-    n1_1 *= g1_1
-    n1_1 += be1_1
-    del xhat_n1_1
-    qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
-    del n1_1
-    qkv1 += B1
-    q1 = qkv1[:, :, :16]
-    qh1 = q1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    del q1
-    k1 = qkv1[:, :, 16:32]
-    kh1 = k1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    del k1
-    v1 = qkv1[:, :, 32:]
-    del qkv1
-    vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
-    del v1
-    scores1 = ((1/2)*qh1) @ kh1.swapaxes(-1, -2)
-    del qh1, kh1
-    scores1 += mask0
-    m_a1 = np.max(scores1, axis=3, keepdims=True)
-    shifted_a1 = scores1
-    shifted_a1 -= m_a1
-    del scores1, m_a1
-    e_a1 = np.exp(shifted_a1, out=shifted_a1)
-    del shifted_a1
-    s_a1 = np.sum(e_a1, axis=3, keepdims=True)
-    a1 = e_a1
-    a1 /= s_a1
-    del e_a1, s_a1
-    o1 = (a1 @ vh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
-    del vh1, a1
-    sa1 = (o1.reshape(-1, 16) @ Wo1.T).reshape(-1, 8, 16)
-    del o1
-    sa1 += bo1
-    r1_1 = r2_0
-    r1_1 += sa1
-    del r2_0, sa1
-    sum_n2_1 = np.sum(r1_1, axis=2, keepdims=True)
-    xc_n2_1 = r1_1 - 1/16*sum_n2_1
-    del sum_n2_1
-    ss_n2_1 = np.sum(xc_n2_1**2, axis=2, keepdims=True)
-    var_n2_1 = ss_n2_1
-    var_n2_1 *= 1/16
-    var_n2_1 += 1.00000000000000e-5
-    del ss_n2_1
-    rstd_n2_1 = var_n2_1**(-1/2)
-    del var_n2_1
-    xhat_n2_1 = xc_n2_1
-    xhat_n2_1 *= rstd_n2_1
-    del xc_n2_1, rstd_n2_1
-    n2_1 = xhat_n2_1
-    n2_1 *= g2_1
-    n2_1 += be2_1
-    del xhat_n2_1
-    f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
-    del n2_1
-    f1 += b1_1
-    act1 = f1
-    act1 *= (1/2)*erf(0.70710678118654752*f1) + 1/2
-    del f1
-    ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
-    del act1
-    ff1 += b2_1
-    r2_1 = r1_1
-    r2_1 += ff1
-    del r1_1, ff1
-    total = np.sum((r2_1 - t)**2, axis=(0, 1, 2))
-    return float((1/128)*total/N)
+    r2_1 = forward(params, x)
+    total = np.sum((r2_1 - t) ** 2, axis=(0, 1, 2))
+    return float((1 / 128) * total / N)
 
 
 def loss_and_gradients(params, x, t):
@@ -673,20 +492,22 @@ def loss_and_gradients(params, x, t):
     g2_1 = params["1.norm2.weight"]
     be2_1 = params["1.norm2.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping e_a0, a0, f0, act0 and 4 more for the loss and the
+    # backward pass (forward frees each value as soon as it can).
     sum_n1_0 = np.sum(x, axis=2, keepdims=True)
-    xc_n1_0 = x - 1/16*sum_n1_0
+    xc_n1_0 = x - 1 / 16 * sum_n1_0
     del sum_n1_0
     ss_n1_0 = np.sum(xc_n1_0**2, axis=2, keepdims=True)
     var_n1_0 = ss_n1_0
-    var_n1_0 *= 1/16
-    var_n1_0 += 1.00000000000000e-5
+    var_n1_0 *= 1 / 16
+    var_n1_0 += 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
+    rstd_n1_0 = var_n1_0 ** (-1 / 2)
     del var_n1_0
     xhat_n1_0 = xc_n1_0
     xhat_n1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = be1_0 + g1_0 * xhat_n1_0
     qkv0 = (n1_0.reshape(-1, 16) @ W0.T).reshape(-1, 8, 48)
     qkv0 += B0
     q0 = qkv0[:, :, :16]
@@ -700,7 +521,7 @@ def loss_and_gradients(params, x, t):
     vh0 = v0.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v0
     mask0 = np.triu(np.full((8, 8), -np.inf, dtype=x.dtype), 1)
-    scores0 = ((1/2)*qh0) @ kh0.swapaxes(-1, -2)
+    scores0 = ((1 / 2) * qh0) @ kh0.swapaxes(-1, -2)
     scores0 += mask0
     m_a0 = np.max(scores0, axis=3, keepdims=True)
     shifted_a0 = scores0
@@ -719,28 +540,24 @@ def loss_and_gradients(params, x, t):
     r1_0 += x
     del sa0
     sum_n2_0 = np.sum(r1_0, axis=2, keepdims=True)
-    xc_n2_0 = r1_0 - 1/16*sum_n2_0
+    xc_n2_0 = r1_0 - 1 / 16 * sum_n2_0
     del sum_n2_0
     ss_n2_0 = np.sum(xc_n2_0**2, axis=2, keepdims=True)
     var_n2_0 = ss_n2_0
-    var_n2_0 *= 1/16
-    var_n2_0 += 1.00000000000000e-5
+    var_n2_0 *= 1 / 16
+    var_n2_0 += 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
+    rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0 * xc_n2_0
     n2_0 = xhat_n2_0
     n2_0 *= g2_0
     n2_0 += be2_0
     del xhat_n2_0
     f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     f0 += b1_0
-    tmp4 = erf(0.70710678118654752*f0)
-    act0 = tmp4
-    act0 += 1
-    act0 *= f0
-    act0 *= 1/2
-    del tmp4
+    tmp4 = erf(0.7071067811865476 * f0)
+    act0 = (1 / 2) * f0 * (tmp4 + 1)
     ff0 = (act0.reshape(-1, 32) @ W2_0.T).reshape(-1, 8, 16)
     del act0
     ff0 += b2_0
@@ -748,16 +565,16 @@ def loss_and_gradients(params, x, t):
     r2_0 += ff0
     del r1_0, ff0
     sum_n1_1 = np.sum(r2_0, axis=2, keepdims=True)
-    xc_n1_1 = r2_0 - 1/16*sum_n1_1
+    xc_n1_1 = r2_0 - 1 / 16 * sum_n1_1
     del sum_n1_1
     ss_n1_1 = np.sum(xc_n1_1**2, axis=2, keepdims=True)
     var_n1_1 = ss_n1_1
-    var_n1_1 *= 1/16
-    var_n1_1 += 1.00000000000000e-5
+    var_n1_1 *= 1 / 16
+    var_n1_1 += 1e-5
     del ss_n1_1
-    rstd_n1_1 = var_n1_1**(-1/2)
+    rstd_n1_1 = var_n1_1 ** (-1 / 2)
     del var_n1_1
-    xhat_n1_1 = rstd_n1_1*xc_n1_1
+    xhat_n1_1 = rstd_n1_1 * xc_n1_1
     n1_1 = xhat_n1_1
     n1_1 *= g1_1
     n1_1 += be1_1
@@ -774,7 +591,7 @@ def loss_and_gradients(params, x, t):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del v1
-    scores1 = ((1/2)*qh1) @ kh1.swapaxes(-1, -2)
+    scores1 = ((1 / 2) * qh1) @ kh1.swapaxes(-1, -2)
     scores1 += mask0
     m_a1 = np.max(scores1, axis=3, keepdims=True)
     shifted_a1 = scores1
@@ -793,83 +610,72 @@ def loss_and_gradients(params, x, t):
     r1_1 += sa1
     del r2_0, sa1
     sum_n2_1 = np.sum(r1_1, axis=2, keepdims=True)
-    xc_n2_1 = r1_1 - 1/16*sum_n2_1
+    xc_n2_1 = r1_1 - 1 / 16 * sum_n2_1
     del sum_n2_1
     ss_n2_1 = np.sum(xc_n2_1**2, axis=2, keepdims=True)
     var_n2_1 = ss_n2_1
-    var_n2_1 *= 1/16
-    var_n2_1 += 1.00000000000000e-5
+    var_n2_1 *= 1 / 16
+    var_n2_1 += 1e-5
     del ss_n2_1
-    rstd_n2_1 = var_n2_1**(-1/2)
+    rstd_n2_1 = var_n2_1 ** (-1 / 2)
     del var_n2_1
-    xhat_n2_1 = rstd_n2_1*xc_n2_1
+    xhat_n2_1 = rstd_n2_1 * xc_n2_1
     n2_1 = xhat_n2_1
     n2_1 *= g2_1
     n2_1 += be2_1
     del xhat_n2_1
     f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     f1 += b1_1
-    tmp8 = erf(0.70710678118654752*f1)
-    act1 = tmp8
-    act1 += 1
-    act1 *= f1
-    act1 *= 1/2
-    del tmp8
+    tmp8 = erf(0.7071067811865476 * f1)
+    act1 = (1 / 2) * f1 * (tmp8 + 1)
     ff1 = (act1.reshape(-1, 32) @ W2_1.T).reshape(-1, 8, 16)
     del act1
     ff1 += b2_1
     r2_1 = r1_1
     r2_1 += ff1
     del r1_1, ff1
-    total = np.sum((r2_1 - t)**2, axis=(0, 1, 2))
+    total = np.sum((r2_1 - t) ** 2, axis=(0, 1, 2))
     dr2_1 = r2_1
     dr2_1 -= t
-    dr2_1 *= (1/64)/N
+    dr2_1 *= (1 / 64) / N
     del r2_1
     db2_1 = np.sum(dr2_1, axis=(0, 1))
-    act1_again = 0.70710678118654752*f1
-    act1_again = erf(act1_again)
-    act1_again += 1
-    act1_again *= f1
-    act1_again *= 1/2
-    dW2_1 = dr2_1.reshape(-1, 16).T @ act1_again.reshape(-1, 32)
-    del act1_again
+    # act1 again, from values kept anyway: cheaper than holding it until here
+    act1 = (1 / 2) * f1 * (tmp8 + 1)
+    dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
+    del act1
     df1 = (dr2_1.reshape(-1, 16) @ W2_1).reshape(-1, 8, 32)
     df1_local = f1**2
-    df1_local *= -1/2
+    df1_local *= -1 / 2
     df1_local = np.exp(df1_local, out=df1_local)
     df1_local *= f1
-    df1_local *= 0.39894228040143268
-    df1_local_part = 0.70710678118654752*f1
-    df1_local_part = erf(df1_local_part)
-    df1_local_part *= 1/2
-    df1_local += df1_local_part
-    del df1_local_part
-    df1_local += 1/2
+    df1_local *= 0.3989422804014327
+    df1_local += (1 / 2) * tmp8
+    df1_local += 1 / 2
     df1 *= df1_local
-    del f1, df1_local
+    del f1, tmp8, df1_local
     db1_1 = np.sum(df1, axis=(0, 1))
     dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
     del n2_1
     dn2_1_mmf1 = (df1.reshape(-1, 32) @ W1_1).reshape(-1, 8, 16)
     del df1
-    dg2_1 = np.einsum('ijk,ijk,ijk->k', dn2_1_mmf1, rstd_n2_1, xc_n2_1)
+    dg2_1 = np.einsum("ijk,ijk,ijk->k", dn2_1_mmf1, rstd_n2_1, xc_n2_1)
     dbe2_1 = np.sum(dn2_1_mmf1, axis=(0, 1))
     dxhat_n2_1 = dn2_1_mmf1
     dxhat_n2_1 *= g2_1
     del dn2_1_mmf1
-    drstd_n2_1 = np.einsum('ijk,ijk->ij', dxhat_n2_1, xc_n2_1)[..., None]
+    drstd_n2_1 = np.einsum("ijk,ijk->ij", dxhat_n2_1, xc_n2_1)[..., None]
     dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
     tmp11 = drstd_n2_1
     tmp11 *= rstd_n2_1**3
     del drstd_n2_1
     dxc_n2_1 = xc_n2_1
     dxc_n2_1 *= tmp11
-    dxc_n2_1 *= -1/16
-    dxc_n2_1 += dxhat_n2_1*rstd_n2_1
+    dxc_n2_1 *= -1 / 16
+    dxc_n2_1 += dxhat_n2_1 * rstd_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
     dr1_1 = dr2_1
-    dr1_1 -= (1/16)*dsum_n2_1*rstd_n2_1 - dxc_n2_1
+    dr1_1 -= (1 / 16) * dsum_n2_1 * rstd_n2_1 - dxc_n2_1
     del rstd_n2_1, dr2_1, dsum_n2_1, dxc_n2_1
     dbo1 = np.sum(dr1_1, axis=(0, 1))
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
@@ -877,11 +683,11 @@ def loss_and_gradients(params, x, t):
     dav1 = ((dr1_1.reshape(-1, 16) @ Wo1).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
     del vh1
-    ds_a1 = np.einsum('ijkl,ijkl->ijk', a1, da1)[..., None]
+    ds_a1 = np.einsum("ijkl,ijkl->ijk", a1, da1)[..., None]
     dscores1 = da1
     dscores1 -= ds_a1
     dscores1 *= a1
-    dscores1 *= 1/2
+    dscores1 *= 1 / 2
     del da1, ds_a1
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
@@ -896,68 +702,61 @@ def loss_and_gradients(params, x, t):
     del n1_1
     dn1_1_mmqkv1 = (dqkv1.reshape(-1, 48) @ W1).reshape(-1, 8, 16)
     del dqkv1
-    dg1_1 = np.einsum('ijk,ijk,ijk->k', dn1_1_mmqkv1, rstd_n1_1, xc_n1_1)
+    dg1_1 = np.einsum("ijk,ijk,ijk->k", dn1_1_mmqkv1, rstd_n1_1, xc_n1_1)
     dbe1_1 = np.sum(dn1_1_mmqkv1, axis=(0, 1))
     dxhat_n1_1 = dn1_1_mmqkv1
     dxhat_n1_1 *= g1_1
     del dn1_1_mmqkv1
-    drstd_n1_1 = np.einsum('ijk,ijk->ij', dxhat_n1_1, xc_n1_1)[..., None]
+    drstd_n1_1 = np.einsum("ijk,ijk->ij", dxhat_n1_1, xc_n1_1)[..., None]
     dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
     tmp12 = drstd_n1_1
     tmp12 *= rstd_n1_1**3
     del drstd_n1_1
     dxc_n1_1 = xc_n1_1
     dxc_n1_1 *= tmp12
-    dxc_n1_1 *= -1/16
-    dxc_n1_1 += dxhat_n1_1*rstd_n1_1
+    dxc_n1_1 *= -1 / 16
+    dxc_n1_1 += dxhat_n1_1 * rstd_n1_1
     del xc_n1_1, dxhat_n1_1, tmp12
     dr2_0 = dr1_1
-    dr2_0 -= (1/16)*dsum_n1_1*rstd_n1_1 - dxc_n1_1
+    dr2_0 -= (1 / 16) * dsum_n1_1 * rstd_n1_1 - dxc_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = np.sum(dr2_0, axis=(0, 1))
-    act0_again = 0.70710678118654752*f0
-    act0_again = erf(act0_again)
-    act0_again += 1
-    act0_again *= f0
-    act0_again *= 1/2
-    dW2_0 = dr2_0.reshape(-1, 16).T @ act0_again.reshape(-1, 32)
-    del act0_again
+    # act0 again, from values kept anyway: cheaper than holding it until here
+    act0 = (1 / 2) * f0 * (tmp4 + 1)
+    dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
+    del act0
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 8, 32)
     df0_local = f0**2
-    df0_local *= -1/2
+    df0_local *= -1 / 2
     df0_local = np.exp(df0_local, out=df0_local)
     df0_local *= f0
-    df0_local *= 0.39894228040143268
-    df0_local_part = 0.70710678118654752*f0
-    df0_local_part = erf(df0_local_part)
-    df0_local_part *= 1/2
-    df0_local += df0_local_part
-    del df0_local_part
-    df0_local += 1/2
+    df0_local *= 0.3989422804014327
+    df0_local += (1 / 2) * tmp4
+    df0_local += 1 / 2
     df0 *= df0_local
-    del f0, df0_local
+    del f0, tmp4, df0_local
     db1_0 = np.sum(df0, axis=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
     del n2_0
     dn2_0_mmf0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 8, 16)
     del df0
-    dg2_0 = np.einsum('ijk,ijk,ijk->k', dn2_0_mmf0, rstd_n2_0, xc_n2_0)
+    dg2_0 = np.einsum("ijk,ijk,ijk->k", dn2_0_mmf0, rstd_n2_0, xc_n2_0)
     dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))
     dxhat_n2_0 = dn2_0_mmf0
     dxhat_n2_0 *= g2_0
     del dn2_0_mmf0
-    drstd_n2_0 = np.einsum('ijk,ijk->ij', dxhat_n2_0, xc_n2_0)[..., None]
+    drstd_n2_0 = np.einsum("ijk,ijk->ij", dxhat_n2_0, xc_n2_0)[..., None]
     dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
     tmp13 = drstd_n2_0
     tmp13 *= rstd_n2_0**3
     del drstd_n2_0
     dxc_n2_0 = xc_n2_0
     dxc_n2_0 *= tmp13
-    dxc_n2_0 *= -1/16
-    dxc_n2_0 += dxhat_n2_0*rstd_n2_0
+    dxc_n2_0 *= -1 / 16
+    dxc_n2_0 += dxhat_n2_0 * rstd_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
     dr1_0 = dr2_0
-    dr1_0 -= (1/16)*dsum_n2_0*rstd_n2_0 - dxc_n2_0
+    dr1_0 -= (1 / 16) * dsum_n2_0 * rstd_n2_0 - dxc_n2_0
     del rstd_n2_0, dr2_0, dsum_n2_0, dxc_n2_0
     dbo0 = np.sum(dr1_0, axis=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
@@ -966,11 +765,11 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
-    ds_a0 = np.einsum('ijkl,ijkl->ijk', a0, da0)[..., None]
+    ds_a0 = np.einsum("ijkl,ijkl->ijk", a0, da0)[..., None]
     dscores0 = da0
     dscores0 -= ds_a0
     dscores0 *= a0
-    dscores0 *= 1/2
+    dscores0 *= 1 / 2
     del da0, ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0
@@ -985,10 +784,10 @@ def loss_and_gradients(params, x, t):
     del n1_0
     dn1_0_mmqkv0 = (dqkv0.reshape(-1, 48) @ W0).reshape(-1, 8, 16)
     del dqkv0
-    dg1_0 = np.einsum('ijk,ijk->k', dn1_0_mmqkv0, xhat_n1_0)
+    dg1_0 = np.einsum("ijk,ijk->k", dn1_0_mmqkv0, xhat_n1_0)
     del xhat_n1_0
     dbe1_0 = np.sum(dn1_0_mmqkv0, axis=(0, 1))
-    return float((1/128)*total/N), {
+    return float((1 / 128) * total / N), {
         "0.self_attn.in_proj_weight": dW0,
         "0.self_attn.in_proj_bias": dB0,
         "0.self_attn.out_proj.weight": dWo0,
@@ -1040,14 +839,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -1057,7 +854,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -1066,18 +863,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                np.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else np.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -1095,7 +902,7 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

@@ -8,7 +8,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_0 = sum(x, axis=2, keepdims)
     xc_n1_0 = x - sum_n1_0/16
     ss_n1_0 = sum(xc_n1_0**2, axis=2, keepdims)
-    var_n1_0 = ss_n1_0/16 + 1.0e-5
+    var_n1_0 = ss_n1_0/16 + 1e-5
     rstd_n1_0 = 1/sqrt(var_n1_0)
     xhat_n1_0 = rstd_n1_0*xc_n1_0
     n1_0 = be1_0 + g1_0*xhat_n1_0
@@ -32,7 +32,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_0 = sum(r1_0, axis=2, keepdims)
     xc_n2_0 = r1_0 - sum_n2_0/16
     ss_n2_0 = sum(xc_n2_0**2, axis=2, keepdims)
-    var_n2_0 = ss_n2_0/16 + 1.0e-5
+    var_n2_0 = ss_n2_0/16 + 1e-5
     rstd_n2_0 = 1/sqrt(var_n2_0)
     xhat_n2_0 = rstd_n2_0*xc_n2_0
     n2_0 = be2_0 + g2_0*xhat_n2_0
@@ -44,7 +44,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n1_1 = sum(r2_0, axis=2, keepdims)
     xc_n1_1 = r2_0 - sum_n1_1/16
     ss_n1_1 = sum(xc_n1_1**2, axis=2, keepdims)
-    var_n1_1 = ss_n1_1/16 + 1.0e-5
+    var_n1_1 = ss_n1_1/16 + 1e-5
     rstd_n1_1 = 1/sqrt(var_n1_1)
     xhat_n1_1 = rstd_n1_1*xc_n1_1
     n1_1 = be1_1 + g1_1*xhat_n1_1
@@ -67,7 +67,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     sum_n2_1 = sum(r1_1, axis=2, keepdims)
     xc_n2_1 = r1_1 - sum_n2_1/16
     ss_n2_1 = sum(xc_n2_1**2, axis=2, keepdims)
-    var_n2_1 = ss_n2_1/16 + 1.0e-5
+    var_n2_1 = ss_n2_1/16 + 1e-5
     rstd_n2_1 = 1/sqrt(var_n2_1)
     xhat_n2_1 = rstd_n2_1*xc_n2_1
     n2_1 = be2_1 + g2_1*xhat_n2_1
@@ -216,38 +216,50 @@ def init_params(seed=0, dtype=torch.float64, device=None):
     Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
     generator = torch.Generator().manual_seed(seed)
     return {
-        "0.self_attn.in_proj_weight": torch.empty((48, 16), dtype=torch.float64).uniform_(
-            -0.30618621784789724, 0.30618621784789724, generator=generator).to(device=device, dtype=dtype),
+        "0.self_attn.in_proj_weight": torch.empty((48, 16), dtype=torch.float64)
+        .uniform_(-0.30618621784789724, 0.30618621784789724, generator=generator)
+        .to(device=device, dtype=dtype),
         "0.self_attn.in_proj_bias": torch.zeros((48,), dtype=dtype, device=device),
-        "0.self_attn.out_proj.weight": torch.empty((16, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
+        "0.self_attn.out_proj.weight": torch.empty((16, 16), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
         "0.self_attn.out_proj.bias": torch.zeros((16,), dtype=dtype, device=device),
-        "0.linear1.weight": torch.empty((32, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
-        "0.linear1.bias": torch.empty((32,), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
-        "0.linear2.weight": torch.empty((16, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
-        "0.linear2.bias": torch.empty((16,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
+        "0.linear1.weight": torch.empty((32, 16), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
+        "0.linear1.bias": torch.empty((32,), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
+        "0.linear2.weight": torch.empty((16, 32), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
+        "0.linear2.bias": torch.empty((16,), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
         "0.norm1.weight": torch.ones((16,), dtype=dtype, device=device),
         "0.norm1.bias": torch.zeros((16,), dtype=dtype, device=device),
         "0.norm2.weight": torch.ones((16,), dtype=dtype, device=device),
         "0.norm2.bias": torch.zeros((16,), dtype=dtype, device=device),
-        "1.self_attn.in_proj_weight": torch.empty((48, 16), dtype=torch.float64).uniform_(
-            -0.30618621784789724, 0.30618621784789724, generator=generator).to(device=device, dtype=dtype),
+        "1.self_attn.in_proj_weight": torch.empty((48, 16), dtype=torch.float64)
+        .uniform_(-0.30618621784789724, 0.30618621784789724, generator=generator)
+        .to(device=device, dtype=dtype),
         "1.self_attn.in_proj_bias": torch.zeros((48,), dtype=dtype, device=device),
-        "1.self_attn.out_proj.weight": torch.empty((16, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
+        "1.self_attn.out_proj.weight": torch.empty((16, 16), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
         "1.self_attn.out_proj.bias": torch.zeros((16,), dtype=dtype, device=device),
-        "1.linear1.weight": torch.empty((32, 16), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
-        "1.linear1.bias": torch.empty((32,), dtype=torch.float64).uniform_(
-            -0.25, 0.25, generator=generator).to(device=device, dtype=dtype),
-        "1.linear2.weight": torch.empty((16, 32), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
-        "1.linear2.bias": torch.empty((16,), dtype=torch.float64).uniform_(
-            -0.17677669529663687, 0.17677669529663687, generator=generator).to(device=device, dtype=dtype),
+        "1.linear1.weight": torch.empty((32, 16), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
+        "1.linear1.bias": torch.empty((32,), dtype=torch.float64)
+        .uniform_(-0.25, 0.25, generator=generator)
+        .to(device=device, dtype=dtype),
+        "1.linear2.weight": torch.empty((16, 32), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
+        "1.linear2.bias": torch.empty((16,), dtype=torch.float64)
+        .uniform_(-0.17677669529663687, 0.17677669529663687, generator=generator)
+        .to(device=device, dtype=dtype),
         "1.norm1.weight": torch.ones((16,), dtype=dtype, device=device),
         "1.norm1.bias": torch.zeros((16,), dtype=dtype, device=device),
         "1.norm2.weight": torch.ones((16,), dtype=dtype, device=device),
@@ -283,16 +295,16 @@ def forward(params, x):
     g2_1 = params["1.norm2.weight"]
     be2_1 = params["1.norm2.bias"]
     sum_n1_0 = torch.sum(x, dim=2, keepdim=True)
-    xc_n1_0 = x - 1/16*sum_n1_0
+    xc_n1_0 = x - 1 / 16 * sum_n1_0
     del sum_n1_0
     ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
+    var_n1_0 = (1 / 16) * ss_n1_0 + 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
+    rstd_n1_0 = var_n1_0 ** (-1 / 2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
+    xhat_n1_0 = rstd_n1_0 * xc_n1_0
     del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = be1_0 + g1_0 * xhat_n1_0
     del xhat_n1_0
     qkv0 = torch.nn.functional.linear(n1_0, W0, B0)
     del n1_0
@@ -307,7 +319,7 @@ def forward(params, x):
     vh0 = v0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v0
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
-    scores0 = ((1/2)*qh0) @ kh0.mT
+    scores0 = ((1 / 2) * qh0) @ kh0.mT
     del qh0, kh0
     scores0 += mask0
     a0 = torch.softmax(scores0, dim=3)
@@ -319,36 +331,36 @@ def forward(params, x):
     r1_0 = sa0 + x
     del sa0
     sum_n2_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n2_0 = r1_0 - 1/16*sum_n2_0
+    xc_n2_0 = r1_0 - 1 / 16 * sum_n2_0
     del sum_n2_0
     ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
+    var_n2_0 = (1 / 16) * ss_n2_0 + 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
+    rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0 * xc_n2_0
     del xc_n2_0, rstd_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
+    n2_0 = be2_0 + g2_0 * xhat_n2_0
     del xhat_n2_0
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     del n2_0
-    act0 = (1/2)*f0*(torch.erf(0.70710678118654752*f0) + 1)
+    act0 = (1 / 2) * f0 * (torch.erf(0.7071067811865476 * f0) + 1)
     del f0
     ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
     del act0
     r2_0 = ff0 + r1_0
     del r1_0, ff0
     sum_n1_1 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n1_1 = r2_0 - 1/16*sum_n1_1
+    xc_n1_1 = r2_0 - 1 / 16 * sum_n1_1
     del sum_n1_1
     ss_n1_1 = torch.sum(xc_n1_1**2, dim=2, keepdim=True)
-    var_n1_1 = (1/16)*ss_n1_1 + 1.0e-5
+    var_n1_1 = (1 / 16) * ss_n1_1 + 1e-5
     del ss_n1_1
-    rstd_n1_1 = var_n1_1**(-1/2)
+    rstd_n1_1 = var_n1_1 ** (-1 / 2)
     del var_n1_1
-    xhat_n1_1 = rstd_n1_1*xc_n1_1
+    xhat_n1_1 = rstd_n1_1 * xc_n1_1
     del xc_n1_1, rstd_n1_1
-    n1_1 = be1_1 + g1_1*xhat_n1_1
+    n1_1 = be1_1 + g1_1 * xhat_n1_1
     del xhat_n1_1
     qkv1 = torch.nn.functional.linear(n1_1, W1, B1)
     del n1_1
@@ -362,7 +374,7 @@ def forward(params, x):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v1
-    scores1 = ((1/2)*qh1) @ kh1.mT
+    scores1 = ((1 / 2) * qh1) @ kh1.mT
     del qh1, kh1
     scores1 += mask0
     a1 = torch.softmax(scores1, dim=3)
@@ -374,20 +386,20 @@ def forward(params, x):
     r1_1 = r2_0 + sa1
     del r2_0, sa1
     sum_n2_1 = torch.sum(r1_1, dim=2, keepdim=True)
-    xc_n2_1 = r1_1 - 1/16*sum_n2_1
+    xc_n2_1 = r1_1 - 1 / 16 * sum_n2_1
     del sum_n2_1
     ss_n2_1 = torch.sum(xc_n2_1**2, dim=2, keepdim=True)
-    var_n2_1 = (1/16)*ss_n2_1 + 1.0e-5
+    var_n2_1 = (1 / 16) * ss_n2_1 + 1e-5
     del ss_n2_1
-    rstd_n2_1 = var_n2_1**(-1/2)
+    rstd_n2_1 = var_n2_1 ** (-1 / 2)
     del var_n2_1
-    xhat_n2_1 = rstd_n2_1*xc_n2_1
+    xhat_n2_1 = rstd_n2_1 * xc_n2_1
     del xc_n2_1, rstd_n2_1
-    n2_1 = be2_1 + g2_1*xhat_n2_1
+    n2_1 = be2_1 + g2_1 * xhat_n2_1
     del xhat_n2_1
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     del n2_1
-    act1 = (1/2)*f1*(torch.erf(0.70710678118654752*f1) + 1)
+    act1 = (1 / 2) * f1 * (torch.erf(0.7071067811865476 * f1) + 1)
     del f1
     ff1 = torch.nn.functional.linear(act1, W2_1, b2_1)
     del act1
@@ -398,144 +410,10 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a 0-d tensor; t is of shape (batch, 8, 16)."""
     check_shapes(x=x, t=t)
-    W0 = params["0.self_attn.in_proj_weight"]
-    B0 = params["0.self_attn.in_proj_bias"]
-    Wo0 = params["0.self_attn.out_proj.weight"]
-    bo0 = params["0.self_attn.out_proj.bias"]
-    W1_0 = params["0.linear1.weight"]
-    b1_0 = params["0.linear1.bias"]
-    W2_0 = params["0.linear2.weight"]
-    b2_0 = params["0.linear2.bias"]
-    g1_0 = params["0.norm1.weight"]
-    be1_0 = params["0.norm1.bias"]
-    g2_0 = params["0.norm2.weight"]
-    be2_0 = params["0.norm2.bias"]
-    W1 = params["1.self_attn.in_proj_weight"]
-    B1 = params["1.self_attn.in_proj_bias"]
-    Wo1 = params["1.self_attn.out_proj.weight"]
-    bo1 = params["1.self_attn.out_proj.bias"]
-    W1_1 = params["1.linear1.weight"]
-    b1_1 = params["1.linear1.bias"]
-    W2_1 = params["1.linear2.weight"]
-    b2_1 = params["1.linear2.bias"]
-    g1_1 = params["1.norm1.weight"]
-    be1_1 = params["1.norm1.bias"]
-    g2_1 = params["1.norm2.weight"]
-    be2_1 = params["1.norm2.bias"]
     N = x.shape[0]
-    sum_n1_0 = torch.sum(x, dim=2, keepdim=True)
-    xc_n1_0 = x - 1/16*sum_n1_0
-    del sum_n1_0
-    ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = (1/16)*ss_n1_0 + 1.0e-5
-    del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
-    del var_n1_0
-    xhat_n1_0 = rstd_n1_0*xc_n1_0
-    del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
-    del xhat_n1_0
-    qkv0 = torch.nn.functional.linear(n1_0, W0, B0)
-    del n1_0
-    q0 = qkv0[:, :, :16]
-    qh0 = q0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
-    del q0
-    k0 = qkv0[:, :, 16:32]
-    kh0 = k0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
-    del k0
-    v0 = qkv0[:, :, 32:]
-    del qkv0
-    vh0 = v0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
-    del v0
-    mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
-    scores0 = ((1/2)*qh0) @ kh0.mT
-    del qh0, kh0
-    scores0 += mask0
-    a0 = torch.softmax(scores0, dim=3)
-    del scores0
-    o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
-    del vh0, a0
-    sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
-    del o0
-    r1_0 = sa0 + x
-    del sa0
-    sum_n2_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n2_0 = r1_0 - 1/16*sum_n2_0
-    del sum_n2_0
-    ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = (1/16)*ss_n2_0 + 1.0e-5
-    del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
-    del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
-    del xc_n2_0, rstd_n2_0
-    n2_0 = be2_0 + g2_0*xhat_n2_0
-    del xhat_n2_0
-    f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
-    del n2_0
-    act0 = (1/2)*f0*(torch.erf(0.70710678118654752*f0) + 1)
-    del f0
-    ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
-    del act0
-    r2_0 = ff0 + r1_0
-    del r1_0, ff0
-    sum_n1_1 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n1_1 = r2_0 - 1/16*sum_n1_1
-    del sum_n1_1
-    ss_n1_1 = torch.sum(xc_n1_1**2, dim=2, keepdim=True)
-    var_n1_1 = (1/16)*ss_n1_1 + 1.0e-5
-    del ss_n1_1
-    rstd_n1_1 = var_n1_1**(-1/2)
-    del var_n1_1
-    xhat_n1_1 = rstd_n1_1*xc_n1_1
-    del xc_n1_1, rstd_n1_1
-    n1_1 = be1_1 + g1_1*xhat_n1_1
-    del xhat_n1_1
-    qkv1 = torch.nn.functional.linear(n1_1, W1, B1)
-    del n1_1
-    q1 = qkv1[:, :, :16]
-    qh1 = q1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
-    del q1
-    k1 = qkv1[:, :, 16:32]
-    kh1 = k1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
-    del k1
-    v1 = qkv1[:, :, 32:]
-    del qkv1
-    vh1 = v1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
-    del v1
-    scores1 = ((1/2)*qh1) @ kh1.mT
-    del qh1, kh1
-    scores1 += mask0
-    a1 = torch.softmax(scores1, dim=3)
-    del scores1
-    o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
-    del vh1, a1
-    sa1 = torch.nn.functional.linear(o1, Wo1, bo1)
-    del o1
-    r1_1 = r2_0 + sa1
-    del r2_0, sa1
-    sum_n2_1 = torch.sum(r1_1, dim=2, keepdim=True)
-    xc_n2_1 = r1_1 - 1/16*sum_n2_1
-    del sum_n2_1
-    ss_n2_1 = torch.sum(xc_n2_1**2, dim=2, keepdim=True)
-    var_n2_1 = (1/16)*ss_n2_1 + 1.0e-5
-    del ss_n2_1
-    rstd_n2_1 = var_n2_1**(-1/2)
-    del var_n2_1
-    xhat_n2_1 = rstd_n2_1*xc_n2_1
-    del xc_n2_1, rstd_n2_1
-    n2_1 = be2_1 + g2_1*xhat_n2_1
-    del xhat_n2_1
-    f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
-    del n2_1
-    act1 = (1/2)*f1*(torch.erf(0.70710678118654752*f1) + 1)
-    del f1
-    ff1 = torch.nn.functional.linear(act1, W2_1, b2_1)
-    del act1
-    r2_1 = ff1 + r1_1
-    del r1_1, ff1
-    total = torch.sum((r2_1 - t)**2, dim=(0, 1, 2))
-    return (1/128)*total/N
+    r2_1 = forward(params, x)
+    total = torch.sum((r2_1 - t) ** 2, dim=(0, 1, 2))
+    return (1 / 128) * total / N
 
 
 def loss_and_gradients(params, x, t):
@@ -566,20 +444,22 @@ def loss_and_gradients(params, x, t):
     g2_1 = params["1.norm2.weight"]
     be2_1 = params["1.norm2.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping e_a0, a0, f0, act0 and 4 more for the loss and the
+    # backward pass (forward frees each value as soon as it can).
     sum_n1_0 = torch.sum(x, dim=2, keepdim=True)
-    xc_n1_0 = x - 1/16*sum_n1_0
+    xc_n1_0 = x - 1 / 16 * sum_n1_0
     del sum_n1_0
     ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
     var_n1_0 = ss_n1_0
-    var_n1_0 *= 1/16
-    var_n1_0 += 1.00000000000000e-5
+    var_n1_0 *= 1 / 16
+    var_n1_0 += 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0**(-1/2)
+    rstd_n1_0 = var_n1_0 ** (-1 / 2)
     del var_n1_0
     xhat_n1_0 = xc_n1_0
     xhat_n1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0
-    n1_0 = be1_0 + g1_0*xhat_n1_0
+    n1_0 = be1_0 + g1_0 * xhat_n1_0
     qkv0 = torch.nn.functional.linear(n1_0, W0, B0)
     q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
@@ -592,7 +472,7 @@ def loss_and_gradients(params, x, t):
     vh0 = v0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v0
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
-    scores0 = ((1/2)*qh0) @ kh0.mT
+    scores0 = ((1 / 2) * qh0) @ kh0.mT
     scores0 += mask0
     a0 = torch.softmax(scores0, dim=3, out=scores0)
     del scores0
@@ -602,26 +482,26 @@ def loss_and_gradients(params, x, t):
     r1_0 += x
     del sa0
     sum_n2_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n2_0 = r1_0 - 1/16*sum_n2_0
+    xc_n2_0 = r1_0 - 1 / 16 * sum_n2_0
     del sum_n2_0
     ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
     var_n2_0 = ss_n2_0
-    var_n2_0 *= 1/16
-    var_n2_0 += 1.00000000000000e-5
+    var_n2_0 *= 1 / 16
+    var_n2_0 += 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0**(-1/2)
+    rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0*xc_n2_0
+    xhat_n2_0 = rstd_n2_0 * xc_n2_0
     n2_0 = xhat_n2_0
     n2_0 *= g2_0
     n2_0 += be2_0
     del xhat_n2_0
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
-    tmp4 = torch.erf(0.70710678118654752*f0)
+    tmp4 = torch.erf(0.7071067811865476 * f0)
     act0 = tmp4
     act0 += 1
     act0 *= f0
-    act0 *= 1/2
+    act0 *= 1 / 2
     del tmp4
     ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
     del act0
@@ -629,16 +509,16 @@ def loss_and_gradients(params, x, t):
     r2_0 += ff0
     del r1_0, ff0
     sum_n1_1 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n1_1 = r2_0 - 1/16*sum_n1_1
+    xc_n1_1 = r2_0 - 1 / 16 * sum_n1_1
     del sum_n1_1
     ss_n1_1 = torch.sum(xc_n1_1**2, dim=2, keepdim=True)
     var_n1_1 = ss_n1_1
-    var_n1_1 *= 1/16
-    var_n1_1 += 1.00000000000000e-5
+    var_n1_1 *= 1 / 16
+    var_n1_1 += 1e-5
     del ss_n1_1
-    rstd_n1_1 = var_n1_1**(-1/2)
+    rstd_n1_1 = var_n1_1 ** (-1 / 2)
     del var_n1_1
-    xhat_n1_1 = rstd_n1_1*xc_n1_1
+    xhat_n1_1 = rstd_n1_1 * xc_n1_1
     n1_1 = xhat_n1_1
     n1_1 *= g1_1
     n1_1 += be1_1
@@ -654,7 +534,7 @@ def loss_and_gradients(params, x, t):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v1
-    scores1 = ((1/2)*qh1) @ kh1.mT
+    scores1 = ((1 / 2) * qh1) @ kh1.mT
     scores1 += mask0
     a1 = torch.softmax(scores1, dim=3, out=scores1)
     del scores1
@@ -664,57 +544,58 @@ def loss_and_gradients(params, x, t):
     r1_1 += sa1
     del r2_0, sa1
     sum_n2_1 = torch.sum(r1_1, dim=2, keepdim=True)
-    xc_n2_1 = r1_1 - 1/16*sum_n2_1
+    xc_n2_1 = r1_1 - 1 / 16 * sum_n2_1
     del sum_n2_1
     ss_n2_1 = torch.sum(xc_n2_1**2, dim=2, keepdim=True)
     var_n2_1 = ss_n2_1
-    var_n2_1 *= 1/16
-    var_n2_1 += 1.00000000000000e-5
+    var_n2_1 *= 1 / 16
+    var_n2_1 += 1e-5
     del ss_n2_1
-    rstd_n2_1 = var_n2_1**(-1/2)
+    rstd_n2_1 = var_n2_1 ** (-1 / 2)
     del var_n2_1
-    xhat_n2_1 = rstd_n2_1*xc_n2_1
+    xhat_n2_1 = rstd_n2_1 * xc_n2_1
     n2_1 = xhat_n2_1
     n2_1 *= g2_1
     n2_1 += be2_1
     del xhat_n2_1
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
-    tmp8 = torch.erf(0.70710678118654752*f1)
+    tmp8 = torch.erf(0.7071067811865476 * f1)
     act1 = tmp8
     act1 += 1
     act1 *= f1
-    act1 *= 1/2
+    act1 *= 1 / 2
     del tmp8
     ff1 = torch.nn.functional.linear(act1, W2_1, b2_1)
     del act1
     r2_1 = r1_1
     r2_1 += ff1
     del r1_1, ff1
-    total = torch.sum((r2_1 - t)**2, dim=(0, 1, 2))
+    total = torch.sum((r2_1 - t) ** 2, dim=(0, 1, 2))
     dr2_1 = r2_1
     dr2_1 -= t
-    dr2_1 *= (1/64)/N
+    dr2_1 *= (1 / 64) / N
     del r2_1
     db2_1 = torch.sum(dr2_1, dim=(0, 1))
-    act1_again = 0.70710678118654752*f1
-    act1_again = torch.erf_(act1_again)
-    act1_again += 1
-    act1_again *= f1
-    act1_again *= 1/2
-    dW2_1 = dr2_1.reshape(-1, 16).T @ act1_again.reshape(-1, 32)
-    del act1_again
+    # act1 again, from values kept anyway: cheaper than holding it until here
+    act1 = 0.7071067811865476 * f1
+    act1 = torch.erf_(act1)
+    act1 += 1
+    act1 *= f1
+    act1 *= 1 / 2
+    dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
+    del act1
     df1 = dr2_1 @ W2_1
     df1_local = f1**2
-    df1_local *= -1/2
+    df1_local *= -1 / 2
     df1_local = torch.exp_(df1_local)
     df1_local *= f1
-    df1_local *= 0.39894228040143268
-    df1_local_part = 0.70710678118654752*f1
+    df1_local *= 0.3989422804014327
+    df1_local_part = 0.7071067811865476 * f1
     df1_local_part = torch.erf_(df1_local_part)
-    df1_local_part *= 1/2
+    df1_local_part *= 1 / 2
     df1_local += df1_local_part
     del df1_local_part
-    df1_local += 1/2
+    df1_local += 1 / 2
     df1 *= df1_local
     del f1, df1_local
     db1_1 = torch.sum(df1, dim=(0, 1))
@@ -722,7 +603,7 @@ def loss_and_gradients(params, x, t):
     del n2_1
     dn2_1_mmf1 = df1 @ W1_1
     del df1
-    dg2_1 = torch.sum(dn2_1_mmf1*rstd_n2_1*xc_n2_1, dim=(0, 1))
+    dg2_1 = torch.sum(dn2_1_mmf1 * rstd_n2_1 * xc_n2_1, dim=(0, 1))
     dbe2_1 = torch.sum(dn2_1_mmf1, dim=(0, 1))
     dxhat_n2_1 = dn2_1_mmf1
     dxhat_n2_1 *= g2_1
@@ -734,11 +615,11 @@ def loss_and_gradients(params, x, t):
     del drstd_n2_1
     dxc_n2_1 = xc_n2_1
     dxc_n2_1 *= tmp11
-    dxc_n2_1 *= -1/16
-    dxc_n2_1 += dxhat_n2_1*rstd_n2_1
+    dxc_n2_1 *= -1 / 16
+    dxc_n2_1 += dxhat_n2_1 * rstd_n2_1
     del xc_n2_1, dxhat_n2_1, tmp11
     dr1_1 = dr2_1
-    dr1_1 -= (1/16)*dsum_n2_1*rstd_n2_1 - dxc_n2_1
+    dr1_1 -= (1 / 16) * dsum_n2_1 * rstd_n2_1 - dxc_n2_1
     del rstd_n2_1, dr2_1, dsum_n2_1, dxc_n2_1
     dbo1 = torch.sum(dr1_1, dim=(0, 1))
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
@@ -750,7 +631,7 @@ def loss_and_gradients(params, x, t):
     dscores1 = da1
     dscores1 -= ds_a1
     dscores1 *= a1
-    dscores1 *= 1/2
+    dscores1 *= 1 / 2
     del da1, ds_a1
     dv1 = (a1.mT @ dav1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
@@ -765,7 +646,7 @@ def loss_and_gradients(params, x, t):
     del n1_1
     dn1_1_mmqkv1 = dqkv1 @ W1
     del dqkv1
-    dg1_1 = torch.sum(dn1_1_mmqkv1*rstd_n1_1*xc_n1_1, dim=(0, 1))
+    dg1_1 = torch.sum(dn1_1_mmqkv1 * rstd_n1_1 * xc_n1_1, dim=(0, 1))
     dbe1_1 = torch.sum(dn1_1_mmqkv1, dim=(0, 1))
     dxhat_n1_1 = dn1_1_mmqkv1
     dxhat_n1_1 *= g1_1
@@ -777,32 +658,33 @@ def loss_and_gradients(params, x, t):
     del drstd_n1_1
     dxc_n1_1 = xc_n1_1
     dxc_n1_1 *= tmp12
-    dxc_n1_1 *= -1/16
-    dxc_n1_1 += dxhat_n1_1*rstd_n1_1
+    dxc_n1_1 *= -1 / 16
+    dxc_n1_1 += dxhat_n1_1 * rstd_n1_1
     del xc_n1_1, dxhat_n1_1, tmp12
     dr2_0 = dr1_1
-    dr2_0 -= (1/16)*dsum_n1_1*rstd_n1_1 - dxc_n1_1
+    dr2_0 -= (1 / 16) * dsum_n1_1 * rstd_n1_1 - dxc_n1_1
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
-    act0_again = 0.70710678118654752*f0
-    act0_again = torch.erf_(act0_again)
-    act0_again += 1
-    act0_again *= f0
-    act0_again *= 1/2
-    dW2_0 = dr2_0.reshape(-1, 16).T @ act0_again.reshape(-1, 32)
-    del act0_again
+    # act0 again, from values kept anyway: cheaper than holding it until here
+    act0 = 0.7071067811865476 * f0
+    act0 = torch.erf_(act0)
+    act0 += 1
+    act0 *= f0
+    act0 *= 1 / 2
+    dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
+    del act0
     df0 = dr2_0 @ W2_0
     df0_local = f0**2
-    df0_local *= -1/2
+    df0_local *= -1 / 2
     df0_local = torch.exp_(df0_local)
     df0_local *= f0
-    df0_local *= 0.39894228040143268
-    df0_local_part = 0.70710678118654752*f0
+    df0_local *= 0.3989422804014327
+    df0_local_part = 0.7071067811865476 * f0
     df0_local_part = torch.erf_(df0_local_part)
-    df0_local_part *= 1/2
+    df0_local_part *= 1 / 2
     df0_local += df0_local_part
     del df0_local_part
-    df0_local += 1/2
+    df0_local += 1 / 2
     df0 *= df0_local
     del f0, df0_local
     db1_0 = torch.sum(df0, dim=(0, 1))
@@ -810,7 +692,7 @@ def loss_and_gradients(params, x, t):
     del n2_0
     dn2_0_mmf0 = df0 @ W1_0
     del df0
-    dg2_0 = torch.sum(dn2_0_mmf0*rstd_n2_0*xc_n2_0, dim=(0, 1))
+    dg2_0 = torch.sum(dn2_0_mmf0 * rstd_n2_0 * xc_n2_0, dim=(0, 1))
     dbe2_0 = torch.sum(dn2_0_mmf0, dim=(0, 1))
     dxhat_n2_0 = dn2_0_mmf0
     dxhat_n2_0 *= g2_0
@@ -822,11 +704,11 @@ def loss_and_gradients(params, x, t):
     del drstd_n2_0
     dxc_n2_0 = xc_n2_0
     dxc_n2_0 *= tmp13
-    dxc_n2_0 *= -1/16
-    dxc_n2_0 += dxhat_n2_0*rstd_n2_0
+    dxc_n2_0 *= -1 / 16
+    dxc_n2_0 += dxhat_n2_0 * rstd_n2_0
     del xc_n2_0, dxhat_n2_0, tmp13
     dr1_0 = dr2_0
-    dr1_0 -= (1/16)*dsum_n2_0*rstd_n2_0 - dxc_n2_0
+    dr1_0 -= (1 / 16) * dsum_n2_0 * rstd_n2_0 - dxc_n2_0
     del rstd_n2_0, dr2_0, dsum_n2_0, dxc_n2_0
     dbo0 = torch.sum(dr1_0, dim=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
@@ -839,7 +721,7 @@ def loss_and_gradients(params, x, t):
     dscores0 = da0
     dscores0 -= ds_a0
     dscores0 *= a0
-    dscores0 *= 1/2
+    dscores0 *= 1 / 2
     del da0, ds_a0
     dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0
@@ -854,10 +736,10 @@ def loss_and_gradients(params, x, t):
     del n1_0
     dn1_0_mmqkv0 = dqkv0 @ W0
     del dqkv0
-    dg1_0 = torch.sum(dn1_0_mmqkv0*xhat_n1_0, dim=(0, 1))
+    dg1_0 = torch.sum(dn1_0_mmqkv0 * xhat_n1_0, dim=(0, 1))
     del xhat_n1_0
     dbe1_0 = torch.sum(dn1_0_mmqkv0, dim=(0, 1))
-    return (1/128)*total/N, {
+    return (1 / 128) * total / N, {
         "0.self_attn.in_proj_weight": dW0,
         "0.self_attn.in_proj_bias": dB0,
         "0.self_attn.out_proj.weight": dWo0,
@@ -909,14 +791,12 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
     return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
 
@@ -926,7 +806,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -935,18 +815,28 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                torch.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else torch.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -961,11 +851,14 @@ def train(params, x, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=N
         options["weight_decay"] = weight_decay
     state, history = None, []
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device) if shuffle else \
-            torch.arange(len(x), device=x.device)
+        order = (
+            torch.randperm(len(x), generator=generator).to(x.device)
+            if shuffle
+            else torch.arange(len(x), device=x.device)
+        )
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

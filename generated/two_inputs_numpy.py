@@ -67,21 +67,24 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not np.issubdtype(arrays['t'].dtype, np.integer):
+    if "t" in arrays and not np.issubdtype(arrays["t"].dtype, np.integer):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
 
 
 def init_params(seed=0, dtype=np.float64):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     rng = np.random.default_rng(seed)
-    return {key: value.astype(dtype) for key, value in {
-        "ex.weight": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(8, 6)),
-        "ex.bias": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(8,)),
-        "eu.weight": rng.uniform(-0.5773502691896258, 0.5773502691896258, size=(4, 3)),
-        "eu.bias": rng.uniform(-0.5773502691896258, 0.5773502691896258, size=(4,)),
-        "head.weight": rng.uniform(-0.2886751345948129, 0.2886751345948129, size=(3, 12)),
-        "head.bias": rng.uniform(-0.2886751345948129, 0.2886751345948129, size=(3,)),
-    }.items()}
+    return {
+        key: value.astype(dtype)
+        for key, value in {
+            "ex.weight": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(8, 6)),
+            "ex.bias": rng.uniform(-0.4082482904638631, 0.4082482904638631, size=(8,)),
+            "eu.weight": rng.uniform(-0.5773502691896258, 0.5773502691896258, size=(4, 3)),
+            "eu.bias": rng.uniform(-0.5773502691896258, 0.5773502691896258, size=(4,)),
+            "head.weight": rng.uniform(-0.2886751345948129, 0.2886751345948129, size=(3, 12)),
+            "head.bias": rng.uniform(-0.2886751345948129, 0.2886751345948129, size=(3,)),
+        }.items()
+    }
 
 
 def forward(params, x, u):
@@ -111,36 +114,17 @@ def forward(params, x, u):
 def loss(params, x, u, t):
     """The loss, a Python float; t is class indices of shape (batch,)."""
     check_shapes(x=x, u=u, t=t)
-    w_ex = params["ex.weight"]
-    b_ex = params["ex.bias"]
-    w_eu = params["eu.weight"]
-    b_eu = params["eu.bias"]
-    w_head = params["head.weight"]
-    b_head = params["head.bias"]
     N = x.shape[0]
-    z_ex = x @ w_ex.T
-    z_ex += b_ex
-    hx = np.tanh(z_ex, out=z_ex)
-    del z_ex
-    z_eu = u @ w_eu.T
-    z_eu += b_eu
-    hu = np.maximum(z_eu, 0, out=z_eu)
-    del z_eu
-    cat = np.concatenate([hx, hu], axis=1)
-    del hx, hu
+    z_head = forward(params, x, u)
     onehot = (t[..., None] == np.arange(3)).astype(x.dtype)
-    z_head = cat @ w_head.T
-    del cat
-    z_head += b_head
     m = np.max(z_head, axis=1, keepdims=True)
-    shifted = z_head
-    shifted -= m
-    del z_head, m
+    shifted = z_head - m
+    del m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
     del e
-    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
-    return float(total/N)
+    total = np.einsum("ij,ij->", onehot, np.log(s)) - np.einsum("ij,ij->", onehot, shifted)
+    return float(total / N)
 
 
 def loss_and_gradients(params, x, u, t):
@@ -153,6 +137,8 @@ def loss_and_gradients(params, x, u, t):
     w_head = params["head.weight"]
     b_head = params["head.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping hx, hu and z_head for the loss and the backward pass
+    # (forward frees each value as soon as it can).
     z_ex = x @ w_ex.T
     z_ex += b_ex
     hx = np.tanh(z_ex, out=z_ex)
@@ -171,7 +157,7 @@ def loss_and_gradients(params, x, u, t):
     del z_head, m
     e = np.exp(shifted)
     s = np.sum(e, axis=1, keepdims=True)
-    total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))
+    total = np.einsum("ij,ij->", onehot, np.log(s)) - np.einsum("ij,ij->", onehot, shifted)
     del shifted
     p = e
     p /= s
@@ -188,7 +174,7 @@ def loss_and_gradients(params, x, u, t):
     dhx = dcat[:, :8]
     dhu = dcat[:, 8:]
     del dcat
-    dz_eu = dhu*(hu > 0).astype(x.dtype)
+    dz_eu = dhu * (hu > 0).astype(x.dtype)
     del hu, dhu
     dw_eu = dz_eu.T @ u
     db_eu = np.sum(dz_eu, axis=0)
@@ -200,7 +186,7 @@ def loss_and_gradients(params, x, u, t):
     del hx, dhx
     dw_ex = dz_ex.T @ x
     db_ex = np.sum(dz_ex, axis=0)
-    return float(total/N), {
+    return float(total / N), {
         "ex.weight": dw_ex,
         "ex.bias": db_ex,
         "eu.weight": dw_eu,
@@ -234,16 +220,42 @@ def sgd_step(params, x, u, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, u, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, u, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
-    return _adam(params, (x, u,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
+    return _adam(
+        params,
+        (
+            x,
+            u,
+        ),
+        t,
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        state,
+        decoupled=False,
+    )
 
 
-def adamw_step(params, x, u, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, u, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
-    return _adam(params, (x, u,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
+    return _adam(
+        params,
+        (
+            x,
+            u,
+        ),
+        t,
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        state,
+        decoupled=True,
+    )
 
 
 def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decoupled):
@@ -251,7 +263,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -260,18 +272,29 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                np.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else np.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, u, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    u,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, u, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -289,7 +312,7 @@ def train(params, x, u, t, lr, epochs, batch_size, shuffle=True, seed=0, callbac
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], u[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

@@ -74,7 +74,7 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays['t'].is_floating_point() or arrays['t'].is_complex()):
+    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
 
 
@@ -82,18 +82,24 @@ def init_params(seed=0, dtype=torch.float64, device=None):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     generator = torch.Generator().manual_seed(seed)
     return {
-        "ex.weight": torch.empty((8, 6), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
-        "ex.bias": torch.empty((8,), dtype=torch.float64).uniform_(
-            -0.4082482904638631, 0.4082482904638631, generator=generator).to(device=device, dtype=dtype),
-        "eu.weight": torch.empty((4, 3), dtype=torch.float64).uniform_(
-            -0.5773502691896258, 0.5773502691896258, generator=generator).to(device=device, dtype=dtype),
-        "eu.bias": torch.empty((4,), dtype=torch.float64).uniform_(
-            -0.5773502691896258, 0.5773502691896258, generator=generator).to(device=device, dtype=dtype),
-        "head.weight": torch.empty((3, 12), dtype=torch.float64).uniform_(
-            -0.2886751345948129, 0.2886751345948129, generator=generator).to(device=device, dtype=dtype),
-        "head.bias": torch.empty((3,), dtype=torch.float64).uniform_(
-            -0.2886751345948129, 0.2886751345948129, generator=generator).to(device=device, dtype=dtype),
+        "ex.weight": torch.empty((8, 6), dtype=torch.float64)
+        .uniform_(-0.4082482904638631, 0.4082482904638631, generator=generator)
+        .to(device=device, dtype=dtype),
+        "ex.bias": torch.empty((8,), dtype=torch.float64)
+        .uniform_(-0.4082482904638631, 0.4082482904638631, generator=generator)
+        .to(device=device, dtype=dtype),
+        "eu.weight": torch.empty((4, 3), dtype=torch.float64)
+        .uniform_(-0.5773502691896258, 0.5773502691896258, generator=generator)
+        .to(device=device, dtype=dtype),
+        "eu.bias": torch.empty((4,), dtype=torch.float64)
+        .uniform_(-0.5773502691896258, 0.5773502691896258, generator=generator)
+        .to(device=device, dtype=dtype),
+        "head.weight": torch.empty((3, 12), dtype=torch.float64)
+        .uniform_(-0.2886751345948129, 0.2886751345948129, generator=generator)
+        .to(device=device, dtype=dtype),
+        "head.bias": torch.empty((3,), dtype=torch.float64)
+        .uniform_(-0.2886751345948129, 0.2886751345948129, generator=generator)
+        .to(device=device, dtype=dtype),
     }
 
 
@@ -121,28 +127,12 @@ def forward(params, x, u):
 def loss(params, x, u, t):
     """The loss, a 0-d tensor; t is class indices of shape (batch,)."""
     check_shapes(x=x, u=u, t=t)
-    w_ex = params["ex.weight"]
-    b_ex = params["ex.bias"]
-    w_eu = params["eu.weight"]
-    b_eu = params["eu.bias"]
-    w_head = params["head.weight"]
-    b_head = params["head.bias"]
     N = x.shape[0]
-    z_ex = torch.nn.functional.linear(x, w_ex, b_ex)
-    hx = torch.tanh(z_ex)
-    del z_ex
-    z_eu = torch.nn.functional.linear(u, w_eu, b_eu)
-    hu = torch.clamp(z_eu, min=0)
-    del z_eu
-    cat = torch.cat([hx, hu], dim=1)
-    del hx, hu
+    z_head = forward(params, x, u)
     onehot = one_hot(t, 3, x.dtype)
-    z_head = torch.nn.functional.linear(cat, w_head, b_head)
-    del cat
     logp = torch.log_softmax(z_head, dim=1)
-    del z_head
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
-    return total/N
+    return total / N
 
 
 def loss_and_gradients(params, x, u, t):
@@ -155,6 +145,8 @@ def loss_and_gradients(params, x, u, t):
     w_head = params["head.weight"]
     b_head = params["head.bias"]
     N = x.shape[0]
+    # The forward pass, as forward computes it, but keeping hx, hu and z_head for the loss and the backward pass
+    # (forward frees each value as soon as it can).
     z_ex = torch.nn.functional.linear(x, w_ex, b_ex)
     hx = torch.tanh_(z_ex)
     del z_ex
@@ -181,7 +173,7 @@ def loss_and_gradients(params, x, u, t):
     dhx = dcat[:, :8]
     dhu = dcat[:, 8:]
     del dcat
-    dz_eu = dhu*torch.sign(hu)
+    dz_eu = dhu * torch.sign(hu)
     del hu, dhu
     dw_eu = dz_eu.T @ u
     db_eu = torch.sum(dz_eu, dim=0)
@@ -193,7 +185,7 @@ def loss_and_gradients(params, x, u, t):
     del hx, dhx
     dw_ex = dz_ex.T @ x
     db_ex = torch.sum(dz_ex, dim=0)
-    return total/N, {
+    return total / N, {
         "ex.weight": dw_ex,
         "ex.bias": db_ex,
         "eu.weight": dw_eu,
@@ -227,16 +219,42 @@ def sgd_step(params, x, u, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     return new_params, loss, {"momentum_buffer": buffers}
 
 
-def adam_step(params, x, u, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-              state=None):
+def adam_step(params, x, u, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
-    return _adam(params, (x, u,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
+    return _adam(
+        params,
+        (
+            x,
+            u,
+        ),
+        t,
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        state,
+        decoupled=False,
+    )
 
 
-def adamw_step(params, x, u, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
-               state=None):
+def adamw_step(params, x, u, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
-    return _adam(params, (x, u,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
+    return _adam(
+        params,
+        (
+            x,
+            u,
+        ),
+        t,
+        lr,
+        betas,
+        eps,
+        weight_decay,
+        amsgrad,
+        state,
+        decoupled=True,
+    )
 
 
 def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decoupled):
@@ -244,7 +262,7 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
-    correction1, correction2 = 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5
+    correction1, correction2 = 1 - beta1**step, (1 - beta2**step) ** 0.5
     new_params = {}
     for key, value in params.items():
         grad = grads[key]
@@ -253,18 +271,29 @@ def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decou
         elif weight_decay:
             grad = grad + weight_decay * value
         mean = moments["exp_avg"][key] = beta1 * moments["exp_avg"].get(key, 0.0) + (1 - beta1) * grad
-        square = moments["exp_avg_sq"][key] = \
-            beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
+        square = moments["exp_avg_sq"][key] = beta2 * moments["exp_avg_sq"].get(key, 0.0) + (1 - beta2) * grad * grad
         if amsgrad:
             previous = moments["max_exp_avg_sq"].get(key)
-            square = moments["max_exp_avg_sq"][key] = square if previous is None else \
-                torch.maximum(previous, square)
-        new_params[key] = value - (lr / correction1) * mean / (square ** 0.5 / correction2 + eps)
+            square = moments["max_exp_avg_sq"][key] = square if previous is None else torch.maximum(previous, square)
+        new_params[key] = value - (lr / correction1) * mean / (square**0.5 / correction2 + eps)
     return new_params, loss, {"step": step, **moments}
 
 
-def train(params, x, u, t, lr, epochs, batch_size, shuffle=True, seed=0, callback=None, momentum=0.0,
-          weight_decay=None, optimizer="sgd"):
+def train(
+    params,
+    x,
+    u,
+    t,
+    lr,
+    epochs,
+    batch_size,
+    shuffle=True,
+    seed=0,
+    callback=None,
+    momentum=0.0,
+    weight_decay=None,
+    optimizer="sgd",
+):
     """Minibatch training over (x, u, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
     optimizer's default (0, or 1e-2 for AdamW).
@@ -279,11 +308,14 @@ def train(params, x, u, t, lr, epochs, batch_size, shuffle=True, seed=0, callbac
         options["weight_decay"] = weight_decay
     state, history = None, []
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device) if shuffle else \
-            torch.arange(len(x), device=x.device)
+        order = (
+            torch.randperm(len(x), generator=generator).to(x.device)
+            if shuffle
+            else torch.arange(len(x), device=x.device)
+        )
         total = 0.0
         for start in range(0, len(x), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             params, loss, state = step(params, x[batch], u[batch], t[batch], lr, state=state, **options)
             total += float(loss) * len(batch)
         history.append(total / len(x))

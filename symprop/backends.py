@@ -76,8 +76,7 @@ register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_modul
                  maximum="np.maximum", integer_test="np.issubdtype({}.dtype, np.integer)"))
 # torch: forward and loss keep no array of a value read for the last time, so that autograd can run through them
 register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer,
-                 plan=lambda function: Options("torch", reuse=function == "loss_and_gradients", fused_softmax=True,
-                                               fused_linear=True),
+                 plan=lambda function: Options("torch", reuse=function == "loss_and_gradients"),
                  runs=True, loss_doc="a 0-d tensor", maximum="torch.maximum",
                  integer_test="not ({0}.is_floating_point() or {0}.is_complex())"))
 register(Backend("latex", "{name}.tex", "derivation.tex.j2", _render_latex))

@@ -1,7 +1,7 @@
 """Checking generated code against torch.autograd, in float64.
 
 The reference is torch's own: the model's forward and loss run on torch tensors, each built-in
-layer as its torch.nn module (nn.Linear, nn.LayerNorm, nn.TransformerEncoderLayer, ...) and each
+layer as its torch.nn module (each op's torch twin) and each
 loss as torch's, then loss.backward(). Custom expressions are evaluated with torch operations by
 walking the SymPy tree (`to_torch`), so autograd, not symprop, differentiates them.
 """
@@ -40,7 +40,8 @@ def random_batch(model, batch: int, generator):
     if kind == "index":
         t = torch.randint(0, model.outputs, shape, generator=generator)
     elif kind == "probs" or domain == "simplex":
-        t = torch.softmax(torch.randn(shape, generator=generator, dtype=torch.float64), dim=-1)
+        t = torch.randn(shape, generator=generator, dtype=torch.float64).exp()
+        t /= t.sum(-1, keepdim=True)  # rows of probabilities
     elif domain == "unit":
         t = torch.rand(shape, generator=generator, dtype=torch.float64)
     else:

@@ -24,7 +24,7 @@ from .simplify import replace_structurally, tidy
 CANCELS = define(
     "cancels", "dL/d{0} = 0: the terms of the chain rule through {0} cancel",
     r"$\partial L / \partial {0} = 0$: the terms of the chain rule through ${0}$ cancel, so nothing flows back "
-    r"through it (shifting the logits by their row maximum does not change the softmax).")
+    r"through it (shifting the logits by their row maximum does not change the probabilities).")
 
 
 def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value]:

@@ -1,8 +1,8 @@
-"""Scalar functions that symprop adds to SymPy (sigmoid, softplus, xlogy: each in its op's module), each defined
-by a SymPy expression.
+"""Scalar functions that symprop adds to SymPy (each in its op's module, σ in its own), each defined by a SymPy
+expression.
 
 No derivative is written here. `fdiff` differentiates the definition with `sympy.diff` and folds the result back onto
-named functions, so that sigmoid'(u) comes out as sigmoid(u)·(1 − sigmoid(u)) and softplus'(u) as sigmoid(u).
+named functions, so that σ'(u) comes out as σ(u)·(1 − σ(u)), and the derivative of log(1 + e^u) as σ(u).
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ def _derivatives(cls: type[DefinedFunction]):
 def fold(derivative: sp.Expr, u: sp.Symbol) -> sp.Expr:
     """Write `derivative`, an expression in u, through a named unary function of u if one fits."""
     unary = [f for f in DEFINED if f.nargs == sp.FiniteSet(1)]
-    for f in unary:  # the derivative is itself a named function, as softplus' = sigmoid
+    for f in unary:  # the derivative is itself a named function, as log(1 + e^u)' = σ(u)
         if sp.simplify(derivative - f.definition(u)) == 0:
             return f(u)
-    candidates = []  # or a polynomial in one, as sigmoid' = sigmoid(1 - sigmoid): the simplest such form
+    candidates = []  # or a polynomial in one, as σ' = σ(1 - σ): the simplest such form
     for f in unary:
         y = sp.Dummy("y")
         for atom in sorted(derivative.atoms(sp.exp), key=sp.default_sort_key):

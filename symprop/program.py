@@ -3,6 +3,7 @@ memory plan's list of Steps (the lines of code, backend-neutral), which the prin
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -10,10 +11,15 @@ import sympy as sp
 from .graph import Tensor
 
 
-@dataclass
+@functools.cache
+def _symbol(name: str) -> sp.Symbol:
+    return sp.Symbol(name, real=True)
+
+
+@dataclass(eq=False)  # a statement is itself: two that read alike are two (a value computed again)
 class Statement:
     name: str
-    kind: str  # expr | map | einsum | sum | max | onehot | slice | ... (a tensor's op) | softmax | log_softmax | output
+    kind: str  # expr | map | einsum | sum | max | onehot | slice | ... (a tensor's op) | call | output
     expr: sp.Expr | None = None  # expr, output
     tensor: Tensor | None = None  # einsum, sum, max, onehot (operands already rewritten)
     operands: tuple[sp.Expr, ...] = ()
@@ -22,10 +28,11 @@ class Statement:
     computed_again: bool = False  # a value computed again for a late read (the plan's), rather than kept
     broadcast: bool = False  # output: the expression must be broadcast to `shape`
     broadcast_operands: tuple[bool, ...] = ()  # tensor: which operands must be broadcast to their shapes
+    op: str = ""  # call: the op whose one call of the backend computes it (registry.call)
 
     @property
     def symbol(self) -> sp.Symbol:
-        return sp.Symbol(self.name, real=True)
+        return _symbol(self.name)
 
 
 @dataclass
@@ -36,7 +43,7 @@ class Program:
     shapes: dict = field(default_factory=dict)  # every name's shape as computed (before any broadcast)
 
 
-@dataclass
+@dataclass(eq=False)
 class Step:
     """One line of code, as the memory plan decides it; the printers only spell it.
 
@@ -47,7 +54,8 @@ class Step:
     apply: name = function(source, *more) into source's own array (np.exp(a, out=a)); source defaults to name;
     alias: name = source, taking over an array read for the last time;
     view: name = name in statement's shape (a rearrangement of an array computed in place);
-    free: del names.
+    free: del names;
+    note: the value `name` is computed again from here, rather than kept (a comment for the reader).
     `of` is the statement the step computes, or computes a part of: what an equation of the document links to.
     """
 
@@ -64,7 +72,6 @@ class Step:
     mask: bool = False
     dying: bool = False
     again: bool = False  # computed again rather than kept (the plan's trade of time for memory)
-    fused: bool = False  # assign: x @ w.T + b as the backend's one call (torch's F.linear)
 
 
 @dataclass
@@ -73,7 +80,7 @@ class Plan:
 
     program: Program
     steps: list[Step]
-    nonnegative: set = field(default_factory=set)  # values ≥ 0 by their definition (relu's): H(h) is sign(h)
+    nonnegative: set = field(default_factory=set)  # values ≥ 0 by their definition (max(z, 0)): H(h) is sign(h)
 
 
 def reads(statement: Statement) -> set:
@@ -94,14 +101,18 @@ def expressions(program: Program):
 
 
 def inlinable(program: Program, code: bool = True) -> set[sp.Symbol]:
-    """Einsum results used exactly once are printed in place: z0 = x @ w0.T + b0.
+    """Einsum results used exactly once are printed in place: z0 = x @ w0.T + b0 (a contraction computed again by
+    the plan is counted on its own: each is read once).
 
     In code, a gradient that is a contraction gets its own line, dw0 = dz0.T @ x, as soon as it can be
     computed, so that what it reads can be freed early."""
-    uses: dict[sp.Symbol, int] = {}
-    for expr in expressions(program):
-        for symbol in expr.free_symbols:
-            uses[symbol] = uses.get(symbol, 0) + expr.count(symbol)
+    uses: dict[sp.Symbol, list[int]] = {}  # einsum -> the reads of each of its definitions
+    for statement in program.statements + program.outputs:
+        for expr in (statement.expr, *statement.operands):
+            for symbol in expr.free_symbols if expr is not None else ():
+                if symbol in uses:
+                    uses[symbol][-1] += expr.count(symbol)
+        if statement.kind == "einsum":
+            uses.setdefault(statement.tensor.symbol, []).append(0)
     returned = {o.expr for o in program.outputs if o.expr.is_Symbol} if code else set()
-    return {s.tensor.symbol for s in program.statements
-            if s.kind == "einsum" and uses.get(s.tensor.symbol, 0) == 1 and s.tensor.symbol not in returned}
+    return {symbol for symbol, counts in uses.items() if set(counts) == {1} and symbol not in returned}

@@ -6,8 +6,9 @@ of math in them comes from a printer. The backends themselves are registered in 
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jinja2
 
@@ -15,7 +16,8 @@ from .ops.registry import OPS
 from .plan import plan
 from .printing.statements import StatementPrinter
 from .printing.text import TextPrinter
-from .program import Program, expressions
+from .program import Program, expressions, reads
+from .schedule import after_forward, forward_part
 
 environment = jinja2.Environment(
     loader=jinja2.PackageLoader("symprop", "templates"),
@@ -35,6 +37,8 @@ class Function:
     results: list[tuple[str, str]]  # (name, code)
     helpers: dict[str, str]  # name -> source of a function the lines call (NumPy's erf)
     computes: list[str]  # for each line, the statement it computes (or a part of); "" for a del
+    forward: str = ""  # the lines start from the network's output, `forward = forward(params, ...)`
+    note: list[str] = field(default_factory=list)  # a comment's lines: why the forward pass is written again
 
 
 def function(program: Program, printer: StatementPrinter, param_names: dict, carrier: str = "x",
@@ -51,6 +55,21 @@ def function(program: Program, printer: StatementPrinter, param_names: dict, car
     unpack = [(symbol.name, key) for symbol, key in param_names.items() if symbol in used]
     return Function(unpack, program.uses_batch_size, [line for line, _ in spelled], results, printer.helpers,
                     [step.of if step.kind != "free" else "" for _, step in spelled])
+
+
+def why_again(program: Program, forward: Program, reason: str, loss: bool = False) -> list[str]:
+    """The lines of a comment for a function that computes the forward pass itself, rather than call forward: the
+    values of it that the rest reads (`loss`: besides the output)."""
+    output = forward.outputs[0].expr
+    part = forward_part(program, output) if output.is_Symbol else set()
+    rest = [s for s in program.statements + program.outputs if s.symbol not in part]
+    read = set().union(*(reads(s) for s in rest)) & (part - {output} if loss else part)
+    names = [s.name for s in program.statements if s.symbol in read and s.label]
+    shown = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+    if len(names) > 5:
+        shown = f"{', '.join(names[:4])} and {len(names) - 4} more"
+    text = "The forward pass, as forward computes it" + (reason.format(shown) if names else ".")
+    return textwrap.wrap(text, 110)
 
 
 def shape_doc(shape) -> str:
@@ -100,18 +119,41 @@ def dtype_carrier(model) -> str:
     return floats[0] if floats else f'params["{next(iter(model.parameters))}"]'
 
 
+def formatted(text: str) -> str:
+    """Python source as ruff formats it (line length 120; no configuration file read, so the same everywhere)."""
+    from ruff.__main__ import find_ruff_bin
+
+    result = subprocess.run([find_ruff_bin(), "format", "--isolated", "--line-length", "120", "-"], input=text,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:  # a generated module that does not parse is symprop's bug: say so, whole
+        raise RuntimeError(f"ruff could not format the generated module: {result.stderr}")
+    return result.stdout
+
+
 def render_module(derivation, backend, source: str, command: str) -> str:
-    """The source text of NAME_{backend}.py."""
+    """The source text of NAME_{backend}.py, formatted by ruff."""
     model = derivation.model
     carrier = next(iter(model.input_shapes))  # the batch size is its first axis
     dtype_source = dtype_carrier(model)
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
+    forward, programs = derivation.programs["forward"], dict(derivation.programs)
+    head = after_forward(programs["loss"], forward)  # the loss reads the output alone: forward, then the loss of it
+    if head is not None:
+        programs["loss"] = head
     functions = {name: function(program, backend.printer(), params, dtype_source, backend.plan(name))
-                 for name, program in derivation.programs.items()}
+                 for name, program in programs.items()}
+    if head is not None:
+        functions["loss"].forward = forward.outputs[0].expr.name
+    else:
+        functions["loss"].note = why_again(programs["loss"], forward, ": the loss reads {} as well as the output.",
+                                           loss=True)
+    functions["loss_and_gradients"].note = why_again(
+        programs["loss_and_gradients"], forward,
+        ", but keeping {} for the loss and the backward pass (forward frees each value as soon as it can).")
     closed_forms = function(derivation.programs["loss_and_gradients"], TextPrinter(), params, dtype_source)
     inits = {key: (kind, init_arguments(kind, *rest)) for key, (kind, *rest) in model.initializations.items()}
     helpers = {name: code for fn in functions.values() for name, code in sorted(fn.helpers.items())}
-    return environment.get_template(backend.template).render(
+    return formatted(environment.get_template(backend.template).render(
         name=model.name, source=source, command=command,
         summary=derivation.summary(),
         closed_forms=closed_forms,
@@ -137,4 +179,4 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         init_doc=init_doc(model),
         helpers=list(helpers.values()),
         f=functions,
-    )
+    ))

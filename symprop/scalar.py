@@ -83,7 +83,7 @@ def chain_rule(expression: sp.Expr | str, wrt) -> ChainRule:
 
 
 def _simplest(derivative: sp.Expr) -> sp.Expr:
-    """The shortest of the forms symprop's simplifier finds, with common factors pulled out: the BCE of a sigmoid
+    """The shortest of the forms symprop's simplifier finds, with common factors pulled out: the BCE of a σ
     gives x·(σ(wx) − t), not x·((1 − t)σ(wx) − t(1 − σ(wx)))."""
     try:
         shortest = tidy(derivative)
@@ -93,7 +93,7 @@ def _simplest(derivative: sp.Expr) -> sp.Expr:
 
 
 def _activation_functions() -> tuple:
-    """The SymPy functions of activations (σ, tanh), named as a book names them: y = σ(w·x)."""
+    """The SymPy functions of activations (σ, ...), named as a book names them: y = σ(w·x)."""
     return tuple(op.sympy for op in activations().values() if op.sympy is not None)
 
 

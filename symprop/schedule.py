@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .graph import Graph, Tensor
-from .program import Program, Statement, expressions
+from .program import Program, Statement, expressions, reads
 from .shapes import N, batch_sized, broadcast
 from .simplify import positive_part_of, replace_structurally
 
@@ -31,14 +31,11 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     exprs = list(definitions.values()) + operand_exprs + output_exprs
     replacements, reduced = sp.cse(exprs, symbols=_fresh_symbols(graph, labels), order="none", list=True,
                                 ignore=(N,))  # 1/N is cheaper inline than as a name
-    temps = {}
-    for symbol, definition in replacements:  # one operation is clearer written out than named
-        definition = definition.xreplace(temps)
-        temps[symbol] = definition
-    cheap = {s: d for s, d in temps.items() if _cheap(d)}
-    temps = {s: d for s, d in temps.items() if s not in cheap}
+    temps, cheap = {}, {}
+    for symbol, definition in replacements:  # in dependency order; one operation is clearer written out than named
+        definition = _inline(definition, cheap)
+        (cheap if _cheap(definition) else temps)[symbol] = definition
     reduced = [_inline(e, cheap) for e in reduced]
-    temps = {s: _inline(d, cheap) for s, d in temps.items()}
     k = len(definitions)
     definitions = dict(zip(definitions, reduced[:k], strict=True))
     operand_exprs, output_exprs = reduced[k:k + len(operand_exprs)], reduced[k + len(operand_exprs):]
@@ -81,11 +78,46 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
             statement.broadcast_operands = tuple(  # a number where an array is read is made one (0.1.reshape fails)
                 broadcast(*(program.shapes.get(s, ()) for s in op.free_symbols)) != value.shape or op.is_number
                 for op, value in zip(statement.operands, statement.tensor.operands, strict=True))
-    widened = [value.shape for s in statements if s.tensor is not None
-               for value, wide in zip(s.tensor.operands, s.broadcast_operands, strict=True) if wide]
-    program.uses_batch_size = any(N in s.free_symbols for s in expressions(program)) or \
-        any(s.broadcast and batch_sized(s.shape) for s in final) or any(batch_sized(shape) for shape in widened)
+    program.uses_batch_size = _uses_batch_size(program)
     return program
+
+
+def _uses_batch_size(program: Program) -> bool:
+    """Whether the code needs N, the batch size: an expression reads it, or an array is made of its shape."""
+    widened = [value.shape for s in program.statements if s.tensor is not None
+               for value, wide in zip(s.tensor.operands, s.broadcast_operands, strict=True) if wide]
+    return any(N in s.free_symbols for s in expressions(program)) or \
+        any(s.broadcast and batch_sized(s.shape) for s in program.outputs) or any(batch_sized(x) for x in widened)
+
+
+def forward_part(program: Program, output: sp.Symbol) -> set[sp.Symbol]:
+    """The values of `program` that the network's output (`output`, the forward pass's result) is computed from,
+    itself included: its forward pass."""
+    produced = {s.symbol: s for s in program.statements}
+    part: set[sp.Symbol] = set()
+    stack = [output]
+    while stack:
+        symbol = stack.pop()
+        if symbol in part or symbol not in produced:
+            continue
+        part.add(symbol)
+        stack.extend(reads(produced[symbol]))
+    return part
+
+
+def after_forward(program: Program, forward: Program) -> Program | None:
+    """What `program` computes after the network's output, reading that output as given (the loss of forward's
+    result); None where it reads another value of the forward pass too, or forward returns no named value."""
+    (output,) = forward.outputs
+    if not output.expr.is_Symbol:
+        return None
+    part = forward_part(program, output.expr)
+    rest = [s for s in program.statements if s.symbol not in part]
+    if any(reads(s) & (part - {output.expr}) for s in rest + program.outputs):
+        return None
+    head = Program(rest, program.outputs, shapes=program.shapes)
+    head.uses_batch_size = _uses_batch_size(head)
+    return head
 
 
 def _cheap(expr: sp.Expr) -> bool:
@@ -124,7 +156,7 @@ def _labels(graph: Graph, needed: list[Tensor], outputs) -> dict[sp.Symbol, sp.E
 
 def _steps_from_outputs(labels: dict[sp.Symbol, sp.Expr]):
     """H(z) → H(h) where h = max(0, z) is named (h > 0 exactly where z > 0): the backward pass then reads
-    relu's output, which it keeps anyway, and z can be freed once h is computed."""
+    the positive part's value, which it keeps anyway, and z can be freed once h is computed."""
     relus = {positive_part_of(d): d for d in labels.values() if positive_part_of(d) is not None}
 
     def rewrite(expr: sp.Expr) -> sp.Expr:

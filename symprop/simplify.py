@@ -2,8 +2,8 @@
 
 Rules, none of them a derivative:
 - `tidy` picks the shortest of a few equivalent forms (as written, expanded, factored),
-  which is how σ(z) − t falls out of sigmoid with BCE;
-- stable rewrites of log f(u), each registered by the op of f (log σ(u) = −softplus(−u), in sigmoid's module);
+  which is how σ(z) − t falls out of σ with binary cross-entropy;
+- stable rewrites of log f(u), each registered by the op of f (log σ(u) = −log(1 + e^(−u)), in σ's module);
 - `replace_structurally` names a definition wherever it stands (b2 + mm2 - t -> z2 - t).
 
 Pure SymPy: the sums that build graph tensors (`graph.reduce`) use these rules.
@@ -78,8 +78,9 @@ def stable_log(note: str = ""):
 
 
 def stable(expr: sp.Expr, fired: set | None = None) -> sp.Expr:
-    """Every log in its stable form, where a registered rule knows one: log σ(u) = −softplus(−u), log(1 + e^u) =
-    softplus(u), finite for every u. (softplus' is σ, which is printed stably; e^u/(1 + e^u) would be inf/inf past
+    """Every log in its stable form, where a registered rule knows one: log σ(u) = −log(1 + e^(−u)), with
+    log(1 + e^u) a function of its own, finite for every u. (Its derivative is σ, which is printed stably; e^u/(1 +
+    e^u) would be inf/inf past
     u ≈ 709.)"""
 
     def rewrite(log_of):
@@ -97,8 +98,9 @@ def stable(expr: sp.Expr, fired: set | None = None) -> sp.Expr:
 def kinks(expr: sp.Expr) -> sp.Expr:
     """Where a derivative jumps, take torch's value for the function it has the shape of (SymPy's H(0) is ½).
 
-    A step H(u) alone is 0 at u = 0: relu'(0) = 0, and hardtanh's and clamp's at their bounds. A pair H(u)·a +
-    H(−u)·b, the two sides of Max(p, q), takes the side where u < 0: leaky_relu's negative slope at 0, as torch
+    A step H(u) alone is 0 at u = 0: max(z, 0)'s derivative at 0 is 0, as torch's, and min(max(z, −1), 1)'s at its
+    bounds. A pair H(u)·a + H(−u)·b, the two sides of Max(p, q), takes the side where u < 0: max(z, z/10)'s
+    negative slope at 0, as torch
     has it, and otherwise one side's derivative, which lies in the subdifferential. |u|' = sign(u) is 0 at 0."""
     steps = [e for e in expr.atoms(sp.Heaviside) if e.args[1] == sp.S.Half]
     if not steps:

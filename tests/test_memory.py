@@ -42,7 +42,7 @@ def test_backward_reads_relu_outputs_not_their_inputs(build):
 
     numpy_code = inspect.getsource(numpy_module.loss_and_gradients)
     torch_code = inspect.getsource(torch_module.loss_and_gradients)
-    assert "dz0 *= (h1 > 0)" in numpy_code and "del z0" in numpy_code
+    assert "dz0 *= h1 > 0" in numpy_code and "del z0" in numpy_code
     # h1 ≥ 0, and torch's bool masks are slow on CPU; h1 is read for the last time there, so its sign goes into it
     assert "dz0 *= h1.sign_()" in torch_code
 
@@ -93,7 +93,7 @@ def test_softmax_backward_reads_the_probabilities_only(build):
 
     numpy_module, _ = build(encoder_model())
     code = [line.strip() for line in inspect.getsource(numpy_module.loss_and_gradients).splitlines()]
-    assert "ds_a0 = np.einsum('ijkl,ijkl->ijk', a0, da0)[..., None]" in code
+    assert 'ds_a0 = np.einsum("ijkl,ijkl->ijk", a0, da0)[..., None]' in code
     freed = next(i for i, line in enumerate(code) if line.startswith("del ") and "s_a0" in line.split())
     assert freed < next(i for i, line in enumerate(code) if line.startswith("dz"))
 
@@ -157,7 +157,7 @@ def test_a_loss_sums_its_product_in_one_pass(build):
     import inspect
 
     numpy_module, torch_module = build(mlp())
-    assert "total = (np.einsum('ij,ij->', onehot, np.log(s)) - np.einsum('ij,ij->', onehot, shifted))" in \
+    assert 'total = np.einsum("ij,ij->", onehot, np.log(s)) - np.einsum("ij,ij->", onehot, shifted)' in \
         inspect.getsource(numpy_module.loss_and_gradients)
     assert "total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))" in inspect.getsource(
         torch_module.loss_and_gradients)

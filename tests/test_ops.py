@@ -151,8 +151,8 @@ KINKS = {"clamp": (-1.0, 1.0), "clamp-min": (0.0,), "clamp_min": (0.5,), "clamp_
 LOOSER = {"hardsigmoid": 1e-7}
 BINARY = {"maximum": "maximum", "minimum": "minimum", "xlogy": "xlogy"}
 # SymPy's Max and Min, as expressions write them: at a tie, the derivative of the torch function of their shape
-EXPRESSIONS = {"max": ("Max(z, z/10)", lambda z: torch.nn.functional.leaky_relu(z, 0.1), (0.0,)),
-               "min": ("Min(Max(z, -1), 1)", torch.nn.functional.hardtanh, (-1.0, 1.0))}
+EXPRESSIONS = {"Max": ("Max(z, z/10)", lambda z: torch.nn.functional.leaky_relu(z, 0.1), (0.0,)),
+               "Min": ("Min(Max(z, -1), 1)", torch.nn.functional.hardtanh, (-1.0, 1.0))}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -17,7 +17,7 @@ def torch_module():
 
 
 def torch_function(qualified: str):
-    """torch's function by its qualified name: torch.nn.functional.silu."""
+    """torch's function by its qualified name: torch.nn.functional.<name>."""
     module, _, name = qualified.rpartition(".")
     torch_module()
     return getattr(importlib.import_module(module), name)

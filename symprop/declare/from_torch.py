@@ -1,9 +1,8 @@
 """From torch: a torch.nn.Module as its user wrote it, read into a symprop Model.
 
-torch.fx traces the module's forward, keeping the layers that symprop has (nn.Linear, the
-activations, nn.LayerNorm, nn.TransformerEncoderLayer) as leaves. The result is a symprop Module
-that mirrors the torch module's tree, so its parameters have the torch module's own state_dict keys
-(and a module or parameter reached twice stays one), and whose forward replays the traced graph
+torch.fx traces the module's forward, keeping the torch.nn layers that symprop has (each op's layer) as leaves.
+The result is a symprop Module that mirrors the torch module's tree, so its parameters have the torch module's own
+state_dict keys (and a module or parameter reached twice stays one), and whose forward replays the traced graph
 with symprop's functional vocabulary. A loss function is traced the same way.
 """
 
@@ -29,8 +28,8 @@ def from_torch(module, loss, inputs, name: str = "model", sequence: int | None =
                source: str = "") -> Model:
     """The symprop Model of a torch.nn.Module and its loss (a torch loss module, or a function of (output,
     target) written with torch operations). `inputs` is as for Model: a width, or {name: width or shape}.
-    The target has the output's shape, or holds class indices where the loss hands it to cross_entropy or
-    nll_loss (or `target="index"` says so)."""
+    The target has the output's shape, or holds class indices where the loss hands it to a loss that takes them
+    (or `target="index"` says so)."""
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise SymPropError(f"expected a torch.nn.Module, got {type(module).__name__}", "module")
@@ -168,10 +167,10 @@ def _layer(sub, node, root) -> Module:
         known = [name for name, cls in layers().items() if cls.from_torch and not is_loss(cls)]
         raise SymPropError(f"torch.nn.{name} is not supported by symprop (it has {', '.join(known)})", node.target)
     try:
-        if name not in MASKS:
+        if not layer.torch_masks:
             return layer.from_torch(sub)
         arguments = inspect.signature(type(sub).forward).bind(sub, *node.args, **node.kwargs).arguments
-        causal_flag, causal_mask, refused = MASKS[name]
+        causal_flag, causal_mask, refused = layer.torch_masks
         for argument in refused:
             if arguments.get(argument) not in (None, False):
                 raise SymPropError(f"{argument} is not supported yet (key padding masks and the causal mask are)")
@@ -179,14 +178,6 @@ def _layer(sub, node, root) -> Module:
         return layer.from_torch(sub, causal=causal)
     except SymPropError as error:
         raise SymPropError(error.message, node.target) from None
-
-
-# torch's transformer layers: (the flag that says a mask is causal, the mask, the arguments symprop refuses)
-MASKS = {"TransformerEncoderLayer": ("is_causal", "src_mask", ()),
-         "TransformerEncoder": ("is_causal", "mask", ()),
-         "TransformerDecoder": ("tgt_is_causal", "tgt_mask", ("memory_mask", "memory_is_causal")),
-         "TransformerDecoderLayer": ("tgt_is_causal", "tgt_mask", ("memory_mask", "memory_is_causal")),
-         "Transformer": ("tgt_is_causal", "tgt_mask", ("src_mask", "memory_mask", "src_is_causal", "memory_is_causal"))}
 
 
 def _causal(mask, root, name: str) -> bool:
@@ -292,7 +283,7 @@ def _constant_in(arguments) -> Constant | None:
 def _call(node, owner: Module, args, kwargs):
     if node.op == "call_module":
         layer = dict(owner.named_modules())[node.target]
-        if type(layer).__name__ in MASKS:  # the key padding masks pass on; the causal mask is the layer's own
+        if layer.torch_masks:  # the key padding masks pass on; the causal mask is the layer's own
             arguments = inspect.signature(owner.torch_forwards[node.target]).bind(None, *args, **kwargs).arguments
             wanted = inspect.signature(layer.forward).parameters
             return layer(**{k: v for k, v in arguments.items() if k in wanted and v is not None})

@@ -19,7 +19,7 @@ import sympy as sp
 from ..errors import SymPropError
 from ..graph import Graph, Tensor, Value
 from ..ops.loss import Loss
-from ..ops.transformer import TransformerEncoderLayer
+from ..ops.registry import helpers
 from ..shapes import N
 from .module import Module, Sequential
 from .tensor import Parameter, SymbolicTensor, shape_text
@@ -28,11 +28,16 @@ from .trace import ClassIndices, GraphTrace, interpret, traceback_location
 TARGETS = ("same", "index", "probs")  # the kinds of target; a loss module's own, or Model(target=...)
 MAX_LAYERS = 128  # derivation grows linearly, 20-60 ms a layer: this keeps every spec under 10 s
 MAX_CUSTOM_OPERATIONS = 2000  # in all the custom expressions of a model together, for the same reason
-MAX_ENCODER_LAYERS = 16  # a transformer_encoder derives and renders in about 0.35 s: 16 take about 5 s
 MAX_TENSORS = 1000  # in a traced forward and loss: 16 encoder layers make 707, 127 MLP layers 198
 # Names the generated functions use themselves: inputs may not take them, and no value is given them.
-RESERVED = {"N", "t", "params", "np", "torch", "erf", "math", "float", "dict", "len", "range", "grads", "state",
-            "loss", "self"}
+RESERVED = {"N", "t", "params", "np", "torch", "math", "float", "dict", "len", "range", "grads", "state", "loss",
+            "self", "forward", "check_shapes", "loss_and_gradients", "sgd_step", "adam_step", "adamw_step",
+            "init_params", "scatter_add", "sinusoid", "one_hot"}
+
+
+def reserved() -> set[str]:
+    """RESERVED, and the helpers that ops define in generated modules (NumPy's)."""
+    return RESERVED | helpers()
 
 
 MAX_NAME = 100  # characters: NAME_numpy.py and its hidden temporary stay well within a file name's 255 bytes
@@ -71,7 +76,7 @@ class Model:
     forward takes them (a width w is a (batch, w) input, or (batch, sequence, w) with `sequence`; a
     shape (a, b) is a (batch, a, b) input). `loss`: a loss module, or any callable of (output, target)
     built from symprop's vocabulary; its target has the output's shape unless the loss module says
-    otherwise (class indices for CrossEntropyLoss()), or `target="index"` does, for a loss function that
+    otherwise (class indices, for a loss of classes), or `target="index"` does, for a loss function that
     takes class indices."""
 
     def __init__(self, net, loss, name: str = "model", inputs=None, source: str = "", sequence: int | None = None,
@@ -107,10 +112,11 @@ class Model:
         if len(modules) - 1 > MAX_LAYERS:
             raise SymPropError(f"{len(modules) - 1} layers, more than the {MAX_LAYERS} symprop derives", "layers")
         layers = self.net.layers if isinstance(self.net, Sequential) else modules  # a layer twice counts twice
-        encoders = sum(isinstance(module, TransformerEncoderLayer) for module in layers)
-        if encoders > MAX_ENCODER_LAYERS:
-            raise SymPropError(f"{encoders} transformer_encoder layers, more than the {MAX_ENCODER_LAYERS} symprop "
-                               "derives in reasonable time", "layers")
+        for kind in {type(module) for module in layers if module.most_in_a_model}:  # each costly to derive
+            count = sum(type(module) is kind for module in layers)
+            if count > kind.most_in_a_model:
+                raise SymPropError(f"{count} {kind.kind} layers, more than the {kind.most_in_a_model} symprop "
+                                   "derives in reasonable time", "layers")
         custom = [m.expr for m in (*modules, self.loss) if isinstance(getattr(m, "expr", None), sp.Basic)]
         operations = sum(sp.count_ops(expr) for expr in custom)
         if operations > MAX_CUSTOM_OPERATIONS:
@@ -132,9 +138,9 @@ class Model:
         for name, dims in given.items():
             where = f"inputs.{name}" if isinstance(inputs, dict) else "inputs"
             if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name) or \
-                    name.startswith("_") or name in RESERVED:
+                    name.startswith("_") or name in reserved():
                 raise SymPropError(f"{name!r} cannot name an input: use an identifier other than "
-                                   f"{', '.join(sorted(RESERVED))}", "inputs")
+                                   f"{', '.join(sorted(reserved()))}", "inputs")
             dims = (dims,) if isinstance(dims, int) and not isinstance(dims, bool) else dims
             if not isinstance(dims, (tuple, list)) or not dims or \
                     any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
@@ -148,7 +154,7 @@ class Model:
         """Run forward and the loss on symbolic tensors: the graph that symprop derives (`book`: as a book writes
         it, without the code's numerical safeguards, for the document)."""
         graph = Graph(limit=MAX_TENSORS, book=book)
-        graph._taken |= RESERVED
+        graph._taken |= reserved()
         parameters = dict(self.net.named_parameters())
         modules = dict(self.net.named_modules())
         trace = GraphTrace(graph, parameters, modules, loss=self.loss if isinstance(self.loss, Module) else None)
@@ -158,7 +164,7 @@ class Model:
         try:
             with interpret(trace):
                 output, t, loss, network_names = self._traced(graph, inputs)
-        except ClassIndices:  # a loss function that hands its target to cross_entropy takes class indices
+        except ClassIndices:  # a loss function that hands its target to a loss of class indices takes them
             self._target = "index"
             return self.trace(book)
         graph.limit = None  # the derivation adds the backward pass's tensors

@@ -17,6 +17,9 @@ class Module:
     """The base of every layer and network."""
 
     from_torch = None  # on a layer that torch.nn has too: a classmethod, the layer that a torch module is
+    # a layer that torch calls with masks: (the flag that says a mask is causal, the mask, the arguments refused)
+    torch_masks: tuple = ()
+    most_in_a_model: int | None = None  # a layer this costly to derive: at most this many in one model
 
     def __init__(self):
         self.__dict__.setdefault("_modules", {})

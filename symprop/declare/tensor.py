@@ -221,7 +221,7 @@ class SymbolicTensor:
     # -- what cannot be traced ----------------------------------------------------------------
     def __bool__(self):
         raise fail("a Python if (or and, or, not) on a symbolic value cannot be traced: its value is not known "
-                   "while the graph is built; write the choice with symprop.maximum, F.relu or arithmetic")
+                   "while the graph is built; write the choice with symprop.maximum, an activation or arithmetic")
 
     def __float__(self):
         raise fail("float() of a symbolic tensor: its value is not known while the graph is built")
@@ -235,14 +235,14 @@ class SymbolicTensor:
         raise fail("iterating over a symbolic tensor is not supported; index it, or use .sum/.reshape")
 
     def _compare(self, other):
-        raise fail("comparisons of symbolic values are not differentiable; use F.relu, symprop.maximum or "
+        raise fail("comparisons of symbolic values are not differentiable; use an activation, symprop.maximum or "
                    "symprop.minimum")
 
     __lt__ = __le__ = __gt__ = __ge__ = _compare
     __hash__ = object.__hash__
 
     def __getattr__(self, name):
-        """torch's Tensor methods that an op has: x.sigmoid(), x.exp(), x.softmax(-1)."""
+        """torch's Tensor methods that an op has (x.exp(), and the others the registry lists)."""
         function = torch_method(name) if not name.startswith("_") else None
         if function is None:
             raise AttributeError(f"'SymbolicTensor' object has no attribute {name!r}")
@@ -250,7 +250,7 @@ class SymbolicTensor:
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        """torch's functions that symprop has (torch.tanh, F.cross_entropy, torch.cat, ...) run as symprop's, as
+        """torch's functions that symprop has (each op's, and torch.cat, torch.reshape, ...) run as symprop's, as
         from_torch reads them; any other is refused in one line."""
         name = torch_name(func)
         function = torch_callable(name)
@@ -491,10 +491,10 @@ def _initialization(init) -> tuple:
 
 # -- torch's names for what symbolic tensors compute ------------------------------------------------------------
 def torch_name(target) -> str:
-    """torch.relu, torch.nn.functional.relu, operator.add: a torch function's qualified name, as the registry has
+    """torch.exp, torch.nn.functional.<name>, operator.add: a torch function's qualified name, as the registry has
     it (torch's C functions are named by the Python module that exports them)."""
     module = getattr(target, "__module__", None) or "torch"
-    if module == "torch._C._nn":  # F.gelu, F.softplus, F.linear are torch's C functions
+    if module == "torch._C._nn":  # some of torch.nn.functional's functions are torch's C functions
         module = "torch.nn.functional"
     if module.startswith("torch._") or module == "torch._C._VariableFunctions":
         module = "torch"
@@ -530,7 +530,7 @@ def torch_callable(name: str):
 
 
 def torch_method(name: str):
-    """What a torch Tensor method is on symbolic tensors (x.view(...), x.tanh()); None if symprop has none."""
+    """What a torch Tensor method is on symbolic tensors (x.view(...), x.exp()); None if symprop has none."""
     op = by_method(name)
     if op is not None:
         return op.functional or op.public

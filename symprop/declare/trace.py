@@ -98,7 +98,7 @@ class GraphTrace:
 
 class ClassIndices(Exception):
     """Raised while tracing a loss function whose target's kind is not declared, when the function hands the
-    target to cross_entropy or nll_loss: the target holds class indices, as torch users pass them."""
+    target to a loss of class indices: the target holds class indices, as torch users pass them."""
 
 
 class TorchRun:

@@ -43,7 +43,7 @@ class Tensor:
     zero_sum_axis: int | None = None  # sums to 0 along this axis (a value minus its mean there)
     index_range: int | None = None  # an input of integer indices, each in [0, index_range) (token ids)
     boolean: bool = False  # an input of booleans: a key padding mask, True where a position is padding
-    shift: bool = False  # max: a shift the value it is taken from cancels exactly (softmax's): no gradient
+    shift: bool = False  # max: a shift the value it is taken from cancels exactly (a max shifted out): no gradient
 
     @property
     def name(self) -> str:

@@ -14,10 +14,7 @@ from ..shapes import dims_at, size
 from ..simplify import EXPAND_TERMS, terms_when_expanded, tidy
 from .ir import Graph, Tensor, Value, defvjp
 
-SUMS_TO_ONE = define(
-    "sums to one", "Σ_k {0}_k = 1: each row of {0} is a distribution over classes",
-    r"$\sum_k {0}_{{nk}} = 1$: each row of ${0}$ is a distribution over the classes. This is why softmax with "
-    r"cross-entropy gives $\partial L / \partial z = (p - {0})/N$.")
+SUMS_TO_ONE = "sums to one"  # a note that cross-entropy defines: targets that are distributions
 SUMS_TO_ZERO = define(
     "sums to zero", "Σ_e {0}_e = 0: {0} is centred on its mean over the last axis",
     r"$\sum_e ({0})_{{e}} = 0$ over the last axis: ${0}$ is centred on its mean there. This is what makes layer "
@@ -103,8 +100,8 @@ def _sum_to_one(graph: Graph, expr: sp.Expr, axes: tuple[int, ...]):
 
 def reduce_max(graph: Graph, value: Value, axis: int, stem: str = "m", shift: bool = False) -> Value:
     """max over one axis, kept as size 1. `shift`: it is subtracted and the result does not depend on it
-    (softmax(z − c) = softmax(z) for any c constant along the axis), so no gradient flows through it, as
-    jax.nn.softmax stops it."""
+    (e^(z − c)/Σ e^(z − c) = e^z/Σ e^z for any c constant along the axis), so no gradient flows through it, as
+    jax stops it."""
     shape = tuple(1 if a == axis else d for a, d in enumerate(value.shape))
     return graph.interned(stem, shape, "max", operands=(value,), axes=(axis,), shift=shift)
 

@@ -18,6 +18,10 @@ from .loss import Loss, loss_op, operands, reduced, same_shape, unsupported
 from .registry import TorchNames
 from .softmax import log_softmax_graph
 
+define(  # made by reduce_sum, where targets are distributions (one-hot rows or probabilities)
+    "sums to one", "Σ_k {0}_k = 1: each row of {0} is a distribution over classes",
+    r"$\sum_k {0}_{{nk}} = 1$: each row of ${0}$ is a distribution over the classes. This is why softmax with "
+    r"cross-entropy gives $\partial L / \partial z = (p - {0})/N$.")
 define("double softmax",
        "the network ends in a softmax, and {0} applies one again: pass it the logits (drop the softmax), as torch's "
        "CrossEntropyLoss expects",

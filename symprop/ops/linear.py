@@ -12,7 +12,10 @@ from ..declare.options import Table, flag, positive
 from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
-from .registry import TorchNames, defop
+from ..plan.uses import Uses
+from ..program import Program, Statement, inlinable
+from .einsum import contraction_form
+from .registry import Call, TorchNames, call, defop, plan_rule
 
 
 def linear_graph(g: Graph, value: Value, weight: Value, bias, name: str) -> Value:
@@ -100,5 +103,51 @@ class Linear(Module):
         return f"Linear({self.in_features}, {self.out_features}{'' if self.bias is not None else ', bias=False'})"
 
 
+# -- one call, where the backend has one: x @ w.T + b as torch's F.linear, one addmm, as its own Linear runs it ------
+def _torch_linear(printer, statement, texts, into):
+    return f"{printer._module_format('torch.nn.functional.linear')}({', '.join(texts)})"
+
+
 TORCH = TorchNames(("torch.nn.functional.linear",), (), "Linear", ("aten.linear.default",))
-defop("linear", torch=TORCH, layer=Linear, functional=functional, init_doc="Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))")
+defop("linear", torch=TORCH, layer=Linear, functional=functional, init_doc="Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))",
+      calls={"torch": Call(_torch_linear)})
+
+
+@plan_rule
+def one_call(uses: Uses, shapes: dict, backend: str) -> Uses:
+    """A product of an array and a weight's transpose, plus a bias vector, read once, as the backend's one call."""
+    if call("linear", backend) is None:
+        return uses
+    inlined = inlinable(Program(uses.statements, uses.outputs))
+    products = {s.tensor.symbol: s for s in uses.statements if s.kind == "einsum" and s.tensor.symbol in inlined}
+    for statement in list(uses.statements):
+        operands = _linear_operands(statement, products, shapes)
+        if operands is not None:
+            product = products.pop(operands[0])
+            made = Statement(statement.name, "call", operands=operands[1:], shape=statement.shape, op="linear",
+                             tensor=statement.tensor, label=statement.label)
+            uses.statements[uses.statements.index(statement)] = made
+            uses.statements.remove(product)
+            uses.rewrite(made, {})
+    return uses
+
+
+def _linear_operands(statement, products: dict, shapes: dict):
+    """(the product, x, w, b) when the statement is x @ w.T + b (or its stored value), b a vector; None otherwise."""
+    expr = statement.operands[0] if statement.kind == "map" else statement.expr
+    if statement.kind not in ("expr", "map") or expr is None or not expr.is_Add or \
+            (statement.kind == "map" and any(statement.broadcast_operands)):
+        return None
+    found = [a for a in expr.args if a in products]
+    if len(found) != 1:
+        return None
+    product, bias = found[0], expr - found[0]
+    einsum = products[product]
+    form = contraction_form(einsum.tensor.spec)
+    if not bias.is_Symbol or len(shapes.get(bias, ())) != 1 or form is None or \
+            not all(op.is_Symbol for op in einsum.operands) or any(einsum.broadcast_operands) or \
+            shapes.get(product) != shapes.get(statement.symbol):
+        return None
+    if not ((form[0] == "rows" and form[3]) or (form[0] == "matmul" and not form[5] and not form[3] and form[4])):
+        return None
+    return product, einsum.operands[form[1]], einsum.operands[form[2]], bias

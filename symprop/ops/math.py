@@ -69,10 +69,10 @@ def _torch(name: str):
     return function
 
 
-pointwise("max", sympy=sp.Max, python=max, expression_names=("Max", "max"), public=False, reference=_torch("maximum"),
+pointwise("Max", sympy=sp.Max, python=max, expression_names=("Max", "max"), public=False, reference=_torch("maximum"),
           spell={"numpy": _nested("numpy.maximum"), "torch": _clamped("torch.maximum", "min")},
           in_place={"numpy": ("maximum", "{}"), "torch": ("clamp", "min={}")}, kinks=(0.0,))
-pointwise("min", sympy=sp.Min, python=min, expression_names=("Min", "min"), public=False, reference=_torch("minimum"),
+pointwise("Min", sympy=sp.Min, python=min, expression_names=("Min", "min"), public=False, reference=_torch("minimum"),
           spell={"numpy": _nested("numpy.minimum"), "torch": _clamped("torch.minimum", "max")}, kinks=(0.0,))
 
 

@@ -44,6 +44,32 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Call:
+    """A backend's one call for an op's whole computation (torch.softmax, torch's F.linear), which the op's plan rule
+    makes a statement of kind "call": spell(printer, statement, operand texts, into) -> the call's text, `into` the
+    name of an array to write the result into ("" for a new one); `into_input`: it may write into its first
+    operand's array."""
+
+    spell: Callable
+    into_input: bool = False
+
+
+PLAN_RULES: list[Callable] = []  # (uses, shapes, backend) -> uses: the ops' own rewrites of the program as code runs it
+
+
+def plan_rule(rule: Callable) -> Callable:
+    """Register an op's rewrite of the program as code runs it (a decorator): it makes the op one call where the
+    backend has one."""
+    PLAN_RULES.append(rule)
+    return rule
+
+
+def call(name: str, backend: str) -> Call | None:
+    """`backend`'s one call for the op `name`, if it has one."""
+    return OPS[name].calls.get(backend) if name in OPS else None
+
+
+@dataclass(frozen=True)
 class Helper:
     """A function that generated code defines once, at the top of its module, and calls by `name` (NumPy's erf)."""
 
@@ -60,6 +86,7 @@ class Op:
     layer_class: type | None = None  # the symprop layer (a Module): S.<torch.nn class name>
     functional: Callable | None = None  # F.<name>, on symbolic tensors and torch tensors alike
     public: Callable | None = None  # symprop.<name> (symprop.exp)
+    calls: dict = {}  # backend -> Call: its one call for the whole op, where it has one
 
     def bind(self, args: tuple, kwargs: dict, where: str) -> dict:
         """The op's options from a call as torch takes them (positionally or by name), checked; defaults filled."""
@@ -189,6 +216,12 @@ def spelling(function: type, backend: str):
     None: SymPy's own printing."""
     op = by_function(function)
     return op.spell.get(backend) if op is not None else None
+
+
+def helpers() -> set[str]:
+    """The names of the helper functions ops define in generated modules (NumPy's sigmoid and erf)."""
+    return {spelled.name for op in OPS.values() for spelled in getattr(op, "spell", {}).values()
+            if isinstance(spelled, Helper)}
 
 
 def in_place(function: type, backend: str) -> str | None:

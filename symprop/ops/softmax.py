@@ -15,7 +15,9 @@ from ..errors import SymPropError
 from ..graph import Graph, Value
 from ..graph.reduce import reduce_max, reduce_sum
 from ..notes import define
-from .registry import TorchNames, defop
+from ..plan.uses import Uses, reads_rewritten, unused
+from ..program import Statement
+from .registry import Call, TorchNames, call, defop, plan_rule
 
 MAX_SHIFT = define(
     "max shift", "the code shifts the row maximum out before exp (it cancels from the softmax)",
@@ -131,5 +133,73 @@ SOFTMAX = TorchNames(("torch.softmax", "torch.nn.functional.softmax", "torch.spe
                      "Softmax", ("aten._softmax.default", "aten.softmax.int"))
 LOG_SOFTMAX = TorchNames(("torch.log_softmax", "torch.nn.functional.log_softmax", "torch.special.log_softmax"),
                          ("log_softmax",), "LogSoftmax", ("aten._log_softmax.default", "aten.log_softmax.int"))
-defop("softmax", torch=SOFTMAX, layer=Softmax, functional=softmax)
-defop("log_softmax", torch=LOG_SOFTMAX, layer=LogSoftmax, functional=log_softmax)
+
+
+# -- one call, where the backend has one ---------------------------------------------------------------------------
+def _torch_call(function: str):
+    def spell(printer, statement, texts, into):
+        dim = f", dim={statement.tensor.axes[0]}" + (f", out={into}" if into else "")
+        return f"{printer._module_format(function)}({texts[0]}{dim})"
+
+    return Call(spell, into_input=True)
+
+
+defop("softmax", torch=SOFTMAX, layer=Softmax, functional=softmax, calls={"torch": _torch_call("torch.softmax")})
+defop("log_softmax", torch=LOG_SOFTMAX, layer=LogSoftmax, functional=log_softmax,
+      calls={"torch": _torch_call("torch.log_softmax")})
+
+
+@plan_rule
+def one_call(uses: Uses, shapes: dict, backend: str) -> Uses:
+    """The max, shift, exp and sum a softmax is built of, as one call of the backend's softmax or log-softmax."""
+    if call("log_softmax", backend) is None:
+        return uses
+    for statement in [s for s in uses.statements if s.kind == "max"]:
+        uses = _as_one_call(uses, statement, shapes)
+    return uses
+
+
+def _as_one_call(uses: Uses, max_statement: Statement, shapes: dict) -> Uses:
+    """m = max z, shifted = z − m, e = exp(shifted), s = Σe (over one axis) as one call: log-softmax ℓ, read as
+    shifted = ℓ + log s and e = s·exp(ℓ); or the softmax exp(ℓ) itself where only that is read. Done only where s
+    then cancels everywhere (p = e/s is exp(ℓ), log s − shifted is −ℓ)."""
+    statements, z, m = uses.statements, max_statement.operands[0], max_statement.symbol
+    axes, ndim = max_statement.tensor.axes, len(max_statement.tensor.operands[0].shape)
+
+    def find(kind, match):
+        return next((s for s in statements if s.kind == kind and match(s)), None)
+
+    shifted_statement = find("expr", lambda s: s.expr == z - m)
+    shifted = shifted_statement.symbol if shifted_statement else None
+    e_statement = shifted and find("expr", lambda s: s.expr == sp.exp(shifted))
+    e = e_statement.symbol if e_statement else None
+    s_statement = e and find("sum", lambda s: s.operands == (e,) and s.tensor.axes == axes and
+                             s.shape == max_statement.shape)
+    if len(axes) != 1 or len(max_statement.shape) != ndim or s_statement is None:
+        return uses
+    group = (max_statement, shifted_statement, e_statement, s_statement)
+    total = s_statement.symbol
+    log = sp.Symbol(unused("logp", {s.name for s in statements}), real=True)
+    mapping = {shifted: log + sp.log(total), e: total * sp.exp(log)}
+    rest = [s for s in statements + uses.outputs if all(s is not g for g in group)]
+    if any(reads_rewritten(s, mapping) & {m, shifted, e, total} for s in rest):
+        return uses
+    for statement in rest:
+        uses.rewrite(statement, mapping)
+    readers = [s for s in rest if log in uses.of(s)]
+    value, hidden = sp.exp(log), sp.Dummy()
+    only_exp = not any(log in reads_rewritten(r, {value: hidden}) for r in readers)
+    made = Statement(log.name, "call", tensor=max_statement.tensor, operands=(z,), shape=shapes[shifted],
+                     broadcast_operands=max_statement.broadcast_operands, op="log_softmax")
+    for op, named_value in [("softmax", value)] * only_exp + [("log_softmax", log)]:
+        named = next((s for s in readers if s.kind == "expr" and s.expr == named_value), None)
+        if named is not None:  # the step the graph names (p, or a LogSoftmax layer's output) is the call
+            made.name, made.op = named.name, op
+            for reader in readers:
+                uses.rewrite(reader, {named_value: named.symbol})
+            rest = [s for s in rest if s is not named]
+            break
+    shapes[made.symbol] = shapes[shifted]
+    where, kept = statements.index(max_statement), {id(s) for s in rest}
+    return Uses([s for s in statements[:where] if id(s) in kept] + [made] +
+                [s for s in statements[where:] if id(s) in kept], uses.outputs)

@@ -144,6 +144,8 @@ class TransformerEncoderLayer(TransformerLayer):
 
     kind = "transformer_encoder"
     toml_keys = ("nhead", "dim_feedforward", "activation", "norm_first", "causal", "eps")
+    torch_masks = ("is_causal", "src_mask", ())
+    most_in_a_model = 16  # one derives and renders in about 0.35 s: 16 take about 5 s
 
     @classmethod
     def from_toml(cls, table: Table, width: int):

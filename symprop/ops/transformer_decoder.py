@@ -28,6 +28,7 @@ class TransformerDecoderLayer(TransformerLayer):
 
     kind = "transformer_decoder"  # not in TOML: a decoder reads a memory, so it is declared in Python
     toml_keys = ()
+    torch_masks = ("tgt_is_causal", "tgt_mask", ("memory_mask", "memory_is_causal"))
     attentions = (("self_attn", ""), ("multihead_attn", "c"))
     norms = 3
     default_causal = True

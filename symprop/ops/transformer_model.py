@@ -27,6 +27,7 @@ class Transformer(Module):
     memory_key_padding_mask), the decoder's self-attention causal when `causal` (as a decoder is used)."""
 
     kind, toml_keys = "transformer", ()
+    torch_masks = ("tgt_is_causal", "tgt_mask", ("src_mask", "memory_mask", "src_is_causal", "memory_is_causal"))
 
     def __init__(self, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6, num_decoder_layers: int = 6,
                  dim_feedforward: int = 2048, activation: str = "relu", norm_first: bool = False,

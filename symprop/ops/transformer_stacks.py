@@ -57,6 +57,7 @@ class TransformerEncoder(TransformerStack):
     """torch.nn.TransformerEncoder(encoder_layer, num_layers, norm): forward(src, src_key_padding_mask)."""
 
     kind, layer_class = "transformer_encoder_stack", TransformerEncoderLayer
+    torch_masks = ("is_causal", "mask", ())
 
     def forward(self, src, src_key_padding_mask=None):
         for layer in self.layers.children():
@@ -86,6 +87,7 @@ class TransformerDecoder(TransformerStack):
     memory_key_padding_mask)."""
 
     kind, layer_class = "transformer_decoder_stack", TransformerDecoderLayer
+    torch_masks = ("tgt_is_causal", "tgt_mask", ("memory_mask", "memory_is_causal"))
 
     def forward(self, tgt, memory, tgt_key_padding_mask=None, memory_key_padding_mask=None):
         for layer in self.layers.children():

@@ -4,17 +4,19 @@ It decides the order of the statements, what is computed again rather than kept 
 memory it frees), which arrays a value is computed into, and when each is freed; it hands the printers a finished,
 backend-neutral list of steps (`symprop.program.Step`), which they only spell. Each backend says what it can do
 (`Options`): NumPy reuses arrays everywhere, torch only in loss_and_gradients (autograd may run through forward and
-loss), and torch has one call for a softmax and for x @ w.T + b. The document keeps the program as derived.
+loss); an op whose whole computation is one call of the backend's rewrites the program to make it that call (its plan
+rule, `registry.PLAN_RULES`). The document keeps the program as derived.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..ops.registry import PLAN_RULES
 from ..program import Plan, Program
 from .lines import lay_out
 from .recompute import recompute_late_reads, recompute_outgrown
-from .rewrites import factor_out_of_sums, fuse_softmax, read_quotients, reductions_early, scale_smaller_operands
+from .rewrites import factor_out_of_sums, read_quotients, reductions_early, scale_smaller_operands
 from .uses import Uses, nonnegative
 
 
@@ -25,8 +27,6 @@ class Options:
     backend: str  # the name ops spell their functions for: their in-place calls and costs are this backend's
     reuse: bool = True  # compute into the arrays of values read for the last time
     free: bool = True  # free each batch-sized array after its last read
-    fused_softmax: bool = False  # one call for a softmax or a log-softmax
-    fused_linear: bool = False  # one call for x @ w.T + b
 
 
 def plan(program: Program, options: Options) -> Plan:
@@ -38,11 +38,10 @@ def plan(program: Program, options: Options) -> Plan:
     scale_smaller_operands(uses)
     read_quotients(uses)
     factor_out_of_sums(uses, shapes)
-    if options.fused_softmax:
-        for statement in [s for s in uses.statements if s.kind == "max"]:
-            uses = fuse_softmax(uses, statement, shapes)
+    for rule in PLAN_RULES:
+        uses = rule(uses, shapes, options.backend)
     uses = recompute_outgrown(uses, shapes)
-    recompute_late_reads(uses, shapes)
+    recompute_late_reads(uses, shapes, options.backend)
     planned = replace(program, statements=uses.statements, outputs=outputs, shapes=shapes)
     return Plan(planned, lay_out(planned, options), nonnegative(planned))
 

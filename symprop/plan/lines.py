@@ -2,10 +2,10 @@
 
 - a contraction read once is printed in place of its read (z0 = x @ w0.T + b0), and gets its own line where it is
   a gradient, so that what it reads can be freed early;
-- a fresh product plus or times something takes it in place: z0 = x @ w0.T, then z0 += b0 (or, where the backend
-  has one call for it, z0 = F.linear(x, w0, b0)); a factor of such a product that would make many arrays is
-  computed first, into the array of the one value it reads where that is read for the last time (tanh's 1 − h²), or
-  step by step into an array of its own (GELU′);
+- a fresh product plus or times something takes it in place: z0 = x @ w0.T, then z0 += b0; a factor of such a
+  product that would make many arrays is
+  computed first, into the array of the one value it reads where that is read for the last time (1 − h², where h
+  is the activation's output), or step by step into an array of its own (an activation's long derivative);
 - an elementwise value is computed into the array of a value it reads for the last time (shifted = scores;
   shifted -= m; e = exp(shifted, out=shifted));
 - a long value computed again is computed step by step into one array (and one more for each part that is itself
@@ -19,12 +19,11 @@ from dataclasses import replace
 
 import sympy as sp
 
-from ..ops.einsum import contraction_form
-from ..ops.registry import in_place
+from ..ops.registry import call, in_place
 from ..program import Program, Step, inlinable, reads
 from ..shapes import batch_sized, broadcast
 
-FRESH = ("expr", "einsum", "sum", "max", "map", "onehot", "softmax", "log_softmax")  # code makes a new array
+FRESH = ("expr", "einsum", "sum", "max", "map", "onehot", "call")  # code makes a new array
 WORTH_IT = 4  # arrays an expression makes as written, from which it is evaluated in place
 
 
@@ -44,13 +43,14 @@ class _Layout:
     def steps(self) -> list[Step]:
         out: list[Step] = []
         frees = {i: list(names) for i, names in self.frees.items()}
-        for i, statement in enumerate(self.program.statements):
+        statements = self.program.statements
+        for i, statement in enumerate(statements):
             dying = frees.get(i, ())
+            if statement.computed_again and not (i and statements[i - 1].computed_again):
+                out.append(Step("note", _last_of_run(statements, i), statement.name, again=True))
             split = self._in_place(statement)
             if statement.kind == "einsum" and statement.tensor.symbol in self.inlined:
                 out.append(Step("inline", statement.name, statement.name, statement))
-            elif split and self._fused(*split):
-                out.append(Step("assign", statement.name, statement.name, statement, fused=True))
             elif split:
                 out += self._split(statement, split, dying, frees, i)
             elif self.options.reuse and (reused := self._reuse(statement, dying)):
@@ -80,16 +80,6 @@ class _Layout:
             return None
         return product, "+" if expr.is_Add else "*", rest
 
-    def _fused(self, product, operator, rest) -> bool:
-        """Whether x @ w.T + b is one call of the backend (torch's F.linear: one addmm, as its own Linear runs)."""
-        statement = self.statements_of[product]
-        form = contraction_form(statement.tensor.spec)
-        bias_like = rest.is_Symbol and len(self.shapes.get(rest, ())) == 1
-        plain = all(op.is_Symbol for op in statement.operands) and not any(statement.broadcast_operands)
-        if not self.options.fused_linear or operator != "+" or not bias_like or form is None or not plain:
-            return False
-        return (form[0] == "rows" and form[3]) or (form[0] == "matmul" and not form[5] and not form[3] and form[4])
-
     def _split(self, statement, split, dying, frees, i) -> list[Step]:
         product, operator, rest = split
         name = statement.name
@@ -112,8 +102,9 @@ class _Layout:
 
     def _factor_steps(self, statement, factor, dying):
         """(name, steps) that compute a factor of a product into an array of their own before the product takes
-        it: into the array of the one value it reads, where that is read for the last time (tanh's 1 − h²), or
-        step by step into a new one where, as written, it would make many arrays (GELU′); None otherwise."""
+        it: into the array of the one value it reads, where that is read for the last time (1 − h²), or
+        step by step into a new one where, as written, it would make many arrays (a long derivative); None
+        otherwise."""
         local = self._local_factor(statement, factor, dying)
         if local is not None:
             name, h, steps = local
@@ -125,7 +116,7 @@ class _Layout:
 
     def _local_factor(self, statement, factor, dying):
         """(name, h, steps) when a factor of a product is an elementwise function of one value h alone, read for
-        the last time here, with the product's shape and an array of its own (tanh's 1 − h²); None otherwise."""
+        the last time here, with the product's shape and an array of its own (1 − h²); None otherwise."""
         if len(factor.free_symbols) != 1 or factor.is_Symbol:
             return None
         (h,) = factor.free_symbols
@@ -142,10 +133,10 @@ class _Layout:
         """Steps that compute an elementwise statement into the array of a value it reads for the last time
         (same shape, made by a statement of its own, so no other name sees it): a + b as a += b, exp(a) as
         exp(a, out=a). None where no such value is at hand."""
-        if statement.kind in ("softmax", "log_softmax"):  # torch.softmax(scores, dim=3, out=scores)
+        if statement.kind == "call":  # a call that writes into its input's array (out=scores)
             z = statement.operands[0]
-            if z.is_Symbol and z.name in dying and z in self.own and z not in self.inlined and \
-                    self.shapes.get(z) == statement.shape:
+            if call(statement.op, self.options.backend).into_input and z.is_Symbol and z.name in dying and \
+                    z in self.own and z not in self.inlined and self.shapes.get(z) == statement.shape:
                 return [Step("assign", statement.name, statement.name, statement, source=z.name)]
             return None
         if statement.kind == "rearrange" and not statement.operands[0].is_Symbol and not any(
@@ -179,7 +170,7 @@ class _Layout:
         return out
 
     def in_place_steps(self, expr, a):
-        """expr as steps applied to a in place, innermost first: [("+", rest), ("*", rest), ("exp", ())];
+        """expr as steps applied to a in place, innermost first: [("+", rest), ("*", rest), (function, ())];
         None if it is not one. Only the innermost step may read a again (its operand is evaluated first)."""
         if expr == a:
             return []
@@ -215,7 +206,7 @@ class _Layout:
     def _own_arrays(self) -> set:
         """The values whose arrays no other name shares (made by a statement of their own, in the arrays' dtype)."""
         owned = {s.symbol for s in self.program.statements if s.kind in FRESH and (
-            "softmax" in s.kind or (s.kind == "einsum" and len(s.operands) == 2) or not any(
+            s.kind == "call" or (s.kind == "einsum" and len(s.operands) == 2) or not any(
                 (e.is_Symbol and e not in self.inlined) or e.has(sp.Piecewise)  # a name for another's array
                 for e in (s.expr, *s.operands[:1]) if e is not None))}
         for i, s in enumerate(self.program.statements):  # a new shape of an array whose name dies there
@@ -226,10 +217,12 @@ class _Layout:
 
     def _frees(self) -> dict[int, list[str]]:
         """Statement index -> the batch-sized arrays last read there (and not returned), up to the last
-        statement: freeing them there keeps peak memory near what the backward pass needs at once."""
+        statement: freeing them there keeps peak memory near what the backward pass needs at once. A value the plan
+        computes again is freed after its last read before that, and again after its last read after."""
         program = self.program
         deferred: dict[sp.Symbol, set] = {}  # an inlined contraction's operands are read where it is printed
         last: dict[sp.Symbol, int] = {}
+        earlier: list[tuple[sp.Symbol, int]] = []  # the last reads of values defined again after them
 
         def through_deferred(symbols: set) -> set:  # each deferred set is already expanded: one pass
             return (symbols - deferred.keys()) | set().union(*(deferred[s] for s in symbols & deferred.keys()))
@@ -241,15 +234,16 @@ class _Layout:
                 continue
             for symbol in read:
                 last[symbol] = i
+            if statement.symbol in last:  # defined again: its earlier value is not read from here on
+                earlier.append((statement.symbol, last.pop(statement.symbol)))
         # a contraction printed in the return reads its operands there
         returned = through_deferred(set().union(*(o.expr.free_symbols for o in program.outputs)))
         names = {s.symbol for s in program.statements}
         frees: dict[int, list[str]] = {}
         if not self.options.free:
             return frees
-        for symbol, i in last.items():
-            if i < len(program.statements) - 1 and symbol in names and symbol not in returned and \
-                    batch_sized(program.shapes.get(symbol, ())):
+        for symbol, i in [*earlier, *((s, i) for s, i in last.items() if s not in returned)]:
+            if i < len(program.statements) - 1 and symbol in names and batch_sized(program.shapes.get(symbol, ())):
                 frees.setdefault(i, []).append(symbol.name)
         order = {s.name: k for k, s in enumerate(program.statements)}
         return {i: sorted(names, key=order.get) for i, names in frees.items()}
@@ -262,6 +256,13 @@ class _Layout:
     def _worth_evaluating_in_place(self, expr, statement) -> bool:
         return self.options.reuse and not expr.has(sp.Piecewise, sp.Heaviside) and \
             full_steps(expr, self._full(statement)) >= WORTH_IT
+
+
+def _last_of_run(statements, i: int) -> str:
+    """The last name of the run of statements computed again that starts at i (what they compute again)."""
+    while i + 1 < len(statements) and statements[i + 1].computed_again:
+        i += 1
+    return statements[i].name
 
 
 def _one_array_each(step: str, rest):
@@ -285,8 +286,8 @@ def _compound(e) -> bool:
 
 def evaluate_in_place(layout: _Layout, buf: str, expr: sp.Expr, full, of: str) -> list[Step]:
     """Steps that leave `expr` in a new array called `buf`: one array for the result, and one more for each part
-    that is itself a chain, where NumPy and eager torch make an array for every operation (GELU's derivative
-    makes eight):
+    that is itself a chain, where NumPy and eager torch make an array for every operation (z·φ(z) + Φ(z), written
+    with erf, makes eight):
 
         buf = f0**2            # the deepest chain starts the array
         buf *= -1/2

@@ -1,11 +1,18 @@
-"""Values computed again rather than kept: a trade of time for memory.
+"""Values computed again rather than kept: a trade of time for memory, made only where it lowers the peak.
+
+Two kinds of candidate, each taken only if it frees its array at a statement that holds at least HOT of the most
+memory any statement holds (`uses.live_profile`), and only if computing it again is cheap: its ops' costs for the
+backend (`ops.registry.cost`, in passes over the array: NumPy's erf is 80, torch's 1), at most RECOMPUTE_BUDGET.
 
 - a value read early and late that is several times larger than every batch-sized value it is computed from, those
   being kept until then anyway, is computed again from them where it is read late: attention's probabilities (N·H·S²
   from queries and keys of N·H·S·D/H, and the row max and sum), as flash attention's backward pass does;
 - an elementwise value read early (forward) and late (backward), whose inputs are kept until then anyway, is
-  computed again where it is read late, and freed after its first read: a layer norm's x̂ = x_c·rstd, GELU's
-  erf(z/√2) and its output (autograd keeps only z).
+  computed again where it is read late, and freed after its first read: a layer norm's x̂ = x_c·rstd, an activation
+  (autograd keeps only its input).
+
+A value computed again keeps its name: the code frees it after its first read, and makes it again, under the same
+name, where a product reads it late (or computes it inside an elementwise step that reads it).
 """
 
 from __future__ import annotations
@@ -14,9 +21,33 @@ from dataclasses import replace
 
 import sympy as sp
 
+from ..ops.registry import cost
 from ..program import Statement, reads
 from ..shapes import batch_sized, broadcast
-from .uses import Uses, elements, rewritten, unused, value_of
+from .uses import Uses, elements, live_profile, value_of
+
+RECOMPUTE_BUDGET = 16  # passes over the array: a value costlier than this to compute again is kept instead
+HOT = 0.9  # a value is computed again only where that frees it at a statement holding this share of the peak
+
+
+def passes(expr: sp.Expr, backend: str) -> float:
+    """What computing `expr` costs `backend`, in passes over the array: each function its op's cost, each other
+    operation one."""
+    total = 0.0
+    for e in sp.preorder_traversal(expr):
+        if getattr(e, "is_Function", False):
+            total += cost(type(e), backend)
+        elif isinstance(e, sp.Expr) and (e.is_Add or e.is_Mul):
+            total += len(e.args) - 1
+        elif isinstance(e, sp.Expr) and e.is_Pow:
+            total += 1
+    return total
+
+
+def _frees_at_peak(uses: Uses, shapes: dict, after: int, before: int) -> bool:
+    """Whether a value no longer held strictly between statements `after` and `before` would lower the peak."""
+    profile = live_profile(uses, shapes)
+    return max(profile[after + 1:before], default=0) >= HOT * max(profile)
 
 
 def _in_place_of(value: sp.Symbol, definition: sp.Expr, shapes: dict) -> bool:
@@ -26,49 +57,38 @@ def _in_place_of(value: sp.Symbol, definition: sp.Expr, shapes: dict) -> bool:
         broadcast(*(shapes.get(s, ()) for s in definition.free_symbols)) == shapes.get(value)
 
 
-RECOMPUTE_BUDGET = 16  # operations: a value costlier than this to compute again is kept instead
-
-
-def recompute_late_reads(uses: Uses, shapes: dict) -> None:
-    last = uses.last()
-    expanded: dict[sp.Symbol, sp.Expr] = {}  # values recomputed late, as expressions of what is kept
-    statements, taken = uses.statements, {s.name for s in uses.statements}
-    for statement in statements:  # a statement inserted below comes later in the list, and is read once
-        if statement.kind not in ("expr", "map"):
+def recompute_late_reads(uses: Uses, shapes: dict, backend: str) -> None:
+    expanded: dict[sp.Symbol, sp.Expr] = {}  # values computed again late, as expressions of what is kept
+    statements, last = uses.statements, uses.last()
+    for statement in list(statements):
+        if statement.kind not in ("expr", "map") or statement.computed_again or \
+                not batch_sized(shapes.get(value_of(statement), ())):
             continue
-        value = value_of(statement)
-        late = [later for later in statements if value in uses.of(later)][1:]
-        if not late or value in uses.output_reads:
+        value, index = value_of(statement), statements.index(statement)
+        readers = uses.readers_after(index, value)
+        late = readers[1:]
+        if not late or any(r.kind == "output" for r in readers):
             continue
         definition = (statement.operands[0] if statement.kind == "map" else statement.expr).xreplace(expanded)
-        if not all(last.get(s, -1) >= statements.index(late[-1]) for s in definition.free_symbols) or \
-                definition.has(sp.Piecewise) or sp.count_ops(definition) > RECOMPUTE_BUDGET or \
+        first, final = statements.index(readers[0]), statements.index(late[-1])
+        if not all(last.get(s, -1) >= final for s in definition.free_symbols) or \
+                definition.has(sp.Piecewise) or passes(definition, backend) > RECOMPUTE_BUDGET or \
                 not _in_place_of(value, definition, shapes):
             continue
-        for reader in late:
-            if reader.kind == "einsum" and _array_steps(definition) >= LONG_OPERAND:
-                # a product's operand (GELU's output, in the next layer's weight gradient): a statement of its
-                # own, `<name>_again`, which code computes in place
-                again = sp.Symbol(unused(f"{value.name}_again", taken), real=True)
-                shapes[again] = shapes.get(value)
-                statements.insert(statements.index(reader), Statement(again.name, "expr", definition,
-                                                                      computed_again=True))
-                uses.rewrite(statements[statements.index(reader) - 1], {})
-                uses.rewrite(reader, {value: again})
-            else:
+        again = any(r.kind == "einsum" for r in late)  # a product's operand is an array anyway: made by name
+        if not _frees_at_peak(uses, shapes, first, statements.index(late[0]) if again else final):
+            continue
+        if again:  # a product reads it (an activation, in the next layer's weight gradient): made again by name
+            made = Statement(statement.name, "expr", definition, computed_again=True)
+            uses.insert(statements.index(late[0]), made)
+        else:
+            for reader in late:
                 uses.rewrite(reader, {value: definition})
         expanded[value] = definition
         last = uses.last()
 
 
-LONG_OPERAND = 4  # operations on arrays in a value recomputed as a product's operand: a statement of its own
-
-
-def _array_steps(expr: sp.Expr) -> int:
-    return sum(1 for e in sp.preorder_traversal(expr) if isinstance(e, sp.Expr) and not (e.is_Symbol or e.is_number))
-
-
-RECOMPUTED = ("expr", "einsum", "max", "sum", "softmax", "log_softmax")  # kinds of statement computed again
+RECOMPUTED = ("expr", "einsum", "max", "sum", "call")  # kinds of statement computed again
 RECOMPUTED_STEPS = 8  # at most this many statements computed again for one value
 RECOMPUTE_SPAN = 16  # statements between a value's first and second read: a shorter wait is not worth it
 RECOMPUTE_GROWTH = 4  # computed again only if at least this many times the size of what it is computed from
@@ -76,25 +96,19 @@ RECOMPUTE_GROWTH = 4  # computed again only if at least this many times the size
 
 def recompute_outgrown(uses: Uses, shapes: dict) -> Uses:
     for statement in list(uses.statements):
-        value = sp.Symbol(statement.name, real=True)
-        readers = uses.readers(value)
-        if statement.kind not in RECOMPUTED or not batch_sized(shapes.get(value, ())) or len(readers) < 2 or \
-                any(r.kind == "output" for r in readers):
+        value = statement.symbol
+        if statement.kind not in RECOMPUTED or not batch_sized(shapes.get(value, ())):
+            continue
+        readers = uses.readers_after(uses.statements.index(statement), value)
+        if len(readers) < 2 or any(r.kind == "output" for r in readers):
             continue
         early, late = uses.statements.index(readers[0]), uses.statements.index(readers[1])
         chain = _recomputation(uses, statement, late, shapes) if late - early > RECOMPUTE_SPAN else None
-        if chain is None:
+        if chain is None or not _frees_at_peak(uses, shapes, early, late):
             continue
-        taken, renamed, again = {s.name for s in uses.statements}, {}, []
-        for step in chain:  # computed again under new names, so that the first ones are freed after their reads
-            name = unused(f"{step.name}_again", taken)
-            symbol, old = sp.Symbol(name, real=True), sp.Symbol(step.name, real=True)
-            copy = replace(step, name=name, tensor=step.tensor and replace(step.tensor, symbol=symbol))
-            copy.expr, copy.operands = rewritten(copy, renamed)
-            renamed[old], shapes[symbol] = symbol, shapes.get(old)
-            again.append(copy)
-        for reader in readers[1:]:
-            uses.rewrite(reader, {value: renamed[value]})
+        # computed again under the same names, just before their late read, so that the first ones are freed
+        # after their early reads
+        again = [replace(step, computed_again=True, label=False) for step in chain]
         uses = Uses(uses.statements[:late] + again + uses.statements[late:], uses.outputs)
     return uses
 
@@ -103,12 +117,12 @@ def _recomputation(uses: Uses, statement: Statement, late: int, shapes: dict) ->
     """The statements that compute `statement` again at position `late` from values kept until then anyway (or
     small ones, kept longer), in order; None where that is more than a few steps, reads a layer's weights in a
     product, or would not save much memory."""
-    last, produced = uses.last(), {sp.Symbol(s.name, real=True): s for s in uses.statements}
-    size = elements(shapes.get(sp.Symbol(statement.name, real=True), ()))
+    last, produced = uses.last(), {s.symbol: s for s in uses.statements[:late]}
+    size = elements(shapes.get(statement.symbol, ()))
     chain: list[Statement] = []
     leaves: set[sp.Symbol] = set()
 
-    def small(symbol):  # kept longer at little cost: a softmax's row max and sum, flash attention's statistics
+    def small(symbol):  # kept longer at little cost: the row max and sum of probabilities (flash attention's)
         return not batch_sized(shapes.get(symbol, ())) or elements(shapes.get(symbol, ())) * 8 <= size
 
     def visit(step: Statement) -> bool:
@@ -116,7 +130,7 @@ def _recomputation(uses: Uses, statement: Statement, late: int, shapes: dict) ->
             return True
         if step.kind not in RECOMPUTED or len(chain) >= RECOMPUTED_STEPS:
             return False
-        if step.kind == "einsum" and not all(batch_sized(value.shape) for value in step.tensor.operands):
+        if step.kind in ("einsum", "call") and not all(batch_sized(shapes.get(s, ())) for s in reads(step)):
             return False  # a layer's product with its weights costs what it saves: attention's q·k does not
         for symbol in sorted(reads(step), key=sp.default_sort_key):
             producer = produced.get(symbol)

@@ -5,11 +5,10 @@ reads or computes it so that less is held at once.
   there;
 - a number that scales a product scales its smaller operand instead: c·(q kᵀ) as (c·q) kᵀ, so that the product's
   array takes what is added to it (a mask) in place;
-- a factor constant along a sum's axes multiplies where the sum is read, where it often cancels (softmax's backward:
-  Σ(a·da·s)/s is Σ(a·da), and s is freed after the forward pass);
-- a softmax the graph builds is one call of the library's softmax or log-softmax, where the backend has one;
-- where q = e/s is computed and q and s are read later anyway, a later e reads q·s (a softmax's exponentials are freed
-  after the forward pass).
+- a factor constant along a sum's axes multiplies where the sum is read, where it often cancels (the backward pass
+  of probabilities e/s: Σ(a·da·s)/s is Σ(a·da), and s is freed after the forward pass);
+- where q = e/s is computed and q and s are read later anyway, a later e reads q·s (the exponentials are freed after
+  the forward pass).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import sympy as sp
 
 from ..program import Statement, reads
 from ..shapes import batch_sized, broadcast
-from .uses import Uses, constant_along, elements, reads_rewritten, unused
+from .uses import Uses, constant_along, elements, reads_rewritten
 
 
 def scale_smaller_operands(uses: Uses) -> None:
@@ -60,52 +59,6 @@ def factor_out_of_sums(uses: Uses, shapes: dict) -> None:
             uses.rewrite(statement, {})
             for reader in readers:
                 uses.rewrite(reader, mapping)
-
-
-def fuse_softmax(uses: Uses, max_statement: Statement, shapes: dict) -> Uses:
-    """m = max z, shifted = z − m, e = exp(shifted), s = Σe (over one axis) as one softmax call: log-softmax ℓ,
-    read as shifted = ℓ + log s and e = s·exp(ℓ); or the softmax exp(ℓ) itself where only that is read. Done
-    only where s then cancels everywhere (p = e/s is exp(ℓ), log s − shifted is −ℓ)."""
-    statements, z, m = uses.statements, max_statement.operands[0], sp.Symbol(max_statement.name, real=True)
-    axes, ndim = max_statement.tensor.axes, len(max_statement.tensor.operands[0].shape)
-
-    def find(kind, match):
-        return next((s for s in statements if s.kind == kind and match(s)), None)
-
-    shifted_statement = find("expr", lambda s: s.expr == z - m)
-    shifted = sp.Symbol(shifted_statement.name, real=True) if shifted_statement else None
-    e_statement = shifted and find("expr", lambda s: s.expr == sp.exp(shifted))
-    e = sp.Symbol(e_statement.name, real=True) if e_statement else None
-    s_statement = e and find("sum", lambda s: s.operands == (e,) and s.tensor.axes == axes and
-                             s.shape == max_statement.shape)
-    if len(axes) != 1 or len(max_statement.shape) != ndim or s_statement is None:
-        return uses
-    group = (max_statement, shifted_statement, e_statement, s_statement)
-    total = sp.Symbol(s_statement.name, real=True)
-    log = sp.Symbol(unused("logp", {s.name for s in statements}), real=True)
-    mapping = {shifted: log + sp.log(total), e: total * sp.exp(log)}
-    rest = [s for s in statements + uses.outputs if all(s is not g for g in group)]
-    if any(reads_rewritten(s, mapping) & {m, shifted, e, total} for s in rest):
-        return uses
-    for statement in rest:
-        uses.rewrite(statement, mapping)
-    readers = [s for s in rest if log in uses.of(s)]
-    softmax, hidden = sp.exp(log), sp.Dummy()
-    only_exp = not any(log in reads_rewritten(r, {softmax: hidden}) for r in readers)
-    fused = Statement(log.name, "log_softmax", tensor=max_statement.tensor, operands=(z,),
-                      shape=shapes[shifted], broadcast_operands=max_statement.broadcast_operands)
-    for kind, value in [("softmax", softmax)] * only_exp + [("log_softmax", log)]:
-        named = next((s for s in readers if s.kind == "expr" and s.expr == value), None)
-        if named is not None:  # the step the graph names (p, or a LogSoftmax layer's output) is the call
-            fused.name, fused.kind = named.name, kind
-            for reader in readers:
-                uses.rewrite(reader, {value: sp.Symbol(named.name, real=True)})
-            rest = [s for s in rest if s is not named]
-            break
-    shapes[sp.Symbol(fused.name, real=True)] = shapes[shifted]
-    where, kept = statements.index(max_statement), {id(s) for s in rest}
-    return Uses([s for s in statements[:where] if id(s) in kept] + [fused] +
-                 [s for s in statements[where:] if id(s) in kept], uses.outputs)
 
 
 def reductions_early(statements: list[Statement]) -> list[Statement]:

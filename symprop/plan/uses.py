@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..program import Statement, reads, symbols_of
-from ..shapes import N, dims_at
+from ..program import Program, Statement, inlinable, reads, symbols_of
+from ..shapes import N, batch_sized, dims_at
 from ..simplify import positive_part_of
 
 
@@ -27,6 +27,7 @@ class Uses:
         self.statements, self.outputs = statements, outputs
         self._reads = {id(s): reads(s) for s in statements + outputs}
         self.output_reads = set().union(*(self._reads[id(o)] for o in outputs))
+        self._index = None
 
     def of(self, statement: Statement) -> set:
         return self._reads[id(statement)]
@@ -34,6 +35,28 @@ class Uses:
     def rewrite(self, statement: Statement, mapping: dict) -> None:
         statement.expr, statement.operands = rewritten(statement, mapping)
         self._reads[id(statement)] = reads(statement)
+        self._index = None
+
+    def insert(self, position: int, statement: Statement) -> None:
+        self.statements.insert(position, statement)
+        self._reads[id(statement)] = reads(statement)
+        self._index = None
+
+    def readers_after(self, index: int, value: sp.Symbol) -> list[Statement]:
+        """The statements after position `index` that read `value` (outputs last), up to one that makes it again."""
+        if self._index is None:  # symbol -> positions of its readers; name -> positions of its statements
+            readers: dict[sp.Symbol, list[int]] = {}
+            made: dict[str, list[int]] = {}
+            for i, statement in enumerate(self.statements + self.outputs):
+                for symbol in self._reads[id(statement)]:
+                    readers.setdefault(symbol, []).append(i)
+                if statement.kind != "output":
+                    made.setdefault(statement.name, []).append(i)
+            self._index = readers, made
+        readers, made = self._index
+        end = next((i for i in made.get(value.name, ()) if i > index), len(self.statements) + len(self.outputs))
+        every = self.statements + self.outputs
+        return [every[i] for i in readers.get(value, ()) if index < i <= end]
 
     def readers(self, symbol: sp.Symbol, start: int = 0) -> list[Statement]:
         return [s for s in self.statements[start:] + self.outputs if symbol in self.of(s)]
@@ -61,6 +84,39 @@ def constant_along(shape: tuple, axes: tuple, ndim: int) -> bool:
     return all(dims_at(shape, axis, ndim) in (None, 1) for axis in axes)
 
 
+def live_profile(uses: Uses, shapes: dict) -> list[int]:
+    """The elements held at each statement (of batch-sized arrays, the batch counted as 1024): each value from the
+    statement that makes it to its last read, or to the end where it is returned; a value made again (the plan's)
+    anew from there; a contraction printed in place of its one read is held there only."""
+    statements = uses.statements
+    inlined = inlinable(Program(statements, uses.outputs))
+    deferred: dict[sp.Symbol, set] = {}  # an inlined contraction's operands are read where it is read
+    start: dict[sp.Symbol, int] = {}
+    end: dict[sp.Symbol, int] = {}
+    intervals = []
+
+    def through(symbols: set) -> set:
+        return (symbols - deferred.keys()) | set().union(*(deferred[s] for s in symbols & deferred.keys()))
+
+    for i, statement in enumerate(statements):
+        read = through(uses.of(statement))
+        if statement.kind == "einsum" and statement.tensor.symbol in inlined:
+            deferred[statement.tensor.symbol] = read
+            continue
+        for symbol in read & start.keys():
+            end[symbol] = i
+        value = value_of(statement)
+        if value in start:
+            intervals.append((value, start[value], end[value]))
+        start[value] = end[value] = i
+    returned = through(uses.output_reads)
+    intervals += [(v, start[v], len(statements) if v in returned else end[v]) for v in start]
+    profile = [0] * (len(statements) + 1)
+    for value, first, last in intervals:
+        size = elements(shapes.get(value, ())) if batch_sized(shapes.get(value, ())) else 0
+        for i in range(first, last + 1):
+            profile[i] += size
+    return profile
 
 
 def elements(shape: tuple) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from ..ops.einsum import contraction_form
-from ..ops.registry import Helper, spelling
+from ..ops.registry import Helper, call, spelling
 from ..program import Plan, Program, Statement, Step, inlinable, reads
 from ..shapes import batch_sized as has_batch
 from ..shapes import broadcast
@@ -30,10 +32,11 @@ def _one_array_each(step: str, rest):
 
 
 def statement_steps(program: Program, code: bool) -> list[Step]:
-    """Each statement on a line of its own, a contraction read once printed in place (the document's layout)."""
+    """Each statement on a line of its own, a contraction read once printed in place, a value computed again (by
+    a memory plan) shown once (the document's layout)."""
     inlined = inlinable(program, code)
     return [Step("inline" if s.kind == "einsum" and s.tensor.symbol in inlined else "assign", s.name, s.name, s)
-            for s in program.statements]
+            for s in program.statements if not s.computed_again]
 
 
 class StatementPrinter:
@@ -42,6 +45,7 @@ class StatementPrinter:
     backend = ""  # the name ops spell their functions for: "numpy", "torch", "text", "latex", "mathml"
     array_module = ""  # "np" or "torch"
     numbers_as_floats = True  # code: yes; mathematics (LaTeX, docstrings): keep e^{-100}
+    code_numbers = False  # a float as code writes it (1e-5), where numbers_as_floats is off (docstrings)
     code = True  # code: returned contractions get their own line; docstrings print them in place
     _inline: dict = {}
     carrier = "x"  # the input whose dtype and device made arrays take
@@ -95,6 +99,13 @@ class StatementPrinter:
         """function(args) in this backend's language."""
         return f"{self._module_format(function)}({', '.join(self._print(a) for a in args)})"
 
+    def _print_Float(self, expr):
+        """A number as a person writes it: the shortest decimal that is the same float64 (1e-5, not 1.000e-5)."""
+        if not self.numbers_as_floats and not self.code_numbers:
+            return super()._print_Float(expr)
+        text = repr(float(expr))
+        return re.sub(r"e([+-])0*(\d)", lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), text)
+
     def doprint(self, expr, *args, **kwargs):
         return super().doprint(fold_numbers(expr) if self.numbers_as_floats else expr, *args, **kwargs)
 
@@ -121,6 +132,8 @@ class StatementPrinter:
             return None
         if step.kind == "free":
             return "del " + ", ".join(step.names)
+        if step.kind == "note":
+            return f"# {name} again, from values kept anyway: cheaper than holding it until here"
         if step.kind == "alias":
             return f"{name} = {step.source}"
         if step.kind == "view":
@@ -134,10 +147,8 @@ class StatementPrinter:
         if step.kind == "update":
             return self.step_line(name, step.operator, step.expr)
         statement = step.statement
-        if step.fused:
-            return f"{name} = {self.fused(statement)}"
-        if step.source:  # a softmax into the array of its input: torch.softmax(scores, dim=3, out=scores)
-            return f"{name} = {self.softmax(statement.kind, step.source, statement.tensor.axes[0], step.source)}"
+        if step.source:  # a call into the array of its input (out=scores)
+            return f"{name} = {call(statement.op, self.backend).spell(self, statement, [step.source], step.source)}"
         if step.expr is not None:
             return f"{name} = {self._unwrap(self.doprint(step.expr), step.expr.free_symbols)}"
         return f"{name} = {self._unwrap(self.statement(statement), reads(statement))}"
@@ -150,10 +161,6 @@ class StatementPrinter:
 
     def in_place_call(self, function: str, array: str, *more: str) -> str:
         """function(array, *more) written into array's own memory."""
-        raise NotImplementedError
-
-    def fused(self, statement: Statement) -> str:
-        """x @ w.T + b as one call (torch's F.linear), where the plan asks for it."""
         raise NotImplementedError
 
     def mask(self, u: sp.Expr, dying: bool = False) -> str:
@@ -187,6 +194,8 @@ class StatementPrinter:
         if s.kind == "expr":
             return self.doprint(s.expr)
         operands = [self.doprint(op) for op in s.operands]
+        if s.kind == "call":  # the backend's one call for an op
+            return call(s.op, self.backend).spell(self, s, operands, "")
         for i, (value, wide) in enumerate(zip(s.tensor.operands, s.broadcast_operands, strict=True)):
             if wide:  # a constant as computed, where an array is read: give it its shape
                 operands[i] = self.broadcast(operands[i], value.shape)
@@ -215,12 +224,10 @@ class StatementPrinter:
             return self.reshape(self.reduce(s.kind, operands[0], s.tensor.axes, keepdims=True), s.shape)
         if s.kind == "onehot":
             return self.onehot(operands[0], int(s.tensor.key))
-        if s.kind in ("softmax", "log_softmax"):
-            return self.softmax(s.kind, operands[0], s.tensor.axes[0])
         raise ValueError(s.kind)
 
     def _sum_of_product(self, s: Statement) -> str | None:
-        """A sum of a product of two or more whole arrays (a loss; softmax's Σ a·da), computed without an array of
+        """A sum of a product of two or more whole arrays (a loss; Σ_k a·da), computed without an array of
         the product (`product_sum`); None where the backend has no such call or the sum is not one."""
         operand, whole = s.operands[0], s.tensor.operands[0].shape
         keep = len(s.shape) == len(whole)

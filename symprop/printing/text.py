@@ -9,7 +9,7 @@ from .statements import StatementPrinter
 
 class TextPrinter(StatementPrinter, StrPrinter):
     backend, array_module = "text", "einsum"
-    numbers_as_floats = False
+    numbers_as_floats, code_numbers = False, True
     code = False
 
     def _print_Heaviside(self, expr):

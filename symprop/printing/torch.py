@@ -8,7 +8,6 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.pytorch import TorchPrinter
 
-from ..ops.einsum import contraction_form
 from .statements import StatementPrinter
 
 SINUSOID = '''
@@ -49,16 +48,6 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
 
     def _call(self, fn, *args):
         return f"{self._module_format(fn)}({', '.join(args)})"
-
-    def fused(self, statement):
-        # x @ w.T + b as F.linear(x, w, b): one addmm, as torch's own Linear runs it
-        expr = statement.operands[0] if statement.kind == "map" else statement.expr
-        product = next(a for a in expr.args if a in self._inline_statements)
-        bias = expr - product
-        form = contraction_form(self._inline_statements[product].tensor.spec)
-        operands = self._inline_statements[product].operands
-        x, w = operands[form[1]], operands[form[2]]
-        return self._call("torch.nn.functional.linear", *(self._print(a) for a in (x, w, bias)))
 
     def mask(self, u, dying=False):
         # h = max(z, 0) is ≥ 0, so H(h) = sign(h): one float kernel, where torch's bool compare and
@@ -120,9 +109,6 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         if tuple(axes) == (ndim - 1,) and keep and first.is_Symbol:  # Σ_k a·b, kept: a row times a column
             return f"({left}.unsqueeze(-2) @ {right}.unsqueeze(-1)).squeeze(-1)"
         return None
-
-    def softmax(self, kind, text, axis, out=None):
-        return self._call(f"torch.{kind}", text, f"dim={axis}", *([f"out={out}"] if out else []))
 
     def reshape(self, text, shape):
         return f"{text}.reshape({self.shape_text(shape)})"
