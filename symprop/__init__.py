@@ -25,10 +25,11 @@ from .declare.from_torch import from_torch
 from .declare.model import Model
 from .declare.module import Module, Sequential
 from .declare.spec import load as load_spec
-from .declare.tensor import Parameter, SymbolicTensor, cat
+from .declare.tensor import Parameter, SymbolicTensor
 from .derivation import Derivation
 from .errors import SymPropError
 from .ops import registry as _registry
+from .ops.concat import cat
 from .ops.loss import Loss
 from .scalar import chain_rule, derive
 

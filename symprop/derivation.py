@@ -56,7 +56,7 @@ class Derivation:
         return f"{network or model.net.describe()} with {model.describe_loss()}, on {inputs}."
 
     def steps(self, program: str = "loss_and_gradients") -> dict[str, sp.Expr]:
-        """The named elementwise steps, in order: {"z0": b0 + mm0, ..., "dz1": (p - onehot)/N}.
+        """The named elementwise steps, in order: {"z0": b0 + mm0, ..., "dz1": (p - t)/N}.
 
         Their free symbols are other steps, parameters, x, t, N, and tensors computed by
         contractions and reductions (mm0, s, m, ...).

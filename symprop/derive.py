@@ -1,10 +1,10 @@
 """Stage 3, derive: reverse mode over the tensor graph, one cotangent per tensor.
 
 Between tensors, the chain rule is `sympy.diff` of the fused elementwise
-expression. Across tensors it follows from each primitive's definition, as a rule in
-the table `graph.ir.VJP`, keyed by op and registered beside the op (einsum, sum, max,
-slice, pad, concat, rearrange, map). Broadcasting in an expression is undone by summing
-over the broadcast axes, and pads that tile a tensor are one concatenation.
+expression. Across tensors it follows from each primitive's definition: its `vjp`,
+in its own module of symprop/ops/, found in the registry by the tensor's op. Broadcasting
+in an expression is undone by summing over the broadcast axes; an op may give the sum of
+cotangent terms of its making a form of its own (registry.COTANGENT_RULES).
 Each tensor's contributions are summed once, after all its consumers, so the work
 grows linearly with depth.
 """
@@ -16,9 +16,9 @@ from collections import defaultdict
 import sympy as sp
 
 from .graph import Graph, Tensor, Value
-from .graph.ir import VJP
-from .graph.reduce import reduce_sum
 from .notes import define
+from .ops.registry import COTANGENT_RULES, lookup
+from .ops.sum import reduce_sum
 from .simplify import replace_structurally, tidy
 
 CANCELS = define(
@@ -48,11 +48,12 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
 
     def total(tensor: Tensor) -> Value:
         """One cotangent: terms of one shape summed, then broadcasting undone once per shape."""
-        tiles = _tiles(graph, contributions[tensor].get(tensor.shape, []), tensor)
-        if tiles is not None and len(contributions[tensor]) == 1:
-            contributions.pop(tensor)
-            axis, parts = tiles
-            return graph.concat(parts, axis, stem=f"d{tensor.name}")
+        if len(contributions[tensor]) == 1:
+            for rule in COTANGENT_RULES:
+                made = rule(graph, contributions[tensor].get(tensor.shape, []), tensor)
+                if made is not None:
+                    contributions.pop(tensor)
+                    return made
         parts = [reduce_sum(graph, Value(tidy(sp.Add(*terms)), shape), tensor.shape, stem=f"d{tensor.name}")
                  for shape, terms in contributions.pop(tensor).items()]
         if len(parts) == 1:
@@ -79,29 +80,9 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
         needed = [any(graph.tensor(s) in live for s in graph.tensor_symbols(op.expr)) for op in tensor.operands]
         if not any(needed):
             continue
-        if tensor.op not in VJP:
-            raise NotImplementedError(f"no adjoint rule for the op {tensor.op!r}")
-        for operand, operand_cotangent in VJP[tensor.op](graph, tensor, cotangent, needed):
+        for operand, operand_cotangent in lookup(tensor.op).vjp(graph, tensor, cotangent, needed):
             push(operand, operand_cotangent, tensor if tensor.op == "map" else None)
     return {tensor: cotangents.get(tensor, Value(sp.Integer(0), tensor.shape)) for tensor in wrt}
-
-
-def _tiles(graph: Graph, terms: list[sp.Expr], tensor: Tensor):
-    """(axis, the operands of pads that tile `tensor` along it, in order); None if the terms are not that.
-
-    Three slices of an attention's in-projection give three padded cotangents; their sum is
-    their concatenation, with no zeros made or added."""
-    pads = [graph.tensors.get(term) for term in terms]
-    if len(pads) < 2 or any(p is None or p.op != "pad" for p in pads) or len({p.axes for p in pads}) != 1:
-        return None
-    (axis,) = pads[0].axes
-    pads.sort(key=lambda p: p.bounds[0])
-    start = 0
-    for p in pads:
-        if p.bounds[0] != start:
-            return None
-        start += p.operands[0].shape[axis]
-    return (axis, tuple(p.operands[0] for p in pads)) if start == tensor.shape[axis] else None
 
 
 def _depends_on(forward: list[Tensor], roots: set[Tensor]) -> set[Tensor]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .graph import Tensor
+from .ops.registry import fact
 
 
 @functools.cache
@@ -19,9 +20,9 @@ def _symbol(name: str) -> sp.Symbol:
 @dataclass(eq=False)  # a statement is itself: two that read alike are two (a value computed again)
 class Statement:
     name: str
-    kind: str  # expr | map | einsum | sum | max | onehot | slice | ... (a tensor's op) | call | output
+    kind: str  # expr | call | output, or the primitive op that computes it (the tensor's op)
     expr: sp.Expr | None = None  # expr, output
-    tensor: Tensor | None = None  # einsum, sum, max, onehot (operands already rewritten)
+    tensor: Tensor | None = None  # a primitive's (operands already rewritten)
     operands: tuple[sp.Expr, ...] = ()
     shape: tuple = ()
     label: bool = False  # a named step of the derivation (z0, dz1, ...), not a helper
@@ -101,18 +102,18 @@ def expressions(program: Program):
 
 
 def inlinable(program: Program, code: bool = True) -> set[sp.Symbol]:
-    """Einsum results used exactly once are printed in place: z0 = x @ w0.T + b0 (a contraction computed again by
+    """Products of arrays used exactly once are printed in place: z0 = x @ w0.T + b0 (a contraction computed again by
     the plan is counted on its own: each is read once).
 
     In code, a gradient that is a contraction gets its own line, dw0 = dz0.T @ x, as soon as it can be
     computed, so that what it reads can be freed early."""
-    uses: dict[sp.Symbol, list[int]] = {}  # einsum -> the reads of each of its definitions
+    uses: dict[sp.Symbol, list[int]] = {}  # product -> the reads of each of its definitions
     for statement in program.statements + program.outputs:
         for expr in (statement.expr, *statement.operands):
             for symbol in expr.free_symbols if expr is not None else ():
                 if symbol in uses:
                     uses[symbol][-1] += expr.count(symbol)
-        if statement.kind == "einsum":
+        if fact(statement.kind, "product"):
             uses.setdefault(statement.tensor.symbol, []).append(0)
     returned = {o.expr for o in program.outputs if o.expr.is_Symbol} if code else set()
     return {symbol for symbol, counts in uses.items() if set(counts) == {1} and symbol not in returned}

@@ -12,6 +12,7 @@ import sympy as sp
 from .graph.ir import z
 from .notes import NOTES
 from .ops.loss import Loss
+from .ops.registry import fact
 from .printing.latex import LatexBackendPrinter, ReadableLatexPrinter, atomic, latex_name
 from .printing.primes import prime_notation
 from .program import inlinable, reads
@@ -44,7 +45,7 @@ def _printer(derivation, program, keep, plain_parentheses=False, aliases=None) -
         if statement.name in (aliases or {}):
             printer._expanded[_symbol(statement)] = latex_name(aliases[statement.name], dense)
             continue
-        if statement.name in keep or statement.kind == "onehot":
+        if statement.name in keep or fact(statement.kind, "latex_stem"):  # written by its name: T
             continue
         if reads(statement) & printer.overflow:
             printer.overflow.add(_symbol(statement))
@@ -55,7 +56,7 @@ def _printer(derivation, program, keep, plain_parentheses=False, aliases=None) -
             continue
         if plain_parentheses:  # TeX breaks long lines inside ( ), but not inside \left( \right)
             text = text.replace(r"\left(", "(").replace(r"\right)", ")")
-        if statement.kind == "einsum":
+        if fact(statement.kind, "product"):
             printer.contractions.add(_symbol(statement))
         elif not atomic(text):
             text = f"({text})" if plain_parentheses else rf"\left({text}\right)"
@@ -125,7 +126,7 @@ def _z_names(graph, program) -> dict[str, str]:
     aliases = {}
     for statement in program.statements:
         cotangent = graph.cotangent_names.get(_symbol(statement), "")
-        if statement.kind == "einsum" and cotangent.startswith("dz") and cotangent[1:] not in labels:
+        if fact(statement.kind, "product") and cotangent.startswith("dz") and cotangent[1:] not in labels:
             aliases[statement.name] = cotangent[1:]
     return aliases
 

@@ -21,9 +21,10 @@ import pytest
 from symprop.ops.registry import OPS
 
 ROOT = Path(__file__).resolve().parent.parent
+# ordinary words, or names of SymPy's, NumPy's and Python's own functions
 WORDS = {"exp", "log", "sqrt", "abs", "sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "erf", "Max", "Min",
          "maximum", "minimum", "clamp", "linear", "identity", "dropout", "elementwise", "embedding", "positions",
-         "transformer"}  # ordinary words, or names of SymPy's and NumPy's own functions
+         "transformer", "sum", "max", "map", "slice", "pad", "concat", "gather"}
 
 
 def import_graph(folder: Path, package: str | None) -> dict[str, set[str]]:
@@ -113,8 +114,8 @@ def test_no_printer_imports_the_scheduler_or_the_plan():
 def _named(op) -> re.Pattern:
     words = {op.name} | ({op.torch.module} if op.torch.module else set())
     alternatives = "|".join(re.escape(w) for w in sorted(words))
-    if op.name in WORDS:  # looked up by name: lookup("exp"), call('linear', ...), OPS["clamp"]
-        return re.compile(rf"""(lookup|call|by_\w+|OPS\[)\(?\s*["']({alternatives})["']""")
+    if op.name in WORDS:  # looked up or applied by name: lookup("exp"), call('linear', ...), OPS["clamp"], apply("sum")
+        return re.compile(rf"""(lookup|call|apply|fact|by_\w+|OPS\[)\(?\s*["']({alternatives})["']""")
     return re.compile(rf"(?<![A-Za-z0-9_])({alternatives})(?![A-Za-z0-9_])", re.IGNORECASE)
 
 
@@ -137,3 +138,14 @@ def test_the_name_check_is_not_blind():
     assert pattern.search("y = F.silu(x)") and pattern.search("nn.SiLU()") and not pattern.search("silua")
     pattern = _named(OPS["exp"])
     assert pattern.search('spelling = lookup("exp").spell') and not pattern.search("np.exp(x)")
+
+
+def test_every_primitive_is_spelled_by_every_printer():
+    """A primitive's module says how each backend prints it: a backend added later finds here what it lacks."""
+    from symprop.ops.primitive import Primitive
+    from symprop.ops.registry import BACKENDS
+
+    primitives = [op for op in OPS.values() if isinstance(op, Primitive)]
+    assert len(primitives) > 10
+    missing = {op.name: sorted(set(BACKENDS) - set(op.spell)) for op in primitives if set(BACKENDS) - set(op.spell)}
+    assert missing == {}

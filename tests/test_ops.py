@@ -265,7 +265,55 @@ def _encoder():
     return S.TransformerEncoderLayer(4, 2, 8, activation="gelu")
 
 
+class Through(S.Module):
+    """x through a linear layer, `body`, and a linear head: how a primitive sits in a model as torch code writes it."""
+
+    def __init__(self, body, width: int = 4):
+        super().__init__()
+        self.fc, self.head, self.body = S.Linear(3, 4), S.Linear(width, 2), body
+
+    def forward(self, x):
+        return self.head(self.body(self.fc(x)))
+
+
+class Padded(S.Module):
+    """An encoder layer whose keys at the end of each row are padding (a boolean input)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer, self.head = _encoder(), S.Linear(4, 2)
+
+    def forward(self, x, pad):
+        return self.head(self.layer(x, src_key_padding_mask=pad).mean(1))
+
+
+def _through(body, width: int = 4):
+    return lambda: S.Model(Through(body, width), S.MSELoss(), inputs=3)
+
+
 MODELS = {  # row -> (op, a function that makes the model)
+    # the primitives, each through the torch names that make it (and its adjoint's row: pad is a slice's, a
+    # scatter-add an embedding's)
+    "einsum": ("einsum", _through(lambda h: torch.einsum("ni,ij->nj", h, torch.einsum("ni,nj->ij", h, h)) / 8)),
+    "einsum-matmul": ("einsum", _through(lambda h: torch.bmm(h.reshape(-1, 2, 2), h.reshape(-1, 2, 2).mT).flatten(1))),
+    "sum": ("sum", _through(lambda h: h * h.sum(-1, keepdim=True) + h.mean(0))),
+    "max": ("max", _through(lambda h: h - h.amax(-1, keepdim=True) + torch.amax(h * h, 1).unsqueeze(1))),
+    "slice": ("slice", _through(lambda h: h[:, 1:3], width=2)),
+    "pad": ("pad", _through(lambda h: h[..., :2] * h[:, 2:], width=2)),
+    "concat": ("concat", _through(lambda h: torch.cat([h, h * h[:, :1]], dim=1), width=8)),
+    "rearrange": ("rearrange", _through(lambda h: h.view(-1, 2, 2).transpose(1, 2).permute(0, 2, 1).flatten(1))),
+    "map": ("map", lambda: S.Model(_sequence(S.Linear(3, 4), S.LayerNorm(4)), S.MSELoss(), inputs=3)),
+    "gather": ("gather", lambda: S.Model(_sequence(S.Embedding(5, 3), S.MeanPool(), S.Linear(3, 2)), S.MSELoss(),
+                                         inputs={"x": (4,)})),
+    "scatter_add": ("scatter_add", lambda: S.Model(_sequence(S.Embedding(5, 3), S.Linear(3, 2)), S.MSELoss(),
+                                                   inputs={"x": (4,)})),
+    "onehot": ("onehot", lambda: S.Model(_sequence(S.Linear(3, 4)), S.CrossEntropyLoss(), inputs=3)),
+    "causal_mask": ("causal_mask", lambda: S.Model(_sequence(S.TransformerEncoderLayer(4, 2, 8, causal=True),
+                                                             S.MeanPool(), S.Linear(4, 2)), S.MSELoss(),
+                                                   inputs={"x": (3, 4)})),
+    "sinusoid": ("sinusoid", lambda: S.Model(_sequence(S.PositionalEncoding(5, 4, learned=False), S.Linear(4, 2)),
+                                             S.MSELoss(), inputs={"x": (5, 4)})),
+    "padding_mask": ("padding_mask", lambda: S.Model(Padded(), S.MSELoss(), inputs={"x": (3, 4), "pad": (3,)})),
     "linear": ("linear", lambda: S.Model(_sequence(S.Linear(3, 4)), S.MSELoss(), inputs=3)),
     "layer_norm": ("layer_norm", lambda: S.Model(_sequence(S.Linear(3, 4), S.LayerNorm(4)), S.MSELoss(), inputs=3)),
     "embedding": ("embedding", lambda: S.Model(_sequence(S.Embedding(5, 3), S.MeanPool(), S.Linear(3, 2)),
@@ -375,6 +423,14 @@ def test_layer_and_loss_values_and_derivatives_are_torchs(row, dtype, regime):
         for key in params:
             close(grads[key], want[dtype][1][key], want[torch.float64][1][key], dtype,
                   f"{row} {regime} d/d{key} ({backend})", floor=floor)
+
+
+def test_each_primitive_row_makes_its_op():
+    """A primitive's row checks that op: its model's graph (derived: adjoints are made by the derivation) has it."""
+    for row, (name, make) in MODELS.items():
+        if type(OPS[name]).__name__ == "Primitive":
+            graph = S.derive_network(make()).lowered.graph
+            assert name in {t.op for t in graph.tensors.values()}, row
 
 
 def test_every_op_has_a_row():

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from ..graph import Value
-from .tensor import Parameter, SymbolicTensor, _kind
+from .tensor import Parameter, SymbolicTensor, kind_of
 from .torch_eval import require_torch
 from .trace import fail, running
 
@@ -36,7 +36,7 @@ def in_torch(*things) -> bool:
 def symbolic(thing, where: str) -> Value:
     """The Value of a tensor argument; refuses numbers, lambdas and the like."""
     if not isinstance(thing, SymbolicTensor):
-        raise fail(f"{where} expects a tensor, got {_kind(thing)}")
+        raise fail(f"{where} expects a tensor, got {kind_of(thing)}")
     return thing.value
 
 

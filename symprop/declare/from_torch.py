@@ -170,11 +170,11 @@ def _layer(sub, node, root) -> Module:
         if not layer.torch_masks:
             return layer.from_torch(sub)
         arguments = inspect.signature(type(sub).forward).bind(sub, *node.args, **node.kwargs).arguments
-        causal_flag, causal_mask, refused = layer.torch_masks
+        causal_flag, mask_argument, refused = layer.torch_masks
         for argument in refused:
             if arguments.get(argument) not in (None, False):
                 raise SymPropError(f"{argument} is not supported yet (key padding masks and the causal mask are)")
-        causal = arguments.get(causal_flag) is True or _causal(arguments.get(causal_mask), root, causal_mask)
+        causal = arguments.get(causal_flag) is True or _causal(arguments.get(mask_argument), root, mask_argument)
         return layer.from_torch(sub, causal=causal)
     except SymPropError as error:
         raise SymPropError(error.message, node.target) from None

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from ..errors import SymPropError
 from ..ops.loss import REDUCTIONS, Loss
-from ..ops.registry import losses, toml_layers
+from ..ops.registry import by_torch_function, losses, meaning, toml_layers
 from . import model as m
 from .module import Module, Sequential
 from .options import Table, positive, short
-from .tensor import SymbolicTensor, cat
+from .tensor import SymbolicTensor
 from .trace import running
 
 _TOP_KEYS = {"name", "inputs", "vocabulary", "sequence", "layers", "loss"}
@@ -117,7 +117,8 @@ class SpecNet(Module):
                 if step["kind"] == "add":
                     flowing = _sum([values[n] for n in step["inputs"]])
                 elif step["kind"] == "cat":
-                    flowing = cat([values[n] for n in step["inputs"]], dim=-1)
+                    joined = meaning(by_torch_function("torch.cat"), "torch.cat")
+                    flowing = joined([values[n] for n in step["inputs"]], dim=-1)
                 else:
                     flowing = self._modules[step["module"]](values[step["input"]] if step["input"] else flowing)
                 flowing = _sum([flowing] + [values[n] for n in step["add"]])

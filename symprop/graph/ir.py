@@ -1,9 +1,7 @@
 """The tensor graph: materialized tensors, joined by fused elementwise SymPy expressions.
 
-A *tensor* is a value the generated code stores: an input, a parameter, a constant
-(a causal mask), or the result of a contraction (einsum), a reduction (sum, max), a
-one-hot encoding, or a linear rearrangement of entries (slice, pad, concat,
-rearrange: a reshape and a permutation of axes).
+A *tensor* is a value the generated code stores: an input, a target, a parameter, or the result of a primitive op
+(a contraction, a reduction, a move of entries, a constant: each one module of symprop/ops/, applied by name).
 Everything elementwise between tensors is a *Value*: one SymPy expression whose
 free symbols stand for tensors, broadcast as NumPy broadcasts. Elementwise steps
 therefore fuse by construction, and SymPy sees them whole when it simplifies.
@@ -13,12 +11,12 @@ from __future__ import annotations
 
 import builtins
 import keyword
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sympy as sp
 
 from ..errors import SymPropError
+from ..ops.registry import lookup
 from ..shapes import Shape, broadcast
 from ..simplify import tidy
 
@@ -30,15 +28,17 @@ z = sp.Symbol("z")  # the variable of a scalar function applied elementwise (an 
 class Tensor:
     symbol: sp.Symbol
     shape: Shape
-    op: str  # input | target | param | constant | map | einsum | sum | max | onehot | slice | pad | concat | rearrange
-    #          | gather | scatter_add | padding (a key padding mask as -inf and 0, broadcast over heads and queries)
+    op: str  # input | target | param, or the name of the primitive op that computes it
     operands: tuple[Value, ...] = ()
-    spec: str = ""  # einsum: "ni,oi->no"; constant: its kind ("causal")
-    axes: tuple[int, ...] = ()  # sum, max: the reduced axes; slice, pad, concat: (axis,)
-    key: str = ""  # param: its state_dict key; onehot: its class count
-    bounds: tuple = ()  # slice: (start, stop) along the axis; pad: (before, after)
-    split: tuple = ()  # rearrange: the operand's shape split into single axes, before the permutation
-    perm: tuple[int, ...] = ()  # rearrange: the permutation of the split axes
+    # the primitive's attributes, each op's module says which it reads: a contraction's index spec ("ni,oi->no");
+    # reduced axes, or the axis of a slice; a parameter's state_dict key (a one-hot encoding's class count); a slice's
+    # (start, stop); a rearrangement's shape split into single axes, and the permutation of those
+    spec: str = ""
+    axes: tuple[int, ...] = ()
+    key: str = ""
+    bounds: tuple = ()
+    split: tuple = ()
+    perm: tuple[int, ...] = ()
     simplex_axis: int | None = None  # sums to 1 along this axis (one-hot or probability targets)
     zero_sum_axis: int | None = None  # sums to 0 along this axis (a value minus its mean there)
     index_range: int | None = None  # an input of integer indices, each in [0, index_range) (token ids)
@@ -120,15 +120,14 @@ class Graph:
         return broadcast(*(self.tensors[s].shape for s in self.tensor_symbols(expr)))
 
     # -- operations ----------------------------------------------------------
-    def einsum(self, spec: str, *operands: Value, stem: str = "mm") -> Value:
-        inputs, output = spec.split("->")
-        sizes: dict[str, object] = {}
-        for letters, operand in zip(inputs.split(","), operands, strict=True):
-            for letter, dim in zip(letters, operand.shape, strict=True):
-                if sizes.setdefault(letter, dim) != dim:
-                    raise ValueError(f"einsum {spec}: axis {letter} is {sizes[letter]} and {dim}")
-        shape = tuple(sizes[letter] for letter in output)
-        return self.interned(stem, shape, "einsum", operands=operands, spec=spec)
+    def apply(self, name: str, operands=(), stem: str = "", shape=None, **attrs) -> Value:
+        """The primitive op `name` (symprop/ops/<name>.py) applied to `operands`, with the attributes its module
+        reads; its shape is the op's shape rule's unless given. The same computation twice is one tensor."""
+        op = lookup(name)
+        operands = tuple(operands)
+        if shape is None:
+            shape = op.shape(operands, **attrs)
+        return self.interned(stem or op.stem, tuple(shape), name, operands=operands, **attrs)
 
     def activate(self, value: Value, scalar: sp.Expr, name: str, latex: str = "") -> Value:
         """scalar(z) applied elementwise to value, labelled `name`; with `latex` (how the document names the
@@ -143,38 +142,6 @@ class Graph:
         stored = self.add(name, value.shape, "map", operands=(value,))
         self.cotangent_names[stored.expr] = "d" + stored.expr.name
         return stored
-
-    def slice(self, value: Value, axis: int, start: int, stop: int, stem: str) -> Value:
-        shape = tuple(stop - start if a == axis else d for a, d in enumerate(value.shape))
-        return self.interned(stem, shape, "slice", operands=(value,), axes=(axis,), bounds=(start, stop))
-
-    def pad(self, value: Value, axis: int, before: int, after: int, stem: str) -> Value:
-        """Zeros around value along axis: the adjoint of a slice."""
-        shape = tuple(d + before + after if a == axis else d for a, d in enumerate(value.shape))
-        return self.interned(stem, shape, "pad", operands=(value,), axes=(axis,), bounds=(before, after))
-
-    def concat(self, values: tuple[Value, ...], axis: int, stem: str) -> Value:
-        shape = tuple(sum(v.shape[axis] for v in values) if a == axis else d for a, d in enumerate(values[0].shape))
-        return self.interned(stem, shape, "concat", operands=tuple(values), axes=(axis,))
-
-    def rearrange(self, value: Value, split: tuple, perm: tuple[int, ...], shape: tuple, stem: str) -> Value:
-        """value.reshape(split).transpose(perm).reshape(shape): entries moved, none changed."""
-        return self.interned(stem, tuple(shape), "rearrange", operands=(value,), split=tuple(split),
-                             perm=tuple(perm))
-
-    def gather(self, table: Value, index: Value, stem: str) -> Value:
-        """table[index]: the rows of a table picked by integer indices (an embedding's lookup)."""
-        shape = tuple(index.shape) + tuple(table.shape[1:])
-        return self.interned(stem, shape, "gather", operands=(table, index))
-
-    def scatter_add(self, values: Value, index: Value, rows, stem: str) -> Value:
-        """A table of `rows` rows, where row r is the sum of the rows of values whose index is r."""
-        shape = (rows,) + tuple(values.shape[len(index.shape):])
-        return self.interned(stem, shape, "scatter_add", operands=(values, index))
-
-    def onehot(self, target: Value, classes: int) -> Value:
-        return self.interned("onehot", target.shape + (classes,), "onehot", operands=(target,),
-                             key=str(classes), simplex_axis=len(target.shape))
 
     def label(self, value: Value, name: str, reserved: bool = False) -> Value:
         """Name an expression so that printed code and derivations show it by that name (`reserved`: a name
@@ -204,100 +171,3 @@ class Graph:
         """Record a simplification for the reader; the printers say it in words (see NOTES)."""
         if (kind, *names) not in self.notes:
             self.notes.append((kind, *names))
-
-
-# -- adjoints ------------------------------------------------------------------------------------------
-# The vector-Jacobian product of each op, as a table keyed by op (derive.backward looks rules up here).
-# A rule takes (graph, tensor, its cotangent, which operands need one) and yields (operand, cotangent)
-# pairs. Each follows from its op's definition: these ops only move entries, so each one's adjoint is
-# the move undone. The rules for einsum, sum and max sit beside those ops.
-VJP: dict[str, Callable] = {}
-
-
-def defvjp(op: str):
-    def register(rule):
-        VJP[op] = rule
-        return rule
-
-    return register
-
-
-@defvjp("map")
-def _map_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
-    if needed[0]:  # a stored elementwise value: the chain rule goes on through it
-        yield tensor.operands[0], cotangent
-
-
-@defvjp("slice")
-def _slice_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
-    if needed[0]:  # zeros around the slice
-        (operand,), (axis,), (start, stop) = tensor.operands, tensor.axes, tensor.bounds
-        yield operand, graph.pad(cotangent, axis, start, operand.shape[axis] - stop, stem=f"d{tensor.name}_padded")
-
-
-@defvjp("pad")
-def _pad_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
-    if needed[0]:  # the slice that the padding surrounds
-        (operand,), (axis,), (before, _) = tensor.operands, tensor.axes, tensor.bounds
-        yield operand, graph.slice(cotangent, axis, before, before + operand.shape[axis],
-                                   stem="d" + graph.name_of(operand.expr, tensor.name))
-
-
-@defvjp("concat")
-def _concat_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
-    (axis,), start = tensor.axes, 0  # each operand's own slice
-    for j, operand in enumerate(tensor.operands):
-        stop = start + operand.shape[axis]
-        if needed[j]:
-            yield operand, graph.slice(cotangent, axis, start, stop,
-                                       stem="d" + graph.name_of(operand.expr, f"{tensor.name}_{j}"))
-        start = stop
-
-
-@defvjp("rearrange")
-def _rearrange_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
-    if needed[0]:  # the inverse rearrangement
-        (operand,) = tensor.operands
-        inverse = tuple(sorted(range(len(tensor.perm)), key=tensor.perm.__getitem__))
-        moved = tuple(tensor.split[a] for a in tensor.perm)
-        yield operand, graph.rearrange(cotangent, moved, inverse, operand.shape,
-                                       stem="d" + graph.name_of(operand.expr, tensor.name))
-
-
-@defvjp("einsum")
-def _einsum_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
-    """The cotangent of an operand is the einsum of the output's cotangent with the other operands, its
-    index spec read off the forward spec."""
-    inputs, output = tensor.spec.split("->")
-    letters = inputs.split(",")
-    for j, operand in enumerate(tensor.operands):
-        if not needed[j]:
-            continue
-        others = [k for k in range(len(letters)) if k != j]
-        spec = ",".join([output] + [letters[k] for k in others]) + "->" + letters[j]
-        missing = set(letters[j]) - set(output) - {c for k in others for c in letters[k]}
-        if missing:
-            raise NotImplementedError(f"einsum {tensor.spec}: index {missing} sums inside one operand")
-        stem = "d" + graph.name_of(operand.expr, f"{tensor.name}_{j}")
-        stored = operand.expr in graph.tensors and graph.tensors[operand.expr].op == "map"
-        if stored or (operand.expr in graph.labels and graph.uses(operand.expr) > 1):
-            stem += f"_{tensor.name}"  # one part of the cotangent of a value read twice: d<name> is the sum's
-        yield operand, graph.einsum(spec, cotangent, *(tensor.operands[k] for k in others), stem=stem)
-
-
-@defvjp("gather")
-def _gather_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
-    """gather(W, i) = onehot(i) @ W, a contraction over the table's rows: Σ_v [i_ns = v]·W_vd. It is linear in W,
-    and the einsum rule gives its adjoint, onehot(i)ᵀ @ δ, that is Σ_ns [i_ns = v]·δ_nsd: each row of the
-    cotangent added into the row of W it was read from, a scatter-add (no one-hot is made)."""
-    table, index = tensor.operands
-    if needed[0]:
-        yield table, graph.scatter_add(cotangent, index, table.shape[0], stem="d" + graph.name_of(table.expr, "table"))
-
-
-@defvjp("scatter_add")
-def _scatter_add_vjp(graph: Graph, tensor: Tensor, cotangent: Value, needed):
-    """The transpose of the one-hot contraction above is the contraction itself: a gather."""
-    values, index = tensor.operands
-    if needed[0]:
-        yield values, graph.gather(cotangent, index, stem=f"d{tensor.name}_rows")

@@ -11,12 +11,13 @@ from ..declare.tensor import SymbolicTensor, shape_text
 from ..declare.trace import ClassIndices, fail, running
 from ..errors import SymPropError
 from ..graph import Graph, Value
-from ..graph.reduce import reduce_sum
 from ..notes import define
 from ..shapes import size
 from .loss import Loss, loss_op, operands, reduced, same_shape, unsupported
+from .onehot import onehot
 from .registry import TorchNames
 from .softmax import log_softmax_graph
+from .sum import reduce_sum
 
 define(  # made by reduce_sum, where targets are distributions (one-hot rows or probabilities)
     "sums to one", "Σ_k {0}_k = 1: each row of {0} is a distribution over classes",
@@ -36,11 +37,12 @@ def class_targets_graph(g: Graph, y: Value, t: Value, ignore_index: int | None =
     if len(t.shape) != len(y.shape) - 1:
         return t.expr, sp.Integer(1), size(y.shape[:-1])
     if ignore_index is None:
-        return g.onehot(t, y.shape[-1]).expr, sp.Integer(1), size(t.shape)
-    column = g.rearrange(t, t.shape, tuple(range(len(t.shape))), t.shape + (1,), stem="t_col")  # broadcasts on y
+        return onehot(g, t, y.shape[-1]).expr, sp.Integer(1), size(t.shape)
+    column = g.apply("rearrange", (t,), stem="t_col", shape=t.shape + (1,), split=t.shape,
+                     perm=tuple(range(len(t.shape))))  # broadcasts on y
     # Stored, so that it is one factor to simplification: Σ_k kept·onehot_k = kept·1, and the max still cancels.
     kept = g.named(Value(sp.Piecewise((0, sp.Eq(column.expr, ignore_index)), (1, True)), column.shape), "kept")
-    classes = g.onehot(Value(sp.Piecewise((0, sp.Eq(t.expr, ignore_index)), (t.expr, True)), t.shape), y.shape[-1])
+    classes = onehot(g, Value(sp.Piecewise((0, sp.Eq(t.expr, ignore_index)), (t.expr, True)), t.shape), y.shape[-1])
     count = reduce_sum(g, kept, (), stem="counted").expr
     return classes.expr, kept.expr, count
 

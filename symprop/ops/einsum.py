@@ -1,8 +1,16 @@
-"""einsum: a contraction of tensors over shared indices, by its index spec ("ni,oi->no"); torch.einsum, and @ in
-every form (torch.matmul, mm, bmm). Its derivative follows from the spec (graph.ir's rule); each backend prints the
-contractions that are one matrix product as that product (x @ w.T, q @ k.mT)."""
+"""einsum: a contraction of tensors over shared indices, by its index spec ("ni,oi->no"): torch.einsum, and @ in every
+form (torch.matmul, mm, bmm). Its adjoint follows from the spec: an operand's cotangent is the contraction of the
+result's cotangent with the other operands. Each backend prints the contractions that are one matrix product as that
+product (x @ w.T, q @ k.mT), and a book as A Bᵀ."""
 
 from __future__ import annotations
+
+from ..declare.tensor import SymbolicTensor, as_value, shape_text, traced_graph
+from ..declare.trace import fail, running
+from .primitive import primitive, shapes_of
+from .registry import TorchNames
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def matmul_form(spec: str):
@@ -62,3 +70,181 @@ def book_product(form) -> tuple[int, int, bool, bool]:
     if form[0] == "rows":
         return form[1], form[2], False, form[3]
     return form[1], form[2], True, False
+
+
+# -- the primitive -------------------------------------------------------------------------------------------------
+def _shape(operands, spec: str):
+    inputs, output = spec.split("->")
+    sizes: dict[str, object] = {}
+    for letters, operand in zip(inputs.split(","), operands, strict=True):
+        for letter, dim in zip(letters, operand.shape, strict=True):
+            if sizes.setdefault(letter, dim) != dim:
+                raise ValueError(f"einsum {spec}: axis {letter} is {sizes[letter]} and {dim}")
+    return tuple(sizes[letter] for letter in output)
+
+
+def _vjp(graph, tensor, cotangent, needed):
+    """The cotangent of an operand is the einsum of the output's cotangent with the other operands, its index spec
+    read off the forward spec."""
+    inputs, output = tensor.spec.split("->")
+    letters = inputs.split(",")
+    for j, operand in enumerate(tensor.operands):
+        if not needed[j]:
+            continue
+        others = [k for k in range(len(letters)) if k != j]
+        spec = ",".join([output] + [letters[k] for k in others]) + "->" + letters[j]
+        missing = set(letters[j]) - set(output) - {c for k in others for c in letters[k]}
+        if missing:
+            raise NotImplementedError(f"einsum {tensor.spec}: index {missing} sums inside one operand")
+        stem = "d" + graph.name_of(operand.expr, f"{tensor.name}_{j}")
+        stored = operand.expr in graph.tensors and graph.tensors[operand.expr].op == "map"
+        if stored or (operand.expr in graph.labels and graph.uses(operand.expr) > 1):
+            stem += f"_{tensor.name}"  # one part of the cotangent of a value read twice: d<name> is the sum's
+        yield operand, graph.apply("einsum", (cotangent, *(tensor.operands[k] for k in others)), stem=stem, spec=spec)
+
+
+def _code(module: str, batch_transpose: str):
+    """NumPy's and torch's syntax (and the docstrings'): a matrix product with @, else module.einsum."""
+
+    def spell(printer, statement, texts):
+        spec, shapes = statement.tensor.spec, shapes_of(statement)
+        form = contraction_form(spec)
+        if form is None:
+            return f"{module}einsum({spec!r}, {', '.join(texts)})"
+        if form[0] == "matmul":
+            _, left, right, t_left, t_right, batched = form
+            swap = batch_transpose if batched else ".T"
+            return f"{texts[left]}{swap if t_left else ''} @ {texts[right]}{swap if t_right else ''}"
+        if form[0] == "rows":
+            _, operand, weight, transpose = form
+            return f"{texts[operand]} @ {texts[weight]}{'.T' if transpose else ''}"
+        _, left, right = form
+        rows, columns = shapes[left][-1], shapes[right][-1]
+        return f"{texts[left]}.reshape(-1, {rows}).T @ {texts[right]}.reshape(-1, {columns})"
+
+    return spell
+
+
+def _numpy(printer, statement, texts):
+    form, shapes = contraction_form(statement.tensor.spec), shapes_of(statement)
+    if form is not None and form[0] == "rows" and len(shapes[form[1]]) > 2:
+        # x (n, s, i) @ w.T as one (n·s, i) @ (i, o) product: NumPy's matmul would run one small product per leading
+        # index, on one thread, where a single one uses BLAS's threads
+        _, operand, weight, transpose = form
+        lead, width = shapes[operand][:-1], shapes[operand][-1]
+        out = shapes[weight][0 if transpose else 1]
+        product = f"{texts[operand]}.reshape(-1, {width}) @ {texts[weight]}{'.T' if transpose else ''}"
+        return f"({product}).reshape{printer.dims_text((*lead, out))}"
+    return _code("np.", ".swapaxes(-1, -2)")(printer, statement, texts)  # numpy 1.x has no .mT
+
+
+def _latex(printer, statement, texts):
+    """Matrix products as books write them: X W^T; per sample and head, Q K^T; over samples and positions, δ^T X (its
+    rows are (sample, position) pairs, summed over both)."""
+    spec = statement.tensor.spec
+    form = contraction_form(spec)
+    if form is None:
+        return rf"\operatorname{{einsum}}_{{\mathrm{{{spec}}}}}\left({', '.join(texts)}\right)"
+    left, right, t_left, t_right = book_product(form)
+    return f"{printer.transposed(texts[left], t_left)} {printer.transposed(texts[right], t_right)}"
+
+
+def _mathml(printer, statement, texts):
+    spec = statement.tensor.spec
+    form = contraction_form(spec)
+    if form is None:
+        return f"<mi>einsum</mi><mo>(</mo><mtext>{spec}</mtext><mo>,</mo>{'<mo>,</mo>'.join(texts)}<mo>)</mo>"
+    left, right, t_left, t_right = book_product(form)
+    return f"<mrow>{printer.transposed(texts[left], t_left)}{printer.transposed(texts[right], t_right)}</mrow>"
+
+
+# -- torch's names: @, matmul, mm, bmm, einsum ----------------------------------------------------------------------
+def matmul(a, b) -> SymbolicTensor:
+    """torch.matmul as one contraction: a matrix product, batched over leading axes of equal size."""
+    a, b = as_value(a, "@"), as_value(b, "@")
+    if not a.shape or not b.shape:
+        raise fail("@ needs tensors of at least one dimension; use * for a number")
+    if a.shape[-1] != (b.shape[0] if len(b.shape) == 1 else b.shape[-2]):
+        raise fail(f"@: shapes {shape_text(a.shape)} and {shape_text(b.shape)} do not multiply "
+                   f"({a.shape[-1]} columns against {b.shape[0] if len(b.shape) == 1 else b.shape[-2]} rows)")
+    a_spec = LETTERS[:len(a.shape)]
+    k = a_spec[-1]
+    if len(b.shape) == 1:
+        b_spec, out = k, a_spec[:-1]
+    else:
+        batch = b.shape[:-2]
+        if batch and (len(a.shape) != len(b.shape) or a.shape[:-2] != batch):
+            raise fail(f"@: the batch axes of {shape_text(a.shape)} and {shape_text(b.shape)} differ; symprop "
+                       "multiplies batches of equal size only")
+        b_spec, out = a_spec[:len(batch)] + k + "z", a_spec[:-1] + "z"
+    a_spec, a_value = _letters(a, a_spec)
+    b_spec, b_value = _letters(b, b_spec)
+    return SymbolicTensor(traced_graph().apply("einsum", (a_value, b_value), stem=running().stem("mm"),
+                                               spec=f"{a_spec},{b_spec}->{out}"))
+
+
+def _letters(value, letters: str):
+    """(letters, value) for an einsum operand; a transposed tensor is read as itself with its letters moved (x @ w.T
+    is one product with w, as torch's linear computes it)."""
+    tensor = traced_graph().tensors.get(value.expr)
+    if tensor is not None and tensor.op == "rearrange" and tuple(tensor.split) == tuple(tensor.operands[0].shape) \
+            and tuple(tensor.split[a] for a in tensor.perm) == tuple(tensor.shape):
+        moved = [""] * len(letters)
+        for position, axis in enumerate(tensor.perm):
+            moved[axis] = letters[position]
+        return "".join(moved), tensor.operands[0]
+    return letters, value
+
+
+def einsum(equation, *operands) -> SymbolicTensor:
+    """torch.einsum(equation, *operands) (or a list of operands): a contraction over the letters the operands share,
+    each summed letter in two operands or more; the output's letters after ->, or, without ->, the letters that occur
+    once, in alphabetical order (as torch reads it)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not isinstance(equation, str):
+        raise fail(f"einsum: the equation must be a string, got {type(equation).__name__}")
+    spec = equation.replace(" ", "")
+    inputs, arrow, output = spec.partition("->")
+    parts = inputs.split(",")
+    letters = "".join(parts)
+    if "." in spec or not all(c.isalpha() and c.isascii() for c in letters + output):
+        raise fail(f"einsum {equation!r}: write each axis as a letter (symprop has no ... in einsum)")
+    if not arrow:
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    if len(parts) != len(operands):
+        raise fail(f"einsum {equation!r}: {len(parts)} operands in the equation, {len(operands)} given")
+    values = [as_value(x, "einsum") for x in operands]
+    for part, value in zip(parts, values, strict=True):
+        if len(part) != len(value.shape):
+            raise fail(f"einsum {equation!r}: {part} names {len(part)} axes of a tensor of shape "
+                       f"{shape_text(value.shape)}")
+        if len(set(part)) != len(part):
+            raise fail(f"einsum {equation!r}: a letter twice in one operand (a diagonal) is not supported")
+    if len(set(output)) != len(output) or set(output) - set(letters):
+        raise fail(f"einsum {equation!r}: each output letter must occur once, and in an operand")
+    for c in set(letters) - set(output):
+        if sum(c in part for part in parts) < 2:
+            raise fail(f"einsum {equation!r}: {c} is summed inside one operand; sum it with .sum first")
+    try:
+        return SymbolicTensor(traced_graph().apply("einsum", values, stem=running().stem("mm"),
+                                                   spec=",".join(parts) + "->" + output))
+    except ValueError:
+        shapes = ", ".join(shape_text(v.shape) for v in values)
+        raise fail(f"einsum {equation!r}: the shapes {shapes} disagree on an axis's size") from None
+
+
+def _rmatmul(b, a) -> SymbolicTensor:
+    return matmul(a, b)
+
+
+primitive(
+    "einsum", shape=lambda operands, spec: _shape(operands, spec), vjp=_vjp, stem="mm", product=True, owns_array=True,
+    recompute=True,
+    spell={"numpy": _numpy, "torch": _code("torch.", ".mT"), "text": _code("", ".swapaxes(-1, -2)"), "latex": _latex,
+           "mathml": _mathml},
+    torch=TorchNames(functions=("torch.matmul", "torch.mm", "torch.bmm", "torch.einsum"),
+                     methods=("matmul", "mm", "bmm", "__matmul__", "__rmatmul__"),
+                     aten=("aten.mm.default", "aten.bmm.default", "aten.matmul.default", "aten.einsum.default")),
+    front={**dict.fromkeys(("torch.matmul", "torch.mm", "torch.bmm", "matmul", "mm", "bmm", "__matmul__"), matmul),
+           "torch.einsum": einsum, "__rmatmul__": _rmatmul})

@@ -25,7 +25,7 @@ def functional(input, weight):
     if len(table.shape) != 2:
         raise fail(f"F.embedding: the table must be (num_embeddings, dim), got {shape_text(table.shape)}")
     tensor.index_range = min(tensor.index_range or table.shape[0], table.shape[0])
-    return SymbolicTensor(trace.graph.gather(table, input.value, stem=trace.stem("emb")))
+    return SymbolicTensor(trace.graph.apply("gather", (table, input.value), stem=trace.stem("emb")))
 
 
 functional.__name__ = functional.__qualname__ = "embedding"

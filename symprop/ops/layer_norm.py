@@ -12,8 +12,8 @@ from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
 from ..declare.trace import fail, running
 from ..errors import SymPropError
 from ..graph import Graph, Value
-from ..graph.reduce import reduce_sum
 from .registry import TorchNames, defop
+from .sum import reduce_sum
 
 
 def layer_norm_graph(g: Graph, value: Value, eps: float, affine, name: str) -> Value:

@@ -25,7 +25,8 @@ def linear_graph(g: Graph, value: Value, weight: Value, bias, name: str) -> Valu
     that tensors are numbered in the order they are computed)."""
     name = g.fresh(name).name  # z_fc1, then z_fc1_1 for a layer applied again: its product and δ follow it
     lead = "nsabc"[:len(value.shape) - 1]
-    out = g.einsum(f"{lead}i,oi->{lead}o", value, weight, stem="mm" + (name[1:] if name[0] == "z" else name))
+    out = g.apply("einsum", (value, weight), stem="mm" + (name[1:] if name[0] == "z" else name),
+                  spec=f"{lead}i,oi->{lead}o")
     g.cotangent_names[out.expr] = f"d{name}"
     bias = bias() if callable(bias) else bias
     if bias is not None:

@@ -11,10 +11,10 @@ from ..declare.tensor import SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..errors import SymPropError
 from ..graph import Graph, Value
-from ..graph.reduce import reduce_sum
 from ..shapes import N, size
 from ..simplify import tidy
 from .registry import TorchNames, defop
+from .sum import reduce_sum
 
 REDUCTIONS = ("mean", "sum")
 

@@ -7,8 +7,8 @@ from ..declare.options import Table
 from ..declare.tensor import SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
-from ..graph.reduce import reduce_sum
 from .registry import defop
+from .sum import reduce_sum
 
 
 def mean_over(g: Graph, value: Value, axis: int, name: str) -> Value:
@@ -16,8 +16,8 @@ def mean_over(g: Graph, value: Value, axis: int, name: str) -> Value:
     kept = tuple(1 if a == axis else d for a, d in enumerate(value.shape))
     total = reduce_sum(g, value, kept, stem=f"pool{name[1:]}" if name[0] == "h" else f"sum_{name}")
     dropped = tuple(d for a, d in enumerate(value.shape) if a != axis)
-    summed = g.rearrange(total, total.shape, tuple(range(len(kept))), dropped,
-                         stem=f"sum{name[1:]}" if name[0] == "h" else f"sum_{name}")
+    summed = g.apply("rearrange", (total,), stem=f"sum{name[1:]}" if name[0] == "h" else f"sum_{name}", shape=dropped,
+                     split=total.shape, perm=tuple(range(len(kept))))
     return g.label(Value(summed.expr / value.shape[axis], dropped), name)
 
 

@@ -13,7 +13,9 @@ import math
 import sympy as sp
 
 from ..graph import Graph, Value
+from .causal_mask import causal_mask
 from .linear import linear_graph
+from .padding_mask import padding_mask
 from .softmax import softmax_graph
 
 _ATTENTION = {"in_proj_weight": ("W", lambda e: (3 * e, e)), "in_proj_bias": ("B", lambda e: (3 * e,)),
@@ -39,35 +41,38 @@ def attention(g: Graph, i: str, layer, x: Value, p: dict, prefix: str = "self_at
 
     def split_heads(value: Value, part: str) -> Value:  # (n, s, e) -> (n, h, s, d)
         length = value.shape[1]
-        return g.rearrange(value, (n, length, h, d), (0, 2, 1, 3), (n, h, length, d), stem=f"{part}h{i}")
+        return g.apply("rearrange", (value,), stem=f"{part}h{i}", shape=(n, h, length, d), split=(n, length, h, d),
+                       perm=(0, 2, 1, 3))
 
     heads = {}
     if memory is None:
         # One product for q, k and v, as torch computes it; stored, so that the cotangents of its three slices
         # come back as one concatenation, and the in-projection's gradient is one product too.
-        product = g.einsum("nsi,oi->nso", x, weight, stem=f"mmqkv{i}")
+        product = g.apply("einsum", (x, weight), stem=f"mmqkv{i}", spec="nsi,oi->nso")
         qkv = g.named(Value(product.expr + bias.expr, product.shape), f"qkv{i}")
         for j, part in enumerate("qkv"):
-            heads[part] = split_heads(g.slice(qkv, 2, j * e, (j + 1) * e, stem=f"{part}{i}"), part)
+            third = g.apply("slice", (qkv,), stem=f"{part}{i}", axes=(2,), bounds=(j * e, (j + 1) * e))
+            heads[part] = split_heads(third, part)
     else:  # q from x through the first third of the in-projection, k and v from memory through the rest
         projected = {}
         for part, source, (start, stop) in (("q", x, (0, e)), ("kv", memory, (e, 3 * e))):
-            w = g.slice(weight, 0, start, stop, stem=f"W{part}{i}")
-            b = g.slice(bias, 0, start, stop, stem=f"b{part}{i}")
-            product = g.einsum("nsi,oi->nso", source, w, stem=f"mm{part}{i}")
+            w = g.apply("slice", (weight,), stem=f"W{part}{i}", axes=(0,), bounds=(start, stop))
+            b = g.apply("slice", (bias,), stem=f"b{part}{i}", axes=(0,), bounds=(start, stop))
+            product = g.apply("einsum", (source, w), stem=f"mm{part}{i}",
+                              spec="nsi,oi->nso")
             projected[part] = g.named(Value(product.expr + b.expr, product.shape), f"{part}{i}")
         heads["q"] = split_heads(projected["q"], "q")
         for j, part in enumerate("kv"):
-            heads[part] = split_heads(g.slice(projected["kv"], 2, j * e, (j + 1) * e, stem=f"{part}{i}"), part)
-    t = heads["k"].shape[2]
-    scores = g.einsum("nhsd,nhtd->nhst", heads["q"], heads["k"], stem=f"qk{i}")
+            kv = g.apply("slice", (projected["kv"],), stem=f"{part}{i}", axes=(2,), bounds=(j * e, (j + 1) * e))
+            heads[part] = split_heads(kv, part)
+    scores = g.apply("einsum", (heads["q"], heads["k"]), stem=f"qk{i}", spec="nhsd,nhtd->nhst")
     logits = scores.expr / sp.sqrt(d)
     if causal:  # -inf above the diagonal: position s attends to positions t <= s
-        logits += g.interned(f"mask{i}", (s, s), "constant", spec="causal").expr
+        logits += causal_mask(g, s, stem=f"mask{i}").expr
     if padding is not None:  # -inf at the keys that are padding
-        logits += g.interned(f"pad{i}", (n, 1, 1, t), "padding", operands=(padding,)).expr
+        logits += padding_mask(g, padding, stem=f"pad{i}").expr
     g.cotangent_names[scores.expr] = f"dscores{i}"
     weights = softmax_graph(g, g.label(Value(logits, scores.shape), f"scores{i}"), f"a{i}", suffix=f"_a{i}")
-    attended = g.einsum("nhst,nhtd->nhsd", weights, heads["v"], stem=f"av{i}")
-    merged = g.rearrange(attended, (n, h, s, d), (0, 2, 1, 3), (n, s, e), stem=f"o{i}")
+    attended = g.apply("einsum", (weights, heads["v"]), stem=f"av{i}", spec="nhst,nhtd->nhsd")
+    merged = g.apply("rearrange", (attended,), stem=f"o{i}", shape=(n, s, e), split=(n, h, s, d), perm=(0, 2, 1, 3))
     return linear_graph(g, merged, p[f"{prefix}.out_proj.weight"], p[f"{prefix}.out_proj.bias"], f"sa{i}")

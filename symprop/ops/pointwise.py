@@ -15,7 +15,7 @@ import sympy as sp
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.module import Module
 from ..declare.options import Table
-from ..declare.tensor import SymbolicTensor, _kind, elementwise
+from ..declare.tensor import SymbolicTensor, elementwise, kind_of
 from ..declare.trace import fail, running
 from ..errors import SymPropError
 from ..graph.ir import z
@@ -99,7 +99,7 @@ class Pointwise(Op):
             if in_torch(*inputs):
                 return (op.reference or torch_function(op.torch.functions[0]))(*inputs)
             if not any(isinstance(x, SymbolicTensor) for x in inputs):
-                raise fail(f"symprop.{op.name} expects a tensor, got {', '.join(map(_kind, inputs))}")
+                raise fail(f"symprop.{op.name} expects a tensor, got {', '.join(map(kind_of, inputs))}")
             return elementwise(op.sympy, inputs, f"symprop.{op.name}")
 
         function.__name__ = function.__qualname__ = self.name

@@ -9,6 +9,7 @@ from ..declare.tensor import Parameter, SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..errors import SymPropError
 from .registry import defop
+from .sinusoid import sinusoid_table
 
 
 def sinusoid(length: int, width: int, like):
@@ -55,7 +56,7 @@ class PositionalEncoding(Module):
         if self.learned:
             return x + self.weight
         graph = running().graph
-        table = graph.interned("positions", (self.sequence, self.d_model), "constant", spec="sinusoid")
+        table = sinusoid_table(graph, self.sequence, self.d_model, stem="positions")
         return x + SymbolicTensor(table)
 
     def symbol_stem(self, name: str, tag: str) -> str:

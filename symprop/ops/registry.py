@@ -54,6 +54,16 @@ class Call:
     into_input: bool = False
 
 
+COTANGENT_RULES: list[Callable] = []  # (graph, terms, tensor) -> a Value or None: an op's form of a sum of cotangents
+
+
+def cotangent_rule(rule: Callable) -> Callable:
+    """Register an op's form of the sum of a tensor's cotangent terms, where they are of its making (pads that tile a
+    tensor are one concatenation); the derivation tries each before it adds the terms up."""
+    COTANGENT_RULES.append(rule)
+    return rule
+
+
 PLAN_RULES: list[Callable] = []  # (uses, shapes, backend) -> uses: the ops' own rewrites of the program as code runs it
 
 
@@ -87,6 +97,8 @@ class Op:
     functional: Callable | None = None  # F.<name>, on symbolic tensors and torch tensors alike
     public: Callable | None = None  # symprop.<name> (symprop.exp)
     calls: dict = {}  # backend -> Call: its one call for the whole op, where it has one
+    front: dict = {}  # torch's name (qualified function, or method) -> its meaning on symbolic tensors, where it is not
+    #                   the functional's (x.view and x.permute are both a rearrangement)
 
     def bind(self, args: tuple, kwargs: dict, where: str) -> dict:
         """The op's options from a call as torch takes them (positionally or by name), checked; defaults filled."""
@@ -138,6 +150,17 @@ def defop(name: str, *, torch: TorchNames | None = None, layer: type | None = No
 
 def lookup(name: str) -> Op:
     return OPS[name]
+
+
+def fact(kind: str, name: str):
+    """A fact of the op that computes a statement of `kind` (a primitive's, for the memory plan: owns_array, view,
+    product, ...); False where no op is of that kind (an expression, a call)."""
+    return getattr(OPS.get(kind), name, False)
+
+
+def meaning(op: Op, name: str):
+    """What torch's name `name` for `op` (a function's qualified name, or a method's) is on symbolic tensors."""
+    return op.front.get(name) or op.functional or op.public
 
 
 def _index(kind: str, names_of) -> dict:
@@ -219,8 +242,9 @@ def spelling(function: type, backend: str):
 
 
 def helpers() -> set[str]:
-    """The names of the helper functions ops define in generated modules (NumPy's sigmoid and erf)."""
-    return {spelled.name for op in OPS.values() for spelled in getattr(op, "spell", {}).values()
+    """The names of the helper functions ops define in generated modules (NumPy's sigmoid and erf, scatter_add)."""
+    return {spelled.name for op in OPS.values()
+            for spelled in (*getattr(op, "spell", {}).values(), *getattr(op, "helpers", ()))
             if isinstance(spelled, Helper)}
 
 

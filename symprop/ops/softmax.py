@@ -13,11 +13,12 @@ from ..declare.tensor import SymbolicTensor
 from ..declare.trace import fail, running
 from ..errors import SymPropError
 from ..graph import Graph, Value
-from ..graph.reduce import reduce_max, reduce_sum
 from ..notes import define
 from ..plan.uses import Uses, reads_rewritten, unused
 from ..program import Statement
+from .max import reduce_max
 from .registry import Call, TorchNames, call, defop, plan_rule
+from .sum import reduce_sum
 
 MAX_SHIFT = define(
     "max shift", "the code shifts the row maximum out before exp (it cancels from the softmax)",

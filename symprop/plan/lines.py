@@ -19,11 +19,10 @@ from dataclasses import replace
 
 import sympy as sp
 
-from ..ops.registry import call, in_place
+from ..ops.registry import call, fact, in_place
 from ..program import Program, Step, inlinable, reads
 from ..shapes import batch_sized, broadcast
 
-FRESH = ("expr", "einsum", "sum", "max", "map", "onehot", "call")  # code makes a new array
 WORTH_IT = 4  # arrays an expression makes as written, from which it is evaluated in place
 
 
@@ -36,7 +35,7 @@ class _Layout:
         self.program, self.options = program, options
         self.shapes = program.shapes
         self.inlined = inlinable(program, code=True)  # einsums printed in place of their one use
-        self.statements_of = {s.tensor.symbol: s for s in program.statements if s.kind == "einsum"}
+        self.statements_of = {s.tensor.symbol: s for s in program.statements if fact(s.kind, "product")}
         self.frees = self._frees()
         self.own = self._own_arrays()
 
@@ -49,7 +48,7 @@ class _Layout:
             if statement.computed_again and not (i and statements[i - 1].computed_again):
                 out.append(Step("note", _last_of_run(statements, i), statement.name, again=True))
             split = self._in_place(statement)
-            if statement.kind == "einsum" and statement.tensor.symbol in self.inlined:
+            if fact(statement.kind, "product") and statement.tensor.symbol in self.inlined:
                 out.append(Step("inline", statement.name, statement.name, statement))
             elif split:
                 out += self._split(statement, split, dying, frees, i)
@@ -139,7 +138,7 @@ class _Layout:
                     z in self.own and z not in self.inlined and self.shapes.get(z) == statement.shape:
                 return [Step("assign", statement.name, statement.name, statement, source=z.name)]
             return None
-        if statement.kind == "rearrange" and not statement.operands[0].is_Symbol and not any(
+        if fact(statement.kind, "view") and not statement.operands[0].is_Symbol and not any(
                 statement.broadcast_operands):  # the operand computed in place, then viewed in its new shape
             steps = self._reuse(replace(statement, kind="expr", expr=statement.operands[0]), dying,
                                 statement.tensor.operands[0].shape)
@@ -205,12 +204,12 @@ class _Layout:
     # -- what arrays there are --------------------------------------------------------------------------------
     def _own_arrays(self) -> set:
         """The values whose arrays no other name shares (made by a statement of their own, in the arrays' dtype)."""
-        owned = {s.symbol for s in self.program.statements if s.kind in FRESH and (
-            s.kind == "call" or (s.kind == "einsum" and len(s.operands) == 2) or not any(
+        owned = {s.symbol for s in self.program.statements if (s.kind in ("expr", "call") or fact(s.kind, "owns_array"))
+                 and (s.kind == "call" or (fact(s.kind, "product") and len(s.operands) == 2) or not any(
                 (e.is_Symbol and e not in self.inlined) or e.has(sp.Piecewise)  # a name for another's array
                 for e in (s.expr, *s.operands[:1]) if e is not None))}
         for i, s in enumerate(self.program.statements):  # a new shape of an array whose name dies there
-            operand = s.operands[0] if s.kind == "rearrange" else None
+            operand = s.operands[0] if fact(s.kind, "view") else None
             if operand is not None and operand in owned and operand.name in self.frees.get(i, ()):
                 owned.add(s.symbol)
         return owned
@@ -229,7 +228,7 @@ class _Layout:
 
         for i, statement in enumerate(program.statements):
             read = through_deferred(reads(statement))
-            if statement.kind == "einsum" and statement.tensor.symbol in self.inlined:
+            if fact(statement.kind, "product") and statement.tensor.symbol in self.inlined:
                 deferred[statement.tensor.symbol] = read
                 continue
             for symbol in read:

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import sympy as sp
 
-from ..ops.registry import cost
+from ..ops.registry import cost, fact
 from ..program import Statement, reads
 from ..shapes import batch_sized, broadcast
 from .uses import Uses, elements, live_profile, value_of
@@ -75,7 +75,7 @@ def recompute_late_reads(uses: Uses, shapes: dict, backend: str) -> None:
                 definition.has(sp.Piecewise) or passes(definition, backend) > RECOMPUTE_BUDGET or \
                 not _in_place_of(value, definition, shapes):
             continue
-        again = any(r.kind == "einsum" for r in late)  # a product's operand is an array anyway: made by name
+        again = any(fact(r.kind, "product") for r in late)  # a product's operand is an array anyway: made by name
         if not _frees_at_peak(uses, shapes, first, statements.index(late[0]) if again else final):
             continue
         if again:  # a product reads it (an activation, in the next layer's weight gradient): made again by name
@@ -88,7 +88,11 @@ def recompute_late_reads(uses: Uses, shapes: dict, backend: str) -> None:
         last = uses.last()
 
 
-RECOMPUTED = ("expr", "einsum", "max", "sum", "call")  # kinds of statement computed again
+def _recomputable(statement: Statement) -> bool:
+    """An expression, a call, or an op the plan may compute again (a product, a sum, a max)."""
+    return statement.kind in ("expr", "call") or fact(statement.kind, "recompute")
+
+
 RECOMPUTED_STEPS = 8  # at most this many statements computed again for one value
 RECOMPUTE_SPAN = 16  # statements between a value's first and second read: a shorter wait is not worth it
 RECOMPUTE_GROWTH = 4  # computed again only if at least this many times the size of what it is computed from
@@ -97,7 +101,7 @@ RECOMPUTE_GROWTH = 4  # computed again only if at least this many times the size
 def recompute_outgrown(uses: Uses, shapes: dict) -> Uses:
     for statement in list(uses.statements):
         value = statement.symbol
-        if statement.kind not in RECOMPUTED or not batch_sized(shapes.get(value, ())):
+        if not _recomputable(statement) or not batch_sized(shapes.get(value, ())):
             continue
         readers = uses.readers_after(uses.statements.index(statement), value)
         if len(readers) < 2 or any(r.kind == "output" for r in readers):
@@ -128,9 +132,10 @@ def _recomputation(uses: Uses, statement: Statement, late: int, shapes: dict) ->
     def visit(step: Statement) -> bool:
         if any(step is c for c in chain):
             return True
-        if step.kind not in RECOMPUTED or len(chain) >= RECOMPUTED_STEPS:
+        if not _recomputable(step) or len(chain) >= RECOMPUTED_STEPS:
             return False
-        if step.kind in ("einsum", "call") and not all(batch_sized(shapes.get(s, ())) for s in reads(step)):
+        products = step.kind == "call" or fact(step.kind, "product")
+        if products and not all(batch_sized(shapes.get(s, ())) for s in reads(step)):
             return False  # a layer's product with its weights costs what it saves: attention's q·k does not
         for symbol in sorted(reads(step), key=sp.default_sort_key):
             producer = produced.get(symbol)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..ops.registry import fact
 from ..program import Statement, reads
 from ..shapes import batch_sized, broadcast
 from .uses import Uses, constant_along, elements, reads_rewritten
@@ -23,7 +24,7 @@ from .uses import Uses, constant_along, elements, reads_rewritten
 def scale_smaller_operands(uses: Uses) -> None:
     for statement in uses.statements:
         value = sp.Symbol(statement.name, real=True)
-        readers = uses.readers(value) if statement.kind == "einsum" and len(statement.operands) == 2 else []
+        readers = uses.readers(value) if fact(statement.kind, "product") and len(statement.operands) == 2 else []
         if len(readers) != 1 or readers[0].kind != "expr" or readers[0].expr.count(value) != 1:
             continue
         scaled = [e for e in sp.preorder_traversal(readers[0].expr) if e.is_Mul and value in e.args and
@@ -41,7 +42,7 @@ def scale_smaller_operands(uses: Uses) -> None:
 def factor_out_of_sums(uses: Uses, shapes: dict) -> None:
     """Σ_k(c·x) = c·Σ_k(x) for c constant along k, where it reads no more than before wherever the sum is read."""
     for i, statement in enumerate(uses.statements):
-        operand = statement.operands[0] if statement.kind == "sum" else None
+        operand = statement.operands[0] if fact(statement.kind, "sums") else None
         ndim = len(statement.tensor.operands[0].shape) if operand is not None else 0
         if operand is None or not operand.is_Mul or len(statement.shape) != ndim:  # keepdims sums only
             continue
@@ -65,7 +66,8 @@ def reductions_early(statements: list[Statement]) -> list[Statement]:
     out: list[Statement] = []
     where: dict[sp.Symbol, int] = {}  # symbol -> its statement's position in out
     for statement in statements:
-        small = statement.kind in ("sum", "einsum") and not batch_sized(statement.shape) and \
+        reduces = fact(statement.kind, "sums") or fact(statement.kind, "product")
+        small = reduces and not batch_sized(statement.shape) and \
             any(batch_sized(value.shape) for value in statement.tensor.operands)
         at = max((where[s] + 1 for s in reads(statement) if s in where), default=0) if small else len(out)
         if at < len(out):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..ops.registry import fact
 from ..program import Program, Statement, inlinable, reads, symbols_of
 from ..shapes import N, batch_sized, dims_at
 from ..simplify import positive_part_of
@@ -100,7 +101,7 @@ def live_profile(uses: Uses, shapes: dict) -> list[int]:
 
     for i, statement in enumerate(statements):
         read = through(uses.of(statement))
-        if statement.kind == "einsum" and statement.tensor.symbol in inlined:
+        if fact(statement.kind, "product") and statement.tensor.symbol in inlined:
             deferred[statement.tensor.symbol] = read
             continue
         for symbol in read & start.keys():

@@ -7,16 +7,22 @@ written ⊙ are elementwise, as are functions and powers applied to matrices;
 
 from __future__ import annotations
 
+import functools
 import re
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from ..ops.einsum import book_product, contraction_form
+from ..ops.registry import OPS
 from .statements import StatementPrinter
 
-_STEMS = {"x": "X", "w": "W", "onehot": "T", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell",
-          "tmp": r"\tau", "dz": r"\delta"}
+_STEMS = {"x": "X", "w": "W", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell", "tmp": r"\tau", "dz": r"\delta"}
+
+
+@functools.cache
+def _stems() -> dict[str, str]:
+    """How a book writes the names of values: these stems, and each op's own (its results' stem -> its letter)."""
+    return {**_STEMS, **{op.stem: op.latex_stem for op in OPS.values() if getattr(op, "latex_stem", "")}}
 
 
 def atomic(text: str) -> bool:
@@ -47,8 +53,8 @@ def latex_name(name: str, dense_target: bool = True) -> str:
     stem, index, copy = match.groups()
     if stem == "t":
         base = "T" if dense_target else "t"
-    elif stem in _STEMS:
-        base = _STEMS[stem]
+    elif stem in _stems():
+        base = _stems()[stem]
     elif stem.startswith("d") and len(stem) > 1:  # an adjoint: dh1 is h̄_1 = ∂L/∂h_1
         inner = latex_name(stem[1:], dense_target)
         return rf"\bar{{{inner}}}" + (f"_{{{index}}}" if index else "") + (f"^{{({copy})}}" if copy else "")
@@ -76,7 +82,7 @@ class ReadableLatexPrinter(LatexPrinter):
 
 
 class LatexBackendPrinter(StatementPrinter, LatexPrinter):
-    backend, array_module = "latex", "einsum"
+    backend = "latex"
     numbers_as_floats = False
     code = False
 
@@ -162,66 +168,12 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
                 return text[len(opening):-len(closing)]  # a lone expanded name needs no brackets
         return text
 
-    def einsum(self, spec, operands, shapes=None):
-        """Matrix products as books write them: X W^T; per sample and head, Q K^T; over samples and
-        positions, δ^T X (its rows are (sample, position) pairs, summed over both)."""
-        form = contraction_form(spec)
-        if form is None:
-            return rf"\operatorname{{einsum}}_{{\mathrm{{{spec}}}}}\left({', '.join(operands)}\right)"
-        left, right, t_left, t_right = book_product(form)
-        return f"{_transposed(operands[left], t_left)} {_transposed(operands[right], t_right)}"
-
-    def reduce(self, kind, text, axes, keepdims):
-        if kind == "max":
-            return rf"\operatorname{{rowmax}}\left({text}\right)"
-        wrapped = text if atomic(text) else rf"\left({text}\right)"
-        if axes == (0,) and not keepdims:
-            return rf"\mathbf{{1}}^{{\top}} {wrapped}"  # the column sums: one per output unit
-        if keepdims and axes == (1,):
-            return rf"{wrapped} \mathbf{{1}}"  # the row sums: one per sample
-        if not keepdims and set(axes) == {0, 1}:
-            return rf"\mathbf{{1}}^{{\top}} {wrapped} \mathbf{{1}}"
-        return rf"\sum_{{\text{{axes }} {','.join(map(str, axes))}}} {wrapped}"
-
     def reshape(self, text, shape):
         return text
 
-    def onehot(self, text, classes):
-        return rf"\operatorname{{onehot}}_{{{classes}}}\left({text}\right)"
-
-    def slice(self, tensor, texts, shapes):
-        (start, stop), axis = tensor.bounds, tensor.axes[0]
-        rows = "rows" if axis == 0 else f"axis {axis}"
-        return rf"{{{texts[0]}}}_{{[{start}:{stop}]\,\text{{{rows}}}}}"
-
-    def pad(self, tensor, texts, shapes):
-        return rf"\operatorname{{pad}}_{{{tensor.bounds}}}\left({texts[0]}\right)"
-
-    def gather(self, tensor, texts, shapes):
-        return rf"{{{texts[0]}}}_{{[{texts[1]}]}}"
-
-    def scatter_add(self, tensor, texts, shapes):
-        return rf"\operatorname{{scatter\_add}}_{{{texts[1]}}}\left({texts[0]}\right)"
-
-    def concat(self, tensor, texts, shapes):
-        return r"\begin{bmatrix} " + r" \\ ".join(texts) + r" \end{bmatrix}" if tensor.axes == (0,) else \
-            rf"\operatorname{{concat}}_{{{tensor.axes[0]}}}\left({', '.join(texts)}\right)"
-
-    def rearrange(self, tensor, texts, shapes):
-        if [d for d in tensor.shape if d != 1] == [d for d in shapes[0] if d != 1]:
-            return texts[0]  # only an axis of size 1 dropped or added
-        if len(tensor.shape) > len(shapes[0]):
-            return rf"\operatorname{{split\,heads}}\left({texts[0]}\right)"
-        return rf"\operatorname{{merge\,heads}}\left({texts[0]}\right)"
-
-    def sinusoid(self, length, width):
-        return r"P_{\sin}"
-
-    def padding_mask(self, text):
-        return rf"M_{{\text{{pad}}}}\left({text}\right)"
-
-    def causal_mask(self, size):
-        return r"M_{\text{causal}}"
+    # -- what the ops' spellings share ---------------------------------------------------------------------------
+    transposed = staticmethod(_transposed)
+    atomic = staticmethod(atomic)
 
     def broadcast(self, text, shape):
         return text

@@ -13,14 +13,13 @@ from xml.dom.minidom import parseString
 import sympy as sp
 from sympy.printing.mathml import MathMLPresentationPrinter
 
-from ..ops.einsum import book_product, contraction_form
 from .statements import StatementPrinter
 
 _ENTITY = re.compile(r"&([A-Za-z]+);")
 _XML = {"amp", "lt", "gt", "quot", "apos"}
 
 class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
-    backend, array_module = "mathml", "einsum"
+    backend = "mathml"
     numbers_as_floats = False
     code = True  # contractions inlined where the code inlines them: one equation per line of code
 
@@ -91,60 +90,15 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
         return text if expr.is_Symbol or expr.is_Function else f"<mrow><mo>(</mo>{text}<mo>)</mo></mrow>"
 
     @staticmethod
-    def _transposed(text: str, transpose: bool) -> str:
+    def transposed(text: str, transpose: bool) -> str:
         return f"<msup><mrow>{text}</mrow><mo>\u22a4</mo></msup>" if transpose else text
 
-    def einsum(self, spec, operands, shapes=None):
-        form = contraction_form(spec)
-        if form is None:
-            return f"<mi>einsum</mi><mo>(</mo><mtext>{spec}</mtext><mo>,</mo>{'<mo>,</mo>'.join(operands)}<mo>)</mo>"
-        left, right, t_left, t_right = book_product(form)
-        return f"<mrow>{self._transposed(operands[left], t_left)}{self._transposed(operands[right], t_right)}</mrow>"
-
-    def reduce(self, kind, text, axes, keepdims):
-        axis = ",".join(map(str, axes))
-        if kind == "max":
-            return f"<mrow><munder><mi>max</mi><mtext>axis {axis}</mtext></munder><mo>(</mo>{text}<mo>)</mo></mrow>"
-        return f"<mrow><munder><mo>\u2211</mo><mtext>axis {axis}</mtext></munder><mrow>{text}</mrow></mrow>"
-
-    def _named(self, name: str, *texts) -> str:
+    def named_call(self, name: str, *texts) -> str:
+        """name(texts...), a function applied (MathML text)."""
         return f"<mrow><mi>{name}</mi><mo>(</mo>{'<mo>,</mo>'.join(texts)}<mo>)</mo></mrow>"
 
     def reshape(self, text, shape):
         return text
-
-    def onehot(self, text, classes):
-        return self._named("onehot", text)
-
-    def slice(self, tensor, texts, shapes):
-        (start, stop), axis = tensor.bounds, tensor.axes[0]
-        return f"<msub><mrow>{texts[0]}</mrow><mtext>[{start}:{stop}] on axis {axis}</mtext></msub>"
-
-    def pad(self, tensor, texts, shapes):
-        return self._named("pad", texts[0])
-
-    def concat(self, tensor, texts, shapes):
-        return self._named("concat", *texts)
-
-    def rearrange(self, tensor, texts, shapes):
-        if [d for d in tensor.shape if d != 1] == [d for d in shapes[0] if d != 1]:
-            return texts[0]
-        return self._named("split heads" if len(tensor.shape) > len(shapes[0]) else "merge heads", texts[0])
-
-    def gather(self, tensor, texts, shapes):
-        return f"<msub><mrow>{texts[0]}</mrow><mrow>{texts[1]}</mrow></msub>"
-
-    def scatter_add(self, tensor, texts, shapes):
-        return self._named("scatter add", texts[0], texts[1])
-
-    def causal_mask(self, size):
-        return "<msub><mi>M</mi><mtext>causal</mtext></msub>"
-
-    def padding_mask(self, text):
-        return f"<msub><mi>M</mi><mtext>pad</mtext></msub><mo>(</mo>{text}<mo>)</mo>"
-
-    def sinusoid(self, length, width):
-        return "<msub><mi>P</mi><mtext>sin</mtext></msub>"
 
     def broadcast(self, text, shape):
         return text

@@ -6,8 +6,7 @@ import re
 
 import sympy as sp
 
-from ..ops.einsum import contraction_form
-from ..ops.registry import Helper, call, spelling
+from ..ops.registry import Helper, call, fact, lookup, spelling
 from ..program import Plan, Program, Statement, Step, inlinable, reads
 from ..shapes import batch_sized as has_batch
 from ..shapes import broadcast
@@ -35,7 +34,7 @@ def statement_steps(program: Program, code: bool) -> list[Step]:
     """Each statement on a line of its own, a contraction read once printed in place, a value computed again (by
     a memory plan) shown once (the document's layout)."""
     inlined = inlinable(program, code)
-    return [Step("inline" if s.kind == "einsum" and s.tensor.symbol in inlined else "assign", s.name, s.name, s)
+    return [Step("inline" if fact(s.kind, "product") and s.tensor.symbol in inlined else "assign", s.name, s.name, s)
             for s in program.statements if not s.computed_again]
 
 
@@ -43,7 +42,6 @@ class StatementPrinter:
     """Mixed into a SymPy code printer: spells a plan's steps (or a program's statements) as lines of code."""
 
     backend = ""  # the name ops spell their functions for: "numpy", "torch", "text", "latex", "mathml"
-    array_module = ""  # "np" or "torch"
     numbers_as_floats = True  # code: yes; mathematics (LaTeX, docstrings): keep e^{-100}
     code_numbers = False  # a float as code writes it (1e-5), where numbers_as_floats is off (docstrings)
     code = True  # code: returned contractions get their own line; docstrings print them in place
@@ -89,8 +87,7 @@ class StatementPrinter:
         if spelled is None:
             return super()._print(expr, **kwargs)
         if isinstance(spelled, Helper):
-            self.helpers[spelled.name] = spelled.source
-            return f"{spelled.name}({', '.join(self._print(a) for a in expr.args)})"
+            return f"{self.use(spelled)}({', '.join(self._print(a) for a in expr.args)})"
         if isinstance(spelled, str):
             return self.call(spelled, expr.args)
         return spelled(self, expr)
@@ -136,9 +133,8 @@ class StatementPrinter:
             return f"# {name} again, from values kept anyway: cheaper than holding it until here"
         if step.kind == "alias":
             return f"{name} = {step.source}"
-        if step.kind == "view":
-            tensor = step.statement.tensor
-            return f"{name} = {self.rearrange(tensor, [name], [tensor.operands[0].shape])}"
+        if step.kind == "view":  # the statement's operand, computed into the array `name`, in its new shape
+            return f"{name} = {lookup(step.statement.kind).text(self, step.statement, [name])}"
         if step.kind == "apply":
             more = [template.format(self.doprint(number)) for template, number in step.more]
             return f"{name} = {self.in_place_call(step.function, step.source or name, *more)}"
@@ -199,113 +195,29 @@ class StatementPrinter:
         for i, (value, wide) in enumerate(zip(s.tensor.operands, s.broadcast_operands, strict=True)):
             if wide:  # a constant as computed, where an array is read: give it its shape
                 operands[i] = self.broadcast(operands[i], value.shape)
-        if s.kind == "einsum":
-            return self.einsum(s.tensor.spec, [self.parenthesize_operand(op, text)
-                                               for op, text in zip(s.operands, operands, strict=True)],
-                               [value.shape for value in s.tensor.operands])
-        if s.kind in ("slice", "pad", "concat", "rearrange", "gather", "scatter_add"):
-            texts = [self.parenthesize_operand(op, text) for op, text in zip(s.operands, operands, strict=True)]
-            shapes = [value.shape for value in s.tensor.operands]
-            return getattr(self, s.kind)(s.tensor, texts, shapes)
-        if s.kind == "constant":
-            return self.causal_mask(s.shape[0]) if s.tensor.spec == "causal" else self.sinusoid(*s.shape)
-        if s.kind == "padding":  # (n, t) booleans -> (n, 1, 1, t): -inf where True, else 0
-            return self.padding_mask(operands[0])
-        if s.kind == "map":
-            return operands[0]
-        if s.kind == "sum" and (text := self._sum_of_product(s)):
-            return text
-        if s.kind in ("sum", "max"):
-            ndim = len(s.tensor.operands[0].shape)
-            if len(s.shape) == ndim:
-                return self.reduce(s.kind, operands[0], s.tensor.axes, keepdims=True)
-            if len(s.shape) == ndim - len(s.tensor.axes):
-                return self.reduce(s.kind, operands[0], s.tensor.axes, keepdims=False)
-            return self.reshape(self.reduce(s.kind, operands[0], s.tensor.axes, keepdims=True), s.shape)
-        if s.kind == "onehot":
-            return self.onehot(operands[0], int(s.tensor.key))
-        raise ValueError(s.kind)
+        op = lookup(s.kind)  # a primitive: the op spells it
+        if op.parenthesized:
+            operands = [self.parenthesize_operand(e, text) for e, text in zip(s.operands, operands, strict=True)]
+        return op.text(self, s, operands)
 
-    def _sum_of_product(self, s: Statement) -> str | None:
-        """A sum of a product of two or more whole arrays (a loss; Σ_k a·da), computed without an array of
-        the product (`product_sum`); None where the backend has no such call or the sum is not one."""
-        operand, whole = s.operands[0], s.tensor.operands[0].shape
-        keep = len(s.shape) == len(whole)
-        if not (keep or len(s.shape) == len(whole) - len(s.tensor.axes)) or not operand.is_Mul or \
-                any(s.broadcast_operands):
-            return None
-        number, factors = operand.as_coeff_mul()
-        shapes = [self._shape_of(f) for f in factors]
-        if sum(shape == whole for shape in shapes) < 2 or not all(f.free_symbols for f in factors) or \
-                any(f.has(sp.Heaviside, sp.Piecewise) for f in factors):
-            return None
-        text = self.product_sum(factors, [shape == whole for shape in shapes], len(whole), s.tensor.axes, keep)
-        if text is None:
-            return None
-        return text if number == 1 else f"-{text}" if number == -1 else f"{self.doprint(number)}*{text}"
-
-    def _shape_of(self, expr) -> tuple:
+    def shape_of(self, expr) -> tuple:
+        """The shape an expression has as computed."""
         return broadcast(*(self._program.shapes.get(s, ()) for s in expr.free_symbols))
 
-    def product_sum(self, factors, whole, ndim, axes, keep) -> str | None:
-        """Σ over `axes` (kept as 1 if `keep`) of the product of `factors` (`whole`: which have the whole shape, of
-        `ndim` axes), or None."""
-        return None
+    def computed(self) -> set:
+        """The values the program computes (not its inputs)."""
+        return {sp.Symbol(s.name, real=True) for s in self._program.statements}
+
+    def use(self, helper: Helper) -> str:
+        """A helper function, defined once at the top of the module; its name, to call it."""
+        self.helpers[helper.name] = helper.source
+        return helper.name
 
     def parenthesize_operand(self, expr: sp.Expr, text: str) -> str:
         return text if (expr.is_Symbol or expr.is_Function) else f"({text})"
 
-    # -- helper functions a code backend writes into its module once: their source is the backend's own --------
-    scatter_add_source = sinusoid_source = ""
-
-    def scatter_add(self, tensor, texts, shapes) -> str:
-        self.helpers["scatter_add"] = self.scatter_add_source
-        return f"scatter_add({texts[0]}, {texts[1]}, {tensor.shape[0]})"
-
-    def sinusoid(self, length, width) -> str:
-        self.helpers["sinusoid"] = self.sinusoid_source
-        return f"sinusoid({length}, {width}, {self.placement})"
-
-    batch_transpose = ".swapaxes(-1, -2)"  # the last two axes swapped: numpy 1.x has no .mT
-
-    def einsum(self, spec: str, operands: list[str], shapes=None) -> str:
-        form = contraction_form(spec)
-        if form is None:
-            return f"{self.array_module}.einsum({spec!r}, {', '.join(operands)})"
-        if form[0] == "matmul":
-            _, left, right, t_left, t_right, batched = form
-            swap = self.batch_transpose if batched else ".T"
-            return f"{operands[left]}{swap if t_left else ''} @ {operands[right]}{swap if t_right else ''}"
-        if form[0] == "rows":
-            _, operand, weight, transpose = form
-            return f"{operands[operand]} @ {operands[weight]}{'.T' if transpose else ''}"
-        _, left, right = form
-        rows, columns = shapes[left][-1], shapes[right][-1]
-        return f"{operands[left]}.reshape(-1, {rows}).T @ {operands[right]}.reshape(-1, {columns})"
-
-    # -- moving entries: the same syntax in NumPy and torch ---------------------------
+    # -- what the ops' spellings share -------------------------------------------------------------------------
     def dims_text(self, shape) -> str:
         """A shape for reshape: the batch size as -1, so that no N need be in scope; () as reshape(())."""
         dims = ["-1" if has_batch((d,)) else self.doprint(d) for d in shape]
         return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")" if dims else "(())"
-
-    def slice(self, tensor, texts, shapes) -> str:
-        (axis,), (start, stop), full = tensor.axes, tensor.bounds, shapes[0][tensor.axes[0]]
-        bound = f"{start if start else ''}:{stop if stop != full else ''}"
-        return f"{texts[0]}[{', '.join([':'] * axis + [bound])}]"
-
-    def rearrange(self, tensor, texts, shapes) -> str:
-        text = texts[0]
-        if tuple(tensor.split) != tuple(shapes[0]):
-            text += f".reshape{self.dims_text(tensor.split)}"
-        if tensor.perm != tuple(range(len(tensor.perm))):
-            text += self.permute(tensor.perm)
-        if tuple(tensor.split[a] for a in tensor.perm) != tuple(tensor.shape):
-            text += f".reshape{self.dims_text(tensor.shape)}"
-        return text
-
-    def permute(self, perm) -> str:
-        return f".transpose{tuple(perm)}"
-
-    def gather(self, tensor, texts, shapes) -> str:
-        return f"{texts[0]}[{texts[1]}]"

@@ -1,0 +1,87 @@
+"""concat: tensors of equal shape but along one axis, joined along it (torch.cat). Its adjoint gives each operand its
+own slice of the cotangent; and cotangents that are pads tiling a tensor sum to one concat (attention's three
+projections, sliced from one product, give back one)."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..declare.tensor import Parameter, SymbolicTensor, as_value, axis_of, kind_of, shape_text, traced_graph
+from ..declare.trace import fail, running
+from ..shapes import N
+from .primitive import primitive
+from .registry import TorchNames, cotangent_rule
+
+
+def _shape(operands, axes):
+    (axis,) = axes
+    return tuple(sum(v.shape[axis] for v in operands) if a == axis else d for a, d in enumerate(operands[0].shape))
+
+
+def _vjp(graph, tensor, cotangent, needed):
+    (axis,), start = tensor.axes, 0  # each operand's own slice
+    for j, operand in enumerate(tensor.operands):
+        stop = start + operand.shape[axis]
+        if needed[j]:
+            yield operand, graph.apply("slice", (cotangent,), axes=(axis,), bounds=(start, stop),
+                                       stem="d" + graph.name_of(operand.expr, f"{tensor.name}_{j}"))
+        start = stop
+
+
+@cotangent_rule
+def tiles(graph, terms: list[sp.Expr], tensor):
+    """The sum of pads that tile `tensor` along one axis, as one concat of what they pad; None if the terms are not
+    that. (Three slices of an attention's in-projection give three padded cotangents: no zeros are made or added.)"""
+    pads = [graph.tensors.get(term) for term in terms]
+    if len(pads) < 2 or any(p is None or p.op != "pad" for p in pads) or len({p.axes for p in pads}) != 1:
+        return None
+    (axis,) = pads[0].axes
+    pads.sort(key=lambda p: p.bounds[0])
+    start = 0
+    for p in pads:
+        if p.bounds[0] != start:
+            return None
+        start += p.operands[0].shape[axis]
+    if start != tensor.shape[axis]:
+        return None
+    return graph.apply("concat", tuple(p.operands[0] for p in pads), stem=f"d{tensor.name}", axes=(axis,))
+
+
+def cat(tensors, dim: int = 0) -> SymbolicTensor:
+    """torch.cat: tensors of equal shape but along `dim`, joined along it."""
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        raise fail(f"cat expects a list of tensors, got {kind_of(tensors)}")
+    tensors = [t.resolve() if isinstance(t, Parameter) else t for t in tensors]
+    if not any(isinstance(t, SymbolicTensor) for t in tensors):
+        import torch  # torch tensors, in a torch run of the model
+
+        return torch.cat(tensors, dim=dim)
+    values = [as_value(t, "cat") for t in tensors]
+    ndim = len(values[0].shape)
+    axis = axis_of(dim, max(ndim, 1), "cat")
+    for v in values:
+        if len(v.shape) != ndim or any(a != axis and d != values[0].shape[a] for a, d in enumerate(v.shape)):
+            raise fail(f"cat along dim {dim}: shapes {', '.join(shape_text(v.shape) for v in values)} differ "
+                       "elsewhere")
+    if values[0].shape[axis] == N:
+        raise fail("cat along the batch axis is not supported")
+    if len(values) == 1:
+        return SymbolicTensor(values[0])
+    return SymbolicTensor(traced_graph().apply("concat", values, stem=running().stem("cat"), axes=(axis,)))
+
+
+def _latex(printer, statement, texts):
+    if statement.tensor.axes == (0,):
+        return r"\begin{bmatrix} " + r" \\ ".join(texts) + r" \end{bmatrix}"
+    return rf"\operatorname{{concat}}_{{{statement.tensor.axes[0]}}}\left({', '.join(texts)}\right)"
+
+
+primitive(
+    "concat", shape=_shape, vjp=_vjp, stem="cat",
+    spell={"numpy": lambda p, s, texts: f"{p._module_format('numpy.concatenate')}([{', '.join(texts)}], "
+                                        f"axis={s.tensor.axes[0]})",
+           "torch": lambda p, s, texts: p._call("torch.cat", f"[{', '.join(texts)}]", f"dim={s.tensor.axes[0]}"),
+           "text": lambda p, s, texts: f"concat([{', '.join(texts)}], axis={s.tensor.axes[0]})",
+           "latex": _latex, "mathml": lambda p, s, texts: p.named_call("concat", *texts)},
+    torch=TorchNames(functions=("torch.cat", "torch.concat"), aten=("aten.cat.default",)),
+    front={"torch.cat": cat, "torch.concat": cat})

@@ -1,0 +1,63 @@
+"""max: the largest entry along one axis, kept as an axis of size 1. symprop makes it where a softmax or a log-sum-exp
+subtracts it for stability: there the result does not depend on it (e^(z − c)/Σ e^(z − c) = e^z/Σ e^z for any c
+constant along the axis), so no gradient flows through it, as jax stops it. Elsewhere its adjoint is torch.amax's:
+the cotangent shared evenly by the entries equal to the max."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..declare.tensor import SymbolicTensor, as_value, axis_of, traced_graph
+from ..declare.trace import fail, running
+from ..graph import Graph, Value
+from .primitive import primitive, reduction
+from .registry import TorchNames
+from .sum import reduce_sum
+
+
+def reduce_max(graph: Graph, value: Value, axis: int, stem: str = "m", shift: bool = False) -> Value:
+    """max over one axis, kept as size 1. `shift`: it is subtracted and the result does not depend on it."""
+    shape = tuple(1 if a == axis else d for a, d in enumerate(value.shape))
+    return graph.apply("max", (value,), stem=stem, shape=shape, axes=(axis,), shift=shift)
+
+
+def _vjp(graph, tensor, cotangent, needed):
+    if needed[0] and not tensor.shift:  # max_k z_k = Σ_k z_k·[z_k = max z] / #ties, as torch.amax
+        (operand,) = tensor.operands
+        ties = Value(sp.Piecewise((1, sp.Eq(operand.expr, tensor.symbol)), (0, True)), operand.shape)
+        count = reduce_sum(graph, ties, tensor.shape, stem=f"ties_{tensor.name}")
+        yield operand, Value(cotangent.expr * ties.expr / count.expr, operand.shape)
+
+
+def amax(x, dim=None, keepdim: bool = False) -> SymbolicTensor:
+    """torch.amax(x, dim, keepdim): the max along one axis."""
+    value = as_value(x, "amax")
+    if isinstance(dim, (tuple, list)) and len(dim) == 1:
+        dim = dim[0]
+    if not isinstance(dim, int):
+        raise fail("amax: give one dim (symprop takes the max along one axis)")
+    axis = axis_of(dim, len(value.shape), "amax")
+    top = reduce_max(traced_graph(), value, axis, stem=running().stem("m"))
+    if keepdim:
+        return SymbolicTensor(top)
+    shape = tuple(d for a, d in enumerate(top.shape) if a != axis)
+    return SymbolicTensor(traced_graph().apply("rearrange", (top,), stem=running().stem("m"), shape=shape,
+                                               split=top.shape, perm=tuple(range(len(top.shape)))))
+
+
+def _axis(axes):
+    return axes[0] if len(axes) == 1 else tuple(axes)
+
+
+primitive(
+    "max", vjp=_vjp, stem="m", parenthesized=False, owns_array=True, recompute=True,
+    spell={"numpy": reduction(lambda p, text, axes, keep: f"{p._module_format('numpy.max')}({text}, "
+                              f"axis={_axis(axes)}{', keepdims=True' * keep})"),
+           "torch": reduction(lambda p, text, axes, keep: p._call("torch.amax", text, f"dim={_axis(axes)}",
+                                                                 *(["keepdim=True"] if keep else []))),
+           "text": reduction(lambda p, text, axes, keep: f"max({text}, axis={_axis(axes)}{', keepdims' * keep})"),
+           "latex": reduction(lambda p, text, axes, keep: rf"\operatorname{{rowmax}}\left({text}\right)"),
+           "mathml": reduction(lambda p, text, axes, keep: f"<mrow><munder><mi>max</mi><mtext>axis "
+                               f"{','.join(map(str, axes))}</mtext></munder><mo>(</mo>{text}<mo>)</mo></mrow>")},
+    torch=TorchNames(functions=("torch.amax",), methods=("amax",), aten=("aten.amax.default",)),
+    front={"torch.amax": amax, "amax": amax})

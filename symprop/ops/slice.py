@@ -1,0 +1,89 @@
+"""slice: the entries of one axis from start to stop (x[:, 2:5]). Its adjoint puts the cotangent back where the entries
+came from, zeros around it: a pad."""
+
+from __future__ import annotations
+
+from ..declare.tensor import SymbolicTensor, as_value, kind_of, traced_graph
+from ..declare.trace import fail, running
+from ..shapes import N
+from .primitive import primitive, shapes_of
+from .registry import TorchNames
+
+
+def _shape(operands, axes, bounds):
+    (axis,), (start, stop) = axes, bounds
+    return tuple(stop - start if a == axis else d for a, d in enumerate(operands[0].shape))
+
+
+def _vjp(graph, tensor, cotangent, needed):
+    if needed[0]:  # zeros around the slice
+        (operand,), (axis,), (start, stop) = tensor.operands, tensor.axes, tensor.bounds
+        yield operand, graph.apply("pad", (cotangent,), stem=f"d{tensor.name}_padded", axes=(axis,),
+                                   bounds=(start, operand.shape[axis] - stop))
+
+
+def _code(printer, statement, texts):
+    tensor = statement.tensor
+    (axis,), (start, stop), full = tensor.axes, tensor.bounds, shapes_of(statement)[0][tensor.axes[0]]
+    bound = f"{start if start else ''}:{stop if stop != full else ''}"
+    return f"{texts[0]}[{', '.join([':'] * axis + [bound])}]"
+
+
+def _latex(printer, statement, texts):
+    (start, stop), axis = statement.tensor.bounds, statement.tensor.axes[0]
+    rows = "rows" if axis == 0 else f"axis {axis}"
+    return rf"{{{texts[0]}}}_{{[{start}:{stop}]\,\text{{{rows}}}}}"
+
+
+def _mathml(printer, statement, texts):
+    (start, stop), axis = statement.tensor.bounds, statement.tensor.axes[0]
+    return f"<msub><mrow>{texts[0]}</mrow><mtext>[{start}:{stop}] on axis {axis}</mtext></msub>"
+
+
+def getitem(x, index) -> SymbolicTensor:
+    """Basic indexing: slices of step 1 and integers, one per leading axis (and ... for the rest)."""
+    value = as_value(x, "indexing")
+    index = index if isinstance(index, tuple) else (index,)
+    if index.count(Ellipsis) > 1:
+        raise fail("indexing: at most one ...")
+    if Ellipsis in index:
+        i = index.index(Ellipsis)
+        index = index[:i] + (slice(None),) * (len(value.shape) - len(index) + 1) + index[i + 1:]
+    if len(index) > len(value.shape):
+        raise fail(f"indexing: {len(index)} indices for a tensor of {len(value.shape)} dimensions")
+    g, stem, dropped = traced_graph(), running().stem("sl"), []
+    for axis, item in enumerate(index):
+        dim = value.shape[axis]
+        if isinstance(item, slice):
+            if item.step not in (None, 1):
+                raise fail("indexing: only slices of step 1 are supported")
+            if item == slice(None):
+                continue
+            if dim == N:
+                raise fail("indexing: the batch axis is taken whole (:)")
+            start, stop, _ = item.indices(dim)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            if dim == N:
+                raise fail("indexing: the batch axis is taken whole (:)")
+            if not -dim <= item < dim:
+                raise fail(f"indexing: index {item} is out of range for a dimension of size {dim}")
+            start, stop = item % dim, item % dim + 1
+            dropped.append(axis)
+        else:
+            raise fail(f"indexing with {kind_of(item)} is not supported; use slices and integers")
+        if stop <= start:
+            raise fail(f"indexing: the slice {item} of a dimension of size {dim} is empty")
+        if (start, stop) != (0, dim):
+            value = g.apply("slice", (value,), stem=stem, axes=(axis,), bounds=(start, stop))
+    if dropped:
+        shape = tuple(d for a, d in enumerate(value.shape) if a not in dropped)
+        value = g.apply("rearrange", (value,), stem=stem, shape=shape, split=value.shape,
+                        perm=tuple(range(len(value.shape))))
+    return SymbolicTensor(value)
+
+
+primitive(
+    "slice", shape=_shape, vjp=_vjp, stem="sl",
+    spell={"numpy": _code, "torch": _code, "text": _code, "latex": _latex, "mathml": _mathml},
+    torch=TorchNames(methods=("__getitem__",), aten=("aten.slice.Tensor", "aten.select.int")),
+    front={"__getitem__": getitem})
