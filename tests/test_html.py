@@ -100,3 +100,15 @@ def test_a_page_is_written_again_over_the_one_symprop_wrote(tmp_path):
     (page,) = derivation.write(tmp_path, ("html",))
     page.write_text(page.read_text(encoding="utf-8").replace("<title>", "<title>old "), encoding="utf-8")
     assert derivation.write(tmp_path, ("html",)) == [page] and "old " not in page.read_text(encoding="utf-8")
+
+
+def test_a_function_is_spelled_as_its_op_says_alone_and_inside_an_expression():
+    """σ(z) is σ in the page's MathML whether it is an equation's whole right side (tmp0 = σ(z0)) or inside one."""
+    import sympy as sp
+
+    from symprop.ops.registry import lookup
+    from symprop.printing.mathml import MathMLBackendPrinter
+
+    sigma, z = lookup("sigmoid").sympy, sp.Symbol("z", real=True)
+    alone, inside = (MathMLBackendPrinter().doprint(e) for e in (sigma(z), sp.exp(sigma(z))))
+    assert "<mi>&#963;</mi>" in alone and "<mi>&#963;</mi>" in inside and "sigmoid" not in alone + inside

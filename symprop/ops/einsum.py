@@ -138,24 +138,26 @@ def _numpy(printer, statement, texts):
     return _code("np.", ".swapaxes(-1, -2)")(printer, statement, texts)  # numpy 1.x has no .mT
 
 
-def _latex(printer, statement, texts):
-    """Matrix products as books write them: X W^T; per sample and head, Q K^T; over samples and positions, δ^T X (its
-    rows are (sample, position) pairs, summed over both)."""
-    spec = statement.tensor.spec
-    form = contraction_form(spec)
-    if form is None:
-        return rf"\operatorname{{einsum}}_{{\mathrm{{{spec}}}}}\left({', '.join(texts)}\right)"
-    left, right, t_left, t_right = book_product(form)
-    return f"{printer.transposed(texts[left], t_left)} {printer.transposed(texts[right], t_right)}"
+def _book(general, product):
+    """Matrix products as books write them: X Wᵀ; per sample and head, Q Kᵀ; over samples and positions, δᵀ X (its rows
+    are (sample, position) pairs, summed over both). `product(left, right)` writes two factors side by side, and
+    `general(spec, texts)` any other contraction."""
+
+    def spell(printer, statement, texts):
+        form = contraction_form(statement.tensor.spec)
+        if form is None:
+            return general(statement.tensor.spec, texts)
+        left, right, t_left, t_right = book_product(form)
+        return product(printer.transposed(texts[left], t_left), printer.transposed(texts[right], t_right))
+
+    return spell
 
 
-def _mathml(printer, statement, texts):
-    spec = statement.tensor.spec
-    form = contraction_form(spec)
-    if form is None:
-        return f"<mi>einsum</mi><mo>(</mo><mtext>{spec}</mtext><mo>,</mo>{'<mo>,</mo>'.join(texts)}<mo>)</mo>"
-    left, right, t_left, t_right = book_product(form)
-    return f"<mrow>{printer.transposed(texts[left], t_left)}{printer.transposed(texts[right], t_right)}</mrow>"
+_latex = _book(lambda spec, texts: rf"\operatorname{{einsum}}_{{\mathrm{{{spec}}}}}\left({', '.join(texts)}\right)",
+               lambda left, right: f"{left} {right}")
+_mathml = _book(lambda spec, texts: f"<mi>einsum</mi><mo>(</mo><mtext>{spec}</mtext><mo>,</mo>"
+                                    f"{'<mo>,</mo>'.join(texts)}<mo>)</mo>",
+                lambda left, right: f"<mrow>{left}{right}</mrow>")
 
 
 # -- torch's names: @, matmul, mm, bmm, einsum ----------------------------------------------------------------------

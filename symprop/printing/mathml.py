@@ -13,6 +13,7 @@ from xml.dom.minidom import parseString
 import sympy as sp
 from sympy.printing.mathml import MathMLPresentationPrinter
 
+from ..ops.registry import spelling
 from .statements import StatementPrinter
 
 _ENTITY = re.compile(r"&([A-Za-z]+);")
@@ -65,6 +66,13 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
         condition.appendChild(zero)
         sub.appendChild(condition)
         return sub
+
+    def _print_Function(self, expr):
+        """A function as its op spells it, at the top of an equation too (SymPy's doprint dispatches the top expression
+        itself, past StatementPrinter._print)."""
+        if spelling(type(expr), self.backend) is not None:
+            return StatementPrinter._print(self, expr)
+        return super()._print_Function(expr)
 
     def call(self, function: str, args):
         return self._call(function, args)

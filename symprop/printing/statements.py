@@ -21,15 +21,6 @@ def fold_numbers(expr):
     return expr.func(*(fold_numbers(a) for a in expr.args)) if expr.args else expr
 
 
-def _one_array_each(step: str, rest):
-    """x *= c·a as x *= a, then x *= c: no array for c·a."""
-    if step == "*" and rest.is_Mul and all(f.is_Symbol or f.is_number for f in rest.args):
-        arrays = [f for f in rest.args if f.is_Symbol]
-        numbers = sp.Mul(*(f for f in rest.args if f.is_number))
-        return [("*", a) for a in arrays] + ([("*", numbers)] if numbers != 1 else [])
-    return [(step, rest)]
-
-
 def statement_steps(program: Program, code: bool) -> list[Step]:
     """Each statement on a line of its own, a contraction read once printed in place, a value computed again (by
     a memory plan) shown once (the document's layout)."""
