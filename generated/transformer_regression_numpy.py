@@ -641,7 +641,9 @@ def loss_and_gradients(params, x, t):
     del r2_1
     db2_1 = np.sum(dr2_1, axis=(0, 1))
     # act1 again, from values kept anyway: cheaper than holding it until here
-    act1 = (1 / 2) * f1 * (tmp8 + 1)
+    act1 = tmp8 + 1
+    act1 *= f1
+    act1 *= 1 / 2
     dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
     del act1
     df1 = (dr2_1.reshape(-1, 16) @ W2_1).reshape(-1, 8, 32)
@@ -722,7 +724,9 @@ def loss_and_gradients(params, x, t):
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     # act0 again, from values kept anyway: cheaper than holding it until here
-    act0 = (1 / 2) * f0 * (tmp4 + 1)
+    act0 = tmp4 + 1
+    act0 *= f0
+    act0 *= 1 / 2
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     del act0
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 8, 32)

@@ -577,9 +577,9 @@ def loss_and_gradients(params, x, t):
     del r2_1
     db2_1 = torch.sum(dr2_1, dim=(0, 1))
     # act1 again, from values kept anyway: cheaper than holding it until here
-    act1 = 0.7071067811865476 * f1
-    act1 = torch.erf_(act1)
-    act1 += 1
+    tmp8 = 0.7071067811865476 * f1
+    tmp8 = torch.erf_(tmp8)
+    act1 = tmp8 + 1
     act1 *= f1
     act1 *= 1 / 2
     dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
@@ -590,14 +590,10 @@ def loss_and_gradients(params, x, t):
     df1_local = torch.exp_(df1_local)
     df1_local *= f1
     df1_local *= 0.3989422804014327
-    df1_local_part = 0.7071067811865476 * f1
-    df1_local_part = torch.erf_(df1_local_part)
-    df1_local_part *= 1 / 2
-    df1_local += df1_local_part
-    del df1_local_part
+    df1_local.add_(tmp8, alpha=0.5)
     df1_local += 1 / 2
     df1 *= df1_local
-    del f1, df1_local
+    del f1, tmp8, df1_local
     db1_1 = torch.sum(df1, dim=(0, 1))
     dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
     del n2_1
@@ -666,9 +662,9 @@ def loss_and_gradients(params, x, t):
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     # act0 again, from values kept anyway: cheaper than holding it until here
-    act0 = 0.7071067811865476 * f0
-    act0 = torch.erf_(act0)
-    act0 += 1
+    tmp4 = 0.7071067811865476 * f0
+    tmp4 = torch.erf_(tmp4)
+    act0 = tmp4 + 1
     act0 *= f0
     act0 *= 1 / 2
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
@@ -679,14 +675,10 @@ def loss_and_gradients(params, x, t):
     df0_local = torch.exp_(df0_local)
     df0_local *= f0
     df0_local *= 0.3989422804014327
-    df0_local_part = 0.7071067811865476 * f0
-    df0_local_part = torch.erf_(df0_local_part)
-    df0_local_part *= 1 / 2
-    df0_local += df0_local_part
-    del df0_local_part
+    df0_local.add_(tmp4, alpha=0.5)
     df0_local += 1 / 2
     df0 *= df0_local
-    del f0, df0_local
+    del f0, tmp4, df0_local
     db1_0 = torch.sum(df0, dim=(0, 1))
     dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
     del n2_0

@@ -66,3 +66,20 @@ def test_the_golden_record_is_formatted_by_ruff():
     result = subprocess.run([find_ruff_bin(), "format", "--isolated", "--line-length", "120", "--check", *modules],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "generated").glob("*.py")), ids=lambda p: p.stem)
+def test_no_value_is_computed_twice_under_two_names(path):
+    """Within a generated function, one right-hand side assigned to two names is one value computed twice (a value
+    the plan computes again keeps its own name)."""
+    import re
+
+    twice, function, seen = [], None, {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if match := re.match(r"def (\w+)", line):
+            function, seen = match.group(1), {}
+        elif (match := re.match(r" {4}(\w+) = (.+)$", line)) and function:
+            name, value = match.groups()
+            if len(value) > 12 and not value.startswith("params[") and seen.setdefault(value, name) != name:
+                twice.append(f"{function}: {seen[value]} and {name} = {value}")
+    assert twice == []

@@ -24,6 +24,7 @@ from ..program import Program, Step, inlinable, reads
 from ..shapes import batch_sized, broadcast
 
 WORTH_IT = 4  # arrays an expression makes as written, from which it is evaluated in place
+WORTH_IT_AGAIN = 2  # the same, for a value computed again: that is done to hold less, not to make temporaries
 
 
 def lay_out(program: Program, options) -> list[Step]:
@@ -253,8 +254,9 @@ class _Layout:
         return lambda e: broadcast(*(self.shapes.get(s, ()) for s in e.free_symbols)) == whole
 
     def _worth_evaluating_in_place(self, expr, statement) -> bool:
+        worth = WORTH_IT_AGAIN if statement.computed_again else WORTH_IT
         return self.options.reuse and not expr.has(sp.Piecewise, sp.Heaviside) and \
-            full_steps(expr, self._full(statement)) >= WORTH_IT
+            full_steps(expr, self._full(statement)) >= worth
 
 
 def _last_of_run(statements, i: int) -> str:

@@ -86,6 +86,24 @@ def recompute_late_reads(uses: Uses, shapes: dict, backend: str) -> None:
                 uses.rewrite(reader, {value: definition})
         expanded[value] = definition
         last = uses.last()
+    _computed_once(uses, expanded)
+
+
+def _computed_once(uses: Uses, expanded: dict) -> None:
+    """A value computed again inside two or more late statements (an activation's erf, in its output computed again
+    for the next layer's weight gradient and in its derivative) is computed again once, under its own name, before
+    the first of them, which read it by name: no value is computed twice under two names."""
+    for value, definition in expanded.items():
+        if definition.is_Atom:
+            continue
+        made = [i for i, s in enumerate(uses.statements) if s.name == value.name]
+        holders = [s for s in uses.statements[made[0] + 1:] if s.name != value.name and
+                   any(e is not None and e.has(definition) for e in (s.expr, *s.operands))]
+        if len(holders) < 2:
+            continue
+        uses.insert(uses.statements.index(holders[0]), Statement(value.name, "expr", definition, computed_again=True))
+        for holder in holders:
+            uses.rewrite(holder, {definition: value})
 
 
 def _recomputable(statement: Statement) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.pytorch import TorchPrinter
 
+from ..shapes import batch_sized
 from .statements import StatementPrinter
 
 
@@ -16,6 +17,15 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True})
+
+    def step_line(self, name, operator, rest):
+        # name += c·a, for a batch-sized array a broadcast along no axis, as one kernel: no array for c·a
+        number, array = rest.as_coeff_Mul()
+        shape = self._program.shapes.get(array) if array.is_Symbol else None
+        if operator == "+" and abs(number) != 1 and shape and batch_sized(shape) and 1 not in shape and \
+                array not in self._inline:
+            return f"{name}.add_({self._print(array)}, alpha={float(number)!r})"
+        return super().step_line(name, operator, rest)
 
     def in_place_call(self, function, array, *more):
         return self._call(f"torch.{function}_", array, *more)
