@@ -149,3 +149,13 @@ def test_every_primitive_is_spelled_by_every_printer():
     assert len(primitives) > 10
     missing = {op.name: sorted(set(BACKENDS) - set(op.spell)) for op in primitives if set(BACKENDS) - set(op.spell)}
     assert missing == {}
+
+
+def test_every_name_an_op_claims_has_a_meaning():
+    """Each torch name an op lists (function, method, ATen overload) means something on symbolic tensors: its
+    functional, its public function, or its own entry in `front`; none is claimed and then refused."""
+    from symprop.ops.registry import meaning
+
+    empty = [f"{op.name}: {name}" for op in OPS.values()
+             for name in (*op.torch.functions, *op.torch.methods, *op.torch.aten) if meaning(op, name) is None]
+    assert empty == []

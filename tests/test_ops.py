@@ -287,6 +287,23 @@ class Padded(S.Module):
         return self.head(self.layer(x, src_key_padding_mask=pad).mean(1))
 
 
+class Masked(S.Module):
+    """Scores with a causal mask made in forward from sizes, as attention code writes it (masked_fill)."""
+
+    def __init__(self, sdpa: bool = False):
+        super().__init__()
+        self.q, self.k, self.v, self.head = S.Linear(4, 4), S.Linear(4, 4), S.Linear(4, 4), S.Linear(12, 2)
+        self.sdpa = sdpa
+
+    def forward(self, x):
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        if self.sdpa:
+            return self.head(torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).flatten(1))
+        above = torch.ones(3, 3, dtype=torch.bool).triu(1)
+        scores = (q @ k.transpose(-2, -1)).masked_fill(above, float("-inf"))
+        return self.head((scores.softmax(-1) @ v).flatten(1))
+
+
 def _through(body, width: int = 4):
     return lambda: S.Model(Through(body, width), S.MSELoss(), inputs=3)
 
@@ -314,6 +331,9 @@ MODELS = {  # row -> (op, a function that makes the model)
     "sinusoid": ("sinusoid", lambda: S.Model(_sequence(S.PositionalEncoding(5, 4, learned=False), S.Linear(4, 2)),
                                              S.MSELoss(), inputs={"x": (5, 4)})),
     "padding_mask": ("padding_mask", lambda: S.Model(Padded(), S.MSELoss(), inputs={"x": (3, 4), "pad": (3,)})),
+    "masked_fill": ("masked_fill", lambda: S.Model(Masked(), S.MSELoss(), inputs={"x": (3, 4)})),
+    "scaled_dot_product_attention": ("scaled_dot_product_attention",
+                                     lambda: S.Model(Masked(sdpa=True), S.MSELoss(), inputs={"x": (3, 4)})),
     "linear": ("linear", lambda: S.Model(_sequence(S.Linear(3, 4)), S.MSELoss(), inputs=3)),
     "layer_norm": ("layer_norm", lambda: S.Model(_sequence(S.Linear(3, 4), S.LayerNorm(4)), S.MSELoss(), inputs=3)),
     "embedding": ("embedding", lambda: S.Model(_sequence(S.Embedding(5, 3), S.MeanPool(), S.Linear(3, 2)),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import SymPropError
 from ..ops.registry import by_module, is_loss, layers
+from .export import exported_model
 from .model import Model
 from .module import Module
 from .tensor import Parameter, accepted, torch_callable, torch_method, torch_name
@@ -24,12 +25,22 @@ from .torch_eval import require_torch
 _SKIP = (os.sep + "torch" + os.sep, str(Path(__file__).resolve().parent.parent) + os.sep)
 
 
-def from_torch(module, loss, inputs, name: str = "model", sequence: int | None = None, target: str | None = None,
-               source: str = "") -> Model:
+def from_torch(module, loss, inputs=None, name: str = "model", sequence: int | None = None, target: str | None = None,
+               source: str = "", example_inputs=None, example_target=None) -> Model:
     """The symprop Model of a torch.nn.Module and its loss (a torch loss module, or a function of (output,
-    target) written with torch operations). `inputs` is as for Model: a width, or {name: width or shape}.
+    target) written with torch operations).
+
+    With `example_inputs` (a tuple of tensors, the batch axis first), the module is traced by torch.export on them,
+    as its user wrote it (see export.py), and a loss function on its output and `example_target`. Without, `inputs` is
+    as for Model (a width, or {name: width or shape}) and torch.fx traces it, keeping torch's layers whole.
     The target has the output's shape, or holds class indices where the loss hands it to a loss that takes them
     (or `target="index"` says so)."""
+    if example_inputs is not None:
+        if inputs is not None or sequence is not None:
+            raise SymPropError("give example_inputs or inputs (and sequence), not both", "inputs")
+        return exported_model(module, loss, example_inputs, example_target, name=name, target=target, source=source)
+    if inputs is None:
+        raise SymPropError("give example_inputs (a tuple of tensors, the batch axis first), or inputs", "inputs")
     torch = _torch()
     if not isinstance(module, torch.nn.Module):
         raise SymPropError(f"expected a torch.nn.Module, got {type(module).__name__}", "module")

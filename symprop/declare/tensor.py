@@ -17,7 +17,7 @@ import sympy as sp
 
 from ..errors import SymPropError
 from ..graph import Value
-from ..ops.registry import by_method, by_torch_function, meaning
+from ..ops.registry import CONSTANT_RULES, by_method, by_torch_function, meaning
 from ..shapes import broadcast
 from .trace import GraphTrace, fail, running
 
@@ -43,7 +43,23 @@ def as_value(thing, where: str) -> Value:
         if not math.isfinite(thing):
             raise fail(f"{where}: {thing!r} is not a finite number")
         return Value(sp.Integer(thing) if isinstance(thing, numbers.Integral) else sp.Float(float(thing)), ())
+    if type(thing).__module__.startswith("torch") and getattr(thing, "is_floating_point", None) is not None:
+        return constant(thing, where)
     raise fail(f"{where} expects a tensor or a number, got {kind_of(thing)}")
+
+
+def constant(tensor, where: str) -> Value:
+    """A torch tensor that the model holds (a buffer) or computes from sizes alone, as a value of the graph: a number,
+    or what an op reads it as (a causal mask); any other is refused."""
+    if tensor.numel() == 1 and tensor.is_floating_point():
+        return as_value(float(tensor.reshape(())), where)
+    if isinstance(running(), GraphTrace):
+        for rule in CONSTANT_RULES:
+            found = rule(traced_graph(), tensor)
+            if found is not None:
+                return found
+    raise fail(f"{where}: a constant tensor of shape {shape_text(tuple(tensor.shape))} (a buffer, or a tensor made in "
+               "forward) that is not a causal mask: not supported yet")
 
 
 def kind_of(thing) -> str:
@@ -336,6 +352,18 @@ def _pow(x, exponent):
     return x ** exponent
 
 
+def _add(x, other, alpha=1):
+    return x + other if alpha == 1 else x + alpha * other
+
+
+def _sub(x, other, alpha=1):
+    return x - other if alpha == 1 else x - alpha * other
+
+
+def _same(x, memory_format=None):
+    return x
+
+
 def _getattr(x, name):
     if name == "T":
         return x.T
@@ -353,6 +381,15 @@ TORCH_FUNCTIONS = {  # arithmetic, by torch's names and Python's operators (the 
     "builtins.getattr": _getattr,
     "torch.add": operator.add, "torch.sub": operator.sub, "torch.mul": operator.mul, "torch.div": operator.truediv,
     "torch.pow": _pow, "torch.neg": operator.neg, "torch.square": lambda x: x ** 2,
+    # ATen's, as torch.export writes them
+    "aten.add.Tensor": _add, "aten.add.Scalar": _add, "aten.sub.Tensor": _sub, "aten.sub.Scalar": _sub,
+    "aten.rsub.Scalar": lambda x, other, alpha=1: _sub(other, x, alpha), "aten.rsub.Tensor":
+    lambda x, other, alpha=1: _sub(other, x, alpha), "aten.mul.Tensor": operator.mul, "aten.mul.Scalar": operator.mul,
+    "aten.div.Tensor": operator.truediv, "aten.div.Scalar": operator.truediv, "aten.neg.default": operator.neg,
+    "aten.pow.Tensor_Scalar": operator.pow, "aten.pow.Tensor_Tensor": operator.pow, "aten.pow.Scalar": operator.pow,
+    "aten.square.default": lambda x: x ** 2, "aten.reciprocal.default": lambda x: 1 / x,
+    "aten.rsqrt.default": lambda x: x ** -0.5,
+    "aten.contiguous.default": _same, "aten.alias.default": _same, "aten.clone.default": _same,
 }
 TORCH_METHODS = {
     "pow": _pow, "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,

@@ -84,4 +84,4 @@ primitive(
            "text": lambda p, s, texts: f"concat([{', '.join(texts)}], axis={s.tensor.axes[0]})",
            "latex": _latex, "mathml": lambda p, s, texts: p.named_call("concat", *texts)},
     torch=TorchNames(functions=("torch.cat", "torch.concat"), aten=("aten.cat.default",)),
-    front={"torch.cat": cat, "torch.concat": cat})
+    front={"torch.cat": cat, "torch.concat": cat, "aten.cat.default": cat})

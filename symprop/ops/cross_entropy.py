@@ -13,7 +13,7 @@ from ..errors import SymPropError
 from ..graph import Graph, Value
 from ..notes import define
 from ..shapes import size
-from .loss import Loss, loss_op, operands, reduced, same_shape, unsupported
+from .loss import ATEN_REDUCTIONS, Loss, loss_op, operands, reduced, same_shape, unsupported
 from .onehot import onehot
 from .registry import TorchNames
 from .softmax import log_softmax_graph
@@ -161,4 +161,6 @@ class CrossEntropyLoss(Loss):
 
 TORCH = TorchNames(("torch.nn.functional.cross_entropy",), (), "CrossEntropyLoss",
                    ("aten.cross_entropy_loss.default",))
-loss_op("cross_entropy", CrossEntropyLoss, cross_entropy, TORCH)
+loss_op("cross_entropy", CrossEntropyLoss, cross_entropy, TORCH,
+        aten=lambda input, target, weight=None, reduction=1, ignore_index=-100, label_smoothing=0.0: cross_entropy(
+            input, target, weight, ignore_index, ATEN_REDUCTIONS[reduction], label_smoothing))

@@ -50,4 +50,4 @@ class Dropout(Module):
 
 
 defop("dropout", torch=TorchNames(("torch.nn.functional.dropout",), (), "Dropout", ("aten.dropout.default",)),
-      layer=Dropout, functional=dropout)
+      layer=Dropout, functional=dropout, front={"aten.dropout.default": dropout})

@@ -248,5 +248,7 @@ primitive(
     torch=TorchNames(functions=("torch.matmul", "torch.mm", "torch.bmm", "torch.einsum"),
                      methods=("matmul", "mm", "bmm", "__matmul__", "__rmatmul__"),
                      aten=("aten.mm.default", "aten.bmm.default", "aten.matmul.default", "aten.einsum.default")),
-    front={**dict.fromkeys(("torch.matmul", "torch.mm", "torch.bmm", "matmul", "mm", "bmm", "__matmul__"), matmul),
-           "torch.einsum": einsum, "__rmatmul__": _rmatmul})
+    front={**dict.fromkeys(("torch.matmul", "torch.mm", "torch.bmm", "matmul", "mm", "bmm", "__matmul__",
+                            "aten.matmul.default", "aten.mm.default", "aten.bmm.default"), matmul),
+           "torch.einsum": einsum, "__rmatmul__": _rmatmul,
+           "aten.einsum.default": lambda equation, tensors, path=None: einsum(equation, *tensors)})

@@ -9,17 +9,31 @@ from ..declare.options import Table, positive
 from ..declare.tensor import Parameter, SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..errors import SymPropError
-from .registry import TorchNames, defop
+from .registry import TorchNames, defop, fact
+
+
+def _arange(ids):
+    import torch
+
+    return torch.arange(ids.numel(), dtype=ids.dtype)
 
 
 def functional(input, weight):
     """The rows of `weight` (num_embeddings, dim) that the integer ids in `input` pick, as torch's F.embedding."""
     input, weight_ = resolved(input), resolved(weight)
-    if in_torch(input, weight_):
+    if not isinstance(input, SymbolicTensor) and not isinstance(weight_, SymbolicTensor):
         return torch_function(TORCH.functions[0])(input, weight_)
     table = symbolic(weight_, "F.embedding weight")
+    if in_torch(input):  # constant ids: positions, torch.arange(t), are the table's first t rows
+        if input.dim() != 1 or not input.numel() or not bool((input == input[0] + _arange(input)).all()):
+            raise fail("F.embedding of constant ids other than consecutive positions (torch.arange) is not supported")
+        start = int(input[0])
+        return SymbolicTensor(weight_.value if (start, input.numel()) == (0, table.shape[0]) else
+                              weight_[start:start + input.numel()].value)
     trace = running()
     tensor = trace.graph.tensors.get(input.value.expr) if isinstance(input, SymbolicTensor) else None
+    while tensor is not None and fact(tensor.op, "moves"):  # idx[:, k], idx.view(-1): the input's ids, moved
+        tensor = trace.graph.tensors.get(tensor.operands[0].expr)
     if tensor is None or tensor.op != "input":
         raise fail("F.embedding reads integer token ids: an input of the model as given, not a computed value")
     if len(table.shape) != 2:
@@ -73,4 +87,11 @@ class Embedding(Module):
 
 
 TORCH = TorchNames(("torch.nn.functional.embedding",), (), "Embedding", ("aten.embedding.default",))
-defop("embedding", torch=TORCH, layer=Embedding, functional=functional, init_doc="Embedding N(0, 1)")
+def _aten(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    if padding_idx is not None and padding_idx >= 0:
+        raise fail("nn.Embedding(padding_idx=...) is not supported yet")
+    return functional(indices, weight)
+
+
+defop("embedding", torch=TORCH, layer=Embedding, functional=functional, init_doc="Embedding N(0, 1)",
+      front={"aten.embedding.default": _aten})

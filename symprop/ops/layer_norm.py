@@ -121,4 +121,6 @@ class LayerNorm(Module):
 
 TORCH = TorchNames(("torch.nn.functional.layer_norm",), (), "LayerNorm",
                    ("aten.layer_norm.default", "aten.native_layer_norm.default"))
-defop("layer_norm", torch=TORCH, layer=LayerNorm, functional=functional, init_doc="LayerNorm ones and zeros")
+defop("layer_norm", torch=TORCH, layer=LayerNorm, functional=functional, init_doc="LayerNorm ones and zeros",
+      front={"aten.layer_norm.default": lambda input, normalized_shape, weight=None, bias=None, eps=1e-5,
+             cudnn_enable=True: functional(input, normalized_shape, weight, bias, eps)})

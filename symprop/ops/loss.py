@@ -128,8 +128,12 @@ class Loss(Module):
         return (rf"{sign}{divisor} \sum {element}" if element else "", self.safeguard)
 
 
-def loss_op(name: str, cls: type[Loss], functional, torch: TorchNames):
-    """Register a loss: its functional F.<name> and its module, S.<torch.nn class name>."""
+def loss_op(name: str, cls: type[Loss], functional, torch: TorchNames, aten=None):
+    """Register a loss: its functional F.<name> and its module, S.<torch.nn class name>; `aten`: its meaning under
+    torch's ATen name, which numbers the reduction (aten_loss)."""
     cls.function, cls.torch_name = staticmethod(functional), torch.module
-    return defop(name, torch=torch, layer=cls, functional=functional)
+    return defop(name, torch=torch, layer=cls, functional=functional, front={torch.aten[0]: aten} if aten else {})
+
+
+ATEN_REDUCTIONS = ("none", "mean", "sum")  # ATen's reduction argument, 0, 1 or 2
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..declare.calls import torch_function
-from .loss import Loss, loss_op, per_element
+from .loss import ATEN_REDUCTIONS, Loss, loss_op, per_element
 from .registry import TorchNames
 
 
@@ -19,4 +19,5 @@ class MSELoss(Loss):
 
 
 TORCH = TorchNames(("torch.nn.functional.mse_loss",), (), "MSELoss", ("aten.mse_loss.default",))
-loss_op("mse_loss", MSELoss, mse_loss, TORCH)
+loss_op("mse_loss", MSELoss, mse_loss, TORCH,
+        aten=lambda input, target, reduction=1: mse_loss(input, target, ATEN_REDUCTIONS[reduction]))

@@ -4,7 +4,7 @@ how the derivation finds Σ_k t_k = 1. It has no derivative: its operand is inte
 from __future__ import annotations
 
 from .primitive import primitive
-from .registry import Helper, TorchNames
+from .registry import Helper
 
 TORCH = Helper("one_hot", '''
 def one_hot(index, classes, dtype):
@@ -35,5 +35,4 @@ primitive(
            "torch": lambda p, s, texts: f"{p.use(TORCH)}({texts[0]}, {s.tensor.key}, {p.dtype_text})",
            "text": lambda p, s, texts: f"onehot({texts[0]}, {s.tensor.key})",
            "latex": lambda p, s, texts: rf"\operatorname{{onehot}}_{{{s.tensor.key}}}\left({texts[0]}\right)",
-           "mathml": lambda p, s, texts: p.named_call("onehot", texts[0])},
-    torch=TorchNames(functions=("torch.nn.functional.one_hot",), aten=("aten.one_hot.default",)))
+           "mathml": lambda p, s, texts: p.named_call("onehot", texts[0])})

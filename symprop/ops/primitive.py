@@ -32,6 +32,7 @@ class Primitive(Op):
     view = False  # a view of its operand (a reshape): where the operand is an expression, computed into its array
     product = False  # a product of arrays: read once, it is printed in place of its read (x @ w.T + b)
     sums = False  # Σ of its one operand over its axes: factors constant along them may move out
+    moves = False  # its entries are its first operand's, moved (token ids sliced or reshaped are token ids still)
     jvp: Callable | None = None  # the Jacobian-vector product: second order fills it
     spell: dict = {}
     cost: dict = {}

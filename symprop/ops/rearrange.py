@@ -127,12 +127,15 @@ def unsqueeze(x, dim) -> SymbolicTensor:
 
 FRONT = {"reshape": reshape, "view": reshape, "transpose": transpose, "permute": permute, "t": t, "flatten": flatten,
          "squeeze": squeeze, "unsqueeze": unsqueeze}
+ATEN = {"aten.view.default": reshape, "aten.reshape.default": reshape, "aten._unsafe_view.default": reshape,
+        "aten.permute.default": permute, "aten.transpose.int": transpose, "aten.t.default": t,
+        "aten.flatten.using_ints": flatten, "aten.squeeze.dim": squeeze, "aten.squeeze.default": squeeze,
+        "aten.unsqueeze.default": unsqueeze}
 primitive(
-    "rearrange", vjp=_vjp, stem="rs", view=True,
+    "rearrange", vjp=_vjp, stem="rs", view=True, moves=True,
     spell={"numpy": _code("transpose"), "torch": _code("permute"), "text": _code("transpose"),
            "latex": _book(lambda p, what, text: rf"\operatorname{{{what}\,heads}}\left({text}\right)"),
            "mathml": _book(lambda p, what, text: p.named_call(f"{what} heads", text))},
     torch=TorchNames(functions=tuple(f"torch.{name}" for name in FRONT if name != "view"), methods=tuple(FRONT),
-                     aten=("aten.view.default", "aten.reshape.default", "aten.permute.default",
-                           "aten.transpose.int", "aten.t.default", "aten.unsqueeze.default", "aten.squeeze.dim")),
-    front={**FRONT, **{f"torch.{name}": function for name, function in FRONT.items()}})
+                     aten=tuple(ATEN)),
+    front={**FRONT, **{f"torch.{name}": function for name, function in FRONT.items()}, **ATEN})

@@ -64,6 +64,16 @@ def cotangent_rule(rule: Callable) -> Callable:
     return rule
 
 
+CONSTANT_RULES: list[Callable] = []  # (graph, torch tensor) -> a Value or None: an op's reading of a constant
+
+
+def constant_rule(rule: Callable) -> Callable:
+    """Register an op's reading of a constant tensor that the model computes from sizes alone or holds as a buffer
+    (a causal mask is the causal_mask op): the tensor as a value of the graph, or None where it is not the op's."""
+    CONSTANT_RULES.append(rule)
+    return rule
+
+
 PLAN_RULES: list[Callable] = []  # (uses, shapes, backend) -> uses: the ops' own rewrites of the program as code runs it
 
 

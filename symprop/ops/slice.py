@@ -3,7 +3,7 @@ came from, zeros around it: a pad."""
 
 from __future__ import annotations
 
-from ..declare.tensor import SymbolicTensor, as_value, kind_of, traced_graph
+from ..declare.tensor import SymbolicTensor, as_value, axis_of, kind_of, traced_graph
 from ..declare.trace import fail, running
 from ..shapes import N
 from .primitive import primitive, shapes_of
@@ -40,6 +40,9 @@ def _mathml(printer, statement, texts):
     return f"<msub><mrow>{texts[0]}</mrow><mtext>[{start}:{stop}] on axis {axis}</mtext></msub>"
 
 
+WHOLE = 2 ** 62  # a slice's stop from here on is the axis's end
+
+
 def getitem(x, index) -> SymbolicTensor:
     """Basic indexing: slices of step 1 and integers, one per leading axis (and ... for the rest)."""
     value = as_value(x, "indexing")
@@ -57,8 +60,8 @@ def getitem(x, index) -> SymbolicTensor:
         if isinstance(item, slice):
             if item.step not in (None, 1):
                 raise fail("indexing: only slices of step 1 are supported")
-            if item == slice(None):
-                continue
+            if item.start in (None, 0) and (item.stop is None or item.stop >= WHOLE):
+                continue  # the whole axis (torch.export writes x[:, k]'s colon as the slice 0:2**63-1)
             if dim == N:
                 raise fail("indexing: the batch axis is taken whole (:)")
             start, stop, _ = item.indices(dim)
@@ -82,8 +85,55 @@ def getitem(x, index) -> SymbolicTensor:
     return SymbolicTensor(value)
 
 
+def _along(x, dim: int, item):
+    """x[..., item, ...] with `item` (a slice or an index) on axis `dim`."""
+    ndim = len(as_value(x, "indexing").shape)
+    axis = axis_of(dim, ndim, "indexing")
+    return getitem(x, (slice(None),) * axis + (item,))
+
+
+def _aten_slice(x, dim=0, start=None, end=None, step=1):
+    return _along(x, dim, slice(start, end, step))
+
+
+def _aten_select(x, dim, index):
+    return _along(x, dim, index)
+
+
+def split(x, split_size_or_sections, dim: int = 0) -> tuple:
+    """x.split(size, dim) (or a list of sizes): consecutive slices along dim, the last one shorter if need be."""
+    ndim = len(as_value(x, ".split").shape)
+    axis = axis_of(dim, ndim, ".split")
+    length = as_value(x, ".split").shape[axis]
+    if length == N:
+        raise fail(".split: the batch axis is taken whole")
+    if isinstance(split_size_or_sections, int) and not isinstance(split_size_or_sections, bool):
+        if split_size_or_sections < 1:
+            raise fail(f".split: the size must be positive, got {split_size_or_sections}")
+        sizes = [min(split_size_or_sections, length - start) for start in range(0, length, split_size_or_sections)]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != length or any(not isinstance(n, int) or n < 1 for n in sizes):
+            raise fail(f".split: sizes {sizes} do not add up to the axis's {length}")
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return tuple(_along(x, axis, slice(start, start + size)) for start, size in zip(starts, sizes, strict=True))
+
+
+def chunk(x, chunks: int, dim: int = 0) -> tuple:
+    """x.chunk(n, dim): n slices of ceil(length / n) along dim (fewer where they run out), as torch.chunk."""
+    axis = axis_of(dim, len(as_value(x, ".chunk").shape), ".chunk")
+    length = as_value(x, ".chunk").shape[axis]
+    if length == N or not isinstance(chunks, int) or chunks < 1:
+        raise fail(".chunk: give a positive number of chunks of an axis other than the batch axis")
+    return split(x, -(-length // chunks), axis)
+
+
+FRONT = {"__getitem__": getitem, "split": split, "chunk": chunk, "torch.split": split, "torch.chunk": chunk,
+         "aten.slice.Tensor": _aten_slice, "aten.select.int": _aten_select, "aten.split.Tensor": split,
+         "aten.split_with_sizes.default": split, "aten.chunk.default": chunk}
 primitive(
-    "slice", shape=_shape, vjp=_vjp, stem="sl",
+    "slice", shape=_shape, vjp=_vjp, stem="sl", moves=True,
     spell={"numpy": _code, "torch": _code, "text": _code, "latex": _latex, "mathml": _mathml},
-    torch=TorchNames(methods=("__getitem__",), aten=("aten.slice.Tensor", "aten.select.int")),
-    front={"__getitem__": getitem})
+    torch=TorchNames(functions=("torch.split", "torch.chunk"), methods=("__getitem__", "split", "chunk"),
+                     aten=tuple(name for name in FRONT if name.startswith("aten."))),
+    front=FRONT)

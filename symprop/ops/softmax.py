@@ -65,8 +65,8 @@ def _last_axis(input, dim, where: str) -> Value:
     return value
 
 
-def softmax(input, dim=-1):
-    """exp(z − m)/Σ_k exp(z_k − m) over the last axis, as torch.softmax."""
+def softmax(input, dim=-1, _stacklevel=3, dtype=None):
+    """exp(z − m)/Σ_k exp(z_k − m) over the last axis, as torch.softmax (F.softmax's _stacklevel is torch's own)."""
     input = resolved(input)
     if in_torch(input):
         return torch_function(SOFTMAX.functions[0])(input, dim=dim)
@@ -78,7 +78,7 @@ def softmax(input, dim=-1):
     return SymbolicTensor(result)
 
 
-def log_softmax(input, dim=-1):
+def log_softmax(input, dim=-1, _stacklevel=3, dtype=None):
     """z − log Σ_k e^(z_k) over the last axis, as torch.log_softmax."""
     input = resolved(input)
     if in_torch(input):
@@ -145,9 +145,11 @@ def _torch_call(function: str):
     return Call(spell, into_input=True)
 
 
-defop("softmax", torch=SOFTMAX, layer=Softmax, functional=softmax, calls={"torch": _torch_call("torch.softmax")})
+defop("softmax", torch=SOFTMAX, layer=Softmax, functional=softmax, calls={"torch": _torch_call("torch.softmax")},
+      front={name: lambda x, dim, *_: softmax(x, dim) for name in SOFTMAX.aten})
 defop("log_softmax", torch=LOG_SOFTMAX, layer=LogSoftmax, functional=log_softmax,
-      calls={"torch": _torch_call("torch.log_softmax")})
+      calls={"torch": _torch_call("torch.log_softmax")},
+      front={name: lambda x, dim, *_: log_softmax(x, dim) for name in LOG_SOFTMAX.aten})
 
 
 @plan_rule

@@ -212,7 +212,7 @@ def _mathml_sum(printer, text, axes, keepdims):
 
 
 # -- torch's names: x.sum, torch.sum, and x.mean (a sum divided by its count) --------------------------------------
-def sum_over(x, dim=None, keepdim: bool = False, mean: bool = False, **_) -> SymbolicTensor:
+def sum_over(x, dim=None, keepdim: bool = False, *, mean: bool = False, **_) -> SymbolicTensor:
     """x.sum(dim, keepdim) (x.mean(dim, keepdim), where `mean`): over every axis, one, or several."""
     where = ".mean" if mean else ".sum"
     value = as_value(x, where)
@@ -249,4 +249,5 @@ primitive(
            "text": reduction(_text_sum), "latex": reduction(_latex_sum), "mathml": reduction(_mathml_sum)},
     torch=TorchNames(functions=("torch.sum", "torch.mean"), methods=("sum", "mean"),
                      aten=("aten.sum.dim_IntList", "aten.sum.default", "aten.mean.dim", "aten.mean.default")),
-    front={"torch.sum": sum_over, "sum": sum_over, "torch.mean": _mean, "mean": _mean})
+    front={"torch.sum": sum_over, "sum": sum_over, "torch.mean": _mean, "mean": _mean, "aten.sum.dim_IntList": sum_over,
+           "aten.sum.default": sum_over, "aten.mean.dim": _mean, "aten.mean.default": _mean})

@@ -1,0 +1,212 @@
+"""From torch by torch.export: a torch.nn.Module as its user wrote it (sizes read in Python, asserts, buffers, loops
+over positions), exported on example inputs and read op by op into a symprop Model.
+
+torch.export gives the forward as a graph of ATen operations, with the batch axis left free (`torch.export.Dim`),
+every parameter and buffer under its state_dict key and every operation under the user's file:line. Each ATen
+operation is found in the registry (`registry.by_aten`) and replayed on symbolic tensors; an operation that reads
+only constants (a mask built from sizes, a buffer) is computed by torch itself, once, and its result is a constant of
+the derivation. The same replay runs on torch tensors, which is the reference that `symprop check` compares with.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import SymPropError
+from ..ops.registry import by_aten, by_module, is_loss, layers, meaning
+from .model import Model
+from .module import Module
+from .tensor import TORCH_FUNCTIONS, Parameter, SymbolicTensor
+from .torch_eval import require_torch
+
+
+def exported_model(module, loss, example_inputs: tuple, example_target, name: str = "model", target: str | None = None,
+                   source: str = "") -> Model:
+    """The symprop Model of `module` exported on `example_inputs` (a tuple; the batch axis first in each), and of
+    `loss`: a torch loss module, or a function of (output, target) written with torch operations, exported on the
+    module's output and `example_target`."""
+    torch = require_torch("from_torch")
+    if not isinstance(module, torch.nn.Module):
+        raise SymPropError(f"expected a torch.nn.Module, got {type(module).__name__}", "module")
+    example_inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    if not example_inputs or not all(torch.is_tensor(x) and x.dim() >= 1 for x in example_inputs):
+        raise SymPropError("give one example tensor per input of forward, each with the batch axis first",
+                           "example_inputs")
+    program = _export(module, example_inputs, "forward")
+    net = Exported(program, module)
+    names = [spec.arg.name for spec in program.graph_signature.input_specs if spec.kind.name == "USER_INPUT"]
+    inputs = {n: tuple(x.shape[1:]) for n, x in zip(names, example_inputs, strict=True)}
+    with torch.no_grad():
+        output = module(*example_inputs)
+    symprop_loss = _loss(loss, module, output, example_target, net)
+    return Model(net, symprop_loss, name=name, inputs=inputs, target=target, source=source)
+
+
+def _loss(loss, module, output, example_target, net: Exported):
+    torch = require_torch("from_torch")
+    op = by_module(type(loss).__name__) if isinstance(loss, torch.nn.Module) else None
+    if op is not None and is_loss(op.layer_class) and type(loss) is getattr(torch.nn, type(loss).__name__):
+        return op.layer_class.from_torch(loss)
+    if isinstance(loss, torch.nn.Module) or not callable(loss):
+        losses = [name for name, cls in layers().items() if is_loss(cls) and cls.from_torch]
+        raise SymPropError(f"{type(loss).__name__} is not a loss symprop has; pass a torch.nn loss "
+                           f"({', '.join(losses)}) or a function of (output, target)", "loss")
+    if not torch.is_tensor(example_target):
+        raise SymPropError("a loss function is exported on an example target: give example_target", "example_target")
+
+    class Holder(torch.nn.Module):
+        """The loss as a module, so that torch.export sees the network's parameters it reads by their keys."""
+
+        def __init__(self):
+            super().__init__()
+            self.net = module
+
+        def forward(self, y, t):
+            return loss(y, t)
+
+    holder = Holder()
+    replay = Exported(_export(holder, (output.detach(), example_target), "loss"), holder)
+
+    def replayed(y, t):  # the network's parameters that the loss reads (net.<key>) are the Model's own
+        return replay.replay((y, t), {f"net.{key}": p for key, p in every_parameter(net).items()})
+
+    replayed.__name__ = getattr(loss, "__name__", "loss")
+    return replayed
+
+
+def _export(module, args: tuple, what: str):
+    """torch.export's program of module(*args), with the batch axis (each argument's first) left free."""
+    require_torch("from_torch")
+    from torch.export import Dim, export
+
+    batch = Dim("batch")
+    try:
+        return export(module, args, dynamic_shapes=tuple({0: batch} for _ in args))
+    except Exception as error:  # torch's own explanation, in one line
+        text = " ".join(str(error).split())
+        if "batch" in text and ("specializ" in text or "Constraints violated" in text):
+            raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) as a "
+                               "number, or has a batch of one); symprop derives for any batch size", what) from None
+        raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}", what) from None
+
+
+class Exported(Module):
+    """A torch module's exported forward, replayed on symbolic tensors (or torch tensors); its parameters are the torch
+    module's, under their state_dict keys, one Parameter for a tensor that torch holds under several (tied)."""
+
+    def __init__(self, program, module):
+        super().__init__()
+        self.program = program
+        self.torch_name = type(module).__name__
+        self._buffers_of = {}  # placeholder -> the buffer's or constant's tensor
+        self._parameters_of = {}  # placeholder -> state_dict key
+        made: dict[int, Parameter] = {}
+        tensors = dict(module.named_parameters(remove_duplicate=False))
+        for key, tensor in tensors.items():
+            parameter = made.setdefault(id(tensor), Parameter(tuple(tensor.shape)))
+            self._place(key, parameter)
+        for spec in program.graph_signature.input_specs:
+            kind = spec.kind.name
+            if kind == "PARAMETER":
+                self._parameters_of[spec.arg.name] = spec.target
+            elif kind in ("BUFFER", "CONSTANT_TENSOR"):
+                self._buffers_of[spec.arg.name] = program.constants[spec.target] \
+                    if spec.target in program.constants else program.state_dict[spec.target]
+
+    def _place(self, key: str, parameter: Parameter) -> None:
+        *path, name = key.split(".")
+        owner = self
+        for part in path:
+            if part not in owner._modules:
+                owner.add_module(part, Module())
+            owner = owner._modules[part]
+        owner.register_parameter(name, parameter)
+
+    def describe(self) -> str:
+        return self.torch_name
+
+    def forward(self, *inputs):
+        return self.replay(inputs, every_parameter(self))
+
+    def replay(self, inputs: tuple, parameters: dict):
+        """The program's output, computed on `inputs` (symbolic tensors or torch tensors) and `parameters` (state_dict
+        key -> Parameter)."""
+        values = {}
+        arguments = iter(inputs)
+        for node in self.program.graph.nodes:
+            try:
+                if node.op == "placeholder":
+                    values[node] = self._placeholder(node.name, arguments, parameters)
+                elif node.op == "output":
+                    outputs = _load(node.args[0], values)
+                    return outputs[0] if len(outputs) == 1 else tuple(outputs)
+                else:
+                    values[node] = _call(node, _load(node.args, values), _load(node.kwargs, values))
+            except SymPropError as error:
+                if error.where:
+                    raise
+                raise SymPropError(error.message, location(node)) from None
+        return None
+
+    def _placeholder(self, name: str, arguments, parameters: dict):
+        if name in self._parameters_of:
+            return parameters[self._parameters_of[name]].resolve()
+        if name in self._buffers_of:
+            return self._buffers_of[name]
+        return next(arguments)
+
+
+def every_parameter(module: Module) -> dict:
+    """state_dict key -> Parameter, under every key a parameter has (a tied one under each)."""
+    return {f"{path}.{name}" if path else name: parameter for path, sub in module.named_modules()
+            for name, parameter in sub._parameters.items()}
+
+
+def _load(arg, values):
+    if isinstance(arg, (list, tuple)):
+        return type(arg)(_load(a, values) for a in arg)
+    if isinstance(arg, dict):
+        return {k: _load(v, values) for k, v in arg.items()}
+    return values.get(arg, arg) if type(arg).__name__ == "Node" else arg
+
+
+def _symbolic(arg) -> bool:
+    if isinstance(arg, (list, tuple)):
+        return any(_symbolic(a) for a in arg)
+    return isinstance(arg, SymbolicTensor)
+
+
+def _call(node, args, kwargs):
+    """One ATen operation: torch's own where it reads no symbolic tensor (a constant, or a run in torch), else its
+    registry op's meaning on symbolic tensors."""
+    name = aten_name(node.target)
+    if name == "aten.sym_size.int":  # a size: the batch size N along the batch axis, else a number
+        tensor, dim = args
+        return tensor.shape[dim] if isinstance(tensor, SymbolicTensor) else tensor.size(dim)
+    if not _symbolic([*args, *kwargs.values()]):
+        return node.target(*args, **kwargs)
+    if name == "operator.getitem":  # an item of an operation's tuple of results (split)
+        return args[0][args[1]]
+    op = by_aten(name)
+    function = meaning(op, name) if op is not None else TORCH_FUNCTIONS.get(name)
+    if function is None:
+        raise SymPropError(f"{name} is not supported by symprop")
+    return function(*args, **kwargs)
+
+
+def aten_name(target) -> str:
+    """aten.linear.default, operator.getitem: an exported node's operation, as the registry names it."""
+    if getattr(target, "__module__", "") == "_operator":
+        return f"operator.{target.__name__}"
+    return str(target)
+
+
+def location(node) -> str:
+    """The user's file:line that made a node (the last frame of its stack trace outside torch), or the node's name."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', node.meta.get("stack_trace") or "")
+    frames = [f for f in frames if f"{Path('torch')}/" not in f[0].replace("\\", "/") and "symprop" not in f[0]]
+    if not frames:
+        return node.name
+    file, line, function = frames[-1]
+    return f"{function} ({Path(file).name}:{line})"

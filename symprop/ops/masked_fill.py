@@ -1,0 +1,38 @@
+"""masked_fill: x with a value where a mask is True (x.masked_fill(mask, value), torch.masked_fill). symprop reads the
+mask as a constant of the derivation, a buffer or a mask built from sizes: the causal one (True above the diagonal)
+filled with -inf is attention's causal mask (causal_mask.py), added to x. Other masks are refused for now."""
+
+from __future__ import annotations
+
+import math
+
+from ..declare.calls import resolved
+from ..declare.tensor import SymbolicTensor, traced_graph
+from ..declare.trace import fail
+from .causal_mask import causal_mask, causal_size
+from .registry import TorchNames, defop
+
+
+def masked_fill(input, mask, value):
+    input, mask = resolved(input), resolved(mask)
+    if not isinstance(input, SymbolicTensor) and not isinstance(mask, SymbolicTensor):
+        return input.masked_fill(mask, value)
+    if isinstance(mask, SymbolicTensor):
+        raise fail("masked_fill: the mask is computed from the model's values; symprop takes a constant mask (a "
+                   "buffer, or a mask built from sizes)")
+    size = causal_size(mask) if mask.dtype == _bool() else None
+    if size is None or not (isinstance(value, (int, float)) and math.isinf(value) and value < 0):
+        raise fail("masked_fill: only the causal mask (True above the diagonal) filled with -inf is supported yet")
+    return input + SymbolicTensor(causal_mask(traced_graph(), size))
+
+
+def _bool():
+    import torch
+
+    return torch.bool
+
+
+defop("masked_fill", torch=TorchNames(("torch.masked_fill",), ("masked_fill",), "",
+                                      ("aten.masked_fill.Scalar", "aten.masked_fill.Tensor")),
+      front={name: masked_fill for name in ("torch.masked_fill", "masked_fill", "aten.masked_fill.Scalar",
+                                            "aten.masked_fill.Tensor")})

@@ -1,0 +1,59 @@
+"""scaled_dot_product_attention: softmax(q kᵀ·scale + mask) v, as F.scaled_dot_product_attention computes it, built
+from a batched product, the causal mask, a softmax and a second product (so its derivative is theirs). The mask is
+is_causal, or a constant attn_mask that is the causal one; dropout_p must be 0."""
+
+from __future__ import annotations
+
+import math
+
+from ..declare.calls import in_torch, resolved, symbolic, torch_function
+from ..declare.tensor import SymbolicTensor, constant, shape_text, traced_graph
+from ..declare.trace import fail
+from .causal_mask import causal_mask, causal_size
+from .einsum import matmul
+from .registry import TorchNames, defop
+from .softmax import softmax
+
+TORCH = TorchNames(("torch.nn.functional.scaled_dot_product_attention",), (), "",
+                   ("aten.scaled_dot_product_attention.default",))
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False):
+    query, key, value, attn_mask = (resolved(x) for x in (query, key, value, attn_mask))
+    if in_torch(query, key, value):
+        return torch_function(TORCH.functions[0])(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
+                                                  is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+    where = "F.scaled_dot_product_attention"
+    q, k = symbolic(query, where), symbolic(key, where)
+    if dropout_p:
+        raise fail(f"{where}: dropout_p must be 0.0, which is what symprop derives, got {dropout_p}")
+    if enable_gqa or len(q.shape) < 2 or q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1]:
+        raise fail(f"{where}: query {shape_text(q.shape)} and key {shape_text(k.shape)} must agree but on their "
+                   "lengths (no grouped-query attention)")
+    scores = matmul(query, key.transpose(-2, -1)) * (1 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    length = q.shape[-2]
+    if is_causal:
+        if length != k.shape[-2]:
+            raise fail(f"{where}: is_causal with {length} queries and {k.shape[-2]} keys is not supported")
+        scores = scores + SymbolicTensor(causal_mask(traced_graph(), length))
+    if attn_mask is not None:
+        if isinstance(attn_mask, SymbolicTensor):
+            raise fail(f"{where}: attn_mask is computed from the model's values; symprop takes a constant mask")
+        if attn_mask.dtype == _bool():  # True where a query may attend: its complement is the one masked
+            if causal_size(~attn_mask) is None:
+                raise fail(f"{where}: only the causal attn_mask is supported yet")
+            scores = scores + SymbolicTensor(causal_mask(traced_graph(), causal_size(~attn_mask)))
+        else:
+            scores = scores + SymbolicTensor(constant(attn_mask, where))
+    return matmul(softmax(scores, -1), value)
+
+
+def _bool():
+    import torch
+
+    return torch.bool
+
+
+defop("scaled_dot_product_attention", torch=TORCH, functional=scaled_dot_product_attention,
+      front={TORCH.aten[0]: scaled_dot_product_attention})

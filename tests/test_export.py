@@ -1,0 +1,210 @@
+"""from_torch(module, loss, example_inputs=...) on models written the way public projects write them: traced by
+torch.export as written (sizes read in Python, asserts, registered buffers, split heads, masked_fill), read op by op
+through the registry, and checked against torch.autograd in float64, in both generated modules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import generated_modules
+from torch import nn
+from torch.nn import functional as F
+
+import symprop as S
+from symprop.check import relative_error
+
+TOLERANCE = 1e-10
+
+
+def agree(model, net, inputs: tuple, t, loss, tmp_path):
+    """The generated modules' loss and gradients against torch's, on the source module's own state_dict."""
+    net.zero_grad()
+    want = loss(net(*inputs), t)
+    want.backward()
+    grads = {key: p.grad for key, p in net.named_parameters()}
+    state = {key: value.detach().clone() for key, value in net.state_dict().items()}
+    for backend, module in generated_modules(model, tmp_path).items():
+        if backend == "numpy":
+            ours_loss, ours = module.loss_and_gradients({k: v.numpy() for k, v in state.items() if k in grads},
+                                                        *(x.numpy() for x in inputs), t.numpy())
+        else:
+            ours_loss, ours = module.loss_and_gradients({k: v for k, v in state.items() if k in grads}, *inputs, t)
+        assert relative_error(ours_loss, want.detach()) <= TOLERANCE, backend
+        for key, grad in grads.items():
+            assert relative_error(ours[key], grad) <= TOLERANCE, (backend, key)
+
+
+# -- the tutorials' quickstart network: nn.Flatten, then a Linear/ReLU stack ---------------------------------------
+class NeuralNetwork(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.linear_relu_stack = nn.Sequential(nn.Linear(6 * 6, 24), nn.ReLU(), nn.Linear(24, 24), nn.ReLU(),
+                                               nn.Linear(24, 10))
+
+    def forward(self, x):
+        x = self.flatten(x)
+        logits = self.linear_relu_stack(x)
+        return logits
+
+
+def test_the_quickstart_network(tmp_path):
+    torch.manual_seed(0)
+    net = NeuralNetwork().double()
+    x, t = torch.randn(5, 6, 6, dtype=torch.float64), torch.randint(0, 10, (5,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), name="quickstart")
+    assert model.inputs == {"x": (6, 6)}
+    agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
+
+
+# -- makemore's MLP: embeddings of a context of characters, concatenated, through tanh ----------------------------
+class MLP(nn.Module):
+    def __init__(self, vocab_size=11, block_size=3, n_embd=5, n_hidden=16):
+        super().__init__()
+        self.block_size, self.vocab_size = block_size, vocab_size
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.mlp = nn.Sequential(nn.Linear(block_size * n_embd, n_hidden), nn.Tanh(), nn.Linear(n_hidden, vocab_size))
+
+    def forward(self, idx):
+        embs = []
+        for k in range(self.block_size):  # a Python loop over positions: unrolled by the export
+            embs.append(self.wte(idx[:, k]))
+        x = torch.cat(embs, -1)
+        return self.mlp(x)
+
+
+def test_makemores_mlp_with_a_loss_function(tmp_path):
+    torch.manual_seed(1)
+    net = MLP().double()
+    idx, t = torch.randint(0, 11, (6, 3)), torch.randint(0, 11, (6,))
+
+    def loss(logits, targets):
+        return F.cross_entropy(logits, targets)
+
+    model = S.from_torch(net, loss, example_inputs=(idx,), example_target=t, name="makemore_mlp")
+    agree(model, net, (idx,), t, loss, tmp_path)
+
+
+# -- minGPT's attention: one projection split in three, heads by view/transpose, a registered tril buffer ---------
+class CausalSelfAttention(nn.Module):
+    def __init__(self, n_embd=8, n_head=2, block_size=4):
+        super().__init__()
+        assert n_embd % n_head == 0
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd)
+        self.c_proj = nn.Linear(n_embd, n_embd)
+        self.register_buffer("bias", torch.tril(torch.ones(block_size, block_size))
+                             .view(1, 1, block_size, block_size))
+        self.n_head, self.n_embd = n_head, n_embd
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+        att = F.softmax(att, dim=-1)
+        y = att @ v
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y)
+
+
+class Block(nn.Module):
+    def __init__(self, n_embd=8, sdpa=False):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(n_embd), nn.LayerNorm(n_embd)
+        self.attn = FlashAttention(n_embd) if sdpa else CausalSelfAttention(n_embd)
+        self.mlp = nn.ModuleDict(dict(c_fc=nn.Linear(n_embd, 4 * n_embd), c_proj=nn.Linear(4 * n_embd, n_embd),
+                                      act=nn.GELU()))
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        m = self.mlp
+        return x + m.c_proj(m.act(m.c_fc(self.ln_2(x))))
+
+
+def test_mingpts_attention_block(tmp_path):
+    torch.manual_seed(2)
+    net = Block().double()
+    x, t = torch.randn(3, 4, 8, dtype=torch.float64), torch.randn(3, 4, 8, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), name="mingpt_block")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+# -- nanoGPT's attention: F.scaled_dot_product_attention, causal ---------------------------------------------------
+class FlashAttention(nn.Module):
+    def __init__(self, n_embd=8, n_head=2):
+        super().__init__()
+        self.c_attn, self.c_proj = nn.Linear(n_embd, 3 * n_embd), nn.Linear(n_embd, n_embd)
+        self.n_head, self.n_embd = n_head, n_embd
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=True)
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+class TinyGPT(nn.Module):
+    """Token and position embeddings, blocks, a final norm and an lm_head, as nanoGPT builds its GPT."""
+
+    def __init__(self, vocab_size=13, block_size=4, n_embd=8, n_layer=2):
+        super().__init__()
+        self.block_size = block_size
+        self.transformer = nn.ModuleDict(dict(wte=nn.Embedding(vocab_size, n_embd),
+                                              wpe=nn.Embedding(block_size, n_embd),
+                                              h=nn.ModuleList([Block(n_embd, sdpa=True) for _ in range(n_layer)]),
+                                              ln_f=nn.LayerNorm(n_embd)))
+        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+
+    def forward(self, idx):
+        b, t = idx.size()
+        assert t <= self.block_size, f"Cannot forward sequence of length {t}, block size is only {self.block_size}"
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        for block in self.transformer.h:
+            x = block(x)
+        return self.lm_head(self.transformer.ln_f(x))
+
+
+def test_a_gpt_with_flash_attention_and_a_loss_over_tokens(tmp_path):
+    torch.manual_seed(3)
+    net = TinyGPT().double()
+    idx, t = torch.randint(0, 13, (3, 4)), torch.randint(0, 13, (3, 4))
+
+    def loss(logits, targets):
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+
+    model = S.from_torch(net, loss, example_inputs=(idx,), example_target=t, name="tiny_gpt")
+    agree(model, net, (idx,), t, loss, tmp_path)
+
+
+# -- what is refused, in one line --------------------------------------------------------------------------------
+def test_an_op_symprop_lacks_is_refused_with_the_users_line():
+    class Sorting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.sort(self.fc(x), dim=-1).values
+
+    with pytest.raises(S.SymPropError, match=r"test_export.py:\d+.*aten.sort.default is not supported"):
+        S.derive_network(S.from_torch(Sorting(), nn.MSELoss(), example_inputs=(torch.randn(3, 4),)))
+
+
+def test_a_model_that_fixes_the_batch_size_is_refused():
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x).view(3, 4)
+
+    with pytest.raises(S.SymPropError, match="batch"):
+        S.from_torch(Fixed(), nn.MSELoss(), example_inputs=(torch.randn(3, 4),))
