@@ -36,6 +36,8 @@ Examples:
   symprop derive examples/iris_mlp.toml               # generated/iris_mlp_{numpy,torch}.py and iris_mlp.tex
   symprop derive examples/*.toml --out build          # every example, into build/
   symprop derive models.py:model --target numpy       # a Model declared in Python, NumPy only
+  symprop derive gpt.py:build                         # build() returns (torch module, loss, example inputs[,
+                                                      #   example target]): exported by torch.export, as written
   symprop derive examples/seed_neuron.toml --pdf      # ... and the derivation as a PDF (needs pdflatex)
   symprop derive examples/iris_mlp.toml --target html # the derivation beside its code, linked, in a browser
   symprop derive --expr "(a(w*x) - t)**2" --wrt w     # the textbook chain rule, printed
@@ -103,13 +105,34 @@ def load_model(source: str):
         raise SymPropError(f"{attribute!r} is not a Python name", source)
     module = _import_python(path, source)
     model = getattr(module, attribute, None)
+    if callable(model) and not isinstance(model, Model) and not isinstance(model, type):
+        model = _from_factory(model, attribute, source)
     if not isinstance(model, Model):
         found = "there is no such name" if model is None else f"it is a {type(model).__name__}"
         raise SymPropError(f"{attribute} is not a symprop Model ({found}); make one with symprop.Model(...) or "
-                           "symprop.from_torch(...)", source)
+                           "symprop.from_torch(...), or name a function that returns (module, loss, "
+                           "example_inputs[, example_target])", source)
     if not model.source:
         model.source = source
     return model
+
+
+def _from_factory(factory, attribute: str, source: str):
+    """The Model of a function that returns a torch module, its loss and example inputs (and target), exported."""
+    from .declare.from_torch import from_torch
+
+    try:
+        made = factory()
+    except SymPropError:
+        raise
+    except Exception as error:  # the user's function failed: one line
+        raise SymPropError(f"{type(error).__name__} while calling {attribute}(): {error}", source) from None
+    if not isinstance(made, tuple) or len(made) not in (3, 4):
+        return made  # not a factory's tuple: load_model says what it is
+    module, loss, example_inputs, *target = made
+    name = Path(source.rpartition(":")[0]).stem if source.rpartition(":")[0].endswith(".py") else attribute
+    return from_torch(module, loss, example_inputs=example_inputs, example_target=target[0] if target else None,
+                      name=name if name.isidentifier() else attribute, source=source)
 
 
 def _import_python(path: str, source: str):

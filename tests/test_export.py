@@ -171,9 +171,10 @@ class TinyGPT(nn.Module):
         return self.lm_head(self.transformer.ln_f(x))
 
 
-def test_a_gpt_with_flash_attention_and_a_loss_over_tokens(tmp_path):
+def test_a_gpt_with_flash_attention_tied_weights_and_a_loss_over_tokens(tmp_path):
     torch.manual_seed(3)
     net = TinyGPT().double()
+    net.lm_head.weight = net.transformer.wte.weight  # tied, as nanoGPT ties them: one parameter, both uses summed
     idx, t = torch.randint(0, 13, (3, 4)), torch.randint(0, 13, (3, 4))
 
     def loss(logits, targets):
@@ -208,3 +209,38 @@ def test_a_model_that_fixes_the_batch_size_is_refused():
 
     with pytest.raises(S.SymPropError, match="batch"):
         S.from_torch(Fixed(), nn.MSELoss(), example_inputs=(torch.randn(3, 4),))
+
+
+FACTORY = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1, self.fc2 = nn.Linear(9, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(self.flatten(x))))
+
+
+def build():
+    torch.manual_seed(0)
+    return Net(), nn.CrossEntropyLoss(), (torch.randn(4, 3, 3),)
+"""
+
+
+def test_the_cli_derives_and_checks_what_a_factory_returns(tmp_path):
+    from click.testing import CliRunner
+
+    from symprop.cli import main
+
+    (tmp_path / "net.py").write_text(FACTORY)
+    runner = CliRunner()
+    derived = runner.invoke(main, ["derive", str(tmp_path / "net.py:build"), "--out", str(tmp_path / "out")])
+    assert derived.exit_code == 0, derived.output
+    assert (tmp_path / "out" / "net_numpy.py").is_file() and (tmp_path / "out" / "net_torch.py").is_file()
+    checked = runner.invoke(main, ["check", str(tmp_path / "net.py:build"), "--out", str(tmp_path / "out")])
+    assert checked.exit_code == 0, checked.output
