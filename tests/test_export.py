@@ -184,6 +184,57 @@ def test_a_gpt_with_flash_attention_tied_weights_and_a_loss_over_tokens(tmp_path
     agree(model, net, (idx,), t, loss, tmp_path)
 
 
+# -- makemore's RNN: a cell called in a Python loop over positions, a learned start state expanded to the batch --------
+class RNN(nn.Module):
+    def __init__(self, vocab_size=11, n_embd=6, n_embd2=8):
+        super().__init__()
+        self.start = nn.Parameter(torch.zeros(1, n_embd2))
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.cell = nn.Linear(n_embd + n_embd2, n_embd2)
+        self.lm_head = nn.Linear(n_embd2, vocab_size)
+
+    def forward(self, idx):
+        b, t = idx.size()
+        emb = self.wte(idx)
+        hprev = self.start.expand((b, -1))
+        hiddens = []
+        for i in range(t):
+            hprev = F.tanh(self.cell(torch.cat([emb[:, i, :], hprev], dim=1)))
+            hiddens.append(hprev)
+        return self.lm_head(torch.stack(hiddens, 1))
+
+
+def test_makemores_rnn_unrolled_at_the_examples_length(tmp_path):
+    torch.manual_seed(4)
+    net = RNN().double()
+    idx, t = torch.randint(0, 11, (3, 4)), torch.randint(0, 11, (3, 4))
+
+    def loss(logits, targets):
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+
+    model = S.from_torch(net, loss, example_inputs=(idx,), example_target=t, name="makemore_rnn")
+    agree(model, net, (idx,), t, loss, tmp_path)
+
+
+# -- torch's own encoder layer, with its default dropout, in eval mode -----------------------------------------------
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)  # dropout 0.1: the identity in eval
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc(self.encoder(x).mean(dim=1))
+
+
+def test_torchs_encoder_layer_in_eval_mode(tmp_path):
+    torch.manual_seed(5)
+    net = Classifier().double().eval()
+    x, t = torch.randn(3, 4, 8, dtype=torch.float64), torch.randint(0, 3, (3,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), name="encoder_eval")
+    agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
+
+
 # -- what is refused, in one line --------------------------------------------------------------------------------
 def test_an_op_symprop_lacks_is_refused_with_the_users_line():
     class Sorting(nn.Module):
@@ -244,3 +295,15 @@ def test_the_cli_derives_and_checks_what_a_factory_returns(tmp_path):
     assert (tmp_path / "out" / "net_numpy.py").is_file() and (tmp_path / "out" / "net_torch.py").is_file()
     checked = runner.invoke(main, ["check", str(tmp_path / "net.py:build"), "--out", str(tmp_path / "out")])
     assert checked.exit_code == 0, checked.output
+
+
+@pytest.mark.filterwarnings("ignore:The tensor attributes")  # torch's, on exporting nn.GRU
+@pytest.mark.parametrize("make, op", [
+    (lambda: nn.Sequential(nn.GRU(5, 8, batch_first=True)), "aten.gru.input"),
+    (lambda: nn.Sequential(nn.Linear(5, 5), nn.Dropout(0.5)), "p must be 0.0"),
+], ids=["gru", "dropout-training"])
+def test_what_symprop_lacks_is_refused_in_one_line(make, op):
+    net = make().train()
+    with pytest.raises(S.SymPropError, match=op) as error:
+        S.derive_network(S.from_torch(net, nn.MSELoss(), example_inputs=(torch.randn(3, 4, 5),)))
+    assert "\n" not in str(error.value)

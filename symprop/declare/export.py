@@ -13,12 +13,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import sympy as sp
+
 from ..errors import SymPropError
 from ..ops.registry import by_aten, by_module, is_loss, layers, meaning
 from .model import Model
 from .module import Module
 from .tensor import TORCH_FUNCTIONS, Parameter, SymbolicTensor
 from .torch_eval import require_torch
+from .trace import ClassIndices
 
 
 def exported_model(module, loss, example_inputs: tuple, example_target, name: str = "model", target: str | None = None,
@@ -37,8 +40,13 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
     net = Exported(program, module)
     names = [spec.arg.name for spec in program.graph_signature.input_specs if spec.kind.name == "USER_INPUT"]
     inputs = {n: tuple(x.shape[1:]) for n, x in zip(names, example_inputs, strict=True)}
-    with torch.no_grad():
-        output = module(*example_inputs)
+    try:
+        with torch.no_grad():
+            output = module(*example_inputs)
+    except Exception as error:  # the model itself fails on its examples: one line
+        text = " ".join(str(error).split())[:200]
+        raise SymPropError(f"forward fails on the example inputs: {type(error).__name__}: {text}",
+                           "example_inputs") from None
     symprop_loss = _loss(loss, module, output, example_target, net)
     return Model(net, symprop_loss, name=name, inputs=inputs, target=target, source=source)
 
@@ -119,7 +127,7 @@ class Exported(Module):
         owner = self
         for part in path:
             if part not in owner._modules:
-                owner.add_module(part, Module())
+                owner.add_module(part, Part())
             owner = owner._modules[part]
         owner.register_parameter(name, parameter)
 
@@ -147,6 +155,12 @@ class Exported(Module):
                 if error.where:
                     raise
                 raise SymPropError(error.message, location(node)) from None
+            except ClassIndices:  # the model's trace learns that the target holds class indices, and starts again
+                raise
+            except Exception as error:  # an operation symprop reads, on arguments it does not expect: one line
+                text = " ".join(str(error).split())[:200]
+                raise SymPropError(f"{aten_name(node.target)}: {type(error).__name__}: {text}", location(node)) \
+                    from None
         return None
 
     def _placeholder(self, name: str, arguments, parameters: dict):
@@ -155,6 +169,14 @@ class Exported(Module):
         if name in self._buffers_of:
             return self._buffers_of[name]
         return next(arguments)
+
+
+class Part(Module):
+    """A submodule of the torch module: what holds its parameters, under their names."""
+
+    def symbol_stem(self, name: str, tag: str) -> str | None:
+        """A layer of a Sequential names its weight and bias as symprop's Linear does: w0, b0."""
+        return {"weight": "w", "bias": "b"}.get(name, name) + tag if tag.isdigit() else None
 
 
 def every_parameter(module: Module) -> dict:
@@ -172,9 +194,10 @@ def _load(arg, values):
 
 
 def _symbolic(arg) -> bool:
+    """Whether an argument is (or holds) a symbolic tensor, or a size that is the batch size."""
     if isinstance(arg, (list, tuple)):
         return any(_symbolic(a) for a in arg)
-    return isinstance(arg, SymbolicTensor)
+    return isinstance(arg, (SymbolicTensor, sp.Expr))
 
 
 def _call(node, args, kwargs):

@@ -360,6 +360,22 @@ def _sub(x, other, alpha=1):
     return x - other if alpha == 1 else x - alpha * other
 
 
+def _expand(x, *size) -> SymbolicTensor:
+    """x.expand(size): x broadcast to `size` (-1 keeps a dimension), as its elementwise value is."""
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    value = as_value(x, ".expand")
+    lead = len(size) - len(value.shape)
+    if lead < 0:
+        raise fail(f".expand{shape_text(size)}: fewer dimensions than the tensor's {shape_text(value.shape)}")
+    shape = tuple(value.shape[a - lead] if d == -1 else d for a, d in enumerate(size))
+    return SymbolicTensor(Value(value.expr, _broadcast(".expand", value.shape, shape)))
+
+
+def _filled(shape, value) -> SymbolicTensor:
+    """A tensor of one number, of a shape with the batch size in it (torch.zeros(B, H): a recurrence's first state)."""
+    return SymbolicTensor(Value(as_value(value, "torch.full").expr, tuple(shape)))
+
+
 def _same(x, memory_format=None):
     return x
 
@@ -390,8 +406,15 @@ TORCH_FUNCTIONS = {  # arithmetic, by torch's names and Python's operators (the 
     "aten.square.default": lambda x: x ** 2, "aten.reciprocal.default": lambda x: 1 / x,
     "aten.rsqrt.default": lambda x: x ** -0.5,
     "aten.contiguous.default": _same, "aten.alias.default": _same, "aten.clone.default": _same,
+    "aten.expand.default": lambda x, size, implicit=False: _expand(x, *size),
+    "aten.zeros.default": lambda size, **_: _filled(size, 0), "aten.ones.default": lambda size, **_: _filled(size, 1),
+    "aten.full.default": lambda size, value, **_: _filled(size, value),
+    "aten.zeros_like.default": lambda x, **_: _filled(x.shape, 0),
+    "aten.ones_like.default": lambda x, **_: _filled(x.shape, 1),
+    "aten.full_like.default": lambda x, value, **_: _filled(x.shape, value),
 }
 TORCH_METHODS = {
+    "expand": lambda x, *size: _expand(x, *size),
     "pow": _pow, "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
     "neg": operator.neg, "contiguous": lambda x: x, "size": lambda x, *args, **kwargs: x.size(*args, **kwargs),
     "square": lambda x: x ** 2,

@@ -69,6 +69,7 @@ class GraphTrace:
         if key not in self.params:
             path, name, module = self._owners[id(parameter)]
             stem = module.symbol_stem(name, tag(path)) or (f"{path}_{name}" if path else name).replace(".", "_")
+            stem = stem if stem[:1].isalpha() else "p_" + stem  # a name of code: not 0_weight
             self.params[key] = self.graph.add(stem, parameter.shape, "param", key=key)
         return self.params[key]
 

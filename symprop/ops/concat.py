@@ -70,6 +70,16 @@ def cat(tensors, dim: int = 0) -> SymbolicTensor:
     return SymbolicTensor(traced_graph().apply("concat", values, stem=running().stem("cat"), axes=(axis,)))
 
 
+def stack(tensors, dim: int = 0) -> SymbolicTensor:
+    """torch.stack: tensors of one shape, joined along a new axis `dim`."""
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        raise fail(f"stack expects a list of tensors, got {kind_of(tensors)}")
+    ndim = len(as_value(tensors[0], "stack").shape)
+    axis = axis_of(dim, ndim + 1, "stack")
+    return cat([t.unsqueeze(axis) if isinstance(t, SymbolicTensor) else t.resolve().unsqueeze(axis)
+                if isinstance(t, Parameter) else t.unsqueeze(axis) for t in tensors], axis)
+
+
 def _latex(printer, statement, texts):
     if statement.tensor.axes == (0,):
         return r"\begin{bmatrix} " + r" \\ ".join(texts) + r" \end{bmatrix}"
@@ -83,5 +93,7 @@ primitive(
            "torch": lambda p, s, texts: p._call("torch.cat", f"[{', '.join(texts)}]", f"dim={s.tensor.axes[0]}"),
            "text": lambda p, s, texts: f"concat([{', '.join(texts)}], axis={s.tensor.axes[0]})",
            "latex": _latex, "mathml": lambda p, s, texts: p.named_call("concat", *texts)},
-    torch=TorchNames(functions=("torch.cat", "torch.concat"), aten=("aten.cat.default",)),
-    front={"torch.cat": cat, "torch.concat": cat, "aten.cat.default": cat})
+    torch=TorchNames(functions=("torch.cat", "torch.concat", "torch.stack"), aten=("aten.cat.default",
+                                                                                  "aten.stack.default")),
+    front={"torch.cat": cat, "torch.concat": cat, "aten.cat.default": cat, "torch.stack": stack,
+           "aten.stack.default": stack})

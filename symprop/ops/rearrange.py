@@ -125,12 +125,18 @@ def unsqueeze(x, dim) -> SymbolicTensor:
     return reshape(x, (*shape[:axis], 1, *shape[axis:]))
 
 
-FRONT = {"reshape": reshape, "view": reshape, "transpose": transpose, "permute": permute, "t": t, "flatten": flatten,
-         "squeeze": squeeze, "unsqueeze": unsqueeze}
+def unflatten(x, dim, sizes) -> SymbolicTensor:
+    shape = as_value(x, ".unflatten").shape
+    axis = axis_of(dim, len(shape), ".unflatten")
+    return reshape(x, (*shape[:axis], *sizes, *shape[axis + 1:]))
+
+
+FRONT = {"reshape": reshape, "view": reshape, "unflatten": unflatten, "transpose": transpose, "permute": permute,
+         "t": t, "flatten": flatten, "squeeze": squeeze, "unsqueeze": unsqueeze}
 ATEN = {"aten.view.default": reshape, "aten.reshape.default": reshape, "aten._unsafe_view.default": reshape,
         "aten.permute.default": permute, "aten.transpose.int": transpose, "aten.t.default": t,
         "aten.flatten.using_ints": flatten, "aten.squeeze.dim": squeeze, "aten.squeeze.default": squeeze,
-        "aten.unsqueeze.default": unsqueeze}
+        "aten.unsqueeze.default": unsqueeze, "aten.unflatten.int": unflatten}
 primitive(
     "rearrange", vjp=_vjp, stem="rs", view=True, moves=True,
     spell={"numpy": _code("transpose"), "torch": _code("permute"), "text": _code("transpose"),
