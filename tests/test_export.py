@@ -184,6 +184,37 @@ def test_a_gpt_with_flash_attention_tied_weights_and_a_loss_over_tokens(tmp_path
     agree(model, net, (idx,), t, loss, tmp_path)
 
 
+# -- nanoGPT's forward: (logits, loss), the loss computed by forward itself when targets are given -------------------
+class GPT(TinyGPT):
+    def forward(self, idx, targets=None):
+        b, t = idx.size()
+        assert t <= self.block_size, f"Cannot forward sequence of length {t}, block size is only {self.block_size}"
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        if targets is not None:
+            logits = self.lm_head(x)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+        else:
+            logits = self.lm_head(x[:, [-1], :])
+            loss = None
+        return logits, loss
+
+
+def test_a_gpt_that_computes_its_own_loss(tmp_path):
+    """from_torch(gpt, lambda out: out[1], example_inputs=(idx, targets)): the generated loss_and_gradients takes
+    forward's inputs as they are, (params, idx, targets)."""
+    torch.manual_seed(6)
+    net = GPT().double()
+    net.lm_head.weight = net.transformer.wte.weight
+    idx, targets = torch.randint(0, 13, (3, 4)), torch.randint(0, 13, (3, 4))
+    model = S.from_torch(net, lambda out: out[1], example_inputs=(idx, targets), name="gpt_own_loss")
+    assert list(model.inputs) == ["idx"]
+    agree(model, net, (idx,), targets, lambda out, t: net(idx, t)[1], tmp_path)
+
+
 # -- makemore's RNN: a cell called in a Python loop over positions, a learned start state expanded to the batch --------
 class RNN(nn.Module):
     def __init__(self, vocab_size=11, n_embd=6, n_embd2=8):

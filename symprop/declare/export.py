@@ -47,8 +47,47 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
         text = " ".join(str(error).split())[:200]
         raise SymPropError(f"forward fails on the example inputs: {type(error).__name__}: {text}",
                            "example_inputs") from None
+    if _of_one(loss):  # forward computes its own loss, of its last input: loss(out) picks it from the outputs
+        if example_target is not None:
+            raise SymPropError("a loss of forward's output alone reads its targets from forward's inputs: leave "
+                               "example_target out", "example_target")
+        net.split_at(*_logits_and_loss(output, loss, example_inputs[0].shape[0]))
+        del inputs[names[-1]]
+
+        def own_loss(y, t):
+            return net.loss_of_forward(y, t)
+
+        return Model(net, own_loss, name=name, inputs=inputs, target=target, source=source)
     symprop_loss = _loss(loss, module, output, example_target, net)
     return Model(net, symprop_loss, name=name, inputs=inputs, target=target, source=source)
+
+
+def _of_one(loss) -> bool:
+    """Whether a loss function takes one argument (forward's output) rather than (output, target)."""
+    import inspect
+
+    if not callable(loss) or type(loss).__module__.startswith("torch"):
+        return False
+    try:
+        parameters = [p for p in inspect.signature(loss).parameters.values() if p.default is p.empty]
+    except (TypeError, ValueError):
+        return False
+    return len(parameters) == 1
+
+
+def _logits_and_loss(output, loss, batch: int) -> tuple[int, int]:
+    """(the position of the network's output, of its loss) among forward's outputs, as torch.export flattens them."""
+    from torch.utils._pytree import tree_flatten
+
+    flat = tree_flatten(output)[0]
+    chosen = loss(output)
+    found = [i for i, x in enumerate(flat) if x is chosen]
+    if not found or chosen.dim() != 0:
+        raise SymPropError("loss(out) must return the loss that forward computes: one of its outputs, a number", "loss")
+    logits = [i for i, x in enumerate(flat) if i != found[0] and getattr(x, "dim", lambda: 0)() and x.shape[0] == batch]
+    if not logits:
+        raise SymPropError("forward returns no output with the batch axis beside its loss", "forward")
+    return logits[0], found[0]
 
 
 def _loss(loss, module, output, example_target, net: Exported):
@@ -135,20 +174,53 @@ class Exported(Module):
         return self.torch_name
 
     def forward(self, *inputs):
-        return self.replay(inputs, every_parameter(self))
+        if self.split is None:
+            return self.replay(inputs, every_parameter(self))
+        output, target, _ = self.split  # the network's part: the target's input is not read, but for its batch size
+        batch = inputs[0].shape[0]
+        sizes = Sizes((batch, *(int(d) for d in target.meta["val"].shape[1:])))
+        self._values = self.evaluate(self.network_nodes, {target: sizes}, iter(inputs), every_parameter(self))
+        return self._values[output]
+
+    def loss_of_forward(self, output, t):
+        """The rest of the program, from where forward stopped: the loss it computes itself, of its target `t`."""
+        node, target, loss = self.split
+        values = {**self._values, node: output, target: t}
+        rest = [n for n in self.program.graph.nodes if n not in values and n.op not in ("placeholder", "output")]
+        return self.evaluate(rest, values, iter(()), every_parameter(self))[loss]
+
+    def split_at(self, output: int, loss: int) -> None:
+        """Make forward compute the program's output number `output` (the logits) and loss_of_forward its output number
+        `loss`, computed from the forward's last input, which the logits do not read (the target)."""
+        graph = self.program.graph
+        outputs = next(n for n in graph.nodes if n.op == "output").args[0]
+        users = [n for n in graph.nodes if n.op == "placeholder" and n.name not in self._parameters_of and
+                 n.name not in self._buffers_of]
+        reads = _reads(graph)
+        target = users[-1]
+        if target in reads[outputs[output]] or target not in reads[outputs[loss]]:
+            raise SymPropError("the model's own loss must read its last input (the targets), and its output must not",
+                               "loss")
+        self.split = (outputs[output], target, outputs[loss])
+        self.network_nodes = [n for n in graph.nodes if n.op != "output" and target not in reads[n] | {n}]
+
+    split = None
 
     def replay(self, inputs: tuple, parameters: dict):
         """The program's output, computed on `inputs` (symbolic tensors or torch tensors) and `parameters` (state_dict
         key -> Parameter)."""
-        values = {}
-        arguments = iter(inputs)
-        for node in self.program.graph.nodes:
+        values = self.evaluate(list(self.program.graph.nodes), {}, iter(inputs), parameters)
+        outputs = values["output"]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def evaluate(self, nodes: list, values: dict, arguments, parameters: dict) -> dict:
+        """`values` with each of `nodes` computed in order (the output node's, under "output")."""
+        for node in nodes:
             try:
                 if node.op == "placeholder":
                     values[node] = self._placeholder(node.name, arguments, parameters)
                 elif node.op == "output":
-                    outputs = _load(node.args[0], values)
-                    return outputs[0] if len(outputs) == 1 else tuple(outputs)
+                    values["output"] = _load(node.args[0], values)
                 else:
                     values[node] = _call(node, _load(node.args, values), _load(node.kwargs, values))
             except SymPropError as error:
@@ -161,7 +233,7 @@ class Exported(Module):
                 text = " ".join(str(error).split())[:200]
                 raise SymPropError(f"{aten_name(node.target)}: {type(error).__name__}: {text}", location(node)) \
                     from None
-        return None
+        return values
 
     def _placeholder(self, name: str, arguments, parameters: dict):
         if name in self._parameters_of:
@@ -169,6 +241,26 @@ class Exported(Module):
         if name in self._buffers_of:
             return self._buffers_of[name]
         return next(arguments)
+
+
+def _reads(graph) -> dict:
+    """node -> the nodes whose values it reads, directly or not (a size is not a value: forward may read the batch size
+    from the targets, which is every input's)."""
+    reads: dict = {}
+    for node in graph.nodes:
+        direct = [] if aten_name(node.target) == "aten.sym_size.int" else node.all_input_nodes
+        reads[node] = set(direct).union(*(reads[a] for a in direct))
+    return reads
+
+
+class Sizes:
+    """The shape of an input that is not read, only its sizes (the targets, while forward computes the logits)."""
+
+    def __init__(self, shape: tuple):
+        self.shape = shape
+
+    def size(self, dim: int):
+        return self.shape[dim]
 
 
 class Part(Module):
