@@ -90,7 +90,9 @@ def _logits_and_loss(output, loss, batch: int) -> tuple[int, int]:
     return logits[0], found[0]
 
 
-def _loss(loss, module, output, example_target, net: Exported):
+def torch_loss(loss):
+    """The symprop loss of a torch loss module (one of torch.nn's); None for a loss function; a module symprop
+    does not have is refused."""
     torch = require_torch("from_torch")
     op = by_module(type(loss).__name__) if isinstance(loss, torch.nn.Module) else None
     if op is not None and is_loss(op.layer_class) and type(loss) is getattr(torch.nn, type(loss).__name__):
@@ -99,12 +101,15 @@ def _loss(loss, module, output, example_target, net: Exported):
         losses = [name for name, cls in layers().items() if is_loss(cls) and cls.from_torch]
         raise SymPropError(f"{type(loss).__name__} is not a loss symprop has; pass a torch.nn loss "
                            f"({', '.join(losses)}) or a function of (output, target)", "loss")
-    if not torch.is_tensor(example_target):
-        raise SymPropError("a loss function is exported on an example target: give example_target", "example_target")
+    return None
+
+
+def loss_holder(loss, module):
+    """A loss function as a torch module that holds the network (net), so that a tracer sees the network's parameters
+    that the loss reads by their keys."""
+    torch = require_torch("from_torch")
 
     class Holder(torch.nn.Module):
-        """The loss as a module, so that torch.export sees the network's parameters it reads by their keys."""
-
         def __init__(self):
             super().__init__()
             self.net = module
@@ -112,7 +117,17 @@ def _loss(loss, module, output, example_target, net: Exported):
         def forward(self, y, t):
             return loss(y, t)
 
-    holder = Holder()
+    return Holder()
+
+
+def _loss(loss, module, output, example_target, net: Exported):
+    torch = require_torch("from_torch")
+    known = torch_loss(loss)
+    if known is not None:
+        return known
+    if not torch.is_tensor(example_target):
+        raise SymPropError("a loss function is exported on an example target: give example_target", "example_target")
+    holder = loss_holder(loss, module)
     replay = Exported(_export(holder, (output.detach(), example_target), "loss"), holder)
 
     def replayed(y, t):  # the network's parameters that the loss reads (net.<key>) are the Model's own

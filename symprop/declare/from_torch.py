@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import SymPropError
 from ..ops.registry import by_module, is_loss, layers
-from .export import exported_model
+from .export import exported_model, loss_holder, torch_loss
 from .model import Model
 from .module import Module
 from .tensor import Parameter, accepted, torch_callable, torch_method, torch_name
@@ -45,15 +45,9 @@ def from_torch(module, loss, inputs=None, name: str = "model", sequence: int | N
     if not isinstance(module, torch.nn.Module):
         raise SymPropError(f"expected a torch.nn.Module, got {type(module).__name__}", "module")
     net = _translate(module, "forward")
-    op = by_module(type(loss).__name__) if isinstance(loss, torch.nn.Module) else None
-    if op is not None and is_loss(op.layer_class) and type(loss) is getattr(torch.nn, type(loss).__name__):
-        symprop_loss = op.layer_class.from_torch(loss)
-    elif isinstance(loss, torch.nn.Module) or not callable(loss):
-        losses = [name for name, cls in layers().items() if is_loss(cls) and cls.from_torch]
-        raise SymPropError(f"{type(loss).__name__} is not a loss symprop has; pass a torch.nn loss "
-                           f"({', '.join(losses)}) or a function of (output, target)", "loss")
-    else:
-        symprop_loss = _translate_loss(loss, module, net)  # class indices are found as the loss is traced
+    symprop_loss = torch_loss(loss)
+    if symprop_loss is None:  # a loss function: class indices are found as it is traced
+        symprop_loss = _translate_loss(loss, module, net)
     return Model(net, symprop_loss, name=name, inputs=inputs, sequence=sequence, target=target, source=source)
 
 
@@ -209,17 +203,7 @@ def _causal(mask, root, name: str) -> bool:
 def _translate_loss(loss, module, net: Traced):
     """A loss function written with torch operations, traced as a method of a module that holds the network
     (so that the network's parameters it reads are known by name)."""
-    torch = _torch()
-
-    class Holder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = module
-
-        def forward(self, y, t):
-            return loss(y, t)
-
-    graph, locations = _trace(Holder(), "loss")
+    graph, locations = _trace(loss_holder(loss, module), "loss")
     for node in graph.nodes:
         if node.op == "call_module":
             raise SymPropError(f"the loss calls {node.target}: call layers in forward, not in the loss",
