@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import symprop as S
+import symprop.functional as SF
 from symprop.check import random_batch, reference
 from symprop.derivation import Derivation
 from symprop.ops.registry import OPS, lookup
@@ -304,6 +305,17 @@ class Masked(S.Module):
         return self.head((scores.softmax(-1) @ v).flatten(1))
 
 
+class WeightOnlyNorm(S.Module):
+    """A layer norm with a weight and no bias, as nanoGPT's LayerNorm(bias=False) calls F.layer_norm."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.weight = S.Linear(3, 4), S.Parameter((4,), init="ones")
+
+    def forward(self, x):
+        return SF.layer_norm(self.fc(x), self.weight.shape, self.weight, None, 1e-5)
+
+
 def _through(body, width: int = 4):
     return lambda: S.Model(Through(body, width), S.MSELoss(), inputs=3)
 
@@ -336,6 +348,7 @@ MODELS = {  # row -> (op, a function that makes the model)
                                      lambda: S.Model(Masked(sdpa=True), S.MSELoss(), inputs={"x": (3, 4)})),
     "linear": ("linear", lambda: S.Model(_sequence(S.Linear(3, 4)), S.MSELoss(), inputs=3)),
     "layer_norm": ("layer_norm", lambda: S.Model(_sequence(S.Linear(3, 4), S.LayerNorm(4)), S.MSELoss(), inputs=3)),
+    "layer_norm-weight_only": ("layer_norm", lambda: S.Model(WeightOnlyNorm(), S.MSELoss(), inputs=3)),
     "embedding": ("embedding", lambda: S.Model(_sequence(S.Embedding(5, 3), S.MeanPool(), S.Linear(3, 2)),
                                                S.MSELoss(), inputs={"x": (4,)})),
     "softmax": ("softmax", lambda: S.Model(_sequence(S.Linear(3, 4), S.Softmax()), S.MSELoss(), inputs=3)),

@@ -35,8 +35,9 @@ def layer_norm_graph(g: Graph, value: Value, eps: float, affine, name: str) -> V
     normed = g.named(Value(centred.expr * rstd.expr, value.shape), f"xhat_{name}")
     if affine is None:
         return normed
-    weight, bias = (part() if callable(part) else part for part in affine)
-    return g.named(Value(normed.expr * weight.expr + bias.expr, value.shape), name)
+    weight, bias = (part() if callable(part) else part for part in affine)  # either may be None (no bias)
+    scaled = normed.expr * weight.expr if weight is not None else normed.expr
+    return g.named(Value(scaled + bias.expr if bias is not None else scaled, value.shape), name)
 
 
 def functional(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -49,11 +50,10 @@ def functional(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     if shape != value.shape[-1:]:
         raise fail(f"F.layer_norm normalizes the last axis: normalized_shape {shape!r} does not fit input "
                    f"{shape_text(value.shape)}")
-    if (weight is None) != (bias is None):
-        raise fail("F.layer_norm: give both weight and bias, or neither")
-    affine = None
-    if weight is not None:
-        affine = tuple(_affine(part, shape, name) for part, name in ((weight, "weight"), (bias, "bias")))
+    affine = None  # LayerNorm(bias=False) gives a weight alone
+    if weight is not None or bias is not None:
+        affine = tuple(None if part is None else _affine(part, shape, name)
+                       for part, name in ((weight, "weight"), (bias, "bias")))
     trace = running()
     return SymbolicTensor(layer_norm_graph(trace.graph, value, eps, affine, trace.stem("h")))
 
