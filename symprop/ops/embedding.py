@@ -24,12 +24,13 @@ def functional(input, weight):
     if not isinstance(input, SymbolicTensor) and not isinstance(weight_, SymbolicTensor):
         return torch_function(TORCH.functions[0])(input, weight_)
     table = symbolic(weight_, "F.embedding weight")
-    if in_torch(input):  # constant ids: positions, torch.arange(t), are the table's first t rows
-        if input.dim() != 1 or not input.numel() or not bool((input == input[0] + _arange(input)).all()):
+    if in_torch(input):  # constant ids: positions, torch.arange(t) (or of shape (1, t)), are rows of the table
+        ids = input.reshape(-1)
+        if any(d != 1 for d in input.shape[:-1]) or not ids.numel() or not bool((ids == ids[0] + _arange(ids)).all()):
             raise fail("F.embedding of constant ids other than consecutive positions (torch.arange) is not supported")
-        start = int(input[0])
-        return SymbolicTensor(weight_.value if (start, input.numel()) == (0, table.shape[0]) else
-                              weight_[start:start + input.numel()].value)
+        start = int(ids[0])
+        rows = weight_ if (start, ids.numel()) == (0, table.shape[0]) else weight_[start:start + ids.numel()]
+        return rows if input.dim() == 1 else rows.reshape(*input.shape, table.shape[1])
     trace = running()
     tensor = trace.graph.tensors.get(input.value.expr) if isinstance(input, SymbolicTensor) else None
     while tensor is not None and fact(tensor.op, "moves"):  # idx[:, k], idx.view(-1): the input's ids, moved
