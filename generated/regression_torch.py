@@ -49,6 +49,19 @@ def check_shapes(**arrays):
         batch = shape[0]
 
 
+def check_params(params):
+    """ValueError, one line for each key of params that is missing, unexpected or wrongly shaped."""
+    problems = [f"params lacks {key!r}, of shape {shape}" for key, shape in PARAM_SHAPES.items() if key not in params]
+    for key, value in params.items():
+        shape = tuple(getattr(value, "shape", ()))
+        if key not in PARAM_SHAPES:
+            problems.append(f"params has {key!r}, which is not a key of PARAM_SHAPES")
+        elif shape != PARAM_SHAPES[key]:
+            problems.append(f"params[{key!r}] has shape {shape}; expected {PARAM_SHAPES[key]}")
+    if problems:
+        raise ValueError("\n".join(problems))
+
+
 def init_params(seed=0, dtype=torch.float64, device=None):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     generator = torch.Generator().manual_seed(seed)
@@ -198,6 +211,7 @@ def train(
     Returns (params, history), history holding each epoch's mean training loss; callback, if given,
     is called as callback(epoch, mean_loss, params) after every epoch.
     """
+    check_params(params)
     generator = torch.Generator().manual_seed(seed)
     step = {"sgd": sgd_step, "adam": adam_step, "adamw": adamw_step}[optimizer]
     options = {"momentum": momentum} if optimizer == "sgd" else {}
@@ -242,15 +256,25 @@ class Module(torch.nn.Module):
     """
 
     def __init__(self, params=None, seed=0):
+        """params: PARAM_SHAPES' tensors; None: init_params(seed)."""
         super().__init__()
-        for key, value in (init_params(seed) if params is None else params).items():
-            *path, name = key.split(".")
-            owner = self
-            for part in path:  # "0.self_attn.in_proj_weight": submodules 0 and self_attn, as torch nests them
-                if part not in owner._modules:
-                    owner.add_module(part, torch.nn.Module())
-                owner = owner._modules[part]
-            owner.register_parameter(name, torch.nn.Parameter(torch.as_tensor(value).clone()))
+        if params is not None:
+            check_params(params)
+        values = init_params(seed) if params is None else params
+        for key in PARAM_SHAPES:
+            self._put(key, torch.nn.Parameter(torch.as_tensor(values[key]).clone()))
+
+    def _put(self, key, value, buffer=False):
+        *path, name = key.split(".")
+        owner = self
+        for part in path:  # "0.self_attn.in_proj_weight": submodules 0 and self_attn, as torch nests them
+            if part not in owner._modules:
+                owner.add_module(part, torch.nn.Module())
+            owner = owner._modules[part]
+        if buffer:
+            owner.register_buffer(name, value)
+        else:
+            owner.register_parameter(name, value)
 
     def params(self):
         """{key: parameter}, in PARAM_SHAPES' order."""

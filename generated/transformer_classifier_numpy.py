@@ -138,6 +138,19 @@ def check_shapes(**arrays):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
 
 
+def check_params(params):
+    """ValueError, one line for each key of params that is missing, unexpected or wrongly shaped."""
+    problems = [f"params lacks {key!r}, of shape {shape}" for key, shape in PARAM_SHAPES.items() if key not in params]
+    for key, value in params.items():
+        shape = tuple(getattr(value, "shape", ()))
+        if key not in PARAM_SHAPES:
+            problems.append(f"params has {key!r}, which is not a key of PARAM_SHAPES")
+        elif shape != PARAM_SHAPES[key]:
+            problems.append(f"params[{key!r}] has shape {shape}; expected {PARAM_SHAPES[key]}")
+    if problems:
+        raise ValueError("\n".join(problems))
+
+
 def init_params(seed=0, dtype=np.float64):
     """torch's default initialization, drawn in float64: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)); transformer
     layers: attention's in-projection Xavier-uniform, its biases zero, the rest as Linear and LayerNorm."""
@@ -558,6 +571,7 @@ def train(
     Returns (params, history), history holding each epoch's mean training loss; callback, if given,
     is called as callback(epoch, mean_loss, params) after every epoch.
     """
+    check_params(params)
     rng = np.random.default_rng(seed)
     step = {"sgd": sgd_step, "adam": adam_step, "adamw": adamw_step}[optimizer]
     options = {"momentum": momentum} if optimizer == "sgd" else {}

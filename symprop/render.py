@@ -158,6 +158,8 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         summary=derivation.summary(),
         closed_forms=closed_forms,
         param_shapes=list(model.parameters.items()),
+        tied_keys=list(model.tied_keys.items()),
+        buffer_shapes=list(model.buffer_shapes.items()),
         input_shapes=[(name, (None, *shape[1:]), input_comment(model, name))
                       for name, shape in model.input_shapes.items()],
         batch_inputs=", ".join(f"{name}[batch]" for name in model.input_shapes),

@@ -338,3 +338,63 @@ def test_what_symprop_lacks_is_refused_in_one_line(make, op):
     with pytest.raises(S.SymPropError, match=op) as error:
         S.derive_network(S.from_torch(net, nn.MSELoss(), example_inputs=(torch.randn(3, 4, 5),)))
     assert "\n" not in str(error.value)
+
+
+# -- state dicts: the generated torch Module takes the source's and gives back one the source loads ------------------
+def test_a_state_dict_round_trips_with_tied_weights_and_buffers(tmp_path):
+    """Module(net.state_dict()) trains the tied weight once, under both keys; net.load_state_dict(m.state_dict())
+    (strict) puts the trained weights back, and the source then computes the generated Module's loss."""
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(13, 8)
+            self.block = Block()  # a causal mask registered as a buffer (minGPT's "bias")
+            self.lm_head = nn.Linear(8, 13, bias=False)
+            self.lm_head.weight = self.wte.weight
+
+        def forward(self, idx):
+            return self.lm_head(self.block(self.wte(idx)))
+
+    torch.manual_seed(4)
+    net = Tied().double()
+    idx, t = torch.randint(0, 13, (3, 4)), torch.randint(0, 13, (3, 4))
+
+    def loss(logits, targets):
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    model = S.from_torch(net, loss, example_inputs=(idx,), example_target=t, name="tied")
+    module = generated_modules(model, tmp_path, ("torch",))["torch"]
+    assert module.TIED_KEYS == {"lm_head.weight": "wte.weight"}
+    assert module.BUFFER_SHAPES == {"block.attn.bias": (1, 1, 4, 4)}
+    generated = module.Module(net.state_dict())
+    assert generated.state_dict().keys() == net.state_dict().keys()
+    assert generated.lm_head.weight is generated.wte.weight
+    optimizer = torch.optim.SGD(generated.parameters(), lr=0.1)
+    for _ in range(3):
+        optimizer.zero_grad()
+        generated(idx, t).backward()
+        optimizer.step()
+    trained = generated(idx, t).item()
+    net.load_state_dict(generated.state_dict())
+    assert relative_error(loss(net(idx), t), torch.tensor(trained, dtype=torch.float64)) <= TOLERANCE
+    assert not torch.equal(net.wte.weight, Tied().double().wte.weight)
+
+
+def test_a_state_dict_with_wrong_keys_or_shapes_gets_a_line_for_each(tmp_path):
+    torch.manual_seed(0)
+    net = NeuralNetwork().double()
+    x = torch.randn(2, 6, 6, dtype=torch.float64)
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), name="quickstart")
+    module = generated_modules(model, tmp_path, ("torch",))["torch"]
+    state = net.state_dict()
+    key = next(iter(state))
+    state["extra.weight"] = torch.zeros(3)
+    state[key] = torch.zeros(2, 2)
+    del state[list(state)[1]]
+    with pytest.raises(ValueError) as error:
+        module.Module(state)
+    lines = str(error.value).splitlines()
+    assert len(lines) == 3
+    assert any("lacks" in line for line in lines) and any("'extra.weight'" in line for line in lines)
+    assert any(f"params[{key!r}] has shape (2, 2)" in line for line in lines)

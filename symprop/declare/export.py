@@ -11,6 +11,7 @@ the derivation. The same replay runs on torch tensors, which is the reference th
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import sympy as sp
@@ -144,13 +145,29 @@ def _export(module, args: tuple, what: str):
 
     batch = Dim("batch")
     try:
-        return export(module, args, dynamic_shapes=tuple({0: batch} for _ in args))
+        with _masks_taken_as_given():
+            return export(module, args, dynamic_shapes=tuple({0: batch} for _ in args))
     except Exception as error:  # torch's own explanation, in one line
         text = " ".join(str(error).split())
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
             raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) as a "
                                "number, or has a batch of one); symprop derives for any batch size", what) from None
         raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}", what) from None
+
+
+@contextmanager
+def _masks_taken_as_given():
+    """torch's transformer layers compare a mask's values with a causal mask to choose a faster kernel, which export
+    cannot trace (the values are not known). The comparison only picks a kernel, so the mask is taken as given: the
+    attention applies it, with the same result."""
+    from torch.nn.modules import transformer
+
+    detect = transformer._detect_is_causal_mask
+    transformer._detect_is_causal_mask = lambda mask, is_causal=None, size=None: is_causal is True
+    try:
+        yield
+    finally:
+        transformer._detect_is_causal_mask = detect
 
 
 class Exported(Module):
@@ -163,6 +180,7 @@ class Exported(Module):
         self.torch_name = type(module).__name__
         self._buffers_of = {}  # placeholder -> the buffer's or constant's tensor
         self._parameters_of = {}  # placeholder -> state_dict key
+        self._state_buffers = {}  # state_dict key -> shape, of the buffers that torch saves in a state_dict
         made: dict[int, Parameter] = {}
         tensors = dict(module.named_parameters(remove_duplicate=False))
         for key, tensor in tensors.items():
@@ -175,6 +193,11 @@ class Exported(Module):
             elif kind in ("BUFFER", "CONSTANT_TENSOR"):
                 self._buffers_of[spec.arg.name] = program.constants[spec.target] \
                     if spec.target in program.constants else program.state_dict[spec.target]
+                if kind == "BUFFER" and spec.persistent:
+                    self._state_buffers[spec.target] = tuple(self._buffers_of[spec.arg.name].shape)
+
+    def buffer_shapes(self) -> dict[str, tuple[int, ...]]:
+        return dict(self._state_buffers)
 
     def _place(self, key: str, parameter: Parameter) -> None:
         *path, name = key.split(".")

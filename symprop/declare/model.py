@@ -241,6 +241,16 @@ class Model:
         return {key: p.shape for key, p in self.net.named_parameters()}
 
     @property
+    def tied_keys(self) -> dict[str, str]:
+        """{state_dict key: the key in parameters} for a parameter held under several keys."""
+        return self.net.tied_keys()
+
+    @property
+    def buffer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The source module's buffers, by state_dict key: the generated Module keeps them so state dicts round-trip."""
+        return self.net.buffer_shapes()
+
+    @property
     def initializations(self) -> dict[str, tuple]:
         """How init_params draws each parameter (torch's default for built-in layers): ("uniform", bound) for
         U(-bound, bound), ("normal", std), ("ones",) or ("zeros",)."""

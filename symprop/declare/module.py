@@ -82,6 +82,22 @@ class Module:
         for _, parameter in self.named_parameters():
             yield parameter
 
+    def tied_keys(self) -> dict[str, str]:
+        """{key: first key} for each further key of a parameter held under several (tied weights, as nanoGPT ties
+        its lm_head to the token embedding)."""
+        first: dict[int, str] = {}
+        tied = {}
+        for path, module in self.named_modules():
+            for name, parameter in module._parameters.items():
+                key = f"{path}.{name}" if path else name
+                if first.setdefault(id(parameter), key) != key:
+                    tied[key] = first[id(parameter)]
+        return tied
+
+    def buffer_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The state_dict keys and shapes of the source module's buffers (constants of the derivation)."""
+        return {}
+
     def children(self):
         return iter(self._modules.values())
 
