@@ -266,6 +266,74 @@ def test_torchs_encoder_layer_in_eval_mode(tmp_path):
     agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
 
 
+# -- torch's nn.Transformer as the translation tutorial drives it: a positional-encoding buffer sliced by the length,
+# the target's causal mask made in forward by generate_square_subsequent_mask -------------------------------------
+class PositionalEncoding(nn.Module):
+    def __init__(self, d_model, dropout=0.1, max_len=16):
+        super().__init__()
+        self.dropout = nn.Dropout(p=dropout)
+        position = torch.arange(max_len).unsqueeze(1)
+        div_term = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
+        pe = torch.zeros(1, max_len, d_model)
+        pe[0, :, 0::2] = torch.sin(position * div_term)
+        pe[0, :, 1::2] = torch.cos(position * div_term)
+        self.register_buffer("pe", pe)
+
+    def forward(self, x):
+        return self.dropout(x + self.pe[:, :x.size(1)])
+
+
+class Seq2SeqTransformer(nn.Module):
+    def __init__(self, vocab_size=11, d_model=8):
+        super().__init__()
+        self.src_tok_emb = nn.Embedding(vocab_size, d_model)
+        self.tgt_tok_emb = nn.Embedding(vocab_size, d_model)
+        self.positional_encoding = PositionalEncoding(d_model)
+        self.transformer = nn.Transformer(d_model=d_model, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+                                          dim_feedforward=16, batch_first=True)
+        self.generator = nn.Linear(d_model, vocab_size)
+
+    def forward(self, src, tgt):
+        tgt_mask = nn.Transformer.generate_square_subsequent_mask(tgt.size(1), dtype=torch.float64)
+        src_emb = self.positional_encoding(self.src_tok_emb(src) * math.sqrt(8))
+        tgt_emb = self.positional_encoding(self.tgt_tok_emb(tgt) * math.sqrt(8))
+        return self.generator(self.transformer(src_emb, tgt_emb, tgt_mask=tgt_mask))
+
+
+def test_torchs_transformer_with_a_causal_mask_made_in_forward(tmp_path):
+    torch.manual_seed(7)
+    net = Seq2SeqTransformer().double().eval()
+    src, tgt, t = torch.randint(0, 11, (3, 5)), torch.randint(0, 11, (3, 4)), torch.randint(0, 11, (3, 4))
+
+    def loss(logits, tgt_out):
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1))
+
+    model = S.from_torch(net, loss, example_inputs=(src, tgt), example_target=t, name="seq2seq")
+    agree(model, net, (src, tgt), t, loss, tmp_path)
+
+
+# -- buffers of numbers: a normalization's mean and std, as vision tutorials register them -------------------------
+class Normalized(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]))
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc((x - self.mean) / self.std)
+
+
+def test_buffers_of_numbers_are_constants_written_into_the_code(tmp_path):
+    torch.manual_seed(8)
+    net = Normalized().double()
+    x, t = torch.rand(4, 3, dtype=torch.float64), torch.randint(0, 2, (4,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), name="normalized")
+    agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
+    code = (tmp_path / "normalized_numpy.py").read_text()
+    assert all(repr(float(v)) in code for v in (*net.mean, *net.std))  # exactly, once, at the top
+
+
 # -- what is refused, in one line --------------------------------------------------------------------------------
 def test_an_op_symprop_lacks_is_refused_with_the_users_line():
     class Sorting(nn.Module):
@@ -328,11 +396,23 @@ def test_the_cli_derives_and_checks_what_a_factory_returns(tmp_path):
     assert checked.exit_code == 0, checked.output
 
 
+class FixedProjection(nn.Module):
+    """A random projection held as a buffer: 5 x 1000 numbers, more than symprop writes into code."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("projection", torch.randn(5, 1000))
+
+    def forward(self, x):
+        return x @ self.projection
+
+
 @pytest.mark.filterwarnings("ignore:The tensor attributes")  # torch's, on exporting nn.GRU
 @pytest.mark.parametrize("make, op", [
     (lambda: nn.Sequential(nn.GRU(5, 8, batch_first=True)), "aten.gru.input"),
     (lambda: nn.Sequential(nn.Linear(5, 5), nn.Dropout(0.5)), "p must be 0.0"),
-], ids=["gru", "dropout-training"])
+    (FixedProjection, "a constant tensor of 5000 numbers"),
+], ids=["gru", "dropout-training", "large-constant"])
 def test_what_symprop_lacks_is_refused_in_one_line(make, op):
     net = make().train()
     with pytest.raises(S.SymPropError, match=op) as error:

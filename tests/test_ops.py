@@ -342,6 +342,8 @@ MODELS = {  # row -> (op, a function that makes the model)
                                                    inputs={"x": (3, 4)})),
     "sinusoid": ("sinusoid", lambda: S.Model(_sequence(S.PositionalEncoding(5, 4, learned=False), S.Linear(4, 2)),
                                              S.MSELoss(), inputs={"x": (5, 4)})),
+    "constant": ("constant", _through(lambda h: (h - torch.tensor([0.5, -1.0, 0.25, 2.0])) /
+                                      torch.tensor([3.0, 0.5, 1.5, 4.0]))),
     "padding_mask": ("padding_mask", lambda: S.Model(Padded(), S.MSELoss(), inputs={"x": (3, 4), "pad": (3,)})),
     "masked_fill": ("masked_fill", lambda: S.Model(Masked(), S.MSELoss(), inputs={"x": (3, 4)})),
     "scaled_dot_product_attention": ("scaled_dot_product_attention",

@@ -231,7 +231,8 @@ class Model:
                  sp.srepr(lowered.output.expr), sp.srepr(lowered.loss.expr)]
         for t in lowered.graph.tensors.values():
             parts.append(repr((t.name, t.op, t.shape, t.spec, t.axes, t.key, t.bounds, t.split, t.perm,
-                               t.index_range, t.boolean)) + ";".join(sp.srepr(op.expr) for op in t.operands))
+                               t.index_range, t.boolean)) + ";".join(sp.srepr(op.expr) for op in t.operands) +
+                         (repr(t.data) if t.data else ""))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     # -- what the trace found ------------------------------------------------------------------

@@ -59,7 +59,7 @@ def constant(tensor, where: str) -> Value:
             if found is not None:
                 return found
     raise fail(f"{where}: a constant tensor of shape {shape_text(tuple(tensor.shape))} (a buffer, or a tensor made in "
-               "forward) that is not a causal mask: not supported yet")
+               "forward) of a kind symprop does not read")
 
 
 def kind_of(thing) -> str:

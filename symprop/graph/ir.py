@@ -44,6 +44,7 @@ class Tensor:
     index_range: int | None = None  # an input of integer indices, each in [0, index_range) (token ids)
     boolean: bool = False  # an input of booleans: a key padding mask, True where a position is padding
     shift: bool = False  # max: a shift the value it is taken from cancels exactly (a max shifted out): no gradient
+    data: tuple = ()  # a constant's numbers, row-major (a buffer the model holds), as the code writes them
 
     @property
     def name(self) -> str:

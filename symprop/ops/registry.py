@@ -67,10 +67,13 @@ def cotangent_rule(rule: Callable) -> Callable:
 CONSTANT_RULES: list[Callable] = []  # (graph, torch tensor) -> a Value or None: an op's reading of a constant
 
 
-def constant_rule(rule: Callable) -> Callable:
+def constant_rule(rule: Callable | None = None, *, last: bool = False):
     """Register an op's reading of a constant tensor that the model computes from sizes alone or holds as a buffer
-    (a causal mask is the causal_mask op): the tensor as a value of the graph, or None where it is not the op's."""
-    CONSTANT_RULES.append(rule)
+    (a causal mask is the causal_mask op): the tensor as a value of the graph, or None where it is not the op's.
+    `last`: tried after every other (a table of numbers, which takes any tensor)."""
+    if rule is None:
+        return lambda r: constant_rule(r, last=last)
+    CONSTANT_RULES.insert(len(CONSTANT_RULES) if last else 0, rule)
     return rule
 
 

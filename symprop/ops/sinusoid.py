@@ -4,7 +4,7 @@ position / 10000^(2i/width) in alternate columns. A constant has no derivative."
 from __future__ import annotations
 
 from .primitive import primitive
-from .registry import Helper
+from .registry import Helper, constant_rule
 
 NUMPY = Helper("sinusoid", '''
 def sinusoid(length, width, dtype):
@@ -30,6 +30,31 @@ def sinusoid(length, width, dtype, device):
 
 def sinusoid_table(graph, length: int, width: int, stem: str):
     return graph.apply("sinusoid", (), stem=stem, shape=(length, width))
+
+
+@constant_rule
+def _table(graph, tensor):
+    """A positional table that equals the sinusoidal encoding (its first rows, with leading axes of one, as a buffer
+    `pe` sliced by the length holds them): the sinusoid op, written as its formula."""
+    import math
+
+    import torch
+
+    if tensor.dim() < 2 or not tensor.is_floating_point():
+        return None
+    *ones, length, width = tensor.shape
+    if any(d != 1 for d in ones) or width % 2 or not length * width:
+        return None
+    position = torch.arange(length, dtype=torch.float64)[:, None]
+    rate = torch.exp(torch.arange(0, width, 2, dtype=torch.float64) * (-math.log(10000.0) / width))
+    table = torch.zeros(length, width, dtype=torch.float64)
+    table[:, 0::2], table[:, 1::2] = torch.sin(position * rate), torch.cos(position * rate)
+    tolerance = 1e-12 if tensor.dtype == torch.float64 else 1e-6
+    if not torch.allclose(tensor.detach().double().reshape(length, width), table, rtol=0, atol=tolerance):
+        return None
+    value = sinusoid_table(graph, length, width, "positions")
+    return graph.apply("rearrange", (value,), shape=tuple(tensor.shape), split=value.shape, perm=(0, 1)) if ones \
+        else value
 
 
 def _code(helper):
