@@ -247,6 +247,34 @@ def test_makemores_rnn_unrolled_at_the_examples_length(tmp_path):
     agree(model, net, (idx,), t, loss, tmp_path)
 
 
+# -- torch's recurrent layers, lowered by torch's own decomposition table: a GRU language model, an LSTM on top --------
+class RecurrentLM(nn.Module):
+    def __init__(self, vocab_size=7, n_embd=5, hidden=8):
+        super().__init__()
+        self.wte = nn.Embedding(vocab_size, n_embd)
+        self.gru = nn.GRU(n_embd, hidden, batch_first=True)
+        self.lstm = nn.LSTM(hidden, 6, batch_first=True)
+        self.lm_head = nn.Linear(6, vocab_size)
+
+    def forward(self, idx):
+        out, _ = self.gru(self.wte(idx))
+        out, (h, c) = self.lstm(out)
+        return self.lm_head(out)
+
+
+@pytest.mark.filterwarnings("ignore:The tensor attributes")  # torch's, on exporting nn.GRU and nn.LSTM
+def test_nn_gru_and_nn_lstm_unrolled_by_torchs_decompositions(tmp_path):
+    torch.manual_seed(9)
+    net = RecurrentLM().double().eval()
+    idx, t = torch.randint(0, 7, (3, 4)), torch.randint(0, 7, (3, 4))
+
+    def loss(logits, targets):
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    model = S.from_torch(net, loss, example_inputs=(idx,), example_target=t, name="recurrent_lm")
+    agree(model, net, (idx,), t, loss, tmp_path)
+
+
 # -- torch's own encoder layer, with its default dropout, in eval mode -----------------------------------------------
 class Classifier(nn.Module):
     def __init__(self):
@@ -407,12 +435,10 @@ class FixedProjection(nn.Module):
         return x @ self.projection
 
 
-@pytest.mark.filterwarnings("ignore:The tensor attributes")  # torch's, on exporting nn.GRU
 @pytest.mark.parametrize("make, op", [
-    (lambda: nn.Sequential(nn.GRU(5, 8, batch_first=True)), "aten.gru.input"),
     (lambda: nn.Sequential(nn.Linear(5, 5), nn.Dropout(0.5)), "p must be 0.0"),
     (FixedProjection, "a constant tensor of 5000 numbers"),
-], ids=["gru", "dropout-training", "large-constant"])
+], ids=["dropout-training", "large-constant"])
 def test_what_symprop_lacks_is_refused_in_one_line(make, op):
     net = make().train()
     with pytest.raises(S.SymPropError, match=op) as error:

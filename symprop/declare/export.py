@@ -146,13 +146,44 @@ def _export(module, args: tuple, what: str):
     batch = Dim("batch")
     try:
         with _masks_taken_as_given():
-            return export(module, args, dynamic_shapes=tuple({0: batch} for _ in args))
+            return _lowered(export(module, args, dynamic_shapes=tuple({0: batch} for _ in args)))
     except Exception as error:  # torch's own explanation, in one line
         text = " ".join(str(error).split())
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
             raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) as a "
                                "number, or has a batch of one); symprop derives for any batch size", what) from None
         raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}", what) from None
+
+
+def _lowered(program):
+    """The program with each operation that symprop does not read, and that reads the inputs or parameters, lowered by
+    torch's own decomposition table (nn.GRU and nn.LSTM into linear layers, gates and slices), until none is left
+    that the table lowers."""
+    from torch.export import default_decompositions
+
+    table = default_decompositions()
+    while True:
+        lacking = {node.target for node in _variable_nodes(program) if not _known(aten_name(node.target))}
+        lowerable = {op: table[op] for op in lacking if op in table}
+        if not lowerable:
+            return program
+        program = program.run_decompositions(lowerable)
+
+
+def _variable_nodes(program) -> list:
+    """The operations that read the user's inputs or the parameters, directly or not (the rest are constants)."""
+    kinds = {spec.arg.name: spec.kind.name for spec in program.graph_signature.input_specs}
+    variable = set()
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and kinds.get(node.name) in ("USER_INPUT", "PARAMETER"):
+            variable.add(node)
+        elif node.op == "call_function" and any(a in variable for a in node.all_input_nodes):
+            variable.add(node)
+    return [n for n in variable if n.op == "call_function"]
+
+
+def _known(name: str) -> bool:
+    return name in ("operator.getitem", "aten.sym_size.int") or by_aten(name) is not None or name in TORCH_FUNCTIONS
 
 
 @contextmanager

@@ -128,12 +128,23 @@ def chunk(x, chunks: int, dim: int = 0) -> tuple:
     return split(x, -(-length // chunks), axis)
 
 
-FRONT = {"__getitem__": getitem, "split": split, "chunk": chunk, "torch.split": split, "torch.chunk": chunk,
-         "aten.slice.Tensor": _aten_slice, "aten.select.int": _aten_select, "aten.split.Tensor": split,
-         "aten.split_with_sizes.default": split, "aten.chunk.default": chunk}
+def unbind(x, dim: int = 0) -> tuple:
+    """x.unbind(dim): each entry along dim, that axis dropped (an unrolled RNN's steps)."""
+    axis = axis_of(dim, len(as_value(x, ".unbind").shape), ".unbind")
+    length = as_value(x, ".unbind").shape[axis]
+    if length == N:
+        raise fail(".unbind: the batch axis is taken whole")
+    return tuple(_along(x, axis, i) for i in range(length))
+
+
+FRONT = {"__getitem__": getitem, "split": split, "chunk": chunk, "unbind": unbind, "torch.split": split,
+         "torch.chunk": chunk, "torch.unbind": unbind, "aten.slice.Tensor": _aten_slice,
+         "aten.select.int": _aten_select, "aten.split.Tensor": split, "aten.split_with_sizes.default": split,
+         "aten.chunk.default": chunk, "aten.unbind.int": unbind}
 primitive(
     "slice", shape=_shape, vjp=_vjp, stem="sl", moves=True,
     spell={"numpy": _code, "torch": _code, "text": _code, "latex": _latex, "mathml": _mathml},
-    torch=TorchNames(functions=("torch.split", "torch.chunk"), methods=("__getitem__", "split", "chunk"),
+    torch=TorchNames(functions=("torch.split", "torch.chunk", "torch.unbind"),
+                     methods=("__getitem__", "split", "chunk", "unbind"),
                      aten=tuple(name for name in FRONT if name.startswith("aten."))),
     front=FRONT)

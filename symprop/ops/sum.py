@@ -59,9 +59,17 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") ->
         inside_shape = graph.shape_of(inside)
         present = {a for a in reduced if dims_at(inside_shape, a, ndim) not in (None, 1)}
         count = size([value.shape[a] for a in reduced - present])  # Σ over an axis the term lacks
-        if not present:
-            return sp.Mul(count, *outside, inside)
         offset = ndim - len(inside_shape)
+        if not present:
+            ones = [a - offset for a in dropped if a >= offset]  # leading axes of one that out_shape drops
+            if ones:  # a reshape that drops them (an RNN's (1, N, h) state read as (N, h))
+                attrs = dict(operands=(Value(inside, inside_shape),), split=inside_shape,
+                             perm=tuple(range(len(inside_shape))))
+                dropped_shape = tuple(d for a, d in enumerate(inside_shape) if a not in ones)
+                if dry_run and not graph.has(dropped_shape, "rearrange", **attrs):
+                    return None
+                inside = graph.interned(stem, dropped_shape, "rearrange", **attrs).expr
+            return sp.Mul(count, *outside, inside)
         axes = tuple(sorted({a - offset for a in present} | {a - offset for a in dropped if a >= offset}))
         summed = _sum_to_one(graph, inside, axes)
         if summed is None:
