@@ -18,10 +18,11 @@ from symprop.check import relative_error
 TOLERANCE = 1e-10
 
 
-def agree(model, net, inputs: tuple, t, loss, tmp_path):
-    """The generated modules' loss and gradients against torch's, on the source module's own state_dict."""
+def agree(model, net, inputs: tuple, t, loss, tmp_path, sequence_first=False):
+    """The generated modules' loss and gradients against torch's, on the source module's own state_dict (inputs and
+    t batch first; `sequence_first`: torch's module takes them transposed)."""
     net.zero_grad()
-    want = loss(net(*inputs), t)
+    want = loss(net(*(x.T for x in inputs)), t.T) if sequence_first else loss(net(*inputs), t)
     want.backward()
     grads = {key: p.grad for key, p in net.named_parameters()}
     state = {key: value.detach().clone() for key, value in net.state_dict().items()}
@@ -297,47 +298,57 @@ def test_torchs_encoder_layer_in_eval_mode(tmp_path):
 # -- torch's nn.Transformer as the translation tutorial drives it: a positional-encoding buffer sliced by the length,
 # the target's causal mask made in forward by generate_square_subsequent_mask -------------------------------------
 class PositionalEncoding(nn.Module):
-    def __init__(self, d_model, dropout=0.1, max_len=16):
+    def __init__(self, d_model, dropout=0.1, max_len=16, batch_first=True):
         super().__init__()
         self.dropout = nn.Dropout(p=dropout)
+        self.batch_first = batch_first
         position = torch.arange(max_len).unsqueeze(1)
         div_term = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
-        pe = torch.zeros(1, max_len, d_model)
-        pe[0, :, 0::2] = torch.sin(position * div_term)
-        pe[0, :, 1::2] = torch.cos(position * div_term)
-        self.register_buffer("pe", pe)
+        pe = torch.zeros(max_len, 1, d_model)
+        pe[:, 0, 0::2] = torch.sin(position * div_term)
+        pe[:, 0, 1::2] = torch.cos(position * div_term)
+        self.register_buffer("pe", pe.transpose(0, 1) if batch_first else pe)
 
     def forward(self, x):
-        return self.dropout(x + self.pe[:, :x.size(1)])
+        return self.dropout(x + (self.pe[:, :x.size(1)] if self.batch_first else self.pe[:x.size(0)]))
 
 
 class Seq2SeqTransformer(nn.Module):
-    def __init__(self, vocab_size=11, d_model=8):
+    def __init__(self, vocab_size=11, d_model=8, batch_first=True):
         super().__init__()
         self.src_tok_emb = nn.Embedding(vocab_size, d_model)
         self.tgt_tok_emb = nn.Embedding(vocab_size, d_model)
-        self.positional_encoding = PositionalEncoding(d_model)
+        self.positional_encoding = PositionalEncoding(d_model, batch_first=batch_first)
         self.transformer = nn.Transformer(d_model=d_model, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
-                                          dim_feedforward=16, batch_first=True)
+                                          dim_feedforward=16, batch_first=batch_first)
         self.generator = nn.Linear(d_model, vocab_size)
+        self.batch_first = batch_first
 
     def forward(self, src, tgt):
-        tgt_mask = nn.Transformer.generate_square_subsequent_mask(tgt.size(1), dtype=torch.float64)
+        length = tgt.size(1) if self.batch_first else tgt.size(0)
+        tgt_mask = nn.Transformer.generate_square_subsequent_mask(length, dtype=torch.float64)
         src_emb = self.positional_encoding(self.src_tok_emb(src) * math.sqrt(8))
         tgt_emb = self.positional_encoding(self.tgt_tok_emb(tgt) * math.sqrt(8))
         return self.generator(self.transformer(src_emb, tgt_emb, tgt_mask=tgt_mask))
 
 
-def test_torchs_transformer_with_a_causal_mask_made_in_forward(tmp_path):
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_torchs_transformer_with_a_causal_mask_made_in_forward(batch_first, tmp_path):
+    """Sequence first (batch_first=False), the arrays of the generated modules are batch first all the same."""
     torch.manual_seed(7)
-    net = Seq2SeqTransformer().double().eval()
+    net = Seq2SeqTransformer(batch_first=batch_first).double().eval()
     src, tgt, t = torch.randint(0, 11, (3, 5)), torch.randint(0, 11, (3, 4)), torch.randint(0, 11, (3, 4))
 
     def loss(logits, tgt_out):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1))
 
-    model = S.from_torch(net, loss, example_inputs=(src, tgt), example_target=t, name="seq2seq")
-    agree(model, net, (src, tgt), t, loss, tmp_path)
+    if batch_first:
+        model = S.from_torch(net, loss, example_inputs=(src, tgt), example_target=t, name="seq2seq")
+        agree(model, net, (src, tgt), t, loss, tmp_path)
+    else:
+        model = S.from_torch(net, loss, example_inputs=(src.T, tgt.T), example_target=t.T, name="seq2seq_first")
+        assert model.inputs == {"src": (5,), "tgt": (4,)}
+        agree(model, net, (src, tgt), t, loss, tmp_path, sequence_first=True)
 
 
 # -- buffers of numbers: a normalization's mean and std, as vision tutorials register them -------------------------

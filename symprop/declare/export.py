@@ -26,21 +26,27 @@ from .trace import ClassIndices
 
 
 def exported_model(module, loss, example_inputs: tuple, example_target, name: str = "model", target: str | None = None,
-                   source: str = "") -> Model:
-    """The symprop Model of `module` exported on `example_inputs` (a tuple; the batch axis first in each), and of
-    `loss`: a torch loss module, or a function of (output, target) written with torch operations, exported on the
+                   source: str = "", batch_axis: int | None = None) -> Model:
+    """The symprop Model of `module` exported on `example_inputs` (a tuple; the batch on `batch_axis` of each), and
+    of `loss`: a torch loss module, or a function of (output, target) written with torch operations, exported on the
     module's output and `example_target`."""
     torch = require_torch("from_torch")
     if not isinstance(module, torch.nn.Module):
         raise SymPropError(f"expected a torch.nn.Module, got {type(module).__name__}", "module")
+    if batch_axis is None:  # torch's sequence-first layers take (sequence, batch, ...)
+        batch_axis = int(any(getattr(m, "batch_first", True) is False for m in module.modules()))
+    if batch_axis not in (0, 1):
+        raise SymPropError(f"must be 0 (batch first) or 1 (sequence first), got {batch_axis!r}", "batch_axis")
     example_inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    if not example_inputs or not all(torch.is_tensor(x) and x.dim() >= 1 for x in example_inputs):
-        raise SymPropError("give one example tensor per input of forward, each with the batch axis first",
+    if not example_inputs or not all(torch.is_tensor(x) and x.dim() > batch_axis for x in example_inputs):
+        where = "first" if batch_axis == 0 else "second (batch_axis=1)"
+        raise SymPropError(f"give one example tensor per input of forward, each with the batch on its {where} axis",
                            "example_inputs")
-    program = _export(module, example_inputs, "forward")
-    net = Exported(program, module)
+    program = _export(module, example_inputs, "forward", batch_axis)
+    net = Exported(program, module, batch_axis)
     names = [spec.arg.name for spec in program.graph_signature.input_specs if spec.kind.name == "USER_INPUT"]
-    inputs = {n: tuple(x.shape[1:]) for n, x in zip(names, example_inputs, strict=True)}
+    inputs = {n: tuple(d for a, d in enumerate(x.shape) if a != batch_axis)
+              for n, x in zip(names, example_inputs, strict=True)}
     try:
         with torch.no_grad():
             output = module(*example_inputs)
@@ -49,6 +55,8 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
         raise SymPropError(f"forward fails on the example inputs: {type(error).__name__}: {text}",
                            "example_inputs") from None
     if _of_one(loss):  # forward computes its own loss, of its last input: loss(out) picks it from the outputs
+        if batch_axis:
+            raise SymPropError("a model that computes its own loss is read batch first only", "batch_axis")
         if example_target is not None:
             raise SymPropError("a loss of forward's output alone reads its targets from forward's inputs: leave "
                                "example_target out", "example_target")
@@ -123,13 +131,16 @@ def loss_holder(loss, module):
 
 def _loss(loss, module, output, example_target, net: Exported):
     torch = require_torch("from_torch")
-    known = torch_loss(loss)
+    known = None if net.batch_axis else torch_loss(loss)  # sequence first: the loss as torch computes it, exported
     if known is not None:
         return known
+    if net.batch_axis and isinstance(loss, torch.nn.Module):
+        torch_loss(loss)  # one that symprop lacks is refused as such
     if not torch.is_tensor(example_target):
         raise SymPropError("a loss function is exported on an example target: give example_target", "example_target")
     holder = loss_holder(loss, module)
-    replay = Exported(_export(holder, (output.detach(), example_target), "loss"), holder)
+    axes = (net.output_axis(0), net.batch_axis if example_target.dim() > net.batch_axis else 0)
+    replay = Exported(_export(holder, (output.detach(), example_target), "loss", axes), holder, axes)
 
     def replayed(y, t):  # the network's parameters that the loss reads (net.<key>) are the Model's own
         return replay.replay((y, t), {f"net.{key}": p for key, p in every_parameter(net).items()})
@@ -138,15 +149,17 @@ def _loss(loss, module, output, example_target, net: Exported):
     return replayed
 
 
-def _export(module, args: tuple, what: str):
-    """torch.export's program of module(*args), with the batch axis (each argument's first) left free."""
+def _export(module, args: tuple, what: str, axes=0):
+    """torch.export's program of module(*args), with the batch axis (`axes`: one for every argument, or one each) left
+    free."""
     require_torch("from_torch")
     from torch.export import Dim, export
 
     batch = Dim("batch")
+    axes = axes if isinstance(axes, tuple) else (axes,) * len(args)
     try:
         with _masks_taken_as_given():
-            return _lowered(export(module, args, dynamic_shapes=tuple({0: batch} for _ in args)))
+            return _lowered(export(module, args, dynamic_shapes=tuple({a: batch} for a in axes)))
     except Exception as error:  # torch's own explanation, in one line
         text = " ".join(str(error).split())
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
@@ -205,9 +218,11 @@ class Exported(Module):
     """A torch module's exported forward, replayed on symbolic tensors (or torch tensors); its parameters are the torch
     module's, under their state_dict keys, one Parameter for a tensor that torch holds under several (tied)."""
 
-    def __init__(self, program, module):
+    def __init__(self, program, module, batch_axis=0):
         super().__init__()
         self.program = program
+        # where torch's program has the batch: one axis for every input, or one each; symprop's arrays have it first
+        self.batch_axis = batch_axis
         self.torch_name = type(module).__name__
         self._buffers_of = {}  # placeholder -> the buffer's or constant's tensor
         self._parameters_of = {}  # placeholder -> state_dict key
@@ -276,11 +291,27 @@ class Exported(Module):
     split = None
 
     def replay(self, inputs: tuple, parameters: dict):
-        """The program's output, computed on `inputs` (symbolic tensors or torch tensors) and `parameters` (state_dict
-        key -> Parameter)."""
+        """The program's output, computed on `inputs` (symbolic tensors or torch tensors, batch first) and `parameters`
+        (state_dict key -> Parameter)."""
+        axes = self.batch_axis if isinstance(self.batch_axis, tuple) else (self.batch_axis,) * len(inputs)
+        inputs = tuple(x.transpose(0, 1) if a else x for x, a in zip(inputs, axes, strict=True))
         values = self.evaluate(list(self.program.graph.nodes), {}, iter(inputs), parameters)
         outputs = values["output"]
+        if self.batch_axis and not isinstance(self.batch_axis, tuple):  # the network's: its output batch first
+            outputs = [self._batch_first(y, i) for i, y in enumerate(outputs)]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _batch_first(self, y, i: int):
+        return y.transpose(0, 1) if self.output_axis(i) else y
+
+    def output_axis(self, i: int) -> int:
+        """The batch axis of output number i: the one the exported program keeps free, first or second."""
+        shape = next(n for n in self.program.graph.nodes if n.op == "output").args[0][i].meta["val"].shape
+        free = [a for a, d in enumerate(shape) if not isinstance(d, int)]
+        if free not in ([0], [1]):
+            raise SymPropError(f"forward's output has shape {tuple(shape)}: symprop needs its batch on an axis of its "
+                               "own, first or second", "forward")
+        return free[0]
 
     def evaluate(self, nodes: list, values: dict, arguments, parameters: dict) -> dict:
         """`values` with each of `nodes` computed in order (the output node's, under "output")."""

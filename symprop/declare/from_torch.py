@@ -26,19 +26,22 @@ _SKIP = (os.sep + "torch" + os.sep, str(Path(__file__).resolve().parent.parent) 
 
 
 def from_torch(module, loss, inputs=None, name: str = "model", sequence: int | None = None, target: str | None = None,
-               source: str = "", example_inputs=None, example_target=None) -> Model:
+               source: str = "", example_inputs=None, example_target=None, batch_axis: int | None = None) -> Model:
     """The symprop Model of a torch.nn.Module and its loss (a torch loss module, or a function of (output,
     target) written with torch operations).
 
     With `example_inputs` (a tuple of tensors, the batch axis first), the module is traced by torch.export on them,
-    as its user wrote it (see export.py), and a loss function on its output and `example_target`. Without, `inputs` is
+    as its user wrote it (see export.py), and a loss function on its output and `example_target`. `batch_axis` 1
+    reads the batch from the second axis (sequence first, torch's batch_first=False; the default where the module
+    has a layer with batch_first=False); the generated modules take every array batch first. Without, `inputs` is
     as for Model (a width, or {name: width or shape}) and torch.fx traces it, keeping torch's layers whole.
     The target has the output's shape, or holds class indices where the loss hands it to a loss that takes them
     (or `target="index"` says so)."""
     if example_inputs is not None:
         if inputs is not None or sequence is not None:
             raise SymPropError("give example_inputs or inputs (and sequence), not both", "inputs")
-        return exported_model(module, loss, example_inputs, example_target, name=name, target=target, source=source)
+        return exported_model(module, loss, example_inputs, example_target, name=name, target=target, source=source,
+                              batch_axis=batch_axis)
     if inputs is None:
         raise SymPropError("give example_inputs (a tuple of tensors, the batch axis first), or inputs", "inputs")
     torch = _torch()

@@ -34,17 +34,17 @@ def sinusoid_table(graph, length: int, width: int, stem: str):
 
 @constant_rule
 def _table(graph, tensor):
-    """A positional table that equals the sinusoidal encoding (its first rows, with leading axes of one, as a buffer
-    `pe` sliced by the length holds them): the sinusoid op, written as its formula."""
+    """A positional table that equals the sinusoidal encoding (its first rows, with axes of one, as a buffer `pe`
+    sliced by the length holds them: (1, length, width), or (length, 1, width) sequence first): the sinusoid op,
+    written as its formula."""
     import math
 
     import torch
 
-    if tensor.dim() < 2 or not tensor.is_floating_point():
+    sizes = [d for d in tensor.shape if d != 1]
+    if len(sizes) != 2 or not tensor.is_floating_point() or sizes[1] % 2 or tensor.shape[-1] != sizes[1]:
         return None
-    *ones, length, width = tensor.shape
-    if any(d != 1 for d in ones) or width % 2 or not length * width:
-        return None
+    length, width = sizes
     position = torch.arange(length, dtype=torch.float64)[:, None]
     rate = torch.exp(torch.arange(0, width, 2, dtype=torch.float64) * (-math.log(10000.0) / width))
     table = torch.zeros(length, width, dtype=torch.float64)
@@ -53,8 +53,8 @@ def _table(graph, tensor):
     if not torch.allclose(tensor.detach().double().reshape(length, width), table, rtol=0, atol=tolerance):
         return None
     value = sinusoid_table(graph, length, width, "positions")
-    return graph.apply("rearrange", (value,), shape=tuple(tensor.shape), split=value.shape, perm=(0, 1)) if ones \
-        else value
+    return value if tensor.dim() == 2 else \
+        graph.apply("rearrange", (value,), shape=tuple(tensor.shape), split=value.shape, perm=(0, 1))
 
 
 def _code(helper):
