@@ -263,7 +263,6 @@ class RecurrentLM(nn.Module):
         return self.lm_head(out)
 
 
-@pytest.mark.filterwarnings("ignore:The tensor attributes")  # torch's, on exporting nn.GRU and nn.LSTM
 def test_nn_gru_and_nn_lstm_unrolled_by_torchs_decompositions(tmp_path):
     torch.manual_seed(9)
     net = RecurrentLM().double().eval()
@@ -332,6 +331,7 @@ class Seq2SeqTransformer(nn.Module):
         return self.generator(self.transformer(src_emb, tgt_emb, tgt_mask=tgt_mask))
 
 
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")  # torch's, on building it sequence first
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_torchs_transformer_with_a_causal_mask_made_in_forward(batch_first, tmp_path):
     """Sequence first (batch_first=False), the arrays of the generated modules are batch first all the same."""
@@ -371,6 +371,83 @@ def test_buffers_of_numbers_are_constants_written_into_the_code(tmp_path):
     agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
     code = (tmp_path / "normalized_numpy.py").read_text()
     assert all(repr(float(v)) in code for v in (*net.mean, *net.std))  # exactly, once, at the top
+
+
+# -- random numbers drawn in forward: the VAE of pytorch/examples (randn_like), dropout in training mode ------------
+class VAE(nn.Module):
+    def __init__(self, width=12, hidden=8, latent=3):
+        super().__init__()
+        self.width = width
+        self.fc1, self.fc21, self.fc22 = nn.Linear(width, hidden), nn.Linear(hidden, latent), nn.Linear(hidden, latent)
+        self.fc3, self.fc4 = nn.Linear(latent, hidden), nn.Linear(hidden, width)
+
+    def encode(self, x):
+        h1 = F.relu(self.fc1(x))
+        return self.fc21(h1), self.fc22(h1)
+
+    def reparameterize(self, mu, logvar):
+        std = torch.exp(0.5 * logvar)
+        eps = torch.randn_like(std)
+        return mu + eps * std
+
+    def decode(self, z):
+        h3 = F.relu(self.fc3(z))
+        return torch.sigmoid(self.fc4(h3))
+
+    def forward(self, x):
+        mu, logvar = self.encode(x.view(-1, self.width))
+        z = self.reparameterize(mu, logvar)
+        return self.decode(z), mu, logvar
+
+
+def vae_loss(recon_x, x, mu, logvar):
+    bce = F.binary_cross_entropy(recon_x, x.view(-1, 12), reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return bce + kld
+
+
+def agree_given_draws(model, net, x, t, loss, draws: dict, seed: int, tmp_path):
+    """Torch draws its random numbers from `seed`; the generated modules are given the same draws as inputs."""
+    net.zero_grad()
+    torch.manual_seed(seed)
+    want = loss(net(x), t)
+    want.backward()
+    grads = {key: p.grad for key, p in net.named_parameters()}
+    state = {key: value.detach() for key, value in net.state_dict().items()}
+    assert list(model.inputs)[1:] == list(draws)
+    for backend, module in generated_modules(model, tmp_path).items():
+        params, arrays = state, (x, *draws.values(), t)
+        if backend == "numpy":
+            params, arrays = {k: v.numpy() for k, v in state.items()}, tuple(a.numpy() for a in arrays)
+        ours_loss, ours = module.loss_and_gradients(params, *arrays)
+        assert relative_error(ours_loss, want.detach()) <= TOLERANCE, backend
+        for key, grad in grads.items():
+            assert relative_error(ours[key], grad) <= TOLERANCE, (backend, key)
+
+
+def test_a_vae_whose_noise_is_an_input(tmp_path):
+    """forward returns (recon, mu, logvar) and the loss reads all three; randn_like's noise is an input."""
+    torch.manual_seed(10)
+    net = VAE().double()
+    x = torch.rand(4, 12, dtype=torch.float64)
+
+    def loss(out, t):
+        return vae_loss(*out[:1], t, *out[1:])
+
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=x, name="vae")
+    torch.manual_seed(11)
+    noise = torch.randn(4, 3, dtype=torch.float64)  # what randn_like draws first after seeding
+    agree_given_draws(model, net, x, x, loss, {"noise": noise}, 11, tmp_path)
+
+
+def test_dropout_in_training_mode_takes_its_mask(tmp_path):
+    torch.manual_seed(12)
+    net = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Dropout(0.25), nn.Linear(6, 3)).double().train()
+    x, t = torch.randn(4, 5, dtype=torch.float64), torch.randint(0, 3, (4,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), name="dropping")
+    torch.manual_seed(13)
+    mask = torch.empty(4, 6, dtype=torch.float64).bernoulli_(0.75)  # what dropout draws first after seeding
+    agree_given_draws(model, net, x, t, nn.CrossEntropyLoss(), {"dropout_mask": mask}, 13, tmp_path)
 
 
 # -- what is refused, in one line --------------------------------------------------------------------------------
@@ -447,9 +524,8 @@ class FixedProjection(nn.Module):
 
 
 @pytest.mark.parametrize("make, op", [
-    (lambda: nn.Sequential(nn.Linear(5, 5), nn.Dropout(0.5)), "p must be 0.0"),
     (FixedProjection, "a constant tensor of 5000 numbers"),
-], ids=["dropout-training", "large-constant"])
+], ids=["large-constant"])
 def test_what_symprop_lacks_is_refused_in_one_line(make, op):
     net = make().train()
     with pytest.raises(S.SymPropError, match=op) as error:

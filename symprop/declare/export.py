@@ -11,6 +11,7 @@ the derivation. The same replay runs on torch tensors, which is the reference th
 from __future__ import annotations
 
 import re
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
     names = [spec.arg.name for spec in program.graph_signature.input_specs if spec.kind.name == "USER_INPUT"]
     inputs = {n: tuple(d for a, d in enumerate(x.shape) if a != batch_axis)
               for n, x in zip(names, example_inputs, strict=True)}
+    inputs.update(net.random_inputs(set(inputs)))
     try:
         with torch.no_grad():
             output = module(*example_inputs)
@@ -67,6 +69,7 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
             return net.loss_of_forward(y, t)
 
         return Model(net, own_loss, name=name, inputs=inputs, target=target, source=source)
+    net.read_first = isinstance(output, tuple)
     symprop_loss = _loss(loss, module, output, example_target, net)
     return Model(net, symprop_loss, name=name, inputs=inputs, target=target, source=source)
 
@@ -139,11 +142,20 @@ def _loss(loss, module, output, example_target, net: Exported):
     if not torch.is_tensor(example_target):
         raise SymPropError("a loss function is exported on an example target: give example_target", "example_target")
     holder = loss_holder(loss, module)
-    axes = (net.output_axis(0), net.batch_axis if example_target.dim() > net.batch_axis else 0)
-    replay = Exported(_export(holder, (output.detach(), example_target), "loss", axes), holder, axes)
+    outputs = output if isinstance(output, tuple) else (output,)
+    if not all(torch.is_tensor(y) for y in outputs):
+        raise SymPropError("forward returns something other than tensors: symprop reads a tensor, or a tuple of them",
+                           "forward")
+    axes = (*(net.output_axis(i) for i in range(len(outputs))),
+            net.batch_axis if example_target.dim() > net.batch_axis else 0)
+    example = (tuple(y.detach() for y in outputs) if isinstance(output, tuple) else output.detach(), example_target)
+    replay = Exported(_export(holder, example, "loss", axes), holder, axes)
+    if replay.random:
+        raise SymPropError(f"{aten_name(replay.random[0].target)}: a loss that draws random numbers is not "
+                           "supported", location(replay.random[0]))
 
     def replayed(y, t):  # the network's parameters that the loss reads (net.<key>) are the Model's own
-        return replay.replay((y, t), {f"net.{key}": p for key, p in every_parameter(net).items()})
+        return replay.replay((y, *net.more_outputs, t), {f"net.{key}": p for key, p in every_parameter(net).items()})
 
     replayed.__name__ = getattr(loss, "__name__", "loss")
     return replayed
@@ -156,10 +168,17 @@ def _export(module, args: tuple, what: str, axes=0):
     from torch.export import Dim, export
 
     batch = Dim("batch")
-    axes = axes if isinstance(axes, tuple) else (axes,) * len(args)
+    axes = iter(axes if isinstance(axes, tuple) else (axes,) * len(args))
+
+    def free(arg):  # each tensor's batch axis, through a tuple of tensors too
+        return tuple(free(a) for a in arg) if isinstance(arg, tuple) else {next(axes): batch}
+
     try:
-        with _masks_taken_as_given():
-            return _lowered(export(module, args, dynamic_shapes=tuple({a: batch} for a in axes)))
+        with _masks_taken_as_given(), warnings.catch_warnings():
+            # torch's own notes on its recurrent layers' weights and on its pytree internals, not the user's code
+            warnings.filterwarnings("ignore", "The tensor attributes", UserWarning)
+            warnings.filterwarnings("ignore", ".*LeafSpec", FutureWarning)
+            return _lowered(export(module, args, dynamic_shapes=tuple(free(a) for a in args)))
     except Exception as error:  # torch's own explanation, in one line
         text = " ".join(str(error).split())
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
@@ -232,6 +251,9 @@ class Exported(Module):
         for key, tensor in tensors.items():
             parameter = made.setdefault(id(tensor), Parameter(tuple(tensor.shape)))
             self._place(key, parameter)
+        # operations that draw random numbers: each is an input of the derivation (a noise, a dropout's mask)
+        self.random = [n for n in program.graph.nodes if aten_name(n.target) in RANDOM and
+                       (aten_name(n.target) != "aten.dropout.default" or _dropping(n))]
         for spec in program.graph_signature.input_specs:
             kind = spec.kind.name
             if kind == "PARAMETER":
@@ -244,6 +266,23 @@ class Exported(Module):
 
     def buffer_shapes(self) -> dict[str, tuple[int, ...]]:
         return dict(self._state_buffers)
+
+    def random_inputs(self, taken: set) -> dict[str, tuple]:
+        """{name: shape without the batch axis} of the random numbers forward draws, in the order it draws them:
+        noise (randn_like: standard normal; rand_like: uniform on [0, 1)), or a dropout's mask (1 where an entry is
+        kept, drawn with probability 1 - p)."""
+        made = {}
+        for node in self.random:
+            stem = "dropout_mask" if aten_name(node.target) == "aten.dropout.default" else "noise"
+            name, k = stem, 1
+            while name in taken or name in made:
+                name, k = f"{stem}_{k}", k + 1
+            shape = node.meta["val"].shape
+            if isinstance(shape[0], int) or any(not isinstance(d, int) for d in shape[1:]):
+                raise SymPropError(f"{aten_name(node.target)}: random numbers of shape {tuple(shape)}, which is not "
+                                   "one row per example", location(node))
+            made[name] = tuple(int(d) for d in shape[1:])
+        return made
 
     def _place(self, key: str, parameter: Parameter) -> None:
         *path, name = key.split(".")
@@ -261,6 +300,7 @@ class Exported(Module):
         if self.split is None:
             return self.replay(inputs, every_parameter(self))
         output, target, _ = self.split  # the network's part: the target's input is not read, but for its batch size
+        inputs = self._draws(inputs)
         batch = inputs[0].shape[0]
         sizes = Sizes((batch, *(int(d) for d in target.meta["val"].shape[1:])))
         self._values = self.evaluate(self.network_nodes, {target: sizes}, iter(inputs), every_parameter(self))
@@ -290,16 +330,30 @@ class Exported(Module):
 
     split = None
 
+    def _draws(self, inputs: tuple) -> tuple:
+        """forward's own inputs; the random numbers after them are kept for the operations that draw them."""
+        if not self.random:
+            return inputs
+        self._drawn = iter(inputs[len(inputs) - len(self.random):])
+        return inputs[:len(inputs) - len(self.random)]
+
     def replay(self, inputs: tuple, parameters: dict):
         """The program's output, computed on `inputs` (symbolic tensors or torch tensors, batch first) and `parameters`
         (state_dict key -> Parameter)."""
+        inputs = self._draws(inputs)
         axes = self.batch_axis if isinstance(self.batch_axis, tuple) else (self.batch_axis,) * len(inputs)
         inputs = tuple(x.transpose(0, 1) if a else x for x, a in zip(inputs, axes, strict=True))
         values = self.evaluate(list(self.program.graph.nodes), {}, iter(inputs), parameters)
         outputs = values["output"]
         if self.batch_axis and not isinstance(self.batch_axis, tuple):  # the network's: its output batch first
             outputs = [self._batch_first(y, i) for i, y in enumerate(outputs)]
+        if self.read_first:  # the network's output is the first; the loss reads the others too (a VAE's μ, log σ²)
+            self.more_outputs = tuple(outputs[1:])
+            return outputs[0]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    read_first = False  # forward returns a tuple, whose first tensor is the network's output
+    more_outputs = ()
 
     def _batch_first(self, y, i: int):
         return y.transpose(0, 1) if self.output_axis(i) else y
@@ -319,6 +373,8 @@ class Exported(Module):
             try:
                 if node.op == "placeholder":
                     values[node] = self._placeholder(node.name, arguments, parameters)
+                elif node in self.random:  # drawn by the caller: the next input after forward's own
+                    values[node] = _randomized(node, _load(node.args, values), next(self._drawn))
                 elif node.op == "output":
                     values["output"] = _load(node.args[0], values)
                 else:
@@ -341,6 +397,24 @@ class Exported(Module):
         if name in self._buffers_of:
             return self._buffers_of[name]
         return next(arguments)
+
+
+RANDOM = ("aten.randn_like.default", "aten.rand_like.default", "aten.dropout.default")
+
+
+def _dropping(node) -> bool:
+    """Whether a dropout node drops (p > 0, training): in eval mode, or at p = 0, it is the identity."""
+    p, train = (list(node.args[1:]) + [None, None])[:2]
+    return bool(node.kwargs.get("p", p) and node.kwargs.get("train", train))
+
+
+def _randomized(node, args, drawn):
+    """A random operation, given what it draws: the noise itself, or the input with the dropout's mask applied and
+    the kept entries scaled by 1 / (1 - p), as torch's dropout scales them."""
+    if aten_name(node.target) != "aten.dropout.default":
+        return drawn
+    x, p = args[0], node.kwargs.get("p", args[1] if len(args) > 1 else 0.5)
+    return x * drawn * (1 / (1 - p))
 
 
 def _reads(graph) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..declare.calls import torch_function
-from .loss import Loss, loss_op, per_element
+from .loss import ATEN_REDUCTIONS, Loss, loss_op, per_element
 from .registry import TorchNames
 
 
@@ -36,4 +36,6 @@ class BCELoss(Loss):
 
 
 TORCH = TorchNames(("torch.nn.functional.binary_cross_entropy",), (), "BCELoss", ("aten.binary_cross_entropy.default",))
-loss_op("binary_cross_entropy", BCELoss, binary_cross_entropy, TORCH)
+loss_op("binary_cross_entropy", BCELoss, binary_cross_entropy, TORCH,
+        aten=lambda input, target, weight=None, reduction=1: binary_cross_entropy(input, target, weight,
+                                                                                  ATEN_REDUCTIONS[reduction]))
