@@ -275,6 +275,27 @@ def test_nn_gru_and_nn_lstm_unrolled_by_torchs_decompositions(tmp_path):
     agree(model, net, (idx,), t, loss, tmp_path)
 
 
+class LastStep(nn.Module):
+    """A two-layer tanh nn.RNN classifying a sequence by its last step, as the tutorials' name classifier does."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(5, 8, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, hidden = self.rnn(x)
+        return self.fc(out[:, -1, :])
+
+
+def test_a_two_layer_nn_rnn(tmp_path):
+    torch.manual_seed(14)
+    net = LastStep().double().eval()
+    x, t = torch.randn(3, 4, 5, dtype=torch.float64), torch.randint(0, 3, (3,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), name="last_step")
+    agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
+
+
 # -- torch's own encoder layer, with its default dropout, in eval mode -----------------------------------------------
 class Classifier(nn.Module):
     def __init__(self):
