@@ -471,6 +471,23 @@ def test_dropout_in_training_mode_takes_its_mask(tmp_path):
     agree_given_draws(model, net, x, t, nn.CrossEntropyLoss(), {"dropout_mask": mask}, 13, tmp_path)
 
 
+# -- label smoothing: the targets mixed with the uniform distribution, (1 - e)·onehot + e/C, as torch mixes them ----
+@pytest.mark.parametrize("loss", [
+    nn.CrossEntropyLoss(label_smoothing=0.1),
+    lambda logits, targets: F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=0,
+                                            label_smoothing=0.2),
+], ids=["module", "function-ignore-index"])
+def test_label_smoothing(loss, tmp_path):
+    torch.manual_seed(15)
+    net = nn.Sequential(nn.Embedding(7, 5), nn.Linear(5, 7)).double()
+    idx, t = torch.randint(0, 7, (3, 4)), torch.randint(0, 7, (3, 4))
+    t[0, 1] = 0
+    flat = (lambda y, t: loss(y.view(-1, 7), t.view(-1))) if isinstance(loss, nn.Module) else loss
+    model = S.from_torch(net, loss, example_inputs=(idx,), example_target=t, name="smoothed")
+    agree(model, net, (idx,), t, flat, tmp_path)
+    assert "p - tmp0" in (tmp_path / "smoothed_numpy.py").read_text()  # δ = p − the smoothed targets, as in a book
+
+
 # -- what is refused, in one line --------------------------------------------------------------------------------
 def test_an_op_symprop_lacks_is_refused_with_the_users_line():
     class Sorting(nn.Module):

@@ -90,12 +90,16 @@ def classes_last(name, y: Value, t: Value) -> Value:
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-    """torch's F.cross_entropy over logits (weight and label_smoothing: not yet)."""
+    """torch's F.cross_entropy over logits (weight: not yet). label_smoothing ε mixes the targets with the uniform
+    distribution over the C classes, (1 − ε)·T + ε/C, as torch does."""
     input, target = resolved(input), resolved(target)
     if in_torch(input, target):
         return torch_function(TORCH.functions[0])(input, target, weight, ignore_index=ignore_index,
                                                   reduction=reduction, label_smoothing=label_smoothing)
-    unsupported("cross_entropy", weight=weight, label_smoothing=label_smoothing or None)
+    unsupported("cross_entropy", weight=weight)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
+            not 0 <= label_smoothing <= 1:
+        raise fail(f"F.cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
     y, t = operands("cross_entropy", input, target, reduction)
     applied_twice(y, "softmax", "cross_entropy")
     y = classes_last("cross_entropy", y, t)
@@ -103,6 +107,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     g = graph()
     if targets is t.expr and t.expr in g.tensors and g.tensors[t.expr].op == "target":
         g.tensors[t.expr].simplex_axis = len(t.shape) - 1  # probabilities: each row sums to 1
+    if label_smoothing:
+        smoothing = sp.Rational(str(label_smoothing))  # 0.1 as 1/10: exact, and as a book writes it
+        targets = (1 - smoothing) * targets + smoothing / y.shape[-1]
     log_p = log_softmax_graph(g, y, "p")
     return reduced(y, -kept * targets * log_p.expr, reduction, per_sample=True, count=count)
 
@@ -123,18 +130,24 @@ class CrossEntropyLoss(Loss):
         return r"-T \odot \log \operatorname{softmax}(Y)" if self.target == "probs" else \
             r"-\log \operatorname{softmax}(Y)_{n, t_n}"
 
-    def __init__(self, reduction: str = "mean", target: str = "index", ignore_index: int = -100):
+    def __init__(self, reduction: str = "mean", target: str = "index", ignore_index: int = -100,
+                 label_smoothing: float = 0.0):
         super().__init__(reduction)
         if target not in ("index", "probs"):
             raise SymPropError(f"target must be index or probs for cross_entropy, got {target!r}")
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise SymPropError(f"ignore_index must be an integer, got {ignore_index!r}")
-        self.target, self.ignore_index = target, ignore_index
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
+                not 0 <= label_smoothing <= 1:
+            raise SymPropError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+        self.target, self.ignore_index, self.label_smoothing = target, ignore_index, label_smoothing
 
     @classmethod
     def from_torch(cls, module):
-        Loss.from_torch.__func__(cls, module)
-        return cls(reduction=module.reduction, ignore_index=module.ignore_index)
+        if getattr(module, "weight", None) is not None:
+            raise SymPropError(f"{type(module).__name__}: weight is not supported by symprop yet")
+        return cls(reduction=module.reduction, ignore_index=module.ignore_index,
+                   label_smoothing=getattr(module, "label_smoothing", 0.0))
 
     toml_keys, toml_targets = ("ignore_index",), ("index", "probs")
 
@@ -144,10 +157,12 @@ class CrossEntropyLoss(Loss):
                    ignore_index=table.get("ignore_index", integer, -100))
 
     def forward(self, y, t):
+        options = dict(ignore_index=self.ignore_index, reduction=self.reduction)
+        if getattr(self, "label_smoothing", 0.0):
+            options["label_smoothing"] = self.label_smoothing
         if len(y.shape) > 2 and self.target == "index":  # a loss per token: the classes on the last axis
-            return self.function(y.reshape(-1, y.shape[-1]), t.reshape(-1), ignore_index=self.ignore_index,
-                                 reduction=self.reduction)
-        return self.function(y, t, ignore_index=self.ignore_index, reduction=self.reduction)
+            return self.function(y.reshape(-1, y.shape[-1]), t.reshape(-1), **options)
+        return self.function(y, t, **options)
 
     def torch_twin(self):
         return None  # forward runs in torch itself: torch's own function, on the same reshaped tensors
@@ -155,7 +170,8 @@ class CrossEntropyLoss(Loss):
     def describe(self) -> str:
         options = [f"reduction={self.reduction!r}"] * (self.reduction != "mean") + \
             [f"target={self.target!r}"] * (self.target != "index" and type(self) is CrossEntropyLoss) + \
-            [f"ignore_index={self.ignore_index}"] * (self.ignore_index != -100)
+            [f"ignore_index={self.ignore_index}"] * (self.ignore_index != -100) + \
+            [f"label_smoothing={self.label_smoothing}"] * bool(getattr(self, "label_smoothing", 0.0))
         return f"{type(self).__name__}({', '.join(options)})"
 
 
