@@ -89,6 +89,11 @@ def classes_last(name, y: Value, t: Value) -> Value:
     return y
 
 
+def _smoothing(value) -> bool:
+    """Whether a label_smoothing is one torch takes: a number in [0, 1]."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 1
+
+
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """torch's F.cross_entropy over logits (weight: not yet). label_smoothing ε mixes the targets with the uniform
     distribution over the C classes, (1 − ε)·T + ε/C, as torch does."""
@@ -97,8 +102,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return torch_function(TORCH.functions[0])(input, target, weight, ignore_index=ignore_index,
                                                   reduction=reduction, label_smoothing=label_smoothing)
     unsupported("cross_entropy", weight=weight)
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
-            not 0 <= label_smoothing <= 1:
+    if not _smoothing(label_smoothing):
         raise fail(f"F.cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
     y, t = operands("cross_entropy", input, target, reduction)
     applied_twice(y, "softmax", "cross_entropy")
@@ -137,8 +141,7 @@ class CrossEntropyLoss(Loss):
             raise SymPropError(f"target must be index or probs for cross_entropy, got {target!r}")
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise SymPropError(f"ignore_index must be an integer, got {ignore_index!r}")
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or \
-                not 0 <= label_smoothing <= 1:
+        if not _smoothing(label_smoothing):
             raise SymPropError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
         self.target, self.ignore_index, self.label_smoothing = target, ignore_index, label_smoothing
 
