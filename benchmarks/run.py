@@ -15,6 +15,9 @@ Workloads (every variant gets the same parameters and data, drawn from a fixed s
   char_lm examples/char_lm.toml, the character-level language model: token ids in, through an embedding,
           learned positions, two causal pre-norm encoder layers, a norm and a linear map onto 71 characters,
           cross-entropy per character; 32 windows of 32 characters (its training step: loss and gradients);
+  gpt     examples/gpt.py, a GPT written as nanoGPT writes one, read by from_torch (torch.export): 2 layers, 2 heads,
+          width 32, block 16, 72 tokens, SDPA, GELU, tied lm_head, forward(idx, targets) -> (logits, loss); batch 32
+          (no JAX variant; autograd runs the torch module itself, its parameters those of build());
   derive  derive_network + render("numpy") for MLPs of depth D = 4, 16, 64, counting D Linear layers:
           D-1 blocks Linear(16,16)+Tanh on 16 inputs, then Linear(16,3), CrossEntropyLoss. (64 hidden blocks
           would be 129 layers, over symprop's cap of 128 layers a model.)
@@ -113,17 +116,21 @@ NETWORKS = {
     # the loss and every gradient of a batch of windows of 32 characters)
     "char_lm": {"spec": "examples/char_lm.toml", "inputs": 32, "sequence": 32, "loss": "cross_entropy",
                 "classes": 71, "layers": []},
+    # examples/gpt.py, as nanoGPT writes a GPT, read by from_torch: forward(idx, targets) -> (logits, loss)
+    "gpt": {"factory": "examples/gpt.py", "inputs": 16, "sequence": 16, "loss": "cross_entropy", "classes": 72,
+            "layers": []},
 }
 JAX_WORKLOADS = ("mlp", "neuron", "deep")
 FULL_CASES = ([("mlp", dtype, batch) for batch in (32, 256, 2048) for dtype in ("float32", "float64")]
               + [("neuron", dtype, n) for n in (1000, 1_000_000) for dtype in ("float32", "float64")]
               + [("deep", dtype, 64) for dtype in ("float32", "float64")]
               + [("transformer", dtype, 16) for dtype in ("float32", "float64")]
-              + [("char_lm", dtype, 32) for dtype in ("float32", "float64")])
+              + [("char_lm", dtype, 32) for dtype in ("float32", "float64")]
+              + [("gpt", dtype, 32) for dtype in ("float32", "float64")])
 QUICK_CASES = [("mlp", "float32", 16), ("mlp", "float64", 16), ("neuron", "float32", 100),
                ("neuron", "float64", 100), ("deep", "float32", 8), ("deep", "float64", 8),
                ("transformer", "float32", 2), ("transformer", "float64", 2), ("char_lm", "float32", 2),
-               ("char_lm", "float64", 2)]
+               ("char_lm", "float64", 2), ("gpt", "float32", 2), ("gpt", "float64", 2)]
 FULL_DEPTHS, QUICK_DEPTHS = (4, 16, 64), (2,)
 # --quick runs the torch.compile variants on the neuron only: on two cores inductor takes 5-30 s to compile the
 # forward and backward of each larger network, and a cold cache (a fresh machine) adds some 20 s once. The slow
@@ -169,6 +176,9 @@ def symprop_model(net: dict, name: str):
         model = S.load_spec(HERE.parent.parent / net["spec"])
         model.name = name
         return model
+    if "factory" in net:  # a torch module of examples/, exported: its loss is its forward's own
+        module, loss, example_inputs = gpt_factory(net)()
+        return S.from_torch(module, loss, example_inputs=example_inputs, name=name)
 
     make = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid, "gelu": S.GELU, "mean_pool": S.MeanPool}
     layers, width = [], net["inputs"]
@@ -184,18 +194,25 @@ def symprop_model(net: dict, name: str):
     return S.Model(S.Sequential(*layers), loss, name=name, inputs=net["inputs"], sequence=net.get("sequence"))
 
 
+def gpt_factory(net: dict):
+    """examples/gpt.py's build(): (the GPT, its loss, example inputs), the same parameters every call (seed 0)."""
+    return import_path(HERE.parent.parent / net["factory"]).build
+
+
 def make_data(net: dict, dtype: str, batch: int, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
     """Parameters (nn.Linear's default init, state_dict names), inputs x and targets t, as NumPy arrays."""
     rng = np.random.default_rng(seed)
     params = {}
-    if has_sequence(net):  # torch's initialization of every module, as symprop's model states it
+    if "factory" in net:  # the module's own initialization
+        params = {k: v.astype(dtype) for k, v in symprop_model(net, "data").source_params().items()}
+    elif has_sequence(net):  # torch's initialization of every module, as symprop's model states it
         model = symprop_model(net, "data")
         for key, shape in model.parameters.items():
             kind, *scale = model.initializations[key]
             params[key] = (rng.uniform(-scale[0], scale[0], size=shape) if kind == "uniform" else
                            rng.normal(0, scale[0], size=shape) if kind == "normal" else
                            getattr(np, kind)(shape)).astype(dtype)
-    if "spec" in net:  # tokens in, the next token of each position out
+    if "spec" in net or "factory" in net:  # tokens in, the next token of each position out
         x = rng.integers(0, net["classes"], size=(batch, net["sequence"]), dtype=np.int64)
         return params, x, rng.integers(0, net["classes"], size=(batch, net["sequence"]), dtype=np.int64)
     for i, n_in, n_out, bias in [] if has_sequence(net) else linears(net):
@@ -224,6 +241,7 @@ def write_modules(folder: Path, workloads) -> None:
 def import_path(path: Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # as import does: a dataclass looks its module up
     spec.loader.exec_module(module)
     return module
 
@@ -303,6 +321,10 @@ def build_autograd(case, params, x, t, modules, compiled=False):
     import torch
 
     net = NETWORKS[case["workload"]]
+    if "factory" in net:  # the GPT computes its own loss: forward(idx, targets) -> (logits, loss)
+        model = gpt_factory(net)()[0].to(getattr(torch, case["dtype"]))
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()}, strict=False)
+        return autograd_call(model, None, torch.from_numpy(x), torch.from_numpy(t), compiled)
     model, loss_fn = torch_char_lm(params, case["dtype"]) if "spec" in net else \
         torch_network(net, params, case["dtype"])
     return autograd_call(model, loss_fn, torch.from_numpy(x), torch.from_numpy(t), compiled)
@@ -315,7 +337,7 @@ def autograd_call(model, loss_fn, x, t, compiled: bool):
     named = dict(model.named_parameters())
 
     def compute_loss(x, t):
-        return loss_fn(model(x), t)
+        return model(x, t)[1] if loss_fn is None else loss_fn(model(x), t)
 
     compute = torch.compile(compute_loss) if compiled else compute_loss
 

@@ -204,11 +204,19 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 import numpy as np
 
 
-def scatter_add(values, index, rows):
-    """A table of `rows` rows: row r is the sum of the rows of values whose index is r (np.add.at)."""
-    out = np.zeros((rows,) + values.shape[index.ndim :], dtype=values.dtype)
-    np.add.at(out, index, values)
-    return out
+def scatter_add(values, index, rows, skip=None):
+    """A table of `rows` rows: row r is the sum of the rows of values whose index is r (but for index `skip`, left
+    zero): a one-hot matrix times the rows, where that matrix is small (BLAS is some tenfold faster than np.add.at),
+    else np.add.at."""
+    row, ids = values.shape[index.ndim :], index.reshape(-1)
+    flat = values.reshape(ids.size, -1)
+    if skip is not None:
+        flat = flat * (ids != skip)[:, None]
+    if rows * ids.size <= 1 << 22:
+        return ((ids == np.arange(rows)[:, None]).astype(values.dtype) @ flat).reshape((rows,) + row)
+    out = np.zeros((rows, flat.shape[1]), dtype=values.dtype)
+    np.add.at(out, ids, flat)
+    return out.reshape((rows,) + row)
 
 
 DIGEST = "d556dfa67de84b60"  # of the declaration: symprop check compares it with the source's, to notice stale code
@@ -548,12 +556,10 @@ def loss(params, x, t):
         -1,
     )
     t_col = rs_1.reshape(-1, 1)
-    kept = np.select([np.equal(t_col, -100), True], [0, 1], default=np.nan).astype(params["0.weight"].dtype)
+    kept = np.where(np.equal(t_col, -100), 0, 1).astype(params["0.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
-    onehot = (np.select([np.equal(rs_1, -100), True], [0, rs_1], default=np.nan)[..., None] == np.arange(71)).astype(
-        params["0.weight"].dtype
-    )
+    onehot = (np.where(np.equal(rs_1, -100), 0, rs_1)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
     del rs_1
     m = np.max(rs, axis=1, keepdims=True)
     shifted = rs - m
@@ -766,12 +772,10 @@ def loss_and_gradients(params, x, t):
         -1,
     )
     t_col = rs_1.reshape(-1, 1)
-    kept = np.select([np.equal(t_col, -100), True], [0, 1], default=np.nan).astype(params["0.weight"].dtype)
+    kept = np.where(np.equal(t_col, -100), 0, 1).astype(params["0.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
-    onehot = (np.select([np.equal(rs_1, -100), True], [0, rs_1], default=np.nan)[..., None] == np.arange(71)).astype(
-        params["0.weight"].dtype
-    )
+    onehot = (np.where(np.equal(rs_1, -100), 0, rs_1)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
     del rs_1
     m = np.max(rs, axis=1, keepdims=True)
     shifted = rs

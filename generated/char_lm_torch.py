@@ -210,11 +210,15 @@ def one_hot(index, classes, dtype):
     return out.scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
-def scatter_add(values, index, rows):
-    """A table of `rows` rows: row r is the sum of the rows of values whose index is r (index_add_)."""
+def scatter_add(values, index, rows, skip=None):
+    """A table of `rows` rows: row r is the sum of the rows of values whose index is r (index_add_), but for index
+    `skip`, left zero."""
     row = values.shape[index.dim() :]
     out = torch.zeros((rows, *row), dtype=values.dtype, device=values.device)
-    return out.index_add_(0, index.reshape(-1), values.reshape(-1, *row))
+    out.index_add_(0, index.reshape(-1), values.reshape(-1, *row))
+    if skip is not None:
+        out[skip] = 0
+    return out
 
 
 DIGEST = "d556dfa67de84b60"  # of the declaration: symprop check compares it with the source's, to notice stale code

@@ -22,6 +22,8 @@ class Backend:
     loss_doc: str = ""
     maximum: str = ""  # the elementwise maximum of two arrays, for AMSGrad
     integer_test: str = ""  # whether {} holds integers
+    # train()'s fresh draws of a model's random inputs, each step: {kind: code}, with {shape} (batch first) and {dtype}
+    draws: tuple = ()
     default: bool = True  # written by symprop derive unless --target says otherwise
 
 
@@ -73,12 +75,19 @@ def _numpy_plan(function: str) -> Options:
 
 register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer,
                  plan=_numpy_plan, runs=True, loss_as_float=True, loss_doc="a Python float",
-                 maximum="np.maximum", integer_test="np.issubdtype({}.dtype, np.integer)"))
+                 maximum="np.maximum", integer_test="np.issubdtype({}.dtype, np.integer)",
+                 draws=(("keep", "(rng.random({shape}) < {p}).astype({dtype})"),
+                        ("normal", "rng.standard_normal({shape}).astype({dtype})"),
+                        ("uniform", "rng.random({shape}).astype({dtype})"))))
 # torch: forward and loss keep no array of a value read for the last time, so that autograd can run through them
 register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer,
                  plan=lambda function: Options("torch", reuse=function == "loss_and_gradients"),
                  runs=True, loss_doc="a 0-d tensor", maximum="torch.maximum",
-                 integer_test="not ({0}.is_floating_point() or {0}.is_complex())"))
+                 integer_test="not ({0}.is_floating_point() or {0}.is_complex())",
+                 draws=(("keep", "torch.bernoulli(torch.full({shape}, {p}, dtype={dtype}), generator=generator)"
+                                 ".to(t.device)"),  # the generator is the CPU's, as train()'s shuffling
+                        ("normal", "torch.randn({shape}, generator=generator, dtype={dtype}).to(t.device)"),
+                        ("uniform", "torch.rand({shape}, generator=generator, dtype={dtype}).to(t.device)"))))
 register(Backend("latex", "{name}.tex", "derivation.tex.j2", _render_latex))
 # the derivation beside the code of the NumPy module's loss_and_gradients: its printer and its plan
 register(Backend("html", "{name}.html", "derivation.html.j2", _render_html, _numpy_printer, _numpy_plan,

@@ -49,11 +49,14 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
     def total(tensor: Tensor) -> Value:
         """One cotangent: terms of one shape summed, then broadcasting undone once per shape."""
         if len(contributions[tensor]) == 1:
-            for rule in COTANGENT_RULES:
-                made = rule(graph, contributions[tensor].get(tensor.shape, []), tensor)
+            ((shape, terms),) = contributions[tensor].items()
+            for rule in COTANGENT_RULES:  # before broadcasting is undone: a bias reads the tiles that its layer's
+                made = rule(graph, terms, shape, f"d{tensor.name}")  # output has as their concat, summed
                 if made is not None:
                     contributions.pop(tensor)
-                    return made
+                    if shape == tensor.shape:
+                        return made
+                    return Value(reduce_sum(graph, made, tensor.shape, stem=f"d{tensor.name}").expr, tensor.shape)
         parts = [reduce_sum(graph, Value(tidy(sp.Add(*terms)), shape), tensor.shape, stem=f"d{tensor.name}")
                  for shape, terms in contributions.pop(tensor).items()]
         if len(parts) == 1:
@@ -65,6 +68,7 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
     for tensor in reversed(forward):
         if tensor not in contributions:
             continue
+        graph.path = graph.module_of.get(tensor.name, "")  # its cotangent's values belong to the module it came from
         consumers = sum(len(terms) for terms in contributions[tensor].values())
         cotangents[tensor] = cotangent = total(tensor)
         if cotangent.expr == 0:
@@ -82,6 +86,7 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
             continue
         for operand, operand_cotangent in lookup(tensor.op).vjp(graph, tensor, cotangent, needed):
             push(operand, operand_cotangent, tensor if tensor.op == "map" else None)
+    graph.path = ""
     return {tensor: cotangents.get(tensor, Value(sp.Integer(0), tensor.shape)) for tensor in wrt}
 
 

@@ -98,6 +98,8 @@ def target_doc(model) -> str:
 
 def init_doc(model) -> str:
     """How init_params draws the parameters: each layer's own default, as its op says."""
+    if hasattr(model.net, "init_doc"):  # exported from torch: the source's layer classes say
+        return textwrap.fill(model.net.init_doc(), 110, subsequent_indent="    ", break_on_hyphens=False)
     present = {type(module) for _, module in model.net.named_modules()}
     owners = {type(module) for _, module in model.net.named_modules() if module._parameters}
     docs = [op.init_doc for op in OPS.values() if op.layer_class in present and getattr(op, "init_doc", "")]
@@ -128,6 +130,15 @@ def formatted(text: str) -> str:
     if result.returncode != 0:  # a generated module that does not parse is symprop's bug: say so, whole
         raise RuntimeError(f"ruff could not format the generated module: {result.stderr}")
     return result.stdout
+
+
+def _draw(backend, model, name: str) -> str:
+    """train()'s fresh draw of a random input for each batch: a dropout's mask, or noise."""
+    kind, *p = model.random_inputs[name]
+    shape = f"(len(batch), {', '.join(map(str, model.input_shapes[name][1:]))})" if model.input_shapes[name][1:] \
+        else "(len(batch),)"
+    dtype = f'params["{next(iter(model.parameters))}"].dtype'
+    return dict(backend.draws)[kind].format(shape=shape, p=p[0] if p else "", dtype=dtype)
 
 
 def render_module(derivation, backend, source: str, command: str) -> str:
@@ -162,8 +173,12 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         buffer_shapes=list(model.buffer_shapes.items()),
         input_shapes=[(name, (None, *shape[1:]), input_comment(model, name))
                       for name, shape in model.input_shapes.items()],
-        batch_inputs=", ".join(f"{name}[batch]" for name in model.input_shapes),
+        batch_inputs=", ".join(f"{name}[batch]" if name not in model.random_inputs else name
+                               for name in model.input_shapes),
+        draws=[(name, _draw(backend, model, name)) for name in model.random_inputs],
         inputs=", ".join(model.input_shapes),
+        data_inputs=", ".join(name for name in model.input_shapes if name not in model.random_inputs),
+        random_inputs=list(model.random_inputs),
         input_names=list(model.input_shapes),
         token_ids=dict(model.index_ranges),
         digest=derivation.digest,

@@ -86,19 +86,23 @@ def document_parts(derivation) -> dict:
     relabel_all = relabeller({sp.Symbol(name, real=True): expr for expr, name in graph.labels.items()})
     definitions = {_symbol(s): short._unwrap(short.statement(s), reads(s))
                    for s in program.statements if s.name in named}
+    heading = _module_headings(graph)
     for statement in program.statements:
         if statement.name not in named:
             continue
-        lhs, rhs = latex_name(aliases.get(statement.name, statement.name), dense), definitions[_symbol(statement)]
+        lhs, rhs = _fit(latex_name(aliases.get(statement.name, statement.name), dense)), \
+            definitions[_symbol(statement)]
         if statement.name in forward_names:
-            forward.append((lhs, rhs, short.shape_text(statement.shape or program.shapes.get(_symbol(statement), ()))))
+            forward.append((lhs, rhs, short.shape_text(statement.shape or program.shapes.get(_symbol(statement), ())),
+                            heading(statement.name, "forward")))
         else:
             chain, local = _chain(derivation, statement, short, relabel_all, defined)
-            backward.append((lhs, "" if chain == rhs else chain, local, rhs))  # a row that only repeats: left out
+            # a row that only repeats: left out
+            backward.append((lhs, "" if chain == rhs else chain, local, rhs, heading(statement.name, "backward")))
     loss = program.outputs[0]
     gradients = []
     for statement in program.outputs[1:]:
-        name = latex_name(derivation.lowered.params[statement.name].name)
+        name = _fit(latex_name(derivation.lowered.params[statement.name].name), "0.12")
         full = "" if reads(statement) & in_full.overflow else in_full.output(statement)
         brief = definitions.get(statement.expr) or short.output(statement)  # 1^T δ, not its name b̄
         gradients.append((statement.name, name, brief, full if len(full) <= MAX_FULL_FORM else ""))
@@ -196,6 +200,31 @@ def _derivative_facts(graph) -> list[str]:
     return facts
 
 
+LONG_NAME = 48  # characters of LaTeX: a parameter named by its module path, transformer.h.0.ln_1.weight
+
+
+def _fit(name: str, width: str = "0.15") -> str:
+    """A long name, scaled down to a share of the line where it is wider, so that its row's formula still fits."""
+    return rf"\fitto{{{width}\linewidth}}{{${name}$}}" if len(name) > LONG_NAME else name
+
+
+def _module_headings(graph):
+    """heading(name, part): the module path (transformer.h.0.attn) that a row's value was made in, escaped, where it
+    differs from the previous row's in that part of the document; "" elsewhere, and for models of one module."""
+    if len(set(graph.module_of.values())) < 2:
+        return lambda name, part: ""
+    last = {}
+
+    def heading(name: str, part: str) -> str:
+        path = graph.module_of.get(name, "")
+        if not path or last.get(part) == path:
+            return ""
+        last[part] = path
+        return _escape(path)
+
+    return heading
+
+
 def layer_rows(derivation) -> list[tuple[str, str, str]]:
     """(layer, what it is, its output's shape) for each call of the network's layers: the model as a table."""
     seen, rows = set(), []
@@ -220,9 +249,9 @@ def render_document(derivation, backend, source: str, command: str) -> str:
 def render_fragment(derivation) -> str:
     """The forward and backward steps as one align environment, for Jupyter."""
     parts = document_parts(derivation.as_book())
-    rows = [f"{lhs} &= {rhs}" for lhs, rhs, _ in parts["forward"]]
+    rows = [f"{lhs} &= {rhs}" for lhs, rhs, *_ in parts["forward"]]
     rows.append(f"L &= {parts['loss'][1]}")
-    rows += [f"{lhs} &= {rhs}" for lhs, _, _, rhs in parts["backward"]]
+    rows += [f"{lhs} &= {rhs}" for lhs, _, _, rhs, _ in parts["backward"]]
     rows += [rf"\frac{{\partial L}}{{\partial {name}}} &= {short}" for _, name, short, _ in parts["gradients"]]
     return "\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
 

@@ -161,9 +161,18 @@ def prepare_csv(path: Path, model, target_columns, holdout: float, seed: int, st
                     f"{len(fit.x)} rows of {path} ({len(held.x)} held out)", saved)
 
 
+def token_input(model) -> str | None:
+    """The name of a token model's one input, a sequence of ids (`x` in a spec, `idx` in a GPT), else None."""
+    names = list(model.input_shapes)
+    if len(names) == 1 and names[0] in model.index_ranges and len(model.input_shapes[names[0]]) == 2:
+        return names[0]
+    return None
+
+
 def load_text(path: Path, model) -> tuple[str, np.ndarray]:
     """(alphabet, ids): the text's distinct characters, sorted, and the text as their indices."""
-    if list(model.index_ranges) != ["x"] or len(model.input_shapes) != 1:
+    name = token_input(model)
+    if name is None:
         raise SymPropError("--text trains a token model (vocabulary = V and sequence = S in its spec); this model's "
                            "inputs are not one sequence of token ids: train it on a CSV with --data", str(path))
     try:
@@ -173,7 +182,7 @@ def load_text(path: Path, model) -> tuple[str, np.ndarray]:
     except (OSError, UnicodeDecodeError) as error:
         raise SymPropError(f"cannot be read as UTF-8 text: {error}", str(path)) from None
     alphabet = "".join(sorted(set(text)))
-    vocabulary, length = model.index_ranges["x"], model.input_shapes["x"][1]
+    vocabulary, length = model.index_ranges[name], model.input_shapes[name][1]
     if len(alphabet) > vocabulary:
         raise SymPropError(f"has {len(alphabet)} distinct characters, more than the model's vocabulary = "
                            f"{vocabulary}", str(path))
@@ -195,7 +204,7 @@ def prepare_text(path: Path, model, holdout: float) -> Prepared:
     """Windows of the text's first part to train on (overlapping by three quarters), and of its last `holdout`
     part, apart, to score: the held-out loss per character."""
     alphabet, ids = load_text(path, model)
-    length = model.input_shapes["x"][1]
+    length = model.input_shapes[token_input(model)][1]
     cut = len(ids) - int(round(holdout * len(ids)))
     x, t = windows(ids[:cut], length, max(length // 4, 1))
     held_x, held_t = windows(ids[cut:], length, length) if len(ids) - cut > length else (x[:0], t[:0])
@@ -247,7 +256,7 @@ def sample(module, params: dict, alphabet: str, prompt: str, length: int, temper
     unknown = sorted(set(prompt) - set(index))
     if unknown:
         raise SymPropError(f"the model never saw the characters {''.join(unknown)!r}", "--prompt")
-    window = module.INPUT_SHAPES["x"][1]
+    window = next(iter(module.INPUT_SHAPES.values()))[1]
     ids = [index[c] for c in prompt] or [0]
     rng = np.random.default_rng(seed)
     for _ in range(length):

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # ordinary words, or names of SymPy's, NumPy's and Python's own functions
 WORDS = {"exp", "log", "sqrt", "abs", "sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "erf", "Max", "Min",
          "maximum", "minimum", "clamp", "linear", "identity", "dropout", "elementwise", "embedding", "positions",
-         "transformer", "sum", "max", "map", "slice", "pad", "concat", "gather", "constant"}
+         "transformer", "sum", "max", "map", "slice", "pad", "concat", "gather", "constant", "var", "std"}
 
 
 def import_graph(folder: Path, package: str | None) -> dict[str, set[str]]:

@@ -629,3 +629,278 @@ def test_a_state_dict_with_wrong_keys_or_shapes_gets_a_line_for_each(tmp_path):
     assert len(lines) == 3
     assert any("lacks" in line for line in lines) and any("'extra.weight'" in line for line in lines)
     assert any(f"params[{key!r}] has shape (2, 2)" in line for line in lines)
+
+
+# -- what a model from torch starts from, and how its derivation reads ------------------------------------------------
+class Mixed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.norm, self.head = nn.Embedding(11, 6), nn.LayerNorm(6), nn.Linear(6, 11)
+        self.scale = nn.Parameter(torch.ones(6))  # the user's own: torch leaves its initialization to its author
+
+    def forward(self, idx):
+        return self.head(self.norm(self.emb(idx)) * self.scale)
+
+
+def test_init_params_draws_as_torchs_layers_and_the_source_params_are_the_modules(tmp_path):
+    torch.manual_seed(0)
+    net = Mixed().double()
+    idx = torch.randint(0, 11, (3, 4))
+    model = S.from_torch(net, lambda y, t: F.cross_entropy(y.view(-1, 11), t.view(-1)), example_inputs=(idx,),
+                         example_target=idx, name="mixed")
+    assert model.initializations == {"emb.weight": ("normal", 1.0), "norm.weight": ("ones",),
+                                     "norm.bias": ("zeros",), "head.weight": ("uniform", 1 / math.sqrt(6)),
+                                     "head.bias": ("uniform", 1 / math.sqrt(6)), "scale": ("normal", 1.0)}
+    params = generated_modules(model, tmp_path, ("numpy",))["numpy"].init_params(0)
+    assert (params["norm.weight"] == 1).all() and (params["norm.bias"] == 0).all()
+    assert abs(params["head.weight"]).max() <= 1 / math.sqrt(6)
+    source = model.source_params()
+    assert source.keys() == dict(net.named_parameters()).keys()
+    assert all((source[key] == value.detach().numpy()).all() for key, value in net.named_parameters())
+
+
+def test_the_derivation_groups_its_rows_by_the_modules_that_made_them(tmp_path):
+    torch.manual_seed(3)
+    net = TinyGPT().double()
+    idx = torch.randint(0, 13, (3, 4))
+
+    def loss(logits, targets):
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    model = S.from_torch(net, loss, example_inputs=(idx,), example_target=idx, name="tiny_gpt")
+    tex = S.derive_network(model).to_latex()
+    forward, backward = tex.split(r"\section*{The backward pass}")[0], tex.split(r"\section*{The backward pass}")[1]
+    paths = [r"transformer.wte", r"transformer.h.0.ln\_1", r"transformer.h.0.attn.c\_attn", r"transformer.h.1.attn",
+             r"transformer.ln\_f", r"lm\_head"]
+    places = [forward.index(rf"\intertext{{\texttt{{{path}}}}}") for path in paths]
+    assert places == sorted(places)  # in the order forward runs them
+    back = [backward.index(rf"\intertext{{\texttt{{{path}}}}}") for path in paths]
+    assert back == sorted(back, reverse=True)  # and the backward pass in reverse
+
+
+TOKEN_FACTORY = '''
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class Config:  # a dataclass in the factory's file: its module must be importable by name
+    vocab_size: int = 12
+    block_size: int = 6
+
+
+class Bigram(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.table = nn.Embedding(config.vocab_size, config.vocab_size)
+
+    def forward(self, idx, targets=None):
+        logits = self.table(idx)
+        loss = None if targets is None else F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss
+
+
+def build():
+    torch.manual_seed(0)
+    idx = torch.randint(0, 12, (2, 6))
+    return Bigram(Config()), lambda out: out[1], (idx, idx)
+'''
+
+
+def test_symprop_train_trains_a_factorys_token_model_on_text_from_its_own_parameters(tmp_path):
+    from click.testing import CliRunner
+
+    from symprop.cli import main
+
+    (tmp_path / "bigram.py").write_text(TOKEN_FACTORY)
+    (tmp_path / "text.txt").write_text("the cat sat on the mat. " * 20)
+    result = CliRunner().invoke(main, ["train", str(tmp_path / "bigram.py:build"), "--text", str(tmp_path / "text.txt"),
+                                       "--epochs", "3", "--optimizer", "adam", "--lr", "0.05",
+                                       "--out", str(tmp_path / "trained")])
+    assert result.exit_code == 0, result.output
+    assert "starting from Bigram's own parameters" in result.output
+    assert (tmp_path / "trained" / "bigram_params.npz").is_file()
+    sampled = CliRunner().invoke(main, ["sample", str(tmp_path / "bigram.py:build"), "--params",
+                                        str(tmp_path / "trained" / "bigram_params.npz"), "--length", "20"])
+    assert sampled.exit_code == 0 and len(sampled.output.strip()) >= 15, sampled.output
+
+
+# -- the tutorials' char-RNN classifier: nn.RNN sequence first, its last hidden state, LogSoftmax and nn.NLLLoss ------
+class CharRNN(nn.Module):
+    def __init__(self, input_size=10, hidden_size=12, output_size=4):
+        super().__init__()
+        self.rnn = nn.RNN(input_size, hidden_size)
+        self.h2o = nn.Linear(hidden_size, output_size)
+        self.softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, line_tensor):
+        rnn_out, hidden = self.rnn(line_tensor)
+        return self.softmax(self.h2o(hidden[0]))
+
+
+def test_a_char_rnn_classifier_with_nllloss(tmp_path):
+    torch.manual_seed(5)
+    net = CharRNN().double()
+    x, t = torch.randn(3, 6, 10, dtype=torch.float64), torch.randint(0, 4, (3,))  # batch first here; torch's (6, 3, 10)
+    model = S.from_torch(net, nn.NLLLoss(), example_inputs=(x.transpose(0, 1),), example_target=t, name="char_rnn")
+    assert model.net.batch_axis == 1
+    net.zero_grad()
+    want = nn.NLLLoss()(net(x.transpose(0, 1)), t)
+    want.backward()
+    for backend, module in generated_modules(model, tmp_path).items():
+        cast = (lambda v: v.detach().numpy()) if backend == "numpy" else (lambda v: v.detach())
+        loss, grads = module.loss_and_gradients({k: cast(p) for k, p in net.named_parameters()}, cast(x), cast(t))
+        assert relative_error(loss, want.detach()) <= TOLERANCE, backend
+        for key, p in net.named_parameters():
+            assert relative_error(grads[key], p.grad) <= TOLERANCE, (backend, key)
+
+
+# -- nn.Embedding(padding_idx): the padding row is read, but takes no gradient ---------------------------------------
+class PaddedBag(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 6, padding_idx=0)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, idx):
+        return self.head(self.emb(idx).mean(dim=1))
+
+
+def test_an_embeddings_padding_row_takes_no_gradient(tmp_path):
+    torch.manual_seed(2)
+    net = PaddedBag().double()
+    with torch.no_grad():
+        net.emb.weight[0] = torch.randn(6)  # a padding row that is not zero: still read, still not trained
+    idx = torch.tensor([[0, 3, 4, 0], [1, 0, 2, 5], [7, 8, 9, 0]])
+    t = torch.randint(0, 3, (3,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(idx,), example_target=t, name="padded_bag")
+    agree(model, net, (idx,), t, nn.CrossEntropyLoss(), tmp_path)
+    assert not net.emb.weight.grad[0].any()
+
+
+@pytest.mark.parametrize("loss", [nn.L1Loss(), nn.SmoothL1Loss(beta=0.5), nn.HuberLoss(delta=0.7),
+                                  lambda y, t: F.huber_loss(y, t, reduction="sum", delta=2.0) + F.l1_loss(y, t)],
+                         ids=["l1", "smooth_l1", "huber", "functions"])
+def test_l1_smooth_l1_and_huber_losses(loss, tmp_path):
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    x, t = torch.randn(6, 5, dtype=torch.float64), 0.6 * torch.randn(6, 3, dtype=torch.float64)
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name="robust")
+    agree(model, net, (x,), t, loss, tmp_path)
+
+
+# -- the seq2seq tutorial's encoder in training mode: its dropout, lowered with the GRU, takes its mask -------------
+class Encoder(nn.Module):
+    def __init__(self, input_size=15, hidden_size=8, dropout_p=0.1):
+        super().__init__()
+        self.embedding = nn.Embedding(input_size, hidden_size)
+        self.gru = nn.GRU(hidden_size, hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(dropout_p)
+        self.out = nn.Linear(hidden_size, input_size)
+
+    def forward(self, input):
+        output, hidden = self.gru(self.dropout(self.embedding(input)))
+        return F.log_softmax(self.out(output), dim=-1)
+
+
+def test_a_dropout_lowered_with_a_gru_takes_its_mask(tmp_path):
+    torch.manual_seed(0)
+    net = Encoder().double().train()
+    x, t = torch.randint(0, 15, (3, 5)), torch.randint(0, 15, (3, 5))
+
+    def loss(y, t):
+        return F.nll_loss(y.view(-1, y.size(-1)), t.view(-1))
+
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name="encoder")
+    torch.manual_seed(13)
+    mask = torch.empty(3, 5, 8, dtype=torch.float64).bernoulli_(0.9)
+    agree_given_draws(model, net, x, t, loss, {"dropout_mask": mask}, 13, tmp_path)
+
+
+def test_a_recurrent_layers_own_dropout_in_training_is_refused():
+    """torch's decomposition of nn.LSTM leaves the dropout between its layers out: a number that would be wrong."""
+    net = nn.LSTM(4, 6, num_layers=2, dropout=0.3).train()
+    with pytest.raises(S.SymPropError, match=r"nn.LSTM\(dropout=0.3\) in training mode is not supported"):
+        S.from_torch(net, lambda out, t: F.mse_loss(out[0], t), example_inputs=(torch.randn(5, 3, 4),),
+                     example_target=torch.randn(5, 3, 6))
+
+
+# -- makemore's bigram: one_hot(xs, num_classes).float() @ W, inputs of one id per example ---------------------------
+class OneHotBigram(nn.Module):
+    def __init__(self, n=12):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(n, n))
+
+    def forward(self, xs):
+        xenc = F.one_hot(xs, num_classes=self.W.shape[0]).double()
+        return xenc @ self.W
+
+
+def test_a_one_hot_bigram_on_one_id_per_example(tmp_path):
+    torch.manual_seed(0)
+    net = OneHotBigram().double()
+    xs, ys = torch.randint(0, 12, (7,)), torch.randint(0, 12, (7,))
+    model = S.from_torch(net, F.cross_entropy, example_inputs=(xs,), example_target=ys, name="bigram")
+    assert model.inputs == {"xs": ()}
+    agree(model, net, (xs,), ys, F.cross_entropy, tmp_path)
+
+
+# -- nanoGPT's attention in training mode: dropout on the attention's probabilities and on its output ----------------
+class DroppingAttention(nn.Module):
+    def __init__(self, flash: bool):
+        super().__init__()
+        self.c_attn, self.c_proj = nn.Linear(8, 24), nn.Linear(8, 8)
+        self.attn_dropout, self.resid_dropout = nn.Dropout(0.1), nn.Dropout(0.1)
+        self.dropout, self.flash = 0.1, flash
+        self.register_buffer("bias", torch.tril(torch.ones(4, 4)).view(1, 1, 4, 4))
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(8, dim=2)
+        q, k, v = (z.view(B, T, 2, 4).transpose(1, 2) for z in (q, k, v))
+        if self.flash:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=None,
+                                               dropout_p=self.dropout if self.training else 0, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+            y = self.attn_dropout(F.softmax(att, dim=-1)) @ v
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
+
+
+def test_attention_dropout_written_out_takes_torchs_masks(tmp_path):
+    torch.manual_seed(0)
+    net = DroppingAttention(flash=False).double().train()
+    x, t = torch.randn(3, 4, 8, dtype=torch.float64), torch.randn(3, 4, 8, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="dropping_attention")
+    torch.manual_seed(21)
+    masks = {"dropout_mask": torch.empty(3, 2, 4, 4, dtype=torch.float64).bernoulli_(0.9),
+             "dropout_mask_1": torch.empty(3, 4, 8, dtype=torch.float64).bernoulli_(0.9)}
+    agree_given_draws(model, net, x, t, nn.MSELoss(), masks, 21, tmp_path)
+
+
+def test_sdpa_with_dropout_p_takes_the_mask_of_its_probabilities(tmp_path):
+    """torch's fused attention draws its mask inside; symprop check's reference is torch's math given the same mask."""
+    from symprop.check import compare
+
+    torch.manual_seed(0)
+    net = DroppingAttention(flash=True).double().train()
+    x, t = torch.randn(3, 4, 8, dtype=torch.float64), torch.randn(3, 4, 8, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="sdpa_dropout")
+    assert model.inputs == {"x": (4, 8), "dropout_mask": (2, 4, 4), "dropout_mask_1": (4, 8)}
+    assert all(row.passed for row in compare(model, generated_modules(model, tmp_path), seeds=(0,), batches=(3,)))
+
+
+def test_train_draws_a_dropouts_mask_afresh_for_every_batch(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 3)).double().train()
+    x, t = torch.randn(64, 5, dtype=torch.float64), torch.randint(0, 3, (64,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x[:4],), name="dropping_trained")
+    assert model.random_inputs == {"dropout_mask": ("keep", 0.75)}
+    for backend, module in generated_modules(model, tmp_path).items():
+        data = (x.numpy(), t.numpy()) if backend == "numpy" else (x, t)
+        params, history = module.train(module.init_params(0), *data, 0.1, 30, 16)
+        assert history[-1] < 0.9 * history[0], backend

@@ -18,12 +18,13 @@ from pathlib import Path
 import sympy as sp
 
 from ..errors import SymPropError
+from ..notes import define
 from ..ops.registry import by_aten, by_module, is_loss, layers, meaning
 from .model import Model
 from .module import Module
 from .tensor import TORCH_FUNCTIONS, Parameter, SymbolicTensor
 from .torch_eval import require_torch
-from .trace import ClassIndices
+from .trace import ClassIndices, GraphTrace, running
 
 
 def exported_model(module, loss, example_inputs: tuple, example_target, name: str = "model", target: str | None = None,
@@ -43,6 +44,14 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
         where = "first" if batch_axis == 0 else "second (batch_axis=1)"
         raise SymPropError(f"give one example tensor per input of forward, each with the batch on its {where} axis",
                            "example_inputs")
+    for path, sub in module.named_modules():  # torch's decomposition of these leaves that dropout out: refused
+        if isinstance(sub, torch.nn.RNNBase) and sub.training and sub.dropout and sub.num_layers > 1:
+            raise SymPropError(f"nn.{type(sub).__name__}(dropout={sub.dropout}) in training mode is not supported: "
+                               "its dropout between layers (use eval(), or one layer per module with nn.Dropout "
+                               "between them)", path or "module")
+    # one tensor given twice (idx as its own targets) would be one input to torch.export: each its own copy
+    example_inputs = tuple(x.clone() if any(x is y for y in example_inputs[:i]) else x
+                           for i, x in enumerate(example_inputs))
     program = _export(module, example_inputs, "forward", batch_axis)
     net = Exported(program, module, batch_axis)
     names = [spec.arg.name for spec in program.graph_signature.input_specs if spec.kind.name == "USER_INPUT"]
@@ -67,6 +76,8 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
 
         def own_loss(y, t):
             return net.loss_of_forward(y, t)
+
+        own_loss.__name__ = f"its forward computes of {names[-1]}"  # the document's "GPT with the loss ..."
 
         return Model(net, own_loss, name=name, inputs=inputs, target=target, source=source)
     net.read_first = isinstance(output, tuple)
@@ -215,7 +226,8 @@ def _variable_nodes(program) -> list:
 
 
 def _known(name: str) -> bool:
-    return name in ("operator.getitem", "aten.sym_size.int") or by_aten(name) is not None or name in TORCH_FUNCTIONS
+    return name in ("operator.getitem", "aten.sym_size.int", *CHECKS) or by_aten(name) is not None or \
+        name in TORCH_FUNCTIONS
 
 
 @contextmanager
@@ -231,6 +243,29 @@ def _masks_taken_as_given():
         yield
     finally:
         transformer._detect_is_causal_mask = detect
+
+
+RECURRENT = ("RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell")  # torch: every weight U(-1/√hidden, 1/√hidden)
+
+
+def torch_init(module, key: str):
+    """How torch's layer class initializes the parameter at `key`, for the generated init_params: as symprop's layer
+    of that class initializes it, which is torch's default; a parameter of the user's own module, which torch leaves
+    to its author, N(0, 1)."""
+    prefix, _, local = key.rpartition(".")
+    owner = module.get_submodule(prefix) if prefix else module
+    kind = type(owner).__name__
+    if kind in RECURRENT and type(owner).__module__.startswith("torch.nn"):
+        return ("uniform", 1 / owner.hidden_size ** 0.5)
+    op = by_module(kind)
+    layer = op.layer_class if op is not None and op.layer_class is not None else None
+    if layer is None or not layer.from_torch or not type(owner).__module__.startswith("torch.nn"):
+        return "normal"
+    try:
+        ours = dict(layer.from_torch(owner).named_parameters())
+    except (SymPropError, TypeError):  # a configuration symprop's layer lacks: torch's own layer still exports
+        return "normal"
+    return ours[local].init if local in ours else "normal"
 
 
 class Exported(Module):
@@ -249,11 +284,14 @@ class Exported(Module):
         made: dict[int, Parameter] = {}
         tensors = dict(module.named_parameters(remove_duplicate=False))
         for key, tensor in tensors.items():
-            parameter = made.setdefault(id(tensor), Parameter(tuple(tensor.shape)))
+            parameter = made.setdefault(id(tensor), Parameter(tuple(tensor.shape), init=torch_init(module, key)))
             self._place(key, parameter)
+        self._source_values = {key: tensor.detach().clone() for key, tensor in tensors.items()}
         # operations that draw random numbers: each is an input of the derivation (a noise, a dropout's mask)
-        self.random = [n for n in program.graph.nodes if aten_name(n.target) in RANDOM and
-                       (aten_name(n.target) != "aten.dropout.default" or _dropping(n))]
+        self.random = [n for n in program.graph.nodes if (aten_name(n.target) in RANDOM or _masked(n)) and
+                       (aten_name(n.target) not in DROPOUTS and not _masked(n) or _dropping(n))]
+        self.random_axis = {}  # random node -> the axis torch draws the batch on (1: sequence first)
+        self._random_kinds = {}  # the input's name -> what it draws (random_kinds)
         for spec in program.graph_signature.input_specs:
             kind = spec.kind.name
             if kind == "PARAMETER":
@@ -264,6 +302,19 @@ class Exported(Module):
                 if kind == "BUFFER" and spec.persistent:
                     self._state_buffers[spec.target] = tuple(self._buffers_of[spec.arg.name].shape)
 
+    def random_kinds(self) -> dict[str, tuple]:
+        return dict(self._random_kinds)
+
+    def source_params(self) -> dict:
+        """The source module's parameters as it was exported, {key: float64 NumPy array}, one key for tied ones."""
+        return {key: self._source_values[key].double().numpy() for key, _ in self.named_parameters()}
+
+    def init_doc(self) -> str:
+        return (f"As torch's layers initialize them by default, drawn in float64 (a matrix of in inputs U(-1/sqrt(in), "
+                f"1/sqrt(in)), a norm's scale ones and shift zeros, a table of embeddings N(0, 1)); a parameter of "
+                f"{self.torch_name}'s own modules N(0, 1). To start from the source module's values, pass its "
+                f"state_dict instead.")
+
     def buffer_shapes(self) -> dict[str, tuple[int, ...]]:
         return dict(self._state_buffers)
 
@@ -273,15 +324,21 @@ class Exported(Module):
         kept, drawn with probability 1 - p)."""
         made = {}
         for node in self.random:
-            stem = "dropout_mask" if aten_name(node.target) == "aten.dropout.default" else "noise"
+            stem = "dropout_mask" if aten_name(node.target) in DROPOUTS or _masked(node) else "noise"
             name, k = stem, 1
             while name in taken or name in made:
                 name, k = f"{stem}_{k}", k + 1
-            shape = node.meta["val"].shape
-            if isinstance(shape[0], int) or any(not isinstance(d, int) for d in shape[1:]):
+            value = node.meta["val"]
+            shape = (value[0] if isinstance(value, (tuple, list)) else value).shape
+            if _masked(node):  # an op's own dropout (attention's, on its probabilities): the op says the shape
+                shape = _masked(node).dropout_of(*_metas(node))[1]
+            free = [a for a, d in enumerate(shape) if not isinstance(d, int)]  # the batch: first, or second (seq-first)
+            if len(free) != 1 or free[0] > 1:
                 raise SymPropError(f"{aten_name(node.target)}: random numbers of shape {tuple(shape)}, which is not "
                                    "one row per example", location(node))
-            made[name] = tuple(int(d) for d in shape[1:])
+            self.random_axis[node] = free[0]
+            made[name] = tuple(int(d) for a, d in enumerate(shape) if a != free[0])
+            self._random_kinds[name] = _kind(node)
         return made
 
     def _place(self, key: str, parameter: Parameter) -> None:
@@ -342,7 +399,7 @@ class Exported(Module):
         (state_dict key -> Parameter)."""
         inputs = self._draws(inputs)
         axes = self.batch_axis if isinstance(self.batch_axis, tuple) else (self.batch_axis,) * len(inputs)
-        inputs = tuple(x.transpose(0, 1) if a else x for x, a in zip(inputs, axes, strict=True))
+        inputs = tuple(_swapped(x) if a else x for x, a in zip(inputs, axes, strict=True))
         values = self.evaluate(list(self.program.graph.nodes), {}, iter(inputs), parameters)
         outputs = values["output"]
         if self.batch_axis and not isinstance(self.batch_axis, tuple):  # the network's: its output batch first
@@ -356,7 +413,7 @@ class Exported(Module):
     more_outputs = ()
 
     def _batch_first(self, y, i: int):
-        return y.transpose(0, 1) if self.output_axis(i) else y
+        return _swapped(y) if self.output_axis(i) else y
 
     def output_axis(self, i: int) -> int:
         """The batch axis of output number i: the one the exported program keeps free, first or second."""
@@ -369,14 +426,30 @@ class Exported(Module):
 
     def evaluate(self, nodes: list, values: dict, arguments, parameters: dict) -> dict:
         """`values` with each of `nodes` computed in order (the output node's, under "output")."""
+        trace = running()
+        graph = trace.graph if isinstance(trace, GraphTrace) else None  # None: the torch reference run
         for node in nodes:
+            if graph is not None:  # the innermost module that made it, for the document's groups
+                stack = node.meta.get("nn_module_stack") or {}
+                graph.path = next(reversed(stack.values()))[0] if stack else ""
             try:
                 if node.op == "placeholder":
                     values[node] = self._placeholder(node.name, arguments, parameters)
-                elif node in self.random:  # drawn by the caller: the next input after forward's own
-                    values[node] = _randomized(node, _load(node.args, values), next(self._drawn))
+                elif node in self.random:  # drawn by the caller: the next input after forward's own, batch first
+                    drawn = next(self._drawn)
+                    if self.random_axis.get(node):
+                        drawn = _swapped(drawn)
+                    if _masked(node):  # symbolic or torch: symprop's meaning of the op, given the mask
+                        op = meaning(_masked(node), aten_name(node.target))
+                        values[node] = op(*_load(node.args, values), **_load(node.kwargs, values), dropout_mask=drawn)
+                    else:
+                        values[node] = _randomized(node, _load(node.args, values), drawn)
                 elif node.op == "output":
                     values["output"] = _load(node.args[0], values)
+                elif _float_cast(node):  # the identity, on symbolic tensors and in torch's reference alike
+                    values[node] = _load(node.args[0], values)
+                    if graph is not None and _narrowing(node):
+                        graph.note(CAST, location(node), str(node.meta["val"].dtype).replace("torch.", ""))
                 else:
                     values[node] = _call(node, _load(node.args, values), _load(node.kwargs, values))
             except SymPropError as error:
@@ -389,6 +462,8 @@ class Exported(Module):
                 text = " ".join(str(error).split())[:200]
                 raise SymPropError(f"{aten_name(node.target)}: {type(error).__name__}: {text}", location(node)) \
                     from None
+        if graph is not None:
+            graph.path = ""
         return values
 
     def _placeholder(self, name: str, arguments, parameters: dict):
@@ -399,11 +474,48 @@ class Exported(Module):
         return next(arguments)
 
 
-RANDOM = ("aten.randn_like.default", "aten.rand_like.default", "aten.dropout.default")
+def _swapped(x):
+    """x with its first two axes swapped (batch first <-> sequence first); a torch tensor laid out anew, as torch's
+    user has it, so that forward's views of it work."""
+    return x.transpose(0, 1) if isinstance(x, SymbolicTensor) else x.transpose(0, 1).contiguous()
+
+
+DROPOUTS = ("aten.dropout.default", "aten.native_dropout.default")  # native: (output, mask), as nn.LSTM's own
+RANDOM = ("aten.randn_like.default", "aten.rand_like.default", *DROPOUTS)
+
+
+def _masked(node):
+    """The op of a node that drops entries of its own, given a mask (attention with dropout_p: its `dropout_of`
+    says the probability and the mask's shape), else None."""
+    op = by_aten(aten_name(node.target)) if node.op == "call_function" else None
+    return op if op is not None and getattr(op, "dropout_of", None) is not None else None
+
+
+def _metas(node) -> tuple:
+    """A node's arguments as torch.export traced them (tensors' shapes, numbers)."""
+    def meta(a):
+        return a.meta.get("val") if hasattr(a, "meta") else a
+
+    return tuple(meta(a) for a in node.args), {k: meta(v) for k, v in node.kwargs.items()}
+
+
+def _kind(node) -> tuple:
+    """What a random operation draws: ("keep", 1 - p) for a dropout's mask, ("normal",) or ("uniform",)."""
+    name = aten_name(node.target)
+    if name == "aten.randn_like.default":
+        return ("normal",)
+    if name == "aten.rand_like.default":
+        return ("uniform",)
+    p = _masked(node).dropout_of(*_metas(node))[0] if _masked(node) else \
+        node.kwargs.get("p", node.args[1] if len(node.args) > 1 else 0.5)
+    return ("keep", 1 - p)
 
 
 def _dropping(node) -> bool:
-    """Whether a dropout node drops (p > 0, training): in eval mode, or at p = 0, it is the identity."""
+    """Whether a dropout node drops (p > 0, training): in eval mode, or at p = 0, it is the identity. An attention
+    drops where its dropout_p > 0."""
+    if _masked(node):
+        return bool(_masked(node).dropout_of(*_metas(node))[0])
     p, train = (list(node.args[1:]) + [None, None])[:2]
     return bool(node.kwargs.get("p", p) and node.kwargs.get("train", train))
 
@@ -411,10 +523,12 @@ def _dropping(node) -> bool:
 def _randomized(node, args, drawn):
     """A random operation, given what it draws: the noise itself, or the input with the dropout's mask applied and
     the kept entries scaled by 1 / (1 - p), as torch's dropout scales them."""
-    if aten_name(node.target) != "aten.dropout.default":
+    name = aten_name(node.target)
+    if name not in DROPOUTS:
         return drawn
     x, p = args[0], node.kwargs.get("p", args[1] if len(args) > 1 else 0.5)
-    return x * drawn * (1 / (1 - p))
+    kept = x * drawn * (1 / (1 - p))
+    return (kept, drawn) if name == "aten.native_dropout.default" else kept
 
 
 def _reads(graph) -> dict:
@@ -473,6 +587,8 @@ def _call(node, args, kwargs):
     if name == "aten.sym_size.int":  # a size: the batch size N along the batch axis, else a number
         tensor, dim = args
         return tensor.shape[dim] if isinstance(tensor, SymbolicTensor) else tensor.size(dim)
+    if name in CHECKS:  # what torch asserts of a value at run time, not a value
+        return None
     if not _symbolic([*args, *kwargs.values()]):
         return node.target(*args, **kwargs)
     if name == "operator.getitem":  # an item of an operation's tuple of results (split)
@@ -482,6 +598,30 @@ def _call(node, args, kwargs):
     if function is None:
         raise SymPropError(f"{name} is not supported by symprop")
     return function(*args, **kwargs)
+
+
+CHECKS = ("aten._assert_tensor_metadata.default",)  # torch.export's record of a dtype that forward relies on
+CASTS = ("aten.to.dtype", "aten._to_copy.default")
+CAST = define(
+    "cast", "{0}: a cast to {1} is read as the identity: the generated code computes in its arrays' dtype, where "
+    "torch rounds to {1} (and agrees with it to that precision)",
+    r"{0}: a cast to {1} is read as the identity: the generated code computes in its arrays' dtype.", warning=True)
+
+
+def _float_cast(node) -> bool:
+    """A cast from one float dtype to another (x.float() in a float64 model: LLaMA's RMSNorm, written for half
+    precision, upcasts so); it is the identity on symbolic tensors and in torch's reference alike."""
+    if aten_name(node.target) not in CASTS or not node.args or not hasattr(node.args[0], "meta"):
+        return False
+    before, after = node.args[0].meta.get("val"), node.meta.get("val")
+    return all(getattr(v, "is_floating_point", lambda: False)() for v in (before, after)) and \
+        before.dtype != after.dtype
+
+
+def _narrowing(node) -> bool:
+    import torch
+
+    return torch.finfo(node.meta["val"].dtype).bits < torch.finfo(node.args[0].meta["val"].dtype).bits
 
 
 def aten_name(target) -> str:

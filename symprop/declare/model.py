@@ -142,7 +142,7 @@ class Model:
                 raise SymPropError(f"{name!r} cannot name an input: use an identifier other than "
                                    f"{', '.join(sorted(reserved()))}", "inputs")
             dims = (dims,) if isinstance(dims, int) and not isinstance(dims, bool) else dims
-            if not isinstance(dims, (tuple, list)) or not dims or \
+            if not isinstance(dims, (tuple, list)) or \
                     any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
                 raise SymPropError(f"must be a positive integer or a tuple of them, got {dims!r}", where)
             sequence = (self.sequence,) if self.sequence and len(dims) == 1 else ()
@@ -240,6 +240,16 @@ class Model:
     def parameters(self) -> dict[str, tuple[int, ...]]:
         """state_dict keys and shapes, in state_dict order."""
         return {key: p.shape for key, p in self.net.named_parameters()}
+
+    @property
+    def random_inputs(self) -> dict[str, tuple]:
+        """The inputs that forward draws at random (from torch: a dropout's mask, noise), {name: ("keep", p) for 1
+        with probability p, else 0 | ("normal",) | ("uniform",)}: train() draws them afresh for every batch."""
+        return self.net.random_kinds() if hasattr(self.net, "random_kinds") else {}
+
+    def source_params(self) -> dict | None:
+        """A model from torch: its source module's parameters, {key: float64 array}; else None."""
+        return self.net.source_params() if hasattr(self.net, "source_params") else None
 
     @property
     def tied_keys(self) -> dict[str, str]:

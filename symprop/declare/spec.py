@@ -154,7 +154,10 @@ def _sum(values):
 def _network(layers: list[dict], inputs: dict[str, int], sequence: int | None = None) -> Module:
     """A Sequential when no table wires a graph; else a SpecNet."""
     if not any(_wiring(spec) for spec in layers):
-        built, width = [], inputs["x"]
+        if "x" not in inputs and len(inputs) > 1:
+            raise SymPropError(f"{len(inputs)} inputs, but no layer reads one by name: give the layers that read "
+                               "them input = \"name\"", "layers")
+        built, width = [], inputs.get("x", next(iter(inputs.values())))
         for i, spec in enumerate(layers):
             layer = _layer(spec, i, width, sequence)
             width = layer.output_width(width)

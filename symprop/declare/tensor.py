@@ -295,6 +295,8 @@ Parameter.T = property(lambda self: self.resolve().T)
 
 
 def _initialization(init) -> tuple:
+    if init in (("zeros",), ("ones",)):  # as a Parameter holds it
+        return init
     if init in ("normal", "zeros", "ones"):
         return ("normal", 1.0) if init == "normal" else (init,)
     if isinstance(init, tuple) and len(init) == 2 and init[0] in ("normal", "uniform") \
@@ -380,6 +382,19 @@ def _same(x, memory_format=None):
     return x
 
 
+def _cast(x, dtype=None, *args, **options):
+    """x.float(), x.to(torch.float64), .double(): a value keeps the generated code's dtype. Integer ids stay ids; a
+    value cast to integers is refused (it would have no derivative)."""
+    dtype = options.get("dtype", dtype)
+    if dtype is None or getattr(dtype, "is_floating_point", True):
+        return x
+    graph = traced_graph()
+    tensor = graph.tensors.get(x.value.expr) if isinstance(x, SymbolicTensor) else None
+    if tensor is None or tensor.op not in ("input", "target") or not (tensor.index_range or tensor.op == "target"):
+        raise fail(f"a cast to {dtype} of a value that symprop differentiates is not supported")
+    return x
+
+
 def _getattr(x, name):
     if name == "T":
         return x.T
@@ -406,6 +421,7 @@ TORCH_FUNCTIONS = {  # arithmetic, by torch's names and Python's operators (the 
     "aten.square.default": lambda x: x ** 2, "aten.reciprocal.default": lambda x: 1 / x,
     "aten.rsqrt.default": lambda x: x ** -0.5,
     "aten.contiguous.default": _same, "aten.alias.default": _same, "aten.clone.default": _same,
+    "aten.to.dtype": _cast, "aten._to_copy.default": _cast,
     "aten.expand.default": lambda x, size, implicit=False: _expand(x, *size),
     "aten.zeros.default": lambda size, **_: _filled(size, 0), "aten.ones.default": lambda size, **_: _filled(size, 1),
     "aten.full.default": lambda size, value, **_: _filled(size, value),

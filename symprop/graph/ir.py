@@ -45,6 +45,7 @@ class Tensor:
     boolean: bool = False  # an input of booleans: a key padding mask, True where a position is padding
     shift: bool = False  # max: a shift the value it is taken from cancels exactly (a max shifted out): no gradient
     data: tuple = ()  # a constant's numbers, row-major (a buffer the model holds), as the code writes them
+    skip: int | None = None  # a gather's index whose rows take no gradient (an embedding's padding_idx)
 
     @property
     def name(self) -> str:
@@ -74,6 +75,10 @@ class Graph:
     # The math as a book writes it, for the document: no log clamp, no max shift (the code keeps both)
     book: bool = False
     safeguarded: bool = False  # a clamp or a max shift was built: the book form differs from the code
+    # the module path (transformer.h.0.attn) each named value was made in, for the document's groups; `path` is the
+    # one being traced (the front end sets it), or whose cotangent is being derived
+    module_of: dict[str, str] = field(default_factory=dict)
+    path: str = ""
     _interned: dict = field(default_factory=dict)
     _taken: set = field(default_factory=lambda: {"N"})  # names given out: tensors' and labels'
 
@@ -94,6 +99,8 @@ class Graph:
                                "more than symprop derives in reasonable time")
         tensor = Tensor(symbol, tuple(shape), op, **attrs)
         self.tensors[tensor.symbol] = tensor
+        if self.path:
+            self.module_of[symbol.name] = self.path
         return Value(tensor.symbol, tensor.shape)
 
     @staticmethod
@@ -150,6 +157,8 @@ class Graph:
         names_an_array = any(s in self.tensors for s in value.expr.free_symbols)  # not 1/N, not a number
         if not value.expr.is_Symbol and names_an_array and value.expr not in self.labels:
             self.labels[value.expr] = name if reserved else self.fresh(name).name
+            if self.path:
+                self.module_of[self.labels[value.expr]] = self.path
         return value
 
     def rename(self, value: Value, name: str) -> None:

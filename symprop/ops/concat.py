@@ -29,9 +29,10 @@ def _vjp(graph, tensor, cotangent, needed):
 
 
 @cotangent_rule
-def tiles(graph, terms: list[sp.Expr], tensor):
-    """The sum of pads that tile `tensor` along one axis, as one concat of what they pad; None if the terms are not
-    that. (Three slices of an attention's in-projection give three padded cotangents: no zeros are made or added.)"""
+def tiles(graph, terms: list[sp.Expr], shape: tuple, stem: str):
+    """The sum of pads that tile a tensor of `shape` along one axis, as one concat of what they pad; None if the terms
+    are not that. (Three slices of an attention's in-projection give three padded cotangents: no zeros are made or
+    added.)"""
     pads = [graph.tensors.get(term) for term in terms]
     if len(pads) < 2 or any(p is None or p.op != "pad" for p in pads) or len({p.axes for p in pads}) != 1:
         return None
@@ -42,9 +43,9 @@ def tiles(graph, terms: list[sp.Expr], tensor):
         if p.bounds[0] != start:
             return None
         start += p.operands[0].shape[axis]
-    if start != tensor.shape[axis]:
+    if start != shape[axis]:
         return None
-    return graph.apply("concat", tuple(p.operands[0] for p in pads), stem=f"d{tensor.name}", axes=(axis,))
+    return graph.apply("concat", tuple(p.operands[0] for p in pads), stem=stem, axes=(axis,))
 
 
 def cat(tensors, dim: int = 0) -> SymbolicTensor:

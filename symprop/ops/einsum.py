@@ -62,6 +62,28 @@ def contraction_form(spec: str):
     return None
 
 
+def permuted_matmul(spec: str):
+    """A two-operand einsum that is a batched matrix product once its axes are permuted, or None:
+    (left, right, left_axes, right_axes, output_axes) such that it computes
+    (left.transpose(left_axes) @ right.transpose(right_axes)).transpose(output_axes). Each operand has one free axis
+    and shares one summed axis with the other; every other axis is a batch axis of both and of the output, in any order
+    (attention's q·k over heads, read off a (batch, position, head, width) view)."""
+    inputs, out = spec.split("->")
+    parts = inputs.split(",")
+    if len(parts) != 2:
+        return None
+    a, b = parts
+    batch = [c for c in out if c in a and c in b]
+    summed, free_a, free_b = set(a) & set(b) - set(out), set(a) - set(b), set(b) - set(a)
+    if not batch or len(summed) != 1 or len(free_a) != 1 or len(free_b) != 1 or len(out) != len(batch) + 2 \
+            or len(a) != len(batch) + 2 or len(b) != len(batch) + 2:
+        return None
+    (k,), (m,), (n,) = summed, free_a, free_b
+    made = "".join(batch) + m + n  # the product's letters
+    return (0, 1, tuple(a.index(c) for c in (*batch, m, k)), tuple(b.index(c) for c in (*batch, k, n)),
+            tuple(made.index(c) for c in out))
+
+
 def book_product(form) -> tuple[int, int, bool, bool]:
     """A contraction form as a book writes it, A B with either side transposed: (left, right,
     transpose_left, transpose_right). A flattened product is leftᵀ right over its (sample, position) rows."""
@@ -103,14 +125,30 @@ def _vjp(graph, tensor, cotangent, needed):
         yield operand, graph.apply("einsum", (cotangent, *(tensor.operands[k] for k in others)), stem=stem, spec=spec)
 
 
-def _code(module: str, batch_transpose: str):
-    """NumPy's and torch's syntax (and the docstrings'): a matrix product with @, else module.einsum."""
+def _code(module: str, batch_transpose: str, permute: str = ".transpose"):
+    """NumPy's and torch's syntax (and the docstrings'): a matrix product with @ (its operands' axes permuted where
+    that makes one), else module.einsum."""
+
+    def transposed(text: str, axes: tuple) -> str:
+        n = len(axes)
+        if axes == tuple(range(n)):
+            return text
+        if axes == (*range(n - 2), n - 1, n - 2):
+            return text + batch_transpose
+        return f"{text}{permute}{axes}"
 
     def spell(printer, statement, texts):
         spec, shapes = statement.tensor.spec, shapes_of(statement)
         form = contraction_form(spec)
         if form is None:
-            return f"{module}einsum({spec!r}, {', '.join(texts)})"
+            permuted = permuted_matmul(spec)
+            if permuted is None:
+                return f"{module}einsum({spec!r}, {', '.join(texts)})"
+            left, right, *axes = permuted
+            left_text, right_text, out_axes = (transposed(texts[left], axes[0]), transposed(texts[right], axes[1]),
+                                               axes[2])
+            product = f"{left_text} @ {right_text}"
+            return f"({product}){permute}{out_axes}" if out_axes != tuple(range(len(out_axes))) else product
         if form[0] == "matmul":
             _, left, right, t_left, t_right, batched = form
             swap = batch_transpose if batched else ".T"
@@ -243,8 +281,8 @@ def _rmatmul(b, a) -> SymbolicTensor:
 primitive(
     "einsum", shape=lambda operands, spec: _shape(operands, spec), vjp=_vjp, stem="mm", product=True, owns_array=True,
     recompute=True,
-    spell={"numpy": _numpy, "torch": _code("torch.", ".mT"), "text": _code("", ".swapaxes(-1, -2)"), "latex": _latex,
-           "mathml": _mathml},
+    spell={"numpy": _numpy, "torch": _code("torch.", ".mT", ".permute"), "text": _code("", ".swapaxes(-1, -2)"),
+           "latex": _latex, "mathml": _mathml},
     torch=TorchNames(functions=("torch.matmul", "torch.mm", "torch.bmm", "torch.einsum"),
                      methods=("matmul", "mm", "bmm", "__matmul__", "__rmatmul__"),
                      aten=("aten.mm.default", "aten.bmm.default", "aten.matmul.default", "aten.einsum.default")),

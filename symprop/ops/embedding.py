@@ -18,13 +18,22 @@ def _arange(ids):
     return torch.arange(ids.numel(), dtype=ids.dtype)
 
 
-def functional(input, weight):
-    """The rows of `weight` (num_embeddings, dim) that the integer ids in `input` pick, as torch's F.embedding."""
+def functional(input, weight, padding_idx=None):
+    """The rows of `weight` (num_embeddings, dim) that the integer ids in `input` pick, as torch's F.embedding; the
+    row at `padding_idx` is read as a constant (no gradient flows into it)."""
     input, weight_ = resolved(input), resolved(weight)
     if not isinstance(input, SymbolicTensor) and not isinstance(weight_, SymbolicTensor):
-        return torch_function(TORCH.functions[0])(input, weight_)
+        return torch_function(TORCH.functions[0])(input, weight_, padding_idx)
     table = symbolic(weight_, "F.embedding weight")
+    if padding_idx is not None:
+        if not isinstance(padding_idx, int) or isinstance(padding_idx, bool) or \
+                not -table.shape[0] <= padding_idx < table.shape[0]:
+            raise fail(f"F.embedding: padding_idx must be an index of the table's {table.shape[0]} rows, got "
+                       f"{padding_idx!r}")
+        padding_idx %= table.shape[0]  # as torch reads a negative one
     if in_torch(input):  # constant ids: positions, torch.arange(t) (or of shape (1, t)), are rows of the table
+        if padding_idx is not None:
+            raise fail("F.embedding of constant ids with a padding_idx is not supported")
         ids = input.reshape(-1)
         if any(d != 1 for d in input.shape[:-1]) or not ids.numel() or not bool((ids == ids[0] + _arange(ids)).all()):
             raise fail("F.embedding of constant ids other than consecutive positions (torch.arange) is not supported")
@@ -40,7 +49,7 @@ def functional(input, weight):
     if len(table.shape) != 2:
         raise fail(f"F.embedding: the table must be (num_embeddings, dim), got {shape_text(table.shape)}")
     tensor.index_range = min(tensor.index_range or table.shape[0], table.shape[0])
-    return SymbolicTensor(trace.graph.apply("gather", (table, input.value), stem=trace.stem("emb")))
+    return SymbolicTensor(trace.graph.apply("gather", (table, input.value), stem=trace.stem("emb"), skip=padding_idx))
 
 
 functional.__name__ = functional.__qualname__ = "embedding"
@@ -55,9 +64,13 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = positive(num_embeddings, "num_embeddings")
         self.embedding_dim = positive(embedding_dim, "embedding_dim")
-        if padding_idx is not None:
-            raise SymPropError("Embedding(padding_idx=...) is not supported yet; mask the loss with ignore_index")
-        self.weight = Parameter((num_embeddings, embedding_dim), init=("normal", 1.0))  # torch's N(0, 1)
+        if padding_idx is not None and (not isinstance(padding_idx, int) or isinstance(padding_idx, bool) or
+                                        not -num_embeddings <= padding_idx < num_embeddings):
+            raise SymPropError(f"Embedding: padding_idx must be an index of the {num_embeddings} rows, got "
+                               f"{padding_idx!r}")
+        self.padding_idx = None if padding_idx is None else padding_idx % num_embeddings
+        # torch's N(0, 1); torch also zeroes the padding row, which init_params leaves as drawn (it never trains)
+        self.weight = Parameter((num_embeddings, embedding_dim), init=("normal", 1.0))
 
     @classmethod
     def from_toml(cls, table: Table, width: int):
@@ -73,7 +86,7 @@ class Embedding(Module):
         return self.embedding_dim
 
     def forward(self, tokens):
-        return functional(tokens, self.weight)
+        return functional(tokens, self.weight, self.padding_idx)
 
     def symbol_stem(self, name: str, tag: str) -> str:
         return "E" + tag
@@ -81,17 +94,18 @@ class Embedding(Module):
     def torch_twin(self):
         import torch
 
-        return torch.nn.Embedding(self.num_embeddings, self.embedding_dim)
+        return torch.nn.Embedding(self.num_embeddings, self.embedding_dim, padding_idx=self.padding_idx)
 
     def describe(self) -> str:
-        return f"Embedding({self.num_embeddings}, {self.embedding_dim})"
+        padding = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim}{padding})"
 
 
 TORCH = TorchNames(("torch.nn.functional.embedding",), (), "Embedding", ("aten.embedding.default",))
 def _aten(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
-    if padding_idx is not None and padding_idx >= 0:
-        raise fail("nn.Embedding(padding_idx=...) is not supported yet")
-    return functional(indices, weight)
+    if scale_grad_by_freq or sparse:
+        raise fail("embedding: scale_grad_by_freq and sparse are not supported")
+    return functional(indices, weight, padding_idx if padding_idx is not None and padding_idx >= 0 else None)
 
 
 defop("embedding", torch=TORCH, layer=Embedding, functional=functional, init_doc="Embedding N(0, 1)",

@@ -1,6 +1,7 @@
 """gather: the rows of a table picked by integer indices, table[index] (an embedding's lookup). It is a contraction
 over the table's rows, Σ_v [i = v]·W_vd, linear in W: the einsum rule gives its adjoint, onehot(i)ᵀ @ δ, that is each
-row of the cotangent added into the row it was read from: a scatter-add (no one-hot is made)."""
+row of the cotangent added into the row it was read from: a scatter-add (no one-hot is made). A `skip` index's row
+is read as a constant, as torch reads an embedding's padding_idx: the scatter-add leaves its cotangent out."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from .primitive import primitive
 
 
 def _vjp(graph, tensor, cotangent, needed):
+    """A row read at the `skip` index (an embedding's padding_idx) is read as a constant: its cotangent is not added."""
     table, index = tensor.operands
     if needed[0]:
         yield table, graph.apply("scatter_add", (cotangent, index), stem="d" + graph.name_of(table.expr, "table"),
-                                 shape=(table.shape[0],) + tuple(cotangent.shape[len(index.shape):]))
+                                 shape=(table.shape[0],) + tuple(cotangent.shape[len(index.shape):]), skip=tensor.skip)
 
 
 def _code(printer, statement, texts):
@@ -19,7 +21,8 @@ def _code(printer, statement, texts):
 
 
 primitive(
-    "gather", shape=lambda operands: tuple(operands[1].shape) + tuple(operands[0].shape[1:]), vjp=_vjp, stem="rows",
+    "gather", shape=lambda operands, skip=None: tuple(operands[1].shape) + tuple(operands[0].shape[1:]), vjp=_vjp,
+    stem="rows",
     spell={"numpy": _code, "torch": _code, "text": _code,
            "latex": lambda p, s, texts: rf"{{{texts[0]}}}_{{[{texts[1]}]}}",
            "mathml": lambda p, s, texts: f"<msub><mrow>{texts[0]}</mrow><mrow>{texts[1]}</mrow></msub>"})

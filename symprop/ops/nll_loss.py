@@ -6,6 +6,7 @@ from ..declare.calls import in_torch, resolved, torch_function
 from ..declare.options import integer
 from ..declare.tensor import shape_text
 from ..declare.trace import fail
+from ..errors import SymPropError
 from .cross_entropy import CrossEntropyLoss, class_targets, classes_last
 from .loss import loss_op, operands, reduced, unsupported
 from .registry import TorchNames
@@ -40,6 +41,12 @@ class NLLLoss(CrossEntropyLoss):
     @classmethod
     def from_toml(cls, table):
         return cls(reduction=table.data.get("reduction", "mean"), ignore_index=table.get("ignore_index", integer, -100))
+
+    @classmethod
+    def from_torch(cls, module):
+        if getattr(module, "weight", None) is not None:
+            raise SymPropError("NLLLoss: weight is not supported by symprop yet")
+        return cls(reduction=module.reduction, ignore_index=module.ignore_index)
 
 
 TORCH = TorchNames(("torch.nn.functional.nll_loss",), (), "NLLLoss", ("aten.nll_loss.default",))

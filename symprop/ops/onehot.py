@@ -3,8 +3,11 @@ how the derivation finds Σ_k t_k = 1. It has no derivative: its operand is inte
 
 from __future__ import annotations
 
+from ..declare.calls import in_torch, resolved, torch_function
+from ..declare.tensor import SymbolicTensor
+from ..declare.trace import fail, running
 from .primitive import primitive
-from .registry import Helper
+from .registry import Helper, TorchNames, fact
 
 TORCH = Helper("one_hot", '''
 def one_hot(index, classes, dtype):
@@ -19,6 +22,25 @@ def onehot(graph, target, classes: int):
     return graph.apply("onehot", (target,), key=str(classes), simplex_axis=len(target.shape))
 
 
+def one_hot(tensor, num_classes: int = -1):
+    """torch's F.one_hot of a model's input of integer ids (makemore's bigram: one_hot(xs, 27).float() @ W), over
+    num_classes, which symprop needs given: torch's default reads the ids' largest value."""
+    tensor = resolved(tensor)
+    if in_torch(tensor):
+        return torch_function(TORCH_NAMES.functions[0])(tensor, num_classes)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise fail("F.one_hot: give num_classes, the number of classes (symprop does not read it off the ids)")
+    graph = running().graph
+    source = graph.tensors.get(tensor.value.expr) if isinstance(tensor, SymbolicTensor) else None
+    while source is not None and fact(source.op, "moves"):  # xs[:, k], xs.view(-1): the input's ids, moved
+        source = graph.tensors.get(source.operands[0].expr)
+    if source is None or source.op != "input":
+        raise fail("F.one_hot reads integer ids: an input of the model as given, not a computed value")
+    source.index_range = min(source.index_range or num_classes, num_classes)
+    return SymbolicTensor(graph.apply("onehot", (tensor.value,), key=str(num_classes),
+                                      simplex_axis=len(tensor.value.shape)))
+
+
 def _no_vjp(graph, tensor, cotangent, needed):
     return iter(())  # integer targets: nothing to differentiate
 
@@ -28,8 +50,10 @@ def _numpy(printer, statement, texts):
     return printer.in_dtype(f"({texts[0]}[..., None] == {arange}({statement.tensor.key}))")
 
 
+TORCH_NAMES = TorchNames(("torch.nn.functional.one_hot",), (), "", ("aten.one_hot.default",))
 primitive(
-    "onehot", shape=lambda operands, key, simplex_axis: operands[0].shape + (int(key),), vjp=_no_vjp, stem="onehot",
+    "onehot", torch=TORCH_NAMES, functional=one_hot,
+    shape=lambda operands, key, simplex_axis: operands[0].shape + (int(key),), vjp=_no_vjp, stem="onehot",
     parenthesized=False, owns_array=True, latex_stem="T", helpers=(TORCH,),
     spell={"numpy": _numpy,
            "torch": lambda p, s, texts: f"{p.use(TORCH)}({texts[0]}, {s.tensor.key}, {p.dtype_text})",

@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+from ..declare.calls import in_torch, resolved, torch_function
+from ..declare.tensor import SymbolicTensor, as_value, traced_graph
+from ..declare.trace import fail
 from .primitive import primitive, shapes_of
+from .registry import TorchNames
+
+
+def padded(input, pad, mode: str = "constant", value=None):
+    """torch's F.pad with zeros (constant mode, value 0): pad = (before, after) of the last axis, then of the one
+    before it, and so on; each axis one pad."""
+    input = resolved(input)
+    if in_torch(input):
+        return torch_function(TORCH.functions[0])(input, pad, mode=mode, value=value)
+    if mode != "constant" or value not in (None, 0, 0.0):
+        raise fail(f"F.pad: only zeros are supported (mode 'constant', value 0), got mode {mode!r}, value {value!r}")
+    pad = tuple(pad)
+    x = as_value(input, "F.pad")
+    if len(pad) % 2 or len(pad) // 2 > len(x.shape) - 1 or any(not isinstance(w, int) or w < 0 for w in pad):
+        raise fail(f"F.pad: widths {pad} must be pairs of integers >= 0 for axes other than the batch")
+    for k in range(len(pad) // 2):
+        before, after = pad[2 * k], pad[2 * k + 1]
+        if before or after:
+            x = traced_graph().apply("pad", (x,), axes=(len(x.shape) - 1 - k,), bounds=(before, after))
+    return SymbolicTensor(x)
+
+
+TORCH = TorchNames(("torch.nn.functional.pad",), (), "", ("aten.constant_pad_nd.default",))
 
 
 def _shape(operands, axes, bounds):
@@ -30,7 +56,8 @@ def _torch(printer, statement, texts):
 
 
 primitive(
-    "pad", shape=_shape, vjp=_vjp, stem="padded",
+    "pad", shape=_shape, vjp=_vjp, stem="padded", torch=TORCH, functional=padded,
+    front={"aten.constant_pad_nd.default": lambda input, pad, value=0: padded(input, pad, value=value)},
     spell={"numpy": _numpy, "torch": _torch,
            "text": lambda p, s, texts: f"pad({texts[0]}, axis={s.tensor.axes[0]}, widths={s.tensor.bounds})",
            "latex": lambda p, s, texts: rf"\operatorname{{pad}}_{{{s.tensor.bounds}}}\left({texts[0]}\right)",

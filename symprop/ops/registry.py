@@ -54,7 +54,7 @@ class Call:
     into_input: bool = False
 
 
-COTANGENT_RULES: list[Callable] = []  # (graph, terms, tensor) -> a Value or None: an op's form of a sum of cotangents
+COTANGENT_RULES: list[Callable] = []  # (graph, terms, shape, stem) -> a Value or None: an op's form of a sum
 
 
 def cotangent_rule(rule: Callable) -> Callable:
@@ -112,6 +112,9 @@ class Op:
     calls: dict = {}  # backend -> Call: its one call for the whole op, where it has one
     front: dict = {}  # torch's name (qualified function, or method) -> its meaning on symbolic tensors, where it is not
     #                   the functional's (x.view and x.permute are both a rearrangement)
+    # an op that drops entries of its own at random (attention's dropout_p): (args, kwargs) as torch.export traced
+    # them -> (the probability of a drop, the shape of its mask); its meaning then takes dropout_mask=
+    dropout_of: Callable | None = None
 
     def bind(self, args: tuple, kwargs: dict, where: str) -> dict:
         """The op's options from a call as torch takes them (positionally or by name), checked; defaults filled."""

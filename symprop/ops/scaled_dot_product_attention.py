@@ -1,6 +1,7 @@
 """scaled_dot_product_attention: softmax(q kᵀ·scale + mask) v, as F.scaled_dot_product_attention computes it, built
 from a batched product, the causal mask, a softmax and a second product (so its derivative is theirs). The mask is
-is_causal, or a constant attn_mask that is the causal one; dropout_p must be 0."""
+is_causal, or a constant attn_mask that is the causal one; a dropout_p > 0 drops the probabilities where a given mask
+says (from_torch's training mode)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,21 @@ TORCH = TorchNames(("torch.nn.functional.scaled_dot_product_attention",), (), ""
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                                 enable_gqa=False):
-    query, key, value, attn_mask = (resolved(x) for x in (query, key, value, attn_mask))
+                                 enable_gqa=False, dropout_mask=None):
+    """`dropout_mask` (symprop's, not torch's): with dropout_p > 0, where the attention's probabilities are kept (1) or
+    dropped (0); the kept ones are scaled by 1/(1 - dropout_p), as torch's dropout scales them. from_torch passes it,
+    an input of the derivation, drawn by the caller."""
+    query, key, value, attn_mask, dropout_mask = (resolved(x) for x in (query, key, value, attn_mask, dropout_mask))
+    if in_torch(query, key, value) and dropout_mask is not None:
+        return _in_torch_given(query, key, value, attn_mask, dropout_p, is_causal, scale, dropout_mask)
     if in_torch(query, key, value):
         return torch_function(TORCH.functions[0])(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p,
                                                   is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
     where = "F.scaled_dot_product_attention"
     q, k = symbolic(query, where), symbolic(key, where)
-    if dropout_p:
-        raise fail(f"{where}: dropout_p must be 0.0, which is what symprop derives, got {dropout_p}")
+    if dropout_p and dropout_mask is None:
+        raise fail(f"{where}: dropout_p must be 0.0 (from_torch takes a training-mode dropout's mask as an input), "
+                   f"got {dropout_p}")
     if enable_gqa or len(q.shape) < 2 or q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1]:
         raise fail(f"{where}: query {shape_text(q.shape)} and key {shape_text(k.shape)} must agree but on their "
                    "lengths (no grouped-query attention)")
@@ -46,7 +53,23 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             scores = scores + SymbolicTensor(causal_mask(traced_graph(), causal_size(~attn_mask)))
         else:
             scores = scores + SymbolicTensor(constant(attn_mask, where))
-    return matmul(softmax(scores, -1), value)
+    probabilities = softmax(scores, -1)
+    if dropout_p:
+        probabilities = probabilities * dropout_mask * (1 / (1 - dropout_p))
+    return matmul(probabilities, value)
+
+
+def _in_torch_given(query, key, value, attn_mask, dropout_p, is_causal, scale, dropout_mask):
+    """The reference in torch, given the dropout's mask: softmax(q kᵀ·scale + mask), dropped where it says, @ v."""
+    import torch
+
+    scores = query @ key.transpose(-2, -1) * (1 / math.sqrt(query.shape[-1]) if scale is None else scale)
+    if is_causal:
+        above = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).triu(1)
+        scores = scores.masked_fill(above, float("-inf"))
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else scores + attn_mask
+    return torch.softmax(scores, -1) * dropout_mask * (1 / (1 - dropout_p)) @ value
 
 
 def _bool():
@@ -55,5 +78,12 @@ def _bool():
     return torch.bool
 
 
+def _dropout_of(args, kwargs) -> tuple:
+    """(dropout_p, the shape of its mask: the probabilities', (..., queries, keys)) of a call whose arguments are
+    as torch.export traced them: from_torch makes the mask an input where dropout_p > 0."""
+    p = kwargs.get("dropout_p", args[4] if len(args) > 4 else 0.0)
+    return p, (*args[0].shape[:-1], args[1].shape[-2])
+
+
 defop("scaled_dot_product_attention", torch=TORCH, functional=scaled_dot_product_attention,
-      front={TORCH.aten[0]: scaled_dot_product_attention})
+      front={TORCH.aten[0]: scaled_dot_product_attention}, dropout_of=_dropout_of)

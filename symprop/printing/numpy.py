@@ -30,7 +30,13 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
 
     def _print_Piecewise(self, expr):
         # a mask of numbers, in the arrays' dtype: np.select's ints and nan would make float64
-        text = super()._print_Piecewise(expr)
+        pieces = expr.args
+        if len(pieces) == 2 and pieces[1].cond == sp.true:  # one condition: np.where, a third of np.select's time
+            (value, condition), (otherwise, _) = pieces
+            text = f"{self._module_format('numpy.where')}({self._print(condition)}, {self._print(value)}, " \
+                   f"{self._print(otherwise)})"
+        else:
+            text = super()._print_Piecewise(expr)
         return self.in_dtype(text) if all(value.is_Number for value, _ in expr.args) else text
 
     def in_dtype(self, text):
