@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # ordinary words, or names of SymPy's, NumPy's and Python's own functions
 WORDS = {"exp", "log", "sqrt", "abs", "sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "erf", "Max", "Min",
          "maximum", "minimum", "clamp", "linear", "identity", "dropout", "elementwise", "embedding", "positions",
-         "transformer", "sum", "max", "map", "slice", "pad", "concat", "gather", "constant", "var", "std"}
+         "transformer", "sum", "max", "map", "slice", "pad", "concat", "gather", "constant", "var", "std", "detach",
+         "compare", "where"}
 
 
 def import_graph(folder: Path, package: str | None) -> dict[str, set[str]]:

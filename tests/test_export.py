@@ -904,3 +904,65 @@ def test_train_draws_a_dropouts_mask_afresh_for_every_batch(tmp_path):
         data = (x.numpy(), t.numpy()) if backend == "numpy" else (x, t)
         params, history = module.train(module.init_params(0), *data, 0.1, 30, 16)
         assert history[-1] < 0.9 * history[0], backend
+
+
+# -- values without gradient: x.detach(), a torch.no_grad() block, and layers that work in place ---------------------
+class Anchored(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 6), nn.Linear(6, 3)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        h = self.act(self.fc1(x))
+        with torch.no_grad():
+            anchor = self.fc2(torch.tanh(h))  # a target computed by the same layer, without gradient
+        h = h + 1.0
+        h.mul_(0.5)
+        return self.fc2(h) - 0.5 * anchor + h.detach().sum(-1, keepdim=True)
+
+
+def test_detach_no_grad_and_in_place_layers(tmp_path):
+    torch.manual_seed(3)
+    net = Anchored().double()
+    x, t = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="anchored")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+# -- masks the model computes: comparisons, torch.where, and a padding mask from the input ids -----------------------
+class PaddingAttention(nn.Module):
+    """Attention over tokens that skips the padding: the mask is computed in forward from the ids themselves."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 8, padding_idx=0)
+        self.q, self.k = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, idx):
+        x = self.emb(idx)
+        att = self.q(x) @ self.k(x).transpose(-2, -1) / math.sqrt(8)
+        att = att.masked_fill((idx == 0).unsqueeze(1), float("-inf"))
+        y = F.softmax(att, dim=-1) @ x
+        y = torch.where(y > 0, y, 0.1 * y) + y.masked_fill(y.abs() > 0.5, 0.5)
+        return self.out(y.mean(1))
+
+
+def test_masks_computed_from_the_ids_and_the_values(tmp_path):
+    torch.manual_seed(4)
+    net = PaddingAttention().double()
+    idx = torch.randint(1, 10, (3, 5))
+    idx[:, -2:] = 0
+    t = torch.randint(0, 2, (3,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(idx,), example_target=t, name="padding_attention")
+    net.zero_grad()
+    want = nn.CrossEntropyLoss()(net(idx), t)
+    want.backward()
+    for backend, module in generated_modules(model, tmp_path).items():
+        cast = (lambda v: v.detach().numpy()) if backend == "numpy" else (lambda v: v.detach())
+        loss, grads = module.loss_and_gradients({k: cast(p) for k, p in net.named_parameters()}, cast(idx), cast(t))
+        assert relative_error(loss, want.detach()) <= TOLERANCE, backend
+        for key, p in net.named_parameters():  # k.bias's is 0 (a shift of every score of a query), up to rounding
+            assert float(abs(torch.as_tensor(grads[key]) - p.grad).max()) <= TOLERANCE * max(1.0, p.grad.abs().max()), \
+                (backend, key)

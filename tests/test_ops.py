@@ -327,6 +327,13 @@ MODELS = {  # row -> (op, a function that makes the model)
     "einsum-matmul": ("einsum", _through(lambda h: torch.bmm(h.reshape(-1, 2, 2), h.reshape(-1, 2, 2).mT).flatten(1))),
     "sum": ("sum", _through(lambda h: h * h.sum(-1, keepdim=True) + h.mean(0))),
     "max": ("max", _through(lambda h: h - h.amax(-1, keepdim=True) + torch.amax(h * h, 1).unsqueeze(1))),
+    "compare": ("compare", _through(lambda h: h * torch.gt(h, 0.1) + torch.le(h, -0.2) * 0.5 +
+                                    torch.logical_not(torch.eq(h, 0)) * h)),
+    "where": ("where", _through(lambda h: torch.where(torch.gt(h, 0), h, 0.1 * h) +
+                                torch.where(torch.lt(h, 1), 0.0, h))),
+    "minus_infinity": ("minus_infinity", _through(lambda h: torch.softmax(
+        h.masked_fill(torch.lt(h, h.amax(-1, keepdim=True) - 1), float("-inf")), -1))),
+    "detach": ("detach", _through(lambda h: h * h.detach() + torch.detach(h) ** 2)),
     "var": ("var", _through(lambda h: h * h.var(-1, keepdim=True) + torch.var(h, 1, unbiased=False, keepdim=True))),
     "std": ("std", _through(lambda h: h / h.std(-1, keepdim=True) + torch.std(h, dim=1, correction=0, keepdim=True))),
     "slice": ("slice", _through(lambda h: h[:, 1:3], width=2)),

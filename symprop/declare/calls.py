@@ -29,8 +29,11 @@ def resolved(thing):
 
 
 def in_torch(*things) -> bool:
+    """Whether these are torch's to compute: a torch tensor among them, and no symbolic one (a symbolic value with a
+    torch constant, torch.maximum(y, torch.tensor(0.1)), is symprop's)."""
     torch = sys.modules.get("torch")
-    return torch is not None and any(isinstance(t, torch.Tensor) for t in things)
+    return torch is not None and any(isinstance(t, torch.Tensor) for t in things) and \
+        not any(isinstance(t, SymbolicTensor) for t in things)
 
 
 def symbolic(thing, where: str) -> Value:

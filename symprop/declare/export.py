@@ -189,13 +189,17 @@ def _export(module, args: tuple, what: str, axes=0):
             # torch's own notes on its recurrent layers' weights and on its pytree internals, not the user's code
             warnings.filterwarnings("ignore", "The tensor attributes", UserWarning)
             warnings.filterwarnings("ignore", ".*LeafSpec", FutureWarning)
-            return _lowered(export(module, args, dynamic_shapes=tuple(free(a) for a in args)))
+            program = _lowered(export(module, args, dynamic_shapes=tuple(free(a) for a in args)))
     except Exception as error:  # torch's own explanation, in one line
         text = " ".join(str(error).split())
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
             raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) as a "
                                "number, or has a batch of one); symprop derives for any batch size", what) from None
         raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}", what) from None
+    for node in _mutations_read_later(program.graph):
+        raise SymPropError(f"{aten_name(node.target)} changes a value in place that forward reads again afterwards; "
+                           "write it out of place (y = x * 2, not x.mul_(2))", location(node))
+    return program
 
 
 def _lowered(program):
@@ -226,7 +230,9 @@ def _variable_nodes(program) -> list:
 
 
 def _known(name: str) -> bool:
-    return name in ("operator.getitem", "aten.sym_size.int", *CHECKS) or by_aten(name) is not None or \
+    if _in_place(name):
+        name = _in_place(name)
+    return name in ("operator.getitem", "aten.sym_size.int", GRAD_BLOCK, *CHECKS) or by_aten(name) is not None or \
         name in TORCH_FUNCTIONS
 
 
@@ -446,6 +452,10 @@ class Exported(Module):
                         values[node] = _randomized(node, _load(node.args, values), drawn)
                 elif node.op == "output":
                     values["output"] = _load(node.args[0], values)
+                elif node.op == "get_attr":  # a block's own graph: a torch.no_grad() block in forward
+                    values[node] = getattr(self.program.graph_module, node.target)
+                elif aten_name(node.target) == GRAD_BLOCK:
+                    values[node] = self._block(node, values, parameters)
                 elif _float_cast(node):  # the identity, on symbolic tensors and in torch's reference alike
                     values[node] = _load(node.args[0], values)
                     if graph is not None and _narrowing(node):
@@ -465,6 +475,14 @@ class Exported(Module):
         if graph is not None:
             graph.path = ""
         return values
+
+    def _block(self, node, values: dict, parameters: dict) -> tuple:
+        """A `with torch.no_grad():` block in forward (torch.export's set_grad_enabled(False) around its graph): its
+        graph on its inputs, each result read as a constant (detached) where gradients are off."""
+        enabled, block, *inputs = _load(node.args, values)
+        results = self.evaluate(list(block.graph.nodes), {}, iter(inputs), parameters)["output"]
+        results = tuple(results) if isinstance(results, (tuple, list)) else (results,)
+        return tuple(r if enabled or not hasattr(r, "detach") else r.detach() for r in results)
 
     def _placeholder(self, name: str, arguments, parameters: dict):
         if name in self._parameters_of:
@@ -580,10 +598,25 @@ def _symbolic(arg) -> bool:
     return isinstance(arg, (SymbolicTensor, sp.Expr))
 
 
+def _in_place(name: str) -> str | None:
+    """aten.add.Tensor for aten.add_.Tensor (h += 1, an nn layer with inplace=True): the operation it does in place."""
+    match = re.fullmatch(r"aten\.(\w+[^_])_\.(\w+)", name)
+    return f"aten.{match.group(1)}.{match.group(2)}" if match else None
+
+
+def _mutations_read_later(graph) -> list:
+    """The in-place operations whose input forward reads again after it (not through the operation's result):
+    read as their out-of-place twins, those reads would see the value from before."""
+    order = {node: i for i, node in enumerate(graph.nodes)}
+    return [node for node in graph.nodes if node.op == "call_function" and _in_place(aten_name(node.target))
+            and node.args and any(order[user] > order[node] for user in getattr(node.args[0], "users", ()))]
+
+
 def _call(node, args, kwargs):
     """One ATen operation: torch's own where it reads no symbolic tensor (a constant, or a run in torch), else its
-    registry op's meaning on symbolic tensors."""
+    registry op's meaning on symbolic tensors (an in-place one's, its out-of-place twin's)."""
     name = aten_name(node.target)
+    name = _in_place(name) if _in_place(name) and _symbolic([*args, *kwargs.values()]) else name
     if name == "aten.sym_size.int":  # a size: the batch size N along the batch axis, else a number
         tensor, dim = args
         return tensor.shape[dim] if isinstance(tensor, SymbolicTensor) else tensor.size(dim)
@@ -602,6 +635,7 @@ def _call(node, args, kwargs):
 
 CHECKS = ("aten._assert_tensor_metadata.default",)  # torch.export's record of a dtype that forward relies on
 CASTS = ("aten.to.dtype", "aten._to_copy.default")
+GRAD_BLOCK = "wrap_with_set_grad_enabled"  # with torch.no_grad(): ... inside forward
 CAST = define(
     "cast", "{0}: a cast to {1} is read as the identity: the generated code computes in its arrays' dtype, where "
     "torch rounds to {1} (and agrees with it to that precision)",

@@ -1,6 +1,7 @@
 """masked_fill: x with a value where a mask is True (x.masked_fill(mask, value), torch.masked_fill). symprop reads the
 mask as a constant of the derivation, a buffer or a mask built from sizes: the causal one (True above the diagonal)
-filled with -inf is attention's causal mask (causal_mask.py), added to x. Other masks are refused for now."""
+filled with -inf is attention's causal mask (causal_mask.py), added to x. A mask the model computes (from its input
+ids, or its values) is where.py's. Other constant masks are refused for now."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from ..declare.tensor import SymbolicTensor, traced_graph
 from ..declare.trace import fail
 from .causal_mask import causal_mask, causal_size
 from .registry import TorchNames, defop
+from .where import masked_fill_computed
 
 
 def masked_fill(input, mask, value):
     input, mask = resolved(input), resolved(mask)
     if not isinstance(input, SymbolicTensor) and not isinstance(mask, SymbolicTensor):
         return input.masked_fill(mask, value)
-    if isinstance(mask, SymbolicTensor):
-        raise fail("masked_fill: the mask is computed from the model's values; symprop takes a constant mask (a "
-                   "buffer, or a mask built from sizes)")
+    if isinstance(mask, SymbolicTensor):  # computed by the model: from its input ids, or from its values
+        return masked_fill_computed(input, mask, value)
     size = causal_size(mask) if mask.dtype == _bool() else None
     if size is None or not (isinstance(value, (int, float)) and math.isinf(value) and value < 0):
         raise fail("masked_fill: only the causal mask (True above the diagonal) filled with -inf is supported yet")

@@ -1,0 +1,56 @@
+"""where: torch.where(mask, x, y), x where the mask holds and y elsewhere, elementwise; its derivative follows the
+branch taken (sympy.diff of the Piecewise), as torch's does. A −inf branch (a score that a softmax drops) is the
+minus_infinity mask added to the other."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import sympy as sp
+
+from ..declare.calls import in_torch, resolved, torch_function
+from ..declare.tensor import SymbolicTensor, as_value, elementwise, traced_graph
+from ..declare.trace import fail
+from .compare import condition, indicator
+from .minus_infinity import minus_infinity
+from .registry import TorchNames, defop
+
+
+def _minus_inf(value) -> bool:
+    return isinstance(value, numbers.Real) and math.isinf(value) and value < 0
+
+
+def where(condition_, input, other):
+    """torch.where(condition, input, other)."""
+    mask, input, other = resolved(condition_), resolved(input), resolved(other)
+    if in_torch(mask, input, other):
+        return torch_function(TORCH.functions[0])(mask, input, other)
+    for value in (input, other):
+        if isinstance(value, numbers.Real) and not math.isfinite(value) and not _minus_inf(value):
+            raise fail(f"torch.where: a branch of {value} is not supported (finite numbers, or -inf)")
+    if _minus_inf(other):  # scores dropped where the mask does not hold
+        return _added_mask(input, elementwise(lambda m: indicator(sp.Not(condition(m))), (mask,), "where"))
+    if _minus_inf(input):
+        return _added_mask(other, mask)
+    return elementwise(lambda m, a, b: sp.Piecewise((a, condition(m)), (b, True)), (mask, input, other), "where")
+
+
+def _added_mask(x, mask):
+    """x + (−inf where mask holds, else 0)."""
+    value = as_value(mask, "where")
+    return x + SymbolicTensor(minus_infinity(traced_graph(), value))
+
+
+def masked_fill_computed(input, mask, value):
+    """x.masked_fill(mask, value) for a mask the model computes (from its input ids, or its values)."""
+    if _minus_inf(value):
+        return _added_mask(input, mask)
+    if not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise fail(f"masked_fill: a value of {value!r} is not supported (a finite number, or -inf)")
+    return where(mask, value, input)
+
+
+TORCH = TorchNames(("torch.where",), ("where",), "", ("aten.where.self", "aten.where.ScalarOther",
+                                                      "aten.where.ScalarSelf", "aten.where.Scalar"))
+defop("where", torch=TORCH, functional=where)
