@@ -127,7 +127,7 @@ def loss(params, x, t):
     del z1
     total = np.sum(
         np.select(
-            [np.logical_and.reduce((tmp1, tmp2)), tmp1, tmp2, True],
+            [np.logical_and(tmp1, tmp2), tmp1, tmp2, True],
             [tmp5 + tmp6, tmp5 + 100 - 100 * t, 100 * t + tmp6, 100],
             default=np.nan,
         ),
@@ -158,7 +158,7 @@ def loss_and_gradients(params, x, t):
     del z1
     total = np.sum(
         np.select(
-            [np.logical_and.reduce((tmp1, tmp2)), tmp1, tmp2, True],
+            [np.logical_and(tmp1, tmp2), tmp1, tmp2, True],
             [tmp5 + tmp6, tmp5 + 100 - 100 * t, 100 * t + tmp6, 100],
             default=np.nan,
         ),
@@ -166,7 +166,7 @@ def loss_and_gradients(params, x, t):
     )
     del tmp5, tmp6
     dz1 = np.select(
-        [np.logical_and.reduce((tmp1, tmp2)), tmp1, tmp2, True],
+        [np.logical_and(tmp1, tmp2), tmp1, tmp2, True],
         [(h2 - t) / N, t * (h2 - 1) / N, h2 * (1 - t) / N, 0],
         default=np.nan,
     )

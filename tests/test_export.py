@@ -966,3 +966,29 @@ def test_masks_computed_from_the_ids_and_the_values(tmp_path):
         for key, p in net.named_parameters():  # k.bias's is 0 (a shift of every score of a query), up to rounding
             assert float(abs(torch.as_tensor(grads[key]) - p.grad).max()) <= TOLERANCE * max(1.0, p.grad.abs().max()), \
                 (backend, key)
+
+
+# -- a contrastive head: F.normalize, cosine similarity, logsumexp, a loss per element weighed by hand --------------
+class Contrastive(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(5, 4)
+
+    def forward(self, x):
+        z = F.normalize(self.proj(x), dim=-1)
+        return z, torch.logsumexp(z * 3.0, dim=-1)
+
+
+def contrastive_loss(out, t):
+    z, lse = out
+    each = F.smooth_l1_loss(z, t, reduction="none").sum(-1)
+    return (each * torch.linspace(0.5, 1.5, z.shape[-1]).sum()).mean() - F.cosine_similarity(z, t, dim=-1).mean() \
+        + lse.mean() + F.kl_div(F.log_softmax(z, -1), F.log_softmax(t, -1), reduction="batchmean", log_target=True)
+
+
+def test_normalize_cosine_logsumexp_and_per_element_losses(tmp_path):
+    torch.manual_seed(8)
+    net = Contrastive().double()
+    x, t = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+    model = S.from_torch(net, contrastive_loss, example_inputs=(x,), example_target=t, name="contrastive")
+    agree(model, net, (x,), t, contrastive_loss, tmp_path)

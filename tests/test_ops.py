@@ -333,6 +333,10 @@ MODELS = {  # row -> (op, a function that makes the model)
                                 torch.where(torch.lt(h, 1), 0.0, h))),
     "minus_infinity": ("minus_infinity", _through(lambda h: torch.softmax(
         h.masked_fill(torch.lt(h, h.amax(-1, keepdim=True) - 1), float("-inf")), -1))),
+    "vector_norm": ("vector_norm", _through(lambda h: h / (torch.linalg.vector_norm(h, dim=-1, keepdim=True) + 1) +
+                                            torch.norm(h, dim=1, keepdim=True))),
+    "logsumexp": ("logsumexp", _through(lambda h: h - torch.logsumexp(h, dim=-1, keepdim=True) +
+                                        h.logsumexp(-1, keepdim=True) * 0.5)),
     "detach": ("detach", _through(lambda h: h * h.detach() + torch.detach(h) ** 2)),
     "var": ("var", _through(lambda h: h * h.var(-1, keepdim=True) + torch.var(h, 1, unbiased=False, keepdim=True))),
     "std": ("std", _through(lambda h: h / h.std(-1, keepdim=True) + torch.std(h, dim=1, correction=0, keepdim=True))),

@@ -18,7 +18,7 @@ import sympy as sp
 from ..errors import SymPropError
 from ..graph import Value
 from ..ops.registry import CONSTANT_RULES, by_method, by_torch_function, meaning
-from ..shapes import broadcast
+from ..shapes import N, broadcast
 from .trace import GraphTrace, fail, running
 
 
@@ -45,6 +45,8 @@ def as_value(thing, where: str) -> Value:
         return Value(sp.Integer(thing) if isinstance(thing, numbers.Integral) else sp.Float(float(thing)), ())
     if type(thing).__module__.startswith("torch") and getattr(thing, "is_floating_point", None) is not None:
         return constant(thing, where)
+    if isinstance(thing, sp.Expr) and thing.free_symbols == {N}:  # the batch size, read by forward as x.size(0)
+        return Value(thing, ())
     raise fail(f"{where} expects a tensor or a number, got {kind_of(thing)}")
 
 
@@ -423,6 +425,7 @@ TORCH_FUNCTIONS = {  # arithmetic, by torch's names and Python's operators (the 
     "aten.contiguous.default": _same, "aten.alias.default": _same, "aten.clone.default": _same,
     "aten.to.dtype": _cast, "aten._to_copy.default": _cast,
     "aten.expand.default": lambda x, size, implicit=False: _expand(x, *size),
+    "aten.expand_as.default": lambda x, other: _expand(x, *other.shape),
     "aten.zeros.default": lambda size, **_: _filled(size, 0), "aten.ones.default": lambda size, **_: _filled(size, 1),
     "aten.full.default": lambda size, value, **_: _filled(size, value),
     "aten.zeros_like.default": lambda x, **_: _filled(x.shape, 0),

@@ -81,7 +81,7 @@ def clamp_tensor(input, min=None, max=None):  # noqa: A002 - torch's names
 
 
 clamp_tensor.__name__ = clamp_tensor.__qualname__ = "clamp"
-TORCH = TorchNames(("torch.clamp", "torch.clip"), ("clamp", "clip"), "", ("aten.clamp.default",))
+TORCH = TorchNames(("torch.clamp", "torch.clip"), ("clamp", "clip"), "", ("aten.clamp.default", "aten.clamp.Tensor"))
 pointwise("clamp", sympy=clamp, expression_names=(), public=False, torch=TORCH, kinks=(0.0,),
           spell={"numpy": _numpy("numpy.clip"), "torch": _spelled("torch.clamp", "min,max")}).public = clamp_tensor
 pointwise("clamp_min", sympy=clamp_min, expression_names=(), public=False,

@@ -3,21 +3,24 @@ F.kl_div, nn.KLDivLoss, with reductions sum, mean and batchmean."""
 
 from __future__ import annotations
 
+import sympy as sp
+
 from ..declare.calls import in_torch, resolved, torch_function
-from .loss import REDUCTIONS, Loss, loss_op, operands, reduced, same_shape, unsupported
+from .loss import ATEN_REDUCTIONS, REDUCTIONS, Loss, loss_op, operands, reduced, same_shape
 from .registry import TorchNames
 from .xlogy import xlogy
 
 
 def kl_div(input, target, reduction="mean", log_target=False):
-    """torch's F.kl_div (log_target: not yet)."""
+    """torch's F.kl_div: t·(log t − y) per element, or, with log_target (the target given as log-probabilities),
+    e^t·(t − y)."""
     input, target = resolved(input), resolved(target)
     if in_torch(input, target):
         return torch_function(TORCH.functions[0])(input, target, reduction=reduction, log_target=log_target)
-    unsupported("kl_div", log_target=log_target or None)
     y, t = operands("kl_div", input, target, reduction, REDUCTIONS + ("batchmean",))
     same_shape("kl_div", y, t)
-    return reduced(y, xlogy(t.expr, t.expr) - t.expr * y.expr, reduction, per_sample=reduction == "batchmean")
+    each = sp.exp(t.expr) * (t.expr - y.expr) if log_target else xlogy(t.expr, t.expr) - t.expr * y.expr
+    return reduced(y, each, reduction, per_sample=reduction == "batchmean")
 
 
 class KLDivLoss(Loss):
@@ -31,4 +34,6 @@ class KLDivLoss(Loss):
 
 
 TORCH = TorchNames(("torch.nn.functional.kl_div",), (), "KLDivLoss", ("aten.kl_div.default",))
-loss_op("kl_div", KLDivLoss, kl_div, TORCH)
+loss_op("kl_div", KLDivLoss, kl_div, TORCH,  # ATen's kl_div sums; F.kl_div divides by the batch itself (batchmean)
+        aten=lambda input, target, reduction=1, log_target=False: kl_div(input, target, ATEN_REDUCTIONS[reduction],
+                                                                         log_target))

@@ -62,11 +62,14 @@ def per_element(name: str, input, target, reduction: str, each, torch_call, chec
     if in_torch(input, target):
         return torch_call(input, target)
     unsupported(name, **unsupported_options)
-    y, t = operands(name, input, target, reduction)
+    y, t = operands(name, input, target, reduction, REDUCTIONS + ("none",))
     if check is not None:
         check(y, t)
     same_shape(name, y, t)
-    return reduced(y, each(running().graph, y.expr, t.expr), reduction)
+    g = running().graph
+    if reduction == "none":  # each element's loss, which the caller weighs and reduces itself
+        return SymbolicTensor(Value(each(g, y.expr, t.expr) if g.book else tidy(each(g, y.expr, t.expr)), y.shape))
+    return reduced(y, each(g, y.expr, t.expr), reduction)
 
 
 class Loss(Module):

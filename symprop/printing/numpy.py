@@ -39,6 +39,19 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
             text = super()._print_Piecewise(expr)
         return self.in_dtype(text) if all(value.is_Number for value, _ in expr.args) else text
 
+    def _print_And(self, expr):
+        return self._nested_logical("numpy.logical_and", expr.args)
+
+    def _print_Or(self, expr):
+        return self._nested_logical("numpy.logical_or", expr.args)
+
+    def _nested_logical(self, function: str, args) -> str:
+        # pairwise, so that masks of different shapes broadcast (SymPy's logical_and.reduce stacks them)
+        text = self._print(args[-1])
+        for arg in reversed(args[:-1]):
+            text = f"{self._module_format(function)}({self._print(arg)}, {text})"
+        return text
+
     def in_dtype(self, text):
         return f"{text}.astype({self.dtype_text})"
 

@@ -1,0 +1,34 @@
+"""logsumexp: log Σ_k e^(z_k) over the last axis, computed as m + log Σ_k e^(z_k − m), m = max_k z_k, so that no exp
+overflows (softmax.py's shifted exps); its derivative is the softmax. torch.logsumexp, Tensor.logsumexp."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..declare.calls import in_torch, resolved, torch_function
+from ..declare.tensor import SymbolicTensor
+from ..declare.trace import running
+from ..graph import Value
+from .registry import TorchNames, defop
+from .softmax import _last_axis, _shifted_exps
+
+
+def logsumexp(input, dim, keepdim: bool = False):
+    """torch.logsumexp(input, dim, keepdim) over the last axis."""
+    input = resolved(input)
+    if in_torch(input):
+        return torch_function(TORCH.functions[0])(input, dim, keepdim=keepdim)
+    dim = dim[0] if isinstance(dim, (tuple, list)) and len(dim) == 1 else dim
+    value, trace = _last_axis(input, dim, "torch.logsumexp"), running()
+    g = trace.graph
+    shifted, _, total = _shifted_exps(g, value, "_" + trace.stem("lse"))
+    top = value.expr - shifted.expr  # the row max (book: 0)
+    kept = value.shape[:-1] + (1,)
+    result = g.label(Value(top + sp.log(total.expr), kept), trace.stem("lse"))
+    if keepdim:
+        return SymbolicTensor(result)
+    return SymbolicTensor(result).reshape(*value.shape[:-1]) if len(value.shape) > 1 else SymbolicTensor(result)
+
+
+TORCH = TorchNames(("torch.logsumexp",), ("logsumexp",), "", ("aten.logsumexp.default",))
+defop("logsumexp", torch=TORCH, functional=logsumexp)
