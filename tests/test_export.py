@@ -992,3 +992,21 @@ def test_normalize_cosine_logsumexp_and_per_element_losses(tmp_path):
     x, t = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
     model = S.from_torch(net, contrastive_loss, example_inputs=(x,), example_target=t, name="contrastive")
     agree(model, net, (x,), t, contrastive_loss, tmp_path)
+
+
+def test_makemores_bigram_loss_indexes_each_rows_probability(tmp_path):
+    """probs = counts / counts.sum(1, keepdims=True); loss = -probs[torch.arange(n), ys].log().mean(), as written."""
+
+    class Counts(OneHotBigram):
+        def forward(self, xs):
+            counts = super().forward(xs).exp()
+            return counts / counts.sum(1, keepdims=True)
+
+    def loss(probs, ys):
+        return -probs[torch.arange(ys.shape[0]), ys].log().mean()
+
+    torch.manual_seed(1)
+    net = Counts().double()
+    xs, ys = torch.randint(0, 12, (9,)), torch.randint(0, 12, (9,))
+    model = S.from_torch(net, loss, example_inputs=(xs,), example_target=ys, name="bigram_counts")
+    agree(model, net, (xs,), ys, loss, tmp_path)

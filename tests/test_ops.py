@@ -320,6 +320,13 @@ def _through(body, width: int = 4):
     return lambda: S.Model(Through(body, width), S.MSELoss(), inputs=3)
 
 
+def _picked():
+    """makemore's bigram loss, -probs[torch.arange(n), ys].log().mean(), read by from_torch."""
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Softmax(dim=-1)).double()
+    return S.from_torch(net, lambda p, t: -p[torch.arange(t.shape[0]), t].log().mean(),
+                        example_inputs=(torch.randn(2, 3, dtype=torch.float64),), example_target=torch.tensor([1, 3]))
+
+
 MODELS = {  # row -> (op, a function that makes the model)
     # the primitives, each through the torch names that make it (and its adjoint's row: pad is a slice's, a
     # scatter-add an embedding's)
@@ -337,6 +344,7 @@ MODELS = {  # row -> (op, a function that makes the model)
                                             torch.norm(h, dim=1, keepdim=True))),
     "logsumexp": ("logsumexp", _through(lambda h: h - torch.logsumexp(h, dim=-1, keepdim=True) +
                                         h.logsumexp(-1, keepdim=True) * 0.5)),
+    "take_rows": ("take_rows", _picked),
     "detach": ("detach", _through(lambda h: h * h.detach() + torch.detach(h) ** 2)),
     "var": ("var", _through(lambda h: h * h.var(-1, keepdim=True) + torch.var(h, 1, unbiased=False, keepdim=True))),
     "std": ("std", _through(lambda h: h / h.std(-1, keepdim=True) + torch.std(h, dim=1, correction=0, keepdim=True))),
