@@ -146,8 +146,11 @@ POINTWISE = {  # row -> (op, options): every elementwise op, some with options o
     "atan": ("atan", {}), "sinh": ("sinh", {}), "cosh": ("cosh", {}), "asinh": ("asinh", {}), "erf": ("erf", {}),
     "clamp": ("clamp", {"min": -1.0, "max": 1.0}), "clamp-min": ("clamp", {"min": 0.0}),
     "clamp_min": ("clamp_min", {"min": 0.5}), "clamp_max": ("clamp_max", {"max": -0.5}),
+    "hardtanh": ("hardtanh", {}), "hardtanh-bounds": ("hardtanh", {"min_val": -0.5, "max_val": 2.0}),
+    "relu6": ("relu6", {}), "sign": ("sign", {}), "log1p": ("log1p", {}), "expm1": ("expm1", {}),
 }
-KINKS = {"clamp": (-1.0, 1.0), "clamp-min": (0.0,), "clamp_min": (0.5,), "clamp_max": (-0.5,)}  # at the bounds
+KINKS = {"clamp": (-1.0, 1.0), "clamp-min": (0.0,), "clamp_min": (0.5,), "clamp_max": (-0.5,),  # at the bounds
+         "hardtanh-bounds": (-0.5, 2.0)}
 # torch's float64 hardsigmoid backward multiplies by a float32 1/6 (0.16666667163): 3e-8 from the exact 1/6, ours
 LOOSER = {"hardsigmoid": 1e-7}
 BINARY = {"maximum": "maximum", "minimum": "minimum", "xlogy": "xlogy"}
