@@ -1010,3 +1010,27 @@ def test_makemores_bigram_loss_indexes_each_rows_probability(tmp_path):
     xs, ys = torch.randint(0, 12, (9,)), torch.randint(0, 12, (9,))
     model = S.from_torch(net, loss, example_inputs=(xs,), example_target=ys, name="bigram_counts")
     agree(model, net, (xs,), ys, loss, tmp_path)
+
+
+# -- nn.TransformerEncoder with a key padding mask computed from the ids, as classifiers write it -------------------
+class PaddedEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8, padding_idx=0)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, idx):
+        h = self.encoder(self.emb(idx), src_key_padding_mask=idx == 0)
+        return self.head(h[:, 0])
+
+
+def test_a_key_padding_mask_computed_from_the_ids(tmp_path):
+    torch.manual_seed(6)
+    net = PaddedEncoder().double().eval()
+    idx = torch.randint(1, 20, (3, 5))
+    idx[:, -2:] = 0
+    t = torch.randint(0, 3, (3,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(idx,), example_target=t, name="padded_encoder")
+    agree(model, net, (idx,), t, nn.CrossEntropyLoss(), tmp_path)

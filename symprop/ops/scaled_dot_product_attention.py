@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
+
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.tensor import SymbolicTensor, constant, shape_text, traced_graph
 from ..declare.trace import fail
 from .causal_mask import causal_mask, causal_size
+from .compare import condition
 from .einsum import matmul
 from .registry import TorchNames, defop
 from .softmax import softmax
+from .where import where
 
 TORCH = TorchNames(("torch.nn.functional.scaled_dot_product_attention",), (), "",
                    ("aten.scaled_dot_product_attention.default",))
@@ -45,9 +49,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             raise fail(f"{where}: is_causal with {length} queries and {k.shape[-2]} keys is not supported")
         scores = scores + SymbolicTensor(causal_mask(traced_graph(), length))
     if attn_mask is not None:
-        if isinstance(attn_mask, SymbolicTensor):
-            raise fail(f"{where}: attn_mask is computed from the model's values; symprop takes a constant mask")
-        if attn_mask.dtype == _bool():  # True where a query may attend: its complement is the one masked
+        if isinstance(attn_mask, SymbolicTensor):  # computed by the model (a key padding mask from its ids)
+            scores = _computed_mask(scores, attn_mask)
+        elif attn_mask.dtype == _bool():  # True where a query may attend: its complement is the one masked
             if causal_size(~attn_mask) is None:
                 raise fail(f"{where}: only the causal attn_mask is supported yet")
             scores = scores + SymbolicTensor(causal_mask(traced_graph(), causal_size(~attn_mask)))
@@ -57,6 +61,14 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if dropout_p:
         probabilities = probabilities * dropout_mask * (1 / (1 - dropout_p))
     return matmul(probabilities, value)
+
+
+def _computed_mask(scores, mask):
+    """scores with a mask the model computes: a boolean one (a comparison's 1 where a query may attend) drops the
+    rest, an additive one (−inf where a key is padding, 0 elsewhere) is added."""
+    if condition(mask.value.expr) != sp.Ne(mask.value.expr, 0):  # a comparison's mask: True where attending
+        return where(mask, scores, float("-inf"))
+    return scores + mask
 
 
 def _in_torch_given(query, key, value, attn_mask, dropout_p, is_causal, scale, dropout_mask):
