@@ -240,8 +240,10 @@ def render_document(derivation, backend, source: str, command: str) -> str:
     digest, derivation = derivation.digest, derivation.as_book()  # the code's digest: the declaration's
     layers = layer_rows(derivation)
     network = f"The network of the table below, {len(layers)} layer{'s' * (len(layers) > 1)}," if layers else ""
+    longest = max((len(path) for path, _, _ in layers), default=0)  # module paths: transformer.h.0.attn.c_attn
     return _environment.get_template(backend.template).render(
-        layers=layers, name=derivation.model.name, source=source, command=command,
+        layers=layers, what_width="0.62" if longest <= 24 else "0.3", name=derivation.model.name, source=source,
+        command=command,
         sequence=derivation.model.sequence, digest=digest,
         summary=_escape(derivation.summary(network)), **document_parts(derivation))
 

@@ -676,6 +676,9 @@ def test_the_derivation_groups_its_rows_by_the_modules_that_made_them(tmp_path):
     assert places == sorted(places)  # in the order forward runs them
     back = [backward.index(rf"\intertext{{\texttt{{{path}}}}}") for path in paths]
     assert back == sorted(back, reverse=True)  # and the backward pass in reverse
+    # the table of layers names torch's layers by their paths, each once, in the order forward calls them
+    assert r"\texttt{transformer.h.0.attn.c\_attn} & Linear(8, 24) & $N \times 4 \times 24$" in tex
+    assert "(again)" not in tex and tex.count(r"\texttt{lm\_head} &") == 1
 
 
 TOKEN_FACTORY = '''

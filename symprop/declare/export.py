@@ -293,6 +293,10 @@ class Exported(Module):
             parameter = made.setdefault(id(tensor), Parameter(tuple(tensor.shape), init=torch_init(module, key)))
             self._place(key, parameter)
         self._source_values = {key: tensor.detach().clone() for key, tensor in tensors.items()}
+        # torch's own layers by module path, for the document's table of layers (calls: filled as forward is traced)
+        self._layers = {path: Described(_described(sub)) for path, sub in module.named_modules()
+                        if path and _torch_layer(sub)}
+        self.calls = []  # (path, layer, output shape) of each call of one of them, in the order forward makes them
         # operations that draw random numbers: each is an input of the derivation (a noise, a dropout's mask)
         self.random = [n for n in program.graph.nodes if (aten_name(n.target) in RANDOM or _masked(n)) and
                        (aten_name(n.target) not in DROPOUTS and not _masked(n) or _dropping(n))]
@@ -360,6 +364,7 @@ class Exported(Module):
         return self.torch_name
 
     def forward(self, *inputs):
+        self.calls = []  # each trace of forward lists its layers anew
         if self.split is None:
             return self.replay(inputs, every_parameter(self))
         output, target, _ = self.split  # the network's part: the target's input is not read, but for its batch size
@@ -438,6 +443,8 @@ class Exported(Module):
             if graph is not None:  # the innermost module that made it, for the document's groups
                 stack = node.meta.get("nn_module_stack") or {}
                 graph.path = next(reversed(stack.values()))[0] if stack else ""
+                if graph.path in self._layers and (not self.calls or self.calls[-1][0] != graph.path):
+                    self.calls.append((graph.path, self._layers[graph.path], None))
             try:
                 if node.op == "placeholder":
                     values[node] = self._placeholder(node.name, arguments, parameters)
@@ -462,6 +469,9 @@ class Exported(Module):
                         graph.note(CAST, location(node), str(node.meta["val"].dtype).replace("torch.", ""))
                 else:
                     values[node] = _call(node, _load(node.args, values), _load(node.kwargs, values))
+                if graph is not None and self.calls and self.calls[-1][0] == graph.path and \
+                        isinstance(values.get(node), SymbolicTensor):  # the layer's output: its last value
+                    self.calls[-1] = (graph.path, self.calls[-1][1], values[node].shape)
             except SymPropError as error:
                 if error.where:
                     raise
@@ -490,6 +500,34 @@ class Exported(Module):
         if name in self._buffers_of:
             return self._buffers_of[name]
         return next(arguments)
+
+
+class Described:
+    """A torch layer as the document's table names it: Linear(in_features=32, out_features=96, bias=True)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def describe(self) -> str:
+        return self.text
+
+
+def _described(module) -> str:
+    """A torch layer as symprop's layer of its class describes it (Linear(32, 96)), else as torch does."""
+    op = by_module(type(module).__name__)
+    layer = op.layer_class if op is not None and op.layer_class is not None and op.layer_class.from_torch else None
+    try:
+        return layer.from_torch(module).describe() if layer is not None else \
+            f"{type(module).__name__}({module.extra_repr()})"
+    except (SymPropError, TypeError):
+        return f"{type(module).__name__}({module.extra_repr()})"
+
+
+def _torch_layer(module) -> bool:
+    import torch
+
+    containers = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+    return type(module).__module__.startswith("torch.nn") and not isinstance(module, containers)
 
 
 def _swapped(x):

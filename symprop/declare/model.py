@@ -180,7 +180,8 @@ class Model:
                 raise SymPropError(f"input {name} is never used in forward", "inputs")
         lowered.params = {key: graph.tensor(trace.params[key].expr) for key in parameters}
         top = [call for call in trace.calls if call[0] and "." not in call[0]]  # the network's own children
-        lowered.layers = top or [call for call in trace.calls if call[0] == "" and call[1] is self.net]
+        lowered.layers = getattr(self.net, "calls", None) or top or \
+            [call for call in trace.calls if call[0] == "" and call[1] is self.net]  # from torch: its torch layers
         return lowered
 
     def _traced(self, graph: Graph, inputs: dict):
