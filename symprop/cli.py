@@ -36,7 +36,7 @@ Examples:
   symprop derive examples/iris_mlp.toml               # generated/iris_mlp_{numpy,torch}.py and iris_mlp.tex
   symprop derive examples/*.toml --out build          # every example, into build/
   symprop derive models.py:model --target numpy       # a Model declared in Python, NumPy only
-  symprop derive gpt.py:build                         # build() returns (torch module, loss, example inputs[,
+  symprop derive examples/gpt.py:build                # build() returns (torch module, loss, example inputs[,
                                                       #   example target]): exported by torch.export, as written
   symprop derive examples/seed_neuron.toml --pdf      # ... and the derivation as a PDF (needs pdflatex)
   symprop derive examples/iris_mlp.toml --target html # the derivation beside its code, linked, in a browser
@@ -47,6 +47,7 @@ CHECK_EXAMPLES = """
 Examples:
   symprop check examples/iris_mlp.toml                # generated/iris_mlp_*.py against torch.autograd
   symprop check models.py:model --out build           # the modules in build/
+  symprop check examples/gpt.py:build                 # a GPT written as nanoGPT writes one, from torch
 """
 LIST_EXAMPLES = """
 \b
@@ -324,6 +325,7 @@ TRAIN_EXAMPLES = """
 Examples:
   symprop train examples/iris_classifier.toml --data examples/data/iris.csv --epochs 100 --lr 0.1
   symprop train examples/char_lm.toml --text examples/data/constitution.txt --optimizer adam --lr 3e-3
+  symprop train examples/gpt.py:build --text examples/data/constitution.txt --optimizer adam --lr 3e-3 --epochs 2
 """
 
 

@@ -23,13 +23,17 @@ def _correction(unbiased, correction) -> int:
     return 0 if unbiased is False else 1
 
 
+def _torch_options(unbiased, correction) -> dict:
+    """The correction as the caller gave it to torch: correction=, unbiased=, or neither."""
+    return {"correction": correction} if correction is not None else \
+        {"unbiased": unbiased} if unbiased is not None else {}
+
+
 def var(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
     """torch.var(input, dim, unbiased, keepdim) and its correction= form."""
     input = resolved(input)
     if in_torch(input):
-        options = {"correction": correction} if correction is not None else \
-            {"unbiased": unbiased} if unbiased is not None else {}
-        return torch_function(VAR.functions[0])(input, dim, keepdim=keepdim, **options)
+        return torch_function(VAR.functions[0])(input, dim, keepdim=keepdim, **_torch_options(unbiased, correction))
     value = as_value(input, "var")
     ndim = len(value.shape)
     dims = range(ndim) if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
@@ -46,9 +50,7 @@ def std(input, dim=None, unbiased=None, keepdim: bool = False, *, correction=Non
     """torch.std: the square root of var."""
     input = resolved(input)
     if in_torch(input):
-        options = {"correction": correction} if correction is not None else \
-            {"unbiased": unbiased} if unbiased is not None else {}
-        return torch_function(STD.functions[0])(input, dim, keepdim=keepdim, **options)
+        return torch_function(STD.functions[0])(input, dim, keepdim=keepdim, **_torch_options(unbiased, correction))
     return var(input, dim, unbiased, keepdim, correction=correction) ** 0.5
 
 
