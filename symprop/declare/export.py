@@ -440,38 +440,10 @@ class Exported(Module):
         trace = running()
         graph = trace.graph if isinstance(trace, GraphTrace) else None  # None: the torch reference run
         for node in nodes:
-            if graph is not None:  # the innermost module that made it, for the document's groups
-                stack = node.meta.get("nn_module_stack") or {}
-                graph.path = next(reversed(stack.values()))[0] if stack else ""
-                if graph.path in self._layers and (not self.calls or self.calls[-1][0] != graph.path):
-                    self.calls.append((graph.path, self._layers[graph.path], None))
+            if graph is not None:
+                self._enter(node, graph)
             try:
-                if node.op == "placeholder":
-                    values[node] = self._placeholder(node.name, arguments, parameters)
-                elif node in self.random:  # drawn by the caller: the next input after forward's own, batch first
-                    drawn = next(self._drawn)
-                    if self.random_axis.get(node):
-                        drawn = _swapped(drawn)
-                    if _masked(node):  # symbolic or torch: symprop's meaning of the op, given the mask
-                        op = meaning(_masked(node), aten_name(node.target))
-                        values[node] = op(*_load(node.args, values), **_load(node.kwargs, values), dropout_mask=drawn)
-                    else:
-                        values[node] = _randomized(node, _load(node.args, values), drawn)
-                elif node.op == "output":
-                    values["output"] = _load(node.args[0], values)
-                elif node.op == "get_attr":  # a block's own graph: a torch.no_grad() block in forward
-                    values[node] = getattr(self.program.graph_module, node.target)
-                elif aten_name(node.target) == GRAD_BLOCK:
-                    values[node] = self._block(node, values, parameters)
-                elif _float_cast(node):  # the identity, on symbolic tensors and in torch's reference alike
-                    values[node] = _load(node.args[0], values)
-                    if graph is not None and _narrowing(node):
-                        graph.note(CAST, location(node), str(node.meta["val"].dtype).replace("torch.", ""))
-                else:
-                    values[node] = _call(node, _load(node.args, values), _load(node.kwargs, values))
-                if graph is not None and self.calls and self.calls[-1][0] == graph.path and \
-                        isinstance(values.get(node), SymbolicTensor):  # the layer's output: its last value
-                    self.calls[-1] = (graph.path, self.calls[-1][1], values[node].shape)
+                self._compute(node, values, arguments, parameters, graph)
             except SymPropError as error:
                 if error.where:
                     raise
@@ -482,9 +454,45 @@ class Exported(Module):
                 text = " ".join(str(error).split())[:200]
                 raise SymPropError(f"{aten_name(node.target)}: {type(error).__name__}: {text}", location(node)) \
                     from None
+            if graph is not None and self.calls and self.calls[-1][0] == graph.path and \
+                    isinstance(values.get(node), SymbolicTensor):  # a torch layer's output: its last value
+                self.calls[-1] = (graph.path, self.calls[-1][1], values[node].shape)
         if graph is not None:
             graph.path = ""
         return values
+
+    def _enter(self, node, graph) -> None:
+        """The innermost module that made `node`, for the document: its rows' group, and its table of layers."""
+        stack = node.meta.get("nn_module_stack") or {}
+        graph.path = next(reversed(stack.values()))[0] if stack else ""
+        if graph.path in self._layers and (not self.calls or self.calls[-1][0] != graph.path):
+            self.calls.append((graph.path, self._layers[graph.path], None))
+
+    def _compute(self, node, values: dict, arguments, parameters: dict, graph) -> None:
+        """values[node]: one node of the program, on symbolic tensors (graph) or torch's (the reference)."""
+        if node.op == "placeholder":
+            values[node] = self._placeholder(node.name, arguments, parameters)
+        elif node in self.random:  # drawn by the caller: the next input after forward's own, batch first
+            drawn = next(self._drawn)
+            if self.random_axis.get(node):
+                drawn = _swapped(drawn)
+            if _masked(node):  # symbolic or torch: symprop's meaning of the op, given the mask
+                op = meaning(_masked(node), aten_name(node.target))
+                values[node] = op(*_load(node.args, values), **_load(node.kwargs, values), dropout_mask=drawn)
+            else:
+                values[node] = _randomized(node, _load(node.args, values), drawn)
+        elif node.op == "output":
+            values["output"] = _load(node.args[0], values)
+        elif node.op == "get_attr":  # a block's own graph: a torch.no_grad() block in forward
+            values[node] = getattr(self.program.graph_module, node.target)
+        elif aten_name(node.target) == GRAD_BLOCK:
+            values[node] = self._block(node, values, parameters)
+        elif _float_cast(node):  # the identity, on symbolic tensors and in torch's reference alike
+            values[node] = _load(node.args[0], values)
+            if graph is not None and _narrowing(node):
+                graph.note(CAST, location(node), str(node.meta["val"].dtype).replace("torch.", ""))
+        else:
+            values[node] = _call(node, _load(node.args, values), _load(node.kwargs, values))
 
     def _block(self, node, values: dict, parameters: dict) -> tuple:
         """A `with torch.no_grad():` block in forward (torch.export's set_grad_enabled(False) around its graph): its
