@@ -1037,3 +1037,23 @@ def test_a_key_padding_mask_computed_from_the_ids(tmp_path):
     t = torch.randint(0, 3, (3,))
     model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(idx,), example_target=t, name="padded_encoder")
     agree(model, net, (idx,), t, nn.CrossEntropyLoss(), tmp_path)
+
+
+def test_an_output_that_merges_the_batch_with_time_is_refused_in_one_line():
+    """word_language_model's decoded.view(-1, ntoken): the batch is no axis of its own, so the loss cannot be
+    exported for any batch size; the line says what to do."""
+
+    class Flattened(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.rnn, self.decoder = nn.Embedding(20, 8), nn.RNN(8, 8), nn.Linear(8, 20)
+
+        def forward(self, input, hidden):
+            output, hidden = self.rnn(self.encoder(input), hidden)
+            return F.log_softmax(self.decoder(output).view(-1, 20), dim=1), hidden
+
+    inp, hidden = torch.randint(0, 20, (5, 3)), torch.zeros(1, 3, 8)
+    with pytest.raises(S.SymPropError, match="the batch is merged with another axis") as error:
+        S.from_torch(Flattened(), lambda out, t: F.nll_loss(out[0], t), example_inputs=(inp, hidden),
+                     example_target=torch.randint(0, 20, (15,)))
+    assert "\n" not in str(error.value)

@@ -81,6 +81,7 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
 
         return Model(net, own_loss, name=name, inputs=inputs, target=target, source=source)
     net.read_first = isinstance(output, tuple)
+    net.output_axis(0)  # the output keeps the batch on an axis of its own (not merged with time: view(-1, V))
     symprop_loss = _loss(loss, module, output, example_target, net)
     return Model(net, symprop_loss, name=name, inputs=inputs, target=target, source=source)
 
@@ -430,6 +431,10 @@ class Exported(Module):
         """The batch axis of output number i: the one the exported program keeps free, first or second."""
         shape = next(n for n in self.program.graph.nodes if n.op == "output").args[0][i].meta["val"].shape
         free = [a for a, d in enumerate(shape) if not isinstance(d, int)]
+        if any(not getattr(getattr(shape[a], "node", None), "expr", sp.Symbol("s")).is_Symbol for a in free):
+            raise SymPropError(f"forward's output has shape {tuple(shape)}: the batch is merged with another axis (a "
+                               "view(-1, ...) in forward); return it with the batch on an axis of its own, and let "
+                               "the loss reshape it", "forward")
         if free not in ([0], [1]):
             raise SymPropError(f"forward's output has shape {tuple(shape)}: symprop needs its batch on an axis of its "
                                "own, first or second", "forward")
