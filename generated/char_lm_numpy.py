@@ -84,7 +84,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     h4 = b4 + g4*xhat_h4
     z5 = h4 @ w5.T + b5
     rs = z5.reshape(-1, 71)
-    rs_1 = t.reshape(-1,)
+    rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
     kept = Piecewise((0, Eq(t_col, -100)), (1, True))
     onehot = onehot(Piecewise((0, Eq(rs_1, -100)), (rs_1, True)), 71)
@@ -552,9 +552,7 @@ def loss(params, x, t):
     check_shapes(x=x, t=t)
     z5 = forward(params, x)
     rs = z5.reshape(-1, 71)
-    rs_1 = t.reshape(
-        -1,
-    )
+    rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
     kept = np.where(np.equal(t_col, -100), 0, 1).astype(params["0.weight"].dtype)
     del t_col
@@ -768,9 +766,7 @@ def loss_and_gradients(params, x, t):
     z5 += b5
     rs = z5.reshape(-1, 71)
     del z5
-    rs_1 = t.reshape(
-        -1,
-    )
+    rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
     kept = np.where(np.equal(t_col, -100), 0, 1).astype(params["0.weight"].dtype)
     del t_col

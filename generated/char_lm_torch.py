@@ -84,7 +84,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     h4 = b4 + g4*xhat_h4
     z5 = h4 @ w5.T + b5
     rs = z5.reshape(-1, 71)
-    rs_1 = t.reshape(-1,)
+    rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
     kept = Piecewise((0, Eq(t_col, -100)), (1, True))
     onehot = onehot(Piecewise((0, Eq(rs_1, -100)), (rs_1, True)), 71)
@@ -402,7 +402,7 @@ def forward(params, x):
     ss_n1_2 = torch.sum(xc_n1_2**2, dim=2, keepdim=True)
     var_n1_2 = (1 / 32) * ss_n1_2 + 1e-5
     del ss_n1_2
-    rstd_n1_2 = var_n1_2 ** (-1 / 2)
+    rstd_n1_2 = torch.rsqrt(var_n1_2)
     del var_n1_2
     xhat_n1_2 = rstd_n1_2 * xc_n1_2
     del xc_n1_2, rstd_n1_2
@@ -441,7 +441,7 @@ def forward(params, x):
     ss_n2_2 = torch.sum(xc_n2_2**2, dim=2, keepdim=True)
     var_n2_2 = (1 / 32) * ss_n2_2 + 1e-5
     del ss_n2_2
-    rstd_n2_2 = var_n2_2 ** (-1 / 2)
+    rstd_n2_2 = torch.rsqrt(var_n2_2)
     del var_n2_2
     xhat_n2_2 = rstd_n2_2 * xc_n2_2
     del xc_n2_2, rstd_n2_2
@@ -461,7 +461,7 @@ def forward(params, x):
     ss_n1_3 = torch.sum(xc_n1_3**2, dim=2, keepdim=True)
     var_n1_3 = (1 / 32) * ss_n1_3 + 1e-5
     del ss_n1_3
-    rstd_n1_3 = var_n1_3 ** (-1 / 2)
+    rstd_n1_3 = torch.rsqrt(var_n1_3)
     del var_n1_3
     xhat_n1_3 = rstd_n1_3 * xc_n1_3
     del xc_n1_3, rstd_n1_3
@@ -496,7 +496,7 @@ def forward(params, x):
     ss_n2_3 = torch.sum(xc_n2_3**2, dim=2, keepdim=True)
     var_n2_3 = (1 / 32) * ss_n2_3 + 1e-5
     del ss_n2_3
-    rstd_n2_3 = var_n2_3 ** (-1 / 2)
+    rstd_n2_3 = torch.rsqrt(var_n2_3)
     del var_n2_3
     xhat_n2_3 = rstd_n2_3 * xc_n2_3
     del xc_n2_3, rstd_n2_3
@@ -516,7 +516,7 @@ def forward(params, x):
     ss_h4 = torch.sum(xc_h4**2, dim=2, keepdim=True)
     var_h4 = (1 / 32) * ss_h4 + 1e-5
     del ss_h4
-    rstd_h4 = var_h4 ** (-1 / 2)
+    rstd_h4 = torch.rsqrt(var_h4)
     del var_h4
     xhat_h4 = rstd_h4 * xc_h4
     del xc_h4, rstd_h4
@@ -531,9 +531,7 @@ def loss(params, x, t):
     check_shapes(x=x, t=t)
     z5 = forward(params, x)
     rs = z5.reshape(-1, 71)
-    rs_1 = t.reshape(
-        -1,
-    )
+    rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
     kept = torch.where(torch.eq(t_col, -100), 0, params["0.weight"].new_tensor(1))
     del t_col
@@ -590,7 +588,7 @@ def loss_and_gradients(params, x, t):
     var_n1_2 *= 1 / 32
     var_n1_2 += 1e-5
     del ss_n1_2
-    rstd_n1_2 = var_n1_2 ** (-1 / 2)
+    rstd_n1_2 = torch.rsqrt(var_n1_2)
     del var_n1_2
     xhat_n1_2 = rstd_n1_2 * xc_n1_2
     n1_2 = xhat_n1_2
@@ -630,7 +628,7 @@ def loss_and_gradients(params, x, t):
     var_n2_2 *= 1 / 32
     var_n2_2 += 1e-5
     del ss_n2_2
-    rstd_n2_2 = var_n2_2 ** (-1 / 2)
+    rstd_n2_2 = torch.rsqrt(var_n2_2)
     del var_n2_2
     xhat_n2_2 = rstd_n2_2 * xc_n2_2
     n2_2 = xhat_n2_2
@@ -652,7 +650,7 @@ def loss_and_gradients(params, x, t):
     var_n1_3 *= 1 / 32
     var_n1_3 += 1e-5
     del ss_n1_3
-    rstd_n1_3 = var_n1_3 ** (-1 / 2)
+    rstd_n1_3 = torch.rsqrt(var_n1_3)
     del var_n1_3
     xhat_n1_3 = rstd_n1_3 * xc_n1_3
     n1_3 = xhat_n1_3
@@ -688,7 +686,7 @@ def loss_and_gradients(params, x, t):
     var_n2_3 *= 1 / 32
     var_n2_3 += 1e-5
     del ss_n2_3
-    rstd_n2_3 = var_n2_3 ** (-1 / 2)
+    rstd_n2_3 = torch.rsqrt(var_n2_3)
     del var_n2_3
     xhat_n2_3 = rstd_n2_3 * xc_n2_3
     n2_3 = xhat_n2_3
@@ -711,7 +709,7 @@ def loss_and_gradients(params, x, t):
     var_h4 *= 1 / 32
     var_h4 += 1e-5
     del ss_h4
-    rstd_h4 = var_h4 ** (-1 / 2)
+    rstd_h4 = torch.rsqrt(var_h4)
     del var_h4
     xhat_h4 = rstd_h4 * xc_h4
     h4 = xhat_h4
@@ -721,9 +719,7 @@ def loss_and_gradients(params, x, t):
     z5 = torch.nn.functional.linear(h4, w5, b5)
     rs = z5.reshape(-1, 71)
     del z5
-    rs_1 = t.reshape(
-        -1,
-    )
+    rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
     kept = torch.where(torch.eq(t_col, -100), 0, params["0.weight"].new_tensor(1))
     del t_col
@@ -750,7 +746,7 @@ def loss_and_gradients(params, x, t):
     dxhat_h4 = dh4_mm5
     dxhat_h4 *= g4
     del dh4_mm5
-    drstd_h4 = (dxhat_h4.unsqueeze(-2) @ xc_h4.unsqueeze(-1)).squeeze(-1)
+    drstd_h4 = torch.sum(dxhat_h4 * xc_h4, dim=2, keepdim=True)
     dsum_h4 = torch.sum(dxhat_h4, dim=2, keepdim=True)
     dr2_3 = dxhat_h4
     dr2_3 -= (1 / 32) * drstd_h4 * rstd_h4**2 * xc_h4 + (1 / 32) * dsum_h4
@@ -771,7 +767,7 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_3 = dn2_3_mmf3
     dxhat_n2_3 *= g2_3
     del dn2_3_mmf3
-    drstd_n2_3 = (dxhat_n2_3.unsqueeze(-2) @ xc_n2_3.unsqueeze(-1)).squeeze(-1)
+    drstd_n2_3 = torch.sum(dxhat_n2_3 * xc_n2_3, dim=2, keepdim=True)
     dsum_n2_3 = torch.sum(dxhat_n2_3, dim=2, keepdim=True)
     tmp5 = drstd_n2_3
     tmp5 *= rstd_n2_3**3
@@ -795,7 +791,7 @@ def loss_and_gradients(params, x, t):
     scores3 += mask2
     a3 = torch.softmax(scores3, dim=3, out=scores3)
     del scores3
-    ds_a3 = (a3.unsqueeze(-2) @ da3.unsqueeze(-1)).squeeze(-1)
+    ds_a3 = torch.sum(a3 * da3, dim=3, keepdim=True)
     dscores3 = da3
     dscores3 -= ds_a3
     dscores3 *= a3
@@ -819,7 +815,7 @@ def loss_and_gradients(params, x, t):
     dxhat_n1_3 = dn1_3_mmqkv3
     dxhat_n1_3 *= g1_3
     del dn1_3_mmqkv3
-    drstd_n1_3 = (dxhat_n1_3.unsqueeze(-2) @ xc_n1_3.unsqueeze(-1)).squeeze(-1)
+    drstd_n1_3 = torch.sum(dxhat_n1_3 * xc_n1_3, dim=2, keepdim=True)
     dsum_n1_3 = torch.sum(dxhat_n1_3, dim=2, keepdim=True)
     tmp6 = drstd_n1_3
     tmp6 *= rstd_n1_3**3
@@ -847,7 +843,7 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_2 = dn2_2_mmf2
     dxhat_n2_2 *= g2_2
     del dn2_2_mmf2
-    drstd_n2_2 = (dxhat_n2_2.unsqueeze(-2) @ xc_n2_2.unsqueeze(-1)).squeeze(-1)
+    drstd_n2_2 = torch.sum(dxhat_n2_2 * xc_n2_2, dim=2, keepdim=True)
     dsum_n2_2 = torch.sum(dxhat_n2_2, dim=2, keepdim=True)
     tmp7 = drstd_n2_2
     tmp7 *= rstd_n2_2**3
@@ -871,7 +867,7 @@ def loss_and_gradients(params, x, t):
     scores2 += mask2
     a2 = torch.softmax(scores2, dim=3, out=scores2)
     del scores2
-    ds_a2 = (a2.unsqueeze(-2) @ da2.unsqueeze(-1)).squeeze(-1)
+    ds_a2 = torch.sum(a2 * da2, dim=3, keepdim=True)
     dscores2 = da2
     dscores2 -= ds_a2
     dscores2 *= a2
@@ -895,7 +891,7 @@ def loss_and_gradients(params, x, t):
     dxhat_n1_2 = dn1_2_mmqkv2
     dxhat_n1_2 *= g1_2
     del dn1_2_mmqkv2
-    drstd_n1_2 = (dxhat_n1_2.unsqueeze(-2) @ xc_n1_2.unsqueeze(-1)).squeeze(-1)
+    drstd_n1_2 = torch.sum(dxhat_n1_2 * xc_n1_2, dim=2, keepdim=True)
     tmp8 = drstd_n1_2
     tmp8 *= rstd_n1_2**3
     del drstd_n1_2

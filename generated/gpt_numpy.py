@@ -87,7 +87,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     xhat_h_4 = rstd_h_4*xc_h_4
     h_8 = transformer_ln_f_bias + transformer_ln_f_weight*xhat_h_4
     rs_8 = (h_8 @ transformer_wte_weight.T).reshape(-1, 72)
-    rs_9 = t.reshape(-1,)
+    rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
     kept = Piecewise((0, Eq(t_col, -1)), (1, True))
     onehot = onehot(Piecewise((0, Eq(rs_9, -1)), (rs_9, True)), 72)
@@ -587,9 +587,7 @@ def loss(params, idx, t):
     check_shapes(idx=idx, t=t)
     mm_8 = forward(params, idx)
     rs_8 = mm_8.reshape(-1, 72)
-    rs_9 = t.reshape(
-        -1,
-    )
+    rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
     kept = np.where(np.equal(t_col, -1), 0, 1).astype(params["transformer.wte.weight"].dtype)
     del t_col
@@ -800,9 +798,7 @@ def loss_and_gradients(params, idx, t):
     h_8 += transformer_ln_f_bias
     del xhat_h_4
     rs_8 = ((h_8.reshape(-1, 32) @ transformer_wte_weight.T).reshape(-1, 16, 72)).reshape(-1, 72)
-    rs_9 = t.reshape(
-        -1,
-    )
+    rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
     kept = np.where(np.equal(t_col, -1), 0, 1).astype(params["transformer.wte.weight"].dtype)
     del t_col

@@ -87,7 +87,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     xhat_h_4 = rstd_h_4*xc_h_4
     h_8 = transformer_ln_f_bias + transformer_ln_f_weight*xhat_h_4
     rs_8 = (h_8 @ transformer_wte_weight.T).reshape(-1, 72)
-    rs_9 = t.reshape(-1,)
+    rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
     kept = Piecewise((0, Eq(t_col, -1)), (1, True))
     onehot = onehot(Piecewise((0, Eq(rs_9, -1)), (rs_9, True)), 72)
@@ -411,7 +411,7 @@ def forward(params, idx):
     ss_h = torch.sum(xc_h**2, dim=2, keepdim=True)
     var_h = (1 / 32) * ss_h + 1e-5
     del ss_h
-    rstd_h = var_h ** (-1 / 2)
+    rstd_h = torch.rsqrt(var_h)
     del var_h
     xhat_h = rstd_h * xc_h
     del xc_h, rstd_h
@@ -458,7 +458,7 @@ def forward(params, idx):
     ss_h_1 = torch.sum(xc_h_1**2, dim=2, keepdim=True)
     var_h_1 = (1 / 32) * ss_h_1 + 1e-5
     del ss_h_1
-    rstd_h_1 = var_h_1 ** (-1 / 2)
+    rstd_h_1 = torch.rsqrt(var_h_1)
     del var_h_1
     xhat_h_1 = rstd_h_1 * xc_h_1
     del xc_h_1, rstd_h_1
@@ -476,7 +476,7 @@ def forward(params, idx):
     ss_h_2 = torch.sum(xc_h_2**2, dim=2, keepdim=True)
     var_h_2 = (1 / 32) * ss_h_2 + 1e-5
     del ss_h_2
-    rstd_h_2 = var_h_2 ** (-1 / 2)
+    rstd_h_2 = torch.rsqrt(var_h_2)
     del var_h_2
     xhat_h_2 = rstd_h_2 * xc_h_2
     del xc_h_2, rstd_h_2
@@ -514,7 +514,7 @@ def forward(params, idx):
     ss_h_3 = torch.sum(xc_h_3**2, dim=2, keepdim=True)
     var_h_3 = (1 / 32) * ss_h_3 + 1e-5
     del ss_h_3
-    rstd_h_3 = var_h_3 ** (-1 / 2)
+    rstd_h_3 = torch.rsqrt(var_h_3)
     del var_h_3
     xhat_h_3 = rstd_h_3 * xc_h_3
     del xc_h_3, rstd_h_3
@@ -532,7 +532,7 @@ def forward(params, idx):
     ss_h_4 = torch.sum(xc_h_4**2, dim=2, keepdim=True)
     var_h_4 = (1 / 32) * ss_h_4 + 1e-5
     del ss_h_4
-    rstd_h_4 = var_h_4 ** (-1 / 2)
+    rstd_h_4 = torch.rsqrt(var_h_4)
     del var_h_4
     xhat_h_4 = rstd_h_4 * xc_h_4
     del xc_h_4, rstd_h_4
@@ -547,9 +547,7 @@ def loss(params, idx, t):
     check_shapes(idx=idx, t=t)
     mm_8 = forward(params, idx)
     rs_8 = mm_8.reshape(-1, 72)
-    rs_9 = t.reshape(
-        -1,
-    )
+    rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
     kept = torch.where(torch.eq(t_col, -1), 0, params["transformer.wte.weight"].new_tensor(1))
     del t_col
@@ -604,7 +602,7 @@ def loss_and_gradients(params, idx, t):
     var_h *= 1 / 32
     var_h += 1e-5
     del ss_h
-    rstd_h = var_h ** (-1 / 2)
+    rstd_h = torch.rsqrt(var_h)
     del var_h
     xhat_h = rstd_h * xc_h
     h = xhat_h
@@ -651,7 +649,7 @@ def loss_and_gradients(params, idx, t):
     var_h_1 *= 1 / 32
     var_h_1 += 1e-5
     del ss_h_1
-    rstd_h_1 = var_h_1 ** (-1 / 2)
+    rstd_h_1 = torch.rsqrt(var_h_1)
     del var_h_1
     xhat_h_1 = rstd_h_1 * xc_h_1
     h_2 = xhat_h_1
@@ -660,11 +658,7 @@ def loss_and_gradients(params, idx, t):
     del xhat_h_1
     z_2 = torch.nn.functional.linear(h_2, transformer_h_0_mlp_c_fc_weight, transformer_h_0_mlp_c_fc_bias)
     tmp5 = torch.erf(0.7071067811865476 * z_2)
-    h_3 = tmp5
-    h_3 += 1
-    h_3 *= z_2
-    h_3 *= 1 / 2
-    del tmp5
+    h_3 = (1 / 2) * z_2 * (tmp5 + 1)
     z_3 = torch.nn.functional.linear(h_3, transformer_h_0_mlp_c_proj_weight, transformer_h_0_mlp_c_proj_bias)
     del h_3
     sum_h_2 = torch.sum(tmp18 + z_3, dim=2, keepdim=True)
@@ -675,7 +669,7 @@ def loss_and_gradients(params, idx, t):
     var_h_2 *= 1 / 32
     var_h_2 += 1e-5
     del ss_h_2
-    rstd_h_2 = var_h_2 ** (-1 / 2)
+    rstd_h_2 = torch.rsqrt(var_h_2)
     del var_h_2
     xhat_h_2 = rstd_h_2 * xc_h_2
     h_4 = xhat_h_2
@@ -713,7 +707,7 @@ def loss_and_gradients(params, idx, t):
     var_h_3 *= 1 / 32
     var_h_3 += 1e-5
     del ss_h_3
-    rstd_h_3 = var_h_3 ** (-1 / 2)
+    rstd_h_3 = torch.rsqrt(var_h_3)
     del var_h_3
     xhat_h_3 = rstd_h_3 * xc_h_3
     h_6 = xhat_h_3
@@ -722,11 +716,7 @@ def loss_and_gradients(params, idx, t):
     del xhat_h_3
     z_6 = torch.nn.functional.linear(h_6, transformer_h_1_mlp_c_fc_weight, transformer_h_1_mlp_c_fc_bias)
     tmp10 = torch.erf(0.7071067811865476 * z_6)
-    h_7 = tmp10
-    h_7 += 1
-    h_7 *= z_6
-    h_7 *= 1 / 2
-    del tmp10
+    h_7 = (1 / 2) * z_6 * (tmp10 + 1)
     z_7 = torch.nn.functional.linear(h_7, transformer_h_1_mlp_c_proj_weight, transformer_h_1_mlp_c_proj_bias)
     del h_7
     sum_h_4 = torch.sum(tmp20 + z_7, dim=2, keepdim=True)
@@ -738,7 +728,7 @@ def loss_and_gradients(params, idx, t):
     var_h_4 *= 1 / 32
     var_h_4 += 1e-5
     del ss_h_4
-    rstd_h_4 = var_h_4 ** (-1 / 2)
+    rstd_h_4 = torch.rsqrt(var_h_4)
     del var_h_4
     xhat_h_4 = rstd_h_4 * xc_h_4
     h_8 = xhat_h_4
@@ -746,9 +736,7 @@ def loss_and_gradients(params, idx, t):
     h_8 += transformer_ln_f_bias
     del xhat_h_4
     rs_8 = (h_8 @ transformer_wte_weight.T).reshape(-1, 72)
-    rs_9 = t.reshape(
-        -1,
-    )
+    rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
     kept = torch.where(torch.eq(t_col, -1), 0, params["transformer.wte.weight"].new_tensor(1))
     del t_col
@@ -771,7 +759,7 @@ def loss_and_gradients(params, idx, t):
     dxhat_h_4 = dh_8_mm_8
     dxhat_h_4 *= transformer_ln_f_weight
     del dh_8_mm_8
-    drstd_h_4 = (dxhat_h_4.unsqueeze(-2) @ xc_h_4.unsqueeze(-1)).squeeze(-1)
+    drstd_h_4 = torch.sum(dxhat_h_4 * xc_h_4, dim=2, keepdim=True)
     tmp11 = drstd_h_4
     tmp11 *= rstd_h_4**3
     del drstd_h_4
@@ -786,8 +774,6 @@ def loss_and_gradients(params, idx, t):
     del dxc_h_4, dsum_h_4
     dtransformer_h_1_mlp_c_proj_bias = torch.sum(dz_7, dim=(0, 1))
     # h_7 again, from values kept anyway: cheaper than holding it until here
-    tmp10 = 0.7071067811865476 * z_6
-    tmp10 = torch.erf_(tmp10)
     h_7 = tmp10 + 1
     h_7 *= z_6
     h_7 *= 1 / 2
@@ -813,7 +799,7 @@ def loss_and_gradients(params, idx, t):
     dxhat_h_3 = dh_6_mm_6_1
     dxhat_h_3 *= transformer_h_1_ln_2_weight
     del dh_6_mm_6_1
-    drstd_h_3 = (dxhat_h_3.unsqueeze(-2) @ xc_h_3.unsqueeze(-1)).squeeze(-1)
+    drstd_h_3 = torch.sum(dxhat_h_3 * xc_h_3, dim=2, keepdim=True)
     tmp13 = drstd_h_3
     tmp13 *= rstd_h_3**3
     del drstd_h_3
@@ -834,7 +820,7 @@ def loss_and_gradients(params, idx, t):
     del dtr_9
     dh_5 = dmm_6 @ rs_6.permute(0, 2, 3, 1)
     del rs_6
-    ds_4 = (dh_5.unsqueeze(-2) @ h_5.unsqueeze(-1)).squeeze(-1)
+    ds_4 = torch.sum(dh_5 * h_5, dim=3, keepdim=True)
     tmp23 = dh_5
     tmp23 -= ds_4
     tmp23 *= h_5
@@ -860,7 +846,7 @@ def loss_and_gradients(params, idx, t):
     dxhat_h_2 = dh_4_mm_4
     dxhat_h_2 *= transformer_h_1_ln_1_weight
     del dh_4_mm_4
-    drstd_h_2 = (dxhat_h_2.unsqueeze(-2) @ xc_h_2.unsqueeze(-1)).squeeze(-1)
+    drstd_h_2 = torch.sum(dxhat_h_2 * xc_h_2, dim=2, keepdim=True)
     tmp14 = drstd_h_2
     tmp14 *= rstd_h_2**3
     del drstd_h_2
@@ -875,8 +861,6 @@ def loss_and_gradients(params, idx, t):
     del dz_5, dxc_h_2, dsum_h_2
     dtransformer_h_0_mlp_c_proj_bias = torch.sum(dz_3, dim=(0, 1))
     # h_3 again, from values kept anyway: cheaper than holding it until here
-    tmp5 = 0.7071067811865476 * z_2
-    tmp5 = torch.erf_(tmp5)
     h_3 = tmp5 + 1
     h_3 *= z_2
     h_3 *= 1 / 2
@@ -902,7 +886,7 @@ def loss_and_gradients(params, idx, t):
     dxhat_h_1 = dh_2_mm_2_1
     dxhat_h_1 *= transformer_h_0_ln_2_weight
     del dh_2_mm_2_1
-    drstd_h_1 = (dxhat_h_1.unsqueeze(-2) @ xc_h_1.unsqueeze(-1)).squeeze(-1)
+    drstd_h_1 = torch.sum(dxhat_h_1 * xc_h_1, dim=2, keepdim=True)
     tmp15 = drstd_h_1
     tmp15 *= rstd_h_1**3
     del drstd_h_1
@@ -923,7 +907,7 @@ def loss_and_gradients(params, idx, t):
     del dtr_4
     dh_1 = dmm_2 @ rs_2.permute(0, 2, 3, 1)
     del rs_2
-    ds_1 = (dh_1.unsqueeze(-2) @ h_1.unsqueeze(-1)).squeeze(-1)
+    ds_1 = torch.sum(dh_1 * h_1, dim=3, keepdim=True)
     tmp24 = dh_1
     tmp24 -= ds_1
     tmp24 *= h_1
@@ -949,7 +933,7 @@ def loss_and_gradients(params, idx, t):
     dxhat_h = dh_mm
     dxhat_h *= transformer_h_0_ln_1_weight
     del dh_mm
-    drstd_h = (dxhat_h.unsqueeze(-2) @ xc_h.unsqueeze(-1)).squeeze(-1)
+    drstd_h = torch.sum(dxhat_h * xc_h, dim=2, keepdim=True)
     tmp16 = drstd_h
     tmp16 *= rstd_h**3
     del drstd_h

@@ -241,7 +241,7 @@ def forward(params, x):
     ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
     var_n1_0 = (1 / 16) * ss_n1_0 + 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0 ** (-1 / 2)
+    rstd_n1_0 = torch.rsqrt(var_n1_0)
     del var_n1_0
     xhat_n1_0 = rstd_n1_0 * xc_n1_0
     del xc_n1_0, rstd_n1_0
@@ -260,7 +260,7 @@ def forward(params, x):
     ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
     var_n2_0 = (1 / 16) * ss_n2_0 + 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0 ** (-1 / 2)
+    rstd_n2_0 = torch.rsqrt(var_n2_0)
     del var_n2_0
     xhat_n2_0 = rstd_n2_0 * xc_n2_0
     del xc_n2_0, rstd_n2_0
@@ -336,7 +336,7 @@ def loss_and_gradients(params, x, t):
     var_n1_0 *= 1 / 16
     var_n1_0 += 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0 ** (-1 / 2)
+    rstd_n1_0 = torch.rsqrt(var_n1_0)
     del var_n1_0
     xhat_n1_0 = rstd_n1_0 * xc_n1_0
     n1_0 = xhat_n1_0
@@ -359,7 +359,7 @@ def loss_and_gradients(params, x, t):
     var_n2_0 *= 1 / 16
     var_n2_0 += 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0 ** (-1 / 2)
+    rstd_n2_0 = torch.rsqrt(var_n2_0)
     del var_n2_0
     xhat_n2_0 = rstd_n2_0 * xc_n2_0
     n2_0 = xhat_n2_0
@@ -416,7 +416,7 @@ def loss_and_gradients(params, x, t):
     dxhat_n1_0 = dn1_0
     dxhat_n1_0 *= g1_0
     del dn1_0
-    drstd_n1_0 = (dxhat_n1_0.unsqueeze(-2) @ xc_n1_0.unsqueeze(-1)).squeeze(-1)
+    drstd_n1_0 = torch.sum(dxhat_n1_0 * xc_n1_0, dim=2, keepdim=True)
     dsum_n1_0 = torch.sum(dxhat_n1_0, dim=2, keepdim=True)
     dr1_0 = dxhat_n1_0
     dr1_0 -= (1 / 16) * drstd_n1_0 * rstd_n1_0**2 * xc_n1_0 + (1 / 16) * dsum_n1_0
@@ -429,7 +429,7 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.mT
     del vh0
-    ds_a0 = (a0.unsqueeze(-2) @ da0.unsqueeze(-1)).squeeze(-1)
+    ds_a0 = torch.sum(a0 * da0, dim=3, keepdim=True)
     dscores0 = da0
     dscores0 -= ds_a0
     dscores0 *= a0

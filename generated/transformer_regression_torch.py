@@ -313,7 +313,7 @@ def forward(params, x):
     ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
     var_n1_0 = (1 / 16) * ss_n1_0 + 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0 ** (-1 / 2)
+    rstd_n1_0 = torch.rsqrt(var_n1_0)
     del var_n1_0
     xhat_n1_0 = rstd_n1_0 * xc_n1_0
     del xc_n1_0, rstd_n1_0
@@ -349,7 +349,7 @@ def forward(params, x):
     ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
     var_n2_0 = (1 / 16) * ss_n2_0 + 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0 ** (-1 / 2)
+    rstd_n2_0 = torch.rsqrt(var_n2_0)
     del var_n2_0
     xhat_n2_0 = rstd_n2_0 * xc_n2_0
     del xc_n2_0, rstd_n2_0
@@ -369,7 +369,7 @@ def forward(params, x):
     ss_n1_1 = torch.sum(xc_n1_1**2, dim=2, keepdim=True)
     var_n1_1 = (1 / 16) * ss_n1_1 + 1e-5
     del ss_n1_1
-    rstd_n1_1 = var_n1_1 ** (-1 / 2)
+    rstd_n1_1 = torch.rsqrt(var_n1_1)
     del var_n1_1
     xhat_n1_1 = rstd_n1_1 * xc_n1_1
     del xc_n1_1, rstd_n1_1
@@ -404,7 +404,7 @@ def forward(params, x):
     ss_n2_1 = torch.sum(xc_n2_1**2, dim=2, keepdim=True)
     var_n2_1 = (1 / 16) * ss_n2_1 + 1e-5
     del ss_n2_1
-    rstd_n2_1 = var_n2_1 ** (-1 / 2)
+    rstd_n2_1 = torch.rsqrt(var_n2_1)
     del var_n2_1
     xhat_n2_1 = rstd_n2_1 * xc_n2_1
     del xc_n2_1, rstd_n2_1
@@ -467,7 +467,7 @@ def loss_and_gradients(params, x, t):
     var_n1_0 *= 1 / 16
     var_n1_0 += 1e-5
     del ss_n1_0
-    rstd_n1_0 = var_n1_0 ** (-1 / 2)
+    rstd_n1_0 = torch.rsqrt(var_n1_0)
     del var_n1_0
     xhat_n1_0 = xc_n1_0
     xhat_n1_0 *= rstd_n1_0
@@ -502,7 +502,7 @@ def loss_and_gradients(params, x, t):
     var_n2_0 *= 1 / 16
     var_n2_0 += 1e-5
     del ss_n2_0
-    rstd_n2_0 = var_n2_0 ** (-1 / 2)
+    rstd_n2_0 = torch.rsqrt(var_n2_0)
     del var_n2_0
     xhat_n2_0 = rstd_n2_0 * xc_n2_0
     n2_0 = xhat_n2_0
@@ -511,11 +511,7 @@ def loss_and_gradients(params, x, t):
     del xhat_n2_0
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     tmp4 = torch.erf(0.7071067811865476 * f0)
-    act0 = tmp4
-    act0 += 1
-    act0 *= f0
-    act0 *= 1 / 2
-    del tmp4
+    act0 = (1 / 2) * f0 * (tmp4 + 1)
     ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
     del act0
     r2_0 = r1_0
@@ -529,7 +525,7 @@ def loss_and_gradients(params, x, t):
     var_n1_1 *= 1 / 16
     var_n1_1 += 1e-5
     del ss_n1_1
-    rstd_n1_1 = var_n1_1 ** (-1 / 2)
+    rstd_n1_1 = torch.rsqrt(var_n1_1)
     del var_n1_1
     xhat_n1_1 = rstd_n1_1 * xc_n1_1
     n1_1 = xhat_n1_1
@@ -564,7 +560,7 @@ def loss_and_gradients(params, x, t):
     var_n2_1 *= 1 / 16
     var_n2_1 += 1e-5
     del ss_n2_1
-    rstd_n2_1 = var_n2_1 ** (-1 / 2)
+    rstd_n2_1 = torch.rsqrt(var_n2_1)
     del var_n2_1
     xhat_n2_1 = rstd_n2_1 * xc_n2_1
     n2_1 = xhat_n2_1
@@ -573,11 +569,7 @@ def loss_and_gradients(params, x, t):
     del xhat_n2_1
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     tmp8 = torch.erf(0.7071067811865476 * f1)
-    act1 = tmp8
-    act1 += 1
-    act1 *= f1
-    act1 *= 1 / 2
-    del tmp8
+    act1 = (1 / 2) * f1 * (tmp8 + 1)
     ff1 = torch.nn.functional.linear(act1, W2_1, b2_1)
     del act1
     r2_1 = r1_1
@@ -590,8 +582,6 @@ def loss_and_gradients(params, x, t):
     del r2_1
     db2_1 = torch.sum(dr2_1, dim=(0, 1))
     # act1 again, from values kept anyway: cheaper than holding it until here
-    tmp8 = 0.7071067811865476 * f1
-    tmp8 = torch.erf_(tmp8)
     act1 = tmp8 + 1
     act1 *= f1
     act1 *= 1 / 2
@@ -617,7 +607,7 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_1 = dn2_1_mmf1
     dxhat_n2_1 *= g2_1
     del dn2_1_mmf1
-    drstd_n2_1 = (dxhat_n2_1.unsqueeze(-2) @ xc_n2_1.unsqueeze(-1)).squeeze(-1)
+    drstd_n2_1 = torch.sum(dxhat_n2_1 * xc_n2_1, dim=2, keepdim=True)
     dsum_n2_1 = torch.sum(dxhat_n2_1, dim=2, keepdim=True)
     tmp11 = drstd_n2_1
     tmp11 *= rstd_n2_1**3
@@ -636,7 +626,7 @@ def loss_and_gradients(params, x, t):
     dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     da1 = dav1 @ vh1.mT
     del vh1
-    ds_a1 = (a1.unsqueeze(-2) @ da1.unsqueeze(-1)).squeeze(-1)
+    ds_a1 = torch.sum(a1 * da1, dim=3, keepdim=True)
     dscores1 = da1
     dscores1 -= ds_a1
     dscores1 *= a1
@@ -660,7 +650,7 @@ def loss_and_gradients(params, x, t):
     dxhat_n1_1 = dn1_1_mmqkv1
     dxhat_n1_1 *= g1_1
     del dn1_1_mmqkv1
-    drstd_n1_1 = (dxhat_n1_1.unsqueeze(-2) @ xc_n1_1.unsqueeze(-1)).squeeze(-1)
+    drstd_n1_1 = torch.sum(dxhat_n1_1 * xc_n1_1, dim=2, keepdim=True)
     dsum_n1_1 = torch.sum(dxhat_n1_1, dim=2, keepdim=True)
     tmp12 = drstd_n1_1
     tmp12 *= rstd_n1_1**3
@@ -675,8 +665,6 @@ def loss_and_gradients(params, x, t):
     del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     # act0 again, from values kept anyway: cheaper than holding it until here
-    tmp4 = 0.7071067811865476 * f0
-    tmp4 = torch.erf_(tmp4)
     act0 = tmp4 + 1
     act0 *= f0
     act0 *= 1 / 2
@@ -702,7 +690,7 @@ def loss_and_gradients(params, x, t):
     dxhat_n2_0 = dn2_0_mmf0
     dxhat_n2_0 *= g2_0
     del dn2_0_mmf0
-    drstd_n2_0 = (dxhat_n2_0.unsqueeze(-2) @ xc_n2_0.unsqueeze(-1)).squeeze(-1)
+    drstd_n2_0 = torch.sum(dxhat_n2_0 * xc_n2_0, dim=2, keepdim=True)
     dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
     tmp13 = drstd_n2_0
     tmp13 *= rstd_n2_0**3
@@ -722,7 +710,7 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.mT
     del vh0
-    ds_a0 = (a0.unsqueeze(-2) @ da0.unsqueeze(-1)).squeeze(-1)
+    ds_a0 = torch.sum(a0 * da0, dim=3, keepdim=True)
     dscores0 = da0
     dscores0 -= ds_a0
     dscores0 *= a0

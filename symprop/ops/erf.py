@@ -1,5 +1,6 @@
 """erf, the error function; torch.erf. NumPy has none: generated NumPy code defines one. In float64 it is exact to
-about 1e-15 and costs some 80 passes over its array where torch's is one; in float32, Abramowitz and Stegun's
+about 1e-15 and costs some 80 passes over its array where torch's costs 10 (float32, 65k values, against a
+product); in float32, Abramowitz and Stegun's
 7.1.26 (within 1e-6 of torch's float32 erf), some 15 passes."""
 
 from __future__ import annotations
@@ -46,4 +47,4 @@ ERF_SERIES = 1 / np.cumprod(np.arange(1.0, 112.0, 2.0))  # 1/(2n+1)!! for n = 0,
 
 pointwise("erf", sympy=sp.erf, python=math.erf,
           torch=TorchNames(("torch.erf", "torch.special.erf"), ("erf",), "", ("aten.erf.default",)),
-          spell={"numpy": NUMPY}, in_place={"torch": ("erf",)}, cost={"numpy": 80})
+          spell={"numpy": NUMPY}, in_place={"torch": ("erf",)}, cost={"numpy": 80, "torch": 10})

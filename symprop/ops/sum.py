@@ -172,9 +172,10 @@ def _numpy_product_sum(printer, factors, whole, ndim, axes, keep):
 
 
 def _torch_product_sum(printer, factors, whole, ndim, axes, keep):
-    # a dot product of the two whole arrays (over the last axis: a row times a column), the smaller factors multiplied
-    # into the first: no array of the product (torch's einsum of three operands is several times slower); computed
-    # values only, as matmul needs one dtype and an input may come in another
+    # the sum of all of a·b as a dot product of the two whole arrays, the smaller factors multiplied into the first: no
+    # array of the product (torch's einsum of three operands is several times slower); computed values only, as dot
+    # needs one dtype and an input may come in another. Along one axis, rows times columns (bmm) take twice as long as
+    # torch.sum of the product: that is printed instead
     arrays = [f for f, w in zip(factors, whole, strict=True) if w]
     if len(arrays) != 2 or any(not f.free_symbols <= printer.computed() for f in factors):
         return None
@@ -182,8 +183,6 @@ def _torch_product_sum(printer, factors, whole, ndim, axes, keep):
     left, right = (printer.parenthesize_operand(e, printer.doprint(e)) for e in (first, arrays[1]))
     if len(axes) == ndim:
         return printer._call("torch.dot", f"{left}.reshape(-1)", f"{right}.reshape(-1)")
-    if tuple(axes) == (ndim - 1,) and keep and first.is_Symbol:  # Σ_k a·b, kept: a row times a column
-        return f"({left}.unsqueeze(-2) @ {right}.unsqueeze(-1)).squeeze(-1)"
     return None
 
 

@@ -2,7 +2,8 @@
 
 Two kinds of candidate, each taken only if it frees its array at a statement that holds at least HOT of the most
 memory any statement holds (`uses.live_profile`), and only if computing it again is cheap: its ops' costs for the
-backend (`ops.registry.cost`, in passes over the array: NumPy's erf is 80, torch's 1), at most RECOMPUTE_BUDGET.
+backend (`ops.registry.cost`, in passes over the array: NumPy's erf is 80, torch's 10), at most RECOMPUTE_BUDGET, and
+none of its functions costlier than FEW_PASSES (an erf is kept: computing it again costs more than it frees).
 
 - a value read early and late that is several times larger than every batch-sized value it is computed from, those
   being kept until then anyway, is computed again from them where it is read late: attention's probabilities (N·H·S²
@@ -27,6 +28,7 @@ from ..shapes import batch_sized, broadcast
 from .uses import Uses, elements, live_profile, value_of
 
 RECOMPUTE_BUDGET = 16  # passes over the array: a value costlier than this to compute again is kept instead
+FEW_PASSES = 4  # a value holding a function costlier than this (an erf, an exp) is never computed again
 HOT = 0.9  # a value is computed again only where that frees it at a statement holding this share of the peak
 
 
@@ -42,6 +44,12 @@ def passes(expr: sp.Expr, backend: str) -> float:
         elif isinstance(e, sp.Expr) and e.is_Pow:
             total += 1
     return total
+
+
+def _costly(expr: sp.Expr, backend: str) -> bool:
+    """Whether `expr` holds a function that costs `backend` more than FEW_PASSES passes."""
+    return any(cost(type(e), backend) > FEW_PASSES for e in sp.preorder_traversal(expr)
+               if getattr(e, "is_Function", False))
 
 
 def _frees_at_peak(uses: Uses, shapes: dict, after: int, before: int) -> bool:
@@ -73,7 +81,7 @@ def recompute_late_reads(uses: Uses, shapes: dict, backend: str) -> None:
         first, final = statements.index(readers[0]), statements.index(late[-1])
         if not all(last.get(s, -1) >= final for s in definition.free_symbols) or \
                 definition.has(sp.Piecewise) or passes(definition, backend) > RECOMPUTE_BUDGET or \
-                not _in_place_of(value, definition, shapes):
+                _costly(definition, backend) or not _in_place_of(value, definition, shapes):
             continue
         again = any(fact(r.kind, "product") for r in late)  # a product's operand is an array anyway: made by name
         if not _frees_at_peak(uses, shapes, first, statements.index(late[0]) if again else final):

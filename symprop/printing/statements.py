@@ -211,4 +211,4 @@ class StatementPrinter:
     def dims_text(self, shape) -> str:
         """A shape for reshape: the batch size as -1, so that no N need be in scope; () as reshape(())."""
         dims = ["-1" if has_batch((d,)) else self.doprint(d) for d in shape]
-        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")" if dims else "(())"
+        return "(" + ", ".join(dims) + ")" if dims else "(())"

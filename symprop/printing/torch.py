@@ -65,6 +65,8 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         base, exp = expr.args
         if exp == sp.S.Half:
             return self._call("torch.sqrt", self._print(base))
+        if exp == -sp.S.Half:  # a layer norm's 1/√var: one kernel, where ** pays for a general power
+            return self._call("torch.rsqrt", self._print(base))
         if exp.is_Integer and exp.is_negative:
             return f"(1/{self.parenthesize(base ** -exp, 60)})"
         return f"{self.parenthesize(base, 60)}**{self.parenthesize(exp, 60)}"
