@@ -6,8 +6,9 @@ Sequential(Embedding(71, 32), PositionalEncoding(32, 32), TransformerEncoderLaye
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     emb0 = E0[x]
-    sum_n1_2 = sum(P1 + emb0, axis=2, keepdims)
-    xc_n1_2 = P1 + emb0 - sum_n1_2/32
+    tmp9 = P1 + emb0
+    sum_n1_2 = sum(tmp9, axis=2, keepdims)
+    xc_n1_2 = tmp9 - sum_n1_2/32
     ss_n1_2 = sum(xc_n1_2**2, axis=2, keepdims)
     var_n1_2 = ss_n1_2/32 + 1e-5
     rstd_n1_2 = 1/sqrt(var_n1_2)
@@ -29,7 +30,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     a2 = e_a2/s_a2
     o2 = (a2 @ vh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     sa2 = o2 @ Wo2.T + bo2
-    r1_2 = P1 + emb0 + sa2
+    r1_2 = sa2 + tmp9
     sum_n2_2 = sum(r1_2, axis=2, keepdims)
     xc_n2_2 = r1_2 - sum_n2_2/32
     ss_n2_2 = sum(xc_n2_2**2, axis=2, keepdims)
@@ -396,8 +397,10 @@ def forward(params, x):
     w5 = params["5.weight"]
     b5 = params["5.bias"]
     emb0 = E0[x]
-    sum_n1_2 = torch.sum(P1 + emb0, dim=2, keepdim=True)
-    xc_n1_2 = P1 + emb0 - 1 / 32 * sum_n1_2
+    tmp1 = P1 + emb0
+    del emb0
+    sum_n1_2 = torch.sum(tmp1, dim=2, keepdim=True)
+    xc_n1_2 = tmp1 - 1 / 32 * sum_n1_2
     del sum_n1_2
     ss_n1_2 = torch.sum(xc_n1_2**2, dim=2, keepdim=True)
     var_n1_2 = (1 / 32) * ss_n1_2 + 1e-5
@@ -433,8 +436,8 @@ def forward(params, x):
     del vh2, a2
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
     del o2
-    r1_2 = P1 + emb0 + sa2
-    del emb0, sa2
+    r1_2 = sa2 + tmp1
+    del tmp1, sa2
     sum_n2_2 = torch.sum(r1_2, dim=2, keepdim=True)
     xc_n2_2 = r1_2 - 1 / 32 * sum_n2_2
     del sum_n2_2
@@ -580,8 +583,10 @@ def loss_and_gradients(params, x, t):
     # The forward pass, as forward computes it, but keeping e_a2, a2, act2, e_a3 and 3 more for the loss and the
     # backward pass (forward frees each value as soon as it can).
     emb0 = E0[x]
-    sum_n1_2 = torch.sum(P1 + emb0, dim=2, keepdim=True)
-    xc_n1_2 = P1 + emb0 - 1 / 32 * sum_n1_2
+    tmp9 = P1 + emb0
+    del emb0
+    sum_n1_2 = torch.sum(tmp9, dim=2, keepdim=True)
+    xc_n1_2 = tmp9 - 1 / 32 * sum_n1_2
     del sum_n1_2
     ss_n1_2 = torch.sum(xc_n1_2**2, dim=2, keepdim=True)
     var_n1_2 = ss_n1_2
@@ -617,9 +622,9 @@ def loss_and_gradients(params, x, t):
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a2
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
-    r1_2 = sa2
-    r1_2 += P1 + emb0
-    del emb0, sa2
+    r1_2 = tmp9
+    r1_2 += sa2
+    del tmp9, sa2
     sum_n2_2 = torch.sum(r1_2, dim=2, keepdim=True)
     xc_n2_2 = r1_2 - 1 / 32 * sum_n2_2
     del sum_n2_2

@@ -6,8 +6,9 @@ GPT with the loss its forward computes of targets, on inputs idx of shape (batch
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     emb = transformer_wte_weight[idx]
-    sum_h = sum(emb + transformer_wpe_weight, axis=2, keepdims)
-    xc_h = emb + transformer_wpe_weight - sum_h/32
+    tmp17 = emb + transformer_wpe_weight
+    sum_h = sum(tmp17, axis=2, keepdims)
+    xc_h = tmp17 - sum_h/32
     ss_h = sum(xc_h**2, axis=2, keepdims)
     var_h = ss_h/32 + 1e-5
     rstd_h = 1/sqrt(var_h)
@@ -31,7 +32,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tr_4 = (h_1 @ rs_2.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     rs_3 = tr_4.reshape(-1, 16, 32)
     z_1 = rs_3 @ transformer_h_0_attn_c_proj_weight.T + transformer_h_0_attn_c_proj_bias
-    tmp18 = emb + transformer_wpe_weight + z_1
+    tmp18 = tmp17 + z_1
     sum_h_1 = sum(tmp18, axis=2, keepdims)
     xc_h_1 = tmp18 - sum_h_1/32
     ss_h_1 = sum(xc_h_1**2, axis=2, keepdims)
@@ -43,8 +44,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tmp5 = erf(sqrt(2)*z_2/2)
     h_3 = z_2*(tmp5 + 1)/2
     z_3 = h_3 @ transformer_h_0_mlp_c_proj_weight.T + transformer_h_0_mlp_c_proj_bias
-    sum_h_2 = sum(tmp18 + z_3, axis=2, keepdims)
-    xc_h_2 = tmp18 + z_3 - sum_h_2/32
+    tmp19 = tmp18 + z_3
+    sum_h_2 = sum(tmp19, axis=2, keepdims)
+    xc_h_2 = tmp19 - sum_h_2/32
     ss_h_2 = sum(xc_h_2**2, axis=2, keepdims)
     var_h_2 = ss_h_2/32 + 1e-5
     rstd_h_2 = 1/sqrt(var_h_2)
@@ -67,7 +69,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tr_9 = (h_5 @ rs_6.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     rs_7 = tr_9.reshape(-1, 16, 32)
     z_5 = rs_7 @ transformer_h_1_attn_c_proj_weight.T + transformer_h_1_attn_c_proj_bias
-    tmp20 = tmp18 + z_3 + z_5
+    tmp20 = tmp19 + z_5
     sum_h_3 = sum(tmp20, axis=2, keepdims)
     xc_h_3 = tmp20 - sum_h_3/32
     ss_h_3 = sum(xc_h_3**2, axis=2, keepdims)
@@ -79,8 +81,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tmp10 = erf(sqrt(2)*z_6/2)
     h_7 = z_6*(tmp10 + 1)/2
     z_7 = h_7 @ transformer_h_1_mlp_c_proj_weight.T + transformer_h_1_mlp_c_proj_bias
-    sum_h_4 = sum(tmp20 + z_7, axis=2, keepdims)
-    xc_h_4 = tmp20 + z_7 - sum_h_4/32
+    tmp21 = tmp20 + z_7
+    sum_h_4 = sum(tmp21, axis=2, keepdims)
+    xc_h_4 = tmp21 - sum_h_4/32
     ss_h_4 = sum(xc_h_4**2, axis=2, keepdims)
     var_h_4 = ss_h_4/32 + 1e-5
     rstd_h_4 = 1/sqrt(var_h_4)
@@ -399,8 +402,10 @@ def forward(params, idx):
     transformer_ln_f_weight = params["transformer.ln_f.weight"]
     transformer_ln_f_bias = params["transformer.ln_f.bias"]
     emb = transformer_wte_weight[idx]
-    sum_h = np.sum(emb + transformer_wpe_weight, axis=2, keepdims=True)
-    xc_h = emb + transformer_wpe_weight - 1 / 32 * sum_h
+    tmp5 = emb + transformer_wpe_weight
+    del emb
+    sum_h = np.sum(tmp5, axis=2, keepdims=True)
+    xc_h = tmp5 - 1 / 32 * sum_h
     del sum_h
     ss_h = np.sum(xc_h**2, axis=2, keepdims=True)
     var_h = ss_h
@@ -451,9 +456,9 @@ def forward(params, idx):
     z_1 = (rs_3.reshape(-1, 32) @ transformer_h_0_attn_c_proj_weight.T).reshape(-1, 16, 32)
     del rs_3
     z_1 += transformer_h_0_attn_c_proj_bias
-    tmp6 = z_1
-    tmp6 += emb + transformer_wpe_weight
-    del emb, z_1
+    tmp6 = tmp5
+    tmp6 += z_1
+    del tmp5, z_1
     sum_h_1 = np.sum(tmp6, axis=2, keepdims=True)
     xc_h_1 = tmp6 - 1 / 32 * sum_h_1
     del sum_h_1
@@ -480,8 +485,11 @@ def forward(params, idx):
     z_3 = (h_3.reshape(-1, 128) @ transformer_h_0_mlp_c_proj_weight.T).reshape(-1, 16, 32)
     del h_3
     z_3 += transformer_h_0_mlp_c_proj_bias
-    sum_h_2 = np.sum(tmp6 + z_3, axis=2, keepdims=True)
-    xc_h_2 = tmp6 + z_3 - 1 / 32 * sum_h_2
+    tmp7 = tmp6
+    tmp7 += z_3
+    del tmp6, z_3
+    sum_h_2 = np.sum(tmp7, axis=2, keepdims=True)
+    xc_h_2 = tmp7 - 1 / 32 * sum_h_2
     del sum_h_2
     ss_h_2 = np.sum(xc_h_2**2, axis=2, keepdims=True)
     var_h_2 = ss_h_2
@@ -531,9 +539,9 @@ def forward(params, idx):
     z_5 = (rs_7.reshape(-1, 32) @ transformer_h_1_attn_c_proj_weight.T).reshape(-1, 16, 32)
     del rs_7
     z_5 += transformer_h_1_attn_c_proj_bias
-    tmp8 = tmp6
-    tmp8 += z_3 + z_5
-    del tmp6, z_3, z_5
+    tmp8 = tmp7
+    tmp8 += z_5
+    del tmp7, z_5
     sum_h_3 = np.sum(tmp8, axis=2, keepdims=True)
     xc_h_3 = tmp8 - 1 / 32 * sum_h_3
     del sum_h_3
@@ -560,10 +568,13 @@ def forward(params, idx):
     z_7 = (h_7.reshape(-1, 128) @ transformer_h_1_mlp_c_proj_weight.T).reshape(-1, 16, 32)
     del h_7
     z_7 += transformer_h_1_mlp_c_proj_bias
-    sum_h_4 = np.sum(tmp8 + z_7, axis=2, keepdims=True)
-    xc_h_4 = tmp8
-    xc_h_4 -= (1 / 32) * sum_h_4 - z_7
-    del tmp8, z_7, sum_h_4
+    tmp9 = tmp8
+    tmp9 += z_7
+    del tmp8, z_7
+    sum_h_4 = np.sum(tmp9, axis=2, keepdims=True)
+    xc_h_4 = tmp9
+    xc_h_4 -= (1 / 32) * sum_h_4
+    del tmp9, sum_h_4
     ss_h_4 = np.sum(xc_h_4**2, axis=2, keepdims=True)
     var_h_4 = ss_h_4
     var_h_4 *= 1 / 32
@@ -640,8 +651,10 @@ def loss_and_gradients(params, idx, t):
     # The forward pass, as forward computes it, but keeping e, h_1, z_2, h_3 and 4 more for the loss and the
     # backward pass (forward frees each value as soon as it can).
     emb = transformer_wte_weight[idx]
-    sum_h = np.sum(emb + transformer_wpe_weight, axis=2, keepdims=True)
-    xc_h = emb + transformer_wpe_weight - 1 / 32 * sum_h
+    tmp17 = emb + transformer_wpe_weight
+    del emb
+    sum_h = np.sum(tmp17, axis=2, keepdims=True)
+    xc_h = tmp17 - 1 / 32 * sum_h
     del sum_h
     ss_h = np.sum(xc_h**2, axis=2, keepdims=True)
     var_h = ss_h
@@ -686,9 +699,9 @@ def loss_and_gradients(params, idx, t):
     del tr_4
     z_1 = (rs_3.reshape(-1, 32) @ transformer_h_0_attn_c_proj_weight.T).reshape(-1, 16, 32)
     z_1 += transformer_h_0_attn_c_proj_bias
-    tmp18 = z_1
-    tmp18 += emb + transformer_wpe_weight
-    del emb, z_1
+    tmp18 = tmp17
+    tmp18 += z_1
+    del tmp17, z_1
     sum_h_1 = np.sum(tmp18, axis=2, keepdims=True)
     xc_h_1 = tmp18 - 1 / 32 * sum_h_1
     del sum_h_1
@@ -711,8 +724,11 @@ def loss_and_gradients(params, idx, t):
     z_3 = (h_3.reshape(-1, 128) @ transformer_h_0_mlp_c_proj_weight.T).reshape(-1, 16, 32)
     del h_3
     z_3 += transformer_h_0_mlp_c_proj_bias
-    sum_h_2 = np.sum(tmp18 + z_3, axis=2, keepdims=True)
-    xc_h_2 = tmp18 + z_3 - 1 / 32 * sum_h_2
+    tmp19 = tmp18
+    tmp19 += z_3
+    del tmp18, z_3
+    sum_h_2 = np.sum(tmp19, axis=2, keepdims=True)
+    xc_h_2 = tmp19 - 1 / 32 * sum_h_2
     del sum_h_2
     ss_h_2 = np.sum(xc_h_2**2, axis=2, keepdims=True)
     var_h_2 = ss_h_2
@@ -756,9 +772,9 @@ def loss_and_gradients(params, idx, t):
     del tr_9
     z_5 = (rs_7.reshape(-1, 32) @ transformer_h_1_attn_c_proj_weight.T).reshape(-1, 16, 32)
     z_5 += transformer_h_1_attn_c_proj_bias
-    tmp20 = tmp18
-    tmp20 += z_3 + z_5
-    del tmp18, z_3, z_5
+    tmp20 = tmp19
+    tmp20 += z_5
+    del tmp19, z_5
     sum_h_3 = np.sum(tmp20, axis=2, keepdims=True)
     xc_h_3 = tmp20 - 1 / 32 * sum_h_3
     del sum_h_3
@@ -781,10 +797,13 @@ def loss_and_gradients(params, idx, t):
     z_7 = (h_7.reshape(-1, 128) @ transformer_h_1_mlp_c_proj_weight.T).reshape(-1, 16, 32)
     del h_7
     z_7 += transformer_h_1_mlp_c_proj_bias
-    sum_h_4 = np.sum(tmp20 + z_7, axis=2, keepdims=True)
-    xc_h_4 = tmp20
-    xc_h_4 -= (1 / 32) * sum_h_4 - z_7
-    del tmp20, z_7, sum_h_4
+    tmp21 = tmp20
+    tmp21 += z_7
+    del tmp20, z_7
+    sum_h_4 = np.sum(tmp21, axis=2, keepdims=True)
+    xc_h_4 = tmp21
+    xc_h_4 -= (1 / 32) * sum_h_4
+    del tmp21, sum_h_4
     ss_h_4 = np.sum(xc_h_4**2, axis=2, keepdims=True)
     var_h_4 = ss_h_4
     var_h_4 *= 1 / 32

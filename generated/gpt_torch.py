@@ -6,8 +6,9 @@ GPT with the loss its forward computes of targets, on inputs idx of shape (batch
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     emb = transformer_wte_weight[idx]
-    sum_h = sum(emb + transformer_wpe_weight, axis=2, keepdims)
-    xc_h = emb + transformer_wpe_weight - sum_h/32
+    tmp17 = emb + transformer_wpe_weight
+    sum_h = sum(tmp17, axis=2, keepdims)
+    xc_h = tmp17 - sum_h/32
     ss_h = sum(xc_h**2, axis=2, keepdims)
     var_h = ss_h/32 + 1e-5
     rstd_h = 1/sqrt(var_h)
@@ -31,7 +32,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tr_4 = (h_1 @ rs_2.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     rs_3 = tr_4.reshape(-1, 16, 32)
     z_1 = rs_3 @ transformer_h_0_attn_c_proj_weight.T + transformer_h_0_attn_c_proj_bias
-    tmp18 = emb + transformer_wpe_weight + z_1
+    tmp18 = tmp17 + z_1
     sum_h_1 = sum(tmp18, axis=2, keepdims)
     xc_h_1 = tmp18 - sum_h_1/32
     ss_h_1 = sum(xc_h_1**2, axis=2, keepdims)
@@ -43,8 +44,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tmp5 = erf(sqrt(2)*z_2/2)
     h_3 = z_2*(tmp5 + 1)/2
     z_3 = h_3 @ transformer_h_0_mlp_c_proj_weight.T + transformer_h_0_mlp_c_proj_bias
-    sum_h_2 = sum(tmp18 + z_3, axis=2, keepdims)
-    xc_h_2 = tmp18 + z_3 - sum_h_2/32
+    tmp19 = tmp18 + z_3
+    sum_h_2 = sum(tmp19, axis=2, keepdims)
+    xc_h_2 = tmp19 - sum_h_2/32
     ss_h_2 = sum(xc_h_2**2, axis=2, keepdims)
     var_h_2 = ss_h_2/32 + 1e-5
     rstd_h_2 = 1/sqrt(var_h_2)
@@ -67,7 +69,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tr_9 = (h_5 @ rs_6.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     rs_7 = tr_9.reshape(-1, 16, 32)
     z_5 = rs_7 @ transformer_h_1_attn_c_proj_weight.T + transformer_h_1_attn_c_proj_bias
-    tmp20 = tmp18 + z_3 + z_5
+    tmp20 = tmp19 + z_5
     sum_h_3 = sum(tmp20, axis=2, keepdims)
     xc_h_3 = tmp20 - sum_h_3/32
     ss_h_3 = sum(xc_h_3**2, axis=2, keepdims)
@@ -79,8 +81,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tmp10 = erf(sqrt(2)*z_6/2)
     h_7 = z_6*(tmp10 + 1)/2
     z_7 = h_7 @ transformer_h_1_mlp_c_proj_weight.T + transformer_h_1_mlp_c_proj_bias
-    sum_h_4 = sum(tmp20 + z_7, axis=2, keepdims)
-    xc_h_4 = tmp20 + z_7 - sum_h_4/32
+    tmp21 = tmp20 + z_7
+    sum_h_4 = sum(tmp21, axis=2, keepdims)
+    xc_h_4 = tmp21 - sum_h_4/32
     ss_h_4 = sum(xc_h_4**2, axis=2, keepdims)
     var_h_4 = ss_h_4/32 + 1e-5
     rstd_h_4 = 1/sqrt(var_h_4)
@@ -405,8 +408,10 @@ def forward(params, idx):
     transformer_ln_f_weight = params["transformer.ln_f.weight"]
     transformer_ln_f_bias = params["transformer.ln_f.bias"]
     emb = transformer_wte_weight[idx]
-    sum_h = torch.sum(emb + transformer_wpe_weight, dim=2, keepdim=True)
-    xc_h = emb + transformer_wpe_weight - 1 / 32 * sum_h
+    tmp5 = emb + transformer_wpe_weight
+    del emb
+    sum_h = torch.sum(tmp5, dim=2, keepdim=True)
+    xc_h = tmp5 - 1 / 32 * sum_h
     del sum_h
     ss_h = torch.sum(xc_h**2, dim=2, keepdim=True)
     var_h = (1 / 32) * ss_h + 1e-5
@@ -450,8 +455,8 @@ def forward(params, idx):
     del tr_4
     z_1 = torch.nn.functional.linear(rs_3, transformer_h_0_attn_c_proj_weight, transformer_h_0_attn_c_proj_bias)
     del rs_3
-    tmp6 = emb + transformer_wpe_weight + z_1
-    del emb, z_1
+    tmp6 = tmp5 + z_1
+    del tmp5, z_1
     sum_h_1 = torch.sum(tmp6, dim=2, keepdim=True)
     xc_h_1 = tmp6 - 1 / 32 * sum_h_1
     del sum_h_1
@@ -470,8 +475,10 @@ def forward(params, idx):
     del z_2
     z_3 = torch.nn.functional.linear(h_3, transformer_h_0_mlp_c_proj_weight, transformer_h_0_mlp_c_proj_bias)
     del h_3
-    sum_h_2 = torch.sum(tmp6 + z_3, dim=2, keepdim=True)
-    xc_h_2 = tmp6 + z_3 - 1 / 32 * sum_h_2
+    tmp7 = tmp6 + z_3
+    del tmp6, z_3
+    sum_h_2 = torch.sum(tmp7, dim=2, keepdim=True)
+    xc_h_2 = tmp7 - 1 / 32 * sum_h_2
     del sum_h_2
     ss_h_2 = torch.sum(xc_h_2**2, dim=2, keepdim=True)
     var_h_2 = (1 / 32) * ss_h_2 + 1e-5
@@ -506,8 +513,8 @@ def forward(params, idx):
     del tr_9
     z_5 = torch.nn.functional.linear(rs_7, transformer_h_1_attn_c_proj_weight, transformer_h_1_attn_c_proj_bias)
     del rs_7
-    tmp8 = tmp6 + z_3 + z_5
-    del tmp6, z_3, z_5
+    tmp8 = tmp7 + z_5
+    del tmp7, z_5
     sum_h_3 = torch.sum(tmp8, dim=2, keepdim=True)
     xc_h_3 = tmp8 - 1 / 32 * sum_h_3
     del sum_h_3
@@ -526,9 +533,11 @@ def forward(params, idx):
     del z_6
     z_7 = torch.nn.functional.linear(h_7, transformer_h_1_mlp_c_proj_weight, transformer_h_1_mlp_c_proj_bias)
     del h_7
-    sum_h_4 = torch.sum(tmp8 + z_7, dim=2, keepdim=True)
-    xc_h_4 = tmp8 + z_7 - 1 / 32 * sum_h_4
-    del tmp8, z_7, sum_h_4
+    tmp9 = tmp8 + z_7
+    del tmp8, z_7
+    sum_h_4 = torch.sum(tmp9, dim=2, keepdim=True)
+    xc_h_4 = tmp9 - 1 / 32 * sum_h_4
+    del tmp9, sum_h_4
     ss_h_4 = torch.sum(xc_h_4**2, dim=2, keepdim=True)
     var_h_4 = (1 / 32) * ss_h_4 + 1e-5
     del ss_h_4
@@ -594,8 +603,10 @@ def loss_and_gradients(params, idx, t):
     # The forward pass, as forward computes it, but keeping e, h_1, z_2, h_3 and 4 more for the loss and the
     # backward pass (forward frees each value as soon as it can).
     emb = transformer_wte_weight[idx]
-    sum_h = torch.sum(emb + transformer_wpe_weight, dim=2, keepdim=True)
-    xc_h = emb + transformer_wpe_weight - 1 / 32 * sum_h
+    tmp17 = emb + transformer_wpe_weight
+    del emb
+    sum_h = torch.sum(tmp17, dim=2, keepdim=True)
+    xc_h = tmp17 - 1 / 32 * sum_h
     del sum_h
     ss_h = torch.sum(xc_h**2, dim=2, keepdim=True)
     var_h = ss_h
@@ -638,9 +649,9 @@ def loss_and_gradients(params, idx, t):
     rs_3 = tr_4.reshape(-1, 16, 32)
     del tr_4
     z_1 = torch.nn.functional.linear(rs_3, transformer_h_0_attn_c_proj_weight, transformer_h_0_attn_c_proj_bias)
-    tmp18 = z_1
-    tmp18 += emb + transformer_wpe_weight
-    del emb, z_1
+    tmp18 = tmp17
+    tmp18 += z_1
+    del tmp17, z_1
     sum_h_1 = torch.sum(tmp18, dim=2, keepdim=True)
     xc_h_1 = tmp18 - 1 / 32 * sum_h_1
     del sum_h_1
@@ -661,8 +672,11 @@ def loss_and_gradients(params, idx, t):
     h_3 = (1 / 2) * z_2 * (tmp5 + 1)
     z_3 = torch.nn.functional.linear(h_3, transformer_h_0_mlp_c_proj_weight, transformer_h_0_mlp_c_proj_bias)
     del h_3
-    sum_h_2 = torch.sum(tmp18 + z_3, dim=2, keepdim=True)
-    xc_h_2 = tmp18 + z_3 - 1 / 32 * sum_h_2
+    tmp19 = tmp18
+    tmp19 += z_3
+    del tmp18, z_3
+    sum_h_2 = torch.sum(tmp19, dim=2, keepdim=True)
+    xc_h_2 = tmp19 - 1 / 32 * sum_h_2
     del sum_h_2
     ss_h_2 = torch.sum(xc_h_2**2, dim=2, keepdim=True)
     var_h_2 = ss_h_2
@@ -696,9 +710,9 @@ def loss_and_gradients(params, idx, t):
     rs_7 = tr_9.reshape(-1, 16, 32)
     del tr_9
     z_5 = torch.nn.functional.linear(rs_7, transformer_h_1_attn_c_proj_weight, transformer_h_1_attn_c_proj_bias)
-    tmp20 = tmp18
-    tmp20 += z_3 + z_5
-    del tmp18, z_3, z_5
+    tmp20 = tmp19
+    tmp20 += z_5
+    del tmp19, z_5
     sum_h_3 = torch.sum(tmp20, dim=2, keepdim=True)
     xc_h_3 = tmp20 - 1 / 32 * sum_h_3
     del sum_h_3
@@ -719,10 +733,13 @@ def loss_and_gradients(params, idx, t):
     h_7 = (1 / 2) * z_6 * (tmp10 + 1)
     z_7 = torch.nn.functional.linear(h_7, transformer_h_1_mlp_c_proj_weight, transformer_h_1_mlp_c_proj_bias)
     del h_7
-    sum_h_4 = torch.sum(tmp20 + z_7, dim=2, keepdim=True)
-    xc_h_4 = tmp20
-    xc_h_4 -= (1 / 32) * sum_h_4 - z_7
-    del tmp20, z_7, sum_h_4
+    tmp21 = tmp20
+    tmp21 += z_7
+    del tmp20, z_7
+    sum_h_4 = torch.sum(tmp21, dim=2, keepdim=True)
+    xc_h_4 = tmp21
+    xc_h_4 -= (1 / 32) * sum_h_4
+    del tmp21, sum_h_4
     ss_h_4 = torch.sum(xc_h_4**2, dim=2, keepdim=True)
     var_h_4 = ss_h_4
     var_h_4 *= 1 / 32

@@ -10,7 +10,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     h1 = h_h1 + x
     z_fc1_1 = h1 @ w_fc1.T + b_fc1
     h3 = tanh(z_fc1_1)
-    z_out = (h1 + h3) @ w_out.T + b_out
+    tmp3 = h1 + h3
+    z_out = tmp3 @ w_out.T + b_out
     total = sum((z_out - t)**2, axis=(0, 1))
     sum_w_fc1 = sum(w_fc1**2, axis=(0, 1))
     dz_out = 2*(z_out - t)/N
@@ -24,7 +25,7 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     L = 0.01*sum_w_fc1 + total/N
     fc1.weight = dz_fc1_1.T @ h1 + (dz_fc1.T @ x) + 0.02*w_fc1
     fc1.bias = db_fc1
-    out.weight = dz_out.T @ (h1 + h3)
+    out.weight = dz_out.T @ tmp3
     out.bias = db_out
 """
 
@@ -138,15 +139,16 @@ def loss_and_gradients(params, x, t):
     z_fc1_1 = torch.nn.functional.linear(h1, w_fc1, b_fc1)
     h3 = torch.tanh_(z_fc1_1)
     del z_fc1_1
-    z_out = (h1 + h3) @ w_out.T
-    z_out += b_out
+    tmp3 = h1 + h3
+    z_out = torch.nn.functional.linear(tmp3, w_out, b_out)
     total = torch.sum((z_out - t) ** 2, dim=(0, 1))
     sum_w_fc1 = torch.sum(w_fc1**2, dim=(0, 1))
     dz_out = z_out
     dz_out -= t
     dz_out *= 2 / N
     del z_out
-    dw_out = dz_out.T @ (h1 + h3)
+    dw_out = dz_out.T @ tmp3
+    del tmp3
     db_out = torch.sum(dz_out, dim=0)
     dmm_out_0 = dz_out @ w_out
     del dz_out

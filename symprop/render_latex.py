@@ -58,7 +58,9 @@ def _printer(derivation, program, keep, plain_parentheses=False, aliases=None) -
             text = text.replace(r"\left(", "(").replace(r"\right)", ")")
         if fact(statement.kind, "product"):
             printer.contractions.add(_symbol(statement))
-        elif not atomic(text):
+        elif statement.kind == "expr" and statement.expr.is_Add and all(a.is_Symbol for a in statement.expr.args):
+            printer._sums[_symbol(statement)] = statement.expr
+        if not fact(statement.kind, "product") and not atomic(text):
             text = f"({text})" if plain_parentheses else rf"\left({text}\right)"
         printer._expanded[_symbol(statement)] = text
     return printer

@@ -125,7 +125,10 @@ def _cheap(expr: sp.Expr) -> bool:
     plain number, which the printers write as one float."""
     scaled = expr.is_Mul and sum(1 for a in expr.args if not a.is_number) == 1 and \
         any(a.is_Symbol for a in expr.args)
-    return (sp.count_ops(expr) <= 1 and not expr.atoms(sp.Function)) or not expr.free_symbols or scaled
+    # a + b, read again (a residual stream: x + f(x) into a norm and the next residual): named, one pass saved; a
+    # difference (y − t) reads better written out
+    summed = expr.is_Add and len(expr.args) > 1 and all(a.is_Symbol for a in expr.args)
+    return (sp.count_ops(expr) <= 1 and not expr.atoms(sp.Function) and not summed) or not expr.free_symbols or scaled
 
 
 def _inline(expr: sp.Expr, temps: dict) -> sp.Expr:

@@ -92,6 +92,7 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
         self._shapes = shapes or {}  # symbol -> shape, to tell matrices from scalars
         self._dense_target = dense_target
         self._expanded: dict[sp.Symbol, str] = {}  # symbol -> its definition, printed in its place
+        self._sums: dict[sp.Symbol, sp.Expr] = {}  # expanded symbols defined as a + b: in a sum, no parentheses
         self.contractions: set[sp.Symbol] = set()  # expanded matrix products: parenthesized beside ⊙
 
     # -- names and shapes ----------------------------------------------------------
@@ -112,6 +113,8 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
 
     # -- arithmetic ----------------------------------------------------------------
     def _print_Add(self, expr, order=None):
+        while self._sums and expr.free_symbols & self._sums.keys():  # x + f(x) + g(...): one flat sum
+            expr = expr.xreplace(self._sums)
         ndim = self._ndim(expr)
         if ndim == 2:  # a vector added to a matrix is added to each row: 1 b^T
             swaps = {s: sp.Symbol("__ones_" + s.name) for s in expr.args
