@@ -67,8 +67,12 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
+    if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+    if "t" in arrays:  # each a class
+        outside = (arrays["t"] < 0) | (arrays["t"] >= 2)
+        if outside.any():
+            raise ValueError(f"t holds class indices in [0, 2), got {int(arrays['t'][outside][0])}")
 
 
 def check_params(params):
@@ -131,7 +135,7 @@ def loss(params, x, t):
     N = x.shape[0]
     z2 = forward(params, x)
     onehot = one_hot(t, 2, x.dtype)
-    logp = torch.log_softmax(z2, dim=1)
+    logp = torch.log_softmax(z2, dim=-1)
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
     return total / N
 
@@ -152,7 +156,7 @@ def loss_and_gradients(params, x, t):
     z1 = torch.nn.functional.linear(z0, w1, b1)
     onehot = one_hot(t, 2, x.dtype)
     z2 = torch.nn.functional.linear(z1, w2, b2)
-    logp = torch.log_softmax(z2, dim=1, out=z2)
+    logp = torch.log_softmax(z2, dim=-1, out=z2)
     del z2
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
     p = torch.exp_(logp)

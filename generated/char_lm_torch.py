@@ -275,8 +275,15 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
+    if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+    if "t" in arrays:  # each a class, or ignore_index
+        outside = (arrays["t"] < 0) | (arrays["t"] >= 71)
+        outside &= arrays["t"] != -100
+        if outside.any():
+            raise ValueError(
+                f"t holds class indices in [0, 71) or -100 (ignore_index), got {int(arrays['t'][outside][0])}"
+            )
 
 
 def check_params(params):
@@ -430,7 +437,7 @@ def forward(params, x):
     scores2 = (0.3535533905932738 * qh2) @ kh2.mT
     del qh2, kh2
     scores2 += mask2
-    a2 = torch.softmax(scores2, dim=3)
+    a2 = torch.softmax(scores2, dim=-1)
     del scores2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh2, a2
@@ -485,7 +492,7 @@ def forward(params, x):
     scores3 = (0.3535533905932738 * qh3) @ kh3.mT
     del qh3, kh3
     scores3 += mask2
-    a3 = torch.softmax(scores3, dim=3)
+    a3 = torch.softmax(scores3, dim=-1)
     del scores3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del vh3, a3
@@ -541,7 +548,7 @@ def loss(params, x, t):
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71, params["0.weight"].dtype)
     del rs_1
-    logp = torch.log_softmax(rs, dim=1)
+    logp = torch.log_softmax(rs, dim=-1)
     del rs
     total = -torch.dot((kept * logp).reshape(-1), onehot.reshape(-1))
     return total / counted
@@ -617,7 +624,7 @@ def loss_and_gradients(params, x, t):
     )
     scores2 = (0.3535533905932738 * qh2) @ kh2.mT
     scores2 += mask2
-    a2 = torch.softmax(scores2, dim=3, out=scores2)
+    a2 = torch.softmax(scores2, dim=-1, out=scores2)
     del scores2
     o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a2
@@ -675,7 +682,7 @@ def loss_and_gradients(params, x, t):
     del v3
     scores3 = (0.3535533905932738 * qh3) @ kh3.mT
     scores3 += mask2
-    a3 = torch.softmax(scores3, dim=3, out=scores3)
+    a3 = torch.softmax(scores3, dim=-1, out=scores3)
     del scores3
     o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a3
@@ -731,7 +738,7 @@ def loss_and_gradients(params, x, t):
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71, params["0.weight"].dtype)
     del rs_1
-    logp = torch.log_softmax(rs, dim=1, out=rs)
+    logp = torch.log_softmax(rs, dim=-1, out=rs)
     del rs
     total = -torch.dot((kept * logp).reshape(-1), onehot.reshape(-1))
     p = torch.exp_(logp)
@@ -794,7 +801,7 @@ def loss_and_gradients(params, x, t):
     # a3 again, from values kept anyway: cheaper than holding it until here
     scores3 = (0.3535533905932738 * qh3) @ kh3.mT
     scores3 += mask2
-    a3 = torch.softmax(scores3, dim=3, out=scores3)
+    a3 = torch.softmax(scores3, dim=-1, out=scores3)
     del scores3
     ds_a3 = torch.sum(a3 * da3, dim=3, keepdim=True)
     dscores3 = da3
@@ -870,7 +877,7 @@ def loss_and_gradients(params, x, t):
     # a2 again, from values kept anyway: cheaper than holding it until here
     scores2 = (0.3535533905932738 * qh2) @ kh2.mT
     scores2 += mask2
-    a2 = torch.softmax(scores2, dim=3, out=scores2)
+    a2 = torch.softmax(scores2, dim=-1, out=scores2)
     del scores2
     ds_a2 = torch.sum(a2 * da2, dim=3, keepdim=True)
     dscores2 = da2

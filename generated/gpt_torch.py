@@ -284,8 +284,15 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
+    if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+    if "t" in arrays:  # each a class, or ignore_index
+        outside = (arrays["t"] < 0) | (arrays["t"] >= 72)
+        outside &= arrays["t"] != -1
+        if outside.any():
+            raise ValueError(
+                f"t holds class indices in [0, 72) or -1 (ignore_index), got {int(arrays['t'][outside][0])}"
+            )
 
 
 def check_params(params):
@@ -447,7 +454,7 @@ def forward(params, idx):
     )
     tmp0 = 0.25 * (rs_1.permute(0, 2, 1, 3) @ tr.mT) + mask
     del tr, rs_1
-    h_1 = torch.softmax(tmp0, dim=3)
+    h_1 = torch.softmax(tmp0, dim=-1)
     del tmp0
     tr_4 = (h_1 @ rs_2.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
     del rs_2, h_1
@@ -505,7 +512,7 @@ def forward(params, idx):
     del sl_5
     tmp3 = 0.25 * (rs_5.permute(0, 2, 1, 3) @ tr_5.mT) + mask
     del tr_5, rs_5
-    h_5 = torch.softmax(tmp3, dim=3)
+    h_5 = torch.softmax(tmp3, dim=-1)
     del tmp3
     tr_9 = (h_5 @ rs_6.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
     del rs_6, h_5
@@ -563,7 +570,7 @@ def loss(params, idx, t):
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_9, -1), 0, rs_9), 72, params["transformer.wte.weight"].dtype)
     del rs_9
-    logp = torch.log_softmax(rs_8, dim=1)
+    logp = torch.log_softmax(rs_8, dim=-1)
     del rs_8
     total = -torch.dot((kept * logp).reshape(-1), onehot.reshape(-1))
     return total / counted
@@ -643,7 +650,7 @@ def loss_and_gradients(params, idx, t):
         diagonal=1,
     )
     tmp0 = 0.25 * (rs_1.permute(0, 2, 1, 3) @ tr.mT) + mask
-    h_1 = torch.softmax(tmp0, dim=3, out=tmp0)
+    h_1 = torch.softmax(tmp0, dim=-1, out=tmp0)
     del tmp0
     tr_4 = (h_1 @ rs_2.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
     rs_3 = tr_4.reshape(-1, 16, 32)
@@ -704,7 +711,7 @@ def loss_and_gradients(params, idx, t):
     rs_6 = sl_5.reshape(-1, 16, 2, 16)
     del sl_5
     tmp6 = 0.25 * (rs_5.permute(0, 2, 1, 3) @ tr_5.mT) + mask
-    h_5 = torch.softmax(tmp6, dim=3, out=tmp6)
+    h_5 = torch.softmax(tmp6, dim=-1, out=tmp6)
     del tmp6
     tr_9 = (h_5 @ rs_6.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
     rs_7 = tr_9.reshape(-1, 16, 32)
@@ -760,7 +767,7 @@ def loss_and_gradients(params, idx, t):
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_9, -1), 0, rs_9), 72, params["transformer.wte.weight"].dtype)
     del rs_9
-    logp = torch.log_softmax(rs_8, dim=1)
+    logp = torch.log_softmax(rs_8, dim=-1)
     del rs_8
     total = -torch.dot((kept * logp).reshape(-1), onehot.reshape(-1))
     p = torch.exp_(logp)

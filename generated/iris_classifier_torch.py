@@ -60,8 +60,12 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
+    if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+    if "t" in arrays:  # each a class
+        outside = (arrays["t"] < 0) | (arrays["t"] >= 3)
+        if outside.any():
+            raise ValueError(f"t holds class indices in [0, 3), got {int(arrays['t'][outside][0])}")
 
 
 def check_params(params):
@@ -114,7 +118,7 @@ def loss(params, x, t):
     N = x.shape[0]
     z1 = forward(params, x)
     onehot = one_hot(t, 3, x.dtype)
-    logp = torch.log_softmax(z1, dim=1)
+    logp = torch.log_softmax(z1, dim=-1)
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
     return total / N
 
@@ -132,7 +136,7 @@ def loss_and_gradients(params, x, t):
     z0 = torch.nn.functional.linear(x, w0, b0)
     onehot = one_hot(t, 3, x.dtype)
     z1 = torch.nn.functional.linear(z0, w1, b1)
-    logp = torch.log_softmax(z1, dim=1, out=z1)
+    logp = torch.log_softmax(z1, dim=-1, out=z1)
     del z1
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
     p = torch.exp_(logp)

@@ -101,7 +101,7 @@ def forward(params, x):
     del z0
     z2 = torch.nn.functional.linear(h1, w2, b2)
     del h1
-    h3 = torch.log_softmax(z2, dim=1)
+    h3 = torch.log_softmax(z2, dim=-1)
     return h3
 
 
@@ -128,7 +128,7 @@ def loss_and_gradients(params, x, t):
     h1 = torch.tanh_(z0)
     del z0
     z2 = torch.nn.functional.linear(h1, w2, b2)
-    h3 = torch.log_softmax(z2, dim=1, out=z2)
+    h3 = torch.log_softmax(z2, dim=-1, out=z2)
     del z2
     total = torch.sum(torch.xlogy(t, t) - h3 * t, dim=(0, 1))
     ds = torch.sum(t, dim=1, keepdim=True)

@@ -103,7 +103,7 @@ def loss(params, x, t):
     check_shapes(x=x, t=t)
     N = x.shape[0]
     z1 = forward(params, x)
-    logp = torch.log_softmax(z1, dim=1)
+    logp = torch.log_softmax(z1, dim=-1)
     total = torch.sum(-logp * t, dim=(0, 1))
     return total / N
 
@@ -120,7 +120,7 @@ def loss_and_gradients(params, x, t):
     # frees each value as soon as it can).
     z0 = torch.nn.functional.linear(x, w0, b0)
     z1 = torch.nn.functional.linear(z0, w1, b1)
-    logp = torch.log_softmax(z1, dim=1, out=z1)
+    logp = torch.log_softmax(z1, dim=-1, out=z1)
     del z1
     total = torch.sum(-logp * t, dim=(0, 1))
     p = torch.exp_(logp)

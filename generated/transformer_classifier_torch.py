@@ -141,8 +141,12 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
+    if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+    if "t" in arrays:  # each a class
+        outside = (arrays["t"] < 0) | (arrays["t"] >= 3)
+        if outside.any():
+            raise ValueError(f"t holds class indices in [0, 3), got {int(arrays['t'][outside][0])}")
 
 
 def check_params(params):
@@ -227,7 +231,7 @@ def forward(params, x):
     scores0 = qh0 @ kh0.mT
     del qh0, kh0
     scores0 *= 0.3535533905932738
-    a0 = torch.softmax(scores0, dim=3)
+    a0 = torch.softmax(scores0, dim=-1)
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     del vh0, a0
@@ -282,7 +286,7 @@ def loss(params, x, t):
     N = x.shape[0]
     z2 = forward(params, x)
     onehot = one_hot(t, 3, x.dtype)
-    logp = torch.log_softmax(z2, dim=1)
+    logp = torch.log_softmax(z2, dim=-1)
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
     return total / N
 
@@ -320,7 +324,7 @@ def loss_and_gradients(params, x, t):
     del v0
     scores0 = qh0 @ kh0.mT
     scores0 *= 0.3535533905932738
-    a0 = torch.softmax(scores0, dim=3, out=scores0)
+    a0 = torch.softmax(scores0, dim=-1, out=scores0)
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
@@ -374,7 +378,7 @@ def loss_and_gradients(params, x, t):
     del sum1
     onehot = one_hot(t, 3, x.dtype)
     z2 = torch.nn.functional.linear(h1, w2, b2)
-    logp = torch.log_softmax(z2, dim=1, out=z2)
+    logp = torch.log_softmax(z2, dim=-1, out=z2)
     del z2
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
     p = torch.exp_(logp)

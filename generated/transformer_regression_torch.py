@@ -335,7 +335,7 @@ def forward(params, x):
     scores0 = ((1 / 2) * qh0) @ kh0.mT
     del qh0, kh0
     scores0 += mask0
-    a0 = torch.softmax(scores0, dim=3)
+    a0 = torch.softmax(scores0, dim=-1)
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh0, a0
@@ -390,7 +390,7 @@ def forward(params, x):
     scores1 = ((1 / 2) * qh1) @ kh1.mT
     del qh1, kh1
     scores1 += mask0
-    a1 = torch.softmax(scores1, dim=3)
+    a1 = torch.softmax(scores1, dim=-1)
     del scores1
     o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     del vh1, a1
@@ -487,7 +487,7 @@ def loss_and_gradients(params, x, t):
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
     scores0 = ((1 / 2) * qh0) @ kh0.mT
     scores0 += mask0
-    a0 = torch.softmax(scores0, dim=3, out=scores0)
+    a0 = torch.softmax(scores0, dim=-1, out=scores0)
     del scores0
     o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
@@ -545,7 +545,7 @@ def loss_and_gradients(params, x, t):
     del v1
     scores1 = ((1 / 2) * qh1) @ kh1.mT
     scores1 += mask0
-    a1 = torch.softmax(scores1, dim=3, out=scores1)
+    a1 = torch.softmax(scores1, dim=-1, out=scores1)
     del scores1
     o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa1 = torch.nn.functional.linear(o1, Wo1, bo1)

@@ -67,8 +67,12 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not np.issubdtype(arrays["t"].dtype, np.integer):
+    if "t" in arrays and (not np.issubdtype(arrays["t"].dtype, np.integer)):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+    if "t" in arrays:  # each a class
+        outside = (arrays["t"] < 0) | (arrays["t"] >= 3)
+        if outside.any():
+            raise ValueError(f"t holds class indices in [0, 3), got {int(arrays['t'][outside][0])}")
 
 
 def check_params(params):

@@ -74,8 +74,12 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-    if "t" in arrays and not not (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
+    if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
+    if "t" in arrays:  # each a class
+        outside = (arrays["t"] < 0) | (arrays["t"] >= 3)
+        if outside.any():
+            raise ValueError(f"t holds class indices in [0, 3), got {int(arrays['t'][outside][0])}")
 
 
 def check_params(params):
@@ -143,7 +147,7 @@ def loss(params, x, u, t):
     N = x.shape[0]
     z_head = forward(params, x, u)
     onehot = one_hot(t, 3, x.dtype)
-    logp = torch.log_softmax(z_head, dim=1)
+    logp = torch.log_softmax(z_head, dim=-1)
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
     return total / N
 
@@ -169,7 +173,7 @@ def loss_and_gradients(params, x, u, t):
     cat = torch.cat([hx, hu], dim=1)
     onehot = one_hot(t, 3, x.dtype)
     z_head = torch.nn.functional.linear(cat, w_head, b_head)
-    logp = torch.log_softmax(z_head, dim=1, out=z_head)
+    logp = torch.log_softmax(z_head, dim=-1, out=z_head)
     del z_head
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
     p = torch.exp_(logp)

@@ -30,9 +30,11 @@ def random_batch(model, batch: int, generator):
         size = (batch, *shape[1:])
         if name in model.index_ranges:
             inputs[name] = torch.randint(0, model.index_ranges[name], size, generator=generator)
-        elif name in model.mask_inputs:  # padding at the end of each row, which keeps at least one position
-            lengths = torch.randint(1, size[1] + 1, (batch, 1), generator=generator)
-            inputs[name] = torch.arange(size[1]) >= lengths
+        elif name in model.mask_inputs:  # padding at the end of each row, which keeps at least one position (and
+            # a mask of another meaning, True where a key is kept, at least one False and one True where it can)
+            longest = size[-1] + 1 if name in model.padding_inputs else max(size[-1], 2)
+            lengths = torch.randint(1, longest, (*size[:-1], 1), generator=generator)
+            inputs[name] = torch.arange(size[-1]) >= lengths
         else:
             inputs[name] = torch.randn(size, generator=generator, dtype=torch.float64)
     shape, kind = (batch, *model.target_shape[1:]), model.target_kind

@@ -87,7 +87,9 @@ def input_doc(model) -> str:
 def input_comment(model, name: str) -> str:
     if name in model.index_ranges:
         return f"  # integer ids in [0, {model.index_ranges[name]})"
-    return "  # booleans: True where a position is padding" if name in model.mask_inputs else ""
+    if name in model.padding_inputs:
+        return "  # booleans: True where a position is padding"
+    return "  # booleans" if name in model.mask_inputs else ""
 
 
 def target_doc(model) -> str:
@@ -117,7 +119,8 @@ def init_arguments(kind: str, scale: float = 0.0) -> str:
 def dtype_carrier(model) -> str:
     """What generated code reads its dtype and device from: the first float input, or for a token model (its
     inputs are ids and masks) the first parameter."""
-    floats = [name for name in model.input_shapes if name not in model.index_ranges and name not in model.mask_inputs]
+    floats = [name for name in model.input_shapes if name not in model.index_ranges and name not in model.mask_inputs
+              and name not in getattr(model, "integer_inputs", ())]
     return floats[0] if floats else f'params["{next(iter(model.parameters))}"]'
 
 
@@ -185,7 +188,11 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         input_keywords=", ".join(f"{name}={name}" for name in model.input_shapes),
         target_shape=(None, *model.target_shape[1:]),
         target_integers=model.target_kind == "index",
-        integer_test=backend.integer_test.format("arrays['t']"),
+        not_integers=backend.not_integers.format("arrays['t']"),
+        class_range=getattr(model, "class_range", None),
+        number_inputs=[(name, backend.as_numbers.format(name, dtype_source)) for name in model.input_shapes
+                       if backend.as_numbers and name in getattr(model, "integer_inputs", ()) and
+                       name not in model.index_ranges],
         carrier=carrier,
         input_doc=input_doc(model),
         target_doc=target_doc(model),

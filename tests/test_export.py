@@ -472,8 +472,11 @@ def test_dropout_in_training_mode_takes_its_mask(tmp_path):
 
 
 # -- label smoothing: the targets mixed with the uniform distribution, (1 - e)·onehot + e/C, as torch mixes them ----
+CRITERION = nn.CrossEntropyLoss(label_smoothing=0.1)  # made outside the loss, as training loops make it
+
+
 @pytest.mark.parametrize("loss", [
-    nn.CrossEntropyLoss(label_smoothing=0.1),
+    lambda logits, targets: CRITERION(logits.view(-1, logits.size(-1)), targets.view(-1)),
     lambda logits, targets: F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=0,
                                             label_smoothing=0.2),
 ], ids=["module", "function-ignore-index"])
@@ -482,9 +485,8 @@ def test_label_smoothing(loss, tmp_path):
     net = nn.Sequential(nn.Embedding(7, 5), nn.Linear(5, 7)).double()
     idx, t = torch.randint(0, 7, (3, 4)), torch.randint(0, 7, (3, 4))
     t[0, 1] = 0
-    flat = (lambda y, t: loss(y.view(-1, 7), t.view(-1))) if isinstance(loss, nn.Module) else loss
     model = S.from_torch(net, loss, example_inputs=(idx,), example_target=t, name="smoothed")
-    agree(model, net, (idx,), t, flat, tmp_path)
+    agree(model, net, (idx,), t, loss, tmp_path)
     assert "p - tmp0" in (tmp_path / "smoothed_numpy.py").read_text()  # δ = p − the smoothed targets, as in a book
 
 
@@ -1057,3 +1059,166 @@ def test_an_output_that_merges_the_batch_with_time_is_refused_in_one_line():
         S.from_torch(Flattened(), lambda out, t: F.nll_loss(out[0], t), example_inputs=(inp, hidden),
                      example_target=torch.randint(0, 20, (15,)))
     assert "\n" not in str(error.value)
+
+
+# -- a boolean attn_mask for SDPA (True: attend), given as an input or computed from the ids and reshaped ---------
+class MaskedSDPA(nn.Module):
+    def __init__(self, from_ids: bool):
+        super().__init__()
+        self.from_ids = from_ids
+        self.emb, self.qkv, self.head = nn.Embedding(10, 8), nn.Linear(8, 24), nn.Linear(8, 3)
+
+    def forward(self, idx, keep=None):
+        q, k, v = self.qkv(self.emb(idx)).chunk(3, dim=-1)
+        mask = (idx != 0).unsqueeze(1) if self.from_ids else keep.unsqueeze(1)
+        return self.head(F.scaled_dot_product_attention(q, k, v, attn_mask=mask)[:, 0])
+
+
+@pytest.mark.parametrize("from_ids", [False, True])
+def test_a_boolean_sdpa_mask_drops_where_false(tmp_path, from_ids):
+    """torch reads a boolean attn_mask as where to attend (False: −inf), a float one as added: a boolean mask read as
+    0/1 added to the scores gave a wrong loss."""
+    torch.manual_seed(2)
+    net = MaskedSDPA(from_ids).double()
+    idx = torch.randint(1, 10, (4, 5))
+    idx[:, -2:] = 0
+    inputs = (idx,) if from_ids else (idx, idx != 0)
+    t = torch.randint(0, 3, (4,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=inputs, example_target=t, name="sdpa_bool")
+    agree(model, net, inputs, t, nn.CrossEntropyLoss(), tmp_path)
+
+
+# -- a buffer on the left of an operator: self.pe[:t] + x, self.scale * h -----------------------------------------
+class BufferOnTheLeft(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.head = nn.Linear(4, 6), nn.Linear(6, 3)
+        self.register_buffer("offset", torch.linspace(0.5, 1.5, 6, dtype=torch.float64))
+
+    def forward(self, x):
+        h = torch.tanh(self.fc(x))
+        h = self.offset + h
+        h = self.offset - h
+        h = self.offset * h
+        h = self.offset / (h * h + 1)
+        return self.head(self.offset ** h)
+
+
+def test_a_buffer_on_the_left_of_an_operator(tmp_path):
+    """torch's Tensor.__add__ of a buffer and a traced value handed the call back to the traced value's
+    __torch_function__, which called it again: a RecursionError."""
+    torch.manual_seed(3)
+    net = BufferOnTheLeft().double()
+    x, t = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="left")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+# -- torch's loss modules as torch reads them: classes on axis 1, probability targets, the example target's shape ---
+class PerPosition(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x).transpose(1, 2)  # (N, C, d): torch's layout for a loss per position
+
+
+@pytest.mark.parametrize("positions", [3, 5])
+def test_a_loss_module_takes_its_classes_on_axis_1(tmp_path, positions):
+    """nn.CrossEntropyLoss on (N, C, d) logits: with d = C the target fitted the last axis too, and the loss was a
+    cross-entropy over the wrong axis (relative error 1)."""
+    torch.manual_seed(4)
+    net = PerPosition().double()
+    x, t = torch.randn(4, positions, 4, dtype=torch.float64), torch.randint(0, 3, (4, positions))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t, name="per_position")
+    agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
+
+
+def test_probability_targets_and_the_example_targets_shape(tmp_path):
+    """A float example target of the output's shape is probabilities for nn.CrossEntropyLoss; a target of another
+    shape than the output's (out.squeeze(1) against (N,)) is the example target's."""
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    x = torch.randn(6, 5, dtype=torch.float64)
+    probs = torch.softmax(torch.randn(6, 3, dtype=torch.float64), -1)
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=probs, name="probs")
+    agree(model, net, (x,), probs, nn.CrossEntropyLoss(), tmp_path / "probs")
+    net = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    t = torch.randn(6, dtype=torch.float64)
+
+    def loss(out, t):
+        return F.mse_loss(out.squeeze(1), t)
+
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name="squeezed")
+    assert model.target_shape == ("batch",)
+    agree(model, net, (x,), t, loss, tmp_path / "squeezed")
+
+
+def test_class_indices_out_of_range_are_refused_by_the_generated_modules(tmp_path):
+    """torch's default ignore_index (-100) is not skipped on a (batch, classes) output: a target of -100 (or 7 of 3
+    classes) gave a finite, wrong loss in NumPy; both modules now refuse it in one line."""
+    net = nn.Sequential(nn.Linear(5, 3)).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=torch.tensor([0, 1, 2, 1]),
+                         name="ranged")
+    params = {k: v.detach() for k, v in net.state_dict().items()}
+    for backend, module in generated_modules(model, tmp_path).items():
+        convert = (lambda a: a.numpy()) if backend == "numpy" else (lambda a: a)
+        for bad in (-100, 3):
+            with pytest.raises(ValueError, match=rf"t holds class indices in \[0, 3\), got {bad}"):
+                module.loss_and_gradients({k: convert(v) for k, v in params.items()}, convert(x),
+                                          convert(torch.tensor([0, bad, 2, 1])))
+
+
+# -- makemore's bag of words: a constant attention (zeros, masked, softmax) over the batch; an int64 0/1 mask --------
+class BagOfWords(nn.Module):
+    def __init__(self, block=5):
+        super().__init__()
+        self.fc, self.head = nn.Linear(6, 6), nn.Linear(6, 3)
+        self.register_buffer("bias", torch.tril(torch.ones(block, block)).view(1, block, block))
+
+    def forward(self, x):
+        b, t, c = x.size()
+        att = torch.zeros((b, t, t), dtype=x.dtype)
+        att = att.masked_fill(self.bias[:, :t, :t] == 0, float("-inf"))
+        att = F.softmax(att, dim=-1)
+        return self.head((att @ self.fc(x)).mean(1))
+
+
+class MaskedMeanPool(nn.Module):  # sentence embeddings: the mean over the positions an int64 mask keeps
+    def __init__(self):
+        super().__init__()
+        self.emb, self.head = nn.Embedding(10, 6), nn.Linear(6, 3)
+
+    def forward(self, idx, attention_mask):
+        e = self.emb(idx)
+        m = attention_mask.unsqueeze(-1).expand(e.size()).float().to(e.dtype)
+        return self.head(torch.sum(e * m, 1) / torch.clamp(m.sum(1), min=1e-9))
+
+
+def test_a_constant_softmax_and_an_integer_mask(tmp_path):
+    """The softmax of a constant made over the batch was printed with an axis its (smaller) array lacks; an int64
+    input made the torch module's arrays int64."""
+    torch.manual_seed(6)
+    net, t = BagOfWords().double(), torch.randint(0, 3, (4,))
+    x = torch.randn(4, 5, 6, dtype=torch.float64)
+    agree(S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), name="bow"), net, (x,), t,
+          nn.CrossEntropyLoss(), tmp_path / "bow")
+    net, idx = MaskedMeanPool().double(), torch.randint(0, 10, (4, 5))
+    mask = torch.ones(4, 5, dtype=torch.long)
+    mask[:, -2:] = 0
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(idx, mask), name="mean_pool")
+    agree(model, net, (idx, mask), t, nn.CrossEntropyLoss(), tmp_path / "mean_pool")
+    net, counts = WordCounts().double(), torch.randint(0, 4, (4, 6))  # integers into a product: made numbers first
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(counts,), name="counts")
+    agree(model, net, (counts,), t, nn.CrossEntropyLoss(), tmp_path / "counts")
+
+
+class WordCounts(nn.Module):  # a bag of words: each word's count, an int64 input
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, counts):
+        return self.fc(counts.to(self.fc.weight.dtype))

@@ -78,7 +78,7 @@ def test_attention_probabilities_computed_again_in_the_backward_pass_match_torch
     again = numpy_code.index("# a0 again")  # made again under its own name, with a comment that says why
     assert "shifted_a0 -= m_a0" in numpy_code[again:] and "a0 /= s_a0" in numpy_code[again:]
     torch_code = inspect.getsource(torch_module.loss_and_gradients)
-    assert torch_code.count("a0 = torch.softmax(scores0, dim=3, out=scores0)") == 2
+    assert torch_code.count("a0 = torch.softmax(scores0, dim=-1, out=scores0)") == 2
     # 1/√d scales the queries (N·S·D/H numbers), not the scores (N·H·S²), and the mask is added in place
     assert re.search(r"scores0 = \([0-9.]+ \* qh0\) @ kh0\.mT", torch_code)
     assert ("scores0 += mask0" in torch_code) == config[3]

@@ -19,6 +19,7 @@ import sympy as sp
 
 from ..errors import SymPropError
 from ..notes import define
+from ..ops.loss import Loss
 from ..ops.registry import by_aten, by_module, is_loss, layers, meaning
 from .model import Model
 from .module import Module
@@ -83,7 +84,13 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
     net.read_first = isinstance(output, tuple)
     net.output_axis(0)  # the output keeps the batch on an axis of its own (not merged with time: view(-1, V))
     symprop_loss = _loss(loss, module, output, example_target, net)
-    return Model(net, symprop_loss, name=name, inputs=inputs, target=target, source=source)
+    target_shape = None
+    if torch.is_tensor(example_target) and example_target.dim() > 0:  # the target's shape, but for its batch axis
+        axis = net.batch_axis if example_target.dim() > net.batch_axis else 0
+        target_shape = tuple(d for a, d in enumerate(example_target.shape) if a != axis)
+        if target is None and not example_target.is_floating_point() and not isinstance(symprop_loss, Loss):
+            target = "index"  # integers, which a loss function reads as class indices (ids)
+    return Model(net, symprop_loss, name=name, inputs=inputs, target=target, source=source, target_shape=target_shape)
 
 
 def _of_one(loss) -> bool:
@@ -147,7 +154,12 @@ def loss_holder(loss, module):
 def _loss(loss, module, output, example_target, net: Exported):
     torch = require_torch("from_torch")
     known = None if net.batch_axis else torch_loss(loss)  # sequence first: the loss as torch computes it, exported
-    if known is not None:
+    if known is not None:  # as torch reads its arguments: classes on axis 1, probabilities where t is floats
+        known.torch_layout = True
+        if torch.is_tensor(example_target) and example_target.is_floating_point() and \
+                "probs" in getattr(known, "toml_targets", ()) and \
+                getattr(output, "shape", None) == example_target.shape:
+            known.target = "probs"
         return known
     if net.batch_axis and isinstance(loss, torch.nn.Module):
         torch_loss(loss)  # one that symprop lacks is refused as such
@@ -477,6 +489,10 @@ class Exported(Module):
         """values[node]: one node of the program, on symbolic tensors (graph) or torch's (the reference)."""
         if node.op == "placeholder":
             values[node] = self._placeholder(node.name, arguments, parameters)
+            dtype = getattr(node.meta.get("val"), "dtype", None)
+            if isinstance(values[node], SymbolicTensor) and dtype is not None and not dtype.is_floating_point:
+                tensor = graph.tensors[values[node].value.expr]  # booleans or integers: the code's dtype is another's
+                tensor.boolean, tensor.integer = dtype == torch_dtype("bool"), dtype != torch_dtype("bool")
         elif node in self.random:  # drawn by the caller: the next input after forward's own, batch first
             drawn = next(self._drawn)
             if self.random_axis.get(node):
@@ -498,6 +514,7 @@ class Exported(Module):
                 graph.note(CAST, location(node), str(node.meta["val"].dtype).replace("torch.", ""))
         else:
             values[node] = _call(node, _load(node.args, values), _load(node.kwargs, values))
+        values[node] = _typed(values.get(node), node)
 
     def _block(self, node, values: dict, parameters: dict) -> tuple:
         """A `with torch.no_grad():` block in forward (torch.export's set_grad_enabled(False) around its graph): its
@@ -513,6 +530,24 @@ class Exported(Module):
         if name in self._buffers_of:
             return self._buffers_of[name]
         return next(arguments)
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, name)
+
+
+def _typed(value, node):
+    """A symbolic value marked boolean where torch's is (a mask as an input, or a comparison reshaped): an attention
+    mask of booleans drops where it is False, one of numbers is added."""
+    if not isinstance(value, SymbolicTensor):
+        return value
+    boolean = str(getattr(node.meta.get("val"), "dtype", "")) == "torch.bool"
+    if boolean != value.boolean:  # a new wrapper: a cast's identity must not mark its operand too
+        value = SymbolicTensor(value._value)
+        value.boolean = boolean
+    return value
 
 
 class Described:

@@ -77,13 +77,15 @@ class Model:
     shape (a, b) is a (batch, a, b) input). `loss`: a loss module, or any callable of (output, target)
     built from symprop's vocabulary; its target has the output's shape unless the loss module says
     otherwise (class indices, for a loss of classes), or `target="index"` does, for a loss function that
-    takes class indices."""
+    takes class indices; `target_shape` (from_torch's, of its example target): the target's shape after the batch
+    axis, where it is known."""
 
     def __init__(self, net, loss, name: str = "model", inputs=None, source: str = "", sequence: int | None = None,
-                 target: str | None = None):
+                 target: str | None = None, target_shape: tuple | None = None):
         self.net = net if isinstance(net, Module) else Sequential(*net)
         self.loss = loss
         self._target = target
+        self._target_shape = target_shape
         self.name = name
         self.source = source  # where it was declared, for generated headers
         self.sequence = sequence
@@ -103,8 +105,11 @@ class Model:
         self.output_shape = ("batch",) + lowered.output.shape[1:]
         # inputs of integer ids (an embedding's tokens): {name: how many ids there are}
         self.index_ranges = {name: t.index_range for name, t in lowered.inputs.items() if t.index_range}
-        self.mask_inputs = [name for name, t in lowered.inputs.items() if t.boolean]  # key padding masks
+        self.mask_inputs = [name for name, t in lowered.inputs.items() if t.boolean]  # inputs of booleans
+        self.padding_inputs = [name for name, t in lowered.inputs.items() if t.padding]  # key padding masks among them
+        self.integer_inputs = [name for name, t in lowered.inputs.items() if t.integer]  # ids, or 0/1 masks from torch
         self.target_shape = ("batch",) + lowered.t.shape[1:]
+        self.class_range = lowered.graph.class_range  # (classes, ignore_index skipped or None) of index targets
 
     # -- checks --------------------------------------------------------------------------------
     def _check_size(self):
@@ -198,6 +203,8 @@ class Model:
             network_names = {t.name for t in graph.tensors.values()} | set(graph.labels.values())
             kind = self.target_kind
             shape = output.shape[:-1] if kind == "index" else output.shape
+            if self._target_shape is not None:  # as the example target has it
+                shape = (N, *self._target_shape)
             if kind == "index" and output.shape[-1] < 2:
                 raise SymPropError(f"{type(self.loss).__name__} with class-index targets needs at least 2 outputs, "
                                    f"the network has {output.shape[-1]}", "loss")
@@ -233,7 +240,7 @@ class Model:
         for t in lowered.graph.tensors.values():
             parts.append(repr((t.name, t.op, t.shape, t.spec, t.axes, t.key, t.bounds, t.split, t.perm,
                                t.index_range, t.boolean)) + ";".join(sp.srepr(op.expr) for op in t.operands) +
-                         (repr(t.data) if t.data else ""))
+                         (repr(t.data) if t.data else "") + (" padding" if t.padding else ""))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     # -- what the trace found ------------------------------------------------------------------

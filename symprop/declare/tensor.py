@@ -106,6 +106,7 @@ class SymbolicTensor:
     """A value of the graph being traced, with torch's operators and methods."""
 
     __array_priority__ = 1000  # numpy scalars on the left defer to our operators
+    boolean = False  # torch's value is a tensor of booleans (from_torch knows it from torch.export's graph)
 
     def __init__(self, value: Value):
         self._value = value
@@ -352,16 +353,28 @@ def torch_method(name: str):
     return meaning(op, name) if op is not None else TORCH_METHODS.get(name)
 
 
-def _pow(x, exponent):
-    return x ** exponent
+def _binary(name: str):
+    """Python's operator `name`, but a torch tensor (a buffer) on the left of a symbolic one calls the symbolic one's
+    reflected method: torch's own would hand the call back to __torch_function__, and that to it, without end."""
+    forward, reflected = getattr(operator, name), f"__r{name}__"
+
+    def apply(x, other):
+        if isinstance(other, SymbolicTensor) and not isinstance(x, SymbolicTensor):
+            return getattr(other, reflected)(x)
+        return forward(x, other)
+
+    return apply
+
+
+_plus, _minus, _times, _over, _pow = (_binary(name) for name in ("add", "sub", "mul", "truediv", "pow"))
 
 
 def _add(x, other, alpha=1):
-    return x + other if alpha == 1 else x + alpha * other
+    return _plus(x, other if alpha == 1 else alpha * other)
 
 
 def _sub(x, other, alpha=1):
-    return x - other if alpha == 1 else x - alpha * other
+    return _minus(x, other if alpha == 1 else alpha * other)
 
 
 def _expand(x, *size) -> SymbolicTensor:
@@ -408,18 +421,18 @@ def _getattr(x, name):
 
 
 TORCH_FUNCTIONS = {  # arithmetic, by torch's names and Python's operators (the ops have the rest)
-    "operator.add": operator.add, "operator.sub": operator.sub, "operator.mul": operator.mul,
-    "operator.truediv": operator.truediv, "operator.pow": operator.pow, "operator.neg": operator.neg,
+    "operator.add": _plus, "operator.sub": _minus, "operator.mul": _times,
+    "operator.truediv": _over, "operator.pow": _pow, "operator.neg": operator.neg,
     "operator.pos": operator.pos, "operator.matmul": operator.matmul, "operator.getitem": operator.getitem,
     "builtins.getattr": _getattr,
-    "torch.add": operator.add, "torch.sub": operator.sub, "torch.mul": operator.mul, "torch.div": operator.truediv,
+    "torch.add": _add, "torch.sub": _sub, "torch.mul": _times, "torch.div": _over,
     "torch.pow": _pow, "torch.neg": operator.neg, "torch.square": lambda x: x ** 2,
     # ATen's, as torch.export writes them
     "aten.add.Tensor": _add, "aten.add.Scalar": _add, "aten.sub.Tensor": _sub, "aten.sub.Scalar": _sub,
     "aten.rsub.Scalar": lambda x, other, alpha=1: _sub(other, x, alpha), "aten.rsub.Tensor":
-    lambda x, other, alpha=1: _sub(other, x, alpha), "aten.mul.Tensor": operator.mul, "aten.mul.Scalar": operator.mul,
-    "aten.div.Tensor": operator.truediv, "aten.div.Scalar": operator.truediv, "aten.neg.default": operator.neg,
-    "aten.pow.Tensor_Scalar": operator.pow, "aten.pow.Tensor_Tensor": operator.pow, "aten.pow.Scalar": operator.pow,
+    lambda x, other, alpha=1: _sub(other, x, alpha), "aten.mul.Tensor": _times, "aten.mul.Scalar": _times,
+    "aten.div.Tensor": _over, "aten.div.Scalar": _over, "aten.neg.default": operator.neg,
+    "aten.pow.Tensor_Scalar": _pow, "aten.pow.Tensor_Tensor": _pow, "aten.pow.Scalar": _pow,
     "aten.square.default": lambda x: x ** 2, "aten.reciprocal.default": lambda x: 1 / x,
     "aten.rsqrt.default": lambda x: x ** -0.5,
     "aten.contiguous.default": _same, "aten.alias.default": _same, "aten.clone.default": _same,

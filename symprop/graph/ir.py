@@ -42,7 +42,9 @@ class Tensor:
     simplex_axis: int | None = None  # sums to 1 along this axis (one-hot or probability targets)
     zero_sum_axis: int | None = None  # sums to 0 along this axis (a value minus its mean there)
     index_range: int | None = None  # an input of integer indices, each in [0, index_range) (token ids)
-    boolean: bool = False  # an input of booleans: a key padding mask, True where a position is padding
+    boolean: bool = False  # an input of booleans (a mask of torch's, read by from_torch)
+    padding: bool = False  # ... a key padding mask: True where a position is padding
+    integer: bool = False  # an input of integers (from torch: ids, or a mask of 0 and 1 read as numbers)
     shift: bool = False  # max: a shift the value it is taken from cancels exactly (a max shifted out): no gradient
     data: tuple = ()  # a constant's numbers, row-major (a buffer the model holds), as the code writes them
     skip: int | None = None  # a gather's index whose rows take no gradient (an embedding's padding_idx)
@@ -79,6 +81,8 @@ class Graph:
     # one being traced (the front end sets it), or whose cotangent is being derived
     module_of: dict[str, str] = field(default_factory=dict)
     path: str = ""
+    # the model's target as class indices: (how many classes, the ignore_index skipped or None), for the code's check
+    class_range: tuple | None = None
     _interned: dict = field(default_factory=dict)
     _taken: set = field(default_factory=lambda: {"N"})  # names given out: tensors' and labels'
 

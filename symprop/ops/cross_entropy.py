@@ -64,6 +64,8 @@ def class_targets(name, y: Value, t: Value, ignore_index: int):
         if y.shape[-1] < 2:
             raise fail(f"F.{name} with class-index targets needs at least 2 classes, the input has {y.shape[-1]}")
         masked = ignore_index != -100 or len(t.shape) > 1 or _flattened(g, t)
+        if source is not None and source.op == "target":  # the generated code checks that each is a class
+            g.class_range = (y.shape[-1], ignore_index if masked else None)
         return class_targets_graph(g, y, t, ignore_index if masked else None)
     same_shape(name, y, t)
     return class_targets_graph(g, y, t)
@@ -126,6 +128,7 @@ class CrossEntropyLoss(Loss):
     kind = "cross_entropy"
     target_domain = "simplex"
     per_row = True
+    torch_layout = False  # torch's own (from_torch): an output (N, C, d1, ...) has its classes on axis 1
     safeguard = (r"The code shifts the row maximum out before $\exp$ (the log-sum-exp), so that no $\exp$ "
                  r"overflows; it cancels from the softmax, so the formulas below are unchanged by it.")
 
@@ -163,7 +166,7 @@ class CrossEntropyLoss(Loss):
         options = dict(ignore_index=self.ignore_index, reduction=self.reduction)
         if getattr(self, "label_smoothing", 0.0):
             options["label_smoothing"] = self.label_smoothing
-        if len(y.shape) > 2 and self.target == "index":  # a loss per token: the classes on the last axis
+        if len(y.shape) > 2 and self.target == "index" and not self.torch_layout:  # per token: classes last
             return self.function(y.reshape(-1, y.shape[-1]), t.reshape(-1), **options)
         return self.function(y, t, **options)
 

@@ -66,7 +66,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 def _computed_mask(scores, mask):
     """scores with a mask the model computes: a boolean one (a comparison's 1 where a query may attend) drops the
     rest, an additive one (−inf where a key is padding, 0 elsewhere) is added."""
-    if condition(mask.value.expr) != sp.Ne(mask.value.expr, 0):  # a comparison's mask: True where attending
+    if mask.boolean or condition(mask.value.expr) != sp.Ne(mask.value.expr, 0):  # booleans: True where attending
         return where(mask, scores, float("-inf"))
     return scores + mask
 

@@ -139,7 +139,9 @@ LOG_SOFTMAX = TorchNames(("torch.log_softmax", "torch.nn.functional.log_softmax"
 # -- one call, where the backend has one ---------------------------------------------------------------------------
 def _torch_call(function: str):
     def spell(printer, statement, texts, into):
-        dim = f", dim={statement.tensor.axes[0]}" + (f", out={into}" if into else "")
+        # counted from the end: an operand computed smaller (a constant broadcast over the batch) has fewer axes
+        axis = statement.tensor.axes[0] - len(statement.tensor.operands[0].shape)
+        dim = f", dim={axis}" + (f", out={into}" if into else "")
         return f"{printer._module_format(function)}({texts[0]}{dim})"
 
     return Call(spell, into_input=True)

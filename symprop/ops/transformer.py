@@ -38,7 +38,7 @@ def padding_of(mask, where: str):
     if tensor is None or tensor.op != "input" or len(tensor.shape) != 2:
         raise fail(f"{where} must be an input of the model of shape (batch, sequence), True where a position is "
                    "padding")
-    tensor.boolean = True
+    tensor.boolean = tensor.padding = True
     return mask.value
 
 
