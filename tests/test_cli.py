@@ -81,7 +81,7 @@ BAD_SPECS = {
     "unknown layer": (GOOD.replace('type = "tanh"', 'type = "swish"'), "layers[1].type: unknown layer type 'swish'"),
     "unknown loss": (GOOD.replace('type = "mse"', 'type = "hinge"'), "loss.type: unknown loss type 'hinge'"),
     "bad reduction": (GOOD.replace('type = "mse"', 'type = "mse"\nreduction = "max"'),
-                      "loss.reduction: reduction must be one of mean, sum"),
+                      "loss.reduction: MSELoss: reduction must be one of mean, sum"),
     "missing outputs": (GOOD.replace("outputs = 2\n", "", 1), "layers[0].outputs: missing"),
     "target kind": (GOOD.replace('type = "mse"', 'type = "bce"\ntarget = "index"'),
                     "loss.target: target 'index' does not fit loss 'bce'"),

@@ -1222,3 +1222,20 @@ class WordCounts(nn.Module):  # a bag of words: each word's count, an int64 inpu
 
     def forward(self, counts):
         return self.fc(counts.to(self.fc.weight.dtype))
+
+
+def test_an_op_inside_a_torch_layer_is_refused_naming_the_layer():
+    """nn.LSTM(bidirectional=True) lowers to aten.flip, which the user never wrote: the refusal names the layer."""
+    class BiLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.fc = nn.LSTM(4, 3, batch_first=True, bidirectional=True), nn.Linear(6, 2)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.fc(out[:, -1])
+
+    with pytest.raises(S.SymPropError, match=r"forward \(test_export.py:\d+\): aten.flip.default is not supported "
+                                             r"by symprop \(inside nn.LSTM lstm\)$"):
+        S.from_torch(BiLSTM().double(), nn.CrossEntropyLoss(), example_inputs=(torch.randn(3, 5, 4).double(),),
+                     example_target=torch.randint(0, 2, (3,)))

@@ -303,6 +303,9 @@ class Exported(Module):
         made: dict[int, Parameter] = {}
         tensors = dict(module.named_parameters(remove_duplicate=False))
         for key, tensor in tensors.items():
+            if tensor.dim() == 0:
+                raise SymPropError(f"parameter {key} is a scalar (0-d), which symprop does not have yet; give it shape "
+                                   "(1,)", "module")
             parameter = made.setdefault(id(tensor), Parameter(tuple(tensor.shape), init=torch_init(module, key)))
             self._place(key, parameter)
         self._source_values = {key: tensor.detach().clone() for key, tensor in tensors.items()}
@@ -464,13 +467,13 @@ class Exported(Module):
             except SymPropError as error:
                 if error.where:
                     raise
-                raise SymPropError(error.message, location(node)) from None
+                raise SymPropError(error.message + _inside(node), location(node)) from None
             except ClassIndices:  # the model's trace learns that the target holds class indices, and starts again
                 raise
             except Exception as error:  # an operation symprop reads, on arguments it does not expect: one line
                 text = " ".join(str(error).split())[:200]
-                raise SymPropError(f"{aten_name(node.target)}: {type(error).__name__}: {text}", location(node)) \
-                    from None
+                raise SymPropError(f"{aten_name(node.target)}: {type(error).__name__}: {text}{_inside(node)}",
+                                   location(node)) from None
             if graph is not None and self.calls and self.calls[-1][0] == graph.path and \
                     isinstance(values.get(node), SymbolicTensor):  # a torch layer's output: its last value
                 self.calls[-1] = (graph.path, self.calls[-1][1], values[node].shape)
@@ -749,6 +752,19 @@ def aten_name(target) -> str:
     if getattr(target, "__module__", "") == "_operator":
         return f"operator.{target.__name__}"
     return str(target)
+
+
+def _inside(node) -> str:
+    """" (inside nn.LSTM lstm)": the torch layer whose own code made a node, where one did (an op the user never
+    wrote: nn.LSTM(bidirectional=True)'s flip); "" for the user's own code."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path, kind = next(reversed(stack.values()))
+    name = kind if isinstance(kind, str) else f"{kind.__module__}.{kind.__qualname__}"
+    if not name.startswith("torch.nn.") or not path:
+        return ""
+    return f" (inside nn.{name.rsplit('.', 1)[-1]} {path.removeprefix('L__self__').strip('._') or path})"
 
 
 def location(node) -> str:

@@ -48,8 +48,8 @@ def functional(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     value = symbolic(input, "F.layer_norm")
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if shape != value.shape[-1:]:
-        raise fail(f"F.layer_norm normalizes the last axis: normalized_shape {shape!r} does not fit input "
-                   f"{shape_text(value.shape)}")
+        why = f"spans {len(shape)} axes" if len(shape) > 1 else f"does not fit input {shape_text(value.shape)}"
+        raise fail(f"F.layer_norm over the last axis only is supported: normalized_shape {shape!r} {why}")
     affine = None  # LayerNorm(bias=False) gives a weight alone
     if weight is not None or bias is not None:
         affine = tuple(None if part is None else _affine(part, shape, name)

@@ -87,7 +87,8 @@ class Loss(Module):
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         if reduction not in self.reductions:
-            raise SymPropError(f"reduction must be one of {', '.join(self.reductions)}, got {reduction!r}")
+            raise SymPropError(f"{type(self).__name__}: reduction must be one of {', '.join(self.reductions)}, got "
+                               f"{reduction!r}")
         self.reduction = reduction
 
     def forward(self, y, t):
