@@ -1239,3 +1239,37 @@ def test_an_op_inside_a_torch_layer_is_refused_naming_the_layer():
                                              r"by symprop \(inside nn.LSTM lstm\)$"):
         S.from_torch(BiLSTM().double(), nn.CrossEntropyLoss(), example_inputs=(torch.randn(3, 5, 4).double(),),
                      example_target=torch.randint(0, 2, (3,)))
+
+
+def test_a_function_that_torch_lowers_names_it_and_a_failed_trace_is_quiet(capfd):
+    """torch.logaddexp reaches symprop as torch's lowering of it (ne, where, log1p): the refusal names the function
+    the user called; a trace torch.export cannot make (a Python branch on the data, in GaussianNLLLoss) is one line,
+    without torch's graph dumps on stderr."""
+    class LogAddExp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            h = self.fc(x)
+            return torch.logaddexp(h, 2 * h)
+
+    x, t = torch.randn(4, 4, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    with pytest.raises(S.SymPropError, match=r"in torch's lowering of logaddexp, which symprop does not have\)$"):
+        S.from_torch(LogAddExp().double(), nn.MSELoss(), example_inputs=(x,), example_target=t)
+
+    class MeanAndVariance(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 6)
+
+        def forward(self, x):
+            h = self.fc(x)
+            return h[:, :3], F.softplus(h[:, 3:]) + 1e-3
+
+    gaussian = nn.GaussianNLLLoss()
+    capfd.readouterr()
+    with pytest.raises(S.SymPropError, match="it branches on a value of the data, at .*gaussian_nll_loss$"):
+        S.from_torch(MeanAndVariance().double(), lambda out, t: gaussian(out[0], t, out[1]), example_inputs=(x,),
+                     example_target=t)
+    assert "def forward" not in "".join(capfd.readouterr())

@@ -198,7 +198,7 @@ def _export(module, args: tuple, what: str, axes=0):
         return tuple(free(a) for a in arg) if isinstance(arg, tuple) else {next(axes): batch}
 
     try:
-        with _masks_taken_as_given(), warnings.catch_warnings():
+        with _masks_taken_as_given(), warnings.catch_warnings(), _torch_logs_quiet():
             # torch's own notes on its recurrent layers' weights and on its pytree internals, not the user's code
             warnings.filterwarnings("ignore", "The tensor attributes", UserWarning)
             warnings.filterwarnings("ignore", ".*LeafSpec", FutureWarning)
@@ -208,11 +208,40 @@ def _export(module, args: tuple, what: str, axes=0):
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
             raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) as a "
                                "number, or has a batch of one); symprop derives for any batch size", what) from None
+        cause = re.search(r"Caused by: \(([^)]*)\)", text)
+        if "DataDependent" in type(error).__name__ and cause:  # a Python branch on a tensor's value
+            raise SymPropError(f"torch.export cannot trace it: it branches on a value of the data, at {cause[1]}",
+                               what) from None
         raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}", what) from None
     for node in _mutations_read_later(program.graph):
         raise SymPropError(f"{aten_name(node.target)} changes a value in place that forward reads again afterwards; "
                            "write it out of place (y = x * 2, not x.mul_(2))", location(node))
     return program
+
+
+@contextmanager
+def _torch_logs_quiet():
+    """torch.export's logs (notes on symbolic sizes) off, and what it prints (graph dumps of a failed trace) kept back
+    unless the trace succeeds (a print in the user's forward): a failure is told in one line instead."""
+    import contextlib
+    import io
+    import logging
+    import sys
+
+    loggers = [logger for name, logger in logging.root.manager.loggerDict.items()
+               if name.split(".")[0] == "torch" and isinstance(logger, logging.Logger)]
+    levels = [logger.level for logger in loggers]
+    printed, noted = io.StringIO(), io.StringIO()
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(noted):
+            yield
+        sys.stdout.write(printed.getvalue())
+        sys.stderr.write(noted.getvalue())
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _lowered(program):
@@ -467,12 +496,12 @@ class Exported(Module):
             except SymPropError as error:
                 if error.where:
                     raise
-                raise SymPropError(error.message + _inside(node), location(node)) from None
+                raise SymPropError(error.message + _context(node), location(node)) from None
             except ClassIndices:  # the model's trace learns that the target holds class indices, and starts again
                 raise
             except Exception as error:  # an operation symprop reads, on arguments it does not expect: one line
                 text = " ".join(str(error).split())[:200]
-                raise SymPropError(f"{aten_name(node.target)}: {type(error).__name__}: {text}{_inside(node)}",
+                raise SymPropError(f"{aten_name(node.target)}: {type(error).__name__}: {text}{_context(node)}",
                                    location(node)) from None
             if graph is not None and self.calls and self.calls[-1][0] == graph.path and \
                     isinstance(values.get(node), SymbolicTensor):  # a torch layer's output: its last value
@@ -765,6 +794,21 @@ def _inside(node) -> str:
     if not name.startswith("torch.nn.") or not path:
         return ""
     return f" (inside nn.{name.rsplit('.', 1)[-1]} {path.removeprefix('L__self__').strip('._') or path})"
+
+
+def _context(node) -> str:
+    """Where a refused node comes from, where the user did not write it: a torch layer, or torch's lowering of a
+    function."""
+    return _inside(node) or _lowered_from(node)
+
+
+def _lowered_from(node) -> str:
+    """" (in torch's lowering of logaddexp, which symprop does not have)": the torch function the user called, where
+    torch's decomposition of it made the node; "" where the node is the call itself."""
+    called = (node.meta.get("torch_fn") or ("", ""))[1].rsplit(".", 1)[-1]
+    if not called or called.strip("_") in str(getattr(node.target, "__name__", node.target)):
+        return ""
+    return f" (in torch's lowering of {called}, which symprop does not have)"
 
 
 def location(node) -> str:
