@@ -1273,3 +1273,28 @@ def test_a_function_that_torch_lowers_names_it_and_a_failed_trace_is_quiet(capfd
         S.from_torch(MeanAndVariance().double(), lambda out, t: gaussian(out[0], t, out[1]), example_inputs=(x,),
                      example_target=t)
     assert "def forward" not in "".join(capfd.readouterr())
+
+
+# -- makemore's bigram as a table of logits indexed by the ids: self.logits[idx] ----------------------------------
+class BigramTable(nn.Module):
+    def __init__(self, n=7):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros((n, n)))
+
+    def forward(self, idx):
+        return self.logits[idx]
+
+
+def test_a_table_indexed_by_the_ids_is_an_embedding(tmp_path):
+    torch.manual_seed(7)
+    net = BigramTable().double()
+    with torch.no_grad():
+        net.logits.normal_()
+    idx, t = torch.randint(0, 7, (4, 5)), torch.randint(0, 7, (4, 5))
+
+    def loss(logits, targets):
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+
+    model = S.from_torch(net, loss, example_inputs=(idx,), example_target=t, name="bigram_table")
+    assert model.index_ranges == {"idx": 7}
+    agree(model, net, (idx,), t, loss, tmp_path)

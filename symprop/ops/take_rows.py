@@ -30,8 +30,14 @@ def arange(start, end=None, step=1, **_):
 
 
 def index(x, indices):
-    """x[rows, ids]: from each row of x (batch, classes), the entry at its id."""
+    """x[rows, ids]: from each row of x (batch, classes), the entry at its id; table[ids] (makemore's bigram, a
+    table of logits indexed by the ids): the table's rows, as an embedding reads them."""
     indices = list(indices)
+    if len(indices) == 1 and isinstance(indices[0], SymbolicTensor) and not isinstance(x, Rows) and \
+            N not in getattr(x, "shape", (N,)):
+        from .embedding import functional as embedding
+
+        return embedding(indices[0], x)
     if len(indices) != 2 or not isinstance(indices[0], Rows) or not isinstance(indices[1], SymbolicTensor):
         raise fail("indexing with tensors is supported as x[torch.arange(n), ids] (each row's entry at its id)")
     value, ids = as_value(x, "index"), indices[1].value
