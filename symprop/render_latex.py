@@ -169,6 +169,12 @@ def _chain(derivation, statement, printer, relabel_all, defined: set) -> tuple[s
     return printer.doprint(chain), ""
 
 
+def _derivative(scalar: sp.Expr) -> sp.Expr:
+    """f′(z), z real (as the graph's values are): |z|′ is sign(z), where SymPy's complex z gives re/im parts."""
+    real = sp.Dummy("z", real=True)
+    return tidy(sp.diff(scalar.xreplace({z: real}), real)).xreplace({real: z})
+
+
 def _activation_of(graph, z_name: str):
     """(h, f′(z) as a named symbol, f′(z) itself) when the value labelled `z_name` is read only through an
     activation h = f(z); None otherwise."""
@@ -181,7 +187,7 @@ def _activation_of(graph, z_name: str):
         if h_name is None:
             continue
         prime = sp.Function(latex + "'")(sp.Symbol(z_name, real=True))
-        derivative = tidy(sp.diff(scalar, z)).xreplace({z: z_expr})
+        derivative = _derivative(scalar).xreplace({z: z_expr})
         return sp.Symbol(h_name, real=True), prime, derivative
     return None
 
@@ -196,7 +202,7 @@ def _derivative_facts(graph) -> list[str]:
     facts = []
     for scalar in graph.activations:
         function = sp.latex(scalar) if scalar.is_Function else rf"\left({sp.latex(scalar)}\right)"
-        fact = rf"\frac{{d}}{{dz}} {function} = {sp.latex(tidy(sp.diff(scalar, z)))}"
+        fact = rf"\frac{{d}}{{dz}} {function} = {sp.latex(_derivative(scalar))}"
         if fact not in facts:
             facts.append(fact)
     return facts

@@ -206,3 +206,39 @@ def test_every_symbol_used_is_defined_before(tex):
         used = {symbol for symbol, _ in table if symbol not in defined and _uses(symbol, rhs)}
         assert not used, f"{tex.name}: {lhs.strip()[:60]} reads {used}, defined nowhere above"
         defined |= {symbol for symbol, _ in table if _uses(symbol, lhs)}
+
+
+ABSOLUTE_AFTER = """name = "after_{kind}"
+inputs = 3
+[[layers]]
+type = "linear"
+outputs = 4
+[[layers]]
+type = "{kind}"
+[[layers]]
+type = "linear"
+outputs = 4
+[[layers]]
+type = "elementwise"
+expr = "Abs(z)"
+[[layers]]
+type = "linear"
+outputs = 2
+[loss]
+type = "mse"
+"""
+
+
+def test_an_absolute_value_after_each_activation_renders_every_target():
+    """An elementwise |z| after a ReLU ended in a traceback in the document: f′ of a scalar function was taken with
+    SymPy's complex z (re/im parts, then substituted into). Every activation of the op table, every target."""
+    from symprop.declare.spec import loads
+    from symprop.ops.registry import activations, toml_layers
+
+    kinds = sorted(kind for kind in toml_layers() if kind in activations())
+    assert {"relu", "tanh", "gelu"} <= set(kinds)
+    for kind in kinds:
+        derivation = sy.derive_network(loads(ABSOLUTE_AFTER.format(kind=kind)))
+        for target in ("numpy", "torch", "latex", "html"):
+            assert derivation.render(target), (kind, target)
+        assert r"\operatorname{sign}" in derivation.render("latex"), kind
