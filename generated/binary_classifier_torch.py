@@ -325,8 +325,20 @@ class Module(torch.nn.Module):
         return {key: self.get_parameter(key) for key in PARAM_SHAPES}
 
     def forward(self, x, t):
+        self._same_dtype(x=x, t=t)
         return LossAndGradients.apply(x, t, *self.params().values())
 
     def predict(self, x):
+        self._same_dtype(x=x)
         with torch.no_grad():
             return forward(self.params(), x)
+
+    def _same_dtype(self, **arrays):
+        """ValueError, in one line, for a float argument in another dtype than the parameters'."""
+        dtype = next(iter(self.params().values())).dtype
+        for name, value in arrays.items():
+            if value.is_floating_point() and value.dtype != dtype:
+                raise ValueError(
+                    f"{name} is {value.dtype}, the parameters {dtype}: convert one of them "
+                    f"(m.to({value.dtype}) or {name}.to({dtype}))"
+                )

@@ -388,8 +388,20 @@ class Module(torch.nn.Module):
         return {key: self.get_parameter(key) for key in PARAM_SHAPES}
 
     def forward(self, x, u, t):
+        self._same_dtype(x=x, u=u, t=t)
         return LossAndGradients.apply(x, u, t, *self.params().values())
 
     def predict(self, x, u):
+        self._same_dtype(x=x, u=u)
         with torch.no_grad():
             return forward(self.params(), x, u)
+
+    def _same_dtype(self, **arrays):
+        """ValueError, in one line, for a float argument in another dtype than the parameters'."""
+        dtype = next(iter(self.params().values())).dtype
+        for name, value in arrays.items():
+            if value.is_floating_point() and value.dtype != dtype:
+                raise ValueError(
+                    f"{name} is {value.dtype}, the parameters {dtype}: convert one of them "
+                    f"(m.to({value.dtype}) or {name}.to({dtype}))"
+                )

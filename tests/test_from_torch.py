@@ -201,6 +201,19 @@ def test_generated_module_under_torch_compile(tmp_path):
         assert relative_error(b.grad, a.grad) <= 1e-12, key
 
 
+def test_generated_module_refuses_a_float_argument_of_another_dtype(tmp_path):
+    """Module(seed=0) is float64: float32 data failed inside torch ("mat1 and mat2 must have the same dtype"); now
+    one line that names the argument and says what to do (issue 26, item 6)."""
+    model = S.Model(S.Sequential(S.Linear(3, 4), S.ReLU(), S.Linear(4, 1)), S.MSELoss(), name="dtypes")
+    m = generated(model, tmp_path)["torch"].Module(seed=0)
+    x, t = torch.randn(8, 3), torch.randn(8, 1)
+    with pytest.raises(ValueError, match=r"^x is torch.float32, the parameters torch.float64: convert one of them "
+                                         r"\(m.to\(torch.float32\) or x.to\(torch.float64\)\)$"):
+        m(x, t)
+    m.float()(x, t).backward()
+    assert all(p.grad.dtype == torch.float32 for p in m.parameters())
+
+
 class TorchUsersWrite(nn.Module):
     """What torch code is full of: x.view(x.size(0), -1), flatten, unsqueeze/squeeze, clamp, dropout at p = 0."""
 
