@@ -274,9 +274,12 @@ TARGET_SHAPE = (None, 16)  # class indices: integers
 
 
 def check_shapes(**arrays):
-    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch;
+    TypeError for anything but this module's arrays."""
     batch = None
     for name, value in arrays.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} is a {type(value).__name__}; this module takes torch tensors (torch.as_tensor(x))")
         expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
         shape = tuple(getattr(value, "shape", ()))
         if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
@@ -386,6 +389,8 @@ def init_params(seed=0, dtype=torch.float64, device=None):
 def forward(params, idx):
     """The network's output for idx of shape (batch, 16) (integer ids), before the loss."""
     check_shapes(idx=idx)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     transformer_wte_weight = params["transformer.wte.weight"]
     transformer_wpe_weight = params["transformer.wpe.weight"]
     transformer_h_0_ln_1_weight = params["transformer.h.0.ln_1.weight"]
@@ -579,6 +584,8 @@ def loss(params, idx, t):
 def loss_and_gradients(params, idx, t):
     """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params."""
     check_shapes(idx=idx, t=t)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     transformer_wte_weight = params["transformer.wte.weight"]
     transformer_wpe_weight = params["transformer.wpe.weight"]
     transformer_h_0_ln_1_weight = params["transformer.h.0.ln_1.weight"]

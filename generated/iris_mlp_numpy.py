@@ -52,9 +52,12 @@ TARGET_SHAPE = (None,)  # class indices: integers
 
 
 def check_shapes(**arrays):
-    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch;
+    TypeError for anything but this module's arrays."""
     batch = None
     for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{name} is a {type(value).__name__}; this module takes NumPy arrays (np.asarray(x))")
         expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
         shape = tuple(getattr(value, "shape", ()))
         if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
@@ -100,6 +103,8 @@ def init_params(seed=0, dtype=np.float64):
 def forward(params, x):
     """The network's output for x of shape (batch, 4), before the loss."""
     check_shapes(x=x)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]
@@ -133,6 +138,8 @@ def loss(params, x, t):
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     check_shapes(x=x, t=t)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w0 = params["0.weight"]
     b0 = params["0.bias"]
     w2 = params["2.weight"]

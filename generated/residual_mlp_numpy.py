@@ -47,9 +47,12 @@ TARGET_SHAPE = (None, 1)
 
 
 def check_shapes(**arrays):
-    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch;
+    TypeError for anything but this module's arrays."""
     batch = None
     for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{name} is a {type(value).__name__}; this module takes NumPy arrays (np.asarray(x))")
         expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
         shape = tuple(getattr(value, "shape", ()))
         if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
@@ -89,6 +92,8 @@ def init_params(seed=0, dtype=np.float64):
 def forward(params, x):
     """The network's output for x of shape (batch, 6), before the loss."""
     check_shapes(x=x)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w_fc1 = params["fc1.weight"]
     b_fc1 = params["fc1.bias"]
     w_out = params["out.weight"]
@@ -112,6 +117,8 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a Python float; t is of shape (batch, 1)."""
     check_shapes(x=x, t=t)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w_fc1 = params["fc1.weight"]
     N = x.shape[0]
     z_out = forward(params, x)
@@ -123,6 +130,8 @@ def loss(params, x, t):
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     check_shapes(x=x, t=t)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w_fc1 = params["fc1.weight"]
     b_fc1 = params["fc1.bias"]
     w_out = params["out.weight"]

@@ -47,9 +47,12 @@ TARGET_SHAPE = (None, 1)
 
 
 def check_shapes(**arrays):
-    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch;
+    TypeError for anything but this module's arrays."""
     batch = None
     for name, value in arrays.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} is a {type(value).__name__}; this module takes torch tensors (torch.as_tensor(x))")
         expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
         shape = tuple(getattr(value, "shape", ()))
         if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
@@ -94,6 +97,8 @@ def init_params(seed=0, dtype=torch.float64, device=None):
 def forward(params, x):
     """The network's output for x of shape (batch, 6), before the loss."""
     check_shapes(x=x)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w_fc1 = params["fc1.weight"]
     b_fc1 = params["fc1.bias"]
     w_out = params["out.weight"]
@@ -114,6 +119,8 @@ def forward(params, x):
 def loss(params, x, t):
     """The loss, a 0-d tensor; t is of shape (batch, 1)."""
     check_shapes(x=x, t=t)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w_fc1 = params["fc1.weight"]
     N = x.shape[0]
     z_out = forward(params, x)
@@ -125,6 +132,8 @@ def loss(params, x, t):
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params."""
     check_shapes(x=x, t=t)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w_fc1 = params["fc1.weight"]
     b_fc1 = params["fc1.bias"]
     w_out = params["out.weight"]

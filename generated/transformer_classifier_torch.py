@@ -131,9 +131,12 @@ TARGET_SHAPE = (None,)  # class indices: integers
 
 
 def check_shapes(**arrays):
-    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch;
+    TypeError for anything but this module's arrays."""
     batch = None
     for name, value in arrays.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} is a {type(value).__name__}; this module takes torch tensors (torch.as_tensor(x))")
         expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
         shape = tuple(getattr(value, "shape", ()))
         if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
@@ -203,6 +206,8 @@ def init_params(seed=0, dtype=torch.float64, device=None):
 def forward(params, x):
     """The network's output for x of shape (batch, 6, 16), before the loss."""
     check_shapes(x=x)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]
@@ -294,6 +299,8 @@ def loss(params, x, t):
 def loss_and_gradients(params, x, t):
     """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params."""
     check_shapes(x=x, t=t)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     W0 = params["0.self_attn.in_proj_weight"]
     B0 = params["0.self_attn.in_proj_bias"]
     Wo0 = params["0.self_attn.out_proj.weight"]

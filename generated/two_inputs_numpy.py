@@ -57,9 +57,12 @@ TARGET_SHAPE = (None,)  # class indices: integers
 
 
 def check_shapes(**arrays):
-    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch."""
+    """ValueError unless every array has its declared shape (INPUT_SHAPES; TARGET_SHAPE for t), all on one batch;
+    TypeError for anything but this module's arrays."""
     batch = None
     for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{name} is a {type(value).__name__}; this module takes NumPy arrays (np.asarray(x))")
         expected = TARGET_SHAPE if name == "t" else INPUT_SHAPES[name]
         shape = tuple(getattr(value, "shape", ()))
         if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
@@ -107,6 +110,8 @@ def init_params(seed=0, dtype=np.float64):
 def forward(params, x, u):
     """The network's output for x (batch, 6) and u (batch, 3), before the loss."""
     check_shapes(x=x, u=u)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w_ex = params["ex.weight"]
     b_ex = params["ex.bias"]
     w_eu = params["eu.weight"]
@@ -147,6 +152,8 @@ def loss(params, x, u, t):
 def loss_and_gradients(params, x, u, t):
     """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
     check_shapes(x=x, u=u, t=t)
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
     w_ex = params["ex.weight"]
     b_ex = params["ex.bias"]
     w_eu = params["eu.weight"]

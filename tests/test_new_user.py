@@ -239,3 +239,18 @@ def test_a_function_applied_twice_is_warned_in_the_cli_and_the_document(last, lo
     assert "Warning:" in (tmp_path / "out" / "twice.tex").read_text()
     code, _, err = run("derive", str(ROOT / "examples" / "iris_mlp.toml"), "--out", str(tmp_path / "iris"))
     assert code == 0 and "warning" not in err
+
+
+def test_a_tensor_given_to_the_numpy_module_and_a_missing_key_get_one_line(tmp_path):
+    """A torch tensor passed to the NumPy module, or params without a key, ended in NumPy's or Python's own error
+    (issue 26, item 7); each now gets one line naming the argument or the key."""
+    model = S.Model(S.Sequential(S.Linear(3, 2)), S.MSELoss(), name="arguments")
+    numpy_module, torch_module = (generated_modules(model, tmp_path)[b] for b in ("numpy", "torch"))
+    params = numpy_module.init_params()
+    x, t = np.ones((4, 3)), np.ones((4, 2))
+    with pytest.raises(TypeError, match=r"^x is a Tensor; this module takes NumPy arrays \(np.asarray\(x\)\)$"):
+        numpy_module.loss_and_gradients(params, torch.ones(4, 3, dtype=torch.float64), t)
+    with pytest.raises(TypeError, match=r"^t is a ndarray; this module takes torch tensors"):
+        torch_module.loss_and_gradients(torch_module.init_params(), torch.ones(4, 3, dtype=torch.float64), t)
+    with pytest.raises(ValueError, match=r"^params lacks '0.bias', of shape \(2,\)$"):
+        numpy_module.loss_and_gradients({"0.weight": params["0.weight"]}, x, t)
