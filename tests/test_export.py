@@ -1298,3 +1298,33 @@ def test_a_table_indexed_by_the_ids_is_an_embedding(tmp_path):
     model = S.from_torch(net, loss, example_inputs=(idx,), example_target=t, name="bigram_table")
     assert model.index_ranges == {"idx": 7}
     agree(model, net, (idx,), t, loss, tmp_path)
+
+
+# -- a loss function's torch loss with reduction="sum": ATen numbers the reduction, and orders its arguments its way --
+SUMMED = {
+    "mse": (lambda o, t: F.mse_loss(o, t, reduction="sum"), False, False),
+    "l1": (lambda o, t: F.l1_loss(o, t, reduction="sum"), False, False),
+    "smooth_l1": (lambda o, t: F.smooth_l1_loss(o, t, reduction="sum", beta=0.5), False, False),
+    "huber": (lambda o, t: F.huber_loss(o, t, reduction="sum", delta=0.5), False, False),
+    "bce": (lambda o, t: F.binary_cross_entropy(torch.sigmoid(o), t, reduction="sum"), False, False),
+    "bce_with_logits": (lambda o, t: F.binary_cross_entropy_with_logits(o, t, reduction="sum"), False, False),
+    "kl_div": (lambda o, t: F.kl_div(F.log_softmax(o, -1), t, reduction="sum"), False, True),
+    "nll": (lambda o, t: F.nll_loss(F.log_softmax(o, -1), t, reduction="sum"), True, False),
+    "nll_ignore_index": (lambda o, t: F.nll_loss(F.log_softmax(o, -1), t, ignore_index=1), True, False),
+    "cross_entropy": (lambda o, t: F.cross_entropy(o, t, reduction="sum"), True, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SUMMED))
+def test_a_loss_functions_reduction_through_aten(tmp_path, name):
+    """F.nll_loss(..., reduction="sum") reached symprop as aten.nll_loss(input, target, weight, 2, -100): read in
+    F.nll_loss's order, its sum was a mean (the annotated transformer's SimpleLossCompute: a loss 14x too small)."""
+    loss, indices, distribution = SUMMED[name]
+    torch.manual_seed(8)
+    net = nn.Sequential(nn.Linear(5, 3)).double()
+    x = torch.randn(6, 5, dtype=torch.float64)
+    t = torch.randint(0, 3, (6,)) if indices else torch.rand(6, 3, dtype=torch.float64)
+    if distribution:
+        t = t / t.sum(-1, keepdim=True)
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name=f"summed_{name}")
+    agree(model, net, (x,), t, loss, tmp_path)

@@ -7,7 +7,7 @@ import sympy as sp
 
 from ..declare.calls import applied_twice, torch_function
 from ..notes import define
-from .loss import Loss, loss_op, per_element
+from .loss import ATEN_REDUCTIONS, Loss, loss_op, per_element
 from .registry import TorchNames
 from .sigmoid import sigmoid
 
@@ -42,4 +42,6 @@ class BCEWithLogitsLoss(Loss):
 
 TORCH = TorchNames((f"torch.nn.functional.{NAME}",), (), "BCEWithLogitsLoss",
                    ("aten.binary_cross_entropy_with_logits.default",))
-loss_op(NAME, BCEWithLogitsLoss, binary_cross_entropy_with_logits, TORCH)
+loss_op(NAME, BCEWithLogitsLoss, binary_cross_entropy_with_logits, TORCH,  # ATen's: weight, pos_weight, reduction
+        aten=lambda input, target, weight=None, pos_weight=None, reduction=1: binary_cross_entropy_with_logits(
+            input, target, weight, ATEN_REDUCTIONS[reduction], pos_weight))

@@ -8,7 +8,7 @@ from ..declare.tensor import shape_text
 from ..declare.trace import fail
 from ..errors import SymPropError
 from .cross_entropy import CrossEntropyLoss, class_targets, classes_last
-from .loss import loss_op, operands, reduced, unsupported
+from .loss import ATEN_REDUCTIONS, loss_op, operands, reduced, unsupported
 from .registry import TorchNames
 
 
@@ -50,4 +50,6 @@ class NLLLoss(CrossEntropyLoss):
 
 
 TORCH = TorchNames(("torch.nn.functional.nll_loss",), (), "NLLLoss", ("aten.nll_loss.default",))
-loss_op("nll_loss", NLLLoss, nll_loss, TORCH)
+loss_op("nll_loss", NLLLoss, nll_loss, TORCH,  # ATen's order: (input, target, weight, reduction, ignore_index)
+        aten=lambda input, target, weight=None, reduction=1, ignore_index=-100: nll_loss(
+            input, target, weight, ignore_index, ATEN_REDUCTIONS[reduction]))
