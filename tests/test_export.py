@@ -1055,10 +1055,39 @@ def test_an_output_that_merges_the_batch_with_time_is_refused_in_one_line():
             return F.log_softmax(self.decoder(output).view(-1, 20), dim=1), hidden
 
     inp, hidden = torch.randint(0, 20, (5, 3)), torch.zeros(1, 3, 8)
-    with pytest.raises(S.SymPropError, match="the batch is merged with another axis") as error:
+    with pytest.raises(S.SymPropError, match=r"output has shape \(5\*N, 20\): the batch is merged") as error:
         S.from_torch(Flattened(), lambda out, t: F.nll_loss(out[0], t), example_inputs=(inp, hidden),
                      example_target=torch.randint(0, 20, (15,)))
     assert "\n" not in str(error.value)
+
+
+def test_what_torch_export_says_is_said_in_symprops_words():
+    """torch.export's own texts (L['t'].size()[0] = 15 is not equal to ..., "Please file an issue on github") for
+    a flattened target of a sequence-first model and for a tensor's .data."""
+    class SequenceFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):  # (sequence, batch, 4)
+            return self.fc(x)
+
+    x = torch.randn(5, 3, 4, dtype=torch.float64)
+    flat = torch.randint(0, 3, (15,))
+    with pytest.raises(S.SymPropError, match=r"^loss: the batch axis of t \(axis 0, 15\) and of y \(axis 1, 3\) "):
+        S.from_torch(SequenceFirst().double(), lambda y, t: F.cross_entropy(y.view(-1, 3), t), example_inputs=(x,),
+                     example_target=flat, batch_axis=1)
+
+    class ReadsData(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(x) * torch.ones(3).type_as(x.data)
+
+    with pytest.raises(S.SymPropError, match=r"reads a tensor's .data, .*write .detach\(\) instead of .data$"):
+        S.from_torch(ReadsData().double(), nn.MSELoss(), example_inputs=(x[0],), example_target=x[0, :, :3])
 
 
 # -- a boolean attn_mask for SDPA (True: attend), given as an input or computed from the ids and reshaped ---------

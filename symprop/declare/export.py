@@ -208,6 +208,16 @@ def _export(module, args: tuple, what: str, axes=0):
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
             raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) as a "
                                "number, or has a batch of one); symprop derives for any batch size", what) from None
+        unequal = re.search(r"L\['(\w+)'\]\.size\(\)\[(\d+)\] = (\d+) is not equal to "
+                            r"L\['(\w+)'\]\.size\(\)\[(\d+)\] = (\d+)", text)
+        if unequal:  # two arguments whose batch axes differ: one merges its batch with another axis, or has none
+            a, i, m, b, j, n = unequal.groups()
+            raise SymPropError(f"the batch axis of {a} (axis {i}, {m}) and of {b} (axis {j}, {n}) differ: give every "
+                               "argument with its batch on an axis of its own (not merged with the sequence's by "
+                               "view(-1)), and more than one example", what) from None
+        if "fake tensor in the exported program" in text:
+            raise SymPropError("torch.export cannot trace it: it reads a tensor's .data, or a tensor made outside "
+                               "the traced code; write .detach() instead of .data", what) from None
         cause = re.search(r"Caused by: \(([^)]*)\)", text)
         if "DataDependent" in type(error).__name__ and cause:  # a Python branch on a tensor's value
             raise SymPropError(f"torch.export cannot trace it: it branches on a value of the data, at {cause[1]}",
@@ -475,12 +485,13 @@ class Exported(Module):
         """The batch axis of output number i: the one the exported program keeps free, first or second."""
         shape = next(n for n in self.program.graph.nodes if n.op == "output").args[0][i].meta["val"].shape
         free = [a for a, d in enumerate(shape) if not isinstance(d, int)]
+        text = "(" + ", ".join(re.sub(r"\bs\d+\b", "N", str(d)) for d in shape) + ")"  # torch's batch size s12: N
         if any(not getattr(getattr(shape[a], "node", None), "expr", sp.Symbol("s")).is_Symbol for a in free):
-            raise SymPropError(f"forward's output has shape {tuple(shape)}: the batch is merged with another axis (a "
+            raise SymPropError(f"forward's output has shape {text}: the batch is merged with another axis (a "
                                "view(-1, ...) in forward); return it with the batch on an axis of its own, and let "
                                "the loss reshape it", "forward")
         if free not in ([0], [1]):
-            raise SymPropError(f"forward's output has shape {tuple(shape)}: symprop needs its batch on an axis of its "
+            raise SymPropError(f"forward's output has shape {text}: symprop needs its batch on an axis of its "
                                "own, first or second", "forward")
         return free[0]
 
