@@ -19,7 +19,7 @@ from .graph import Graph, Tensor, Value
 from .notes import define
 from .ops.registry import COTANGENT_RULES, lookup
 from .ops.sum import reduce_sum
-from .simplify import replace_structurally, tidy
+from .simplify import derivative, replace_structurally, tidy
 
 CANCELS = define(
     "cancels", "dL/d{0} = 0: the terms of the chain rule through {0} cancel",
@@ -39,7 +39,7 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
         is stored (a map tensor), its derivative reads the stored value: (v^(-1/2))' = -r^3/2 for r = v^(-1/2)."""
         for symbol in graph.tensor_symbols(operand.expr):
             tensor = graph.tensor(symbol)
-            local = sp.diff(operand.expr, symbol)
+            local = derivative(operand.expr, symbol)
             if stored is not None:
                 local = replace_structurally(local, operand.expr, stored.symbol)
             if tensor in live and local != 0 and cotangent.expr != 0:

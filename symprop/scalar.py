@@ -16,7 +16,7 @@ from .declare.parse import parse
 from .errors import SymPropError
 from .ops.registry import activations
 from .printing.primes import prime_notation
-from .simplify import TooLarge, tidy
+from .simplify import TooLarge, derivative, tidy
 
 
 def derive(expression: sp.Expr | str, wrt) -> dict[str, sp.Expr]:
@@ -69,16 +69,16 @@ def chain_rule(expression: sp.Expr | str, wrt) -> ChainRule:
     values = {definition: name for name, definition in names.items()}
     adjoints: dict[sp.Symbol, sp.Expr] = {}
     for name in reversed(names):  # outermost first: every user of a name comes before it
-        adjoints[name] = sp.factor_terms(sp.diff(top, name) + sum(
-            (adjoints[user] * sp.diff(definition, name) for user, definition in names.items()
+        adjoints[name] = sp.factor_terms(derivative(top, name) + sum(
+            (adjoints[user] * derivative(definition, name) for user, definition in names.items()
              if user in adjoints and name in definition.free_symbols), sp.Integer(0)))
     gradients, steps = {}, {}
     for w in variables:
-        route = [(None, sp.Integer(1), sp.diff(top, w))] + [
-            (name, adjoints[name], sp.diff(definition, w).subs(values)) for name, definition in names.items()
+        route = [(None, sp.Integer(1), derivative(top, w))] + [
+            (name, adjoints[name], derivative(definition, w).subs(values)) for name, definition in names.items()
             if w in definition.free_symbols]
         steps[w.name] = [(name, adjoint, local) for name, adjoint, local in route if local != 0]
-        gradients[w.name] = _simplest(sp.diff(expression, w))
+        gradients[w.name] = _simplest(derivative(expression, w))
     return ChainRule(expression, names, top, adjoints, gradients, steps)
 
 

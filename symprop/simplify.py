@@ -95,7 +95,7 @@ def stable(expr: sp.Expr, fired: set | None = None) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.log), rewrite) if STABLE_LOGS else expr
 
 
-def kinks(expr: sp.Expr) -> sp.Expr:
+def kinks(expr: sp.Expr, sides: set | None = None) -> sp.Expr:
     """Where a derivative jumps, take torch's value for the function it has the shape of (SymPy's H(0) is ½).
 
     A step H(u) alone is 0 at u = 0: max(z, 0)'s derivative at 0 is 0, as torch's, and min(max(z, −1), 1)'s at its
@@ -107,10 +107,22 @@ def kinks(expr: sp.Expr) -> sp.Expr:
         return expr
     arguments = {e.args[0] for e in steps}
 
+    def two_sided(u: sp.Expr) -> bool:  # `sides`: the differences p − q of the Max(p, q) the steps may come from
+        return sides is None or any(sp.expand(u - s) == 0 or sp.expand(u + s) == 0 for s in sides)
+
     def at_zero(u: sp.Expr) -> int:
-        return 1 if -u in arguments and u.could_extract_minus_sign() else 0
+        return 1 if -u in arguments and u.could_extract_minus_sign() and two_sided(u) else 0
 
     return expr.xreplace({e: sp.Heaviside(e.args[0], at_zero(e.args[0])) for e in steps})
+
+
+def derivative(expr: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
+    """d expr/d symbol, its kinks taken as torch takes them: a step pair H(u), H(−u) is the two sides of one Max(p,
+    q) only where expr has such a Max, p − q = ±u; the steps of two ReLUs (the pinball loss's Max(y − t, 0)/4 +
+    3·Max(t − y, 0)/4) are each 0 at their tie, whatever SymPy's order of their arguments."""
+    sides = {sp.expand(m.args[0] - m.args[1]) for m in expr.atoms(sp.Max, sp.Min)
+             if len(m.args) == 2 and not any(a.is_number for a in m.args)}
+    return kinks(sp.diff(expr, symbol), sides)
 
 
 def replace_structurally(expr: sp.Expr, definition: sp.Expr, symbol: sp.Symbol) -> sp.Expr:

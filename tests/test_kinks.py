@@ -21,6 +21,13 @@ SHAPES = {
     "mish": ("z*tanh(log(1 + exp(z)))", TF.mish),
     "softplus": ("log(1 + exp(z))", TF.softplus),
     "silu": ("z*sigmoid(z)", TF.silu),
+    # two ReLUs in separate terms (the pinball loss), in either order of their arguments and of the terms, and with
+    # the kink moved to 1: each is 0 at its tie, as torch's relu, never read as the two sides of one Max
+    "pinball": ("Max(z, 0)/4 + 3*Max(-z, 0)/4", lambda z: torch.relu(z) / 4 + 3 * torch.relu(-z) / 4),
+    "pinball_swapped": ("3*Max(0, -z)/4 + Max(0, z)/4", lambda z: torch.relu(z) / 4 + 3 * torch.relu(-z) / 4),
+    "pinball_shifted": ("Max(z - 1, 0)/4 + 3*Max(1 - z, 0)/4",
+                        lambda z: torch.relu(z - 1) / 4 + 3 * torch.relu(1 - z) / 4),
+    "two_relus_shifted": ("Max(0, 1 - z) + Max(z - 1, 0)", lambda z: torch.relu(1 - z) + torch.relu(z - 1)),
 }
 
 
@@ -56,3 +63,17 @@ def test_derivatives_at_kinks_and_far_out_are_torchs(shape, dtype):
             ours = loss_and_gradients(params, x, t)[1]["0.bias"]
         assert torch.isfinite(ours).all(), (backend, ours)
         assert (ours - want).abs().max() <= tolerance * max(want.abs().max().item(), 1.0), (backend, ours, want)
+
+
+@pytest.mark.parametrize("expr", ["Max(y - t, 0)/4 + 3*Max(t - y, 0)/4", "3*Max(t - y, 0)/4 + Max(y - t, 0)/4",
+                                  "Max(0, y - t)/4 + 3*Max(0, t - y)/4"])
+def test_the_pinball_loss_at_a_tie_is_torchs_in_every_order(expr):
+    """symprop derive --expr gave (Heaviside(y - t, 1) - 3*Heaviside(t - y, 0))/4: 1/4 at y = t, where torch's relu
+    form gives 0 (issue 26, item 2)."""
+    from click.testing import CliRunner
+
+    from symprop.cli import main
+
+    result = CliRunner().invoke(main, ["derive", "--expr", expr, "--wrt", "y"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].strip() == "(Heaviside(-t + y, 0) - 3*Heaviside(t - y, 0))/4"
