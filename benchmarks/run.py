@@ -94,6 +94,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve()
 DEFAULT_JSON = HERE.parent / "results" / "run.json"
+# `symprop bench` (SYMPROP_BENCH_PROG set) writes into the current folder: the committed results stay as they are
+CLI_JSON = Path("symprop_bench.json")
 VARIANTS = ("numpy", "torch", "torch+compile", "autograd", "autograd+compile", "jax.jit")
 TORCH_VARIANTS = ("torch", "torch+compile", "autograd", "autograd+compile")
 COMPILED = ("torch+compile", "autograd+compile", "jax.jit")
@@ -844,8 +846,9 @@ def main(argv=None, prog=None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for every library (OMP/OpenBLAS/MKL_NUM_THREADS; XLA only for 1); "
                              "default: the libraries' defaults (--quick: 1)")
+    default_json = CLI_JSON if prog else DEFAULT_JSON
     parser.add_argument("--json", type=Path, default=None,
-                        help=f"results file (default {DEFAULT_JSON}; --quick writes none unless given)")
+                        help=f"results file (default {default_json}; --quick writes none unless given)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {','.join(VARIANTS)} (default all)")
     workloads = ",".join([*NETWORKS, "derive"])
@@ -921,7 +924,7 @@ def main(argv=None, prog=None) -> int:
               "gemm": gemm_rows, "gemm_limit_flops": gemm_best, "rows": rows, "derive": derive_rows,
               "failures": failures}
     if args.json is not None or not args.quick:
-        path = args.json or DEFAULT_JSON
+        path = args.json or default_json
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nwrote {path}")

@@ -387,8 +387,10 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
     start = time.perf_counter()
     out = Path(out_dir)
     reached = {"params": None, "epoch": 0}  # what the last finished epoch reached, to save on Ctrl-C
-    with click.progressbar(length=epochs, label="epoch", show_pos=True, file=sys.stderr,
-                           item_show_func=lambda text: text) as bar:
+    # piped (no terminal), click would print the bar's label alone: no bar then
+    bar_context = click.progressbar(length=epochs, label="epoch", show_pos=True, file=sys.stderr,
+                                    item_show_func=lambda text: text) if sys.stderr.isatty() else _NoBar()
+    with bar_context as bar:
         def progress(epoch, loss, params):
             if not math.isfinite(loss):
                 raise Diverged(epoch + 1, loss)
@@ -514,6 +516,19 @@ def sample(source, params_path, prompt, length, temperature, seed):
     click.echo(generate(_fresh_module(model, source), params, alphabet, prompt, length, temperature, seed))
 
 
+class _NoBar:
+    """A progress bar that shows nothing (output piped)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, steps, text=None):
+        pass
+
+
 @main.command(short_help="Time generated modules against autograd and JAX.",
               context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                 "help_option_names": []})
@@ -526,7 +541,5 @@ def bench(args):
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
     if not script.exists():
         raise SymPropError("the benchmarks come with the source checkout, not with the installed package", "bench")
-    if not any(a == "--json" or a.startswith("--json=") for a in args) and not {"-h", "--help"} & set(args):
-        args = (*args, "--json", "symprop_bench.json")  # the committed benchmarks/results/run.json stays as it is
     env = {**os.environ, "SYMPROP_BENCH_PROG": "symprop bench"}
     sys.exit(subprocess.call([sys.executable, str(script), *args], env=env))

@@ -79,6 +79,9 @@ class Derivation:
         if target not in BACKENDS:
             raise ValueError(f"unknown target {target!r}; known: {', '.join(BACKENDS)}")
         backend = BACKENDS[target]
+        script = getattr(self.model, "script", "")
+        if not (source or self.model.source) and script:  # declared in Python: the script makes it again
+            source, command = source or f"a model declared in {script}", command or f"python {script}"
         source = source or self.model.source or "a model declared in Python"
         command = command or f"symprop derive {source}"
         return backend.render(self, backend, source, command)

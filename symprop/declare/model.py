@@ -88,6 +88,7 @@ class Model:
         self._target_shape = target_shape
         self.name = name
         self.source = source  # where it was declared, for generated headers
+        self.script = "" if source else _script()  # the Python file whose code declared it, where there is one
         self.sequence = sequence
         check_name(name)
         if not isinstance(loss, Loss) and (isinstance(loss, Module) or not callable(loss)):
@@ -299,6 +300,25 @@ class Model:
 
     def __repr__(self):
         return f"Model({self.net.describe()}, {self.describe_loss()}, name={self.name!r})"
+
+
+def _script() -> str:
+    """The user's file that is declaring a model (the first caller outside symprop), relative to the current folder
+    where it lies under it; "" in a notebook or an interpreter."""
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1]
+    for frame in inspect.stack()[2:]:
+        path = Path(frame.filename)
+        if frame.filename.startswith("<") or package in path.resolve().parents:
+            continue
+        if "site-packages" in path.parts or "torch" in path.parts:
+            continue
+        try:
+            return str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return path.name
+    return ""
 
 
 def _what(thing) -> str:
