@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 from click.testing import CliRunner
+from conftest import committed
 
 import symprop as sy
 from symprop.cli import main
@@ -16,7 +17,7 @@ from symprop.printing.latex import ReadableLatexPrinter
 from symprop.scalar import chain_rule, prime_notation
 
 ROOT = Path(__file__).resolve().parent.parent
-TEX = sorted((ROOT / "generated").glob("*.tex"))
+TEX = committed("*.tex")
 
 
 def need(tool: str) -> str:

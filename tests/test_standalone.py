@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy
 import pytest
+from conftest import committed
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "generated"
 EXAMPLES = ROOT / "examples"
-NUMPY_MODULES = sorted(GENERATED.glob("*_numpy.py"))
-TORCH_MODULES = sorted(GENERATED.glob("*_torch.py"))
+NUMPY_MODULES = committed("*_numpy.py")
+TORCH_MODULES = committed("*_torch.py")
 # numpy and torch live here; symprop's editable install is a .pth file in it, which is only
 # processed by `site`. The subprocess runs without `site` (-S) and adds this directory by hand.
 SITE_PACKAGES = str(Path(numpy.__file__).resolve().parents[1])
