@@ -243,3 +243,34 @@ def test_an_absolute_value_after_each_activation_renders_every_target():
         for target in ("numpy", "torch", "latex", "html"):
             assert derivation.render(target), (kind, target)
         assert r"\operatorname{sign}" in derivation.render("latex"), kind
+
+
+HUBER_BY_HAND = """name = "huber_by_hand"
+inputs = 4
+[[layers]]
+type = "linear"
+outputs = 8
+[[layers]]
+type = "tanh"
+[[layers]]
+type = "linear"
+outputs = 2
+[loss]
+type = "elementwise"
+expr = "Min(Abs(y - t), 1)*(Abs(y - t) - Min(Abs(y - t), 1)/2)"
+"""
+
+
+def test_a_long_closed_form_in_full_breaks_across_lines(tmp_path):
+    """A Huber loss written with Min(Abs(y - t), 1): its gradients in full were fractions over N whose numerators ran
+    past the page (two overfull boxes); a numerator that long is written 1/N (...), which TeX breaks (issue 26,
+    item 4)."""
+    from symprop.declare.spec import loads
+
+    tex = tmp_path / "source" / "huber_by_hand.tex"
+    tex.parent.mkdir()
+    tex.write_text(sy.derive_network(loads(HUBER_BY_HAND)).render("latex"))
+    compile_tex(tex, tmp_path)
+    log = (tmp_path / "huber_by_hand.log").read_text(errors="replace")
+    assert not [line for line in log.splitlines() if line.startswith("Overfull")]
+    assert r"\frac{1}{N} ((- \frac{1}{2})" in tex.read_text()

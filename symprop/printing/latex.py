@@ -16,6 +16,8 @@ from sympy.printing.latex import LatexPrinter
 from ..ops.registry import OPS
 from .statements import StatementPrinter
 
+LONG_NUMERATOR = 150  # characters of LaTeX: a fraction's numerator past it cannot stay on one line, written out
+
 _STEMS = {"x": "X", "w": "W", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell", "tmp": r"\tau", "dz": r"\delta"}
 
 
@@ -142,7 +144,11 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
         elif scalars != 1:
             body = self.parenthesize(scalars, 50) + " " + body
         if denominator:
-            return rf"\frac{{{body}}}{{{self._print(sp.Mul(*denominator))}}}"
+            under = self._print(sp.Mul(*denominator))
+            ratio = self._settings.get("long_frac_ratio")
+            if ratio and len(body) > max(ratio * len(under), LONG_NUMERATOR):  # 1/N (...): it breaks across lines
+                return rf"\frac{{1}}{{{under}}} ({body})"
+            return rf"\frac{{{body}}}{{{under}}}"
         return body
 
     def _factor(self, factor) -> str:
