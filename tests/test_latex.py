@@ -274,3 +274,12 @@ def test_a_long_closed_form_in_full_breaks_across_lines(tmp_path):
     log = (tmp_path / "huber_by_hand.log").read_text(errors="replace")
     assert not [line for line in log.splitlines() if line.startswith("Overfull")]
     assert r"\frac{1}{N} ((- \frac{1}{2})" in tex.read_text()
+
+
+def test_the_transformer_document_uses_the_books_names_and_explains_its_count():
+    """It wrote xhat_{n1,0}, be and an unexplained factor 6 (the sequence's length, from the mean pool; issue 26,
+    item 4 in part)."""
+    document = (ROOT / "generated" / "transformer_classifier.tex").read_text()
+    assert r"\hat{x}_{\mathrm{n1},0}" in document and r"\beta_{1}^{(0)} + \gamma_{1}^{(0)}" in document
+    assert r"\mathrm{xhat}" not in document and r"\mathrm{be}" not in document
+    assert r"$h_{1}$ is the mean over the sequence's $6$ positions" in document

@@ -7,8 +7,14 @@ from ..declare.options import Table
 from ..declare.tensor import SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
+from ..notes import define
 from .registry import defop
 from .sum import reduce_sum
+
+MEAN_OVER = define("mean over the sequence",
+                   "{0} is the mean over the sequence's {1} positions: its sum over them / {1}",
+                   r"${0}$ is the mean over the sequence's ${1}$ positions: its sum over them divided by ${1}$ (the "
+                   r"${1}$ in its rows, and in its cotangent's).")
 
 
 def mean_over(g: Graph, value: Value, axis: int, name: str) -> Value:
@@ -18,6 +24,7 @@ def mean_over(g: Graph, value: Value, axis: int, name: str) -> Value:
     dropped = tuple(d for a, d in enumerate(value.shape) if a != axis)
     summed = g.apply("rearrange", (total,), stem=f"sum{name[1:]}" if name[0] == "h" else f"sum_{name}", shape=dropped,
                      split=total.shape, perm=tuple(range(len(kept))))
+    g.note(MEAN_OVER, name, str(value.shape[axis]))
     return g.label(Value(summed.expr / value.shape[axis], dropped), name)
 
 

@@ -18,7 +18,9 @@ from .statements import StatementPrinter
 
 LONG_NUMERATOR = 150  # characters of LaTeX: a fraction's numerator past it cannot stay on one line, written out
 
-_STEMS = {"x": "X", "w": "W", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell", "tmp": r"\tau", "dz": r"\delta"}
+_STEMS = {"x": "X", "w": "W", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell", "tmp": r"\tau", "dz": r"\delta",
+          # a layer norm's values as books write them: x̂, its scale γ and shift β
+          "xhat": r"\hat{x}", "g": r"\gamma", "be": r"\beta"}
 
 
 @functools.cache
@@ -42,6 +44,8 @@ def atomic(text: str) -> bool:
 
 def latex_name(name: str, dense_target: bool = True) -> str:
     """z0 → z_{0}, w2 → W_{2}, dz1 → \\delta_{1}, dh1 → \\bar{h}_{1}, shifted → \\tilde{z}."""
+    if name.isdigit():  # a count the document names (a sequence's length)
+        return name
     match = re.fullmatch(r"([A-Za-z]+?)(\d*)(?:_(\d+))?", name)
     if not match and "_" in name:  # xc_n1_0: x − μ of norm n1 in layer 0, written xc_{n1,0}
         head, *rest = name.split("_")
