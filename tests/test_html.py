@@ -112,3 +112,21 @@ def test_a_function_is_spelled_as_its_op_says_alone_and_inside_an_expression():
     sigma, z = lookup("sigmoid").sympy, sp.Symbol("z", real=True)
     alone, inside = (MathMLBackendPrinter().doprint(e) for e in (sigma(z), sp.exp(sigma(z))))
     assert "<mi>&#963;</mi>" in alone and "<mi>&#963;</mi>" in inside and "sigmoid" not in alone + inside
+
+
+def test_a_cotangents_bar_is_visible_at_normal_zoom(tmp_path):
+    """The bar over a cotangent was a thin overline, nearly invisible at 100% zoom: w̄₂ = z̄₂ᵀh₁ read as w₂ = z₂ᵀh₁
+    (issue 26, item 5). The page draws it bold and red: a screenshot at 100% holds its pixels."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    derivation = S.derive_network(S.load_spec(ROOT / "examples" / "iris_mlp.toml"))
+    (page,) = derivation.write(tmp_path, ("html",))
+    shot = tmp_path / "shot.png"
+    result = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                             "--force-device-scale-factor=1", "--window-size=1000,900", f"--screenshot={shot}",
+                             page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
+    data = Image.open(shot).convert("RGB").crop((0, 0, 450, 900)).tobytes()  # the derivation's column
+    red = sum(1 for r, g, b in zip(data[0::3], data[1::3], data[2::3], strict=True) if r > 140 and g < 110 and b < 110)
+    assert red > 60, red  # 8 bars in this page's cotangents, each some 8 px wide and 2 thick, at least

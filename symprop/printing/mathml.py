@@ -44,6 +44,7 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
         if name.startswith("d") and len(name) > 1 and name[1].isalpha():  # an adjoint: dz1 is z̄₁ = ∂L/∂z₁
             over = self.dom.createElement("mover")
             over.setAttribute("accent", "true")
+            over.setAttribute("class", "adjoint")  # the page draws its bar bold, in a colour of its own
             over.appendChild(self._print_Symbol(sp.Symbol(name[1:])))
             bar = self.dom.createElement("mo")
             bar.appendChild(self.dom.createTextNode("\u203e"))
