@@ -283,3 +283,4 @@ def test_the_transformer_document_uses_the_books_names_and_explains_its_count():
     assert r"\hat{x}_{\mathrm{n1},0}" in document and r"\beta_{1}^{(0)} + \gamma_{1}^{(0)}" in document
     assert r"\mathrm{xhat}" not in document and r"\mathrm{be}" not in document
     assert r"$h_{1}$ is the mean over the sequence's $6$ positions" in document
+    assert r"$\mathrm{scores}_{0} = q k^{\top} / \sqrt{8}$, $8$ the width of a head" in document  # the √2/4

@@ -13,10 +13,15 @@ import math
 import sympy as sp
 
 from ..graph import Graph, Value
+from ..notes import define
 from .causal_mask import causal_mask
 from .linear import linear_graph
 from .padding_mask import padding_mask
 from .softmax import softmax_graph
+
+ATTENTION_SCALE = define("attention's scale", "{0} = q·kᵀ/√{1}: {1} is the width of a head",
+                         r"${0} = q k^{{\top}} / \sqrt{{{1}}}$, ${1}$ the width of a head: the factor "
+                         r"$1/\sqrt{{{1}}}$ in the formulas is that scale.")
 
 _ATTENTION = {"in_proj_weight": ("W", lambda e: (3 * e, e)), "in_proj_bias": ("B", lambda e: (3 * e,)),
               "out_proj.weight": ("Wo", lambda e: (e, e)), "out_proj.bias": ("bo", lambda e: (e,))}
@@ -67,6 +72,7 @@ def attention(g: Graph, i: str, layer, x: Value, p: dict, prefix: str = "self_at
             heads[part] = split_heads(kv, part)
     scores = g.apply("einsum", (heads["q"], heads["k"]), stem=f"qk{i}", spec="nhsd,nhtd->nhst")
     logits = scores.expr / sp.sqrt(d)
+    g.note(ATTENTION_SCALE, f"scores{i}", str(d))
     if causal:  # -inf above the diagonal: position s attends to positions t <= s
         logits += causal_mask(g, s, stem=f"mask{i}").expr
     if padding is not None:  # -inf at the keys that are padding
