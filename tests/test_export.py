@@ -1015,6 +1015,10 @@ def test_makemores_bigram_loss_indexes_each_rows_probability(tmp_path):
     xs, ys = torch.randint(0, 12, (9,)), torch.randint(0, 12, (9,))
     model = S.from_torch(net, loss, example_inputs=(xs,), example_target=ys, name="bigram_counts")
     agree(model, net, (xs,), ys, loss, tmp_path)
+    numpy_module = generated_modules(model, tmp_path / "again")["numpy"]  # a label of 12 of 12: one line, not a 0
+    params = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    with pytest.raises(ValueError, match=r"t holds class indices in \[0, 12\), got 12"):
+        numpy_module.loss_and_gradients(params, xs.numpy(), torch.cat([torch.tensor([12]), ys[1:]]).numpy())
 
 
 # -- nn.TransformerEncoder with a key padding mask computed from the ids, as classifiers write it -------------------

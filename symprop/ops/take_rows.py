@@ -53,6 +53,8 @@ def index(x, indices):
         raise fail("x[torch.arange(n), ids] reads ids that are an input or the target, as given")
     if source.op == "input":
         source.index_range = min(source.index_range or value.shape[1], value.shape[1])
+    else:  # the target's ids: the generated code checks that each is a class (a one-hot of 7 of 3 would be 0)
+        graph.class_range = (value.shape[1], None)
     classes = onehot(graph, ids, value.shape[1])
     picked = reduce_sum(graph, Value(value.expr * classes.expr, value.shape), (N, 1), stem=running().stem("taken"))
     return SymbolicTensor(picked).reshape(-1)
