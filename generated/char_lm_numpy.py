@@ -276,6 +276,10 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
+        if name in TOKEN_IDS:  # NumPy would read an id of -1 as the last row's
+            outside = (value < 0) | (value >= TOKEN_IDS[name])
+            if outside.any():
+                raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
     if "t" in arrays and (not np.issubdtype(arrays["t"].dtype, np.integer)):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
     if "t" in arrays:  # each a class, or ignore_index

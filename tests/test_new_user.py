@@ -280,3 +280,20 @@ def test_training_piped_prints_no_stray_progress_line(tmp_path):
     lines = (result.stdout + result.stderr).splitlines()
     assert "epoch" not in [line.strip() for line in lines] and any(line.startswith("final training loss")
                                                                      for line in lines), lines
+
+
+def test_token_ids_out_of_range_are_refused_in_one_line():
+    """NumPy read an id of -1 as the table's last row: a finite loss where torch's embedding raises."""
+    sys.path.insert(0, str(ROOT / "generated"))
+    try:
+        import char_lm_numpy
+        import char_lm_torch
+    finally:
+        sys.path.pop(0)
+    x, t = np.zeros((2, 32), dtype=np.int64), np.zeros((2, 32), dtype=np.int64)
+    x[1, 3] = -1
+    with pytest.raises(ValueError, match=r"^x holds ids in \[0, 71\), got -1$"):
+        char_lm_numpy.loss_and_gradients(char_lm_numpy.init_params(), x, t)
+    x[1, 3] = 71
+    with pytest.raises(ValueError, match=r"^x holds ids in \[0, 71\), got 71$"):
+        char_lm_torch.loss_and_gradients(char_lm_torch.init_params(), torch.from_numpy(x), torch.from_numpy(t))
