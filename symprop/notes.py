@@ -18,5 +18,7 @@ NOTES: dict[str, Note] = {}
 
 
 def define(kind: str, text: str, latex: str, warning: bool = False) -> str:
+    if kind in NOTES and NOTES[kind] != Note(text, latex, warning):  # two ops' notes under one name: one lost
+        raise ValueError(f"the note {kind!r} is defined twice")
     NOTES[kind] = Note(text, latex, warning)
     return kind

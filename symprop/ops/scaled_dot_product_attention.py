@@ -12,12 +12,17 @@ import sympy as sp
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.tensor import SymbolicTensor, constant, shape_text, traced_graph
 from ..declare.trace import fail
+from ..notes import define
 from .causal_mask import causal_mask, causal_size
 from .compare import condition
 from .einsum import matmul
 from .registry import TorchNames, defop
 from .softmax import softmax
 from .where import where
+
+SCALE = define("attention's scale as a number", "attention's scores are q·kᵀ·{0}, {0} = 1/√{1}: {1} is the width of a head",
+               r"Attention's scores are $q k^{{\top}} \cdot {0}$, and ${0} = 1/\sqrt{{{1}}}$: ${1}$ is the width of a "
+               r"head.")
 
 TORCH = TorchNames(("torch.nn.functional.scaled_dot_product_attention",), (), "",
                    ("aten.scaled_dot_product_attention.default",))
@@ -43,6 +48,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise fail(f"{where}: query {shape_text(q.shape)} and key {shape_text(k.shape)} must agree but on their "
                    "lengths (no grouped-query attention)")
     scores = matmul(query, key.transpose(-2, -1)) * (1 / math.sqrt(q.shape[-1]) if scale is None else scale)
+    if scale is None:
+        traced_graph().note(SCALE, repr(1 / math.sqrt(q.shape[-1])), str(q.shape[-1]))
     length = q.shape[-2]
     if is_causal:
         if length != k.shape[-2]:

@@ -44,7 +44,7 @@ def atomic(text: str) -> bool:
 
 def latex_name(name: str, dense_target: bool = True) -> str:
     """z0 → z_{0}, w2 → W_{2}, dz1 → \\delta_{1}, dh1 → \\bar{h}_{1}, shifted → \\tilde{z}."""
-    if name.isdigit():  # a count the document names (a sequence's length)
+    if re.fullmatch(r"\d+(\.\d+)?", name):  # a number the document names (a sequence's length, a scale)
         return name
     match = re.fullmatch(r"([A-Za-z]+?)(\d*)(?:_(\d+))?", name)
     if not match and "_" in name:  # xc_n1_0: x − μ of norm n1 in layer 0, written xc_{n1,0}
