@@ -55,6 +55,10 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
+    if "t" in arrays:  # each row a distribution: the closed form δ = p − t holds only then
+        off = abs(arrays["t"].sum(1) - 1).max() if arrays["t"].shape[0] else 0
+        if off > 8 * np.finfo(arrays["t"].dtype).eps * arrays["t"].shape[1]:
+            raise ValueError(f"t's rows must each sum to 1 (probabilities), but one is off by {float(off):.3g}")
 
 
 def check_params(params):

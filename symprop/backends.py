@@ -22,6 +22,7 @@ class Backend:
     loss_doc: str = ""
     maximum: str = ""  # the elementwise maximum of two arrays, for AMSGrad
     not_integers: str = ""  # whether {} holds numbers other than integers
+    epsilon: str = ""  # the machine epsilon of {}'s dtype
     array_type: str = ""  # what the generated module takes as an array
     array_hint: str = ""  # ... in the words of its refusal of anything else
     as_numbers: str = ""  # an input of integers (a 0/1 mask) in the arrays' dtype, {0} from {1}'s; "": promoted anyway
@@ -79,7 +80,7 @@ def _numpy_plan(function: str) -> Options:
 register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer,
                  plan=_numpy_plan, runs=True, loss_as_float=True, loss_doc="a Python float",
                  maximum="np.maximum", not_integers="not np.issubdtype({}.dtype, np.integer)",
-                 array_type="np.ndarray", array_hint="NumPy arrays (np.asarray(x))",
+                 epsilon="np.finfo({}.dtype).eps", array_type="np.ndarray", array_hint="NumPy arrays (np.asarray(x))",
                  draws=(("keep", "(rng.random({shape}) < {p}).astype({dtype})"),
                         ("normal", "rng.standard_normal({shape}).astype({dtype})"),
                         ("uniform", "rng.random({shape}).astype({dtype})"))))
@@ -88,7 +89,8 @@ register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_modul
                  plan=lambda function: Options("torch", reuse=function == "loss_and_gradients"),
                  runs=True, loss_doc="a 0-d tensor", maximum="torch.maximum",
                  not_integers="{0}.is_floating_point() or {0}.is_complex()", as_numbers="{0}.to({1}.dtype)",
-                 array_type="torch.Tensor", array_hint="torch tensors (torch.as_tensor(x))",
+                 epsilon="torch.finfo({}.dtype).eps", array_type="torch.Tensor",
+                 array_hint="torch tensors (torch.as_tensor(x))",
                  draws=(("keep", "torch.bernoulli(torch.full({shape}, {p}, dtype={dtype}), generator=generator)"
                                  ".to(t.device)"),  # the generator is the CPU's, as train()'s shuffling
                         ("normal", "torch.randn({shape}, generator=generator, dtype={dtype}).to(t.device)"),

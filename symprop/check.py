@@ -41,9 +41,10 @@ def random_batch(model, batch: int, generator):
     domain = getattr(model.loss, "target_domain", "real")  # what the loss's targets hold
     if kind == "index":
         t = torch.randint(0, model.outputs, shape, generator=generator)
-    elif kind == "probs" or domain == "simplex":
+    elif kind == "probs" or domain == "simplex" or getattr(model, "simplex_axis", None) is not None:
+        axis = -1 if getattr(model, "simplex_axis", None) is None else model.simplex_axis
         t = torch.randn(shape, generator=generator, dtype=torch.float64).exp()
-        t /= t.sum(-1, keepdim=True)  # rows of probabilities
+        t /= t.sum(axis, keepdim=True)  # rows of probabilities
     elif domain == "unit":
         t = torch.rand(shape, generator=generator, dtype=torch.float64)
     else:

@@ -191,6 +191,7 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         not_integers=backend.not_integers.format("arrays['t']"),
         array_type=backend.array_type, array_hint=backend.array_hint,
         class_range=getattr(model, "class_range", None),
+        simplex_axis=getattr(model, "simplex_axis", None), epsilon=backend.epsilon.format("arrays['t']"),
         number_inputs=[(name, backend.as_numbers.format(name, dtype_source)) for name in model.input_shapes
                        if backend.as_numbers and name in getattr(model, "integer_inputs", ()) and
                        name not in model.index_ranges],

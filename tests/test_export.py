@@ -461,9 +461,11 @@ def test_a_vae_whose_noise_is_an_input(tmp_path):
     agree_given_draws(model, net, x, x, loss, {"noise": noise}, 11, tmp_path)
 
 
-def test_dropout_in_training_mode_takes_its_mask(tmp_path):
+@pytest.mark.parametrize("inplace", [False, True])
+def test_dropout_in_training_mode_takes_its_mask(tmp_path, inplace):
+    """nn.Dropout(inplace=True) too (aten.dropout_: it was refused as if p had to be 0)."""
     torch.manual_seed(12)
-    net = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Dropout(0.25), nn.Linear(6, 3)).double().train()
+    net = nn.Sequential(nn.Linear(5, 6), nn.Dropout(0.25, inplace=inplace), nn.ReLU(), nn.Linear(6, 3)).double().train()
     x, t = torch.randn(4, 5, dtype=torch.float64), torch.randint(0, 3, (4,))
     model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), name="dropping")
     torch.manual_seed(13)
@@ -1361,3 +1363,61 @@ def test_a_loss_functions_reduction_through_aten(tmp_path, name):
         t = t / t.sum(-1, keepdim=True)
     model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name=f"summed_{name}")
     agree(model, net, (x,), t, loss, tmp_path)
+
+
+# -- probabilities as targets: over torch's classes on axis 1, and rows that must sum to 1 ---------------------------
+class PerPositionClasses(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 6)
+
+    def forward(self, x):
+        return self.fc(x).view(-1, 3, 2)  # (N, C=3, d=2)
+
+
+def test_probability_targets_over_torchs_classes_and_rows_that_do_not_sum_to_one(tmp_path):
+    """(N, C, d) logits with probability targets of that shape: the softmax was taken over the last axis (a wrong
+    loss); rows of targets that do not sum to 1 gave a wrong gradient (p - t assumes they do), now refused in one
+    line; F.cross_entropy of float targets in a loss function was refused as class indices."""
+    torch.manual_seed(9)
+    net = PerPositionClasses().double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    t = torch.softmax(torch.randn(4, 3, 2, dtype=torch.float64), 1)
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t, name="soft_ncd")
+    agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path / "ncd")
+    flat = nn.Sequential(nn.Linear(5, 3)).double()
+    probs = torch.softmax(torch.randn(4, 3, dtype=torch.float64), -1)
+
+    def loss(out, t):
+        return F.cross_entropy(out, t)
+
+    model = S.from_torch(flat, loss, example_inputs=(x,), example_target=probs, name="soft_function")
+    agree(model, flat, (x,), probs, loss, tmp_path / "function")
+    for backend, module in generated_modules(model, tmp_path / "rows").items():
+        convert = (lambda a: a.numpy()) if backend == "numpy" else (lambda a: a)
+        params = {k: convert(v.detach()) for k, v in flat.state_dict().items()}
+        with pytest.raises(ValueError, match=r"^t's rows must each sum to 1 \(probabilities\), but one is off by"):
+            module.loss_and_gradients(params, convert(x), convert(torch.rand(4, 3, dtype=torch.float64)))
+
+
+class ScaledByOne(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.b = nn.Linear(5, 6), nn.Parameter(torch.tensor([[1.3]]))
+
+    def forward(self, x):
+        h = self.fc(x)
+        return h + self.b * h
+
+
+def test_a_one_by_one_parameter_keeps_its_shape(tmp_path):
+    """A (1, 1) parameter that scales an array got a gradient of shape (): the generated Module could not train."""
+    torch.manual_seed(10)
+    net = ScaledByOne().double()
+    x, t = torch.randn(4, 5, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="one_by_one")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+    module = generated_modules(model, tmp_path / "again")["torch"]
+    m = module.Module(net.state_dict())
+    m(x, t).backward()
+    assert m.b.grad.shape == (1, 1)

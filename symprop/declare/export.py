@@ -627,7 +627,8 @@ def _swapped(x):
     return x.transpose(0, 1) if isinstance(x, SymbolicTensor) else x.transpose(0, 1).contiguous()
 
 
-DROPOUTS = ("aten.dropout.default", "aten.native_dropout.default")  # native: (output, mask), as nn.LSTM's own
+# native: (output, mask), as nn.LSTM's own; dropout_: nn.Dropout(inplace=True), the same drawn in place
+DROPOUTS = ("aten.dropout.default", "aten.dropout_.default", "aten.native_dropout.default")
 RANDOM = ("aten.randn_like.default", "aten.rand_like.default", *DROPOUTS)
 
 

@@ -111,6 +111,7 @@ class Model:
         self.integer_inputs = [name for name, t in lowered.inputs.items() if t.integer]  # ids, or 0/1 masks from torch
         self.target_shape = ("batch",) + lowered.t.shape[1:]
         self.class_range = lowered.graph.class_range  # (classes, ignore_index skipped or None) of index targets
+        self.simplex_axis = lowered.t.simplex_axis  # the target's rows along it are probabilities, as δ = p − t assumes
 
     # -- checks --------------------------------------------------------------------------------
     def _check_size(self):
@@ -164,7 +165,8 @@ class Model:
         parameters = dict(self.net.named_parameters())
         modules = dict(self.net.named_modules())
         trace = GraphTrace(graph, parameters, modules, loss=self.loss if isinstance(self.loss, Module) else None)
-        trace.target_open = self._target is None and not isinstance(self.loss, Loss)
+        # open: a loss function's use of the target decides its kind, unless the example target's shape did
+        trace.target_open = self._target is None and not isinstance(self.loss, Loss) and self._target_shape is None
         inputs = {name: graph.add(name, (N, *shape[1:]), "input", exact=True)
                   for name, shape in self.input_shapes.items()}
         try:

@@ -108,7 +108,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise fail(f"F.cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
     y, t = operands("cross_entropy", input, target, reduction)
     applied_twice(y, "softmax", "cross_entropy")
-    y = classes_last("cross_entropy", y, t)
+    probabilities = len(y.shape) > 2 and t.shape == y.shape
+    if probabilities:  # over torch's classes on axis 1: both moved to the last axis
+        y, t = (SymbolicTensor(v).permute(0, *range(2, len(v.shape)), 1).value for v in (y, t))
+    else:
+        y = classes_last("cross_entropy", y, t)
     targets, kept, count = class_targets("cross_entropy", y, t, ignore_index)
     g = graph()
     if targets is t.expr and t.expr in g.tensors and g.tensors[t.expr].op == "target":
@@ -166,8 +170,10 @@ class CrossEntropyLoss(Loss):
         options = dict(ignore_index=self.ignore_index, reduction=self.reduction)
         if getattr(self, "label_smoothing", 0.0):
             options["label_smoothing"] = self.label_smoothing
-        if len(y.shape) > 2 and self.target == "index" and not self.torch_layout:  # per token: classes last
-            return self.function(y.reshape(-1, y.shape[-1]), t.reshape(-1), **options)
+        if len(y.shape) > 2 and not self.torch_layout:  # symprop's: the classes last, a loss per token
+            rows = y.reshape(-1, y.shape[-1])
+            return self.function(rows, t.reshape(-1) if self.target == "index" else t.reshape(-1, y.shape[-1]),
+                                 **options)
         return self.function(y, t, **options)
 
     def torch_twin(self):

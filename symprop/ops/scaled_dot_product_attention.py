@@ -20,7 +20,8 @@ from .registry import TorchNames, defop
 from .softmax import softmax
 from .where import where
 
-SCALE = define("attention's scale as a number", "attention's scores are q·kᵀ·{0}, {0} = 1/√{1}: {1} is the width of a head",
+SCALE = define("attention's scale as a number",
+               "attention's scores are q·kᵀ·{0}, {0} = 1/√{1}: {1} is the width of a head",
                r"Attention's scores are $q k^{{\top}} \cdot {0}$, and ${0} = 1/\sqrt{{{1}}}$: ${1}$ is the width of a "
                r"head.")
 

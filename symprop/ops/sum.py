@@ -163,6 +163,8 @@ def _numpy_product_sum(printer, factors, whole, ndim, axes, keep):
     out = "".join(c for a, c in enumerate(letters) if a not in axes)
     text = f"{printer._module_format('numpy.einsum')}({','.join(specs) + '->' + out!r}, " \
         f"{', '.join(printer.doprint(f) for f in factors)})"
+    if keep and not out:  # every axis summed and kept: a (1, 1) parameter's gradient keeps its shape
+        return printer.reshape(text, (1,) * ndim)
     if keep and out:  # the summed axes kept as 1, as np.sum(..., keepdims=True)
         index = [":" if a not in axes else "None" for a in range(ndim)]
         while index and index[0] == ":":
@@ -182,7 +184,8 @@ def _torch_product_sum(printer, factors, whole, ndim, axes, keep):
     first = sp.Mul(*(f for f in factors if f is not arrays[1]))
     left, right = (printer.parenthesize_operand(e, printer.doprint(e)) for e in (first, arrays[1]))
     if len(axes) == ndim:
-        return printer._call("torch.dot", f"{left}.reshape(-1)", f"{right}.reshape(-1)")
+        dot = printer._call("torch.dot", f"{left}.reshape(-1)", f"{right}.reshape(-1)")
+        return printer.reshape(dot, (1,) * ndim) if keep else dot  # kept: a (1, 1) parameter's gradient
     return None
 
 
