@@ -64,6 +64,10 @@ class Group(click.Group):
         except SymPropError as error:  # bad input: one line, exit 2, no traceback
             click.echo(f"symprop: error: {error}", err=True)
             ctx.exit(2)
+        except click.UsageError as error:  # a command's usage: one line too, where click prints four
+            command = error.ctx.command_path if error.ctx is not None else "symprop"
+            click.echo(f"{command}: error: {error.format_message()} (see {command} --help)", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:  # Ctrl-C: the shell's convention, 128 + SIGINT
             click.echo("symprop: interrupted", err=True)
             ctx.exit(130)

@@ -297,3 +297,13 @@ def test_token_ids_out_of_range_are_refused_in_one_line():
     x[1, 3] = 71
     with pytest.raises(ValueError, match=r"^x holds ids in \[0, 71\), got 71$"):
         char_lm_torch.loss_and_gradients(char_lm_torch.init_params(), torch.from_numpy(x), torch.from_numpy(t))
+
+
+@pytest.mark.parametrize("args", [["derive"], ["derive", "examples/iris_mlp.toml", "--target", "bogus"], ["bogus"],
+                                  ["train", "--epochs", "x", "examples/iris_mlp.toml"]])
+def test_a_usage_error_is_one_line_and_exits_2(args):
+    """click printed four lines (Usage, Try, a blank, Error); the standard is one line naming what is wrong."""
+    result = subprocess.run(SYMPROP + args, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 2 and result.stdout == "", (result.returncode, result.stdout)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and ": error: " in lines[0] and "--help)" in lines[0], lines
