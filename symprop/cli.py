@@ -135,7 +135,10 @@ def _from_factory(factory, attribute: str, source: str):
     if not isinstance(made, tuple) or len(made) not in (3, 4):
         return made  # not a factory's tuple: load_model says what it is
     module, loss, example_inputs, *target = made
-    name = Path(source.rpartition(":")[0]).stem if source.rpartition(":")[0].endswith(".py") else attribute
+    # gpt.py:build is gpt; another factory of the file is named by both (models.py:small is models_small), so that
+    # two factories of one file never write the same files
+    stem = Path(source.rpartition(":")[0]).stem if source.rpartition(":")[0].endswith(".py") else ""
+    name = (stem if attribute == "build" else f"{stem}_{attribute}") if stem else attribute
     return from_torch(module, loss, example_inputs=example_inputs, example_target=target[0] if target else None,
                       name=name if name.isidentifier() else attribute, source=source)
 

@@ -307,3 +307,17 @@ def test_a_usage_error_is_one_line_and_exits_2(args):
     assert result.returncode == 2 and result.stdout == "", (result.returncode, result.stdout)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and ": error: " in lines[0] and "--help)" in lines[0], lines
+
+
+def test_two_factories_of_one_file_write_files_of_their_own(tmp_path):
+    """Both were named after the file (models_*.py): the second overwrote the first's."""
+    (tmp_path / "models.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "def build():\n    return nn.Linear(3, 2).double(), nn.MSELoss(), (torch.randn(4, 3).double(),), "
+        "torch.randn(4, 2).double()\n\n"
+        "def small():\n    return nn.Linear(3, 1).double(), nn.MSELoss(), (torch.randn(4, 3).double(),), "
+        "torch.randn(4, 1).double()\n")
+    result = subprocess.run(SYMPROP + ["derive", "models.py:build", "models.py:small", "--target", "numpy", "--out",
+                                       "out"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-800:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["models_numpy.py", "models_small_numpy.py"]
