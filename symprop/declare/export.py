@@ -535,7 +535,8 @@ class Exported(Module):
             dtype = getattr(node.meta.get("val"), "dtype", None)
             if isinstance(values[node], SymbolicTensor) and dtype is not None and not dtype.is_floating_point:
                 tensor = graph.tensors[values[node].value.expr]  # booleans or integers: the code's dtype is another's
-                tensor.boolean, tensor.integer = dtype == torch_dtype("bool"), dtype != torch_dtype("bool")
+                tensor.boolean = str(dtype) == "torch.bool"
+                tensor.integer = not tensor.boolean
         elif node in self.random:  # drawn by the caller: the next input after forward's own, batch first
             drawn = next(self._drawn)
             if self.random_axis.get(node):
@@ -573,12 +574,6 @@ class Exported(Module):
         if name in self._buffers_of:
             return self._buffers_of[name]
         return next(arguments)
-
-
-def torch_dtype(name: str):
-    import torch
-
-    return getattr(torch, name)
 
 
 def _typed(value, node):
@@ -815,12 +810,12 @@ def _context(node) -> str:
 
 
 def _lowered_from(node) -> str:
-    """" (in torch's lowering of logaddexp, which symprop does not have)": the torch function the user called, where
-    torch's decomposition of it made the node; "" where the node is the call itself."""
+    """" (in torch's lowering of logaddexp)": the torch function the user called, where torch's decomposition of it
+    made the node (symprop does not read that function, or not in that form); "" where the node is the call itself."""
     called = (node.meta.get("torch_fn") or ("", ""))[1].rsplit(".", 1)[-1]
     if not called or called.strip("_") in str(getattr(node.target, "__name__", node.target)):
         return ""
-    return f" (in torch's lowering of {called}, which symprop does not have)"
+    return f" (in torch's lowering of {called})"
 
 
 def location(node) -> str:
