@@ -319,6 +319,22 @@ class WeightOnlyNorm(S.Module):
         return SF.layer_norm(self.fc(x), self.weight.shape, self.weight, None, 1e-5)
 
 
+class Imaged(S.Module):
+    """Images (batch, 2, 6, 6), or sequences (batch, 2, 7), through a 1x1 convolution, `body`, and a linear head on its
+    flattened output: how a convolution or a pooling sits in a CNN."""
+
+    def __init__(self, body, width: int, dims: int = 2):
+        super().__init__()
+        self.mix, self.body, self.head = (S.Conv2d if dims == 2 else S.Conv1d)(2, 3, 1), body, S.Linear(width, 2)
+
+    def forward(self, x):
+        return self.head(self.body(self.mix(x)).flatten(1))
+
+
+def _imaged(body, width: int, dims: int = 2):
+    return lambda: S.Model(Imaged(body, width, dims), S.MSELoss(), inputs={"x": (2, 6, 6) if dims == 2 else (2, 7)})
+
+
 def _through(body, width: int = 4):
     return lambda: S.Model(Through(body, width), S.MSELoss(), inputs=3)
 
@@ -374,6 +390,22 @@ MODELS = {  # row -> (op, a function that makes the model)
     "scaled_dot_product_attention": ("scaled_dot_product_attention",
                                      lambda: S.Model(Masked(sdpa=True), S.MSELoss(), inputs={"x": (3, 4)})),
     "linear": ("linear", lambda: S.Model(_sequence(S.Linear(3, 4)), S.MSELoss(), inputs=3)),
+    # convolutions and poolings: windows are their primitive, fold its adjoint, argmax max pooling's routing
+    "windows": ("windows", _imaged(S.Conv2d(3, 2, 3), 32)),
+    "fold": ("fold", _imaged(S.Conv2d(3, 2, 3, stride=2, padding=1), 18)),
+    "argmax": ("argmax", _imaged(S.MaxPool2d(2), 27)),
+    "conv2d": ("conv2d", _imaged(S.Conv2d(3, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=3),
+                                 72)),
+    "conv2d-same": ("conv2d", _imaged(S.Conv2d(3, 2, (3, 2), padding="same", bias=False), 72)),
+    "conv1d": ("conv1d", _imaged(S.Conv1d(3, 4, 3, padding=2, dilation=2), 28, dims=1)),
+    "max_pool2d": ("max_pool2d", _imaged(S.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), 48)),
+    "max_pool1d": ("max_pool1d", _imaged(lambda h: SF.max_pool1d(h, 2, 2, 1), 12, dims=1)),
+    "avg_pool2d": ("avg_pool2d", _imaged(S.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), 27)),
+    "avg_pool1d": ("avg_pool1d", _imaged(lambda h: SF.avg_pool1d(h, 3, 2, 1), 12, dims=1)),
+    "adaptive_avg_pool2d": ("adaptive_avg_pool2d", _imaged(S.AdaptiveAvgPool2d((1, 3)), 9)),
+    "adaptive_avg_pool1d": ("adaptive_avg_pool1d", _imaged(S.AdaptiveAvgPool1d(1), 3, dims=1)),
+    "adaptive_max_pool2d": ("adaptive_max_pool2d", _imaged(S.AdaptiveMaxPool2d(2), 12)),
+    "adaptive_max_pool1d": ("adaptive_max_pool1d", _imaged(lambda h: SF.adaptive_max_pool1d(h, 7), 21, dims=1)),
     "layer_norm": ("layer_norm", lambda: S.Model(_sequence(S.Linear(3, 4), S.LayerNorm(4)), S.MSELoss(), inputs=3)),
     "layer_norm-weight_only": ("layer_norm", lambda: S.Model(WeightOnlyNorm(), S.MSELoss(), inputs=3)),
     "embedding": ("embedding", lambda: S.Model(_sequence(S.Embedding(5, 3), S.MeanPool(), S.Linear(3, 2)),

@@ -48,6 +48,8 @@ class Tensor:
     shift: bool = False  # max: a shift the value it is taken from cancels exactly (a max shifted out): no gradient
     data: tuple = ()  # a constant's numbers, row-major (a buffer the model holds), as the code writes them
     skip: int | None = None  # a gather's index whose rows take no gradient (an embedding's padding_idx)
+    window: tuple = ()  # windows and fold: (size, stride, dilation) along each of their axes
+    first: bool = False  # max: its gradient goes to the first entry equal to it, as max pooling's does
 
     @property
     def name(self) -> str:

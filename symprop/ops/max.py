@@ -10,19 +10,30 @@ import sympy as sp
 from ..declare.tensor import SymbolicTensor, as_value, axis_of, traced_graph
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
+from .argmax import first_max
+from .onehot import onehot
 from .primitive import primitive, reduction
 from .registry import TorchNames
 from .sum import reduce_sum
 
 
-def reduce_max(graph: Graph, value: Value, axis: int, stem: str = "m", shift: bool = False) -> Value:
-    """max over one axis, kept as size 1. `shift`: it is subtracted and the result does not depend on it."""
+def reduce_max(graph: Graph, value: Value, axis: int, stem: str = "m", shift: bool = False,
+               first: bool = False) -> Value:
+    """max over one axis, kept as size 1. `shift`: it is subtracted and the result does not depend on it. `first`
+    (the last axis only): its gradient goes to the first entry equal to it, as max pooling's and torch.max(x, dim)'s
+    do, where torch.amax shares it among ties."""
     shape = tuple(1 if a == axis else d for a, d in enumerate(value.shape))
-    return graph.apply("max", (value,), stem=stem, shape=shape, axes=(axis,), shift=shift)
+    if first and axis != len(value.shape) - 1:
+        raise ValueError("max(first=True) reduces the last axis")
+    return graph.apply("max", (value,), stem=stem, shape=shape, axes=(axis,), shift=shift, first=first)
 
 
 def _vjp(graph, tensor, cotangent, needed):
-    if needed[0] and not tensor.shift:  # max_k z_k = Σ_k z_k·[z_k = max z] / #ties, as torch.amax
+    if needed[0] and tensor.first:  # max_k z_k = Σ_k z_k·onehot(argmax z)_k, the first of the ties
+        (operand,) = tensor.operands
+        picked = onehot(graph, first_max(graph, operand, stem=f"arg_{tensor.name}"), operand.shape[-1])
+        yield operand, Value(cotangent.expr * picked.expr, operand.shape)
+    elif needed[0] and not tensor.shift:  # max_k z_k = Σ_k z_k·[z_k = max z] / #ties, as torch.amax
         (operand,) = tensor.operands
         ties = Value(sp.Piecewise((1, sp.Eq(operand.expr, tensor.symbol)), (0, True)), operand.shape)
         count = reduce_sum(graph, ties, tensor.shape, stem=f"ties_{tensor.name}")

@@ -1,4 +1,5 @@
-"""pad: zeros before and after the entries along one axis; the adjoint of a slice, whose own adjoint is that slice."""
+"""pad: zeros (or another constant: max pooling pads with −∞) before and after the entries along one axis; the adjoint
+of a slice, whose own adjoint is that slice."""
 
 from __future__ import annotations
 
@@ -28,10 +29,19 @@ def padded(input, pad, mode: str = "constant", value=None):
     return SymbolicTensor(x)
 
 
+def pad_axes(graph, value, axes: tuple, pads: tuple, fill: str = ""):
+    """`value` padded along each of `axes` by its (before, after) in `pads`: with zeros, or −∞ where `fill` is
+    "-inf"."""
+    for axis, (before, after) in zip(axes, pads, strict=True):
+        if before or after:
+            value = graph.apply("pad", (value,), axes=(axis,), bounds=(before, after), key=fill)
+    return value
+
+
 TORCH = TorchNames(("torch.nn.functional.pad",), (), "", ("aten.constant_pad_nd.default",))
 
 
-def _shape(operands, axes, bounds):
+def _shape(operands, axes, bounds, key=""):
     (axis,), (before, after) = axes, bounds
     return tuple(d + before + after if a == axis else d for a, d in enumerate(operands[0].shape))
 
@@ -46,19 +56,22 @@ def _vjp(graph, tensor, cotangent, needed):
 def _numpy(printer, statement, texts):
     (axis,), (before, after) = statement.tensor.axes, statement.tensor.bounds
     widths = ["(0, 0)"] * axis + [f"({before}, {after})"] + ["(0, 0)"] * (len(shapes_of(statement)[0]) - axis - 1)
-    return f"{printer._module_format('numpy.pad')}({texts[0]}, ({', '.join(widths)}))"
+    value = f", constant_values=-{printer._module_format('numpy.inf')}" if statement.tensor.key == "-inf" else ""
+    return f"{printer._module_format('numpy.pad')}({texts[0]}, ({', '.join(widths)}){value})"
 
 
 def _torch(printer, statement, texts):
     (axis,), (before, after) = statement.tensor.axes, statement.tensor.bounds
     widths = [0, 0] * (len(shapes_of(statement)[0]) - axis - 1) + [before, after]  # torch: the last axis first
-    return printer._call("torch.nn.functional.pad", texts[0], str(tuple(widths)))
+    value = ['value=float("-inf")'] if statement.tensor.key == "-inf" else []
+    return printer._call("torch.nn.functional.pad", texts[0], str(tuple(widths)), *value)
 
 
 primitive(
     "pad", shape=_shape, vjp=_vjp, stem="padded", torch=TORCH, functional=padded,
     front={"aten.constant_pad_nd.default": lambda input, pad, value=0: padded(input, pad, value=value)},
     spell={"numpy": _numpy, "torch": _torch,
-           "text": lambda p, s, texts: f"pad({texts[0]}, axis={s.tensor.axes[0]}, widths={s.tensor.bounds})",
+           "text": lambda p, s, texts: f"pad({texts[0]}, axis={s.tensor.axes[0]}, widths={s.tensor.bounds}"
+                                       + (f", value={s.tensor.key}" if s.tensor.key else "") + ")",
            "latex": lambda p, s, texts: rf"\operatorname{{pad}}_{{{s.tensor.bounds}}}\left({texts[0]}\right)",
            "mathml": lambda p, s, texts: p.named_call("pad", texts[0])})

@@ -1,0 +1,222 @@
+"""conv1d, conv2d: a kernel slid over the input, summed over the input channels of its group, plus a bias per output
+channel; F.conv1d/F.conv2d, nn.Conv1d/nn.Conv2d (their parameters and torch twins) and ATen's convolutions.
+
+A convolution is one contraction of the input's windows with the kernel (einsum "ncxyij,ocij->noxy", windows.py), so
+that its derivatives follow from the contraction's index spec and the windows' adjoint: the kernel's δ is the
+correlation of the input with δ, and the input's δ is the fold of δ times the kernel, a transposed convolution."""
+
+from __future__ import annotations
+
+import math
+
+from ..declare.calls import in_torch, resolved, symbolic, torch_function
+from ..declare.module import Module
+from ..declare.options import positive, short
+from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
+from ..declare.trace import fail, running
+from ..graph import Graph, Value
+from .pad import pad_axes
+from .registry import TorchNames, defop
+from .windows import sliding, window_count
+
+POSITIONS, OFFSETS = "xyz", "ijk"  # the einsum letters of the output's positions and of the kernel's offsets
+
+
+def spatial(value, dims: int, name: str, where: str, least: int = 1) -> tuple:
+    """An option given as one integer or one per spatial axis (kernel_size=5, stride=(2, 1)), as a tuple."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * dims
+    if len(values) != dims or any(isinstance(v, bool) or not isinstance(v, int) or v < least for v in values):
+        raise fail(f"{where}: {name} must be {'a positive' if least else 'an'} integer or {dims} of them, got "
+                   f"{short(value)}")
+    return values
+
+
+def paddings(padding, kernel: tuple, stride: tuple, dilation: tuple, where: str) -> tuple:
+    """(before, after) along each spatial axis: torch's padding, a number, a tuple, "valid" or "same" (its odd one
+    after, as torch puts it)."""
+    if padding == "valid":
+        return ((0, 0),) * len(kernel)
+    if padding == "same":
+        if set(stride) != {1}:
+            raise fail(f"{where}: padding='same' needs stride 1 (as torch's does), got stride {stride}")
+        total = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+        return tuple((t // 2, t - t // 2) for t in total)
+    if isinstance(padding, str):
+        raise fail(f"{where}: padding {padding!r} is not one of 'valid', 'same', a number or a tuple")
+    return tuple((p, p) for p in spatial(padding, len(kernel), "padding", where, least=0))
+
+
+def reshaped(g: Graph, value: Value, shape: tuple, stem: str) -> Value:
+    """The same entries in another shape (channels split into groups, or merged back)."""
+    return g.apply("rearrange", (value,), stem=stem, shape=tuple(shape), split=value.shape,
+                   perm=tuple(range(len(value.shape))))
+
+
+def conv_graph(g: Graph, x: Value, weight: Value, bias, stride: tuple, pads: tuple, dilation: tuple, groups: int,
+               name: str, where: str) -> Value:
+    """The convolution of x (batch, channels, *positions) with weight (outputs, channels/groups, *kernel), plus bias;
+    `name` labels the result."""
+    dims = len(weight.shape) - 2
+    axes = tuple(range(2, 2 + dims))
+    kernel = weight.shape[2:]
+    padded = pad_axes(g, x, axes, pads)
+    counts = [window_count(padded.shape[a], k, s, d) for a, k, s, d in zip(axes, kernel, stride, dilation,
+                                                                             strict=True)]
+    if 0 in counts:
+        raise fail(f"{where}: the input {shape_text(x.shape)} (padded {shape_text(padded.shape)}) is smaller than the "
+                   f"kernel {shape_text(kernel)} at dilation {shape_text(dilation)}")
+    name = g.fresh(name).name
+    tag = name[1:] if name[0] == "z" else "_" + name
+    windows = sliding(g, padded, axes, tuple(zip(kernel, stride, dilation, strict=True)), stem=f"win{tag}")
+    positions, offsets = POSITIONS[:dims], OFFSETS[:dims]
+    if groups == 1:
+        out = g.apply("einsum", (windows, weight), stem=f"cv{tag}",
+                      spec=f"nc{positions}{offsets},oc{offsets}->no{positions}")
+    else:  # the channels split into (group, channel in it), both the windows' and the kernel's
+        channels, outputs = x.shape[1], weight.shape[0]
+        grouped = reshaped(g, windows, (windows.shape[0], groups, channels // groups, *windows.shape[2:]),
+                           f"grp{tag}")
+        kernels = reshaped(g, weight, (groups, outputs // groups, *weight.shape[1:]), f"wgrp{tag}")
+        product = g.apply("einsum", (grouped, kernels), stem=f"cv{tag}",
+                          spec=f"ngc{positions}{offsets},goc{offsets}->ngo{positions}")
+        out = reshaped(g, product, (x.shape[0], outputs, *product.shape[3:]), f"cvm{tag}")
+    g.cotangent_names[out.expr] = f"d{name}"
+    bias = bias() if callable(bias) else bias
+    if bias is not None:  # one number per output channel: (outputs, 1, 1) against (batch, outputs, rows, columns)
+        column = reshaped(g, bias, (bias.shape[0],) + (1,) * dims, f"bcol{tag}")
+        out = Value(out.expr + column.expr, out.shape)
+    return g.label(out, name, reserved=True)
+
+
+def convolution(dims: int):
+    """torch's F.conv1d or F.conv2d, on symbolic tensors and torch's alike."""
+    where = f"F.conv{dims}d"
+
+    def functional(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        input, weight_ = resolved(input), resolved(weight)
+        if in_torch(input, weight_):
+            return torch_function(f"torch.nn.functional.conv{dims}d")(input, weight_, resolved(bias), stride,
+                                                                       padding, dilation, groups)
+        x, w = symbolic(input, where), as_value(weight_, f"{where} weight")  # a parameter, or a fixed kernel
+        if len(w.shape) != dims + 2:
+            raise fail(f"{where}: the weight must be (out_channels, in_channels/groups, "
+                       f"{'kernel' if dims == 1 else 'kH, kW'}), got {shape_text(w.shape)}")
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise fail(f"{where}: groups must be a positive integer, got {short(groups)}")
+        groups_ = groups
+        if len(x.shape) != dims + 2 or x.shape[1] != w.shape[1] * groups_ or w.shape[0] % groups_:
+            raise fail(f"{where}: input {shape_text(x.shape)} and weight {shape_text(w.shape)} do not fit at groups "
+                       f"{groups_} (the input is (batch, channels, {'length' if dims == 1 else 'height, width'}), the "
+                       "weight (out_channels, channels/groups, ...), out_channels divisible by groups)")
+        kernel = w.shape[2:]
+        strides = spatial(stride, dims, "stride", where)
+        dilations = spatial(dilation, dims, "dilation", where)
+        pads = paddings(padding, kernel, strides, dilations, where)
+
+        def make_bias():  # after the product, so that values are numbered in the order they are computed
+            if bias is None:
+                return None
+            b = as_value(bias, f"{where} bias")
+            if b.shape != (w.shape[0],):
+                raise fail(f"{where}: bias {shape_text(b.shape)} does not fit weight {shape_text(w.shape)} (one per "
+                           "output channel)")
+            return b
+
+        trace = running()
+        return SymbolicTensor(conv_graph(trace.graph, x, w, make_bias, strides, pads, dilations, groups_,
+                                         trace.stem("z"), where))
+
+    functional.__name__ = functional.__qualname__ = f"conv{dims}d"
+    return functional
+
+
+conv1d, conv2d = convolution(1), convolution(2)
+
+
+def aten_convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
+    """ATen's convolution (torch's lowering of every conv): a plain one is conv1d or conv2d."""
+    if transposed:
+        raise fail("a transposed convolution (conv_transpose) is not supported by symprop yet")
+    dims = len(as_value(weight, "convolution weight").shape) - 2
+    if dims not in (1, 2):
+        raise fail(f"a {dims}-D convolution is not supported by symprop (1-D and 2-D are)")
+    return convolution(dims)(input, weight, bias, stride, padding, dilation, groups)
+
+
+def layer(dims: int) -> type:
+    """nn.Conv1d or nn.Conv2d."""
+    functional = convolution(dims)
+
+    class Conv(Module):
+        kind = f"conv{dims}d"
+
+        def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                     groups: int = 1, bias: bool = True, padding_mode: str = "zeros"):
+            super().__init__()
+            where = f"Conv{dims}d"
+            self.in_channels = positive(in_channels, f"{where} in_channels")
+            self.out_channels = positive(out_channels, f"{where} out_channels")
+            self.kernel_size = spatial(kernel_size, dims, "kernel_size", where)
+            self.stride = spatial(stride, dims, "stride", where)
+            self.dilation = spatial(dilation, dims, "dilation", where)
+            self.padding = padding if isinstance(padding, str) else spatial(padding, dims, "padding", where, least=0)
+            paddings(self.padding, self.kernel_size, self.stride, self.dilation, where)
+            self.groups = positive(groups, f"{where} groups")
+            if in_channels % groups or out_channels % groups:
+                raise fail(f"{where}: in_channels {in_channels} and out_channels {out_channels} must be divisible by "
+                           f"groups {groups}")
+            if padding_mode != "zeros":
+                raise fail(f"{where}: padding_mode {padding_mode!r} is not supported by symprop (only 'zeros')")
+            if not isinstance(bias, bool):
+                raise fail(f"{where}: bias must be True or False, got {short(bias)}")
+            fan_in = in_channels // groups * math.prod(self.kernel_size)
+            bound = 1 / math.sqrt(fan_in)  # torch's default: U(±1/√fan_in), weight and bias alike
+            self.weight = Parameter((out_channels, in_channels // groups, *self.kernel_size), init=("uniform", bound))
+            self.bias = Parameter((out_channels,), init=("uniform", bound)) if bias else None
+
+        @classmethod
+        def from_torch(cls, module):
+            return cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                       module.dilation, module.groups, module.bias is not None, module.padding_mode)
+
+        def forward(self, x):
+            shape = getattr(x, "shape", ())
+            if len(shape) != dims + 2 or shape[1] != self.in_channels:
+                raise fail(f"{self.describe()} expects (batch, {self.in_channels}, "
+                           f"{'length' if dims == 1 else 'height, width'}), but what flows in has shape "
+                           f"{shape_text(shape)}")
+            return functional(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+        def symbol_stem(self, name: str, tag: str) -> str:
+            return {"weight": "w", "bias": "b"}[name] + tag
+
+        def torch_twin(self):
+            import torch
+
+            return getattr(torch.nn, f"Conv{dims}d")(self.in_channels, self.out_channels, self.kernel_size,
+                                                      self.stride, self.padding, self.dilation, self.groups,
+                                                      self.bias is not None)
+
+        def describe(self) -> str:
+            one = (lambda v: v[0]) if dims == 1 else (lambda v: v)
+            options = "".join(f", {name}={one(value)}" for name, value, default in (
+                ("stride", self.stride, (1,) * dims), ("dilation", self.dilation, (1,) * dims),
+                ("groups", (self.groups,) * dims, (1,) * dims)) if value != default)
+            padding = self.padding if isinstance(self.padding, str) else one(self.padding)
+            options += f", padding={padding!r}" if padding not in (0, (0, 0)) else ""
+            options += ", bias=False" if self.bias is None else ""
+            return f"Conv{dims}d({self.in_channels}, {self.out_channels}, kernel_size={one(self.kernel_size)}{options})"
+
+    Conv.__name__ = Conv.__qualname__ = f"Conv{dims}d"
+    Conv.__doc__ = f"torch.nn.Conv{dims}d: a kernel slid over the input's {'positions' if dims == 1 else 'pixels'}."
+    return Conv
+
+
+Conv1d, Conv2d = layer(1), layer(2)
+defop("conv1d", layer=Conv1d, functional=conv1d, init_doc="Conv1d U(-1/sqrt(fan_in), 1/sqrt(fan_in))",
+      torch=TorchNames(("torch.nn.functional.conv1d", "torch.conv1d"), (), "Conv1d",
+                       ("aten.conv1d.default", "aten.conv1d.padding")))
+defop("conv2d", layer=Conv2d, functional=conv2d, init_doc="Conv2d U(-1/sqrt(fan_in), 1/sqrt(fan_in))",
+      torch=TorchNames(("torch.nn.functional.conv2d", "torch.conv2d"), (), "Conv2d",
+                       ("aten.conv2d.default", "aten.conv2d.padding", "aten.convolution.default")),
+      front={"aten.convolution.default": aten_convolution})

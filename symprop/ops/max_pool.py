@@ -1,0 +1,193 @@
+"""max_pool1d, max_pool2d and their adaptive forms: the largest entry of each window; F.max_pool*, nn.MaxPool*,
+nn.AdaptiveMaxPool* and ATen's. Each window (windows.py) is flattened and reduced by a max whose gradient goes to its
+first largest entry, as torch's max pooling routes δ (at ties, to the first in row-major order): δ one-hot at the
+arg-max, folded back onto the input. Padding is −∞, which no max takes."""
+
+from __future__ import annotations
+
+import math
+
+from ..declare.calls import in_torch, resolved, symbolic, torch_function
+from ..declare.module import Module
+from ..declare.options import short
+from ..declare.tensor import SymbolicTensor, shape_text
+from ..declare.trace import fail, running
+from ..graph import Graph, Value
+from .conv import reshaped, spatial
+from .max import reduce_max
+from .pad import pad_axes
+from .registry import TorchNames, defop
+from .windows import sliding, window_count
+
+SIZES = {1: "length", 2: "height, width"}
+
+
+def pooled(g: Graph, x: Value, kernel: tuple, stride: tuple, pads: tuple, dilation: tuple, reduce, name: str,
+           where: str, fill: str = "") -> Value:
+    """Each window of x (batch, channels, *positions), flattened and reduced by `reduce(graph, windows, stem)` over
+    its last axis (kept as 1), in the shape (batch, channels, *window positions)."""
+    dims = len(kernel)
+    axes = tuple(range(len(x.shape) - dims, len(x.shape)))
+    padded = pad_axes(g, x, axes, pads, fill)
+    counts = [window_count(padded.shape[a], k, s, d) for a, k, s, d in zip(axes, kernel, stride, dilation,
+                                                                             strict=True)]
+    if 0 in counts:
+        raise fail(f"{where}: the input {shape_text(x.shape)} is smaller than the window {shape_text(kernel)}")
+    tag = name[1:] if name[0] == "h" else "_" + name
+    windows = sliding(g, padded, axes, tuple(zip(kernel, stride, dilation, strict=True)), stem=f"win{tag}")
+    flat = reshaped(g, windows, (*windows.shape[:-dims], math.prod(kernel)), f"patch{tag}")
+    return reshaped(g, reduce(g, flat, f"top{tag}"), windows.shape[:-dims], name)
+
+
+def _largest(g: Graph, flat: Value, stem: str) -> Value:
+    return reduce_max(g, flat, len(flat.shape) - 1, stem=stem, first=True)
+
+
+def checked_input(input, dims: int, where: str) -> Value:
+    x = symbolic(input, where)
+    if len(x.shape) != dims + 2:
+        raise fail(f"{where} expects (batch, channels, {SIZES[dims]}), got {shape_text(x.shape)}")
+    return x
+
+
+def max_pooling(dims: int):
+    """torch's F.max_pool1d or F.max_pool2d."""
+    where = f"F.max_pool{dims}d"
+
+    def functional(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+        input = resolved(input)
+        if in_torch(input):
+            return torch_function(f"torch.nn.functional.max_pool{dims}d")(
+                input, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=return_indices)
+        if return_indices:
+            raise fail(f"{where}: return_indices=True is not supported by symprop (the indices are not a value it "
+                       "differentiates)")
+        x = checked_input(input, dims, where)
+        kernel = spatial(kernel_size, dims, "kernel_size", where)
+        strides = kernel if stride is None or stride == [] or stride == () else spatial(stride, dims, "stride", where)
+        dilations = spatial(dilation, dims, "dilation", where)
+        widths = spatial(padding, dims, "padding", where, least=0)
+        reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilations, strict=True)]
+        if any(2 * p > k for p, k in zip(widths, kernel, strict=True)):
+            raise fail(f"{where}: padding {widths} must be at most half the kernel {kernel} (as torch requires)")
+        pads = []
+        for size, p, r, s in zip(x.shape[2:], widths, reach, strides, strict=True):
+            after = p
+            if ceil_mode:  # one more window where part of one is left over, if it starts inside the input or the
+                #            left padding (torch's rule): the −∞ padding after it never wins a max
+                count = -(-(size + 2 * p - r) // s) + 1
+                if (count - 1) * s >= size + p:
+                    count -= 1
+                after = max(p, (count - 1) * s + r - size - p)
+            pads.append((p, after))
+        trace = running()
+        return SymbolicTensor(pooled(trace.graph, x, kernel, strides, tuple(pads), dilations, _largest,
+                                     trace.stem("h"), where, fill="-inf"))
+
+    functional.__name__ = functional.__qualname__ = f"max_pool{dims}d"
+    return functional
+
+
+def adaptive_windows(size: int, out: int, where: str) -> tuple[int, int]:
+    """(kernel, stride) of adaptive pooling from `size` entries to `out` where out divides size; refused otherwise."""
+    if out < 1 or size % out:
+        raise fail(f"{where}: output size {out} from {size} entries: symprop pools adaptively where the output size "
+                   "divides the input's (its windows are then equal)")
+    return size // out, size // out
+
+
+def output_sizes(output_size, x: Value, dims: int, where: str) -> tuple:
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * dims
+    if len(sizes) != dims or any(s is not None and (isinstance(s, bool) or not isinstance(s, int) or s < 1)
+                                 for s in sizes):
+        raise fail(f"{where}: output_size must be a positive integer or {dims} of them (None keeps a size), got "
+                   f"{short(output_size)}")
+    return tuple(size if out is None else out for out, size in zip(sizes, x.shape[2:], strict=True))
+
+
+def adaptive_max_pooling(dims: int):
+    """torch's F.adaptive_max_pool1d or F.adaptive_max_pool2d."""
+    where = f"F.adaptive_max_pool{dims}d"
+
+    def functional(input, output_size, return_indices=False):
+        input = resolved(input)
+        if in_torch(input):
+            return torch_function(f"torch.nn.functional.adaptive_max_pool{dims}d")(input, output_size,
+                                                                                    return_indices)
+        if return_indices:
+            raise fail(f"{where}: return_indices=True is not supported by symprop")
+        x = checked_input(input, dims, where)
+        kernel, stride = zip(*(adaptive_windows(size, out, where)
+                               for size, out in zip(x.shape[2:], output_sizes(output_size, x, dims, where),
+                                                    strict=True)), strict=True)
+        trace = running()
+        return SymbolicTensor(pooled(trace.graph, x, kernel, stride, ((0, 0),) * dims, (1,) * dims, _largest,
+                                     trace.stem("h"), where))
+
+    functional.__name__ = functional.__qualname__ = f"adaptive_max_pool{dims}d"
+    return functional
+
+
+def pool_layer(name: str, functional, options: tuple, doc: str) -> type:
+    """An nn pooling layer: its options (name, default) as torch's constructor takes them, passed to `functional`."""
+
+    class Pool(Module):
+        kind = name.lower()
+
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            names = [option for option, _ in options]
+            if len(args) > len(names) or set(kwargs) - set(names):
+                raise fail(f"{name} takes {', '.join(names)}")
+            values = dict(options) | dict(zip(names, args, strict=False)) | kwargs
+            if any(value is REQUIRED for value in values.values()):
+                raise fail(f"{name}: give {names[0]}")
+            self.options = values
+
+        @classmethod
+        def from_torch(cls, module):
+            return cls(**{option: getattr(module, option) for option, _ in options if hasattr(module, option)})
+
+        def forward(self, x):
+            return functional(x, *self.options.values())
+
+        def torch_twin(self):
+            import torch
+
+            return getattr(torch.nn, name)(**self.options)
+
+        def describe(self) -> str:
+            first, *rest = options
+            shown = [repr(self.options[first[0]])] + [f"{option}={self.options[option]!r}" for option, default in rest
+                                                      if self.options[option] != default]
+            return f"{name}({', '.join(shown)})"
+
+    Pool.__name__ = Pool.__qualname__ = name
+    Pool.__doc__ = doc
+    return Pool
+
+
+REQUIRED = object()
+max_pool1d, max_pool2d = max_pooling(1), max_pooling(2)
+adaptive_max_pool1d, adaptive_max_pool2d = adaptive_max_pooling(1), adaptive_max_pooling(2)
+MAX_OPTIONS = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", False),
+               ("return_indices", False))
+
+
+def _with_indices(functional):
+    """ATen's max pooling with indices, read where only its values are used: (values, None)."""
+    return lambda *args: (functional(*args), None)
+
+
+for _dims, _max, _adaptive in ((1, max_pool1d, adaptive_max_pool1d), (2, max_pool2d, adaptive_max_pool2d)):
+    _layer = pool_layer(f"MaxPool{_dims}d", _max, MAX_OPTIONS, f"torch.nn.MaxPool{_dims}d: the largest entry of each "
+                        "window.")
+    defop(f"max_pool{_dims}d", layer=_layer, functional=_max,
+          torch=TorchNames((f"torch.nn.functional.max_pool{_dims}d", f"torch.max_pool{_dims}d"), (),
+                           f"MaxPool{_dims}d", (f"aten.max_pool{_dims}d.default",)))
+    _layer = pool_layer(f"AdaptiveMaxPool{_dims}d", _adaptive, (("output_size", REQUIRED), ("return_indices", False)),
+                        f"torch.nn.AdaptiveMaxPool{_dims}d: the largest entry of each of output_size windows.")
+    defop(f"adaptive_max_pool{_dims}d", layer=_layer, functional=_adaptive,
+          torch=TorchNames((f"torch.nn.functional.adaptive_max_pool{_dims}d",), (), f"AdaptiveMaxPool{_dims}d",
+                           (f"aten.adaptive_max_pool{_dims}d.default",)),
+          front={f"aten.adaptive_max_pool{_dims}d.default": _with_indices(_adaptive)})
