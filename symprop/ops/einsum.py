@@ -179,23 +179,29 @@ def _numpy(printer, statement, texts):
 def _book(general, product):
     """Matrix products as books write them: X Wᵀ; per sample and head, Q Kᵀ; over samples and positions, δᵀ X (its rows
     are (sample, position) pairs, summed over both). `product(left, right)` writes two factors side by side, and
-    `general(spec, texts)` any other contraction."""
+    `general(printer, spec, texts)` any other contraction."""
 
     def spell(printer, statement, texts):
         form = contraction_form(statement.tensor.spec)
         if form is None:
-            return general(statement.tensor.spec, texts)
+            return general(printer, statement.tensor.spec, texts)
         left, right, t_left, t_right = book_product(form)
         return product(printer.transposed(texts[left], t_left), printer.transposed(texts[right], t_right))
 
     return spell
 
 
-_latex = _book(lambda spec, texts: rf"\operatorname{{einsum}}_{{\mathrm{{{spec}}}}}\left({', '.join(texts)}\right)",
-               lambda left, right: f"{left} {right}")
-_mathml = _book(lambda spec, texts: f"<mi>einsum</mi><mo>(</mo><mtext>{spec}</mtext><mo>,</mo>"
-                                    f"{'<mo>,</mo>'.join(texts)}<mo>)</mo>",
-                lambda left, right: f"<mrow>{left}{right}</mrow>")
+def _indexed_sum(printer, spec: str, texts) -> str:
+    """Any other contraction in index notation: [Σ_{c,i,j} P_{n,c,x,y,i,j} (W)_{o,c,i,j}]_{n,o,x,y}, the tensor whose
+    (n, o, x, y) entry is that sum."""
+    inputs, out = spec.split("->")
+    summed = [c for c in dict.fromkeys(inputs.replace(",", "")) if c not in out]
+    factors = " ".join(printer.indexed(text, letters) for text, letters in zip(texts, inputs.split(","), strict=True))
+    return printer.index_sum(summed, factors, out)
+
+
+_latex = _book(_indexed_sum, lambda left, right: f"{left} {right}")
+_mathml = _book(_indexed_sum, lambda left, right: f"<mrow>{left}{right}</mrow>")
 
 
 # -- torch's names: @, matmul, mm, bmm, einsum ----------------------------------------------------------------------

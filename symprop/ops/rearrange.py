@@ -38,14 +38,24 @@ def _code(permute: str):
     return spell
 
 
-def _book(heads):
-    """In a book: nothing, where only an axis of size 1 is dropped or added; else the heads split or merged."""
+_THIN = r"\,"  # a thin space between words in \operatorname
+
+
+def _book(named):
+    """In a book: nothing, where only an axis of size 1 is dropped or added; else axes transposed, attention's heads
+    split or merged (between 3 and 4 axes), or axes flattened or unflattened (an image's pixels, a window's
+    entries)."""
 
     def spell(printer, statement, texts):
         shape, operand = statement.tensor.shape, shapes_of(statement)[0]
         if [d for d in shape if d != 1] == [d for d in operand if d != 1]:
             return texts[0]
-        return heads(printer, "split" if len(shape) > len(operand) else "merge", texts[0])
+        splits = len(shape) > len(operand)
+        if len(shape) == len(operand):
+            return named(printer, "transpose", texts[0])
+        if {len(shape), len(operand)} == {3, 4}:
+            return named(printer, "split heads" if splits else "merge heads", texts[0])
+        return named(printer, "unflatten" if splits else "flatten", texts[0])
 
     return spell
 
@@ -140,8 +150,8 @@ ATEN = {"aten.view.default": reshape, "aten.reshape.default": reshape, "aten._un
 primitive(
     "rearrange", vjp=_vjp, stem="rs", view=True, moves=True,
     spell={"numpy": _code("transpose"), "torch": _code("permute"), "text": _code("transpose"),
-           "latex": _book(lambda p, what, text: rf"\operatorname{{{what}\,heads}}\left({text}\right)"),
-           "mathml": _book(lambda p, what, text: p.named_call(f"{what} heads", text))},
+           "latex": _book(lambda p, what, text: rf"\operatorname{{{_THIN.join(what.split())}}}\left({text}\right)"),
+           "mathml": _book(lambda p, what, text: p.named_call(what, text))},
     torch=TorchNames(functions=tuple(f"torch.{name}" for name in FRONT if name != "view"), methods=tuple(FRONT),
                      aten=tuple(ATEN)),
     front={**FRONT, **{f"torch.{name}": function for name, function in FRONT.items()}, **ATEN})

@@ -117,6 +117,46 @@ def _fold_vjp(graph, tensor, cotangent, needed):
                                    axes=tensor.axes, window=tensor.window)
 
 
+def _letters(tensor, ndim: int) -> tuple[list[str], list[str], list[str]]:
+    """A book's indices: the windowed array's `ndim` axes (n, c, then x, y at the sliding axes), the windows'
+    positions along the sliding axes (x, y) and the kernel's offsets (i, j)."""
+    others = iter("ncabe")
+    positions, offsets = list("xyz"[:len(tensor.axes)]), list("ijk"[:len(tensor.axes)])
+    axes = [positions[tensor.axes.index(a)] if a in tensor.axes else next(others) for a in range(ndim)]
+    return axes, positions, offsets
+
+
+def _step(factor: int, letter: str) -> str:
+    return letter if factor == 1 else f"{factor}{letter}"
+
+
+def _book(printer, statement, texts):
+    """P_{n,c,x,y,i,j} = X_{n,c, s·x + d·i, s·y + d·j}: each window position's entries, by kernel offset."""
+    tensor = statement.tensor
+    axes, positions, offsets = _letters(tensor, len(tensor.operands[0].shape))
+    read = []
+    for a, letter in enumerate(axes):
+        if a in tensor.axes:
+            k = tensor.axes.index(a)
+            _, stride, dilation = tensor.window[k]
+            read.append(f"{_step(stride, positions[k])} + {_step(dilation, offsets[k])}")
+        else:
+            read.append(letter)
+    return printer.index_sum([], printer.indexed(texts[0], read), axes + offsets)
+
+
+def _fold_book(printer, statement, texts):
+    """X̄_{n,c,u,v} = Σ over (x, i) with s·x + d·i = u, (y, j) likewise, of P̄_{n,c,x,y,i,j}: each entry gathers the
+    window entries that read it (a transposed convolution's form)."""
+    tensor = statement.tensor
+    axes, positions, offsets = _letters(tensor, len(tensor.shape))
+    targets = list("uvw"[:len(tensor.axes)])
+    where = [f"{_step(s, x)} + {_step(d, i)} = {u}"
+             for x, i, u, (_, s, d) in zip(positions, offsets, targets, tensor.window, strict=True)]
+    out = [targets[tensor.axes.index(a)] if a in tensor.axes else letter for a, letter in enumerate(axes)]
+    return printer.index_sum(where, printer.indexed(texts[0], axes + offsets), out)
+
+
 def _described(tensor) -> str:
     sizes = tuple(size for size, _, _ in tensor.window)
     strides = tuple(stride for _, stride, _ in tensor.window)
@@ -126,14 +166,12 @@ def _described(tensor) -> str:
 
 
 primitive(
-    "windows", shape=_shape, vjp=_vjp, stem="win", view=True, latex_stem="W",
+    "windows", shape=_shape, vjp=_vjp, stem="win", view=True, latex_stem="P",
     spell={"numpy": _numpy, "torch": _torch,
            "text": lambda p, s, texts: f"windows({texts[0]}, {_described(s.tensor)})",
-           "latex": lambda p, s, texts: rf"\operatorname{{windows}}\left({texts[0]}\right)",
-           "mathml": lambda p, s, texts: p.named_call("windows", texts[0])})
+           "latex": _book, "mathml": _book})
 primitive(
     "fold", vjp=_fold_vjp, stem="folded", owns_array=True, helpers=(NUMPY_FOLD, TORCH_FOLD),
     spell={"numpy": _fold_code(NUMPY_FOLD), "torch": _fold_code(TORCH_FOLD),
            "text": lambda p, s, texts: f"fold({texts[0]}, {_described(s.tensor)})",
-           "latex": lambda p, s, texts: rf"\operatorname{{fold}}\left({texts[0]}\right)",
-           "mathml": lambda p, s, texts: p.named_call("fold", texts[0])})
+           "latex": _fold_book, "mathml": _fold_book})

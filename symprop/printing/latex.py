@@ -188,6 +188,20 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
     transposed = staticmethod(_transposed)
     atomic = staticmethod(atomic)
 
+    def indexed(self, text: str, indices) -> str:
+        """An entry in index notation, text_{n,c,2x + i}: a name with a subscript of its own, or an expression, in
+        brackets ((W_{conv})_{o,c,i,j})."""
+        base = text if "_" not in text and atomic(text) else rf"\left({text}\right)"
+        return f"{base}_{{{','.join(indices)}}}"
+
+    def index_sum(self, below, body: str, out) -> str:
+        """[Σ_{below} body]_{out}: the tensor whose `out` entry is that sum (`below`: the summed indices, or one
+        condition per line); no Σ where nothing is summed."""
+        rows = r" \\ ".join(below)
+        summed = (rf"\sum_{{\substack{{{rows}}}}} " if len(below) > 1 and "=" in rows else
+                  rf"\sum_{{{','.join(below)}}} ") if below else ""
+        return rf"\left[{summed}{body}\right]_{{{','.join(out)}}}"
+
     def broadcast(self, text, shape):
         return text
 

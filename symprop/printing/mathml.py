@@ -106,6 +106,19 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
         """name(texts...), a function applied (MathML text)."""
         return f"<mrow><mi>{name}</mi><mo>(</mo>{'<mo>,</mo>'.join(texts)}<mo>)</mo></mrow>"
 
+    def indexed(self, text: str, indices) -> str:
+        """An entry in index notation, text with the subscript n,c,2x+i (an expression or a subscripted name in
+        brackets)."""
+        base = text if "<msub" not in text and text.count("<m") <= 1 else f"<mrow><mo>(</mo>{text}<mo>)</mo></mrow>"
+        return f"<msub><mrow>{base}</mrow><mrow>{'<mo>,</mo>'.join(map(_index, indices))}</mrow></msub>"
+
+    def index_sum(self, below, body: str, out) -> str:
+        """[Σ_{below} body]_{out}: the tensor whose `out` entry is that sum."""
+        summed = f"<munder><mo>\u2211</mo><mrow>{'<mo>,</mo>'.join(map(_index, below))}</mrow></munder>" \
+            if below else ""
+        bracket = f"<mrow><mo>[</mo>{summed}{body}<mo>]</mo></mrow>"
+        return f"<msub>{bracket}<mrow>{'<mo>,</mo>'.join(map(_index, out))}</mrow></msub>"
+
     def reshape(self, text, shape):
         return text
 
@@ -114,3 +127,10 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
 
     def shape_text(self, shape) -> str:
         return " \u00d7 ".join(str(d) for d in shape) or "1"
+
+
+def _index(text: str) -> str:
+    """An index as MathML: 2x + i is <mn>2</mn><mi>x</mi><mo>+</mo><mi>i</mi>."""
+    tokens = re.findall(r"\d+|[A-Za-z]|[+=-]", text)
+    return "<mrow>" + "".join(f"<mn>{t}</mn>" if t.isdigit() else f"<mi>{t}</mi>" if t.isalpha() else f"<mo>{t}</mo>"
+                              for t in tokens) + "</mrow>"
