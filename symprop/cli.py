@@ -339,7 +339,8 @@ Examples:
 @main.command(epilog=TRAIN_EXAMPLES, short_help="Train a model on a CSV or a text, in NumPy.")
 @click.argument("source")
 @click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="A CSV file with a header row: the feature columns, then the target.")
+              help="A CSV file with a header row (the feature columns, then the target), or an .npz of arrays x "
+                   "(inputs, images (samples, channels, height, width) for a CNN) and labels (class indices).")
 @click.option("--text", "text_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A UTF-8 text, for a token model (vocabulary and sequence in its spec): it learns the next "
                    "character.")
@@ -371,13 +372,17 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
 
     import numpy as np
 
-    from .train import plot_loss, prepare_csv, prepare_text, save_params, score
+    from .train import plot_loss, prepare_csv, prepare_npz, prepare_text, save_params, score
 
     if (data_path is None) == (text_path is None):
         raise click.UsageError("give the data: --data FILE.csv, or --text FILE for a token model")
     model = load_model(source)
-    data = prepare_text(text_path, model, holdout) if text_path else \
-        prepare_csv(data_path, model, target_columns, holdout, seed, standardize)
+    if text_path:
+        data = prepare_text(text_path, model, holdout)
+    elif data_path.suffix == ".npz":
+        data = prepare_npz(data_path, model, holdout, seed)
+    else:
+        data = prepare_csv(data_path, model, target_columns, holdout, seed, standardize)
     module = _fresh_module(model, source)
     lr = lr if lr is not None else 0.1 if optimizer == "sgd" else 1e-3
     click.echo(f"training {model.name} on {data.description}: {epochs} epochs, batches of {batch_size}, "

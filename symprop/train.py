@@ -161,6 +161,40 @@ def prepare_csv(path: Path, model, target_columns, holdout: float, seed: int, st
                     f"{len(fit.x)} rows of {path} ({len(held.x)} held out)", saved)
 
 
+def prepare_npz(path: Path, model, holdout: float, seed: int) -> Prepared:
+    """Arrays saved by numpy.savez: `x`, one sample per row in the shape the model takes (images (rows, channels,
+    height, width)), and `labels`, one class index per row, or `t`, the targets. Used as they are: no scaling."""
+    names = list(model.input_shapes)
+    if len(names) != 1:
+        raise SymPropError(f"an .npz trains a model of one input, and this one takes {len(names)} ({', '.join(names)})",
+                           str(path))
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            found = dict(arrays)
+    except (OSError, ValueError) as error:
+        raise SymPropError(f"cannot read it as an .npz of arrays: {error}", str(path)) from None
+    target_key = "labels" if "labels" in found else "t"
+    if "x" not in found or target_key not in found:
+        raise SymPropError(f"it needs an array x (the inputs) and an array labels (class indices) or t (targets); "
+                           f"it has {', '.join(sorted(found)) or 'none'}", str(path))
+    x, t = found["x"], found[target_key]
+    want = tuple(model.input_shapes[names[0]][1:])
+    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want or len(t) != len(x):
+        raise SymPropError(f"x is {tuple(x.shape)} and {target_key} {tuple(t.shape)}, where the model takes rows of "
+                           f"shape {want} and one target per row", str(path))
+    if model.target_kind == "index":
+        classes = model.class_range[0] if model.class_range else None
+        if not np.issubdtype(t.dtype, np.integer) or t.ndim != 1 or t.min() < 0 or \
+                (classes is not None and t.max() >= classes):
+            raise SymPropError(f"{target_key} must hold one class index per row (integers from 0), got "
+                               f"{t.dtype} values from {t.min()} to {t.max()}", str(path))
+        t = t.astype(np.int64)
+    data = Dataset(np.asarray(x, dtype=np.float64), t, [names[0]], [target_key])
+    fit, held = split(data, holdout, seed)
+    return Prepared([fit.x], fit.t, [held.x], held.t,
+                    f"{len(fit.x)} samples of {path} ({len(held.x)} held out)", {}, units="samples")
+
+
 def token_input(model) -> str | None:
     """The name of a token model's one input, a sequence of ids (`x` in a spec, `idx` in a GPT), else None."""
     names = list(model.input_shapes)

@@ -13,9 +13,9 @@ from symprop.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 # the TOML specs, and the torch models that examples/*.py build (SOURCES names them for the CLI)
-EXAMPLES = sorted((ROOT / "examples").glob("*.toml")) + [ROOT / "examples" / "gpt.py"]
-SOURCES = {"gpt": "gpt.py:build"}
-UPDATE = "symprop derive examples/*.toml examples/gpt.py:build   (from the project root)"
+EXAMPLES = sorted((ROOT / "examples").glob("*.toml")) + [ROOT / "examples" / "gpt.py", ROOT / "examples" / "lenet.py"]
+SOURCES = {"gpt": "gpt.py:build", "lenet": "lenet.py:build"}
+UPDATE = "symprop derive examples/*.toml examples/gpt.py:build examples/lenet.py:build   (from the project root)"
 
 
 @pytest.fixture(scope="module")

@@ -96,6 +96,34 @@ def test_symprop_train_learns_iris(tmp_path):
     assert width > 300 and height > 200
 
 
+def test_symprop_train_learns_the_digits_with_lenet(tmp_path):
+    """LeNet-5 (examples/lenet.py, from torch) trained by its generated NumPy module on examples/data/digits.npz."""
+    result = CliRunner().invoke(main, ["train", str(ROOT / "examples" / "lenet.py") + ":build", "--data",
+                                       str(ROOT / "examples" / "data" / "digits.npz"), "--optimizer", "adam", "--lr",
+                                       "2e-3", "--epochs", "4", "--batch-size", "32", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "1438 samples" in result.stdout and "359 held out" in result.stdout
+    held_out = float(result.stdout.split("held-out accuracy ")[1].split(" ")[0])
+    assert held_out >= 0.97, result.stdout
+    assert np.load(tmp_path / "lenet_params.npz")["conv1.weight"].shape == (6, 1, 5, 5)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x": np.zeros((3, 1, 8, 8)), "labels": np.zeros(3, dtype=np.int64)},
+     "x is (3, 1, 8, 8) and labels (3,), where the model takes rows of shape (1, 32, 32)"),
+    ({"images": np.zeros((3, 1, 32, 32))}, "it needs an array x (the inputs) and an array labels"),
+    ({"x": np.zeros((3, 1, 32, 32)), "labels": np.array([0, 1, 10])}, "labels must hold one class index per row"),
+])
+def test_an_npz_that_does_not_fit_is_refused_in_one_line(tmp_path, arrays, message):
+    path = tmp_path / "images.npz"
+    np.savez(path, **arrays)
+    result = CliRunner().invoke(main, ["train", str(ROOT / "examples" / "lenet.py") + ":build", "--data", str(path),
+                                       "--epochs", "1", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def bad_csv(tmp_path, text):
     path = tmp_path / "data.csv"
     path.write_text(text)
