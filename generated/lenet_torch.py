@@ -209,11 +209,10 @@ def forward(params, x):
     fc2_bias = params["fc2.bias"]
     fc3_weight = params["fc3.weight"]
     fc3_bias = params["fc3.bias"]
-    win = x.unfold(2, 5, 1).unfold(3, 5, 1)
+    cv = torch.nn.functional.conv2d(x, conv1_weight)
     bcol = conv1_bias.reshape(6, 1, 1)
-    z = torch.einsum("ncxyij,ocij->noxy", win, conv1_weight)
-    del win
-    z += bcol
+    z = bcol + cv
+    del cv
     h = torch.clamp(z, min=0)
     del z
     win_1 = h.unfold(2, 2, 2).unfold(3, 2, 2)
@@ -224,12 +223,11 @@ def forward(params, x):
     del patch
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
-    win_1_1 = h_1.unfold(2, 5, 1).unfold(3, 5, 1)
+    cv_1 = torch.nn.functional.conv2d(h_1, conv2_weight)
     del h_1
     bcol_1 = conv2_bias.reshape(16, 1, 1)
-    z_1 = torch.einsum("ncxyij,ocij->noxy", win_1_1, conv2_weight)
-    del win_1_1
-    z_1 += bcol_1
+    z_1 = bcol_1 + cv_1
+    del cv_1
     h_2 = torch.clamp(z_1, min=0)
     del z_1
     win_2 = h_2.unfold(2, 2, 2).unfold(3, 2, 2)
@@ -283,10 +281,11 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     # The forward pass, as forward computes it, but keeping h, h_2, h_4, h_5 and z_4 for the loss and the backward
     # pass (forward frees each value as soon as it can).
-    win = x.unfold(2, 5, 1).unfold(3, 5, 1)
+    cv = torch.nn.functional.conv2d(x, conv1_weight)
     bcol = conv1_bias.reshape(6, 1, 1)
-    z = torch.einsum("ncxyij,ocij->noxy", win, conv1_weight)
+    z = cv
     z += bcol
+    del cv
     h = torch.clamp_(z, min=0)
     del z
     win_1 = h.unfold(2, 2, 2).unfold(3, 2, 2)
@@ -295,11 +294,11 @@ def loss_and_gradients(params, x, t):
     top = torch.amax(patch, dim=4, keepdim=True)
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
-    win_1_1 = h_1.unfold(2, 5, 1).unfold(3, 5, 1)
-    del h_1
+    cv_1 = torch.nn.functional.conv2d(h_1, conv2_weight)
     bcol_1 = conv2_bias.reshape(16, 1, 1)
-    z_1 = torch.einsum("ncxyij,ocij->noxy", win_1_1, conv2_weight)
+    z_1 = cv_1
     z_1 += bcol_1
+    del cv_1
     h_2 = torch.clamp_(z_1, min=0)
     del z_1
     win_2 = h_2.unfold(2, 2, 2).unfold(3, 2, 2)
@@ -356,11 +355,11 @@ def loss_and_gradients(params, x, t):
     del dwin_2
     dz_1 = dh_2 * torch.sign(h_2)
     del h_2, dh_2
-    dconv2_weight = torch.einsum("noxy,ncxyij->ocij", dz_1, win_1_1)
-    del win_1_1
+    dconv2_weight = torch.nn.grad.conv2d_weight(h_1, (16, 6, 5, 5), dz_1)
+    del h_1
     dbcol_1 = torch.sum(dz_1, dim=(0, 2, 3), keepdim=True).reshape((16, 1, 1))
     dconv2_bias = dbcol_1.reshape(16)
-    dh_1 = fold((torch.einsum("noxy,ocij->ncxyij", dz_1, conv2_weight)), (2, 3), (14, 14), ((5, 1, 1), (5, 1, 1)))
+    dh_1 = torch.nn.grad.conv2d_input((dz_1.shape[0], 6, 14, 14), conv2_weight, dz_1)
     del dz_1
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
     del dh_1
@@ -374,8 +373,7 @@ def loss_and_gradients(params, x, t):
     del dwin_1
     dz = dh * torch.sign(h)
     del h, dh
-    dconv1_weight = torch.einsum("noxy,ncxyij->ocij", dz, win)
-    del win
+    dconv1_weight = torch.nn.grad.conv2d_weight(x, (6, 1, 5, 5), dz)
     dbcol = torch.sum(dz, dim=(0, 2, 3), keepdim=True).reshape((6, 1, 1))
     del dz
     dconv1_bias = dbcol.reshape(6)

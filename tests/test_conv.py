@@ -123,3 +123,14 @@ def test_adaptive_pooling_agrees_with_autograd(dims, kind):
     pool = getattr(SF, f"adaptive_{kind}_pool{dims}d")
     sizes, out = ((6,), (3,)) if dims == 1 else ((6, 4), (2, 1))
     agrees(lambda net, x: pool(x, out), (2, *sizes), (2, *out))
+
+
+def test_the_torch_module_runs_torchs_convolution_kernels():
+    """torch's calls for the convolution and both its gradients (groups 1), and no windows left for them."""
+    model = S.Model(Body(lambda net, x: net.conv(x), 4 * 4 * 4, {"conv": S.Conv2d(2, 4, 3, stride=2, padding=1)}),
+                    S.MSELoss(), inputs={"x": (2, 7, 7)})
+    code = S.derive_network(model).render("torch")
+    body = code[code.index("def loss_and_gradients"):]
+    assert "torch.nn.functional.conv2d(x, w_conv, stride=2, padding=1)" in body
+    assert "torch.nn.grad.conv2d_weight(x, (4, 2, 3, 3), " in body
+    assert "unfold(" not in body and "einsum" not in body

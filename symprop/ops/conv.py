@@ -15,8 +15,11 @@ from ..declare.options import positive, short
 from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
+from ..graph.ir import Tensor
+from ..plan.uses import Uses
+from ..program import Statement
 from .pad import pad_axes
-from .registry import TorchNames, defop
+from .registry import Call, TorchNames, call, defop, lookup, plan_rule
 from .windows import sliding, window_count
 
 POSITIONS, OFFSETS = "xyz", "ijk"  # the einsum letters of the output's positions and of the kernel's offsets
@@ -220,3 +223,129 @@ defop("conv2d", layer=Conv2d, functional=conv2d, init_doc="Conv2d U(-1/sqrt(fan_
       torch=TorchNames(("torch.nn.functional.conv2d", "torch.conv2d"), (), "Conv2d",
                        ("aten.conv2d.default", "aten.conv2d.padding", "aten.convolution.default")),
       front={"aten.convolution.default": aten_convolution})
+
+
+# -- one call each, where the backend has them: torch's convolution and its two gradients ----------------------------
+# A convolution is derived as windows and contractions; torch runs the same sums as its convolution kernels:
+#   z = einsum(windows(x), W)         -> F.conv2d(x, W, stride, padding, dilation)
+#   dW = einsum(δ, windows(x))        -> torch.nn.grad.conv2d_weight(x, W.shape, δ, ...)
+#   dx = fold(einsum(δ, W))           -> torch.nn.grad.conv2d_input(x.shape, W, δ, ...)
+# (groups 1; a grouped convolution stays as derived).
+def _torch_call(printer, statement, texts, into):
+    info = statement.tensor
+    dims = len(info.window)
+    stride = tuple(s for _, s, _ in info.window)
+    options = [f"stride={_one(stride)}"] if set(stride) != {1} else []
+    padding = tuple(before for before, _ in info.bounds)
+    if any(padding):
+        options.append(f"padding={_one(padding)}")
+    dilation = tuple(d for _, _, d in info.window)
+    if set(dilation) != {1}:
+        options.append(f"dilation={_one(dilation)}")
+    if info.key == "forward":  # texts: x, W
+        return printer._call(f"torch.nn.functional.conv{dims}d", *texts, *options)
+    if info.key == "weight":  # texts: x, δ
+        return printer._call(f"torch.nn.grad.conv{dims}d_weight", texts[0], str(tuple(statement.shape)), texts[1],
+                             *options)
+    size = f"({texts[0]}.shape[0], {', '.join(str(d) for d in statement.shape[1:])})"  # texts: δ, W
+    return printer._call(f"torch.nn.grad.conv{dims}d_input", size, texts[1], texts[0], *options)
+
+
+def _one(values: tuple):
+    return values[0] if len(set(values)) == 1 else values
+
+
+for _dims in (1, 2):
+    lookup(f"conv{_dims}d").calls = {"torch": Call(_torch_call)}
+
+
+@plan_rule
+def convolution_calls(uses: Uses, shapes: dict, backend: str) -> Uses:
+    """A convolution's contractions with the windows of its input, and the fold of δ times its kernel, as the
+    backend's convolution calls (the windows, and pads read by nothing else, go)."""
+    if call("conv2d", backend) is None:
+        return uses
+    made = {s.symbol: s for s in uses.statements}
+    for statement in list(uses.statements):
+        if statement.kind == "einsum":
+            _contraction_call(uses, statement, made)
+        elif statement.kind == "fold":
+            _fold_call(uses, statement, made)
+    _drop_unread(uses, ("windows", "pad", "einsum"))
+    return uses
+
+
+def _conv_specs(dims: int) -> tuple[str, str, str]:
+    """The index specs of a convolution (groups 1), of its kernel's δ and of its windows' δ."""
+    positions, offsets = POSITIONS[:dims], OFFSETS[:dims]
+    windows, kernel, out = f"nc{positions}{offsets}", f"oc{offsets}", f"no{positions}"
+    return f"{windows},{kernel}->{out}", f"{out},{windows}->{kernel}", f"{out},{kernel}->{windows}"
+
+
+def _windows_of(symbol, made: dict):
+    """The windows statement that makes `symbol` (over the axes after batch and channels, zero padding), and the array
+    they slide over with the padding that torch's call may add itself (symmetric pads), or None."""
+    windows = made.get(symbol)
+    if windows is None or windows.kind != "windows" or not symbol.is_Symbol:
+        return None
+    dims = len(windows.tensor.window)
+    if windows.tensor.axes != tuple(range(2, 2 + dims)) or len(windows.shape) != 2 + 2 * dims:
+        return None
+    source, pads = windows.operands[0], [(0, 0)] * dims
+    while source in made and made[source].kind == "pad" and not made[source].tensor.key:
+        (axis,), (before, after) = made[source].tensor.axes, made[source].tensor.bounds
+        if before != after or pads[axis - 2] != (0, 0):
+            break
+        pads[axis - 2] = (before, after)
+        source = made[source].operands[0]
+    if any(before for before, _ in pads):  # what stays padded is the pads above `source`
+        return windows, source, tuple(pads)
+    return windows, windows.operands[0], tuple(pads)
+
+
+def _info(statement, windows, pads, key: str) -> Tensor:
+    return Tensor(statement.symbol, tuple(statement.shape), "conv", window=windows.tensor.window, bounds=pads, key=key)
+
+
+def _replace(uses: Uses, statement, operands: tuple, info: Tensor) -> None:
+    made = Statement(statement.name, "call", operands=operands, shape=statement.shape, op=f"conv{len(info.window)}d",
+                     tensor=info, label=statement.label)
+    uses.statements[uses.statements.index(statement)] = made
+    uses.rewrite(made, {})
+
+
+def _contraction_call(uses: Uses, statement, made: dict) -> None:
+    if len(statement.operands) != 2 or any(statement.broadcast_operands) or \
+            not all(op.is_Symbol for op in statement.operands):
+        return
+    spec = statement.tensor.spec
+    for position, key in ((0, "forward"), (1, "weight")):
+        found = _windows_of(statement.operands[position], made)
+        if found is None:
+            continue
+        windows, source, pads = found
+        forward, weight, _ = _conv_specs(len(windows.tensor.window))
+        if key == "forward" and spec == forward:
+            _replace(uses, statement, (source, statement.operands[1]), _info(statement, windows, pads, key))
+        elif key == "weight" and spec == weight:
+            _replace(uses, statement, (source, statement.operands[0]), _info(statement, windows, pads, key))
+        return
+
+
+def _fold_call(uses: Uses, statement, made: dict) -> None:
+    product = made.get(statement.operands[0])
+    dims = len(statement.tensor.window)
+    if product is None or product.kind != "einsum" or product.tensor.spec != _conv_specs(dims)[2] or \
+            not all(op.is_Symbol for op in product.operands) or any(product.broadcast_operands) or \
+            statement.tensor.axes != tuple(range(2, 2 + dims)) or len(uses.readers(product.symbol)) != 1:
+        return
+    info = Tensor(statement.symbol, tuple(statement.shape), "conv", window=statement.tensor.window,
+                  bounds=((0, 0),) * dims, key="input")
+    _replace(uses, statement, product.operands, info)
+
+
+def _drop_unread(uses: Uses, kinds: tuple) -> None:
+    """Statements of these kinds that nothing reads any more, last first (a pad read only by dropped windows)."""
+    for statement in reversed(list(uses.statements)):
+        if statement.kind in kinds and not uses.readers(statement.symbol):
+            uses.statements.remove(statement)
