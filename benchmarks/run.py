@@ -18,6 +18,9 @@ Workloads (every variant gets the same parameters and data, drawn from a fixed s
   gpt     examples/gpt.py, a GPT written as nanoGPT writes one, read by from_torch (torch.export): 2 layers, 2 heads,
           width 32, block 16, 72 tokens, SDPA, GELU, tied lm_head, forward(idx, targets) -> (logits, loss); batch 32
           (no JAX variant; autograd runs the torch module itself, its parameters those of build());
+  lenet   examples/lenet.py's LeNet-5 on 28x28 images (build_mnist: its first convolution padded by 2), read by
+          from_torch: Conv2d(1,6,5)+ReLU+max_pool2d(2), Conv2d(6,16,5)+ReLU+max_pool2d(2), Linear 400-120-84-10,
+          CrossEntropyLoss; batch 64 (no JAX variant; autograd runs the torch module itself);
   derive  derive_network + render("numpy") for MLPs of depth D = 4, 16, 64, counting D Linear layers:
           D-1 blocks Linear(16,16)+Tanh on 16 inputs, then Linear(16,3), CrossEntropyLoss. (64 hidden blocks
           would be 129 layers, over symprop's cap of 128 layers a model.)
@@ -119,8 +122,13 @@ NETWORKS = {
     "char_lm": {"spec": "examples/char_lm.toml", "inputs": 32, "sequence": 32, "loss": "cross_entropy",
                 "classes": 71, "layers": []},
     # examples/gpt.py, as nanoGPT writes a GPT, read by from_torch: forward(idx, targets) -> (logits, loss)
-    "gpt": {"factory": "examples/gpt.py", "inputs": 16, "sequence": 16, "loss": "cross_entropy", "classes": 72,
-            "layers": []},
+    "gpt": {"factory": "examples/gpt.py", "own_loss": True, "inputs": 16, "sequence": 16, "loss": "cross_entropy",
+            "classes": 72, "layers": []},
+    # examples/lenet.py on MNIST's 28x28 images (its first convolution padded by 2), read by from_torch: convolutions,
+    # max pooling, linear layers and cross-entropy
+    "lenet": {"factory": "examples/lenet.py:build_mnist", "image": (1, 28, 28), "inputs": 784, "loss": "cross_entropy",
+              "classes": 10,
+              "layers": []},
 }
 JAX_WORKLOADS = ("mlp", "neuron", "deep")
 FULL_CASES = ([("mlp", dtype, batch) for batch in (32, 256, 2048) for dtype in ("float32", "float64")]
@@ -128,11 +136,13 @@ FULL_CASES = ([("mlp", dtype, batch) for batch in (32, 256, 2048) for dtype in (
               + [("deep", dtype, 64) for dtype in ("float32", "float64")]
               + [("transformer", dtype, 16) for dtype in ("float32", "float64")]
               + [("char_lm", dtype, 32) for dtype in ("float32", "float64")]
-              + [("gpt", dtype, 32) for dtype in ("float32", "float64")])
+              + [("gpt", dtype, 32) for dtype in ("float32", "float64")]
+              + [("lenet", dtype, 64) for dtype in ("float32", "float64")])
 QUICK_CASES = [("mlp", "float32", 16), ("mlp", "float64", 16), ("neuron", "float32", 100),
                ("neuron", "float64", 100), ("deep", "float32", 8), ("deep", "float64", 8),
                ("transformer", "float32", 2), ("transformer", "float64", 2), ("char_lm", "float32", 2),
-               ("char_lm", "float64", 2), ("gpt", "float32", 2), ("gpt", "float64", 2)]
+               ("char_lm", "float64", 2), ("gpt", "float32", 2), ("gpt", "float64", 2), ("lenet", "float32", 2),
+               ("lenet", "float64", 2)]
 FULL_DEPTHS, QUICK_DEPTHS = (4, 16, 64), (2,)
 # --quick runs the torch.compile variants on the neuron only: on two cores inductor takes 5-30 s to compile the
 # forward and backward of each larger network, and a cold cache (a fresh machine) adds some 20 s once. The slow
@@ -178,9 +188,10 @@ def symprop_model(net: dict, name: str):
         model = S.load_spec(HERE.parent.parent / net["spec"])
         model.name = name
         return model
-    if "factory" in net:  # a torch module of examples/, exported: its loss is its forward's own
-        module, loss, example_inputs = gpt_factory(net)()
-        return S.from_torch(module, loss, example_inputs=example_inputs, name=name)
+    if "factory" in net:  # a torch module of examples/, exported (the GPT's loss is its forward's own)
+        module, loss, example_inputs, *target = gpt_factory(net)()
+        return S.from_torch(module, loss, example_inputs=example_inputs, example_target=target[0] if target else None,
+                            name=name)
 
     make = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid, "gelu": S.GELU, "mean_pool": S.MeanPool}
     layers, width = [], net["inputs"]
@@ -197,8 +208,10 @@ def symprop_model(net: dict, name: str):
 
 
 def gpt_factory(net: dict):
-    """examples/gpt.py's build(): (the GPT, its loss, example inputs), the same parameters every call (seed 0)."""
-    return import_path(HERE.parent.parent / net["factory"]).build
+    """A factory of examples/ (examples/gpt.py's build(): the GPT, its loss, example inputs; lenet.py's build_mnist()
+    adds example targets), the same parameters every call (seed 0)."""
+    path, _, function = net["factory"].partition(":")
+    return getattr(import_path(HERE.parent.parent / path), function or "build")
 
 
 def make_data(net: dict, dtype: str, batch: int, seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -214,6 +227,9 @@ def make_data(net: dict, dtype: str, batch: int, seed: int = 0) -> tuple[dict, n
             params[key] = (rng.uniform(-scale[0], scale[0], size=shape) if kind == "uniform" else
                            rng.normal(0, scale[0], size=shape) if kind == "normal" else
                            getattr(np, kind)(shape)).astype(dtype)
+    if "image" in net:  # images in, a class out
+        x = rng.uniform(size=(batch, *net["image"])).astype(dtype)
+        return params, x, rng.integers(0, net["classes"], size=batch, dtype=np.int64)
     if "spec" in net or "factory" in net:  # tokens in, the next token of each position out
         x = rng.integers(0, net["classes"], size=(batch, net["sequence"]), dtype=np.int64)
         return params, x, rng.integers(0, net["classes"], size=(batch, net["sequence"]), dtype=np.int64)
@@ -324,9 +340,11 @@ def build_autograd(case, params, x, t, modules, compiled=False):
 
     net = NETWORKS[case["workload"]]
     if "factory" in net:  # the GPT computes its own loss: forward(idx, targets) -> (logits, loss)
-        model = gpt_factory(net)()[0].to(getattr(torch, case["dtype"]))
+        model, loss_fn, *_ = gpt_factory(net)()
+        model = model.to(getattr(torch, case["dtype"]))
         model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()}, strict=False)
-        return autograd_call(model, None, torch.from_numpy(x), torch.from_numpy(t), compiled)
+        return autograd_call(model, None if net.get("own_loss") else loss_fn, torch.from_numpy(x), torch.from_numpy(t),
+                             compiled)
     model, loss_fn = torch_char_lm(params, case["dtype"]) if "spec" in net else \
         torch_network(net, params, case["dtype"])
     return autograd_call(model, loss_fn, torch.from_numpy(x), torch.from_numpy(t), compiled)

@@ -18,10 +18,10 @@ from torch.nn import functional as F
 
 
 class LeNet5(nn.Module):
-    def __init__(self, classes: int = 10):
+    def __init__(self, classes: int = 10, padding: int = 0):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)  # 1x32x32 -> 6x28x28, pooled to 6x14x14
-        self.conv2 = nn.Conv2d(6, 16, 5)  # -> 16x10x10, pooled to 16x5x5
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=padding)  # 1x32x32 -> 6x28x28 (or 28x28 padded by 2), pooled
+        self.conv2 = nn.Conv2d(6, 16, 5)  # 6x14x14 -> 16x10x10, pooled to 16x5x5
         self.fc1 = nn.Linear(16 * 5 * 5, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, classes)
@@ -41,3 +41,9 @@ def build(batch: int = 4):
     images = torch.rand(batch, 1, 32, 32)
     labels = torch.randint(0, 10, (batch,))
     return LeNet5(), nn.CrossEntropyLoss(), (images,), labels
+
+
+def build_mnist(batch: int = 4):
+    """The same network on MNIST's 28x28 images, its first convolution padded by 2 (as MNIST's LeNets are)."""
+    torch.manual_seed(0)
+    return LeNet5(padding=2), nn.CrossEntropyLoss(), (torch.rand(batch, 1, 28, 28),), torch.randint(0, 10, (batch,))
