@@ -1,0 +1,177 @@
+"""batch_norm: (x − μ)/√(σ² + ε)·γ + β per channel (axis 1), μ and σ² the batch's mean and biased variance over every
+other axis (training), or the running statistics (eval); F.batch_norm, nn.BatchNorm1d and nn.BatchNorm2d (their
+parameters and torch twins) and ATen's batch_norm.
+
+Built from sums, as layer_norm is, so that its backward pass is derived, not written: its δ comes out in the book's
+three terms, δx = (γ·rstd/M)·(M·δy − Σδy − x̂·Σ(δy·x̂)), M the count of entries per channel. In eval mode the running
+statistics are constants of the derivation (the buffers as the model holds them); the generated modules do not yet
+update them in training mode, as torch's forward does."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..declare.calls import in_torch, resolved, symbolic, torch_function
+from ..declare.module import Module
+from ..declare.options import flag, fraction, positive, short
+from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
+from ..declare.trace import fail, running
+from ..graph import Graph, Value
+from .conv import reshaped
+from .registry import TorchNames, defop
+from .sum import reduce_sum
+
+
+def per_channel(g: Graph, value: Value, ndim: int, stem: str) -> Value:
+    """A vector of one number per channel, shaped (C, 1, ...) to broadcast along axis 1 of an array of `ndim` axes."""
+    if ndim == 2 or not value.shape:  # a number (a fresh layer's running mean 0) broadcasts as it is
+        return value
+    return reshaped(g, value, (value.shape[0],) + (1,) * (ndim - 2), stem)
+
+
+def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, name: str) -> Value:
+    """x normalized per channel by the batch's statistics (mean None) or by `mean` and `variance`; `affine`: (γ, β),
+    either None."""
+    ndim = len(x.shape)
+    tag = name[1:] if name[0] == "h" else "_" + name
+    kept = tuple(d if a == 1 else 1 for a, d in enumerate(x.shape))
+    if mean is None:  # the batch's: sums over every axis but the channels', M entries each
+        count = sp.Mul(*(d for a, d in enumerate(x.shape) if a != 1))
+        total = reduce_sum(g, x, kept, stem=f"sum{tag}")
+        centred = g.named(Value(x.expr - total.expr / count, x.shape), f"xc{tag}")
+        squares = reduce_sum(g, Value(centred.expr ** 2, x.shape), kept, stem=f"ss{tag}")
+        shifted = g.named(Value(squares.expr / count + sp.Float(eps), kept), f"var{tag}")
+    else:  # the running statistics: constants
+        centred = g.named(Value(x.expr - per_channel(g, mean, ndim, f"rm{tag}").expr, x.shape), f"xc{tag}")
+        column = per_channel(g, variance, ndim, f"rv{tag}")
+        shifted = Value(column.expr + sp.Float(eps), column.shape)
+    rstd = g.named(Value(1 / sp.sqrt(shifted.expr), shifted.shape), f"rstd{tag}")
+    normed = g.named(Value(centred.expr * rstd.expr, x.shape), f"xhat{tag}")
+    weight, bias = affine
+    out = normed.expr
+    if weight is not None:
+        out = out * per_channel(g, weight, ndim, f"gcol{tag}").expr
+    if bias is not None:
+        out = out + per_channel(g, bias, ndim, f"bcol{tag}").expr
+    return g.named(Value(out, x.shape), name) if affine != (None, None) else normed
+
+
+def functional(input, running_mean=None, running_var=None, weight=None, bias=None, training=False, momentum=0.1,
+               eps=1e-5):
+    """torch's F.batch_norm: per channel (axis 1) of (N, C), (N, C, L) or (N, C, H, W)."""
+    input = resolved(input)
+    if in_torch(input):
+        return torch_function(TORCH.functions[0])(input, resolved(running_mean), resolved(running_var),
+                                                   resolved(weight), resolved(bias), training, momentum, eps)
+    where = "F.batch_norm"
+    x = symbolic(input, where)
+    if len(x.shape) not in (2, 3, 4):
+        raise fail(f"{where}: the input must be (batch, channels), (batch, channels, length) or (batch, channels, "
+                   f"height, width), got {shape_text(x.shape)}")
+    channels = x.shape[1]
+
+    def vector(part, what: str):
+        if part is None:
+            return None
+        value = as_value(part, f"{where} {what}")
+        if value.shape != (channels,):
+            raise fail(f"{where}: {what} {shape_text(value.shape)} does not fit {channels} channels")
+        return value
+
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 < eps < 1:
+        raise fail(f"{where}: eps must be a number between 0 and 1, got {short(eps)}")
+    statistics = (None, None)
+    if not training:
+        if running_mean is None or running_var is None:
+            raise fail(f"{where}: in eval mode (training False) it needs running_mean and running_var")
+        statistics = (vector(running_mean, "running_mean"), vector(running_var, "running_var"))
+    affine = (vector(weight, "weight"), vector(bias, "bias"))
+    trace = running()
+    return SymbolicTensor(batch_norm_graph(trace.graph, x, *statistics, eps, affine, trace.stem("h")))
+
+
+functional.__name__ = functional.__qualname__ = "batch_norm"
+
+
+def aten_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled=True):
+    """ATen's batch_norm (what torch.export shows for nn.BatchNorm*): F.batch_norm's arguments in ATen's order."""
+    return functional(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def layer(dims: int) -> type:
+    """nn.BatchNorm1d or nn.BatchNorm2d."""
+    shapes = {1: "(batch, channels) or (batch, channels, length)", 2: "(batch, channels, height, width)"}
+
+    class BatchNorm(Module):
+        kind = f"batch_norm{dims}d"
+
+        def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                     track_running_stats: bool = True):
+            super().__init__()
+            self.num_features = positive(num_features, f"BatchNorm{dims}d num_features")
+            self.eps = fraction(eps, f"BatchNorm{dims}d eps")
+            self.momentum, self.affine = momentum, flag(affine, f"BatchNorm{dims}d affine")
+            self.track_running_stats = flag(track_running_stats, f"BatchNorm{dims}d track_running_stats")
+            self.training = True  # torch's default; eval() sets it False
+            if affine:
+                self.weight = Parameter((num_features,), init="ones")
+                self.bias = Parameter((num_features,), init="zeros")
+
+        @classmethod
+        def from_torch(cls, module):
+            made = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+            made.training = module.training
+            return made
+
+        def eval(self):
+            """Normalize by the running statistics (as a fresh torch layer holds them: means 0, variances 1)."""
+            self.training = False
+            return self
+
+        def train(self, mode: bool = True):
+            self.training = flag(mode, "train(mode)")
+            return self
+
+        def forward(self, x):
+            shape = getattr(x, "shape", ())
+            if (len(shape) not in ((2, 3) if dims == 1 else (4,))) or shape[1] != self.num_features:
+                raise fail(f"{self.describe()} expects {shapes[dims]} with {self.num_features} channels, but what "
+                           f"flows in has shape {shape_text(shape)}")
+            batch_statistics = self.training or not self.track_running_stats
+            ones = None if batch_statistics else as_value(1.0, "BatchNorm")
+            zeros = None if batch_statistics else as_value(0.0, "BatchNorm")
+            affine = (self.weight, self.bias) if self.affine else (None, None)
+            if batch_statistics:
+                return functional(x, None, None, *affine, training=True, eps=self.eps)
+            trace = running()  # a fresh layer's running statistics: means 0, variances 1
+            return SymbolicTensor(batch_norm_graph(trace.graph, x.value, zeros, ones, self.eps,
+                                                   tuple(None if p is None else as_value(p, "BatchNorm")
+                                                         for p in affine), trace.stem("h")))
+
+        def symbol_stem(self, name: str, tag: str) -> str:
+            return {"weight": "g", "bias": "be"}[name] + tag
+
+        def torch_twin(self):
+            import torch
+
+            twin = getattr(torch.nn, f"BatchNorm{dims}d")(self.num_features, self.eps, self.momentum, self.affine,
+                                                          self.track_running_stats)
+            return twin.train(self.training)
+
+        def describe(self) -> str:
+            options = ("" if self.eps == 1e-5 else f", eps={self.eps}") + ("" if self.affine else ", affine=False")
+            return f"BatchNorm{dims}d({self.num_features}{options})" + ("" if self.training else " (eval)")
+
+    BatchNorm.__name__ = BatchNorm.__qualname__ = f"BatchNorm{dims}d"
+    BatchNorm.__doc__ = f"torch.nn.BatchNorm{dims}d: each channel normalized over the batch (and positions)."
+    return BatchNorm
+
+
+TORCH = TorchNames(("torch.nn.functional.batch_norm", "torch.batch_norm"), (), "",
+                   ("aten.batch_norm.default",))
+BatchNorm1d, BatchNorm2d = layer(1), layer(2)
+defop("batch_norm", torch=TORCH, functional=functional, front={"aten.batch_norm.default": aten_batch_norm})
+defop("batch_norm1d", layer=BatchNorm1d, torch=TorchNames((), (), "BatchNorm1d", ()),
+      init_doc="BatchNorm ones and zeros")
+defop("batch_norm2d", layer=BatchNorm2d, torch=TorchNames((), (), "BatchNorm2d", ()),
+      init_doc="BatchNorm ones and zeros")
