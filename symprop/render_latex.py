@@ -54,8 +54,9 @@ def _printer(derivation, program, keep, plain_parentheses=False, aliases=None) -
         if len(text) > MAX_FULL_FORM:  # expanding further would only grow it (residual paths double it)
             printer.overflow.add(_symbol(statement))
             continue
-        if plain_parentheses:  # TeX breaks long lines inside ( ), but not inside \left( \right)
-            text = text.replace(r"\left(", "(").replace(r"\right)", ")")
+        if plain_parentheses:  # TeX breaks long lines inside ( ) and [ ], but not inside \left( \right)
+            text = text.replace(r"\left(", "(").replace(r"\right)", ")").replace(r"\left[", "[") \
+                .replace(r"\right]", "]")
         if fact(statement.kind, "product"):
             printer.contractions.add(_symbol(statement))
         elif statement.kind == "expr" and statement.expr.is_Add and all(a.is_Symbol for a in statement.expr.args):

@@ -134,3 +134,139 @@ def test_the_torch_module_runs_torchs_convolution_kernels():
     assert "torch.nn.functional.conv2d(x, w_conv, stride=2, padding=1)" in body
     assert "torch.nn.grad.conv2d_weight(x, (4, 2, 3, 3), " in body
     assert "unfold(" not in body and "einsum" not in body
+
+
+SPEC = """
+name = "cnn"
+inputs = {inputs}
+
+[[layers]]
+type = "conv2d"
+out_channels = 2
+kernel_size = 3
+{more}
+[loss]
+type = "cross_entropy"
+"""
+
+
+@pytest.mark.parametrize("inputs, more, message", [
+    ("6", "", "layers[0].out_channels: conv2d takes (channels, height, width) per sample, and what flows in has "
+              "width 6: give inputs = [channels, height, width]"),
+    ("[1, 6, 6]", "[[layers]]\ntype = \"linear\"\noutputs = 3\n",
+     "layers[1].outputs: linear takes a vector per sample, and what flows in has shape (2, 4, 4): put a layer of "
+     "type = \"flatten\" before it"),
+    ("[1, 6, 6]", "stride = [1, 2, 3]\n", "layers[0].stride: must be a positive integer or a list of 2, got [1, 2, 3]"),
+    ("[1, 6, 0]", "", "inputs: must be a width, or [channels, height, width] for images"),
+])
+def test_a_spec_cnn_that_does_not_fit_is_refused_in_one_line(inputs, more, message):
+    with pytest.raises(S.SymPropError) as raised:
+        _load(SPEC.format(inputs=inputs, more=more))
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def _load(text: str):
+    from symprop.declare.spec import loads
+
+    return loads(text, source="cnn.toml")
+
+
+def test_a_spec_cnn_agrees_with_autograd():
+    """examples/digits_cnn.toml: pooling, convolutions, batch norm, flatten and a linear layer, from TOML."""
+    from pathlib import Path
+
+    model = S.load_spec(Path(__file__).parent.parent / "examples" / "digits_cnn.toml")
+    params, inputs, t = case(model, "random", torch.float64)
+    want_loss, want = reference(model, params, inputs, t)
+    for backend, module in modules(model).items():
+        _, loss, grads = run(module, backend, params, inputs, t)
+        assert abs(loss.item() - want_loss.item()) <= 1e-10 * abs(want_loss.item())
+        for key in ("1.weight", "5.weight", "9.weight", "2.weight"):
+            assert (grads[key] - want[key]).abs().max() <= 1e-10 * want[key].abs().max(), f"{backend} {key}"
+
+
+class MnistNet(torch.nn.Module):
+    """The MNIST network as pytorch/examples writes it (two convolutions, max_pool2d, dropout, flatten, two linear
+    layers, log_softmax), narrowed to 8 and 16 channels on 14x14 images."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 8, 3, 1)
+        self.conv2 = torch.nn.Conv2d(8, 16, 3, 1)
+        self.dropout1 = torch.nn.Dropout(0.25)
+        self.dropout2 = torch.nn.Dropout(0.5)
+        self.fc1 = torch.nn.Linear(16 * 5 * 5, 32)
+        self.fc2 = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = torch.nn.functional.relu(self.conv1(x))
+        x = torch.nn.functional.relu(self.conv2(x))
+        x = torch.nn.functional.max_pool2d(x, 2)
+        x = self.dropout1(x)
+        x = torch.flatten(x, 1)
+        x = torch.nn.functional.relu(self.fc1(x))
+        x = self.dropout2(x)
+        return torch.nn.functional.log_softmax(self.fc2(x), dim=1)
+
+
+class ResidualBlock(torch.nn.Module):
+    """A ResNet basic block: two 3x3 convolutions without bias, each batch-normalized, and the identity added."""
+
+    def __init__(self, channels: int = 4):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(channels)
+        self.conv2 = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(channels)
+        self.fc = torch.nn.Linear(channels, 3)
+
+    def forward(self, x):
+        out = torch.nn.functional.relu(self.bn1(self.conv1(x)))
+        out = torch.nn.functional.relu(self.bn2(self.conv2(out)) + x)
+        return self.fc(torch.nn.functional.adaptive_avg_pool2d(out, 1).flatten(1))
+
+
+def from_torch_agrees(net, loss, x, t, inputs=None):
+    """from_torch (torch.export, or torch.fx given `inputs`) derives `net`; both modules agree with its autograd."""
+    net = net.double()
+    model = S.from_torch(net, loss, inputs=inputs) if inputs else \
+        S.from_torch(net, loss, example_inputs=(x,), example_target=t)
+    params = {k: v.detach().clone() for k, v in net.named_parameters()}
+    net.zero_grad()
+    want = loss(net(x), t)
+    want.backward()
+    for backend, module in modules(model).items():
+        _, got, grads = run(module, backend, params, {"x": x}, t)
+        assert abs(got.item() - want.item()) <= 1e-10 * abs(want.item()), backend
+        for key, p in net.named_parameters():
+            assert (grads[key] - p.grad).abs().max() <= 1e-10 * max(p.grad.abs().max().item(), 1e-3), \
+                f"{backend} d/d{key}"
+
+
+def test_pytorch_examples_mnist_network_agrees_with_autograd():
+    torch.manual_seed(0)
+    x, t = torch.rand(4, 1, 14, 14, dtype=torch.float64), torch.randint(0, 10, (4,))
+    from_torch_agrees(MnistNet().eval(), torch.nn.functional.nll_loss, x, t)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_a_residual_block_with_batch_norm_agrees_with_autograd(mode):
+    torch.manual_seed(0)
+    block = ResidualBlock()
+    for norm in (block.bn1, block.bn2):  # statistics and affine parameters of a trained network
+        norm.running_mean.uniform_(-0.5, 0.5)
+        norm.running_var.uniform_(0.5, 2.0)
+        norm.weight.data.uniform_(0.5, 1.5)
+        norm.bias.data.uniform_(-0.5, 0.5)
+    x, t = torch.randn(3, 4, 5, 5, dtype=torch.float64), torch.randint(0, 3, (3,))
+    from_torch_agrees(block.train(mode == "train"), torch.nn.CrossEntropyLoss(), x, t)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_batch_norm_read_by_torch_fx_keeps_the_running_statistics(mode):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+    net[1].running_mean.uniform_(-1, 1)
+    net[1].running_var.uniform_(0.5, 2.0)
+    x, t = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    from_torch_agrees(net.train(mode == "train"), torch.nn.MSELoss(), x, t, inputs=3)

@@ -149,8 +149,8 @@ BAD = {
     "torch.sort": (Sorting, "forward (test_from_torch.py:", "torch.sort is not supported by symprop"),
     "control flow": (Branching, "forward: torch.fx cannot trace it: TraceError: symbolically traced variables "
                                 "cannot be used as inputs to control flow", ""),
-    "a layer symprop lacks": (lambda: nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)),
-                              "1: torch.nn.BatchNorm1d is not supported", ""),
+    "a layer symprop lacks": (lambda: nn.Sequential(nn.Linear(3, 3), nn.PReLU()),
+                              "1: torch.nn.PReLU is not supported", ""),
     "dropout": (lambda: nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.1)), "1: Dropout: p must be 0.0", ""),
 }
 

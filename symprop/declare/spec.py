@@ -7,7 +7,8 @@ in a layer's table wire a graph instead:
 - `add = "x"` (or a list) adds named values to the layer's output: a residual connection;
 - `use = "fc1"`, in place of `type`, applies the named layer again, with the same parameters;
 - `type = "add"` or `type = "cat"`, with `inputs = [...]`, sums or concatenates named values.
-Inputs are `inputs = 6` (one input, x) or a table `[inputs]` of named widths; a token model has
+Inputs are `inputs = 6` (one input, x), `inputs = [1, 32, 32]` (images: channels, height, width, for convolutions)
+or a table `[inputs]` of named widths; a token model has
 `vocabulary = V` and `sequence = S` instead (x holds (batch, S) integer ids in [0, V)); `l2` in `[loss]` adds
 weight·Σ p² for each named parameter.
 
@@ -84,16 +85,21 @@ def loads(text: str, source: str = "<spec>") -> m.Model:
         raise SymPropError("missing: give the loss as a [loss] table", "loss")
     loss = _loss(loss_spec, net)
     try:
-        given = {"x": (sequence,)} if "vocabulary" in data else inputs if len(inputs) > 1 or "x" not in inputs \
-            else inputs["x"]
+        given = {"x": (sequence,)} if "vocabulary" in data else \
+            inputs if len(inputs) > 1 or "x" not in inputs or isinstance(inputs["x"], tuple) else inputs["x"]
         return m.Model(net, loss, name=name, inputs=given, source=source,
                        sequence=None if "vocabulary" in data else sequence)
     except SymPropError as error:
         raise (error if error.where else error.at("layers")) from None
 
 
-def _inputs(data: dict) -> dict[str, int]:
+def _inputs(data: dict) -> dict[str, int | tuple]:
     value = data.get("inputs")
+    if isinstance(value, list):  # images: inputs = [channels, height, width] (or [channels, length])
+        if len(value) not in (2, 3) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+            raise SymPropError(f"must be a width, or [channels, height, width] for images (or [channels, length]), "
+                               f"got {short(value)}", "inputs")
+        return {"x": tuple(value)}
     if isinstance(value, dict):
         if not value:
             raise SymPropError("is empty: give each input a width, as x = 6", "inputs")

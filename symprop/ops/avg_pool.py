@@ -12,7 +12,16 @@ from ..declare.tensor import SymbolicTensor
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
 from .conv import spatial
-from .max_pool import REQUIRED, adaptive_windows, checked_input, output_sizes, pool_layer, pooled
+from .max_pool import (
+    REQUIRED,
+    adaptive_sizes,
+    adaptive_windows,
+    checked_input,
+    output_sizes,
+    pool_layer,
+    pooled,
+    window_sizes,
+)
 from .registry import TorchNames, defop
 from .sum import reduce_sum
 
@@ -93,12 +102,14 @@ adaptive_avg_pool1d, adaptive_avg_pool2d = adaptive_avg_pooling(1), adaptive_avg
 for _dims, _avg, _adaptive in ((1, avg_pool1d, adaptive_avg_pool1d), (2, avg_pool2d, adaptive_avg_pool2d)):
     _options = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("ceil_mode", False),
                 ("count_include_pad", True)) + ((("divisor_override", None),) if _dims == 2 else ())
-    _layer = pool_layer(f"AvgPool{_dims}d", _avg, _options, f"torch.nn.AvgPool{_dims}d: the mean of each window.")
+    _layer = pool_layer(f"AvgPool{_dims}d", f"avg_pool{_dims}d", _avg, _options, f"torch.nn.AvgPool{_dims}d: the mean "
+                        "of each window.", lambda options, width: window_sizes(options, width, dilated=False))
     defop(f"avg_pool{_dims}d", layer=_layer, functional=_avg,
           torch=TorchNames((f"torch.nn.functional.avg_pool{_dims}d", f"torch.avg_pool{_dims}d"), (),
                            f"AvgPool{_dims}d", (f"aten.avg_pool{_dims}d.default",)))
-    _layer = pool_layer(f"AdaptiveAvgPool{_dims}d", _adaptive, (("output_size", REQUIRED),),
-                        f"torch.nn.AdaptiveAvgPool{_dims}d: the mean of each of output_size windows.")
+    _layer = pool_layer(f"AdaptiveAvgPool{_dims}d", f"adaptive_avg_pool{_dims}d", _adaptive,
+                        (("output_size", REQUIRED),),
+                        f"torch.nn.AdaptiveAvgPool{_dims}d: the mean of each of output_size windows.", adaptive_sizes)
     _aten = (f"aten.adaptive_avg_pool{_dims}d.default",) + ((f"aten._adaptive_avg_pool{_dims}d.default",)
                                                              if _dims == 2 else ())
     defop(f"adaptive_avg_pool{_dims}d", layer=_layer, functional=_adaptive,

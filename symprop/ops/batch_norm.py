@@ -13,11 +13,11 @@ import sympy as sp
 
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.module import Module
-from ..declare.options import flag, fraction, positive, short
+from ..declare.options import Table, flag, fraction, positive, short
 from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
-from .conv import reshaped
+from .conv import built, image_shape, reshaped
 from .registry import TorchNames, defop
 from .sum import reduce_sum
 
@@ -103,7 +103,7 @@ def layer(dims: int) -> type:
     shapes = {1: "(batch, channels) or (batch, channels, length)", 2: "(batch, channels, height, width)"}
 
     class BatchNorm(Module):
-        kind = f"batch_norm{dims}d"
+        kind, toml_keys = f"batch_norm{dims}d", ("eps", "momentum")
 
         def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                      track_running_stats: bool = True):
@@ -113,6 +113,7 @@ def layer(dims: int) -> type:
             self.momentum, self.affine = momentum, flag(affine, f"BatchNorm{dims}d affine")
             self.track_running_stats = flag(track_running_stats, f"BatchNorm{dims}d track_running_stats")
             self.training = True  # torch's default; eval() sets it False
+            self.running = None  # (mean, var) as torch tensors, read from a torch module; None: a fresh layer's
             if affine:
                 self.weight = Parameter((num_features,), init="ones")
                 self.bias = Parameter((num_features,), init="zeros")
@@ -121,7 +122,18 @@ def layer(dims: int) -> type:
         def from_torch(cls, module):
             made = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
             made.training = module.training
+            if module.track_running_stats:  # in eval mode, constants of the derivation
+                made.running = (module.running_mean.detach().clone(), module.running_var.detach().clone())
             return made
+
+        @classmethod
+        def from_toml(cls, table: Table, width):
+            channels = width if isinstance(width, int) and dims == 1 else image_shape(width, dims, cls.kind)[0]
+            eps, momentum = table.get("eps", fraction, 1e-5), table.get("momentum", fraction, 0.1)
+            return built(lambda: cls(channels, eps, momentum))
+
+        def output_width(self, width):
+            return width
 
         def eval(self):
             """Normalize by the running statistics (as a fresh torch layer holds them: means 0, variances 1)."""
@@ -137,14 +149,14 @@ def layer(dims: int) -> type:
             if (len(shape) not in ((2, 3) if dims == 1 else (4,))) or shape[1] != self.num_features:
                 raise fail(f"{self.describe()} expects {shapes[dims]} with {self.num_features} channels, but what "
                            f"flows in has shape {shape_text(shape)}")
-            batch_statistics = self.training or not self.track_running_stats
-            ones = None if batch_statistics else as_value(1.0, "BatchNorm")
-            zeros = None if batch_statistics else as_value(0.0, "BatchNorm")
             affine = (self.weight, self.bias) if self.affine else (None, None)
-            if batch_statistics:
+            if self.training or not self.track_running_stats:
                 return functional(x, None, None, *affine, training=True, eps=self.eps)
+            if self.running is not None:  # the torch module's running statistics
+                return functional(x, *self.running, *affine, training=False, eps=self.eps)
             trace = running()  # a fresh layer's running statistics: means 0, variances 1
-            return SymbolicTensor(batch_norm_graph(trace.graph, x.value, zeros, ones, self.eps,
+            return SymbolicTensor(batch_norm_graph(trace.graph, x.value, as_value(0.0, "BatchNorm"),
+                                                   as_value(1.0, "BatchNorm"), self.eps,
                                                    tuple(None if p is None else as_value(p, "BatchNorm")
                                                          for p in affine), trace.stem("h")))
 
@@ -156,6 +168,9 @@ def layer(dims: int) -> type:
 
             twin = getattr(torch.nn, f"BatchNorm{dims}d")(self.num_features, self.eps, self.momentum, self.affine,
                                                           self.track_running_stats)
+            if self.running is not None:
+                twin.running_mean.copy_(self.running[0])
+                twin.running_var.copy_(self.running[1])
             return twin.train(self.training)
 
         def describe(self) -> str:

@@ -11,9 +11,10 @@ import math
 
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.module import Module
-from ..declare.options import positive, short
+from ..declare.options import Table, flag, positive, short
 from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
 from ..declare.trace import fail, running
+from ..errors import SymPropError
 from ..graph import Graph, Value
 from ..graph.ir import Tensor
 from ..plan.uses import Uses
@@ -23,6 +24,7 @@ from .registry import Call, TorchNames, call, defop, lookup, plan_rule
 from .windows import sliding, window_count
 
 POSITIONS, OFFSETS = "xyz", "ijk"  # the einsum letters of the output's positions and of the kernel's offsets
+SIZES = {1: "length", 2: "height, width"}
 
 
 def spatial(value, dims: int, name: str, where: str, least: int = 1) -> tuple:
@@ -32,6 +34,37 @@ def spatial(value, dims: int, name: str, where: str, least: int = 1) -> tuple:
         raise fail(f"{where}: {name} must be {'a positive' if least else 'an'} integer or {dims} of them, got "
                    f"{short(value)}")
     return values
+
+
+def spatial_option(dims: int, least: int = 1):
+    """A TOML spec's check of an option given as one integer or a list of one per spatial axis."""
+
+    def check(value):
+        values = value if isinstance(value, list) else [value]
+        if len(values) not in (1, dims) or any(isinstance(v, bool) or not isinstance(v, int) or v < least
+                                               for v in values):
+            raise SymPropError(f"must be {'a positive' if least else 'an'} integer or a list of {dims}, got "
+                               f"{short(value)}")
+        return tuple(values) * (dims // len(values))
+
+    return check
+
+
+def image_shape(width, dims: int, kind: str) -> tuple:
+    """What flows into a spec's convolution or pooling: (channels, *positions); refused otherwise."""
+    if not isinstance(width, tuple) or len(width) != dims + 1:
+        flowing = f"width {width}" if isinstance(width, int) else f"shape {tuple(width)}"
+        raise SymPropError(f"{kind} takes (channels, {SIZES[dims]}) per sample, and what flows in has {flowing}: "
+                           f"give inputs = [channels, {SIZES[dims]}]")
+    return width
+
+
+def built(make):
+    """A layer a spec declares, its errors located at the spec's key (not at a line of Python)."""
+    try:
+        return make()
+    except SymPropError as error:
+        raise SymPropError(error.message) from None
 
 
 def paddings(padding, kernel: tuple, stride: tuple, dilation: tuple, where: str) -> tuple:
@@ -152,6 +185,7 @@ def layer(dims: int) -> type:
 
     class Conv(Module):
         kind = f"conv{dims}d"
+        toml_keys = ("out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
 
         def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                      groups: int = 1, bias: bool = True, padding_mode: str = "zeros"):
@@ -181,6 +215,23 @@ def layer(dims: int) -> type:
         def from_torch(cls, module):
             return cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
                        module.dilation, module.groups, module.bias is not None, module.padding_mode)
+
+        @classmethod
+        def from_toml(cls, table: Table, width):
+            channels = image_shape(width, dims, f"conv{dims}d")[0]
+            option = spatial_option(dims)
+            padding = table.data.get("padding", 0)
+            padding = padding if padding in ("same", "valid") else table.get("padding", spatial_option(dims, 0), 0)
+            args = (channels, table.get("out_channels", positive), table.get("kernel_size", option),
+                    table.get("stride", option, 1), padding, table.get("dilation", option, 1),
+                    table.get("groups", positive, 1), table.get("bias", flag, True))
+            return built(lambda: cls(*args))
+
+        def output_width(self, width) -> tuple:
+            pads = paddings(self.padding, self.kernel_size, self.stride, self.dilation, self.describe())
+            return (self.out_channels, *(window_count(n + before + after, k, s, d) for n, (before, after), k, s, d
+                                         in zip(width[1:], pads, self.kernel_size, self.stride, self.dilation,
+                                                strict=True)))
 
         def forward(self, x):
             shape = getattr(x, "shape", ())

@@ -11,6 +11,7 @@ from ..declare.module import Module
 from ..declare.options import Table, flag, positive
 from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
 from ..declare.trace import fail, running
+from ..errors import SymPropError
 from ..graph import Graph, Value
 from ..plan.uses import Uses
 from ..program import Program, Statement, inlinable
@@ -75,6 +76,9 @@ class Linear(Module):
 
     @classmethod
     def from_toml(cls, table: Table, width: int):
+        if isinstance(width, tuple):
+            raise SymPropError(f"linear takes a vector per sample, and what flows in has shape {width}: put a layer "
+                               "of type = \"flatten\" before it")
         return cls(width, table.get("outputs", positive), table.get("bias", flag, True))
 
     @classmethod

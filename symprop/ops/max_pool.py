@@ -9,11 +9,11 @@ import math
 
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.module import Module
-from ..declare.options import short
+from ..declare.options import Table, flag, positive, short
 from ..declare.tensor import SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
-from .conv import reshaped, spatial
+from .conv import built, image_shape, reshaped, spatial, spatial_option
 from .max import reduce_max
 from .pad import pad_axes
 from .registry import TorchNames, defop
@@ -128,11 +128,13 @@ def adaptive_max_pooling(dims: int):
     return functional
 
 
-def pool_layer(name: str, functional, options: tuple, doc: str) -> type:
-    """An nn pooling layer: its options (name, default) as torch's constructor takes them, passed to `functional`."""
+def pool_layer(name: str, kind: str, functional, options: tuple, doc: str, output_shape) -> type:
+    """An nn pooling layer: its options (name, default) as torch's constructor takes them, passed to `functional`;
+    `output_shape(options, (channels, *positions))`, for specs."""
+    dims = int(name[-2])
 
     class Pool(Module):
-        kind = name.lower()
+        toml_keys = tuple(option for option, _ in options if option != "return_indices")
 
         def __init__(self, *args, **kwargs):
             super().__init__()
@@ -147,6 +149,22 @@ def pool_layer(name: str, functional, options: tuple, doc: str) -> type:
         @classmethod
         def from_torch(cls, module):
             return cls(**{option: getattr(module, option) for option, _ in options if hasattr(module, option)})
+
+        @classmethod
+        def from_toml(cls, table: Table, width):
+            image_shape(width, dims, kind)
+            values = {}
+            for option, default in options:
+                if option == "return_indices":
+                    continue
+                check = flag if isinstance(default, bool) else positive if option == "divisor_override" else \
+                    spatial_option(dims, 0 if option == "padding" else 1)
+                values[option] = table.get(option, check) if default is REQUIRED else \
+                    table.get(option, check, default)
+            return built(lambda: cls(**values))
+
+        def output_width(self, width) -> tuple:
+            return (width[0], *output_shape(self.options, width))
 
         def forward(self, x):
             return functional(x, *self.options.values())
@@ -163,7 +181,7 @@ def pool_layer(name: str, functional, options: tuple, doc: str) -> type:
             return f"{name}({', '.join(shown)})"
 
     Pool.__name__ = Pool.__qualname__ = name
-    Pool.__doc__ = doc
+    Pool.__doc__, Pool.kind = doc, kind
     return Pool
 
 
@@ -179,14 +197,37 @@ def _with_indices(functional):
     return lambda *args: (functional(*args), None)
 
 
+def window_sizes(options: dict, width: tuple, dilated: bool = True) -> tuple:
+    """A pooling's output positions along each axis, by torch's formula (ceil_mode's last window included)."""
+    dims = len(width) - 1
+    kernel = spatial(options["kernel_size"], dims, "kernel_size", "pooling")
+    stride = kernel if options["stride"] in (None, [], ()) else spatial(options["stride"], dims, "stride", "pooling")
+    padding = spatial(options["padding"], dims, "padding", "pooling", least=0)
+    dilation = spatial(options.get("dilation", 1), dims, "dilation", "pooling") if dilated else (1,) * dims
+    sizes = []
+    for n, k, s, p, d in zip(width[1:], kernel, stride, padding, dilation, strict=True):
+        span = n + 2 * p - d * (k - 1) - 1
+        count = (-(-span // s) if options.get("ceil_mode") else span // s) + 1
+        sizes.append(count - 1 if options.get("ceil_mode") and (count - 1) * s >= n + p else count)
+    return tuple(sizes)
+
+
+def adaptive_sizes(options: dict, width: tuple) -> tuple:
+    out = options["output_size"]
+    out = tuple(out) if isinstance(out, (tuple, list)) else (out,) * (len(width) - 1)
+    return tuple(n if o is None else o for o, n in zip(out, width[1:], strict=True))
+
+
 for _dims, _max, _adaptive in ((1, max_pool1d, adaptive_max_pool1d), (2, max_pool2d, adaptive_max_pool2d)):
-    _layer = pool_layer(f"MaxPool{_dims}d", _max, MAX_OPTIONS, f"torch.nn.MaxPool{_dims}d: the largest entry of each "
-                        "window.")
+    _layer = pool_layer(f"MaxPool{_dims}d", f"max_pool{_dims}d", _max, MAX_OPTIONS, f"torch.nn.MaxPool{_dims}d: the "
+                        "largest entry of each window.", window_sizes)
     defop(f"max_pool{_dims}d", layer=_layer, functional=_max,
           torch=TorchNames((f"torch.nn.functional.max_pool{_dims}d", f"torch.max_pool{_dims}d"), (),
                            f"MaxPool{_dims}d", (f"aten.max_pool{_dims}d.default",)))
-    _layer = pool_layer(f"AdaptiveMaxPool{_dims}d", _adaptive, (("output_size", REQUIRED), ("return_indices", False)),
-                        f"torch.nn.AdaptiveMaxPool{_dims}d: the largest entry of each of output_size windows.")
+    _layer = pool_layer(f"AdaptiveMaxPool{_dims}d", f"adaptive_max_pool{_dims}d", _adaptive,
+                        (("output_size", REQUIRED), ("return_indices", False)),
+                        f"torch.nn.AdaptiveMaxPool{_dims}d: the largest entry of each of output_size windows.",
+                        adaptive_sizes)
     defop(f"adaptive_max_pool{_dims}d", layer=_layer, functional=_adaptive,
           torch=TorchNames((f"torch.nn.functional.adaptive_max_pool{_dims}d",), (), f"AdaptiveMaxPool{_dims}d",
                            (f"aten.adaptive_max_pool{_dims}d.default",)),

@@ -4,8 +4,12 @@ rearrangement. Where its operand is an expression, the plan computes it into its
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
+from ..declare.module import Module
+from ..declare.options import Table
 from ..declare.tensor import SymbolicTensor, as_value, axis_of, shape_text, traced_graph
 from ..declare.trace import fail, running
 from ..shapes import N, size
@@ -141,6 +145,39 @@ def unflatten(x, dim, sizes) -> SymbolicTensor:
     return reshape(x, (*shape[:axis], *sizes, *shape[axis + 1:]))
 
 
+class Flatten(Module):
+    """torch.nn.Flatten: every axis from start_dim to end_dim merged into one (by default all but the batch)."""
+
+    kind, toml_keys = "flatten", ()
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    @classmethod
+    def from_torch(cls, module):
+        return cls(module.start_dim, module.end_dim)
+
+    @classmethod
+    def from_toml(cls, table: Table, width):
+        return cls()
+
+    def output_width(self, width) -> int:
+        return math.prod(width) if isinstance(width, tuple) else width
+
+    def forward(self, x):
+        return flatten(x, self.start_dim, self.end_dim)
+
+    def torch_twin(self):
+        import torch
+
+        return torch.nn.Flatten(self.start_dim, self.end_dim)
+
+    def describe(self) -> str:
+        default = (self.start_dim, self.end_dim) == (1, -1)
+        return "Flatten()" if default else f"Flatten({self.start_dim}, {self.end_dim})"
+
+
 FRONT = {"reshape": reshape, "view": reshape, "unflatten": unflatten, "transpose": transpose, "permute": permute,
          "t": t, "flatten": flatten, "squeeze": squeeze, "unsqueeze": unsqueeze}
 ATEN = {"aten.view.default": reshape, "aten.reshape.default": reshape, "aten._unsafe_view.default": reshape,
@@ -153,5 +190,5 @@ primitive(
            "latex": _book(lambda p, what, text: rf"\operatorname{{{_THIN.join(what.split())}}}\left({text}\right)"),
            "mathml": _book(lambda p, what, text: p.named_call(what, text))},
     torch=TorchNames(functions=tuple(f"torch.{name}" for name in FRONT if name != "view"), methods=tuple(FRONT),
-                     aten=tuple(ATEN)),
+                     module="Flatten", aten=tuple(ATEN)), layer_class=Flatten,
     front={**FRONT, **{f"torch.{name}": function for name, function in FRONT.items()}, **ATEN})
