@@ -98,23 +98,11 @@ def one_hot(index, classes, dtype):
     return out.scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
-def fold(windows, axes, sizes, window):
-    """The adjoint of taking windows: each window's entries added back where they were read, into an array of `sizes`
-    along `axes` (one pass per kernel offset, over all windows at once)."""
-    shape = list(windows.shape[: windows.dim() - len(window)])
-    for axis, size in zip(axes, sizes):
-        shape[axis] = size
-    out = torch.zeros(shape, dtype=windows.dtype, device=windows.device)
-    offsets = [()]
-    for size, _, _ in window:
-        offsets = [offset + (k,) for offset in offsets for k in range(size)]
-    for offset in offsets:
-        where = [slice(None)] * len(shape)
-        for axis, k, (_, stride, dilation) in zip(axes, offset, window):
-            start = k * dilation
-            where[axis] = slice(start, start + stride * (windows.shape[axis] - 1) + 1, stride)
-        out[tuple(where)] += windows[(Ellipsis, *offset)]
-    return out
+def max_pool_backward(grad, x, kernel_size, stride, dilation):
+    """δ of a max pooling routed to each window's first largest entry: torch's pooling indices, scattered into."""
+    pool = getattr(torch.nn.functional, f"max_pool{x.dim() - 2}d")
+    index = pool(x, kernel_size, stride, 0, dilation, return_indices=True)[1]
+    return torch.zeros_like(x).flatten(2).scatter_add_(2, index.flatten(2), grad.flatten(2)).view_as(x)
 
 
 DIGEST = "fa8d47b370708f97"  # of the declaration: symprop check compares it with the source's, to notice stale code
@@ -241,12 +229,8 @@ def forward(params, x):
     del xhat2
     h3 = torch.clamp(h2, min=0)
     del h2
-    win4 = h3.unfold(2, 2, 2).unfold(3, 2, 2)
+    top4 = torch.nn.functional.max_pool2d(h3, 2)[..., None]
     del h3
-    patch4 = win4.reshape(-1, 8, 4, 4, 4)
-    del win4
-    top4 = torch.amax(patch4, dim=4, keepdim=True)
-    del patch4
     h4 = top4.reshape(-1, 8, 4, 4)
     del top4
     cv5 = torch.nn.functional.conv2d(h4, w5, padding=1)
@@ -256,12 +240,8 @@ def forward(params, x):
     del cv5
     h6 = torch.clamp(z5, min=0)
     del z5
-    win7 = h6.unfold(2, 2, 2).unfold(3, 2, 2)
+    top7 = torch.nn.functional.max_pool2d(h6, 2)[..., None]
     del h6
-    patch7 = win7.reshape(-1, 16, 2, 2, 4)
-    del win7
-    top7 = torch.amax(patch7, dim=4, keepdim=True)
-    del patch7
     h7 = top7.reshape(-1, 16, 2, 2)
     del top7
     rs8 = h7.reshape(-1, 64)
@@ -327,10 +307,7 @@ def loss_and_gradients(params, x, t):
     del xhat2
     h3 = torch.clamp_(h2, min=0)
     del h2
-    win4 = h3.unfold(2, 2, 2).unfold(3, 2, 2)
-    patch4 = win4.reshape(-1, 8, 4, 4, 4)
-    del win4
-    top4 = torch.amax(patch4, dim=4, keepdim=True)
+    top4 = torch.nn.functional.max_pool2d(h3, 2)[..., None]
     h4 = top4.reshape(-1, 8, 4, 4)
     del top4
     cv5 = torch.nn.functional.conv2d(h4, w5, padding=1)
@@ -340,10 +317,7 @@ def loss_and_gradients(params, x, t):
     del cv5
     h6 = torch.clamp_(z5, min=0)
     del z5
-    win7 = h6.unfold(2, 2, 2).unfold(3, 2, 2)
-    patch7 = win7.reshape(-1, 16, 2, 2, 4)
-    del win7
-    top7 = torch.amax(patch7, dim=4, keepdim=True)
+    top7 = torch.nn.functional.max_pool2d(h6, 2)[..., None]
     h7 = top7.reshape(-1, 16, 2, 2)
     del top7
     rs8 = h7.reshape(-1, 64)
@@ -366,15 +340,10 @@ def loss_and_gradients(params, x, t):
     del dz9
     dtop7 = dh7.reshape(-1, 16, 2, 2, 1)
     del dh7
-    arg_top7 = torch.argmax(patch7, dim=-1)
-    del patch7
-    onehot_1 = one_hot(arg_top7, 4, x.dtype)
-    del arg_top7
-    dwin7 = (dtop7 * onehot_1).reshape(-1, 16, 2, 2, 2, 2)
-    del dtop7, onehot_1
-    dh6 = fold(dwin7, (2, 3), (4, 4), ((2, 2, 1), (2, 2, 1)))
-    del dwin7
-    dz5 = dh6 * torch.sign(h6)
+    dh6 = max_pool_backward(dtop7, h6, 2, 2, 1)
+    del dtop7
+    dz5 = dh6
+    dz5 *= torch.sign(h6)
     del h6, dh6
     dw5 = torch.nn.grad.conv2d_weight(h4, (16, 8, 3, 3), dz5, padding=1)
     del h4
@@ -388,15 +357,10 @@ def loss_and_gradients(params, x, t):
     del dpadded_2
     dtop4 = dh4.reshape(-1, 8, 4, 4, 1)
     del dh4
-    arg_top4 = torch.argmax(patch4, dim=-1)
-    del patch4
-    onehot_2 = one_hot(arg_top4, 4, x.dtype)
-    del arg_top4
-    dwin4 = (dtop4 * onehot_2).reshape(-1, 8, 4, 4, 2, 2)
-    del dtop4, onehot_2
-    dh3 = fold(dwin4, (2, 3), (8, 8), ((2, 2, 1), (2, 2, 1)))
-    del dwin4
-    dh2 = dh3 * torch.sign(h3)
+    dh3 = max_pool_backward(dtop4, h3, 2, 2, 1)
+    del dtop4
+    dh2 = dh3
+    dh2 *= torch.sign(h3)
     del h3, dh3
     drstd2 = torch.sum(dh2 * xc2, dim=(0, 2, 3), keepdim=True)
     dgcol2 = torch.sum(dh2 * rstd2 * xc2, dim=(0, 2, 3), keepdim=True).reshape((8, 1, 1))

@@ -80,23 +80,11 @@ def one_hot(index, classes, dtype):
     return out.scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
-def fold(windows, axes, sizes, window):
-    """The adjoint of taking windows: each window's entries added back where they were read, into an array of `sizes`
-    along `axes` (one pass per kernel offset, over all windows at once)."""
-    shape = list(windows.shape[: windows.dim() - len(window)])
-    for axis, size in zip(axes, sizes):
-        shape[axis] = size
-    out = torch.zeros(shape, dtype=windows.dtype, device=windows.device)
-    offsets = [()]
-    for size, _, _ in window:
-        offsets = [offset + (k,) for offset in offsets for k in range(size)]
-    for offset in offsets:
-        where = [slice(None)] * len(shape)
-        for axis, k, (_, stride, dilation) in zip(axes, offset, window):
-            start = k * dilation
-            where[axis] = slice(start, start + stride * (windows.shape[axis] - 1) + 1, stride)
-        out[tuple(where)] += windows[(Ellipsis, *offset)]
-    return out
+def max_pool_backward(grad, x, kernel_size, stride, dilation):
+    """δ of a max pooling routed to each window's first largest entry: torch's pooling indices, scattered into."""
+    pool = getattr(torch.nn.functional, f"max_pool{x.dim() - 2}d")
+    index = pool(x, kernel_size, stride, 0, dilation, return_indices=True)[1]
+    return torch.zeros_like(x).flatten(2).scatter_add_(2, index.flatten(2), grad.flatten(2)).view_as(x)
 
 
 DIGEST = "aae0d056e710a465"  # of the declaration: symprop check compares it with the source's, to notice stale code
@@ -215,12 +203,8 @@ def forward(params, x):
     del cv
     h = torch.clamp(z, min=0)
     del z
-    win_1 = h.unfold(2, 2, 2).unfold(3, 2, 2)
+    top = torch.nn.functional.max_pool2d(h, 2)[..., None]
     del h
-    patch = win_1.reshape(-1, 6, 14, 14, 4)
-    del win_1
-    top = torch.amax(patch, dim=4, keepdim=True)
-    del patch
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
     cv_1 = torch.nn.functional.conv2d(h_1, conv2_weight)
@@ -230,12 +214,8 @@ def forward(params, x):
     del cv_1
     h_2 = torch.clamp(z_1, min=0)
     del z_1
-    win_2 = h_2.unfold(2, 2, 2).unfold(3, 2, 2)
+    top_1 = torch.nn.functional.max_pool2d(h_2, 2)[..., None]
     del h_2
-    patch_1 = win_2.reshape(-1, 16, 5, 5, 4)
-    del win_2
-    top_1 = torch.amax(patch_1, dim=4, keepdim=True)
-    del patch_1
     h_3 = top_1.reshape(-1, 16, 5, 5)
     del top_1
     rs = h_3.reshape(-1, 400)
@@ -288,10 +268,7 @@ def loss_and_gradients(params, x, t):
     del cv
     h = torch.clamp_(z, min=0)
     del z
-    win_1 = h.unfold(2, 2, 2).unfold(3, 2, 2)
-    patch = win_1.reshape(-1, 6, 14, 14, 4)
-    del win_1
-    top = torch.amax(patch, dim=4, keepdim=True)
+    top = torch.nn.functional.max_pool2d(h, 2)[..., None]
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
     cv_1 = torch.nn.functional.conv2d(h_1, conv2_weight)
@@ -301,10 +278,7 @@ def loss_and_gradients(params, x, t):
     del cv_1
     h_2 = torch.clamp_(z_1, min=0)
     del z_1
-    win_2 = h_2.unfold(2, 2, 2).unfold(3, 2, 2)
-    patch_1 = win_2.reshape(-1, 16, 5, 5, 4)
-    del win_2
-    top_1 = torch.amax(patch_1, dim=4, keepdim=True)
+    top_1 = torch.nn.functional.max_pool2d(h_2, 2)[..., None]
     h_3 = top_1.reshape(-1, 16, 5, 5)
     del top_1
     rs = h_3.reshape(-1, 400)
@@ -345,15 +319,10 @@ def loss_and_gradients(params, x, t):
     del dz_2
     dtop_1 = dh_3.reshape(-1, 16, 5, 5, 1)
     del dh_3
-    arg_top_1 = torch.argmax(patch_1, dim=-1)
-    del patch_1
-    onehot_1 = one_hot(arg_top_1, 4, x.dtype)
-    del arg_top_1
-    dwin_2 = (dtop_1 * onehot_1).reshape(-1, 16, 5, 5, 2, 2)
-    del dtop_1, onehot_1
-    dh_2 = fold(dwin_2, (2, 3), (10, 10), ((2, 2, 1), (2, 2, 1)))
-    del dwin_2
-    dz_1 = dh_2 * torch.sign(h_2)
+    dh_2 = max_pool_backward(dtop_1, h_2, 2, 2, 1)
+    del dtop_1
+    dz_1 = dh_2
+    dz_1 *= torch.sign(h_2)
     del h_2, dh_2
     dconv2_weight = torch.nn.grad.conv2d_weight(h_1, (16, 6, 5, 5), dz_1)
     del h_1
@@ -363,15 +332,10 @@ def loss_and_gradients(params, x, t):
     del dz_1
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
     del dh_1
-    arg_top = torch.argmax(patch, dim=-1)
-    del patch
-    onehot_2 = one_hot(arg_top, 4, x.dtype)
-    del arg_top
-    dwin_1 = (dtop * onehot_2).reshape(-1, 6, 14, 14, 2, 2)
-    del dtop, onehot_2
-    dh = fold(dwin_1, (2, 3), (28, 28), ((2, 2, 1), (2, 2, 1)))
-    del dwin_1
-    dz = dh * torch.sign(h)
+    dh = max_pool_backward(dtop, h, 2, 2, 1)
+    del dtop
+    dz = dh
+    dz *= torch.sign(h)
     del h, dh
     dconv1_weight = torch.nn.grad.conv2d_weight(x, (6, 1, 5, 5), dz)
     dbcol = torch.sum(dz, dim=(0, 2, 3), keepdim=True).reshape((6, 1, 1))

@@ -270,3 +270,13 @@ def test_batch_norm_read_by_torch_fx_keeps_the_running_statistics(mode):
     net[1].running_var.uniform_(0.5, 2.0)
     x, t = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
     from_torch_agrees(net.train(mode == "train"), torch.nn.MSELoss(), x, t, inputs=3)
+
+
+def test_the_torch_module_runs_torchs_max_pooling():
+    """torch's max pooling for the max over windows, and its indices for δ: no windows, arg-max or fold left."""
+    model = S.Model(Body(lambda net, x: SF.max_pool2d(net.conv(x), 2), 4 * 2 * 2, {"conv": S.Conv2d(2, 4, 3)}),
+                    S.MSELoss(), inputs={"x": (2, 6, 6)})
+    code = S.derive_network(model).render("torch")
+    body = code[code.index("def loss_and_gradients"):]
+    assert "torch.nn.functional.max_pool2d(z_conv, 2)" in body and "max_pool_backward(" in body
+    assert not any(word in body for word in ("unfold(", "argmax", "one_hot", "fold("))

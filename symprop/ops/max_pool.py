@@ -13,10 +13,13 @@ from ..declare.options import Table, flag, positive, short
 from ..declare.tensor import SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
+from ..graph.ir import Tensor
+from ..plan.uses import Uses
+from ..program import Statement
 from .conv import built, image_shape, reshaped, spatial, spatial_option
 from .max import reduce_max
 from .pad import pad_axes
-from .registry import TorchNames, defop
+from .registry import Call, Helper, TorchNames, call, defop, lookup, plan_rule
 from .windows import sliding, window_count
 
 SIZES = {1: "length", 2: "height, width"}
@@ -232,3 +235,106 @@ for _dims, _max, _adaptive in ((1, max_pool1d, adaptive_max_pool1d), (2, max_poo
           torch=TorchNames((f"torch.nn.functional.adaptive_max_pool{_dims}d",), (), f"AdaptiveMaxPool{_dims}d",
                            (f"aten.adaptive_max_pool{_dims}d.default",)),
           front={f"aten.adaptive_max_pool{_dims}d.default": _with_indices(_adaptive)})
+
+
+# -- one call each, where the backend has them: torch's max pooling and its adjoint -----------------------------------
+# Max pooling is derived as windows, a max over each (flattened) window, and for δ the one-hot of its arg-max folded
+# back; torch runs the same as its pooling kernel, whose indices route δ:
+#   top = max(windows(x))                       -> F.max_pool2d(x, ...)
+#   fold(δ·onehot(argmax(windows(x))))          -> δ scattered to the arg-max indices of F.max_pool2d(x, ...)
+# (no padding and no ceil_mode, which pad the windows' array).
+TORCH_BACKWARD = Helper("max_pool_backward", '''
+def max_pool_backward(grad, x, kernel_size, stride, dilation):
+    """δ of a max pooling routed to each window's first largest entry: torch's pooling indices, scattered into."""
+    pool = getattr(torch.nn.functional, f"max_pool{x.dim() - 2}d")
+    index = pool(x, kernel_size, stride, 0, dilation, return_indices=True)[1]
+    return torch.zeros_like(x).flatten(2).scatter_add_(2, index.flatten(2), grad.flatten(2)).view_as(x)
+''')
+
+
+def _torch_call(printer, statement, texts, into):
+    info = statement.tensor
+    dims = len(info.window)
+    kernel = _one(tuple(k for k, _, _ in info.window))
+    stride = _one(tuple(s for _, s, _ in info.window))
+    dilation = _one(tuple(d for _, _, d in info.window))
+    if info.key == "forward":
+        options = [str(kernel)] + ([f"stride={stride}"] if stride != kernel else []) + \
+            ([f"dilation={dilation}"] if dilation != 1 else [])
+        return printer._call(f"torch.nn.functional.max_pool{dims}d", texts[0], *options) + "[..., None]"
+    return printer._call(printer.use(TORCH_BACKWARD), *texts, str(kernel), str(stride), str(dilation))
+
+
+def _one(values: tuple):
+    return values[0] if len(set(values)) == 1 else values
+
+
+for _dims in (1, 2):
+    lookup(f"max_pool{_dims}d").calls = {"torch": Call(_torch_call)}
+    lookup(f"max_pool{_dims}d").helpers = (TORCH_BACKWARD,)
+
+
+@plan_rule
+def max_pool_calls(uses: Uses, shapes: dict, backend: str) -> Uses:
+    """Max pooling's max over windows, and the fold of δ at the arg-max, as torch's pooling calls."""
+    if call("max_pool2d", backend) is None:
+        return uses
+    made = {s.symbol: s for s in uses.statements}
+    replaced = set()  # the statements under a replaced one: each goes where nothing reads it any more
+    for statement in list(uses.statements):
+        if statement.kind == "max" and statement.tensor.first:
+            windows = _pooled_windows(statement.operands[0], made, replaced)
+            if windows is not None:
+                _replace(uses, statement, (windows.operands[0],), windows, "forward")
+        elif statement.kind == "fold":
+            found = _routed(statement, made, replaced)
+            if found is not None:
+                windows, cotangent = found
+                _replace(uses, statement, (cotangent, windows.operands[0]), windows, "backward")
+    for statement in reversed(list(uses.statements)):  # last first: a window read only by a dropped flattening
+        if statement.symbol in replaced and not uses.readers(statement.symbol):
+            uses.statements.remove(statement)
+    return uses
+
+
+def _pooled_windows(patch, made: dict, replaced: set):
+    """The windows statement under a flattened window `patch` (over axes 2..), unpadded; or None."""
+    flat = made.get(patch)
+    windows = made.get(flat.operands[0]) if flat is not None and flat.kind == "rearrange" and \
+        flat.operands[0].is_Symbol else None
+    if windows is None or windows.kind != "windows" or not windows.operands[0].is_Symbol:
+        return None
+    source = made.get(windows.operands[0])
+    dims = len(windows.tensor.window)
+    if (source is not None and source.kind == "pad") or windows.tensor.axes != tuple(range(2, 2 + dims)):
+        return None
+    replaced.update({flat.symbol, windows.symbol})
+    return windows
+
+
+def _routed(fold, made: dict, replaced: set):
+    """(windows, δ) where `fold` folds δ·onehot(argmax(its flattened windows)) back; or None."""
+    split = made.get(fold.operands[0])
+    if split is None or split.kind != "rearrange" or not split.operands[0].is_Mul:
+        return None
+    factors = split.operands[0].args
+    onehots = [f for f in factors if f in made and made[f].kind == "onehot"]
+    if len(onehots) != 1 or len(factors) != 2:
+        return None
+    arg = made.get(made[onehots[0]].operands[0])
+    if arg is None or arg.kind != "argmax":
+        return None
+    windows = _pooled_windows(arg.operands[0], made, replaced)
+    if windows is None:
+        return None
+    cotangent = next(f for f in factors if f is not onehots[0])
+    replaced.update({split.symbol, onehots[0], arg.symbol})
+    return windows, cotangent
+
+
+def _replace(uses: Uses, statement, operands: tuple, windows, key: str) -> None:
+    info = Tensor(statement.symbol, tuple(statement.shape), "max_pool", window=windows.tensor.window, key=key)
+    made = Statement(statement.name, "call", operands=operands, shape=statement.shape,
+                     op=f"max_pool{len(windows.tensor.window)}d", tensor=info, label=statement.label)
+    uses.statements[uses.statements.index(statement)] = made
+    uses.rewrite(made, {})
