@@ -126,9 +126,12 @@ NETWORKS = {
             "classes": 72, "layers": []},
     # examples/lenet.py on MNIST's 28x28 images (its first convolution padded by 2), read by from_torch: convolutions,
     # max pooling, linear layers and cross-entropy
+    # In float32, max pooling's arg-max flips where two entries of a window are within rounding of each other and
+    # the convolutions before it round differently (the NumPy module's tensordot against torch's kernel): the δ of
+    # that window moves to the other entry, some 1e-2 of the kernels' gradients at batch 64 (one window in 25,600).
+    # float64 agrees to 1e-15.
     "lenet": {"factory": "examples/lenet.py:build_mnist", "image": (1, 28, 28), "inputs": 784, "loss": "cross_entropy",
-              "classes": 10,
-              "layers": []},
+              "classes": 10, "layers": [], "tolerance": {"float32": 5e-2, "float64": 1e-10}},
 }
 JAX_WORKLOADS = ("mlp", "neuron", "deep")
 FULL_CASES = ([("mlp", dtype, batch) for batch in (32, 256, 2048) for dtype in ("float32", "float64")]
@@ -776,7 +779,8 @@ def summarize(results: list[dict], cases, variants, outputs: Path, gemm_best: di
             except ValueError as error:
                 failures.append({"job": f"{variant} on {cid}", "error": f"cannot compare: {error}"})
             if row["rel_error"] is not None:
-                row["agrees"] = row["rel_error"] <= TOLERANCE[case["dtype"]]
+                tolerance = NETWORKS[case["workload"]].get("tolerance", TOLERANCE)
+                row["agrees"] = row["rel_error"] <= tolerance[case["dtype"]]
                 if not row["agrees"]:
                     failures.append({"job": f"{variant} on {cid}", "error":
                                      f"disagrees with autograd: relative error {row['rel_error']:.2e}"})
