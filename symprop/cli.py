@@ -372,7 +372,7 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
 
     import numpy as np
 
-    from .train import plot_loss, prepare_csv, prepare_npz, prepare_text, save_params, score
+    from .train import plot_loss, prepare_csv, prepare_npz, prepare_text, save_params, score, with_draws
 
     if (data_path is None) == (text_path is None):
         raise click.UsageError("give the data: --data FILE.csv, or --text FILE for a token model")
@@ -427,13 +427,14 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
                        err=True)
             sys.exit(130)
     elapsed = time.perf_counter() - start
-    metric, on_training = score(model, module.forward(params, *data.inputs), data.t)
+    metric, on_training = score(model, module.forward(params, *with_draws(model, data.inputs, seed)), data.t)
     report = f"final training loss {history[-1]:.4g}; training {metric} {on_training:.4g}"
     if len(data.held_t):
-        held = score(model, module.forward(params, *data.held_inputs), data.held_t)[1]
+        held = score(model, module.forward(params, *with_draws(model, data.held_inputs, seed)), data.held_t)[1]
         report += f"; held-out {metric} {held:.4g}"
         if text_path:
-            report += f"; held-out loss {module.loss(params, *data.held_inputs, data.held_t):.4g} per character"
+            held_loss = module.loss(params, *with_draws(model, data.held_inputs, seed), data.held_t)
+            report += f"; held-out loss {held_loss:.4g} per character"
     npz = save_params(out / f"{model.name}_params.npz", params, **data.saved)
     click.echo(f"{report} ({steps:,} steps in {elapsed:.2f} s)")
     click.echo(f"wrote {npz}")

@@ -21,6 +21,7 @@ from .shapes import N
 from .simplify import tidy
 
 MAX_FULL_FORM = 6000  # characters; a longer closed form is left to the steps
+MAX_GROUP = 150  # characters in one { } group, which TeX does not break across lines (a slice's subscripted operand)
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("symprop", "templates"),
@@ -31,6 +32,19 @@ _environment = jinja2.Environment(
 
 def _symbol(statement) -> sp.Symbol:
     return statement.tensor.symbol if statement.tensor is not None else sp.Symbol(statement.name, real=True)
+
+
+def _longest_group(text: str) -> int:
+    """The length of the longest outermost { } group of a LaTeX text."""
+    depth, start, longest = 0, 0, 0
+    for i, char in enumerate(text):
+        if char == "{" and (i == 0 or text[i - 1] != "\\"):
+            depth += 1
+            start = i if depth == 1 else start
+        elif char == "}" and (i == 0 or text[i - 1] != "\\"):
+            depth -= 1
+            longest = max(longest, i - start) if depth == 0 else longest
+    return longest
 
 
 def _printer(derivation, program, keep, plain_parentheses=False, aliases=None) -> LatexBackendPrinter:
@@ -51,7 +65,8 @@ def _printer(derivation, program, keep, plain_parentheses=False, aliases=None) -
             printer.overflow.add(_symbol(statement))
             continue
         text = printer._unwrap(printer.statement(statement), reads(statement))
-        if len(text) > MAX_FULL_FORM:  # expanding further would only grow it (residual paths double it)
+        if len(text) > MAX_FULL_FORM or (plain_parentheses and _longest_group(text) > MAX_GROUP):
+            # expanding further would only grow it (residual paths double it), or TeX could not break it
             printer.overflow.add(_symbol(statement))
             continue
         if plain_parentheses:  # TeX breaks long lines inside ( ) and [ ], but not inside \left( \right)

@@ -48,12 +48,12 @@ def load_csv(path: Path, model: Model, target_columns: tuple[str, ...] = ()) -> 
     if model.index_ranges:
         raise SymPropError("a token model (vocabulary in its spec) trains on text: symprop train --text FILE",
                            str(path))
-    if any(len(shape) != 2 for shape in model.input_shapes.values()):
+    if any(len(shape) != 2 for shape in data_inputs(model).values()):
         raise SymPropError("symprop train reads one row per sample, which a sequence model (sequence = "
                            f"{model.sequence}) cannot take yet; train it from Python with the generated module's "
                            "train()", str(path))
     header, body = read_csv(path)
-    widths = {name: shape[1] for name, shape in model.input_shapes.items()}
+    widths = {name: shape[1] for name, shape in data_inputs(model).items()}
     if all(_is_number(cell) for cell in header):
         raise SymPropError("line 1 holds numbers, not column names: the CSV needs a header row that names its "
                            "columns", str(path))
@@ -124,10 +124,32 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+def data_inputs(model) -> dict:
+    """The inputs that data gives, {name: shape}: all but those forward draws at random (a dropout's masks), which the
+    generated module's train() draws itself."""
+    drawn = model.random_inputs
+    return {name: shape for name, shape in model.input_shapes.items() if name not in drawn}
+
+
+def with_draws(model, inputs: list, seed: int = 0) -> list:
+    """`inputs` and, after them, what forward draws at random for them (a dropout's masks, kept with probability
+    1 − p; noise), as the generated module's train() draws it: for scoring a model that computes in training mode."""
+    rng = np.random.default_rng(seed)
+    rows = len(inputs[0]) if inputs else 0
+    dtype = inputs[0].dtype if inputs and np.issubdtype(inputs[0].dtype, np.floating) else np.float64
+    drawn = []
+    for name, kind in model.random_inputs.items():
+        shape = (rows, *model.input_shapes[name][1:])
+        draw = rng.random(shape) < kind[1] if kind[0] == "keep" else \
+            rng.standard_normal(shape) if kind[0] == "normal" else rng.random(shape)
+        drawn.append(draw.astype(dtype))
+    return list(inputs) + drawn
+
+
 def inputs_of(model, x: np.ndarray) -> list[np.ndarray]:
     """The feature columns split into the model's inputs, in their declared order."""
     parts, start = [], 0
-    for shape in model.input_shapes.values():
+    for shape in data_inputs(model).values():
         parts.append(x[:, start:start + shape[1]])
         start += shape[1]
     return parts
@@ -164,7 +186,7 @@ def prepare_csv(path: Path, model, target_columns, holdout: float, seed: int, st
 def prepare_npz(path: Path, model, holdout: float, seed: int) -> Prepared:
     """Arrays saved by numpy.savez: `x`, one sample per row in the shape the model takes (images (rows, channels,
     height, width)), and `labels`, one class index per row, or `t`, the targets. Used as they are: no scaling."""
-    names = list(model.input_shapes)
+    names = list(data_inputs(model))
     if len(names) != 1:
         raise SymPropError(f"an .npz trains a model of one input, and this one takes {len(names)} ({', '.join(names)})",
                            str(path))

@@ -4,6 +4,8 @@ paddings, dilations and groups (hypothesis, derandomized: the same cases every r
 from __future__ import annotations
 
 import math
+import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from test_ops import case, modules, run
 
 import symprop as S
 import symprop.functional as SF
-from symprop.check import reference
+from symprop.check import compare, reference
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -280,3 +282,55 @@ def test_the_torch_module_runs_torchs_max_pooling():
     body = code[code.index("def loss_and_gradients"):]
     assert "torch.nn.functional.max_pool2d(z_conv, 2)" in body and "max_pool_backward(" in body
     assert not any(word in body for word in ("unfold(", "argmax", "one_hot", "fold("))
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_channel_dropout_agrees_with_autograd_given_its_masks(mode):
+    """nn.Dropout2d: the identity in eval mode; in training mode a mask per example and channel, given."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Dropout2d(0.5), torch.nn.Flatten(),
+                              torch.nn.Linear(36, 3)).double().train(mode == "train")
+    x, t = torch.randn(3, 1, 5, 5, dtype=torch.float64), torch.tensor([0, 1, 2])
+    model = S.from_torch(net, torch.nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t)
+    assert ("dropout_mask" in model.input_shapes) == (mode == "train")
+    if mode == "train":
+        assert model.input_shapes["dropout_mask"][1:] == (4, 1, 1)
+    rows = compare(model, {b: SimpleNamespace(**ns) for b, ns in modules(model).items()})
+    assert all(row.passed for row in rows), rows
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: torch.nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"),
+     "0: nn.Conv2d: padding_mode 'reflect' is not supported by symprop (only 'zeros')"),
+    (lambda: torch.nn.ReflectionPad2d(1), "F.pad: mode 'reflect' is not supported by symprop"),
+    (lambda: torch.nn.MaxPool2d(2, return_indices=True), "MaxPool2d(return_indices=True)"),
+])
+def test_what_cnns_use_and_symprop_lacks_is_refused_in_one_line(make, message):
+    with pytest.raises(S.SymPropError) as raised:
+        S.from_torch(torch.nn.Sequential(make()), lambda y, t: (y[0] if isinstance(y, tuple) else y).mean(),
+                     example_inputs=(torch.randn(2, 1, 6, 6),), example_target=torch.zeros(2))
+    assert message in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
+
+
+def test_check_converts_a_float32_batch_norm_model_and_momentum_none_derives():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2, momentum=None), torch.nn.Flatten(),
+                              torch.nn.Linear(18, 3))  # float32, as torch makes it
+    model = S.from_torch(net, torch.nn.CrossEntropyLoss(), example_inputs=(torch.randn(4, 1, 5, 5),),
+                         example_target=torch.tensor([0, 1, 2, 0]))
+    rows = compare(model, {b: SimpleNamespace(**ns) for b, ns in modules(model).items()})
+    assert all(row.passed for row in rows), rows
+
+
+@pytest.mark.parametrize("norm", ["parametrizations", "legacy"])
+def test_weight_norm_on_a_convolution_agrees_with_autograd(norm):
+    """The TCN idiom: weight_norm over each output channel's kernel (a norm along two axes)."""
+    torch.manual_seed(0)
+    wrap = torch.nn.utils.parametrizations.weight_norm if norm == "parametrizations" else torch.nn.utils.weight_norm
+    net = torch.nn.Sequential(wrap(torch.nn.Conv1d(2, 4, 3)), torch.nn.Flatten(), torch.nn.Linear(32, 3)).double()
+    x, t = torch.randn(3, 2, 10, dtype=torch.float64), torch.tensor([0, 1, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own notes on weight_norm
+        model = S.from_torch(net, torch.nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t)
+    rows = compare(model, {b: SimpleNamespace(**ns) for b, ns in modules(model).items()})
+    assert all(row.passed for row in rows), rows

@@ -165,3 +165,18 @@ def test_without_matplotlib_it_says_so_and_trains(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "matplotlib is not installed" in result.stderr and "symprop[plot]" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["iris_classifier_params.npz"]
+
+
+def test_symprop_train_draws_the_dropout_masks_of_a_model_in_training_mode(tmp_path):
+    """A CNN with nn.Dropout in training mode: the .npz gives the images; train() draws the masks, and the scores
+    draw them as torch's forward would."""
+    (tmp_path / "cnn.py").write_text(
+        "import torch\nfrom torch import nn\n\n\ndef build():\n    torch.manual_seed(0)\n"
+        "    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Dropout(0.25), nn.Flatten(), nn.Linear(36, 3))\n"
+        "    return net.train(), nn.CrossEntropyLoss(), (torch.rand(2, 1, 5, 5),), torch.tensor([0, 1])\n")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "images.npz", x=rng.random((40, 1, 5, 5)), labels=rng.integers(0, 3, 40))
+    result = CliRunner().invoke(main, ["train", f"{tmp_path / 'cnn.py'}:build", "--data", str(tmp_path / "images.npz"),
+                                       "--epochs", "2", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "32 samples" in result.stdout and "held-out accuracy" in result.stdout

@@ -50,6 +50,9 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
             raise SymPropError(f"nn.{type(sub).__name__}(dropout={sub.dropout}) in training mode is not supported: "
                                "its dropout between layers (use eval(), or one layer per module with nn.Dropout "
                                "between them)", path or "module")
+        if isinstance(sub, torch.nn.modules.conv._ConvNd) and sub.padding_mode != "zeros":  # torch pads it by indexing
+            raise SymPropError(f"nn.{type(sub).__name__}: padding_mode {sub.padding_mode!r} is not supported by "
+                               "symprop (only 'zeros')", path or "module")
     # one tensor given twice (idx as its own targets) would be one input to torch.export: each its own copy
     example_inputs = tuple(x.clone() if any(x is y for y in example_inputs[:i]) else x
                            for i, x in enumerate(example_inputs))
@@ -198,7 +201,7 @@ def _export(module, args: tuple, what: str, axes=0):
         return tuple(free(a) for a in arg) if isinstance(arg, tuple) else {next(axes): batch}
 
     try:
-        with _masks_taken_as_given(), warnings.catch_warnings(), _torch_logs_quiet():
+        with _masks_taken_as_given(), _momentum_given(module), warnings.catch_warnings(), _torch_logs_quiet():
             # torch's own notes on its recurrent layers' weights and on its pytree internals, not the user's code
             warnings.filterwarnings("ignore", "The tensor attributes", UserWarning)
             warnings.filterwarnings("ignore", ".*LeafSpec", FutureWarning)
@@ -303,6 +306,23 @@ def _masks_taken_as_given():
         transformer._detect_is_causal_mask = detect
 
 
+@contextmanager
+def _momentum_given(module):
+    """A training batch norm with momentum None averages its running statistics over the batches seen, reading the
+    count as a number, which export cannot trace. The statistics do not enter the loss in training mode, so a fixed
+    momentum stands in while export traces."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    cumulative = [sub for sub in module.modules() if isinstance(sub, _BatchNorm) and sub.momentum is None]
+    for sub in cumulative:
+        sub.momentum = 0.1
+    try:
+        yield
+    finally:
+        for sub in cumulative:
+            sub.momentum = None
+
+
 RECURRENT = ("RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell")  # torch: every weight U(-1/√hidden, 1/√hidden)
 
 
@@ -397,6 +417,8 @@ class Exported(Module):
             shape = (value[0] if isinstance(value, (tuple, list)) else value).shape
             if _masked(node):  # an op's own dropout (attention's, on its probabilities): the op says the shape
                 shape = _masked(node).dropout_of(*_metas(node))[1]
+            elif aten_name(node.target) in FEATURE_DROPOUTS:  # a whole channel dropped: (N, C, 1, ...)
+                shape = (*shape[:2], *(1 for _ in shape[2:]))
             free = [a for a, d in enumerate(shape) if not isinstance(d, int)]  # the batch: first, or second (seq-first)
             if len(free) != 1 or free[0] > 1:
                 raise SymPropError(f"{aten_name(node.target)}: random numbers of shape {tuple(shape)}, which is not "
@@ -572,7 +594,11 @@ class Exported(Module):
         if name in self._parameters_of:
             return parameters[self._parameters_of[name]].resolve()
         if name in self._buffers_of:
-            return self._buffers_of[name]
+            buffer = self._buffers_of[name]
+            like = next((p.resolve() for p in parameters.values()), None)  # torch's run: a float buffer in its dtype
+            if type(like).__module__.startswith("torch") and like.is_floating_point() and buffer.is_floating_point():
+                return buffer.to(like.dtype)
+            return buffer
         return next(arguments)
 
 
@@ -622,8 +648,10 @@ def _swapped(x):
     return x.transpose(0, 1) if isinstance(x, SymbolicTensor) else x.transpose(0, 1).contiguous()
 
 
-# native: (output, mask), as nn.LSTM's own; dropout_: nn.Dropout(inplace=True), the same drawn in place
-DROPOUTS = ("aten.dropout.default", "aten.dropout_.default", "aten.native_dropout.default")
+# native: (output, mask), as nn.LSTM's own; dropout_: nn.Dropout(inplace=True), the same drawn in place; feature:
+# nn.Dropout1d/2d, which drops whole channels (a mask of one number per example and channel)
+FEATURE_DROPOUTS = ("aten.feature_dropout.default", "aten.feature_dropout_.default")
+DROPOUTS = ("aten.dropout.default", "aten.dropout_.default", "aten.native_dropout.default", *FEATURE_DROPOUTS)
 RANDOM = ("aten.randn_like.default", "aten.rand_like.default", *DROPOUTS)
 
 

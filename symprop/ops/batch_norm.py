@@ -60,9 +60,10 @@ def functional(input, running_mean=None, running_var=None, weight=None, bias=Non
                eps=1e-5):
     """torch's F.batch_norm: per channel (axis 1) of (N, C), (N, C, L) or (N, C, H, W)."""
     input = resolved(input)
-    if in_torch(input):
-        return torch_function(TORCH.functions[0])(input, resolved(running_mean), resolved(running_var),
-                                                   resolved(weight), resolved(bias), training, momentum, eps)
+    if in_torch(input):  # the statistics in the input's dtype (a float32 module's buffers, checked in float64)
+        statistics = [None if v is None else resolved(v).to(input.dtype) for v in (running_mean, running_var)]
+        return torch_function(TORCH.functions[0])(input, *statistics, resolved(weight), resolved(bias), training,
+                                                   momentum, eps)
     where = "F.batch_norm"
     x = symbolic(input, where)
     if len(x.shape) not in (2, 3, 4):

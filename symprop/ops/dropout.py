@@ -49,5 +49,6 @@ class Dropout(Module):
         return "Dropout()"
 
 
-defop("dropout", torch=TorchNames(("torch.nn.functional.dropout",), (), "Dropout", ("aten.dropout.default",)),
-      layer=Dropout, functional=dropout, front={"aten.dropout.default": dropout})
+FEATURE = ("aten.feature_dropout.default", "aten.feature_dropout_.default")  # nn.Dropout1d/2d: whole channels
+defop("dropout", torch=TorchNames(("torch.nn.functional.dropout",), (), "Dropout", ("aten.dropout.default", *FEATURE)),
+      layer=Dropout, functional=dropout, front={"aten.dropout.default": dropout, **dict.fromkeys(FEATURE, dropout)})

@@ -195,6 +195,14 @@ MAX_OPTIONS = (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("di
                ("return_indices", False))
 
 
+def _indices_refused(dims: int):
+    def refuse(*args, **kwargs):
+        raise fail(f"MaxPool{dims}d(return_indices=True) (or F.max_pool{dims}d's) is not supported by symprop: the "
+                   "indices are not a value it differentiates")
+
+    return refuse
+
+
 def _with_indices(functional):
     """ATen's max pooling with indices, read where only its values are used: (values, None)."""
     return lambda *args: (functional(*args), None)
@@ -226,7 +234,9 @@ for _dims, _max, _adaptive in ((1, max_pool1d, adaptive_max_pool1d), (2, max_poo
                         "largest entry of each window.", window_sizes)
     defop(f"max_pool{_dims}d", layer=_layer, functional=_max,
           torch=TorchNames((f"torch.nn.functional.max_pool{_dims}d", f"torch.max_pool{_dims}d"), (),
-                           f"MaxPool{_dims}d", (f"aten.max_pool{_dims}d.default",)))
+                           f"MaxPool{_dims}d", (f"aten.max_pool{_dims}d.default",
+                                                f"aten.max_pool{_dims}d_with_indices.default")),
+          front={f"aten.max_pool{_dims}d_with_indices.default": _indices_refused(_dims)})
     _layer = pool_layer(f"AdaptiveMaxPool{_dims}d", f"adaptive_max_pool{_dims}d", _adaptive,
                         (("output_size", REQUIRED), ("return_indices", False)),
                         f"torch.nn.AdaptiveMaxPool{_dims}d: the largest entry of each of output_size windows.",

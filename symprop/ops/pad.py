@@ -38,7 +38,17 @@ def pad_axes(graph, value, axes: tuple, pads: tuple, fill: str = ""):
     return value
 
 
-TORCH = TorchNames(("torch.nn.functional.pad",), (), "", ("aten.constant_pad_nd.default",))
+def _refused(kind: str):
+    def refuse(*args, **kwargs):
+        raise fail(f"F.pad: mode {'reflect' if kind == 'reflection' else 'replicate'!r} is not supported by symprop "
+                   "(only zeros, mode 'constant')")
+
+    return refuse
+
+
+TORCH = TorchNames(("torch.nn.functional.pad",), (), "", ("aten.constant_pad_nd.default",) +
+                   tuple(f"aten.{kind}_pad{dims}d.default" for kind in ("reflection", "replication")
+                         for dims in (1, 2, 3)))
 
 
 def _shape(operands, axes, bounds, key=""):
@@ -69,7 +79,9 @@ def _torch(printer, statement, texts):
 
 primitive(
     "pad", shape=_shape, vjp=_vjp, stem="padded", torch=TORCH, functional=padded,
-    front={"aten.constant_pad_nd.default": lambda input, pad, value=0: padded(input, pad, value=value)},
+    front={"aten.constant_pad_nd.default": lambda input, pad, value=0: padded(input, pad, value=value),
+           **{f"aten.{kind}_pad{dims}d.default": _refused(kind) for kind in ("reflection", "replication")
+              for dims in (1, 2, 3)}},
     spell={"numpy": _numpy, "torch": _torch,
            "text": lambda p, s, texts: f"pad({texts[0]}, axis={s.tensor.axes[0]}, widths={s.tensor.bounds}"
                                        + (f", value={s.tensor.key}" if s.tensor.key else "") + ")",
