@@ -98,13 +98,6 @@ def one_hot(index, classes, dtype):
     return out.scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
-def max_pool_backward(grad, x, kernel_size, stride, dilation):
-    """δ of a max pooling routed to each window's first largest entry: torch's pooling indices, scattered into."""
-    pool = getattr(torch.nn.functional, f"max_pool{x.dim() - 2}d")
-    index = pool(x, kernel_size, stride, 0, dilation, return_indices=True)[1]
-    return torch.zeros_like(x).flatten(2).scatter_add_(2, index.flatten(2), grad.flatten(2)).view_as(x)
-
-
 DIGEST = "fa8d47b370708f97"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 1, 32, 32),
@@ -210,11 +203,8 @@ def forward(params, x):
     del top_sum_h0
     h0 = (1 / 16) * sum_h0
     del sum_h0
-    cv1 = torch.nn.functional.conv2d(h0, w1, padding=1)
+    z1 = torch.nn.functional.conv2d(h0, w1, b1, padding=1)
     del h0
-    bcol1 = b1.reshape(8, 1, 1)
-    z1 = bcol1 + cv1
-    del cv1
     sum2 = torch.sum(z1, dim=(0, 2, 3), keepdim=True)
     xc2 = z1 - 1 / 64 * sum2 / N
     del z1
@@ -233,11 +223,8 @@ def forward(params, x):
     del h3
     h4 = top4.reshape(-1, 8, 4, 4)
     del top4
-    cv5 = torch.nn.functional.conv2d(h4, w5, padding=1)
+    z5 = torch.nn.functional.conv2d(h4, w5, b5, padding=1)
     del h4
-    bcol5 = b5.reshape(16, 1, 1)
-    z5 = bcol5 + cv5
-    del cv5
     h6 = torch.clamp(z5, min=0)
     del z5
     top7 = torch.nn.functional.max_pool2d(h6, 2)[..., None]
@@ -286,11 +273,7 @@ def loss_and_gradients(params, x, t):
     del top_sum_h0
     h0 = (1 / 16) * sum_h0
     del sum_h0
-    cv1 = torch.nn.functional.conv2d(h0, w1, padding=1)
-    bcol1 = b1.reshape(8, 1, 1)
-    z1 = cv1
-    z1 += bcol1
-    del cv1
+    z1 = torch.nn.functional.conv2d(h0, w1, b1, padding=1)
     sum2 = torch.sum(z1, dim=(0, 2, 3), keepdim=True)
     xc2 = z1
     xc2 -= (1 / 64) * sum2 / N
@@ -307,17 +290,15 @@ def loss_and_gradients(params, x, t):
     del xhat2
     h3 = torch.clamp_(h2, min=0)
     del h2
-    top4 = torch.nn.functional.max_pool2d(h3, 2)[..., None]
+    arg_top4 = torch.nn.functional.max_pool2d(h3, 2, return_indices=True)[1]
+    top4 = h3.flatten(2).gather(2, arg_top4.flatten(2)).view_as(arg_top4)[..., None]
     h4 = top4.reshape(-1, 8, 4, 4)
     del top4
-    cv5 = torch.nn.functional.conv2d(h4, w5, padding=1)
-    bcol5 = b5.reshape(16, 1, 1)
-    z5 = cv5
-    z5 += bcol5
-    del cv5
+    z5 = torch.nn.functional.conv2d(h4, w5, b5, padding=1)
     h6 = torch.clamp_(z5, min=0)
     del z5
-    top7 = torch.nn.functional.max_pool2d(h6, 2)[..., None]
+    arg_top7 = torch.nn.functional.max_pool2d(h6, 2, return_indices=True)[1]
+    top7 = h6.flatten(2).gather(2, arg_top7.flatten(2)).view_as(arg_top7)[..., None]
     h7 = top7.reshape(-1, 16, 2, 2)
     del top7
     rs8 = h7.reshape(-1, 64)
@@ -340,8 +321,12 @@ def loss_and_gradients(params, x, t):
     del dz9
     dtop7 = dh7.reshape(-1, 16, 2, 2, 1)
     del dh7
-    dh6 = max_pool_backward(dtop7, h6, 2, 2, 1)
-    del dtop7
+    dh6 = (
+        dtop7.new_zeros((dtop7.shape[0], 16, 16))
+        .scatter_add_(2, arg_top7.flatten(2), dtop7.flatten(2))
+        .view(-1, 16, 4, 4)
+    )
+    del arg_top7, dtop7
     dz5 = dh6
     dz5 *= torch.sign(h6)
     del h6, dh6
@@ -357,8 +342,12 @@ def loss_and_gradients(params, x, t):
     del dpadded_2
     dtop4 = dh4.reshape(-1, 8, 4, 4, 1)
     del dh4
-    dh3 = max_pool_backward(dtop4, h3, 2, 2, 1)
-    del dtop4
+    dh3 = (
+        dtop4.new_zeros((dtop4.shape[0], 8, 64))
+        .scatter_add_(2, arg_top4.flatten(2), dtop4.flatten(2))
+        .view(-1, 8, 8, 8)
+    )
+    del arg_top4, dtop4
     dh2 = dh3
     dh2 *= torch.sign(h3)
     del h3, dh3

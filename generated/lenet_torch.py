@@ -80,13 +80,6 @@ def one_hot(index, classes, dtype):
     return out.scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
-def max_pool_backward(grad, x, kernel_size, stride, dilation):
-    """δ of a max pooling routed to each window's first largest entry: torch's pooling indices, scattered into."""
-    pool = getattr(torch.nn.functional, f"max_pool{x.dim() - 2}d")
-    index = pool(x, kernel_size, stride, 0, dilation, return_indices=True)[1]
-    return torch.zeros_like(x).flatten(2).scatter_add_(2, index.flatten(2), grad.flatten(2)).view_as(x)
-
-
 DIGEST = "aae0d056e710a465"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 1, 32, 32),
@@ -197,21 +190,15 @@ def forward(params, x):
     fc2_bias = params["fc2.bias"]
     fc3_weight = params["fc3.weight"]
     fc3_bias = params["fc3.bias"]
-    cv = torch.nn.functional.conv2d(x, conv1_weight)
-    bcol = conv1_bias.reshape(6, 1, 1)
-    z = bcol + cv
-    del cv
+    z = torch.nn.functional.conv2d(x, conv1_weight, conv1_bias)
     h = torch.clamp(z, min=0)
     del z
     top = torch.nn.functional.max_pool2d(h, 2)[..., None]
     del h
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
-    cv_1 = torch.nn.functional.conv2d(h_1, conv2_weight)
+    z_1 = torch.nn.functional.conv2d(h_1, conv2_weight, conv2_bias)
     del h_1
-    bcol_1 = conv2_bias.reshape(16, 1, 1)
-    z_1 = bcol_1 + cv_1
-    del cv_1
     h_2 = torch.clamp(z_1, min=0)
     del z_1
     top_1 = torch.nn.functional.max_pool2d(h_2, 2)[..., None]
@@ -261,24 +248,18 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     # The forward pass, as forward computes it, but keeping h, h_2, h_4, h_5 and z_4 for the loss and the backward
     # pass (forward frees each value as soon as it can).
-    cv = torch.nn.functional.conv2d(x, conv1_weight)
-    bcol = conv1_bias.reshape(6, 1, 1)
-    z = cv
-    z += bcol
-    del cv
+    z = torch.nn.functional.conv2d(x, conv1_weight, conv1_bias)
     h = torch.clamp_(z, min=0)
     del z
-    top = torch.nn.functional.max_pool2d(h, 2)[..., None]
+    arg_top = torch.nn.functional.max_pool2d(h, 2, return_indices=True)[1]
+    top = h.flatten(2).gather(2, arg_top.flatten(2)).view_as(arg_top)[..., None]
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
-    cv_1 = torch.nn.functional.conv2d(h_1, conv2_weight)
-    bcol_1 = conv2_bias.reshape(16, 1, 1)
-    z_1 = cv_1
-    z_1 += bcol_1
-    del cv_1
+    z_1 = torch.nn.functional.conv2d(h_1, conv2_weight, conv2_bias)
     h_2 = torch.clamp_(z_1, min=0)
     del z_1
-    top_1 = torch.nn.functional.max_pool2d(h_2, 2)[..., None]
+    arg_top_1 = torch.nn.functional.max_pool2d(h_2, 2, return_indices=True)[1]
+    top_1 = h_2.flatten(2).gather(2, arg_top_1.flatten(2)).view_as(arg_top_1)[..., None]
     h_3 = top_1.reshape(-1, 16, 5, 5)
     del top_1
     rs = h_3.reshape(-1, 400)
@@ -319,8 +300,12 @@ def loss_and_gradients(params, x, t):
     del dz_2
     dtop_1 = dh_3.reshape(-1, 16, 5, 5, 1)
     del dh_3
-    dh_2 = max_pool_backward(dtop_1, h_2, 2, 2, 1)
-    del dtop_1
+    dh_2 = (
+        dtop_1.new_zeros((dtop_1.shape[0], 16, 100))
+        .scatter_add_(2, arg_top_1.flatten(2), dtop_1.flatten(2))
+        .view(-1, 16, 10, 10)
+    )
+    del arg_top_1, dtop_1
     dz_1 = dh_2
     dz_1 *= torch.sign(h_2)
     del h_2, dh_2
@@ -332,8 +317,10 @@ def loss_and_gradients(params, x, t):
     del dz_1
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
     del dh_1
-    dh = max_pool_backward(dtop, h, 2, 2, 1)
-    del dtop
+    dh = (
+        dtop.new_zeros((dtop.shape[0], 6, 784)).scatter_add_(2, arg_top.flatten(2), dtop.flatten(2)).view(-1, 6, 28, 28)
+    )
+    del arg_top, dtop
     dz = dh
     dz *= torch.sign(h)
     del h, dh

@@ -133,7 +133,7 @@ def test_the_torch_module_runs_torchs_convolution_kernels():
                     S.MSELoss(), inputs={"x": (2, 7, 7)})
     code = S.derive_network(model).render("torch")
     body = code[code.index("def loss_and_gradients"):]
-    assert "torch.nn.functional.conv2d(x, w_conv, stride=2, padding=1)" in body
+    assert "torch.nn.functional.conv2d(x, w_conv, b_conv, stride=2, padding=1)" in body
     assert "torch.nn.grad.conv2d_weight(x, (4, 2, 3, 3), " in body
     assert "unfold(" not in body and "einsum" not in body
 
@@ -275,12 +275,13 @@ def test_batch_norm_read_by_torch_fx_keeps_the_running_statistics(mode):
 
 
 def test_the_torch_module_runs_torchs_max_pooling():
-    """torch's max pooling for the max over windows, and its indices for δ: no windows, arg-max or fold left."""
+    """torch's max pooling's indices, once, for the max over windows and for δ: no windows, arg-max or fold left."""
     model = S.Model(Body(lambda net, x: SF.max_pool2d(net.conv(x), 2), 4 * 2 * 2, {"conv": S.Conv2d(2, 4, 3)}),
                     S.MSELoss(), inputs={"x": (2, 6, 6)})
     code = S.derive_network(model).render("torch")
     body = code[code.index("def loss_and_gradients"):]
-    assert "torch.nn.functional.max_pool2d(z_conv, 2)" in body and "max_pool_backward(" in body
+    assert body.count("torch.nn.functional.max_pool2d(z_conv, 2, return_indices=True)[1]") == 1
+    assert ".gather(2, " in body and ".scatter_add_(2, " in body
     assert not any(word in body for word in ("unfold(", "argmax", "one_hot", "fold("))
 
 

@@ -293,7 +293,7 @@ def _torch_call(printer, statement, texts, into):
     dilation = tuple(d for _, _, d in info.window)
     if set(dilation) != {1}:
         options.append(f"dilation={_one(dilation)}")
-    if info.key == "forward":  # texts: x, W
+    if info.key == "forward":  # texts: x, W (and b)
         return printer._call(f"torch.nn.functional.conv{dims}d", *texts, *options)
     if info.key == "weight":  # texts: x, δ
         return printer._call(f"torch.nn.grad.conv{dims}d_weight", texts[0], str(tuple(statement.shape)), texts[1],
@@ -322,8 +322,32 @@ def convolution_calls(uses: Uses, shapes: dict, backend: str) -> Uses:
             _contraction_call(uses, statement, made)
         elif statement.kind == "fold":
             _fold_call(uses, statement, made)
-    _drop_unread(uses, ("windows", "pad", "einsum"))
+    for statement in list(uses.statements):
+        if statement.kind == "call" and statement.op.startswith("conv") and statement.tensor.key == "forward":
+            _with_bias(uses, statement, made, shapes)
+    _drop_unread(uses, ("windows", "pad", "einsum", "rearrange"))
     return uses
+
+
+def _with_bias(uses: Uses, conv, made: dict, shapes: dict) -> None:
+    """conv(x, W) + b[:, None, None], read once, as one call with the bias (as torch's nn.Conv2d runs it)."""
+    readers = uses.readers(conv.symbol)
+    if len(readers) != 1 or readers[0].kind not in ("expr", "map"):
+        return
+    total = readers[0]
+    expr = total.operands[0] if total.kind == "map" else total.expr
+    if total.kind == "map" and any(total.broadcast_operands) or expr is None or not expr.is_Add or \
+            len(expr.args) != 2 or conv.symbol not in expr.args or shapes.get(total.symbol) != shapes.get(conv.symbol):
+        return
+    column = made.get(next(a for a in expr.args if a != conv.symbol))
+    if column is None or column.kind != "rearrange" or not column.operands[0].is_Symbol or \
+            len(column.tensor.operands[0].shape) != 1:
+        return
+    call_statement = Statement(total.name, "call", operands=(*conv.operands, column.operands[0]), shape=total.shape,
+                               op=conv.op, tensor=conv.tensor, label=total.label)
+    uses.statements[uses.statements.index(total)] = call_statement
+    uses.rewrite(call_statement, {})
+    uses.statements.remove(conv)
 
 
 def _conv_specs(dims: int) -> tuple[str, str, str]:

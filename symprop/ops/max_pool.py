@@ -19,7 +19,7 @@ from ..program import Statement
 from .conv import built, image_shape, reshaped, spatial, spatial_option
 from .max import reduce_max
 from .pad import pad_axes
-from .registry import Call, Helper, TorchNames, call, defop, lookup, plan_rule
+from .registry import Call, TorchNames, call, defop, lookup, plan_rule
 from .windows import sliding, window_count
 
 SIZES = {1: "length", 2: "height, width"}
@@ -249,30 +249,29 @@ for _dims, _max, _adaptive in ((1, max_pool1d, adaptive_max_pool1d), (2, max_poo
 
 # -- one call each, where the backend has them: torch's max pooling and its adjoint -----------------------------------
 # Max pooling is derived as windows, a max over each (flattened) window, and for δ the one-hot of its arg-max folded
-# back; torch runs the same as its pooling kernel, whose indices route δ:
-#   top = max(windows(x))                       -> F.max_pool2d(x, ...)
-#   fold(δ·onehot(argmax(windows(x))))          -> δ scattered to the arg-max indices of F.max_pool2d(x, ...)
+# back. Torch's pooling kernel computes the arg-max once, as indices into each channel's plane:
+#   argmax(windows(x))                -> index = F.max_pool2d(x, ..., return_indices=True)[1], in the forward pass
+#   top = max(windows(x))             -> the entries of x at index (or F.max_pool2d(x, ...), where δ is not needed)
+#   fold(δ·onehot(argmax(...)))       -> δ scattered to index
 # (no padding and no ceil_mode, which pad the windows' array).
-TORCH_BACKWARD = Helper("max_pool_backward", '''
-def max_pool_backward(grad, x, kernel_size, stride, dilation):
-    """δ of a max pooling routed to each window's first largest entry: torch's pooling indices, scattered into."""
-    pool = getattr(torch.nn.functional, f"max_pool{x.dim() - 2}d")
-    index = pool(x, kernel_size, stride, 0, dilation, return_indices=True)[1]
-    return torch.zeros_like(x).flatten(2).scatter_add_(2, index.flatten(2), grad.flatten(2)).view_as(x)
-''')
-
-
 def _torch_call(printer, statement, texts, into):
     info = statement.tensor
     dims = len(info.window)
     kernel = _one(tuple(k for k, _, _ in info.window))
     stride = _one(tuple(s for _, s, _ in info.window))
     dilation = _one(tuple(d for _, _, d in info.window))
-    if info.key == "forward":
-        options = [str(kernel)] + ([f"stride={stride}"] if stride != kernel else []) + \
-            ([f"dilation={dilation}"] if dilation != 1 else [])
-        return printer._call(f"torch.nn.functional.max_pool{dims}d", texts[0], *options) + "[..., None]"
-    return printer._call(printer.use(TORCH_BACKWARD), *texts, str(kernel), str(stride), str(dilation))
+    options = [str(kernel)] + ([f"stride={stride}"] if stride != kernel else []) + \
+        ([f"dilation={dilation}"] if dilation != 1 else [])
+    pool = f"torch.nn.functional.max_pool{dims}d"
+    if info.key == "forward":  # texts: x
+        return printer._call(pool, texts[0], *options) + "[..., None]"
+    if info.key == "index":  # texts: x
+        return printer._call(pool, texts[0], *options, "return_indices=True") + "[1]"
+    if info.key == "gather":  # texts: x, index
+        return f"{texts[0]}.flatten(2).gather(2, {texts[1]}.flatten(2)).view_as({texts[1]})[..., None]"
+    channels, *sizes = statement.shape[1:]  # scatter: texts δ, index
+    return f"{texts[0]}.new_zeros(({texts[0]}.shape[0], {channels}, {math.prod(sizes)})).scatter_add_(2, " \
+        f"{texts[1]}.flatten(2), {texts[0]}.flatten(2)).view(-1, {', '.join(map(str, statement.shape[1:]))})"
 
 
 def _one(values: tuple):
@@ -281,26 +280,35 @@ def _one(values: tuple):
 
 for _dims in (1, 2):
     lookup(f"max_pool{_dims}d").calls = {"torch": Call(_torch_call)}
-    lookup(f"max_pool{_dims}d").helpers = (TORCH_BACKWARD,)
 
 
 @plan_rule
 def max_pool_calls(uses: Uses, shapes: dict, backend: str) -> Uses:
-    """Max pooling's max over windows, and the fold of δ at the arg-max, as torch's pooling calls."""
+    """Max pooling's arg-max, its max over windows, and the fold of δ at the arg-max, as torch's pooling calls: the
+    arg-max moves to the forward pass, where the max reads it."""
     if call("max_pool2d", backend) is None:
         return uses
     made = {s.symbol: s for s in uses.statements}
     replaced = set()  # the statements under a replaced one: each goes where nothing reads it any more
     for statement in list(uses.statements):
-        if statement.kind == "max" and statement.tensor.first:
-            windows = _pooled_windows(statement.operands[0], made, replaced)
-            if windows is not None:
-                _replace(uses, statement, (windows.operands[0],), windows, "forward")
-        elif statement.kind == "fold":
-            found = _routed(statement, made, replaced)
-            if found is not None:
-                windows, cotangent = found
-                _replace(uses, statement, (cotangent, windows.operands[0]), windows, "backward")
+        if statement.kind != "max" or not statement.tensor.first:
+            continue
+        windows = _pooled_windows(statement.operands[0], made, replaced)
+        if windows is None:
+            continue
+        x = windows.operands[0]
+        arg = next((s for s in uses.statements if s.kind == "argmax" and s.operands == statement.operands), None)
+        if arg is None:  # the forward pass alone
+            _replace(uses, statement, (x,), windows, "forward")
+            continue
+        index = _replace(uses, arg, (x,), windows, "index")
+        uses.statements.remove(index)
+        uses.insert(uses.statements.index(statement), index)
+        _replace(uses, statement, (x, index.symbol), windows, "gather")
+        for fold in [s for s in uses.statements if s.kind == "fold"]:
+            cotangent = _routed(fold, arg.symbol, made, replaced)
+            if cotangent is not None:
+                _replace(uses, fold, (cotangent, index.symbol), windows, "scatter")
     for statement in reversed(list(uses.statements)):  # last first: a window read only by a dropped flattening
         if statement.symbol in replaced and not uses.readers(statement.symbol):
             uses.statements.remove(statement)
@@ -322,29 +330,23 @@ def _pooled_windows(patch, made: dict, replaced: set):
     return windows
 
 
-def _routed(fold, made: dict, replaced: set):
-    """(windows, δ) where `fold` folds δ·onehot(argmax(its flattened windows)) back; or None."""
+def _routed(fold, arg, made: dict, replaced: set):
+    """δ where `fold` folds δ·onehot(arg) back (arg an arg-max); or None."""
     split = made.get(fold.operands[0])
     if split is None or split.kind != "rearrange" or not split.operands[0].is_Mul:
         return None
     factors = split.operands[0].args
-    onehots = [f for f in factors if f in made and made[f].kind == "onehot"]
+    onehots = [f for f in factors if f in made and made[f].kind == "onehot" and made[f].operands == (arg,)]
     if len(onehots) != 1 or len(factors) != 2:
         return None
-    arg = made.get(made[onehots[0]].operands[0])
-    if arg is None or arg.kind != "argmax":
-        return None
-    windows = _pooled_windows(arg.operands[0], made, replaced)
-    if windows is None:
-        return None
-    cotangent = next(f for f in factors if f is not onehots[0])
-    replaced.update({split.symbol, onehots[0], arg.symbol})
-    return windows, cotangent
+    replaced.update({split.symbol, onehots[0]})
+    return next(f for f in factors if f is not onehots[0])
 
 
-def _replace(uses: Uses, statement, operands: tuple, windows, key: str) -> None:
+def _replace(uses: Uses, statement, operands: tuple, windows, key: str):
     info = Tensor(statement.symbol, tuple(statement.shape), "max_pool", window=windows.tensor.window, key=key)
     made = Statement(statement.name, "call", operands=operands, shape=statement.shape,
                      op=f"max_pool{len(windows.tensor.window)}d", tensor=info, label=statement.label)
     uses.statements[uses.statements.index(statement)] = made
     uses.rewrite(made, {})
+    return made
