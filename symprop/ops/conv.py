@@ -21,7 +21,7 @@ from ..plan.uses import Uses
 from ..program import Statement
 from .pad import pad_axes
 from .registry import Call, TorchNames, call, defop, lookup, plan_rule
-from .windows import sliding, window_count
+from .windows import sliding, torch_sizes, window_count
 
 POSITIONS, OFFSETS = "xyz", "ijk"  # the einsum letters of the output's positions and of the kernel's offsets
 SIZES = {1: "length", 2: "height, width"}
@@ -285,14 +285,10 @@ defop("conv2d", layer=Conv2d, functional=conv2d, init_doc="Conv2d U(-1/sqrt(fan_
 def _torch_call(printer, statement, texts, into):
     info = statement.tensor
     dims = len(info.window)
-    stride = tuple(s for _, s, _ in info.window)
-    options = [f"stride={_one(stride)}"] if set(stride) != {1} else []
-    padding = tuple(before for before, _ in info.bounds)
-    if any(padding):
-        options.append(f"padding={_one(padding)}")
-    dilation = tuple(d for _, _, d in info.window)
-    if set(dilation) != {1}:
-        options.append(f"dilation={_one(dilation)}")
+    _, stride, dilation = torch_sizes(info.window)
+    padding = torch_sizes(tuple((before, 0, 0) for before, _ in info.bounds))[0]
+    options = [f"{name}={value}" for name, value, default in (("stride", stride, 1), ("padding", padding, 0),
+                                                               ("dilation", dilation, 1)) if value != default]
     if info.key == "forward":  # texts: x, W (and b)
         return printer._call(f"torch.nn.functional.conv{dims}d", *texts, *options)
     if info.key == "weight":  # texts: x, δ
@@ -300,10 +296,6 @@ def _torch_call(printer, statement, texts, into):
                              *options)
     size = f"({texts[0]}.shape[0], {', '.join(str(d) for d in statement.shape[1:])})"  # texts: δ, W
     return printer._call(f"torch.nn.grad.conv{dims}d_input", size, texts[1], texts[0], *options)
-
-
-def _one(values: tuple):
-    return values[0] if len(set(values)) == 1 else values
 
 
 for _dims in (1, 2):

@@ -20,7 +20,7 @@ from .conv import built, image_shape, reshaped, spatial, spatial_option
 from .max import reduce_max
 from .pad import pad_axes
 from .registry import Call, TorchNames, call, defop, lookup, plan_rule
-from .windows import sliding, window_count
+from .windows import sliding, torch_sizes, window_count
 
 SIZES = {1: "length", 2: "height, width"}
 
@@ -257,9 +257,7 @@ for _dims, _max, _adaptive in ((1, max_pool1d, adaptive_max_pool1d), (2, max_poo
 def _torch_call(printer, statement, texts, into):
     info = statement.tensor
     dims = len(info.window)
-    kernel = _one(tuple(k for k, _, _ in info.window))
-    stride = _one(tuple(s for _, s, _ in info.window))
-    dilation = _one(tuple(d for _, _, d in info.window))
+    kernel, stride, dilation = torch_sizes(info.window)
     options = [str(kernel)] + ([f"stride={stride}"] if stride != kernel else []) + \
         ([f"dilation={dilation}"] if dilation != 1 else [])
     pool = f"torch.nn.functional.max_pool{dims}d"
@@ -272,10 +270,6 @@ def _torch_call(printer, statement, texts, into):
     channels, *sizes = statement.shape[1:]  # scatter: texts δ, index
     return f"{texts[0]}.new_zeros(({texts[0]}.shape[0], {channels}, {math.prod(sizes)})).scatter_add_(2, " \
         f"{texts[1]}.flatten(2), {texts[0]}.flatten(2)).view(-1, {', '.join(map(str, statement.shape[1:]))})"
-
-
-def _one(values: tuple):
-    return values[0] if len(set(values)) == 1 else values
 
 
 for _dims in (1, 2):

@@ -20,6 +20,14 @@ def window_count(size: int, kernel: int, stride: int, dilation: int) -> int:
     return max(0, (size - reach) // stride + 1)
 
 
+def torch_sizes(window: tuple) -> tuple:
+    """(kernel, stride, dilation) of a window as torch's calls take them: one number where every axis has the same."""
+    def one(values: tuple):
+        return values[0] if len(set(values)) == 1 else values
+
+    return tuple(one(tuple(part[k] for part in window)) for k in range(3))
+
+
 def sliding(graph, value, axes: tuple, window: tuple, stem: str = "win"):
     """The windows of `value` along `axes`, with (size, stride, dilation) along each (see the module)."""
     return graph.apply("windows", (value,), stem=stem, axes=tuple(axes), window=tuple(window))
