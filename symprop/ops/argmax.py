@@ -4,27 +4,6 @@ the largest, as torch's does). Integer-valued: no derivative. Max pooling's grad
 from __future__ import annotations
 
 from .primitive import primitive
-from .registry import Helper
-
-SHORT = 16  # a last axis this short (a pooling window): a pass per entry beats np.argmax over it
-NUMPY_SHORT = Helper("argmax_last", '''
-def argmax_last(values):
-    """np.argmax over a short last axis (a pooling window), the first of ties: one pass per entry, where np.argmax
-    over that axis runs several times slower."""
-    best, index = values[..., 0].copy(), np.zeros(values.shape[:-1], dtype=np.intp)
-    for k in range(1, values.shape[-1]):
-        larger = values[..., k] > best
-        np.copyto(best, values[..., k], where=larger)
-        index[larger] = k
-    return index
-''')
-
-
-def _numpy(printer, statement, texts):
-    size = statement.tensor.operands[0].shape[-1]
-    if isinstance(size, int) and size <= SHORT:
-        return f"{printer.use(NUMPY_SHORT)}({texts[0]})"
-    return f"{printer._module_format('numpy.argmax')}({texts[0]}, axis=-1)"
 
 
 def first_max(graph, value, stem: str = "arg"):
@@ -32,8 +11,12 @@ def first_max(graph, value, stem: str = "arg"):
     return graph.apply("argmax", (value,), stem=stem, shape=value.shape[:-1], axes=(len(value.shape) - 1,))
 
 
+def _numpy(printer, statement, texts):
+    return f"{printer._module_format('numpy.argmax')}({texts[0]}, axis=-1)"
+
+
 primitive(
-    "argmax", vjp=lambda *_: iter(()), stem="arg", parenthesized=False, owns_array=True, helpers=(NUMPY_SHORT,),
+    "argmax", vjp=lambda *_: iter(()), stem="arg", parenthesized=False, owns_array=True,
     spell={"numpy": _numpy,
            "torch": lambda p, s, texts: p._call("torch.argmax", texts[0], "dim=-1"),
            "text": lambda p, s, texts: f"argmax({texts[0]}, axis=-1)",
