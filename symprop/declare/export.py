@@ -847,10 +847,12 @@ def _lowered_from(node) -> str:
 
 
 def location(node) -> str:
-    """The user's file:line that made a node (the last frame of its stack trace outside torch), or the node's name."""
+    """The user's file:line that made a node (the last frame of its stack trace outside torch); "" for a node that a
+    torch layer's own code made with no line of the user's above it (nn.Sequential's layers: the message names the
+    layer), else the node's name."""
     frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', node.meta.get("stack_trace") or "")
     frames = [f for f in frames if f"{Path('torch')}/" not in f[0].replace("\\", "/") and "symprop" not in f[0]]
     if not frames:
-        return node.name
+        return "" if _inside(node) else node.name
     file, line, function = frames[-1]
     return f"{function} ({Path(file).name}:{line})"
