@@ -335,3 +335,16 @@ def test_weight_norm_on_a_convolution_agrees_with_autograd(norm):
         model = S.from_torch(net, torch.nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t)
     rows = compare(model, {b: SimpleNamespace(**ns) for b, ns in modules(model).items()})
     assert all(row.passed for row in rows), rows
+
+
+@pytest.mark.parametrize("make", [lambda: torch.nn.GroupNorm(2, 4), lambda: torch.nn.InstanceNorm2d(4),
+                                  lambda: torch.nn.InstanceNorm2d(4, affine=True)])
+def test_group_and_instance_norm_agree_with_autograd(make):
+    torch.manual_seed(0)
+    norm = make()
+    for parameter in norm.parameters():
+        parameter.data.uniform_(0.5, 1.5)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), norm, torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(36, 3))
+    x, t = torch.randn(3, 1, 5, 5, dtype=torch.float64), torch.tensor([0, 1, 2])
+    from_torch_agrees(net, torch.nn.CrossEntropyLoss(), x, t)

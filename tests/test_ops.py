@@ -410,6 +410,8 @@ MODELS = {  # row -> (op, a function that makes the model)
     "batch_norm2d": ("batch_norm2d", _imaged(S.BatchNorm2d(3), 108)),
     "batch_norm2d-eval": ("batch_norm2d", _imaged(S.BatchNorm2d(3, affine=False).eval(), 108)),
     "batch_norm1d": ("batch_norm1d", _imaged(S.BatchNorm1d(3), 21, dims=1)),
+    "group_norm": ("group_norm", _imaged(S.GroupNorm(3, 3), 108)),
+    "group_norm-1d": ("group_norm", _imaged(lambda h: SF.group_norm(h, 1), 21, dims=1)),
     "layer_norm": ("layer_norm", lambda: S.Model(_sequence(S.Linear(3, 4), S.LayerNorm(4)), S.MSELoss(), inputs=3)),
     "layer_norm-weight_only": ("layer_norm", lambda: S.Model(WeightOnlyNorm(), S.MSELoss(), inputs=3)),
     "embedding": ("embedding", lambda: S.Model(_sequence(S.Embedding(5, 3), S.MeanPool(), S.Linear(3, 2)),
