@@ -38,6 +38,7 @@ Examples:
   symprop derive models.py:model --target numpy       # a Model declared in Python, NumPy only
   symprop derive examples/gpt.py:build                # build() returns (torch module, loss, example inputs[,
                                                       #   example target]): exported by torch.export, as written
+  symprop derive examples/lenet.py:build              # LeNet-5: convolutions and pooling, in index notation
   symprop derive examples/seed_neuron.toml --pdf      # ... and the derivation as a PDF (needs pdflatex)
   symprop derive examples/iris_mlp.toml --target html # the derivation beside its code, linked, in a browser
   symprop derive --expr "(a(w*x) - t)**2" --wrt w     # the textbook chain rule, printed
@@ -48,6 +49,7 @@ Examples:
   symprop check examples/iris_mlp.toml                # generated/iris_mlp_*.py against torch.autograd
   symprop check models.py:model --out build           # the modules in build/
   symprop check examples/gpt.py:build                 # a GPT written as nanoGPT writes one, from torch
+  symprop check examples/digits_cnn.toml              # a CNN with batch norm, from a TOML spec
 """
 LIST_EXAMPLES = """
 \b
@@ -333,6 +335,7 @@ Examples:
   symprop train examples/iris_classifier.toml --data examples/data/iris.csv --epochs 100 --lr 0.1
   symprop train examples/char_lm.toml --text examples/data/constitution.txt --optimizer adam --lr 3e-3
   symprop train examples/gpt.py:build --text examples/data/constitution.txt --optimizer adam --lr 3e-3 --epochs 2
+  symprop train examples/lenet.py:build --data examples/data/digits.npz --optimizer adam --lr 1e-3 --epochs 12
 """
 
 
