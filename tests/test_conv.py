@@ -348,3 +348,14 @@ def test_group_and_instance_norm_agree_with_autograd(make):
                               torch.nn.Linear(36, 3))
     x, t = torch.randn(3, 1, 5, 5, dtype=torch.float64), torch.tensor([0, 1, 2])
     from_torch_agrees(net, torch.nn.CrossEntropyLoss(), x, t)
+
+
+def test_a_grouped_convolution_runs_torchs_kernels_too():
+    """A depthwise convolution (groups = channels) and a grouped one, forward and both gradients, as torch's calls."""
+    model = S.Model(Body(lambda net, x: net.depthwise(net.grouped(x)), 4 * 3 * 3,
+                         {"grouped": S.Conv2d(4, 4, 3, groups=2, padding=1), "depthwise": S.Conv2d(4, 4, 3, groups=4)}),
+                    S.MSELoss(), inputs={"x": (4, 5, 5)})
+    body = S.derive_network(model).render("torch")
+    body = body[body.index("def loss_and_gradients"):]
+    assert "padding=1, groups=2)" in body and body.count("groups=4)") == 3
+    assert "einsum" not in body and "unfold(" not in body

@@ -8,6 +8,7 @@ correlation of the input with δ, and the input's δ is the fold of δ times the
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.module import Module
@@ -281,14 +282,16 @@ defop("conv2d", layer=Conv2d, functional=conv2d, init_doc="Conv2d U(-1/sqrt(fan_
 #   z = einsum(windows(x), W)         -> F.conv2d(x, W, stride, padding, dilation)
 #   dW = einsum(δ, windows(x))        -> torch.nn.grad.conv2d_weight(x, W.shape, δ, ...)
 #   dx = fold(einsum(δ, W))           -> torch.nn.grad.conv2d_input(x.shape, W, δ, ...)
-# (groups 1; a grouped convolution stays as derived).
+# and the same with the channels split into groups (a grouped or depthwise convolution).
 def _torch_call(printer, statement, texts, into):
     info = statement.tensor
     dims = len(info.window)
     _, stride, dilation = torch_sizes(info.window)
     padding = torch_sizes(tuple((before, 0, 0) for before, _ in info.bounds))[0]
+    groups = int(info.spec or 1)  # a grouped convolution's groups, kept in the call's spec
     options = [f"{name}={value}" for name, value, default in (("stride", stride, 1), ("padding", padding, 0),
-                                                               ("dilation", dilation, 1)) if value != default]
+                                                               ("dilation", dilation, 1), ("groups", groups, 1))
+               if value != default]
     if info.key == "forward":  # texts: x, W (and b)
         return printer._call(f"torch.nn.functional.conv{dims}d", *texts, *options)
     if info.key == "weight":  # texts: x, δ
@@ -314,6 +317,8 @@ def convolution_calls(uses: Uses, shapes: dict, backend: str) -> Uses:
             _contraction_call(uses, statement, made)
         elif statement.kind == "fold":
             _fold_call(uses, statement, made)
+        elif statement.kind == "rearrange":
+            _grouped_call(uses, statement, made)
     for statement in list(uses.statements):
         if statement.kind == "call" and statement.op.startswith("conv") and statement.tensor.key == "forward":
             _with_bias(uses, statement, made, shapes)
@@ -402,13 +407,64 @@ def _contraction_call(uses: Uses, statement, made: dict) -> None:
 def _fold_call(uses: Uses, statement, made: dict) -> None:
     product = made.get(statement.operands[0])
     dims = len(statement.tensor.window)
+    info = Tensor(statement.symbol, tuple(statement.shape), "conv", window=statement.tensor.window,
+                  bounds=((0, 0),) * dims, key="input")
+    if product is not None and product.kind == "rearrange":  # grouped: the windows' δ, its groups merged back
+        found = _grouped_product(uses, product, made, _grouped_specs(dims)[2])
+        if found is not None and statement.tensor.axes == tuple(range(2, 2 + dims)):
+            cotangent, kernel = found  # (δ with its groups split, the kernel (groups, outputs/groups, ...))
+            _replace(uses, statement, (made[cotangent].operands[0], made[kernel].operands[0]),
+                     replace(info, spec=str(made[kernel].shape[0])))
+        return
     if product is None or product.kind != "einsum" or product.tensor.spec != _conv_specs(dims)[2] or \
             not all(op.is_Symbol for op in product.operands) or any(product.broadcast_operands) or \
             statement.tensor.axes != tuple(range(2, 2 + dims)) or len(uses.readers(product.symbol)) != 1:
         return
-    info = Tensor(statement.symbol, tuple(statement.shape), "conv", window=statement.tensor.window,
-                  bounds=((0, 0),) * dims, key="input")
     _replace(uses, statement, product.operands, info)
+
+
+def _grouped_specs(dims: int) -> tuple[str, str, str]:
+    """conv_specs with the channels split into (group, channel in it)."""
+    positions, offsets = POSITIONS[:dims], OFFSETS[:dims]
+    windows, kernel, out = f"ngc{positions}{offsets}", f"goc{offsets}", f"ngo{positions}"
+    return f"{windows},{kernel}->{out}", f"{out},{windows}->{kernel}", f"{out},{kernel}->{windows}"
+
+
+def _grouped_product(uses: Uses, merged, made: dict, spec: str):
+    """The operands of the grouped contraction of this spec that `merged` rearranges, and nothing else reads (each a
+    rearrangement: channels split into groups); else None."""
+    product = made.get(merged.operands[0]) if merged.operands[0].is_Symbol else None
+    if product is None or product.kind != "einsum" or product.tensor.spec != spec or \
+            not all(op.is_Symbol and op in made and made[op].kind == "rearrange" for op in product.operands) or \
+            len(uses.readers(product.symbol)) != 1:
+        return None
+    return product.operands
+
+
+def _grouped_call(uses: Uses, statement, made: dict) -> None:
+    """A grouped convolution (its output's groups merged) or its kernel's δ (the kernel's groups merged), as calls."""
+    product = made.get(statement.operands[0]) if statement.operands[0].is_Symbol else None
+    if product is None or product.kind != "einsum":
+        return
+    dims = len(product.tensor.spec.split("->")[1]) - 3
+    if dims not in (1, 2):
+        return
+    forward, weight, _ = _grouped_specs(dims)
+    found = _grouped_product(uses, statement, made, product.tensor.spec)
+    if found is None or product.tensor.spec not in (forward, weight):
+        return
+    first, second = found
+    grouped = made[first] if product.tensor.spec == forward else made[second]  # the windows, channels split
+    found = _windows_of(grouped.operands[0], made)
+    if found is None:
+        return
+    windows, source, pads = found
+    groups = grouped.shape[1]
+    if product.tensor.spec == forward:  # (windows, kernel): the kernel is the weight, its groups split
+        operands, key = (source, made[second].operands[0]), "forward"
+    else:  # (δ with its groups split, windows)
+        operands, key = (source, made[first].operands[0]), "weight"
+    _replace(uses, statement, operands, replace(_info(statement, windows, pads, key), spec=str(groups)))
 
 
 def _drop_unread(uses: Uses, kinds: tuple) -> None:
