@@ -8,6 +8,7 @@ import warnings
 from types import SimpleNamespace
 
 import pytest
+import sympy as sp
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -359,3 +360,14 @@ def test_a_grouped_convolution_runs_torchs_kernels_too():
     body = body[body.index("def loss_and_gradients"):]
     assert "padding=1, groups=2)" in body and body.count("groups=4)") == 3
     assert "einsum" not in body and "unfold(" not in body
+
+
+def test_batch_norms_delta_reads_as_the_books_three_terms():
+    """Σ (x − μ) = 0 over the batch and positions, as over a layer norm's axis: δ = γ·rstd·(h̄ − x̂·Σ(h̄·x̂)/M −
+    Σh̄/M), one line, where it was x̄c, then x̄c − Σx̄c/M."""
+    model = S.Model(Body(lambda net, x: net.norm(net.conv(x)), 2 * 4 * 4,
+                         {"conv": S.Conv2d(1, 2, 3, bias=False), "norm": S.BatchNorm2d(2)}),
+                    S.MSELoss(), inputs={"x": (1, 6, 6)})
+    steps = S.derive_network(model).steps()
+    assert "dxc_norm" not in steps
+    assert all(steps["dz_conv"].has(sp.Symbol(name, real=True)) for name in ("dh_norm", "drstd_norm", "dsum_norm"))

@@ -40,7 +40,7 @@ class Tensor:
     split: tuple = ()
     perm: tuple[int, ...] = ()
     simplex_axis: int | None = None  # sums to 1 along this axis (one-hot or probability targets)
-    zero_sum_axis: int | None = None  # sums to 0 along this axis (a value minus its mean there)
+    zero_sum_axis: int | tuple | None = None  # sums to 0 along this axis, or these (a value minus its mean there)
     index_range: int | None = None  # an input of integer indices, each in [0, index_range) (token ids)
     boolean: bool = False  # an input of booleans (a mask of torch's, read by from_torch)
     padding: bool = False  # ... a key padding mask: True where a position is padding

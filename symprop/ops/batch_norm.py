@@ -38,7 +38,12 @@ def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, nam
     if mean is None:  # the batch's: sums over every axis but the channels', M entries each
         count = sp.Mul(*(d for a, d in enumerate(x.shape) if a != 1))
         total = reduce_sum(g, x, kept, stem=f"sum{tag}")
-        centred = g.named(Value(x.expr - total.expr / count, x.shape), f"xc{tag}")
+        centred = Value(x.expr - total.expr / count, x.shape)
+        # Σ (x − Σx/M) = Σx − Σx, found by reduce_sum (under a name of its own: it may intern a sum it then drops)
+        sums_to_zero = reduce_sum(g, centred, kept, stem=f"sum_xc{tag}").expr == 0
+        centred = g.named(centred, f"xc{tag}")
+        if sums_to_zero:
+            g.tensor(centred.expr).zero_sum_axis = tuple(a for a in range(ndim) if a != 1)
         squares = reduce_sum(g, Value(centred.expr ** 2, x.shape), kept, stem=f"ss{tag}")
         shifted = g.named(Value(squares.expr / count + sp.Float(eps), kept), f"var{tag}")
     else:  # the running statistics: constants

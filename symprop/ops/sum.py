@@ -102,7 +102,8 @@ def _sum_to_one(graph: Graph, expr: sp.Expr, axes: tuple[int, ...]):
     if tensor is not None and tensor.simplex_axis is not None and axes == (tensor.simplex_axis,):
         graph.note(SUMS_TO_ONE, tensor.name)
         return sp.Integer(1)
-    if tensor is not None and tensor.zero_sum_axis is not None and axes == (tensor.zero_sum_axis,):
+    zero = tensor.zero_sum_axis if tensor is not None else None  # one axis (layer norm), or several (batch norm)
+    if zero is not None and axes == (zero if isinstance(zero, tuple) else (zero,)):
         graph.note(SUMS_TO_ZERO, tensor.name)
         return sp.Integer(0)
     return None
