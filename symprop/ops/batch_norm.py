@@ -51,14 +51,29 @@ def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, nam
         column = per_channel(g, variance, ndim, f"rv{tag}")
         shifted = Value(column.expr + sp.Float(eps), column.shape)
     rstd = g.named(Value(1 / sp.sqrt(shifted.expr), shifted.shape), f"rstd{tag}")
-    normed = g.named(Value(centred.expr * rstd.expr, x.shape), f"xhat{tag}")
+    return scaled_per_channel(g, g.named(Value(centred.expr * rstd.expr, x.shape), f"xhat{tag}"), affine, name)
+
+
+def scaled_per_channel(g: Graph, normed: Value, affine: tuple, name: str) -> Value:
+    """normed·γ + β, γ and β one number per channel (axis 1), either None; `name` labels it."""
+    tag = name[1:] if name[0] == "h" else "_" + name
     weight, bias = affine
     out = normed.expr
     if weight is not None:
-        out = out * per_channel(g, weight, ndim, f"gcol{tag}").expr
+        out = out * per_channel(g, weight, len(normed.shape), f"gcol{tag}").expr
     if bias is not None:
-        out = out + per_channel(g, bias, ndim, f"bcol{tag}").expr
-    return g.named(Value(out, x.shape), name) if affine != (None, None) else normed
+        out = out + per_channel(g, bias, len(normed.shape), f"bcol{tag}").expr
+    return g.named(Value(out, normed.shape), name) if affine != (None, None) else normed
+
+
+def channel_vector(part, channels: int, where: str, what: str):
+    """A weight, bias or statistic of one number per channel, checked; None stays None."""
+    if part is None:
+        return None
+    value = as_value(part, f"{where} {what}")
+    if value.shape != (channels,):
+        raise fail(f"{where}: {what} {shape_text(value.shape)} does not fit {channels} channels")
+    return value
 
 
 def functional(input, running_mean=None, running_var=None, weight=None, bias=None, training=False, momentum=0.1,
@@ -77,12 +92,7 @@ def functional(input, running_mean=None, running_var=None, weight=None, bias=Non
     channels = x.shape[1]
 
     def vector(part, what: str):
-        if part is None:
-            return None
-        value = as_value(part, f"{where} {what}")
-        if value.shape != (channels,):
-            raise fail(f"{where}: {what} {shape_text(value.shape)} does not fit {channels} channels")
-        return value
+        return channel_vector(part, channels, where, what)
 
     if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not 0 < eps < 1:
         raise fail(f"{where}: eps must be a number between 0 and 1, got {short(eps)}")

@@ -10,10 +10,10 @@ import math
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.module import Module
 from ..declare.options import flag, fraction, positive, short
-from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
+from ..declare.tensor import Parameter, SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
-from .batch_norm import per_channel
+from .batch_norm import channel_vector, scaled_per_channel
 from .conv import reshaped
 from .layer_norm import layer_norm_graph
 from .registry import TorchNames, defop
@@ -24,22 +24,7 @@ def group_norm_graph(g: Graph, x: Value, groups: int, eps: float, affine: tuple,
     tag = name[1:] if name[0] == "h" else "_" + name
     rows = reshaped(g, x, (x.shape[0], groups, math.prod(x.shape[1:]) // groups), f"grp{tag}")
     normed = reshaped(g, layer_norm_graph(g, rows, eps, None, f"n{tag}"), x.shape, f"xhat{tag}")
-    weight, bias = affine
-    out = normed.expr
-    if weight is not None:
-        out = out * per_channel(g, weight, len(x.shape), f"gcol{tag}").expr
-    if bias is not None:
-        out = out + per_channel(g, bias, len(x.shape), f"bcol{tag}").expr
-    return g.named(Value(out, x.shape), name) if affine != (None, None) else normed
-
-
-def _vector(part, channels: int, where: str, what: str):
-    if part is None:
-        return None
-    value = as_value(part, f"{where} {what}")
-    if value.shape != (channels,):
-        raise fail(f"{where}: {what} {shape_text(value.shape)} does not fit {channels} channels")
-    return value
+    return scaled_per_channel(g, normed, affine, name)
 
 
 def functional(input, num_groups, weight=None, bias=None, eps=1e-5):
@@ -53,7 +38,7 @@ def functional(input, num_groups, weight=None, bias=None, eps=1e-5):
             x.shape[1] % num_groups:
         raise fail(f"{where}: the input must be (batch, channels, ...) with channels divisible by num_groups, got "
                    f"{shape_text(x.shape)} and {short(num_groups)} groups")
-    affine = (_vector(weight, x.shape[1], where, "weight"), _vector(bias, x.shape[1], where, "bias"))
+    affine = (channel_vector(weight, x.shape[1], where, "weight"), channel_vector(bias, x.shape[1], where, "bias"))
     trace = running()
     return SymbolicTensor(group_norm_graph(trace.graph, x, num_groups, eps, affine, trace.stem("h")))
 
