@@ -198,17 +198,17 @@ def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
     loss is the loss before the step; state carries the momentum buffers to the next call.
     """
     loss, grads = loss_and_gradients(params, x, t)
-    buffers = dict((state or {}).get("momentum_buffer", {}))
+    velocities = dict((state or {}).get("momentum_buffer", {}))
     new_params = {}
     for key, value in params.items():
         step = grads[key]
         if weight_decay:
             step = step + weight_decay * value
         if momentum:
-            step = momentum * buffers[key] + step if key in buffers else step
-            buffers[key] = step
+            step = momentum * velocities[key] + step if key in velocities else step
+            velocities[key] = step
         new_params[key] = value - lr * step
-    return new_params, loss, {"momentum_buffer": buffers}
+    return new_params, loss, {"momentum_buffer": velocities}
 
 
 def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):

@@ -78,6 +78,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dz1 = dxc2 - dsum2/(64*N)
     dbcol1 = sum(dz1, axis=(0, 2, 3), keepdims).reshape(8, 1, 1)
     db1 = dbcol1.reshape(8)
+    bsum2 = sum2.reshape(8)
+    bss2 = ss2.reshape(8)
     L = total/N
     1.weight = einsum('noxy,ncxyij->ocij', dz1, win1)
     1.bias = db1
@@ -87,6 +89,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     5.bias = db5
     9.weight = dz9.T @ rs8
     9.bias = db9
+    2.batch_mean = bsum2/(64*N)
+    2.batch_var = bss2/(64*N - 1)
 """
 
 import numpy as np
@@ -134,6 +138,9 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "9.weight": (10, 64),
     "9.bias": (10,),
 }
+RUNNING_STATISTICS: dict[str, tuple] = {  # each BatchNorm in training mode, by path: (channels, momentum or None)
+    "2": (8, 0.1),
+}
 
 
 TARGET_SHAPE = (None,)  # class indices: integers
@@ -162,14 +169,16 @@ def check_shapes(**arrays):
 
 
 def check_params(params):
-    """ValueError, one line for each key of params that is missing, unexpected or wrongly shaped."""
+    """ValueError, one line for each key of params that is missing, unexpected or wrongly shaped. params may be
+    the source module's state_dict, with the running statistics."""
+    shapes = {**PARAM_SHAPES, **{key: tuple(value.shape) for key, value in init_buffers().items()}}
     problems = [f"params lacks {key!r}, of shape {shape}" for key, shape in PARAM_SHAPES.items() if key not in params]
     for key, value in params.items():
         shape = tuple(getattr(value, "shape", ()))
-        if key not in PARAM_SHAPES:
+        if key not in shapes:
             problems.append(f"params has {key!r}, which is not a key of PARAM_SHAPES")
-        elif shape != PARAM_SHAPES[key]:
-            problems.append(f"params[{key!r}] has shape {shape}; expected {PARAM_SHAPES[key]}")
+        elif shape != shapes[key]:
+            problems.append(f"params[{key!r}] has shape {shape}; expected {shapes[key]}")
     if problems:
         raise ValueError("\n".join(problems))
 
@@ -191,6 +200,28 @@ def init_params(seed=0, dtype=np.float64):
             "9.bias": rng.uniform(-0.125, 0.125, size=(10,)),
         }.items()
     }
+
+
+def init_buffers(dtype=np.float64):
+    """Each BatchNorm's running statistics as a fresh torch layer holds them: means 0, variances 1, no batches."""
+    buffers = {}
+    for layer, (channels, _) in RUNNING_STATISTICS.items():
+        buffers[f"{layer}.running_mean"] = np.zeros(channels, dtype)
+        buffers[f"{layer}.running_var"] = np.ones(channels, dtype)
+        buffers[f"{layer}.num_batches_tracked"] = np.array(0)
+    return buffers
+
+
+def track_statistics(buffers, layer, mean, var):
+    """The layer's running statistics in buffers moved toward its batch's mean and unbiased variance, as torch's
+    BatchNorm moves them in training mode (momentum None: the mean over the batches so far)."""
+    momentum = RUNNING_STATISTICS[layer][1]
+    count = buffers[f"{layer}.num_batches_tracked"] + 1
+    factor = 1 / float(count) if momentum is None else momentum
+    for name, value in (("running_mean", mean), ("running_var", var)):
+        key = f"{layer}.{name}"
+        buffers[key] = (1 - factor) * buffers[key] + factor * value
+    buffers[f"{layer}.num_batches_tracked"] = count
 
 
 def forward(params, x):
@@ -295,8 +326,11 @@ def loss(params, x, t):
     return float(total / N)
 
 
-def loss_and_gradients(params, x, t):
-    """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params."""
+def loss_and_gradients(params, x, t, buffers=None):
+    """(loss, gradients): the loss as a Python float, and a dict with the keys and shapes of params.
+
+    buffers (init_buffers()), if given, has each BatchNorm's running statistics updated in it, as torch's forward
+    updates them in training mode."""
     check_shapes(x=x, t=t)
     if not PARAM_SHAPES.keys() <= params.keys():
         check_params(params)  # one line for each key missing
@@ -446,6 +480,10 @@ def loss_and_gradients(params, x, t):
     dbcol1 = np.sum(dz1, axis=(0, 2, 3), keepdims=True).reshape((8, 1, 1))
     del dz1
     db1 = dbcol1.reshape(8)
+    bsum2 = sum2.reshape(8)
+    bss2 = ss2.reshape(8)
+    if buffers is not None:
+        track_statistics(buffers, "2", (1 / 64) * bsum2 / N, bss2 / (64 * N - 1))
     return float(total / N), {
         "1.weight": dw1,
         "1.bias": db1,
@@ -463,37 +501,42 @@ def gradients(params, x, t):
     return loss_and_gradients(params, x, t)[1]
 
 
-def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
+def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None, buffers=None):
     """One step of torch.optim.SGD (no dampening, no Nesterov): returns (new_params, loss, state).
 
     loss is the loss before the step; state carries the momentum buffers to the next call.
+    buffers, if given, has the running statistics updated in it (loss_and_gradients).
     """
-    loss, grads = loss_and_gradients(params, x, t)
-    buffers = dict((state or {}).get("momentum_buffer", {}))
+    loss, grads = loss_and_gradients(params, x, t, buffers)
+    velocities = dict((state or {}).get("momentum_buffer", {}))
     new_params = {}
     for key, value in params.items():
         step = grads[key]
         if weight_decay:
             step = step + weight_decay * value
         if momentum:
-            step = momentum * buffers[key] + step if key in buffers else step
-            buffers[key] = step
+            step = momentum * velocities[key] + step if key in velocities else step
+            velocities[key] = step
         new_params[key] = value - lr * step
-    return new_params, loss, {"momentum_buffer": buffers}
+    return new_params, loss, {"momentum_buffer": velocities}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
+def adam_step(
+    params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None, buffers=None
+):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
-    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
+    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False, buffers=buffers)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
+def adamw_step(
+    params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None, buffers=None
+):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
-    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
+    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True, buffers=buffers)
 
 
-def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decoupled):
-    loss, grads = loss_and_gradients(params, *inputs, t)
+def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decoupled, buffers=None):
+    loss, grads = loss_and_gradients(params, *inputs, t, buffers)
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
@@ -527,6 +570,7 @@ def train(
     momentum=0.0,
     weight_decay=None,
     optimizer="sgd",
+    buffers=None,
 ):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
@@ -534,6 +578,9 @@ def train(
 
     Returns (params, history), history holding each epoch's mean training loss; callback, if given,
     is called as callback(epoch, mean_loss, params) after every epoch.
+
+    buffers (init_buffers()), if given, has the running statistics updated in it, batch by batch, as torch updates
+    them in training mode.
     """
     check_params(params)
     rng = np.random.default_rng(seed)
@@ -547,7 +594,7 @@ def train(
         total = 0.0
         for start in range(0, len(x), batch_size):
             batch = order[start : start + batch_size]
-            params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
+            params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options, buffers=buffers)
             total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:

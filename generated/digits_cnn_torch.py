@@ -78,6 +78,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dz1 = dxc2 - dsum2/(64*N)
     dbcol1 = sum(dz1, axis=(0, 2, 3), keepdims).reshape(8, 1, 1)
     db1 = dbcol1.reshape(8)
+    bsum2 = sum2.reshape(8)
+    bss2 = ss2.reshape(8)
     L = total/N
     1.weight = einsum('noxy,ncxyij->ocij', dz1, win1)
     1.bias = db1
@@ -87,6 +89,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     5.bias = db5
     9.weight = dz9.T @ rs8
     9.bias = db9
+    2.batch_mean = bsum2/(64*N)
+    2.batch_var = bss2/(64*N - 1)
 """
 
 import torch
@@ -111,6 +115,9 @@ PARAM_SHAPES: dict[str, tuple[int, ...]] = {
     "5.bias": (16,),
     "9.weight": (10, 64),
     "9.bias": (10,),
+}
+RUNNING_STATISTICS: dict[str, tuple] = {  # each BatchNorm in training mode, by path: (channels, momentum or None)
+    "2": (8, 0.1),
 }
 
 
@@ -140,14 +147,16 @@ def check_shapes(**arrays):
 
 
 def check_params(params):
-    """ValueError, one line for each key of params that is missing, unexpected or wrongly shaped."""
+    """ValueError, one line for each key of params that is missing, unexpected or wrongly shaped. params may be
+    the source module's state_dict, with the running statistics."""
+    shapes = {**PARAM_SHAPES, **{key: tuple(value.shape) for key, value in init_buffers().items()}}
     problems = [f"params lacks {key!r}, of shape {shape}" for key, shape in PARAM_SHAPES.items() if key not in params]
     for key, value in params.items():
         shape = tuple(getattr(value, "shape", ()))
-        if key not in PARAM_SHAPES:
+        if key not in shapes:
             problems.append(f"params has {key!r}, which is not a key of PARAM_SHAPES")
-        elif shape != PARAM_SHAPES[key]:
-            problems.append(f"params[{key!r}] has shape {shape}; expected {PARAM_SHAPES[key]}")
+        elif shape != shapes[key]:
+            problems.append(f"params[{key!r}] has shape {shape}; expected {shapes[key]}")
     if problems:
         raise ValueError("\n".join(problems))
 
@@ -178,6 +187,28 @@ def init_params(seed=0, dtype=torch.float64, device=None):
         .uniform_(-0.125, 0.125, generator=generator)
         .to(device=device, dtype=dtype),
     }
+
+
+def init_buffers(dtype=torch.float64, device=None):
+    """Each BatchNorm's running statistics as a fresh torch layer holds them: means 0, variances 1, no batches."""
+    buffers = {}
+    for layer, (channels, _) in RUNNING_STATISTICS.items():
+        buffers[f"{layer}.running_mean"] = torch.zeros(channels, dtype=dtype, device=device)
+        buffers[f"{layer}.running_var"] = torch.ones(channels, dtype=dtype, device=device)
+        buffers[f"{layer}.num_batches_tracked"] = torch.tensor(0, device=device)
+    return buffers
+
+
+def track_statistics(buffers, layer, mean, var):
+    """The layer's running statistics in buffers moved toward its batch's mean and unbiased variance, as torch's
+    BatchNorm moves them in training mode (momentum None: the mean over the batches so far)."""
+    momentum = RUNNING_STATISTICS[layer][1]
+    count = buffers[f"{layer}.num_batches_tracked"] + 1
+    factor = 1 / float(count) if momentum is None else momentum
+    for name, value in (("running_mean", mean), ("running_var", var)):
+        key = f"{layer}.{name}"
+        buffers[key] = (1 - factor) * buffers[key] + factor * value
+    buffers[f"{layer}.num_batches_tracked"] = count
 
 
 def forward(params, x):
@@ -248,8 +279,11 @@ def loss(params, x, t):
     return total / N
 
 
-def loss_and_gradients(params, x, t):
-    """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params."""
+def loss_and_gradients(params, x, t, buffers=None):
+    """(loss, gradients): the loss as a 0-d tensor, and a dict with the keys and shapes of params.
+
+    buffers (init_buffers()), if given, has each BatchNorm's running statistics updated in it, as torch's forward
+    updates them in training mode."""
     check_shapes(x=x, t=t)
     if not PARAM_SHAPES.keys() <= params.keys():
         check_params(params)  # one line for each key missing
@@ -370,6 +404,10 @@ def loss_and_gradients(params, x, t):
     dbcol1 = torch.sum(dz1, dim=(0, 2, 3), keepdim=True).reshape((8, 1, 1))
     del dz1
     db1 = dbcol1.reshape(8)
+    bsum2 = sum2.reshape(8)
+    bss2 = ss2.reshape(8)
+    if buffers is not None:
+        track_statistics(buffers, "2", (1 / 64) * bsum2 / N, bss2 / (64 * N - 1))
     return total / N, {
         "1.weight": dw1,
         "1.bias": db1,
@@ -387,37 +425,42 @@ def gradients(params, x, t):
     return loss_and_gradients(params, x, t)[1]
 
 
-def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None):
+def sgd_step(params, x, t, lr, momentum=0.0, weight_decay=0.0, state=None, buffers=None):
     """One step of torch.optim.SGD (no dampening, no Nesterov): returns (new_params, loss, state).
 
     loss is the loss before the step; state carries the momentum buffers to the next call.
+    buffers, if given, has the running statistics updated in it (loss_and_gradients).
     """
-    loss, grads = loss_and_gradients(params, x, t)
-    buffers = dict((state or {}).get("momentum_buffer", {}))
+    loss, grads = loss_and_gradients(params, x, t, buffers)
+    velocities = dict((state or {}).get("momentum_buffer", {}))
     new_params = {}
     for key, value in params.items():
         step = grads[key]
         if weight_decay:
             step = step + weight_decay * value
         if momentum:
-            step = momentum * buffers[key] + step if key in buffers else step
-            buffers[key] = step
+            step = momentum * velocities[key] + step if key in velocities else step
+            velocities[key] = step
         new_params[key] = value - lr * step
-    return new_params, loss, {"momentum_buffer": buffers}
+    return new_params, loss, {"momentum_buffer": velocities}
 
 
-def adam_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None):
+def adam_step(
+    params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, state=None, buffers=None
+):
     """One step of torch.optim.Adam: returns (new_params, loss, state); state carries the moments."""
-    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False)
+    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=False, buffers=buffers)
 
 
-def adamw_step(params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None):
+def adamw_step(
+    params, x, t, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, state=None, buffers=None
+):
     """One step of torch.optim.AdamW (weight decay decoupled from the gradient): (new_params, loss, state)."""
-    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True)
+    return _adam(params, (x,), t, lr, betas, eps, weight_decay, amsgrad, state, decoupled=True, buffers=buffers)
 
 
-def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decoupled):
-    loss, grads = loss_and_gradients(params, *inputs, t)
+def _adam(params, inputs, t, lr, betas, eps, weight_decay, amsgrad, state, decoupled, buffers=None):
+    loss, grads = loss_and_gradients(params, *inputs, t, buffers)
     state = state or {"step": 0, "exp_avg": {}, "exp_avg_sq": {}, "max_exp_avg_sq": {}}
     step, (beta1, beta2) = state["step"] + 1, betas
     moments = {name: dict(state[name]) for name in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
@@ -451,6 +494,7 @@ def train(
     momentum=0.0,
     weight_decay=None,
     optimizer="sgd",
+    buffers=None,
 ):
     """Minibatch training over (x, t), batched as DataLoader(..., batch_size, shuffle) batches them,
     with optimizer "sgd" (momentum), "adam" or "adamw" as torch.optim has them; weight_decay None is the
@@ -458,6 +502,9 @@ def train(
 
     Returns (params, history), history holding each epoch's mean training loss; callback, if given,
     is called as callback(epoch, mean_loss, params) after every epoch.
+
+    buffers (init_buffers()), if given, has the running statistics updated in it, batch by batch, as torch updates
+    them in training mode.
     """
     check_params(params)
     generator = torch.Generator().manual_seed(seed)
@@ -475,7 +522,7 @@ def train(
         total = 0.0
         for start in range(0, len(x), batch_size):
             batch = order[start : start + batch_size]
-            params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options)
+            params, loss, state = step(params, x[batch], t[batch], lr, state=state, **options, buffers=buffers)
             total += float(loss) * len(batch)
         history.append(total / len(x))
         if callback is not None:
@@ -487,30 +534,34 @@ class LossAndGradients(torch.autograd.Function):
     """The loss, whose backward pass is the closed-form gradients: autograd never runs through forward."""
 
     @staticmethod
-    def forward(ctx, x, t, *values):
-        loss, grads = loss_and_gradients(dict(zip(PARAM_SHAPES, values)), x, t)
+    def forward(ctx, x, t, buffers, *values):
+        loss, grads = loss_and_gradients(dict(zip(PARAM_SHAPES, values)), x, t, buffers)
         ctx.grads = [grads[key] for key in PARAM_SHAPES]
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        return (None, None, *(grad * g for g in ctx.grads))
+        return (None, None, None, *(grad * g for g in ctx.grads))
 
 
 class Module(torch.nn.Module):
-    """digits_cnn as a torch.nn.Module: its state_dict has PARAM_SHAPES' keys, and m(x, t) returns the
+    """digits_cnn as a torch.nn.Module: its state_dict has PARAM_SHAPES' keys, and each BatchNorm's running statistics (m(x, t) updates them in training mode), and m(x, t) returns the
     loss, whose backward() sets each parameter's .grad from the closed forms. So torch.optim, torch.compile and
     DistributedDataParallel train it; m.predict(x) is the network's output.
     """
 
     def __init__(self, params=None, seed=0):
-        """params: PARAM_SHAPES' tensors; None: init_params(seed)."""
+        """params: PARAM_SHAPES' tensors, or the source module's state_dict; None: init_params(seed)."""
         super().__init__()
         if params is not None:
             check_params(params)
         values = init_params(seed) if params is None else params
         for key in PARAM_SHAPES:
             self._put(key, torch.nn.Parameter(torch.as_tensor(values[key]).clone()))
+        for key, value in init_buffers().items():  # each BatchNorm's running statistics: given, or a fresh layer's
+            if params is not None and key in params:
+                value = torch.as_tensor(params[key]).clone()
+            self._put(key, value, buffer=True)
 
     def _put(self, key, value, buffer=False):
         *path, name = key.split(".")
@@ -530,7 +581,14 @@ class Module(torch.nn.Module):
 
     def forward(self, x, t):
         self._same_dtype(x=x, t=t)
-        return LossAndGradients.apply(x, t, *self.params().values())
+        if not self.training:
+            return LossAndGradients.apply(x, t, None, *self.params().values())
+        buffers = {key: value for key, value in self.named_buffers() if key.rpartition(".")[0] in RUNNING_STATISTICS}
+        loss = LossAndGradients.apply(x, t, buffers, *self.params().values())
+        with torch.no_grad():  # in place, as torch's BatchNorm updates its buffers in training mode
+            for key, value in buffers.items():
+                self.get_buffer(key).copy_(value)
+        return loss
 
     def predict(self, x):
         self._same_dtype(x=x)

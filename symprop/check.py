@@ -52,15 +52,20 @@ def random_batch(model, batch: int, generator):
     return inputs, t
 
 
-def reference(model, params: dict, inputs: dict, t):
+def reference(model, params: dict, inputs: dict, t, running: dict | None = None):
     """torch.autograd's loss and gradients for `params` (a dict of float64 tensors): the model's forward and
-    loss run in torch, built-in layers as their torch.nn modules, then loss.backward()."""
+    loss run in torch, built-in layers as their torch.nn modules, then loss.backward(). `running`, if given,
+    receives each BatchNorm's running statistics in training mode, {state_dict key: (before, after)}."""
     from .declare.trace import TorchRun, interpret
 
     leaves = {key: value.detach().clone().requires_grad_(True) for key, value in params.items()}
-    with interpret(TorchRun(dict(model.net.named_parameters()), leaves)):
+    run = TorchRun(dict(model.net.named_parameters()), leaves, dict(model.net.named_modules()))
+    with interpret(run):
         value = model.loss(model.net(*inputs.values()), t)
     value.backward()
+    if running is not None:
+        running.update({key: (before.to(getattr(twin, name).dtype), getattr(twin, name).detach().clone())
+                        for key, (before, twin, name) in run.running.items()})  # before: in the run's dtype
     return value.detach(), {key: leaf.grad if leaf.grad is not None else leaf.detach() * 0
                             for key, leaf in leaves.items()}
 
@@ -96,8 +101,9 @@ def compare(model, modules: dict, seeds=(0, 1, 2), batches=(1, 7, 32), tolerance
         params = random_params(model, generator)
         for batch in batches:
             inputs, t = random_batch(model, batch, generator)
+            running = {}
             try:
-                want_loss, want = reference(model, params, inputs, t)
+                want_loss, want = reference(model, params, inputs, t, running)
             except ValueError as error:  # torch's batch norm refuses to train on one value per channel
                 if "more than 1 value per channel" in str(error):
                     continue
@@ -108,16 +114,22 @@ def compare(model, modules: dict, seeds=(0, 1, 2), batches=(1, 7, 32), tolerance
             largest = max([1.0] + [v.abs().max().item() for v in inputs.values() if v.is_floating_point()])
             floor = 64 * torch.finfo(torch.float64).eps * max(abs(float(want_loss)), 1.0) * largest / tolerance
             for backend, module in modules.items():
+                # the running statistics as the torch layers held them, if the module updates them
+                tracked = {"buffers": {k: v.numpy() if backend == "numpy" else v.clone()
+                                       for k, (v, _) in running.items()}} if running else {}
                 if backend == "numpy":
                     loss, grads = module.loss_and_gradients({k: v.numpy() for k, v in params.items()},
-                                                            *(v.numpy() for v in inputs.values()), t.numpy())
+                                                            *(v.numpy() for v in inputs.values()), t.numpy(), **tracked)
                     grads = {k: torch.from_numpy(np.asarray(v)) for k, v in grads.items()}
                 else:
-                    loss, grads = module.loss_and_gradients(params, *inputs.values(), t)
+                    loss, grads = module.loss_and_gradients(params, *inputs.values(), t, **tracked)
                 _record(errors, f"loss ({backend})", relative_error(loss, want_loss))
                 for key in want:
                     _record(errors, f"{key} ({backend})", relative_error(grads.get(key), want[key], floor)
                             if key in grads else float("inf"))
+                for key, (_, after) in running.items():
+                    _record(errors, f"{key} ({backend})", relative_error(tracked["buffers"].get(key), after)
+                            if key in tracked["buffers"] else float("inf"))
     return [Row(name, error, error <= tolerance) for name, error in errors.items()]
 
 

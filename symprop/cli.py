@@ -402,6 +402,8 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
     start = time.perf_counter()
     out = Path(out_dir)
     reached = {"params": None, "epoch": 0}  # what the last finished epoch reached, to save on Ctrl-C
+    # each BatchNorm's running statistics, updated as torch updates them, saved beside the parameters (a state_dict)
+    tracked = {"buffers": module.init_buffers()} if hasattr(module, "init_buffers") else {}
     # piped (no terminal), click would print the bar's label alone: no bar then
     bar_context = click.progressbar(length=epochs, label="epoch", show_pos=True, file=sys.stderr,
                                     item_show_func=lambda text: text) if sys.stderr.isatty() else _NoBar()
@@ -417,7 +419,7 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
             with np.errstate(all="ignore"):  # a diverging run is said in one line below, not in NumPy's warnings
                 params, history = module.train(initial, *data.inputs, data.t, lr, epochs,
                                                batch_size, seed=seed, callback=progress, momentum=momentum,
-                                               weight_decay=weight_decay, optimizer=optimizer)
+                                               weight_decay=weight_decay, optimizer=optimizer, **tracked)
         except Diverged as diverged:
             click.echo(f"\nsymprop: training diverged: the mean loss of epoch {diverged.epoch} is {diverged.loss}; "
                        f"try a smaller --lr (now {lr:g})", err=True)
@@ -425,7 +427,8 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
         except KeyboardInterrupt:
             if reached["params"] is None:
                 raise
-            npz = save_params(out / f"{model.name}_params.npz", reached["params"], **data.saved)
+            npz = save_params(out / f"{model.name}_params.npz", reached["params"], **tracked.get("buffers", {}),
+                              **data.saved)
             click.echo(f"\nsymprop: interrupted; saved the parameters after epoch {reached['epoch']} to {npz}",
                        err=True)
             sys.exit(130)
@@ -438,7 +441,7 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
         if text_path:
             held_loss = module.loss(params, *with_draws(model, data.held_inputs, seed), data.held_t)
             report += f"; held-out loss {held_loss:.4g} per character"
-    npz = save_params(out / f"{model.name}_params.npz", params, **data.saved)
+    npz = save_params(out / f"{model.name}_params.npz", params, **tracked.get("buffers", {}), **data.saved)
     click.echo(f"{report} ({steps:,} steps in {elapsed:.2f} s)")
     click.echo(f"wrote {npz}")
     curve = out / f"{model.name}_loss.png"

@@ -8,6 +8,7 @@ from .backends import BACKENDS, default_targets
 from .declare.model import Model
 from .derive import backward
 from .notes import NOTES
+from .ops.registry import STATE_RULES
 from .program import Program
 from .schedule import schedule
 
@@ -23,12 +24,20 @@ class Derivation:
         self._forward_names = {t.name for t in graph.tensors.values()} | set(graph.labels.values())
         cotangents = backward(graph, loss, list(lowered.params.values()))
         self.gradients = {key: cotangents[tensor] for key, tensor in lowered.params.items()}
+        # what layers update in training mode besides the parameters: a batch norm's batch statistics, which the code
+        # moves its running statistics toward
+        self.statistics = [result for rule in STATE_RULES for result in rule(graph)]
+        results = [("L", loss.expr, ())] + [(k, v.expr, v.shape) for k, v in self.gradients.items()]
         self.programs: dict[str, Program] = {
             "forward": schedule(graph, [("y", output.expr, output.shape)]),
             "loss": schedule(graph, [("L", loss.expr, ())]),
-            "loss_and_gradients": schedule(
-                graph, [("L", loss.expr, ())] + [(k, v.expr, v.shape) for k, v in self.gradients.items()]),
+            "loss_and_gradients": schedule(graph, results),
         }
+        # the code's loss_and_gradients: the documents' program, and the batch statistics after the gradients
+        self.code_programs = dict(self.programs)
+        if self.statistics:
+            self.code_programs["loss_and_gradients"] = schedule(
+                graph, results + [(k, v.expr, v.shape) for k, v in self.statistics])
 
     @property
     def warnings(self) -> list[str]:

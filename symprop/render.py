@@ -150,7 +150,7 @@ def render_module(derivation, backend, source: str, command: str) -> str:
     carrier = next(iter(model.input_shapes))  # the batch size is its first axis
     dtype_source = dtype_carrier(model)
     params = {t.symbol: key for key, t in derivation.lowered.params.items()}
-    forward, programs = derivation.programs["forward"], dict(derivation.programs)
+    forward, programs = derivation.programs["forward"], dict(derivation.code_programs)
     head = after_forward(programs["loss"], forward)  # the loss reads the output alone: forward, then the loss of it
     if head is not None:
         programs["loss"] = head
@@ -164,8 +164,11 @@ def render_module(derivation, backend, source: str, command: str) -> str:
     functions["loss_and_gradients"].note = why_again(
         programs["loss_and_gradients"], forward,
         ", but keeping {} for the loss and the backward pass (forward frees each value as soon as it can).")
-    closed_forms = function(derivation.programs["loss_and_gradients"], TextPrinter(), params, dtype_source)
+    closed_forms = function(derivation.code_programs["loss_and_gradients"], TextPrinter(), params, dtype_source)
     inits = {key: (kind, init_arguments(kind, *rest)) for key, (kind, *rest) in model.initializations.items()}
+    measured = dict(functions["loss_and_gradients"].results[1 + len(params):])  # the batch statistics' code
+    statistics = [(path, total.shape[1], repr(momentum), measured[f"{path}.batch_mean"], measured[f"{path}.batch_var"])
+                  for path, momentum, total, *_ in derivation.lowered.graph.running_statistics]
     helpers = {name: code for fn in functions.values() for name, code in sorted(fn.helpers.items())}
     return formatted(environment.get_template(backend.template).render(
         name=model.name, source=source, command=command,
@@ -174,6 +177,7 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         param_shapes=list(model.parameters.items()),
         tied_keys=list(model.tied_keys.items()),
         buffer_shapes=list(model.buffer_shapes.items()),
+        statistics=statistics,
         input_shapes=[(name, (None, *shape[1:]), input_comment(model, name))
                       for name, shape in model.input_shapes.items()],
         batch_inputs=", ".join(f"{name}[batch]" if name not in model.random_inputs else name

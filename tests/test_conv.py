@@ -371,3 +371,69 @@ def test_batch_norms_delta_reads_as_the_books_three_terms():
     steps = S.derive_network(model).steps()
     assert "dxc_norm" not in steps
     assert all(steps["dz_conv"].has(sp.Symbol(name, real=True)) for name in ("dh_norm", "drstd_norm", "dsum_norm"))
+
+
+def batch_norm_net(momentum):
+    """Both batch norms: BatchNorm2d on images, BatchNorm1d on features (float64, as torch trains it here)."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3, momentum=momentum), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(27, 4), torch.nn.BatchNorm1d(4, momentum=momentum),
+                               torch.nn.Linear(4, 2)).double()
+
+
+def declared(net, momentum, front: str):
+    """The same network as symprop reads it: through torch.export, torch.fx, or declared with symprop's layers."""
+    loss, x = torch.nn.CrossEntropyLoss(), torch.randn(4, 1, 5, 5, dtype=torch.float64)
+    if front == "export":
+        return S.from_torch(net, loss, example_inputs=(x,), example_target=torch.tensor([0, 1, 0, 1]))
+    if front == "fx":
+        return S.from_torch(net, loss, inputs={"x": (1, 5, 5)})
+    return S.Model(S.Sequential(S.Conv2d(1, 3, 3), S.BatchNorm2d(3, momentum=momentum), S.ReLU(), S.Flatten(),
+                                S.Linear(27, 4), S.BatchNorm1d(4, momentum=momentum), S.Linear(4, 2)),
+                   S.CrossEntropyLoss(), inputs={"x": (1, 5, 5)})
+
+
+@pytest.mark.parametrize("front", ["module", "fx", "export"])
+@pytest.mark.parametrize("momentum", [0.3, None])
+def test_training_moves_the_running_statistics_as_torch_does(front, momentum):
+    """loss_and_gradients(..., buffers) moves each batch norm's running statistics as torch's forward does in training
+    mode, batch after batch (momentum None: the mean over the batches so far)."""
+    net = batch_norm_net(momentum)
+    loaded = modules(declared(net, momentum, front))
+    params = {k: v.detach().clone() for k, v in net.named_parameters()}
+    buffers = {"numpy": loaded["numpy"]["init_buffers"](), "torch": loaded["torch"]["init_buffers"]()}
+    assert set(buffers["torch"]) == {k for k, _ in net.named_buffers()}
+    for step in range(3):
+        x, t = torch.randn(6, 1, 5, 5, dtype=torch.float64) + step, torch.randint(0, 2, (6,))
+        net(x)
+        loaded["numpy"]["loss_and_gradients"]({k: v.numpy() for k, v in params.items()}, x.numpy(), t.numpy(),
+                                              buffers["numpy"])
+        loaded["torch"]["loss_and_gradients"](params, x, t, buffers["torch"])
+        for key, want in net.state_dict().items():
+            if key in buffers["torch"]:
+                for backend, got in buffers.items():
+                    error = (torch.as_tensor(got[key]) - want).abs().max().item()
+                    assert error <= 1e-12 * max(want.abs().max().item(), 1.0), f"{backend} {key} after {step + 1}"
+
+
+def test_the_torch_module_keeps_and_updates_the_running_statistics():
+    """Module(state_dict) takes torch's buffers; m(x, t) in training mode updates them as torch's forward does, and in
+    eval mode leaves them; its state_dict loads back into torch's network."""
+    net = batch_norm_net(0.1)
+    namespace = modules(declared(net, 0.1, "module"))["torch"]
+    made = namespace["Module"](net.state_dict())
+    x, t = torch.randn(6, 1, 5, 5, dtype=torch.float64), torch.randint(0, 2, (6,))
+    made(x, t).backward()
+    net(x)
+    assert all(torch.allclose(made.state_dict()[k], v, rtol=1e-12, atol=0) for k, v in net.state_dict().items())
+    made.eval()(x, t)
+    assert made.state_dict()["1.num_batches_tracked"].item() == 1
+    net.load_state_dict(made.state_dict())
+
+
+def test_check_compares_the_running_statistics():
+    rows = compare(declared(batch_norm_net(0.1), 0.1, "fx"),
+                   {b: SimpleNamespace(**ns) for b, ns in modules(declared(batch_norm_net(0.1), 0.1, "fx")).items()})
+    names = {row.name for row in rows}
+    assert {"1.running_mean (numpy)", "5.running_var (torch)", "5.num_batches_tracked (torch)"} <= names
+    assert all(row.passed for row in rows), rows

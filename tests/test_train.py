@@ -108,6 +108,19 @@ def test_symprop_train_learns_the_digits_with_lenet(tmp_path):
     assert np.load(tmp_path / "lenet_params.npz")["conv1.weight"].shape == (6, 1, 5, 5)
 
 
+def test_symprop_train_saves_the_batch_norms_running_statistics(tmp_path):
+    """The TOML digits CNN's batch norm: its running statistics, moved batch by batch as torch moves them, are saved
+    beside the parameters under their state_dict keys."""
+    result = CliRunner().invoke(main, ["train", str(ROOT / "examples" / "digits_cnn.toml"), "--data",
+                                       str(ROOT / "examples" / "data" / "digits.npz"), "--epochs", "1",
+                                       "--batch-size", "32", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    saved = np.load(tmp_path / "digits_cnn_params.npz")
+    assert int(saved["2.num_batches_tracked"]) == -(-1438 // 32)
+    assert saved["2.running_mean"].shape == (8,) and (saved["2.running_var"] > 0).all()
+    assert not np.allclose(saved["2.running_var"], 1.0)  # moved from a fresh layer's
+
+
 @pytest.mark.parametrize("arrays, message", [
     ({"x": np.zeros((3, 1, 8, 8)), "labels": np.zeros(3, dtype=np.int64)},
      "x is (3, 1, 8, 8) and labels (3,), where the model takes rows of shape (1, 32, 32)"),

@@ -372,6 +372,10 @@ class Exported(Module):
         self._layers = {path: Described(_described(sub)) for path, sub in module.named_modules()
                         if path and _torch_layer(sub)}
         self.calls = []  # (path, layer, output shape) of each call of one of them, in the order forward makes them
+        # each batch norm's momentum (None: the cumulative mean, which export sees as 0.1; see _momentum_given)
+        self._momenta = {path: sub.momentum for path, sub in module.named_modules()
+                         if isinstance(getattr(sub, "momentum", 0), (float, type(None))) and
+                         hasattr(sub, "track_running_stats")}
         # operations that draw random numbers: each is an input of the derivation (a noise, a dropout's mask)
         self.random = [n for n in program.graph.nodes if (aten_name(n.target) in RANDOM or _masked(n)) and
                        (aten_name(n.target) not in DROPOUTS and not _masked(n) or _dropping(n))]
@@ -541,6 +545,8 @@ class Exported(Module):
                 self.calls[-1] = (graph.path, self.calls[-1][1], values[node].shape)
         if graph is not None:
             graph.path = ""
+            for i, (path, momentum, *sums) in enumerate(graph.running_statistics):
+                graph.running_statistics[i] = (path, self._momenta.get(path, momentum), *sums)
         return values
 
     def _enter(self, node, graph) -> None:
@@ -595,10 +601,10 @@ class Exported(Module):
             return parameters[self._parameters_of[name]].resolve()
         if name in self._buffers_of:
             buffer = self._buffers_of[name]
-            like = next((p.resolve() for p in parameters.values()), None)  # torch's run: a float buffer in its dtype
+            like = next((p.resolve() for p in parameters.values()), None)  # a copy: the program may update it in
             if type(like).__module__.startswith("torch") and like.is_floating_point() and buffer.is_floating_point():
-                return buffer.to(like.dtype)
-            return buffer
+                return buffer.to(like.dtype, copy=True)  # place (a batch norm's count); torch's run: in its dtype
+            return buffer.clone()
         return next(arguments)
 
 

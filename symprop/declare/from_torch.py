@@ -8,6 +8,7 @@ with symprop's functional vocabulary. A loss function is traced the same way.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
@@ -40,8 +41,9 @@ def from_torch(module, loss, inputs=None, name: str = "model", sequence: int | N
     if example_inputs is not None:
         if inputs is not None or sequence is not None:
             raise SymPropError("give example_inputs or inputs (and sequence), not both", "inputs")
-        return exported_model(module, loss, example_inputs, example_target, name=name, target=target, source=source,
-                              batch_axis=batch_axis)
+        with _buffers_kept(module):  # reading the model runs it: in training mode, its batch norms would move
+            return exported_model(module, loss, example_inputs, example_target, name=name, target=target,
+                                  source=source, batch_axis=batch_axis)
     if inputs is None:
         raise SymPropError("give example_inputs (a tuple of tensors, the batch axis first), or inputs", "inputs")
     torch = _torch()
@@ -52,6 +54,18 @@ def from_torch(module, loss, inputs=None, name: str = "model", sequence: int | N
     if symprop_loss is None:  # a loss function: class indices are found as it is traced
         symprop_loss = _translate_loss(loss, module, net)
     return Model(net, symprop_loss, name=name, inputs=inputs, sequence=sequence, target=target, source=source)
+
+
+@contextlib.contextmanager
+def _buffers_kept(module):
+    """The module's buffers (a batch norm's running statistics) as they were, whatever runs it meanwhile."""
+    kept = {name: buffer.detach().clone() for name, buffer in getattr(module, "named_buffers", dict)()}
+    try:
+        yield
+    finally:
+        with _torch().no_grad():
+            for name, value in kept.items():
+                module.get_buffer(name).copy_(value)
 
 
 def _torch():

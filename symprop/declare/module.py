@@ -115,7 +115,7 @@ class Module:
             interpretation.called(self, result)
             return result
         if isinstance(interpretation, TorchRun):
-            twin = self.torch_twin()
+            twin = interpretation.twin_of(self)
             if twin is None:
                 return self.forward(*inputs, **kwargs)
             from torch.func import functional_call

@@ -79,6 +79,10 @@ class GraphTrace:
         tag = self._scopes[-1]
         return base if base and tag[1:] == base else base + tag
 
+    def path_of(self, module) -> str:
+        """The module's state_dict path in the model ("" for the model itself, or a module outside it)."""
+        return self._paths.get(id(module), "")
+
     def called(self, module, result) -> None:
         path = self._paths.get(id(module), "")
         self.calls.append((path, module, getattr(result, "shape", None)))
@@ -105,8 +109,22 @@ class ClassIndices(Exception):
 class TorchRun:
     """Runs the model in torch: each parameter bound to a torch tensor (by state_dict key)."""
 
-    def __init__(self, parameters: dict, tensors: dict):
+    def __init__(self, parameters: dict, tensors: dict, modules: dict | None = None):
         self._tensors = {id(p): tensors[key] for key, p in parameters.items()}
+        self._paths = {id(module): path for path, module in (modules or {}).items()}
+        self._twins = {}  # id(module) -> its torch twin, made once: a layer called twice updates one set of buffers
+        self.running = {}  # state_dict key -> (value before the run, twin, buffer name), of running statistics
+
+    def twin_of(self, module):
+        """The module's torch twin (None: none); a BatchNorm's running statistics are recorded in `running`."""
+        if id(module) not in self._twins:
+            twin = self._twins[id(module)] = module.torch_twin()
+            path = self._paths.get(id(module))
+            if twin is not None and path is not None and getattr(twin, "track_running_stats", False) \
+                    and twin.training:
+                for name in ("running_mean", "running_var", "num_batches_tracked"):  # read after the run: twin.to
+                    self.running[f"{path}.{name}"] = (getattr(twin, name).clone(), twin, name)  # replaces them
+        return self._twins[id(module)]
 
     def bind(self, parameter):
         if id(parameter) not in self._tensors:

@@ -4,8 +4,9 @@ parameters and torch twins) and ATen's batch_norm.
 
 Built from sums, as layer_norm is, so that its backward pass is derived, not written: its δ comes out in the book's
 three terms, δx = (γ·rstd/M)·(M·δy − Σδy − x̂·Σ(δy·x̂)), M the count of entries per channel. In eval mode the running
-statistics are constants of the derivation (the buffers as the model holds them); the generated modules do not yet
-update them in training mode, as torch's forward does."""
+statistics are constants of the derivation (the buffers as the model holds them). In training mode a layer that
+tracks them records its sums, and the generated modules move its running statistics toward the batch's mean and
+unbiased variance as torch's forward does (`batch_statistics`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
 from .conv import built, image_shape, reshaped
-from .registry import TorchNames, defop
+from .registry import TorchNames, defop, state_rule
 from .sum import reduce_sum
 
 
@@ -29,9 +30,11 @@ def per_channel(g: Graph, value: Value, ndim: int, stem: str) -> Value:
     return reshaped(g, value, (value.shape[0],) + (1,) * (ndim - 2), stem)
 
 
-def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, name: str) -> Value:
+def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, name: str,
+                     tracked: tuple | None = None) -> Value:
     """x normalized per channel by the batch's statistics (mean None) or by `mean` and `variance`; `affine`: (γ, β),
-    either None."""
+    either None; `tracked`: (the layer's state_dict path, its momentum), for a layer whose running statistics the
+    batch's update (graph.running_statistics)."""
     ndim = len(x.shape)
     tag = name[1:] if name[0] == "h" else "_" + name
     kept = tuple(d if a == 1 else 1 for a, d in enumerate(x.shape))
@@ -46,12 +49,27 @@ def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, nam
             g.tensor(centred.expr).zero_sum_axis = tuple(a for a in range(ndim) if a != 1)
         squares = reduce_sum(g, Value(centred.expr ** 2, x.shape), kept, stem=f"ss{tag}")
         shifted = g.named(Value(squares.expr / count + sp.Float(eps), kept), f"var{tag}")
+        if tracked is not None:
+            g.running_statistics.append((*tracked, total, squares, count))
     else:  # the running statistics: constants
         centred = g.named(Value(x.expr - per_channel(g, mean, ndim, f"rm{tag}").expr, x.shape), f"xc{tag}")
         column = per_channel(g, variance, ndim, f"rv{tag}")
         shifted = Value(column.expr + sp.Float(eps), column.shape)
     rstd = g.named(Value(1 / sp.sqrt(shifted.expr), shifted.shape), f"rstd{tag}")
     return scaled_per_channel(g, g.named(Value(centred.expr * rstd.expr, x.shape), f"xhat{tag}"), affine, name)
+
+
+@state_rule
+def batch_statistics(g: Graph) -> list[tuple[str, Value]]:
+    """For each layer in g.running_statistics, the batch's mean and unbiased variance per channel, (C,) each, as torch
+    moves the running statistics toward them: ("2.batch_mean", Σx/M), ("2.batch_var", Σ(x − μ)²/(M − 1))."""
+    made = []
+    for path, _, total, squares, count in g.running_statistics:
+        channels, tag = (total.shape[1],), path.replace(".", "_")
+        made.append((f"{path}.batch_mean", Value(reshaped(g, total, channels, f"bsum{tag}").expr / count, channels)))
+        made.append((f"{path}.batch_var",
+                     Value(reshaped(g, squares, channels, f"bss{tag}").expr / (count - 1), channels)))
+    return made
 
 
 def scaled_per_channel(g: Graph, normed: Value, affine: tuple, name: str) -> Value:
@@ -103,7 +121,9 @@ def functional(input, running_mean=None, running_var=None, weight=None, bias=Non
         statistics = (vector(running_mean, "running_mean"), vector(running_var, "running_var"))
     affine = (vector(weight, "weight"), vector(bias, "bias"))
     trace = running()
-    return SymbolicTensor(batch_norm_graph(trace.graph, x, *statistics, eps, affine, trace.stem("h")))
+    # a torch layer's buffers, read by torch.export (the graph knows the layer's path): updated as torch updates them
+    tracked = (trace.graph.path, momentum) if training and running_mean is not None and trace.graph.path else None
+    return SymbolicTensor(batch_norm_graph(trace.graph, x, *statistics, eps, affine, trace.stem("h"), tracked))
 
 
 functional.__name__ = functional.__qualname__ = "batch_norm"
@@ -166,11 +186,17 @@ def layer(dims: int) -> type:
                 raise fail(f"{self.describe()} expects {shapes[dims]} with {self.num_features} channels, but what "
                            f"flows in has shape {shape_text(shape)}")
             affine = (self.weight, self.bias) if self.affine else (None, None)
-            if self.training or not self.track_running_stats:
+            if not self.track_running_stats:
                 return functional(x, None, None, *affine, training=True, eps=self.eps)
-            if self.running is not None:  # the torch module's running statistics
+            if self.running is not None and not self.training:  # the torch module's running statistics
                 return functional(x, *self.running, *affine, training=False, eps=self.eps)
-            trace = running()  # a fresh layer's running statistics: means 0, variances 1
+            trace = running()
+            if self.training:  # the batch's statistics, which the running ones are moved toward
+                return SymbolicTensor(batch_norm_graph(
+                    trace.graph, x.value, None, None, self.eps,
+                    tuple(None if p is None else as_value(p, "BatchNorm") for p in affine), trace.stem("h"),
+                    tracked=(trace.path_of(self), self.momentum)))
+            # a fresh layer's running statistics: means 0, variances 1
             return SymbolicTensor(batch_norm_graph(trace.graph, x.value, as_value(0.0, "BatchNorm"),
                                                    as_value(1.0, "BatchNorm"), self.eps,
                                                    tuple(None if p is None else as_value(p, "BatchNorm")

@@ -64,6 +64,16 @@ def cotangent_rule(rule: Callable) -> Callable:
     return rule
 
 
+STATE_RULES: list[Callable] = []  # graph -> [(name, Value)]: what the code updates besides the gradients
+
+
+def state_rule(rule: Callable) -> Callable:
+    """Register what an op's layers update in training mode besides the parameters (a batch norm's batch statistics,
+    which its running statistics move toward): results of loss_and_gradients after the gradients."""
+    STATE_RULES.append(rule)
+    return rule
+
+
 CONSTANT_RULES: list[Callable] = []  # (graph, torch tensor) -> a Value or None: an op's reading of a constant
 
 
