@@ -254,7 +254,7 @@ def forward(params, x):
     win1 = np.lib.stride_tricks.sliding_window_view(padded_1, (3, 3), axis=(2, 3))
     del padded_1
     bcol1 = b1.reshape(8, 1, 1)
-    z1 = np.einsum("ncxyij,ocij->noxy", win1, w1, optimize=True)
+    z1 = (w1.reshape(8, 9) @ win1.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 9, 64)).reshape(-1, 8, 8, 8)
     del win1
     z1 += bcol1
     sum2 = np.sum(z1, axis=(0, 2, 3), keepdims=True)
@@ -290,7 +290,7 @@ def forward(params, x):
     win5 = np.lib.stride_tricks.sliding_window_view(padded_3, (3, 3), axis=(2, 3))
     del padded_3
     bcol5 = b5.reshape(16, 1, 1)
-    z5 = np.einsum("ncxyij,ocij->noxy", win5, w5, optimize=True)
+    z5 = (w5.reshape(16, 72) @ win5.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 72, 16)).reshape(-1, 16, 4, 4)
     del win5
     z5 += bcol5
     h6 = np.maximum(z5, 0, out=z5)
@@ -361,7 +361,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     win1 = np.lib.stride_tricks.sliding_window_view(padded_1, (3, 3), axis=(2, 3))
     del padded_1
     bcol1 = b1.reshape(8, 1, 1)
-    z1 = np.einsum("ncxyij,ocij->noxy", win1, w1, optimize=True)
+    z1 = (w1.reshape(8, 9) @ win1.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 9, 64)).reshape(-1, 8, 8, 8)
     z1 += bcol1
     sum2 = np.sum(z1, axis=(0, 2, 3), keepdims=True)
     xc2 = z1
@@ -392,7 +392,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     win5 = np.lib.stride_tricks.sliding_window_view(padded_3, (3, 3), axis=(2, 3))
     del padded_3
     bcol5 = b5.reshape(16, 1, 1)
-    z5 = np.einsum("ncxyij,ocij->noxy", win5, w5, optimize=True)
+    z5 = (w5.reshape(16, 72) @ win5.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 72, 16)).reshape(-1, 16, 4, 4)
     z5 += bcol5
     h6 = np.maximum(z5, 0, out=z5)
     del z5
@@ -439,11 +439,18 @@ def loss_and_gradients(params, x, t, buffers=None):
     del dwin7
     dz5 = dh6 * (h6 > 0).astype(x.dtype)
     del h6, dh6
-    dw5 = np.einsum("noxy,ncxyij->ocij", dz5, win5, optimize=True)
+    dw5 = ((win5.transpose(1, 4, 5, 0, 2, 3).reshape(72, -1) @ dz5.transpose(1, 0, 2, 3).reshape(16, -1).T).T).reshape(
+        16, 8, 3, 3
+    )
     del win5
     dbcol5 = np.sum(dz5, axis=(0, 2, 3), keepdims=True).reshape((16, 1, 1))
     db5 = dbcol5.reshape(16)
-    dpadded_3 = fold((np.einsum("noxy,ocij->ncxyij", dz5, w5, optimize=True)), (2, 3), (6, 6), ((3, 1, 1), (3, 1, 1)))
+    dpadded_3 = fold(
+        ((w5.reshape(16, 72).T @ dz5.reshape(-1, 16, 16)).reshape(-1, 8, 3, 3, 4, 4).transpose(0, 1, 4, 5, 2, 3)),
+        (2, 3),
+        (6, 6),
+        ((3, 1, 1), (3, 1, 1)),
+    )
     del dz5
     dpadded_2 = dpadded_3[:, :, :, 1:5]
     del dpadded_3
@@ -475,7 +482,9 @@ def loss_and_gradients(params, x, t, buffers=None):
     dz1 = dxc2
     dz1 -= (1 / 64) * dsum2 / N
     del dxc2
-    dw1 = np.einsum("noxy,ncxyij->ocij", dz1, win1, optimize=True)
+    dw1 = ((win1.transpose(1, 4, 5, 0, 2, 3).reshape(9, -1) @ dz1.transpose(1, 0, 2, 3).reshape(8, -1).T).T).reshape(
+        8, 1, 3, 3
+    )
     del win1
     dbcol1 = np.sum(dz1, axis=(0, 2, 3), keepdims=True).reshape((8, 1, 1))
     del dz1

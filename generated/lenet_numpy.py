@@ -197,7 +197,7 @@ def forward(params, x):
     fc3_bias = params["fc3.bias"]
     win = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3))
     bcol = conv1_bias.reshape(6, 1, 1)
-    z = np.einsum("ncxyij,ocij->noxy", win, conv1_weight, optimize=True)
+    z = (conv1_weight.reshape(6, 25) @ win.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 25, 784)).reshape(-1, 6, 28, 28)
     del win
     z += bcol
     h = np.maximum(z, 0, out=z)
@@ -213,7 +213,9 @@ def forward(params, x):
     win_1_1 = np.lib.stride_tricks.sliding_window_view(h_1, (5, 5), axis=(2, 3))
     del h_1
     bcol_1 = conv2_bias.reshape(16, 1, 1)
-    z_1 = np.einsum("ncxyij,ocij->noxy", win_1_1, conv2_weight, optimize=True)
+    z_1 = (conv2_weight.reshape(16, 150) @ win_1_1.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 150, 100)).reshape(
+        -1, 16, 10, 10
+    )
     del win_1_1
     z_1 += bcol_1
     h_2 = np.maximum(z_1, 0, out=z_1)
@@ -279,7 +281,7 @@ def loss_and_gradients(params, x, t):
     # pass (forward frees each value as soon as it can).
     win = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3))
     bcol = conv1_bias.reshape(6, 1, 1)
-    z = np.einsum("ncxyij,ocij->noxy", win, conv1_weight, optimize=True)
+    z = (conv1_weight.reshape(6, 25) @ win.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 25, 784)).reshape(-1, 6, 28, 28)
     z += bcol
     h = np.maximum(z, 0, out=z)
     del z
@@ -292,7 +294,9 @@ def loss_and_gradients(params, x, t):
     win_1_1 = np.lib.stride_tricks.sliding_window_view(h_1, (5, 5), axis=(2, 3))
     del h_1
     bcol_1 = conv2_bias.reshape(16, 1, 1)
-    z_1 = np.einsum("ncxyij,ocij->noxy", win_1_1, conv2_weight, optimize=True)
+    z_1 = (conv2_weight.reshape(16, 150) @ win_1_1.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 150, 100)).reshape(
+        -1, 16, 10, 10
+    )
     z_1 += bcol_1
     h_2 = np.maximum(z_1, 0, out=z_1)
     del z_1
@@ -359,12 +363,21 @@ def loss_and_gradients(params, x, t):
     del dwin_2
     dz_1 = dh_2 * (h_2 > 0).astype(x.dtype)
     del h_2, dh_2
-    dconv2_weight = np.einsum("noxy,ncxyij->ocij", dz_1, win_1_1, optimize=True)
+    dconv2_weight = (
+        (win_1_1.transpose(1, 4, 5, 0, 2, 3).reshape(150, -1) @ dz_1.transpose(1, 0, 2, 3).reshape(16, -1).T).T
+    ).reshape(16, 6, 5, 5)
     del win_1_1
     dbcol_1 = np.sum(dz_1, axis=(0, 2, 3), keepdims=True).reshape((16, 1, 1))
     dconv2_bias = dbcol_1.reshape(16)
     dh_1 = fold(
-        (np.einsum("noxy,ocij->ncxyij", dz_1, conv2_weight, optimize=True)), (2, 3), (14, 14), ((5, 1, 1), (5, 1, 1))
+        (
+            (conv2_weight.reshape(16, 150).T @ dz_1.reshape(-1, 16, 100))
+            .reshape(-1, 6, 5, 5, 10, 10)
+            .transpose(0, 1, 4, 5, 2, 3)
+        ),
+        (2, 3),
+        (14, 14),
+        ((5, 1, 1), (5, 1, 1)),
     )
     del dz_1
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
@@ -379,7 +392,9 @@ def loss_and_gradients(params, x, t):
     del dwin_1
     dz = dh * (h > 0).astype(x.dtype)
     del h, dh
-    dconv1_weight = np.einsum("noxy,ncxyij->ocij", dz, win, optimize=True)
+    dconv1_weight = (
+        (win.transpose(1, 4, 5, 0, 2, 3).reshape(25, -1) @ dz.transpose(1, 0, 2, 3).reshape(6, -1).T).T
+    ).reshape(6, 1, 5, 5)
     del win
     dbcol = np.sum(dz, axis=(0, 2, 3), keepdims=True).reshape((6, 1, 1))
     del dz

@@ -5,8 +5,13 @@ product (x @ w.T, q @ k.mT), and a book as A Bᵀ."""
 
 from __future__ import annotations
 
+import math
+
+import sympy as sp
+
 from ..declare.tensor import SymbolicTensor, as_value, shape_text, traced_graph
 from ..declare.trace import fail, running
+from ..shapes import batch_sized
 from .primitive import primitive, shapes_of
 from .registry import TorchNames
 
@@ -173,9 +178,74 @@ def _numpy(printer, statement, texts):
         out = shapes[weight][0 if transpose else 1]
         product = f"{texts[operand]}.reshape(-1, {width}) @ {texts[weight]}{'.T' if transpose else ''}"
         return f"({product}).reshape{printer.dims_text((*lead, out))}"
-    # numpy 1.x has no .mT; optimize=True: any other contraction through tensordot's BLAS product (a convolution's,
-    # some 20 times faster than einsum's own loops)
+    if form is None and permuted_matmul(statement.tensor.spec) is None:
+        blas = _as_matrices(printer, statement.tensor.spec, shapes, texts)
+        if blas is not None:
+            return blas
+    # numpy 1.x has no .mT; optimize=True: any other contraction through tensordot's BLAS product
     return _code("np.", ".swapaxes(-1, -2)", options=", optimize=True")(printer, statement, texts)
+
+
+def _as_matrices(printer, spec: str, shapes, texts) -> str | None:
+    """A contraction of two operands that share no batch axis, as one BLAS product of each operand's axes permuted and
+    flattened into a matrix (a convolution's im2col), or None. Two forms:
+    - out = (rows of one operand, then the other's): one product of two matrices, the operand with more rows on the
+      left, as BLAS runs it fastest: a kernel's gradient Σ_{n,x,y} δ P;
+    - out = (leading free axes of one operand R, the other's free axes M, R's other free axes S): the product
+      L(m, k) @ R(p, k, s), matmul broadcasting L over R's leading axes (its axes then permuted to out's, a view): a
+      convolution, Σ_{c,i,j} W P per sample, and its transpose (NumPy's einsum and tensordot copy the windows into a
+      layout whose product runs some ten times slower)."""
+    inputs, out = spec.split("->")
+    parts = inputs.split(",")
+    if len(parts) != 2:
+        return None
+    sizes = {c: d for letters, shape in zip(parts, shapes, strict=True) for c, d in zip(letters, shape, strict=True)}
+    summed = [c for c in parts[0] if c in parts[1] and c not in out]
+    free = [[c for c in letters if c not in summed] for letters in parts]
+    if not summed or not all(free) or set(free[0]) & set(free[1]) or len(set(out)) != len(out):
+        return None
+
+    def size(letters) -> str:
+        dims = [sizes[c] for c in letters]
+        return "-1" if any(batch_sized((d,)) for d in dims) else printer.doprint(sp.Mul(*dims))
+
+    def matrix(j: int, order: list, groups: list) -> str:
+        """Operand j with its axes in `order`, flattened into `groups` (a list of letter groups)."""
+        letters = parts[j]
+        if len(groups) == 2 and letters == "".join(groups[1]) + "".join(groups[0]):  # a matrix's transpose: a view
+            return f"{texts[j]}.reshape({size(groups[1])}, {size(groups[0])}).T"
+        perm = tuple(letters.index(c) for c in order)
+        text = texts[j] if perm == tuple(range(len(perm))) else f"{texts[j]}.transpose{perm}"
+        return f"{text}.reshape({', '.join(size(g) for g in groups)})"
+
+    for r in (0, 1):  # out = P + M + S: R's leading free axes, L's free axes, R's other free axes
+        lead = 0
+        while lead < len(out) and out[lead] in free[r]:
+            lead += 1
+        prefix, left = out[:lead], 1 - r
+        rest = [c for c in free[r] if c not in prefix]
+        if prefix and rest:
+            made = prefix + "".join(free[left]) + "".join(rest)  # the product's axes, a view away from out's
+            product = f"{matrix(left, free[left] + summed, [free[left], summed])} @ " \
+                      f"{matrix(r, list(prefix) + summed + rest, [prefix, summed, rest])}"
+            perm = tuple(made.index(c) for c in out)
+            view = "" if perm == tuple(range(len(perm))) else f".transpose{perm}"
+            return f"({product}).reshape{printer.dims_text(tuple(sizes[c] for c in made))}{view}"
+    for first in (0, 1):  # out = (one operand's free axes, the other's)
+        second = 1 - first
+        if out != "".join(free[first]) + "".join(free[second]):
+            continue
+        rows = [matrix(j, free[j] + summed, [free[j], summed]) for j in (first, second)]
+        product = f"{rows[0]} @ {rows[1]}.T"
+        if _count(sizes, free[second]) > _count(sizes, free[first]):
+            product = f"({rows[1]} @ {rows[0]}.T).T"
+        return f"({product}).reshape{printer.dims_text(tuple(sizes[c] for c in out))}"
+    return None
+
+
+def _count(sizes: dict, letters) -> float:
+    """How many entries the axes hold (the batch's counted as large)."""
+    return math.prod(d if isinstance(d, int) else 1e9 for d in (sizes[c] for c in letters))
 
 
 def _book(general, product):
