@@ -96,13 +96,28 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 import numpy as np
 
 
-def max_last(values):
-    """The max over a short last axis (a pooling window), kept as size 1: one np.maximum per entry, where np.max
-    over that axis runs an order of magnitude slower."""
-    out = values[..., 0].copy()
-    for k in range(1, values.shape[-1]):
-        np.maximum(out, values[..., k], out=out)
-    return out[..., None]
+def pool_max(x, window, positions):
+    """The largest entry of each window of x (NaN where it has one)."""
+    entries = window_entries(x, window, positions)
+    best = entries[0].copy()
+    for entry in entries[1:]:
+        np.maximum(best, entry, out=best)
+    return best
+
+
+def window_entries(x, window, positions):
+    """Each kernel offset's entries of every window of x (over its axes after batch and channels), in the order of
+    the window's flattened entries: one strided view each."""
+    offsets = [()]
+    for size, _, _ in window:
+        offsets = [offset + (k,) for offset in offsets for k in range(size)]
+    views = []
+    for offset in offsets:
+        where = [slice(None), slice(None)]
+        for k, (_, stride, dilation), count in zip(offset, window, positions):
+            where.append(slice(k * dilation, k * dilation + stride * (count - 1) + 1, stride))
+        views.append(x[tuple(where)])
+    return views
 
 
 def fold(windows, axes, sizes, window):
@@ -121,6 +136,32 @@ def fold(windows, axes, sizes, window):
             start = k * dilation
             where[axis] = slice(start, start + stride * (windows.shape[axis] - 1) + 1, stride)
         out[tuple(where)] += windows[(Ellipsis, *offset)]
+    return out
+
+
+def pool_argmax(x, window, positions):
+    """Where each window of x has its largest entry (a NaN, if it has one), as the entry's place in the flattened
+    window: the first of equal ones, as np.argmax and torch's max pooling take it."""
+    entries = window_entries(x, window, positions)
+    best, index = entries[0].copy(), np.zeros(entries[0].shape, dtype=np.int64)
+    for k, entry in enumerate(entries[1:], 1):
+        np.putmask(index, entry > best, k)
+        np.maximum(best, entry, out=best)
+    if np.isnan(x).any():  # where a window holds a NaN: its first
+        found = np.isnan(entries[0])
+        for k, entry in enumerate(entries[1:], 1):
+            first = np.isnan(entry) & ~found
+            np.putmask(index, first, k)
+            found |= first
+    return index
+
+
+def pool_scatter(delta, index, window, shape):
+    """Each window's δ added at its entry `index` (pool_argmax's), into zeros of `shape`."""
+    out = np.zeros(shape, dtype=delta.dtype)
+    delta = delta.reshape(index.shape)
+    for k, view in enumerate(window_entries(out, window, index.shape[2:])):
+        view += delta * (index == k)  # as δ times the one-hot of the arg-max
     return out
 
 
@@ -275,12 +316,8 @@ def forward(params, x):
     del xhat2
     h3 = np.maximum(h2, 0, out=h2)
     del h2
-    win4 = np.lib.stride_tricks.sliding_window_view(h3, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
+    top4 = pool_max(h3, ((2, 2, 1), (2, 2, 1)), (4, 4))[..., None]
     del h3
-    patch4 = win4.reshape(-1, 8, 4, 4, 4)
-    del win4
-    top4 = max_last(patch4)
-    del patch4
     h4 = top4.reshape(-1, 8, 4, 4)
     del top4
     padded_2 = np.pad(h4, ((0, 0), (0, 0), (1, 1), (0, 0)))
@@ -295,12 +332,8 @@ def forward(params, x):
     z5 += bcol5
     h6 = np.maximum(z5, 0, out=z5)
     del z5
-    win7 = np.lib.stride_tricks.sliding_window_view(h6, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
+    top7 = pool_max(h6, ((2, 2, 1), (2, 2, 1)), (2, 2))[..., None]
     del h6
-    patch7 = win7.reshape(-1, 16, 2, 2, 4)
-    del win7
-    top7 = max_last(patch7)
-    del patch7
     h7 = top7.reshape(-1, 16, 2, 2)
     del top7
     rs8 = h7.reshape(-1, 64)
@@ -379,10 +412,8 @@ def loss_and_gradients(params, x, t, buffers=None):
     del xhat2
     h3 = np.maximum(h2, 0, out=h2)
     del h2
-    win4 = np.lib.stride_tricks.sliding_window_view(h3, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
-    patch4 = win4.reshape(-1, 8, 4, 4, 4)
-    del win4
-    top4 = max_last(patch4)
+    arg_top4 = pool_argmax(h3, ((2, 2, 1), (2, 2, 1)), (4, 4))
+    top4 = pool_max(h3, ((2, 2, 1), (2, 2, 1)), (4, 4))[..., None]
     h4 = top4.reshape(-1, 8, 4, 4)
     del top4
     padded_2 = np.pad(h4, ((0, 0), (0, 0), (1, 1), (0, 0)))
@@ -396,10 +427,8 @@ def loss_and_gradients(params, x, t, buffers=None):
     z5 += bcol5
     h6 = np.maximum(z5, 0, out=z5)
     del z5
-    win7 = np.lib.stride_tricks.sliding_window_view(h6, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
-    patch7 = win7.reshape(-1, 16, 2, 2, 4)
-    del win7
-    top7 = max_last(patch7)
+    arg_top7 = pool_argmax(h6, ((2, 2, 1), (2, 2, 1)), (2, 2))
+    top7 = pool_max(h6, ((2, 2, 1), (2, 2, 1)), (2, 2))[..., None]
     h7 = top7.reshape(-1, 16, 2, 2)
     del top7
     rs8 = h7.reshape(-1, 64)
@@ -429,15 +458,10 @@ def loss_and_gradients(params, x, t, buffers=None):
     del dz9
     dtop7 = dh7.reshape(-1, 16, 2, 2, 1)
     del dh7
-    arg_top7 = np.argmax(patch7, axis=-1)
-    del patch7
-    onehot_1 = (arg_top7[..., None] == np.arange(4)).astype(x.dtype)
-    del arg_top7
-    dwin7 = (dtop7 * onehot_1).reshape(-1, 16, 2, 2, 2, 2)
-    del dtop7, onehot_1
-    dh6 = fold(dwin7, (2, 3), (4, 4), ((2, 2, 1), (2, 2, 1)))
-    del dwin7
-    dz5 = dh6 * (h6 > 0).astype(x.dtype)
+    dh6 = pool_scatter(dtop7, arg_top7, ((2, 2, 1), (2, 2, 1)), (arg_top7.shape[0], 16, 4, 4))
+    del arg_top7, dtop7
+    dz5 = dh6
+    dz5 *= (h6 > 0).astype(x.dtype)
     del h6, dh6
     dw5 = ((win5.transpose(1, 4, 5, 0, 2, 3).reshape(72, -1) @ dz5.transpose(1, 0, 2, 3).reshape(16, -1).T).T).reshape(
         16, 8, 3, 3
@@ -458,15 +482,10 @@ def loss_and_gradients(params, x, t, buffers=None):
     del dpadded_2
     dtop4 = dh4.reshape(-1, 8, 4, 4, 1)
     del dh4
-    arg_top4 = np.argmax(patch4, axis=-1)
-    del patch4
-    onehot_2 = (arg_top4[..., None] == np.arange(4)).astype(x.dtype)
-    del arg_top4
-    dwin4 = (dtop4 * onehot_2).reshape(-1, 8, 4, 4, 2, 2)
-    del dtop4, onehot_2
-    dh3 = fold(dwin4, (2, 3), (8, 8), ((2, 2, 1), (2, 2, 1)))
-    del dwin4
-    dh2 = dh3 * (h3 > 0).astype(x.dtype)
+    dh3 = pool_scatter(dtop4, arg_top4, ((2, 2, 1), (2, 2, 1)), (arg_top4.shape[0], 8, 8, 8))
+    del arg_top4, dtop4
+    dh2 = dh3
+    dh2 *= (h3 > 0).astype(x.dtype)
     del h3, dh3
     drstd2 = np.einsum("ijkl,ijkl->j", dh2, xc2)[None, :, None, None]
     dgcol2 = np.sum(dh2 * rstd2 * xc2, axis=(0, 2, 3), keepdims=True).reshape((8, 1, 1))

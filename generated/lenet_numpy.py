@@ -74,13 +74,28 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 import numpy as np
 
 
-def max_last(values):
-    """The max over a short last axis (a pooling window), kept as size 1: one np.maximum per entry, where np.max
-    over that axis runs an order of magnitude slower."""
-    out = values[..., 0].copy()
-    for k in range(1, values.shape[-1]):
-        np.maximum(out, values[..., k], out=out)
-    return out[..., None]
+def pool_max(x, window, positions):
+    """The largest entry of each window of x (NaN where it has one)."""
+    entries = window_entries(x, window, positions)
+    best = entries[0].copy()
+    for entry in entries[1:]:
+        np.maximum(best, entry, out=best)
+    return best
+
+
+def window_entries(x, window, positions):
+    """Each kernel offset's entries of every window of x (over its axes after batch and channels), in the order of
+    the window's flattened entries: one strided view each."""
+    offsets = [()]
+    for size, _, _ in window:
+        offsets = [offset + (k,) for offset in offsets for k in range(size)]
+    views = []
+    for offset in offsets:
+        where = [slice(None), slice(None)]
+        for k, (_, stride, dilation), count in zip(offset, window, positions):
+            where.append(slice(k * dilation, k * dilation + stride * (count - 1) + 1, stride))
+        views.append(x[tuple(where)])
+    return views
 
 
 def fold(windows, axes, sizes, window):
@@ -99,6 +114,32 @@ def fold(windows, axes, sizes, window):
             start = k * dilation
             where[axis] = slice(start, start + stride * (windows.shape[axis] - 1) + 1, stride)
         out[tuple(where)] += windows[(Ellipsis, *offset)]
+    return out
+
+
+def pool_argmax(x, window, positions):
+    """Where each window of x has its largest entry (a NaN, if it has one), as the entry's place in the flattened
+    window: the first of equal ones, as np.argmax and torch's max pooling take it."""
+    entries = window_entries(x, window, positions)
+    best, index = entries[0].copy(), np.zeros(entries[0].shape, dtype=np.int64)
+    for k, entry in enumerate(entries[1:], 1):
+        np.putmask(index, entry > best, k)
+        np.maximum(best, entry, out=best)
+    if np.isnan(x).any():  # where a window holds a NaN: its first
+        found = np.isnan(entries[0])
+        for k, entry in enumerate(entries[1:], 1):
+            first = np.isnan(entry) & ~found
+            np.putmask(index, first, k)
+            found |= first
+    return index
+
+
+def pool_scatter(delta, index, window, shape):
+    """Each window's δ added at its entry `index` (pool_argmax's), into zeros of `shape`."""
+    out = np.zeros(shape, dtype=delta.dtype)
+    delta = delta.reshape(index.shape)
+    for k, view in enumerate(window_entries(out, window, index.shape[2:])):
+        view += delta * (index == k)  # as δ times the one-hot of the arg-max
     return out
 
 
@@ -202,12 +243,8 @@ def forward(params, x):
     z += bcol
     h = np.maximum(z, 0, out=z)
     del z
-    win_1 = np.lib.stride_tricks.sliding_window_view(h, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
+    top = pool_max(h, ((2, 2, 1), (2, 2, 1)), (14, 14))[..., None]
     del h
-    patch = win_1.reshape(-1, 6, 14, 14, 4)
-    del win_1
-    top = max_last(patch)
-    del patch
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
     win_1_1 = np.lib.stride_tricks.sliding_window_view(h_1, (5, 5), axis=(2, 3))
@@ -220,12 +257,8 @@ def forward(params, x):
     z_1 += bcol_1
     h_2 = np.maximum(z_1, 0, out=z_1)
     del z_1
-    win_2 = np.lib.stride_tricks.sliding_window_view(h_2, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
+    top_1 = pool_max(h_2, ((2, 2, 1), (2, 2, 1)), (5, 5))[..., None]
     del h_2
-    patch_1 = win_2.reshape(-1, 16, 5, 5, 4)
-    del win_2
-    top_1 = max_last(patch_1)
-    del patch_1
     h_3 = top_1.reshape(-1, 16, 5, 5)
     del top_1
     rs = h_3.reshape(-1, 400)
@@ -285,10 +318,8 @@ def loss_and_gradients(params, x, t):
     z += bcol
     h = np.maximum(z, 0, out=z)
     del z
-    win_1 = np.lib.stride_tricks.sliding_window_view(h, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
-    patch = win_1.reshape(-1, 6, 14, 14, 4)
-    del win_1
-    top = max_last(patch)
+    arg_top = pool_argmax(h, ((2, 2, 1), (2, 2, 1)), (14, 14))
+    top = pool_max(h, ((2, 2, 1), (2, 2, 1)), (14, 14))[..., None]
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
     win_1_1 = np.lib.stride_tricks.sliding_window_view(h_1, (5, 5), axis=(2, 3))
@@ -300,10 +331,8 @@ def loss_and_gradients(params, x, t):
     z_1 += bcol_1
     h_2 = np.maximum(z_1, 0, out=z_1)
     del z_1
-    win_2 = np.lib.stride_tricks.sliding_window_view(h_2, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
-    patch_1 = win_2.reshape(-1, 16, 5, 5, 4)
-    del win_2
-    top_1 = max_last(patch_1)
+    arg_top_1 = pool_argmax(h_2, ((2, 2, 1), (2, 2, 1)), (5, 5))
+    top_1 = pool_max(h_2, ((2, 2, 1), (2, 2, 1)), (5, 5))[..., None]
     h_3 = top_1.reshape(-1, 16, 5, 5)
     del top_1
     rs = h_3.reshape(-1, 400)
@@ -353,15 +382,10 @@ def loss_and_gradients(params, x, t):
     del dz_2
     dtop_1 = dh_3.reshape(-1, 16, 5, 5, 1)
     del dh_3
-    arg_top_1 = np.argmax(patch_1, axis=-1)
-    del patch_1
-    onehot_1 = (arg_top_1[..., None] == np.arange(4)).astype(x.dtype)
-    del arg_top_1
-    dwin_2 = (dtop_1 * onehot_1).reshape(-1, 16, 5, 5, 2, 2)
-    del dtop_1, onehot_1
-    dh_2 = fold(dwin_2, (2, 3), (10, 10), ((2, 2, 1), (2, 2, 1)))
-    del dwin_2
-    dz_1 = dh_2 * (h_2 > 0).astype(x.dtype)
+    dh_2 = pool_scatter(dtop_1, arg_top_1, ((2, 2, 1), (2, 2, 1)), (arg_top_1.shape[0], 16, 10, 10))
+    del arg_top_1, dtop_1
+    dz_1 = dh_2
+    dz_1 *= (h_2 > 0).astype(x.dtype)
     del h_2, dh_2
     dconv2_weight = (
         (win_1_1.transpose(1, 4, 5, 0, 2, 3).reshape(150, -1) @ dz_1.transpose(1, 0, 2, 3).reshape(16, -1).T).T
@@ -382,15 +406,10 @@ def loss_and_gradients(params, x, t):
     del dz_1
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
     del dh_1
-    arg_top = np.argmax(patch, axis=-1)
-    del patch
-    onehot_2 = (arg_top[..., None] == np.arange(4)).astype(x.dtype)
-    del arg_top
-    dwin_1 = (dtop * onehot_2).reshape(-1, 6, 14, 14, 2, 2)
-    del dtop, onehot_2
-    dh = fold(dwin_1, (2, 3), (28, 28), ((2, 2, 1), (2, 2, 1)))
-    del dwin_1
-    dz = dh * (h > 0).astype(x.dtype)
+    dh = pool_scatter(dtop, arg_top, ((2, 2, 1), (2, 2, 1)), (arg_top.shape[0], 6, 28, 28))
+    del arg_top, dtop
+    dz = dh
+    dz *= (h > 0).astype(x.dtype)
     del h, dh
     dconv1_weight = (
         (win.transpose(1, 4, 5, 0, 2, 3).reshape(25, -1) @ dz.transpose(1, 0, 2, 3).reshape(6, -1).T).T

@@ -7,6 +7,7 @@ import math
 import warnings
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import sympy as sp
 import torch
@@ -437,3 +438,41 @@ def test_check_compares_the_running_statistics():
     names = {row.name for row in rows}
     assert {"1.running_mean (numpy)", "5.running_var (torch)", "5.num_batches_tracked (torch)"} <= names
     assert all(row.passed for row in rows), rows
+
+
+@pytest.mark.parametrize("window", [((2, 2, 1), (2, 2, 1)), ((3, 2, 1), (2, 1, 2)), ((3, 1, 1),)])
+def test_numpys_pooling_takes_the_first_arg_max_at_ties_and_nans(window):
+    """The NumPy module's pooling helpers route δ as the derived one-hot of np.argmax over each flattened window does:
+    to the first of equal entries, and to a window's first NaN."""
+    import itertools
+
+    dims = len(window)
+    size, stride, dilation = (tuple(w[i] for w in window) for i in range(3))
+    shape = (2, 7, 7) if dims == 2 else (2, 9)
+    positions = tuple((n - (k - 1) * d - 1) // s + 1 for n, (k, s, d) in zip(shape[1:], window, strict=True))
+    pool = SF.max_pool2d if dims == 2 else SF.max_pool1d
+    mix = (S.Conv1d if dims == 1 else S.Conv2d)(2, 2, 1)  # a parameter before the pooling: δ flows through it
+    model = S.Model(Body(lambda net, x: pool(net.mix(x), size, stride, dilation=dilation), 2 * math.prod(positions),
+                         {"mix": mix}), S.MSELoss(), inputs={"x": shape})
+    namespace = modules(model)["numpy"]
+    assert "pool_argmax" in namespace, "the plan did not take the pooling calls"
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (4, *shape)).astype(np.float64)  # many ties
+    x[0, 0, ...] = np.nan
+    x[1, 1].flat[[3, 5]] = np.nan
+    offsets = list(itertools.product(*(range(k) for k in size)))  # a window's entries, row-major
+    def entries(offset):  # the entries at one kernel offset of every window
+        return x[(slice(None), slice(None), *(slice(o * d, o * d + s * (p - 1) + 1, s)
+                                              for o, (_, s, d), p in zip(offset, window, positions, strict=True)))]
+
+    flat = np.stack([entries(offset) for offset in offsets], axis=-1)
+    index = namespace["pool_argmax"](x, window, positions)
+    assert (index == np.argmax(flat, axis=-1)).all()
+    assert np.array_equal(namespace["pool_max"](x, window, positions), np.max(flat, axis=-1), equal_nan=True)
+    delta = rng.standard_normal(index.shape)
+    want = np.zeros_like(x)
+    for place in np.ndindex(*index.shape):  # the adjoint, entry by entry
+        offset = offsets[index[place]]
+        target = tuple(p * s + o * d for p, o, (_, s, d) in zip(place[2:], offset, window, strict=True))
+        want[place[:2] + target] += delta[place]
+    assert np.allclose(namespace["pool_scatter"](delta, index, window, x.shape), want, rtol=0, atol=1e-12)

@@ -19,7 +19,7 @@ from ..program import Statement
 from .conv import built, image_shape, reshaped, spatial, spatial_option
 from .max import reduce_max
 from .pad import pad_axes
-from .registry import Call, TorchNames, call, defop, lookup, plan_rule
+from .registry import Call, Helper, TorchNames, call, defop, lookup, plan_rule
 from .windows import sliding, torch_sizes, window_count
 
 SIZES = {1: "length", 2: "height, width"}
@@ -272,8 +272,77 @@ def _torch_call(printer, statement, texts, into):
         f"{texts[1]}.flatten(2), {texts[0]}.flatten(2)).view(-1, {', '.join(map(str, statement.shape[1:]))})"
 
 
+# NumPy has no pooling kernel: each kernel offset's entries of every window are one strided view of x, so the arg-max,
+# the max and the scatter of δ each take one pass per offset over whole planes (a window flattened into a short last
+# axis would be copied, and reduced, arg-maxed and one-hot-encoded four entries at a time).
+NUMPY_WINDOW_ENTRIES = Helper("window_entries", '''
+def window_entries(x, window, positions):
+    """Each kernel offset's entries of every window of x (over its axes after batch and channels), in the order of
+    the window's flattened entries: one strided view each."""
+    offsets = [()]
+    for size, _, _ in window:
+        offsets = [offset + (k,) for offset in offsets for k in range(size)]
+    views = []
+    for offset in offsets:
+        where = [slice(None), slice(None)]
+        for k, (_, stride, dilation), count in zip(offset, window, positions):
+            where.append(slice(k * dilation, k * dilation + stride * (count - 1) + 1, stride))
+        views.append(x[tuple(where)])
+    return views
+''')
+NUMPY_POOL_ARGMAX = Helper("pool_argmax", '''
+def pool_argmax(x, window, positions):
+    """Where each window of x has its largest entry (a NaN, if it has one), as the entry's place in the flattened
+    window: the first of equal ones, as np.argmax and torch's max pooling take it."""
+    entries = window_entries(x, window, positions)
+    best, index = entries[0].copy(), np.zeros(entries[0].shape, dtype=np.int64)
+    for k, entry in enumerate(entries[1:], 1):
+        np.putmask(index, entry > best, k)
+        np.maximum(best, entry, out=best)
+    if np.isnan(x).any():  # where a window holds a NaN: its first
+        found = np.isnan(entries[0])
+        for k, entry in enumerate(entries[1:], 1):
+            first = np.isnan(entry) & ~found
+            np.putmask(index, first, k)
+            found |= first
+    return index
+''')
+NUMPY_POOL_MAX = Helper("pool_max", '''
+def pool_max(x, window, positions):
+    """The largest entry of each window of x (NaN where it has one)."""
+    entries = window_entries(x, window, positions)
+    best = entries[0].copy()
+    for entry in entries[1:]:
+        np.maximum(best, entry, out=best)
+    return best
+''')
+NUMPY_POOL_SCATTER = Helper("pool_scatter", '''
+def pool_scatter(delta, index, window, shape):
+    """Each window's δ added at its entry `index` (pool_argmax's), into zeros of `shape`."""
+    out = np.zeros(shape, dtype=delta.dtype)
+    delta = delta.reshape(index.shape)
+    for k, view in enumerate(window_entries(out, window, index.shape[2:])):
+        view += delta * (index == k)  # as δ times the one-hot of the arg-max
+    return out
+''')
+
+
+def _numpy_call(printer, statement, texts, into):
+    info = statement.tensor
+    positions = tuple(statement.shape[2:2 + len(info.window)])
+    if info.key in ("forward", "gather"):  # texts: x (and the index, whose max this is)
+        printer.use(NUMPY_WINDOW_ENTRIES)
+        return f"{printer.use(NUMPY_POOL_MAX)}({texts[0]}, {info.window}, {positions})[..., None]"
+    if info.key == "index":  # texts: x
+        printer.use(NUMPY_WINDOW_ENTRIES)
+        return f"{printer.use(NUMPY_POOL_ARGMAX)}({texts[0]}, {info.window}, {positions})"
+    printer.use(NUMPY_WINDOW_ENTRIES)  # scatter: texts δ, index
+    shape = f"({texts[1]}.shape[0], {', '.join(map(str, statement.shape[1:]))})"
+    return f"{printer.use(NUMPY_POOL_SCATTER)}({texts[0]}, {texts[1]}, {info.window}, {shape})"
+
+
 for _dims in (1, 2):
-    lookup(f"max_pool{_dims}d").calls = {"torch": Call(_torch_call)}
+    lookup(f"max_pool{_dims}d").calls = {"torch": Call(_torch_call), "numpy": Call(_numpy_call)}
 
 
 @plan_rule
