@@ -283,4 +283,10 @@ def test_the_transformer_document_uses_the_books_names_and_explains_its_count():
     assert r"\hat{x}_{\mathrm{n1},0}" in document and r"\beta_{1}^{(0)} + \gamma_{1}^{(0)}" in document
     assert r"\mathrm{xhat}" not in document and r"\mathrm{be}" not in document
     assert r"$h_{1}$ is the mean over the sequence's $6$ positions" in document
-    assert r"$\mathrm{scores}_{0} = q k^{\top} / \sqrt{8}$, $8$ the width of a head" in document  # the √2/4
+    assert r"$S_{0} = Q K^{\top} / \sqrt{8}$, $8$ the width of a head" in document  # the √2/4
+    # the norms' x − μ, σ² and σ⁻¹, attention's Q, K, V, scores and W^O: no code names (issue 26, item 4)
+    assert r"\tilde{x}_{\mathrm{n1},0} &= " in document and r"\sigma^{-1}_{\mathrm{n1},0} &= " in document
+    assert r"\sigma^{2}_{\mathrm{n1},0} &= " in document and r"S_{0} &= " in document and r"W^{O}_{0}" in document
+    assert "\n" + r"[Q\,K\,V]_{0} &= " in document and "\n" + r"Q_{0} &= " in document
+    for code in ("rstd", "xc", "var", "qkv", "qh", "kh", "vh", "scores", "Wo", "bo"):
+        assert rf"\mathrm{{{code}}}" not in document, code

@@ -20,7 +20,7 @@ from .padding_mask import padding_mask
 from .softmax import softmax_graph
 
 ATTENTION_SCALE = define("attention's scale", "{0} = q·kᵀ/√{1}: {1} is the width of a head",
-                         r"${0} = q k^{{\top}} / \sqrt{{{1}}}$, ${1}$ the width of a head: the factor "
+                         r"${0} = Q K^{{\top}} / \sqrt{{{1}}}$, ${1}$ the width of a head: the factor "
                          r"$1/\sqrt{{{1}}}$ in the formulas is that scale.")
 
 _ATTENTION = {"in_proj_weight": ("W", lambda e: (3 * e, e)), "in_proj_bias": ("B", lambda e: (3 * e,)),

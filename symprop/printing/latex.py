@@ -19,8 +19,11 @@ from .statements import StatementPrinter
 LONG_NUMERATOR = 150  # characters of LaTeX: a fraction's numerator past it cannot stay on one line, written out
 
 _STEMS = {"x": "X", "w": "W", "e": "E", "shifted": r"\tilde{z}", "total": r"\ell", "tmp": r"\tau", "dz": r"\delta",
-          # a layer norm's values as books write them: x̂, its scale γ and shift β
-          "xhat": r"\hat{x}", "g": r"\gamma", "be": r"\beta"}
+          # a norm's values as books write them: x̃ = x − μ, σ² and σ⁻¹ = 1/√(σ² + ε), x̂, its scale γ and shift β
+          "xc": r"\tilde{x}", "var": r"\sigma^{2}", "rstd": r"\sigma^{-1}", "xhat": r"\hat{x}", "g": r"\gamma",
+          "be": r"\beta",
+          # attention's, as "Attention Is All You Need" writes them: the heads' Q, K and V, their scores S, W^O
+          "qkv": r"[Q\,K\,V]", "qh": "Q", "kh": "K", "vh": "V", "scores": "S", "Wo": "W^{O}", "bo": "b^{O}"}
 
 
 @functools.cache
