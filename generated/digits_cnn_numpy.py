@@ -343,6 +343,86 @@ def forward(params, x):
     return z9
 
 
+def forward_eval(params, x, buffers):
+    """The network's output for x of shape (batch, 1, 32, 32) in eval mode, as after model.eval() in torch: each BatchNorm
+    normalizes by its running statistics in buffers (init_buffers(), as training updates them)."""
+    check_shapes(x=x)
+    params = {**params, **buffers}
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
+    w1 = params["1.weight"]
+    b1 = params["1.bias"]
+    g2 = params["2.weight"]
+    be2 = params["2.bias"]
+    w5 = params["5.weight"]
+    b5 = params["5.bias"]
+    w9 = params["9.weight"]
+    b9 = params["9.bias"]
+    rm2 = params["2.running_mean"]
+    rv2 = params["2.running_var"]
+    win_sum_h0 = np.lib.stride_tricks.sliding_window_view(x, (4, 4), axis=(2, 3))[:, :, ::4, ::4]
+    patch_sum_h0 = win_sum_h0.reshape(-1, 1, 8, 8, 16)
+    del win_sum_h0
+    top_sum_h0 = np.sum(patch_sum_h0, axis=4, keepdims=True)
+    del patch_sum_h0
+    sum_h0 = top_sum_h0.reshape(-1, 1, 8, 8)
+    del top_sum_h0
+    h0 = (1 / 16) * sum_h0
+    del sum_h0
+    padded = np.pad(h0, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    del h0
+    padded_1 = np.pad(padded, ((0, 0), (0, 0), (0, 0), (1, 1)))
+    del padded
+    win1 = np.lib.stride_tricks.sliding_window_view(padded_1, (3, 3), axis=(2, 3))
+    del padded_1
+    bcol1 = b1.reshape(8, 1, 1)
+    rm2_1 = rm2.reshape(8, 1, 1)
+    z1 = (w1.reshape(8, 9) @ win1.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 9, 64)).reshape(-1, 8, 8, 8)
+    del win1
+    z1 += bcol1
+    xc2 = z1
+    xc2 -= rm2_1
+    del z1
+    rv2_1 = rv2.reshape(8, 1, 1)
+    rstd2 = (rv2_1 + 1e-5) ** (-1 / 2)
+    xhat2 = xc2
+    xhat2 *= rstd2
+    del xc2
+    gcol2 = g2.reshape(8, 1, 1)
+    bcol2 = be2.reshape(8, 1, 1)
+    h2 = xhat2
+    h2 *= gcol2
+    h2 += bcol2
+    del xhat2
+    h3 = np.maximum(h2, 0, out=h2)
+    del h2
+    top4 = pool_max(h3, ((2, 2, 1), (2, 2, 1)), (4, 4))[..., None]
+    del h3
+    h4 = top4.reshape(-1, 8, 4, 4)
+    del top4
+    padded_2 = np.pad(h4, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    del h4
+    padded_3 = np.pad(padded_2, ((0, 0), (0, 0), (0, 0), (1, 1)))
+    del padded_2
+    win5 = np.lib.stride_tricks.sliding_window_view(padded_3, (3, 3), axis=(2, 3))
+    del padded_3
+    bcol5 = b5.reshape(16, 1, 1)
+    z5 = (w5.reshape(16, 72) @ win5.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 72, 16)).reshape(-1, 16, 4, 4)
+    del win5
+    z5 += bcol5
+    h6 = np.maximum(z5, 0, out=z5)
+    del z5
+    top7 = pool_max(h6, ((2, 2, 1), (2, 2, 1)), (2, 2))[..., None]
+    del h6
+    h7 = top7.reshape(-1, 16, 2, 2)
+    del top7
+    rs8 = h7.reshape(-1, 64)
+    del h7
+    z9 = rs8 @ w9.T
+    z9 += b9
+    return z9
+
+
 def loss(params, x, t):
     """The loss, a Python float; t is class indices of shape (batch,)."""
     check_shapes(x=x, t=t)

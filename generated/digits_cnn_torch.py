@@ -268,6 +268,65 @@ def forward(params, x):
     return z9
 
 
+def forward_eval(params, x, buffers):
+    """The network's output for x of shape (batch, 1, 32, 32) in eval mode, as after model.eval() in torch: each BatchNorm
+    normalizes by its running statistics in buffers (init_buffers(), as training updates them)."""
+    check_shapes(x=x)
+    params = {**params, **buffers}
+    if not PARAM_SHAPES.keys() <= params.keys():
+        check_params(params)  # one line for each key missing
+    w1 = params["1.weight"]
+    b1 = params["1.bias"]
+    g2 = params["2.weight"]
+    be2 = params["2.bias"]
+    w5 = params["5.weight"]
+    b5 = params["5.bias"]
+    w9 = params["9.weight"]
+    b9 = params["9.bias"]
+    rm2 = params["2.running_mean"]
+    rv2 = params["2.running_var"]
+    win_sum_h0 = x.unfold(2, 4, 4).unfold(3, 4, 4)
+    patch_sum_h0 = win_sum_h0.reshape(-1, 1, 8, 8, 16)
+    del win_sum_h0
+    top_sum_h0 = torch.sum(patch_sum_h0, dim=4, keepdim=True)
+    del patch_sum_h0
+    sum_h0 = top_sum_h0.reshape(-1, 1, 8, 8)
+    del top_sum_h0
+    h0 = (1 / 16) * sum_h0
+    del sum_h0
+    rm2_1 = rm2.reshape(8, 1, 1)
+    z1 = torch.nn.functional.conv2d(h0, w1, b1, padding=1)
+    del h0
+    xc2 = z1 - rm2_1
+    del z1
+    rv2_1 = rv2.reshape(8, 1, 1)
+    rstd2 = torch.rsqrt(rv2_1 + 1e-5)
+    xhat2 = rstd2 * xc2
+    del xc2
+    gcol2 = g2.reshape(8, 1, 1)
+    bcol2 = be2.reshape(8, 1, 1)
+    h2 = bcol2 + gcol2 * xhat2
+    del xhat2
+    h3 = torch.clamp(h2, min=0)
+    del h2
+    top4 = torch.nn.functional.max_pool2d(h3, 2)[..., None]
+    del h3
+    h4 = top4.reshape(-1, 8, 4, 4)
+    del top4
+    z5 = torch.nn.functional.conv2d(h4, w5, b5, padding=1)
+    del h4
+    h6 = torch.clamp(z5, min=0)
+    del z5
+    top7 = torch.nn.functional.max_pool2d(h6, 2)[..., None]
+    del h6
+    h7 = top7.reshape(-1, 16, 2, 2)
+    del top7
+    rs8 = h7.reshape(-1, 64)
+    del h7
+    z9 = torch.nn.functional.linear(rs8, w9, b9)
+    return z9
+
+
 def loss(params, x, t):
     """The loss, a 0-d tensor; t is class indices of shape (batch,)."""
     check_shapes(x=x, t=t)
@@ -593,6 +652,8 @@ class Module(torch.nn.Module):
     def predict(self, x):
         self._same_dtype(x=x)
         with torch.no_grad():
+            if not self.training:  # each BatchNorm normalizes by its running statistics, as torch's in eval mode
+                return forward_eval(self.params(), x, dict(self.named_buffers()))
             return forward(self.params(), x)
 
     def _same_dtype(self, **arrays):

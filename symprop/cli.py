@@ -433,10 +433,15 @@ def train(source, data_path, text_path, target_columns, epochs, optimizer, lr, b
                        err=True)
             sys.exit(130)
     elapsed = time.perf_counter() - start
-    metric, on_training = score(model, module.forward(params, *with_draws(model, data.inputs, seed)), data.t)
+    def outputs(inputs):  # in eval mode where the batch norms' running statistics were trained, as torch evaluates
+        if hasattr(module, "forward_eval"):
+            return module.forward_eval(params, *inputs, tracked["buffers"])
+        return module.forward(params, *with_draws(model, inputs, seed))
+
+    metric, on_training = score(model, outputs(data.inputs), data.t)
     report = f"final training loss {history[-1]:.4g}; training {metric} {on_training:.4g}"
     if len(data.held_t):
-        held = score(model, module.forward(params, *with_draws(model, data.held_inputs, seed)), data.held_t)[1]
+        held = score(model, outputs(data.held_inputs), data.held_t)[1]
         report += f"; held-out {metric} {held:.4g}"
         if text_path:
             held_loss = module.loss(params, *with_draws(model, data.held_inputs, seed), data.held_t)

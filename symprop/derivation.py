@@ -35,9 +35,16 @@ class Derivation:
         }
         # the code's loss_and_gradients: the documents' program, and the batch statistics after the gradients
         self.code_programs = dict(self.programs)
+        self.code_names: dict[str, dict] = {}  # a code program's own {symbol: state_dict key}, where it has one
         if self.statistics:
             self.code_programs["loss_and_gradients"] = schedule(
                 graph, results + [(k, v.expr, v.shape) for k, v in self.statistics])
+            if not model.random_inputs:  # eval mode: the running statistics given, as after model.eval() in torch
+                evaluated = model.trace(running_inputs=True)
+                self.code_programs["forward_eval"] = schedule(
+                    evaluated.graph, [("y", evaluated.output.expr, evaluated.output.shape)])
+                self.code_names["forward_eval"] = {t.symbol: key for key, t in
+                                                   {**evaluated.params, **evaluated.buffers}.items()}
 
     @property
     def warnings(self) -> list[str]:

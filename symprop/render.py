@@ -154,7 +154,8 @@ def render_module(derivation, backend, source: str, command: str) -> str:
     head = after_forward(programs["loss"], forward)  # the loss reads the output alone: forward, then the loss of it
     if head is not None:
         programs["loss"] = head
-    functions = {name: function(program, backend.printer(), params, dtype_source, backend.plan(name))
+    functions = {name: function(program, backend.printer(), derivation.code_names.get(name, params), dtype_source,
+                                backend.plan("forward" if name == "forward_eval" else name))
                  for name, program in programs.items()}
     if head is not None:
         functions["loss"].forward = forward.outputs[0].expr.name

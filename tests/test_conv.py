@@ -415,6 +415,13 @@ def test_training_moves_the_running_statistics_as_torch_does(front, momentum):
                 for backend, got in buffers.items():
                     error = (torch.as_tensor(got[key]) - want).abs().max().item()
                     assert error <= 1e-12 * max(want.abs().max().item(), 1.0), f"{backend} {key} after {step + 1}"
+    # then, in eval mode, the network normalizes by them: forward_eval
+    x = torch.randn(5, 1, 5, 5, dtype=torch.float64)
+    want = net.eval()(x).detach()
+    for backend, module in loaded.items():
+        arrays = {k: v.numpy() for k, v in params.items()} if backend == "numpy" else params
+        got = torch.as_tensor(module["forward_eval"](arrays, x.numpy() if backend == "numpy" else x, buffers[backend]))
+        assert (got - want).abs().max().item() <= 1e-12 * want.abs().max().item(), backend
 
 
 def test_the_torch_module_keeps_and_updates_the_running_statistics():
@@ -430,6 +437,8 @@ def test_the_torch_module_keeps_and_updates_the_running_statistics():
     made.eval()(x, t)
     assert made.state_dict()["1.num_batches_tracked"].item() == 1
     net.load_state_dict(made.state_dict())
+    assert torch.allclose(made.predict(x), net.eval()(x), rtol=1e-12, atol=0)  # eval mode: the running statistics
+    assert torch.allclose(made.train().predict(x), net.train()(x), rtol=1e-12, atol=0)  # training: the batch's
 
 
 def test_check_compares_the_running_statistics():

@@ -110,13 +110,15 @@ def test_symprop_train_learns_the_digits_with_lenet(tmp_path):
 
 def test_symprop_train_saves_the_batch_norms_running_statistics(tmp_path):
     """The TOML digits CNN's batch norm: its running statistics, moved batch by batch as torch moves them, are saved
-    beside the parameters under their state_dict keys."""
+    beside the parameters under their state_dict keys, and the accuracies are the network's in eval mode, normalized
+    by them (forward_eval)."""
     result = CliRunner().invoke(main, ["train", str(ROOT / "examples" / "digits_cnn.toml"), "--data",
-                                       str(ROOT / "examples" / "data" / "digits.npz"), "--epochs", "1",
-                                       "--batch-size", "32", "--out", str(tmp_path)])
+                                       str(ROOT / "examples" / "data" / "digits.npz"), "--optimizer", "adam", "--lr",
+                                       "3e-3", "--epochs", "10", "--batch-size", "32", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    assert float(result.stdout.split("held-out accuracy ")[1].split(" ")[0]) >= 0.97, result.stdout
     saved = np.load(tmp_path / "digits_cnn_params.npz")
-    assert int(saved["2.num_batches_tracked"]) == -(-1438 // 32)
+    assert int(saved["2.num_batches_tracked"]) == 10 * -(-1438 // 32)
     assert saved["2.running_mean"].shape == (8,) and (saved["2.running_var"] > 0).all()
     assert not np.allclose(saved["2.running_var"], 1.0)  # moved from a fresh layer's
 

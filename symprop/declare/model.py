@@ -67,6 +67,7 @@ class Lowered:
     params: dict[str, Tensor]  # state_dict key -> tensor, in state_dict order
     network_names: set[str]  # names of the network's own values, before the loss
     layers: list = None  # (path, module, output shape) of each call of the network's layers, in order
+    buffers: dict = None  # state_dict key -> tensor, of the running statistics read as inputs (eval mode)
 
 
 class Model:
@@ -157,14 +158,16 @@ class Model:
         return shapes
 
     # -- the trace -----------------------------------------------------------------------------
-    def trace(self, book: bool = False) -> Lowered:
+    def trace(self, book: bool = False, running_inputs: bool = False) -> Lowered:
         """Run forward and the loss on symbolic tensors: the graph that symprop derives (`book`: as a book writes
-        it, without the code's numerical safeguards, for the document)."""
+        it, without the code's numerical safeguards, for the document; `running_inputs`: in eval mode, each batch
+        norm that tracks running statistics normalizing by them, read as inputs: Lowered.buffers)."""
         graph = Graph(limit=MAX_TENSORS, book=book)
         graph._taken |= reserved()
         parameters = dict(self.net.named_parameters())
         modules = dict(self.net.named_modules())
         trace = GraphTrace(graph, parameters, modules, loss=self.loss if isinstance(self.loss, Module) else None)
+        trace.running_inputs = running_inputs
         # open: a loss function's use of the target decides its kind, unless the example target's shape did
         trace.target_open = self._target is None and not isinstance(self.loss, Loss) and self._target_shape is None
         inputs = {name: graph.add(name, (N, *shape[1:]), "input", exact=True)
@@ -174,7 +177,7 @@ class Model:
                 output, t, loss, network_names = self._traced(graph, inputs)
         except ClassIndices:  # a loss function that hands its target to a loss of class indices takes them
             self._target = "index"
-            return self.trace(book)
+            return self.trace(book, running_inputs)
         graph.limit = None  # the derivation adds the backward pass's tensors
         lowered = Lowered(graph, {name: graph.tensor(v.expr) for name, v in inputs.items()}, graph.tensor(t.expr),
                           output, loss, {}, network_names)
@@ -187,6 +190,7 @@ class Model:
             if value.expr not in trace.read:
                 raise SymPropError(f"input {name} is never used in forward", "inputs")
         lowered.params = {key: graph.tensor(trace.params[key].expr) for key in parameters}
+        lowered.buffers = {key: graph.tensor(value.expr) for key, value in trace.buffers.items()}
         top = [call for call in trace.calls if call[0] and "." not in call[0]]  # the network's own children
         lowered.layers = getattr(self.net, "calls", None) or top or \
             [call for call in trace.calls if call[0] == "" and call[1] is self.net]  # from torch: its torch layers

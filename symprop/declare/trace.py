@@ -59,6 +59,18 @@ class GraphTrace:
         self.target_open = False  # the target's kind is not declared: a loss function's use of it decides
         self.calls = []  # (path, module, output shape) of each call of a module, in order: the model's layers
         self._scopes = [""]
+        # eval mode with the running statistics as inputs (forward_eval's trace): a batch norm that tracks them reads
+        # them from `buffers`, by state_dict key
+        self.running_inputs = False
+        self.buffers = {}  # state_dict key -> graph Value
+
+    def buffer(self, key: str, shape: tuple):
+        """The graph value of a buffer given to the code by its state_dict key (made when first read)."""
+        if key not in self.buffers:
+            path, _, name = key.rpartition(".")
+            stem = {"running_mean": "rm", "running_var": "rv"}.get(name, name) + tag(path)
+            self.buffers[key] = self.graph.add(stem if stem[:1].isalpha() else "b_" + stem, shape, "param", key=key)
+        return self.buffers[key]
 
     def bind(self, parameter):
         """The graph value a Parameter stands for (made when first used)."""

@@ -121,8 +121,12 @@ def functional(input, running_mean=None, running_var=None, weight=None, bias=Non
         statistics = (vector(running_mean, "running_mean"), vector(running_var, "running_var"))
     affine = (vector(weight, "weight"), vector(bias, "bias"))
     trace = running()
-    # a torch layer's buffers, read by torch.export (the graph knows the layer's path): updated as torch updates them
-    tracked = (trace.graph.path, momentum) if training and running_mean is not None and trace.graph.path else None
+    path = trace.graph.path  # a torch layer's, read by torch.export: its buffers' state_dict keys
+    if running_mean is not None and path and getattr(trace, "running_inputs", False):  # eval mode, given (forward_eval)
+        statistics = tuple(trace.buffer(f"{path}.{name}", (channels,)) for name in ("running_mean", "running_var"))
+        return SymbolicTensor(batch_norm_graph(trace.graph, x, *statistics, eps, affine, trace.stem("h")))
+    # in training mode, the running statistics are updated as torch updates them
+    tracked = (path, momentum) if training and running_mean is not None and path else None
     return SymbolicTensor(batch_norm_graph(trace.graph, x, *statistics, eps, affine, trace.stem("h"), tracked))
 
 
@@ -188,9 +192,15 @@ def layer(dims: int) -> type:
             affine = (self.weight, self.bias) if self.affine else (None, None)
             if not self.track_running_stats:
                 return functional(x, None, None, *affine, training=True, eps=self.eps)
+            trace = running()
+            if getattr(trace, "running_inputs", False):  # eval mode, the running statistics given (forward_eval)
+                statistics = [trace.buffer(f"{trace.path_of(self)}.{name}", (self.num_features,))
+                              for name in ("running_mean", "running_var")]
+                return SymbolicTensor(batch_norm_graph(
+                    trace.graph, x.value, *statistics, self.eps,
+                    tuple(None if p is None else as_value(p, "BatchNorm") for p in affine), trace.stem("h")))
             if self.running is not None and not self.training:  # the torch module's running statistics
                 return functional(x, *self.running, *affine, training=False, eps=self.eps)
-            trace = running()
             if self.training:  # the batch's statistics, which the running ones are moved toward
                 return SymbolicTensor(batch_norm_graph(
                     trace.graph, x.value, None, None, self.eps,
