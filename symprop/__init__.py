@@ -39,9 +39,10 @@ globals().update(_registry.layers())  # S.Linear, S.SiLU, S.LayerNorm, S.CrossEn
 globals().update(_registry.publics())  # S.exp, S.log, S.maximum, ...
 
 
-def derive_network(model: Model) -> Derivation:
-    """Derive the closed-form gradient of `model`'s loss with respect to every parameter."""
-    return Derivation(model)
+def derive_network(model: Model, hvp: bool = False) -> Derivation:
+    """Derive the closed-form gradient of `model`'s loss with respect to every parameter (`hvp`: and the
+    Hessian-vector product, the generated modules' hvp(params, ..., t, v))."""
+    return Derivation(model, hvp=hvp)
 
 
 __all__ = ["Derivation", "Loss", "Model", "Module", "Parameter", "Sequential", "SymbolicTensor", "SymPropError", "cat",

@@ -41,6 +41,7 @@ Examples:
   symprop derive examples/lenet.py:build              # LeNet-5: convolutions and pooling, in index notation
   symprop derive examples/seed_neuron.toml --pdf      # ... and the derivation as a PDF (needs pdflatex)
   symprop derive examples/iris_mlp.toml --target html # the derivation beside its code, linked, in a browser
+  symprop derive examples/binary_classifier.toml --hvp  # ... and hvp(params, x, t, v): the Hessian times v
   symprop derive --expr "(a(w*x) - t)**2" --wrt w     # the textbook chain rule, printed
 """
 CHECK_EXAMPLES = """
@@ -186,12 +187,16 @@ def _import_python(path: str, source: str):
 @click.option("--pdf", is_flag=True, help="Also compile the LaTeX derivation to NAME.pdf (needs pdflatex).")
 @click.option("--name", default="chain_rule", show_default=True, help="--expr: the name of the .tex file.")
 @click.option("--force", is_flag=True, help="Overwrite files that symprop did not write.")
-def derive(sources, expr, wrt, targets, out_dir, pdf, name, force):
+@click.option("--hvp", is_flag=True,
+              help="Also derive the Hessian-vector product: the modules' hvp(params, ..., t, v).")
+def derive(sources, expr, wrt, targets, out_dir, pdf, name, force, hvp):
     """Derive each SOURCE (a TOML spec, path/to/models.py:model or package.module:model) and write its code
     and its derivation. With --expr, differentiate one expression and print the result."""
     if expr is not None:
         if sources:
             raise click.UsageError("give either SOURCE or --expr, not both")
+        if hvp:
+            raise click.UsageError("--hvp goes with a SOURCE (a network), not --expr")
         return _derive_scalar(expr, wrt, targets, out_dir, pdf, name, force)
     if not sources:
         raise click.UsageError("missing SOURCE (a .toml spec, models.py:model or package.module:model), or --expr")
@@ -202,10 +207,10 @@ def derive(sources, expr, wrt, targets, out_dir, pdf, name, force):
     from .derivation import Derivation
 
     chosen = targets or default_targets()
-    derivations = [(source, Derivation(load_model(source))) for source in sources]  # all or nothing
+    derivations = [(source, Derivation(load_model(source), hvp=hvp)) for source in sources]  # all or nothing
     out = Path(out_dir or "generated")
     for source, derivation in derivations:
-        command = f"symprop derive {source}" + (f" --out {out_dir}" if out_dir else "")
+        command = f"symprop derive {source}" + (f" --out {out_dir}" if out_dir else "") + (" --hvp" if hvp else "")
         written = derivation.write(out, chosen, source=source, command=command, force=force)
         if pdf:
             written += _pdf(out / derivation.filename("latex"), force)

@@ -7,8 +7,10 @@ import sympy as sp
 from .backends import BACKENDS, default_targets
 from .declare.model import Model
 from .derive import backward
+from .graph import Value
 from .notes import NOTES
 from .ops.registry import STATE_RULES
+from .ops.sum import reduce_sum
 from .program import Program
 from .schedule import schedule
 
@@ -16,8 +18,8 @@ from .schedule import schedule
 class Derivation:
     """A model's loss and the closed form of its gradient for every parameter."""
 
-    def __init__(self, model: Model, book: bool = False):
-        self.model, self.book, self._book = model, book, None
+    def __init__(self, model: Model, book: bool = False, hvp: bool = False):
+        self.model, self.book, self._book, self.hvp = model, book, None, hvp
         self.lowered = lowered = model.trace(book)
         self.digest = model.digest(lowered)  # before the backward pass adds to the graph
         graph, loss, output = lowered.graph, lowered.loss, lowered.output
@@ -39,12 +41,26 @@ class Derivation:
         if self.statistics:
             self.code_programs["loss_and_gradients"] = schedule(
                 graph, results + [(k, v.expr, v.shape) for k, v in self.statistics])
-            if not model.random_inputs:  # eval mode: the running statistics given, as after model.eval() in torch
+            if not model.random_inputs and not hvp:  # eval mode, the running statistics given: after model.eval()
                 evaluated = model.trace(running_inputs=True)
                 self.code_programs["forward_eval"] = schedule(
                     evaluated.graph, [("y", evaluated.output.expr, evaluated.output.shape)])
                 self.code_names["forward_eval"] = {t.symbol: key for key, t in
                                                    {**evaluated.params, **evaluated.buffers}.items()}
+        if hvp:
+            self._second_order(graph, loss, lowered.params)
+
+    def _second_order(self, graph, loss, params: dict) -> None:
+        """The Hessian-vector product ∇²L·v: the gradient of Σ_k ⟨∂L/∂θ_k, v_k⟩ with respect to every parameter, the
+        chain rule run again over the closed-form gradient program (each op's VJP; v a new input per parameter)."""
+        directions = {key: graph.add(f"v_{tensor.name}", tensor.shape, "input") for key, tensor in params.items()}
+        inner = sum((reduce_sum(graph, Value(self.gradients[key].expr * v.expr, v.shape), (), stem="gv").expr
+                     for key, v in directions.items()), sp.Integer(0))
+        second = backward(graph, Value(inner, ()), list(params.values()))
+        self.code_programs["hvp"] = schedule(graph, [("L", self.lowered.loss.expr, ())] + [
+            (key, second[tensor].expr, tensor.shape) for key, tensor in params.items()])
+        self.code_names["hvp"] = {**{t.symbol: key for key, t in params.items()},
+                                  **{v.expr: f"v:{key}" for key, v in directions.items()}}
 
     @property
     def warnings(self) -> list[str]:

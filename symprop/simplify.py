@@ -122,7 +122,10 @@ def derivative(expr: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
     3·Max(t − y, 0)/4) are each 0 at their tie, whatever SymPy's order of their arguments."""
     sides = {sp.expand(m.args[0] - m.args[1]) for m in expr.atoms(sp.Max, sp.Min)
              if len(m.args) == 2 and not any(a.is_number for a in m.args)}
-    return kinks(sp.diff(expr, symbol), sides)
+    derived = sp.diff(expr, symbol)
+    if derived.has(sp.DiracDelta):  # a step's derivative (a second derivative at a kink) is 0, as torch's is
+        derived = derived.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
+    return kinks(derived, sides)
 
 
 def replace_structurally(expr: sp.Expr, definition: sp.Expr, symbol: sp.Symbol) -> sp.Expr:

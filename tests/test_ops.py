@@ -30,9 +30,9 @@ TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 
 # -- how the tables are checked ------------------------------------------------------------------------------
-def modules(model):
-    """The generated NumPy and torch modules of a model, loaded."""
-    derivation = Derivation(model)
+def modules(model, hvp: bool = False):
+    """The generated NumPy and torch modules of a model, loaded (`hvp`: with hvp)."""
+    derivation = Derivation(model, hvp=hvp)
     loaded = {}
     for backend in ("numpy", "torch"):
         namespace: dict = {}

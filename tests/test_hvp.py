@@ -1,0 +1,105 @@
+"""Hessian-vector products: the generated modules' hvp(params, ..., t, v) against torch's own, torch.autograd's
+double backward (torch.autograd.functional.hvp) in float64, for networks of every kind of op."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from test_ops import modules
+from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+import symprop as S
+from symprop.cli import main
+from symprop.derivation import Derivation
+
+
+class Encoder(torch.nn.Module):
+    """One Transformer encoder layer, mean-pooled, and a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.head = torch.nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(self.layer(x).mean(1))
+
+
+def case(name: str):
+    """(torch network, loss, x, t, how from_torch reads it)."""
+    torch.manual_seed(0)
+    x, classes = torch.randn(5, 3, dtype=torch.float64), torch.randint(0, 3, (5,))
+    images = torch.randn(5, 1, 6, 6, dtype=torch.float64)
+    nn = torch.nn
+    return {
+        "tanh, MSE": (nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)), nn.MSELoss(), x,
+                      torch.randn(5, 2, dtype=torch.float64), {"inputs": 3}),
+        "ReLU, cross-entropy": (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 3)), nn.CrossEntropyLoss(), x,
+                                classes, {"inputs": 3}),
+        "layer norm, GELU, sigmoid, BCE": (
+            nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4), nn.GELU(), nn.Linear(4, 1), nn.Sigmoid()), nn.BCELoss(),
+            x, torch.rand(5, 1, dtype=torch.float64), {"inputs": 3}),
+        "convolution, batch norm, max pooling": (
+            nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(12, 3)), nn.CrossEntropyLoss(), images, classes, {"inputs": {"x": (1, 6, 6)}}),
+        "Transformer encoder layer": (Encoder(), nn.MSELoss(), torch.randn(5, 4, 8, dtype=torch.float64),
+                                      torch.randn(5, 2, dtype=torch.float64), {"export": True}),
+    }[name]
+
+
+@pytest.mark.parametrize("name", ["tanh, MSE", "ReLU, cross-entropy", "layer norm, GELU, sigmoid, BCE",
+                                  "convolution, batch norm, max pooling", "Transformer encoder layer"])
+def test_hvp_agrees_with_torchs_double_backward(name):
+    net, loss, x, t, how = case(name)
+    net = net.double()
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t) if how.get("export") else \
+        S.from_torch(net, loss, inputs=how["inputs"])
+    params = {k: p.detach().clone() for k, p in net.named_parameters()}
+    v = {k: torch.randn_like(p) for k, p in params.items()}
+
+    def f(*values):
+        return loss(functional_call(net, dict(zip(params, values, strict=True)), (x,)), t)
+
+    with sdpa_kernel(SDPBackend.MATH):  # torch's fused attention has no double backward
+        want_loss, want = torch.autograd.functional.hvp(f, tuple(params.values()), tuple(v.values()))
+    for backend, namespace in modules(model, hvp=True).items():
+        if backend == "numpy":
+            got_loss, got = namespace["hvp"]({k: p.numpy() for k, p in params.items()}, x.numpy(), t.numpy(),
+                                             {k: d.numpy() for k, d in v.items()})
+        else:
+            got_loss, got = namespace["hvp"](params, x, t, v)
+        assert abs(float(got_loss) - want_loss.item()) <= 1e-12 * abs(want_loss.item()), backend
+        for key, value in zip(params, want, strict=True):
+            error = (torch.as_tensor(np.asarray(got[key])) - value).abs().max().item()
+            assert error <= 1e-10 * max(value.abs().max().item(), 1.0), f"{backend} {key}: {error}"
+
+
+def test_hvp_is_derived_only_when_asked_and_reads_as_a_product():
+    model = S.Model(S.Sequential(S.Linear(3, 4), S.Tanh(), S.Linear(4, 2)), S.MSELoss(), inputs=3)
+    assert "def hvp(" not in Derivation(model).render("numpy")
+    code = Derivation(model, hvp=True).render("numpy")
+    assert "def hvp(params, x, t, v):" in code and 'v_w0 = params["v:0.weight"]' in code
+
+
+def test_hvp_names_a_missing_direction_in_one_line():
+    model = S.Model(S.Sequential(S.Linear(3, 2)), S.MSELoss(), inputs=3)
+    namespace = modules(model, hvp=True)["numpy"]
+    params = namespace["init_params"]()
+    with pytest.raises(ValueError, match=r"^v lacks '0.bias': it needs one direction per parameter"):
+        namespace["hvp"](params, np.zeros((2, 3)), np.zeros((2, 2)), {"0.weight": np.zeros((2, 3))})
+
+
+def test_cli_derive_hvp_writes_it_and_refuses_it_with_expr(tmp_path):
+    root = Path(__file__).parent.parent
+    result = CliRunner().invoke(main, ["derive", str(root / "examples" / "binary_classifier.toml"), "--hvp", "--out",
+                                       str(tmp_path), "--target", "numpy"])
+    assert result.exit_code == 0, result.output
+    code = (tmp_path / "binary_classifier_numpy.py").read_text()
+    assert "def hvp(params, x, t, v):" in code and "--hvp" in code.splitlines()[1]
+    refused = CliRunner().invoke(main, ["derive", "--expr", "w*x", "--wrt", "w", "--hvp"])
+    assert refused.exit_code == 2 and "--hvp goes with a SOURCE" in refused.output
