@@ -103,3 +103,44 @@ def test_cli_derive_hvp_writes_it_and_refuses_it_with_expr(tmp_path):
     assert "def hvp(params, x, t, v):" in code and "--hvp" in code.splitlines()[1]
     refused = CliRunner().invoke(main, ["derive", "--expr", "w*x", "--wrt", "w", "--hvp"])
     assert refused.exit_code == 2 and "--hvp goes with a SOURCE" in refused.output
+
+
+def test_hessian_is_torchs_and_newtons_method_converges_on_logistic_regression():
+    """hessian(params, x, t) is torch.autograd.functional.hessian's over all parameters flattened; with it, Newton's
+    method takes logistic regression to a gradient norm of 1e-12 in at most 10 steps."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, dtype=torch.float64)
+    t = (x @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) + 0.8 * torch.randn(64, dtype=torch.float64) > 0)
+    t = t.to(torch.float64)[:, None]  # labels that no line separates: a finite minimum
+    model = S.Model(S.Sequential(S.Linear(3, 1)), S.BCEWithLogitsLoss(), inputs=3)
+    loaded = modules(model, hvp=True)
+    params = {"0.weight": torch.zeros(1, 3, dtype=torch.float64), "0.bias": torch.zeros(1, dtype=torch.float64)}
+
+    def f(flat):
+        w, b = flat[:3].reshape(1, 3), flat[3:]
+        return torch.nn.functional.binary_cross_entropy_with_logits(x @ w.T + b, t)
+
+    flat = torch.randn(4, dtype=torch.float64)
+    want = torch.autograd.functional.hessian(f, flat)
+    at = {"0.weight": flat[:3].reshape(1, 3), "0.bias": flat[3:]}
+    for backend, namespace in loaded.items():
+        arrays = {k: v.numpy() for k, v in at.items()} if backend == "numpy" else at
+        data = (x.numpy(), t.numpy()) if backend == "numpy" else (x, t)
+        got = torch.as_tensor(np.asarray(namespace["hessian"](arrays, *data)))
+        assert got.shape == (4, 4) and (got - want).abs().max() <= 1e-12 * want.abs().max(), backend
+    namespace = loaded["numpy"]
+    params = {k: v.numpy() for k, v in params.items()}
+    for _ in range(10):
+        _, grads = namespace["loss_and_gradients"](params, x.numpy(), t.numpy())
+        gradient = np.concatenate([grads[k].reshape(-1) for k in params])
+        if np.linalg.norm(gradient) <= 1e-12:
+            break
+        move = np.linalg.solve(namespace["hessian"](params, x.numpy(), t.numpy()), gradient)
+        params = {"0.weight": params["0.weight"] - move[:3].reshape(1, 3), "0.bias": params["0.bias"] - move[3:]}
+    assert np.linalg.norm(gradient) <= 1e-12, np.linalg.norm(gradient)
+
+
+def test_hessian_refuses_more_than_ten_thousand_parameters():
+    namespace = modules(S.Model(S.Sequential(S.Linear(100, 101)), S.MSELoss(), inputs=100), hvp=True)["numpy"]
+    with pytest.raises(ValueError, match=r"^hessian: the model has 10201 parameters, more than 10,000: use hvp$"):
+        namespace["hessian"](namespace["init_params"](), np.zeros((2, 100)), np.zeros((2, 101)))
