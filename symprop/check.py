@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from .declare.torch_eval import require_torch, to_torch
 
-__all__ = ["Row", "compare", "random_batch", "random_params", "reference", "relative_error", "to_torch"]
+__all__ = ["Row", "compare", "random_batch", "random_params", "reference", "reference_hvp", "relative_error",
+           "to_torch"]
 
 
 def random_params(model, generator, scale: float = 0.5) -> dict:
@@ -68,6 +69,28 @@ def reference(model, params: dict, inputs: dict, t, running: dict | None = None)
                         for key, (before, twin, name) in run.running.items()})  # before: in the run's dtype
     return value.detach(), {key: leaf.grad if leaf.grad is not None else leaf.detach() * 0
                             for key, leaf in leaves.items()}
+
+
+def reference_hvp(model, params: dict, inputs: dict, t, v: dict) -> dict:
+    """torch's own Hessian-vector product for `params` and directions `v` (dicts of float64 tensors): the model's
+    forward and loss run in torch, double-differentiated by torch.autograd.functional.hvp (attention through torch's
+    math kernel: its fused one has no double backward)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from .declare.trace import TorchRun, interpret
+
+    torch = require_torch()
+    keys = list(params)
+
+    def loss(*values):
+        run = TorchRun(dict(model.net.named_parameters()), dict(zip(keys, values, strict=True)),
+                       dict(model.net.named_modules()))
+        with interpret(run):
+            return model.loss(model.net(*inputs.values()), t)
+
+    with sdpa_kernel(SDPBackend.MATH):
+        _, products = torch.autograd.functional.hvp(loss, tuple(params.values()), tuple(v[k] for k in keys))
+    return dict(zip(keys, products, strict=True))
 
 
 @dataclass

@@ -14,7 +14,8 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import symprop as S
-from symprop.cli import main
+from symprop.check import random_batch, random_params, reference_hvp
+from symprop.cli import load_model, main
 from symprop.derivation import Derivation
 
 
@@ -144,3 +145,26 @@ def test_hessian_refuses_more_than_ten_thousand_parameters():
     namespace = modules(S.Model(S.Sequential(S.Linear(100, 101)), S.MSELoss(), inputs=100), hvp=True)["numpy"]
     with pytest.raises(ValueError, match=r"^hessian: the model has 10201 parameters, more than 10,000: use hvp$"):
         namespace["hessian"](namespace["init_params"](), np.zeros((2, 100)), np.zeros((2, 101)))
+
+
+EXAMPLES = sorted(p.name for p in (Path(__file__).parent.parent / "examples").glob("*.toml")) + ["lenet.py:build"]
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_examples_hvp_agrees_with_torch(example):
+    """Each example, as its spec or script declares it: hvp in both modules against torch's double backward."""
+    model = load_model(str(Path(__file__).parent.parent / "examples" / example))
+    generator = torch.Generator().manual_seed(0)
+    params = random_params(model, generator)
+    inputs, t = random_batch(model, 5, generator)
+    v = {k: torch.randn(p.shape, generator=generator, dtype=torch.float64) for k, p in params.items()}
+    want = reference_hvp(model, params, inputs, t, v)
+    for backend, namespace in modules(model, hvp=True).items():
+        if backend == "numpy":
+            _, got = namespace["hvp"]({k: p.numpy() for k, p in params.items()}, *(x.numpy() for x in inputs.values()),
+                                      t.numpy(), {k: d.numpy() for k, d in v.items()})
+        else:
+            _, got = namespace["hvp"](params, *inputs.values(), t, v)
+        for key, value in want.items():
+            error = (torch.as_tensor(np.asarray(got[key])) - value).abs().max().item()
+            assert error <= 1e-10 * max(value.abs().max().item(), 1.0), f"{backend} {key}: {error}"
