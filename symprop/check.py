@@ -153,7 +153,26 @@ def compare(model, modules: dict, seeds=(0, 1, 2), batches=(1, 7, 32), tolerance
                 for key, (_, after) in running.items():
                     _record(errors, f"{key} ({backend})", relative_error(tracked["buffers"].get(key), after)
                             if key in tracked["buffers"] else float("inf"))
+            if any(hasattr(module, "hvp") for module in modules.values()):  # derived with --hvp
+                _compare_hvp(model, modules, params, inputs, t, generator, errors)
     return [Row(name, error, error <= tolerance) for name, error in errors.items()]
+
+
+def _compare_hvp(model, modules: dict, params: dict, inputs: dict, t, generator, errors: dict) -> None:
+    """Each module's hvp against torch's, for a direction drawn from `generator`."""
+    import numpy as np
+
+    torch = require_torch()
+    v = {k: torch.randn(p.shape, generator=generator, dtype=torch.float64) for k, p in params.items()}
+    want = reference_hvp(model, params, inputs, t, v)
+    for backend, module in modules.items():
+        if backend == "numpy":
+            _, got = module.hvp({k: p.numpy() for k, p in params.items()}, *(x.numpy() for x in inputs.values()),
+                                t.numpy(), {k: d.numpy() for k, d in v.items()})
+        else:
+            _, got = module.hvp(params, *inputs.values(), t, v)
+        for key, value in want.items():  # relative to 1 at least: a product that is 0 in exact arithmetic is noise
+            _record(errors, f"hvp {key} ({backend})", relative_error(np.asarray(got[key]), value, 1.0))
 
 
 def _record(errors, name, error):

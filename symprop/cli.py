@@ -51,6 +51,7 @@ Examples:
   symprop check models.py:model --out build           # the modules in build/
   symprop check examples/gpt.py:build                 # a GPT written as nanoGPT writes one, from torch
   symprop check examples/digits_cnn.toml              # a CNN with batch norm, from a TOML spec
+  symprop check examples/iris_mlp.toml --out build    # derived with --hvp into build/: its hvp is checked too
 """
 LIST_EXAMPLES = """
 \b

@@ -168,3 +168,11 @@ def test_every_examples_hvp_agrees_with_torch(example):
         for key, value in want.items():
             error = (torch.as_tensor(np.asarray(got[key])) - value).abs().max().item()
             assert error <= 1e-10 * max(value.abs().max().item(), 1.0), f"{backend} {key}: {error}"
+
+
+def test_symprop_check_compares_the_hvp_of_modules_derived_with_it(tmp_path):
+    spec = str(Path(__file__).parent.parent / "examples" / "iris_mlp.toml")
+    assert CliRunner().invoke(main, ["derive", spec, "--hvp", "--out", str(tmp_path)]).exit_code == 0
+    result = CliRunner().invoke(main, ["check", spec, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "hvp 0.weight (numpy)" in result.output and "hvp 2.bias (torch)" in result.output
