@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from .declare.torch_eval import require_torch, to_torch
 
-__all__ = ["Row", "compare", "random_batch", "random_params", "reference", "reference_hvp", "relative_error",
-           "to_torch"]
+__all__ = ["Row", "compare", "random_batch", "random_params", "reference", "reference_ggn_vp", "reference_hvp",
+           "relative_error", "to_torch"]
 
 
 def random_params(model, generator, scale: float = 0.5) -> dict:
@@ -93,6 +93,35 @@ def reference_hvp(model, params: dict, inputs: dict, t, v: dict) -> dict:
     return dict(zip(keys, products, strict=True))
 
 
+def reference_ggn_vp(model, params: dict, inputs: dict, t, v: dict) -> dict:
+    """Jᵀ H J v built by torch: J v, the network output's Jacobian-vector product (torch.autograd.functional.jvp),
+    H (the loss's Hessian in that output) times it (hvp), and Jᵀ of that (vjp)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from .declare.trace import TorchRun, interpret
+
+    torch = require_torch()
+    keys = list(params)
+
+    def run(values):
+        return TorchRun(dict(model.net.named_parameters()), dict(zip(keys, values, strict=True)),
+                        dict(model.net.named_modules()))
+
+    def output(*values):
+        with interpret(run(values)):
+            return model.net(*inputs.values())
+
+    def loss(y):
+        with interpret(run(tuple(params.values()))):
+            return model.loss(y, t)
+
+    with sdpa_kernel(SDPBackend.MATH):  # torch.autograd's transforms: torch.func's refuse the layers' dtype casts
+        y, tangent = torch.autograd.functional.jvp(output, tuple(params.values()), tuple(v[k] for k in keys))
+        curved = torch.autograd.functional.hvp(loss, y.detach(), tangent)[1]
+        products = torch.autograd.functional.vjp(output, tuple(params.values()), curved)[1]
+        return dict(zip(keys, products, strict=True))
+
+
 @dataclass
 class Row:
     name: str  # "loss" or a state_dict key
@@ -164,15 +193,21 @@ def _compare_hvp(model, modules: dict, params: dict, inputs: dict, t, generator,
 
     torch = require_torch()
     v = {k: torch.randn(p.shape, generator=generator, dtype=torch.float64) for k, p in params.items()}
-    want = reference_hvp(model, params, inputs, t, v)
+    wanted = {"hvp": reference_hvp(model, params, inputs, t, v)}
+    if any(hasattr(module, "ggn_vp") for module in modules.values()):
+        wanted["ggn_vp"] = reference_ggn_vp(model, params, inputs, t, v)
     for backend, module in modules.items():
-        if backend == "numpy":
-            _, got = module.hvp({k: p.numpy() for k, p in params.items()}, *(x.numpy() for x in inputs.values()),
-                                t.numpy(), {k: d.numpy() for k, d in v.items()})
-        else:
-            _, got = module.hvp(params, *inputs.values(), t, v)
-        for key, value in want.items():  # relative to 1 at least: a product that is 0 in exact arithmetic is noise
-            _record(errors, f"hvp {key} ({backend})", relative_error(np.asarray(got[key]), value, 1.0))
+        for product, want in wanted.items():
+            if not hasattr(module, product):
+                continue
+            if backend == "numpy":
+                _, got = getattr(module, product)({k: p.numpy() for k, p in params.items()},
+                                                  *(x.numpy() for x in inputs.values()), t.numpy(),
+                                                  {k: d.numpy() for k, d in v.items()})
+            else:
+                _, got = getattr(module, product)(params, *inputs.values(), t, v)
+            for key, value in want.items():  # relative to 1 at least: a product 0 in exact arithmetic is noise
+                _record(errors, f"{product} {key} ({backend})", relative_error(np.asarray(got[key]), value, 1.0))
 
 
 def _record(errors, name, error):

@@ -6,6 +6,7 @@ import sympy as sp
 
 from .backends import BACKENDS, default_targets
 from .declare.model import Model
+from .declare.module import Module
 from .derive import backward
 from .graph import Value
 from .notes import NOTES
@@ -61,6 +62,40 @@ class Derivation:
             (key, second[tensor].expr, tensor.shape) for key, tensor in params.items()])
         self.code_names["hvp"] = {**{t.symbol: key for key, t in params.items()},
                                   **{v.expr: f"v:{key}" for key, v in directions.items()}}
+        products = self._gauss_newton(graph, params, directions)
+        if products is not None:
+            self.code_programs["ggn_vp"] = schedule(graph, [("L", self.lowered.loss.expr, ())] + [
+                (key, products[tensor].expr, tensor.shape) for key, tensor in params.items()])
+            self.code_names["ggn_vp"] = self.code_names["hvp"]
+
+    def _gauss_newton(self, graph, params: dict, directions: dict) -> dict | None:
+        """Jᵀ H_ℓ J v, J = ∂y/∂θ of the network's output y, H_ℓ = ∂²ℓ/∂y²: J v as ∂/∂u ⟨Jᵀu, v⟩ (u a stand-in,
+        linear), H_ℓ of the loss read again on y detached, and Jᵀ of that product detached. None where the loss
+        reads parameters (a penalty), whose Gauss–Newton matrix is not ℓ's alone."""
+        from .declare.tensor import SymbolicTensor
+        from .declare.trace import GraphTrace, interpret
+
+        output, model = self.lowered.output, self.model
+
+        def inner(a: Value, b: Value) -> Value:
+            return reduce_sum(graph, Value(a.expr * b.expr, a.shape), (), stem="ip")
+
+        stand_in = graph.add("u", output.shape, "input")
+        transposed = backward(graph, inner(output, stand_in), list(params.values()))  # Jᵀu, linear in u
+        along = sum((inner(transposed[t], directions[key]).expr for key, t in params.items()), sp.Integer(0))
+        tangent = backward(graph, Value(along, ()), [graph.tensor(stand_in.expr)])[graph.tensor(stand_in.expr)]
+        held = graph.apply("detach", (output,), stem="y")  # the output, its loss differentiated in it alone
+        trace = GraphTrace(graph, dict(model.net.named_parameters()), dict(model.net.named_modules()),
+                           loss=model.loss if isinstance(model.loss, Module) else None)
+        target = SymbolicTensor(Value(self.lowered.t.symbol, self.lowered.t.shape))
+        with interpret(trace):
+            again = model.loss(SymbolicTensor(held), target).value
+        if trace.params:
+            return None
+        slope = backward(graph, again, [graph.tensor(held.expr)])[graph.tensor(held.expr)]
+        curved = backward(graph, inner(slope, tangent), [graph.tensor(held.expr)])[graph.tensor(held.expr)]
+        fixed = graph.apply("detach", (curved,), stem="q")
+        return backward(graph, inner(output, fixed), list(params.values()))
 
     @property
     def warnings(self) -> list[str]:

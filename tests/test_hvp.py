@@ -14,7 +14,7 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import symprop as S
-from symprop.check import random_batch, random_params, reference_hvp
+from symprop.check import random_batch, random_params, reference_ggn_vp, reference_hvp
 from symprop.cli import load_model, main
 from symprop.derivation import Derivation
 
@@ -151,23 +151,31 @@ EXAMPLES = sorted(p.name for p in (Path(__file__).parent.parent / "examples").gl
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
-def test_every_examples_hvp_agrees_with_torch(example):
-    """Each example, as its spec or script declares it: hvp in both modules against torch's double backward."""
+def test_every_examples_hvp_and_ggn_vp_agree_with_torch(example):
+    """Each example, as its spec or script declares it: hvp in both modules against torch's double backward, and
+    ggn_vp against Jᵀ H J v built by torch (jvp, the loss's hvp in the output, vjp)."""
     model = load_model(str(Path(__file__).parent.parent / "examples" / example))
     generator = torch.Generator().manual_seed(0)
     params = random_params(model, generator)
     inputs, t = random_batch(model, 5, generator)
     v = {k: torch.randn(p.shape, generator=generator, dtype=torch.float64) for k, p in params.items()}
-    want = reference_hvp(model, params, inputs, t, v)
-    for backend, namespace in modules(model, hvp=True).items():
-        if backend == "numpy":
-            _, got = namespace["hvp"]({k: p.numpy() for k, p in params.items()}, *(x.numpy() for x in inputs.values()),
-                                      t.numpy(), {k: d.numpy() for k, d in v.items()})
-        else:
-            _, got = namespace["hvp"](params, *inputs.values(), t, v)
-        for key, value in want.items():
-            error = (torch.as_tensor(np.asarray(got[key])) - value).abs().max().item()
-            assert error <= 1e-10 * max(value.abs().max().item(), 1.0), f"{backend} {key}: {error}"
+    wanted = {"hvp": reference_hvp(model, params, inputs, t, v),
+              "ggn_vp": reference_ggn_vp(model, params, inputs, t, v)}
+    loaded = modules(model, hvp=True)
+    assert ("ggn_vp" in loaded["numpy"]) == (example != "residual_mlp.toml")  # its L2 penalty reads a weight
+    for backend, namespace in loaded.items():
+        for product, want in wanted.items():
+            if product not in namespace:
+                continue
+            if backend == "numpy":
+                _, got = namespace[product]({k: p.numpy() for k, p in params.items()},
+                                            *(x.numpy() for x in inputs.values()), t.numpy(),
+                                            {k: d.numpy() for k, d in v.items()})
+            else:
+                _, got = namespace[product](params, *inputs.values(), t, v)
+            for key, value in want.items():
+                error = (torch.as_tensor(np.asarray(got[key])) - value).abs().max().item()
+                assert error <= 1e-10 * max(value.abs().max().item(), 1.0), f"{backend} {product} {key}: {error}"
 
 
 def test_symprop_check_compares_the_hvp_of_modules_derived_with_it(tmp_path):
@@ -176,3 +184,13 @@ def test_symprop_check_compares_the_hvp_of_modules_derived_with_it(tmp_path):
     result = CliRunner().invoke(main, ["check", spec, "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "hvp 0.weight (numpy)" in result.output and "hvp 2.bias (torch)" in result.output
+    assert "ggn_vp 0.weight (numpy)" in result.output and "ggn_vp 2.bias (torch)" in result.output
+
+
+def test_ggn_vp_of_softmax_cross_entropy_reads_as_the_books_output_hessian():
+    """For softmax with cross-entropy the loss's Hessian in the logits is (diag(p) − p pᵀ)/N: the product it
+    derives is p ⊙ (Jv − ⟨p, Jv⟩)/N, with Jv the tangent of the logits."""
+    model = S.Model(S.Sequential(S.Linear(3, 4), S.Tanh(), S.Linear(4, 3)), S.CrossEntropyLoss(), inputs=3)
+    code = Derivation(model, hvp=True).render("numpy")
+    body = code[code.index("def ggn_vp"):code.index("def hessian")]
+    assert "p_1 /= s_1" in body and "*= (tmp" in body and "ds_1 / s_1) / N" in body, body
