@@ -7,7 +7,8 @@ Workloads (float32, cross-entropy):
                (read by from_torch, torch.export).
 Variants:
   numpy hvp, torch hvp            the generated modules' hvp(params, x, t, v);
-  torch gradients                 the generated torch module's loss_and_gradients (the ratio hvp / gradients);
+  numpy gradients, torch gradients  the generated modules' loss_and_gradients (the ratio hvp / gradients, each
+                                  backend's own);
   torch.func jvp(grad)            torch.func.jvp(torch.func.grad(loss), (params,), (v,)), eager (forward over
                                   reverse, as torch.func computes an HVP);
   autograd double backward        torch.autograd.grad of (grad · v), create_graph=True (reverse over reverse).
@@ -34,7 +35,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
-VARIANTS = ("numpy hvp", "torch hvp", "torch gradients", "torch.func jvp(grad)", "autograd double backward")
+VARIANTS = ("numpy hvp", "numpy gradients", "torch hvp", "torch gradients", "torch.func jvp(grad)",
+            "autograd double backward")
 
 
 def network(workload: str):
@@ -86,15 +88,18 @@ def worker(workload: str, variant: str, folder: Path, calls: int) -> float:
     generator = torch.Generator().manual_seed(1)
     v = {k: torch.randn(p.shape, generator=generator) for k, p in params.items()}
     loss = torch.nn.CrossEntropyLoss()
-    if variant in ("numpy hvp", "torch hvp", "torch gradients"):
+    if variant in ("numpy hvp", "numpy gradients", "torch hvp", "torch gradients"):
         backend = variant.split()[0]
         spec = importlib.util.spec_from_file_location("m", folder / f"{workload}_{backend}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        if backend == "numpy":
+        if variant == "numpy hvp":
             arrays = ({k: p.numpy() for k, p in params.items()}, x.numpy(), t.numpy(),
                       {k: d.numpy() for k, d in v.items()})
             run = lambda: module.hvp(*arrays)  # noqa: E731
+        elif variant == "numpy gradients":
+            arrays = ({k: p.numpy() for k, p in params.items()}, x.numpy(), t.numpy())
+            run = lambda: module.loss_and_gradients(*arrays)  # noqa: E731
         elif variant == "torch hvp":
             run = lambda: module.hvp(params, x, t, v)  # noqa: E731
         else:
@@ -159,10 +164,12 @@ def main() -> None:
                           file=sys.stderr)
             results[workload] = {variant: statistics.median(values) for variant, values in times.items()}
     print(f"\n{'workload':12s} {'variant':26s} {'median ms':>10s} {'x torch.func':>13s} {'x gradients':>12s}")
+    print("(x gradients: against the same backend's loss_and_gradients; torch's for torch.func and autograd)")
     for workload, medians in results.items():
         for variant, median in medians.items():
+            own = medians["numpy gradients" if variant.startswith("numpy") else "torch gradients"]
             print(f"{workload:12s} {variant:26s} {median:10.3f} {median / medians['torch.func jvp(grad)']:13.2f} "
-                  f"{median / medians['torch gradients']:12.2f}")
+                  f"{median / own:12.2f}")
     if not args.quick:
         import platform
 
