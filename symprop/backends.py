@@ -74,7 +74,7 @@ def register(backend: Backend) -> Backend:
 
 
 def _numpy_plan(function: str) -> Options:
-    return Options("numpy", calls=function not in ("hvp", "ggn_vp"))
+    return Options("numpy")
 
 
 register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer,
@@ -86,8 +86,7 @@ register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_modul
                         ("uniform", "rng.random({shape}).astype({dtype})"))))
 # torch: forward and loss keep no array of a value read for the last time, so that autograd can run through them
 register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer,
-                 plan=lambda function: Options("torch", reuse=function == "loss_and_gradients",
-                                               calls=function not in ("hvp", "ggn_vp")),
+                 plan=lambda function: Options("torch", reuse=function == "loss_and_gradients"),
                  runs=True, loss_doc="a 0-d tensor", maximum="torch.maximum",
                  not_integers="{0}.is_floating_point() or {0}.is_complex()", as_numbers="{0}.to({1}.dtype)",
                  epsilon="torch.finfo({}.dtype).eps", array_type="torch.Tensor",

@@ -364,6 +364,8 @@ def max_pool_calls(uses: Uses, shapes: dict, backend: str) -> Uses:
         if arg is None:  # the forward pass alone
             _replace(uses, statement, (x,), windows, "forward")
             continue
+        if not _only_routed(uses, arg.symbol):  # the arg-max read otherwise too (a second-order product's): as derived
+            continue
         index = _replace(uses, arg, (x,), windows, "index")
         uses.statements.remove(index)
         uses.insert(uses.statements.index(statement), index)
@@ -391,6 +393,19 @@ def _pooled_windows(patch, made: dict, replaced: set):
         return None
     replaced.update({flat.symbol, windows.symbol})
     return windows
+
+
+def _only_routed(uses: Uses, arg) -> bool:
+    """Whether the arg-max is read only by one-hots that are read only by δ routed to it, δ·onehot flattened back
+    into windows, and folded: the reads that torch's indices replace."""
+    for onehot in uses.readers(arg):
+        if onehot.kind != "onehot":
+            return False
+        for split in uses.readers(onehot.symbol):
+            if split.kind != "rearrange" or not split.operands[0].is_Mul or \
+                    any(reader.kind != "fold" for reader in uses.readers(split.symbol)):
+                return False
+    return True
 
 
 def _routed(fold, arg, made: dict, replaced: set):

@@ -27,9 +27,6 @@ class Options:
     backend: str  # the name ops spell their functions for: their in-place calls and costs are this backend's
     reuse: bool = True  # compute into the arrays of values read for the last time
     free: bool = True  # free each batch-sized array after its last read
-    # the ops' plan rules: the backend's own calls read off the derived program (torch's convolutions and poolings);
-    # off, the program runs as derived (the Hessian-vector product's, whose shapes the rules were not written for)
-    calls: bool = True
 
 
 def plan(program: Program, options: Options) -> Plan:
@@ -41,7 +38,7 @@ def plan(program: Program, options: Options) -> Plan:
     scale_smaller_operands(uses)
     read_quotients(uses)
     factor_out_of_sums(uses, shapes)
-    for rule in PLAN_RULES if options.calls else ():
+    for rule in PLAN_RULES:
         uses = rule(uses, shapes, options.backend)
     uses = recompute_outgrown(uses, shapes)
     recompute_late_reads(uses, shapes, options.backend)
