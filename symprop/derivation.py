@@ -10,7 +10,7 @@ from .declare.module import Module
 from .derive import backward
 from .graph import Value
 from .notes import NOTES
-from .ops.registry import STATE_RULES
+from .ops.registry import STATE_RULES, with_fact
 from .ops.sum import reduce_sum
 from .program import Program
 from .schedule import schedule
@@ -84,7 +84,8 @@ class Derivation:
         transposed = backward(graph, inner(output, stand_in), list(params.values()))  # Jᵀu, linear in u
         along = sum((inner(transposed[t], directions[key]).expr for key, t in params.items()), sp.Integer(0))
         tangent = backward(graph, Value(along, ()), [graph.tensor(stand_in.expr)])[graph.tensor(stand_in.expr)]
-        held = graph.apply("detach", (output,), stem="y")  # the output, its loss differentiated in it alone
+        constant = with_fact("stops_gradient").name  # a value through which no gradient flows
+        held = graph.apply(constant, (output,), stem="y")  # the output, its loss differentiated in it alone
         trace = GraphTrace(graph, dict(model.net.named_parameters()), dict(model.net.named_modules()),
                            loss=model.loss if isinstance(model.loss, Module) else None)
         target = SymbolicTensor(Value(self.lowered.t.symbol, self.lowered.t.shape))
@@ -94,7 +95,7 @@ class Derivation:
             return None
         slope = backward(graph, again, [graph.tensor(held.expr)])[graph.tensor(held.expr)]
         curved = backward(graph, inner(slope, tangent), [graph.tensor(held.expr)])[graph.tensor(held.expr)]
-        fixed = graph.apply("detach", (curved,), stem="q")
+        fixed = graph.apply(constant, (curved,), stem="q")
         return backward(graph, inner(output, fixed), list(params.values()))
 
     @property

@@ -24,7 +24,7 @@ def _no_vjp(graph, tensor, cotangent, needed):
 
 
 primitive(
-    "detach", shape=lambda operands: operands[0].shape, vjp=_no_vjp, stem="detached", view=True,
+    "detach", shape=lambda operands: operands[0].shape, vjp=_no_vjp, stem="detached", view=True, stops_gradient=True,
     torch=TorchNames(("torch.detach",), ("detach",), "", ("aten.detach.default",)), functional=detach,
     spell={"numpy": lambda p, s, texts: texts[0], "torch": lambda p, s, texts: f"{texts[0]}.detach()",
            "text": lambda p, s, texts: f"detach({texts[0]})",

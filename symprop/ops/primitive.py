@@ -33,6 +33,7 @@ class Primitive(Op):
     product = False  # a product of arrays: read once, it is printed in place of its read (x @ w.T + b)
     sums = False  # Σ of its one operand over its axes: factors constant along them may move out
     moves = False  # its entries are its first operand's, moved (token ids sliced or reshaped are token ids still)
+    stops_gradient = False  # its value is its operand's, read as a constant: the chain rule stops there
     jvp: Callable | None = None  # the Jacobian-vector product: second order fills it
     spell: dict = {}
     cost: dict = {}

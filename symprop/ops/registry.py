@@ -184,6 +184,12 @@ def fact(kind: str, name: str):
     return getattr(OPS.get(kind), name, False)
 
 
+def with_fact(name: str) -> Op:
+    """The op that has fact `name`: the derivation's way to an op it builds with (stops_gradient: a value read as a
+    constant)."""
+    return next(op for op in OPS.values() if getattr(op, name, False))
+
+
 def meaning(op: Op, name: str):
     """What torch's name `name` for `op` (a function's qualified name, or a method's) is on symbolic tensors."""
     return op.front.get(name) or op.functional or op.public
