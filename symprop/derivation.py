@@ -42,7 +42,7 @@ class Derivation:
         if self.statistics:
             self.code_programs["loss_and_gradients"] = schedule(
                 graph, results + [(k, v.expr, v.shape) for k, v in self.statistics])
-            if not model.random_inputs and not hvp:  # eval mode, the running statistics given: after model.eval()
+            if not model.random_inputs:  # eval mode, the running statistics given, as after model.eval() in torch
                 evaluated = model.trace(running_inputs=True)
                 self.code_programs["forward_eval"] = schedule(
                     evaluated.graph, [("y", evaluated.output.expr, evaluated.output.shape)])
