@@ -14,7 +14,8 @@ Variants:
   autograd double backward        torch.autograd.grad of (grad · v), create_graph=True (reverse over reverse).
 Attention runs torch's math kernel in the torch variants: its fused one has neither a forward-mode rule nor a double
 backward. Each variant runs in its own process (NumPy's and torch's thread pools never share one), the variants
-alternate round by round, and each reports the median of its calls; the table gives the median over rounds.
+alternate round by round, and each reports the median of its calls; the table gives the median over rounds, and the
+peak memory of one call (the first round's; NumPy's by tracemalloc, torch's as torch.profiler reports allocations).
 
 Run (from the project root):
   .venv/bin/python benchmarks/hvp.py                       # writes benchmarks/results/hvp.json
@@ -76,8 +77,9 @@ def derive(workload: str, folder: Path) -> None:
                                              command="benchmarks/hvp.py")
 
 
-def worker(workload: str, variant: str, folder: Path, calls: int) -> float:
-    """The median time of one call of `variant`, in ms."""
+def worker(workload: str, variant: str, folder: Path, calls: int) -> tuple[float, int]:
+    """The median time of one call of `variant`, in ms, and its peak memory in bytes (run.py's measures: NumPy's by
+    tracemalloc, torch's by the allocations torch.profiler reports)."""
     import numpy as np
     import torch
     from torch.func import functional_call
@@ -126,7 +128,11 @@ def worker(workload: str, variant: str, folder: Path, calls: int) -> float:
             start = time.perf_counter()
             run()
             times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+        sys.path.insert(0, str(HERE.parent))
+        from run import peak_numpy, peak_torch
+
+        peak = (peak_numpy if variant.startswith("numpy") else peak_torch)(run)
+    return 1e3 * float(np.median(times)), peak
 
 
 class _nothing:
@@ -146,30 +152,34 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         workload, variant, folder, calls = args.worker
-        print(worker(workload, variant, Path(folder), int(calls)))
+        print(*worker(workload, variant, Path(folder), int(calls)))
         return
     calls = 3 if args.quick else 30
-    results = {}
+    results, memory = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for workload in ("mlp", "transformer"):
             derive(workload, Path(folder))
-            times = {variant: [] for variant in VARIANTS}
+            times, peaks = {variant: [] for variant in VARIANTS}, {}
             for round_ in range(args.rounds):
                 order = VARIANTS[round_ % len(VARIANTS):] + VARIANTS[:round_ % len(VARIANTS)]
                 for variant in order:
                     done = subprocess.run([sys.executable, str(HERE), "--worker", workload, variant, folder,
                                            str(calls)], capture_output=True, text=True, check=True)
-                    times[variant].append(float(done.stdout.strip().splitlines()[-1]))
+                    milliseconds, peak = done.stdout.split()[-2:]
+                    times[variant].append(float(milliseconds))
+                    peaks.setdefault(variant, int(peak))  # the first round's, as run.py reports
                     print(f"{workload:12s} round {round_ + 1}: {variant:26s} {times[variant][-1]:9.3f} ms",
                           file=sys.stderr)
             results[workload] = {variant: statistics.median(values) for variant, values in times.items()}
-    print(f"\n{'workload':12s} {'variant':26s} {'median ms':>10s} {'x torch.func':>13s} {'x gradients':>12s}")
+            memory[workload] = peaks
+    print(f"\n{'workload':12s} {'variant':26s} {'median ms':>10s} {'x torch.func':>13s} {'x gradients':>12s} "
+          f"{'peak MiB':>9s}")
     print("(x gradients: against the same backend's loss_and_gradients; torch's for torch.func and autograd)")
     for workload, medians in results.items():
         for variant, median in medians.items():
             own = medians["numpy gradients" if variant.startswith("numpy") else "torch gradients"]
             print(f"{workload:12s} {variant:26s} {median:10.3f} {median / medians['torch.func jvp(grad)']:13.2f} "
-                  f"{median / own:12.2f}")
+                  f"{median / own:12.2f} {memory[workload][variant] / 2**20:9.2f}")
     if not args.quick:
         import platform
 
@@ -178,7 +188,7 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rounds": args.rounds, "calls": calls, "dtype": "float32",
                                          "torch": torch.__version__, "platform": platform.platform(),
-                                         "median_ms": results}, indent=2) + "\n")
+                                         "median_ms": results, "peak_bytes": memory}, indent=2) + "\n")
         print(f"wrote {args.json}")
 
 
