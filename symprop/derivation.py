@@ -160,7 +160,7 @@ class Derivation:
         if self.book or not self.lowered.graph.safeguarded:
             return self
         if self._book is None:
-            self._book = Derivation(self.model, book=True)
+            self._book = Derivation(self.model, book=True, hvp=self.hvp)
         return self._book
 
     def to_latex(self, standalone: bool = True) -> str:

@@ -128,6 +128,7 @@ def document_parts(derivation) -> dict:
     code_names = [s.name for s in program.statements if s.name in named] + \
         [t.name for t in derivation.lowered.params.values()] + ["x", "t", "N"]
     return {
+        "second": _second_order_rows(derivation, set(named) | set(forward_names), aliases, dense),
         "forward": forward,
         "loss": ("L", short.output(loss)),
         "loss_full": loss_full if len(loss_full) <= MAX_FULL_FORM else "",
@@ -139,6 +140,21 @@ def document_parts(derivation) -> dict:
                                              for n in names)) for kind, *names in graph.notes],
         "glossary": [(latex_name(aliases.get(n, n), dense), n) for n in dict.fromkeys(code_names)],
     }
+
+
+def _second_order_rows(derivation, shown: set, aliases: dict, dense: bool) -> tuple[list, list]:
+    """The Hessian-vector product's steps that the gradient's rows do not show, and its result per parameter:
+    ([(lhs, rhs)], [(key, name, rhs)]); empty where it was not derived."""
+    program = derivation.code_programs.get("hvp")
+    if program is None:
+        return [], []
+    named = {s.name for s in program.statements if s.kind == "expr" and s.label and s.name not in shown}
+    printer = _printer(derivation, program, named | shown, aliases=aliases)
+    rows = [(_fit(latex_name(s.name, dense)), printer._unwrap(printer.statement(s), reads(s)))
+            for s in program.statements if s.name in named]
+    results = [(s.name, _fit(latex_name(derivation.lowered.params[s.name].name), "0.12"), printer.output(s))
+               for s in program.outputs[1:]]
+    return rows, results
 
 
 def _z_names(graph, program) -> dict[str, str]:

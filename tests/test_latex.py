@@ -13,6 +13,7 @@ from conftest import committed
 
 import symprop as sy
 from symprop.cli import main
+from symprop.derivation import Derivation
 from symprop.printing.latex import ReadableLatexPrinter
 from symprop.scalar import chain_rule, prime_notation
 
@@ -290,3 +291,20 @@ def test_the_transformer_document_uses_the_books_names_and_explains_its_count():
     assert "\n" + r"[Q\,K\,V]_{0} &= " in document and "\n" + r"Q_{0} &= " in document
     for code in ("rstd", "xc", "var", "qkv", "qh", "kh", "vh", "scores", "Wo", "bo"):
         assert rf"\mathrm{{{code}}}" not in document, code
+
+
+@pytest.mark.parametrize("example", ["iris_classifier", "regression", "transformer_classifier", "digits_cnn"])
+def test_the_hessian_vector_product_is_in_the_document_when_derived(example, tmp_path):
+    """With hvp, the document shows the product's steps and each parameter's (∇²L v), says how a step function's
+    derivative is taken, and compiles with nothing overfull; without it, it has no such section."""
+    model = sy.load_spec(ROOT / "examples" / f"{example}.toml")
+    assert "Hessian-vector" not in Derivation(model).render("latex")
+    document = Derivation(model, hvp=True).render("latex")
+    assert r"\section*{The Hessian-vector product}" in document and r"(\nabla^{2} L\, v)_{" in document
+    assert "is taken as $0$" in document
+    tex = tmp_path / "source" / f"{example}.tex"
+    tex.parent.mkdir()
+    tex.write_text(document)
+    assert compile_tex(tex, tmp_path).exists()
+    log = (tmp_path / f"{example}.log").read_text(errors="replace")
+    assert not [line for line in log.splitlines() if line.startswith("Overfull")]
