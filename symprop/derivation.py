@@ -6,14 +6,12 @@ import sympy as sp
 
 from .backends import BACKENDS, default_targets
 from .declare.model import Model
-from .declare.module import Module
 from .derive import backward
-from .graph import Value
 from .notes import NOTES
-from .ops.registry import STATE_RULES, with_fact
-from .ops.sum import reduce_sum
+from .ops.registry import STATE_RULES
 from .program import Program
 from .schedule import schedule
+from .second_order import directions, gauss_newton_vector, hessian_vector
 
 
 class Derivation:
@@ -49,54 +47,20 @@ class Derivation:
                 self.code_names["forward_eval"] = {t.symbol: key for key, t in
                                                    {**evaluated.params, **evaluated.buffers}.items()}
         if hvp:
-            self._second_order(graph, loss, lowered.params)
+            self._second_order(graph, lowered.params)
 
-    def _second_order(self, graph, loss, params: dict) -> None:
-        """The Hessian-vector product ∇²L·v: the gradient of Σ_k ⟨∂L/∂θ_k, v_k⟩ with respect to every parameter, the
-        chain rule run again over the closed-form gradient program (each op's VJP; v a new input per parameter)."""
-        directions = {key: graph.add(f"v_{tensor.name}", tensor.shape, "input") for key, tensor in params.items()}
-        inner = sum((reduce_sum(graph, Value(self.gradients[key].expr * v.expr, v.shape), (), stem="gv").expr
-                     for key, v in directions.items()), sp.Integer(0))
-        second = backward(graph, Value(inner, ()), list(params.values()))
-        self.code_programs["hvp"] = schedule(graph, [("L", self.lowered.loss.expr, ())] + [
-            (key, second[tensor].expr, tensor.shape) for key, tensor in params.items()])
-        self.code_names["hvp"] = {**{t.symbol: key for key, t in params.items()},
-                                  **{v.expr: f"v:{key}" for key, v in directions.items()}}
-        products = self._gauss_newton(graph, params, directions)
-        if products is not None:
-            self.code_programs["ggn_vp"] = schedule(graph, [("L", self.lowered.loss.expr, ())] + [
-                (key, products[tensor].expr, tensor.shape) for key, tensor in params.items()])
-            self.code_names["ggn_vp"] = self.code_names["hvp"]
-
-    def _gauss_newton(self, graph, params: dict, directions: dict) -> dict | None:
-        """Jᵀ H_ℓ J v, J = ∂y/∂θ of the network's output y, H_ℓ = ∂²ℓ/∂y²: J v as ∂/∂u ⟨Jᵀu, v⟩ (u a stand-in,
-        linear), H_ℓ of the loss read again on y detached, and Jᵀ of that product detached. None where the loss
-        reads parameters (a penalty), whose Gauss–Newton matrix is not ℓ's alone."""
-        from .declare.tensor import SymbolicTensor
-        from .declare.trace import GraphTrace, interpret
-
-        output, model = self.lowered.output, self.model
-
-        def inner(a: Value, b: Value) -> Value:
-            return reduce_sum(graph, Value(a.expr * b.expr, a.shape), (), stem="ip")
-
-        stand_in = graph.add("u", output.shape, "input")
-        transposed = backward(graph, inner(output, stand_in), list(params.values()))  # Jᵀu, linear in u
-        along = sum((inner(transposed[t], directions[key]).expr for key, t in params.items()), sp.Integer(0))
-        tangent = backward(graph, Value(along, ()), [graph.tensor(stand_in.expr)])[graph.tensor(stand_in.expr)]
-        constant = with_fact("stops_gradient").name  # a value through which no gradient flows
-        held = graph.apply(constant, (output,), stem="y")  # the output, its loss differentiated in it alone
-        trace = GraphTrace(graph, dict(model.net.named_parameters()), dict(model.net.named_modules()),
-                           loss=model.loss if isinstance(model.loss, Module) else None)
-        target = SymbolicTensor(Value(self.lowered.t.symbol, self.lowered.t.shape))
-        with interpret(trace):
-            again = model.loss(SymbolicTensor(held), target).value
-        if trace.params:
-            return None
-        slope = backward(graph, again, [graph.tensor(held.expr)])[graph.tensor(held.expr)]
-        curved = backward(graph, inner(slope, tangent), [graph.tensor(held.expr)])[graph.tensor(held.expr)]
-        fixed = graph.apply(constant, (curved,), stem="q")
-        return backward(graph, inner(output, fixed), list(params.values()))
+    def _second_order(self, graph, params: dict) -> None:
+        """The code's hvp and, where the loss reads no parameter, ggn_vp (second_order.py)."""
+        along = directions(graph, params)
+        names = {**{t.symbol: key for key, t in params.items()}, **{v.expr: f"v:{key}" for key, v in along.items()}}
+        loss = [("L", self.lowered.loss.expr, ())]
+        products = {"hvp": hessian_vector(graph, self.gradients, params, along),
+                    "ggn_vp": gauss_newton_vector(graph, self.lowered, self.model, along)}
+        for name, product in products.items():
+            if product is not None:
+                self.code_programs[name] = schedule(graph, loss + [
+                    (key, product[tensor].expr, tensor.shape) for key, tensor in params.items()])
+                self.code_names[name] = names
 
     @property
     def warnings(self) -> list[str]:
