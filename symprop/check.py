@@ -53,14 +53,21 @@ def random_batch(model, batch: int, generator):
     return inputs, t
 
 
+def _torch_run(model, tensors: dict):
+    """The model run in torch, each parameter bound to tensors[its state_dict key]."""
+    from .declare.trace import TorchRun
+
+    return TorchRun(dict(model.net.named_parameters()), tensors, dict(model.net.named_modules()))
+
+
 def reference(model, params: dict, inputs: dict, t, running: dict | None = None):
     """torch.autograd's loss and gradients for `params` (a dict of float64 tensors): the model's forward and
     loss run in torch, built-in layers as their torch.nn modules, then loss.backward(). `running`, if given,
     receives each BatchNorm's running statistics in training mode, {state_dict key: (before, after)}."""
-    from .declare.trace import TorchRun, interpret
+    from .declare.trace import interpret
 
     leaves = {key: value.detach().clone().requires_grad_(True) for key, value in params.items()}
-    run = TorchRun(dict(model.net.named_parameters()), leaves, dict(model.net.named_modules()))
+    run = _torch_run(model, leaves)
     with interpret(run):
         value = model.loss(model.net(*inputs.values()), t)
     value.backward()
@@ -77,15 +84,13 @@ def reference_hvp(model, params: dict, inputs: dict, t, v: dict) -> dict:
     math kernel: its fused one has no double backward)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from .declare.trace import TorchRun, interpret
+    from .declare.trace import interpret
 
     torch = require_torch()
     keys = list(params)
 
     def loss(*values):
-        run = TorchRun(dict(model.net.named_parameters()), dict(zip(keys, values, strict=True)),
-                       dict(model.net.named_modules()))
-        with interpret(run):
+        with interpret(_torch_run(model, dict(zip(keys, values, strict=True)))):
             return model.loss(model.net(*inputs.values()), t)
 
     with sdpa_kernel(SDPBackend.MATH):
@@ -98,21 +103,17 @@ def reference_ggn_vp(model, params: dict, inputs: dict, t, v: dict) -> dict:
     H (the loss's Hessian in that output) times it (hvp), and Jᵀ of that (vjp)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from .declare.trace import TorchRun, interpret
+    from .declare.trace import interpret
 
     torch = require_torch()
     keys = list(params)
 
-    def run(values):
-        return TorchRun(dict(model.net.named_parameters()), dict(zip(keys, values, strict=True)),
-                        dict(model.net.named_modules()))
-
     def output(*values):
-        with interpret(run(values)):
+        with interpret(_torch_run(model, dict(zip(keys, values, strict=True)))):
             return model.net(*inputs.values())
 
     def loss(y):
-        with interpret(run(tuple(params.values()))):
+        with interpret(_torch_run(model, params)):
             return model.loss(y, t)
 
     with sdpa_kernel(SDPBackend.MATH):  # torch.autograd's transforms: torch.func's refuse the layers' dtype casts

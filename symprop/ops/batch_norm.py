@@ -84,6 +84,11 @@ def scaled_per_channel(g: Graph, normed: Value, affine: tuple, name: str) -> Val
     return g.named(Value(out, normed.shape), name) if affine != (None, None) else normed
 
 
+def running_inputs() -> bool:
+    """Whether the trace reads running statistics as inputs (forward_eval's)."""
+    return getattr(running(), "running_inputs", False)
+
+
 def channel_vector(part, channels: int, where: str, what: str):
     """A weight, bias or statistic of one number per channel, checked; None stays None."""
     if part is None:
@@ -122,7 +127,7 @@ def functional(input, running_mean=None, running_var=None, weight=None, bias=Non
     affine = (vector(weight, "weight"), vector(bias, "bias"))
     trace = running()
     path = trace.graph.path  # a torch layer's, read by torch.export: its buffers' state_dict keys
-    if running_mean is not None and path and getattr(trace, "running_inputs", False):  # eval mode, given (forward_eval)
+    if running_mean is not None and path and running_inputs():  # eval mode, the running statistics given (forward_eval)
         statistics = tuple(trace.buffer(f"{path}.{name}", (channels,)) for name in ("running_mean", "running_var"))
         return SymbolicTensor(batch_norm_graph(trace.graph, x, *statistics, eps, affine, trace.stem("h")))
     # in training mode, the running statistics are updated as torch updates them
@@ -192,25 +197,19 @@ def layer(dims: int) -> type:
             affine = (self.weight, self.bias) if self.affine else (None, None)
             if not self.track_running_stats:
                 return functional(x, None, None, *affine, training=True, eps=self.eps)
-            trace = running()
-            if getattr(trace, "running_inputs", False):  # eval mode, the running statistics given (forward_eval)
+            if self.running is not None and not self.training and not running_inputs():  # the torch module's
+                return functional(x, *self.running, *affine, training=False, eps=self.eps)
+            trace, tracked = running(), None
+            if running_inputs():  # eval mode, the running statistics given (forward_eval)
                 statistics = [trace.buffer(f"{trace.path_of(self)}.{name}", (self.num_features,))
                               for name in ("running_mean", "running_var")]
-                return SymbolicTensor(batch_norm_graph(
-                    trace.graph, x.value, *statistics, self.eps,
-                    tuple(None if p is None else as_value(p, "BatchNorm") for p in affine), trace.stem("h")))
-            if self.running is not None and not self.training:  # the torch module's running statistics
-                return functional(x, *self.running, *affine, training=False, eps=self.eps)
-            if self.training:  # the batch's statistics, which the running ones are moved toward
-                return SymbolicTensor(batch_norm_graph(
-                    trace.graph, x.value, None, None, self.eps,
-                    tuple(None if p is None else as_value(p, "BatchNorm") for p in affine), trace.stem("h"),
-                    tracked=(trace.path_of(self), self.momentum)))
-            # a fresh layer's running statistics: means 0, variances 1
-            return SymbolicTensor(batch_norm_graph(trace.graph, x.value, as_value(0.0, "BatchNorm"),
-                                                   as_value(1.0, "BatchNorm"), self.eps,
-                                                   tuple(None if p is None else as_value(p, "BatchNorm")
-                                                         for p in affine), trace.stem("h")))
+            elif self.training:  # the batch's statistics, which the running ones are moved toward
+                statistics, tracked = (None, None), (trace.path_of(self), self.momentum)
+            else:  # a fresh layer's running statistics: means 0, variances 1
+                statistics = (as_value(0.0, "BatchNorm"), as_value(1.0, "BatchNorm"))
+            parts = tuple(None if p is None else as_value(p, "BatchNorm") for p in affine)
+            return SymbolicTensor(batch_norm_graph(trace.graph, x.value, *statistics, self.eps, parts,
+                                                   trace.stem("h"), tracked))
 
         def symbol_stem(self, name: str, tag: str) -> str:
             return {"weight": "g", "bias": "be"}[name] + tag
