@@ -2,7 +2,9 @@
 generated modules (NumPy and torch), at random points, at its kinks and at ±overflow (±90 in float32, ±800 in
 float64), in float32 and in float64.
 
-A new op is one module in symprop/ops/ and one row here; `test_every_op_has_a_row` keeps the table whole.
+A new op is one module in symprop/ops/ and one row here; `test_every_op_has_a_row` keeps the table whole. The rows
+of layers, losses and composites also check second derivatives: their Hessian-vector product (each primitive's jvp,
+forward mode over the gradient program) against torch's double backward.
 
 Elementwise ops are checked one entry at a time: L = Σ f(x + a) at x = 0, so that the forward value is f(a) and
 dL/da is f′(a). Layers, losses and composites are checked as small models against the same model run in torch
@@ -544,3 +546,43 @@ def test_every_op_has_a_row():
         {op for op, _ in MODELS.values()}
     assert set(OPS) - rows == set(), "ops without a row in tests/test_ops.py"
     assert rows - set(OPS) == set(), "rows of ops that are not registered"
+
+
+def test_every_primitive_has_a_jvp_rule():
+    """Second order runs forward mode over the gradient program: every primitive says how its result moves."""
+    missing = [op.name for op in OPS.values() if type(op).__name__ == "Primitive" and op.jvp is type(op).jvp]
+    assert missing == [], f"primitives without a jvp rule: {missing}"
+
+
+_HVP_MODULES: dict = {}  # row -> (model, its modules with hvp)
+
+
+@pytest.mark.parametrize("regime", ["random", "kinks"])
+@pytest.mark.parametrize("row", MODELS)
+def test_layer_and_loss_hvp_is_torchs(row, regime):
+    """Each row's Hessian-vector product (forward mode, every op's jvp, over the gradient program, every op's vjp)
+    against torch's double backward, float64, at random points and at kinks (each pre-activation at 0, every max
+    tied), through both generated modules."""
+    from symprop.check import reference_hvp
+
+    if row not in _HVP_MODULES:  # derived once for both regimes
+        model = MODELS[row][1]()
+        model.name = f"op_{row.replace('-', '_')}"
+        _HVP_MODULES[row] = model, modules(model, hvp=True)
+    model, built = _HVP_MODULES[row]
+    params, inputs, t = case(model, regime, torch.float64, seed=1)
+    generator = torch.Generator().manual_seed(2)
+    v = {key: torch.randn(p.shape, generator=generator, dtype=torch.float64) for key, p in params.items()}
+    want = reference_hvp(model, params, inputs, t, v)
+    # A parameter that moves nothing (a bias before a normalization, a key's bias before a softmax) has a Hessian row
+    # of 0, which both compute as rounding noise: noise of the order of eps times the product's largest entry.
+    floor = 64 * torch.finfo(torch.float64).eps * max(w.abs().max().item() for w in want.values())
+    for backend, module in built.items():
+        if backend == "numpy":
+            _, got = module["hvp"]({k: p.numpy() for k, p in params.items()}, *(x.numpy() for x in inputs.values()),
+                                   t.numpy(), {k: d.numpy() for k, d in v.items()})
+        else:
+            _, got = module["hvp"](params, *inputs.values(), t, v)
+        for key in params:
+            close(torch.as_tensor(np.asarray(got[key])), want[key], want[key], torch.float64,
+                  f"{row} hvp {key} ({backend})", floor=floor)

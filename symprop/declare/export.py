@@ -782,6 +782,8 @@ def _call(node, args, kwargs):
     if name in CHECKS:  # what torch asserts of a value at run time, not a value
         return None
     if not _symbolic([*args, *kwargs.values()]):
+        if name == "aten.view.default":  # a run in torch may use other kernels than the trace did (attention's math
+            return args[0].reshape(*args[1:], **kwargs)  # one, for double backward), their results laid out otherwise
         return node.target(*args, **kwargs)
     if name == "operator.getitem":  # an item of an operation's tuple of results (split)
         return args[0][args[1]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import sympy as sp
 
@@ -54,6 +54,10 @@ class Tensor:
     @property
     def name(self) -> str:
         return self.symbol.name
+
+
+OP_ATTRIBUTES = ("spec", "axes", "key", "bounds", "split", "perm", "skip", "window")  # what an op reads of a tensor
+_DEFAULTS = {f.name: f.default for f in fields(Tensor)}
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,13 @@ class Graph:
         if shape is None:
             shape = op.shape(operands, **attrs)
         return self.interned(stem or op.stem, tuple(shape), name, operands=operands, **attrs)
+
+    def again(self, tensor: Tensor, operands, stem: str = "", **changes) -> Value:
+        """`tensor`'s op applied to other operands, with its attributes (but `changes`): a linear op's JVP, the op
+        applied to its operands' tangents."""
+        attrs = {name: getattr(tensor, name) for name in OP_ATTRIBUTES if getattr(tensor, name) != _DEFAULTS[name]}
+        return self.apply(tensor.op, operands, stem=stem or tensor.name + "_dot", shape=tensor.shape,
+                          **{**attrs, **changes})
 
     def activate(self, value: Value, scalar: sp.Expr, name: str, latex: str = "") -> Value:
         """scalar(z) applied elementwise to value, labelled `name`; with `latex` (how the document names the

@@ -3,7 +3,7 @@ the largest, as torch's does). Integer-valued: no derivative. Max pooling's grad
 
 from __future__ import annotations
 
-from .primitive import primitive
+from .primitive import no_jvp, primitive
 
 
 def first_max(graph, value, stem: str = "arg"):
@@ -16,7 +16,7 @@ def _numpy(printer, statement, texts):
 
 
 primitive(
-    "argmax", vjp=lambda *_: iter(()), stem="arg", parenthesized=False, owns_array=True,
+    "argmax", vjp=lambda *_: iter(()), jvp=no_jvp, stem="arg", parenthesized=False, owns_array=True,
     spell={"numpy": _numpy,
            "torch": lambda p, s, texts: p._call("torch.argmax", texts[0], "dim=-1"),
            "text": lambda p, s, texts: f"argmax({texts[0]}, axis=-1)",

@@ -3,7 +3,7 @@ position s attends to positions t <= s (torch's generate_square_subsequent_mask)
 
 from __future__ import annotations
 
-from .primitive import primitive
+from .primitive import no_jvp, primitive
 from .registry import constant_rule
 
 
@@ -49,7 +49,7 @@ def _torch(printer, statement, texts):
 
 
 primitive(
-    "causal_mask", vjp=lambda *_: iter(()), stem="mask",
+    "causal_mask", vjp=lambda *_: iter(()), jvp=no_jvp, stem="mask",
     spell={"numpy": _numpy, "torch": _torch, "text": lambda p, s, texts: f"causal_mask({s.shape[0]})",
            "latex": lambda p, s, texts: r"M_{\text{causal}}",
            "mathml": lambda p, s, texts: "<msub><mi>M</mi><mtext>causal</mtext></msub>"})

@@ -8,6 +8,7 @@ import sympy as sp
 
 from ..declare.tensor import Parameter, SymbolicTensor, as_value, axis_of, kind_of, shape_text, traced_graph
 from ..declare.trace import fail, running
+from ..graph import Value
 from ..shapes import N
 from .primitive import primitive
 from .registry import TorchNames, cotangent_rule
@@ -26,6 +27,13 @@ def _vjp(graph, tensor, cotangent, needed):
             yield operand, graph.apply("slice", (cotangent,), axes=(axis,), bounds=(start, stop),
                                        stem="d" + graph.name_of(operand.expr, f"{tensor.name}_{j}"))
         start = stop
+
+
+def _jvp(graph, tensor, tangents):
+    """The operands' tangents joined, 0 for an operand that does not move."""
+    moved = tuple(Value(sp.Integer(0), o.shape) if t is None else t for o, t in zip(tensor.operands, tangents,
+                                                                                     strict=True))
+    return graph.again(tensor, moved)
 
 
 @cotangent_rule
@@ -88,7 +96,7 @@ def _latex(printer, statement, texts):
 
 
 primitive(
-    "concat", shape=_shape, vjp=_vjp, stem="cat",
+    "concat", shape=_shape, vjp=_vjp, jvp=_jvp, stem="cat",
     spell={"numpy": lambda p, s, texts: f"{p._module_format('numpy.concatenate')}([{', '.join(texts)}], "
                                         f"axis={s.tensor.axes[0]})",
            "torch": lambda p, s, texts: p._call("torch.cat", f"[{', '.join(texts)}]", f"dim={s.tensor.axes[0]}"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .primitive import primitive
+from .primitive import no_jvp, primitive
 from .registry import Helper, constant_rule
 
 LIMIT = 4096  # numbers: a larger table would make the generated module a data file
@@ -56,7 +56,7 @@ def _torch(printer, statement, texts):
 
 
 primitive(
-    "constant", vjp=lambda *_: iter(()), stem="table",
+    "constant", vjp=lambda *_: iter(()), jvp=no_jvp, stem="table",
     spell={"numpy": _numpy, "torch": _torch, "text": lambda p, s, texts: _name(s),
            "latex": lambda p, s, texts: r"C_{\text{" + _name(s)[6:].lower() + "}}",
            "mathml": lambda p, s, texts: f"<msub><mi>C</mi><mtext>{_name(s)[6:].lower()}</mtext></msub>"})

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..declare.calls import in_torch, resolved
 from ..declare.tensor import SymbolicTensor, as_value, traced_graph
 from ..declare.trace import running
-from .primitive import primitive
+from .primitive import no_jvp, primitive
 from .registry import TorchNames
 
 
@@ -24,7 +24,8 @@ def _no_vjp(graph, tensor, cotangent, needed):
 
 
 primitive(
-    "detach", shape=lambda operands: operands[0].shape, vjp=_no_vjp, stem="detached", view=True, stops_gradient=True,
+    "detach", shape=lambda operands: operands[0].shape, vjp=_no_vjp, jvp=no_jvp, stem="detached", view=True,
+    stops_gradient=True,
     torch=TorchNames(("torch.detach",), ("detach",), "", ("aten.detach.default",)), functional=detach,
     spell={"numpy": lambda p, s, texts: texts[0], "torch": lambda p, s, texts: f"{texts[0]}.detach()",
            "text": lambda p, s, texts: f"detach({texts[0]})",

@@ -11,6 +11,7 @@ import sympy as sp
 
 from ..declare.tensor import SymbolicTensor, as_value, shape_text, traced_graph
 from ..declare.trace import fail, running
+from ..graph import Value
 from ..shapes import batch_sized
 from .primitive import primitive, shapes_of
 from .registry import TorchNames
@@ -128,6 +129,14 @@ def _vjp(graph, tensor, cotangent, needed):
         if stored or (operand.expr in graph.labels and graph.uses(operand.expr) > 1):
             stem += f"_{tensor.name}"  # one part of the cotangent of a value read twice: d<name> is the sum's
         yield operand, graph.apply("einsum", (cotangent, *(tensor.operands[k] for k in others)), stem=stem, spec=spec)
+
+
+def _jvp(graph, tensor, tangents):
+    """Linear in each operand: the sum of the contractions with one operand's tangent in its place."""
+    terms = [graph.again(tensor, (*tensor.operands[:j], moved, *tensor.operands[j + 1:]),
+                         stem=f"{tensor.name}_dot{j}" if sum(t is not None for t in tangents) > 1 else "").expr
+             for j, moved in enumerate(tangents) if moved is not None]
+    return Value(sp.Add(*terms), tensor.shape) if terms else None
 
 
 def _code(module: str, batch_transpose: str, permute: str = ".transpose", options: str = ""):
@@ -357,8 +366,8 @@ def _rmatmul(b, a) -> SymbolicTensor:
 
 
 primitive(
-    "einsum", shape=lambda operands, spec: _shape(operands, spec), vjp=_vjp, stem="mm", product=True, owns_array=True,
-    recompute=True,
+    "einsum", shape=lambda operands, spec: _shape(operands, spec), vjp=_vjp, jvp=_jvp, stem="mm", product=True,
+    owns_array=True, recompute=True,
     spell={"numpy": _numpy, "torch": _code("torch.", ".mT", ".permute"), "text": _code("", ".swapaxes(-1, -2)"),
            "latex": _latex, "mathml": _mathml},
     torch=TorchNames(functions=("torch.matmul", "torch.mm", "torch.bmm", "torch.einsum"),

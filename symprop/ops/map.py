@@ -11,9 +11,13 @@ def _vjp(graph, tensor, cotangent, needed):
         yield tensor.operands[0], cotangent
 
 
+def _jvp(graph, tensor, tangents):
+    return tangents[0]  # its expression's, which reads the stored value where it can (forward_mode.py)
+
+
 def _same(printer, statement, texts):
     return texts[0]
 
 
-primitive("map", shape=lambda operands: operands[0].shape, vjp=_vjp, parenthesized=False, owns_array=True,
+primitive("map", shape=lambda operands: operands[0].shape, vjp=_vjp, jvp=_jvp, parenthesized=False, owns_array=True,
           spell=dict.fromkeys(("numpy", "torch", "text", "latex", "mathml"), _same))

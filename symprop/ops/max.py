@@ -40,6 +40,22 @@ def _vjp(graph, tensor, cotangent, needed):
         yield operand, Value(cotangent.expr * ties.expr / count.expr, operand.shape)
 
 
+def _jvp(graph, tensor, tangents):
+    """The tangent of the entry its adjoint routes to: the first max's; the mean over ties; none for a shift, which
+    the value it is taken from does not depend on."""
+    if tangents[0] is None or tensor.shift:
+        return None
+    (operand,), (moved,) = tensor.operands, tangents
+    if tensor.first:
+        picked = onehot(graph, first_max(graph, operand, stem=f"arg_{tensor.name}"), operand.shape[-1])
+        return reduce_sum(graph, Value(moved.expr * picked.expr, operand.shape), tensor.shape,
+                          stem=tensor.name + "_dot")
+    ties = Value(sp.Piecewise((1, sp.Eq(operand.expr, tensor.symbol)), (0, True)), operand.shape)
+    count = reduce_sum(graph, ties, tensor.shape, stem=f"ties_{tensor.name}")
+    total = reduce_sum(graph, Value(moved.expr * ties.expr, operand.shape), tensor.shape, stem=tensor.name + "_dot")
+    return Value(total.expr / count.expr, tensor.shape)
+
+
 def amax(x, dim=None, keepdim: bool = False) -> SymbolicTensor:
     """torch.amax(x, dim, keepdim): the max along one axis."""
     value = as_value(x, "amax")
@@ -82,7 +98,7 @@ def _axis(axes):
 
 
 primitive(
-    "max", vjp=_vjp, stem="m", parenthesized=False, owns_array=True, recompute=True,
+    "max", vjp=_vjp, jvp=_jvp, stem="m", parenthesized=False, owns_array=True, recompute=True,
     helpers=(NUMPY_SHORT_MAX,),
     spell={"numpy": _numpy,
            "torch": reduction(lambda p, text, axes, keep: p._call("torch.amax", text, f"dim={_axis(axes)}",

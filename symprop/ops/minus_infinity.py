@@ -4,7 +4,7 @@ operand is a mask."""
 
 from __future__ import annotations
 
-from .primitive import primitive
+from .primitive import no_jvp, primitive
 
 
 def minus_infinity(graph, mask, stem: str = "masked"):
@@ -22,7 +22,7 @@ def _torch(printer, statement, texts):
 
 
 primitive(
-    "minus_infinity", vjp=lambda *_: iter(()), stem="masked", parenthesized=True,
+    "minus_infinity", vjp=lambda *_: iter(()), jvp=no_jvp, stem="masked", parenthesized=True,
     spell={"numpy": _numpy, "torch": _torch, "text": lambda p, s, texts: f"minus_infinity({texts[0]})",
            "latex": lambda p, s, texts: rf"M_{{-\infty}}\left({texts[0]}\right)",
            "mathml": lambda p, s, texts: f"<msub><mi>M</mi><mrow><mo>-</mo><mi>∞</mi></mrow></msub><mo>(</mo>"

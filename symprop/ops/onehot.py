@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..declare.calls import in_torch, resolved, torch_function
 from ..declare.tensor import SymbolicTensor
 from ..declare.trace import fail, running
-from .primitive import primitive
+from .primitive import no_jvp, primitive
 from .registry import Helper, TorchNames, fact
 
 TORCH = Helper("one_hot", '''
@@ -53,7 +53,8 @@ def _numpy(printer, statement, texts):
 TORCH_NAMES = TorchNames(("torch.nn.functional.one_hot",), (), "", ("aten.one_hot.default",))
 primitive(
     "onehot", torch=TORCH_NAMES, functional=one_hot,
-    shape=lambda operands, key, simplex_axis: operands[0].shape + (int(key),), vjp=_no_vjp, stem="onehot",
+    shape=lambda operands, key, simplex_axis: operands[0].shape + (int(key),), vjp=_no_vjp, jvp=no_jvp,
+    stem="onehot",
     parenthesized=False, owns_array=True, latex_stem="T", helpers=(TORCH,),
     spell={"numpy": _numpy,
            "torch": lambda p, s, texts: f"{p.use(TORCH)}({texts[0]}, {s.tensor.key}, {p.dtype_text})",

@@ -63,6 +63,12 @@ def _vjp(graph, tensor, cotangent, needed):
                                    axes=(axis,), bounds=(before, before + operand.shape[axis]))
 
 
+def _jvp(graph, tensor, tangents):
+    if tangents[0] is None:
+        return None
+    return graph.again(tensor, tangents, key="")  # a tangent is padded with zeros, whatever the value is padded with
+
+
 def _numpy(printer, statement, texts):
     (axis,), (before, after) = statement.tensor.axes, statement.tensor.bounds
     widths = ["(0, 0)"] * axis + [f"({before}, {after})"] + ["(0, 0)"] * (len(shapes_of(statement)[0]) - axis - 1)
@@ -78,7 +84,7 @@ def _torch(printer, statement, texts):
 
 
 primitive(
-    "pad", shape=_shape, vjp=_vjp, stem="padded", torch=TORCH, functional=padded,
+    "pad", shape=_shape, vjp=_vjp, jvp=_jvp, stem="padded", torch=TORCH, functional=padded,
     front={"aten.constant_pad_nd.default": lambda input, pad, value=0: padded(input, pad, value=value),
            **{f"aten.{kind}_pad{dims}d.default": _refused(kind) for kind in ("reflection", "replication")
               for dims in (1, 2, 3)}},

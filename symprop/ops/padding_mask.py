@@ -3,7 +3,7 @@ of -inf there and 0 elsewhere, broadcast over heads and queries. It has no deriv
 
 from __future__ import annotations
 
-from .primitive import primitive
+from .primitive import no_jvp, primitive
 
 
 def padding_mask(graph, padding, stem: str):
@@ -21,7 +21,7 @@ def _torch(printer, statement, texts):
 
 
 primitive(
-    "padding_mask", vjp=lambda *_: iter(()), stem="pad", parenthesized=False,
+    "padding_mask", vjp=lambda *_: iter(()), jvp=no_jvp, stem="pad", parenthesized=False,
     spell={"numpy": _numpy, "torch": _torch, "text": lambda p, s, texts: f"padding_mask({texts[0]})",
            "latex": lambda p, s, texts: rf"M_{{\text{{pad}}}}\left({texts[0]}\right)",
            "mathml": lambda p, s, texts: f"<msub><mi>M</mi><mtext>pad</mtext></msub><mo>(</mo>{texts[0]}<mo>)</mo>"})

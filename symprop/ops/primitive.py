@@ -5,7 +5,10 @@ Everything about one primitive sits in its module, on its `Primitive`:
 - `shape(operands, **attrs)`: the shape of its result (None: the caller gives it);
 - `vjp(graph, tensor, cotangent, needed)`: its vector-Jacobian product, which yields (operand, its cotangent) pairs
   for the operands whose cotangent is `needed`; it follows from the definition (a slice's adjoint pads with zeros);
-- `jvp`: its Jacobian-vector product, for second order (None until that work fills it);
+- `jvp(graph, tensor, tangents)`: its Jacobian-vector product, the tangent of its result from its operands'
+  tangents (None where an operand does not move), or None where it does not move: for second order, forward mode
+  over the gradient program (forward_mode.py). A linear op's is the op applied to the tangents (`linear_jvp`);
+  constants' and indices' is zero (`no_jvp`);
 - `spell[backend](printer, statement, texts)`: the statement's code (or mathematics) in that backend, from the
   texts of its operands;
 - `cost[backend]`: its passes over its result, for the memory plan; and the plan's facts (`recompute`,
@@ -30,11 +33,11 @@ class Primitive(Op):
     recompute = False  # compute it again for a late read, where that lowers the peak and costs little
     owns_array = False  # its code makes a new array, which no other name shares (not a view, not an input)
     view = False  # a view of its operand (a reshape): where the operand is an expression, computed into its array
+    read_only = False  # a view that may not be written (windows overlap: NumPy's sliding_window_view is read-only)
     product = False  # a product of arrays: read once, it is printed in place of its read (x @ w.T + b)
     sums = False  # Σ of its one operand over its axes: factors constant along them may move out
     moves = False  # its entries are its first operand's, moved (token ids sliced or reshaped are token ids still)
     stops_gradient = False  # its value is its operand's, read as a constant: the chain rule stops there
-    jvp: Callable | None = None  # the Jacobian-vector product: second order fills it
     spell: dict = {}
     cost: dict = {}
     helpers: tuple[Helper, ...] = ()  # functions its spellings define at the top of a generated module
@@ -49,6 +52,10 @@ class Primitive(Op):
     def vjp(graph, tensor, cotangent, needed):
         raise NotImplementedError
 
+    @staticmethod
+    def jvp(graph, tensor, tangents):
+        raise NotImplementedError
+
     def text(self, printer, statement, texts: list[str]) -> str:
         """The statement in `printer`'s backend."""
         if printer.backend not in self.spell:
@@ -56,19 +63,32 @@ class Primitive(Op):
         return self.spell[printer.backend](printer, statement, texts)
 
 
-def primitive(name: str, *, shape: Callable | None = None, vjp: Callable, spell: dict, torch: TorchNames | None = None,
-              functional: Callable | None = None, **facts) -> Primitive:
+def primitive(name: str, *, shape: Callable | None = None, vjp: Callable, jvp: Callable, spell: dict,
+              torch: TorchNames | None = None, functional: Callable | None = None, **facts) -> Primitive:
     """Make and register a primitive (see Primitive for what each fact means)."""
     op = Primitive()
     op.name, op.torch, op.functional, op.spell = name, torch or TorchNames(), functional, spell
     if shape is not None:
         op.shape = shape
-    op.vjp = vjp
+    op.vjp, op.jvp = vjp, jvp
     for key, value in facts.items():
         if not hasattr(op, key):
             raise TypeError(f"a primitive has no fact {key!r}")
         setattr(op, key, value)
     return register(op)
+
+
+def linear_jvp(graph, tensor, tangents):
+    """The JVP of an op linear in its first operand, its others indices or none (a slice, a gather, a fold): the op
+    applied to that operand's tangent."""
+    if tangents[0] is None:
+        return None
+    return graph.again(tensor, (tangents[0], *tensor.operands[1:]))
+
+
+def no_jvp(graph, tensor, tangents):
+    """The JVP of a value that nothing moves (a constant, indices, a value read as a constant): zero."""
+    return None
 
 
 def reduction(spell_reduce: Callable) -> Callable:

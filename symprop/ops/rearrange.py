@@ -13,7 +13,7 @@ from ..declare.options import Table
 from ..declare.tensor import SymbolicTensor, as_value, axis_of, shape_text, traced_graph
 from ..declare.trace import fail, running
 from ..shapes import N, size
-from .primitive import primitive, shapes_of
+from .primitive import linear_jvp, primitive, shapes_of
 from .registry import TorchNames
 
 
@@ -185,7 +185,7 @@ ATEN = {"aten.view.default": reshape, "aten.reshape.default": reshape, "aten._un
         "aten.flatten.using_ints": flatten, "aten.squeeze.dim": squeeze, "aten.squeeze.default": squeeze,
         "aten.unsqueeze.default": unsqueeze, "aten.unflatten.int": unflatten}
 primitive(
-    "rearrange", vjp=_vjp, stem="rs", view=True, moves=True,
+    "rearrange", vjp=_vjp, jvp=linear_jvp, stem="rs", view=True, moves=True,
     spell={"numpy": _code("transpose"), "torch": _code("permute"), "text": _code("transpose"),
            "latex": _book(lambda p, what, text: rf"\operatorname{{{_THIN.join(what.split())}}}\left({text}\right)"),
            "mathml": _book(lambda p, what, text: p.named_call(what, text))},

@@ -3,7 +3,7 @@ adjoint is that gather (the transpose of the one-hot contraction is the contract
 
 from __future__ import annotations
 
-from .primitive import primitive
+from .primitive import linear_jvp, primitive
 from .registry import Helper
 
 NUMPY = Helper("scatter_add", '''
@@ -57,7 +57,7 @@ def _latex(printer, statement, texts):
 
 
 primitive(
-    "scatter_add", vjp=_vjp, stem="table", helpers=(NUMPY, TORCH),
+    "scatter_add", vjp=_vjp, jvp=linear_jvp, stem="table", helpers=(NUMPY, TORCH),
     spell={"numpy": _code(NUMPY), "torch": _code(TORCH),
            "text": lambda p, s, texts: f"scatter_add({texts[0]}, {texts[1]}, rows={s.tensor.shape[0]}"
                                        + ("" if s.tensor.skip is None else f", skip={s.tensor.skip}") + ")",

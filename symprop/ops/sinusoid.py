@@ -3,7 +3,7 @@ position / 10000^(2i/width) in alternate columns. A constant has no derivative."
 
 from __future__ import annotations
 
-from .primitive import primitive
+from .primitive import no_jvp, primitive
 from .registry import Helper, constant_rule
 
 NUMPY = Helper("sinusoid", '''
@@ -66,7 +66,7 @@ def _code(helper):
 
 
 primitive(
-    "sinusoid", vjp=lambda *_: iter(()), stem="positions", helpers=(NUMPY, TORCH),
+    "sinusoid", vjp=lambda *_: iter(()), jvp=no_jvp, stem="positions", helpers=(NUMPY, TORCH),
     spell={"numpy": _code(NUMPY), "torch": _code(TORCH),
            "text": lambda p, s, texts: f"sinusoid({s.shape[0]}, {s.shape[1]})",
            "latex": lambda p, s, texts: r"P_{\sin}",

@@ -115,6 +115,12 @@ def _vjp(graph, tensor, cotangent, needed):
         yield tensor.operands[0], Value(cotangent.expr, tensor.operands[0].shape)
 
 
+def _jvp(graph, tensor, tangents):
+    if tangents[0] is None:
+        return None
+    return reduce_sum(graph, tangents[0], tensor.shape, stem=tensor.name + "_dot")
+
+
 # -- spellings: the sum of a product of whole arrays without an array of the product, where the backend can --------
 def _of_product(product_sum):
     """A backend's spelling of a sum: of a product of two or more whole arrays (a loss; Σ_k a·da) by
@@ -256,7 +262,7 @@ def _mean(x, dim=None, keepdim: bool = False, **_) -> SymbolicTensor:
 
 
 primitive(
-    "sum", vjp=_vjp, stem="s", parenthesized=False, sums=True, owns_array=True, recompute=True,
+    "sum", vjp=_vjp, jvp=_jvp, stem="s", parenthesized=False, sums=True, owns_array=True, recompute=True,
     spell={"numpy": _of_product(_numpy_product_sum), "torch": _of_product(_torch_product_sum),
            "text": reduction(_text_sum), "latex": reduction(_latex_sum), "mathml": reduction(_mathml_sum)},
     torch=TorchNames(functions=("torch.sum", "torch.mean"), methods=("sum", "mean"),

@@ -13,6 +13,7 @@ from ..declare.trace import fail, running
 from ..graph import Value
 from .primitive import primitive, reduction
 from .registry import TorchNames
+from .sum import reduce_sum
 
 
 def _vjp(graph, tensor, cotangent, needed):
@@ -20,6 +21,15 @@ def _vjp(graph, tensor, cotangent, needed):
         (operand,) = tensor.operands
         unit = sp.Piecewise((operand.expr / tensor.symbol, sp.StrictGreaterThan(tensor.symbol, 0)), (0, True))
         yield operand, Value(cotangent.expr * unit, operand.shape)
+
+
+def _jvp(graph, tensor, tangents):
+    """Σ x·ẋ/‖x‖ over its axes, 0 where ‖x‖ = 0, as its adjoint."""
+    if tangents[0] is None:
+        return None
+    (operand,) = tensor.operands
+    unit = sp.Piecewise((operand.expr / tensor.symbol, sp.StrictGreaterThan(tensor.symbol, 0)), (0, True))
+    return reduce_sum(graph, Value(unit * tangents[0].expr, operand.shape), tensor.shape, stem=tensor.name + "_dot")
 
 
 def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None):
@@ -67,7 +77,8 @@ def _numpy(printer, text, axes, keep):
 TORCH = TorchNames(("torch.linalg.vector_norm", "torch.linalg_vector_norm", "torch.norm"), ("norm",), "",
                    ("aten.linalg_vector_norm.default",))
 primitive(
-    "vector_norm", vjp=_vjp, stem="norm", parenthesized=False, owns_array=True, torch=TORCH, functional=vector_norm,
+    "vector_norm", vjp=_vjp, jvp=_jvp, stem="norm", parenthesized=False, owns_array=True, torch=TORCH,
+    functional=vector_norm,
     front={"torch.norm": _norm, "norm": _norm},
     spell={"numpy": reduction(_numpy),
            "torch": reduction(lambda p, text, axes, keep: p._call("torch.linalg.vector_norm", text,

@@ -10,7 +10,7 @@ adjoint of a fold is windows again."""
 
 from __future__ import annotations
 
-from .primitive import primitive
+from .primitive import linear_jvp, primitive
 from .registry import Helper
 
 
@@ -174,12 +174,12 @@ def _described(tensor) -> str:
 
 
 primitive(
-    "windows", shape=_shape, vjp=_vjp, stem="win", view=True, latex_stem="P",
+    "windows", shape=_shape, vjp=_vjp, jvp=linear_jvp, stem="win", view=True, read_only=True, latex_stem="P",
     spell={"numpy": _numpy, "torch": _torch,
            "text": lambda p, s, texts: f"windows({texts[0]}, {_described(s.tensor)})",
            "latex": _book, "mathml": _book})
 primitive(
-    "fold", vjp=_fold_vjp, stem="folded", owns_array=True, helpers=(NUMPY_FOLD, TORCH_FOLD),
+    "fold", vjp=_fold_vjp, jvp=linear_jvp, stem="folded", owns_array=True, helpers=(NUMPY_FOLD, TORCH_FOLD),
     spell={"numpy": _fold_code(NUMPY_FOLD), "torch": _fold_code(TORCH_FOLD),
            "text": lambda p, s, texts: f"fold({texts[0]}, {_described(s.tensor)})",
            "latex": _fold_book, "mathml": _fold_book})

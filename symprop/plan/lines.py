@@ -210,7 +210,7 @@ class _Layout:
                 (e.is_Symbol and e not in self.inlined) or e.has(sp.Piecewise)  # a name for another's array
                 for e in (s.expr, *s.operands[:1]) if e is not None))}
         for i, s in enumerate(self.program.statements):  # a new shape of an array whose name dies there
-            operand = s.operands[0] if fact(s.kind, "view") else None
+            operand = s.operands[0] if fact(s.kind, "view") and not fact(s.kind, "read_only") else None
             if operand is not None and operand in owned and operand.name in self.frees.get(i, ()):
                 owned.add(s.symbol)
         for s in reversed(self.program.statements):  # a view read while its operand lives on shares its array

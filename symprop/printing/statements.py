@@ -125,7 +125,8 @@ class StatementPrinter:
         if step.kind == "alias":
             return f"{name} = {step.source}"
         if step.kind == "view":  # the statement's operand, computed into the array `name`, in its new shape
-            return f"{name} = {lookup(step.statement.kind).text(self, step.statement, [name])}"
+            viewed = lookup(step.statement.kind).text(self, step.statement, [name])
+            return None if viewed == name else f"{name} = {viewed}"  # a view that is the array itself (NumPy's detach)
         if step.kind == "apply":
             more = [template.format(self.doprint(number)) for template, number in step.more]
             return f"{name} = {self.in_place_call(step.function, step.source or name, *more)}"
