@@ -12,6 +12,7 @@ from .ops.registry import STATE_RULES
 from .program import Program
 from .schedule import schedule
 from .second_order import directions, gauss_newton_vector, hessian_vector
+from .textbook_hessian import output_hessian
 
 
 class Derivation:
@@ -19,6 +20,7 @@ class Derivation:
 
     def __init__(self, model: Model, book: bool = False, hvp: bool = False):
         self.model, self.book, self._book, self.hvp = model, book, None, hvp
+        self.hessian_form = None  # the Hessian in closed form, where hvp is derived for a one-layer model
         self.lowered = lowered = model.trace(book)
         self.digest = model.digest(lowered)  # before the backward pass adds to the graph
         graph, loss, output = lowered.graph, lowered.loss, lowered.output
@@ -61,6 +63,7 @@ class Derivation:
                 self.code_programs[name] = schedule(graph, loss + [
                     (key, product[tensor].expr, tensor.shape) for key, tensor in params.items()])
                 self.code_names[name] = names
+        self.hessian_form = output_hessian(graph, self.lowered)  # for the document: None but for one layer
 
     @property
     def warnings(self) -> list[str]:

@@ -129,6 +129,7 @@ def document_parts(derivation) -> dict:
         [t.name for t in derivation.lowered.params.values()] + ["x", "t", "N"]
     return {
         "second": _second_order_rows(derivation, set(named) | set(forward_names), aliases, dense),
+        "hessian": _hessian_rows(derivation, short, dense),
         "forward": forward,
         "loss": ("L", short.output(loss)),
         "loss_full": loss_full if len(loss_full) <= MAX_FULL_FORM else "",
@@ -148,13 +149,55 @@ def _second_order_rows(derivation, shown: set, aliases: dict, dense: bool) -> tu
     program = derivation.code_programs.get("hvp")
     if program is None:
         return [], []
-    named = {s.name for s in program.statements if s.kind == "expr" and s.label and s.name not in shown}
+    products = {t.name for t in derivation.lowered.graph.tensors.values() if fact(t.op, "product")}
+    tangents = {s.name for s in program.statements  # ż, δ̇: a product's is read where it stands
+                if s.name.endswith("_dot") and s.name[:-4] in shown and s.name[:-4] not in products}
+    named = {s.name for s in program.statements if s.kind == "expr" and s.label and s.name not in shown} | tangents
     printer = _printer(derivation, program, named | shown, aliases=aliases)
     rows = [(_fit(latex_name(s.name, dense)), printer._unwrap(printer.statement(s), reads(s)))
             for s in program.statements if s.name in named]
     results = [(s.name, _fit(latex_name(derivation.lowered.params[s.name].name), "0.12"), printer.output(s))
                for s in program.outputs[1:]]
     return rows, results
+
+
+def _hessian_rows(derivation, printer, dense: bool) -> list[tuple[str, str]]:
+    """The Hessian in closed form, for a network of one linear layer z = X Wᵀ + b (textbook_hessian.py): the loss's
+    Hessian in each sample's z, then each block of the parameters'; [] for any other network."""
+    form = derivation.hessian_form
+    if form is None:
+        return []
+    params = derivation.lowered.params
+    W = latex_name(params[form.weight].name, dense)
+    b = latex_name(params[form.bias].name, dense) if form.bias else ""
+    X = latex_name(next(iter(derivation.lowered.inputs)), dense)
+    blocks = (rf"\nabla^{{2}}_{{{W}}} L", rf"\nabla^{{2}}_{{{b}}} L",
+              rf"\frac{{\partial^{{2}} L}}{{\partial {W}\, \partial {b}}}")
+    scale = "" if form.scale == 1 else r"\frac{1}{N}"
+    d = form.diagonal
+    if form.classes == 1 and not form.rank_one:  # one output: a number per sample
+        if not d.free_symbols:  # the same for every sample: 2XᵀX/N
+            c = printer.doprint(d * form.scale)
+            rows = [(r"\frac{\partial^{2} L}{\partial z_{n}^{2}}", c), (blocks[0], rf"{c}\, {X}^{{\top}} {X}")]
+            return rows + ([(blocks[1], printer.doprint(d * form.scale * N)),
+                            (blocks[2], rf"{c}\, {X}^{{\top}} \mathbf{{1}}")] if b else [])
+        h = printer.doprint(d)
+        rows = [(r"\frac{\partial^{2} L}{\partial z_{n}^{2}}", rf"{scale} \left[{h}\right]_{{n}}"),
+                (blocks[0], rf"{scale} {X}^{{\top}} \operatorname{{diag}}\left({h}\right) {X}")]
+        return rows + ([(blocks[1], rf"{scale} \mathbf{{1}}^{{\top}} \left({h}\right)"),
+                        (blocks[2], rf"{scale} {X}^{{\top}} \left({h}\right)")] if b else [])
+    parts = [rf"\operatorname{{diag}}\left({printer.doprint(d)}\right)"] if d != 0 else []
+    for u, w in form.rank_one:
+        outer = rf"{printer.doprint(w)}^{{\top}}"
+        if sp.expand(u + w) == 0:
+            parts.append(rf"- {printer.doprint(w)} {outer}")
+        else:
+            parts.append(("+ " if parts else "") + rf"{printer.doprint(u)} {outer}")
+    H = " ".join(parts)
+    H = rf"{scale} \left({H}\right)" if scale and len(parts) > 1 else f"{scale} {H}"
+    rows = [(r"H_{n} = \frac{\partial^{2} L}{\partial z_{n}\, \partial z_{n}^{\top}}", H),
+            (blocks[0], r"\sum_{n} H_{n} \otimes x_{n} x_{n}^{\top}")]
+    return rows + ([(blocks[1], r"\sum_{n} H_{n}"), (blocks[2], r"\sum_{n} H_{n} \otimes x_{n}")] if b else [])
 
 
 def _z_names(graph, program) -> dict[str, str]:

@@ -130,3 +130,17 @@ def test_a_cotangents_bar_is_visible_at_normal_zoom(tmp_path):
     data = Image.open(shot).convert("RGB").crop((0, 0, 450, 900)).tobytes()  # the derivation's column
     red = sum(1 for r, g, b in zip(data[0::3], data[1::3], data[2::3], strict=True) if r > 140 and g < 110 and b < 110)
     assert red > 60, red  # 8 bars in this page's cotangents, each some 8 px wide and 2 thick, at least
+
+
+def test_with_hvp_the_page_shows_the_hessian_vector_product_beside_its_code():
+    """Derived with hvp, the page has a second part: the hvp's steps (ż, ṗ, δ̇ with a dot) each linked to its lines of
+    the generated hvp, and every line that computes a step linked to it."""
+    from symprop.derivation import Derivation
+
+    model = S.load_spec(ROOT / "examples" / "iris_classifier.toml")
+    page = Derivation(model, hvp=True).render("html")
+    assert "<h2>The Hessian-vector product</h2>" in page and "def hvp(params, x, t, v):" in page
+    assert 'data-eq="hvp:p_dot"' in page and page.count('id="eq-hvp:p_dot"') == 1
+    assert 'v_w0 = v[&#34;0.weight&#34;]' in page or 'v_w0 = v["0.weight"]' in page
+    assert "&#729;" in page  # the tangent's dot, ˙
+    assert "<h2>" not in Derivation(model).render("html")

@@ -308,3 +308,39 @@ def test_the_hessian_vector_product_is_in_the_document_when_derived(example, tmp
     assert compile_tex(tex, tmp_path).exists()
     log = (tmp_path / f"{example}.log").read_text(errors="replace")
     assert not [line for line in log.splitlines() if line.startswith("Overfull")]
+
+
+TEXTBOOK_HESSIANS = {  # a one-layer model -> what its Hessian section must read
+    "linear regression": (lambda: sy.Model(sy.Sequential(sy.Linear(3, 1)), sy.MSELoss(), inputs=3),
+                          [r"\nabla^{2}_{W_{0}} L &= \frac{2}{N}\, X^{\top} X", r"\nabla^{2}_{b_{0}} L &= 2"]),
+    "logistic regression": (lambda: sy.Model(sy.Sequential(sy.Linear(3, 1), sy.Sigmoid()), sy.BCELoss(), inputs=3),
+                            [r"\frac{1}{N} X^{\top} \operatorname{diag}\left(h_{1} \odot \left(1 - h_{1}\right)"
+                             r"\right) X"]),
+    "softmax regression": (lambda: sy.Model(sy.Sequential(sy.Linear(3, 4)), sy.CrossEntropyLoss(), inputs=3),
+                           [r"\frac{1}{N} \left(\operatorname{diag}\left(p\right) - p p^{\top}\right)",
+                            r"\sum_{n} H_{n} \otimes x_{n} x_{n}^{\top}"]),
+}
+
+
+@pytest.mark.parametrize("name", TEXTBOOK_HESSIANS)
+def test_one_layer_models_get_the_textbook_hessian_in_closed_form(name, tmp_path):
+    """Derived, not written: the loss's Hessian in z read off δ's tangent (2/N; σ(1 − σ)/N; (diag(p) − ppᵀ)/N),
+    then the blocks of W and b; the document compiles with nothing overfull."""
+    make, rows = TEXTBOOK_HESSIANS[name]
+    document = Derivation(make(), hvp=True).render("latex")
+    section = document[document.index(r"\section*{The Hessian}"):document.index(r"\section*{The Hessian-vector")]
+    for row in rows:
+        assert row in section, section
+    tex = tmp_path / "source" / "hessian.tex"
+    tex.parent.mkdir()
+    tex.write_text(document)
+    assert compile_tex(tex, tmp_path).exists()
+    log = (tmp_path / "hessian.log").read_text(errors="replace")
+    assert not [line for line in log.splitlines() if line.startswith("Overfull")]
+
+
+def test_deeper_models_show_the_hessian_vector_product_only():
+    model = sy.Model(sy.Sequential(sy.Linear(3, 4), sy.Tanh(), sy.Linear(4, 2)), sy.MSELoss(), inputs=3)
+    document = Derivation(model, hvp=True).render("latex")
+    assert r"\section*{The Hessian}" not in document and r"\section*{The Hessian-vector product}" in document
+    assert r"\dot{h}_{1}" in document  # the tangents, named after their values

@@ -49,6 +49,11 @@ def latex_name(name: str, dense_target: bool = True) -> str:
     """z0 → z_{0}, w2 → W_{2}, dz1 → \\delta_{1}, dh1 → \\bar{h}_{1}, shifted → \\tilde{z}."""
     if re.fullmatch(r"\d+(\.\d+)?", name):  # a number the document names (a sequence's length, a scale)
         return name
+    if name.endswith("_dot"):  # a tangent: ż_0, the derivative of z_0 along the direction v
+        head, rest = _head(latex_name(name[:-4], dense_target))
+        return rf"\dot{{{head}}}{rest}"
+    if name.startswith("v_"):  # the direction of a parameter: v_{W_0}
+        return rf"v_{{{latex_name(name[2:], dense_target)}}}"
     match = re.fullmatch(r"([A-Za-z]+?)(\d*)(?:_(\d+))?", name)
     if not match and "_" in name:  # xc_n1_0: x − μ of norm n1 in layer 0, written xc_{n1,0}
         head, *rest = name.split("_")
@@ -72,6 +77,12 @@ def latex_name(name: str, dense_target: bool = True) -> str:
     else:
         base = rf"\mathrm{{{stem}}}"
     return base + (f"_{{{index}}}" if index else "") + (f"^{{({copy})}}" if copy else "")
+
+
+def _head(text: str) -> tuple[str, str]:
+    """(the letter, its scripts) of a name: (\\delta, _{1}) of \\delta_{1}, for an accent on the letter alone."""
+    match = re.match(r"(\\[a-z]+\{[^{}]*\}|\\[A-Za-z]+|[A-Za-z])(.*)$", text)
+    return (match.group(1), match.group(2)) if match else (text, "")
 
 
 def _transposed(text: str, transpose: bool) -> str:

@@ -41,6 +41,14 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
         if sym in self._inline:
             return self._fragment(self._inline[sym])
         name = sym.name
+        if name.endswith("_dot"):  # a tangent: z0_dot is ż₀, how z₀ moves along the direction v
+            over = self.dom.createElement("mover")
+            over.setAttribute("accent", "true")
+            over.appendChild(self._print_Symbol(sp.Symbol(name[:-4])))
+            dot = self.dom.createElement("mo")
+            dot.appendChild(self.dom.createTextNode("\u02d9"))
+            over.appendChild(dot)
+            return over
         if name.startswith("d") and len(name) > 1 and name[1].isalpha():  # an adjoint: dz1 is z̄₁ = ∂L/∂z₁
             over = self.dom.createElement("mover")
             over.setAttribute("accent", "true")
