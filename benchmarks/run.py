@@ -12,6 +12,7 @@ Workloads (every variant gets the same parameters and data, drawn from a fixed s
   transformer  TransformerEncoderLayer(d_model=64, nhead=4, dim_feedforward=256, dropout=0, batch_first) on
           sequences of 32, then the mean over the sequence, Linear(64,10), CrossEntropyLoss; batch 16, float32
           (no JAX variant: the reference is torch's own layer);
+  gelu_transformer  the same layer pre-norm with GELU (norm_first=True, activation="gelu"); batch 16, float32;
   char_lm examples/char_lm.toml, the character-level language model: token ids in, through an embedding,
           learned positions, two causal pre-norm encoder layers, a norm and a linear map onto 71 characters,
           cross-entropy per character; 32 windows of 32 characters (its training step: loss and gradients);
@@ -117,6 +118,9 @@ NETWORKS = {
              "layers": [("linear", 64, True), ("tanh",)] * 16 + [("linear", 10, True)]},
     "transformer": {"inputs": 64, "sequence": 32, "loss": "cross_entropy", "classes": 10,
                     "layers": [("transformer", 4, 256), ("mean_pool",), ("linear", 10, True)]},
+    # the same layer pre-norm with GELU (norm_first, activation="gelu"): erf and its derivative in both backends
+    "gelu_transformer": {"inputs": 64, "sequence": 32, "loss": "cross_entropy", "classes": 10,
+                         "layers": [("transformer", 4, 256, "gelu", True), ("mean_pool",), ("linear", 10, True)]},
     # examples/char_lm.toml: token ids in, a distribution over the next character per position out (its step:
     # the loss and every gradient of a batch of windows of 32 characters)
     "char_lm": {"spec": "examples/char_lm.toml", "inputs": 32, "sequence": 32, "loss": "cross_entropy",
@@ -138,12 +142,14 @@ FULL_CASES = ([("mlp", dtype, batch) for batch in (32, 256, 2048) for dtype in (
               + [("neuron", dtype, n) for n in (1000, 1_000_000) for dtype in ("float32", "float64")]
               + [("deep", dtype, 64) for dtype in ("float32", "float64")]
               + [("transformer", dtype, 16) for dtype in ("float32", "float64")]
+              + [("gelu_transformer", "float32", 16)]
               + [("char_lm", dtype, 32) for dtype in ("float32", "float64")]
               + [("gpt", dtype, 32) for dtype in ("float32", "float64")]
               + [("lenet", dtype, 64) for dtype in ("float32", "float64")])
 QUICK_CASES = [("mlp", "float32", 16), ("mlp", "float64", 16), ("neuron", "float32", 100),
                ("neuron", "float64", 100), ("deep", "float32", 8), ("deep", "float64", 8),
-               ("transformer", "float32", 2), ("transformer", "float64", 2), ("char_lm", "float32", 2),
+               ("transformer", "float32", 2), ("transformer", "float64", 2), ("gelu_transformer", "float32", 2),
+               ("char_lm", "float32", 2),
                ("char_lm", "float64", 2), ("gpt", "float32", 2), ("gpt", "float64", 2), ("lenet", "float32", 2),
                ("lenet", "float64", 2)]
 FULL_DEPTHS, QUICK_DEPTHS = (4, 16, 64), (2,)
