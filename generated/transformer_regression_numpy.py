@@ -164,23 +164,37 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 import numpy as np
 
 
+def erf(x):
+    """The error function, elementwise (NumPy has none): in float32 within 1e-6, in a few passes over one array (a
+    sixth of SciPy's time); in float64 to its precision (ERF says by what)."""
+    if x.dtype != np.float32:
+        return erf64(x)
+    a = np.abs(x)
+    t = a * np.float32(0.3275911)
+    t += 1
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(c)
+        poly *= t
+    a *= a
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    poly *= a
+    np.subtract(1, poly, out=poly)
+    return np.copysign(poly, x, out=poly)
+
+
 try:
-    from scipy.special import erf  # SciPy's, where it is installed
+    from scipy.special import erf as erf64  # SciPy's, where it is installed
 
-    ERF = "scipy.special.erf"
+    ERF = "Abramowitz and Stegun 7.1.26 in float32, scipy.special.erf in float64"
 except ImportError:
-    ERF = "Cody's rational approximations (float64); Abramowitz and Stegun 7.1.26 (float32)"
+    ERF = "Abramowitz and Stegun 7.1.26 in float32, Cody's rational approximations in float64"
 
-    def erf(x):
-        """The error function, elementwise (NumPy has none): to float64 precision, or in float32 within 1e-6."""
+    def erf64(x):
+        """The error function to float64 precision (Cody's rational approximations)."""
         a = np.abs(x)
-        if a.dtype == np.float32:
-            t = 1 / (1 + np.float32(0.3275911) * a)
-            poly = np.zeros_like(a)
-            for c in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592):
-                poly += np.float32(c)
-                poly *= t
-            return np.copysign(1 - poly * np.exp(-a * a), x)
         out = np.empty_like(a)
         near, middle = a <= 0.46875, (a > 0.46875) & (a <= 4)
         u = a[near]
