@@ -848,3 +848,69 @@ def test_to_torch_evaluates_numbers_in_float64():
     (The reference above evaluates with float64 as torch's default dtype, which sidesteps this.)"""
     value = to_torch(sigmoid(sp.Integer(1)), {})
     assert abs(float(value) - 1 / (1 + math.exp(-1))) <= 1e-15
+
+
+# -- second order: the Hessian-vector product of drawn models --------------------------------------------------------
+HVP_REGRESSIONS = [
+    # Σ over a product with a sum of terms, one of them broadcast along the summed axis and no factor spanning it:
+    # NumPy's einsum summed that term once where the sum counts it per entry (a softmax over one entry, a layer norm
+    # of width 1 and a log-softmax made one)
+    pytest.param(Fuzz(inputs=1, layers=(S.ReLU(), S.Softmax(dim=-1), S.LayerNorm(1, eps=0.1),
+                                        S.Linear(1, 5, bias=False), S.LogSoftmax(dim=-1)),
+                      loss=S.BCEWithLogitsLoss(), target='unit', batch=5, seed=179, scale=0.25),
+                 id="broadcast-term-in-product-sum"),
+]
+
+
+def _has_parameters(case: Fuzz) -> bool:
+    try:
+        return bool(case.model.parameters)
+    except SymPropError:  # a model of activations alone
+        return False
+
+
+def check_hvp(case: Fuzz) -> None:
+    """hvp of both modules against torch.autograd.functional.hvp of the torch twin, float64, to TOLERANCE of the
+    product's largest entry."""
+    from torch.func import functional_call
+
+    params, x, t = make_data(case)
+    keys = list(params)
+    generator = torch.Generator().manual_seed(case.seed + 1)
+    v = {k: torch.randn(p.shape, generator=generator, dtype=torch.float64) for k, p in params.items()}
+    net, loss = torch_network(case), torch_loss(case)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        _, want = torch.autograd.functional.hvp(
+            lambda *values: loss(functional_call(net, dict(zip(keys, values, strict=True)), (x,)), t),
+            tuple(params.values()), tuple(v[k] for k in keys))
+    finally:
+        torch.set_default_dtype(default)
+    derivation = Derivation(case.model, hvp=True)
+    scale = max([w.abs().max().item() for w in want] + [ABSOLUTE_FLOOR])
+    for backend in ("numpy", "torch"):
+        module = import_source(derivation.render(backend), f"fuzz_hvp_{backend}")
+        if backend == "numpy":
+            with np.errstate(all="ignore"):
+                _, got = module.hvp({k: p.numpy() for k, p in params.items()}, x.numpy(), t.numpy(),
+                                    {k: d.numpy() for k, d in v.items()})
+        else:
+            _, got = module.hvp(params, x, t, v)
+        for key, w in zip(keys, want, strict=True):
+            ours = torch.as_tensor(np.asarray(got[key])).reshape(w.shape)
+            assert torch.equal(torch.isfinite(ours), torch.isfinite(w)), f"{case.source()}\n{backend} {key}: finite"
+            error = (ours - w)[torch.isfinite(w)].abs().max().item() / scale if w.numel() else 0.0
+            assert error <= TOLERANCE, f"{case.source()}\n{backend} hvp {key}: relative error {error:.3g}"
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given_(case=cases().filter(lambda case: _has_parameters(case)))
+def test_fuzz_models_hvp_matches_autograd(case):
+    check_hvp(case)
+
+
+@pytest.mark.parametrize("case", HVP_REGRESSIONS)
+def test_fuzz_hvp_regression(case):
+    check_hvp(case)

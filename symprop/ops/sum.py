@@ -162,10 +162,14 @@ def _numpy_product_sum(printer, factors, whole, ndim, axes, keep):
             others = [*factors[:k], rest, *factors[k + 1:]]
             text = _numpy_product_sum(printer, others, [printer.shape_of(f) == printer.shape_of(factors[k])
                                                         for f in others], ndim, axes, keep)
+            if text is None:
+                return None
             parts.append(("- " if number < 0 else "+ ") + (text if abs(number) == 1 else
                                                             f"{printer.doprint(abs(number))}*{text}"))
         joined = " ".join(sorted(parts, key=lambda part: part.startswith("-")))  # the added terms first
         return f"({joined[2:] if joined.startswith('+ ') else '-' + joined[2:]})"
+    if not any(whole):  # no factor spans the summed axes: einsum would sum a broadcast factor once, not per entry
+        return None
     letters = "ijklmnopqrs"[:ndim]
     specs = [letters[ndim - len(printer.shape_of(f)):] for f in factors]
     out = "".join(c for a, c in enumerate(letters) if a not in axes)
