@@ -63,7 +63,8 @@ def tangents(graph: Graph, seeds: dict[Tensor, Value], values: list[Value]) -> l
         made = lookup(tensor.op).jvp(graph, tensor, moved)
         if made is None or made.expr == 0:
             continue
-        if not made.expr.is_Symbol:  # stored under a name of its own, so that what reads it stays small
+        number, rest = made.expr.as_coeff_Mul()
+        if not rest.is_Symbol:  # stored under a name of its own, so that what reads it stays small (c·ṡ: read as is)
             made = graph.named(made, tensor.name + "_dot")
         known[tensor.symbol] = made
     graph.path = ""

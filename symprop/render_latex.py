@@ -6,6 +6,8 @@ every symbol in it is a line of code (the table at its end pairs them).
 
 from __future__ import annotations
 
+import re
+
 import jinja2
 import sympy as sp
 
@@ -129,6 +131,7 @@ def document_parts(derivation) -> dict:
         [t.name for t in derivation.lowered.params.values()] + ["x", "t", "N"]
     return {
         "second": _second_order_rows(derivation, set(named) | set(forward_names), aliases, dense),
+        "gauss_newton": _gauss_newton_rows(derivation, set(forward_names), set(named) - set(forward_names), dense),
         "hessian": _hessian_rows(derivation, short, dense),
         "forward": forward,
         "loss": ("L", short.output(loss)),
@@ -159,6 +162,46 @@ def _second_order_rows(derivation, shown: set, aliases: dict, dense: bool) -> tu
     results = [(s.name, _fit(latex_name(derivation.lowered.params[s.name].name), "0.12"), printer.output(s))
                for s in program.outputs[1:]]
     return rows, results
+
+
+def _gauss_newton_rows(derivation, forward: set, backward: set, dense: bool) -> tuple[list, list]:
+    """The Gauss–Newton product's steps: J v as the output's tangents, H J v as the tangent of the loss's gradient in
+    the output (q), then Jᵀ q as the backward pass's steps; ([(lhs, rhs)], [(key, name, rhs)]), empty where it was
+    not derived. The loss is read again on the output held constant, so its values are named again (p_1 for p):
+    they are the forward pass's, and the document writes them so."""
+    program = derivation.code_programs.get("ggn_vp")
+    if program is None:
+        return [], []
+    known = forward | backward
+    products = {t.name for t in derivation.lowered.graph.tensors.values() if fact(t.op, "product")}
+    names = {s.name for s in program.statements}
+    again = {s.name: _first(s.name) for s in program.statements if s.name not in known and _first(s.name) != s.name
+             and (_first(s.name) in known or _first(s.name).removesuffix("_dot") in known - products)}
+    taken = [alias for alias in again.values()]
+    again = {name: alias for name, alias in again.items()  # not where the name is another value's here
+             if alias not in names and taken.count(alias) == 1}
+    named = {s.name for s in program.statements
+             if (again.get(s.name, s.name).endswith("_dot") and again.get(s.name, s.name)[:-4] in forward | backward
+                 and again.get(s.name, s.name)[:-4] not in products)
+             or (s.name in again and again[s.name] in backward) or fact(s.kind, "stops_gradient") and s.name != "y"}
+    kept = named | forward | {name for name, alias in again.items() if alias in forward}  # p_1, read as p
+    printer = _printer(derivation, program, kept, aliases=again)
+
+    def value(statement):  # q's value; that it is held constant, the text says
+        if fact(statement.kind, "stops_gradient"):
+            return printer.doprint(statement.operands[0])
+        return printer._unwrap(printer.statement(statement), reads(statement))
+
+    rows = [(_fit(latex_name(again.get(s.name, s.name), dense)), value(s))
+            for s in program.statements if s.name in named]
+    results = [(s.name, _fit(latex_name(derivation.lowered.params[s.name].name), "0.12"), printer.output(s))
+               for s in program.outputs[1:]]
+    return rows, results
+
+
+def _first(name: str) -> str:
+    """A value's name without the copy index its second computation took: p_1 → p, z2_dot_1 → z2_dot."""
+    return re.sub(r"_\d+(?=_dot$|$)", "", name) if re.search(r"[a-z]\d*_\d+(_dot)?$", name) else name
 
 
 def _hessian_rows(derivation, printer, dense: bool) -> list[tuple[str, str]]:

@@ -296,12 +296,14 @@ def test_the_transformer_document_uses_the_books_names_and_explains_its_count():
 @pytest.mark.parametrize("example", ["iris_classifier", "regression", "transformer_classifier", "digits_cnn"])
 def test_the_hessian_vector_product_is_in_the_document_when_derived(example, tmp_path):
     """With hvp, the document shows the product's steps and each parameter's (∇²L v), says how a step function's
-    derivative is taken, and compiles with nothing overfull; without it, it has no such section."""
+    derivative is taken, shows the Gauss–Newton product's steps and (G v), and compiles with nothing overfull;
+    without it, it has no such section."""
     model = sy.load_spec(ROOT / "examples" / f"{example}.toml")
     assert "Hessian-vector" not in Derivation(model).render("latex")
     document = Derivation(model, hvp=True).render("latex")
     assert r"\section*{The Hessian-vector product}" in document and r"(\nabla^{2} L\, v)_{" in document
     assert "is taken as $0$" in document
+    assert r"\section*{The Gauss--Newton product}" in document and r"(G v)_{" in document and "\nq &= " in document
     tex = tmp_path / "source" / f"{example}.tex"
     tex.parent.mkdir()
     tex.write_text(document)

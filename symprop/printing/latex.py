@@ -49,6 +49,9 @@ def latex_name(name: str, dense_target: bool = True) -> str:
     """z0 → z_{0}, w2 → W_{2}, dz1 → \\delta_{1}, dh1 → \\bar{h}_{1}, shifted → \\tilde{z}."""
     if re.fullmatch(r"\d+(\.\d+)?", name):  # a number the document names (a sequence's length, a scale)
         return name
+    copy = re.fullmatch(r"(.+_dot)_(\d+)", name)
+    if copy:  # a second tangent of one name (a sum's and its scaled value's): ṡ^(1)
+        return f"{{{latex_name(copy.group(1), dense_target)}}}^{{({copy.group(2)})}}"
     if name.endswith("_dot"):  # a tangent: ż_0, the derivative of z_0 along the direction v
         head, rest = _head(latex_name(name[:-4], dense_target))
         return rf"\dot{{{head}}}{rest}"
