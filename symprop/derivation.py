@@ -53,6 +53,9 @@ class Derivation:
 
     def _second_order(self, graph, params: dict) -> None:
         """The code's hvp and, where the loss reads no parameter, ggn_vp (second_order.py)."""
+        # The document's record of the first derivation (its chain rule, its notes) stays as it is: the second
+        # order's own runs of reverse mode would add to it
+        chain, notes = {symbol: list(parts) for symbol, parts in graph.chain.items()}, list(graph.notes)
         along = directions(graph, params)
         names = {**{t.symbol: key for key, t in params.items()}, **{v.expr: f"v:{key}" for key, v in along.items()}}
         loss = [("L", self.lowered.loss.expr, ())]
@@ -64,6 +67,7 @@ class Derivation:
                     (key, product[tensor].expr, tensor.shape) for key, tensor in params.items()])
                 self.code_names[name] = names
         self.hessian_form = output_hessian(graph, self.lowered)  # for the document: None but for one layer
+        graph.chain, graph.notes = chain, notes
 
     @property
     def warnings(self) -> list[str]:
