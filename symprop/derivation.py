@@ -66,7 +66,8 @@ class Derivation:
                 self.code_programs[name] = schedule(graph, loss + [
                     (key, product[tensor].expr, tensor.shape) for key, tensor in params.items()])
                 self.code_names[name] = names
-        self.hessian_form = output_hessian(graph, self.lowered)  # for the document: None but for one layer
+        if products["ggn_vp"] is not None:  # the loss reads no parameter: its Hessian is the output's alone
+            self.hessian_form = output_hessian(graph, self.lowered)  # for the document: None but for one layer
         graph.chain, graph.notes = chain, notes
 
     @property

@@ -1,8 +1,9 @@
 """Stage 3, derive, forward mode: one tangent per tensor, the directional derivative of every value along given
 tangents of some tensors (the seeds).
 
-Between tensors, the chain rule is `sympy.diff` of the fused elementwise expression, Σ_s ∂e/∂s · ṡ. Across tensors it
-follows from each primitive's definition: its `jvp`, in its own module of symprop/ops/, found in the registry by the
+Between tensors, the chain rule is `sympy.diff` of the fused elementwise expression, Σ_u ∂e/∂u · u̇, u each named value
+it reads (a book's z, h, p, whose tangents ż, ḣ, ṗ it names) or tensor. Across tensors it follows from each
+primitive's definition: its `jvp`, in its own module of symprop/ops/, found in the registry by the
 tensor's op. Run over the gradient program that reverse mode made, it gives second derivatives (second_order.py).
 """
 
@@ -63,7 +64,7 @@ def tangents(graph: Graph, seeds: dict[Tensor, Value], values: list[Value]) -> l
         made = lookup(tensor.op).jvp(graph, tensor, moved)
         if made is None or made.expr == 0:
             continue
-        number, rest = made.expr.as_coeff_Mul()
+        _, rest = made.expr.as_coeff_Mul()
         if not rest.is_Symbol:  # stored under a name of its own, so that what reads it stays small (c·ṡ: read as is)
             made = graph.named(made, tensor.name + "_dot")
         known[tensor.symbol] = made

@@ -349,3 +349,13 @@ def test_deeper_models_show_the_hessian_vector_product_only():
     document = Derivation(model, hvp=True).render("latex")
     assert r"\section*{The Hessian}" not in document and r"\section*{The Hessian-vector product}" in document
     assert r"\dot{h}_{1}" in document  # the tangents, named after their values
+
+
+def test_a_loss_with_a_penalty_gets_no_closed_form_hessian_of_its_output_alone(tmp_path):
+    """With an L2 penalty the Hessian has the penalty's 2λI besides the output's part: the closed form read off δ's
+    tangent would leave it out, so the document shows the product's steps only."""
+    spec = tmp_path / "ridge.toml"
+    spec.write_text('name = "ridge"\ninputs = 3\n\n[[layers]]\nname = "fc"\ntype = "linear"\noutputs = 1\n\n'
+                    '[loss]\ntype = "mse"\nl2 = { "fc.weight" = 0.1 }\n')
+    document = Derivation(sy.load_spec(spec), hvp=True).render("latex")
+    assert r"\section*{The Hessian}" not in document and r"\section*{The Hessian-vector product}" in document
