@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import generated_modules
+from test_ops import modules
 from torch import nn
 from torch.nn import functional as TF
 
@@ -238,3 +239,40 @@ def test_what_torch_code_is_full_of(tmp_path):
     agree(net, nn.MSELoss(), model, tmp_path, (x,), torch.randn(5, 2, dtype=torch.float64))
     with pytest.raises(S.SymPropError, match="p must be 0.0"):
         S.from_torch(nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.1)), nn.MSELoss(), inputs=3)
+
+
+class TokenShift(nn.Module):
+    """Each position mixed with the one before it, as RWKV-style models write a token shift: torch.roll along the
+    sequence, then a mean over it."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = torch.tanh(self.a(x))
+        mixed = 0.5 * h + 0.5 * torch.roll(h, shifts=1, dims=1)
+        return self.head(mixed.mean(1))
+
+
+@pytest.mark.parametrize("how", ["fx", "export"])
+def test_roll_and_a_mean_method_read_by_either_front(how, tmp_path):
+    """torch.roll (torch.export lowers it to index_select with a fixed index) is a join of two slices; and the check's
+    torch run of a module read by torch.fx calls torch's own methods (x.mean(1) had been sent to symprop's)."""
+    from symprop.check import reference, reference_hvp
+
+    torch.manual_seed(0)
+    net = TokenShift().double()
+    x, t = torch.randn(3, 5, 4, dtype=torch.float64), torch.randint(0, 2, (3,))
+    loss = nn.CrossEntropyLoss()
+    model = S.from_torch(net, loss, inputs={"x": (5, 4)}) if how == "fx" else \
+        S.from_torch(net, loss, example_inputs=(x,), example_target=t)
+    agree(net, loss, model, tmp_path, (x,), t)
+    params = {k: p.detach().clone() for k, p in net.named_parameters()}
+    _, grads = reference(model, params, {"x": x}, t)
+    assert all(relative_error(grads[k], p.grad) <= TOLERANCE for k, p in net.named_parameters())
+    v = {k: torch.randn_like(p) for k, p in params.items()}
+    want = reference_hvp(model, params, {"x": x}, t, v)
+    _, got = modules(model, hvp=True)["torch"]["hvp"](params, x, t, v)
+    assert all(relative_error(got[k], w) <= TOLERANCE for k, w in want.items())

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..declare.calls import in_torch, resolved, torch_function
 from ..declare.tensor import Parameter, SymbolicTensor, as_value, axis_of, kind_of, shape_text, traced_graph
 from ..declare.trace import fail, running
 from ..graph import Value
 from ..shapes import N
 from .primitive import primitive
 from .registry import TorchNames, cotangent_rule
+from .slice import along_axis
 
 
 def _shape(operands, axes):
@@ -89,6 +91,50 @@ def stack(tensors, dim: int = 0) -> SymbolicTensor:
                 if isinstance(t, Parameter) else t.unsqueeze(axis) for t in tensors], axis)
 
 
+def index_select(x, dim: int, index) -> SymbolicTensor:
+    """x.index_select(dim, index) for an index that the model fixes (torch.roll, as torch.export lowers it): each run
+    of consecutive entries a slice, the slices joined along dim, so that the derivative is theirs."""
+    x = resolved(x)
+    if in_torch(x, index):
+        return torch_function("torch.index_select")(x, dim, index)
+    if isinstance(index, SymbolicTensor):
+        raise fail("index_select: an index computed from the inputs is not supported (an index fixed by the model's "
+                   "sizes is: torch.roll); use an embedding for rows picked by ids")
+    value = as_value(x, "index_select")
+    axis = axis_of(dim, len(value.shape), "index_select")
+    length = value.shape[axis]
+    entries = [int(i) for i in (index.tolist() if hasattr(index, "tolist") else index)]
+    if length == N or not entries or any(not -length <= i < length for i in entries):
+        raise fail(f"index_select along dim {dim}: give indices within an axis other than the batch axis")
+    runs = []  # [start, stop) of consecutive entries
+    for i in (i % length for i in entries):
+        if runs and runs[-1][1] == i:
+            runs[-1][1] += 1
+        else:
+            runs.append([i, i + 1])
+    return cat([along_axis(x, axis, slice(start, stop)) for start, stop in runs], axis)
+
+
+def roll(x, shifts, dims=None) -> SymbolicTensor:
+    """torch.roll(x, shifts, dims): entries moved along each dim by its shift, those that fall off the end coming back
+    at the start; each dim a join of two slices."""
+    x = resolved(x)
+    if in_torch(x):
+        return torch_function("torch.roll")(x, shifts, dims)
+    if dims is None:
+        raise fail("roll: give dims (rolling the flattened tensor would move entries between samples)")
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise fail(f"roll: {len(shifts)} shifts for {len(dims)} dims")
+    for shift, dim in zip(shifts, dims, strict=True):
+        length = as_value(x, "roll").shape[axis_of(dim, len(as_value(x, "roll").shape), "roll")]
+        if length == N:
+            raise fail("roll: the batch axis is not rolled")
+        x = index_select(x, dim, [(i - shift) % length for i in range(length)])
+    return x
+
+
 def _latex(printer, statement, texts):
     if statement.tensor.axes == (0,):
         return r"\begin{bmatrix} " + r" \\ ".join(texts) + r" \end{bmatrix}"
@@ -102,7 +148,10 @@ primitive(
            "torch": lambda p, s, texts: p._call("torch.cat", f"[{', '.join(texts)}]", f"dim={s.tensor.axes[0]}"),
            "text": lambda p, s, texts: f"concat([{', '.join(texts)}], axis={s.tensor.axes[0]})",
            "latex": _latex, "mathml": lambda p, s, texts: p.named_call("concat", *texts)},
-    torch=TorchNames(functions=("torch.cat", "torch.concat", "torch.stack"), aten=("aten.cat.default",
-                                                                                  "aten.stack.default")),
+    torch=TorchNames(functions=("torch.cat", "torch.concat", "torch.stack", "torch.roll", "torch.index_select"),
+                     methods=("roll", "index_select"),
+                     aten=("aten.cat.default", "aten.stack.default", "aten.roll.default", "aten.index_select.default")),
     front={"torch.cat": cat, "torch.concat": cat, "aten.cat.default": cat, "torch.stack": stack,
-           "aten.stack.default": stack})
+           "aten.stack.default": stack, "torch.roll": roll, "roll": roll, "aten.roll.default": roll,
+           "torch.index_select": index_select, "index_select": index_select,
+           "aten.index_select.default": index_select})

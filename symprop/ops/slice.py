@@ -85,7 +85,7 @@ def getitem(x, index) -> SymbolicTensor:
     return SymbolicTensor(value)
 
 
-def _along(x, dim: int, item):
+def along_axis(x, dim: int, item):
     """x[..., item, ...] with `item` (a slice or an index) on axis `dim`."""
     ndim = len(as_value(x, "indexing").shape)
     axis = axis_of(dim, ndim, "indexing")
@@ -93,11 +93,11 @@ def _along(x, dim: int, item):
 
 
 def _aten_slice(x, dim=0, start=None, end=None, step=1):
-    return _along(x, dim, slice(start, end, step))
+    return along_axis(x, dim, slice(start, end, step))
 
 
 def _aten_select(x, dim, index):
-    return _along(x, dim, index)
+    return along_axis(x, dim, index)
 
 
 def split(x, split_size_or_sections, dim: int = 0) -> tuple:
@@ -116,7 +116,7 @@ def split(x, split_size_or_sections, dim: int = 0) -> tuple:
         if sum(sizes) != length or any(not isinstance(n, int) or n < 1 for n in sizes):
             raise fail(f".split: sizes {sizes} do not add up to the axis's {length}")
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    return tuple(_along(x, axis, slice(start, start + size)) for start, size in zip(starts, sizes, strict=True))
+    return tuple(along_axis(x, axis, slice(start, start + size)) for start, size in zip(starts, sizes, strict=True))
 
 
 def chunk(x, chunks: int, dim: int = 0) -> tuple:
@@ -134,7 +134,7 @@ def unbind(x, dim: int = 0) -> tuple:
     length = as_value(x, ".unbind").shape[axis]
     if length == N:
         raise fail(".unbind: the batch axis is taken whole")
-    return tuple(_along(x, axis, i) for i in range(length))
+    return tuple(along_axis(x, axis, i) for i in range(length))
 
 
 FRONT = {"__getitem__": getitem, "split": split, "chunk": chunk, "unbind": unbind, "torch.split": split,
