@@ -128,7 +128,8 @@ def roll(x, shifts, dims=None) -> SymbolicTensor:
     if len(shifts) != len(dims):
         raise fail(f"roll: {len(shifts)} shifts for {len(dims)} dims")
     for shift, dim in zip(shifts, dims, strict=True):
-        length = as_value(x, "roll").shape[axis_of(dim, len(as_value(x, "roll").shape), "roll")]
+        shape = as_value(x, "roll").shape
+        length = shape[axis_of(dim, len(shape), "roll")]
         if length == N:
             raise fail("roll: the batch axis is not rolled")
         x = index_select(x, dim, [(i - shift) % length for i in range(length)])
