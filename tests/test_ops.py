@@ -611,11 +611,13 @@ def test_numpy_erf_is_exact_with_scipy_and_without(scipy, monkeypatch):
         monkeypatch.setattr(builtins, "__import__", without_scipy)
     namespace = {"np": np}
     exec(NUMPY.source, namespace)  # noqa: S102
-    monkeypatch.undo()
-    assert ("scipy" in namespace["ERF"]) == scipy and "7.1.26 in float32" in namespace["ERF"]
+    assert "7.1.26 in float32" in namespace["ERF"] and "scipy.special.erf" in namespace["ERF"]
     x = np.concatenate([np.linspace(-30, 30, 60001), [0.46875, -4.0, 4.0, 27.0]])
     exact = np.array([math.erf(v) for v in x])
-    assert np.max(np.abs(namespace["erf"](x) - exact) / np.maximum(np.abs(exact), 1e-300)) <= 1e-15
+    computed = namespace["erf"](x)
+    monkeypatch.undo()
+    assert np.array_equal(computed, namespace["erf_cody"](x)) != scipy  # which one ran
+    assert np.max(np.abs(computed - exact) / np.maximum(np.abs(exact), 1e-300)) <= 1e-15
     assert np.max(np.abs(namespace["erf"](x.astype(np.float32)) - exact)) <= 1e-6
     special = namespace["erf"](np.array([0.0, -0.0, np.inf, -np.inf, np.nan]))
     assert list(special[:4]) == [0.0, -0.0, 1.0, -1.0] and np.signbit(special[1]) and np.isnan(special[4])
