@@ -1421,3 +1421,30 @@ def test_a_one_by_one_parameter_keeps_its_shape(tmp_path):
     m = module.Module(net.state_dict())
     m(x, t).backward()
     assert m.b.grad.shape == (1, 1)
+
+
+# -- a mask the model holds as a buffer, filled with a number or with -inf; a forward that takes *inputs ----------
+class HeldMask(nn.Module):
+    """Every third feature zeroed by a boolean buffer, and attention-style scores with a held mask of another shape
+    than the causal one (-inf where it holds, then a softmax)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 6)
+        self.register_buffer("keep_out", torch.arange(6) % 3 == 1)
+        self.register_buffer("blocked", torch.tensor([[False, True, False], [True, False, False],
+                                                      [False, False, True]]))
+
+    def forward(self, x, *more):
+        h = self.fc(x).masked_fill(self.keep_out, 0.5)
+        scores = h[:, :3, None] * h[:, None, 3:] + more[0][:, :, None]
+        return scores.masked_fill(self.blocked, float("-inf")).softmax(-1).flatten(1)
+
+
+def test_a_mask_held_as_a_buffer_and_a_forward_taking_star_inputs(tmp_path):
+    torch.manual_seed(4)
+    net = HeldMask().double()
+    x, more, t = (torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64),
+                  torch.randn(5, 9, dtype=torch.float64))
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x, more), example_target=t, name="held")
+    agree(model, net, (x, more), t, nn.MSELoss(), tmp_path)

@@ -15,6 +15,9 @@ then pushed to their kinks and to ±overflow.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -389,6 +392,9 @@ MODELS = {  # row -> (op, a function that makes the model)
                                       torch.tensor([3.0, 0.5, 1.5, 4.0]))),
     "padding_mask": ("padding_mask", lambda: S.Model(Padded(), S.MSELoss(), inputs={"x": (3, 4), "pad": (3,)})),
     "masked_fill": ("masked_fill", lambda: S.Model(Masked(), S.MSELoss(), inputs={"x": (3, 4)})),
+    "masked_fill-held": ("masked_fill", _through(lambda h: h.masked_fill(torch.tensor([False, True, False, True]), 0.25)
+                                                  .masked_fill(torch.tensor([True, False, False, False]),
+                                                               float("-inf")).softmax(-1))),
     "scaled_dot_product_attention": ("scaled_dot_product_attention",
                                      lambda: S.Model(Masked(sdpa=True), S.MSELoss(), inputs={"x": (3, 4)})),
     "linear": ("linear", lambda: S.Model(_sequence(S.Linear(3, 4)), S.MSELoss(), inputs=3)),
@@ -546,6 +552,24 @@ def test_every_op_has_a_row():
         {op for op, _ in MODELS.values()}
     assert set(OPS) - rows == set(), "ops without a row in tests/test_ops.py"
     assert rows - set(OPS) == set(), "rows of ops that are not registered"
+
+
+def test_every_op_is_timed_by_the_per_op_benchmark():
+    """benchmarks/ops.py times every registered op: in a row of its own, or inside the row that makes it."""
+    benchmarks = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        spec = importlib.util.spec_from_file_location("per_op_benchmark", Path(benchmarks) / "ops.py")
+        bench = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = bench  # as import does: its dataclass looks the module up
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(benchmarks)
+    rows = bench._rows()
+    named = {op for row in rows.values() for op in row.ops}
+    assert named - set(OPS) == set(), "benchmark rows naming ops that are not registered"
+    assert set(bench.covered(rows)) == set(OPS)
+    assert {row for row, _ in bench.COVERED_BY.values()} <= set(rows)
 
 
 def test_every_primitive_has_a_jvp_rule():

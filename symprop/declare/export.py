@@ -10,6 +10,7 @@ the derivation. The same replay runs on torch tensors, which is the reference th
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 from contextlib import contextmanager
@@ -188,6 +189,25 @@ def _loss(loss, module, output, example_target, net: Exported):
     return replayed
 
 
+def _as_signature_reads(module, args: tuple, free) -> tuple:
+    """The free axes of each argument, grouped as forward's signature takes them: torch.export wants the arguments
+    that `forward(self, x, *rest)` gathers in `rest` given as one tuple."""
+    shapes, rest = [], list(args)
+    try:
+        parameters = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: one argument each
+        parameters = []
+    for parameter in parameters:
+        if not rest:
+            break
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            shapes.append(tuple(free(a) for a in rest))
+            rest = []
+            break
+        shapes.append(free(rest.pop(0)))
+    return tuple(shapes) + tuple(free(a) for a in rest)
+
+
 def _export(module, args: tuple, what: str, axes=0):
     """torch.export's program of module(*args), with the batch axis (`axes`: one for every argument, or one each) left
     free."""
@@ -205,7 +225,7 @@ def _export(module, args: tuple, what: str, axes=0):
             # torch's own notes on its recurrent layers' weights and on its pytree internals, not the user's code
             warnings.filterwarnings("ignore", "The tensor attributes", UserWarning)
             warnings.filterwarnings("ignore", ".*LeafSpec", FutureWarning)
-            program = _lowered(export(module, args, dynamic_shapes=tuple(free(a) for a in args)))
+            program = _lowered(export(module, args, dynamic_shapes=_as_signature_reads(module, args, free)))
     except Exception as error:  # torch's own explanation, in one line
         text = " ".join(str(error).split())
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):

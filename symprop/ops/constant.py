@@ -13,7 +13,7 @@ LIMIT = 4096  # numbers: a larger table would make the generated module a data f
 
 
 @constant_rule(last=True)
-def _table(graph, tensor):
+def constant_table(graph, tensor):
     """Any tensor of floating-point numbers, up to LIMIT of them."""
     from ..errors import SymPropError
 

@@ -1,7 +1,7 @@
 """masked_fill: x with a value where a mask is True (x.masked_fill(mask, value), torch.masked_fill). symprop reads the
 mask as a constant of the derivation, a buffer or a mask built from sizes: the causal one (True above the diagonal)
-filled with -inf is attention's causal mask (causal_mask.py), added to x. A mask the model computes (from its input
-ids, or its values) is where.py's. Other constant masks are refused for now."""
+filled with -inf is attention's causal mask (causal_mask.py), added to x. Any other constant mask is a table of 0s and
+1s (constant.py), read as a mask the model computes is (from its input ids, or its values): where.py's."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import math
 
 from ..declare.calls import resolved
 from ..declare.tensor import SymbolicTensor, traced_graph
-from ..declare.trace import fail
 from .causal_mask import causal_mask, causal_size
+from .constant import constant_table
 from .registry import TorchNames, defop
 from .where import masked_fill_computed
 
@@ -22,9 +22,9 @@ def masked_fill(input, mask, value):
     if isinstance(mask, SymbolicTensor):  # computed by the model: from its input ids, or from its values
         return masked_fill_computed(input, mask, value)
     size = causal_size(mask) if mask.dtype == _bool() else None
-    if size is None or not (isinstance(value, (int, float)) and math.isinf(value) and value < 0):
-        raise fail("masked_fill: only the causal mask (True above the diagonal) filled with -inf is supported yet")
-    return input + SymbolicTensor(causal_mask(traced_graph(), size))
+    if size is not None and isinstance(value, (int, float)) and math.isinf(value) and value < 0:
+        return input + SymbolicTensor(causal_mask(traced_graph(), size))
+    return masked_fill_computed(input, SymbolicTensor(constant_table(traced_graph(), (mask != 0).double())), value)
 
 
 def _bool():
