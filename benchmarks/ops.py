@@ -15,8 +15,9 @@ Ops that torch code never calls by themselves (a convolution's windows and their
 scatter-add, the one-hot of a cross-entropy, ...) are timed inside the row of the op that makes them: the table
 names that row (`COVERED_BY`).
 
-Method: each variant (numpy, torch, autograd) runs in its own fresh process, on every row and both sizes; a round runs
-the three once each, their order rotated round by round; a row's time is the median over rounds of each round's
+Method: each variant (numpy, torch, autograd, and autograd on one thread: NumPy's elementwise passes use one core,
+where torch's kernels use all) runs in its own fresh process, on every row and both sizes; a round runs each once,
+their order rotated round by round; a row's time is the median over rounds of each round's
 median call (warm-up 2 calls, then at least 5 calls and at least --min-time seconds). The first round also saves each
 variant's loss and gradients at the small size, and every variant must agree with autograd (relative 1e-4, float32).
 
@@ -45,7 +46,7 @@ from run import import_path, time_calls
 
 HERE = Path(__file__).resolve()
 DEFAULT_JSON = HERE.parent / "results" / "ops.json"
-VARIANTS = ("numpy", "torch", "autograd")
+VARIANTS = ("numpy", "torch", "autograd", "autograd-1thread")
 SAMPLES = {"vector": (512,), "sequence": (8, 64), "image": (2, 16, 16), "signal": (4, 128)}
 SIZES = {"1e3": 2, "1e6": 2048}  # the batch of each size
 TOLERANCE = 1e-4
@@ -411,6 +412,7 @@ def _call(variant: str, name: str, row: Row, batch: int, folder: Path, out_shape
         mod = import_path(folder / f"{name}_torch.py")
         params = {k: torch.from_numpy(state[k]) for k in mod.PARAM_SHAPES}
         return lambda: mod.loss_and_gradients(params, *tensors, tt)
+    torch.set_num_threads(1 if variant == "autograd-1thread" else torch.get_num_threads())
     net, loss_fn = torch_row(name, row)
     net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     named = dict(net.named_parameters())
@@ -494,7 +496,7 @@ def main(argv=None) -> int:
         manifest = derive_rows({n: rows[n] for n in names}, folder)
         timings: dict[str, dict[str, list]] = {}
         for r in range(rounds):
-            order = VARIANTS[r % 3:] + VARIANTS[:r % 3]  # rotated round by round
+            order = VARIANTS[r % len(VARIANTS):] + VARIANTS[:r % len(VARIANTS)]  # rotated round by round
             for variant in order:
                 print(f"  round {r + 1}/{rounds}: {variant}", file=sys.stderr, flush=True)
                 spec = {"variant": variant, "rows": names, "sizes": sizes, "folder": str(folder), "manifest": manifest,
@@ -541,13 +543,16 @@ def summarize(names, sizes, rows, timings, outputs: Path):
                 for variant in ("numpy", "torch"):
                     if variant in cell:
                         cell[f"{variant}_x"] = cell[variant]["median_ms"] / cell["autograd"]["median_ms"]
+                if "numpy" in cell and "autograd-1thread" in cell:  # NumPy's elementwise passes use one core
+                    cell["numpy_x_1thread"] = cell["numpy"]["median_ms"] / cell["autograd-1thread"]["median_ms"]
             entry[size] = cell
         table.append(entry)
     return table, failures
 
 
 def print_table(table, coverage) -> None:
-    print(f"{'row':<34} {'size':>5} {'autograd ms':>11} {'numpy ms':>9} {'x':>6} {'torch ms':>9} {'x':>6}")
+    print(f"{'row':<34} {'size':>5} {'autograd ms':>11} {'numpy ms':>9} {'x':>6} {'torch ms':>9} {'x':>6} "
+          f"{'numpy x 1-thread autograd':>26}")
     for entry in table:
         for size in SIZES:
             cell = entry.get(size)
@@ -558,6 +563,8 @@ def print_table(table, coverage) -> None:
                 if variant in cell:
                     mark = "*" if cell[f"{variant}_x"] > SLOWEST else " "
                     line += f" {cell[variant]['median_ms']:>9.3f} {cell[f'{variant}_x']:>5.2f}{mark}"
+            if "numpy_x_1thread" in cell:
+                line += f" {cell['numpy_x_1thread']:>26.2f}"
             print(line)
     print(f"* slower than {SLOWEST}x autograd")
     inside = {op: row for op, row in coverage.items() if op in COVERED_BY}

@@ -100,10 +100,19 @@ def window_entries(x, window, positions):
 
 def fold(windows, axes, sizes, window):
     """The adjoint of taking windows: each window's entries added back where they were read, into an array of `sizes`
-    along `axes` (one pass per kernel offset, over all windows at once)."""
+    along `axes` (one pass per kernel offset, over all windows at once; windows that tile the array, as a pooling's
+    do, are one rearrangement)."""
     shape = list(windows.shape[: windows.ndim - len(window)])
     for axis, size in zip(axes, sizes):
         shape[axis] = size
+    if all(stride == size and dilation == 1 for size, stride, dilation in window):
+        order, covered = [], []
+        for axis in range(len(shape)):
+            order += [axis, len(shape) + axes.index(axis)] if axis in axes else [axis]
+            covered.append(windows.shape[axis] * window[axes.index(axis)][0] if axis in axes else shape[axis])
+        out = np.empty(shape, dtype=windows.dtype) if covered == shape else np.zeros(shape, dtype=windows.dtype)
+        out[tuple(slice(0, n) for n in covered)] = windows.transpose(order).reshape(covered)
+        return out
     out = np.zeros(shape, dtype=windows.dtype)
     offsets = [()]
     for size, _, _ in window:

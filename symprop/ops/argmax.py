@@ -21,4 +21,4 @@ primitive(
            "torch": lambda p, s, texts: p._call("torch.argmax", texts[0], "dim=-1"),
            "text": lambda p, s, texts: f"argmax({texts[0]}, axis=-1)",
            "latex": lambda p, s, texts: rf"\operatorname{{argmax}}\left({texts[0]}\right)",
-           "mathml": lambda p, s, texts: p.named_call("argmax", texts[0])})
+           "mathml": lambda p, s, texts: p.named_call("argmax", texts[0])}, finite=True)

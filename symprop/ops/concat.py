@@ -155,4 +155,4 @@ primitive(
     front={"torch.cat": cat, "torch.concat": cat, "aten.cat.default": cat, "torch.stack": stack,
            "aten.stack.default": stack, "torch.roll": roll, "roll": roll, "aten.roll.default": roll,
            "torch.index_select": index_select, "index_select": index_select,
-           "aten.index_select.default": index_select})
+           "aten.index_select.default": index_select}, finite=True)

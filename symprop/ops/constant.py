@@ -59,4 +59,4 @@ primitive(
     "constant", vjp=lambda *_: iter(()), jvp=no_jvp, stem="table",
     spell={"numpy": _numpy, "torch": _torch, "text": lambda p, s, texts: _name(s),
            "latex": lambda p, s, texts: r"C_{\text{" + _name(s)[6:].lower() + "}}",
-           "mathml": lambda p, s, texts: f"<msub><mi>C</mi><mtext>{_name(s)[6:].lower()}</mtext></msub>"})
+           "mathml": lambda p, s, texts: f"<msub><mi>C</mi><mtext>{_name(s)[6:].lower()}</mtext></msub>"}, finite=True)

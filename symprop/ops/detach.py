@@ -30,4 +30,4 @@ primitive(
     spell={"numpy": lambda p, s, texts: texts[0], "torch": lambda p, s, texts: f"{texts[0]}.detach()",
            "text": lambda p, s, texts: f"detach({texts[0]})",
            "latex": lambda p, s, texts: rf"\operatorname{{detach}}\left({texts[0]}\right)",
-           "mathml": lambda p, s, texts: p.named_call("detach", texts[0])})
+           "mathml": lambda p, s, texts: p.named_call("detach", texts[0])}, finite=True)

@@ -376,4 +376,4 @@ primitive(
     front={**dict.fromkeys(("torch.matmul", "torch.mm", "torch.bmm", "matmul", "mm", "bmm", "__matmul__",
                             "aten.matmul.default", "aten.mm.default", "aten.bmm.default"), matmul),
            "torch.einsum": einsum, "__rmatmul__": _rmatmul,
-           "aten.einsum.default": lambda equation, tensors, path=None: einsum(equation, *tensors)})
+           "aten.einsum.default": lambda equation, tensors, path=None: einsum(equation, *tensors)}, finite=True)

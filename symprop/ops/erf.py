@@ -108,4 +108,4 @@ ERF_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1,
 
 pointwise("erf", sympy=sp.erf, python=math.erf,
           torch=TorchNames(("torch.erf", "torch.special.erf"), ("erf",), "", ("aten.erf.default",)),
-          spell={"numpy": NUMPY}, in_place={"torch": ("erf",)}, cost={"numpy": 20, "torch": 10})
+          spell={"numpy": NUMPY}, in_place={"torch": ("erf",)}, cost={"numpy": 20, "torch": 10}, finite=True)

@@ -42,4 +42,4 @@ primitive(
     jvp=_jvp, stem="rows",
     spell={"numpy": _code, "torch": _code, "text": _code,
            "latex": lambda p, s, texts: rf"{{{texts[0]}}}_{{[{texts[1]}]}}",
-           "mathml": lambda p, s, texts: f"<msub><mrow>{texts[0]}</mrow><mrow>{texts[1]}</mrow></msub>"})
+           "mathml": lambda p, s, texts: f"<msub><mrow>{texts[0]}</mrow><mrow>{texts[1]}</mrow></msub>"}, finite=True)

@@ -20,4 +20,4 @@ def _same(printer, statement, texts):
 
 
 primitive("map", shape=lambda operands: operands[0].shape, vjp=_vjp, jvp=_jvp, parenthesized=False, owns_array=True,
-          spell=dict.fromkeys(("numpy", "torch", "text", "latex", "mathml"), _same))
+          spell=dict.fromkeys(("numpy", "torch", "text", "latex", "mathml"), _same), finite=True)

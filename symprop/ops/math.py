@@ -50,14 +50,14 @@ for _name, _function, _python, _facts in (
         ("log", sp.log, math.log, {"in_place": {"numpy": ("log",), "torch": ("log",)}, "domain": (0.0, None),
                                     "cost": {"numpy": 5, "torch": 8}}),
         ("sqrt", sp.sqrt, math.sqrt, {"domain": (0.0, None)}),
-        ("abs", sp.Abs, abs, {"expression_names": ("Abs", "abs"), "kinks": (0.0,)}),
-        ("sin", sp.sin, math.sin, {}),
-        ("cos", sp.cos, math.cos, {}),
+        ("abs", sp.Abs, abs, {"finite": True, "expression_names": ("Abs", "abs"), "kinks": (0.0,)}),
+        ("sin", sp.sin, math.sin, {"finite": True}),
+        ("cos", sp.cos, math.cos, {"finite": True}),
         ("tan", sp.tan, math.tan, {"domain": (-1.5, 1.5)}),
-        ("atan", sp.atan, math.atan, {}),
+        ("atan", sp.atan, math.atan, {"finite": True}),
         ("sinh", sp.sinh, math.sinh, {}),
         ("cosh", sp.cosh, math.cosh, {}),
-        ("asinh", sp.asinh, math.asinh, {})):
+        ("asinh", sp.asinh, math.asinh, {"finite": True})):
     pointwise(_name, sympy=_function, python=_python, torch=_torch_names(_name), **_facts)
 
 # In expressions ("Max(z, 0)", as a custom activation writes relu), SymPy's own Max and Min: at a tie the derivative
@@ -74,9 +74,10 @@ def _torch(name: str):
 
 pointwise("Max", sympy=sp.Max, python=max, expression_names=("Max", "max"), public=False, reference=_torch("maximum"),
           spell={"numpy": _nested("numpy.maximum"), "torch": _clamped("torch.maximum", "min")},
-          in_place={"numpy": ("maximum", "{}"), "torch": ("clamp", "min={}")}, kinks=(0.0,))
+          in_place={"numpy": ("maximum", "{}"), "torch": ("clamp", "min={}")}, kinks=(0.0,), finite=True)
 pointwise("Min", sympy=sp.Min, python=min, expression_names=("Min", "min"), public=False, reference=_torch("minimum"),
-          spell={"numpy": _nested("numpy.minimum"), "torch": _clamped("torch.minimum", "max")}, kinks=(0.0,))
+          spell={"numpy": _nested("numpy.minimum"), "torch": _clamped("torch.minimum", "max")}, kinks=(0.0,),
+          finite=True)
 
 
 class maximum(DefinedFunction):

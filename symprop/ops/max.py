@@ -108,4 +108,4 @@ primitive(
            "mathml": reduction(lambda p, text, axes, keep: f"<mrow><munder><mi>max</mi><mtext>axis "
                                f"{','.join(map(str, axes))}</mtext></munder><mo>(</mo>{text}<mo>)</mo></mrow>")},
     torch=TorchNames(functions=("torch.amax",), methods=("amax",), aten=("aten.amax.default",)),
-    front={"torch.amax": amax, "amax": amax, "aten.amax.default": amax})
+    front={"torch.amax": amax, "amax": amax, "aten.amax.default": amax}, finite=True)

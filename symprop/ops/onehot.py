@@ -60,4 +60,4 @@ primitive(
            "torch": lambda p, s, texts: f"{p.use(TORCH)}({texts[0]}, {s.tensor.key}, {p.dtype_text})",
            "text": lambda p, s, texts: f"onehot({texts[0]}, {s.tensor.key})",
            "latex": lambda p, s, texts: rf"\operatorname{{onehot}}_{{{s.tensor.key}}}\left({texts[0]}\right)",
-           "mathml": lambda p, s, texts: p.named_call("onehot", texts[0])})
+           "mathml": lambda p, s, texts: p.named_call("onehot", texts[0])}, finite=True)

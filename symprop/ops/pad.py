@@ -92,4 +92,4 @@ primitive(
            "text": lambda p, s, texts: f"pad({texts[0]}, axis={s.tensor.axes[0]}, widths={s.tensor.bounds}"
                                        + (f", value={s.tensor.key}" if s.tensor.key else "") + ")",
            "latex": lambda p, s, texts: rf"\operatorname{{pad}}_{{{s.tensor.bounds}}}\left({texts[0]}\right)",
-           "mathml": lambda p, s, texts: p.named_call("pad", texts[0])})
+           "mathml": lambda p, s, texts: p.named_call("pad", texts[0])}, finite=True)

@@ -24,4 +24,5 @@ primitive(
     "padding_mask", vjp=lambda *_: iter(()), jvp=no_jvp, stem="pad", parenthesized=False,
     spell={"numpy": _numpy, "torch": _torch, "text": lambda p, s, texts: f"padding_mask({texts[0]})",
            "latex": lambda p, s, texts: rf"M_{{\text{{pad}}}}\left({texts[0]}\right)",
-           "mathml": lambda p, s, texts: f"<msub><mi>M</mi><mtext>pad</mtext></msub><mo>(</mo>{texts[0]}<mo>)</mo>"})
+           "mathml": lambda p, s, texts: f"<msub><mi>M</mi><mtext>pad</mtext></msub><mo>(</mo>{texts[0]}<mo>)</mo>"},
+    finite=True)

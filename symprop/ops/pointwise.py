@@ -34,18 +34,20 @@ class Pointwise(Op):
     floats; reference: its SymPy function on torch tensors, where that is not torch's first function.
     public: whether symprop.<name> is its SymPy function on tensors (default: where expressions name it).
     `kinks` and `domain` describe it to its tests: where the derivative jumps, and the open interval it is defined on.
+    finite: its value is finite wherever its argument is (as the backends spell it): the printers may then select
+    between pieces by arithmetic, which a value that overflows would turn into nan.
     """
 
     def __init__(self, name: str, definition=None, *, sympy=None, expression_names=None, params=(),
                  torch=None, activation=False, latex="", spell=None, in_place=None, cost=None, kinks=(),
-                 domain=(None, None), python=None, public=None, reference=None, doc=""):
+                 domain=(None, None), python=None, public=None, reference=None, doc="", finite=False):
         self.name, self.sympy, self.params, self.torch = name, sympy, tuple(params), torch or TorchNames()
         self._definition = definition
         self.expression_names = tuple((name,) if expression_names is None and sympy is not None else
                                       expression_names or ())
         self.activation, self.latex = activation, latex or rf"\operatorname{{{name}}}"
         self.spell, self.in_place, self.cost = dict(spell or {}), dict(in_place or {}), dict(cost or {})
-        self.kinks, self.domain, self.doc = tuple(kinks), domain, doc
+        self.kinks, self.domain, self.doc, self.finite = tuple(kinks), domain, doc, finite
         self.python = python  # its SymPy function on Python floats, for the range checks of constants
         self.reference = reference  # its SymPy function on torch tensors, where torch's first function is not it
         if self.torch.functions and (activation or self.torch.module):

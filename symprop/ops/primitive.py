@@ -12,7 +12,7 @@ Everything about one primitive sits in its module, on its `Primitive`:
 - `spell[backend](printer, statement, texts)`: the statement's code (or mathematics) in that backend, from the
   texts of its operands;
 - `cost[backend]`: its passes over its result, for the memory plan; and the plan's facts (`recompute`,
-  `owns_array`, `view`, `product`, `sums`);
+  `owns_array`, `view`, `product`, `sums`), and the printers' (`finite`);
 - `torch`: torch's names for it, and `front[name]`: what each of those names is on symbolic tensors.
 
 The graph applies a primitive by name (`graph.apply("slice", ...)`), the derivation finds its `vjp` and the printers
@@ -38,6 +38,7 @@ class Primitive(Op):
     sums = False  # Σ of its one operand over its axes: factors constant along them may move out
     moves = False  # its entries are its first operand's, moved (token ids sliced or reshaped are token ids still)
     stops_gradient = False  # its value is its operand's, read as a constant: the chain rule stops there
+    finite = False  # finite wherever its operands are (sums, products, moves of their entries; numbers of its own)
     spell: dict = {}
     cost: dict = {}
     helpers: tuple[Helper, ...] = ()  # functions its spellings define at the top of a generated module

@@ -191,4 +191,4 @@ primitive(
            "mathml": _book(lambda p, what, text: p.named_call(what, text))},
     torch=TorchNames(functions=tuple(f"torch.{name}" for name in FRONT if name != "view"), methods=tuple(FRONT),
                      module="Flatten", aten=tuple(ATEN)), layer_class=Flatten,
-    front={**FRONT, **{f"torch.{name}": function for name, function in FRONT.items()}, **ATEN})
+    front={**FRONT, **{f"torch.{name}": function for name, function in FRONT.items()}, **ATEN}, finite=True)

@@ -62,4 +62,4 @@ primitive(
            "text": lambda p, s, texts: f"scatter_add({texts[0]}, {texts[1]}, rows={s.tensor.shape[0]}"
                                        + ("" if s.tensor.skip is None else f", skip={s.tensor.skip}") + ")",
            "latex": _latex,
-           "mathml": lambda p, s, texts: p.named_call("scatter add", texts[0], texts[1])})
+           "mathml": lambda p, s, texts: p.named_call("scatter add", texts[0], texts[1])}, finite=True)

@@ -67,4 +67,4 @@ pointwise(
     torch=TorchNames(("torch.sigmoid", "torch.nn.functional.sigmoid", "torch.special.expit"), ("sigmoid",), "Sigmoid",
                      ("aten.sigmoid.default",)),
     spell={"numpy": NUMPY, "torch": "torch.sigmoid", "mathml": "\u03c3"}, cost={"numpy": 6},
-    doc="σ(z) = 1/(1 + e^(−z)), elementwise, as torch.sigmoid.")
+    doc="σ(z) = 1/(1 + e^(−z)), elementwise, as torch.sigmoid.", finite=True)

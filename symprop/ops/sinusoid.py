@@ -70,4 +70,4 @@ primitive(
     spell={"numpy": _code(NUMPY), "torch": _code(TORCH),
            "text": lambda p, s, texts: f"sinusoid({s.shape[0]}, {s.shape[1]})",
            "latex": lambda p, s, texts: r"P_{\sin}",
-           "mathml": lambda p, s, texts: "<msub><mi>P</mi><mtext>sin</mtext></msub>"})
+           "mathml": lambda p, s, texts: "<msub><mi>P</mi><mtext>sin</mtext></msub>"}, finite=True)

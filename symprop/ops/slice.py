@@ -147,4 +147,4 @@ primitive(
     torch=TorchNames(functions=("torch.split", "torch.chunk", "torch.unbind"),
                      methods=("__getitem__", "split", "chunk", "unbind"),
                      aten=tuple(name for name in FRONT if name.startswith("aten."))),
-    front=FRONT)
+    front=FRONT, finite=True)

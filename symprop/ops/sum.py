@@ -272,4 +272,4 @@ primitive(
     torch=TorchNames(functions=("torch.sum", "torch.mean"), methods=("sum", "mean"),
                      aten=("aten.sum.dim_IntList", "aten.sum.default", "aten.mean.dim", "aten.mean.default")),
     front={"torch.sum": sum_over, "sum": sum_over, "torch.mean": _mean, "mean": _mean, "aten.sum.dim_IntList": sum_over,
-           "aten.sum.default": sum_over, "aten.mean.dim": _mean, "aten.mean.default": _mean})
+           "aten.sum.default": sum_over, "aten.mean.dim": _mean, "aten.mean.default": _mean}, finite=True)

@@ -12,4 +12,5 @@ from .registry import TorchNames
 pointwise(
     "tanh", python=math.tanh, sympy=sp.tanh, activation=True, latex=r"\tanh",
     torch=TorchNames(("torch.tanh", "torch.nn.functional.tanh"), ("tanh",), "Tanh", ("aten.tanh.default",)),
-    in_place={"numpy": ("tanh",), "torch": ("tanh",)}, cost={"numpy": 5, "torch": 17})  # passes, float32, 65k values
+    in_place={"numpy": ("tanh",), "torch": ("tanh",)}, cost={"numpy": 5, "torch": 17},  # passes, float32, 65k values
+    finite=True)

@@ -86,4 +86,4 @@ primitive(
                                                                  *(["keepdim=True"] if keep else []))),
            "text": reduction(lambda p, text, axes, keep: f"norm({text}, axis={_axis(axes)}{', keepdims' * keep})"),
            "latex": reduction(lambda p, text, axes, keep: rf"\left\lVert {text} \right\rVert"),
-           "mathml": reduction(lambda p, text, axes, keep: f"<mrow><mo>‖</mo>{text}<mo>‖</mo></mrow>")})
+           "mathml": reduction(lambda p, text, axes, keep: f"<mrow><mo>‖</mo>{text}<mo>‖</mo></mrow>")}, finite=True)

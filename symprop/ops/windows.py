@@ -88,10 +88,19 @@ def _torch(printer, statement, texts):
 NUMPY_FOLD = Helper("fold", '''
 def fold(windows, axes, sizes, window):
     """The adjoint of taking windows: each window's entries added back where they were read, into an array of `sizes`
-    along `axes` (one pass per kernel offset, over all windows at once)."""
+    along `axes` (one pass per kernel offset, over all windows at once; windows that tile the array, as a pooling's
+    do, are one rearrangement)."""
     shape = list(windows.shape[:windows.ndim - len(window)])
     for axis, size in zip(axes, sizes):
         shape[axis] = size
+    if all(stride == size and dilation == 1 for size, stride, dilation in window):
+        order, covered = [], []
+        for axis in range(len(shape)):
+            order += [axis, len(shape) + axes.index(axis)] if axis in axes else [axis]
+            covered.append(windows.shape[axis] * window[axes.index(axis)][0] if axis in axes else shape[axis])
+        out = np.empty(shape, dtype=windows.dtype) if covered == shape else np.zeros(shape, dtype=windows.dtype)
+        out[tuple(slice(0, n) for n in covered)] = windows.transpose(order).reshape(covered)
+        return out
     out = np.zeros(shape, dtype=windows.dtype)
     offsets = [()]
     for size, _, _ in window:
@@ -106,6 +115,9 @@ def fold(windows, axes, sizes, window):
 ''')
 TORCH_FOLD = Helper("fold", NUMPY_FOLD.source.replace("np.zeros(shape, dtype=windows.dtype)",
                                                       "torch.zeros(shape, dtype=windows.dtype, device=windows.device)")
+                    .replace("np.empty(shape, dtype=windows.dtype)",
+                             "torch.empty(shape, dtype=windows.dtype, device=windows.device)")
+                    .replace("windows.transpose(order)", "windows.permute(order)")
                     .replace("windows.ndim", "windows.dim()"))
 
 
@@ -177,9 +189,9 @@ primitive(
     "windows", shape=_shape, vjp=_vjp, jvp=linear_jvp, stem="win", view=True, read_only=True, latex_stem="P",
     spell={"numpy": _numpy, "torch": _torch,
            "text": lambda p, s, texts: f"windows({texts[0]}, {_described(s.tensor)})",
-           "latex": _book, "mathml": _book})
+           "latex": _book, "mathml": _book}, finite=True)
 primitive(
     "fold", vjp=_fold_vjp, jvp=linear_jvp, stem="folded", owns_array=True, helpers=(NUMPY_FOLD, TORCH_FOLD),
     spell={"numpy": _fold_code(NUMPY_FOLD), "torch": _fold_code(TORCH_FOLD),
            "text": lambda p, s, texts: f"fold({texts[0]}, {_described(s.tensor)})",
-           "latex": _fold_book, "mathml": _fold_book})
+           "latex": _fold_book, "mathml": _fold_book}, finite=True)

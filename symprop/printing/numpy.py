@@ -29,6 +29,9 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         return f"{self._module_format('numpy.heaviside')}({self._print(u)}, {self._print(at_zero)})"
 
     def _print_Piecewise(self, expr):
+        arithmetic = self.branchless(expr)
+        if arithmetic is not None:
+            return arithmetic
         # a mask of numbers, in the arrays' dtype: np.select's ints and nan would make float64
         pieces = expr.args
         if len(pieces) == 2 and pieces[1].cond == sp.true:  # one condition: np.where, a third of np.select's time

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import sympy as sp
 
-from ..ops.registry import Helper, call, fact, lookup, spelling
+from ..ops.registry import Helper, by_function, call, fact, lookup, spelling
 from ..program import Plan, Program, Statement, Step, inlinable, reads
 from ..shapes import batch_sized as has_batch
 from ..shapes import broadcast
@@ -19,6 +20,70 @@ def fold_numbers(expr):
     if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
         return sp.Float(expr.evalf(17), 17)
     return expr.func(*(fold_numbers(a) for a in expr.args)) if expr.args else expr
+
+
+_FINITE_STEPS = (sp.Heaviside, sp.sign)  # SymPy's own steps, which derivatives make; the ops say for the rest
+
+
+def finite_where_arrays_are(expr, definitions: dict, known: dict) -> bool:
+    """Whether expr is finite wherever the model's inputs and parameters are: sums and products of finite values,
+    small powers, functions that stay finite; no exp, log, division or root (each is inf or nan somewhere). A name
+    is looked up in `definitions` (symbol -> the statement that computes it); `known` caches the answers."""
+    def finite(e) -> bool:
+        if e.is_Symbol:
+            if e not in known:
+                known[e] = True  # an input, a parameter, a target
+                statement = definitions.get(e)
+                if statement is not None and statement.expr is not None:
+                    known[e] = finite(statement.expr)
+                elif statement is not None:  # a primitive's: finite where its operands are, if the op says so
+                    known[e] = bool(fact(statement.kind, "finite")) and all(finite(o) for o in statement.operands)
+            return known[e]
+        if e.is_Number:
+            return bool(e.is_finite)
+        if isinstance(e, (sp.Add, sp.Mul)):
+            return all(finite(a) for a in e.args)
+        if isinstance(e, sp.Pow):
+            if e.base.is_integer and e.base.is_positive:  # 1/N, N the batch size
+                return True
+            return e.exp.is_Integer and 0 < e.exp <= 3 and finite(e.base)
+        if isinstance(e, sp.Piecewise):
+            return all(finite(value) for value, _ in e.args)
+        op = by_function(type(e)) if getattr(e, "is_Function", False) else None
+        if isinstance(e, _FINITE_STEPS) or getattr(op, "finite", False):
+            return all(finite(a) for a in e.args)
+        return False
+
+    return finite(expr)
+
+
+@functools.lru_cache(maxsize=4096)
+def first_to_hold(conditions: tuple) -> list:
+    """For each piece of a Piecewise, where it is the one taken: its condition, and none before it holds."""
+    masks, before = [], sp.false
+    for condition in conditions:
+        masks.append(condition if before == sp.false else sp.And(condition, sp.Not(before)).simplify())
+        before = sp.Or(before, condition)
+    return masks
+
+
+def _one_call(text: str) -> bool:
+    """Whether text is a name, or one call whose parenthesis closes at its end: f(a, g(b)), not f(a) & g(b)."""
+    depth = 0
+    for i, char in enumerate(text):
+        depth += (char == "(") - (char == ")")
+        if depth == 0 and char == ")" and i != len(text) - 1:
+            return False
+    return True
+
+
+def common_factor(values) -> sp.Expr | None:
+    """E such that every value is a number times E (or 0), E itself no number; else None."""
+    nonzero = [value for value in values if value != 0]
+    if not nonzero or all(value.is_Number for value in nonzero):
+        return None
+    _, factor = nonzero[0].as_coeff_Mul()
+    return factor if all(sp.cancel(value / factor).is_Number for value in nonzero) else None
 
 
 def statement_steps(program: Program, code: bool) -> list[Step]:
@@ -60,6 +125,9 @@ class StatementPrinter:
         self._inline: dict[sp.Symbol, str] = {}
         self._inline_statements: dict[sp.Symbol, Statement] = {}
         self.helpers: dict[str, str] = {}  # name -> source of a function the printed code calls
+        # what computes each name, and which names are finite wherever the inputs are (for branchless)
+        self._definitions = {statement.symbol: statement for statement in self._program.statements}
+        self._finite: dict[sp.Symbol, bool] = {}
         return self
 
     def in_dtype(self, text: str) -> str:
@@ -82,6 +150,55 @@ class StatementPrinter:
         if isinstance(spelled, str):
             return self.call(spelled, expr.args)
         return spelled(self, expr)
+
+    def branchless(self, expr: sp.Piecewise) -> str | None:
+        """A Piecewise as arithmetic on 0/1 masks, Σ v_i·[piece i is the first to hold], where its values are finite
+        wherever the arrays are (so that 0 times the values not taken stays 0), else None. np.where, np.select and
+        torch.where pick each entry with a branch that random data mispredicts: some 20x the time of a multiply."""
+        pieces = list(expr.args)
+        if getattr(self, "_program", None) is None:
+            return None
+        if pieces[-1][1] != sp.true or not all(finite_where_arrays_are(value, self._definitions, self._finite)
+                                               for value, _ in pieces):
+            return None
+        if all(value.is_Integer or self._given(value) for value, _ in pieces):
+            return None  # ids or class indices, and integers in their place (an ignored class): they stay integers
+        values, masks = [value for value, _ in pieces], first_to_hold(tuple(condition for _, condition in pieces))
+        factor = common_factor(values)
+        if factor is not None:  # t·(0.01 + 0.99·[z > 0]): one product with the array, not one per piece
+            numbers = [sp.nsimplify(value / factor) if value != 0 else sp.S.Zero for value in values]
+            return f"({self.parenthesize(factor, 50)}*{self._mask_sum(numbers, masks)})"
+        if all(value.is_Number for value in values):
+            return self._mask_sum(values, masks)
+        terms = [self._times_mask(value, mask) for value, mask in zip(values, masks, strict=True) if value != 0]
+        return "(" + " + ".join(terms).replace("+ -", "- ") + ")" if terms else "0"
+
+    def _given(self, value) -> bool:
+        """Whether value is an input or target as given, or its entries moved (sliced, reshaped): maybe integers."""
+        statement = self._definitions.get(value) if value.is_Symbol else None
+        if statement is None:
+            return value.is_Symbol
+        return bool(fact(statement.kind, "moves")) and bool(statement.operands) and self._given(statement.operands[0])
+
+    def _mask_sum(self, numbers, masks) -> str:
+        """k_n + Σ (k_i − k_n)·[mask_i], for numbers k."""
+        last = numbers[-1]
+        text = [self._times_mask(number - last, mask) for number, mask in zip(numbers[:-1], masks[:-1], strict=True)
+                if number != last]
+        if last != 0 or not text:
+            text.insert(0, self._print(last))
+        return "(" + " + ".join(text).replace("+ -", "- ") + ")"
+
+    def _times_mask(self, value, mask) -> str:
+        """value·[mask], the mask as numbers of the arrays' dtype."""
+        if mask == sp.true:
+            return self._print(value)
+        condition = self._print(mask)
+        mask_text = self.in_dtype(condition if re.fullmatch(r"[\w.]+(\(.*\))?", condition) and
+                                  _one_call(condition) else f"({condition})")
+        if value.is_Number and value < 0:
+            return "-" + (mask_text if float(value) == -1 else f"{self._print(-value)}*{mask_text}")
+        return mask_text if value.is_Number and float(value) == 1 else f"{self.parenthesize(value, 50)}*{mask_text}"
 
     def call(self, function: str, args) -> str:
         """function(args) in this backend's language."""

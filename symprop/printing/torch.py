@@ -49,6 +49,9 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
             "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
 
     def _print_Piecewise(self, expr):
+        arithmetic = self.branchless(expr)
+        if arithmetic is not None:
+            return arithmetic
         # a mask of numbers, in the arrays' dtype: torch.where's ints would make int64, and its floats the default
         # dtype (0.01 rounded to float32 in a float64 module): the last value is made a tensor of the arrays' own
         if not all(value.is_Number for value, _ in expr.args) or expr.args[-1][1] != sp.true:
