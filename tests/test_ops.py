@@ -407,6 +407,7 @@ MODELS = {  # row -> (op, a function that makes the model)
     "conv2d-same": ("conv2d", _imaged(S.Conv2d(3, 2, (3, 2), padding="same", bias=False), 72)),
     "conv1d": ("conv1d", _imaged(S.Conv1d(3, 4, 3, padding=2, dilation=2), 28, dims=1)),
     "max_pool2d": ("max_pool2d", _imaged(S.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), 48)),
+    "max_pool2d-of-a-sum": ("max_pool2d", _imaged(lambda h: SF.max_pool2d(h + 0.5, 2), 27)),
     "max_pool1d": ("max_pool1d", _imaged(lambda h: SF.max_pool1d(h, 2, 2, 1), 12, dims=1)),
     "avg_pool2d": ("avg_pool2d", _imaged(S.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), 27)),
     "avg_pool1d": ("avg_pool1d", _imaged(lambda h: SF.avg_pool1d(h, 3, 2, 1), 12, dims=1)),

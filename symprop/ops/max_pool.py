@@ -293,11 +293,12 @@ def window_entries(x, window, positions):
 NUMPY_POOL_ARGMAX = Helper("pool_argmax", '''
 def pool_argmax(x, window, positions):
     """Where each window of x has its largest entry (a NaN, if it has one), as the entry's place in the flattened
-    window: the first of equal ones, as np.argmax and torch's max pooling take it."""
+    window: the first of equal ones, as np.argmax and torch's max pooling take it (int8 where windows are short)."""
     entries = window_entries(x, window, positions)
-    best, index = entries[0].copy(), np.zeros(entries[0].shape, dtype=np.int64)
+    small = np.int8 if len(entries) < 128 else np.int64  # a short index: fewer bytes to move
+    best, index = entries[0].copy(), np.zeros(entries[0].shape, dtype=small)
     for k, entry in enumerate(entries[1:], 1):
-        np.putmask(index, entry > best, k)
+        index += (entry > best) * (k - index)  # k where entry is larger: arithmetic (np.putmask mispredicts a branch)
         np.maximum(best, entry, out=best)
     if np.isnan(x).any():  # where a window holds a NaN: its first
         found = np.isnan(entries[0])
@@ -321,8 +322,12 @@ def pool_scatter(delta, index, window, shape):
     """Each window's δ added at its entry `index` (pool_argmax's), into zeros of `shape`."""
     out = np.zeros(shape, dtype=delta.dtype)
     delta = delta.reshape(index.shape)
+    tiles = all(stride == size and dilation == 1 for size, stride, dilation in window)
     for k, view in enumerate(window_entries(out, window, index.shape[2:])):
-        view += delta * (index == k)  # as δ times the one-hot of the arg-max
+        if tiles:  # windows apart: each entry is written once
+            np.multiply(delta, index == k, out=view)
+        else:
+            view += delta * (index == k)  # as δ times the one-hot of the arg-max
     return out
 ''')
 
@@ -385,8 +390,8 @@ def _pooled_windows(patch, made: dict, replaced: set):
     flat = made.get(patch)
     windows = made.get(flat.operands[0]) if flat is not None and flat.kind == "rearrange" and \
         flat.operands[0].is_Symbol else None
-    if windows is None or windows.kind != "windows" or not windows.operands[0].is_Symbol:
-        return None
+    if windows is None or windows.kind != "windows" or windows.operands[0].count_ops() > 2:
+        return None  # windows of a value, or of a short expression (x + a), which each call computes again
     source = made.get(windows.operands[0])
     dims = len(windows.tensor.window)
     if (source is not None and source.kind == "pad") or windows.tensor.axes != tuple(range(2, 2 + dims)):

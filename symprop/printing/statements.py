@@ -189,13 +189,16 @@ class StatementPrinter:
             text.insert(0, self._print(last))
         return "(" + " + ".join(text).replace("+ -", "- ") + ")"
 
+    def number_mask(self, condition) -> str:
+        """[condition] as 0s and 1s of the arrays' dtype."""
+        text = self._print(condition)
+        return self.in_dtype(text if re.fullmatch(r"[\w.]+(\(.*\))?", text) and _one_call(text) else f"({text})")
+
     def _times_mask(self, value, mask) -> str:
         """value·[mask], the mask as numbers of the arrays' dtype."""
         if mask == sp.true:
             return self._print(value)
-        condition = self._print(mask)
-        mask_text = self.in_dtype(condition if re.fullmatch(r"[\w.]+(\(.*\))?", condition) and
-                                  _one_call(condition) else f"({condition})")
+        mask_text = self.number_mask(mask)
         if value.is_Number and value < 0:
             return "-" + (mask_text if float(value) == -1 else f"{self._print(-value)}*{mask_text}")
         return mask_text if value.is_Number and float(value) == 1 else f"{self.parenthesize(value, 50)}*{mask_text}"

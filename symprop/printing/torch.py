@@ -8,8 +8,20 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.pytorch import TorchPrinter
 
+from ..ops.registry import Helper
 from ..shapes import batch_sized
 from .statements import StatementPrinter
+
+# A comparison written as 0s and 1s of the arrays' dtype by the comparison kernel itself: a bool tensor converted
+# afterwards (.to(dtype)) or multiplied into a float one takes some ten times as long on CPU.
+MASK = Helper("holds", '''
+def holds(compare, a, b, like):
+    """Where compare(a, b) holds: 1 there and 0 elsewhere, in like's dtype and on its device."""
+    shape = torch.broadcast_shapes(getattr(a, "shape", ()), getattr(b, "shape", ()))
+    return compare(a, b, out=torch.empty(shape, dtype=like.dtype, device=like.device))
+''')
+COMPARES = {sp.StrictGreaterThan: "torch.gt", sp.GreaterThan: "torch.ge", sp.StrictLessThan: "torch.lt",
+            sp.LessThan: "torch.le", sp.Equality: "torch.eq", sp.Unequality: "torch.ne"}
 
 
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
@@ -38,15 +50,23 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         # bool-times-float multiply take some 8x as long on CPU; into h itself when h is read for the last time
         if u in self._plan.nonnegative:
             return f"{self._print(u)}.sign_()" if dying else self._call("torch.sign", self._print(u))
-        return super().mask(u)
+        return self.number_mask(u > 0)
 
     def _print_Heaviside(self, expr):
         u, at_zero = expr.args
         text = self._print(u)
         if at_zero == 0 and u in self._plan.nonnegative:
             return self._call("torch.sign", text)
-        return self.in_dtype(f"({text} > 0)") if at_zero == 0 else self._call(
-            "torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
+        if at_zero in (0, 1):
+            return self.number_mask(u > 0 if at_zero == 0 else u >= 0)
+        return self._call("torch.heaviside", text, self._call("torch.full_like", text, self._print(at_zero)))
+
+    def number_mask(self, condition) -> str:
+        relation = condition.reversed if isinstance(condition, sp.Rel) and condition.lhs.is_Number else condition
+        if type(relation) not in COMPARES or getattr(self, "_program", None) is None:
+            return super().number_mask(condition)
+        return f"{self.use(MASK)}({self._module_format(COMPARES[type(relation)])}, {self._print(relation.lhs)}, " \
+               f"{self._print(relation.rhs)}, {self.carrier})"
 
     def _print_Piecewise(self, expr):
         arithmetic = self.branchless(expr)
