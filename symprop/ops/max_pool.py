@@ -265,8 +265,9 @@ def _torch_call(printer, statement, texts, into):
         return printer._call(pool, texts[0], *options) + "[..., None]"
     if info.key == "index":  # texts: x
         return printer._call(pool, texts[0], *options, "return_indices=True") + "[1]"
-    if info.key == "gather":  # texts: x, index
-        return f"{texts[0]}.flatten(2).gather(2, {texts[1]}.flatten(2)).view_as({texts[1]})[..., None]"
+    if info.key == "gather":  # texts: x (an expression, maybe: x + a), index
+        x = texts[0] if statement.operands[0].is_Symbol else f"({texts[0]})"
+        return f"{x}.flatten(2).gather(2, {texts[1]}.flatten(2)).view_as({texts[1]})[..., None]"
     channels, *sizes = statement.shape[1:]  # scatter: texts δ, index
     return f"{texts[0]}.new_zeros(({texts[0]}.shape[0], {channels}, {math.prod(sizes)})).scatter_add_(2, " \
         f"{texts[1]}.flatten(2), {texts[0]}.flatten(2)).view(-1, {', '.join(map(str, statement.shape[1:]))})"
