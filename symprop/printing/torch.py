@@ -17,7 +17,9 @@ from .statements import StatementPrinter
 MASK = Helper("holds", '''
 def holds(compare, a, b, like):
     """Where compare(a, b) holds: 1 there and 0 elsewhere, in like's dtype and on its device."""
-    shape = torch.broadcast_shapes(getattr(a, "shape", ()), getattr(b, "shape", ()))
+    if not isinstance(b, torch.Tensor):  # a bound: a's shape (the common case, and the cheap one to make)
+        return compare(a, b, out=torch.empty_like(a, dtype=like.dtype))
+    shape = torch.broadcast_shapes(a.shape, b.shape)
     return compare(a, b, out=torch.empty(shape, dtype=like.dtype, device=like.device))
 ''')
 COMPARES = {sp.StrictGreaterThan: "torch.gt", sp.GreaterThan: "torch.ge", sp.StrictLessThan: "torch.lt",
