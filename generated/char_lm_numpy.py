@@ -573,7 +573,7 @@ def loss(params, x, t):
     rs = z5.reshape(-1, 71)
     rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
-    kept = np.where(np.equal(t_col, -100), 0, 1).astype(params["0.weight"].dtype)
+    kept = 1 - np.equal(t_col, -100).astype(params["0.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
     onehot = (np.where(np.equal(rs_1, -100), 0, rs_1)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
@@ -791,7 +791,7 @@ def loss_and_gradients(params, x, t):
     del z5
     rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
-    kept = np.where(np.equal(t_col, -100), 0, 1).astype(params["0.weight"].dtype)
+    kept = 1 - np.equal(t_col, -100).astype(params["0.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
     onehot = (np.where(np.equal(rs_1, -100), 0, rs_1)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)

@@ -205,6 +205,14 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 import torch
 
 
+def holds(compare, a, b, like):
+    """Where compare(a, b) holds: 1 there and 0 elsewhere, in like's dtype and on its device."""
+    if not isinstance(b, torch.Tensor):  # a bound: a's shape (the common case, and the cheap one to make)
+        return compare(a, b, out=torch.empty_like(a, dtype=like.dtype))
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    return compare(a, b, out=torch.empty(shape, dtype=like.dtype, device=like.device))
+
+
 def one_hot(index, classes, dtype):
     """1 at each index along a new last axis, 0 elsewhere, made in dtype (F.one_hot makes int64 first)."""
     out = torch.zeros((*index.shape, classes), dtype=dtype, device=index.device)
@@ -552,7 +560,7 @@ def loss(params, x, t):
     rs = z5.reshape(-1, 71)
     rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
-    kept = torch.where(torch.eq(t_col, -100), 0, params["0.weight"].new_tensor(1))
+    kept = 1 - holds(torch.eq, t_col, -100, params["0.weight"])
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71, params["0.weight"].dtype)
@@ -744,7 +752,7 @@ def loss_and_gradients(params, x, t):
     del z5
     rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
-    kept = torch.where(torch.eq(t_col, -100), 0, params["0.weight"].new_tensor(1))
+    kept = 1 - holds(torch.eq, t_col, -100, params["0.weight"])
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_1, -100), 0, rs_1), 71, params["0.weight"].dtype)

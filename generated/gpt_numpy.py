@@ -708,7 +708,7 @@ def loss(params, idx, t):
     rs_8 = mm_8.reshape(-1, 72)
     rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
-    kept = np.where(np.equal(t_col, -1), 0, 1).astype(params["transformer.wte.weight"].dtype)
+    kept = 1 - np.equal(t_col, -1).astype(params["transformer.wte.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
     onehot = (np.where(np.equal(rs_9, -1), 0, rs_9)[..., None] == np.arange(72)).astype(
@@ -929,7 +929,7 @@ def loss_and_gradients(params, idx, t):
     rs_8 = ((h_8.reshape(-1, 32) @ transformer_wte_weight.T).reshape(-1, 16, 72)).reshape(-1, 72)
     rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
-    kept = np.where(np.equal(t_col, -1), 0, 1).astype(params["transformer.wte.weight"].dtype)
+    kept = 1 - np.equal(t_col, -1).astype(params["transformer.wte.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
     onehot = (np.where(np.equal(rs_9, -1), 0, rs_9)[..., None] == np.arange(72)).astype(

@@ -213,6 +213,14 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 import torch
 
 
+def holds(compare, a, b, like):
+    """Where compare(a, b) holds: 1 there and 0 elsewhere, in like's dtype and on its device."""
+    if not isinstance(b, torch.Tensor):  # a bound: a's shape (the common case, and the cheap one to make)
+        return compare(a, b, out=torch.empty_like(a, dtype=like.dtype))
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    return compare(a, b, out=torch.empty(shape, dtype=like.dtype, device=like.device))
+
+
 def one_hot(index, classes, dtype):
     """1 at each index along a new last axis, 0 elsewhere, made in dtype (F.one_hot makes int64 first)."""
     out = torch.zeros((*index.shape, classes), dtype=dtype, device=index.device)
@@ -574,7 +582,7 @@ def loss(params, idx, t):
     rs_8 = mm_8.reshape(-1, 72)
     rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
-    kept = torch.where(torch.eq(t_col, -1), 0, params["transformer.wte.weight"].new_tensor(1))
+    kept = 1 - holds(torch.eq, t_col, -1, params["transformer.wte.weight"])
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_9, -1), 0, rs_9), 72, params["transformer.wte.weight"].dtype)
@@ -773,7 +781,7 @@ def loss_and_gradients(params, idx, t):
     rs_8 = (h_8 @ transformer_wte_weight.T).reshape(-1, 72)
     rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
-    kept = torch.where(torch.eq(t_col, -1), 0, params["transformer.wte.weight"].new_tensor(1))
+    kept = 1 - holds(torch.eq, t_col, -1, params["transformer.wte.weight"])
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_9, -1), 0, rs_9), 72, params["transformer.wte.weight"].dtype)

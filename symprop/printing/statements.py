@@ -103,6 +103,9 @@ class StatementPrinter:
     code = True  # code: returned contractions get their own line; docstrings print them in place
     _inline: dict = {}
     carrier = "x"  # the input whose dtype and device made arrays take
+    # Piecewise as arithmetic on masks wherever its pieces are finite; else only with one mask and one product (in
+    # torch, where a select costs about two fresh arrays, and each mask and product one)
+    select_by_arithmetic = True
 
     @property
     def dtype_text(self) -> str:
@@ -161,10 +164,16 @@ class StatementPrinter:
         if pieces[-1][1] != sp.true or not all(finite_where_arrays_are(value, self._definitions, self._finite)
                                                for value, _ in pieces):
             return None
-        if all(value.is_Integer or self._given(value) for value, _ in pieces):
-            return None  # ids or class indices, and integers in their place (an ignored class): they stay integers
-        values, masks = [value for value, _ in pieces], first_to_hold(tuple(condition for _, condition in pieces))
+        given = [self._given(value) for value, _ in pieces]
+        if any(given) and all(value.is_Integer or mine for (value, _), mine in zip(pieces, given, strict=True)) and \
+                any(condition.atoms(sp.Eq, sp.Ne) for _, condition in pieces):
+            return None  # ids or class indices, an integer in place of one (an ignored class): they stay integers
+        values = [value for value, _ in pieces]
         factor = common_factor(values)
+        if not self.select_by_arithmetic and (len(pieces) > 2 or factor is None and
+                                              not all(value.is_Number for value in values)):
+            return None  # one mask, and one product: the only form that beats a select in this backend
+        masks = first_to_hold(tuple(condition for _, condition in pieces))
         if factor is not None:  # t·(0.01 + 0.99·[z > 0]): one product with the array, not one per piece
             numbers = [sp.nsimplify(value / factor) if value != 0 else sp.S.Zero for value in values]
             return f"({self.parenthesize(factor, 50)}*{self._mask_sum(numbers, masks)})"

@@ -28,6 +28,7 @@ COMPARES = {sp.StrictGreaterThan: "torch.gt", sp.GreaterThan: "torch.ge", sp.Str
 
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     backend = "torch"
+    select_by_arithmetic = False
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True})
