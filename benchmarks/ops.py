@@ -582,6 +582,9 @@ WHY = {
               "in one profiled run)",
     "one core": "NumPy's elementwise passes and reductions run on one core, torch's on all (see the 1-thread column)",
     "windows": "NumPy has no pooling kernel: one strided pass per kernel offset, and sums over windows of 4",
+    "two calls": "the torch module computes a convolution's two gradients in two calls (conv2d_weight, "
+                 "conv2d_input), where autograd's one call unfolds the input once; oneDNN's times for the same "
+                 "convolution also varied threefold between runs here (autograd's: 23 to 74 ms)",
     "calls": "at 10^3 entries a call's time is its Python calls and kernel launches, and the closed form makes more "
              "of them than autograd's fused kernels",
 }
@@ -593,13 +596,15 @@ def why(entry: dict, size: str) -> str:
     (which loses no threads) is slow too, or NumPy is slow on one thread."""
     cell = entry.get(size, {})
     if not any(cell.get(f"{variant}_x", 0) > SLOWEST for variant in ("numpy", "torch")):
-        return ""
+        return ""  # no cause needed
     if size == "1e3":
         return "calls"
     causes = []
     if cell.get("numpy_x", 0) > SLOWEST and cell.get("numpy_x_1thread", 0) <= SLOWEST:
         causes.append("one core")
-    if cell.get("torch_x", 0) > SLOWEST or cell.get("numpy_x_1thread", 0) > SLOWEST:
+    if cell.get("torch_x", 0) > SLOWEST and any(op.startswith("conv") for op in entry["ops"]):
+        causes.append("two calls")
+    elif cell.get("torch_x", 0) > SLOWEST or cell.get("numpy_x_1thread", 0) > SLOWEST:
         causes.append("windows" if any(op.endswith(("pool1d", "pool2d")) for op in entry["ops"]) else "passes")
     return "; ".join(causes)
 
