@@ -812,7 +812,7 @@ def loss_and_gradients(params, x, t):
     dz5 *= kept / counted
     dz5 = dz5.reshape(-1, 32, 71)
     del kept, onehot, p
-    dw5 = dz5.reshape(-1, 71).T @ h4.reshape(-1, 32)
+    dw5 = (h4.reshape(-1, 32).T @ dz5.reshape(-1, 71)).T
     del h4
     db5 = np.sum(dz5, axis=(0, 1))
     dh4_mm5 = (dz5.reshape(-1, 71) @ w5).reshape(-1, 32, 32)
@@ -829,12 +829,12 @@ def loss_and_gradients(params, x, t):
     dr2_3 *= rstd_h4
     del xc_h4, rstd_h4, dxhat_h4, drstd_h4, dsum_h4
     db2_3 = np.sum(dr2_3, axis=(0, 1))
-    dW2_3 = dr2_3.reshape(-1, 32).T @ act3.reshape(-1, 64)
+    dW2_3 = (act3.reshape(-1, 64).T @ dr2_3.reshape(-1, 32)).T
     df3 = (dr2_3.reshape(-1, 32) @ W2_3).reshape(-1, 32, 64)
     df3 *= act3 > 0
     del act3
     db1_3 = np.sum(df3, axis=(0, 1))
-    dW1_3 = df3.reshape(-1, 64).T @ n2_3.reshape(-1, 32)
+    dW1_3 = (n2_3.reshape(-1, 32).T @ df3.reshape(-1, 64)).T
     del n2_3
     dn2_3_mmf3 = (df3.reshape(-1, 64) @ W1_3).reshape(-1, 32, 32)
     del df3
@@ -857,7 +857,7 @@ def loss_and_gradients(params, x, t):
     dr1_3 -= (1 / 32) * dsum_n2_3 * rstd_n2_3 - dxc_n2_3
     del rstd_n2_3, dr2_3, dsum_n2_3, dxc_n2_3
     dbo3 = np.sum(dr1_3, axis=(0, 1))
-    dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
+    dWo3 = (o3.reshape(-1, 32).T @ dr1_3.reshape(-1, 32)).T
     del o3
     dav3 = ((dr1_3.reshape(-1, 32) @ Wo3).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
@@ -888,7 +888,7 @@ def loss_and_gradients(params, x, t):
     dqkv3 = np.concatenate([dq3, dk3, dv3], axis=2)
     del dv3, dk3, dq3
     dB3 = np.sum(dqkv3, axis=(0, 1))
-    dW3 = dqkv3.reshape(-1, 96).T @ n1_3.reshape(-1, 32)
+    dW3 = (n1_3.reshape(-1, 32).T @ dqkv3.reshape(-1, 96)).T
     del n1_3
     dn1_3_mmqkv3 = (dqkv3.reshape(-1, 96) @ W3).reshape(-1, 32, 32)
     del dqkv3
@@ -911,12 +911,12 @@ def loss_and_gradients(params, x, t):
     dr2_2 -= (1 / 32) * dsum_n1_3 * rstd_n1_3 - dxc_n1_3
     del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
     db2_2 = np.sum(dr2_2, axis=(0, 1))
-    dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
+    dW2_2 = (act2.reshape(-1, 64).T @ dr2_2.reshape(-1, 32)).T
     df2 = (dr2_2.reshape(-1, 32) @ W2_2).reshape(-1, 32, 64)
     df2 *= act2 > 0
     del act2
     db1_2 = np.sum(df2, axis=(0, 1))
-    dW1_2 = df2.reshape(-1, 64).T @ n2_2.reshape(-1, 32)
+    dW1_2 = (n2_2.reshape(-1, 32).T @ df2.reshape(-1, 64)).T
     del n2_2
     dn2_2_mmf2 = (df2.reshape(-1, 64) @ W1_2).reshape(-1, 32, 32)
     del df2
@@ -939,7 +939,7 @@ def loss_and_gradients(params, x, t):
     dr1_2 -= (1 / 32) * dsum_n2_2 * rstd_n2_2 - dxc_n2_2
     del rstd_n2_2, dr2_2, dsum_n2_2, dxc_n2_2
     dbo2 = np.sum(dr1_2, axis=(0, 1))
-    dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
+    dWo2 = (o2.reshape(-1, 32).T @ dr1_2.reshape(-1, 32)).T
     del o2
     dav2 = ((dr1_2.reshape(-1, 32) @ Wo2).reshape(-1, 32, 32)).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
@@ -970,7 +970,7 @@ def loss_and_gradients(params, x, t):
     dqkv2 = np.concatenate([dq2, dk2, dv2], axis=2)
     del dv2, dk2, dq2
     dB2 = np.sum(dqkv2, axis=(0, 1))
-    dW2 = dqkv2.reshape(-1, 96).T @ n1_2.reshape(-1, 32)
+    dW2 = (n1_2.reshape(-1, 32).T @ dqkv2.reshape(-1, 96)).T
     del n1_2
     dn1_2_mmqkv2 = (dqkv2.reshape(-1, 96) @ W2).reshape(-1, 32, 32)
     del dqkv2

@@ -142,7 +142,7 @@ def loss_and_gradients(params, x, t):
     total = np.sum(np.log(tmp2), axis=(0, 1))
     dz2 = -np.sinh(t - z2) / (N * tmp2)
     del z2, tmp2
-    dw2 = dz2.T @ h1
+    dw2 = (h1.T @ dz2).T
     db2 = np.sum(dz2, axis=0)
     dz0 = dz2 @ w2
     del dz2
@@ -152,7 +152,7 @@ def loss_and_gradients(params, x, t):
     dz0_local += tmp0
     dz0 *= dz0_local
     del tmp0, h1, dz0_local
-    dw0 = dz0.T @ x
+    dw0 = (x.T @ dz0).T
     db0 = np.sum(dz0, axis=0)
     return float(total / N), {
         "0.weight": dw0,

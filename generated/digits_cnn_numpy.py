@@ -545,7 +545,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     dz9 -= onehot
     dz9 /= N
     del onehot, p
-    dw9 = dz9.T @ rs8
+    dw9 = (rs8.T @ dz9).T
     del rs8
     db9 = np.sum(dz9, axis=0)
     dh7 = (dz9 @ w9).reshape(-1, 16, 2, 2)

@@ -975,7 +975,7 @@ def loss_and_gradients(params, idx, t):
     h_7 = tmp10 + 1
     h_7 *= z_6
     h_7 *= 1 / 2
-    dtransformer_h_1_mlp_c_proj_weight = dz_7.reshape(-1, 32).T @ h_7.reshape(-1, 128)
+    dtransformer_h_1_mlp_c_proj_weight = (h_7.reshape(-1, 128).T @ dz_7.reshape(-1, 32)).T
     del h_7
     dz_6 = (dz_7.reshape(-1, 32) @ transformer_h_1_mlp_c_proj_weight).reshape(-1, 16, 128)
     dz_6_local = z_6**2
@@ -988,7 +988,7 @@ def loss_and_gradients(params, idx, t):
     dz_6 *= dz_6_local
     del z_6, tmp10, dz_6_local
     dtransformer_h_1_mlp_c_fc_bias = np.sum(dz_6, axis=(0, 1))
-    dtransformer_h_1_mlp_c_fc_weight = dz_6.reshape(-1, 128).T @ h_6.reshape(-1, 32)
+    dtransformer_h_1_mlp_c_fc_weight = (h_6.reshape(-1, 32).T @ dz_6.reshape(-1, 128)).T
     del h_6
     dh_6_mm_6_1 = (dz_6.reshape(-1, 128) @ transformer_h_1_mlp_c_fc_weight).reshape(-1, 16, 32)
     del dz_6
@@ -1011,7 +1011,7 @@ def loss_and_gradients(params, idx, t):
     dz_5 -= (1 / 32) * dsum_h_3 - dxc_h_3
     del dz_7, dxc_h_3, dsum_h_3
     dtransformer_h_1_attn_c_proj_bias = np.sum(dz_5, axis=(0, 1))
-    dtransformer_h_1_attn_c_proj_weight = dz_5.reshape(-1, 32).T @ rs_7.reshape(-1, 32)
+    dtransformer_h_1_attn_c_proj_weight = (rs_7.reshape(-1, 32).T @ dz_5.reshape(-1, 32)).T
     del rs_7
     dtr_9 = ((dz_5.reshape(-1, 32) @ transformer_h_1_attn_c_proj_weight).reshape(-1, 16, 32)).reshape(-1, 16, 2, 16)
     dmm_6 = dtr_9.transpose(0, 2, 1, 3)
@@ -1035,7 +1035,7 @@ def loss_and_gradients(params, idx, t):
     dmm_4 = np.concatenate([dsl_3, dsl_4, dsl_5], axis=2)
     del dsl_5, dsl_3, dsl_4
     dtransformer_h_1_attn_c_attn_bias = np.sum(dmm_4, axis=(0, 1))
-    dtransformer_h_1_attn_c_attn_weight = dmm_4.reshape(-1, 96).T @ h_4.reshape(-1, 32)
+    dtransformer_h_1_attn_c_attn_weight = (h_4.reshape(-1, 32).T @ dmm_4.reshape(-1, 96)).T
     del h_4
     dh_4_mm_4 = (dmm_4.reshape(-1, 96) @ transformer_h_1_attn_c_attn_weight).reshape(-1, 16, 32)
     del dmm_4
@@ -1062,7 +1062,7 @@ def loss_and_gradients(params, idx, t):
     h_3 = tmp5 + 1
     h_3 *= z_2
     h_3 *= 1 / 2
-    dtransformer_h_0_mlp_c_proj_weight = dz_3.reshape(-1, 32).T @ h_3.reshape(-1, 128)
+    dtransformer_h_0_mlp_c_proj_weight = (h_3.reshape(-1, 128).T @ dz_3.reshape(-1, 32)).T
     del h_3
     dz_2 = (dz_3.reshape(-1, 32) @ transformer_h_0_mlp_c_proj_weight).reshape(-1, 16, 128)
     dz_2_local = z_2**2
@@ -1075,7 +1075,7 @@ def loss_and_gradients(params, idx, t):
     dz_2 *= dz_2_local
     del z_2, tmp5, dz_2_local
     dtransformer_h_0_mlp_c_fc_bias = np.sum(dz_2, axis=(0, 1))
-    dtransformer_h_0_mlp_c_fc_weight = dz_2.reshape(-1, 128).T @ h_2.reshape(-1, 32)
+    dtransformer_h_0_mlp_c_fc_weight = (h_2.reshape(-1, 32).T @ dz_2.reshape(-1, 128)).T
     del h_2
     dh_2_mm_2_1 = (dz_2.reshape(-1, 128) @ transformer_h_0_mlp_c_fc_weight).reshape(-1, 16, 32)
     del dz_2
@@ -1098,7 +1098,7 @@ def loss_and_gradients(params, idx, t):
     dz_1 -= (1 / 32) * dsum_h_1 - dxc_h_1
     del dz_3, dxc_h_1, dsum_h_1
     dtransformer_h_0_attn_c_proj_bias = np.sum(dz_1, axis=(0, 1))
-    dtransformer_h_0_attn_c_proj_weight = dz_1.reshape(-1, 32).T @ rs_3.reshape(-1, 32)
+    dtransformer_h_0_attn_c_proj_weight = (rs_3.reshape(-1, 32).T @ dz_1.reshape(-1, 32)).T
     del rs_3
     dtr_4 = ((dz_1.reshape(-1, 32) @ transformer_h_0_attn_c_proj_weight).reshape(-1, 16, 32)).reshape(-1, 16, 2, 16)
     dmm_2 = dtr_4.transpose(0, 2, 1, 3)
@@ -1122,7 +1122,7 @@ def loss_and_gradients(params, idx, t):
     dmm = np.concatenate([dsl, dsl_1, dsl_2], axis=2)
     del dsl_2, dsl, dsl_1
     dtransformer_h_0_attn_c_attn_bias = np.sum(dmm, axis=(0, 1))
-    dtransformer_h_0_attn_c_attn_weight = dmm.reshape(-1, 96).T @ h.reshape(-1, 32)
+    dtransformer_h_0_attn_c_attn_weight = (h.reshape(-1, 32).T @ dmm.reshape(-1, 96)).T
     del h
     dh_mm = (dmm.reshape(-1, 96) @ transformer_h_0_attn_c_attn_weight).reshape(-1, 16, 32)
     del dmm
@@ -1147,7 +1147,7 @@ def loss_and_gradients(params, idx, t):
     dtransformer_wpe_weight = np.sum(tmp25, axis=0)
     dtransformer_wte_weight_1 = scatter_add(tmp25, idx, 72)
     return float(total / counted), {
-        "transformer.wte.weight": dmm_8.reshape(-1, 72).T @ h_8.reshape(-1, 32) + dtransformer_wte_weight_1,
+        "transformer.wte.weight": (h_8.reshape(-1, 32).T @ dmm_8.reshape(-1, 72)).T + dtransformer_wte_weight_1,
         "transformer.wpe.weight": dtransformer_wpe_weight,
         "transformer.h.0.ln_1.weight": dtransformer_h_0_ln_1_weight,
         "transformer.h.0.ln_1.bias": dtransformer_h_0_ln_1_bias,

@@ -171,7 +171,7 @@ def loss_and_gradients(params, x, t):
     dz2 -= onehot
     dz2 /= N
     del onehot, p
-    dw2 = dz2.T @ h1
+    dw2 = (h1.T @ dz2).T
     db2 = np.sum(dz2, axis=0)
     dz0 = dz2 @ w2
     del dz2
@@ -181,7 +181,7 @@ def loss_and_gradients(params, x, t):
     dz0_local += tmp0
     dz0 *= dz0_local
     del tmp0, h1, dz0_local
-    dw0 = dz0.T @ x
+    dw0 = (x.T @ dz0).T
     db0 = np.sum(dz0, axis=0)
     return float(total / N), {
         "0.weight": dw0,

@@ -161,7 +161,7 @@ def loss_and_gradients(params, x, t):
     dz2 -= t
     dz2 /= N
     del ds, p3
-    dw2 = dz2.T @ h1
+    dw2 = (h1.T @ dz2).T
     db2 = np.sum(dz2, axis=0)
     dz0 = dz2 @ w2
     del dz2
@@ -170,7 +170,7 @@ def loss_and_gradients(params, x, t):
     dh1_dz0 += 1
     dz0 *= dh1_dz0
     del h1, dh1_dz0
-    dw0 = dz0.T @ x
+    dw0 = (x.T @ dz0).T
     db0 = np.sum(dz0, axis=0)
     return float(total / N), {
         "0.weight": dw0,

@@ -378,19 +378,19 @@ def loss_and_gradients(params, x, t):
     dz_4 /= N
     del onehot, p
     dfc3_bias = np.sum(dz_4, axis=0)
-    dfc3_weight = dz_4.T @ h_5
+    dfc3_weight = (h_5.T @ dz_4).T
     dz_3 = dz_4 @ fc3_weight
     del dz_4
     dz_3 *= h_5 > 0
     del h_5
     dfc2_bias = np.sum(dz_3, axis=0)
-    dfc2_weight = dz_3.T @ h_4
+    dfc2_weight = (h_4.T @ dz_3).T
     dz_2 = dz_3 @ fc2_weight
     del dz_3
     dz_2 *= h_4 > 0
     del h_4
     dfc1_bias = np.sum(dz_2, axis=0)
-    dfc1_weight = dz_2.T @ rs
+    dfc1_weight = (rs.T @ dz_2).T
     del rs
     dh_3 = (dz_2 @ fc1_weight).reshape(-1, 16, 5, 5)
     del dz_2

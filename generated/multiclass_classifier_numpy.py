@@ -150,12 +150,12 @@ def loss_and_gradients(params, x, t):
     dz1 -= t
     dz1 /= N
     del p
-    dw1 = dz1.T @ z0
+    dw1 = (z0.T @ dz1).T
     del z0
     db1 = np.sum(dz1, axis=0)
     dz0 = dz1 @ w1
     del dz1
-    dw0 = dz0.T @ x
+    dw0 = (x.T @ dz0).T
     db0 = np.sum(dz0, axis=0)
     return float(total / N), {
         "0.weight": dw0,

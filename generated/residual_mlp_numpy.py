@@ -157,7 +157,7 @@ def loss_and_gradients(params, x, t):
     dz_out -= t
     dz_out *= 2 / N
     del z_out
-    dw_out = dz_out.T @ tmp3
+    dw_out = (tmp3.T @ dz_out).T
     del tmp3
     db_out = np.sum(dz_out, axis=0)
     dmm_out_0 = dz_out @ w_out
@@ -172,7 +172,7 @@ def loss_and_gradients(params, x, t):
     dz_fc1 *= dh1_mm_fc1_1 + dmm_out_0
     del dmm_out_0, dh1_mm_fc1_1, tmp2
     return float(0.01 * sum_w_fc1 + total / N), {
-        "fc1.weight": dz_fc1_1.T @ h1 + (dz_fc1.T @ x) + 0.02 * w_fc1,
+        "fc1.weight": (h1.T @ dz_fc1_1).T + ((x.T @ dz_fc1).T) + 0.02 * w_fc1,
         "fc1.bias": db_fc1,
         "out.weight": dw_out,
         "out.bias": db_out,

@@ -106,7 +106,7 @@ def loss_and_gradients(params, x, t):
     dz0 = h1
     dz0 *= 2 * (1 - h1) * (h1 - t) / N
     del h1
-    dw0 = dz0.T @ x
+    dw0 = (x.T @ dz0).T
     return float(total / N), {
         "0.weight": dw0,
     }

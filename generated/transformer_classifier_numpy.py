@@ -425,7 +425,7 @@ def loss_and_gradients(params, x, t):
     dz2 -= onehot
     dz2 /= N
     del onehot, p
-    dw2 = dz2.T @ h1
+    dw2 = (h1.T @ dz2).T
     del h1
     db2 = np.sum(dz2, axis=0)
     dpool1 = ((1 / 6) * (dz2 @ w2)).reshape(-1, 1, 16)
@@ -442,12 +442,12 @@ def loss_and_gradients(params, x, t):
     dr2_0 *= rstd_n2_0
     del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
     db2_0 = np.sum(dr2_0, axis=(0, 1))
-    dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
+    dW2_0 = (act0.reshape(-1, 32).T @ dr2_0.reshape(-1, 16)).T
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 6, 32)
     df0 *= act0 > 0
     del act0
     db1_0 = np.sum(df0, axis=(0, 1))
-    dW1_0 = df0.reshape(-1, 32).T @ n1_0.reshape(-1, 16)
+    dW1_0 = (n1_0.reshape(-1, 16).T @ df0.reshape(-1, 32)).T
     del n1_0
     dn1_0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 6, 16)
     del df0
@@ -465,7 +465,7 @@ def loss_and_gradients(params, x, t):
     dr1_0 *= rstd_n1_0
     del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
     dbo0 = np.sum(dr1_0, axis=(0, 1))
-    dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
+    dWo0 = (o0.reshape(-1, 16).T @ dr1_0.reshape(-1, 16)).T
     del o0
     dav0 = ((dr1_0.reshape(-1, 16) @ Wo0).reshape(-1, 6, 16)).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     del dr1_0
@@ -486,7 +486,7 @@ def loss_and_gradients(params, x, t):
     dqkv0 = np.concatenate([dq0, dk0, dv0], axis=2)
     del dv0, dk0, dq0
     dB0 = np.sum(dqkv0, axis=(0, 1))
-    dW0 = dqkv0.reshape(-1, 48).T @ x.reshape(-1, 16)
+    dW0 = (x.reshape(-1, 16).T @ dqkv0.reshape(-1, 48)).T
     return float(total / N), {
         "0.self_attn.in_proj_weight": dW0,
         "0.self_attn.in_proj_bias": dB0,

@@ -766,7 +766,7 @@ def loss_and_gradients(params, x, t):
     act1 = tmp8 + 1
     act1 *= f1
     act1 *= 1 / 2
-    dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
+    dW2_1 = (act1.reshape(-1, 32).T @ dr2_1.reshape(-1, 16)).T
     del act1
     df1 = (dr2_1.reshape(-1, 16) @ W2_1).reshape(-1, 8, 32)
     df1_local = f1**2
@@ -779,7 +779,7 @@ def loss_and_gradients(params, x, t):
     df1 *= df1_local
     del f1, tmp8, df1_local
     db1_1 = np.sum(df1, axis=(0, 1))
-    dW1_1 = df1.reshape(-1, 32).T @ n2_1.reshape(-1, 16)
+    dW1_1 = (n2_1.reshape(-1, 16).T @ df1.reshape(-1, 32)).T
     del n2_1
     dn2_1_mmf1 = (df1.reshape(-1, 32) @ W1_1).reshape(-1, 8, 16)
     del df1
@@ -802,7 +802,7 @@ def loss_and_gradients(params, x, t):
     dr1_1 -= (1 / 16) * dsum_n2_1 * rstd_n2_1 - dxc_n2_1
     del rstd_n2_1, dr2_1, dsum_n2_1, dxc_n2_1
     dbo1 = np.sum(dr1_1, axis=(0, 1))
-    dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
+    dWo1 = (o1.reshape(-1, 16).T @ dr1_1.reshape(-1, 16)).T
     del o1
     dav1 = ((dr1_1.reshape(-1, 16) @ Wo1).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
@@ -822,7 +822,7 @@ def loss_and_gradients(params, x, t):
     dqkv1 = np.concatenate([dq1, dk1, dv1], axis=2)
     del dv1, dk1, dq1
     dB1 = np.sum(dqkv1, axis=(0, 1))
-    dW1 = dqkv1.reshape(-1, 48).T @ n1_1.reshape(-1, 16)
+    dW1 = (n1_1.reshape(-1, 16).T @ dqkv1.reshape(-1, 48)).T
     del n1_1
     dn1_1_mmqkv1 = (dqkv1.reshape(-1, 48) @ W1).reshape(-1, 8, 16)
     del dqkv1
@@ -849,7 +849,7 @@ def loss_and_gradients(params, x, t):
     act0 = tmp4 + 1
     act0 *= f0
     act0 *= 1 / 2
-    dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
+    dW2_0 = (act0.reshape(-1, 32).T @ dr2_0.reshape(-1, 16)).T
     del act0
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 8, 32)
     df0_local = f0**2
@@ -862,7 +862,7 @@ def loss_and_gradients(params, x, t):
     df0 *= df0_local
     del f0, tmp4, df0_local
     db1_0 = np.sum(df0, axis=(0, 1))
-    dW1_0 = df0.reshape(-1, 32).T @ n2_0.reshape(-1, 16)
+    dW1_0 = (n2_0.reshape(-1, 16).T @ df0.reshape(-1, 32)).T
     del n2_0
     dn2_0_mmf0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 8, 16)
     del df0
@@ -885,7 +885,7 @@ def loss_and_gradients(params, x, t):
     dr1_0 -= (1 / 16) * dsum_n2_0 * rstd_n2_0 - dxc_n2_0
     del rstd_n2_0, dr2_0, dsum_n2_0, dxc_n2_0
     dbo0 = np.sum(dr1_0, axis=(0, 1))
-    dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
+    dWo0 = (o0.reshape(-1, 16).T @ dr1_0.reshape(-1, 16)).T
     del o0
     dav0 = ((dr1_0.reshape(-1, 16) @ Wo0).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     del dr1_0
@@ -906,7 +906,7 @@ def loss_and_gradients(params, x, t):
     dqkv0 = np.concatenate([dq0, dk0, dv0], axis=2)
     del dv0, dk0, dq0
     dB0 = np.sum(dqkv0, axis=(0, 1))
-    dW0 = dqkv0.reshape(-1, 48).T @ n1_0.reshape(-1, 16)
+    dW0 = (n1_0.reshape(-1, 16).T @ dqkv0.reshape(-1, 48)).T
     del n1_0
     dn1_0_mmqkv0 = (dqkv0.reshape(-1, 48) @ W0).reshape(-1, 8, 16)
     del dqkv0

@@ -190,7 +190,7 @@ def loss_and_gradients(params, x, u, t):
     dz_head -= onehot
     dz_head /= N
     del onehot, p
-    dw_head = dz_head.T @ cat
+    dw_head = (cat.T @ dz_head).T
     del cat
     db_head = np.sum(dz_head, axis=0)
     dcat = dz_head @ w_head
@@ -200,7 +200,7 @@ def loss_and_gradients(params, x, u, t):
     del dcat
     dz_eu = dhu * (hu > 0).astype(x.dtype)
     del hu, dhu
-    dw_eu = dz_eu.T @ u
+    dw_eu = (u.T @ dz_eu).T
     db_eu = np.sum(dz_eu, axis=0)
     del dz_eu
     dz_ex = np.square(hx, out=hx)
@@ -208,7 +208,7 @@ def loss_and_gradients(params, x, u, t):
     dz_ex += 1
     dz_ex *= dhx
     del hx, dhx
-    dw_ex = dz_ex.T @ x
+    dw_ex = (x.T @ dz_ex).T
     db_ex = np.sum(dz_ex, axis=0)
     return float(total / N), {
         "ex.weight": dw_ex,
