@@ -175,7 +175,7 @@ class StatementPrinter:
             return None  # one mask, and one product: the only form that beats a select in this backend
         masks = first_to_hold(tuple(condition for _, condition in pieces))
         if factor is not None:  # t·(0.01 + 0.99·[z > 0]): one product with the array, not one per piece
-            numbers = [sp.nsimplify(value / factor) if value != 0 else sp.S.Zero for value in values]
+            numbers = [sp.cancel(value / factor) if value != 0 else sp.S.Zero for value in values]
             return f"({self.parenthesize(factor, 50)}*{self._mask_sum(numbers, masks)})"
         if all(value.is_Number for value in values):
             return self._mask_sum(values, masks)
