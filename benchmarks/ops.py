@@ -39,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,6 @@ class Row:
     x: str = "normal"  # normal | positive | unit (in (-1, 1)) | index (ids in [0, 100))
     t: str = "like"  # like (the output's shape) | class (indices) | probs (rows of probabilities)
     extra: tuple = ()  # further inputs: "padding" (a key padding mask of the sequence)
-    notes: dict = field(default_factory=dict)
 
 
 def _f(name):  # torch.nn.functional.<name>
@@ -81,10 +80,6 @@ def _torch(path):  # torch.<path>
             target = getattr(target, part)
         return target
     return make
-
-
-def _layer(make):
-    return lambda nn: make(nn)
 
 
 def _rows() -> dict[str, Row]:
