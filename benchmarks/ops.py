@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from run import import_path, time_calls
+from run import import_path, raise_heap_threshold, time_calls
 
 HERE = Path(__file__).resolve()
 DEFAULT_JSON = HERE.parent / "results" / "ops.json"
@@ -431,6 +431,7 @@ def _as_arrays(out) -> dict[str, np.ndarray]:
 
 
 def worker(spec: dict) -> dict:
+    raise_heap_threshold()
     rows, folder, results = _rows(), Path(spec["folder"]), {}
     for name in spec["rows"]:
         for size in spec["sizes"]:

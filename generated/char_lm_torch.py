@@ -204,6 +204,14 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
 
 import torch
 
+# glibc hands the free top of its heap back to the system whenever more than a threshold of it is free (128 KB at
+# first), so each call would fault the pages of its arrays in anew: 865 faults a call, some 40% of a Transformer
+# layer's time. Once a block bigger than the threshold is freed, glibc raises the threshold to that block's size and
+# keeps twice as much free; this block, never touched, does that for the process (31 MiB: glibc's cap is 32).
+# Other allocators ignore it.
+_block = torch.empty(31 << 20, dtype=torch.uint8)
+del _block
+
 
 def holds(compare, a, b, like):
     """Where compare(a, b) holds: 1 there and 0 elsewhere, in like's dtype and on its device."""
