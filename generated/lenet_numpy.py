@@ -122,11 +122,28 @@ def fold(windows, axes, sizes, window):
         out[tuple(slice(0, n) for n in covered)] = windows.transpose(order).reshape(covered)
         return out
     out = np.zeros(shape, dtype=windows.dtype)
+    if len(window) == 1 or axes[-1] != len(shape) - 1:
+        return _add_windows(out, windows, axes, window)
+    # Grouped by the offset along the last axis: each group's windows added up in rows as long as the windows' along
+    # it (contiguous passes), then added into out once, shifted by that offset. One pass over out's short rows a group
+    # instead of one an offset: LeNet's second convolution, 5 where 25.
+    rows_shape = list(shape)
+    rows_shape[-1] = windows.shape[axes[-1]]
+    size, stride, dilation = window[-1]
+    for k in range(size):
+        rows = _add_windows(np.zeros(rows_shape, dtype=windows.dtype), windows[..., k], axes[:-1], window[:-1])
+        start = k * dilation
+        out[..., start : start + stride * (rows_shape[-1] - 1) + 1 : stride] += rows
+    return out
+
+
+def _add_windows(out, windows, axes, window):
+    """out with each window's entries added where they were read, for every kernel offset that `window` spans."""
     offsets = [()]
     for size, _, _ in window:
         offsets = [offset + (k,) for offset in offsets for k in range(size)]
     for offset in offsets:
-        where = [slice(None)] * len(shape)
+        where = [slice(None)] * out.ndim
         for axis, k, (_, stride, dilation) in zip(axes, offset, window):
             start = k * dilation
             where[axis] = slice(start, start + stride * (windows.shape[axis] - 1) + 1, stride)
