@@ -571,11 +571,9 @@ def print_table(table, coverage) -> None:
 
 # Why a row is slower than SLOWEST x autograd, where it is: the causes measured (README, "Per op")
 WHY = {
-    "passes": "autograd runs one fused kernel each way; the closed form runs each of its operations as a pass over "
-              "the array, each into a fresh array whose pages the system maps and zeroes anew at every call (glibc "
-              "gives arrays this large back at once: with MALLOC_MMAP_THRESHOLD_=268435456 "
-              "MALLOC_TRIM_THRESHOLD_=536870912 set, the torch module's hardswish row took 6.0 ms a call, not 14.7, "
-              "in one profiled run)",
+    "passes": "autograd runs one fused kernel each way; the closed form runs each of its operations as a pass of "
+              "its own over the 4 MB array (every variant's process keeps freed memory, as the generated modules make "
+              "it do at import, so these passes no longer fault fresh pages in)",
     "one core": "NumPy's elementwise passes and reductions run on one core, torch's on all (see the 1-thread column)",
     "windows": "NumPy has no pooling kernel: one strided pass per kernel offset, and sums over windows of 4",
     "two calls": "the torch module computes a convolution's two gradients in two calls (conv2d_weight, "
