@@ -47,17 +47,21 @@ def modules(model, hvp: bool = False):
 
 
 def run(module: dict, backend: str, params: dict, inputs: dict, t):
-    """(output, loss, gradients) of a generated module, as torch tensors."""
+    """(output, loss, gradients) of a generated module, as torch tensors; each gradient in its parameter's dtype (a
+    float32 model computed partly in float64 would be slower and return what it was not given)."""
     if backend == "numpy":
         as_numpy = {k: v.numpy() for k, v in params.items()}
         arrays = [v.numpy() for v in inputs.values()]
         with np.errstate(all="ignore"):  # overflow in a branch np.select leaves out: the value is still right
             y = module["forward"](as_numpy, *arrays)
             loss, grads = module["loss_and_gradients"](as_numpy, *arrays, t.numpy())
-        return torch.as_tensor(np.asarray(y)), torch.as_tensor(np.asarray(loss)), \
+        y, loss, grads = torch.as_tensor(np.asarray(y)), torch.as_tensor(np.asarray(loss)), \
             {k: torch.as_tensor(np.asarray(v)) for k, v in grads.items()}
-    y = module["forward"](params, *inputs.values())
-    loss, grads = module["loss_and_gradients"](params, *inputs.values(), t)
+    else:
+        y = module["forward"](params, *inputs.values())
+        loss, grads = module["loss_and_gradients"](params, *inputs.values(), t)
+    for key, value in grads.items():
+        assert value.dtype == params[key].dtype, f"{backend}: d/d{key} is {value.dtype}, {key} {params[key].dtype}"
     return y, loss, grads
 
 

@@ -159,7 +159,8 @@ def _numpy_product_sum(printer, factors, whole, ndim, axes, keep):
         k, parts = sums[0], []
         for term in factors[sums[0]].args:
             number, rest = term.as_coeff_Mul()
-            others = [*factors[:k], rest, *factors[k + 1:]]
+            # a term that is a number drops out: einsum would take it as an int64 operand, and compute in float64
+            others = [*factors[:k], *([] if rest == 1 else [rest]), *factors[k + 1:]]
             text = _numpy_product_sum(printer, others, [printer.shape_of(f) == printer.shape_of(factors[k])
                                                         for f in others], ndim, axes, keep)
             if text is None:
