@@ -61,6 +61,8 @@ class Pointwise(Op):
     def scalar(self, **options) -> sp.Expr:
         """The op's value at z, for these options."""
         meaning = self.meaningful({**{p.name: p.default for p in self.params}, **options})
+        # an integral float as the exact integer: ELU's α = 1.0 would stay a factor 1.0·eᶻ, a pass over the array
+        meaning = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in meaning.items()}
         return self._definition(z, **meaning) if self._definition else self.sympy(z)
 
     def apply(self, input, options: dict):
