@@ -650,3 +650,13 @@ def test_numpy_erf_is_exact_with_scipy_and_without(scipy, monkeypatch):
     assert np.max(np.abs(namespace["erf"](x.astype(np.float32)) - exact)) <= 1e-6
     special = namespace["erf"](np.array([0.0, -0.0, np.inf, -np.inf, np.nan]))
     assert list(special[:4]) == [0.0, -0.0, 1.0, -1.0] and np.signbit(special[1]) and np.isnan(special[4])
+
+
+@pytest.mark.parametrize("row", ["smooth_l1_loss", "huber_loss"])
+def test_huber_and_smooth_l1_derivatives_print_as_one_clamp(row):
+    """Their δ, u where |u| < c and else c·sign(u) (times a scale), is printed as clamp(u, −c, c): one pass, where
+    the pieces take a comparison, a sign, two products and a select (the rows' values are checked above)."""
+    model = MODELS[row][1]()
+    model.name = f"op_{row}"
+    derivation = Derivation(model)
+    assert "np.clip(" in derivation.render("numpy") and "torch.clamp(" in derivation.render("torch")

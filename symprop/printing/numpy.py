@@ -10,6 +10,7 @@ from .statements import StatementPrinter
 
 class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     backend = "numpy"
+    clamp_function = "numpy.clip"
 
     def in_place_call(self, function, array, *more):
         return f"{self._module_format('numpy.' + function)}({', '.join((array, *more))}, out={array})"

@@ -161,6 +161,9 @@ class StatementPrinter:
         pieces = list(expr.args)
         if getattr(self, "_program", None) is None:
             return None
+        clamped = self.clamped(expr)
+        if clamped is not None:
+            return clamped
         if pieces[-1][1] != sp.true or not all(finite_where_arrays_are(value, self._definitions, self._finite)
                                                for value, _ in pieces):
             return None
@@ -181,6 +184,34 @@ class StatementPrinter:
             return self._mask_sum(values, masks)
         terms = [self._times_mask(value, mask) for value, mask in zip(values, masks, strict=True) if value != 0]
         return "(" + " + ".join(terms).replace("+ -", "- ") + ")" if terms else "0"
+
+    clamp_function: str | None = None  # the backend's clamp(u, low, high), where it has one
+
+    def clamped(self, expr: sp.Piecewise) -> str | None:
+        """k·clamp(u, −c, c) for Piecewise((k·u, |u| < c), (k·c·sign(u), True)), else None: the Huber and smooth L1
+        losses' derivatives, one pass where the pieces take several (the same value everywhere: ±k·c at |u| = c, NaN
+        at NaN)."""
+        if self.clamp_function is None or len(expr.args) != 2 or expr.args[1][1] != sp.true:
+            return None
+        (inner, condition), (outer, _) = expr.args
+        if condition.is_Symbol and condition in self._definitions:  # the mask named by a statement of its own
+            condition = self._definitions[condition].expr
+        if isinstance(condition, sp.StrictGreaterThan):
+            condition = condition.reversed
+        if not isinstance(condition, sp.StrictLessThan):
+            return None
+        magnitude, c = condition.lhs, condition.rhs
+        if magnitude.is_Symbol and magnitude in self._definitions:  # |u| named by a statement of its own
+            magnitude = self._definitions[magnitude].expr
+        if not (isinstance(magnitude, sp.Abs) and c.is_Number and c > 0):
+            return None
+        for u in (magnitude.args[0], -magnitude.args[0]):  # |t − z| read as |z − t| where the pieces say z − t
+            k = sp.cancel(inner / u)
+            if k != 0 and not k.has(u) and sp.expand(outer - k * c * sp.sign(u)) == 0:
+                clamp = f"{self._module_format(self.clamp_function)}({self._print(u)}, {self._print(-c)}, " \
+                        f"{self._print(c)})"
+                return clamp if k == 1 else f"{self.parenthesize(k, 50)}*{clamp}"
+        return None
 
     def _given(self, value) -> bool:
         """Whether value is an input or target as given, or its entries moved (sliced, reshaped): maybe integers."""

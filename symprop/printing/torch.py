@@ -29,6 +29,7 @@ COMPARES = {sp.StrictGreaterThan: "torch.gt", sp.GreaterThan: "torch.ge", sp.Str
 class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     backend = "torch"
     select_by_arithmetic = False
+    clamp_function = "torch.clamp"
 
     def __init__(self):
         super().__init__({"fully_qualified_modules": True})
