@@ -190,7 +190,8 @@ class StatementPrinter:
     def clamped(self, expr: sp.Piecewise) -> str | None:
         """k·clamp(u, −c, c) for Piecewise((k·u, |u| < c), (k·c·sign(u), True)), else None: the Huber and smooth L1
         losses' derivatives, one pass where the pieces take several (the same value everywhere: ±k·c at |u| = c, NaN
-        at NaN)."""
+        at NaN). A spelling, not a simplification: an hvp differentiates the Piecewise, whose derivative at |u| = c is
+        the loss's (torch's), where clamp's would follow clamp's convention."""
         if self.clamp_function is None or len(expr.args) != 2 or expr.args[1][1] != sp.true:
             return None
         (inner, condition), (outer, _) = expr.args
