@@ -22,8 +22,9 @@ def trimmed(page: Image.Image) -> Image.Image:
 
 
 def render(name: str, folder: Path) -> Path:
-    subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", str(ROOT / "generated" / f"{name}.tex")],
-                   cwd=folder, check=True, capture_output=True)
+    tex = ROOT / "tests" / "golden" / f"{name}.tex"
+    subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", str(tex)], cwd=folder,
+                   check=True, capture_output=True)
     subprocess.run(["pdftoppm", "-r", "80", "-png", f"{name}.pdf", name], cwd=folder, check=True)
     pages = [trimmed(Image.open(p).convert("RGB")) for p in sorted(folder.glob(f"{name}-*.png"))]
     sheet = Image.new("RGB", (pages[0].width, sum(p.height for p in pages)), "white")

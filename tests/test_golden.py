@@ -1,4 +1,4 @@
-"""generated/ is the golden record: regenerating every example must give it byte for byte."""
+"""tests/golden/ is the golden record: regenerating every example must give it byte for byte."""
 
 import contextlib
 import difflib
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import committed
+from conftest import GOLDEN, committed
 
 from symprop.cli import main
 
@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # the TOML specs, and the torch models that examples/*.py build (SOURCES names them for the CLI)
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml")) + [ROOT / "examples" / "gpt.py", ROOT / "examples" / "lenet.py"]
 SOURCES = {"gpt": "gpt.py:build", "lenet": "lenet.py:build"}
-UPDATE = "symprop derive examples/*.toml examples/gpt.py:build examples/lenet.py:build   (from the project root)"
+UPDATE = ("symprop derive examples/*.toml examples/gpt.py:build examples/lenet.py:build --out tests/golden"
+          "   (from the project root)")
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +26,9 @@ def regenerated(tmp_path_factory):
     shutil.copytree(ROOT / "examples", work / "examples")
     with contextlib.chdir(work):
         result = CliRunner().invoke(main, ["derive", *(f"examples/{SOURCES.get(path.stem, path.name)}"
-                                                        for path in EXAMPLES)])
+                                                        for path in EXAMPLES), "--out", "tests/golden"])
     assert result.exit_code == 0, result.output
-    return work / "generated"
+    return work / "tests" / "golden"
 
 
 FILES = {"numpy": "{}_numpy.py", "torch": "{}_torch.py", "latex": "{}.tex"}
@@ -38,13 +39,13 @@ def test_every_example_has_committed_output():
     for example in EXAMPLES:
         for pattern in FILES.values():
             name = pattern.format(example.stem)
-            assert (ROOT / "generated" / name).exists(), f"generated/{name} is missing; run: {UPDATE}"
+            assert (GOLDEN / name).exists(), f"tests/golden/{name} is missing; run: {UPDATE}"
 
 
 def test_nothing_stale_in_generated():
     names = {pattern.format(e.stem) for e in EXAMPLES for pattern in FILES.values()}
     stale = sorted(p.name for p in committed() if p.suffix in (".py", ".tex") and p.name not in names)
-    assert not stale, f"generated/ holds committed files no example makes: {stale}"
+    assert not stale, f"tests/golden/ holds files no example makes: {stale}"
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -52,11 +53,11 @@ def test_nothing_stale_in_generated():
 def test_regenerated_matches_golden(regenerated, example, target):
     name = FILES[target].format(example.stem)
     fresh = (regenerated / name).read_text(encoding="utf-8")
-    golden = (ROOT / "generated" / name).read_text(encoding="utf-8")
+    golden = (GOLDEN / name).read_text(encoding="utf-8")
     if fresh != golden:
         diff = "".join(difflib.unified_diff(golden.splitlines(True), fresh.splitlines(True),
-                                            f"generated/{name} (committed)", f"{name} (regenerated)"))
-        pytest.fail(f"generated/{name} is out of date. To update it, run: {UPDATE}\n{diff}")
+                                            f"tests/golden/{name} (committed)", f"{name} (regenerated)"))
+        pytest.fail(f"tests/golden/{name} is out of date. To update it, run: {UPDATE}\n{diff}")
 
 
 def test_the_golden_record_is_formatted_by_ruff():
@@ -88,12 +89,21 @@ def test_no_value_is_computed_twice_under_two_names(path):
     assert twice == []
 
 
-def test_a_users_own_model_in_generated_is_not_the_golden_records():
-    """symprop derive writes into generated/ by default: a user's own model derived from the project root made the
-    golden record's tests fail ("generated/ holds files no example makes"; issue 26, item 8)."""
-    own = ROOT / "generated" / "my_own_model_numpy.py"
-    own.write_text("# a user's module\n")
-    try:
-        assert own not in committed("*.py") and committed("*.py")
-    finally:
-        own.unlink()
+def test_a_users_own_output_and_the_golden_record_are_apart(tmp_path):
+    """symprop derive writes into generated/ by default, and that folder held the golden record: a user's own
+    model derived from the project root made the golden record's tests fail, and deriving an example with other
+    options overwrote its record (issue 26, item 8). The record now lives in tests/golden/, and git ignores
+    generated/."""
+    import subprocess
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(GOLDEN, tmp_path / "tests" / "golden")
+    before = {path.name: path.read_bytes() for path in (tmp_path / "tests" / "golden").glob("*.*")}
+    with contextlib.chdir(tmp_path):  # the project root, as a user derives from it
+        result = CliRunner().invoke(main, ["derive", "examples/seed_neuron.toml", "--hvp", "--target", "numpy"])
+    assert result.exit_code == 0, result.output
+    assert "def hvp(" in (tmp_path / "generated" / "seed_neuron_numpy.py").read_text()
+    assert {path.name: path.read_bytes() for path in (tmp_path / "tests" / "golden").glob("*.*")} == before
+    ignored = subprocess.run(["git", "check-ignore", "-q", "generated/seed_neuron_numpy.py"], cwd=ROOT,
+                             capture_output=True)
+    assert ignored.returncode in (0, 128), "git does not ignore generated/"  # 128: not a git checkout

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 from click.testing import CliRunner
-from conftest import committed
+from conftest import GOLDEN, committed
 
 import symprop as sy
 from symprop.cli import main
@@ -53,7 +53,7 @@ def test_every_committed_tex_compiles_with_nothing_overfull(tex, tmp_path):
 
 
 def test_a_rendered_page_has_content(tmp_path):
-    pdf = compile_tex(ROOT / "generated" / "multiclass_classifier.tex", tmp_path)
+    pdf = compile_tex(GOLDEN / "multiclass_classifier.tex", tmp_path)
     pdftoppm = need("pdftoppm")
     subprocess.run([pdftoppm, "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", pdf, tmp_path / "page"],
                    check=True)
@@ -86,7 +86,7 @@ def test_seed_neuron_closed_form_is_the_textbook_one():
 
 def test_network_neuron_matches_its_matrix_form():
     """For y = σ(x W^T) and MSE: δ = 2(h − T)/N ⊙ σ′(z), σ′(z) = h ⊙ (1 − h), and ∂L/∂W = δ^T X."""
-    document = plain((ROOT / "generated" / "seed_neuron.tex").read_text())
+    document = plain((GOLDEN / "seed_neuron.tex").read_text())
     assert r"z_{0} &= X W_{0}^{\top}" in document and r"h_{1} &= \sigma\left(z_{0}\right)" in document
     assert r"\delta_{0} &= \frac{2 h_{1} - 2 T}{N} \odot \sigma'{\left(z_{0} \right)}" in document
     assert r"\sigma'{\left(z_{0} \right)} = h_{1} \odot \left(1 - h_{1}\right)" in document
@@ -162,7 +162,7 @@ def test_scalar_bce_of_a_sigmoid_is_the_textbook_gradient():
     ("regression", r"\frac{1}{|Y|} \sum (Y - T)^{2}"),
 ])
 def test_each_loss_is_shown_as_a_book_writes_it(example, formula):
-    document = plain((ROOT / "generated" / f"{example}.tex").read_text())
+    document = plain((GOLDEN / f"{example}.tex").read_text())
     assert f"L = {formula}" in document.replace(r"\[ L = ", "L = "), document[:3000]
 
 
@@ -280,7 +280,7 @@ def test_a_long_closed_form_in_full_breaks_across_lines(tmp_path):
 def test_the_transformer_document_uses_the_books_names_and_explains_its_count():
     """It wrote xhat_{n1,0}, be and an unexplained factor 6 (the sequence's length, from the mean pool; issue 26,
     item 4 in part)."""
-    document = (ROOT / "generated" / "transformer_classifier.tex").read_text()
+    document = (GOLDEN / "transformer_classifier.tex").read_text()
     assert r"\hat{x}_{\mathrm{n1},0}" in document and r"\beta_{1}^{(0)} + \gamma_{1}^{(0)}" in document
     assert r"\mathrm{xhat}" not in document and r"\mathrm{be}" not in document
     assert r"$h_{1}$ is the mean over the sequence's $6$ positions" in document

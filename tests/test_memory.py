@@ -55,10 +55,10 @@ def test_a_float32_token_model_stays_float32_throughout():
     """The ignore_index mask is made in the arrays' dtype: np.select of ints with a nan default would be float64,
     and would turn every gradient after it float64 (twice the memory, and not the dtype asked for)."""
     import importlib.util
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("char_lm_numpy", root / "generated" / "char_lm_numpy.py")
+    from conftest import GOLDEN
+
+    spec = importlib.util.spec_from_file_location("char_lm_numpy", GOLDEN / "char_lm_numpy.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     params = module.init_params(0, dtype=np.float32)

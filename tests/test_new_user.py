@@ -284,7 +284,7 @@ def test_training_piped_prints_no_stray_progress_line(tmp_path):
 
 def test_token_ids_out_of_range_are_refused_in_one_line():
     """NumPy read an id of -1 as the table's last row: a finite loss where torch's embedding raises."""
-    sys.path.insert(0, str(ROOT / "generated"))
+    sys.path.insert(0, str(ROOT / "tests" / "golden"))
     try:
         import char_lm_numpy
         import char_lm_torch

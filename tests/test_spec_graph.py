@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import import_path
+from conftest import GOLDEN, import_path
 
 import symprop as S
 from symprop.check import compare
@@ -18,7 +18,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_committed_code_of_every_example_passes_check(example):
     model = S.load_spec(example)
-    modules = {backend: import_path(ROOT / "generated" / f"{model.name}_{backend}.py", f"golden_{model.name}_{backend}")
+    modules = {backend: import_path(GOLDEN / f"{model.name}_{backend}.py", f"golden_{model.name}_{backend}")
                for backend in ("numpy", "torch")}
     rows = compare(model, modules, seeds=(0,), batches=(1, 5))
     assert all(row.passed for row in rows), [(row.name, row.error) for row in rows if not row.passed]

@@ -1,4 +1,4 @@
-"""The committed modules in generated/ stand alone: no symprop, nothing but numpy (or torch)."""
+"""The golden record's modules (tests/golden/) stand alone: no symprop, nothing but numpy (or torch)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy
 import pytest
-from conftest import committed
+from conftest import GOLDEN, committed
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATED = ROOT / "generated"
 EXAMPLES = ROOT / "examples"
 NUMPY_MODULES = committed("*_numpy.py")
 TORCH_MODULES = committed("*_torch.py")
@@ -32,7 +31,7 @@ def test_modules_exist():
 def target_kind(name: str) -> str:
     """index | probs | unit | real, read off examples/NAME.toml (a torch model's, examples/NAME.py: off its module)."""
     if not (EXAMPLES / f"{name}.toml").exists():
-        module = (GENERATED / f"{name}_numpy.py").read_text()
+        module = (GOLDEN / f"{name}_numpy.py").read_text()
         return "index" if re.search(r"^TARGET_SHAPE = .*# class indices", module, re.M) else "real"
     loss = tomllib.loads((EXAMPLES / f"{name}.toml").read_text())["loss"]
     kind = loss["type"]

@@ -182,12 +182,14 @@ def test_examples_match_torch(name):
     import tomllib
     from pathlib import Path
 
+    from conftest import GOLDEN
+
     root = Path(__file__).resolve().parents[1]
     spec = tomllib.loads((root / "examples" / f"{name}.toml").read_text())
     net, loss_fn = example_reference(spec)
     modules = {}
     for target in ("numpy", "torch"):
-        path = root / "generated" / f"{name}_{target}.py"
+        path = GOLDEN / f"{name}_{target}.py"
         module_spec = importlib.util.spec_from_file_location(f"{name}_{target}_check", path)
         modules[target] = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(modules[target])
