@@ -74,7 +74,7 @@ def register(backend: Backend) -> Backend:
 
 
 def _numpy_plan(function: str) -> Options:
-    return Options("numpy")
+    return Options("numpy", chunk=True)
 
 
 register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_module, _numpy_printer,

@@ -57,6 +57,7 @@ class Step:
     view: name = name in statement's shape (a rearrangement of an array computed in place);
     free: del names;
     note: the value `name` is computed again from here, rather than kept (a comment for the reader).
+    An assign with `chunk` computes its value a chunk of samples at a time, into rows of its array, or summed.
     `of` is the statement the step computes, or computes a part of: what an equation of the document links to.
     """
 
@@ -73,6 +74,8 @@ class Step:
     mask: bool = False
     dying: bool = False
     again: bool = False  # computed again rather than kept (the plan's trade of time for memory)
+    chunk: int = 0  # assign: computed this many samples at a time (its copies are large; plan/chunks.py)
+    summed: bool = False  # ... and the chunks' results summed (a gradient summed over the samples)
 
 
 @dataclass

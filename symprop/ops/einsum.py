@@ -367,13 +367,30 @@ def einsum(equation, *operands) -> SymbolicTensor:
         raise fail(f"einsum {equation!r}: the shapes {shapes} disagree on an axis's size") from None
 
 
+def _batch_rows(tensor) -> str | None:
+    """'kept' where the batch is the first axis of the result and of each operand that has it, 'summed' where it is
+    summed away (Σ over samples: a kernel's gradient), None otherwise (see Primitive.batch_rows)."""
+    inputs, out = tensor.spec.split("->")
+    parts = inputs.split(",")
+    letters = {c for letters, value in zip(parts, tensor.operands, strict=True)
+               for c, d in zip(letters, value.shape, strict=True) if batch_sized((d,))}
+    if len(letters) != 1:
+        return None
+    (batch,) = letters
+    if any(batch in letters and letters[0] != batch for letters in parts):
+        return None
+    if batch not in out:
+        return "summed"
+    return "kept" if out[0] == batch else None
+
+
 def _rmatmul(b, a) -> SymbolicTensor:
     return matmul(a, b)
 
 
 primitive(
     "einsum", shape=lambda operands, spec: _shape(operands, spec), vjp=_vjp, jvp=_jvp, stem="mm", product=True,
-    owns_array=True, recompute=True,
+    owns_array=True, recompute=True, batch_rows=_batch_rows,
     spell={"numpy": _numpy, "torch": _code("torch.", ".mT", ".permute"), "text": _code("", ".swapaxes(-1, -2)"),
            "latex": _latex, "mathml": _mathml},
     torch=TorchNames(functions=("torch.matmul", "torch.mm", "torch.bmm", "torch.einsum"),

@@ -12,7 +12,7 @@ Everything about one primitive sits in its module, on its `Primitive`:
 - `spell[backend](printer, statement, texts)`: the statement's code (or mathematics) in that backend, from the
   texts of its operands;
 - `cost[backend]`: its passes over its result, for the memory plan; and the plan's facts (`recompute`,
-  `owns_array`, `view`, `product`, `sums`), and the printers' (`finite`);
+  `owns_array`, `view`, `product`, `sums`, `copied`, `batch_rows`), and the printers' (`finite`);
 - `torch`: torch's names for it, and `front[name]`: what each of those names is on symbolic tensors.
 
 The graph applies a primitive by name (`graph.apply("slice", ...)`), the derivation finds its `vjp` and the printers
@@ -39,6 +39,10 @@ class Primitive(Op):
     moves = False  # its entries are its first operand's, moved (token ids sliced or reshaped are token ids still)
     stops_gradient = False  # its value is its operand's, read as a constant: the chain rule stops there
     finite = False  # finite wherever its operands are (sums, products, moves of their entries; numbers of its own)
+    copied = False  # a view that a product reads as a copy in BLAS's layout (overlapping windows: im2col)
+    # tensor -> "kept" where each sample's rows of its result come from that sample's rows of its operands alone (the
+    # batch first), "summed" where the result sums them over the samples, None otherwise: a chunk of samples at a time
+    batch_rows: Callable | None = None
     spell: dict = {}
     cost: dict = {}
     helpers: tuple[Helper, ...] = ()  # functions its spellings define at the top of a generated module

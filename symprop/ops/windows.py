@@ -201,12 +201,14 @@ def _described(tensor) -> str:
 
 
 primitive(
-    "windows", shape=_shape, vjp=_vjp, jvp=linear_jvp, stem="win", view=True, read_only=True, latex_stem="P",
+    "windows", shape=_shape, vjp=_vjp, jvp=linear_jvp, stem="win", view=True, read_only=True, copied=True,
+    latex_stem="P",
     spell={"numpy": _numpy, "torch": _torch,
            "text": lambda p, s, texts: f"windows({texts[0]}, {_described(s.tensor)})",
            "latex": _book, "mathml": _book}, finite=True)
 primitive(
     "fold", vjp=_fold_vjp, jvp=linear_jvp, stem="folded", owns_array=True, helpers=(NUMPY_FOLD, TORCH_FOLD),
+    batch_rows=lambda tensor: None if 0 in tensor.axes else "kept",
     spell={"numpy": _fold_code(NUMPY_FOLD), "torch": _fold_code(TORCH_FOLD),
            "text": lambda p, s, texts: f"fold({texts[0]}, {_described(s.tensor)})",
            "latex": _fold_book, "mathml": _fold_book}, finite=True)

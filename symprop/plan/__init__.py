@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from ..ops.registry import PLAN_RULES
 from ..program import Plan, Program
+from .chunks import chunk_copies
 from .lines import lay_out
 from .recompute import recompute_late_reads, recompute_outgrown
 from .rewrites import factor_out_of_sums, read_quotients, reductions_early, scale_smaller_operands
@@ -27,6 +28,7 @@ class Options:
     backend: str  # the name ops spell their functions for: their in-place calls and costs are this backend's
     reuse: bool = True  # compute into the arrays of values read for the last time
     free: bool = True  # free each batch-sized array after its last read
+    chunk: bool = False  # compute a line that copies much more than it makes a chunk of samples at a time
 
 
 def plan(program: Program, options: Options) -> Plan:
@@ -43,7 +45,8 @@ def plan(program: Program, options: Options) -> Plan:
     uses = recompute_outgrown(uses, shapes)
     recompute_late_reads(uses, shapes, options.backend)
     planned = replace(program, statements=uses.statements, outputs=outputs, shapes=shapes)
-    return Plan(planned, lay_out(planned, options), nonnegative(planned))
+    steps = lay_out(planned, options)
+    return Plan(planned, chunk_copies(planned, steps) if options.chunk else steps, nonnegative(planned))
 
 
 __all__ = ["Options", "plan"]

@@ -74,3 +74,6 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     def broadcast(self, text, shape):
         as_array = f"{self._module_format('numpy.asarray')}({text}, dtype={self.dtype_text})"
         return f"{self._module_format('numpy.broadcast_to')}({as_array}, {self.shape_text(shape)}).copy()"
+
+    def empty(self, shape):
+        return f"{self._module_format('numpy.empty')}({shape}, {self.dtype_text})"

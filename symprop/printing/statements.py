@@ -102,6 +102,7 @@ class StatementPrinter:
     code_numbers = False  # a float as code writes it (1e-5), where numbers_as_floats is off (docstrings)
     code = True  # code: returned contractions get their own line; docstrings print them in place
     _inline: dict = {}
+    _chunk = 0  # printing a line a chunk of this many samples at a time
     carrier = "x"  # the input whose dtype and device made arrays take
     # Piecewise as arithmetic on masks wherever its pieces are finite; else only with one mask and one product (in
     # torch, where a select costs about two fresh arrays, and each mask and product one)
@@ -138,6 +139,13 @@ class StatementPrinter:
         return text
 
     def _print_Symbol(self, expr):
+        if self._chunk:  # in a line computed a chunk of samples at a time: the chunk's rows of each array
+            if expr in self._inline_statements:
+                return f"({self.statement(self._inline_statements[expr])})"
+            shape = self._program.shapes.get(expr, ())
+            if shape and has_batch((shape[0],)):
+                self._chunk_reads.append(super()._print_Symbol(expr))
+                return f"{self._chunk_reads[-1]}[start : start + {self._chunk}]"
         if expr in self._inline:
             return self._inline[expr]
         return super()._print_Symbol(expr)
@@ -275,6 +283,8 @@ class StatementPrinter:
     def line(self, step: Step) -> str | None:
         """One step as a line of code; None for a contraction printed in place of its one read."""
         name = step.name
+        if step.chunk:
+            return self.chunked(step)
         if step.kind == "inline":
             self._inline[step.statement.tensor.symbol] = f"({self.statement(step.statement)})"
             self._inline_statements[step.statement.tensor.symbol] = step.statement
@@ -301,6 +311,27 @@ class StatementPrinter:
         if step.expr is not None:
             return f"{name} = {self._unwrap(self.doprint(step.expr), step.expr.free_symbols)}"
         return f"{name} = {self._unwrap(self.statement(statement), reads(statement))}"
+
+    def chunked(self, step: Step) -> str:
+        """An assign step computed `step.chunk` samples at a time (plan/chunks.py): into the rows of an array made
+        first, or summed over the chunks. Lines after the first are indented as the function's body."""
+        statement, size = step.statement, step.chunk
+        self._chunk, self._chunk_reads = size, []
+        try:
+            code = self.statement(statement)
+        finally:
+            self._chunk = 0
+        chunks = f"range(0, len({self._chunk_reads[0]}), {size})"
+        why = f"# {size} samples at a time: the arrays made for BLAS then hold {size} samples, not the whole batch"
+        if step.summed:
+            return f"{why}\n    {step.name} = sum({code} for start in {chunks})"
+        shape = (f"len({self._chunk_reads[0]})", *(self.doprint(d) for d in statement.shape[1:]))
+        return (f"{why}\n    {step.name} = {self.empty('(' + ', '.join(shape) + ')')}\n"
+                f"    for start in {chunks}:\n        {step.name}[start : start + {size}] = {code}")
+
+    def empty(self, shape: str) -> str:
+        """A new array of `shape` (code), its entries not yet set, in the arrays' dtype."""
+        raise NotImplementedError(f"the {self.backend} printer makes no empty arrays")
 
     def step_line(self, name: str, operator: str, rest: sp.Expr) -> str:
         """name += rest or name *= rest, as `-=` or `/=` where that reads better."""

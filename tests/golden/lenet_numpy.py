@@ -277,7 +277,12 @@ def forward(params, x):
     fc3_bias = params["fc3.bias"]
     win = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3))
     bcol = conv1_bias.reshape(6, 1, 1)
-    z = (conv1_weight.reshape(6, 25) @ win.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 25, 784)).reshape(-1, 6, 28, 28)
+    # 8 samples at a time: the arrays made for BLAS then hold 8 samples, not the whole batch
+    z = np.empty((len(win), 6, 28, 28), x.dtype)
+    for start in range(0, len(win), 8):
+        z[start : start + 8] = (
+            conv1_weight.reshape(6, 25) @ win[start : start + 8].transpose(0, 1, 4, 5, 2, 3).reshape(-1, 25, 784)
+        ).reshape(-1, 6, 28, 28)
     del win
     z += bcol
     h = np.maximum(z, 0, out=z)
@@ -289,9 +294,13 @@ def forward(params, x):
     win_1_1 = np.lib.stride_tricks.sliding_window_view(h_1, (5, 5), axis=(2, 3))
     del h_1
     bcol_1 = conv2_bias.reshape(16, 1, 1)
-    z_1 = (conv2_weight.reshape(16, 150) @ win_1_1.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 150, 100)).reshape(
-        -1, 16, 10, 10
-    )
+    # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
+    z_1 = np.empty((len(win_1_1), 16, 10, 10), x.dtype)
+    for start in range(0, len(win_1_1), 16):
+        z_1[start : start + 16] = (
+            conv2_weight.reshape(16, 150)
+            @ win_1_1[start : start + 16].transpose(0, 1, 4, 5, 2, 3).reshape(-1, 150, 100)
+        ).reshape(-1, 16, 10, 10)
     del win_1_1
     z_1 += bcol_1
     h_2 = np.maximum(z_1, 0, out=z_1)
@@ -353,7 +362,12 @@ def loss_and_gradients(params, x, t):
     # pass (forward frees each value as soon as it can).
     win = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3))
     bcol = conv1_bias.reshape(6, 1, 1)
-    z = (conv1_weight.reshape(6, 25) @ win.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 25, 784)).reshape(-1, 6, 28, 28)
+    # 8 samples at a time: the arrays made for BLAS then hold 8 samples, not the whole batch
+    z = np.empty((len(win), 6, 28, 28), x.dtype)
+    for start in range(0, len(win), 8):
+        z[start : start + 8] = (
+            conv1_weight.reshape(6, 25) @ win[start : start + 8].transpose(0, 1, 4, 5, 2, 3).reshape(-1, 25, 784)
+        ).reshape(-1, 6, 28, 28)
     z += bcol
     h = np.maximum(z, 0, out=z)
     del z
@@ -364,9 +378,13 @@ def loss_and_gradients(params, x, t):
     win_1_1 = np.lib.stride_tricks.sliding_window_view(h_1, (5, 5), axis=(2, 3))
     del h_1
     bcol_1 = conv2_bias.reshape(16, 1, 1)
-    z_1 = (conv2_weight.reshape(16, 150) @ win_1_1.transpose(0, 1, 4, 5, 2, 3).reshape(-1, 150, 100)).reshape(
-        -1, 16, 10, 10
-    )
+    # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
+    z_1 = np.empty((len(win_1_1), 16, 10, 10), x.dtype)
+    for start in range(0, len(win_1_1), 16):
+        z_1[start : start + 16] = (
+            conv2_weight.reshape(16, 150)
+            @ win_1_1[start : start + 16].transpose(0, 1, 4, 5, 2, 3).reshape(-1, 150, 100)
+        ).reshape(-1, 16, 10, 10)
     z_1 += bcol_1
     h_2 = np.maximum(z_1, 0, out=z_1)
     del z_1
@@ -426,22 +444,32 @@ def loss_and_gradients(params, x, t):
     dz_1 = dh_2
     dz_1 *= (h_2 > 0).astype(x.dtype)
     del h_2, dh_2
-    dconv2_weight = (
-        (win_1_1.transpose(1, 4, 5, 0, 2, 3).reshape(150, -1) @ dz_1.transpose(1, 0, 2, 3).reshape(16, -1).T).T
-    ).reshape(16, 6, 5, 5)
+    # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
+    dconv2_weight = sum(
+        (
+            (
+                win_1_1[start : start + 16].transpose(1, 4, 5, 0, 2, 3).reshape(150, -1)
+                @ dz_1[start : start + 16].transpose(1, 0, 2, 3).reshape(16, -1).T
+            ).T
+        ).reshape(16, 6, 5, 5)
+        for start in range(0, len(dz_1), 16)
+    )
     del win_1_1
     dbcol_1 = np.sum(dz_1, axis=(0, 2, 3), keepdims=True).reshape((16, 1, 1))
     dconv2_bias = dbcol_1.reshape(16)
-    dh_1 = fold(
-        (
-            (conv2_weight.reshape(16, 150).T @ dz_1.reshape(-1, 16, 100))
-            .reshape(-1, 6, 5, 5, 10, 10)
-            .transpose(0, 1, 4, 5, 2, 3)
-        ),
-        (2, 3),
-        (14, 14),
-        ((5, 1, 1), (5, 1, 1)),
-    )
+    # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
+    dh_1 = np.empty((len(dz_1), 6, 14, 14), x.dtype)
+    for start in range(0, len(dz_1), 16):
+        dh_1[start : start + 16] = fold(
+            (
+                (conv2_weight.reshape(16, 150).T @ dz_1[start : start + 16].reshape(-1, 16, 100))
+                .reshape(-1, 6, 5, 5, 10, 10)
+                .transpose(0, 1, 4, 5, 2, 3)
+            ),
+            (2, 3),
+            (14, 14),
+            ((5, 1, 1), (5, 1, 1)),
+        )
     del dz_1
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
     del dh_1
@@ -450,9 +478,16 @@ def loss_and_gradients(params, x, t):
     dz = dh
     dz *= (h > 0).astype(x.dtype)
     del h, dh
-    dconv1_weight = (
-        (win.transpose(1, 4, 5, 0, 2, 3).reshape(25, -1) @ dz.transpose(1, 0, 2, 3).reshape(6, -1).T).T
-    ).reshape(6, 1, 5, 5)
+    # 8 samples at a time: the arrays made for BLAS then hold 8 samples, not the whole batch
+    dconv1_weight = sum(
+        (
+            (
+                win[start : start + 8].transpose(1, 4, 5, 0, 2, 3).reshape(25, -1)
+                @ dz[start : start + 8].transpose(1, 0, 2, 3).reshape(6, -1).T
+            ).T
+        ).reshape(6, 1, 5, 5)
+        for start in range(0, len(dz), 8)
+    )
     del win
     dbcol = np.sum(dz, axis=(0, 2, 3), keepdims=True).reshape((6, 1, 1))
     del dz
