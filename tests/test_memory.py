@@ -294,3 +294,19 @@ def test_a_convolution_copies_its_windows_a_chunk_of_samples_at_a_time():
     autograd()
     held = autograd_peak(autograd)
     assert 0 < numpy_peak <= held, (numpy_peak, held)
+
+
+def test_a_relu_mask_multiplies_in_place_without_an_array_of_its_own():
+    """δ *= H(h) after a δ computed in place (a convolution's, after its pooling's scatter) was printed
+    (h > 0).astype(x.dtype) in NumPy, an array of the batch's size made and read once, and torch.sign(h) in torch where
+    h, read for the last time, could take it in place (h.sign_()), as a product's mask was already."""
+    import re
+
+    from conftest import committed
+
+    for path in committed("*.py"):
+        lines = path.read_text().splitlines()
+        for line, after in zip(lines, lines[1:] + [""], strict=True):
+            assert not re.search(r"\*= \(\w+ > 0\)\.astype", line), f"{path.name}: {line.strip()}"
+            dies = re.match(r"\s*\w+ \*= torch\.sign\((\w+)\)$", line)
+            assert not (dies and re.match(rf"\s*del .*\b{dies.group(1)}\b", after)), f"{path.name}: {line.strip()}"

@@ -156,13 +156,19 @@ class _Layout:
             steps = self.in_place_steps(expr, a)
             if steps is not None and (best is None or len(steps) < len(best[1])):
                 best = a, steps
-        return None if best is None else self._chain(statement.name, *best, statement.name)
+        return None if best is None else self._chain(statement.name, *best, statement.name, dying)
 
-    def _chain(self, name, a, steps, of) -> list[Step]:
+    def _chain(self, name, a, steps, of, dying=()) -> list[Step]:
         """name = a, then the steps applied to it in place; a call first is made into a's array directly
-        (e = exp(shifted, out=shifted))."""
+        (e = exp(shifted, out=shifted)). A step H(u) is a mask, as a product's is (δ *= h > 0: no array of the
+        step's values in the arrays' dtype)."""
         out = [Step("alias", name, of, source=a.name)]
         for step, rest in [split for each in steps for split in _one_array_each(*each)]:
+            if step == "*" and isinstance(rest, sp.Heaviside) and rest.args[1] == 0 and rest.args[0].is_Symbol:
+                u = rest.args[0]
+                out.append(Step("update", name, of, operator="*", expr=u, mask=True,
+                                dying=u.name in dying and u in self.own and u != a))
+                continue
             out.append(Step("update", name, of, operator=step, expr=rest) if step in ("+", "*") else
                        Step("apply", name, of, function=step, more=rest))
         if len(out) > 1 and out[1].kind == "apply":

@@ -580,7 +580,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     dh6 = pool_scatter(dtop7, arg_top7, ((2, 2, 1), (2, 2, 1)), (arg_top7.shape[0], 16, 4, 4))
     del arg_top7, dtop7
     dz5 = dh6
-    dz5 *= (h6 > 0).astype(x.dtype)
+    dz5 *= h6 > 0
     del h6, dh6
     dw5 = ((win5.transpose(1, 4, 5, 0, 2, 3).reshape(72, -1) @ dz5.transpose(1, 0, 2, 3).reshape(16, -1).T).T).reshape(
         16, 8, 3, 3
@@ -604,7 +604,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     dh3 = pool_scatter(dtop4, arg_top4, ((2, 2, 1), (2, 2, 1)), (arg_top4.shape[0], 8, 8, 8))
     del arg_top4, dtop4
     dh2 = dh3
-    dh2 *= (h3 > 0).astype(x.dtype)
+    dh2 *= h3 > 0
     del h3, dh3
     drstd2 = np.einsum("ijkl,ijkl->j", dh2, xc2)[None, :, None, None]
     dgcol2 = np.sum(dh2 * rstd2 * xc2, axis=(0, 2, 3), keepdims=True).reshape((8, 1, 1))

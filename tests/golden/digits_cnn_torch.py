@@ -429,7 +429,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     )
     del arg_top7, dtop7
     dz5 = dh6
-    dz5 *= torch.sign(h6)
+    dz5 *= h6.sign_()
     del h6, dh6
     dw5 = torch.nn.grad.conv2d_weight(h4, (16, 8, 3, 3), dz5, padding=1)
     del h4
@@ -450,7 +450,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     )
     del arg_top4, dtop4
     dh2 = dh3
-    dh2 *= torch.sign(h3)
+    dh2 *= h3.sign_()
     del h3, dh3
     drstd2 = torch.sum(dh2 * xc2, dim=(0, 2, 3), keepdim=True)
     dgcol2 = torch.sum(dh2 * rstd2 * xc2, dim=(0, 2, 3), keepdim=True).reshape((8, 1, 1))

@@ -442,7 +442,7 @@ def loss_and_gradients(params, x, t):
     dh_2 = pool_scatter(dtop_1, arg_top_1, ((2, 2, 1), (2, 2, 1)), (arg_top_1.shape[0], 16, 10, 10))
     del arg_top_1, dtop_1
     dz_1 = dh_2
-    dz_1 *= (h_2 > 0).astype(x.dtype)
+    dz_1 *= h_2 > 0
     del h_2, dh_2
     # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
     dconv2_weight = sum(
@@ -476,7 +476,7 @@ def loss_and_gradients(params, x, t):
     dh = pool_scatter(dtop, arg_top, ((2, 2, 1), (2, 2, 1)), (arg_top.shape[0], 6, 28, 28))
     del arg_top, dtop
     dz = dh
-    dz *= (h > 0).astype(x.dtype)
+    dz *= h > 0
     del h, dh
     # 8 samples at a time: the arrays made for BLAS then hold 8 samples, not the whole batch
     dconv1_weight = sum(

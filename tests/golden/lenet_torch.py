@@ -315,7 +315,7 @@ def loss_and_gradients(params, x, t):
     )
     del arg_top_1, dtop_1
     dz_1 = dh_2
-    dz_1 *= torch.sign(h_2)
+    dz_1 *= h_2.sign_()
     del h_2, dh_2
     dconv2_weight = torch.nn.grad.conv2d_weight(h_1, (16, 6, 5, 5), dz_1)
     del h_1
@@ -330,7 +330,7 @@ def loss_and_gradients(params, x, t):
     )
     del arg_top, dtop
     dz = dh
-    dz *= torch.sign(h)
+    dz *= h.sign_()
     del h, dh
     dconv1_weight = torch.nn.grad.conv2d_weight(x, (6, 1, 5, 5), dz)
     dbcol = torch.sum(dz, dim=(0, 2, 3), keepdim=True).reshape((6, 1, 1))
