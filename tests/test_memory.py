@@ -310,3 +310,31 @@ def test_a_relu_mask_multiplies_in_place_without_an_array_of_its_own():
             assert not re.search(r"\*= \(\w+ > 0\)\.astype", line), f"{path.name}: {line.strip()}"
             dies = re.match(r"\s*\w+ \*= torch\.sign\((\w+)\)$", line)
             assert not (dies and re.match(rf"\s*del .*\b{dies.group(1)}\b", after)), f"{path.name}: {line.strip()}"
+
+
+def test_a_gradient_summed_in_chunks_is_an_array_for_an_empty_batch_too():
+    """A kernel's gradient summed chunk by chunk started from Python's sum(), whose empty sum is the int 0: an empty
+    batch gave conv1.weight's gradient as 0, where autograd gives zeros of its shape."""
+    import importlib.util
+
+    import torch
+    from conftest import GOLDEN
+
+    sys.path.insert(0, str(GOLDEN.parents[1] / "examples"))
+    try:
+        import lenet
+    finally:
+        sys.path.pop(0)
+    spec = importlib.util.spec_from_file_location("lenet_numpy_empty", GOLDEN / "lenet_numpy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net, criterion, _, _ = lenet.build()
+    net = net.double()
+    x, t = torch.zeros(0, 1, 32, 32, dtype=torch.float64), torch.zeros(0, dtype=torch.int64)
+    criterion(net(x), t).backward()
+    params = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        _, gradients = module.loss_and_gradients(params, x.numpy(), t.numpy())
+    for key, p in net.named_parameters():
+        assert isinstance(gradients[key], np.ndarray) and gradients[key].shape == tuple(p.shape), key
+        np.testing.assert_array_equal(gradients[key], p.grad.numpy(), err_msg=key)

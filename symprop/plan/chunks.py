@@ -10,7 +10,7 @@ for a chunk of samples at a time, it is one chunk's, reused:
     for start in range(0, len(win), 8):
         z[start : start + 8] = conv1_weight.reshape(6, 25) @ win[start : start + 8]...
 
-and a gradient that sums over the samples (a kernel's) is the sum of the chunks' products. A line is chunked where
+and a gradient that sums over the samples (a kernel's) is the chunks' products added into zeros. A line is chunked where
 each op it evaluates computes a sample's rows from the same sample's rows (`batch_rows`), every array it reads has the
 batch as its first axis, and its copies hold more entries per sample than its result: the products and the arithmetic
 are the same, the copies smaller and warm in the cache.

@@ -75,5 +75,5 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         as_array = f"{self._module_format('numpy.asarray')}({text}, dtype={self.dtype_text})"
         return f"{self._module_format('numpy.broadcast_to')}({as_array}, {self.shape_text(shape)}).copy()"
 
-    def empty(self, shape):
-        return f"{self._module_format('numpy.empty')}({shape}, {self.dtype_text})"
+    def new_array(self, shape, zeros=False):
+        return f"{self._module_format('numpy.zeros' if zeros else 'numpy.empty')}({shape}, {self.dtype_text})"

@@ -323,15 +323,16 @@ class StatementPrinter:
             self._chunk = 0
         chunks = f"range(0, len({self._chunk_reads[0]}), {size})"
         why = f"# {size} samples at a time: the arrays made for BLAS then hold {size} samples, not the whole batch"
-        if step.summed:
-            return f"{why}\n    {step.name} = sum({code} for start in {chunks})"
+        if step.summed:  # zeros first: an empty batch sums to zeros of the result's shape
+            return (f"{why}\n    {step.name} = {self.new_array(self.shape_text(statement.shape), zeros=True)}\n"
+                    f"    for start in {chunks}:\n        {step.name} += {code}")
         shape = (f"len({self._chunk_reads[0]})", *(self.doprint(d) for d in statement.shape[1:]))
-        return (f"{why}\n    {step.name} = {self.empty('(' + ', '.join(shape) + ')')}\n"
+        return (f"{why}\n    {step.name} = {self.new_array('(' + ', '.join(shape) + ')')}\n"
                 f"    for start in {chunks}:\n        {step.name}[start : start + {size}] = {code}")
 
-    def empty(self, shape: str) -> str:
-        """A new array of `shape` (code), its entries not yet set, in the arrays' dtype."""
-        raise NotImplementedError(f"the {self.backend} printer makes no empty arrays")
+    def new_array(self, shape: str, zeros: bool = False) -> str:
+        """A new array of `shape` (code) in the arrays' dtype: zeros, or entries not yet set."""
+        raise NotImplementedError(f"the {self.backend} printer makes no arrays of its own")
 
     def step_line(self, name: str, operator: str, rest: sp.Expr) -> str:
         """name += rest or name *= rest, as `-=` or `/=` where that reads better."""

@@ -445,15 +445,14 @@ def loss_and_gradients(params, x, t):
     dz_1 *= h_2 > 0
     del h_2, dh_2
     # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
-    dconv2_weight = sum(
-        (
+    dconv2_weight = np.zeros((16, 6, 5, 5), x.dtype)
+    for start in range(0, len(dz_1), 16):
+        dconv2_weight += (
             (
                 win_1_1[start : start + 16].transpose(1, 4, 5, 0, 2, 3).reshape(150, -1)
                 @ dz_1[start : start + 16].transpose(1, 0, 2, 3).reshape(16, -1).T
             ).T
         ).reshape(16, 6, 5, 5)
-        for start in range(0, len(dz_1), 16)
-    )
     del win_1_1
     dbcol_1 = np.sum(dz_1, axis=(0, 2, 3), keepdims=True).reshape((16, 1, 1))
     dconv2_bias = dbcol_1.reshape(16)
@@ -479,15 +478,14 @@ def loss_and_gradients(params, x, t):
     dz *= h > 0
     del h, dh
     # 8 samples at a time: the arrays made for BLAS then hold 8 samples, not the whole batch
-    dconv1_weight = sum(
-        (
+    dconv1_weight = np.zeros((6, 1, 5, 5), x.dtype)
+    for start in range(0, len(dz), 8):
+        dconv1_weight += (
             (
                 win[start : start + 8].transpose(1, 4, 5, 0, 2, 3).reshape(25, -1)
                 @ dz[start : start + 8].transpose(1, 0, 2, 3).reshape(6, -1).T
             ).T
         ).reshape(6, 1, 5, 5)
-        for start in range(0, len(dz), 8)
-    )
     del win
     dbcol = np.sum(dz, axis=(0, 2, 3), keepdims=True).reshape((6, 1, 1))
     del dz
