@@ -485,3 +485,31 @@ def test_numpys_pooling_takes_the_first_arg_max_at_ties_and_nans(window):
         target = tuple(p * s + o * d for p, o, (_, s, d) in zip(place[2:], offset, window, strict=True))
         want[place[:2] + target] += delta[place]
     assert np.allclose(namespace["pool_scatter"](delta, index, window, x.shape), want, rtol=0, atol=1e-12)
+
+
+class Strided(torch.nn.Module):
+    """Large enough that the NumPy module copies its windows a chunk of samples at a time (plan/chunks.py)."""
+
+    def __init__(self, dims: int):
+        super().__init__()
+        conv = torch.nn.Conv1d if dims == 1 else torch.nn.Conv2d
+        self.conv1 = conv(4, 6, 5 if dims == 1 else 3, stride=2, padding=1, dilation=2 if dims == 1 else 1, groups=2)
+        self.conv2 = conv(6, 4, 3, dilation=2 if dims == 2 else 1)
+        self.fc = torch.nn.LazyLinear(3)
+
+    def forward(self, x):
+        h = torch.tanh(self.conv2(torch.relu(self.conv1(x))))
+        return self.fc(torch.flatten(h, 1))
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_convolutions_computed_a_chunk_of_samples_at_a_time_agree_with_autograd(dims):
+    """Strides, dilation, groups and padding, with a batch that the chunks do not divide (19: 16 and 3)."""
+    torch.manual_seed(0)
+    x = torch.randn(19, 4, *((900,) if dims == 1 else (44, 44)), dtype=torch.float64)
+    t = torch.randint(0, 3, (19,))
+    net = Strided(dims)
+    net(x.float())  # sizes the lazy layer
+    model = S.from_torch(net.double(), torch.nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t)
+    assert "samples at a time" in S.derive_network(model).render("numpy")
+    from_torch_agrees(net, torch.nn.CrossEntropyLoss(), x, t)
