@@ -42,7 +42,7 @@ def test_every_example_has_committed_output():
             assert (GOLDEN / name).exists(), f"tests/golden/{name} is missing; run: {UPDATE}"
 
 
-def test_nothing_stale_in_generated():
+def test_nothing_stale_in_the_golden_record():
     names = {pattern.format(e.stem) for e in EXAMPLES for pattern in FILES.values()}
     stale = sorted(p.name for p in committed() if p.suffix in (".py", ".tex") and p.name not in names)
     assert not stale, f"tests/golden/ holds files no example makes: {stale}"

@@ -338,3 +338,55 @@ def test_a_gradient_summed_in_chunks_is_an_array_for_an_empty_batch_too():
     for key, p in net.named_parameters():
         assert isinstance(gradients[key], np.ndarray) and gradients[key].shape == tuple(p.shape), key
         np.testing.assert_array_equal(gradients[key], p.grad.numpy(), err_msg=key)
+
+
+def test_chunks_keep_the_dtype_arithmetic_gives():
+    """The array a chunked line fills was made in x's dtype: float32 images with float64 parameters gave float32
+    convolution outputs and kernel gradients, where the products give float64 (and every other gradient was)."""
+    import importlib.util
+
+    from conftest import GOLDEN
+
+    spec = importlib.util.spec_from_file_location("lenet_numpy_dtypes", GOLDEN / "lenet_numpy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = module.init_params(0)  # float64
+    rng = np.random.default_rng(0)
+    x, t = rng.random((40, 1, 32, 32), dtype=np.float32), rng.integers(0, 10, 40)
+    _, gradients = module.loss_and_gradients(params, x, t)
+    assert {key: str(g.dtype) for key, g in gradients.items()} == dict.fromkeys(params, "float64")
+
+
+def test_a_value_is_not_overwritten_in_place_while_a_slice_of_it_is_read():
+    """A slice is a view in NumPy and torch: h.sign_() (h read for the last time by name) overwrote h[:, :, :4], read
+    later through the slice, and l3's gradient was off by 0.1 in the torch module."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l1, self.l2, self.l3, self.l5 = nn.Linear(6, 8), nn.Linear(4, 3), nn.Linear(4, 3), nn.Linear(3, 8)
+
+        def forward(self, x):
+            h = torch.relu((self.l1(x) + self.l5(self.l3(x[:, :4]))).unsqueeze(1))
+            return self.l2(F.max_pool1d(h, 2).flatten(1)) + self.l3(h[:, :, :4].flatten(1))
+
+    torch.manual_seed(0)
+    net = Net().double()
+    x, t = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 3, (9,))
+    nn.CrossEntropyLoss()(net(x), t).backward()
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t)
+    for backend in ("numpy", "torch"):
+        scope = {}
+        exec(S.derive_network(model).render(backend), scope)  # noqa: S102 (symprop's own generated code)
+        params = {k: p.detach() for k, p in net.named_parameters()}
+        if backend == "numpy":
+            params, inputs = {k: v.numpy() for k, v in params.items()}, (x.numpy(), t.numpy())
+        else:
+            inputs = (x, t)
+        _, gradients = scope["loss_and_gradients"](params, *inputs)
+        for key, p in net.named_parameters():
+            error = float(np.abs(np.asarray(gradients[key]) - p.grad.numpy()).max())
+            assert error <= 1e-12, (backend, key, error)

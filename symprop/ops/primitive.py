@@ -12,7 +12,7 @@ Everything about one primitive sits in its module, on its `Primitive`:
 - `spell[backend](printer, statement, texts)`: the statement's code (or mathematics) in that backend, from the
   texts of its operands;
 - `cost[backend]`: its passes over its result, for the memory plan; and the plan's facts (`recompute`,
-  `owns_array`, `view`, `product`, `sums`, `copied`, `batch_rows`), and the printers' (`finite`);
+  `owns_array`, `view`, `aliases`, `product`, `sums`, `copied`, `batch_rows`), and the printers' (`finite`);
 - `torch`: torch's names for it, and `front[name]`: what each of those names is on symbolic tensors.
 
 The graph applies a primitive by name (`graph.apply("slice", ...)`), the derivation finds its `vjp` and the printers
@@ -34,6 +34,7 @@ class Primitive(Op):
     owns_array = False  # its code makes a new array, which no other name shares (not a view, not an input)
     view = False  # a view of its operand (a reshape): where the operand is an expression, computed into its array
     read_only = False  # a view that may not be written (windows overlap: NumPy's sliding_window_view is read-only)
+    aliases = False  # its result shares its operand's memory (basic indexing), without being a view to compute into
     product = False  # a product of arrays: read once, it is printed in place of its read (x @ w.T + b)
     sums = False  # Σ of its one operand over its axes: factors constant along them may move out
     moves = False  # its entries are its first operand's, moved (token ids sliced or reshaped are token ids still)

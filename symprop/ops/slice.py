@@ -142,7 +142,7 @@ FRONT = {"__getitem__": getitem, "split": split, "chunk": chunk, "unbind": unbin
          "aten.select.int": _aten_select, "aten.split.Tensor": split, "aten.split_with_sizes.default": split,
          "aten.chunk.default": chunk, "aten.unbind.int": unbind}
 primitive(
-    "slice", shape=_shape, vjp=_vjp, jvp=linear_jvp, stem="sl", moves=True,
+    "slice", shape=_shape, vjp=_vjp, jvp=linear_jvp, stem="sl", moves=True, aliases=True,
     spell={"numpy": _code, "torch": _code, "text": _code, "latex": _latex, "mathml": _mathml},
     torch=TorchNames(functions=("torch.split", "torch.chunk", "torch.unbind"),
                      methods=("__getitem__", "split", "chunk", "unbind"),

@@ -49,7 +49,7 @@ def _chunked(step: Step, shapes: dict, inlined: dict, kinds: dict) -> tuple[int,
     whole = statement is not None and (step.expr is None or statement.tensor and step.expr == statement.tensor.symbol)
     if not whole:
         return None  # a part of a statement, or a factor (z = x @ w.T before z += b is the product itself)
-    rows = _batch_rows(statement, shapes)
+    rows = _batch_rows(statement)
     if rows is None:
         return None
     copies, leaves = _evaluated(statement, shapes, inlined, kinds)
@@ -61,7 +61,7 @@ def _chunked(step: Step, shapes: dict, inlined: dict, kinds: dict) -> tuple[int,
     return 1 << max(0, int(math.log2(max(1, BUDGET // copies)))), rows == "summed"
 
 
-def _batch_rows(statement, shapes) -> str | None:
+def _batch_rows(statement) -> str | None:
     """'kept' or 'summed' where the statement's op computes each sample's rows from that sample's rows alone, the
     batch its result's first axis (or summed away); None otherwise."""
     rule = fact(statement.kind, "batch_rows")
@@ -81,7 +81,7 @@ def _evaluated(statement, shapes, inlined, kinds) -> tuple[int, dict | None]:
         shape = shapes.get(symbol, ())
         if symbol in inlined:
             inner = inlined[symbol]
-            if _batch_rows(inner, shapes) != "kept":
+            if _batch_rows(inner) != "kept":
                 return 0, None
             more, deeper = _evaluated(inner, shapes, inlined, kinds)
             if deeper is None:

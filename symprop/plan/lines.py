@@ -220,7 +220,7 @@ class _Layout:
             if operand is not None and operand in owned and operand.name in self.frees.get(i, ()):
                 owned.add(s.symbol)
         for s in reversed(self.program.statements):  # a view read while its operand lives on shares its array
-            operand = s.operands[0] if fact(s.kind, "view") else None
+            operand = s.operands[0] if fact(s.kind, "view") or fact(s.kind, "aliases") else None
             if operand is not None and s.symbol not in owned:
                 owned.discard(operand)
         return owned

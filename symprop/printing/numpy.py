@@ -75,5 +75,6 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
         as_array = f"{self._module_format('numpy.asarray')}({text}, dtype={self.dtype_text})"
         return f"{self._module_format('numpy.broadcast_to')}({as_array}, {self.shape_text(shape)}).copy()"
 
-    def new_array(self, shape, zeros=False):
-        return f"{self._module_format('numpy.zeros' if zeros else 'numpy.empty')}({shape}, {self.dtype_text})"
+    def new_array(self, shape, of, zeros=False):
+        dtype = f"{self._module_format('numpy.result_type')}({', '.join(of)})" if len(of) > 1 else f"{of[0]}.dtype"
+        return f"{self._module_format('numpy.zeros' if zeros else 'numpy.empty')}({shape}, {dtype})"

@@ -142,10 +142,11 @@ class StatementPrinter:
         if self._chunk:  # in a line computed a chunk of samples at a time: the chunk's rows of each array
             if expr in self._inline_statements:
                 return f"({self.statement(self._inline_statements[expr])})"
-            shape = self._program.shapes.get(expr, ())
-            if shape and has_batch((shape[0],)):
-                self._chunk_reads.append(super()._print_Symbol(expr))
-                return f"{self._chunk_reads[-1]}[start : start + {self._chunk}]"
+            shape = self._program.shapes.get(expr)
+            if shape is not None:
+                self._chunk_reads.append((super()._print_Symbol(expr), bool(shape) and has_batch((shape[0],))))
+                if self._chunk_reads[-1][1]:
+                    return f"{self._chunk_reads[-1][0]}[start : start + {self._chunk}]"
         if expr in self._inline:
             return self._inline[expr]
         return super()._print_Symbol(expr)
@@ -321,17 +322,21 @@ class StatementPrinter:
             code = self.statement(statement)
         finally:
             self._chunk = 0
-        chunks = f"range(0, len({self._chunk_reads[0]}), {size})"
+        reads = list(dict.fromkeys(self._chunk_reads))  # (name, sliced), in the order the code reads them
+        batch = next(name for name, sliced in reads if sliced)
+        chunks = f"range(0, len({batch}), {size})"
         why = f"# {size} samples at a time: the arrays made for BLAS then hold {size} samples, not the whole batch"
+        arrays = [name for name, _ in reads]  # the result's dtype is theirs (float32 inputs, float64 parameters)
         if step.summed:  # zeros first: an empty batch sums to zeros of the result's shape
-            return (f"{why}\n    {step.name} = {self.new_array(self.shape_text(statement.shape), zeros=True)}\n"
+            return (f"{why}\n    {step.name} = {self.new_array(self.shape_text(statement.shape), arrays, True)}\n"
                     f"    for start in {chunks}:\n        {step.name} += {code}")
-        shape = (f"len({self._chunk_reads[0]})", *(self.doprint(d) for d in statement.shape[1:]))
-        return (f"{why}\n    {step.name} = {self.new_array('(' + ', '.join(shape) + ')')}\n"
+        shape = (f"len({batch})", *(self.doprint(d) for d in statement.shape[1:]))
+        return (f"{why}\n    {step.name} = {self.new_array('(' + ', '.join(shape) + ')', arrays)}\n"
                 f"    for start in {chunks}:\n        {step.name}[start : start + {size}] = {code}")
 
-    def new_array(self, shape: str, zeros: bool = False) -> str:
-        """A new array of `shape` (code) in the arrays' dtype: zeros, or entries not yet set."""
+    def new_array(self, shape: str, of: list, zeros: bool = False) -> str:
+        """A new array of `shape` (code) in the dtype that arithmetic on the arrays `of` gives: zeros, or entries not
+        yet set."""
         raise NotImplementedError(f"the {self.backend} printer makes no arrays of its own")
 
     def step_line(self, name: str, operator: str, rest: sp.Expr) -> str:

@@ -278,7 +278,7 @@ def forward(params, x):
     win = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3))
     bcol = conv1_bias.reshape(6, 1, 1)
     # 8 samples at a time: the arrays made for BLAS then hold 8 samples, not the whole batch
-    z = np.empty((len(win), 6, 28, 28), x.dtype)
+    z = np.empty((len(win), 6, 28, 28), np.result_type(win, conv1_weight))
     for start in range(0, len(win), 8):
         z[start : start + 8] = (
             conv1_weight.reshape(6, 25) @ win[start : start + 8].transpose(0, 1, 4, 5, 2, 3).reshape(-1, 25, 784)
@@ -295,7 +295,7 @@ def forward(params, x):
     del h_1
     bcol_1 = conv2_bias.reshape(16, 1, 1)
     # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
-    z_1 = np.empty((len(win_1_1), 16, 10, 10), x.dtype)
+    z_1 = np.empty((len(win_1_1), 16, 10, 10), np.result_type(win_1_1, conv2_weight))
     for start in range(0, len(win_1_1), 16):
         z_1[start : start + 16] = (
             conv2_weight.reshape(16, 150)
@@ -363,7 +363,7 @@ def loss_and_gradients(params, x, t):
     win = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(2, 3))
     bcol = conv1_bias.reshape(6, 1, 1)
     # 8 samples at a time: the arrays made for BLAS then hold 8 samples, not the whole batch
-    z = np.empty((len(win), 6, 28, 28), x.dtype)
+    z = np.empty((len(win), 6, 28, 28), np.result_type(win, conv1_weight))
     for start in range(0, len(win), 8):
         z[start : start + 8] = (
             conv1_weight.reshape(6, 25) @ win[start : start + 8].transpose(0, 1, 4, 5, 2, 3).reshape(-1, 25, 784)
@@ -379,7 +379,7 @@ def loss_and_gradients(params, x, t):
     del h_1
     bcol_1 = conv2_bias.reshape(16, 1, 1)
     # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
-    z_1 = np.empty((len(win_1_1), 16, 10, 10), x.dtype)
+    z_1 = np.empty((len(win_1_1), 16, 10, 10), np.result_type(win_1_1, conv2_weight))
     for start in range(0, len(win_1_1), 16):
         z_1[start : start + 16] = (
             conv2_weight.reshape(16, 150)
@@ -445,7 +445,7 @@ def loss_and_gradients(params, x, t):
     dz_1 *= h_2 > 0
     del h_2, dh_2
     # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
-    dconv2_weight = np.zeros((16, 6, 5, 5), x.dtype)
+    dconv2_weight = np.zeros((16, 6, 5, 5), np.result_type(dz_1, win_1_1))
     for start in range(0, len(dz_1), 16):
         dconv2_weight += (
             (
@@ -457,7 +457,7 @@ def loss_and_gradients(params, x, t):
     dbcol_1 = np.sum(dz_1, axis=(0, 2, 3), keepdims=True).reshape((16, 1, 1))
     dconv2_bias = dbcol_1.reshape(16)
     # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
-    dh_1 = np.empty((len(dz_1), 6, 14, 14), x.dtype)
+    dh_1 = np.empty((len(dz_1), 6, 14, 14), np.result_type(dz_1, conv2_weight))
     for start in range(0, len(dz_1), 16):
         dh_1[start : start + 16] = fold(
             (
@@ -478,7 +478,7 @@ def loss_and_gradients(params, x, t):
     dz *= h > 0
     del h, dh
     # 8 samples at a time: the arrays made for BLAS then hold 8 samples, not the whole batch
-    dconv1_weight = np.zeros((6, 1, 5, 5), x.dtype)
+    dconv1_weight = np.zeros((6, 1, 5, 5), np.result_type(dz, win))
     for start in range(0, len(dz), 8):
         dconv1_weight += (
             (
