@@ -247,6 +247,23 @@ def test_a_call_reuses_the_pages_of_the_call_before(tmp_path):
     assert faults["module"] < 10 < 100 < faults["without_block"], faults
 
 
+def golden_lenet():
+    """(examples/lenet.py, the golden record's lenet_numpy module), each imported afresh."""
+    import importlib.util
+
+    from conftest import GOLDEN
+
+    sys.path.insert(0, str(GOLDEN.parents[1] / "examples"))
+    try:
+        import lenet
+    finally:
+        sys.path.pop(0)
+    spec = importlib.util.spec_from_file_location("lenet_numpy_golden", GOLDEN / "lenet_numpy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return lenet, module
+
+
 def autograd_peak(call) -> int:
     """The most bytes torch's allocator held at once during call(), from its events (tracemalloc does not see
     them)."""
@@ -266,18 +283,7 @@ def test_a_convolution_copies_its_windows_a_chunk_of_samples_at_a_time():
     """LeNet's windows laid out for BLAS (im2col) are four to nine times the output of their convolution: copied for
     the whole batch, forward and again for the kernel's gradient, they made the NumPy call's peak 7.6 MiB at batch 64
     where autograd holds 4.5. A few samples at a time, the NumPy module holds no more than autograd."""
-    import importlib.util
-
-    from conftest import GOLDEN
-
-    sys.path.insert(0, str(GOLDEN.parents[1] / "examples"))
-    try:
-        import lenet
-    finally:
-        sys.path.pop(0)
-    spec = importlib.util.spec_from_file_location("lenet_numpy_memory", GOLDEN / "lenet_numpy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    lenet, module = golden_lenet()
     net, criterion, (images,), labels = lenet.build(batch=64)
     params = {k: v.detach().numpy() for k, v in net.state_dict().items()}
     x, t = images.numpy(), labels.numpy()
@@ -315,19 +321,9 @@ def test_a_relu_mask_multiplies_in_place_without_an_array_of_its_own():
 def test_a_gradient_summed_in_chunks_is_an_array_for_an_empty_batch_too():
     """A kernel's gradient summed chunk by chunk started from Python's sum(), whose empty sum is the int 0: an empty
     batch gave conv1.weight's gradient as 0, where autograd gives zeros of its shape."""
-    import importlib.util
-
     import torch
-    from conftest import GOLDEN
 
-    sys.path.insert(0, str(GOLDEN.parents[1] / "examples"))
-    try:
-        import lenet
-    finally:
-        sys.path.pop(0)
-    spec = importlib.util.spec_from_file_location("lenet_numpy_empty", GOLDEN / "lenet_numpy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    lenet, module = golden_lenet()
     net, criterion, _, _ = lenet.build()
     net = net.double()
     x, t = torch.zeros(0, 1, 32, 32, dtype=torch.float64), torch.zeros(0, dtype=torch.int64)
@@ -343,13 +339,7 @@ def test_a_gradient_summed_in_chunks_is_an_array_for_an_empty_batch_too():
 def test_chunks_keep_the_dtype_arithmetic_gives():
     """The array a chunked line fills was made in x's dtype: float32 images with float64 parameters gave float32
     convolution outputs and kernel gradients, where the products give float64 (and every other gradient was)."""
-    import importlib.util
-
-    from conftest import GOLDEN
-
-    spec = importlib.util.spec_from_file_location("lenet_numpy_dtypes", GOLDEN / "lenet_numpy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    _, module = golden_lenet()
     params = module.init_params(0)  # float64
     rng = np.random.default_rng(0)
     x, t = rng.random((40, 1, 32, 32), dtype=np.float32), rng.integers(0, 10, 40)
