@@ -506,6 +506,27 @@ def test_an_op_symprop_lacks_is_refused_with_the_users_line():
         S.derive_network(S.from_torch(Sorting(), nn.MSELoss(), example_inputs=(torch.randn(3, 4),)))
 
 
+@pytest.mark.parametrize("change", ["slice", "view"])
+def test_a_view_changed_in_place_is_refused_where_forward_reads_its_base_again(change):
+    """v = h[:, :4]; v.mul_(2) changes h too: read as its out-of-place twin, h's later read saw the value from before,
+    and the loss and gradients were wrong in both modules (off by 0.03 to 0.4)."""
+
+    class InPlaceOnView(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(6, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = self.a(x)
+            part = h[:, :4] if change == "slice" else h.view(-1, 2, 4)
+            part.mul_(2.0)
+            return self.b(h)
+
+    with pytest.raises(S.SymPropError, match=r"test_export.py:\d+.*aten.mul_.Tensor changes a value in place"):
+        S.from_torch(InPlaceOnView(), nn.CrossEntropyLoss(), example_inputs=(torch.randn(5, 6),),
+                     example_target=torch.tensor([0, 1, 2, 0, 1]))
+
+
 def test_a_model_that_fixes_the_batch_size_is_refused():
     class Fixed(nn.Module):
         def __init__(self):

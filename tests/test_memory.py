@@ -347,36 +347,106 @@ def test_chunks_keep_the_dtype_arithmetic_gives():
     assert {key: str(g.dtype) for key, g in gradients.items()} == dict.fromkeys(params, "float64")
 
 
-def test_a_value_is_not_overwritten_in_place_while_a_slice_of_it_is_read():
-    """A slice is a view in NumPy and torch: h.sign_() (h read for the last time by name) overwrote h[:, :, :4], read
-    later through the slice, and l3's gradient was off by 0.1 in the torch module."""
+class SliceReadLate:
+    """h.sign_() (h read for the last time by name) overwrote h[:, :, :4], a view read later through the slice."""
+
+    def __init__(self, torch):
+        nn = torch.nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.l1, self.l2, self.l3, self.l5 = nn.Linear(6, 8), nn.Linear(4, 3), nn.Linear(4, 3), nn.Linear(3, 8)
+
+            def forward(self, x):
+                h = torch.relu((self.l1(x) + self.l5(self.l3(x[:, :4]))).unsqueeze(1))
+                return self.l2(nn.functional.max_pool1d(h, 2).flatten(1)) + self.l3(h[:, :, :4].flatten(1))
+
+        self.net, self.x = Net(), torch.randn(9, 6)
+
+
+class ViewAndSlice:
+    """h's reshape, computed into in place at h's last read (rs *= 2), overwrote h[:, :4], read later."""
+
+    def __init__(self, torch):
+        nn = torch.nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a, self.b, self.c = nn.Linear(6, 8), nn.Linear(8, 3), nn.Linear(4, 3)
+
+            def forward(self, x):
+                h = self.a(x)
+                head = h[:, :4]
+                return self.b((h.view(-1, 2, 4) * 2.0).flatten(1)) + self.c(head)
+
+        self.net, self.x = Net(), torch.randn(5, 6)
+
+
+class ReadInsideAProduct:
+    """δ was freed before the product that reads it (del dz_2, then dz += (dz_2 @ w) * (1 - h**2)):
+    UnboundLocalError."""
+
+    def __init__(self, torch):
+        nn = torch.nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a, self.b, self.c = nn.Linear(6, 8), nn.Linear(8, 3), nn.Linear(8, 3)
+
+            def forward(self, x):
+                h = self.a(x)
+                return self.b(torch.tanh(h)) + self.c(h)
+
+        self.net, self.x = Net(), torch.randn(5, 6)
+
+
+class LongEncoder:
+    """A value computed again that is a product (no expression of its own) crashed the plan's in-place check
+    (nn.TransformerEncoderLayer at sequence length 16)."""
+
+    def __init__(self, torch):
+        nn = torch.nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.enc = nn.TransformerEncoderLayer(8, 2, 32, dropout=0.0, batch_first=True)
+                self.o = nn.Linear(8, 3)
+
+            def forward(self, x):
+                h = self.enc(x)
+                return self.o(h[:, 0] * h[:, -1] + h.mean(1))
+
+        self.net, self.x = Net(), torch.randn(5, 16, 8)
+
+
+@pytest.mark.parametrize("case", [SliceReadLate, ViewAndSlice, ReadInsideAProduct, LongEncoder],
+                         ids=lambda c: c.__name__)
+def test_arrays_that_share_memory_are_not_written_while_read(case):
+    """The memory plan writes into an array only where no other name for it is read later, frees an array only
+    after its last read (through a product printed in place too): both modules agree with autograd, and called
+    twice, give the same."""
     import torch
     from torch import nn
-    from torch.nn import functional as F
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.l1, self.l2, self.l3, self.l5 = nn.Linear(6, 8), nn.Linear(4, 3), nn.Linear(4, 3), nn.Linear(3, 8)
-
-        def forward(self, x):
-            h = torch.relu((self.l1(x) + self.l5(self.l3(x[:, :4]))).unsqueeze(1))
-            return self.l2(F.max_pool1d(h, 2).flatten(1)) + self.l3(h[:, :, :4].flatten(1))
 
     torch.manual_seed(0)
-    net = Net().double()
-    x, t = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 3, (9,))
+    made = case(torch)
+    net, x = made.net.double(), made.x.double()
+    t = torch.randint(0, 3, (len(x),))
     nn.CrossEntropyLoss()(net(x), t).backward()
     model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t)
+    derivation = S.derive_network(model)
     for backend in ("numpy", "torch"):
         scope = {}
-        exec(S.derive_network(model).render(backend), scope)  # noqa: S102 (symprop's own generated code)
-        params = {k: p.detach() for k, p in net.named_parameters()}
-        if backend == "numpy":
-            params, inputs = {k: v.numpy() for k, v in params.items()}, (x.numpy(), t.numpy())
-        else:
-            inputs = (x, t)
-        _, gradients = scope["loss_and_gradients"](params, *inputs)
-        for key, p in net.named_parameters():
-            error = float(np.abs(np.asarray(gradients[key]) - p.grad.numpy()).max())
-            assert error <= 1e-12, (backend, key, error)
+        exec(derivation.render(backend), scope)  # noqa: S102 (symprop's own generated code)
+        params = {k: p.detach().clone() for k, p in net.named_parameters()}
+        args = ({k: v.numpy() for k, v in params.items()}, x.numpy(), t.numpy()) if backend == "numpy" else \
+            (params, x, t)
+        for _ in range(2):
+            _, gradients = scope["loss_and_gradients"](*args)
+            for key, p in net.named_parameters():
+                error = float(np.abs(np.asarray(gradients[key]) - p.grad.numpy()).max())
+                assert error <= 1e-12, (backend, key, error)

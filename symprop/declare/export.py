@@ -784,11 +784,38 @@ def _in_place(name: str) -> str | None:
 
 
 def _mutations_read_later(graph) -> list:
-    """The in-place operations whose input forward reads again after it (not through the operation's result):
-    read as their out-of-place twins, those reads would see the value from before."""
+    """The in-place operations whose input forward reads again after it (not through the operation's result), itself
+    or through another name for its memory (v = h[:, :4]; v.mul_(2), then h read): read as their out-of-place twins,
+    those reads would see the value from before."""
     order = {node: i for i, node in enumerate(graph.nodes)}
     return [node for node in graph.nodes if node.op == "call_function" and _in_place(aten_name(node.target))
-            and node.args and any(order[user] > order[node] for user in getattr(node.args[0], "users", ()))]
+            and node.args and any(order[user] > order[node] for shared in _sharing(node.args[0])
+                                  for user in getattr(shared, "users", ()))]
+
+
+def _view_of(node):
+    """The node whose tensor `node`'s result is a view of, where torch's schema says its result aliases its input
+    without writing it (view, slice, select, permute, reshape, split...); None otherwise."""
+    if getattr(node, "op", "") != "call_function":
+        return None
+    if aten_name(node.target) == "operator.getitem":  # one of split's views: of split's list of them
+        return node.args[0] if _view_of(node.args[0]) is not None else None
+    returns = getattr(getattr(node.target, "_schema", None), "returns", ())
+    alias = returns[0].alias_info if returns else None
+    return node.args[0] if alias is not None and not alias.is_write and node.args else None
+
+
+def _sharing(node) -> list:
+    """`node` and every node that names its memory: the tensor it is a view of, and all the views of that."""
+    root = node
+    while _view_of(root) is not None:
+        root = _view_of(root)
+    shared, todo = [], [root]
+    while todo:
+        current = todo.pop()
+        shared.append(current)
+        todo += [user for user in getattr(current, "users", ()) if _view_of(user) is current]
+    return shared
 
 
 def _call(node, args, kwargs):

@@ -55,7 +55,8 @@ class _Layout:
                 out += self._split(statement, split, dying, frees, i)
             elif self.options.reuse and (reused := self._reuse(statement, dying)):
                 out += reused
-            elif statement.computed_again and self._worth_evaluating_in_place(statement.expr, statement):
+            elif statement.computed_again and statement.expr is not None and \
+                    self._worth_evaluating_in_place(statement.expr, statement):
                 out += evaluate_in_place(self, statement.name, statement.expr, self._full(statement), statement.name)
             else:
                 out.append(Step("assign", statement.name, statement.name, statement))
@@ -87,7 +88,8 @@ class _Layout:
         masked_dies = mask and rest.args[0].name in dying and rest.args[0] in self.own
         factor = None if mask or operator != "*" else self._factor_steps(statement, rest, dying)
         out = [Step("assign", name, name, self.statements_of[product], expr=product)]
-        early = [n for n in dying if sp.Symbol(n, real=True) not in rest.free_symbols]
+        read = self._reads_through_products(rest)
+        early = [n for n in dying if sp.Symbol(n, real=True) not in read]
         if early:  # read by the product only: freed before the mask's temporary is made
             out.append(Step("free", of=name, names=tuple(early)))
             frees[i] = [n for n in frees[i] if n not in early]
@@ -99,6 +101,17 @@ class _Layout:
         out.append(Step("update", name, name, operator=operator, expr=rest.args[0] if mask else rest, mask=mask,
                         dying=masked_dies))
         return out
+
+    def _reads_through_products(self, expr) -> set:
+        """The names expr reads, with those that a product printed in its place reads (dz_2 in (dz_2 @ w) * f)."""
+        read, todo = set(), list(expr.free_symbols)
+        while todo:
+            symbol = todo.pop()
+            if symbol not in read:
+                read.add(symbol)
+                if symbol in self.inlined and symbol in self.statements_of:
+                    todo += reads(self.statements_of[symbol])
+        return read
 
     def _factor_steps(self, statement, factor, dying):
         """(name, steps) that compute a factor of a product into an array of their own before the product takes
@@ -223,7 +236,31 @@ class _Layout:
             operand = s.operands[0] if fact(s.kind, "view") or fact(s.kind, "aliases") else None
             if operand is not None and s.symbol not in owned:
                 owned.discard(operand)
+        for group in self._sharing_groups():  # one array under several names, one of them not its owner (a slice)
+            if not group <= owned:
+                owned -= group
         return owned
+
+    def _sharing_groups(self) -> list[set]:
+        """The sets of names that share one array: a value, its views and slices, and names given to it (a = b)."""
+        root: dict = {}
+
+        def find(a):
+            while root.get(a, a) != a:
+                a = root[a]
+            return a
+
+        for s in self.program.statements:
+            expr = s.operands[0] if s.kind == "map" and s.operands else s.expr if s.kind == "expr" else None
+            shares = fact(s.kind, "view") or fact(s.kind, "aliases")
+            operand = s.operands[0] if shares and s.operands else expr if expr is not None and expr.is_Symbol and \
+                expr not in self.inlined else None
+            if operand is not None and operand.is_Symbol:
+                root[find(s.symbol)] = find(operand)
+        groups: dict = {}
+        for a in root:
+            groups.setdefault(find(a), {find(a)}).add(a)
+        return list(groups.values())
 
     def _frees(self) -> dict[int, list[str]]:
         """Statement index -> the batch-sized arrays last read there (and not returned), up to the last
