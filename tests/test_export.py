@@ -506,6 +506,31 @@ def test_an_op_symprop_lacks_is_refused_with_the_users_line():
         S.derive_network(S.from_torch(Sorting(), nn.MSELoss(), example_inputs=(torch.randn(3, 4),)))
 
 
+def test_a_hand_written_linear_with_dot_T_agrees_with_autograd():
+    """x @ self.weight.T, as hand-written layers write it: torch.export records .T as aten.numpy_T, which was
+    refused."""
+
+    class HandWritten(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(5, 4, dtype=torch.float64))
+            self.out = nn.Linear(5, 3).double()
+
+        def forward(self, x):
+            return self.out(torch.tanh(x @ self.weight.T))
+
+    torch.manual_seed(0)
+    net, x, t = HandWritten(), torch.randn(6, 4, dtype=torch.float64), torch.randint(0, 3, (6,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t)
+    nn.CrossEntropyLoss()(net(x), t).backward()
+    scope = {}
+    exec(S.derive_network(model).render("numpy"), scope)  # noqa: S102 (symprop's own generated code)
+    _, gradients = scope["loss_and_gradients"]({k: p.detach().numpy() for k, p in net.named_parameters()},
+                                               x.numpy(), t.numpy())
+    for key, p in net.named_parameters():
+        assert abs(gradients[key] - p.grad.numpy()).max() <= 1e-12, key
+
+
 @pytest.mark.parametrize("change", ["slice", "view"])
 def test_a_view_changed_in_place_is_refused_where_forward_reads_its_base_again(change):
     """v = h[:, :4]; v.mul_(2) changes h too: read as its out-of-place twin, h's later read saw the value from before,

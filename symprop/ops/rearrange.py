@@ -94,6 +94,11 @@ def t(x) -> SymbolicTensor:
     return transpose(x, 0, -1) if ndim == 2 else x
 
 
+def numpy_t(x) -> SymbolicTensor:
+    """x.T as torch.export records it (aten.numpy_T): its axes reversed, a matrix's transpose."""
+    return permute(x, *reversed(range(len(as_value(x, ".T").shape))))
+
+
 def reshape(x, *shape) -> SymbolicTensor:
     value = as_value(x, ".reshape")
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -182,6 +187,7 @@ FRONT = {"reshape": reshape, "view": reshape, "unflatten": unflatten, "transpose
          "t": t, "flatten": flatten, "squeeze": squeeze, "unsqueeze": unsqueeze}
 ATEN = {"aten.view.default": reshape, "aten.reshape.default": reshape, "aten._unsafe_view.default": reshape,
         "aten.permute.default": permute, "aten.transpose.int": transpose, "aten.t.default": t,
+        "aten.numpy_T.default": numpy_t,
         "aten.flatten.using_ints": flatten, "aten.squeeze.dim": squeeze, "aten.squeeze.default": squeeze,
         "aten.unsqueeze.default": unsqueeze, "aten.unflatten.int": unflatten}
 primitive(
