@@ -32,7 +32,7 @@ MAX_TENSORS = 1000  # in a traced forward and loss: 16 encoder layers make 707, 
 # Names the generated functions use themselves: inputs may not take them, and no value is given them.
 RESERVED = {"N", "t", "params", "np", "torch", "math", "float", "dict", "len", "range", "grads", "state", "loss",
             "self", "forward", "check_shapes", "loss_and_gradients", "sgd_step", "adam_step", "adamw_step",
-            "init_params", "holds", "sum", "start"}
+            "init_params", "holds", "start"}
 
 
 def reserved() -> set[str]:

@@ -52,8 +52,8 @@ def _chunked(step: Step, shapes: dict, inlined: dict, kinds: dict) -> tuple[int,
     rows = _batch_rows(statement)
     if rows is None:
         return None
-    copies, leaves = _evaluated(statement, shapes, inlined, kinds)
-    if leaves is None:
+    copies = _copies(statement, shapes, inlined, kinds)
+    if copies is None:
         return None
     made = 0 if rows == "summed" else _per_sample(statement.shape)
     if copies < WORTH_IT or copies <= made:
@@ -73,29 +73,24 @@ def _batch_rows(statement) -> str | None:
     return rows
 
 
-def _evaluated(statement, shapes, inlined, kinds) -> tuple[int, dict | None]:
-    """(entries per sample of the copies made in evaluating the statement, with the products printed in its place;
-    the arrays it reads) — None for those where one of them is not computed sample by sample."""
-    copies, leaves = 0, {}
+def _copies(statement, shapes, inlined, kinds) -> int | None:
+    """Entries per sample of the copies made in evaluating the statement (with the products printed in its place);
+    None where what it reads is not computed sample by sample, or has the batch elsewhere than first."""
+    copies = 0
     for symbol in sorted(reads(statement), key=str):
         shape = shapes.get(symbol, ())
         if symbol in inlined:
             inner = inlined[symbol]
-            if _batch_rows(inner) != "kept":
-                return 0, None
-            more, deeper = _evaluated(inner, shapes, inlined, kinds)
-            if deeper is None:
-                return 0, None
+            more = _copies(inner, shapes, inlined, kinds) if _batch_rows(inner) == "kept" else None
+            if more is None:
+                return None
             copies += more + _per_sample(shape)  # the product, made whole before the statement reads it
-            leaves.update(deeper)
-        elif batch_sized(shape):
-            if not _batch_first(shape):
-                return 0, None
-            leaves[symbol] = shape
+        elif batch_sized(shape) and not _batch_first(shape):
+            return None
     if fact(statement.kind, "product"):
         copies += sum(_per_sample(shapes.get(symbol, ())) for symbol in statement.operands
                       if fact(kinds.get(symbol, ""), "copied") and batch_sized(shapes.get(symbol, ())))
-    return copies, leaves
+    return copies
 
 
 def _batch_first(shape) -> bool:

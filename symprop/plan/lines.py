@@ -232,11 +232,8 @@ class _Layout:
             operand = s.operands[0] if fact(s.kind, "view") and not fact(s.kind, "read_only") else None
             if operand is not None and operand in owned and operand.name in self.frees.get(i, ()):
                 owned.add(s.symbol)
-        for s in reversed(self.program.statements):  # a view read while its operand lives on shares its array
-            operand = s.operands[0] if fact(s.kind, "view") or fact(s.kind, "aliases") else None
-            if operand is not None and s.symbol not in owned:
-                owned.discard(operand)
-        for group in self._sharing_groups():  # one array under several names, one of them not its owner (a slice)
+        for group in self._sharing_groups():  # one array under several names, one of them not its owner: a view
+            # or slice read while its operand lives on, or two names for it read after either is written
             if not group <= owned:
                 owned -= group
         return owned

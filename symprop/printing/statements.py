@@ -315,18 +315,18 @@ class StatementPrinter:
 
     def chunked(self, step: Step) -> str:
         """An assign step computed `step.chunk` samples at a time (plan/chunks.py): into the rows of an array made
-        first, or summed over the chunks. Lines after the first are indented as the function's body."""
+        first, or added chunk by chunk into zeros. Lines after the first are indented as the function's body."""
         statement, size = step.statement, step.chunk
         self._chunk, self._chunk_reads = size, []
         try:
             code = self.statement(statement)
         finally:
             self._chunk = 0
-        reads = list(dict.fromkeys(self._chunk_reads))  # (name, sliced), in the order the code reads them
-        batch = next(name for name, sliced in reads if sliced)
+        batch = next(name for name, sliced in self._chunk_reads if sliced)
         chunks = f"range(0, len({batch}), {size})"
         why = f"# {size} samples at a time: the arrays made for BLAS then hold {size} samples, not the whole batch"
-        arrays = [name for name, _ in reads]  # the result's dtype is theirs (float32 inputs, float64 parameters)
+        # the arrays read, in the order the code reads them: the result's dtype is theirs (float32 x, float64 params)
+        arrays = list(dict.fromkeys(name for name, _ in self._chunk_reads))
         if step.summed:  # zeros first: an empty batch sums to zeros of the result's shape
             return (f"{why}\n    {step.name} = {self.new_array(self.shape_text(statement.shape), arrays, True)}\n"
                     f"    for start in {chunks}:\n        {step.name} += {code}")
