@@ -329,7 +329,7 @@ def _derivative_facts(graph) -> list[str]:
 LONG_NAME = 48  # characters of LaTeX: a parameter named by its module path, transformer.h.0.ln_1.weight
 
 
-def _fit(name: str, width: str = "0.15") -> str:
+def _fit(name: str, width: str = "0.12") -> str:
     """A long name, scaled down to a share of the line where it is wider, so that its row's formula still fits."""
     return rf"\fitto{{{width}\linewidth}}{{${name}$}}" if len(name) > LONG_NAME else name
 

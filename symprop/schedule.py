@@ -40,26 +40,37 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
     definitions = dict(zip(definitions, reduced[:k], strict=True))
     operand_exprs, output_exprs = reduced[k:k + len(operand_exprs)], reduced[k + len(operand_exprs):]
 
-    named = {**{s: ("label", e) for s, e in definitions.items()}, **{s: ("temp", e) for s, e in temps.items()}}
+    cursor = iter(operand_exprs)
+    operands_of = {tensor: tuple(next(cursor) for _ in tensor.operands) for tensor in needed}
+    operands_of, definitions, temps, output_exprs, stored = _fold_stored_temps(operands_of, definitions, temps,
+                                                                              output_exprs)
+    named = {**{s: ("label", e) for s, e in definitions.items()}, **{s: ("temp", e) for s, e in temps.items()},
+             **{t.symbol: ("stored", t) for t in stored}}
     statements: list[Statement] = []
     emitted: set[sp.Symbol] = {t.symbol for t in graph.tensors.values() if t.op in ("input", "target", "param")}
+
+    def emit(tensor: Tensor) -> None:
+        for operand in operands_of[tensor]:
+            require(operand)
+        statements.append(Statement(tensor.name, tensor.op, tensor=tensor, operands=operands_of[tensor],
+                                    shape=tensor.shape))
+        emitted.add(tensor.symbol)
 
     def require(expr: sp.Expr) -> None:
         for symbol in sorted(expr.free_symbols, key=sp.default_sort_key):
             if symbol in emitted or symbol not in named:
                 continue
             kind, definition = named[symbol]
+            if kind == "stored":  # a stored value read through a name CSE gave it: made where first read
+                emit(definition)
+                continue
             require(definition)
             emitted.add(symbol)
             statements.append(Statement(symbol.name, "expr", definition, label=kind == "label"))
 
-    cursor = iter(operand_exprs)
     for tensor in needed:
-        operands = tuple(next(cursor) for _ in tensor.operands)
-        for operand in operands:
-            require(operand)
-        statements.append(Statement(tensor.name, tensor.op, tensor=tensor, operands=operands, shape=tensor.shape))
-        emitted.add(tensor.symbol)
+        if tensor.symbol not in emitted:
+            emit(tensor)
     final = []
     for (name, original, shape), expr in zip(outputs, output_exprs, strict=True):
         require(expr)
@@ -80,6 +91,27 @@ def schedule(graph: Graph, outputs: list[tuple[str, sp.Expr, tuple]]) -> Program
                 for op, value in zip(statement.operands, statement.tensor.operands, strict=True))
     program.uses_batch_size = _uses_batch_size(program)
     return program
+
+
+def _fold_stored_temps(operands_of: dict, definitions: dict, temps: dict, output_exprs: list):
+    """A stored value whose whole expression CSE named too (x = a + b, read by a layer norm and as a sum again by the
+    next residual) is that name: the other readers read x, and no line says x = tmp10. Returns the four rewritten,
+    and the stored values folded so (each made where it is first read)."""
+    folded = {}
+    for tensor, operands in operands_of.items():
+        if tensor.op == "map" and len(operands) == 1 and operands[0] in temps and operands[0] not in folded:
+            folded[operands[0]] = tensor
+    names = {temp: tensor.symbol for temp, tensor in folded.items()}
+
+    def fold(expr):
+        return expr.xreplace(names) if expr.free_symbols & names.keys() else expr
+
+    own = {tensor: (temps[temp],) for temp, tensor in folded.items()}
+    operands_of = {tensor: own.get(tensor) or tuple(fold(op) for op in operands)
+                   for tensor, operands in operands_of.items()}
+    return (operands_of, {symbol: fold(e) for symbol, e in definitions.items()},
+            {symbol: fold(e) for symbol, e in temps.items() if symbol not in names},
+            [fold(e) for e in output_exprs], set(folded.values()))
 
 
 def _uses_batch_size(program: Program) -> bool:

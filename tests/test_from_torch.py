@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from conftest import generated_modules
@@ -105,6 +107,38 @@ def test_a_weight_shared_by_two_modules_stays_one(tmp_path):
     assert list(model.parameters) == ["encode.weight", "decode.bias"] == [k for k, _ in net.named_parameters()]
     agree(net, nn.MSELoss(), model, tmp_path, (torch.randn(5, 4, dtype=torch.float64),),
           torch.randn(5, 1, dtype=torch.float64))
+
+
+class PreNorm(nn.Module):
+    """Residuals as a pre-norm block writes them: a sum read by a layer norm and by the next sum, and a last sum
+    read by the final norm alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln_1, self.ln_2, self.ln_f = nn.LayerNorm(4), nn.LayerNorm(4), nn.LayerNorm(4)
+        self.fc, self.proj, self.head = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = x + self.fc(self.ln_1(x))
+        x = x + self.proj(torch.tanh(self.ln_2(x)))
+        return self.head(self.ln_f(x + torch.tanh(x)))
+
+
+def test_a_layer_norm_of_a_residual_sum_takes_its_compact_form(tmp_path):
+    """δx = σ⁻¹ ⊙ (x̂̄ − mean(x̂̄) − x̂ ⊙ mean(x̂̄ ⊙ x̂)): the layer norm's Σ reads x̂̄, not the δ of x − μ, also where x
+    is a sum of arrays; each residual is a named step, and no line renames another (x = tmp3)."""
+    torch.manual_seed(2)
+    net = PreNorm()
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(torch.randn(5, 4),),
+                         example_target=torch.randint(0, 3, (5,)))
+    code = S.Derivation(model).render("numpy")
+    closed = code[code.index("Closed forms"):code.index('"""', code.index("Closed forms"))].splitlines()
+    sums = [line for line in closed if line.lstrip().startswith("dsum_")]
+    assert len(sums) == 2 and not any("dxc" in line for line in sums), sums
+    assert "    res_1 = res + z_1" in closed
+    assert not [line for line in closed if re.fullmatch(r"\s+\w+ = tmp\d+", line)]
+    x = torch.randn(6, 4, dtype=torch.float64)
+    agree(net, nn.CrossEntropyLoss(), model, tmp_path, (x,), torch.randint(0, 3, (6,)))
 
 
 def test_transformer_encoder_layer_with_a_causal_mask(tmp_path):

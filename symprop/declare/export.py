@@ -607,6 +607,8 @@ class Exported(Module):
         else:
             values[node] = _call(node, _load(node.args, values), _load(node.kwargs, values))
         values[node] = _typed(values.get(node), node)
+        if graph is not None and _residual(node, values[node]):
+            values[node] = SymbolicTensor(graph.named(values[node].value, "res"))
 
     def _block(self, node, values: dict, parameters: dict) -> tuple:
         """A `with torch.no_grad():` block in forward (torch.export's set_grad_enabled(False) around its graph): its
@@ -626,6 +628,14 @@ class Exported(Module):
                 return buffer.to(like.dtype, copy=True)  # place (a batch norm's count); torch's run: in its dtype
             return buffer.clone()
         return next(arguments)
+
+
+def _residual(node, value) -> bool:
+    """A sum of arrays read by more than one operation (a residual stream: x = x + attn(ln_1(x))), stored under a
+    name as a spec's residual is: what reads it reads the name, so a layer norm of it finds Σ(x − Σx/E) = 0 and its
+    backward pass takes its compact form."""
+    return isinstance(value, SymbolicTensor) and isinstance(value._value.expr, sp.Add) and \
+        sum(1 for user in node.users if user.op == "call_function") > 1
 
 
 def _typed(value, node):

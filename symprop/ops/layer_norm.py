@@ -23,6 +23,8 @@ def layer_norm_graph(g: Graph, value: Value, eps: float, affine, name: str) -> V
     rather than its whole expression."""
     width = value.shape[-1]
     kept = value.shape[:-1] + (1,)
+    if not value.expr.is_Symbol:  # a sum of arrays (a residual) is stored: its δ, read by both of its terms, too
+        value = g.named(value, f"x_{name}")
     mean = reduce_sum(g, value, kept, stem=f"sum_{name}")
     centred = Value(value.expr - mean.expr / width, value.shape)
     sums_to_zero = reduce_sum(g, centred, kept).expr == 0  # Σ_e (x − Σx/E) = Σx − Σx, found by reduce_sum

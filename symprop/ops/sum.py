@@ -90,6 +90,11 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") ->
     parts = [sum_of(term, dry_run=True) for term in terms]
     if all(part is not None for part in parts):
         return Value(tidy(sp.Add(*parts)), out_shape)
+    varying = sp.Add(*(term for term in terms if not constant_along(term)))
+    if varying.is_Add and len(terms) > len(varying.args):  # Σ(x − Σx/E), x a sum of arrays (a residual), is 0
+        whole = sum_of(sp.factor_terms(varying), dry_run=True)  # when Σx is made already
+        if whole is not None:
+            return Value(tidy(sp.Add(whole, *(sum_of(t) for t in terms if constant_along(t)))), out_shape)
     known = [part for part in parts if part is not None]
     if any(part == 0 for part in known):  # a part that sums to 0 drops out; the rest is one new sum
         rest = sp.Add(*(term for term, part in zip(terms, parts, strict=True) if part is None))

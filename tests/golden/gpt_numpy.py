@@ -6,9 +6,9 @@ GPT with the loss its forward computes of targets, on inputs idx of shape (batch
 
 Closed forms (N is the batch size, @ the matrix product, * elementwise):
     emb = transformer_wte_weight[idx]
-    tmp17 = emb + transformer_wpe_weight
-    sum_h = sum(tmp17, axis=2, keepdims)
-    xc_h = tmp17 - sum_h/32
+    res = emb + transformer_wpe_weight
+    sum_h = sum(res, axis=2, keepdims)
+    xc_h = res - sum_h/32
     ss_h = sum(xc_h**2, axis=2, keepdims)
     var_h = ss_h/32 + 1e-5
     rstd_h = 1/sqrt(var_h)
@@ -27,14 +27,14 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     m = max(tmp0, axis=3, keepdims)
     shifted = tmp0 - m
     e = exp(shifted)
-    s_1 = sum(e, axis=3, keepdims)
-    h_1 = e/s_1
+    s = sum(e, axis=3, keepdims)
+    h_1 = e/s
     tr_4 = (h_1 @ rs_2.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     rs_3 = tr_4.reshape(-1, 16, 32)
     z_1 = rs_3 @ transformer_h_0_attn_c_proj_weight.T + transformer_h_0_attn_c_proj_bias
-    tmp18 = tmp17 + z_1
-    sum_h_1 = sum(tmp18, axis=2, keepdims)
-    xc_h_1 = tmp18 - sum_h_1/32
+    res_1 = res + z_1
+    sum_h_1 = sum(res_1, axis=2, keepdims)
+    xc_h_1 = res_1 - sum_h_1/32
     ss_h_1 = sum(xc_h_1**2, axis=2, keepdims)
     var_h_1 = ss_h_1/32 + 1e-5
     rstd_h_1 = 1/sqrt(var_h_1)
@@ -44,9 +44,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tmp5 = erf(sqrt(2)*z_2/2)
     h_3 = z_2*(tmp5 + 1)/2
     z_3 = h_3 @ transformer_h_0_mlp_c_proj_weight.T + transformer_h_0_mlp_c_proj_bias
-    tmp19 = tmp18 + z_3
-    sum_h_2 = sum(tmp19, axis=2, keepdims)
-    xc_h_2 = tmp19 - sum_h_2/32
+    res_2 = res_1 + z_3
+    sum_h_2 = sum(res_2, axis=2, keepdims)
+    xc_h_2 = res_2 - sum_h_2/32
     ss_h_2 = sum(xc_h_2**2, axis=2, keepdims)
     var_h_2 = ss_h_2/32 + 1e-5
     rstd_h_2 = 1/sqrt(var_h_2)
@@ -64,14 +64,14 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     m_1 = max(tmp6, axis=3, keepdims)
     shifted_1 = tmp6 - m_1
     e_1 = exp(shifted_1)
-    s_4 = sum(e_1, axis=3, keepdims)
-    h_5 = e_1/s_4
+    s_1 = sum(e_1, axis=3, keepdims)
+    h_5 = e_1/s_1
     tr_9 = (h_5 @ rs_6.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     rs_7 = tr_9.reshape(-1, 16, 32)
     z_5 = rs_7 @ transformer_h_1_attn_c_proj_weight.T + transformer_h_1_attn_c_proj_bias
-    tmp20 = tmp19 + z_5
-    sum_h_3 = sum(tmp20, axis=2, keepdims)
-    xc_h_3 = tmp20 - sum_h_3/32
+    res_3 = res_2 + z_5
+    sum_h_3 = sum(res_3, axis=2, keepdims)
+    xc_h_3 = res_3 - sum_h_3/32
     ss_h_3 = sum(xc_h_3**2, axis=2, keepdims)
     var_h_3 = ss_h_3/32 + 1e-5
     rstd_h_3 = 1/sqrt(var_h_3)
@@ -81,9 +81,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     tmp10 = erf(sqrt(2)*z_6/2)
     h_7 = z_6*(tmp10 + 1)/2
     z_7 = h_7 @ transformer_h_1_mlp_c_proj_weight.T + transformer_h_1_mlp_c_proj_bias
-    tmp21 = tmp20 + z_7
-    sum_h_4 = sum(tmp21, axis=2, keepdims)
-    xc_h_4 = tmp21 - sum_h_4/32
+    x_h = res_3 + z_7
+    sum_h_4 = sum(x_h, axis=2, keepdims)
+    xc_h_4 = x_h - sum_h_4/32
     ss_h_4 = sum(xc_h_4**2, axis=2, keepdims)
     var_h_4 = ss_h_4/32 + 1e-5
     rstd_h_4 = 1/sqrt(var_h_4)
@@ -98,87 +98,85 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     m_2 = max(rs_8, axis=1, keepdims)
     shifted_2 = rs_8 - m_2
     e_2 = exp(shifted_2)
-    s_7 = sum(e_2, axis=1, keepdims)
-    total = sum(kept*onehot*(log(s_7) - shifted_2), axis=(0, 1))
-    p = e_2/s_7
+    s_2 = sum(e_2, axis=1, keepdims)
+    total = sum(kept*onehot*(log(s_2) - shifted_2), axis=(0, 1))
+    p = e_2/s_2
     dmm_8 = (kept*(p - onehot)/counted).reshape(-1, 16, 72)
     dh_8_mm_8 = dmm_8 @ transformer_wte_weight
     dxhat_h_4 = dh_8_mm_8*transformer_ln_f_weight
     drstd_h_4 = sum(dxhat_h_4*xc_h_4, axis=2, keepdims)
-    tmp11 = drstd_h_4*rstd_h_4**3
-    dxc_h_4 = dxhat_h_4*rstd_h_4 - tmp11*xc_h_4/32
-    dsum_h_4 = sum(dxc_h_4, axis=2, keepdims)
-    dz_7 = dxc_h_4 - dsum_h_4/32
-    dz_6 = (dz_7 @ transformer_h_1_mlp_c_proj_weight)*(tmp10/2 + sqrt(2)*z_6*exp(-z_6**2/2)/(2*sqrt(pi)) + 1/2)
+    dsum_h_4 = sum(dxhat_h_4, axis=2, keepdims)
+    dx_h = rstd_h_4*(dxhat_h_4 - drstd_h_4*rstd_h_4**2*xc_h_4/32 - dsum_h_4/32)
+    dz_6 = (dx_h @ transformer_h_1_mlp_c_proj_weight)*(tmp10/2 + sqrt(2)*z_6*exp(-z_6**2/2)/(2*sqrt(pi)) + 1/2)
     dh_6_mm_6_1 = dz_6 @ transformer_h_1_mlp_c_fc_weight
     dxhat_h_3 = dh_6_mm_6_1*transformer_h_1_ln_2_weight
     drstd_h_3 = sum(dxhat_h_3*xc_h_3, axis=2, keepdims)
-    tmp13 = drstd_h_3*rstd_h_3**3
-    dxc_h_3 = dxhat_h_3*rstd_h_3 - tmp13*xc_h_3/32
-    dsum_h_3 = sum(dxc_h_3, axis=2, keepdims)
-    dz_5 = dxc_h_3 + dz_7 - dsum_h_3/32
-    dtr_9 = (dz_5 @ transformer_h_1_attn_c_proj_weight).reshape(-1, 16, 2, 16)
+    dsum_h_3 = sum(dxhat_h_3, axis=2, keepdims)
+    tmp14 = drstd_h_3*rstd_h_3**3
+    dxc_h_3 = dxhat_h_3*rstd_h_3 - tmp14*xc_h_3/32
+    dres_3 = dx_h + dxc_h_3 - dsum_h_3*rstd_h_3/32
+    dtr_9 = (dres_3 @ transformer_h_1_attn_c_proj_weight).reshape(-1, 16, 2, 16)
     dmm_6 = dtr_9.transpose(0, 2, 1, 3)
     dh_5 = dmm_6 @ rs_6.transpose(0, 2, 3, 1)
-    ds_4 = sum(dh_5*e_1, axis=3, keepdims)
-    tmp23 = 0.25*h_5*(dh_5 - ds_4/s_4)
+    ds_1 = sum(dh_5*e_1, axis=3, keepdims)
+    tmp19 = 0.25*h_5*(dh_5 - ds_1/s_1)
     dsl_5 = ((dmm_6.swapaxes(-1, -2) @ h_5).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
-    dsl_3 = ((tmp23 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
-    drs_4 = (tmp23.swapaxes(-1, -2) @ rs_5.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    dsl_3 = ((tmp19 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    drs_4 = (tmp19.swapaxes(-1, -2) @ rs_5.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     dsl_4 = drs_4.reshape(-1, 16, 32)
     dmm_4 = concat([dsl_3, dsl_4, dsl_5], axis=2)
     dh_4_mm_4 = dmm_4 @ transformer_h_1_attn_c_attn_weight
     dxhat_h_2 = dh_4_mm_4*transformer_h_1_ln_1_weight
     drstd_h_2 = sum(dxhat_h_2*xc_h_2, axis=2, keepdims)
-    tmp14 = drstd_h_2*rstd_h_2**3
-    dxc_h_2 = dxhat_h_2*rstd_h_2 - tmp14*xc_h_2/32
-    dsum_h_2 = sum(dxc_h_2, axis=2, keepdims)
-    dz_3 = dxc_h_2 + dz_5 - dsum_h_2/32
-    dz_2 = (dz_3 @ transformer_h_0_mlp_c_proj_weight)*(tmp5/2 + sqrt(2)*z_2*exp(-z_2**2/2)/(2*sqrt(pi)) + 1/2)
+    dsum_h_2 = sum(dxhat_h_2, axis=2, keepdims)
+    tmp15 = drstd_h_2*rstd_h_2**3
+    dxc_h_2 = dxhat_h_2*rstd_h_2 - tmp15*xc_h_2/32
+    dres_2 = dres_3 + dxc_h_2 - dsum_h_2*rstd_h_2/32
+    dz_2 = (dres_2 @ transformer_h_0_mlp_c_proj_weight)*(tmp5/2 + sqrt(2)*z_2*exp(-z_2**2/2)/(2*sqrt(pi)) + 1/2)
     dh_2_mm_2_1 = dz_2 @ transformer_h_0_mlp_c_fc_weight
     dxhat_h_1 = dh_2_mm_2_1*transformer_h_0_ln_2_weight
     drstd_h_1 = sum(dxhat_h_1*xc_h_1, axis=2, keepdims)
-    tmp15 = drstd_h_1*rstd_h_1**3
-    dxc_h_1 = dxhat_h_1*rstd_h_1 - tmp15*xc_h_1/32
-    dsum_h_1 = sum(dxc_h_1, axis=2, keepdims)
-    dz_1 = dxc_h_1 + dz_3 - dsum_h_1/32
-    dtr_4 = (dz_1 @ transformer_h_0_attn_c_proj_weight).reshape(-1, 16, 2, 16)
+    dsum_h_1 = sum(dxhat_h_1, axis=2, keepdims)
+    tmp16 = drstd_h_1*rstd_h_1**3
+    dxc_h_1 = dxhat_h_1*rstd_h_1 - tmp16*xc_h_1/32
+    dres_1 = dres_2 + dxc_h_1 - dsum_h_1*rstd_h_1/32
+    dtr_4 = (dres_1 @ transformer_h_0_attn_c_proj_weight).reshape(-1, 16, 2, 16)
     dmm_2 = dtr_4.transpose(0, 2, 1, 3)
     dh_1 = dmm_2 @ rs_2.transpose(0, 2, 3, 1)
-    ds_1 = sum(dh_1*e, axis=3, keepdims)
-    tmp24 = 0.25*h_1*(dh_1 - ds_1/s_1)
+    ds = sum(dh_1*e, axis=3, keepdims)
+    tmp20 = 0.25*h_1*(dh_1 - ds/s)
     dsl_2 = ((dmm_2.swapaxes(-1, -2) @ h_1).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
-    dsl = ((tmp24 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
-    drs = (tmp24.swapaxes(-1, -2) @ rs_1.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    dsl = ((tmp20 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    drs = (tmp20.swapaxes(-1, -2) @ rs_1.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     dsl_1 = drs.reshape(-1, 16, 32)
     dmm = concat([dsl, dsl_1, dsl_2], axis=2)
     dh_mm = dmm @ transformer_h_0_attn_c_attn_weight
     dxhat_h = dh_mm*transformer_h_0_ln_1_weight
     drstd_h = sum(dxhat_h*xc_h, axis=2, keepdims)
-    tmp16 = drstd_h*rstd_h**3
-    dxc_h = dxhat_h*rstd_h - tmp16*xc_h/32
-    dsum_h = sum(dxc_h, axis=2, keepdims)
-    tmp25 = dxc_h + dz_1 - dsum_h/32
-    dtransformer_wte_weight_1 = scatter_add(tmp25, idx, rows=72)
+    dsum_h = sum(dxhat_h, axis=2, keepdims)
+    tmp17 = drstd_h*rstd_h**3
+    dxc_h = dxhat_h*rstd_h - tmp17*xc_h/32
+    dres = dres_1 + dxc_h - dsum_h*rstd_h/32
+    dtransformer_wte_weight_1 = scatter_add(dres, idx, rows=72)
     dtransformer_ln_f_bias = sum(dh_8_mm_8, axis=(0, 1))
     dtransformer_ln_f_weight = sum(dh_8_mm_8*xhat_h_4, axis=(0, 1))
-    dtransformer_h_1_mlp_c_proj_bias = sum(dz_7, axis=(0, 1))
+    dtransformer_h_1_mlp_c_proj_bias = sum(dx_h, axis=(0, 1))
     dtransformer_h_1_mlp_c_fc_bias = sum(dz_6, axis=(0, 1))
     dtransformer_h_1_ln_2_bias = sum(dh_6_mm_6_1, axis=(0, 1))
     dtransformer_h_1_ln_2_weight = sum(dh_6_mm_6_1*xhat_h_3, axis=(0, 1))
-    dtransformer_h_1_attn_c_proj_bias = sum(dz_5, axis=(0, 1))
+    dtransformer_h_1_attn_c_proj_bias = sum(dres_3, axis=(0, 1))
     dtransformer_h_1_attn_c_attn_bias = sum(dmm_4, axis=(0, 1))
     dtransformer_h_1_ln_1_bias = sum(dh_4_mm_4, axis=(0, 1))
     dtransformer_h_1_ln_1_weight = sum(dh_4_mm_4*xhat_h_2, axis=(0, 1))
-    dtransformer_h_0_mlp_c_proj_bias = sum(dz_3, axis=(0, 1))
+    dtransformer_h_0_mlp_c_proj_bias = sum(dres_2, axis=(0, 1))
     dtransformer_h_0_mlp_c_fc_bias = sum(dz_2, axis=(0, 1))
     dtransformer_h_0_ln_2_bias = sum(dh_2_mm_2_1, axis=(0, 1))
     dtransformer_h_0_ln_2_weight = sum(dh_2_mm_2_1*xhat_h_1, axis=(0, 1))
-    dtransformer_h_0_attn_c_proj_bias = sum(dz_1, axis=(0, 1))
+    dtransformer_h_0_attn_c_proj_bias = sum(dres_1, axis=(0, 1))
     dtransformer_h_0_attn_c_attn_bias = sum(dmm, axis=(0, 1))
     dtransformer_h_0_ln_1_bias = sum(dh_mm, axis=(0, 1))
     dtransformer_h_0_ln_1_weight = sum(dh_mm*xhat_h, axis=(0, 1))
-    dtransformer_wpe_weight = sum(tmp25, axis=0)
+    dtransformer_wpe_weight = sum(dres, axis=0)
     L = total/counted
     transformer.wte.weight = dmm_8.reshape(-1, 72).T @ h_8.reshape(-1, 32) + dtransformer_wte_weight_1
     transformer.wpe.weight = dtransformer_wpe_weight
@@ -186,25 +184,25 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     transformer.h.0.ln_1.bias = dtransformer_h_0_ln_1_bias
     transformer.h.0.attn.c_attn.weight = dmm.reshape(-1, 96).T @ h.reshape(-1, 32)
     transformer.h.0.attn.c_attn.bias = dtransformer_h_0_attn_c_attn_bias
-    transformer.h.0.attn.c_proj.weight = dz_1.reshape(-1, 32).T @ rs_3.reshape(-1, 32)
+    transformer.h.0.attn.c_proj.weight = dres_1.reshape(-1, 32).T @ rs_3.reshape(-1, 32)
     transformer.h.0.attn.c_proj.bias = dtransformer_h_0_attn_c_proj_bias
     transformer.h.0.ln_2.weight = dtransformer_h_0_ln_2_weight
     transformer.h.0.ln_2.bias = dtransformer_h_0_ln_2_bias
     transformer.h.0.mlp.c_fc.weight = dz_2.reshape(-1, 128).T @ h_2.reshape(-1, 32)
     transformer.h.0.mlp.c_fc.bias = dtransformer_h_0_mlp_c_fc_bias
-    transformer.h.0.mlp.c_proj.weight = dz_3.reshape(-1, 32).T @ h_3.reshape(-1, 128)
+    transformer.h.0.mlp.c_proj.weight = dres_2.reshape(-1, 32).T @ h_3.reshape(-1, 128)
     transformer.h.0.mlp.c_proj.bias = dtransformer_h_0_mlp_c_proj_bias
     transformer.h.1.ln_1.weight = dtransformer_h_1_ln_1_weight
     transformer.h.1.ln_1.bias = dtransformer_h_1_ln_1_bias
     transformer.h.1.attn.c_attn.weight = dmm_4.reshape(-1, 96).T @ h_4.reshape(-1, 32)
     transformer.h.1.attn.c_attn.bias = dtransformer_h_1_attn_c_attn_bias
-    transformer.h.1.attn.c_proj.weight = dz_5.reshape(-1, 32).T @ rs_7.reshape(-1, 32)
+    transformer.h.1.attn.c_proj.weight = dres_3.reshape(-1, 32).T @ rs_7.reshape(-1, 32)
     transformer.h.1.attn.c_proj.bias = dtransformer_h_1_attn_c_proj_bias
     transformer.h.1.ln_2.weight = dtransformer_h_1_ln_2_weight
     transformer.h.1.ln_2.bias = dtransformer_h_1_ln_2_bias
     transformer.h.1.mlp.c_fc.weight = dz_6.reshape(-1, 128).T @ h_6.reshape(-1, 32)
     transformer.h.1.mlp.c_fc.bias = dtransformer_h_1_mlp_c_fc_bias
-    transformer.h.1.mlp.c_proj.weight = dz_7.reshape(-1, 32).T @ h_7.reshape(-1, 128)
+    transformer.h.1.mlp.c_proj.weight = dx_h.reshape(-1, 32).T @ h_7.reshape(-1, 128)
     transformer.h.1.mlp.c_proj.bias = dtransformer_h_1_mlp_c_proj_bias
     transformer.ln_f.weight = dtransformer_ln_f_weight
     transformer.ln_f.bias = dtransformer_ln_f_bias
@@ -357,7 +355,7 @@ def scatter_add(values, index, rows, skip=None):
     return out.reshape((rows,) + row)
 
 
-DIGEST = "224051a05e61e03d"  # of the declaration: symprop check compares it with the source's, to notice stale code
+DIGEST = "1516da72a4142da7"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "idx": (None, 16),  # integer ids in [0, 72)
 }
@@ -518,10 +516,10 @@ def forward(params, idx):
     transformer_ln_f_weight = params["transformer.ln_f.weight"]
     transformer_ln_f_bias = params["transformer.ln_f.bias"]
     emb = transformer_wte_weight[idx]
-    tmp5 = emb + transformer_wpe_weight
+    res = emb + transformer_wpe_weight
     del emb
-    sum_h = np.sum(tmp5, axis=2, keepdims=True)
-    xc_h = tmp5 - 1 / 32 * sum_h
+    sum_h = np.sum(res, axis=2, keepdims=True)
+    xc_h = res - 1 / 32 * sum_h
     del sum_h
     ss_h = np.sum(xc_h**2, axis=2, keepdims=True)
     var_h = ss_h
@@ -561,10 +559,10 @@ def forward(params, idx):
     del tmp0, m
     e = np.exp(shifted, out=shifted)
     del shifted
-    s_1 = np.sum(e, axis=3, keepdims=True)
+    s = np.sum(e, axis=3, keepdims=True)
     h_1 = e
-    h_1 /= s_1
-    del e, s_1
+    h_1 /= s
+    del e, s
     tr_4 = (h_1 @ rs_2.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     del rs_2, h_1
     rs_3 = tr_4.reshape(-1, 16, 32)
@@ -572,11 +570,11 @@ def forward(params, idx):
     z_1 = (rs_3.reshape(-1, 32) @ transformer_h_0_attn_c_proj_weight.T).reshape(-1, 16, 32)
     del rs_3
     z_1 += transformer_h_0_attn_c_proj_bias
-    tmp6 = tmp5
-    tmp6 += z_1
-    del tmp5, z_1
-    sum_h_1 = np.sum(tmp6, axis=2, keepdims=True)
-    xc_h_1 = tmp6 - 1 / 32 * sum_h_1
+    res_1 = res
+    res_1 += z_1
+    del res, z_1
+    sum_h_1 = np.sum(res_1, axis=2, keepdims=True)
+    xc_h_1 = res_1 - 1 / 32 * sum_h_1
     del sum_h_1
     ss_h_1 = np.sum(xc_h_1**2, axis=2, keepdims=True)
     var_h_1 = ss_h_1
@@ -601,11 +599,11 @@ def forward(params, idx):
     z_3 = (h_3.reshape(-1, 128) @ transformer_h_0_mlp_c_proj_weight.T).reshape(-1, 16, 32)
     del h_3
     z_3 += transformer_h_0_mlp_c_proj_bias
-    tmp7 = tmp6
-    tmp7 += z_3
-    del tmp6, z_3
-    sum_h_2 = np.sum(tmp7, axis=2, keepdims=True)
-    xc_h_2 = tmp7 - 1 / 32 * sum_h_2
+    res_2 = res_1
+    res_2 += z_3
+    del res_1, z_3
+    sum_h_2 = np.sum(res_2, axis=2, keepdims=True)
+    xc_h_2 = res_2 - 1 / 32 * sum_h_2
     del sum_h_2
     ss_h_2 = np.sum(xc_h_2**2, axis=2, keepdims=True)
     var_h_2 = ss_h_2
@@ -644,10 +642,10 @@ def forward(params, idx):
     del tmp3, m_1
     e_1 = np.exp(shifted_1, out=shifted_1)
     del shifted_1
-    s_4 = np.sum(e_1, axis=3, keepdims=True)
+    s_1 = np.sum(e_1, axis=3, keepdims=True)
     h_5 = e_1
-    h_5 /= s_4
-    del e_1, s_4
+    h_5 /= s_1
+    del e_1, s_1
     tr_9 = (h_5 @ rs_6.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     del rs_6, h_5
     rs_7 = tr_9.reshape(-1, 16, 32)
@@ -655,11 +653,11 @@ def forward(params, idx):
     z_5 = (rs_7.reshape(-1, 32) @ transformer_h_1_attn_c_proj_weight.T).reshape(-1, 16, 32)
     del rs_7
     z_5 += transformer_h_1_attn_c_proj_bias
-    tmp8 = tmp7
-    tmp8 += z_5
-    del tmp7, z_5
-    sum_h_3 = np.sum(tmp8, axis=2, keepdims=True)
-    xc_h_3 = tmp8 - 1 / 32 * sum_h_3
+    res_3 = res_2
+    res_3 += z_5
+    del res_2, z_5
+    sum_h_3 = np.sum(res_3, axis=2, keepdims=True)
+    xc_h_3 = res_3 - 1 / 32 * sum_h_3
     del sum_h_3
     ss_h_3 = np.sum(xc_h_3**2, axis=2, keepdims=True)
     var_h_3 = ss_h_3
@@ -684,13 +682,13 @@ def forward(params, idx):
     z_7 = (h_7.reshape(-1, 128) @ transformer_h_1_mlp_c_proj_weight.T).reshape(-1, 16, 32)
     del h_7
     z_7 += transformer_h_1_mlp_c_proj_bias
-    tmp9 = tmp8
-    tmp9 += z_7
-    del tmp8, z_7
-    sum_h_4 = np.sum(tmp9, axis=2, keepdims=True)
-    xc_h_4 = tmp9
+    x_h = res_3
+    x_h += z_7
+    del res_3, z_7
+    sum_h_4 = np.sum(x_h, axis=2, keepdims=True)
+    xc_h_4 = x_h
     xc_h_4 -= (1 / 32) * sum_h_4
-    del tmp9, sum_h_4
+    del x_h, sum_h_4
     ss_h_4 = np.sum(xc_h_4**2, axis=2, keepdims=True)
     var_h_4 = ss_h_4
     var_h_4 *= 1 / 32
@@ -727,9 +725,9 @@ def loss(params, idx, t):
     shifted_2 = rs_8 - m_2
     del rs_8, m_2
     e_2 = np.exp(shifted_2)
-    s_7 = np.sum(e_2, axis=1, keepdims=True)
+    s_2 = np.sum(e_2, axis=1, keepdims=True)
     del e_2
-    total = np.einsum("ij,ij,ij->", kept, onehot, np.log(s_7)) - np.einsum("ij,ij,ij->", kept, onehot, shifted_2)
+    total = np.einsum("ij,ij,ij->", kept, onehot, np.log(s_2)) - np.einsum("ij,ij,ij->", kept, onehot, shifted_2)
     return float(total / counted)
 
 
@@ -769,10 +767,10 @@ def loss_and_gradients(params, idx, t):
     # The forward pass, as forward computes it, but keeping e, h_1, z_2, h_3 and 4 more for the loss and the
     # backward pass (forward frees each value as soon as it can).
     emb = transformer_wte_weight[idx]
-    tmp17 = emb + transformer_wpe_weight
+    res = emb + transformer_wpe_weight
     del emb
-    sum_h = np.sum(tmp17, axis=2, keepdims=True)
-    xc_h = tmp17 - 1 / 32 * sum_h
+    sum_h = np.sum(res, axis=2, keepdims=True)
+    xc_h = res - 1 / 32 * sum_h
     del sum_h
     ss_h = np.sum(xc_h**2, axis=2, keepdims=True)
     var_h = ss_h
@@ -808,20 +806,20 @@ def loss_and_gradients(params, idx, t):
     del tmp0, m
     e = np.exp(shifted, out=shifted)
     del shifted
-    s_1 = np.sum(e, axis=3, keepdims=True)
+    s = np.sum(e, axis=3, keepdims=True)
     h_1 = e
-    h_1 /= s_1
-    del e, s_1
+    h_1 /= s
+    del e, s
     tr_4 = (h_1 @ rs_2.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     rs_3 = tr_4.reshape(-1, 16, 32)
     del tr_4
     z_1 = (rs_3.reshape(-1, 32) @ transformer_h_0_attn_c_proj_weight.T).reshape(-1, 16, 32)
     z_1 += transformer_h_0_attn_c_proj_bias
-    tmp18 = tmp17
-    tmp18 += z_1
-    del tmp17, z_1
-    sum_h_1 = np.sum(tmp18, axis=2, keepdims=True)
-    xc_h_1 = tmp18 - 1 / 32 * sum_h_1
+    res_1 = res
+    res_1 += z_1
+    del res, z_1
+    sum_h_1 = np.sum(res_1, axis=2, keepdims=True)
+    xc_h_1 = res_1 - 1 / 32 * sum_h_1
     del sum_h_1
     ss_h_1 = np.sum(xc_h_1**2, axis=2, keepdims=True)
     var_h_1 = ss_h_1
@@ -842,11 +840,11 @@ def loss_and_gradients(params, idx, t):
     z_3 = (h_3.reshape(-1, 128) @ transformer_h_0_mlp_c_proj_weight.T).reshape(-1, 16, 32)
     del h_3
     z_3 += transformer_h_0_mlp_c_proj_bias
-    tmp19 = tmp18
-    tmp19 += z_3
-    del tmp18, z_3
-    sum_h_2 = np.sum(tmp19, axis=2, keepdims=True)
-    xc_h_2 = tmp19 - 1 / 32 * sum_h_2
+    res_2 = res_1
+    res_2 += z_3
+    del res_1, z_3
+    sum_h_2 = np.sum(res_2, axis=2, keepdims=True)
+    xc_h_2 = res_2 - 1 / 32 * sum_h_2
     del sum_h_2
     ss_h_2 = np.sum(xc_h_2**2, axis=2, keepdims=True)
     var_h_2 = ss_h_2
@@ -881,20 +879,20 @@ def loss_and_gradients(params, idx, t):
     del tmp6, m_1
     e_1 = np.exp(shifted_1, out=shifted_1)
     del shifted_1
-    s_4 = np.sum(e_1, axis=3, keepdims=True)
+    s_1 = np.sum(e_1, axis=3, keepdims=True)
     h_5 = e_1
-    h_5 /= s_4
-    del e_1, s_4
+    h_5 /= s_1
+    del e_1, s_1
     tr_9 = (h_5 @ rs_6.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     rs_7 = tr_9.reshape(-1, 16, 32)
     del tr_9
     z_5 = (rs_7.reshape(-1, 32) @ transformer_h_1_attn_c_proj_weight.T).reshape(-1, 16, 32)
     z_5 += transformer_h_1_attn_c_proj_bias
-    tmp20 = tmp19
-    tmp20 += z_5
-    del tmp19, z_5
-    sum_h_3 = np.sum(tmp20, axis=2, keepdims=True)
-    xc_h_3 = tmp20 - 1 / 32 * sum_h_3
+    res_3 = res_2
+    res_3 += z_5
+    del res_2, z_5
+    sum_h_3 = np.sum(res_3, axis=2, keepdims=True)
+    xc_h_3 = res_3 - 1 / 32 * sum_h_3
     del sum_h_3
     ss_h_3 = np.sum(xc_h_3**2, axis=2, keepdims=True)
     var_h_3 = ss_h_3
@@ -915,13 +913,13 @@ def loss_and_gradients(params, idx, t):
     z_7 = (h_7.reshape(-1, 128) @ transformer_h_1_mlp_c_proj_weight.T).reshape(-1, 16, 32)
     del h_7
     z_7 += transformer_h_1_mlp_c_proj_bias
-    tmp21 = tmp20
-    tmp21 += z_7
-    del tmp20, z_7
-    sum_h_4 = np.sum(tmp21, axis=2, keepdims=True)
-    xc_h_4 = tmp21
+    x_h = res_3
+    x_h += z_7
+    del res_3, z_7
+    sum_h_4 = np.sum(x_h, axis=2, keepdims=True)
+    xc_h_4 = x_h
     xc_h_4 -= (1 / 32) * sum_h_4
-    del tmp21, sum_h_4
+    del x_h, sum_h_4
     ss_h_4 = np.sum(xc_h_4**2, axis=2, keepdims=True)
     var_h_4 = ss_h_4
     var_h_4 *= 1 / 32
@@ -948,12 +946,12 @@ def loss_and_gradients(params, idx, t):
     shifted_2 = rs_8 - m_2
     del rs_8, m_2
     e_2 = np.exp(shifted_2)
-    s_7 = np.sum(e_2, axis=1, keepdims=True)
-    total = np.einsum("ij,ij,ij->", kept, onehot, np.log(s_7)) - np.einsum("ij,ij,ij->", kept, onehot, shifted_2)
+    s_2 = np.sum(e_2, axis=1, keepdims=True)
+    total = np.einsum("ij,ij,ij->", kept, onehot, np.log(s_2)) - np.einsum("ij,ij,ij->", kept, onehot, shifted_2)
     del shifted_2
     p = e_2
-    p /= s_7
-    del e_2, s_7
+    p /= s_2
+    del e_2, s_2
     dmm_8 = p
     dmm_8 -= onehot
     dmm_8 *= kept / counted
@@ -966,26 +964,19 @@ def loss_and_gradients(params, idx, t):
     dxhat_h_4 *= transformer_ln_f_weight
     del dh_8_mm_8
     drstd_h_4 = np.einsum("ijk,ijk->ij", dxhat_h_4, xc_h_4)[..., None]
-    tmp11 = drstd_h_4
-    tmp11 *= rstd_h_4**3
-    del drstd_h_4
-    dxc_h_4 = xc_h_4
-    dxc_h_4 *= tmp11
-    dxc_h_4 *= -1 / 32
-    dxc_h_4 += dxhat_h_4 * rstd_h_4
-    del xc_h_4, rstd_h_4, dxhat_h_4, tmp11
-    dsum_h_4 = np.sum(dxc_h_4, axis=2, keepdims=True)
-    dz_7 = dxc_h_4
-    dz_7 -= (1 / 32) * dsum_h_4
-    del dxc_h_4, dsum_h_4
-    dtransformer_h_1_mlp_c_proj_bias = np.sum(dz_7, axis=(0, 1))
+    dsum_h_4 = np.sum(dxhat_h_4, axis=2, keepdims=True)
+    dx_h = dxhat_h_4
+    dx_h -= (1 / 32) * drstd_h_4 * rstd_h_4**2 * xc_h_4 + (1 / 32) * dsum_h_4
+    dx_h *= rstd_h_4
+    del xc_h_4, rstd_h_4, dxhat_h_4, drstd_h_4, dsum_h_4
+    dtransformer_h_1_mlp_c_proj_bias = np.sum(dx_h, axis=(0, 1))
     # h_7 again, from values kept anyway: cheaper than holding it until here
     h_7 = tmp10 + 1
     h_7 *= z_6
     h_7 *= 1 / 2
-    dtransformer_h_1_mlp_c_proj_weight = (h_7.reshape(-1, 128).T @ dz_7.reshape(-1, 32)).T
+    dtransformer_h_1_mlp_c_proj_weight = (h_7.reshape(-1, 128).T @ dx_h.reshape(-1, 32)).T
     del h_7
-    dz_6 = (dz_7.reshape(-1, 32) @ transformer_h_1_mlp_c_proj_weight).reshape(-1, 16, 128)
+    dz_6 = (dx_h.reshape(-1, 32) @ transformer_h_1_mlp_c_proj_weight).reshape(-1, 16, 128)
     dz_6_local = z_6**2
     dz_6_local *= -1 / 2
     dz_6_local = np.exp(dz_6_local, out=dz_6_local)
@@ -1006,38 +997,38 @@ def loss_and_gradients(params, idx, t):
     dxhat_h_3 *= transformer_h_1_ln_2_weight
     del dh_6_mm_6_1
     drstd_h_3 = np.einsum("ijk,ijk->ij", dxhat_h_3, xc_h_3)[..., None]
-    tmp13 = drstd_h_3
-    tmp13 *= rstd_h_3**3
+    dsum_h_3 = np.sum(dxhat_h_3, axis=2, keepdims=True)
+    tmp14 = drstd_h_3
+    tmp14 *= rstd_h_3**3
     del drstd_h_3
     dxc_h_3 = xc_h_3
-    dxc_h_3 *= tmp13
+    dxc_h_3 *= tmp14
     dxc_h_3 *= -1 / 32
     dxc_h_3 += dxhat_h_3 * rstd_h_3
-    del xc_h_3, rstd_h_3, dxhat_h_3, tmp13
-    dsum_h_3 = np.sum(dxc_h_3, axis=2, keepdims=True)
-    dz_5 = dz_7
-    dz_5 -= (1 / 32) * dsum_h_3 - dxc_h_3
-    del dz_7, dxc_h_3, dsum_h_3
-    dtransformer_h_1_attn_c_proj_bias = np.sum(dz_5, axis=(0, 1))
-    dtransformer_h_1_attn_c_proj_weight = (rs_7.reshape(-1, 32).T @ dz_5.reshape(-1, 32)).T
+    del xc_h_3, dxhat_h_3, tmp14
+    dres_3 = dx_h
+    dres_3 -= (1 / 32) * dsum_h_3 * rstd_h_3 - dxc_h_3
+    del rstd_h_3, dx_h, dsum_h_3, dxc_h_3
+    dtransformer_h_1_attn_c_proj_bias = np.sum(dres_3, axis=(0, 1))
+    dtransformer_h_1_attn_c_proj_weight = (rs_7.reshape(-1, 32).T @ dres_3.reshape(-1, 32)).T
     del rs_7
-    dtr_9 = ((dz_5.reshape(-1, 32) @ transformer_h_1_attn_c_proj_weight).reshape(-1, 16, 32)).reshape(-1, 16, 2, 16)
+    dtr_9 = ((dres_3.reshape(-1, 32) @ transformer_h_1_attn_c_proj_weight).reshape(-1, 16, 32)).reshape(-1, 16, 2, 16)
     dmm_6 = dtr_9.transpose(0, 2, 1, 3)
     del dtr_9
     dh_5 = dmm_6 @ rs_6.transpose(0, 2, 3, 1)
     del rs_6
-    ds_4 = np.einsum("ijkl,ijkl->ijk", dh_5, h_5)[..., None]
-    tmp23 = dh_5
-    tmp23 -= ds_4
-    tmp23 *= h_5
-    tmp23 *= 0.25
-    del dh_5, ds_4
+    ds_1 = np.einsum("ijkl,ijkl->ijk", dh_5, h_5)[..., None]
+    tmp19 = dh_5
+    tmp19 -= ds_1
+    tmp19 *= h_5
+    tmp19 *= 0.25
+    del dh_5, ds_1
     dsl_5 = ((dmm_6.swapaxes(-1, -2) @ h_5).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
     del h_5, dmm_6
-    dsl_3 = ((tmp23 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    dsl_3 = ((tmp19 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
     del tr_5
-    drs_4 = (tmp23.swapaxes(-1, -2) @ rs_5.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
-    del rs_5, tmp23
+    drs_4 = (tmp19.swapaxes(-1, -2) @ rs_5.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    del rs_5, tmp19
     dsl_4 = drs_4.reshape(-1, 16, 32)
     del drs_4
     dmm_4 = np.concatenate([dsl_3, dsl_4, dsl_5], axis=2)
@@ -1053,26 +1044,26 @@ def loss_and_gradients(params, idx, t):
     dxhat_h_2 *= transformer_h_1_ln_1_weight
     del dh_4_mm_4
     drstd_h_2 = np.einsum("ijk,ijk->ij", dxhat_h_2, xc_h_2)[..., None]
-    tmp14 = drstd_h_2
-    tmp14 *= rstd_h_2**3
+    dsum_h_2 = np.sum(dxhat_h_2, axis=2, keepdims=True)
+    tmp15 = drstd_h_2
+    tmp15 *= rstd_h_2**3
     del drstd_h_2
     dxc_h_2 = xc_h_2
-    dxc_h_2 *= tmp14
+    dxc_h_2 *= tmp15
     dxc_h_2 *= -1 / 32
     dxc_h_2 += dxhat_h_2 * rstd_h_2
-    del xc_h_2, rstd_h_2, dxhat_h_2, tmp14
-    dsum_h_2 = np.sum(dxc_h_2, axis=2, keepdims=True)
-    dz_3 = dz_5
-    dz_3 -= (1 / 32) * dsum_h_2 - dxc_h_2
-    del dz_5, dxc_h_2, dsum_h_2
-    dtransformer_h_0_mlp_c_proj_bias = np.sum(dz_3, axis=(0, 1))
+    del xc_h_2, dxhat_h_2, tmp15
+    dres_2 = dres_3
+    dres_2 -= (1 / 32) * dsum_h_2 * rstd_h_2 - dxc_h_2
+    del rstd_h_2, dres_3, dsum_h_2, dxc_h_2
+    dtransformer_h_0_mlp_c_proj_bias = np.sum(dres_2, axis=(0, 1))
     # h_3 again, from values kept anyway: cheaper than holding it until here
     h_3 = tmp5 + 1
     h_3 *= z_2
     h_3 *= 1 / 2
-    dtransformer_h_0_mlp_c_proj_weight = (h_3.reshape(-1, 128).T @ dz_3.reshape(-1, 32)).T
+    dtransformer_h_0_mlp_c_proj_weight = (h_3.reshape(-1, 128).T @ dres_2.reshape(-1, 32)).T
     del h_3
-    dz_2 = (dz_3.reshape(-1, 32) @ transformer_h_0_mlp_c_proj_weight).reshape(-1, 16, 128)
+    dz_2 = (dres_2.reshape(-1, 32) @ transformer_h_0_mlp_c_proj_weight).reshape(-1, 16, 128)
     dz_2_local = z_2**2
     dz_2_local *= -1 / 2
     dz_2_local = np.exp(dz_2_local, out=dz_2_local)
@@ -1093,38 +1084,38 @@ def loss_and_gradients(params, idx, t):
     dxhat_h_1 *= transformer_h_0_ln_2_weight
     del dh_2_mm_2_1
     drstd_h_1 = np.einsum("ijk,ijk->ij", dxhat_h_1, xc_h_1)[..., None]
-    tmp15 = drstd_h_1
-    tmp15 *= rstd_h_1**3
+    dsum_h_1 = np.sum(dxhat_h_1, axis=2, keepdims=True)
+    tmp16 = drstd_h_1
+    tmp16 *= rstd_h_1**3
     del drstd_h_1
     dxc_h_1 = xc_h_1
-    dxc_h_1 *= tmp15
+    dxc_h_1 *= tmp16
     dxc_h_1 *= -1 / 32
     dxc_h_1 += dxhat_h_1 * rstd_h_1
-    del xc_h_1, rstd_h_1, dxhat_h_1, tmp15
-    dsum_h_1 = np.sum(dxc_h_1, axis=2, keepdims=True)
-    dz_1 = dz_3
-    dz_1 -= (1 / 32) * dsum_h_1 - dxc_h_1
-    del dz_3, dxc_h_1, dsum_h_1
-    dtransformer_h_0_attn_c_proj_bias = np.sum(dz_1, axis=(0, 1))
-    dtransformer_h_0_attn_c_proj_weight = (rs_3.reshape(-1, 32).T @ dz_1.reshape(-1, 32)).T
+    del xc_h_1, dxhat_h_1, tmp16
+    dres_1 = dres_2
+    dres_1 -= (1 / 32) * dsum_h_1 * rstd_h_1 - dxc_h_1
+    del rstd_h_1, dres_2, dsum_h_1, dxc_h_1
+    dtransformer_h_0_attn_c_proj_bias = np.sum(dres_1, axis=(0, 1))
+    dtransformer_h_0_attn_c_proj_weight = (rs_3.reshape(-1, 32).T @ dres_1.reshape(-1, 32)).T
     del rs_3
-    dtr_4 = ((dz_1.reshape(-1, 32) @ transformer_h_0_attn_c_proj_weight).reshape(-1, 16, 32)).reshape(-1, 16, 2, 16)
+    dtr_4 = ((dres_1.reshape(-1, 32) @ transformer_h_0_attn_c_proj_weight).reshape(-1, 16, 32)).reshape(-1, 16, 2, 16)
     dmm_2 = dtr_4.transpose(0, 2, 1, 3)
     del dtr_4
     dh_1 = dmm_2 @ rs_2.transpose(0, 2, 3, 1)
     del rs_2
-    ds_1 = np.einsum("ijkl,ijkl->ijk", dh_1, h_1)[..., None]
-    tmp24 = dh_1
-    tmp24 -= ds_1
-    tmp24 *= h_1
-    tmp24 *= 0.25
-    del dh_1, ds_1
+    ds = np.einsum("ijkl,ijkl->ijk", dh_1, h_1)[..., None]
+    tmp20 = dh_1
+    tmp20 -= ds
+    tmp20 *= h_1
+    tmp20 *= 0.25
+    del dh_1, ds
     dsl_2 = ((dmm_2.swapaxes(-1, -2) @ h_1).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
     del h_1, dmm_2
-    dsl = ((tmp24 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    dsl = ((tmp20 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
     del tr
-    drs = (tmp24.swapaxes(-1, -2) @ rs_1.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
-    del rs_1, tmp24
+    drs = (tmp20.swapaxes(-1, -2) @ rs_1.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    del rs_1, tmp20
     dsl_1 = drs.reshape(-1, 16, 32)
     del drs
     dmm = np.concatenate([dsl, dsl_1, dsl_2], axis=2)
@@ -1140,20 +1131,20 @@ def loss_and_gradients(params, idx, t):
     dxhat_h *= transformer_h_0_ln_1_weight
     del dh_mm
     drstd_h = np.einsum("ijk,ijk->ij", dxhat_h, xc_h)[..., None]
-    tmp16 = drstd_h
-    tmp16 *= rstd_h**3
+    dsum_h = np.sum(dxhat_h, axis=2, keepdims=True)
+    tmp17 = drstd_h
+    tmp17 *= rstd_h**3
     del drstd_h
     dxc_h = xc_h
-    dxc_h *= tmp16
+    dxc_h *= tmp17
     dxc_h *= -1 / 32
     dxc_h += dxhat_h * rstd_h
-    del xc_h, rstd_h, dxhat_h, tmp16
-    dsum_h = np.sum(dxc_h, axis=2, keepdims=True)
-    tmp25 = dz_1
-    tmp25 -= (1 / 32) * dsum_h - dxc_h
-    del dz_1, dxc_h, dsum_h
-    dtransformer_wpe_weight = np.sum(tmp25, axis=0)
-    dtransformer_wte_weight_1 = scatter_add(tmp25, idx, 72)
+    del xc_h, dxhat_h, tmp17
+    dres = dres_1
+    dres -= (1 / 32) * dsum_h * rstd_h - dxc_h
+    del rstd_h, dres_1, dsum_h, dxc_h
+    dtransformer_wpe_weight = np.sum(dres, axis=0)
+    dtransformer_wte_weight_1 = scatter_add(dres, idx, 72)
     return float(total / counted), {
         "transformer.wte.weight": (h_8.reshape(-1, 32).T @ dmm_8.reshape(-1, 72)).T + dtransformer_wte_weight_1,
         "transformer.wpe.weight": dtransformer_wpe_weight,
