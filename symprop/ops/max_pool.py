@@ -250,9 +250,11 @@ for _dims, _max, _adaptive in ((1, max_pool1d, adaptive_max_pool1d), (2, max_poo
 # -- one call each, where the backend has them: torch's max pooling and its adjoint -----------------------------------
 # Max pooling is derived as windows, a max over each (flattened) window, and for δ the one-hot of its arg-max folded
 # back. Torch's pooling kernel computes the arg-max once, as indices into each channel's plane:
-#   argmax(windows(x))                -> index = F.max_pool2d(x, ..., return_indices=True)[1], in the forward pass
-#   top = max(windows(x))             -> the entries of x at index (or F.max_pool2d(x, ...), where δ is not needed)
-#   fold(δ·onehot(argmax(...)))       -> δ scattered to index
+#   argmax(windows(x))                -> index = F.max_pool2d(x, ..., return_indices=True), in the forward pass: the
+#                                        pair (the maxima, the indices), from one call
+#   top = max(windows(x))             -> index[0], the maxima of that call (or F.max_pool2d(x, ...), where δ is not
+#                                        needed)
+#   fold(δ·onehot(argmax(...)))       -> δ scattered to index[1]
 # (no padding and no ceil_mode, which pad the windows' array).
 def _torch_call(printer, statement, texts, into):
     info = statement.tensor
@@ -264,13 +266,12 @@ def _torch_call(printer, statement, texts, into):
     if info.key == "forward":  # texts: x
         return printer._call(pool, texts[0], *options) + "[..., None]"
     if info.key == "index":  # texts: x
-        return printer._call(pool, texts[0], *options, "return_indices=True") + "[1]"
-    if info.key == "gather":  # texts: x (an expression, maybe: x + a), index
-        x = texts[0] if statement.operands[0].is_Symbol else f"({texts[0]})"
-        return f"{x}.flatten(2).gather(2, {texts[1]}.flatten(2)).view_as({texts[1]})[..., None]"
-    channels, *sizes = statement.shape[1:]  # scatter: texts δ, index
+        return printer._call(pool, texts[0], *options, "return_indices=True")
+    if info.key == "gather":  # texts: x, index (the pair)
+        return f"{texts[1]}[0][..., None]"
+    channels, *sizes = statement.shape[1:]  # scatter: texts δ, index (the pair)
     return f"{texts[0]}.new_zeros(({texts[0]}.shape[0], {channels}, {math.prod(sizes)})).scatter_add_(2, " \
-        f"{texts[1]}.flatten(2), {texts[0]}.flatten(2)).view(-1, {', '.join(map(str, statement.shape[1:]))})"
+        f"{texts[1]}[1].flatten(2), {texts[0]}.flatten(2)).view(-1, {', '.join(map(str, statement.shape[1:]))})"
 
 
 # NumPy has no pooling kernel: each kernel offset's entries of every window are one strided view of x, so the arg-max,
