@@ -80,7 +80,7 @@ def test_attention_probabilities_computed_again_in_the_backward_pass_match_torch
     torch_code = inspect.getsource(torch_module.loss_and_gradients)
     assert torch_code.count("a0 = torch.softmax(scores0, dim=-1, out=scores0)") == 2
     # 1/√d scales the queries (N·S·D/H numbers), not the scores (N·H·S²), and the mask is added in place
-    assert re.search(r"scores0 = \([0-9.]+ \* qh0\) @ kh0\.mT", torch_code)
+    assert re.search(r"scores0 = \([0-9.]+ \* qh0\) @ kh0_c\.mT", torch_code)  # k, copied once by head
     assert ("scores0 += mask0" in torch_code) == config[3]
 
 
@@ -239,3 +239,20 @@ def test_train_cli_says_sequence_models_are_trained_from_python(tmp_path):
     result = CliRunner().invoke(main, ["train", str(root / "examples" / "transformer_classifier.toml"),
                                        "--data", str(data)])
     assert result.exit_code == 2 and "sequence model" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("example", ["gpt", "char_lm", "transformer_classifier"])
+def test_attention_products_read_head_split_operands_copied_once(example):
+    """torch.matmul copies an operand whose batch axes it cannot merge into one (q, k and v split by head: views of a
+    (batch, position, head, width) array) at every product that reads it. The torch module copies each once, into the
+    product's order of axes, and every product reads the copy; NumPy's matmul reads the views as they are."""
+    from conftest import GOLDEN
+
+    torch_code = (GOLDEN / f"{example}_torch.py").read_text()
+    body = torch_code[torch_code.index("def loss_and_gradients"):]
+    copies = re.findall(r"^    (\w+_c) = (\w+)(?:\.permute\([\d, ]+\))?\.contiguous\(\)$", body, re.M)
+    assert len(copies) >= 4 and len({name for name, _ in copies}) == len(copies), copies
+    view = "|".join(re.escape(view) for _, view in copies)
+    operand = re.compile(rf"\b({view})(\.mT|\.permute\([\d, ]+\))? @|@ ({view})\b(?!_c)")
+    assert not [line for line in body.splitlines() if operand.search(line)]
+    assert "contiguous" not in (GOLDEN / f"{example}_numpy.py").read_text()

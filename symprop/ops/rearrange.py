@@ -26,8 +26,9 @@ def _vjp(graph, tensor, cotangent, needed):
                                    shape=operand.shape, split=moved, perm=inverse)
 
 
-def _code(permute: str):
-    """NumPy's and torch's: .reshape, then .transpose (numpy) or .permute (torch), then .reshape, each where needed."""
+def _code(permute: str, contiguous: str = "np.ascontiguousarray({})"):
+    """NumPy's and torch's: .reshape, then .transpose (numpy) or .permute (torch), then .reshape, each where needed;
+    copied into an array of its own in that order where the plan says (key "contiguous": einsum's plan rule)."""
 
     def spell(printer, statement, texts):
         tensor, text = statement.tensor, texts[0]
@@ -37,7 +38,7 @@ def _code(permute: str):
             text += f".{permute}{tuple(tensor.perm)}"
         if tuple(tensor.split[a] for a in tensor.perm) != tuple(tensor.shape):
             text += f".reshape{printer.dims_text(tensor.shape)}"
-        return text
+        return contiguous.format(text) if tensor.key == "contiguous" else text
 
     return spell
 
@@ -192,7 +193,7 @@ ATEN = {"aten.view.default": reshape, "aten.reshape.default": reshape, "aten._un
         "aten.unsqueeze.default": unsqueeze, "aten.unflatten.int": unflatten}
 primitive(
     "rearrange", vjp=_vjp, jvp=linear_jvp, stem="rs", view=True, moves=True,
-    spell={"numpy": _code("transpose"), "torch": _code("permute"), "text": _code("transpose"),
+    spell={"numpy": _code("transpose"), "torch": _code("permute", "{}.contiguous()"), "text": _code("transpose"),
            "latex": _book(lambda p, what, text: rf"\operatorname{{{_THIN.join(what.split())}}}\left({text}\right)"),
            "mathml": _book(lambda p, what, text: p.named_call(what, text))},
     torch=TorchNames(functions=tuple(f"torch.{name}" for name in FRONT if name != "view"), methods=tuple(FRONT),

@@ -97,6 +97,16 @@ def plan_rule(rule: Callable) -> Callable:
     return rule
 
 
+LAYOUT_RULES: list[Callable] = []  # (uses, shapes, backend) -> uses: an op's choice of its operands' memory layout
+
+
+def layout_rule(rule: Callable) -> Callable:
+    """Register an op's rewrite of how its operands lie in memory (a decorator), made once the plan has chosen what
+    it keeps and what it computes again: a copy into the order of axes the backend's call reads."""
+    LAYOUT_RULES.append(rule)
+    return rule
+
+
 def call(name: str, backend: str) -> Call | None:
     """`backend`'s one call for the op `name`, if it has one."""
     return OPS[name].calls.get(backend) if name in OPS else None

@@ -454,17 +454,21 @@ def forward(params, x):
     del qkv2
     vh2 = v2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v2
+    kh2_c = kh2.contiguous()
+    del kh2
     mask2 = torch.triu(
         torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device),
         diagonal=1,
     )
-    scores2 = (0.3535533905932738 * qh2) @ kh2.mT
-    del qh2, kh2
+    scores2 = (0.3535533905932738 * qh2) @ kh2_c.mT
+    del qh2, kh2_c
     scores2 += mask2
     a2 = torch.softmax(scores2, dim=-1)
     del scores2
-    o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del vh2, a2
+    vh2_c = vh2.contiguous()
+    del vh2
+    o2 = (a2 @ vh2_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del a2, vh2_c
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
     del o2
     r1_2 = sa2 + x_n1_2
@@ -513,13 +517,17 @@ def forward(params, x):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v3
-    scores3 = (0.3535533905932738 * qh3) @ kh3.mT
-    del qh3, kh3
+    kh3_c = kh3.contiguous()
+    del kh3
+    scores3 = (0.3535533905932738 * qh3) @ kh3_c.mT
+    del qh3, kh3_c
     scores3 += mask2
     a3 = torch.softmax(scores3, dim=-1)
     del scores3
-    o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del vh3, a3
+    vh3_c = vh3.contiguous()
+    del vh3
+    o3 = (a3 @ vh3_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del a3, vh3_c
     sa3 = torch.nn.functional.linear(o3, Wo3, bo3)
     del o3
     r1_3 = r2_2 + sa3
@@ -644,15 +652,19 @@ def loss_and_gradients(params, x, t):
     del qkv2
     vh2 = v2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v2
+    kh2_c = kh2.contiguous()
+    del kh2
     mask2 = torch.triu(
         torch.full((32, 32), float("-inf"), dtype=params["0.weight"].dtype, device=params["0.weight"].device),
         diagonal=1,
     )
-    scores2 = (0.3535533905932738 * qh2) @ kh2.mT
+    scores2 = (0.3535533905932738 * qh2) @ kh2_c.mT
     scores2 += mask2
     a2 = torch.softmax(scores2, dim=-1, out=scores2)
     del scores2
-    o2 = (a2 @ vh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    vh2_c = vh2.contiguous()
+    del vh2
+    o2 = (a2 @ vh2_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a2
     sa2 = torch.nn.functional.linear(o2, Wo2, bo2)
     r1_2 = x_n1_2
@@ -706,11 +718,15 @@ def loss_and_gradients(params, x, t):
     del qkv3
     vh3 = v3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
     del v3
-    scores3 = (0.3535533905932738 * qh3) @ kh3.mT
+    kh3_c = kh3.contiguous()
+    del kh3
+    scores3 = (0.3535533905932738 * qh3) @ kh3_c.mT
     scores3 += mask2
     a3 = torch.softmax(scores3, dim=-1, out=scores3)
     del scores3
-    o3 = (a3 @ vh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    vh3_c = vh3.contiguous()
+    del vh3
+    o3 = (a3 @ vh3_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
     del a3
     sa3 = torch.nn.functional.linear(o3, Wo3, bo3)
     r1_3 = r2_2
@@ -822,10 +838,12 @@ def loss_and_gradients(params, x, t):
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
     del o3
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
-    da3 = dav3 @ vh3.mT
-    del vh3
+    dav3_c = dav3.contiguous()
+    del dav3
+    da3 = dav3_c @ vh3_c.mT
+    del vh3_c
     # a3 again, from values kept anyway: cheaper than holding it until here
-    scores3 = (0.3535533905932738 * qh3) @ kh3.mT
+    scores3 = (0.3535533905932738 * qh3) @ kh3_c.mT
     scores3 += mask2
     a3 = torch.softmax(scores3, dim=-1, out=scores3)
     del scores3
@@ -835,12 +853,14 @@ def loss_and_gradients(params, x, t):
     dscores3 *= a3
     dscores3 *= 0.3535533905932738
     del da3, ds_a3
-    dv3 = (a3.mT @ dav3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del dav3, a3
-    dk3 = (dscores3.mT @ qh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    qh3_c = qh3.contiguous()
     del qh3
-    dq3 = (dscores3 @ kh3).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del kh3, dscores3
+    dv3 = (a3.mT @ dav3_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav3_c, a3
+    dk3 = (dscores3.mT @ qh3_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del qh3_c
+    dq3 = (dscores3 @ kh3_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del kh3_c, dscores3
     dqkv3 = torch.cat([dq3, dk3, dv3], dim=2)
     del dv3, dk3, dq3
     dB3 = torch.sum(dqkv3, dim=(0, 1))
@@ -898,10 +918,12 @@ def loss_and_gradients(params, x, t):
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
     del o2
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
-    da2 = dav2 @ vh2.mT
-    del vh2
+    dav2_c = dav2.contiguous()
+    del dav2
+    da2 = dav2_c @ vh2_c.mT
+    del vh2_c
     # a2 again, from values kept anyway: cheaper than holding it until here
-    scores2 = (0.3535533905932738 * qh2) @ kh2.mT
+    scores2 = (0.3535533905932738 * qh2) @ kh2_c.mT
     scores2 += mask2
     a2 = torch.softmax(scores2, dim=-1, out=scores2)
     del scores2
@@ -911,12 +933,14 @@ def loss_and_gradients(params, x, t):
     dscores2 *= a2
     dscores2 *= 0.3535533905932738
     del da2, ds_a2
-    dv2 = (a2.mT @ dav2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del dav2, a2
-    dk2 = (dscores2.mT @ qh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    qh2_c = qh2.contiguous()
     del qh2
-    dq2 = (dscores2 @ kh2).permute(0, 2, 1, 3).reshape(-1, 32, 32)
-    del kh2, dscores2
+    dv2 = (a2.mT @ dav2_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del dav2_c, a2
+    dk2 = (dscores2.mT @ qh2_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del qh2_c
+    dq2 = (dscores2 @ kh2_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
+    del kh2_c, dscores2
     dqkv2 = torch.cat([dq2, dk2, dv2], dim=2)
     del dv2, dk2, dq2
     dB2 = torch.sum(dqkv2, dim=(0, 1))

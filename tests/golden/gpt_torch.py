@@ -466,6 +466,10 @@ def forward(params, idx):
     del sl
     rs_2 = sl_2.reshape(-1, 16, 2, 16)
     del sl_2
+    rs_1_c = rs_1.permute(0, 2, 1, 3).contiguous()
+    del rs_1
+    tr_c = tr.contiguous()
+    del tr
     mask = torch.triu(
         torch.full(
             (16, 16),
@@ -475,12 +479,14 @@ def forward(params, idx):
         ),
         diagonal=1,
     )
-    tmp0 = 0.25 * (rs_1.permute(0, 2, 1, 3) @ tr.mT) + mask
-    del tr, rs_1
+    tmp0 = 0.25 * (rs_1_c @ tr_c.mT) + mask
+    del rs_1_c, tr_c
     h_1 = torch.softmax(tmp0, dim=-1)
     del tmp0
-    tr_4 = (h_1 @ rs_2.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
-    del rs_2, h_1
+    rs_2_c = rs_2.permute(0, 2, 1, 3).contiguous()
+    del rs_2
+    tr_4 = (h_1 @ rs_2_c).permute(0, 2, 1, 3)
+    del h_1, rs_2_c
     rs_3 = tr_4.reshape(-1, 16, 32)
     del tr_4
     z_1 = torch.nn.functional.linear(rs_3, transformer_h_0_attn_c_proj_weight, transformer_h_0_attn_c_proj_bias)
@@ -533,12 +539,18 @@ def forward(params, idx):
     del sl_3
     rs_6 = sl_5.reshape(-1, 16, 2, 16)
     del sl_5
-    tmp3 = 0.25 * (rs_5.permute(0, 2, 1, 3) @ tr_5.mT) + mask
-    del tr_5, rs_5
+    rs_5_c = rs_5.permute(0, 2, 1, 3).contiguous()
+    del rs_5
+    tr_5_c = tr_5.contiguous()
+    del tr_5
+    tmp3 = 0.25 * (rs_5_c @ tr_5_c.mT) + mask
+    del rs_5_c, tr_5_c
     h_5 = torch.softmax(tmp3, dim=-1)
     del tmp3
-    tr_9 = (h_5 @ rs_6.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
-    del rs_6, h_5
+    rs_6_c = rs_6.permute(0, 2, 1, 3).contiguous()
+    del rs_6
+    tr_9 = (h_5 @ rs_6_c).permute(0, 2, 1, 3)
+    del h_5, rs_6_c
     rs_7 = tr_9.reshape(-1, 16, 32)
     del tr_9
     z_5 = torch.nn.functional.linear(rs_7, transformer_h_1_attn_c_proj_weight, transformer_h_1_attn_c_proj_bias)
@@ -665,6 +677,10 @@ def loss_and_gradients(params, idx, t):
     del sl
     rs_2 = sl_2.reshape(-1, 16, 2, 16)
     del sl_2
+    rs_1_c = rs_1.permute(0, 2, 1, 3).contiguous()
+    del rs_1
+    tr_c = tr.contiguous()
+    del tr
     mask = torch.triu(
         torch.full(
             (16, 16),
@@ -674,10 +690,12 @@ def loss_and_gradients(params, idx, t):
         ),
         diagonal=1,
     )
-    tmp0 = 0.25 * (rs_1.permute(0, 2, 1, 3) @ tr.mT) + mask
+    tmp0 = 0.25 * (rs_1_c @ tr_c.mT) + mask
     h_1 = torch.softmax(tmp0, dim=-1, out=tmp0)
     del tmp0
-    tr_4 = (h_1 @ rs_2.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
+    rs_2_c = rs_2.permute(0, 2, 1, 3).contiguous()
+    del rs_2
+    tr_4 = (h_1 @ rs_2_c).permute(0, 2, 1, 3)
     rs_3 = tr_4.reshape(-1, 16, 32)
     del tr_4
     z_1 = torch.nn.functional.linear(rs_3, transformer_h_0_attn_c_proj_weight, transformer_h_0_attn_c_proj_bias)
@@ -735,10 +753,16 @@ def loss_and_gradients(params, idx, t):
     del sl_3
     rs_6 = sl_5.reshape(-1, 16, 2, 16)
     del sl_5
-    tmp6 = 0.25 * (rs_5.permute(0, 2, 1, 3) @ tr_5.mT) + mask
+    rs_5_c = rs_5.permute(0, 2, 1, 3).contiguous()
+    del rs_5
+    tr_5_c = tr_5.contiguous()
+    del tr_5
+    tmp6 = 0.25 * (rs_5_c @ tr_5_c.mT) + mask
     h_5 = torch.softmax(tmp6, dim=-1, out=tmp6)
     del tmp6
-    tr_9 = (h_5 @ rs_6.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
+    rs_6_c = rs_6.permute(0, 2, 1, 3).contiguous()
+    del rs_6
+    tr_9 = (h_5 @ rs_6_c).permute(0, 2, 1, 3)
     rs_7 = tr_9.reshape(-1, 16, 32)
     del tr_9
     z_5 = torch.nn.functional.linear(rs_7, transformer_h_1_attn_c_proj_weight, transformer_h_1_attn_c_proj_bias)
@@ -860,20 +884,22 @@ def loss_and_gradients(params, idx, t):
     dtr_9 = (dres_3 @ transformer_h_1_attn_c_proj_weight).reshape(-1, 16, 2, 16)
     dmm_6 = dtr_9.permute(0, 2, 1, 3)
     del dtr_9
-    dh_5 = dmm_6 @ rs_6.permute(0, 2, 3, 1)
-    del rs_6
+    dmm_6_c = dmm_6.contiguous()
+    del dmm_6
+    dh_5 = dmm_6_c @ rs_6_c.mT
+    del rs_6_c
     ds_1 = torch.sum(dh_5 * h_5, dim=3, keepdim=True)
     tmp19 = dh_5
     tmp19 -= ds_1
     tmp19 *= h_5
     tmp19 *= 0.25
     del dh_5, ds_1
-    dsl_5 = ((dmm_6.mT @ h_5).permute(0, 3, 1, 2)).reshape(-1, 16, 32)
-    del h_5, dmm_6
-    dsl_3 = ((tmp19 @ tr_5).permute(0, 2, 1, 3)).reshape(-1, 16, 32)
-    del tr_5
-    drs_4 = (tmp19.mT @ rs_5.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
-    del rs_5, tmp19
+    dsl_5 = ((dmm_6_c.mT @ h_5).permute(0, 3, 1, 2)).reshape(-1, 16, 32)
+    del h_5, dmm_6_c
+    dsl_3 = ((tmp19 @ tr_5_c).permute(0, 2, 1, 3)).reshape(-1, 16, 32)
+    del tr_5_c
+    drs_4 = (tmp19.mT @ rs_5_c).permute(0, 2, 1, 3)
+    del rs_5_c, tmp19
     dsl_4 = drs_4.reshape(-1, 16, 32)
     del drs_4
     dmm_4 = torch.cat([dsl_3, dsl_4, dsl_5], dim=2)
@@ -947,20 +973,22 @@ def loss_and_gradients(params, idx, t):
     dtr_4 = (dres_1 @ transformer_h_0_attn_c_proj_weight).reshape(-1, 16, 2, 16)
     dmm_2 = dtr_4.permute(0, 2, 1, 3)
     del dtr_4
-    dh_1 = dmm_2 @ rs_2.permute(0, 2, 3, 1)
-    del rs_2
+    dmm_2_c = dmm_2.contiguous()
+    del dmm_2
+    dh_1 = dmm_2_c @ rs_2_c.mT
+    del rs_2_c
     ds = torch.sum(dh_1 * h_1, dim=3, keepdim=True)
     tmp20 = dh_1
     tmp20 -= ds
     tmp20 *= h_1
     tmp20 *= 0.25
     del dh_1, ds
-    dsl_2 = ((dmm_2.mT @ h_1).permute(0, 3, 1, 2)).reshape(-1, 16, 32)
-    del h_1, dmm_2
-    dsl = ((tmp20 @ tr).permute(0, 2, 1, 3)).reshape(-1, 16, 32)
-    del tr
-    drs = (tmp20.mT @ rs_1.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
-    del rs_1, tmp20
+    dsl_2 = ((dmm_2_c.mT @ h_1).permute(0, 3, 1, 2)).reshape(-1, 16, 32)
+    del h_1, dmm_2_c
+    dsl = ((tmp20 @ tr_c).permute(0, 2, 1, 3)).reshape(-1, 16, 32)
+    del tr_c
+    drs = (tmp20.mT @ rs_1_c).permute(0, 2, 1, 3)
+    del rs_1_c, tmp20
     dsl_1 = drs.reshape(-1, 16, 32)
     del drs
     dmm = torch.cat([dsl, dsl_1, dsl_2], dim=2)

@@ -241,13 +241,19 @@ def forward(params, x):
     del qkv0
     vh0 = v0.reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
     del v0
-    scores0 = qh0 @ kh0.mT
-    del qh0, kh0
+    qh0_c = qh0.contiguous()
+    del qh0
+    kh0_c = kh0.contiguous()
+    del kh0
+    scores0 = qh0_c @ kh0_c.mT
+    del qh0_c, kh0_c
     scores0 *= 0.3535533905932738
     a0 = torch.softmax(scores0, dim=-1)
     del scores0
-    o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
-    del vh0, a0
+    vh0_c = vh0.contiguous()
+    del vh0
+    o0 = (a0 @ vh0_c).permute(0, 2, 1, 3).reshape(-1, 6, 16)
+    del a0, vh0_c
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
     del o0
     r1_0 = sa0 + x
@@ -337,11 +343,17 @@ def loss_and_gradients(params, x, t):
     del qkv0
     vh0 = v0.reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
     del v0
-    scores0 = qh0 @ kh0.mT
+    qh0_c = qh0.contiguous()
+    del qh0
+    kh0_c = kh0.contiguous()
+    del kh0
+    scores0 = qh0_c @ kh0_c.mT
     scores0 *= 0.3535533905932738
     a0 = torch.softmax(scores0, dim=-1, out=scores0)
     del scores0
-    o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
+    vh0_c = vh0.contiguous()
+    del vh0
+    o0 = (a0 @ vh0_c).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
     r1_0 = sa0
     r1_0 += x
@@ -446,20 +458,22 @@ def loss_and_gradients(params, x, t):
     del o0
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).permute(0, 2, 1, 3)
     del dr1_0
-    da0 = dav0 @ vh0.mT
-    del vh0
+    dav0_c = dav0.contiguous()
+    del dav0
+    da0 = dav0_c @ vh0_c.mT
+    del vh0_c
     ds_a0 = torch.sum(a0 * da0, dim=3, keepdim=True)
     dscores0 = da0
     dscores0 -= ds_a0
     dscores0 *= a0
     dscores0 *= 0.3535533905932738
     del da0, ds_a0
-    dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
-    del a0, dav0
-    dk0 = (dscores0.mT @ qh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
-    del qh0
-    dq0 = (dscores0 @ kh0).permute(0, 2, 1, 3).reshape(-1, 6, 16)
-    del kh0, dscores0
+    dv0 = (a0.mT @ dav0_c).permute(0, 2, 1, 3).reshape(-1, 6, 16)
+    del a0, dav0_c
+    dk0 = (dscores0.mT @ qh0_c).permute(0, 2, 1, 3).reshape(-1, 6, 16)
+    del qh0_c
+    dq0 = (dscores0 @ kh0_c).permute(0, 2, 1, 3).reshape(-1, 6, 16)
+    del kh0_c, dscores0
     dqkv0 = torch.cat([dq0, dk0, dv0], dim=2)
     del dv0, dk0, dq0
     dB0 = torch.sum(dqkv0, dim=(0, 1))

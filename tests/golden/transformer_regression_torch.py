@@ -344,14 +344,18 @@ def forward(params, x):
     del qkv0
     vh0 = v0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v0
+    kh0_c = kh0.contiguous()
+    del kh0
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
-    scores0 = ((1 / 2) * qh0) @ kh0.mT
-    del qh0, kh0
+    scores0 = ((1 / 2) * qh0) @ kh0_c.mT
+    del qh0, kh0_c
     scores0 += mask0
     a0 = torch.softmax(scores0, dim=-1)
     del scores0
-    o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
-    del vh0, a0
+    vh0_c = vh0.contiguous()
+    del vh0
+    o0 = (a0 @ vh0_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    del a0, vh0_c
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
     del o0
     r1_0 = sa0 + x
@@ -400,13 +404,17 @@ def forward(params, x):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v1
-    scores1 = ((1 / 2) * qh1) @ kh1.mT
-    del qh1, kh1
+    kh1_c = kh1.contiguous()
+    del kh1
+    scores1 = ((1 / 2) * qh1) @ kh1_c.mT
+    del qh1, kh1_c
     scores1 += mask0
     a1 = torch.softmax(scores1, dim=-1)
     del scores1
-    o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
-    del vh1, a1
+    vh1_c = vh1.contiguous()
+    del vh1
+    o1 = (a1 @ vh1_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    del a1, vh1_c
     sa1 = torch.nn.functional.linear(o1, Wo1, bo1)
     del o1
     r1_1 = r2_0 + sa1
@@ -499,12 +507,16 @@ def loss_and_gradients(params, x, t):
     del qkv0
     vh0 = v0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v0
+    kh0_c = kh0.contiguous()
+    del kh0
     mask0 = torch.triu(torch.full((8, 8), float("-inf"), dtype=x.dtype, device=x.device), diagonal=1)
-    scores0 = ((1 / 2) * qh0) @ kh0.mT
+    scores0 = ((1 / 2) * qh0) @ kh0_c.mT
     scores0 += mask0
     a0 = torch.softmax(scores0, dim=-1, out=scores0)
     del scores0
-    o0 = (a0 @ vh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    vh0_c = vh0.contiguous()
+    del vh0
+    o0 = (a0 @ vh0_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa0 = torch.nn.functional.linear(o0, Wo0, bo0)
     r1_0 = sa0
     r1_0 += x
@@ -558,11 +570,15 @@ def loss_and_gradients(params, x, t):
     del qkv1
     vh1 = v1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del v1
-    scores1 = ((1 / 2) * qh1) @ kh1.mT
+    kh1_c = kh1.contiguous()
+    del kh1
+    scores1 = ((1 / 2) * qh1) @ kh1_c.mT
     scores1 += mask0
     a1 = torch.softmax(scores1, dim=-1, out=scores1)
     del scores1
-    o1 = (a1 @ vh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    vh1_c = vh1.contiguous()
+    del vh1
+    o1 = (a1 @ vh1_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
     sa1 = torch.nn.functional.linear(o1, Wo1, bo1)
     r1_1 = r2_0
     r1_1 += sa1
@@ -639,20 +655,24 @@ def loss_and_gradients(params, x, t):
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
     del o1
     dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
-    da1 = dav1 @ vh1.mT
-    del vh1
+    dav1_c = dav1.contiguous()
+    del dav1
+    da1 = dav1_c @ vh1_c.mT
+    del vh1_c
     ds_a1 = torch.sum(a1 * da1, dim=3, keepdim=True)
     dscores1 = da1
     dscores1 -= ds_a1
     dscores1 *= a1
     dscores1 *= 1 / 2
     del da1, ds_a1
-    dv1 = (a1.mT @ dav1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
-    del a1, dav1
-    dk1 = (dscores1.mT @ qh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    qh1_c = qh1.contiguous()
     del qh1
-    dq1 = (dscores1 @ kh1).permute(0, 2, 1, 3).reshape(-1, 8, 16)
-    del kh1, dscores1
+    dv1 = (a1.mT @ dav1_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    del a1, dav1_c
+    dk1 = (dscores1.mT @ qh1_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    del qh1_c
+    dq1 = (dscores1 @ kh1_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    del kh1_c, dscores1
     dqkv1 = torch.cat([dq1, dk1, dv1], dim=2)
     del dv1, dk1, dq1
     dB1 = torch.sum(dqkv1, dim=(0, 1))
@@ -723,20 +743,24 @@ def loss_and_gradients(params, x, t):
     del o0
     dav0 = (dr1_0 @ Wo0).reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
     del dr1_0
-    da0 = dav0 @ vh0.mT
-    del vh0
+    dav0_c = dav0.contiguous()
+    del dav0
+    da0 = dav0_c @ vh0_c.mT
+    del vh0_c
     ds_a0 = torch.sum(a0 * da0, dim=3, keepdim=True)
     dscores0 = da0
     dscores0 -= ds_a0
     dscores0 *= a0
     dscores0 *= 1 / 2
     del da0, ds_a0
-    dv0 = (a0.mT @ dav0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
-    del a0, dav0
-    dk0 = (dscores0.mT @ qh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    qh0_c = qh0.contiguous()
     del qh0
-    dq0 = (dscores0 @ kh0).permute(0, 2, 1, 3).reshape(-1, 8, 16)
-    del kh0, dscores0
+    dv0 = (a0.mT @ dav0_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    del a0, dav0_c
+    dk0 = (dscores0.mT @ qh0_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    del qh0_c
+    dq0 = (dscores0 @ kh0_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
+    del kh0_c, dscores0
     dqkv0 = torch.cat([dq0, dk0, dv0], dim=2)
     del dv0, dk0, dq0
     dB0 = torch.sum(dqkv0, dim=(0, 1))
