@@ -3,6 +3,7 @@ double backward (torch.autograd.functional.hvp) in float64, for networks of ever
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,16 @@ def test_the_hessian_free_example_trains_faster_per_step_than_adam(capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["5"]]
     (_, free, adam), = rows
     assert float(free) < 0.1 < float(adam), rows
+
+
+def test_the_torch_hvp_adds_the_product_rules_second_product_into_the_first():
+    """Ȧ·B + A·Ḃ, the product rule's two matrix products, as one call: the second added into the first's array by
+    its GEMM (addmm_), with no array of it and no pass to add them (their agreement: the test above). Attention's
+    batched products are still two."""
+    net, loss, x, t, _ = case("Transformer encoder layer")
+    model = S.from_torch(net.double(), loss, example_inputs=(x,), example_target=t)
+    code = Derivation(model, hvp=True).render("torch")
+    hvp = code[code.index("def hvp("):]
+    assert hvp.count(".addmm_(") >= 8
+    assert not re.search(r"@ \w*weight\w*(\.T)? \+ \(", hvp)
+    assert ".addmm_(" not in Derivation(model, hvp=True).render("numpy")

@@ -15,10 +15,10 @@ from ..declare.trace import fail, running
 from ..graph import Value
 from ..graph.ir import Tensor
 from ..plan.uses import Uses, unused
-from ..program import Statement
+from ..program import Program, Statement, inlinable
 from ..shapes import batch_sized
 from .primitive import primitive, shapes_of
-from .registry import TorchNames, layout_rule
+from .registry import Call, TorchNames, call, layout_rule, lookup, plan_rule
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -461,3 +461,69 @@ def _copy_in_order(uses: Uses, reader: Statement, operand: sp.Symbol, shape: tup
     uses.insert(uses.statements.index(reader), Statement(symbol.name, "rearrange", tensor=tensor, operands=(operand,),
                                                          shape=moved, broadcast_operands=(False,)))
     return symbol
+
+
+# -- torch: a sum of two matrix products as one GEMM that adds into the first (addmm_) -------------------------------
+# A tangent's product rule, Ȧ·B + A·Ḃ, makes such sums everywhere in an HVP: the second product is added into the
+# first's array by the GEMM itself, where it was an array of its own and one more pass to add them.
+def _matrices(printer, statement: Statement, texts: list) -> tuple[str, str] | None:
+    """(left, right) as 2-D matrices whose product is the einsum's result (its rows flattened), or None."""
+    form, shapes = contraction_form(statement.tensor.spec), shapes_of(statement)
+    texts = [printer.parenthesize_operand(e, t) for e, t in zip(statement.operands, texts, strict=True)]
+    if form is None or (form[0] == "matmul" and form[5]):
+        return None
+    if form[0] == "rows":
+        _, operand, weight, transpose = form
+        rows = texts[operand] if len(shapes[operand]) == 2 else f"{texts[operand]}.reshape(-1, {shapes[operand][-1]})"
+        return rows, texts[weight] + (".T" if transpose else "")
+    if form[0] == "matmul":
+        _, left, right, t_left, t_right, _ = form
+        return texts[left] + (".T" if t_left else ""), texts[right] + (".T" if t_right else "")
+    _, left, right = form
+    return (f"{texts[left]}.reshape(-1, {shapes[left][-1]}).T", f"{texts[right]}.reshape(-1, {shapes[right][-1]})")
+
+
+def _torch_sum_of_products(printer, statement, texts, into):
+    """texts: the first product (or its array), then the second's operands."""
+    second = Statement(statement.name, "einsum", tensor=statement.tensor, operands=statement.operands[1:],
+                       shape=statement.shape)
+    left, right = _matrices(printer, second, texts[1:])
+    first = printer.parenthesize_operand(statement.operands[0], texts[0])
+    if len(statement.shape) == 2:
+        return f"{first}.addmm_({left}, {right})"
+    rows = f"{first}.reshape(-1, {statement.shape[-1]})"
+    return f"{rows}.addmm_({left}, {right}).view{printer.dims_text(statement.shape)}"
+
+
+lookup("einsum").calls = {"torch": Call(_torch_sum_of_products)}
+
+
+@plan_rule
+def sums_of_products(uses: Uses, shapes: dict, backend: str) -> Uses:
+    """A + B, A and B matrix products (of any rows) read nowhere else, as one call: B added into A by its GEMM."""
+    if call("einsum", backend) is None:
+        return uses
+    inlined = inlinable(Program(uses.statements, uses.outputs))
+    products = {s.tensor.symbol: s for s in uses.statements if s.kind == "einsum" and s.tensor.symbol in inlined}
+    for statement in list(uses.statements):
+        expr = statement.operands[0] if statement.kind == "map" else statement.expr  # a stored value's, or a line's
+        if statement.kind not in ("expr", "map") or expr is None or not expr.is_Add or len(expr.args) != 2 or \
+                not all(term in products for term in expr.args) or \
+                (statement.kind == "map" and any(statement.broadcast_operands)):
+            continue
+        first, second = sorted(expr.args, key=sp.default_sort_key)
+        if any(shapes.get(term) != tuple(statement.shape) or len(uses.readers(term)) != 1 or
+               any(products[term].broadcast_operands) or _form(products[term]) is None for term in (first, second)):
+            continue
+        made = Statement(statement.name, "call", operands=(first, *products[second].operands), shape=statement.shape,
+                         op="einsum", tensor=products[second].tensor, label=statement.label)
+        uses.statements[uses.statements.index(statement)] = made
+        uses.statements.remove(products.pop(second))
+        uses.rewrite(made, {})
+    return uses
+
+
+def _form(product: Statement):
+    """A product that is one 2-D GEMM once its rows are flattened (not a batch of them); None otherwise."""
+    form = contraction_form(product.tensor.spec)
+    return None if form is None or (form[0] == "matmul" and form[5]) else form
