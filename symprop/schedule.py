@@ -106,7 +106,7 @@ def _fold_stored_temps(operands_of: dict, definitions: dict, temps: dict, output
     def fold(expr):
         return expr.xreplace(names) if expr.free_symbols & names.keys() else expr
 
-    own = {tensor: (temps[temp],) for temp, tensor in folded.items()}
+    own = {tensor: (fold(temps[temp]),) for temp, tensor in folded.items()}  # a stored sum inside the next
     operands_of = {tensor: own.get(tensor) or tuple(fold(op) for op in operands)
                    for tensor, operands in operands_of.items()}
     return (operands_of, {symbol: fold(e) for symbol, e in definitions.items()},

@@ -141,6 +141,46 @@ def test_a_layer_norm_of_a_residual_sum_takes_its_compact_form(tmp_path):
     agree(net, nn.CrossEntropyLoss(), model, tmp_path, (x,), torch.randint(0, 3, (6,)))
 
 
+class PreNormStack(nn.Module):
+    """Four pre-norm blocks, each layer norm's input the sum the block before made (torch.fx reads it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.norms = nn.ModuleList([nn.LayerNorm(6) for _ in range(4)])
+        self.blocks = nn.ModuleList([nn.Linear(6, 6) for _ in range(4)])
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x):
+        for norm, block in zip(self.norms, self.blocks, strict=True):
+            x = x + torch.tanh(block(norm(x)))
+        return self.head(x)
+
+
+class GrowingSums(nn.Module):
+    """Layer norms of sums that each hold the one before (torch.export reads it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1, self.l2, self.l3 = nn.LayerNorm(6), nn.LayerNorm(6), nn.LayerNorm(6)
+        self.a, self.b, self.c, self.head = nn.Linear(6, 6), nn.Linear(6, 6), nn.Linear(6, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        p, q, u = self.a(x), self.b(x), self.c(x)
+        return self.head(self.l1(p + q) + self.l2(p + q + u) + self.l3(p + q + u + x))
+
+
+@pytest.mark.parametrize("net", [PreNormStack, GrowingSums])
+def test_layer_norms_of_nested_sums(net, tmp_path):
+    """A stored sum inside the next stored sum: each is computed under its own name (the code read a name it never
+    defined, and failed)."""
+    torch.manual_seed(0)
+    net = net().double()
+    x, t = torch.randn(5, 6, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), inputs=6) if isinstance(net, PreNormStack) else \
+        S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t)
+    agree(net, nn.MSELoss(), model, tmp_path, (x,), t)
+
+
 def test_transformer_encoder_layer_with_a_causal_mask(tmp_path):
     class Encoder(nn.Module):
         def __init__(self):
