@@ -286,7 +286,8 @@ def test_the_torch_module_runs_torchs_max_pooling():
     body = code[code.index("def loss_and_gradients"):]
     assert body.count("torch.nn.functional.max_pool2d(") == 1
     pair = re.search(r"(\w+) = torch\.nn\.functional\.max_pool2d\(z_conv, 2, return_indices=True\)\n", body).group(1)
-    assert f"= {pair}[0][..., None]" in body and f".scatter_add_(2, {pair}[1].flatten(2), " in body
+    index = re.search(rf"(\w+) = {pair}\[1\]\n", body).group(1)  # read off the pair, which is freed there
+    assert f"= {pair}[0][..., None]" in body and f".scatter_add_(2, {index}.flatten(2), " in body
     assert ".gather(" not in body
     assert not any(word in body for word in ("unfold(", "argmax", "one_hot", "fold("))
 
@@ -479,8 +480,9 @@ def test_numpys_pooling_takes_the_first_arg_max_at_ties_and_nans(window):
                                               for o, (_, s, d), p in zip(offset, window, positions, strict=True)))]
 
     flat = np.stack([entries(offset) for offset in offsets], axis=-1)
-    index = namespace["pool_argmax"](x, window, positions)
+    best, index = namespace["pool_argmax"](x, window, positions)  # the maxima and where they are, in one pass
     assert (index == np.argmax(flat, axis=-1)).all()
+    assert np.array_equal(best, np.max(flat, axis=-1), equal_nan=True)
     assert np.array_equal(namespace["pool_max"](x, window, positions), np.max(flat, axis=-1), equal_nan=True)
     delta = rng.standard_normal(index.shape)
     want = np.zeros_like(x)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import sympy as sp
+
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.module import Module
 from ..declare.options import Table, flag, positive, short
@@ -14,7 +16,7 @@ from ..declare.tensor import SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..graph import Graph, Value
 from ..graph.ir import Tensor
-from ..plan.uses import Uses
+from ..plan.uses import Uses, unused
 from ..program import Statement
 from .conv import built, image_shape, reshaped, spatial, spatial_option
 from .max import reduce_max
@@ -250,11 +252,10 @@ for _dims, _max, _adaptive in ((1, max_pool1d, adaptive_max_pool1d), (2, max_poo
 # -- one call each, where the backend has them: torch's max pooling and its adjoint -----------------------------------
 # Max pooling is derived as windows, a max over each (flattened) window, and for δ the one-hot of its arg-max folded
 # back. Torch's pooling kernel computes the arg-max once, as indices into each channel's plane:
-#   argmax(windows(x))                -> index = F.max_pool2d(x, ..., return_indices=True), in the forward pass: the
-#                                        pair (the maxima, the indices), from one call
-#   top = max(windows(x))             -> index[0], the maxima of that call (or F.max_pool2d(x, ...), where δ is not
-#                                        needed)
-#   fold(δ·onehot(argmax(...)))       -> δ scattered to index[1]
+#   argmax(windows(x)), max(...)      -> pair = F.max_pool2d(x, ..., return_indices=True), in the forward pass: the
+#                                        maxima and the indices, from one call; top = pair[0], index = pair[1]
+#                                        (top alone is F.max_pool2d(x, ...), where δ is not needed)
+#   fold(δ·onehot(argmax(...)))       -> δ scattered to index
 # (no padding and no ceil_mode, which pad the windows' array).
 def _torch_call(printer, statement, texts, into):
     info = statement.tensor
@@ -265,18 +266,18 @@ def _torch_call(printer, statement, texts, into):
     pool = f"torch.nn.functional.max_pool{dims}d"
     if info.key == "forward":  # texts: x
         return printer._call(pool, texts[0], *options) + "[..., None]"
-    if info.key == "index":  # texts: x
+    if info.key == "pair":  # texts: x
         return printer._call(pool, texts[0], *options, "return_indices=True")
-    if info.key == "gather":  # texts: x, index (the pair)
-        return f"{texts[1]}[0][..., None]"
-    channels, *sizes = statement.shape[1:]  # scatter: texts δ, index (the pair)
+    if info.key in ("gather", "index"):  # texts: the pair
+        return f"{texts[0]}[0][..., None]" if info.key == "gather" else f"{texts[0]}[1]"
+    channels, *sizes = statement.shape[1:]  # scatter: texts δ, index
     return f"{texts[0]}.new_zeros(({texts[0]}.shape[0], {channels}, {math.prod(sizes)})).scatter_add_(2, " \
-        f"{texts[1]}[1].flatten(2), {texts[0]}.flatten(2)).view(-1, {', '.join(map(str, statement.shape[1:]))})"
+        f"{texts[1]}.flatten(2), {texts[0]}.flatten(2)).view(-1, {', '.join(map(str, statement.shape[1:]))})"
 
 
-# NumPy has no pooling kernel: each kernel offset's entries of every window are one strided view of x, so the arg-max,
-# the max and the scatter of δ each take one pass per offset over whole planes (a window flattened into a short last
-# axis would be copied, and reduced, arg-maxed and one-hot-encoded four entries at a time).
+# NumPy has no pooling kernel: each kernel offset's entries of every window are one strided view of x, so the arg-max
+# with the max, and the scatter of δ, each take one pass per offset over whole planes (a window flattened into a short
+# last axis would be copied, and reduced, arg-maxed and one-hot-encoded four entries at a time).
 NUMPY_WINDOW_ENTRIES = Helper("window_entries", '''
 def window_entries(x, window, positions):
     """Each kernel offset's entries of every window of x (over its axes after batch and channels), in the order of
@@ -294,8 +295,8 @@ def window_entries(x, window, positions):
 ''')
 NUMPY_POOL_ARGMAX = Helper("pool_argmax", '''
 def pool_argmax(x, window, positions):
-    """Where each window of x has its largest entry (a NaN, if it has one), as the entry's place in the flattened
-    window: the first of equal ones, as np.argmax and torch's max pooling take it (int8 where windows are short)."""
+    """(the largest entry of each window of x, where it is): its place in the flattened window, the first of equal
+    ones, as np.argmax and torch's max pooling take it (int8 where windows are short); a NaN, if a window has one."""
     entries = window_entries(x, window, positions)
     small = np.int8 if len(entries) < 128 else np.int64  # a short index: fewer bytes to move
     best, index = entries[0].copy(), np.zeros(entries[0].shape, dtype=small)
@@ -308,7 +309,7 @@ def pool_argmax(x, window, positions):
             first = np.isnan(entry) & ~found
             np.putmask(index, first, k)
             found |= first
-    return index
+    return best, index
 ''')
 NUMPY_POOL_MAX = Helper("pool_max", '''
 def pool_max(x, window, positions):
@@ -337,12 +338,14 @@ def pool_scatter(delta, index, window, shape):
 def _numpy_call(printer, statement, texts, into):
     info = statement.tensor
     positions = tuple(statement.shape[2:2 + len(info.window)])
-    if info.key in ("forward", "gather"):  # texts: x (and the index, whose max this is)
+    if info.key == "forward":  # texts: x
         printer.use(NUMPY_WINDOW_ENTRIES)
         return f"{printer.use(NUMPY_POOL_MAX)}({texts[0]}, {info.window}, {positions})[..., None]"
-    if info.key == "index":  # texts: x
+    if info.key == "pair":  # texts: x; the maxima and the arg-max, from one pass over the windows
         printer.use(NUMPY_WINDOW_ENTRIES)
         return f"{printer.use(NUMPY_POOL_ARGMAX)}({texts[0]}, {info.window}, {positions})"
+    if info.key in ("gather", "index"):  # texts: the pair
+        return f"{texts[0]}[0][..., None]" if info.key == "gather" else f"{texts[0]}[1]"
     printer.use(NUMPY_WINDOW_ENTRIES)  # scatter: texts δ, index
     shape = f"({texts[1]}.shape[0], {', '.join(map(str, statement.shape[1:]))})"
     return f"{printer.use(NUMPY_POOL_SCATTER)}({texts[0]}, {texts[1]}, {info.window}, {shape})"
@@ -373,10 +376,12 @@ def max_pool_calls(uses: Uses, shapes: dict, backend: str) -> Uses:
             continue
         if not _only_routed(uses, arg.symbol):  # the arg-max read otherwise too (a second-order product's): as derived
             continue
-        index = _replace(uses, arg, (x,), windows, "index")
+        pair = _pair(uses, arg, x, windows, shapes)  # one call: the maxima and the arg-max, read off at once
+        uses.insert(uses.statements.index(statement), pair)
+        top = _replace(uses, statement, (pair.symbol,), windows, "gather")
+        index = _replace(uses, arg, (pair.symbol,), windows, "index")
         uses.statements.remove(index)
-        uses.insert(uses.statements.index(statement), index)
-        _replace(uses, statement, (x, index.symbol), windows, "gather")
+        uses.insert(uses.statements.index(top) + 1, index)  # the pair freed here: its maxima live on as top alone
         for fold in [s for s in uses.statements if s.kind == "fold"]:
             cotangent = _routed(fold, arg.symbol, made, replaced)
             if cotangent is not None:
@@ -426,6 +431,15 @@ def _routed(fold, arg, made: dict, replaced: set):
         return None
     replaced.update({split.symbol, onehots[0]})
     return next(f for f in factors if f is not onehots[0])
+
+
+def _pair(uses: Uses, arg, x, windows, shapes: dict) -> Statement:
+    """A statement that pools x once, into the pair (maxima, arg-max): named after the arg-max's statement."""
+    symbol = sp.Symbol(unused(f"{arg.name}_pair", {s.name for s in uses.statements}), real=True)
+    shapes[symbol] = tuple(arg.shape)
+    info = Tensor(symbol, tuple(arg.shape), "max_pool", window=windows.tensor.window, key="pair")
+    return Statement(symbol.name, "call", operands=(x,), shape=arg.shape, op=f"max_pool{len(windows.tensor.window)}d",
+                     tensor=info)
 
 
 def _replace(uses: Uses, statement, operands: tuple, windows, key: str):

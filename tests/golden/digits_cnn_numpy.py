@@ -174,8 +174,8 @@ def _add_windows(out, windows, axes, window):
 
 
 def pool_argmax(x, window, positions):
-    """Where each window of x has its largest entry (a NaN, if it has one), as the entry's place in the flattened
-    window: the first of equal ones, as np.argmax and torch's max pooling take it (int8 where windows are short)."""
+    """(the largest entry of each window of x, where it is): its place in the flattened window, the first of equal
+    ones, as np.argmax and torch's max pooling take it (int8 where windows are short); a NaN, if a window has one."""
     entries = window_entries(x, window, positions)
     small = np.int8 if len(entries) < 128 else np.int64  # a short index: fewer bytes to move
     best, index = entries[0].copy(), np.zeros(entries[0].shape, dtype=small)
@@ -188,7 +188,7 @@ def pool_argmax(x, window, positions):
             first = np.isnan(entry) & ~found
             np.putmask(index, first, k)
             found |= first
-    return index
+    return best, index
 
 
 def pool_scatter(delta, index, window, shape):
@@ -531,8 +531,10 @@ def loss_and_gradients(params, x, t, buffers=None):
     del xhat2
     h3 = np.maximum(h2, 0, out=h2)
     del h2
-    arg_top4 = pool_argmax(h3, ((2, 2, 1), (2, 2, 1)), (4, 4))
-    top4 = pool_max(h3, ((2, 2, 1), (2, 2, 1)), (4, 4))[..., None]
+    arg_top4_pair = pool_argmax(h3, ((2, 2, 1), (2, 2, 1)), (4, 4))
+    top4 = arg_top4_pair[0][..., None]
+    arg_top4 = arg_top4_pair[1]
+    del arg_top4_pair
     h4 = top4.reshape(-1, 8, 4, 4)
     del top4
     padded_2 = np.pad(h4, ((0, 0), (0, 0), (1, 1), (0, 0)))
@@ -546,8 +548,10 @@ def loss_and_gradients(params, x, t, buffers=None):
     z5 += bcol5
     h6 = np.maximum(z5, 0, out=z5)
     del z5
-    arg_top7 = pool_argmax(h6, ((2, 2, 1), (2, 2, 1)), (2, 2))
-    top7 = pool_max(h6, ((2, 2, 1), (2, 2, 1)), (2, 2))[..., None]
+    arg_top7_pair = pool_argmax(h6, ((2, 2, 1), (2, 2, 1)), (2, 2))
+    top7 = arg_top7_pair[0][..., None]
+    arg_top7 = arg_top7_pair[1]
+    del arg_top7_pair
     h7 = top7.reshape(-1, 16, 2, 2)
     del top7
     rs8 = h7.reshape(-1, 64)

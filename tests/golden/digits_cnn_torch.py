@@ -391,15 +391,19 @@ def loss_and_gradients(params, x, t, buffers=None):
     del xhat2
     h3 = torch.clamp_(h2, min=0)
     del h2
-    arg_top4 = torch.nn.functional.max_pool2d(h3, 2, return_indices=True)
-    top4 = arg_top4[0][..., None]
+    arg_top4_pair = torch.nn.functional.max_pool2d(h3, 2, return_indices=True)
+    top4 = arg_top4_pair[0][..., None]
+    arg_top4 = arg_top4_pair[1]
+    del arg_top4_pair
     h4 = top4.reshape(-1, 8, 4, 4)
     del top4
     z5 = torch.nn.functional.conv2d(h4, w5, b5, padding=1)
     h6 = torch.clamp_(z5, min=0)
     del z5
-    arg_top7 = torch.nn.functional.max_pool2d(h6, 2, return_indices=True)
-    top7 = arg_top7[0][..., None]
+    arg_top7_pair = torch.nn.functional.max_pool2d(h6, 2, return_indices=True)
+    top7 = arg_top7_pair[0][..., None]
+    arg_top7 = arg_top7_pair[1]
+    del arg_top7_pair
     h7 = top7.reshape(-1, 16, 2, 2)
     del top7
     rs8 = h7.reshape(-1, 64)
@@ -424,7 +428,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     del dh7
     dh6 = (
         dtop7.new_zeros((dtop7.shape[0], 16, 16))
-        .scatter_add_(2, arg_top7[1].flatten(2), dtop7.flatten(2))
+        .scatter_add_(2, arg_top7.flatten(2), dtop7.flatten(2))
         .view(-1, 16, 4, 4)
     )
     del arg_top7, dtop7
@@ -445,7 +449,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     del dh4
     dh3 = (
         dtop4.new_zeros((dtop4.shape[0], 8, 64))
-        .scatter_add_(2, arg_top4[1].flatten(2), dtop4.flatten(2))
+        .scatter_add_(2, arg_top4.flatten(2), dtop4.flatten(2))
         .view(-1, 8, 8, 8)
     )
     del arg_top4, dtop4

@@ -152,8 +152,8 @@ def _add_windows(out, windows, axes, window):
 
 
 def pool_argmax(x, window, positions):
-    """Where each window of x has its largest entry (a NaN, if it has one), as the entry's place in the flattened
-    window: the first of equal ones, as np.argmax and torch's max pooling take it (int8 where windows are short)."""
+    """(the largest entry of each window of x, where it is): its place in the flattened window, the first of equal
+    ones, as np.argmax and torch's max pooling take it (int8 where windows are short); a NaN, if a window has one."""
     entries = window_entries(x, window, positions)
     small = np.int8 if len(entries) < 128 else np.int64  # a short index: fewer bytes to move
     best, index = entries[0].copy(), np.zeros(entries[0].shape, dtype=small)
@@ -166,7 +166,7 @@ def pool_argmax(x, window, positions):
             first = np.isnan(entry) & ~found
             np.putmask(index, first, k)
             found |= first
-    return index
+    return best, index
 
 
 def pool_scatter(delta, index, window, shape):
@@ -371,8 +371,10 @@ def loss_and_gradients(params, x, t):
     z += bcol
     h = np.maximum(z, 0, out=z)
     del z
-    arg_top = pool_argmax(h, ((2, 2, 1), (2, 2, 1)), (14, 14))
-    top = pool_max(h, ((2, 2, 1), (2, 2, 1)), (14, 14))[..., None]
+    arg_top_pair = pool_argmax(h, ((2, 2, 1), (2, 2, 1)), (14, 14))
+    top = arg_top_pair[0][..., None]
+    arg_top = arg_top_pair[1]
+    del arg_top_pair
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
     win_1_1 = np.lib.stride_tricks.sliding_window_view(h_1, (5, 5), axis=(2, 3))
@@ -388,8 +390,10 @@ def loss_and_gradients(params, x, t):
     z_1 += bcol_1
     h_2 = np.maximum(z_1, 0, out=z_1)
     del z_1
-    arg_top_1 = pool_argmax(h_2, ((2, 2, 1), (2, 2, 1)), (5, 5))
-    top_1 = pool_max(h_2, ((2, 2, 1), (2, 2, 1)), (5, 5))[..., None]
+    arg_top_1_pair = pool_argmax(h_2, ((2, 2, 1), (2, 2, 1)), (5, 5))
+    top_1 = arg_top_1_pair[0][..., None]
+    arg_top_1 = arg_top_1_pair[1]
+    del arg_top_1_pair
     h_3 = top_1.reshape(-1, 16, 5, 5)
     del top_1
     rs = h_3.reshape(-1, 400)

@@ -259,15 +259,19 @@ def loss_and_gradients(params, x, t):
     z = torch.nn.functional.conv2d(x, conv1_weight, conv1_bias)
     h = torch.clamp_(z, min=0)
     del z
-    arg_top = torch.nn.functional.max_pool2d(h, 2, return_indices=True)
-    top = arg_top[0][..., None]
+    arg_top_pair = torch.nn.functional.max_pool2d(h, 2, return_indices=True)
+    top = arg_top_pair[0][..., None]
+    arg_top = arg_top_pair[1]
+    del arg_top_pair
     h_1 = top.reshape(-1, 6, 14, 14)
     del top
     z_1 = torch.nn.functional.conv2d(h_1, conv2_weight, conv2_bias)
     h_2 = torch.clamp_(z_1, min=0)
     del z_1
-    arg_top_1 = torch.nn.functional.max_pool2d(h_2, 2, return_indices=True)
-    top_1 = arg_top_1[0][..., None]
+    arg_top_1_pair = torch.nn.functional.max_pool2d(h_2, 2, return_indices=True)
+    top_1 = arg_top_1_pair[0][..., None]
+    arg_top_1 = arg_top_1_pair[1]
+    del arg_top_1_pair
     h_3 = top_1.reshape(-1, 16, 5, 5)
     del top_1
     rs = h_3.reshape(-1, 400)
@@ -310,7 +314,7 @@ def loss_and_gradients(params, x, t):
     del dh_3
     dh_2 = (
         dtop_1.new_zeros((dtop_1.shape[0], 16, 100))
-        .scatter_add_(2, arg_top_1[1].flatten(2), dtop_1.flatten(2))
+        .scatter_add_(2, arg_top_1.flatten(2), dtop_1.flatten(2))
         .view(-1, 16, 10, 10)
     )
     del arg_top_1, dtop_1
@@ -326,9 +330,7 @@ def loss_and_gradients(params, x, t):
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
     del dh_1
     dh = (
-        dtop.new_zeros((dtop.shape[0], 6, 784))
-        .scatter_add_(2, arg_top[1].flatten(2), dtop.flatten(2))
-        .view(-1, 6, 28, 28)
+        dtop.new_zeros((dtop.shape[0], 6, 784)).scatter_add_(2, arg_top.flatten(2), dtop.flatten(2)).view(-1, 6, 28, 28)
     )
     del arg_top, dtop
     dz = dh
