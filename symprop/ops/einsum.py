@@ -503,8 +503,7 @@ def sums_of_products(uses: Uses, shapes: dict, backend: str) -> Uses:
     """A + B, A and B matrix products (of any rows) read nowhere else, as one call: B added into A by its GEMM."""
     if call("einsum", backend) is None:
         return uses
-    inlined = inlinable(Program(uses.statements, uses.outputs))
-    products = {s.tensor.symbol: s for s in uses.statements if s.kind == "einsum" and s.tensor.symbol in inlined}
+    products = inlined_products(uses)
     for statement in list(uses.statements):
         expr = statement.operands[0] if statement.kind == "map" else statement.expr  # a stored value's, or a line's
         if statement.kind not in ("expr", "map") or expr is None or not expr.is_Add or len(expr.args) != 2 or \
@@ -521,6 +520,12 @@ def sums_of_products(uses: Uses, shapes: dict, backend: str) -> Uses:
         uses.statements.remove(products.pop(second))
         uses.rewrite(made, {})
     return uses
+
+
+def inlined_products(uses: Uses) -> dict:
+    """The matrix products that their one reader computes inline, by their symbols: what a call can take over."""
+    inlined = inlinable(Program(uses.statements, uses.outputs))
+    return {s.tensor.symbol: s for s in uses.statements if s.kind == "einsum" and s.tensor.symbol in inlined}
 
 
 def _form(product: Statement):

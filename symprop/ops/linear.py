@@ -14,8 +14,8 @@ from ..declare.trace import fail, running
 from ..errors import SymPropError
 from ..graph import Graph, Value
 from ..plan.uses import Uses
-from ..program import Program, Statement, inlinable
-from .einsum import contraction_form
+from ..program import Statement
+from .einsum import contraction_form, inlined_products
 from .registry import Call, TorchNames, call, defop, plan_rule
 
 
@@ -123,8 +123,7 @@ def one_call(uses: Uses, shapes: dict, backend: str) -> Uses:
     """A product of an array and a weight's transpose, plus a bias vector, read once, as the backend's one call."""
     if call("linear", backend) is None:
         return uses
-    inlined = inlinable(Program(uses.statements, uses.outputs))
-    products = {s.tensor.symbol: s for s in uses.statements if s.kind == "einsum" and s.tensor.symbol in inlined}
+    products = inlined_products(uses)
     for statement in list(uses.statements):
         operands = _linear_operands(statement, products, shapes)
         if operands is not None:
