@@ -466,12 +466,11 @@ def _copy_in_order(uses: Uses, reader: Statement, operand: sp.Symbol, shape: tup
 # -- torch: a sum of two matrix products as one GEMM that adds into the first (addmm_) -------------------------------
 # A tangent's product rule, Ȧ·B + A·Ḃ, makes such sums everywhere in an HVP: the second product is added into the
 # first's array by the GEMM itself, where it was an array of its own and one more pass to add them.
-def _matrices(printer, statement: Statement, texts: list) -> tuple[str, str] | None:
-    """(left, right) as 2-D matrices whose product is the einsum's result (its rows flattened), or None."""
-    form, shapes = contraction_form(statement.tensor.spec), shapes_of(statement)
-    texts = [printer.parenthesize_operand(e, t) for e, t in zip(statement.operands, texts, strict=True)]
-    if form is None or (form[0] == "matmul" and form[5]):
-        return None
+def _matrices(printer, tensor, operands: tuple, texts: list) -> tuple[str, str]:
+    """(left, right): a product's operands as 2-D matrices whose product is its result with its rows flattened (a
+    product `_form` takes)."""
+    form, shapes = _form(tensor), [value.shape for value in tensor.operands]
+    texts = [printer.parenthesize_operand(e, t) for e, t in zip(operands, texts, strict=True)]
     if form[0] == "rows":
         _, operand, weight, transpose = form
         rows = texts[operand] if len(shapes[operand]) == 2 else f"{texts[operand]}.reshape(-1, {shapes[operand][-1]})"
@@ -485,9 +484,7 @@ def _matrices(printer, statement: Statement, texts: list) -> tuple[str, str] | N
 
 def _torch_sum_of_products(printer, statement, texts, into):
     """texts: the first product (or its array), then the second's operands."""
-    second = Statement(statement.name, "einsum", tensor=statement.tensor, operands=statement.operands[1:],
-                       shape=statement.shape)
-    left, right = _matrices(printer, second, texts[1:])
+    left, right = _matrices(printer, statement.tensor, statement.operands[1:], texts[1:])
     first = printer.parenthesize_operand(statement.operands[0], texts[0])
     if len(statement.shape) == 2:
         return f"{first}.addmm_({left}, {right})"
@@ -512,7 +509,8 @@ def sums_of_products(uses: Uses, shapes: dict, backend: str) -> Uses:
             continue
         first, second = sorted(expr.args, key=sp.default_sort_key)
         if any(shapes.get(term) != tuple(statement.shape) or len(uses.readers(term)) != 1 or
-               any(products[term].broadcast_operands) or _form(products[term]) is None for term in (first, second)):
+               any(products[term].broadcast_operands) or _form(products[term].tensor) is None
+               for term in (first, second)):
             continue
         made = Statement(statement.name, "call", operands=(first, *products[second].operands), shape=statement.shape,
                          op="einsum", tensor=products[second].tensor, label=statement.label)
@@ -528,7 +526,8 @@ def inlined_products(uses: Uses) -> dict:
     return {s.tensor.symbol: s for s in uses.statements if s.kind == "einsum" and s.tensor.symbol in inlined}
 
 
-def _form(product: Statement):
-    """A product that is one 2-D GEMM once its rows are flattened (not a batch of them); None otherwise."""
-    form = contraction_form(product.tensor.spec)
+def _form(tensor: Tensor):
+    """A product's contraction form where it is one 2-D GEMM once its rows are flattened (not a batch of them); None
+    otherwise."""
+    form = contraction_form(tensor.spec)
     return None if form is None or (form[0] == "matmul" and form[5]) else form

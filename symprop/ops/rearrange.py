@@ -28,7 +28,7 @@ def _vjp(graph, tensor, cotangent, needed):
 
 def _code(permute: str, contiguous: str = "np.ascontiguousarray({})"):
     """NumPy's and torch's: .reshape, then .transpose (numpy) or .permute (torch), then .reshape, each where needed;
-    copied into an array of its own in that order where the plan says (key "contiguous": einsum's plan rule)."""
+    copied into an array of its own in that order where the plan says (key "contiguous": einsum's layout rule)."""
 
     def spell(printer, statement, texts):
         tensor, text = statement.tensor, texts[0]
