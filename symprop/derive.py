@@ -33,6 +33,7 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
     live = _depends_on(forward, set(wrt))
     # tensor -> {shape the contribution has before broadcasting is undone: [terms]}
     contributions: dict[Tensor, dict[tuple, list[sp.Expr]]] = defaultdict(lambda: defaultdict(list))
+    read_back = {t.symbol: t.read_back_as for t in forward if t.read_back_as is not None}
 
     def push(operand: Value, cotangent: Value, stored: Tensor | None = None) -> None:
         """The chain rule through one fused expression, into each tensor it reads. When the expression
@@ -42,6 +43,7 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
             local = derivative(operand.expr, symbol)
             if stored is not None:
                 local = replace_structurally(local, operand.expr, stored.symbol)
+            local = local.xreplace(read_back) if read_back else local
             if tensor in live and local != 0 and cotangent.expr != 0:
                 contributions[tensor][operand.shape].append(cotangent.expr * local)
                 graph.chain.setdefault(symbol, []).append((operand.expr, cotangent.expr, local))
@@ -57,7 +59,8 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
                     if shape == tensor.shape:
                         return made
                     return Value(reduce_sum(graph, made, tensor.shape, stem=f"d{tensor.name}").expr, tensor.shape)
-        parts = [reduce_sum(graph, Value(tidy(sp.Add(*terms)), shape), tensor.shape, stem=f"d{tensor.name}")
+        parts = [reduce_sum(graph, Value(tidy(sp.Add(*terms)), shape), tensor.shape, stem=f"d{tensor.name}",
+                            whole=True)
                  for shape, terms in contributions.pop(tensor).items()]
         if len(parts) == 1:
             return Value(parts[0].expr, tensor.shape)

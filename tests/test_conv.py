@@ -370,13 +370,16 @@ def test_a_grouped_convolution_runs_torchs_kernels_too():
 
 def test_batch_norms_delta_reads_as_the_books_three_terms():
     """Σ (x − μ) = 0 over the batch and positions, as over a layer norm's axis: δ = γ·rstd·(h̄ − x̂·Σ(h̄·x̂)/M −
-    Σh̄/M), one line, where it was x̄c, then x̄c − Σx̄c/M."""
+    Σh̄/M), one line, where it was x̄c, then x̄c − Σx̄c/M. It reads x̂, not x − μ: the backward pass keeps x̂ alone,
+    and each Σ is named as the part of a cotangent it is (sum_drstd: σ⁻¹·δσ⁻¹ = Σ(h̄·x̂))."""
     model = S.Model(Body(lambda net, x: net.norm(net.conv(x)), 2 * 4 * 4,
                          {"conv": S.Conv2d(1, 2, 3, bias=False), "norm": S.BatchNorm2d(2)}),
                     S.MSELoss(), inputs={"x": (1, 6, 6)})
     steps = S.derive_network(model).steps()
     assert "dxc_norm" not in steps
-    assert all(steps["dz_conv"].has(sp.Symbol(name, real=True)) for name in ("dh_norm", "drstd_norm", "dsum_norm"))
+    assert all(steps["dz_conv"].has(sp.Symbol(name, real=True))
+               for name in ("dh_norm", "xhat_norm", "sum_drstd_norm", "sum_dsum_norm"))
+    assert not any(step.has(sp.Symbol("xc_norm", real=True)) for name, step in steps.items() if name.startswith("d"))
 
 
 def batch_norm_net(momentum):

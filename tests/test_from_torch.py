@@ -133,8 +133,10 @@ def test_a_layer_norm_of_a_residual_sum_takes_its_compact_form(tmp_path):
                          example_target=torch.randint(0, 3, (5,)))
     code = S.Derivation(model).render("numpy")
     closed = code[code.index("Closed forms"):code.index('"""', code.index("Closed forms"))].splitlines()
-    sums = [line for line in closed if line.lstrip().startswith("dsum_")]
+    sums = [line for line in closed if line.lstrip().startswith("sum_dsum_")]
     assert len(sums) == 2 and not any("dxc" in line for line in sums), sums
+    backward = [line for line in closed if line.lstrip().startswith("d")]
+    assert not any(re.search(r"\bxc_", line) for line in backward), backward  # it reads x̂: the code keeps x̂
     assert "    res_1 = res + z_1" in closed
     assert not [line for line in closed if re.fullmatch(r"\s+\w+ = tmp\d+", line)]
     x = torch.randn(6, 4, dtype=torch.float64)

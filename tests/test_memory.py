@@ -97,7 +97,7 @@ def test_softmax_backward_reads_the_probabilities_only(build):
 
     numpy_module, _ = build(encoder_model())
     code = [line.strip() for line in inspect.getsource(numpy_module.loss_and_gradients).splitlines()]
-    assert 'ds_a0 = np.einsum("ijkl,ijkl->ijk", a0, da0)[..., None]' in code
+    assert 'sum_ds_a0 = np.einsum("ijkl,ijkl->ijk", a0, da0)[..., None]' in code
     freed = next(i for i, line in enumerate(code) if line.startswith("del ") and "s_a0" in line.split())
     assert freed < next(i for i, line in enumerate(code) if line.startswith("dz"))
 

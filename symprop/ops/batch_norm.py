@@ -39,6 +39,8 @@ def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, nam
     tag = name[1:] if name[0] == "h" else "_" + name
     kept = tuple(d if a == 1 else 1 for a, d in enumerate(x.shape))
     if mean is None:  # the batch's: sums over every axis but the channels', M entries each
+        if not x.expr.is_Symbol:  # a sum (a convolution and its bias) is stored, so that Σ(x − μ) = 0 is seen
+            x = g.stored(x, f"x{tag}")
         count = sp.Mul(*(d for a, d in enumerate(x.shape) if a != 1))
         total = reduce_sum(g, x, kept, stem=f"sum{tag}")
         centred = Value(x.expr - total.expr / count, x.shape)
@@ -56,7 +58,12 @@ def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, nam
         column = per_channel(g, variance, ndim, f"rv{tag}")
         shifted = Value(column.expr + sp.Float(eps), column.shape)
     rstd = g.named(Value(1 / sp.sqrt(shifted.expr), shifted.shape), f"rstd{tag}")
-    return scaled_per_channel(g, g.named(Value(centred.expr * rstd.expr, x.shape), f"xhat{tag}"), affine, name)
+    normed = g.named(Value(centred.expr * rstd.expr, x.shape), f"xhat{tag}")
+    zero = g.tensor(centred.expr).zero_sum_axis
+    if zero is not None:  # the backward pass reads x − μ as x̂/σ⁻¹: it keeps x̂, and Σ x̂ = 0 per channel too
+        g.tensor(centred.expr).read_back_as = normed.expr / rstd.expr
+        g.tensor(normed.expr).zero_sum_axis = zero
+    return scaled_per_channel(g, normed, affine, name)
 
 
 @state_rule

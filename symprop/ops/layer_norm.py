@@ -12,7 +12,10 @@ from ..declare.tensor import Parameter, SymbolicTensor, as_value, shape_text
 from ..declare.trace import fail, running
 from ..errors import SymPropError
 from ..graph import Graph, Value
-from .registry import TorchNames, defop
+from ..graph.ir import Tensor
+from ..plan.uses import Uses, unused
+from ..program import Statement
+from .registry import Call, TorchNames, call, defop, lookup, plan_rule
 from .sum import reduce_sum
 
 
@@ -24,7 +27,7 @@ def layer_norm_graph(g: Graph, value: Value, eps: float, affine, name: str) -> V
     width = value.shape[-1]
     kept = value.shape[:-1] + (1,)
     if not value.expr.is_Symbol:  # a sum of arrays (a residual) is stored: its δ, read by both of its terms, too
-        value = g.named(value, f"x_{name}")
+        value = g.stored(value, f"x_{name}")
     mean = reduce_sum(g, value, kept, stem=f"sum_{name}")
     centred = Value(value.expr - mean.expr / width, value.shape)
     sums_to_zero = reduce_sum(g, centred, kept).expr == 0  # Σ_e (x − Σx/E) = Σx − Σx, found by reduce_sum
@@ -35,6 +38,9 @@ def layer_norm_graph(g: Graph, value: Value, eps: float, affine, name: str) -> V
     shifted_variance = g.named(Value(variance.expr / width + sp.Float(eps), kept), f"var_{name}")
     rstd = g.named(Value(1 / sp.sqrt(shifted_variance.expr), kept), f"rstd_{name}")
     normed = g.named(Value(centred.expr * rstd.expr, value.shape), f"xhat_{name}")
+    if sums_to_zero:  # the backward pass reads x − μ as x̂/σ⁻¹: it keeps x̂, and Σ_e x̂ = 0 too
+        g.tensor(centred.expr).read_back_as = normed.expr / rstd.expr
+        g.tensor(normed.expr).zero_sum_axis = len(value.shape) - 1
     if affine is None:
         return normed
     weight, bias = (part() if callable(part) else part for part in affine)  # either may be None (no bias)
@@ -126,3 +132,74 @@ TORCH = TorchNames(("torch.nn.functional.layer_norm",), (), "LayerNorm",
 defop("layer_norm", torch=TORCH, layer=LayerNorm, functional=functional, init_doc="LayerNorm ones and zeros",
       front={"aten.layer_norm.default": lambda input, normalized_shape, weight=None, bias=None, eps=1e-5,
              cudnn_enable=True: functional(input, normalized_shape, weight, bias, eps)})
+
+
+# -- one call, where the backend has one -------------------------------------------------------------------------------
+# The forward pass's steps of a layer norm, Σx, x − μ, Σ(x − μ)², σ² + ε, σ⁻¹ and x̂, are one pass of torch's kernel:
+#   ln = torch.native_layer_norm(x, (E,), None, None, ε)    (x̂, μ and σ⁻¹, at once)
+#   xhat = ln[0], rstd = ln[2]                               (what the backward pass and the affine map read)
+def _torch_call(printer, statement, texts, into):
+    info = statement.tensor
+    if info.key == "pair":  # texts: x
+        return f"{printer._module_format('torch.native_layer_norm')}({texts[0]}, ({statement.shape[-1]},), None, " \
+            f"None, {info.data[0]!r})"
+    return f"{texts[0]}[{0 if info.key == 'normed' else 2}]"  # texts: the pair
+
+
+lookup("layer_norm").calls = {"torch": Call(_torch_call)}
+
+
+@plan_rule
+def one_call(uses: Uses, shapes: dict, backend: str) -> Uses:
+    """The steps of a layer norm's forward pass, up to x̂ and σ⁻¹, as the backend's one call, where nothing else
+    reads the steps between (a second-order product's tangents read x − μ: there, as derived)."""
+    if call("layer_norm", backend) is None:
+        return uses
+    for total in [s for s in uses.statements if s.kind == "sum"]:
+        steps = _steps(uses, total, shapes)
+        if steps is None:
+            continue
+        x, centred, squares, variance, rstd, normed, eps = steps
+        stem = "ln" + normed.name[4:] if normed.name.startswith("xhat") else f"{normed.name}_ln"  # xhat_h: ln_h
+        symbol = sp.Symbol(unused(stem, {s.name for s in uses.statements}), real=True)
+        shapes[symbol] = normed.shape
+        pair = Statement(symbol.name, "call", operands=(x,), shape=normed.shape, op="layer_norm",
+                         tensor=Tensor(symbol, tuple(normed.shape), "layer_norm", key="pair", data=(eps,)))
+        made = [pair] + [Statement(s.name, "call", operands=(symbol,), shape=s.shape, op="layer_norm", label=s.label,
+                                   tensor=Tensor(s.symbol, tuple(s.shape), "layer_norm", key=key))
+                         for s, key in ((normed, "normed"), (rstd, "rstd"))]
+        where = uses.statements.index(total)
+        group = {id(s) for s in (total, centred, squares, variance, rstd, normed)}
+        rest = [s for s in uses.statements if id(s) not in group]
+        uses = Uses(rest[:where] + made + rest[where:], uses.outputs)
+    return uses
+
+
+def _steps(uses: Uses, total: Statement, shapes: dict):
+    """(x, x − μ, Σ(x − μ)², σ² + ε, σ⁻¹, x̂, ε): the statements a layer norm's forward pass makes from the sum
+    `total` of x over its last axis, each read by the next alone; None where they are not that."""
+    x, shape = total.operands[0], total.shape
+    if not x.is_Symbol or len(shape) < 2 or shape[-1] != 1 or total.tensor.axes != (len(shape) - 1,):
+        return None
+    width = shapes.get(x, ())[-1:]
+    if not width or not isinstance(width[0], int):
+        return None
+
+    def only_reader(statement, kind, definition):
+        readers = uses.readers(statement.symbol)
+        return readers[0] if len(readers) == 1 and readers[0].kind == kind and (
+            definition(readers[0].operands[0])) else None
+
+    centred = only_reader(total, "map", lambda e: e == x - total.symbol / width[0])
+    readers = uses.readers(centred.symbol) if centred is not None else []
+    squares = next((r for r in readers if r.kind == "sum" and r.operands[0] == centred.symbol ** 2 and
+                    r.tensor.axes == total.tensor.axes), None)
+    normed = next((r for r in readers if r.kind == "map"), None)
+    if len(readers) != 2 or squares is None or normed is None:
+        return None
+    variance = only_reader(squares, "map", lambda e: (e - squares.symbol / width[0]).is_Float)
+    rstd = variance and only_reader(variance, "map", lambda e: e == 1 / sp.sqrt(variance.symbol))
+    if rstd is None or normed.operands[0] != rstd.symbol * centred.symbol:
+        return None
+    eps = float(variance.operands[0] - squares.symbol / width[0])
+    return x, centred, squares, variance, rstd, normed, eps

@@ -28,10 +28,12 @@ SUMS_TO_ZERO = define(
     r"$\sigma^{{-1}} = 1/\sqrt{{\sigma^{{2}} + \epsilon}}$ and $\hat{{x}} = \tilde{{x}} \odot \sigma^{{-1}}$.")
 
 
-def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") -> Value:
+def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s", whole: bool = False) -> Value:
     """Σ of `value` over the axes that `out_shape` drops (leading) or keeps as 1.
 
-    `out_shape` aligns with value.shape on the right, as in NumPy broadcasting.
+    `out_shape` aligns with value.shape on the right, as in NumPy broadcasting. `whole`: `stem` names the whole
+    result (a cotangent: dz is ∂L/∂z), so a sum that leaves an array outside it (σ⁻¹·Σ δx̂) is a part of it,
+    named sum_<stem>.
     """
     ndim = len(value.shape)
     dropped = set(range(ndim - len(out_shape)))
@@ -79,7 +81,8 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s") ->
             attrs = dict(operands=(Value(inside, inside_shape),), axes=axes)
             if dry_run and not graph.has(result_shape, "sum", **attrs):
                 return None
-            summed = graph.interned(stem, result_shape, "sum", **attrs).expr
+            partial = whole and any(not factor.is_number for factor in outside)
+            summed = graph.interned(f"sum_{stem}" if partial else stem, result_shape, "sum", **attrs).expr
         return sp.Mul(count, *outside, summed)
 
     # Σ(a + b) = Σa + Σb when every part is known (a count, Σ_k t_k = 1, or a sum already made):

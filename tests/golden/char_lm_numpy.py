@@ -100,31 +100,31 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db5 = sum(dz5, axis=(0, 1))
     dh4_mm5 = dz5 @ w5
     dxhat_h4 = dh4_mm5*g4
-    drstd_h4 = sum(dxhat_h4*xc_h4, axis=2, keepdims)
-    dsum_h4 = sum(dxhat_h4, axis=2, keepdims)
+    sum_drstd_h4 = sum(dxhat_h4*xhat_h4, axis=2, keepdims)
+    sum_dsum_h4 = sum(dxhat_h4, axis=2, keepdims)
     db4 = sum(dh4_mm5, axis=(0, 1))
     dg4 = sum(dh4_mm5*xhat_h4, axis=(0, 1))
-    dr2_3 = rstd_h4*(dxhat_h4 - drstd_h4*rstd_h4**2*xc_h4/32 - dsum_h4/32)
+    tmp3 = sum_drstd_h4*xhat_h4/32
+    dr2_3 = rstd_h4*(dxhat_h4 - sum_dsum_h4/32 - tmp3)
     df3 = (dr2_3 @ W2_3)*H(act3)
     dn2_3_mmf3 = df3 @ W1_3
     dxhat_n2_3 = dn2_3_mmf3*g2_3
-    drstd_n2_3 = sum(dxhat_n2_3*xc_n2_3, axis=2, keepdims)
-    dsum_n2_3 = sum(dxhat_n2_3, axis=2, keepdims)
-    tmp5 = drstd_n2_3*rstd_n2_3**3
-    dxc_n2_3 = dxhat_n2_3*rstd_n2_3 - tmp5*xc_n2_3/32
-    dr1_3 = dr2_3 + dxc_n2_3 - dsum_n2_3*rstd_n2_3/32
+    sum_drstd_n2_3 = sum(dxhat_n2_3*xhat_n2_3, axis=2, keepdims)
+    sum_dsum_n2_3 = sum(dxhat_n2_3, axis=2, keepdims)
+    dxc_n2_3 = rstd_n2_3*(dxhat_n2_3 - sum_drstd_n2_3*xhat_n2_3/32)
+    dr1_3 = dr2_3 + dxc_n2_3 - rstd_n2_3*sum_dsum_n2_3/32
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
-    ds_a3 = sum(da3*e_a3, axis=3, keepdims)
-    dscores3 = sqrt(2)*a3*(da3 - ds_a3/s_a3)/4
+    sum_ds_a3 = sum(da3*e_a3, axis=3, keepdims)
+    dscores3 = sqrt(2)*a3*(da3 - sum_ds_a3/s_a3)/4
     dv3 = (a3.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dk3 = (dscores3.swapaxes(-1, -2) @ qh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dq3 = (dscores3 @ kh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dqkv3 = concat([dq3, dk3, dv3], axis=2)
     dn1_3_mmqkv3 = dqkv3 @ W3
     dxhat_n1_3 = dn1_3_mmqkv3*g1_3
-    drstd_n1_3 = sum(dxhat_n1_3*xc_n1_3, axis=2, keepdims)
-    dsum_n1_3 = sum(dxhat_n1_3, axis=2, keepdims)
+    sum_drstd_n1_3 = sum(dxhat_n1_3*xhat_n1_3, axis=2, keepdims)
+    sum_dsum_n1_3 = sum(dxhat_n1_3, axis=2, keepdims)
     dbe2_3 = sum(dn2_3_mmf3, axis=(0, 1))
     dg2_3 = sum(dn2_3_mmf3*xhat_n2_3, axis=(0, 1))
     dbe1_3 = sum(dn1_3_mmqkv3, axis=(0, 1))
@@ -133,30 +133,29 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db1_3 = sum(df3, axis=(0, 1))
     dbo3 = sum(dr1_3, axis=(0, 1))
     dB3 = sum(dqkv3, axis=(0, 1))
-    tmp6 = drstd_n1_3*rstd_n1_3**3
-    dxc_n1_3 = dxhat_n1_3*rstd_n1_3 - tmp6*xc_n1_3/32
-    dr2_2 = dr1_3 + dxc_n1_3 - dsum_n1_3*rstd_n1_3/32
+    dxc_n1_3 = rstd_n1_3*(dxhat_n1_3 - sum_drstd_n1_3*xhat_n1_3/32)
+    dr2_2 = dr1_3 + dxc_n1_3 - rstd_n1_3*sum_dsum_n1_3/32
     df2 = (dr2_2 @ W2_2)*H(act2)
     dn2_2_mmf2 = df2 @ W1_2
     dxhat_n2_2 = dn2_2_mmf2*g2_2
-    drstd_n2_2 = sum(dxhat_n2_2*xc_n2_2, axis=2, keepdims)
-    dsum_n2_2 = sum(dxhat_n2_2, axis=2, keepdims)
-    tmp7 = drstd_n2_2*rstd_n2_2**3
-    dxc_n2_2 = dxhat_n2_2*rstd_n2_2 - tmp7*xc_n2_2/32
-    dr1_2 = dr2_2 + dxc_n2_2 - dsum_n2_2*rstd_n2_2/32
+    sum_drstd_n2_2 = sum(dxhat_n2_2*xhat_n2_2, axis=2, keepdims)
+    sum_dsum_n2_2 = sum(dxhat_n2_2, axis=2, keepdims)
+    dxc_n2_2 = rstd_n2_2*(dxhat_n2_2 - sum_drstd_n2_2*xhat_n2_2/32)
+    dr1_2 = dr2_2 + dxc_n2_2 - rstd_n2_2*sum_dsum_n2_2/32
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
-    ds_a2 = sum(da2*e_a2, axis=3, keepdims)
-    dscores2 = sqrt(2)*a2*(da2 - ds_a2/s_a2)/4
+    sum_ds_a2 = sum(da2*e_a2, axis=3, keepdims)
+    dscores2 = sqrt(2)*a2*(da2 - sum_ds_a2/s_a2)/4
     dv2 = (a2.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dk2 = (dscores2.swapaxes(-1, -2) @ qh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dq2 = (dscores2 @ kh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dqkv2 = concat([dq2, dk2, dv2], axis=2)
     dn1_2_mmqkv2 = dqkv2 @ W2
     dxhat_n1_2 = dn1_2_mmqkv2*g1_2
-    drstd_n1_2 = sum(dxhat_n1_2*xc_n1_2, axis=2, keepdims)
-    dsum_n1_2 = sum(dxhat_n1_2, axis=2, keepdims)
-    dx_n1_2 = rstd_n1_2*(dxhat_n1_2 - drstd_n1_2*rstd_n1_2**2*xc_n1_2/32 - dsum_n1_2/32)
+    sum_drstd_n1_2 = sum(dxhat_n1_2*xhat_n1_2, axis=2, keepdims)
+    sum_dsum_n1_2 = sum(dxhat_n1_2, axis=2, keepdims)
+    tmp4 = sum_drstd_n1_2*xhat_n1_2/32
+    dx_n1_2 = rstd_n1_2*(dxhat_n1_2 - sum_dsum_n1_2/32 - tmp4)
     dbe2_2 = sum(dn2_2_mmf2, axis=(0, 1))
     dg2_2 = sum(dn2_2_mmf2*xhat_n2_2, axis=(0, 1))
     dbe1_2 = sum(dn1_2_mmqkv2, axis=(0, 1))
@@ -165,9 +164,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db1_2 = sum(df2, axis=(0, 1))
     dbo2 = sum(dr1_2, axis=(0, 1))
     dB2 = sum(dqkv2, axis=(0, 1))
-    tmp12 = dr1_2 + dx_n1_2
-    dP1 = sum(tmp12, axis=0)
-    dE0 = scatter_add(tmp12, x, rows=71)
+    tmp7 = dr1_2 + dx_n1_2
+    dP1 = sum(tmp7, axis=0)
+    dE0 = scatter_add(tmp7, x, rows=71)
     L = total/counted
     0.weight = dE0
     1.weight = dP1
@@ -645,11 +644,10 @@ def loss_and_gradients(params, x, t):
     del ss_n1_2
     rstd_n1_2 = var_n1_2 ** (-1 / 2)
     del var_n1_2
-    xhat_n1_2 = rstd_n1_2 * xc_n1_2
-    n1_2 = xhat_n1_2
-    n1_2 *= g1_2
-    n1_2 += be1_2
-    del xhat_n1_2
+    xhat_n1_2 = xc_n1_2
+    xhat_n1_2 *= rstd_n1_2
+    del xc_n1_2
+    n1_2 = be1_2 + g1_2 * xhat_n1_2
     qkv2 = (n1_2.reshape(-1, 32) @ W2.T).reshape(-1, 32, 96)
     qkv2 += B2
     q2 = qkv2[:, :, :32]
@@ -692,11 +690,10 @@ def loss_and_gradients(params, x, t):
     del ss_n2_2
     rstd_n2_2 = var_n2_2 ** (-1 / 2)
     del var_n2_2
-    xhat_n2_2 = rstd_n2_2 * xc_n2_2
-    n2_2 = xhat_n2_2
-    n2_2 *= g2_2
-    n2_2 += be2_2
-    del xhat_n2_2
+    xhat_n2_2 = xc_n2_2
+    xhat_n2_2 *= rstd_n2_2
+    del xc_n2_2
+    n2_2 = be2_2 + g2_2 * xhat_n2_2
     f2 = (n2_2.reshape(-1, 32) @ W1_2.T).reshape(-1, 32, 64)
     f2 += b1_2
     act2 = np.maximum(f2, 0, out=f2)
@@ -716,11 +713,10 @@ def loss_and_gradients(params, x, t):
     del ss_n1_3
     rstd_n1_3 = var_n1_3 ** (-1 / 2)
     del var_n1_3
-    xhat_n1_3 = rstd_n1_3 * xc_n1_3
-    n1_3 = xhat_n1_3
-    n1_3 *= g1_3
-    n1_3 += be1_3
-    del xhat_n1_3
+    xhat_n1_3 = xc_n1_3
+    xhat_n1_3 *= rstd_n1_3
+    del xc_n1_3
+    n1_3 = be1_3 + g1_3 * xhat_n1_3
     qkv3 = (n1_3.reshape(-1, 32) @ W3.T).reshape(-1, 32, 96)
     qkv3 += B3
     q3 = qkv3[:, :, :32]
@@ -762,11 +758,10 @@ def loss_and_gradients(params, x, t):
     del ss_n2_3
     rstd_n2_3 = var_n2_3 ** (-1 / 2)
     del var_n2_3
-    xhat_n2_3 = rstd_n2_3 * xc_n2_3
-    n2_3 = xhat_n2_3
-    n2_3 *= g2_3
-    n2_3 += be2_3
-    del xhat_n2_3
+    xhat_n2_3 = xc_n2_3
+    xhat_n2_3 *= rstd_n2_3
+    del xc_n2_3
+    n2_3 = be2_3 + g2_3 * xhat_n2_3
     f3 = (n2_3.reshape(-1, 32) @ W1_3.T).reshape(-1, 32, 64)
     f3 += b1_3
     act3 = np.maximum(f3, 0, out=f3)
@@ -787,11 +782,10 @@ def loss_and_gradients(params, x, t):
     del ss_h4
     rstd_h4 = var_h4 ** (-1 / 2)
     del var_h4
-    xhat_h4 = rstd_h4 * xc_h4
-    h4 = xhat_h4
-    h4 *= g4
-    h4 += b4
-    del xhat_h4
+    xhat_h4 = xc_h4
+    xhat_h4 *= rstd_h4
+    del xc_h4
+    h4 = b4 + g4 * xhat_h4
     z5 = (h4.reshape(-1, 32) @ w5.T).reshape(-1, 32, 71)
     z5 += b5
     rs = z5.reshape(-1, 71)
@@ -824,17 +818,21 @@ def loss_and_gradients(params, x, t):
     db5 = np.sum(dz5, axis=(0, 1))
     dh4_mm5 = (dz5.reshape(-1, 71) @ w5).reshape(-1, 32, 32)
     del dz5
-    dg4 = np.einsum("ijk,ijk,ijk->k", dh4_mm5, rstd_h4, xc_h4)
+    dg4 = np.einsum("ijk,ijk->k", dh4_mm5, xhat_h4)
     db4 = np.sum(dh4_mm5, axis=(0, 1))
     dxhat_h4 = dh4_mm5
     dxhat_h4 *= g4
     del dh4_mm5
-    drstd_h4 = np.einsum("ijk,ijk->ij", dxhat_h4, xc_h4)[..., None]
-    dsum_h4 = np.sum(dxhat_h4, axis=2, keepdims=True)
+    sum_drstd_h4 = np.einsum("ijk,ijk->ij", dxhat_h4, xhat_h4)[..., None]
+    sum_dsum_h4 = np.sum(dxhat_h4, axis=2, keepdims=True)
+    tmp3 = xhat_h4
+    tmp3 *= sum_drstd_h4
+    tmp3 *= 1 / 32
+    del xhat_h4, sum_drstd_h4
     dr2_3 = dxhat_h4
-    dr2_3 -= (1 / 32) * drstd_h4 * rstd_h4**2 * xc_h4 + (1 / 32) * dsum_h4
+    dr2_3 -= (1 / 32) * sum_dsum_h4 + tmp3
     dr2_3 *= rstd_h4
-    del xc_h4, rstd_h4, dxhat_h4, drstd_h4, dsum_h4
+    del rstd_h4, dxhat_h4, sum_dsum_h4, tmp3
     db2_3 = np.sum(dr2_3, axis=(0, 1))
     dW2_3 = (act3.reshape(-1, 64).T @ dr2_3.reshape(-1, 32)).T
     df3 = (dr2_3.reshape(-1, 32) @ W2_3).reshape(-1, 32, 64)
@@ -845,24 +843,20 @@ def loss_and_gradients(params, x, t):
     del n2_3
     dn2_3_mmf3 = (df3.reshape(-1, 64) @ W1_3).reshape(-1, 32, 32)
     del df3
-    dg2_3 = np.einsum("ijk,ijk,ijk->k", dn2_3_mmf3, rstd_n2_3, xc_n2_3)
+    dg2_3 = np.einsum("ijk,ijk->k", dn2_3_mmf3, xhat_n2_3)
     dbe2_3 = np.sum(dn2_3_mmf3, axis=(0, 1))
     dxhat_n2_3 = dn2_3_mmf3
     dxhat_n2_3 *= g2_3
     del dn2_3_mmf3
-    drstd_n2_3 = np.einsum("ijk,ijk->ij", dxhat_n2_3, xc_n2_3)[..., None]
-    dsum_n2_3 = np.sum(dxhat_n2_3, axis=2, keepdims=True)
-    tmp5 = drstd_n2_3
-    tmp5 *= rstd_n2_3**3
-    del drstd_n2_3
-    dxc_n2_3 = xc_n2_3
-    dxc_n2_3 *= tmp5
-    dxc_n2_3 *= -1 / 32
-    dxc_n2_3 += dxhat_n2_3 * rstd_n2_3
-    del xc_n2_3, dxhat_n2_3, tmp5
+    sum_drstd_n2_3 = np.einsum("ijk,ijk->ij", dxhat_n2_3, xhat_n2_3)[..., None]
+    sum_dsum_n2_3 = np.sum(dxhat_n2_3, axis=2, keepdims=True)
+    dxc_n2_3 = dxhat_n2_3
+    dxc_n2_3 -= (1 / 32) * sum_drstd_n2_3 * xhat_n2_3
+    dxc_n2_3 *= rstd_n2_3
+    del xhat_n2_3, dxhat_n2_3, sum_drstd_n2_3
     dr1_3 = dr2_3
-    dr1_3 -= (1 / 32) * dsum_n2_3 * rstd_n2_3 - dxc_n2_3
-    del rstd_n2_3, dr2_3, dsum_n2_3, dxc_n2_3
+    dr1_3 += dxc_n2_3 - 1 / 32 * rstd_n2_3 * sum_dsum_n2_3
+    del rstd_n2_3, dr2_3, sum_dsum_n2_3, dxc_n2_3
     dbo3 = np.sum(dr1_3, axis=(0, 1))
     dWo3 = (o3.reshape(-1, 32).T @ dr1_3.reshape(-1, 32)).T
     del o3
@@ -880,12 +874,12 @@ def loss_and_gradients(params, x, t):
     a3 = e_a3
     a3 /= s_a3
     del s_a3, e_a3
-    ds_a3 = np.einsum("ijkl,ijkl->ijk", a3, da3)[..., None]
+    sum_ds_a3 = np.einsum("ijkl,ijkl->ijk", a3, da3)[..., None]
     dscores3 = da3
-    dscores3 -= ds_a3
+    dscores3 -= sum_ds_a3
     dscores3 *= a3
     dscores3 *= 0.3535533905932738
-    del da3, ds_a3
+    del da3, sum_ds_a3
     dv3 = (a3.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del dav3, a3
     dk3 = (dscores3.swapaxes(-1, -2) @ qh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -899,24 +893,20 @@ def loss_and_gradients(params, x, t):
     del n1_3
     dn1_3_mmqkv3 = (dqkv3.reshape(-1, 96) @ W3).reshape(-1, 32, 32)
     del dqkv3
-    dg1_3 = np.einsum("ijk,ijk,ijk->k", dn1_3_mmqkv3, rstd_n1_3, xc_n1_3)
+    dg1_3 = np.einsum("ijk,ijk->k", dn1_3_mmqkv3, xhat_n1_3)
     dbe1_3 = np.sum(dn1_3_mmqkv3, axis=(0, 1))
     dxhat_n1_3 = dn1_3_mmqkv3
     dxhat_n1_3 *= g1_3
     del dn1_3_mmqkv3
-    drstd_n1_3 = np.einsum("ijk,ijk->ij", dxhat_n1_3, xc_n1_3)[..., None]
-    dsum_n1_3 = np.sum(dxhat_n1_3, axis=2, keepdims=True)
-    tmp6 = drstd_n1_3
-    tmp6 *= rstd_n1_3**3
-    del drstd_n1_3
-    dxc_n1_3 = xc_n1_3
-    dxc_n1_3 *= tmp6
-    dxc_n1_3 *= -1 / 32
-    dxc_n1_3 += dxhat_n1_3 * rstd_n1_3
-    del xc_n1_3, dxhat_n1_3, tmp6
+    sum_drstd_n1_3 = np.einsum("ijk,ijk->ij", dxhat_n1_3, xhat_n1_3)[..., None]
+    sum_dsum_n1_3 = np.sum(dxhat_n1_3, axis=2, keepdims=True)
+    dxc_n1_3 = dxhat_n1_3
+    dxc_n1_3 -= (1 / 32) * sum_drstd_n1_3 * xhat_n1_3
+    dxc_n1_3 *= rstd_n1_3
+    del xhat_n1_3, dxhat_n1_3, sum_drstd_n1_3
     dr2_2 = dr1_3
-    dr2_2 -= (1 / 32) * dsum_n1_3 * rstd_n1_3 - dxc_n1_3
-    del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
+    dr2_2 += dxc_n1_3 - 1 / 32 * rstd_n1_3 * sum_dsum_n1_3
+    del rstd_n1_3, dr1_3, sum_dsum_n1_3, dxc_n1_3
     db2_2 = np.sum(dr2_2, axis=(0, 1))
     dW2_2 = (act2.reshape(-1, 64).T @ dr2_2.reshape(-1, 32)).T
     df2 = (dr2_2.reshape(-1, 32) @ W2_2).reshape(-1, 32, 64)
@@ -927,24 +917,20 @@ def loss_and_gradients(params, x, t):
     del n2_2
     dn2_2_mmf2 = (df2.reshape(-1, 64) @ W1_2).reshape(-1, 32, 32)
     del df2
-    dg2_2 = np.einsum("ijk,ijk,ijk->k", dn2_2_mmf2, rstd_n2_2, xc_n2_2)
+    dg2_2 = np.einsum("ijk,ijk->k", dn2_2_mmf2, xhat_n2_2)
     dbe2_2 = np.sum(dn2_2_mmf2, axis=(0, 1))
     dxhat_n2_2 = dn2_2_mmf2
     dxhat_n2_2 *= g2_2
     del dn2_2_mmf2
-    drstd_n2_2 = np.einsum("ijk,ijk->ij", dxhat_n2_2, xc_n2_2)[..., None]
-    dsum_n2_2 = np.sum(dxhat_n2_2, axis=2, keepdims=True)
-    tmp7 = drstd_n2_2
-    tmp7 *= rstd_n2_2**3
-    del drstd_n2_2
-    dxc_n2_2 = xc_n2_2
-    dxc_n2_2 *= tmp7
-    dxc_n2_2 *= -1 / 32
-    dxc_n2_2 += dxhat_n2_2 * rstd_n2_2
-    del xc_n2_2, dxhat_n2_2, tmp7
+    sum_drstd_n2_2 = np.einsum("ijk,ijk->ij", dxhat_n2_2, xhat_n2_2)[..., None]
+    sum_dsum_n2_2 = np.sum(dxhat_n2_2, axis=2, keepdims=True)
+    dxc_n2_2 = dxhat_n2_2
+    dxc_n2_2 -= (1 / 32) * sum_drstd_n2_2 * xhat_n2_2
+    dxc_n2_2 *= rstd_n2_2
+    del xhat_n2_2, dxhat_n2_2, sum_drstd_n2_2
     dr1_2 = dr2_2
-    dr1_2 -= (1 / 32) * dsum_n2_2 * rstd_n2_2 - dxc_n2_2
-    del rstd_n2_2, dr2_2, dsum_n2_2, dxc_n2_2
+    dr1_2 += dxc_n2_2 - 1 / 32 * rstd_n2_2 * sum_dsum_n2_2
+    del rstd_n2_2, dr2_2, sum_dsum_n2_2, dxc_n2_2
     dbo2 = np.sum(dr1_2, axis=(0, 1))
     dWo2 = (o2.reshape(-1, 32).T @ dr1_2.reshape(-1, 32)).T
     del o2
@@ -962,12 +948,12 @@ def loss_and_gradients(params, x, t):
     a2 = e_a2
     a2 /= s_a2
     del s_a2, e_a2
-    ds_a2 = np.einsum("ijkl,ijkl->ijk", a2, da2)[..., None]
+    sum_ds_a2 = np.einsum("ijkl,ijkl->ijk", a2, da2)[..., None]
     dscores2 = da2
-    dscores2 -= ds_a2
+    dscores2 -= sum_ds_a2
     dscores2 *= a2
     dscores2 *= 0.3535533905932738
-    del da2, ds_a2
+    del da2, sum_ds_a2
     dv2 = (a2.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     del dav2, a2
     dk2 = (dscores2.swapaxes(-1, -2) @ qh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -981,22 +967,26 @@ def loss_and_gradients(params, x, t):
     del n1_2
     dn1_2_mmqkv2 = (dqkv2.reshape(-1, 96) @ W2).reshape(-1, 32, 32)
     del dqkv2
-    dg1_2 = np.einsum("ijk,ijk,ijk->k", dn1_2_mmqkv2, rstd_n1_2, xc_n1_2)
+    dg1_2 = np.einsum("ijk,ijk->k", dn1_2_mmqkv2, xhat_n1_2)
     dbe1_2 = np.sum(dn1_2_mmqkv2, axis=(0, 1))
     dxhat_n1_2 = dn1_2_mmqkv2
     dxhat_n1_2 *= g1_2
     del dn1_2_mmqkv2
-    drstd_n1_2 = np.einsum("ijk,ijk->ij", dxhat_n1_2, xc_n1_2)[..., None]
-    dsum_n1_2 = np.sum(dxhat_n1_2, axis=2, keepdims=True)
+    sum_drstd_n1_2 = np.einsum("ijk,ijk->ij", dxhat_n1_2, xhat_n1_2)[..., None]
+    sum_dsum_n1_2 = np.sum(dxhat_n1_2, axis=2, keepdims=True)
+    tmp4 = xhat_n1_2
+    tmp4 *= sum_drstd_n1_2
+    tmp4 *= 1 / 32
+    del xhat_n1_2, sum_drstd_n1_2
     dx_n1_2 = dxhat_n1_2
-    dx_n1_2 -= (1 / 32) * drstd_n1_2 * rstd_n1_2**2 * xc_n1_2 + (1 / 32) * dsum_n1_2
+    dx_n1_2 -= (1 / 32) * sum_dsum_n1_2 + tmp4
     dx_n1_2 *= rstd_n1_2
-    del xc_n1_2, rstd_n1_2, dxhat_n1_2, drstd_n1_2, dsum_n1_2
-    tmp12 = dr1_2
-    tmp12 += dx_n1_2
+    del rstd_n1_2, dxhat_n1_2, sum_dsum_n1_2, tmp4
+    tmp7 = dr1_2
+    tmp7 += dx_n1_2
     del dr1_2, dx_n1_2
-    dP1 = np.sum(tmp12, axis=0)
-    dE0 = scatter_add(tmp12, x, 71)
+    dP1 = np.sum(tmp7, axis=0)
+    dE0 = scatter_add(tmp7, x, 71)
     return float(total / counted), {
         "0.weight": dE0,
         "1.weight": dP1,

@@ -100,31 +100,31 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db5 = sum(dz5, axis=(0, 1))
     dh4_mm5 = dz5 @ w5
     dxhat_h4 = dh4_mm5*g4
-    drstd_h4 = sum(dxhat_h4*xc_h4, axis=2, keepdims)
-    dsum_h4 = sum(dxhat_h4, axis=2, keepdims)
+    sum_drstd_h4 = sum(dxhat_h4*xhat_h4, axis=2, keepdims)
+    sum_dsum_h4 = sum(dxhat_h4, axis=2, keepdims)
     db4 = sum(dh4_mm5, axis=(0, 1))
     dg4 = sum(dh4_mm5*xhat_h4, axis=(0, 1))
-    dr2_3 = rstd_h4*(dxhat_h4 - drstd_h4*rstd_h4**2*xc_h4/32 - dsum_h4/32)
+    tmp3 = sum_drstd_h4*xhat_h4/32
+    dr2_3 = rstd_h4*(dxhat_h4 - sum_dsum_h4/32 - tmp3)
     df3 = (dr2_3 @ W2_3)*H(act3)
     dn2_3_mmf3 = df3 @ W1_3
     dxhat_n2_3 = dn2_3_mmf3*g2_3
-    drstd_n2_3 = sum(dxhat_n2_3*xc_n2_3, axis=2, keepdims)
-    dsum_n2_3 = sum(dxhat_n2_3, axis=2, keepdims)
-    tmp5 = drstd_n2_3*rstd_n2_3**3
-    dxc_n2_3 = dxhat_n2_3*rstd_n2_3 - tmp5*xc_n2_3/32
-    dr1_3 = dr2_3 + dxc_n2_3 - dsum_n2_3*rstd_n2_3/32
+    sum_drstd_n2_3 = sum(dxhat_n2_3*xhat_n2_3, axis=2, keepdims)
+    sum_dsum_n2_3 = sum(dxhat_n2_3, axis=2, keepdims)
+    dxc_n2_3 = rstd_n2_3*(dxhat_n2_3 - sum_drstd_n2_3*xhat_n2_3/32)
+    dr1_3 = dr2_3 + dxc_n2_3 - rstd_n2_3*sum_dsum_n2_3/32
     dav3 = (dr1_3 @ Wo3).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da3 = dav3 @ vh3.swapaxes(-1, -2)
-    ds_a3 = sum(da3*e_a3, axis=3, keepdims)
-    dscores3 = sqrt(2)*a3*(da3 - ds_a3/s_a3)/4
+    sum_ds_a3 = sum(da3*e_a3, axis=3, keepdims)
+    dscores3 = sqrt(2)*a3*(da3 - sum_ds_a3/s_a3)/4
     dv3 = (a3.swapaxes(-1, -2) @ dav3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dk3 = (dscores3.swapaxes(-1, -2) @ qh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dq3 = (dscores3 @ kh3).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dqkv3 = concat([dq3, dk3, dv3], axis=2)
     dn1_3_mmqkv3 = dqkv3 @ W3
     dxhat_n1_3 = dn1_3_mmqkv3*g1_3
-    drstd_n1_3 = sum(dxhat_n1_3*xc_n1_3, axis=2, keepdims)
-    dsum_n1_3 = sum(dxhat_n1_3, axis=2, keepdims)
+    sum_drstd_n1_3 = sum(dxhat_n1_3*xhat_n1_3, axis=2, keepdims)
+    sum_dsum_n1_3 = sum(dxhat_n1_3, axis=2, keepdims)
     dbe2_3 = sum(dn2_3_mmf3, axis=(0, 1))
     dg2_3 = sum(dn2_3_mmf3*xhat_n2_3, axis=(0, 1))
     dbe1_3 = sum(dn1_3_mmqkv3, axis=(0, 1))
@@ -133,30 +133,29 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db1_3 = sum(df3, axis=(0, 1))
     dbo3 = sum(dr1_3, axis=(0, 1))
     dB3 = sum(dqkv3, axis=(0, 1))
-    tmp6 = drstd_n1_3*rstd_n1_3**3
-    dxc_n1_3 = dxhat_n1_3*rstd_n1_3 - tmp6*xc_n1_3/32
-    dr2_2 = dr1_3 + dxc_n1_3 - dsum_n1_3*rstd_n1_3/32
+    dxc_n1_3 = rstd_n1_3*(dxhat_n1_3 - sum_drstd_n1_3*xhat_n1_3/32)
+    dr2_2 = dr1_3 + dxc_n1_3 - rstd_n1_3*sum_dsum_n1_3/32
     df2 = (dr2_2 @ W2_2)*H(act2)
     dn2_2_mmf2 = df2 @ W1_2
     dxhat_n2_2 = dn2_2_mmf2*g2_2
-    drstd_n2_2 = sum(dxhat_n2_2*xc_n2_2, axis=2, keepdims)
-    dsum_n2_2 = sum(dxhat_n2_2, axis=2, keepdims)
-    tmp7 = drstd_n2_2*rstd_n2_2**3
-    dxc_n2_2 = dxhat_n2_2*rstd_n2_2 - tmp7*xc_n2_2/32
-    dr1_2 = dr2_2 + dxc_n2_2 - dsum_n2_2*rstd_n2_2/32
+    sum_drstd_n2_2 = sum(dxhat_n2_2*xhat_n2_2, axis=2, keepdims)
+    sum_dsum_n2_2 = sum(dxhat_n2_2, axis=2, keepdims)
+    dxc_n2_2 = rstd_n2_2*(dxhat_n2_2 - sum_drstd_n2_2*xhat_n2_2/32)
+    dr1_2 = dr2_2 + dxc_n2_2 - rstd_n2_2*sum_dsum_n2_2/32
     dav2 = (dr1_2 @ Wo2).reshape(-1, 32, 4, 8).transpose(0, 2, 1, 3)
     da2 = dav2 @ vh2.swapaxes(-1, -2)
-    ds_a2 = sum(da2*e_a2, axis=3, keepdims)
-    dscores2 = sqrt(2)*a2*(da2 - ds_a2/s_a2)/4
+    sum_ds_a2 = sum(da2*e_a2, axis=3, keepdims)
+    dscores2 = sqrt(2)*a2*(da2 - sum_ds_a2/s_a2)/4
     dv2 = (a2.swapaxes(-1, -2) @ dav2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dk2 = (dscores2.swapaxes(-1, -2) @ qh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dq2 = (dscores2 @ kh2).transpose(0, 2, 1, 3).reshape(-1, 32, 32)
     dqkv2 = concat([dq2, dk2, dv2], axis=2)
     dn1_2_mmqkv2 = dqkv2 @ W2
     dxhat_n1_2 = dn1_2_mmqkv2*g1_2
-    drstd_n1_2 = sum(dxhat_n1_2*xc_n1_2, axis=2, keepdims)
-    dsum_n1_2 = sum(dxhat_n1_2, axis=2, keepdims)
-    dx_n1_2 = rstd_n1_2*(dxhat_n1_2 - drstd_n1_2*rstd_n1_2**2*xc_n1_2/32 - dsum_n1_2/32)
+    sum_drstd_n1_2 = sum(dxhat_n1_2*xhat_n1_2, axis=2, keepdims)
+    sum_dsum_n1_2 = sum(dxhat_n1_2, axis=2, keepdims)
+    tmp4 = sum_drstd_n1_2*xhat_n1_2/32
+    dx_n1_2 = rstd_n1_2*(dxhat_n1_2 - sum_dsum_n1_2/32 - tmp4)
     dbe2_2 = sum(dn2_2_mmf2, axis=(0, 1))
     dg2_2 = sum(dn2_2_mmf2*xhat_n2_2, axis=(0, 1))
     dbe1_2 = sum(dn1_2_mmqkv2, axis=(0, 1))
@@ -165,9 +164,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db1_2 = sum(df2, axis=(0, 1))
     dbo2 = sum(dr1_2, axis=(0, 1))
     dB2 = sum(dqkv2, axis=(0, 1))
-    tmp12 = dr1_2 + dx_n1_2
-    dP1 = sum(tmp12, axis=0)
-    dE0 = scatter_add(tmp12, x, rows=71)
+    tmp7 = dr1_2 + dx_n1_2
+    dP1 = sum(tmp7, axis=0)
+    dE0 = scatter_add(tmp7, x, rows=71)
     L = total/counted
     0.weight = dE0
     1.weight = dP1
@@ -430,16 +429,10 @@ def forward(params, x):
     emb0 = E0[x]
     x_n1_2 = P1 + emb0
     del emb0
-    sum_n1_2 = torch.sum(x_n1_2, dim=2, keepdim=True)
-    xc_n1_2 = x_n1_2 - 1 / 32 * sum_n1_2
-    del sum_n1_2
-    ss_n1_2 = torch.sum(xc_n1_2**2, dim=2, keepdim=True)
-    var_n1_2 = (1 / 32) * ss_n1_2 + 1e-5
-    del ss_n1_2
-    rstd_n1_2 = torch.rsqrt(var_n1_2)
-    del var_n1_2
-    xhat_n1_2 = rstd_n1_2 * xc_n1_2
-    del xc_n1_2, rstd_n1_2
+    ln_n1_2 = torch.native_layer_norm(x_n1_2, (32,), None, None, 1e-05)
+    xhat_n1_2 = ln_n1_2[0]
+    rstd_n1_2 = ln_n1_2[2]
+    del ln_n1_2
     n1_2 = be1_2 + g1_2 * xhat_n1_2
     del xhat_n1_2
     qkv2 = torch.nn.functional.linear(n1_2, W2, B2)
@@ -473,16 +466,10 @@ def forward(params, x):
     del o2
     r1_2 = sa2 + x_n1_2
     del x_n1_2, sa2
-    sum_n2_2 = torch.sum(r1_2, dim=2, keepdim=True)
-    xc_n2_2 = r1_2 - 1 / 32 * sum_n2_2
-    del sum_n2_2
-    ss_n2_2 = torch.sum(xc_n2_2**2, dim=2, keepdim=True)
-    var_n2_2 = (1 / 32) * ss_n2_2 + 1e-5
-    del ss_n2_2
-    rstd_n2_2 = torch.rsqrt(var_n2_2)
-    del var_n2_2
-    xhat_n2_2 = rstd_n2_2 * xc_n2_2
-    del xc_n2_2, rstd_n2_2
+    ln_n2_2 = torch.native_layer_norm(r1_2, (32,), None, None, 1e-05)
+    xhat_n2_2 = ln_n2_2[0]
+    rstd_n2_2 = ln_n2_2[2]
+    del ln_n2_2
     n2_2 = be2_2 + g2_2 * xhat_n2_2
     del xhat_n2_2
     f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
@@ -493,16 +480,10 @@ def forward(params, x):
     del act2
     r2_2 = ff2 + r1_2
     del r1_2, ff2
-    sum_n1_3 = torch.sum(r2_2, dim=2, keepdim=True)
-    xc_n1_3 = r2_2 - 1 / 32 * sum_n1_3
-    del sum_n1_3
-    ss_n1_3 = torch.sum(xc_n1_3**2, dim=2, keepdim=True)
-    var_n1_3 = (1 / 32) * ss_n1_3 + 1e-5
-    del ss_n1_3
-    rstd_n1_3 = torch.rsqrt(var_n1_3)
-    del var_n1_3
-    xhat_n1_3 = rstd_n1_3 * xc_n1_3
-    del xc_n1_3, rstd_n1_3
+    ln_n1_3 = torch.native_layer_norm(r2_2, (32,), None, None, 1e-05)
+    xhat_n1_3 = ln_n1_3[0]
+    rstd_n1_3 = ln_n1_3[2]
+    del ln_n1_3
     n1_3 = be1_3 + g1_3 * xhat_n1_3
     del xhat_n1_3
     qkv3 = torch.nn.functional.linear(n1_3, W3, B3)
@@ -532,16 +513,10 @@ def forward(params, x):
     del o3
     r1_3 = r2_2 + sa3
     del r2_2, sa3
-    sum_n2_3 = torch.sum(r1_3, dim=2, keepdim=True)
-    xc_n2_3 = r1_3 - 1 / 32 * sum_n2_3
-    del sum_n2_3
-    ss_n2_3 = torch.sum(xc_n2_3**2, dim=2, keepdim=True)
-    var_n2_3 = (1 / 32) * ss_n2_3 + 1e-5
-    del ss_n2_3
-    rstd_n2_3 = torch.rsqrt(var_n2_3)
-    del var_n2_3
-    xhat_n2_3 = rstd_n2_3 * xc_n2_3
-    del xc_n2_3, rstd_n2_3
+    ln_n2_3 = torch.native_layer_norm(r1_3, (32,), None, None, 1e-05)
+    xhat_n2_3 = ln_n2_3[0]
+    rstd_n2_3 = ln_n2_3[2]
+    del ln_n2_3
     n2_3 = be2_3 + g2_3 * xhat_n2_3
     del xhat_n2_3
     f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
@@ -552,16 +527,11 @@ def forward(params, x):
     del act3
     r2_3 = ff3 + r1_3
     del r1_3, ff3
-    sum_h4 = torch.sum(r2_3, dim=2, keepdim=True)
-    xc_h4 = r2_3 - 1 / 32 * sum_h4
-    del r2_3, sum_h4
-    ss_h4 = torch.sum(xc_h4**2, dim=2, keepdim=True)
-    var_h4 = (1 / 32) * ss_h4 + 1e-5
-    del ss_h4
-    rstd_h4 = torch.rsqrt(var_h4)
-    del var_h4
-    xhat_h4 = rstd_h4 * xc_h4
-    del xc_h4, rstd_h4
+    ln_h4 = torch.native_layer_norm(r2_3, (32,), None, None, 1e-05)
+    del r2_3
+    xhat_h4 = ln_h4[0]
+    rstd_h4 = ln_h4[2]
+    del ln_h4
     h4 = b4 + g4 * xhat_h4
     del xhat_h4
     z5 = torch.nn.functional.linear(h4, w5, b5)
@@ -626,21 +596,11 @@ def loss_and_gradients(params, x, t):
     emb0 = E0[x]
     x_n1_2 = P1 + emb0
     del emb0
-    sum_n1_2 = torch.sum(x_n1_2, dim=2, keepdim=True)
-    xc_n1_2 = x_n1_2 - 1 / 32 * sum_n1_2
-    del sum_n1_2
-    ss_n1_2 = torch.sum(xc_n1_2**2, dim=2, keepdim=True)
-    var_n1_2 = ss_n1_2
-    var_n1_2 *= 1 / 32
-    var_n1_2 += 1e-5
-    del ss_n1_2
-    rstd_n1_2 = torch.rsqrt(var_n1_2)
-    del var_n1_2
-    xhat_n1_2 = rstd_n1_2 * xc_n1_2
-    n1_2 = xhat_n1_2
-    n1_2 *= g1_2
-    n1_2 += be1_2
-    del xhat_n1_2
+    ln_n1_2 = torch.native_layer_norm(x_n1_2, (32,), None, None, 1e-05)
+    xhat_n1_2 = ln_n1_2[0]
+    rstd_n1_2 = ln_n1_2[2]
+    del ln_n1_2
+    n1_2 = be1_2 + g1_2 * xhat_n1_2
     qkv2 = torch.nn.functional.linear(n1_2, W2, B2)
     q2 = qkv2[:, :, :32]
     qh2 = q2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
@@ -670,21 +630,11 @@ def loss_and_gradients(params, x, t):
     r1_2 = x_n1_2
     r1_2 += sa2
     del x_n1_2, sa2
-    sum_n2_2 = torch.sum(r1_2, dim=2, keepdim=True)
-    xc_n2_2 = r1_2 - 1 / 32 * sum_n2_2
-    del sum_n2_2
-    ss_n2_2 = torch.sum(xc_n2_2**2, dim=2, keepdim=True)
-    var_n2_2 = ss_n2_2
-    var_n2_2 *= 1 / 32
-    var_n2_2 += 1e-5
-    del ss_n2_2
-    rstd_n2_2 = torch.rsqrt(var_n2_2)
-    del var_n2_2
-    xhat_n2_2 = rstd_n2_2 * xc_n2_2
-    n2_2 = xhat_n2_2
-    n2_2 *= g2_2
-    n2_2 += be2_2
-    del xhat_n2_2
+    ln_n2_2 = torch.native_layer_norm(r1_2, (32,), None, None, 1e-05)
+    xhat_n2_2 = ln_n2_2[0]
+    rstd_n2_2 = ln_n2_2[2]
+    del ln_n2_2
+    n2_2 = be2_2 + g2_2 * xhat_n2_2
     f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
     act2 = torch.clamp_(f2, min=0)
     del f2
@@ -692,21 +642,11 @@ def loss_and_gradients(params, x, t):
     r2_2 = r1_2
     r2_2 += ff2
     del r1_2, ff2
-    sum_n1_3 = torch.sum(r2_2, dim=2, keepdim=True)
-    xc_n1_3 = r2_2 - 1 / 32 * sum_n1_3
-    del sum_n1_3
-    ss_n1_3 = torch.sum(xc_n1_3**2, dim=2, keepdim=True)
-    var_n1_3 = ss_n1_3
-    var_n1_3 *= 1 / 32
-    var_n1_3 += 1e-5
-    del ss_n1_3
-    rstd_n1_3 = torch.rsqrt(var_n1_3)
-    del var_n1_3
-    xhat_n1_3 = rstd_n1_3 * xc_n1_3
-    n1_3 = xhat_n1_3
-    n1_3 *= g1_3
-    n1_3 += be1_3
-    del xhat_n1_3
+    ln_n1_3 = torch.native_layer_norm(r2_2, (32,), None, None, 1e-05)
+    xhat_n1_3 = ln_n1_3[0]
+    rstd_n1_3 = ln_n1_3[2]
+    del ln_n1_3
+    n1_3 = be1_3 + g1_3 * xhat_n1_3
     qkv3 = torch.nn.functional.linear(n1_3, W3, B3)
     q3 = qkv3[:, :, :32]
     qh3 = q3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
@@ -732,21 +672,11 @@ def loss_and_gradients(params, x, t):
     r1_3 = r2_2
     r1_3 += sa3
     del r2_2, sa3
-    sum_n2_3 = torch.sum(r1_3, dim=2, keepdim=True)
-    xc_n2_3 = r1_3 - 1 / 32 * sum_n2_3
-    del sum_n2_3
-    ss_n2_3 = torch.sum(xc_n2_3**2, dim=2, keepdim=True)
-    var_n2_3 = ss_n2_3
-    var_n2_3 *= 1 / 32
-    var_n2_3 += 1e-5
-    del ss_n2_3
-    rstd_n2_3 = torch.rsqrt(var_n2_3)
-    del var_n2_3
-    xhat_n2_3 = rstd_n2_3 * xc_n2_3
-    n2_3 = xhat_n2_3
-    n2_3 *= g2_3
-    n2_3 += be2_3
-    del xhat_n2_3
+    ln_n2_3 = torch.native_layer_norm(r1_3, (32,), None, None, 1e-05)
+    xhat_n2_3 = ln_n2_3[0]
+    rstd_n2_3 = ln_n2_3[2]
+    del ln_n2_3
+    n2_3 = be2_3 + g2_3 * xhat_n2_3
     f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
     act3 = torch.clamp_(f3, min=0)
     del f3
@@ -754,22 +684,12 @@ def loss_and_gradients(params, x, t):
     r2_3 = r1_3
     r2_3 += ff3
     del r1_3, ff3
-    sum_h4 = torch.sum(r2_3, dim=2, keepdim=True)
-    xc_h4 = r2_3
-    xc_h4 -= (1 / 32) * sum_h4
-    del r2_3, sum_h4
-    ss_h4 = torch.sum(xc_h4**2, dim=2, keepdim=True)
-    var_h4 = ss_h4
-    var_h4 *= 1 / 32
-    var_h4 += 1e-5
-    del ss_h4
-    rstd_h4 = torch.rsqrt(var_h4)
-    del var_h4
-    xhat_h4 = rstd_h4 * xc_h4
-    h4 = xhat_h4
-    h4 *= g4
-    h4 += b4
-    del xhat_h4
+    ln_h4 = torch.native_layer_norm(r2_3, (32,), None, None, 1e-05)
+    del r2_3
+    xhat_h4 = ln_h4[0]
+    rstd_h4 = ln_h4[2]
+    del ln_h4
+    h4 = b4 + g4 * xhat_h4
     z5 = torch.nn.functional.linear(h4, w5, b5)
     rs = z5.reshape(-1, 71)
     del z5
@@ -795,17 +715,21 @@ def loss_and_gradients(params, x, t):
     db5 = torch.sum(dz5, dim=(0, 1))
     dh4_mm5 = dz5 @ w5
     del dz5
-    dg4 = torch.sum(dh4_mm5 * rstd_h4 * xc_h4, dim=(0, 1))
+    dg4 = torch.sum(dh4_mm5 * xhat_h4, dim=(0, 1))
     db4 = torch.sum(dh4_mm5, dim=(0, 1))
     dxhat_h4 = dh4_mm5
     dxhat_h4 *= g4
     del dh4_mm5
-    drstd_h4 = torch.sum(dxhat_h4 * xc_h4, dim=2, keepdim=True)
-    dsum_h4 = torch.sum(dxhat_h4, dim=2, keepdim=True)
+    sum_drstd_h4 = torch.sum(dxhat_h4 * xhat_h4, dim=2, keepdim=True)
+    sum_dsum_h4 = torch.sum(dxhat_h4, dim=2, keepdim=True)
+    tmp3 = xhat_h4
+    tmp3 *= sum_drstd_h4
+    tmp3 *= 1 / 32
+    del xhat_h4, sum_drstd_h4
     dr2_3 = dxhat_h4
-    dr2_3 -= (1 / 32) * drstd_h4 * rstd_h4**2 * xc_h4 + (1 / 32) * dsum_h4
+    dr2_3 -= (1 / 32) * sum_dsum_h4 + tmp3
     dr2_3 *= rstd_h4
-    del xc_h4, rstd_h4, dxhat_h4, drstd_h4, dsum_h4
+    del rstd_h4, dxhat_h4, sum_dsum_h4, tmp3
     db2_3 = torch.sum(dr2_3, dim=(0, 1))
     dW2_3 = dr2_3.reshape(-1, 32).T @ act3.reshape(-1, 64)
     df3 = dr2_3 @ W2_3
@@ -816,24 +740,20 @@ def loss_and_gradients(params, x, t):
     del n2_3
     dn2_3_mmf3 = df3 @ W1_3
     del df3
-    dg2_3 = torch.sum(dn2_3_mmf3 * rstd_n2_3 * xc_n2_3, dim=(0, 1))
+    dg2_3 = torch.sum(dn2_3_mmf3 * xhat_n2_3, dim=(0, 1))
     dbe2_3 = torch.sum(dn2_3_mmf3, dim=(0, 1))
     dxhat_n2_3 = dn2_3_mmf3
     dxhat_n2_3 *= g2_3
     del dn2_3_mmf3
-    drstd_n2_3 = torch.sum(dxhat_n2_3 * xc_n2_3, dim=2, keepdim=True)
-    dsum_n2_3 = torch.sum(dxhat_n2_3, dim=2, keepdim=True)
-    tmp5 = drstd_n2_3
-    tmp5 *= rstd_n2_3**3
-    del drstd_n2_3
-    dxc_n2_3 = xc_n2_3
-    dxc_n2_3 *= tmp5
-    dxc_n2_3 *= -1 / 32
-    dxc_n2_3 += dxhat_n2_3 * rstd_n2_3
-    del xc_n2_3, dxhat_n2_3, tmp5
+    sum_drstd_n2_3 = torch.sum(dxhat_n2_3 * xhat_n2_3, dim=2, keepdim=True)
+    sum_dsum_n2_3 = torch.sum(dxhat_n2_3, dim=2, keepdim=True)
+    dxc_n2_3 = dxhat_n2_3
+    dxc_n2_3 -= (1 / 32) * sum_drstd_n2_3 * xhat_n2_3
+    dxc_n2_3 *= rstd_n2_3
+    del xhat_n2_3, dxhat_n2_3, sum_drstd_n2_3
     dr1_3 = dr2_3
-    dr1_3 -= (1 / 32) * dsum_n2_3 * rstd_n2_3 - dxc_n2_3
-    del rstd_n2_3, dr2_3, dsum_n2_3, dxc_n2_3
+    dr1_3 += dxc_n2_3 - 1 / 32 * rstd_n2_3 * sum_dsum_n2_3
+    del rstd_n2_3, dr2_3, sum_dsum_n2_3, dxc_n2_3
     dbo3 = torch.sum(dr1_3, dim=(0, 1))
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
     del o3
@@ -847,12 +767,12 @@ def loss_and_gradients(params, x, t):
     scores3 += mask2
     a3 = torch.softmax(scores3, dim=-1, out=scores3)
     del scores3
-    ds_a3 = torch.sum(a3 * da3, dim=3, keepdim=True)
+    sum_ds_a3 = torch.sum(a3 * da3, dim=3, keepdim=True)
     dscores3 = da3
-    dscores3 -= ds_a3
+    dscores3 -= sum_ds_a3
     dscores3 *= a3
     dscores3 *= 0.3535533905932738
-    del da3, ds_a3
+    del da3, sum_ds_a3
     qh3_c = qh3.contiguous()
     del qh3
     dv3 = (a3.mT @ dav3_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -868,24 +788,20 @@ def loss_and_gradients(params, x, t):
     del n1_3
     dn1_3_mmqkv3 = dqkv3 @ W3
     del dqkv3
-    dg1_3 = torch.sum(dn1_3_mmqkv3 * rstd_n1_3 * xc_n1_3, dim=(0, 1))
+    dg1_3 = torch.sum(dn1_3_mmqkv3 * xhat_n1_3, dim=(0, 1))
     dbe1_3 = torch.sum(dn1_3_mmqkv3, dim=(0, 1))
     dxhat_n1_3 = dn1_3_mmqkv3
     dxhat_n1_3 *= g1_3
     del dn1_3_mmqkv3
-    drstd_n1_3 = torch.sum(dxhat_n1_3 * xc_n1_3, dim=2, keepdim=True)
-    dsum_n1_3 = torch.sum(dxhat_n1_3, dim=2, keepdim=True)
-    tmp6 = drstd_n1_3
-    tmp6 *= rstd_n1_3**3
-    del drstd_n1_3
-    dxc_n1_3 = xc_n1_3
-    dxc_n1_3 *= tmp6
-    dxc_n1_3 *= -1 / 32
-    dxc_n1_3 += dxhat_n1_3 * rstd_n1_3
-    del xc_n1_3, dxhat_n1_3, tmp6
+    sum_drstd_n1_3 = torch.sum(dxhat_n1_3 * xhat_n1_3, dim=2, keepdim=True)
+    sum_dsum_n1_3 = torch.sum(dxhat_n1_3, dim=2, keepdim=True)
+    dxc_n1_3 = dxhat_n1_3
+    dxc_n1_3 -= (1 / 32) * sum_drstd_n1_3 * xhat_n1_3
+    dxc_n1_3 *= rstd_n1_3
+    del xhat_n1_3, dxhat_n1_3, sum_drstd_n1_3
     dr2_2 = dr1_3
-    dr2_2 -= (1 / 32) * dsum_n1_3 * rstd_n1_3 - dxc_n1_3
-    del rstd_n1_3, dr1_3, dsum_n1_3, dxc_n1_3
+    dr2_2 += dxc_n1_3 - 1 / 32 * rstd_n1_3 * sum_dsum_n1_3
+    del rstd_n1_3, dr1_3, sum_dsum_n1_3, dxc_n1_3
     db2_2 = torch.sum(dr2_2, dim=(0, 1))
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
     df2 = dr2_2 @ W2_2
@@ -896,24 +812,20 @@ def loss_and_gradients(params, x, t):
     del n2_2
     dn2_2_mmf2 = df2 @ W1_2
     del df2
-    dg2_2 = torch.sum(dn2_2_mmf2 * rstd_n2_2 * xc_n2_2, dim=(0, 1))
+    dg2_2 = torch.sum(dn2_2_mmf2 * xhat_n2_2, dim=(0, 1))
     dbe2_2 = torch.sum(dn2_2_mmf2, dim=(0, 1))
     dxhat_n2_2 = dn2_2_mmf2
     dxhat_n2_2 *= g2_2
     del dn2_2_mmf2
-    drstd_n2_2 = torch.sum(dxhat_n2_2 * xc_n2_2, dim=2, keepdim=True)
-    dsum_n2_2 = torch.sum(dxhat_n2_2, dim=2, keepdim=True)
-    tmp7 = drstd_n2_2
-    tmp7 *= rstd_n2_2**3
-    del drstd_n2_2
-    dxc_n2_2 = xc_n2_2
-    dxc_n2_2 *= tmp7
-    dxc_n2_2 *= -1 / 32
-    dxc_n2_2 += dxhat_n2_2 * rstd_n2_2
-    del xc_n2_2, dxhat_n2_2, tmp7
+    sum_drstd_n2_2 = torch.sum(dxhat_n2_2 * xhat_n2_2, dim=2, keepdim=True)
+    sum_dsum_n2_2 = torch.sum(dxhat_n2_2, dim=2, keepdim=True)
+    dxc_n2_2 = dxhat_n2_2
+    dxc_n2_2 -= (1 / 32) * sum_drstd_n2_2 * xhat_n2_2
+    dxc_n2_2 *= rstd_n2_2
+    del xhat_n2_2, dxhat_n2_2, sum_drstd_n2_2
     dr1_2 = dr2_2
-    dr1_2 -= (1 / 32) * dsum_n2_2 * rstd_n2_2 - dxc_n2_2
-    del rstd_n2_2, dr2_2, dsum_n2_2, dxc_n2_2
+    dr1_2 += dxc_n2_2 - 1 / 32 * rstd_n2_2 * sum_dsum_n2_2
+    del rstd_n2_2, dr2_2, sum_dsum_n2_2, dxc_n2_2
     dbo2 = torch.sum(dr1_2, dim=(0, 1))
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
     del o2
@@ -927,12 +839,12 @@ def loss_and_gradients(params, x, t):
     scores2 += mask2
     a2 = torch.softmax(scores2, dim=-1, out=scores2)
     del scores2
-    ds_a2 = torch.sum(a2 * da2, dim=3, keepdim=True)
+    sum_ds_a2 = torch.sum(a2 * da2, dim=3, keepdim=True)
     dscores2 = da2
-    dscores2 -= ds_a2
+    dscores2 -= sum_ds_a2
     dscores2 *= a2
     dscores2 *= 0.3535533905932738
-    del da2, ds_a2
+    del da2, sum_ds_a2
     qh2_c = qh2.contiguous()
     del qh2
     dv2 = (a2.mT @ dav2_c).permute(0, 2, 1, 3).reshape(-1, 32, 32)
@@ -948,22 +860,26 @@ def loss_and_gradients(params, x, t):
     del n1_2
     dn1_2_mmqkv2 = dqkv2 @ W2
     del dqkv2
-    dg1_2 = torch.sum(dn1_2_mmqkv2 * rstd_n1_2 * xc_n1_2, dim=(0, 1))
+    dg1_2 = torch.sum(dn1_2_mmqkv2 * xhat_n1_2, dim=(0, 1))
     dbe1_2 = torch.sum(dn1_2_mmqkv2, dim=(0, 1))
     dxhat_n1_2 = dn1_2_mmqkv2
     dxhat_n1_2 *= g1_2
     del dn1_2_mmqkv2
-    drstd_n1_2 = torch.sum(dxhat_n1_2 * xc_n1_2, dim=2, keepdim=True)
-    dsum_n1_2 = torch.sum(dxhat_n1_2, dim=2, keepdim=True)
+    sum_drstd_n1_2 = torch.sum(dxhat_n1_2 * xhat_n1_2, dim=2, keepdim=True)
+    sum_dsum_n1_2 = torch.sum(dxhat_n1_2, dim=2, keepdim=True)
+    tmp4 = xhat_n1_2
+    tmp4 *= sum_drstd_n1_2
+    tmp4 *= 1 / 32
+    del xhat_n1_2, sum_drstd_n1_2
     dx_n1_2 = dxhat_n1_2
-    dx_n1_2 -= (1 / 32) * drstd_n1_2 * rstd_n1_2**2 * xc_n1_2 + (1 / 32) * dsum_n1_2
+    dx_n1_2 -= (1 / 32) * sum_dsum_n1_2 + tmp4
     dx_n1_2 *= rstd_n1_2
-    del xc_n1_2, rstd_n1_2, dxhat_n1_2, drstd_n1_2, dsum_n1_2
-    tmp12 = dr1_2
-    tmp12 += dx_n1_2
+    del rstd_n1_2, dxhat_n1_2, sum_dsum_n1_2, tmp4
+    tmp7 = dr1_2
+    tmp7 += dx_n1_2
     del dr1_2, dx_n1_2
-    dP1 = torch.sum(tmp12, dim=0)
-    dE0 = scatter_add(tmp12, x, 71)
+    dP1 = torch.sum(tmp7, dim=0)
+    dE0 = scatter_add(tmp7, x, 71)
     return total / counted, {
         "0.weight": dE0,
         "1.weight": dP1,

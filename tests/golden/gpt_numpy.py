@@ -104,59 +104,56 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dmm_8 = (kept*(p - onehot)/counted).reshape(-1, 16, 72)
     dh_8_mm_8 = dmm_8 @ transformer_wte_weight
     dxhat_h_4 = dh_8_mm_8*transformer_ln_f_weight
-    drstd_h_4 = sum(dxhat_h_4*xc_h_4, axis=2, keepdims)
-    dsum_h_4 = sum(dxhat_h_4, axis=2, keepdims)
-    dx_h = rstd_h_4*(dxhat_h_4 - drstd_h_4*rstd_h_4**2*xc_h_4/32 - dsum_h_4/32)
+    sum_drstd_h_4 = sum(dxhat_h_4*xhat_h_4, axis=2, keepdims)
+    sum_dsum_h_4 = sum(dxhat_h_4, axis=2, keepdims)
+    tmp11 = sum_drstd_h_4*xhat_h_4/32
+    dx_h = rstd_h_4*(dxhat_h_4 - sum_dsum_h_4/32 - tmp11)
     dz_6 = (dx_h @ transformer_h_1_mlp_c_proj_weight)*(tmp10/2 + sqrt(2)*z_6*exp(-z_6**2/2)/(2*sqrt(pi)) + 1/2)
     dh_6_mm_6_1 = dz_6 @ transformer_h_1_mlp_c_fc_weight
     dxhat_h_3 = dh_6_mm_6_1*transformer_h_1_ln_2_weight
-    drstd_h_3 = sum(dxhat_h_3*xc_h_3, axis=2, keepdims)
-    dsum_h_3 = sum(dxhat_h_3, axis=2, keepdims)
-    tmp14 = drstd_h_3*rstd_h_3**3
-    dxc_h_3 = dxhat_h_3*rstd_h_3 - tmp14*xc_h_3/32
-    dres_3 = dx_h + dxc_h_3 - dsum_h_3*rstd_h_3/32
+    sum_drstd_h_3 = sum(dxhat_h_3*xhat_h_3, axis=2, keepdims)
+    sum_dsum_h_3 = sum(dxhat_h_3, axis=2, keepdims)
+    dxc_h_3 = rstd_h_3*(dxhat_h_3 - sum_drstd_h_3*xhat_h_3/32)
+    dres_3 = dx_h + dxc_h_3 - rstd_h_3*sum_dsum_h_3/32
     dtr_9 = (dres_3 @ transformer_h_1_attn_c_proj_weight).reshape(-1, 16, 2, 16)
     dmm_6 = dtr_9.transpose(0, 2, 1, 3)
     dh_5 = dmm_6 @ rs_6.transpose(0, 2, 3, 1)
-    ds_1 = sum(dh_5*e_1, axis=3, keepdims)
-    tmp19 = 0.25*h_5*(dh_5 - ds_1/s_1)
+    sum_ds_1 = sum(dh_5*e_1, axis=3, keepdims)
+    tmp14 = 0.25*h_5*(dh_5 - sum_ds_1/s_1)
     dsl_5 = ((dmm_6.swapaxes(-1, -2) @ h_5).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
-    dsl_3 = ((tmp19 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
-    drs_4 = (tmp19.swapaxes(-1, -2) @ rs_5.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    dsl_3 = ((tmp14 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    drs_4 = (tmp14.swapaxes(-1, -2) @ rs_5.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     dsl_4 = drs_4.reshape(-1, 16, 32)
     dmm_4 = concat([dsl_3, dsl_4, dsl_5], axis=2)
     dh_4_mm_4 = dmm_4 @ transformer_h_1_attn_c_attn_weight
     dxhat_h_2 = dh_4_mm_4*transformer_h_1_ln_1_weight
-    drstd_h_2 = sum(dxhat_h_2*xc_h_2, axis=2, keepdims)
-    dsum_h_2 = sum(dxhat_h_2, axis=2, keepdims)
-    tmp15 = drstd_h_2*rstd_h_2**3
-    dxc_h_2 = dxhat_h_2*rstd_h_2 - tmp15*xc_h_2/32
-    dres_2 = dres_3 + dxc_h_2 - dsum_h_2*rstd_h_2/32
+    sum_drstd_h_2 = sum(dxhat_h_2*xhat_h_2, axis=2, keepdims)
+    sum_dsum_h_2 = sum(dxhat_h_2, axis=2, keepdims)
+    dxc_h_2 = rstd_h_2*(dxhat_h_2 - sum_drstd_h_2*xhat_h_2/32)
+    dres_2 = dres_3 + dxc_h_2 - rstd_h_2*sum_dsum_h_2/32
     dz_2 = (dres_2 @ transformer_h_0_mlp_c_proj_weight)*(tmp5/2 + sqrt(2)*z_2*exp(-z_2**2/2)/(2*sqrt(pi)) + 1/2)
     dh_2_mm_2_1 = dz_2 @ transformer_h_0_mlp_c_fc_weight
     dxhat_h_1 = dh_2_mm_2_1*transformer_h_0_ln_2_weight
-    drstd_h_1 = sum(dxhat_h_1*xc_h_1, axis=2, keepdims)
-    dsum_h_1 = sum(dxhat_h_1, axis=2, keepdims)
-    tmp16 = drstd_h_1*rstd_h_1**3
-    dxc_h_1 = dxhat_h_1*rstd_h_1 - tmp16*xc_h_1/32
-    dres_1 = dres_2 + dxc_h_1 - dsum_h_1*rstd_h_1/32
+    sum_drstd_h_1 = sum(dxhat_h_1*xhat_h_1, axis=2, keepdims)
+    sum_dsum_h_1 = sum(dxhat_h_1, axis=2, keepdims)
+    dxc_h_1 = rstd_h_1*(dxhat_h_1 - sum_drstd_h_1*xhat_h_1/32)
+    dres_1 = dres_2 + dxc_h_1 - rstd_h_1*sum_dsum_h_1/32
     dtr_4 = (dres_1 @ transformer_h_0_attn_c_proj_weight).reshape(-1, 16, 2, 16)
     dmm_2 = dtr_4.transpose(0, 2, 1, 3)
     dh_1 = dmm_2 @ rs_2.transpose(0, 2, 3, 1)
-    ds = sum(dh_1*e, axis=3, keepdims)
-    tmp20 = 0.25*h_1*(dh_1 - ds/s)
+    sum_ds = sum(dh_1*e, axis=3, keepdims)
+    tmp15 = 0.25*h_1*(dh_1 - sum_ds/s)
     dsl_2 = ((dmm_2.swapaxes(-1, -2) @ h_1).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
-    dsl = ((tmp20 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
-    drs = (tmp20.swapaxes(-1, -2) @ rs_1.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    dsl = ((tmp15 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    drs = (tmp15.swapaxes(-1, -2) @ rs_1.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     dsl_1 = drs.reshape(-1, 16, 32)
     dmm = concat([dsl, dsl_1, dsl_2], axis=2)
     dh_mm = dmm @ transformer_h_0_attn_c_attn_weight
     dxhat_h = dh_mm*transformer_h_0_ln_1_weight
-    drstd_h = sum(dxhat_h*xc_h, axis=2, keepdims)
-    dsum_h = sum(dxhat_h, axis=2, keepdims)
-    tmp17 = drstd_h*rstd_h**3
-    dxc_h = dxhat_h*rstd_h - tmp17*xc_h/32
-    dres = dres_1 + dxc_h - dsum_h*rstd_h/32
+    sum_drstd_h = sum(dxhat_h*xhat_h, axis=2, keepdims)
+    sum_dsum_h = sum(dxhat_h, axis=2, keepdims)
+    dxc_h = rstd_h*(dxhat_h - sum_drstd_h*xhat_h/32)
+    dres = dres_1 + dxc_h - rstd_h*sum_dsum_h/32
     dtransformer_wte_weight_1 = scatter_add(dres, idx, rows=72)
     dtransformer_ln_f_bias = sum(dh_8_mm_8, axis=(0, 1))
     dtransformer_ln_f_weight = sum(dh_8_mm_8*xhat_h_4, axis=(0, 1))
@@ -779,11 +776,10 @@ def loss_and_gradients(params, idx, t):
     del ss_h
     rstd_h = var_h ** (-1 / 2)
     del var_h
-    xhat_h = rstd_h * xc_h
-    h = xhat_h
-    h *= transformer_h_0_ln_1_weight
-    h += transformer_h_0_ln_1_bias
-    del xhat_h
+    xhat_h = xc_h
+    xhat_h *= rstd_h
+    del xc_h
+    h = transformer_h_0_ln_1_bias + transformer_h_0_ln_1_weight * xhat_h
     z = (h.reshape(-1, 32) @ transformer_h_0_attn_c_attn_weight.T).reshape(-1, 16, 96)
     z += transformer_h_0_attn_c_attn_bias
     sl = z[:, :, :32]
@@ -828,11 +824,10 @@ def loss_and_gradients(params, idx, t):
     del ss_h_1
     rstd_h_1 = var_h_1 ** (-1 / 2)
     del var_h_1
-    xhat_h_1 = rstd_h_1 * xc_h_1
-    h_2 = xhat_h_1
-    h_2 *= transformer_h_0_ln_2_weight
-    h_2 += transformer_h_0_ln_2_bias
-    del xhat_h_1
+    xhat_h_1 = xc_h_1
+    xhat_h_1 *= rstd_h_1
+    del xc_h_1
+    h_2 = transformer_h_0_ln_2_bias + transformer_h_0_ln_2_weight * xhat_h_1
     z_2 = (h_2.reshape(-1, 32) @ transformer_h_0_mlp_c_fc_weight.T).reshape(-1, 16, 128)
     z_2 += transformer_h_0_mlp_c_fc_bias
     tmp5 = erf(0.7071067811865476 * z_2)
@@ -853,11 +848,10 @@ def loss_and_gradients(params, idx, t):
     del ss_h_2
     rstd_h_2 = var_h_2 ** (-1 / 2)
     del var_h_2
-    xhat_h_2 = rstd_h_2 * xc_h_2
-    h_4 = xhat_h_2
-    h_4 *= transformer_h_1_ln_1_weight
-    h_4 += transformer_h_1_ln_1_bias
-    del xhat_h_2
+    xhat_h_2 = xc_h_2
+    xhat_h_2 *= rstd_h_2
+    del xc_h_2
+    h_4 = transformer_h_1_ln_1_bias + transformer_h_1_ln_1_weight * xhat_h_2
     z_4 = (h_4.reshape(-1, 32) @ transformer_h_1_attn_c_attn_weight.T).reshape(-1, 16, 96)
     z_4 += transformer_h_1_attn_c_attn_bias
     sl_3 = z_4[:, :, :32]
@@ -901,11 +895,10 @@ def loss_and_gradients(params, idx, t):
     del ss_h_3
     rstd_h_3 = var_h_3 ** (-1 / 2)
     del var_h_3
-    xhat_h_3 = rstd_h_3 * xc_h_3
-    h_6 = xhat_h_3
-    h_6 *= transformer_h_1_ln_2_weight
-    h_6 += transformer_h_1_ln_2_bias
-    del xhat_h_3
+    xhat_h_3 = xc_h_3
+    xhat_h_3 *= rstd_h_3
+    del xc_h_3
+    h_6 = transformer_h_1_ln_2_bias + transformer_h_1_ln_2_weight * xhat_h_3
     z_6 = (h_6.reshape(-1, 32) @ transformer_h_1_mlp_c_fc_weight.T).reshape(-1, 16, 128)
     z_6 += transformer_h_1_mlp_c_fc_bias
     tmp10 = erf(0.7071067811865476 * z_6)
@@ -927,11 +920,10 @@ def loss_and_gradients(params, idx, t):
     del ss_h_4
     rstd_h_4 = var_h_4 ** (-1 / 2)
     del var_h_4
-    xhat_h_4 = rstd_h_4 * xc_h_4
-    h_8 = xhat_h_4
-    h_8 *= transformer_ln_f_weight
-    h_8 += transformer_ln_f_bias
-    del xhat_h_4
+    xhat_h_4 = xc_h_4
+    xhat_h_4 *= rstd_h_4
+    del xc_h_4
+    h_8 = transformer_ln_f_bias + transformer_ln_f_weight * xhat_h_4
     rs_8 = ((h_8.reshape(-1, 32) @ transformer_wte_weight.T).reshape(-1, 16, 72)).reshape(-1, 72)
     rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
@@ -958,17 +950,21 @@ def loss_and_gradients(params, idx, t):
     dmm_8 = dmm_8.reshape(-1, 16, 72)
     del kept, onehot, p
     dh_8_mm_8 = (dmm_8.reshape(-1, 72) @ transformer_wte_weight).reshape(-1, 16, 32)
-    dtransformer_ln_f_weight = np.einsum("ijk,ijk,ijk->k", dh_8_mm_8, rstd_h_4, xc_h_4)
+    dtransformer_ln_f_weight = np.einsum("ijk,ijk->k", dh_8_mm_8, xhat_h_4)
     dtransformer_ln_f_bias = np.sum(dh_8_mm_8, axis=(0, 1))
     dxhat_h_4 = dh_8_mm_8
     dxhat_h_4 *= transformer_ln_f_weight
     del dh_8_mm_8
-    drstd_h_4 = np.einsum("ijk,ijk->ij", dxhat_h_4, xc_h_4)[..., None]
-    dsum_h_4 = np.sum(dxhat_h_4, axis=2, keepdims=True)
+    sum_drstd_h_4 = np.einsum("ijk,ijk->ij", dxhat_h_4, xhat_h_4)[..., None]
+    sum_dsum_h_4 = np.sum(dxhat_h_4, axis=2, keepdims=True)
+    tmp11 = xhat_h_4
+    tmp11 *= sum_drstd_h_4
+    tmp11 *= 1 / 32
+    del xhat_h_4, sum_drstd_h_4
     dx_h = dxhat_h_4
-    dx_h -= (1 / 32) * drstd_h_4 * rstd_h_4**2 * xc_h_4 + (1 / 32) * dsum_h_4
+    dx_h -= (1 / 32) * sum_dsum_h_4 + tmp11
     dx_h *= rstd_h_4
-    del xc_h_4, rstd_h_4, dxhat_h_4, drstd_h_4, dsum_h_4
+    del rstd_h_4, dxhat_h_4, sum_dsum_h_4, tmp11
     dtransformer_h_1_mlp_c_proj_bias = np.sum(dx_h, axis=(0, 1))
     # h_7 again, from values kept anyway: cheaper than holding it until here
     h_7 = tmp10 + 1
@@ -991,24 +987,20 @@ def loss_and_gradients(params, idx, t):
     del h_6
     dh_6_mm_6_1 = (dz_6.reshape(-1, 128) @ transformer_h_1_mlp_c_fc_weight).reshape(-1, 16, 32)
     del dz_6
-    dtransformer_h_1_ln_2_weight = np.einsum("ijk,ijk,ijk->k", dh_6_mm_6_1, rstd_h_3, xc_h_3)
+    dtransformer_h_1_ln_2_weight = np.einsum("ijk,ijk->k", dh_6_mm_6_1, xhat_h_3)
     dtransformer_h_1_ln_2_bias = np.sum(dh_6_mm_6_1, axis=(0, 1))
     dxhat_h_3 = dh_6_mm_6_1
     dxhat_h_3 *= transformer_h_1_ln_2_weight
     del dh_6_mm_6_1
-    drstd_h_3 = np.einsum("ijk,ijk->ij", dxhat_h_3, xc_h_3)[..., None]
-    dsum_h_3 = np.sum(dxhat_h_3, axis=2, keepdims=True)
-    tmp14 = drstd_h_3
-    tmp14 *= rstd_h_3**3
-    del drstd_h_3
-    dxc_h_3 = xc_h_3
-    dxc_h_3 *= tmp14
-    dxc_h_3 *= -1 / 32
-    dxc_h_3 += dxhat_h_3 * rstd_h_3
-    del xc_h_3, dxhat_h_3, tmp14
+    sum_drstd_h_3 = np.einsum("ijk,ijk->ij", dxhat_h_3, xhat_h_3)[..., None]
+    sum_dsum_h_3 = np.sum(dxhat_h_3, axis=2, keepdims=True)
+    dxc_h_3 = dxhat_h_3
+    dxc_h_3 -= (1 / 32) * sum_drstd_h_3 * xhat_h_3
+    dxc_h_3 *= rstd_h_3
+    del xhat_h_3, dxhat_h_3, sum_drstd_h_3
     dres_3 = dx_h
-    dres_3 -= (1 / 32) * dsum_h_3 * rstd_h_3 - dxc_h_3
-    del rstd_h_3, dx_h, dsum_h_3, dxc_h_3
+    dres_3 += dxc_h_3 - 1 / 32 * rstd_h_3 * sum_dsum_h_3
+    del rstd_h_3, dx_h, sum_dsum_h_3, dxc_h_3
     dtransformer_h_1_attn_c_proj_bias = np.sum(dres_3, axis=(0, 1))
     dtransformer_h_1_attn_c_proj_weight = (rs_7.reshape(-1, 32).T @ dres_3.reshape(-1, 32)).T
     del rs_7
@@ -1017,18 +1009,18 @@ def loss_and_gradients(params, idx, t):
     del dtr_9
     dh_5 = dmm_6 @ rs_6.transpose(0, 2, 3, 1)
     del rs_6
-    ds_1 = np.einsum("ijkl,ijkl->ijk", dh_5, h_5)[..., None]
-    tmp19 = dh_5
-    tmp19 -= ds_1
-    tmp19 *= h_5
-    tmp19 *= 0.25
-    del dh_5, ds_1
+    sum_ds_1 = np.einsum("ijkl,ijkl->ijk", dh_5, h_5)[..., None]
+    tmp14 = dh_5
+    tmp14 -= sum_ds_1
+    tmp14 *= h_5
+    tmp14 *= 0.25
+    del dh_5, sum_ds_1
     dsl_5 = ((dmm_6.swapaxes(-1, -2) @ h_5).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
     del h_5, dmm_6
-    dsl_3 = ((tmp19 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    dsl_3 = ((tmp14 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
     del tr_5
-    drs_4 = (tmp19.swapaxes(-1, -2) @ rs_5.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
-    del rs_5, tmp19
+    drs_4 = (tmp14.swapaxes(-1, -2) @ rs_5.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    del rs_5, tmp14
     dsl_4 = drs_4.reshape(-1, 16, 32)
     del drs_4
     dmm_4 = np.concatenate([dsl_3, dsl_4, dsl_5], axis=2)
@@ -1038,24 +1030,20 @@ def loss_and_gradients(params, idx, t):
     del h_4
     dh_4_mm_4 = (dmm_4.reshape(-1, 96) @ transformer_h_1_attn_c_attn_weight).reshape(-1, 16, 32)
     del dmm_4
-    dtransformer_h_1_ln_1_weight = np.einsum("ijk,ijk,ijk->k", dh_4_mm_4, rstd_h_2, xc_h_2)
+    dtransformer_h_1_ln_1_weight = np.einsum("ijk,ijk->k", dh_4_mm_4, xhat_h_2)
     dtransformer_h_1_ln_1_bias = np.sum(dh_4_mm_4, axis=(0, 1))
     dxhat_h_2 = dh_4_mm_4
     dxhat_h_2 *= transformer_h_1_ln_1_weight
     del dh_4_mm_4
-    drstd_h_2 = np.einsum("ijk,ijk->ij", dxhat_h_2, xc_h_2)[..., None]
-    dsum_h_2 = np.sum(dxhat_h_2, axis=2, keepdims=True)
-    tmp15 = drstd_h_2
-    tmp15 *= rstd_h_2**3
-    del drstd_h_2
-    dxc_h_2 = xc_h_2
-    dxc_h_2 *= tmp15
-    dxc_h_2 *= -1 / 32
-    dxc_h_2 += dxhat_h_2 * rstd_h_2
-    del xc_h_2, dxhat_h_2, tmp15
+    sum_drstd_h_2 = np.einsum("ijk,ijk->ij", dxhat_h_2, xhat_h_2)[..., None]
+    sum_dsum_h_2 = np.sum(dxhat_h_2, axis=2, keepdims=True)
+    dxc_h_2 = dxhat_h_2
+    dxc_h_2 -= (1 / 32) * sum_drstd_h_2 * xhat_h_2
+    dxc_h_2 *= rstd_h_2
+    del xhat_h_2, dxhat_h_2, sum_drstd_h_2
     dres_2 = dres_3
-    dres_2 -= (1 / 32) * dsum_h_2 * rstd_h_2 - dxc_h_2
-    del rstd_h_2, dres_3, dsum_h_2, dxc_h_2
+    dres_2 += dxc_h_2 - 1 / 32 * rstd_h_2 * sum_dsum_h_2
+    del rstd_h_2, dres_3, sum_dsum_h_2, dxc_h_2
     dtransformer_h_0_mlp_c_proj_bias = np.sum(dres_2, axis=(0, 1))
     # h_3 again, from values kept anyway: cheaper than holding it until here
     h_3 = tmp5 + 1
@@ -1078,24 +1066,20 @@ def loss_and_gradients(params, idx, t):
     del h_2
     dh_2_mm_2_1 = (dz_2.reshape(-1, 128) @ transformer_h_0_mlp_c_fc_weight).reshape(-1, 16, 32)
     del dz_2
-    dtransformer_h_0_ln_2_weight = np.einsum("ijk,ijk,ijk->k", dh_2_mm_2_1, rstd_h_1, xc_h_1)
+    dtransformer_h_0_ln_2_weight = np.einsum("ijk,ijk->k", dh_2_mm_2_1, xhat_h_1)
     dtransformer_h_0_ln_2_bias = np.sum(dh_2_mm_2_1, axis=(0, 1))
     dxhat_h_1 = dh_2_mm_2_1
     dxhat_h_1 *= transformer_h_0_ln_2_weight
     del dh_2_mm_2_1
-    drstd_h_1 = np.einsum("ijk,ijk->ij", dxhat_h_1, xc_h_1)[..., None]
-    dsum_h_1 = np.sum(dxhat_h_1, axis=2, keepdims=True)
-    tmp16 = drstd_h_1
-    tmp16 *= rstd_h_1**3
-    del drstd_h_1
-    dxc_h_1 = xc_h_1
-    dxc_h_1 *= tmp16
-    dxc_h_1 *= -1 / 32
-    dxc_h_1 += dxhat_h_1 * rstd_h_1
-    del xc_h_1, dxhat_h_1, tmp16
+    sum_drstd_h_1 = np.einsum("ijk,ijk->ij", dxhat_h_1, xhat_h_1)[..., None]
+    sum_dsum_h_1 = np.sum(dxhat_h_1, axis=2, keepdims=True)
+    dxc_h_1 = dxhat_h_1
+    dxc_h_1 -= (1 / 32) * sum_drstd_h_1 * xhat_h_1
+    dxc_h_1 *= rstd_h_1
+    del xhat_h_1, dxhat_h_1, sum_drstd_h_1
     dres_1 = dres_2
-    dres_1 -= (1 / 32) * dsum_h_1 * rstd_h_1 - dxc_h_1
-    del rstd_h_1, dres_2, dsum_h_1, dxc_h_1
+    dres_1 += dxc_h_1 - 1 / 32 * rstd_h_1 * sum_dsum_h_1
+    del rstd_h_1, dres_2, sum_dsum_h_1, dxc_h_1
     dtransformer_h_0_attn_c_proj_bias = np.sum(dres_1, axis=(0, 1))
     dtransformer_h_0_attn_c_proj_weight = (rs_3.reshape(-1, 32).T @ dres_1.reshape(-1, 32)).T
     del rs_3
@@ -1104,18 +1088,18 @@ def loss_and_gradients(params, idx, t):
     del dtr_4
     dh_1 = dmm_2 @ rs_2.transpose(0, 2, 3, 1)
     del rs_2
-    ds = np.einsum("ijkl,ijkl->ijk", dh_1, h_1)[..., None]
-    tmp20 = dh_1
-    tmp20 -= ds
-    tmp20 *= h_1
-    tmp20 *= 0.25
-    del dh_1, ds
+    sum_ds = np.einsum("ijkl,ijkl->ijk", dh_1, h_1)[..., None]
+    tmp15 = dh_1
+    tmp15 -= sum_ds
+    tmp15 *= h_1
+    tmp15 *= 0.25
+    del dh_1, sum_ds
     dsl_2 = ((dmm_2.swapaxes(-1, -2) @ h_1).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
     del h_1, dmm_2
-    dsl = ((tmp20 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    dsl = ((tmp15 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
     del tr
-    drs = (tmp20.swapaxes(-1, -2) @ rs_1.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
-    del rs_1, tmp20
+    drs = (tmp15.swapaxes(-1, -2) @ rs_1.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    del rs_1, tmp15
     dsl_1 = drs.reshape(-1, 16, 32)
     del drs
     dmm = np.concatenate([dsl, dsl_1, dsl_2], axis=2)
@@ -1125,24 +1109,20 @@ def loss_and_gradients(params, idx, t):
     del h
     dh_mm = (dmm.reshape(-1, 96) @ transformer_h_0_attn_c_attn_weight).reshape(-1, 16, 32)
     del dmm
-    dtransformer_h_0_ln_1_weight = np.einsum("ijk,ijk,ijk->k", dh_mm, rstd_h, xc_h)
+    dtransformer_h_0_ln_1_weight = np.einsum("ijk,ijk->k", dh_mm, xhat_h)
     dtransformer_h_0_ln_1_bias = np.sum(dh_mm, axis=(0, 1))
     dxhat_h = dh_mm
     dxhat_h *= transformer_h_0_ln_1_weight
     del dh_mm
-    drstd_h = np.einsum("ijk,ijk->ij", dxhat_h, xc_h)[..., None]
-    dsum_h = np.sum(dxhat_h, axis=2, keepdims=True)
-    tmp17 = drstd_h
-    tmp17 *= rstd_h**3
-    del drstd_h
-    dxc_h = xc_h
-    dxc_h *= tmp17
-    dxc_h *= -1 / 32
-    dxc_h += dxhat_h * rstd_h
-    del xc_h, dxhat_h, tmp17
+    sum_drstd_h = np.einsum("ijk,ijk->ij", dxhat_h, xhat_h)[..., None]
+    sum_dsum_h = np.sum(dxhat_h, axis=2, keepdims=True)
+    dxc_h = dxhat_h
+    dxc_h -= (1 / 32) * sum_drstd_h * xhat_h
+    dxc_h *= rstd_h
+    del xhat_h, dxhat_h, sum_drstd_h
     dres = dres_1
-    dres -= (1 / 32) * dsum_h * rstd_h - dxc_h
-    del rstd_h, dres_1, dsum_h, dxc_h
+    dres += dxc_h - 1 / 32 * rstd_h * sum_dsum_h
+    del rstd_h, dres_1, sum_dsum_h, dxc_h
     dtransformer_wpe_weight = np.sum(dres, axis=0)
     dtransformer_wte_weight_1 = scatter_add(dres, idx, 72)
     return float(total / counted), {

@@ -14,9 +14,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     s = sum(e, axis=1, keepdims)
     h3 = shifted - log(s)
     total = sum(xlogy(t, t) - h3*t, axis=(0, 1))
-    ds = sum(t, axis=1, keepdims)
+    sum_ds = sum(t, axis=1, keepdims)
     p3 = e/s
-    dz2 = (ds*p3 - t)/N
+    dz2 = (p3*sum_ds - t)/N
     db2 = sum(dz2, axis=0)
     dz0 = (dz2 @ w2)*(1 - h1**2)
     db0 = sum(dz0, axis=0)
@@ -160,15 +160,15 @@ def loss_and_gradients(params, x, t):
     del shifted
     total = np.sum((t * np.log(np.where(t == 0, 1, t))) - h3 * t, axis=(0, 1))
     del h3
-    ds = np.sum(t, axis=1, keepdims=True)
+    sum_ds = np.sum(t, axis=1, keepdims=True)
     p3 = e
     p3 /= s
     del e, s
     dz2 = p3
-    dz2 *= ds
+    dz2 *= sum_ds
     dz2 -= t
     dz2 /= N
-    del ds, p3
+    del sum_ds, p3
     dw2 = (h1.T @ dz2).T
     db2 = np.sum(dz2, axis=0)
     dz0 = dz2 @ w2

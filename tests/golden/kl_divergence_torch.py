@@ -14,9 +14,9 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     s = sum(e, axis=1, keepdims)
     h3 = shifted - log(s)
     total = sum(xlogy(t, t) - h3*t, axis=(0, 1))
-    ds = sum(t, axis=1, keepdims)
+    sum_ds = sum(t, axis=1, keepdims)
     p3 = e/s
-    dz2 = (ds*p3 - t)/N
+    dz2 = (p3*sum_ds - t)/N
     db2 = sum(dz2, axis=0)
     dz0 = (dz2 @ w2)*(1 - h1**2)
     db0 = sum(dz0, axis=0)
@@ -146,14 +146,14 @@ def loss_and_gradients(params, x, t):
     h3 = torch.log_softmax(z2, dim=-1, out=z2)
     del z2
     total = torch.sum(torch.xlogy(t, t) - h3 * t, dim=(0, 1))
-    ds = torch.sum(t, dim=1, keepdim=True)
+    sum_ds = torch.sum(t, dim=1, keepdim=True)
     p3 = torch.exp_(h3)
     del h3
     dz2 = p3
-    dz2 *= ds
+    dz2 *= sum_ds
     dz2 -= t
     dz2 /= N
-    del ds, p3
+    del sum_ds, p3
     dw2 = dz2.T @ h1
     db2 = torch.sum(dz2, dim=0)
     dz0 = dz2 @ w2

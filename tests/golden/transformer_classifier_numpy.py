@@ -54,19 +54,21 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db2 = sum(dz2, axis=0)
     dpool1 = ((dz2 @ w2)/6).reshape(-1, 1, 16)
     dxhat_n2_0 = dpool1*g2_0
-    drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
-    dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
-    dr2_0 = rstd_n2_0*(dxhat_n2_0 - drstd_n2_0*rstd_n2_0**2*xc_n2_0/16 - dsum_n2_0/16)
+    sum_drstd_n2_0 = sum(dxhat_n2_0*xhat_n2_0, axis=2, keepdims)
+    sum_dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
+    tmp2 = sum_drstd_n2_0*xhat_n2_0/16
+    dr2_0 = rstd_n2_0*(dxhat_n2_0 - sum_dsum_n2_0/16 - tmp2)
     df0 = (dr2_0 @ W2_0)*H(act0)
     dn1_0 = df0 @ W1_0 + dr2_0
     dxhat_n1_0 = dn1_0*g1_0
-    drstd_n1_0 = sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims)
-    dsum_n1_0 = sum(dxhat_n1_0, axis=2, keepdims)
-    dr1_0 = rstd_n1_0*(dxhat_n1_0 - drstd_n1_0*rstd_n1_0**2*xc_n1_0/16 - dsum_n1_0/16)
+    sum_drstd_n1_0 = sum(dxhat_n1_0*xhat_n1_0, axis=2, keepdims)
+    sum_dsum_n1_0 = sum(dxhat_n1_0, axis=2, keepdims)
+    tmp3 = sum_drstd_n1_0*xhat_n1_0/16
+    dr1_0 = rstd_n1_0*(dxhat_n1_0 - sum_dsum_n1_0/16 - tmp3)
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
-    ds_a0 = sum(da0*e_a0, axis=3, keepdims)
-    dscores0 = sqrt(2)*a0*(da0 - ds_a0/s_a0)/4
+    sum_ds_a0 = sum(da0*e_a0, axis=3, keepdims)
+    dscores0 = sqrt(2)*a0*(da0 - sum_ds_a0/s_a0)/4
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
@@ -379,11 +381,10 @@ def loss_and_gradients(params, x, t):
     del ss_n1_0
     rstd_n1_0 = var_n1_0 ** (-1 / 2)
     del var_n1_0
-    xhat_n1_0 = rstd_n1_0 * xc_n1_0
-    n1_0 = xhat_n1_0
-    n1_0 *= g1_0
-    n1_0 += be1_0
-    del xhat_n1_0
+    xhat_n1_0 = xc_n1_0
+    xhat_n1_0 *= rstd_n1_0
+    del xc_n1_0
+    n1_0 = be1_0 + g1_0 * xhat_n1_0
     f0 = (n1_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 6, 32)
     f0 += b1_0
     act0 = np.maximum(f0, 0, out=f0)
@@ -404,11 +405,10 @@ def loss_and_gradients(params, x, t):
     del ss_n2_0
     rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0 * xc_n2_0
-    n2_0 = xhat_n2_0
-    n2_0 *= g2_0
-    n2_0 += be2_0
-    del xhat_n2_0
+    xhat_n2_0 = xc_n2_0
+    xhat_n2_0 *= rstd_n2_0
+    del xc_n2_0
+    n2_0 = be2_0 + g2_0 * xhat_n2_0
     pool1 = np.sum(n2_0, axis=1, keepdims=True)
     del n2_0
     sum1 = pool1.reshape(-1, 16)
@@ -438,17 +438,21 @@ def loss_and_gradients(params, x, t):
     db2 = np.sum(dz2, axis=0)
     dpool1 = ((1 / 6) * (dz2 @ w2)).reshape(-1, 1, 16)
     del dz2
-    dg2_0 = np.sum(dpool1 * rstd_n2_0 * xc_n2_0, axis=(0, 1))
+    dg2_0 = np.sum(dpool1 * xhat_n2_0, axis=(0, 1))
     dbe2_0 = np.sum(dpool1, axis=(0, 1))
     dxhat_n2_0 = dpool1 * g2_0
     del dpool1
-    drstd_n2_0 = np.sum(dxhat_n2_0 * xc_n2_0, axis=2, keepdims=True)
-    dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
-    dr2_0 = xc_n2_0
-    dr2_0 *= -1 / 16 * drstd_n2_0 * rstd_n2_0**2
-    dr2_0 -= (1 / 16) * dsum_n2_0 - dxhat_n2_0
+    sum_drstd_n2_0 = np.sum(dxhat_n2_0 * xhat_n2_0, axis=2, keepdims=True)
+    sum_dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
+    tmp2 = xhat_n2_0
+    tmp2 *= sum_drstd_n2_0
+    tmp2 *= 1 / 16
+    del xhat_n2_0, sum_drstd_n2_0
+    dr2_0 = tmp2
+    dr2_0 *= -1
+    dr2_0 += dxhat_n2_0 - 1 / 16 * sum_dsum_n2_0
     dr2_0 *= rstd_n2_0
-    del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
+    del rstd_n2_0, dxhat_n2_0, sum_dsum_n2_0, tmp2
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     dW2_0 = (act0.reshape(-1, 32).T @ dr2_0.reshape(-1, 16)).T
     df0 = (dr2_0.reshape(-1, 16) @ W2_0).reshape(-1, 6, 32)
@@ -461,17 +465,21 @@ def loss_and_gradients(params, x, t):
     del df0
     dn1_0 += dr2_0
     del dr2_0
-    dg1_0 = np.einsum("ijk,ijk,ijk->k", dn1_0, rstd_n1_0, xc_n1_0)
+    dg1_0 = np.einsum("ijk,ijk->k", dn1_0, xhat_n1_0)
     dbe1_0 = np.sum(dn1_0, axis=(0, 1))
     dxhat_n1_0 = dn1_0
     dxhat_n1_0 *= g1_0
     del dn1_0
-    drstd_n1_0 = np.einsum("ijk,ijk->ij", dxhat_n1_0, xc_n1_0)[..., None]
-    dsum_n1_0 = np.sum(dxhat_n1_0, axis=2, keepdims=True)
+    sum_drstd_n1_0 = np.einsum("ijk,ijk->ij", dxhat_n1_0, xhat_n1_0)[..., None]
+    sum_dsum_n1_0 = np.sum(dxhat_n1_0, axis=2, keepdims=True)
+    tmp3 = xhat_n1_0
+    tmp3 *= sum_drstd_n1_0
+    tmp3 *= 1 / 16
+    del xhat_n1_0, sum_drstd_n1_0
     dr1_0 = dxhat_n1_0
-    dr1_0 -= (1 / 16) * drstd_n1_0 * rstd_n1_0**2 * xc_n1_0 + (1 / 16) * dsum_n1_0
+    dr1_0 -= (1 / 16) * sum_dsum_n1_0 + tmp3
     dr1_0 *= rstd_n1_0
-    del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
+    del rstd_n1_0, dxhat_n1_0, sum_dsum_n1_0, tmp3
     dbo0 = np.sum(dr1_0, axis=(0, 1))
     dWo0 = (o0.reshape(-1, 16).T @ dr1_0.reshape(-1, 16)).T
     del o0
@@ -479,12 +487,12 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
-    ds_a0 = np.einsum("ijkl,ijkl->ijk", a0, da0)[..., None]
+    sum_ds_a0 = np.einsum("ijkl,ijkl->ijk", a0, da0)[..., None]
     dscores0 = da0
-    dscores0 -= ds_a0
+    dscores0 -= sum_ds_a0
     dscores0 *= a0
     dscores0 *= 0.3535533905932738
-    del da0, ds_a0
+    del da0, sum_ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)

@@ -54,19 +54,21 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db2 = sum(dz2, axis=0)
     dpool1 = ((dz2 @ w2)/6).reshape(-1, 1, 16)
     dxhat_n2_0 = dpool1*g2_0
-    drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
-    dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
-    dr2_0 = rstd_n2_0*(dxhat_n2_0 - drstd_n2_0*rstd_n2_0**2*xc_n2_0/16 - dsum_n2_0/16)
+    sum_drstd_n2_0 = sum(dxhat_n2_0*xhat_n2_0, axis=2, keepdims)
+    sum_dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
+    tmp2 = sum_drstd_n2_0*xhat_n2_0/16
+    dr2_0 = rstd_n2_0*(dxhat_n2_0 - sum_dsum_n2_0/16 - tmp2)
     df0 = (dr2_0 @ W2_0)*H(act0)
     dn1_0 = df0 @ W1_0 + dr2_0
     dxhat_n1_0 = dn1_0*g1_0
-    drstd_n1_0 = sum(dxhat_n1_0*xc_n1_0, axis=2, keepdims)
-    dsum_n1_0 = sum(dxhat_n1_0, axis=2, keepdims)
-    dr1_0 = rstd_n1_0*(dxhat_n1_0 - drstd_n1_0*rstd_n1_0**2*xc_n1_0/16 - dsum_n1_0/16)
+    sum_drstd_n1_0 = sum(dxhat_n1_0*xhat_n1_0, axis=2, keepdims)
+    sum_dsum_n1_0 = sum(dxhat_n1_0, axis=2, keepdims)
+    tmp3 = sum_drstd_n1_0*xhat_n1_0/16
+    dr1_0 = rstd_n1_0*(dxhat_n1_0 - sum_dsum_n1_0/16 - tmp3)
     dav0 = (dr1_0 @ Wo0).reshape(-1, 6, 2, 8).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
-    ds_a0 = sum(da0*e_a0, axis=3, keepdims)
-    dscores0 = sqrt(2)*a0*(da0 - ds_a0/s_a0)/4
+    sum_ds_a0 = sum(da0*e_a0, axis=3, keepdims)
+    dscores0 = sqrt(2)*a0*(da0 - sum_ds_a0/s_a0)/4
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 6, 16)
@@ -258,16 +260,11 @@ def forward(params, x):
     del o0
     r1_0 = sa0 + x
     del sa0
-    sum_n1_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n1_0 = r1_0 - 1 / 16 * sum_n1_0
-    del r1_0, sum_n1_0
-    ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = (1 / 16) * ss_n1_0 + 1e-5
-    del ss_n1_0
-    rstd_n1_0 = torch.rsqrt(var_n1_0)
-    del var_n1_0
-    xhat_n1_0 = rstd_n1_0 * xc_n1_0
-    del xc_n1_0, rstd_n1_0
+    ln_n1_0 = torch.native_layer_norm(r1_0, (16,), None, None, 1e-05)
+    del r1_0
+    xhat_n1_0 = ln_n1_0[0]
+    rstd_n1_0 = ln_n1_0[2]
+    del ln_n1_0
     n1_0 = be1_0 + g1_0 * xhat_n1_0
     del xhat_n1_0
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
@@ -277,16 +274,11 @@ def forward(params, x):
     del act0
     r2_0 = ff0 + n1_0
     del n1_0, ff0
-    sum_n2_0 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n2_0 = r2_0 - 1 / 16 * sum_n2_0
-    del r2_0, sum_n2_0
-    ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = (1 / 16) * ss_n2_0 + 1e-5
-    del ss_n2_0
-    rstd_n2_0 = torch.rsqrt(var_n2_0)
-    del var_n2_0
-    xhat_n2_0 = rstd_n2_0 * xc_n2_0
-    del xc_n2_0, rstd_n2_0
+    ln_n2_0 = torch.native_layer_norm(r2_0, (16,), None, None, 1e-05)
+    del r2_0
+    xhat_n2_0 = ln_n2_0[0]
+    rstd_n2_0 = ln_n2_0[2]
+    del ln_n2_0
     n2_0 = be2_0 + g2_0 * xhat_n2_0
     del xhat_n2_0
     pool1 = torch.sum(n2_0, dim=1, keepdim=True)
@@ -358,22 +350,12 @@ def loss_and_gradients(params, x, t):
     r1_0 = sa0
     r1_0 += x
     del sa0
-    sum_n1_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n1_0 = r1_0
-    xc_n1_0 -= (1 / 16) * sum_n1_0
-    del r1_0, sum_n1_0
-    ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = ss_n1_0
-    var_n1_0 *= 1 / 16
-    var_n1_0 += 1e-5
-    del ss_n1_0
-    rstd_n1_0 = torch.rsqrt(var_n1_0)
-    del var_n1_0
-    xhat_n1_0 = rstd_n1_0 * xc_n1_0
-    n1_0 = xhat_n1_0
-    n1_0 *= g1_0
-    n1_0 += be1_0
-    del xhat_n1_0
+    ln_n1_0 = torch.native_layer_norm(r1_0, (16,), None, None, 1e-05)
+    del r1_0
+    xhat_n1_0 = ln_n1_0[0]
+    rstd_n1_0 = ln_n1_0[2]
+    del ln_n1_0
+    n1_0 = be1_0 + g1_0 * xhat_n1_0
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
     act0 = torch.clamp_(f0, min=0)
     del f0
@@ -381,22 +363,12 @@ def loss_and_gradients(params, x, t):
     r2_0 = ff0
     r2_0 += n1_0
     del ff0
-    sum_n2_0 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n2_0 = r2_0
-    xc_n2_0 -= (1 / 16) * sum_n2_0
-    del r2_0, sum_n2_0
-    ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = ss_n2_0
-    var_n2_0 *= 1 / 16
-    var_n2_0 += 1e-5
-    del ss_n2_0
-    rstd_n2_0 = torch.rsqrt(var_n2_0)
-    del var_n2_0
-    xhat_n2_0 = rstd_n2_0 * xc_n2_0
-    n2_0 = xhat_n2_0
-    n2_0 *= g2_0
-    n2_0 += be2_0
-    del xhat_n2_0
+    ln_n2_0 = torch.native_layer_norm(r2_0, (16,), None, None, 1e-05)
+    del r2_0
+    xhat_n2_0 = ln_n2_0[0]
+    rstd_n2_0 = ln_n2_0[2]
+    del ln_n2_0
+    n2_0 = be2_0 + g2_0 * xhat_n2_0
     pool1 = torch.sum(n2_0, dim=1, keepdim=True)
     del n2_0
     sum1 = pool1.reshape(-1, 16)
@@ -419,17 +391,21 @@ def loss_and_gradients(params, x, t):
     db2 = torch.sum(dz2, dim=0)
     dpool1 = ((1 / 6) * (dz2 @ w2)).reshape(-1, 1, 16)
     del dz2
-    dg2_0 = torch.sum(dpool1 * rstd_n2_0 * xc_n2_0, dim=(0, 1))
+    dg2_0 = torch.sum(dpool1 * xhat_n2_0, dim=(0, 1))
     dbe2_0 = torch.sum(dpool1, dim=(0, 1))
     dxhat_n2_0 = dpool1 * g2_0
     del dpool1
-    drstd_n2_0 = torch.sum(dxhat_n2_0 * xc_n2_0, dim=2, keepdim=True)
-    dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
-    dr2_0 = xc_n2_0
-    dr2_0 *= -1 / 16 * drstd_n2_0 * rstd_n2_0**2
-    dr2_0 -= (1 / 16) * dsum_n2_0 - dxhat_n2_0
+    sum_drstd_n2_0 = torch.sum(dxhat_n2_0 * xhat_n2_0, dim=2, keepdim=True)
+    sum_dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
+    tmp2 = xhat_n2_0
+    tmp2 *= sum_drstd_n2_0
+    tmp2 *= 1 / 16
+    del xhat_n2_0, sum_drstd_n2_0
+    dr2_0 = tmp2
+    dr2_0 *= -1
+    dr2_0 += dxhat_n2_0 - 1 / 16 * sum_dsum_n2_0
     dr2_0 *= rstd_n2_0
-    del xc_n2_0, rstd_n2_0, dxhat_n2_0, drstd_n2_0, dsum_n2_0
+    del rstd_n2_0, dxhat_n2_0, sum_dsum_n2_0, tmp2
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     df0 = dr2_0 @ W2_0
@@ -442,17 +418,21 @@ def loss_and_gradients(params, x, t):
     del df0
     dn1_0 += dr2_0
     del dr2_0
-    dg1_0 = torch.sum(dn1_0 * rstd_n1_0 * xc_n1_0, dim=(0, 1))
+    dg1_0 = torch.sum(dn1_0 * xhat_n1_0, dim=(0, 1))
     dbe1_0 = torch.sum(dn1_0, dim=(0, 1))
     dxhat_n1_0 = dn1_0
     dxhat_n1_0 *= g1_0
     del dn1_0
-    drstd_n1_0 = torch.sum(dxhat_n1_0 * xc_n1_0, dim=2, keepdim=True)
-    dsum_n1_0 = torch.sum(dxhat_n1_0, dim=2, keepdim=True)
+    sum_drstd_n1_0 = torch.sum(dxhat_n1_0 * xhat_n1_0, dim=2, keepdim=True)
+    sum_dsum_n1_0 = torch.sum(dxhat_n1_0, dim=2, keepdim=True)
+    tmp3 = xhat_n1_0
+    tmp3 *= sum_drstd_n1_0
+    tmp3 *= 1 / 16
+    del xhat_n1_0, sum_drstd_n1_0
     dr1_0 = dxhat_n1_0
-    dr1_0 -= (1 / 16) * drstd_n1_0 * rstd_n1_0**2 * xc_n1_0 + (1 / 16) * dsum_n1_0
+    dr1_0 -= (1 / 16) * sum_dsum_n1_0 + tmp3
     dr1_0 *= rstd_n1_0
-    del xc_n1_0, rstd_n1_0, dxhat_n1_0, drstd_n1_0, dsum_n1_0
+    del rstd_n1_0, dxhat_n1_0, sum_dsum_n1_0, tmp3
     dbo0 = torch.sum(dr1_0, dim=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0
@@ -462,12 +442,12 @@ def loss_and_gradients(params, x, t):
     del dav0
     da0 = dav0_c @ vh0_c.mT
     del vh0_c
-    ds_a0 = torch.sum(a0 * da0, dim=3, keepdim=True)
+    sum_ds_a0 = torch.sum(a0 * da0, dim=3, keepdim=True)
     dscores0 = da0
-    dscores0 -= ds_a0
+    dscores0 -= sum_ds_a0
     dscores0 *= a0
     dscores0 *= 0.3535533905932738
-    del da0, ds_a0
+    del da0, sum_ds_a0
     dv0 = (a0.mT @ dav0_c).permute(0, 2, 1, 3).reshape(-1, 6, 16)
     del a0, dav0_c
     dk0 = (dscores0.mT @ qh0_c).permute(0, 2, 1, 3).reshape(-1, 6, 16)

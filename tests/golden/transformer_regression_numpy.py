@@ -81,23 +81,22 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     df1 = (dr2_1 @ W2_1)*(sqrt(2)*f1*exp(-f1**2/2)/(2*sqrt(pi)) + tmp8/2 + 1/2)
     dn2_1_mmf1 = df1 @ W1_1
     dxhat_n2_1 = dn2_1_mmf1*g2_1
-    drstd_n2_1 = sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims)
-    dsum_n2_1 = sum(dxhat_n2_1, axis=2, keepdims)
-    tmp11 = drstd_n2_1*rstd_n2_1**3
-    dxc_n2_1 = dxhat_n2_1*rstd_n2_1 - tmp11*xc_n2_1/16
-    dr1_1 = dr2_1 + dxc_n2_1 - dsum_n2_1*rstd_n2_1/16
+    sum_drstd_n2_1 = sum(dxhat_n2_1*xhat_n2_1, axis=2, keepdims)
+    sum_dsum_n2_1 = sum(dxhat_n2_1, axis=2, keepdims)
+    dxc_n2_1 = rstd_n2_1*(dxhat_n2_1 - sum_drstd_n2_1*xhat_n2_1/16)
+    dr1_1 = dr2_1 + dxc_n2_1 - rstd_n2_1*sum_dsum_n2_1/16
     dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
-    ds_a1 = sum(da1*e_a1, axis=3, keepdims)
-    dscores1 = a1*(da1 - ds_a1/s_a1)/2
+    sum_ds_a1 = sum(da1*e_a1, axis=3, keepdims)
+    dscores1 = a1*(da1 - sum_ds_a1/s_a1)/2
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dk1 = (dscores1.swapaxes(-1, -2) @ qh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dq1 = (dscores1 @ kh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dqkv1 = concat([dq1, dk1, dv1], axis=2)
     dn1_1_mmqkv1 = dqkv1 @ W1
     dxhat_n1_1 = dn1_1_mmqkv1*g1_1
-    drstd_n1_1 = sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims)
-    dsum_n1_1 = sum(dxhat_n1_1, axis=2, keepdims)
+    sum_drstd_n1_1 = sum(dxhat_n1_1*xhat_n1_1, axis=2, keepdims)
+    sum_dsum_n1_1 = sum(dxhat_n1_1, axis=2, keepdims)
     dbe2_1 = sum(dn2_1_mmf1, axis=(0, 1))
     dg2_1 = sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
     dbe1_1 = sum(dn1_1_mmqkv1, axis=(0, 1))
@@ -106,21 +105,19 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db1_1 = sum(df1, axis=(0, 1))
     dbo1 = sum(dr1_1, axis=(0, 1))
     dB1 = sum(dqkv1, axis=(0, 1))
-    tmp12 = drstd_n1_1*rstd_n1_1**3
-    dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - tmp12*xc_n1_1/16
-    dr2_0 = dr1_1 + dxc_n1_1 - dsum_n1_1*rstd_n1_1/16
+    dxc_n1_1 = rstd_n1_1*(dxhat_n1_1 - sum_drstd_n1_1*xhat_n1_1/16)
+    dr2_0 = dr1_1 + dxc_n1_1 - rstd_n1_1*sum_dsum_n1_1/16
     df0 = (dr2_0 @ W2_0)*(sqrt(2)*f0*exp(-f0**2/2)/(2*sqrt(pi)) + tmp4/2 + 1/2)
     dn2_0_mmf0 = df0 @ W1_0
     dxhat_n2_0 = dn2_0_mmf0*g2_0
-    drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
-    dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
-    tmp13 = drstd_n2_0*rstd_n2_0**3
-    dxc_n2_0 = dxhat_n2_0*rstd_n2_0 - tmp13*xc_n2_0/16
-    dr1_0 = dr2_0 + dxc_n2_0 - dsum_n2_0*rstd_n2_0/16
+    sum_drstd_n2_0 = sum(dxhat_n2_0*xhat_n2_0, axis=2, keepdims)
+    sum_dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
+    dxc_n2_0 = rstd_n2_0*(dxhat_n2_0 - sum_drstd_n2_0*xhat_n2_0/16)
+    dr1_0 = dr2_0 + dxc_n2_0 - rstd_n2_0*sum_dsum_n2_0/16
     dav0 = (dr1_0 @ Wo0).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
-    ds_a0 = sum(da0*e_a0, axis=3, keepdims)
-    dscores0 = a0*(da0 - ds_a0/s_a0)/2
+    sum_ds_a0 = sum(da0*e_a0, axis=3, keepdims)
+    dscores0 = a0*(da0 - sum_ds_a0/s_a0)/2
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -679,11 +676,10 @@ def loss_and_gradients(params, x, t):
     del ss_n2_0
     rstd_n2_0 = var_n2_0 ** (-1 / 2)
     del var_n2_0
-    xhat_n2_0 = rstd_n2_0 * xc_n2_0
-    n2_0 = xhat_n2_0
-    n2_0 *= g2_0
-    n2_0 += be2_0
-    del xhat_n2_0
+    xhat_n2_0 = xc_n2_0
+    xhat_n2_0 *= rstd_n2_0
+    del xc_n2_0
+    n2_0 = be2_0 + g2_0 * xhat_n2_0
     f0 = (n2_0.reshape(-1, 16) @ W1_0.T).reshape(-1, 8, 32)
     f0 += b1_0
     tmp4 = erf(0.7071067811865476 * f0)
@@ -704,11 +700,10 @@ def loss_and_gradients(params, x, t):
     del ss_n1_1
     rstd_n1_1 = var_n1_1 ** (-1 / 2)
     del var_n1_1
-    xhat_n1_1 = rstd_n1_1 * xc_n1_1
-    n1_1 = xhat_n1_1
-    n1_1 *= g1_1
-    n1_1 += be1_1
-    del xhat_n1_1
+    xhat_n1_1 = xc_n1_1
+    xhat_n1_1 *= rstd_n1_1
+    del xc_n1_1
+    n1_1 = be1_1 + g1_1 * xhat_n1_1
     qkv1 = (n1_1.reshape(-1, 16) @ W1.T).reshape(-1, 8, 48)
     qkv1 += B1
     q1 = qkv1[:, :, :16]
@@ -749,11 +744,10 @@ def loss_and_gradients(params, x, t):
     del ss_n2_1
     rstd_n2_1 = var_n2_1 ** (-1 / 2)
     del var_n2_1
-    xhat_n2_1 = rstd_n2_1 * xc_n2_1
-    n2_1 = xhat_n2_1
-    n2_1 *= g2_1
-    n2_1 += be2_1
-    del xhat_n2_1
+    xhat_n2_1 = xc_n2_1
+    xhat_n2_1 *= rstd_n2_1
+    del xc_n2_1
+    n2_1 = be2_1 + g2_1 * xhat_n2_1
     f1 = (n2_1.reshape(-1, 16) @ W1_1.T).reshape(-1, 8, 32)
     f1 += b1_1
     tmp8 = erf(0.7071067811865476 * f1)
@@ -791,36 +785,32 @@ def loss_and_gradients(params, x, t):
     del n2_1
     dn2_1_mmf1 = (df1.reshape(-1, 32) @ W1_1).reshape(-1, 8, 16)
     del df1
-    dg2_1 = np.einsum("ijk,ijk,ijk->k", dn2_1_mmf1, rstd_n2_1, xc_n2_1)
+    dg2_1 = np.einsum("ijk,ijk->k", dn2_1_mmf1, xhat_n2_1)
     dbe2_1 = np.sum(dn2_1_mmf1, axis=(0, 1))
     dxhat_n2_1 = dn2_1_mmf1
     dxhat_n2_1 *= g2_1
     del dn2_1_mmf1
-    drstd_n2_1 = np.einsum("ijk,ijk->ij", dxhat_n2_1, xc_n2_1)[..., None]
-    dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
-    tmp11 = drstd_n2_1
-    tmp11 *= rstd_n2_1**3
-    del drstd_n2_1
-    dxc_n2_1 = xc_n2_1
-    dxc_n2_1 *= tmp11
-    dxc_n2_1 *= -1 / 16
-    dxc_n2_1 += dxhat_n2_1 * rstd_n2_1
-    del xc_n2_1, dxhat_n2_1, tmp11
+    sum_drstd_n2_1 = np.einsum("ijk,ijk->ij", dxhat_n2_1, xhat_n2_1)[..., None]
+    sum_dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
+    dxc_n2_1 = dxhat_n2_1
+    dxc_n2_1 -= (1 / 16) * sum_drstd_n2_1 * xhat_n2_1
+    dxc_n2_1 *= rstd_n2_1
+    del xhat_n2_1, dxhat_n2_1, sum_drstd_n2_1
     dr1_1 = dr2_1
-    dr1_1 -= (1 / 16) * dsum_n2_1 * rstd_n2_1 - dxc_n2_1
-    del rstd_n2_1, dr2_1, dsum_n2_1, dxc_n2_1
+    dr1_1 += dxc_n2_1 - 1 / 16 * rstd_n2_1 * sum_dsum_n2_1
+    del rstd_n2_1, dr2_1, sum_dsum_n2_1, dxc_n2_1
     dbo1 = np.sum(dr1_1, axis=(0, 1))
     dWo1 = (o1.reshape(-1, 16).T @ dr1_1.reshape(-1, 16)).T
     del o1
     dav1 = ((dr1_1.reshape(-1, 16) @ Wo1).reshape(-1, 8, 16)).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
     del vh1
-    ds_a1 = np.einsum("ijkl,ijkl->ijk", a1, da1)[..., None]
+    sum_ds_a1 = np.einsum("ijkl,ijkl->ijk", a1, da1)[..., None]
     dscores1 = da1
-    dscores1 -= ds_a1
+    dscores1 -= sum_ds_a1
     dscores1 *= a1
     dscores1 *= 1 / 2
-    del da1, ds_a1
+    del da1, sum_ds_a1
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a1, dav1
     dk1 = (dscores1.swapaxes(-1, -2) @ qh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -834,24 +824,20 @@ def loss_and_gradients(params, x, t):
     del n1_1
     dn1_1_mmqkv1 = (dqkv1.reshape(-1, 48) @ W1).reshape(-1, 8, 16)
     del dqkv1
-    dg1_1 = np.einsum("ijk,ijk,ijk->k", dn1_1_mmqkv1, rstd_n1_1, xc_n1_1)
+    dg1_1 = np.einsum("ijk,ijk->k", dn1_1_mmqkv1, xhat_n1_1)
     dbe1_1 = np.sum(dn1_1_mmqkv1, axis=(0, 1))
     dxhat_n1_1 = dn1_1_mmqkv1
     dxhat_n1_1 *= g1_1
     del dn1_1_mmqkv1
-    drstd_n1_1 = np.einsum("ijk,ijk->ij", dxhat_n1_1, xc_n1_1)[..., None]
-    dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
-    tmp12 = drstd_n1_1
-    tmp12 *= rstd_n1_1**3
-    del drstd_n1_1
-    dxc_n1_1 = xc_n1_1
-    dxc_n1_1 *= tmp12
-    dxc_n1_1 *= -1 / 16
-    dxc_n1_1 += dxhat_n1_1 * rstd_n1_1
-    del xc_n1_1, dxhat_n1_1, tmp12
+    sum_drstd_n1_1 = np.einsum("ijk,ijk->ij", dxhat_n1_1, xhat_n1_1)[..., None]
+    sum_dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
+    dxc_n1_1 = dxhat_n1_1
+    dxc_n1_1 -= (1 / 16) * sum_drstd_n1_1 * xhat_n1_1
+    dxc_n1_1 *= rstd_n1_1
+    del xhat_n1_1, dxhat_n1_1, sum_drstd_n1_1
     dr2_0 = dr1_1
-    dr2_0 -= (1 / 16) * dsum_n1_1 * rstd_n1_1 - dxc_n1_1
-    del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
+    dr2_0 += dxc_n1_1 - 1 / 16 * rstd_n1_1 * sum_dsum_n1_1
+    del rstd_n1_1, dr1_1, sum_dsum_n1_1, dxc_n1_1
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     # act0 again, from values kept anyway: cheaper than holding it until here
     act0 = tmp4 + 1
@@ -874,24 +860,20 @@ def loss_and_gradients(params, x, t):
     del n2_0
     dn2_0_mmf0 = (df0.reshape(-1, 32) @ W1_0).reshape(-1, 8, 16)
     del df0
-    dg2_0 = np.einsum("ijk,ijk,ijk->k", dn2_0_mmf0, rstd_n2_0, xc_n2_0)
+    dg2_0 = np.einsum("ijk,ijk->k", dn2_0_mmf0, xhat_n2_0)
     dbe2_0 = np.sum(dn2_0_mmf0, axis=(0, 1))
     dxhat_n2_0 = dn2_0_mmf0
     dxhat_n2_0 *= g2_0
     del dn2_0_mmf0
-    drstd_n2_0 = np.einsum("ijk,ijk->ij", dxhat_n2_0, xc_n2_0)[..., None]
-    dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
-    tmp13 = drstd_n2_0
-    tmp13 *= rstd_n2_0**3
-    del drstd_n2_0
-    dxc_n2_0 = xc_n2_0
-    dxc_n2_0 *= tmp13
-    dxc_n2_0 *= -1 / 16
-    dxc_n2_0 += dxhat_n2_0 * rstd_n2_0
-    del xc_n2_0, dxhat_n2_0, tmp13
+    sum_drstd_n2_0 = np.einsum("ijk,ijk->ij", dxhat_n2_0, xhat_n2_0)[..., None]
+    sum_dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
+    dxc_n2_0 = dxhat_n2_0
+    dxc_n2_0 -= (1 / 16) * sum_drstd_n2_0 * xhat_n2_0
+    dxc_n2_0 *= rstd_n2_0
+    del xhat_n2_0, dxhat_n2_0, sum_drstd_n2_0
     dr1_0 = dr2_0
-    dr1_0 -= (1 / 16) * dsum_n2_0 * rstd_n2_0 - dxc_n2_0
-    del rstd_n2_0, dr2_0, dsum_n2_0, dxc_n2_0
+    dr1_0 += dxc_n2_0 - 1 / 16 * rstd_n2_0 * sum_dsum_n2_0
+    del rstd_n2_0, dr2_0, sum_dsum_n2_0, dxc_n2_0
     dbo0 = np.sum(dr1_0, axis=(0, 1))
     dWo0 = (o0.reshape(-1, 16).T @ dr1_0.reshape(-1, 16)).T
     del o0
@@ -899,12 +881,12 @@ def loss_and_gradients(params, x, t):
     del dr1_0
     da0 = dav0 @ vh0.swapaxes(-1, -2)
     del vh0
-    ds_a0 = np.einsum("ijkl,ijkl->ijk", a0, da0)[..., None]
+    sum_ds_a0 = np.einsum("ijkl,ijkl->ijk", a0, da0)[..., None]
     dscores0 = da0
-    dscores0 -= ds_a0
+    dscores0 -= sum_ds_a0
     dscores0 *= a0
     dscores0 *= 1 / 2
-    del da0, ds_a0
+    del da0, sum_ds_a0
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     del a0, dav0
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)

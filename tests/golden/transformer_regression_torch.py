@@ -81,23 +81,22 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     df1 = (dr2_1 @ W2_1)*(sqrt(2)*f1*exp(-f1**2/2)/(2*sqrt(pi)) + tmp8/2 + 1/2)
     dn2_1_mmf1 = df1 @ W1_1
     dxhat_n2_1 = dn2_1_mmf1*g2_1
-    drstd_n2_1 = sum(dxhat_n2_1*xc_n2_1, axis=2, keepdims)
-    dsum_n2_1 = sum(dxhat_n2_1, axis=2, keepdims)
-    tmp11 = drstd_n2_1*rstd_n2_1**3
-    dxc_n2_1 = dxhat_n2_1*rstd_n2_1 - tmp11*xc_n2_1/16
-    dr1_1 = dr2_1 + dxc_n2_1 - dsum_n2_1*rstd_n2_1/16
+    sum_drstd_n2_1 = sum(dxhat_n2_1*xhat_n2_1, axis=2, keepdims)
+    sum_dsum_n2_1 = sum(dxhat_n2_1, axis=2, keepdims)
+    dxc_n2_1 = rstd_n2_1*(dxhat_n2_1 - sum_drstd_n2_1*xhat_n2_1/16)
+    dr1_1 = dr2_1 + dxc_n2_1 - rstd_n2_1*sum_dsum_n2_1/16
     dav1 = (dr1_1 @ Wo1).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da1 = dav1 @ vh1.swapaxes(-1, -2)
-    ds_a1 = sum(da1*e_a1, axis=3, keepdims)
-    dscores1 = a1*(da1 - ds_a1/s_a1)/2
+    sum_ds_a1 = sum(da1*e_a1, axis=3, keepdims)
+    dscores1 = a1*(da1 - sum_ds_a1/s_a1)/2
     dv1 = (a1.swapaxes(-1, -2) @ dav1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dk1 = (dscores1.swapaxes(-1, -2) @ qh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dq1 = (dscores1 @ kh1).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dqkv1 = concat([dq1, dk1, dv1], axis=2)
     dn1_1_mmqkv1 = dqkv1 @ W1
     dxhat_n1_1 = dn1_1_mmqkv1*g1_1
-    drstd_n1_1 = sum(dxhat_n1_1*xc_n1_1, axis=2, keepdims)
-    dsum_n1_1 = sum(dxhat_n1_1, axis=2, keepdims)
+    sum_drstd_n1_1 = sum(dxhat_n1_1*xhat_n1_1, axis=2, keepdims)
+    sum_dsum_n1_1 = sum(dxhat_n1_1, axis=2, keepdims)
     dbe2_1 = sum(dn2_1_mmf1, axis=(0, 1))
     dg2_1 = sum(dn2_1_mmf1*xhat_n2_1, axis=(0, 1))
     dbe1_1 = sum(dn1_1_mmqkv1, axis=(0, 1))
@@ -106,21 +105,19 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     db1_1 = sum(df1, axis=(0, 1))
     dbo1 = sum(dr1_1, axis=(0, 1))
     dB1 = sum(dqkv1, axis=(0, 1))
-    tmp12 = drstd_n1_1*rstd_n1_1**3
-    dxc_n1_1 = dxhat_n1_1*rstd_n1_1 - tmp12*xc_n1_1/16
-    dr2_0 = dr1_1 + dxc_n1_1 - dsum_n1_1*rstd_n1_1/16
+    dxc_n1_1 = rstd_n1_1*(dxhat_n1_1 - sum_drstd_n1_1*xhat_n1_1/16)
+    dr2_0 = dr1_1 + dxc_n1_1 - rstd_n1_1*sum_dsum_n1_1/16
     df0 = (dr2_0 @ W2_0)*(sqrt(2)*f0*exp(-f0**2/2)/(2*sqrt(pi)) + tmp4/2 + 1/2)
     dn2_0_mmf0 = df0 @ W1_0
     dxhat_n2_0 = dn2_0_mmf0*g2_0
-    drstd_n2_0 = sum(dxhat_n2_0*xc_n2_0, axis=2, keepdims)
-    dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
-    tmp13 = drstd_n2_0*rstd_n2_0**3
-    dxc_n2_0 = dxhat_n2_0*rstd_n2_0 - tmp13*xc_n2_0/16
-    dr1_0 = dr2_0 + dxc_n2_0 - dsum_n2_0*rstd_n2_0/16
+    sum_drstd_n2_0 = sum(dxhat_n2_0*xhat_n2_0, axis=2, keepdims)
+    sum_dsum_n2_0 = sum(dxhat_n2_0, axis=2, keepdims)
+    dxc_n2_0 = rstd_n2_0*(dxhat_n2_0 - sum_drstd_n2_0*xhat_n2_0/16)
+    dr1_0 = dr2_0 + dxc_n2_0 - rstd_n2_0*sum_dsum_n2_0/16
     dav0 = (dr1_0 @ Wo0).reshape(-1, 8, 4, 4).transpose(0, 2, 1, 3)
     da0 = dav0 @ vh0.swapaxes(-1, -2)
-    ds_a0 = sum(da0*e_a0, axis=3, keepdims)
-    dscores0 = a0*(da0 - ds_a0/s_a0)/2
+    sum_ds_a0 = sum(da0*e_a0, axis=3, keepdims)
+    dscores0 = a0*(da0 - sum_ds_a0/s_a0)/2
     dv0 = (a0.swapaxes(-1, -2) @ dav0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dk0 = (dscores0.swapaxes(-1, -2) @ qh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
     dq0 = (dscores0 @ kh0).transpose(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -320,16 +317,10 @@ def forward(params, x):
     be1_1 = params["1.norm1.bias"]
     g2_1 = params["1.norm2.weight"]
     be2_1 = params["1.norm2.bias"]
-    sum_n1_0 = torch.sum(x, dim=2, keepdim=True)
-    xc_n1_0 = x - 1 / 16 * sum_n1_0
-    del sum_n1_0
-    ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = (1 / 16) * ss_n1_0 + 1e-5
-    del ss_n1_0
-    rstd_n1_0 = torch.rsqrt(var_n1_0)
-    del var_n1_0
-    xhat_n1_0 = rstd_n1_0 * xc_n1_0
-    del xc_n1_0, rstd_n1_0
+    ln_n1_0 = torch.native_layer_norm(x, (16,), None, None, 1e-05)
+    xhat_n1_0 = ln_n1_0[0]
+    rstd_n1_0 = ln_n1_0[2]
+    del ln_n1_0
     n1_0 = be1_0 + g1_0 * xhat_n1_0
     del xhat_n1_0
     qkv0 = torch.nn.functional.linear(n1_0, W0, B0)
@@ -360,16 +351,10 @@ def forward(params, x):
     del o0
     r1_0 = sa0 + x
     del sa0
-    sum_n2_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n2_0 = r1_0 - 1 / 16 * sum_n2_0
-    del sum_n2_0
-    ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = (1 / 16) * ss_n2_0 + 1e-5
-    del ss_n2_0
-    rstd_n2_0 = torch.rsqrt(var_n2_0)
-    del var_n2_0
-    xhat_n2_0 = rstd_n2_0 * xc_n2_0
-    del xc_n2_0, rstd_n2_0
+    ln_n2_0 = torch.native_layer_norm(r1_0, (16,), None, None, 1e-05)
+    xhat_n2_0 = ln_n2_0[0]
+    rstd_n2_0 = ln_n2_0[2]
+    del ln_n2_0
     n2_0 = be2_0 + g2_0 * xhat_n2_0
     del xhat_n2_0
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
@@ -380,16 +365,10 @@ def forward(params, x):
     del act0
     r2_0 = ff0 + r1_0
     del r1_0, ff0
-    sum_n1_1 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n1_1 = r2_0 - 1 / 16 * sum_n1_1
-    del sum_n1_1
-    ss_n1_1 = torch.sum(xc_n1_1**2, dim=2, keepdim=True)
-    var_n1_1 = (1 / 16) * ss_n1_1 + 1e-5
-    del ss_n1_1
-    rstd_n1_1 = torch.rsqrt(var_n1_1)
-    del var_n1_1
-    xhat_n1_1 = rstd_n1_1 * xc_n1_1
-    del xc_n1_1, rstd_n1_1
+    ln_n1_1 = torch.native_layer_norm(r2_0, (16,), None, None, 1e-05)
+    xhat_n1_1 = ln_n1_1[0]
+    rstd_n1_1 = ln_n1_1[2]
+    del ln_n1_1
     n1_1 = be1_1 + g1_1 * xhat_n1_1
     del xhat_n1_1
     qkv1 = torch.nn.functional.linear(n1_1, W1, B1)
@@ -419,16 +398,10 @@ def forward(params, x):
     del o1
     r1_1 = r2_0 + sa1
     del r2_0, sa1
-    sum_n2_1 = torch.sum(r1_1, dim=2, keepdim=True)
-    xc_n2_1 = r1_1 - 1 / 16 * sum_n2_1
-    del sum_n2_1
-    ss_n2_1 = torch.sum(xc_n2_1**2, dim=2, keepdim=True)
-    var_n2_1 = (1 / 16) * ss_n2_1 + 1e-5
-    del ss_n2_1
-    rstd_n2_1 = torch.rsqrt(var_n2_1)
-    del var_n2_1
-    xhat_n2_1 = rstd_n2_1 * xc_n2_1
-    del xc_n2_1, rstd_n2_1
+    ln_n2_1 = torch.native_layer_norm(r1_1, (16,), None, None, 1e-05)
+    xhat_n2_1 = ln_n2_1[0]
+    rstd_n2_1 = ln_n2_1[2]
+    del ln_n2_1
     n2_1 = be2_1 + g2_1 * xhat_n2_1
     del xhat_n2_1
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
@@ -482,19 +455,10 @@ def loss_and_gradients(params, x, t):
     N = x.shape[0]
     # The forward pass, as forward computes it, but keeping e_a0, a0, f0, act0 and 4 more for the loss and the
     # backward pass (forward frees each value as soon as it can).
-    sum_n1_0 = torch.sum(x, dim=2, keepdim=True)
-    xc_n1_0 = x - 1 / 16 * sum_n1_0
-    del sum_n1_0
-    ss_n1_0 = torch.sum(xc_n1_0**2, dim=2, keepdim=True)
-    var_n1_0 = ss_n1_0
-    var_n1_0 *= 1 / 16
-    var_n1_0 += 1e-5
-    del ss_n1_0
-    rstd_n1_0 = torch.rsqrt(var_n1_0)
-    del var_n1_0
-    xhat_n1_0 = xc_n1_0
-    xhat_n1_0 *= rstd_n1_0
-    del xc_n1_0, rstd_n1_0
+    ln_n1_0 = torch.native_layer_norm(x, (16,), None, None, 1e-05)
+    xhat_n1_0 = ln_n1_0[0]
+    rstd_n1_0 = ln_n1_0[2]
+    del ln_n1_0
     n1_0 = be1_0 + g1_0 * xhat_n1_0
     qkv0 = torch.nn.functional.linear(n1_0, W0, B0)
     q0 = qkv0[:, :, :16]
@@ -521,21 +485,11 @@ def loss_and_gradients(params, x, t):
     r1_0 = sa0
     r1_0 += x
     del sa0
-    sum_n2_0 = torch.sum(r1_0, dim=2, keepdim=True)
-    xc_n2_0 = r1_0 - 1 / 16 * sum_n2_0
-    del sum_n2_0
-    ss_n2_0 = torch.sum(xc_n2_0**2, dim=2, keepdim=True)
-    var_n2_0 = ss_n2_0
-    var_n2_0 *= 1 / 16
-    var_n2_0 += 1e-5
-    del ss_n2_0
-    rstd_n2_0 = torch.rsqrt(var_n2_0)
-    del var_n2_0
-    xhat_n2_0 = rstd_n2_0 * xc_n2_0
-    n2_0 = xhat_n2_0
-    n2_0 *= g2_0
-    n2_0 += be2_0
-    del xhat_n2_0
+    ln_n2_0 = torch.native_layer_norm(r1_0, (16,), None, None, 1e-05)
+    xhat_n2_0 = ln_n2_0[0]
+    rstd_n2_0 = ln_n2_0[2]
+    del ln_n2_0
+    n2_0 = be2_0 + g2_0 * xhat_n2_0
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     tmp4 = torch.erf(0.7071067811865476 * f0)
     act0 = (1 / 2) * f0 * (tmp4 + 1)
@@ -544,21 +498,11 @@ def loss_and_gradients(params, x, t):
     r2_0 = r1_0
     r2_0 += ff0
     del r1_0, ff0
-    sum_n1_1 = torch.sum(r2_0, dim=2, keepdim=True)
-    xc_n1_1 = r2_0 - 1 / 16 * sum_n1_1
-    del sum_n1_1
-    ss_n1_1 = torch.sum(xc_n1_1**2, dim=2, keepdim=True)
-    var_n1_1 = ss_n1_1
-    var_n1_1 *= 1 / 16
-    var_n1_1 += 1e-5
-    del ss_n1_1
-    rstd_n1_1 = torch.rsqrt(var_n1_1)
-    del var_n1_1
-    xhat_n1_1 = rstd_n1_1 * xc_n1_1
-    n1_1 = xhat_n1_1
-    n1_1 *= g1_1
-    n1_1 += be1_1
-    del xhat_n1_1
+    ln_n1_1 = torch.native_layer_norm(r2_0, (16,), None, None, 1e-05)
+    xhat_n1_1 = ln_n1_1[0]
+    rstd_n1_1 = ln_n1_1[2]
+    del ln_n1_1
+    n1_1 = be1_1 + g1_1 * xhat_n1_1
     qkv1 = torch.nn.functional.linear(n1_1, W1, B1)
     q1 = qkv1[:, :, :16]
     qh1 = q1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
@@ -583,21 +527,11 @@ def loss_and_gradients(params, x, t):
     r1_1 = r2_0
     r1_1 += sa1
     del r2_0, sa1
-    sum_n2_1 = torch.sum(r1_1, dim=2, keepdim=True)
-    xc_n2_1 = r1_1 - 1 / 16 * sum_n2_1
-    del sum_n2_1
-    ss_n2_1 = torch.sum(xc_n2_1**2, dim=2, keepdim=True)
-    var_n2_1 = ss_n2_1
-    var_n2_1 *= 1 / 16
-    var_n2_1 += 1e-5
-    del ss_n2_1
-    rstd_n2_1 = torch.rsqrt(var_n2_1)
-    del var_n2_1
-    xhat_n2_1 = rstd_n2_1 * xc_n2_1
-    n2_1 = xhat_n2_1
-    n2_1 *= g2_1
-    n2_1 += be2_1
-    del xhat_n2_1
+    ln_n2_1 = torch.native_layer_norm(r1_1, (16,), None, None, 1e-05)
+    xhat_n2_1 = ln_n2_1[0]
+    rstd_n2_1 = ln_n2_1[2]
+    del ln_n2_1
+    n2_1 = be2_1 + g2_1 * xhat_n2_1
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     tmp8 = torch.erf(0.7071067811865476 * f1)
     act1 = (1 / 2) * f1 * (tmp8 + 1)
@@ -633,24 +567,20 @@ def loss_and_gradients(params, x, t):
     del n2_1
     dn2_1_mmf1 = df1 @ W1_1
     del df1
-    dg2_1 = torch.sum(dn2_1_mmf1 * rstd_n2_1 * xc_n2_1, dim=(0, 1))
+    dg2_1 = torch.sum(dn2_1_mmf1 * xhat_n2_1, dim=(0, 1))
     dbe2_1 = torch.sum(dn2_1_mmf1, dim=(0, 1))
     dxhat_n2_1 = dn2_1_mmf1
     dxhat_n2_1 *= g2_1
     del dn2_1_mmf1
-    drstd_n2_1 = torch.sum(dxhat_n2_1 * xc_n2_1, dim=2, keepdim=True)
-    dsum_n2_1 = torch.sum(dxhat_n2_1, dim=2, keepdim=True)
-    tmp11 = drstd_n2_1
-    tmp11 *= rstd_n2_1**3
-    del drstd_n2_1
-    dxc_n2_1 = xc_n2_1
-    dxc_n2_1 *= tmp11
-    dxc_n2_1 *= -1 / 16
-    dxc_n2_1 += dxhat_n2_1 * rstd_n2_1
-    del xc_n2_1, dxhat_n2_1, tmp11
+    sum_drstd_n2_1 = torch.sum(dxhat_n2_1 * xhat_n2_1, dim=2, keepdim=True)
+    sum_dsum_n2_1 = torch.sum(dxhat_n2_1, dim=2, keepdim=True)
+    dxc_n2_1 = dxhat_n2_1
+    dxc_n2_1 -= (1 / 16) * sum_drstd_n2_1 * xhat_n2_1
+    dxc_n2_1 *= rstd_n2_1
+    del xhat_n2_1, dxhat_n2_1, sum_drstd_n2_1
     dr1_1 = dr2_1
-    dr1_1 -= (1 / 16) * dsum_n2_1 * rstd_n2_1 - dxc_n2_1
-    del rstd_n2_1, dr2_1, dsum_n2_1, dxc_n2_1
+    dr1_1 += dxc_n2_1 - 1 / 16 * rstd_n2_1 * sum_dsum_n2_1
+    del rstd_n2_1, dr2_1, sum_dsum_n2_1, dxc_n2_1
     dbo1 = torch.sum(dr1_1, dim=(0, 1))
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
     del o1
@@ -659,12 +589,12 @@ def loss_and_gradients(params, x, t):
     del dav1
     da1 = dav1_c @ vh1_c.mT
     del vh1_c
-    ds_a1 = torch.sum(a1 * da1, dim=3, keepdim=True)
+    sum_ds_a1 = torch.sum(a1 * da1, dim=3, keepdim=True)
     dscores1 = da1
-    dscores1 -= ds_a1
+    dscores1 -= sum_ds_a1
     dscores1 *= a1
     dscores1 *= 1 / 2
-    del da1, ds_a1
+    del da1, sum_ds_a1
     qh1_c = qh1.contiguous()
     del qh1
     dv1 = (a1.mT @ dav1_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
@@ -680,24 +610,20 @@ def loss_and_gradients(params, x, t):
     del n1_1
     dn1_1_mmqkv1 = dqkv1 @ W1
     del dqkv1
-    dg1_1 = torch.sum(dn1_1_mmqkv1 * rstd_n1_1 * xc_n1_1, dim=(0, 1))
+    dg1_1 = torch.sum(dn1_1_mmqkv1 * xhat_n1_1, dim=(0, 1))
     dbe1_1 = torch.sum(dn1_1_mmqkv1, dim=(0, 1))
     dxhat_n1_1 = dn1_1_mmqkv1
     dxhat_n1_1 *= g1_1
     del dn1_1_mmqkv1
-    drstd_n1_1 = torch.sum(dxhat_n1_1 * xc_n1_1, dim=2, keepdim=True)
-    dsum_n1_1 = torch.sum(dxhat_n1_1, dim=2, keepdim=True)
-    tmp12 = drstd_n1_1
-    tmp12 *= rstd_n1_1**3
-    del drstd_n1_1
-    dxc_n1_1 = xc_n1_1
-    dxc_n1_1 *= tmp12
-    dxc_n1_1 *= -1 / 16
-    dxc_n1_1 += dxhat_n1_1 * rstd_n1_1
-    del xc_n1_1, dxhat_n1_1, tmp12
+    sum_drstd_n1_1 = torch.sum(dxhat_n1_1 * xhat_n1_1, dim=2, keepdim=True)
+    sum_dsum_n1_1 = torch.sum(dxhat_n1_1, dim=2, keepdim=True)
+    dxc_n1_1 = dxhat_n1_1
+    dxc_n1_1 -= (1 / 16) * sum_drstd_n1_1 * xhat_n1_1
+    dxc_n1_1 *= rstd_n1_1
+    del xhat_n1_1, dxhat_n1_1, sum_drstd_n1_1
     dr2_0 = dr1_1
-    dr2_0 -= (1 / 16) * dsum_n1_1 * rstd_n1_1 - dxc_n1_1
-    del rstd_n1_1, dr1_1, dsum_n1_1, dxc_n1_1
+    dr2_0 += dxc_n1_1 - 1 / 16 * rstd_n1_1 * sum_dsum_n1_1
+    del rstd_n1_1, dr1_1, sum_dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     # act0 again, from values kept anyway: cheaper than holding it until here
     act0 = tmp4 + 1
@@ -720,24 +646,20 @@ def loss_and_gradients(params, x, t):
     del n2_0
     dn2_0_mmf0 = df0 @ W1_0
     del df0
-    dg2_0 = torch.sum(dn2_0_mmf0 * rstd_n2_0 * xc_n2_0, dim=(0, 1))
+    dg2_0 = torch.sum(dn2_0_mmf0 * xhat_n2_0, dim=(0, 1))
     dbe2_0 = torch.sum(dn2_0_mmf0, dim=(0, 1))
     dxhat_n2_0 = dn2_0_mmf0
     dxhat_n2_0 *= g2_0
     del dn2_0_mmf0
-    drstd_n2_0 = torch.sum(dxhat_n2_0 * xc_n2_0, dim=2, keepdim=True)
-    dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
-    tmp13 = drstd_n2_0
-    tmp13 *= rstd_n2_0**3
-    del drstd_n2_0
-    dxc_n2_0 = xc_n2_0
-    dxc_n2_0 *= tmp13
-    dxc_n2_0 *= -1 / 16
-    dxc_n2_0 += dxhat_n2_0 * rstd_n2_0
-    del xc_n2_0, dxhat_n2_0, tmp13
+    sum_drstd_n2_0 = torch.sum(dxhat_n2_0 * xhat_n2_0, dim=2, keepdim=True)
+    sum_dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
+    dxc_n2_0 = dxhat_n2_0
+    dxc_n2_0 -= (1 / 16) * sum_drstd_n2_0 * xhat_n2_0
+    dxc_n2_0 *= rstd_n2_0
+    del xhat_n2_0, dxhat_n2_0, sum_drstd_n2_0
     dr1_0 = dr2_0
-    dr1_0 -= (1 / 16) * dsum_n2_0 * rstd_n2_0 - dxc_n2_0
-    del rstd_n2_0, dr2_0, dsum_n2_0, dxc_n2_0
+    dr1_0 += dxc_n2_0 - 1 / 16 * rstd_n2_0 * sum_dsum_n2_0
+    del rstd_n2_0, dr2_0, sum_dsum_n2_0, dxc_n2_0
     dbo0 = torch.sum(dr1_0, dim=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0
@@ -747,12 +669,12 @@ def loss_and_gradients(params, x, t):
     del dav0
     da0 = dav0_c @ vh0_c.mT
     del vh0_c
-    ds_a0 = torch.sum(a0 * da0, dim=3, keepdim=True)
+    sum_ds_a0 = torch.sum(a0 * da0, dim=3, keepdim=True)
     dscores0 = da0
-    dscores0 -= ds_a0
+    dscores0 -= sum_ds_a0
     dscores0 *= a0
     dscores0 *= 1 / 2
-    del da0, ds_a0
+    del da0, sum_ds_a0
     qh0_c = qh0.contiguous()
     del qh0
     dv0 = (a0.mT @ dav0_c).permute(0, 2, 1, 3).reshape(-1, 8, 16)
