@@ -116,6 +116,29 @@ def test_torch_prints_one_softmax_call_where_the_graph_builds_one(build):
     assert "a0 = torch.softmax(scores0, dim=-1, out=scores0)" in code and "amax" not in code
 
 
+def test_torch_computes_a_layer_norms_forward_steps_in_one_call(build):
+    """Σx, x − μ, Σ(x − μ)², σ² + ε, σ⁻¹ and x̂ are one torch.native_layer_norm, whose x̂ and σ⁻¹ are what the
+    backward pass reads (never x − μ); NumPy keeps the steps. Both agree with autograd (test_from_torch)."""
+    import inspect
+
+    numpy_module, torch_module = build(encoder_model())
+    code = inspect.getsource(torch_module.loss_and_gradients)
+    assert code.count("torch.native_layer_norm(") == 2 and "xc_" not in code
+    assert "xhat_n1_0 = ln_n1_0[0]" in code and "rstd_n1_0 = ln_n1_0[2]" in code
+    numpy_code = inspect.getsource(numpy_module.loss_and_gradients)
+    assert "native_layer_norm" not in numpy_code and "xc_n1_0" in numpy_code
+
+
+def test_torch_adds_a_product_of_arrays_in_one_kernel():
+    """δ += c·a·b is one addcmul_, δ += d + c·a·b an add_ and an addcmul_: no array for the product, nor for the
+    sum (the GPT's layer norms, whose δ adds x̂ times its row's Σ; the golden record is the code as derived)."""
+    from pathlib import Path
+
+    code = (Path(__file__).parent / "golden" / "gpt_torch.py").read_text()
+    assert "    dxc_h.addcmul_(sum_drstd_h, xhat_h, value=-0.03125)\n" in code
+    assert "    dres.add_(dxc_h).addcmul_(rstd_h, sum_dsum_h, value=-0.03125)\n" in code
+
+
 def test_no_gradient_flows_through_a_softmax_max_shift(build):
     """softmax(z − m) does not depend on m, so m gets no cotangent: a softmax under MSE (or before
     cross-entropy) has no branch on z = m in its δ, and reads p alone: δ = p ⊙ (g − Σ p·g)."""

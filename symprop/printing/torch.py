@@ -41,7 +41,35 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         if operator == "+" and abs(number) != 1 and shape and batch_sized(shape) and 1 not in shape and \
                 array not in self._inline:
             return f"{name}.add_({self._print(array)}, alpha={float(number)!r})"
+        # name += c·a·b as one kernel too (addcmul_), and name += d + c·a·b as two: no array for c·a·b, nor for the
+        # sum (x̂ times its row's Σ, in a norm's δ)
+        products = [t for t in sp.Add.make_args(rest) if self._product_of_arrays(t)]
+        if operator == "+" and len(products) == 1 and not rest.free_symbols & set(self._inline):
+            others = rest - products[0]
+            return f"{name}{self._added(others) if others != 0 else ''}{self._added_product(products[0])}"
         return super().step_line(name, operator, rest)
+
+    def _product_of_arrays(self, term):
+        """(its arrays, its scale: a number, or one of the batch size) where term is a product of two or more
+        arrays; None otherwise."""
+        arrays = [f for f in sp.Mul.make_args(term) if f.free_symbols & self._program.shapes.keys()]
+        return (arrays, term / sp.Mul(*arrays)) if len(arrays) > 1 else None
+
+    def _added_product(self, term) -> str:
+        arrays, scale = self._product_of_arrays(term)
+        return f".addcmul_({self._print(arrays[0])}, {self._print(sp.Mul(*arrays[1:]))}{self._scale('value', scale)})"
+
+    def _added(self, term) -> str:
+        arrays = [f for f in sp.Mul.make_args(term) if f.free_symbols & self._program.shapes.keys()]
+        if not arrays:
+            return f".add_({self._print(term)})"
+        return f".add_({self._print(sp.Mul(*arrays))}{self._scale('alpha', term / sp.Mul(*arrays))})"
+
+    def _scale(self, keyword: str, scale) -> str:
+        """The keyword argument of a scale that is not 1 (value=0.5): a number, or one of the batch size (1/N)."""
+        if scale == 1:
+            return ""
+        return f", {keyword}={float(scale)!r}" if scale.is_number else f", {keyword}={self._print(scale)}"
 
     def in_place_call(self, function, array, *more):
         return self._call(f"torch.{function}_", array, *more)

@@ -748,11 +748,11 @@ def loss_and_gradients(params, x, t):
     sum_drstd_n2_3 = torch.sum(dxhat_n2_3 * xhat_n2_3, dim=2, keepdim=True)
     sum_dsum_n2_3 = torch.sum(dxhat_n2_3, dim=2, keepdim=True)
     dxc_n2_3 = dxhat_n2_3
-    dxc_n2_3 -= (1 / 32) * sum_drstd_n2_3 * xhat_n2_3
+    dxc_n2_3.addcmul_(sum_drstd_n2_3, xhat_n2_3, value=-0.03125)
     dxc_n2_3 *= rstd_n2_3
     del xhat_n2_3, dxhat_n2_3, sum_drstd_n2_3
     dr1_3 = dr2_3
-    dr1_3 += dxc_n2_3 - 1 / 32 * rstd_n2_3 * sum_dsum_n2_3
+    dr1_3.add_(dxc_n2_3).addcmul_(rstd_n2_3, sum_dsum_n2_3, value=-0.03125)
     del rstd_n2_3, dr2_3, sum_dsum_n2_3, dxc_n2_3
     dbo3 = torch.sum(dr1_3, dim=(0, 1))
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
@@ -796,11 +796,11 @@ def loss_and_gradients(params, x, t):
     sum_drstd_n1_3 = torch.sum(dxhat_n1_3 * xhat_n1_3, dim=2, keepdim=True)
     sum_dsum_n1_3 = torch.sum(dxhat_n1_3, dim=2, keepdim=True)
     dxc_n1_3 = dxhat_n1_3
-    dxc_n1_3 -= (1 / 32) * sum_drstd_n1_3 * xhat_n1_3
+    dxc_n1_3.addcmul_(sum_drstd_n1_3, xhat_n1_3, value=-0.03125)
     dxc_n1_3 *= rstd_n1_3
     del xhat_n1_3, dxhat_n1_3, sum_drstd_n1_3
     dr2_2 = dr1_3
-    dr2_2 += dxc_n1_3 - 1 / 32 * rstd_n1_3 * sum_dsum_n1_3
+    dr2_2.add_(dxc_n1_3).addcmul_(rstd_n1_3, sum_dsum_n1_3, value=-0.03125)
     del rstd_n1_3, dr1_3, sum_dsum_n1_3, dxc_n1_3
     db2_2 = torch.sum(dr2_2, dim=(0, 1))
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
@@ -820,11 +820,11 @@ def loss_and_gradients(params, x, t):
     sum_drstd_n2_2 = torch.sum(dxhat_n2_2 * xhat_n2_2, dim=2, keepdim=True)
     sum_dsum_n2_2 = torch.sum(dxhat_n2_2, dim=2, keepdim=True)
     dxc_n2_2 = dxhat_n2_2
-    dxc_n2_2 -= (1 / 32) * sum_drstd_n2_2 * xhat_n2_2
+    dxc_n2_2.addcmul_(sum_drstd_n2_2, xhat_n2_2, value=-0.03125)
     dxc_n2_2 *= rstd_n2_2
     del xhat_n2_2, dxhat_n2_2, sum_drstd_n2_2
     dr1_2 = dr2_2
-    dr1_2 += dxc_n2_2 - 1 / 32 * rstd_n2_2 * sum_dsum_n2_2
+    dr1_2.add_(dxc_n2_2).addcmul_(rstd_n2_2, sum_dsum_n2_2, value=-0.03125)
     del rstd_n2_2, dr2_2, sum_dsum_n2_2, dxc_n2_2
     dbo2 = torch.sum(dr1_2, dim=(0, 1))
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)

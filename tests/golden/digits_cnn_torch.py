@@ -461,7 +461,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     dbe2 = dbcol2.reshape(8)
     dg2 = dgcol2.reshape(8)
     dz1 = dh2
-    dz1 -= (1 / 64) * sum_drstd2 * xhat2 / N + (1 / 64) * sum_dsum2 / N
+    dz1.add_(sum_dsum2, alpha=-(1 / 64) / N).addcmul_(sum_drstd2, xhat2, value=-(1 / 64) / N)
     dz1 *= gcol2
     dz1 *= rstd2
     del xhat2, dh2
