@@ -49,6 +49,17 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
             return f"{name}{self._added(others) if others != 0 else ''}{self._added_product(products[0])}"
         return super().step_line(name, operator, rest)
 
+    def _print_Add(self, expr, order=None):
+        # b + c·w·x as one kernel too (torch.addcmul): no array for the product (a norm's affine map)
+        if getattr(self, "_program", None) is not None and len(expr.args) == 2 and \
+                not expr.free_symbols & set(self._inline):
+            for term, other in (expr.args, expr.args[::-1]):
+                if other.is_Symbol and other in self._program.shapes and self._product_of_arrays(term):
+                    arrays, scale = self._product_of_arrays(term)
+                    return f"{self._module_format('torch.addcmul')}({self._print(other)}, {self._print(arrays[0])}, " \
+                        f"{self._print(sp.Mul(*arrays[1:]))}{self._scale('value', scale)})"
+        return super()._print_Add(expr, order)
+
     def _product_of_arrays(self, term):
         """(its arrays, its scale: a number, or one of the batch size) where term is a product of two or more
         arrays; None otherwise."""

@@ -433,7 +433,7 @@ def forward(params, x):
     xhat_n1_2 = ln_n1_2[0]
     rstd_n1_2 = ln_n1_2[2]
     del ln_n1_2
-    n1_2 = be1_2 + g1_2 * xhat_n1_2
+    n1_2 = torch.addcmul(be1_2, g1_2, xhat_n1_2)
     del xhat_n1_2
     qkv2 = torch.nn.functional.linear(n1_2, W2, B2)
     del n1_2
@@ -470,7 +470,7 @@ def forward(params, x):
     xhat_n2_2 = ln_n2_2[0]
     rstd_n2_2 = ln_n2_2[2]
     del ln_n2_2
-    n2_2 = be2_2 + g2_2 * xhat_n2_2
+    n2_2 = torch.addcmul(be2_2, g2_2, xhat_n2_2)
     del xhat_n2_2
     f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
     del n2_2
@@ -484,7 +484,7 @@ def forward(params, x):
     xhat_n1_3 = ln_n1_3[0]
     rstd_n1_3 = ln_n1_3[2]
     del ln_n1_3
-    n1_3 = be1_3 + g1_3 * xhat_n1_3
+    n1_3 = torch.addcmul(be1_3, g1_3, xhat_n1_3)
     del xhat_n1_3
     qkv3 = torch.nn.functional.linear(n1_3, W3, B3)
     del n1_3
@@ -517,7 +517,7 @@ def forward(params, x):
     xhat_n2_3 = ln_n2_3[0]
     rstd_n2_3 = ln_n2_3[2]
     del ln_n2_3
-    n2_3 = be2_3 + g2_3 * xhat_n2_3
+    n2_3 = torch.addcmul(be2_3, g2_3, xhat_n2_3)
     del xhat_n2_3
     f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
     del n2_3
@@ -532,7 +532,7 @@ def forward(params, x):
     xhat_h4 = ln_h4[0]
     rstd_h4 = ln_h4[2]
     del ln_h4
-    h4 = b4 + g4 * xhat_h4
+    h4 = torch.addcmul(b4, g4, xhat_h4)
     del xhat_h4
     z5 = torch.nn.functional.linear(h4, w5, b5)
     return z5
@@ -600,7 +600,7 @@ def loss_and_gradients(params, x, t):
     xhat_n1_2 = ln_n1_2[0]
     rstd_n1_2 = ln_n1_2[2]
     del ln_n1_2
-    n1_2 = be1_2 + g1_2 * xhat_n1_2
+    n1_2 = torch.addcmul(be1_2, g1_2, xhat_n1_2)
     qkv2 = torch.nn.functional.linear(n1_2, W2, B2)
     q2 = qkv2[:, :, :32]
     qh2 = q2.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
@@ -634,7 +634,7 @@ def loss_and_gradients(params, x, t):
     xhat_n2_2 = ln_n2_2[0]
     rstd_n2_2 = ln_n2_2[2]
     del ln_n2_2
-    n2_2 = be2_2 + g2_2 * xhat_n2_2
+    n2_2 = torch.addcmul(be2_2, g2_2, xhat_n2_2)
     f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
     act2 = torch.clamp_(f2, min=0)
     del f2
@@ -646,7 +646,7 @@ def loss_and_gradients(params, x, t):
     xhat_n1_3 = ln_n1_3[0]
     rstd_n1_3 = ln_n1_3[2]
     del ln_n1_3
-    n1_3 = be1_3 + g1_3 * xhat_n1_3
+    n1_3 = torch.addcmul(be1_3, g1_3, xhat_n1_3)
     qkv3 = torch.nn.functional.linear(n1_3, W3, B3)
     q3 = qkv3[:, :, :32]
     qh3 = q3.reshape(-1, 32, 4, 8).permute(0, 2, 1, 3)
@@ -676,7 +676,7 @@ def loss_and_gradients(params, x, t):
     xhat_n2_3 = ln_n2_3[0]
     rstd_n2_3 = ln_n2_3[2]
     del ln_n2_3
-    n2_3 = be2_3 + g2_3 * xhat_n2_3
+    n2_3 = torch.addcmul(be2_3, g2_3, xhat_n2_3)
     f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
     act3 = torch.clamp_(f3, min=0)
     del f3
@@ -689,7 +689,7 @@ def loss_and_gradients(params, x, t):
     xhat_h4 = ln_h4[0]
     rstd_h4 = ln_h4[2]
     del ln_h4
-    h4 = b4 + g4 * xhat_h4
+    h4 = torch.addcmul(b4, g4, xhat_h4)
     z5 = torch.nn.functional.linear(h4, w5, b5)
     rs = z5.reshape(-1, 71)
     del z5

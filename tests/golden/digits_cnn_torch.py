@@ -253,7 +253,7 @@ def forward(params, x):
     del xc2
     gcol2 = g2.reshape(8, 1, 1)
     bcol2 = be2.reshape(8, 1, 1)
-    h2 = bcol2 + gcol2 * xhat2
+    h2 = torch.addcmul(bcol2, gcol2, xhat2)
     del xhat2
     h3 = torch.clamp(h2, min=0)
     del h2
@@ -312,7 +312,7 @@ def forward_eval(params, x, buffers):
     del xc2
     gcol2 = g2.reshape(8, 1, 1)
     bcol2 = be2.reshape(8, 1, 1)
-    h2 = bcol2 + gcol2 * xhat2
+    h2 = torch.addcmul(bcol2, gcol2, xhat2)
     del xhat2
     h3 = torch.clamp(h2, min=0)
     del h2
@@ -386,7 +386,7 @@ def loss_and_gradients(params, x, t, buffers=None):
     del xc2
     gcol2 = g2.reshape(8, 1, 1)
     bcol2 = be2.reshape(8, 1, 1)
-    h2 = bcol2 + gcol2 * xhat2
+    h2 = torch.addcmul(bcol2, gcol2, xhat2)
     h3 = torch.clamp_(h2, min=0)
     del h2
     arg_top4_pair = torch.nn.functional.max_pool2d(h3, 2, return_indices=True)

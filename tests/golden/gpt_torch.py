@@ -441,7 +441,7 @@ def forward(params, idx):
     xhat_h = ln_h[0]
     rstd_h = ln_h[2]
     del ln_h
-    h = transformer_h_0_ln_1_bias + transformer_h_0_ln_1_weight * xhat_h
+    h = torch.addcmul(transformer_h_0_ln_1_bias, transformer_h_0_ln_1_weight, xhat_h)
     del xhat_h
     z = torch.nn.functional.linear(h, transformer_h_0_attn_c_attn_weight, transformer_h_0_attn_c_attn_bias)
     del h
@@ -488,7 +488,7 @@ def forward(params, idx):
     xhat_h_1 = ln_h_1[0]
     rstd_h_1 = ln_h_1[2]
     del ln_h_1
-    h_2 = transformer_h_0_ln_2_bias + transformer_h_0_ln_2_weight * xhat_h_1
+    h_2 = torch.addcmul(transformer_h_0_ln_2_bias, transformer_h_0_ln_2_weight, xhat_h_1)
     del xhat_h_1
     z_2 = torch.nn.functional.linear(h_2, transformer_h_0_mlp_c_fc_weight, transformer_h_0_mlp_c_fc_bias)
     del h_2
@@ -502,7 +502,7 @@ def forward(params, idx):
     xhat_h_2 = ln_h_2[0]
     rstd_h_2 = ln_h_2[2]
     del ln_h_2
-    h_4 = transformer_h_1_ln_1_bias + transformer_h_1_ln_1_weight * xhat_h_2
+    h_4 = torch.addcmul(transformer_h_1_ln_1_bias, transformer_h_1_ln_1_weight, xhat_h_2)
     del xhat_h_2
     z_4 = torch.nn.functional.linear(h_4, transformer_h_1_attn_c_attn_weight, transformer_h_1_attn_c_attn_bias)
     del h_4
@@ -540,7 +540,7 @@ def forward(params, idx):
     xhat_h_3 = ln_h_3[0]
     rstd_h_3 = ln_h_3[2]
     del ln_h_3
-    h_6 = transformer_h_1_ln_2_bias + transformer_h_1_ln_2_weight * xhat_h_3
+    h_6 = torch.addcmul(transformer_h_1_ln_2_bias, transformer_h_1_ln_2_weight, xhat_h_3)
     del xhat_h_3
     z_6 = torch.nn.functional.linear(h_6, transformer_h_1_mlp_c_fc_weight, transformer_h_1_mlp_c_fc_bias)
     del h_6
@@ -555,7 +555,7 @@ def forward(params, idx):
     xhat_h_4 = ln_h_4[0]
     rstd_h_4 = ln_h_4[2]
     del ln_h_4
-    h_8 = transformer_ln_f_bias + transformer_ln_f_weight * xhat_h_4
+    h_8 = torch.addcmul(transformer_ln_f_bias, transformer_ln_f_weight, xhat_h_4)
     del xhat_h_4
     mm_8 = h_8 @ transformer_wte_weight.T
     return mm_8
@@ -621,7 +621,7 @@ def loss_and_gradients(params, idx, t):
     xhat_h = ln_h[0]
     rstd_h = ln_h[2]
     del ln_h
-    h = transformer_h_0_ln_1_bias + transformer_h_0_ln_1_weight * xhat_h
+    h = torch.addcmul(transformer_h_0_ln_1_bias, transformer_h_0_ln_1_weight, xhat_h)
     z = torch.nn.functional.linear(h, transformer_h_0_attn_c_attn_weight, transformer_h_0_attn_c_attn_bias)
     sl = z[:, :, :32]
     sl_1 = z[:, :, 32:64]
@@ -664,7 +664,7 @@ def loss_and_gradients(params, idx, t):
     xhat_h_1 = ln_h_1[0]
     rstd_h_1 = ln_h_1[2]
     del ln_h_1
-    h_2 = transformer_h_0_ln_2_bias + transformer_h_0_ln_2_weight * xhat_h_1
+    h_2 = torch.addcmul(transformer_h_0_ln_2_bias, transformer_h_0_ln_2_weight, xhat_h_1)
     z_2 = torch.nn.functional.linear(h_2, transformer_h_0_mlp_c_fc_weight, transformer_h_0_mlp_c_fc_bias)
     tmp5 = torch.erf(0.7071067811865476 * z_2)
     h_3 = (1 / 2) * z_2 * (tmp5 + 1)
@@ -677,7 +677,7 @@ def loss_and_gradients(params, idx, t):
     xhat_h_2 = ln_h_2[0]
     rstd_h_2 = ln_h_2[2]
     del ln_h_2
-    h_4 = transformer_h_1_ln_1_bias + transformer_h_1_ln_1_weight * xhat_h_2
+    h_4 = torch.addcmul(transformer_h_1_ln_1_bias, transformer_h_1_ln_1_weight, xhat_h_2)
     z_4 = torch.nn.functional.linear(h_4, transformer_h_1_attn_c_attn_weight, transformer_h_1_attn_c_attn_bias)
     sl_3 = z_4[:, :, :32]
     sl_4 = z_4[:, :, 32:64]
@@ -711,7 +711,7 @@ def loss_and_gradients(params, idx, t):
     xhat_h_3 = ln_h_3[0]
     rstd_h_3 = ln_h_3[2]
     del ln_h_3
-    h_6 = transformer_h_1_ln_2_bias + transformer_h_1_ln_2_weight * xhat_h_3
+    h_6 = torch.addcmul(transformer_h_1_ln_2_bias, transformer_h_1_ln_2_weight, xhat_h_3)
     z_6 = torch.nn.functional.linear(h_6, transformer_h_1_mlp_c_fc_weight, transformer_h_1_mlp_c_fc_bias)
     tmp10 = torch.erf(0.7071067811865476 * z_6)
     h_7 = (1 / 2) * z_6 * (tmp10 + 1)
@@ -725,7 +725,7 @@ def loss_and_gradients(params, idx, t):
     xhat_h_4 = ln_h_4[0]
     rstd_h_4 = ln_h_4[2]
     del ln_h_4
-    h_8 = transformer_ln_f_bias + transformer_ln_f_weight * xhat_h_4
+    h_8 = torch.addcmul(transformer_ln_f_bias, transformer_ln_f_weight, xhat_h_4)
     rs_8 = (h_8 @ transformer_wte_weight.T).reshape(-1, 72)
     rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)

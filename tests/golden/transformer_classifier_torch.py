@@ -265,7 +265,7 @@ def forward(params, x):
     xhat_n1_0 = ln_n1_0[0]
     rstd_n1_0 = ln_n1_0[2]
     del ln_n1_0
-    n1_0 = be1_0 + g1_0 * xhat_n1_0
+    n1_0 = torch.addcmul(be1_0, g1_0, xhat_n1_0)
     del xhat_n1_0
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
     act0 = torch.clamp(f0, min=0)
@@ -279,7 +279,7 @@ def forward(params, x):
     xhat_n2_0 = ln_n2_0[0]
     rstd_n2_0 = ln_n2_0[2]
     del ln_n2_0
-    n2_0 = be2_0 + g2_0 * xhat_n2_0
+    n2_0 = torch.addcmul(be2_0, g2_0, xhat_n2_0)
     del xhat_n2_0
     pool1 = torch.sum(n2_0, dim=1, keepdim=True)
     del n2_0
@@ -355,7 +355,7 @@ def loss_and_gradients(params, x, t):
     xhat_n1_0 = ln_n1_0[0]
     rstd_n1_0 = ln_n1_0[2]
     del ln_n1_0
-    n1_0 = be1_0 + g1_0 * xhat_n1_0
+    n1_0 = torch.addcmul(be1_0, g1_0, xhat_n1_0)
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
     act0 = torch.clamp_(f0, min=0)
     del f0
@@ -368,7 +368,7 @@ def loss_and_gradients(params, x, t):
     xhat_n2_0 = ln_n2_0[0]
     rstd_n2_0 = ln_n2_0[2]
     del ln_n2_0
-    n2_0 = be2_0 + g2_0 * xhat_n2_0
+    n2_0 = torch.addcmul(be2_0, g2_0, xhat_n2_0)
     pool1 = torch.sum(n2_0, dim=1, keepdim=True)
     del n2_0
     sum1 = pool1.reshape(-1, 16)

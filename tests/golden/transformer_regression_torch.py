@@ -321,7 +321,7 @@ def forward(params, x):
     xhat_n1_0 = ln_n1_0[0]
     rstd_n1_0 = ln_n1_0[2]
     del ln_n1_0
-    n1_0 = be1_0 + g1_0 * xhat_n1_0
+    n1_0 = torch.addcmul(be1_0, g1_0, xhat_n1_0)
     del xhat_n1_0
     qkv0 = torch.nn.functional.linear(n1_0, W0, B0)
     del n1_0
@@ -355,7 +355,7 @@ def forward(params, x):
     xhat_n2_0 = ln_n2_0[0]
     rstd_n2_0 = ln_n2_0[2]
     del ln_n2_0
-    n2_0 = be2_0 + g2_0 * xhat_n2_0
+    n2_0 = torch.addcmul(be2_0, g2_0, xhat_n2_0)
     del xhat_n2_0
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     del n2_0
@@ -369,7 +369,7 @@ def forward(params, x):
     xhat_n1_1 = ln_n1_1[0]
     rstd_n1_1 = ln_n1_1[2]
     del ln_n1_1
-    n1_1 = be1_1 + g1_1 * xhat_n1_1
+    n1_1 = torch.addcmul(be1_1, g1_1, xhat_n1_1)
     del xhat_n1_1
     qkv1 = torch.nn.functional.linear(n1_1, W1, B1)
     del n1_1
@@ -402,7 +402,7 @@ def forward(params, x):
     xhat_n2_1 = ln_n2_1[0]
     rstd_n2_1 = ln_n2_1[2]
     del ln_n2_1
-    n2_1 = be2_1 + g2_1 * xhat_n2_1
+    n2_1 = torch.addcmul(be2_1, g2_1, xhat_n2_1)
     del xhat_n2_1
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     del n2_1
@@ -459,7 +459,7 @@ def loss_and_gradients(params, x, t):
     xhat_n1_0 = ln_n1_0[0]
     rstd_n1_0 = ln_n1_0[2]
     del ln_n1_0
-    n1_0 = be1_0 + g1_0 * xhat_n1_0
+    n1_0 = torch.addcmul(be1_0, g1_0, xhat_n1_0)
     qkv0 = torch.nn.functional.linear(n1_0, W0, B0)
     q0 = qkv0[:, :, :16]
     qh0 = q0.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
@@ -489,7 +489,7 @@ def loss_and_gradients(params, x, t):
     xhat_n2_0 = ln_n2_0[0]
     rstd_n2_0 = ln_n2_0[2]
     del ln_n2_0
-    n2_0 = be2_0 + g2_0 * xhat_n2_0
+    n2_0 = torch.addcmul(be2_0, g2_0, xhat_n2_0)
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     tmp4 = torch.erf(0.7071067811865476 * f0)
     act0 = (1 / 2) * f0 * (tmp4 + 1)
@@ -502,7 +502,7 @@ def loss_and_gradients(params, x, t):
     xhat_n1_1 = ln_n1_1[0]
     rstd_n1_1 = ln_n1_1[2]
     del ln_n1_1
-    n1_1 = be1_1 + g1_1 * xhat_n1_1
+    n1_1 = torch.addcmul(be1_1, g1_1, xhat_n1_1)
     qkv1 = torch.nn.functional.linear(n1_1, W1, B1)
     q1 = qkv1[:, :, :16]
     qh1 = q1.reshape(-1, 8, 4, 4).permute(0, 2, 1, 3)
@@ -531,7 +531,7 @@ def loss_and_gradients(params, x, t):
     xhat_n2_1 = ln_n2_1[0]
     rstd_n2_1 = ln_n2_1[2]
     del ln_n2_1
-    n2_1 = be2_1 + g2_1 * xhat_n2_1
+    n2_1 = torch.addcmul(be2_1, g2_1, xhat_n2_1)
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     tmp8 = torch.erf(0.7071067811865476 * f1)
     act1 = (1 / 2) * f1 * (tmp8 + 1)
