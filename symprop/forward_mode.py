@@ -20,6 +20,7 @@ def tangents(graph: Graph, seeds: dict[Tensor, Value], values: list[Value]) -> l
     """The tangent of each of `values` (Values over graph tensors) when each seed tensor moves along its Value; a
     value that no seed moves has tangent 0."""
     known: dict[sp.Symbol, Value] = {tensor.symbol: along for tensor, along in seeds.items()}
+    read_back = {t.symbol: t.read_back_as for t in graph.tensors.values() if t.read_back_as is not None}
 
     def moves(expr: sp.Expr) -> bool:
         return any(s in known for s in graph.tensor_symbols(expr))
@@ -41,7 +42,7 @@ def tangents(graph: Graph, seeds: dict[Tensor, Value], values: list[Value]) -> l
             local = derivative(reduced, symbol).xreplace(back)
             if stored is not None:
                 local = replace_structurally(local, expr, stored.symbol)
-            terms.append(local * moved)
+            terms.append(local.xreplace(read_back) * moved if read_back else local * moved)  # x − μ as x̂/σ⁻¹
         total = tidy(sp.Add(*terms)) if terms else sp.Integer(0)
         if total != 0 and expr in graph.labels and stored is None:
             named_tangents[expr] = total

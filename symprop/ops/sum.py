@@ -126,7 +126,7 @@ def _vjp(graph, tensor, cotangent, needed):
 def _jvp(graph, tensor, tangents):
     if tangents[0] is None:
         return None
-    return reduce_sum(graph, tangents[0], tensor.shape, stem=tensor.name + "_dot")
+    return reduce_sum(graph, tangents[0], tensor.shape, stem=tensor.name + "_dot", whole=True)
 
 
 # -- spellings: the sum of a product of whole arrays without an array of the product, where the backend can --------
