@@ -79,10 +79,14 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s", wh
             result_shape = tuple(1 if a + offset in kept else d
                                  for a, d in enumerate(inside_shape) if a + offset not in dropped)
             attrs = dict(operands=(Value(inside, inside_shape),), axes=axes)
-            if dry_run and not graph.has(result_shape, "sum", **attrs):
+            twin = _twin(graph, result_shape, attrs)
+            if dry_run and not graph.has(result_shape, "sum", **attrs) and twin is None:
                 return None
             partial = whole and any(not factor.is_number for factor in outside)
-            summed = graph.interned(f"sum_{stem}" if partial else stem, result_shape, "sum", **attrs).expr
+            name = f"sum_{stem}" if partial else stem
+            summed = graph.interned(name, result_shape, "rearrange", operands=(twin,), split=twin.shape,
+                                    perm=tuple(range(len(twin.shape)))).expr if twin is not None else \
+                graph.interned(name, result_shape, "sum", **attrs).expr
         return sp.Mul(count, *outside, summed)
 
     # Σ(a + b) = Σa + Σb when every part is known (a count, Σ_k t_k = 1, or a sum already made):
@@ -103,6 +107,19 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s", wh
         rest = sp.Add(*(term for term, part in zip(terms, parts, strict=True) if part is None))
         return Value(tidy(sp.Add(*known, sum_of(tidy(rest)))), out_shape)
     return Value(sum_of(value.expr), out_shape)
+
+
+def _twin(graph: Graph, shape: tuple, attrs: dict) -> Value | None:
+    """The same sum made already in its other shape (leading summed axes kept as 1, or dropped: a batch norm's
+    Σ(δ·x̂) per channel, read as (1, C, 1, 1) by its δ and as (C, 1, 1) by its scale's gradient), where that is not
+    `shape`; None where there is none."""
+    axes, whole = attrs["axes"], attrs["operands"][0].shape
+    kept = tuple(1 if a in axes else d for a, d in enumerate(whole))
+    leading = next((a for a in range(len(whole)) if a not in axes), len(whole))
+    other = kept if shape == kept[leading:] else kept[leading:] if shape == kept else None
+    if other is None or other == shape or not graph.has(other, "sum", **attrs):
+        return None
+    return graph.interned("s", other, "sum", **attrs)
 
 
 def _sum_to_one(graph: Graph, expr: sp.Expr, axes: tuple[int, ...]):

@@ -72,8 +72,8 @@ Closed forms (N is the batch size, @ the matrix product, * elementwise):
     dbe2 = dbcol2.reshape(8)
     dgcol2 = sum(dh2*xhat2, axis=(0, 2, 3), keepdims).reshape(8, 1, 1)
     dg2 = dgcol2.reshape(8)
-    sum_drstd2 = sum(dh2*xhat2, axis=(0, 2, 3), keepdims)
-    sum_dsum2 = sum(dh2, axis=(0, 2, 3), keepdims)
+    sum_drstd2 = dgcol2.reshape(1, 8, 1, 1)
+    sum_dsum2 = dbcol2.reshape(1, 8, 1, 1)
     dz1 = gcol2*rstd2*(dh2 - sum_drstd2*xhat2/(64*N) - sum_dsum2/(64*N))
     dbcol1 = sum(dz1, axis=(0, 2, 3), keepdims).reshape(8, 1, 1)
     db1 = dbcol1.reshape(8)
@@ -608,12 +608,12 @@ def loss_and_gradients(params, x, t, buffers=None):
     dh2 = dh3
     dh2 *= h3 > 0
     del h3, dh3
-    sum_dsum2 = np.sum(dh2, axis=(0, 2, 3), keepdims=True)
-    sum_drstd2 = np.einsum("ijkl,ijkl->j", dh2, xhat2)[None, :, None, None]
     dgcol2 = np.sum(dh2 * xhat2, axis=(0, 2, 3), keepdims=True).reshape((8, 1, 1))
     dbcol2 = np.sum(dh2, axis=(0, 2, 3), keepdims=True).reshape((8, 1, 1))
     dbe2 = dbcol2.reshape(8)
     dg2 = dgcol2.reshape(8)
+    sum_drstd2 = dgcol2.reshape(1, 8, 1, 1)
+    sum_dsum2 = dbcol2.reshape(1, 8, 1, 1)
     dz1 = dh2
     dz1 -= (1 / 64) * sum_drstd2 * xhat2 / N + (1 / 64) * sum_dsum2 / N
     dz1 *= gcol2
