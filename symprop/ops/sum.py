@@ -21,11 +21,10 @@ SUMS_TO_ZERO = define(
     "sums to zero", "Σ_e {0}_e = 0: {0} is centred on its mean over the last axis",
     r"$\sum_e ({0})_{{e}} = 0$ over the last axis: ${0}$ is centred on its mean there. This is what makes layer "
     r"norm's backward pass compact: $\bar{{x}} = \sigma^{{-1}} \odot (\bar{{\hat{{x}}}} - "
-    r"\operatorname{{mean}}(\bar{{\hat{{x}}}}) - \tilde{{x}} \odot \sigma^{{-2}} \odot "
-    r"\operatorname{{mean}}(\bar{{\hat{{x}}}} \odot \tilde{{x}}))$, which is $\sigma^{{-1}} \odot "
-    r"(\bar{{\hat{{x}}}} - \operatorname{{mean}}(\bar{{\hat{{x}}}}) - \hat{{x}} \odot "
-    r"\operatorname{{mean}}(\bar{{\hat{{x}}}} \odot \hat{{x}}))$ with $\tilde{{x}} = x - \mu$, "
-    r"$\sigma^{{-1}} = 1/\sqrt{{\sigma^{{2}} + \epsilon}}$ and $\hat{{x}} = \tilde{{x}} \odot \sigma^{{-1}}$.")
+    r"\operatorname{{mean}}(\bar{{\hat{{x}}}}) - \hat{{x}} \odot \operatorname{{mean}}(\bar{{\hat{{x}}}} \odot "
+    r"\hat{{x}}))$, with $\tilde{{x}} = x - \mu$, $\sigma^{{-1}} = 1/\sqrt{{\sigma^{{2}} + \epsilon}}$ and "
+    r"$\hat{{x}} = \tilde{{x}} \odot \sigma^{{-1}}$: the backward pass reads $\tilde{{x}}$ as "
+    r"$\hat{{x}} / \sigma^{{-1}}$, so that it keeps $\hat{{x}}$ alone.")
 
 
 def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s", whole: bool = False) -> Value:
