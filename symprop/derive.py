@@ -77,7 +77,9 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
         if cotangent.expr == 0:
             graph.note(CANCELS, tensor.name)
             continue
-        if tensor.op == "map" and consumers > 1 and tensor.zero_sum_axis is None and not cotangent.expr.is_Atom:
+        kept = tensor.keeps_cotangent and graph.shape_of(cotangent.expr) == tensor.shape  # not one to broadcast
+        if tensor.op == "map" and (consumers > 1 and tensor.zero_sum_axis is None or kept) and \
+                not cotangent.expr.is_Atom:
             # A stored value read in several places gets its summed cotangent stored too: what flows on
             # reads its name, so expressions grow linearly with depth. Otherwise the cotangent stays fused
             # with the next step: a centred x − μ's, so that Σ_e (x − μ) = 0 acts on the sum of it.

@@ -139,6 +139,36 @@ def test_torch_adds_a_product_of_arrays_in_one_kernel():
     assert "    dres.add_(dxc_h).addcmul_(rstd_h, sum_dsum_h, value=-0.03125)\n" in code
 
 
+def test_an_update_split_in_two_kernels_never_reads_the_array_the_first_changed():
+    """h = z + u + z·g/2, z read for the last time: h is computed in z's array, and h += u + z·g/2 cannot be
+    h.add_(u).addcmul_(z, g), whose second kernel would read z after the first changed it: it stays one update."""
+    import torch
+    from test_ops import modules, run
+
+    class Gated(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f, self.o, self.o2 = torch.nn.Linear(6, 4), torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            z = torch.sin(self.f(x))
+            h = z + x[:, :4] + 0.5 * z * x[:, 2:]
+            return self.o(h) + self.o2(torch.tanh(h))
+
+    torch.manual_seed(0)
+    net, loss = Gated().double(), torch.nn.CrossEntropyLoss()
+    x, t = torch.randn(5, 6, dtype=torch.float64), torch.randint(0, 3, (5,))
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t)
+    expected = loss(net(x), t)
+    expected.backward()
+    params = {k: p.detach() for k, p in net.named_parameters()}
+    for backend, namespace in modules(model).items():
+        _, value, grads = run(namespace, backend, params, {"x": x}, t)
+        assert abs(float(value) - expected.item()) < 1e-12, backend
+        for key, parameter in net.named_parameters():
+            assert torch.allclose(grads[key], parameter.grad, rtol=1e-10, atol=1e-12), (backend, key)
+
+
 def test_no_gradient_flows_through_a_softmax_max_shift(build):
     """softmax(z − m) does not depend on m, so m gets no cotangent: a softmax under MSE (or before
     cross-entropy) has no branch on z = m in its δ, and reads p alone: δ = p ⊙ (g − Σ p·g)."""

@@ -43,6 +43,7 @@ class Tensor:
     zero_sum_axis: int | tuple | None = None  # sums to 0 along this axis, or these (a value minus its mean there)
     # the backward pass reads this value as an expression of others: a norm's x − μ as x̂/σ⁻¹, so that it keeps x̂
     read_back_as: sp.Expr | None = None
+    keeps_cotangent: bool = False  # its cotangent is stored under its name: a layer norm's x̂̄, read by two sums and δx
     index_range: int | None = None  # an input of integer indices, each in [0, index_range) (token ids)
     boolean: bool = False  # an input of booleans (a mask of torch's, read by from_torch)
     padding: bool = False  # ... a key padding mask: True where a position is padding
@@ -172,15 +173,6 @@ class Graph:
         stored = self.add(name, value.shape, "map", operands=(value,))
         self.cotangent_names[stored.expr] = "d" + stored.expr.name
         return stored
-
-    def stored(self, value: Value, name: str) -> Value:
-        """The value stored (`named`) under its label, where it has one (z1, a convolution with its bias), else under
-        `name`."""
-        label = self.labels.pop(value.expr, None)
-        if label is None:
-            return self.named(value, name)
-        self._taken.discard(label)
-        return self.named(value, label)
 
     def label(self, value: Value, name: str, reserved: bool = False) -> Value:
         """Name an expression so that printed code and derivations show it by that name (`reserved`: a name

@@ -40,7 +40,7 @@ def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, nam
     kept = tuple(d if a == 1 else 1 for a, d in enumerate(x.shape))
     if mean is None:  # the batch's: sums over every axis but the channels', M entries each
         if not x.expr.is_Symbol:  # a sum (a convolution and its bias) is stored, so that Σ(x − μ) = 0 is seen
-            x = g.stored(x, f"x{tag}")
+            x = g.named(x, f"x{tag}")
         count = sp.Mul(*(d for a, d in enumerate(x.shape) if a != 1))
         total = reduce_sum(g, x, kept, stem=f"sum{tag}")
         centred = Value(x.expr - total.expr / count, x.shape)

@@ -27,7 +27,7 @@ def layer_norm_graph(g: Graph, value: Value, eps: float, affine, name: str) -> V
     width = value.shape[-1]
     kept = value.shape[:-1] + (1,)
     if not value.expr.is_Symbol:  # a sum of arrays (a residual) is stored: its δ, read by both of its terms, too
-        value = g.stored(value, f"x_{name}")
+        value = g.named(value, f"x_{name}")
     mean = reduce_sum(g, value, kept, stem=f"sum_{name}")
     centred = Value(value.expr - mean.expr / width, value.shape)
     sums_to_zero = reduce_sum(g, centred, kept).expr == 0  # Σ_e (x − Σx/E) = Σx − Σx, found by reduce_sum
@@ -41,6 +41,7 @@ def layer_norm_graph(g: Graph, value: Value, eps: float, affine, name: str) -> V
     if sums_to_zero:  # the backward pass reads x − μ as x̂/σ⁻¹: it keeps x̂, and Σ_e x̂ = 0 too
         g.tensor(centred.expr).read_back_as = normed.expr / rstd.expr
         g.tensor(normed.expr).zero_sum_axis = len(value.shape) - 1
+        g.tensor(normed.expr).keeps_cotangent = True
     if affine is None:
         return normed
     weight, bias = (part() if callable(part) else part for part in affine)  # either may be None (no bias)

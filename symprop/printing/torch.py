@@ -46,8 +46,22 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         products = [t for t in sp.Add.make_args(rest) if self._product_of_arrays(t)]
         if operator == "+" and len(products) == 1 and not rest.free_symbols & set(self._inline):
             others = rest - products[0]
-            return f"{name}{self._added(others) if others != 0 else ''}{self._added_product(products[0])}"
+            if others == 0:  # one kernel that reads each entry before it writes it: name may be one of its arrays
+                return f"{name}{self._added_product(products[0])}"
+            # two kernels: the product must not read name's array, which the first has changed by then
+            if not {s.name for s in products[0].free_symbols} & self._sharing(name):
+                return f"{name}{self._added(others)}{self._added_product(products[0])}"
         return super().step_line(name, operator, rest)
+
+    def _sharing(self, name: str) -> set[str]:
+        """The names that may stand for name's array in this function: those it took over, or was computed into."""
+        groups = {}
+        for step in self._plan.steps:
+            if step.source and step.kind in ("alias", "apply", "assign"):
+                merged = groups.get(step.name, {step.name}) | groups.get(step.source, {step.source})
+                for member in merged:
+                    groups[member] = merged
+        return groups.get(name, {name})
 
     def _print_Add(self, expr, order=None):
         # b + c·w·x as one kernel too (torch.addcmul): no array for the product (a norm's affine map)
@@ -61,10 +75,12 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         return super()._print_Add(expr, order)
 
     def _product_of_arrays(self, term):
-        """(its arrays, its scale: a number, or one of the batch size) where term is a product of two or more
-        arrays; None otherwise."""
+        """(its arrays, its scale: a number, or one of the batch size) where term is a number times two or more
+        arrays, each read as it is (not 1/s, nor h**2: those read better as written); None otherwise."""
         arrays = [f for f in sp.Mul.make_args(term) if f.free_symbols & self._program.shapes.keys()]
-        return (arrays, term / sp.Mul(*arrays)) if len(arrays) > 1 else None
+        if len(arrays) < 2 or not all(f.is_Symbol for f in arrays):
+            return None
+        return arrays, term / sp.Mul(*arrays)
 
     def _added_product(self, term) -> str:
         arrays, scale = self._product_of_arrays(term)
