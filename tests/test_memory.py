@@ -127,6 +127,9 @@ def test_torch_computes_a_layer_norms_forward_steps_in_one_call(build):
     assert "xhat_n1_0 = ln_n1_0[0]" in code and "rstd_n1_0 = ln_n1_0[2]" in code
     numpy_code = inspect.getsource(numpy_module.loss_and_gradients)
     assert "native_layer_norm" not in numpy_code and "xc_n1_0" in numpy_code
+    # where only the affine map reads x̂ (forward, for inference), the whole layer norm is F.layer_norm
+    forward = inspect.getsource(torch_module.forward)
+    assert forward.count("torch.nn.functional.layer_norm(") == 2 and "native_layer_norm" not in forward
 
 
 def test_torch_adds_a_product_of_arrays_in_one_kernel():

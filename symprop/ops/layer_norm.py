@@ -139,8 +139,13 @@ defop("layer_norm", torch=TORCH, layer=LayerNorm, functional=functional, init_do
 # The forward pass's steps of a layer norm, Σx, x − μ, Σ(x − μ)², σ² + ε, σ⁻¹ and x̂, are one pass of torch's kernel:
 #   ln = torch.native_layer_norm(x, (E,), None, None, ε)    (x̂, μ and σ⁻¹, at once)
 #   xhat = ln[0], rstd = ln[2]                               (what the backward pass and the affine map read)
+#   h = F.layer_norm(x, (E,), γ, β, ε)                       (where only the affine map γ·x̂ + β reads x̂: forward)
 def _torch_call(printer, statement, texts, into):
     info = statement.tensor
+    if info.key == "affine":  # texts: x, then γ and β, those of them that info.spec names ("wb", "w" or "b")
+        given = dict(zip(info.spec, texts[1:], strict=True))
+        return f"{printer._module_format('torch.nn.functional.layer_norm')}({texts[0]}, ({statement.shape[-1]},), " \
+            f"{given.get('w', 'None')}, {given.get('b', 'None')}, {info.data[0]!r})"
     if info.key == "pair":  # texts: x
         return f"{printer._module_format('torch.native_layer_norm')}({texts[0]}, ({statement.shape[-1]},), None, " \
             f"None, {info.data[0]!r})"
@@ -169,11 +174,37 @@ def one_call(uses: Uses, shapes: dict, backend: str) -> Uses:
         made = [pair] + [Statement(s.name, "call", operands=(symbol,), shape=s.shape, op="layer_norm", label=s.label,
                                    tensor=Tensor(s.symbol, tuple(s.shape), "layer_norm", key=key))
                          for s, key in ((normed, "normed"), (rstd, "rstd"))]
+        group = [total, centred, squares, variance, rstd, normed]
+        affine = _affine_map(uses, normed, rstd, shapes)
+        if affine is not None:  # the affine map reads x̂ alone: the whole layer is one call
+            statement, parts = affine
+            made = [Statement(statement.name, "call", operands=(x, *parts.values()), shape=statement.shape,
+                              op="layer_norm", label=statement.label,
+                              tensor=Tensor(statement.symbol, tuple(statement.shape), "layer_norm", key="affine",
+                                            spec="".join(parts), data=(eps,)))]
+            group.append(statement)
         where = uses.statements.index(total)
-        group = {id(s) for s in (total, centred, squares, variance, rstd, normed)}
-        rest = [s for s in uses.statements if id(s) not in group]
+        rest = [s for s in uses.statements if all(s is not g for g in group)]
         uses = Uses(rest[:where] + made + rest[where:], uses.outputs)
     return uses
+
+
+def _affine_map(uses: Uses, normed: Statement, rstd: Statement, shapes: dict):
+    """(the statement, {"w": γ, "b": β}) where x̂ is read by γ·x̂ + β alone (γ and β vectors of the normalized axis,
+    either absent) and σ⁻¹ by x̂ alone; None otherwise."""
+    readers = uses.readers(normed.symbol)
+    if len(readers) != 1 or readers[0].kind != "map" or [r for r in uses.readers(rstd.symbol) if r is not normed]:
+        return None
+    terms = sp.Add.make_args(readers[0].operands[0])
+    scaled = [t for t in terms if normed.symbol in t.free_symbols]
+    shifts = [t for t in terms if normed.symbol not in t.free_symbols]
+    if len(scaled) != 1 or len(shifts) > 1:
+        return None
+    parts = {"w": scaled[0] / normed.symbol, "b": shifts[0] if shifts else 0}
+    parts = {key: part for key, part in parts.items() if part not in (0, 1)}
+    if not parts or not all(p.is_Symbol and tuple(shapes.get(p, ())) == normed.shape[-1:] for p in parts.values()):
+        return None
+    return readers[0], parts
 
 
 def _steps(uses: Uses, total: Statement, shapes: dict):

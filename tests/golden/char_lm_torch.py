@@ -429,12 +429,7 @@ def forward(params, x):
     emb0 = E0[x]
     x_n1_2 = P1 + emb0
     del emb0
-    ln_n1_2 = torch.native_layer_norm(x_n1_2, (32,), None, None, 1e-05)
-    xhat_n1_2 = ln_n1_2[0]
-    rstd_n1_2 = ln_n1_2[2]
-    del ln_n1_2
-    n1_2 = torch.addcmul(be1_2, g1_2, xhat_n1_2)
-    del xhat_n1_2
+    n1_2 = torch.nn.functional.layer_norm(x_n1_2, (32,), g1_2, be1_2, 1e-05)
     qkv2 = torch.nn.functional.linear(n1_2, W2, B2)
     del n1_2
     q2 = qkv2[:, :, :32]
@@ -466,12 +461,7 @@ def forward(params, x):
     del o2
     r1_2 = sa2 + x_n1_2
     del x_n1_2, sa2
-    ln_n2_2 = torch.native_layer_norm(r1_2, (32,), None, None, 1e-05)
-    xhat_n2_2 = ln_n2_2[0]
-    rstd_n2_2 = ln_n2_2[2]
-    del ln_n2_2
-    n2_2 = torch.addcmul(be2_2, g2_2, xhat_n2_2)
-    del xhat_n2_2
+    n2_2 = torch.nn.functional.layer_norm(r1_2, (32,), g2_2, be2_2, 1e-05)
     f2 = torch.nn.functional.linear(n2_2, W1_2, b1_2)
     del n2_2
     act2 = torch.clamp(f2, min=0)
@@ -480,12 +470,7 @@ def forward(params, x):
     del act2
     r2_2 = ff2 + r1_2
     del r1_2, ff2
-    ln_n1_3 = torch.native_layer_norm(r2_2, (32,), None, None, 1e-05)
-    xhat_n1_3 = ln_n1_3[0]
-    rstd_n1_3 = ln_n1_3[2]
-    del ln_n1_3
-    n1_3 = torch.addcmul(be1_3, g1_3, xhat_n1_3)
-    del xhat_n1_3
+    n1_3 = torch.nn.functional.layer_norm(r2_2, (32,), g1_3, be1_3, 1e-05)
     qkv3 = torch.nn.functional.linear(n1_3, W3, B3)
     del n1_3
     q3 = qkv3[:, :, :32]
@@ -513,12 +498,7 @@ def forward(params, x):
     del o3
     r1_3 = r2_2 + sa3
     del r2_2, sa3
-    ln_n2_3 = torch.native_layer_norm(r1_3, (32,), None, None, 1e-05)
-    xhat_n2_3 = ln_n2_3[0]
-    rstd_n2_3 = ln_n2_3[2]
-    del ln_n2_3
-    n2_3 = torch.addcmul(be2_3, g2_3, xhat_n2_3)
-    del xhat_n2_3
+    n2_3 = torch.nn.functional.layer_norm(r1_3, (32,), g2_3, be2_3, 1e-05)
     f3 = torch.nn.functional.linear(n2_3, W1_3, b1_3)
     del n2_3
     act3 = torch.clamp(f3, min=0)
@@ -527,13 +507,8 @@ def forward(params, x):
     del act3
     r2_3 = ff3 + r1_3
     del r1_3, ff3
-    ln_h4 = torch.native_layer_norm(r2_3, (32,), None, None, 1e-05)
+    h4 = torch.nn.functional.layer_norm(r2_3, (32,), g4, b4, 1e-05)
     del r2_3
-    xhat_h4 = ln_h4[0]
-    rstd_h4 = ln_h4[2]
-    del ln_h4
-    h4 = torch.addcmul(b4, g4, xhat_h4)
-    del xhat_h4
     z5 = torch.nn.functional.linear(h4, w5, b5)
     return z5
 

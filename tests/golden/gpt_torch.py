@@ -437,12 +437,7 @@ def forward(params, idx):
     emb = transformer_wte_weight[idx]
     res = emb + transformer_wpe_weight
     del emb
-    ln_h = torch.native_layer_norm(res, (32,), None, None, 1e-05)
-    xhat_h = ln_h[0]
-    rstd_h = ln_h[2]
-    del ln_h
-    h = torch.addcmul(transformer_h_0_ln_1_bias, transformer_h_0_ln_1_weight, xhat_h)
-    del xhat_h
+    h = torch.nn.functional.layer_norm(res, (32,), transformer_h_0_ln_1_weight, transformer_h_0_ln_1_bias, 1e-05)
     z = torch.nn.functional.linear(h, transformer_h_0_attn_c_attn_weight, transformer_h_0_attn_c_attn_bias)
     del h
     sl = z[:, :, :32]
@@ -484,12 +479,7 @@ def forward(params, idx):
     del rs_3
     res_1 = res + z_1
     del res, z_1
-    ln_h_1 = torch.native_layer_norm(res_1, (32,), None, None, 1e-05)
-    xhat_h_1 = ln_h_1[0]
-    rstd_h_1 = ln_h_1[2]
-    del ln_h_1
-    h_2 = torch.addcmul(transformer_h_0_ln_2_bias, transformer_h_0_ln_2_weight, xhat_h_1)
-    del xhat_h_1
+    h_2 = torch.nn.functional.layer_norm(res_1, (32,), transformer_h_0_ln_2_weight, transformer_h_0_ln_2_bias, 1e-05)
     z_2 = torch.nn.functional.linear(h_2, transformer_h_0_mlp_c_fc_weight, transformer_h_0_mlp_c_fc_bias)
     del h_2
     h_3 = (1 / 2) * z_2 * (torch.erf(0.7071067811865476 * z_2) + 1)
@@ -498,12 +488,7 @@ def forward(params, idx):
     del h_3
     res_2 = res_1 + z_3
     del res_1, z_3
-    ln_h_2 = torch.native_layer_norm(res_2, (32,), None, None, 1e-05)
-    xhat_h_2 = ln_h_2[0]
-    rstd_h_2 = ln_h_2[2]
-    del ln_h_2
-    h_4 = torch.addcmul(transformer_h_1_ln_1_bias, transformer_h_1_ln_1_weight, xhat_h_2)
-    del xhat_h_2
+    h_4 = torch.nn.functional.layer_norm(res_2, (32,), transformer_h_1_ln_1_weight, transformer_h_1_ln_1_bias, 1e-05)
     z_4 = torch.nn.functional.linear(h_4, transformer_h_1_attn_c_attn_weight, transformer_h_1_attn_c_attn_bias)
     del h_4
     sl_3 = z_4[:, :, :32]
@@ -536,12 +521,7 @@ def forward(params, idx):
     del rs_7
     res_3 = res_2 + z_5
     del res_2, z_5
-    ln_h_3 = torch.native_layer_norm(res_3, (32,), None, None, 1e-05)
-    xhat_h_3 = ln_h_3[0]
-    rstd_h_3 = ln_h_3[2]
-    del ln_h_3
-    h_6 = torch.addcmul(transformer_h_1_ln_2_bias, transformer_h_1_ln_2_weight, xhat_h_3)
-    del xhat_h_3
+    h_6 = torch.nn.functional.layer_norm(res_3, (32,), transformer_h_1_ln_2_weight, transformer_h_1_ln_2_bias, 1e-05)
     z_6 = torch.nn.functional.linear(h_6, transformer_h_1_mlp_c_fc_weight, transformer_h_1_mlp_c_fc_bias)
     del h_6
     h_7 = (1 / 2) * z_6 * (torch.erf(0.7071067811865476 * z_6) + 1)
@@ -550,13 +530,8 @@ def forward(params, idx):
     del h_7
     x_h = res_3 + z_7
     del res_3, z_7
-    ln_h_4 = torch.native_layer_norm(x_h, (32,), None, None, 1e-05)
+    h_8 = torch.nn.functional.layer_norm(x_h, (32,), transformer_ln_f_weight, transformer_ln_f_bias, 1e-05)
     del x_h
-    xhat_h_4 = ln_h_4[0]
-    rstd_h_4 = ln_h_4[2]
-    del ln_h_4
-    h_8 = torch.addcmul(transformer_ln_f_bias, transformer_ln_f_weight, xhat_h_4)
-    del xhat_h_4
     mm_8 = h_8 @ transformer_wte_weight.T
     return mm_8
 

@@ -260,13 +260,8 @@ def forward(params, x):
     del o0
     r1_0 = sa0 + x
     del sa0
-    ln_n1_0 = torch.native_layer_norm(r1_0, (16,), None, None, 1e-05)
+    n1_0 = torch.nn.functional.layer_norm(r1_0, (16,), g1_0, be1_0, 1e-05)
     del r1_0
-    xhat_n1_0 = ln_n1_0[0]
-    rstd_n1_0 = ln_n1_0[2]
-    del ln_n1_0
-    n1_0 = torch.addcmul(be1_0, g1_0, xhat_n1_0)
-    del xhat_n1_0
     f0 = torch.nn.functional.linear(n1_0, W1_0, b1_0)
     act0 = torch.clamp(f0, min=0)
     del f0
@@ -274,13 +269,8 @@ def forward(params, x):
     del act0
     r2_0 = ff0 + n1_0
     del n1_0, ff0
-    ln_n2_0 = torch.native_layer_norm(r2_0, (16,), None, None, 1e-05)
+    n2_0 = torch.nn.functional.layer_norm(r2_0, (16,), g2_0, be2_0, 1e-05)
     del r2_0
-    xhat_n2_0 = ln_n2_0[0]
-    rstd_n2_0 = ln_n2_0[2]
-    del ln_n2_0
-    n2_0 = torch.addcmul(be2_0, g2_0, xhat_n2_0)
-    del xhat_n2_0
     pool1 = torch.sum(n2_0, dim=1, keepdim=True)
     del n2_0
     sum1 = pool1.reshape(-1, 16)

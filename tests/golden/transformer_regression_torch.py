@@ -317,12 +317,7 @@ def forward(params, x):
     be1_1 = params["1.norm1.bias"]
     g2_1 = params["1.norm2.weight"]
     be2_1 = params["1.norm2.bias"]
-    ln_n1_0 = torch.native_layer_norm(x, (16,), None, None, 1e-05)
-    xhat_n1_0 = ln_n1_0[0]
-    rstd_n1_0 = ln_n1_0[2]
-    del ln_n1_0
-    n1_0 = torch.addcmul(be1_0, g1_0, xhat_n1_0)
-    del xhat_n1_0
+    n1_0 = torch.nn.functional.layer_norm(x, (16,), g1_0, be1_0, 1e-05)
     qkv0 = torch.nn.functional.linear(n1_0, W0, B0)
     del n1_0
     q0 = qkv0[:, :, :16]
@@ -351,12 +346,7 @@ def forward(params, x):
     del o0
     r1_0 = sa0 + x
     del sa0
-    ln_n2_0 = torch.native_layer_norm(r1_0, (16,), None, None, 1e-05)
-    xhat_n2_0 = ln_n2_0[0]
-    rstd_n2_0 = ln_n2_0[2]
-    del ln_n2_0
-    n2_0 = torch.addcmul(be2_0, g2_0, xhat_n2_0)
-    del xhat_n2_0
+    n2_0 = torch.nn.functional.layer_norm(r1_0, (16,), g2_0, be2_0, 1e-05)
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     del n2_0
     act0 = (1 / 2) * f0 * (torch.erf(0.7071067811865476 * f0) + 1)
@@ -365,12 +355,7 @@ def forward(params, x):
     del act0
     r2_0 = ff0 + r1_0
     del r1_0, ff0
-    ln_n1_1 = torch.native_layer_norm(r2_0, (16,), None, None, 1e-05)
-    xhat_n1_1 = ln_n1_1[0]
-    rstd_n1_1 = ln_n1_1[2]
-    del ln_n1_1
-    n1_1 = torch.addcmul(be1_1, g1_1, xhat_n1_1)
-    del xhat_n1_1
+    n1_1 = torch.nn.functional.layer_norm(r2_0, (16,), g1_1, be1_1, 1e-05)
     qkv1 = torch.nn.functional.linear(n1_1, W1, B1)
     del n1_1
     q1 = qkv1[:, :, :16]
@@ -398,12 +383,7 @@ def forward(params, x):
     del o1
     r1_1 = r2_0 + sa1
     del r2_0, sa1
-    ln_n2_1 = torch.native_layer_norm(r1_1, (16,), None, None, 1e-05)
-    xhat_n2_1 = ln_n2_1[0]
-    rstd_n2_1 = ln_n2_1[2]
-    del ln_n2_1
-    n2_1 = torch.addcmul(be2_1, g2_1, xhat_n2_1)
-    del xhat_n2_1
+    n2_1 = torch.nn.functional.layer_norm(r1_1, (16,), g2_1, be2_1, 1e-05)
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     del n2_1
     act1 = (1 / 2) * f1 * (torch.erf(0.7071067811865476 * f1) + 1)
