@@ -158,7 +158,8 @@ lookup("layer_norm").calls = {"torch": Call(_torch_call)}
 @plan_rule
 def one_call(uses: Uses, shapes: dict, backend: str) -> Uses:
     """The steps of a layer norm's forward pass, up to x̂ and σ⁻¹, as the backend's one call, where nothing else
-    reads the steps between (a second-order product's tangents read x − μ: there, as derived)."""
+    reads the steps between (the derivation reads x − μ as x̂/σ⁻¹; a layer norm written out by hand keeps its
+    steps)."""
     if call("layer_norm", backend) is None:
         return uses
     for total in [s for s in uses.statements if s.kind == "sum"]:
