@@ -20,7 +20,7 @@ from ..declare.trace import fail, running
 from ..graph import Graph, Value
 from .conv import built, image_shape, reshaped
 from .registry import TorchNames, defop, state_rule
-from .sum import reduce_sum
+from .sum import read_back_normed, reduce_sum
 
 
 def per_channel(g: Graph, value: Value, ndim: int, stem: str) -> Value:
@@ -59,10 +59,8 @@ def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, nam
         shifted = Value(column.expr + sp.Float(eps), column.shape)
     rstd = g.named(Value(1 / sp.sqrt(shifted.expr), shifted.shape), f"rstd{tag}")
     normed = g.named(Value(centred.expr * rstd.expr, x.shape), f"xhat{tag}")
-    zero = g.tensor(centred.expr).zero_sum_axis
-    if zero is not None:  # the backward pass reads x − μ as x̂/σ⁻¹: it keeps x̂, and Σ x̂ = 0 per channel too
-        g.tensor(centred.expr).read_back_as = normed.expr / rstd.expr
-        g.tensor(normed.expr).zero_sum_axis = zero
+    if g.tensor(centred.expr).zero_sum_axis is not None:
+        read_back_normed(g, centred, rstd, normed)
     return scaled_per_channel(g, normed, affine, name)
 
 

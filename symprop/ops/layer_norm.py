@@ -16,7 +16,7 @@ from ..graph.ir import Tensor
 from ..plan.uses import Uses, unused
 from ..program import Statement
 from .registry import Call, TorchNames, call, defop, lookup, plan_rule
-from .sum import reduce_sum
+from .sum import read_back_normed, reduce_sum
 
 
 def layer_norm_graph(g: Graph, value: Value, eps: float, affine, name: str) -> Value:
@@ -38,10 +38,9 @@ def layer_norm_graph(g: Graph, value: Value, eps: float, affine, name: str) -> V
     shifted_variance = g.named(Value(variance.expr / width + sp.Float(eps), kept), f"var_{name}")
     rstd = g.named(Value(1 / sp.sqrt(shifted_variance.expr), kept), f"rstd_{name}")
     normed = g.named(Value(centred.expr * rstd.expr, value.shape), f"xhat_{name}")
-    if sums_to_zero:  # the backward pass reads x − μ as x̂/σ⁻¹: it keeps x̂, and Σ_e x̂ = 0 too
-        g.tensor(centred.expr).read_back_as = normed.expr / rstd.expr
-        g.tensor(normed.expr).zero_sum_axis = len(value.shape) - 1
-        g.tensor(normed.expr).keeps_cotangent = True
+    if sums_to_zero:
+        read_back_normed(g, centred, rstd, normed)
+        g.tensor(normed.expr).keeps_cotangent = True  # its δ is read by two sums and by δx
     if affine is None:
         return normed
     weight, bias = (part() if callable(part) else part for part in affine)  # either may be None (no bias)

@@ -108,6 +108,13 @@ def reduce_sum(graph: Graph, value: Value, out_shape: tuple, stem: str = "s", wh
     return Value(sum_of(value.expr), out_shape)
 
 
+def read_back_normed(g: Graph, centred: Value, rstd: Value, normed: Value) -> None:
+    """A norm's x − μ (centred, summing to 0 along its axes), read by the derivation as x̂/σ⁻¹: the backward pass and
+    the tangents keep x̂ alone, as a book writes them, and Σ x̂ = 0 along the same axes."""
+    g.tensor(centred.expr).read_back_as = normed.expr / rstd.expr
+    g.tensor(normed.expr).zero_sum_axis = g.tensor(centred.expr).zero_sum_axis
+
+
 def _twin(graph: Graph, shape: tuple, attrs: dict) -> Value | None:
     """The same sum made already in its other shape (leading summed axes kept as 1, or dropped: a batch norm's
     Σ(δ·x̂) per channel, read as (1, C, 1, 1) by its δ and as (C, 1, 1) by its scale's gradient), where that is not

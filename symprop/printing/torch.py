@@ -77,7 +77,7 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     def _product_of_arrays(self, term):
         """(its arrays, its scale: a number, or one of the batch size) where term is a number times two or more
         arrays, each read as it is (not 1/s, nor h**2: those read better as written); None otherwise."""
-        arrays = [f for f in sp.Mul.make_args(term) if f.free_symbols & self._program.shapes.keys()]
+        arrays = self._arrays(term)
         if len(arrays) < 2 or not all(f.is_Symbol for f in arrays):
             return None
         return arrays, term / sp.Mul(*arrays)
@@ -86,8 +86,12 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         arrays, scale = self._product_of_arrays(term)
         return f".addcmul_({self._print(arrays[0])}, {self._print(sp.Mul(*arrays[1:]))}{self._scale('value', scale)})"
 
+    def _arrays(self, term) -> list:
+        """The factors of a product that read arrays (not numbers, nor the batch size)."""
+        return [f for f in sp.Mul.make_args(term) if f.free_symbols & self._program.shapes.keys()]
+
     def _added(self, term) -> str:
-        arrays = [f for f in sp.Mul.make_args(term) if f.free_symbols & self._program.shapes.keys()]
+        arrays = self._arrays(term)
         if not arrays:
             return f".add_({self._print(term)})"
         return f".add_({self._print(sp.Mul(*arrays))}{self._scale('alpha', term / sp.Mul(*arrays))})"
