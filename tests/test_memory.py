@@ -139,7 +139,17 @@ def test_torch_adds_a_product_of_arrays_in_one_kernel():
 
     code = (Path(__file__).parent / "golden" / "gpt_torch.py").read_text()
     assert "    dxc_h.addcmul_(sum_drstd_h, xhat_h, value=-0.03125)\n" in code
-    assert "    dres.add_(dxc_h).addcmul_(rstd_h, sum_dsum_h, value=-0.03125)\n" in code
+    assert "    dres.add_(dxc_h)\n    dres.addcmul_(rstd_h, sum_dsum_h, value=-0.03125)\n" in code
+
+
+def test_an_hvp_adds_each_product_of_its_tangents_in_one_kernel():
+    """An hvp's tangent δ = Σ cᵢ·aᵢ·bᵢ (a layer norm's, a softmax's) is computed into an array read for the last
+    time, one addcmul_ a term, the small factors multiplied first; its numbers as floats (√2 as 1.414…)."""
+    from symprop.derivation import Derivation
+
+    code = Derivation(encoder_model(), hvp=True).render("torch").split("\ndef hvp(")[1].split("\ndef ")[0]
+    assert code.count(".addcmul_(") >= 8 and "torch.sqrt(2)" not in code
+    assert "    dr1_0_dot.addcmul_(rstd_n1_0 * sum_drstd_n1_0, xhat_n1_0_dot, value=-0.0625)\n" in code
 
 
 def test_an_update_split_in_two_kernels_never_reads_the_array_the_first_changed():

@@ -231,8 +231,11 @@ class StatementPrinter:
         return bool(fact(statement.kind, "moves")) and bool(statement.operands) and self._given(statement.operands[0])
 
     def _mask_sum(self, numbers, masks) -> str:
-        """k_n + Σ (k_i − k_n)·[mask_i], for numbers k."""
+        """k_n + Σ (k_i − k_n)·[mask_i], for numbers k; k·[a ≠ b] for (0 where a = b, k elsewhere): one comparison, not
+        1 − [a = b] (a ≠ b is a = b's complement even at NaN, where a < b and a ≥ b both fail)."""
         last = numbers[-1]
+        if len(numbers) == 2 and numbers[0] == 0 and isinstance(masks[0], sp.Eq):
+            return "(" + self._times_mask(last, sp.Ne(*masks[0].args, evaluate=False)) + ")"
         text = [self._times_mask(number - last, mask) for number, mask in zip(numbers[:-1], masks[:-1], strict=True)
                 if number != last]
         if last != 0 or not text:

@@ -10,7 +10,7 @@ from sympy.printing.pytorch import TorchPrinter
 
 from ..ops.registry import Helper
 from ..shapes import batch_sized
-from .statements import StatementPrinter
+from .statements import StatementPrinter, fold_numbers
 
 # A comparison written as 0s and 1s of the arrays' dtype by the comparison kernel itself: a bool tensor converted
 # afterwards (.to(dtype)) or multiplied into a float one takes some ten times as long on CPU.
@@ -41,16 +41,18 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         if operator == "+" and abs(number) != 1 and shape and batch_sized(shape) and 1 not in shape and \
                 array not in self._inline:
             return f"{name}.add_({self._print(array)}, alpha={float(number)!r})"
-        # name += c·a·b as one kernel too (addcmul_), and name += d + c·a·b as two: no array for c·a·b, nor for the
-        # sum (x̂ times its row's Σ, in a norm's δ)
+        # name += c·a·b as one kernel (addcmul_), and name += d + Σ cᵢ·aᵢ·bᵢ as one kernel a term: no array for
+        # each product, nor for the sum (x̂ times its row's Σ, in a norm's δ; the tangents of an hvp)
+        rest = fold_numbers(rest)  # √2·a as 1.414…·a: its scale is a number
         products = [t for t in sp.Add.make_args(rest) if self._product_of_arrays(t)]
-        if operator == "+" and len(products) == 1 and not rest.free_symbols & set(self._inline):
-            others = rest - products[0]
-            if others == 0:  # one kernel that reads each entry before it writes it: name may be one of its arrays
-                return f"{name}{self._added_product(products[0])}"
-            # two kernels: the product must not read name's array, which the first has changed by then
-            if not {s.name for s in products[0].free_symbols} & self._sharing(name):
-                return f"{name}{self._added(others)}{self._added_product(products[0])}"
+        if operator == "+" and products and not rest.free_symbols & set(self._inline):
+            others = rest - sp.Add(*products)
+            if others == 0 and len(products) == 1:  # one kernel that reads each entry before it writes it: name may
+                return f"{name}{self._added_product(products[0])}"  # be one of its arrays
+            # a kernel a term: none may read name's array, which the first has changed by then
+            if not {s.name for s in rest.free_symbols} & self._sharing(name):
+                added = ([self._added(others)] if others != 0 else []) + [self._added_product(p) for p in products]
+                return "\n    ".join(name + kernel for kernel in added)
         return super().step_line(name, operator, rest)
 
     def _sharing(self, name: str) -> set[str]:
@@ -83,8 +85,11 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
         return arrays, term / sp.Mul(*arrays)
 
     def _added_product(self, term) -> str:
+        """.addcmul_(a, b, value=c) for term c·a·b; of three arrays or more, b is the one of most axes (x̂ in σ⁻¹·Σ·x̂),
+        so that the arrays multiplied first are the small ones."""
         arrays, scale = self._product_of_arrays(term)
-        return f".addcmul_({self._print(arrays[0])}, {self._print(sp.Mul(*arrays[1:]))}{self._scale('value', scale)})"
+        *small, large = sorted(arrays, key=lambda a: sum(d != 1 for d in self._program.shapes.get(a, ())))
+        return f".addcmul_({self._print(sp.Mul(*small))}, {self._print(large)}{self._scale('value', scale)})"
 
     def _arrays(self, term) -> list:
         """The factors of a product that read arrays (not numbers, nor the batch size)."""

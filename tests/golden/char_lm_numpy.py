@@ -282,19 +282,19 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-        if name in TOKEN_IDS:  # NumPy would read an id of -1 as the last row's
+        # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id
+        if name in TOKEN_IDS and 0 not in shape and (value.min() < 0 or value.max() >= TOKEN_IDS[name]):
             outside = (value < 0) | (value >= TOKEN_IDS[name])
-            if outside.any():
-                raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
+            raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
     if "t" in arrays and (not np.issubdtype(arrays["t"].dtype, np.integer)):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
-    if "t" in arrays:  # each a class, or ignore_index
-        outside = (arrays["t"] < 0) | (arrays["t"] >= 71)
-        outside &= arrays["t"] != -100
+    t = arrays.get("t")
+    # each a class, or ignore_index: a mask of every target only where the least or the greatest is not
+    if t is not None and 0 not in t.shape and (t.min() < 0 or t.max() >= 71):
+        outside = (t < 0) | (t >= 71)
+        outside &= t != -100
         if outside.any():
-            raise ValueError(
-                f"t holds class indices in [0, 71) or -100 (ignore_index), got {int(arrays['t'][outside][0])}"
-            )
+            raise ValueError(f"t holds class indices in [0, 71) or -100 (ignore_index), got {int(t[outside][0])}")
 
 
 def check_params(params):
@@ -579,7 +579,7 @@ def loss(params, x, t):
     rs = z5.reshape(-1, 71)
     rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
-    kept = 1 - np.equal(t_col, -100).astype(params["0.weight"].dtype)
+    kept = np.not_equal(t_col, -100).astype(params["0.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
     onehot = (np.where(np.equal(rs_1, -100), 0, rs_1)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)
@@ -792,7 +792,7 @@ def loss_and_gradients(params, x, t):
     del z5
     rs_1 = t.reshape(-1)
     t_col = rs_1.reshape(-1, 1)
-    kept = 1 - np.equal(t_col, -100).astype(params["0.weight"].dtype)
+    kept = np.not_equal(t_col, -100).astype(params["0.weight"].dtype)
     del t_col
     counted = np.sum(kept, axis=(0, 1))
     onehot = (np.where(np.equal(rs_1, -100), 0, rs_1)[..., None] == np.arange(71)).astype(params["0.weight"].dtype)

@@ -298,19 +298,19 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-        if name in TOKEN_IDS:  # NumPy would read an id of -1 as the last row's
+        # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id
+        if name in TOKEN_IDS and 0 not in shape and (value.min() < 0 or value.max() >= TOKEN_IDS[name]):
             outside = (value < 0) | (value >= TOKEN_IDS[name])
-            if outside.any():
-                raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
+            raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
     if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
-    if "t" in arrays:  # each a class, or ignore_index
-        outside = (arrays["t"] < 0) | (arrays["t"] >= 72)
-        outside &= arrays["t"] != -1
+    t = arrays.get("t")
+    # each a class, or ignore_index: a mask of every target only where the least or the greatest is not
+    if t is not None and 0 not in t.shape and (t.min() < 0 or t.max() >= 72):
+        outside = (t < 0) | (t >= 72)
+        outside &= t != -1
         if outside.any():
-            raise ValueError(
-                f"t holds class indices in [0, 72) or -1 (ignore_index), got {int(arrays['t'][outside][0])}"
-            )
+            raise ValueError(f"t holds class indices in [0, 72) or -1 (ignore_index), got {int(t[outside][0])}")
 
 
 def check_params(params):
@@ -543,7 +543,7 @@ def loss(params, idx, t):
     rs_8 = mm_8.reshape(-1, 72)
     rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
-    kept = 1 - holds(torch.eq, t_col, -1, params["transformer.wte.weight"])
+    kept = holds(torch.ne, t_col, -1, params["transformer.wte.weight"])
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_9, -1), 0, rs_9), 72, params["transformer.wte.weight"].dtype)
@@ -704,7 +704,7 @@ def loss_and_gradients(params, idx, t):
     rs_8 = (h_8 @ transformer_wte_weight.T).reshape(-1, 72)
     rs_9 = t.reshape(-1)
     t_col = rs_9.reshape(-1, 1)
-    kept = 1 - holds(torch.eq, t_col, -1, params["transformer.wte.weight"])
+    kept = holds(torch.ne, t_col, -1, params["transformer.wte.weight"])
     del t_col
     counted = torch.sum(kept, dim=(0, 1))
     onehot = one_hot(torch.where(torch.eq(rs_9, -1), 0, rs_9), 72, params["transformer.wte.weight"].dtype)
@@ -769,7 +769,8 @@ def loss_and_gradients(params, idx, t):
     dxc_h_3 *= rstd_h_3
     del xhat_h_3, dxhat_h_3, sum_drstd_h_3
     dres_3 = dx_h
-    dres_3.add_(dxc_h_3).addcmul_(rstd_h_3, sum_dsum_h_3, value=-0.03125)
+    dres_3.add_(dxc_h_3)
+    dres_3.addcmul_(rstd_h_3, sum_dsum_h_3, value=-0.03125)
     del rstd_h_3, dx_h, sum_dsum_h_3, dxc_h_3
     dtransformer_h_1_attn_c_proj_bias = torch.sum(dres_3, dim=(0, 1))
     dtransformer_h_1_attn_c_proj_weight = dres_3.reshape(-1, 32).T @ rs_7.reshape(-1, 32)
@@ -814,7 +815,8 @@ def loss_and_gradients(params, idx, t):
     dxc_h_2 *= rstd_h_2
     del xhat_h_2, dxhat_h_2, sum_drstd_h_2
     dres_2 = dres_3
-    dres_2.add_(dxc_h_2).addcmul_(rstd_h_2, sum_dsum_h_2, value=-0.03125)
+    dres_2.add_(dxc_h_2)
+    dres_2.addcmul_(rstd_h_2, sum_dsum_h_2, value=-0.03125)
     del rstd_h_2, dres_3, sum_dsum_h_2, dxc_h_2
     dtransformer_h_0_mlp_c_proj_bias = torch.sum(dres_2, dim=(0, 1))
     # h_3 again, from values kept anyway: cheaper than holding it until here
@@ -850,7 +852,8 @@ def loss_and_gradients(params, idx, t):
     dxc_h_1 *= rstd_h_1
     del xhat_h_1, dxhat_h_1, sum_drstd_h_1
     dres_1 = dres_2
-    dres_1.add_(dxc_h_1).addcmul_(rstd_h_1, sum_dsum_h_1, value=-0.03125)
+    dres_1.add_(dxc_h_1)
+    dres_1.addcmul_(rstd_h_1, sum_dsum_h_1, value=-0.03125)
     del rstd_h_1, dres_2, sum_dsum_h_1, dxc_h_1
     dtransformer_h_0_attn_c_proj_bias = torch.sum(dres_1, dim=(0, 1))
     dtransformer_h_0_attn_c_proj_weight = dres_1.reshape(-1, 32).T @ rs_3.reshape(-1, 32)
@@ -895,7 +898,8 @@ def loss_and_gradients(params, idx, t):
     dxc_h *= rstd_h
     del xhat_h, dxhat_h, sum_drstd_h
     dres = dres_1
-    dres.add_(dxc_h).addcmul_(rstd_h, sum_dsum_h, value=-0.03125)
+    dres.add_(dxc_h)
+    dres.addcmul_(rstd_h, sum_dsum_h, value=-0.03125)
     del rstd_h, dres_1, sum_dsum_h, dxc_h
     dtransformer_wpe_weight = torch.sum(dres, dim=0)
     dtransformer_wte_weight_1 = scatter_add(dres, idx, 72)

@@ -559,7 +559,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_1 *= rstd_n2_1
     del xhat_n2_1, dxhat_n2_1, sum_drstd_n2_1
     dr1_1 = dr2_1
-    dr1_1.add_(dxc_n2_1).addcmul_(rstd_n2_1, sum_dsum_n2_1, value=-0.0625)
+    dr1_1.add_(dxc_n2_1)
+    dr1_1.addcmul_(rstd_n2_1, sum_dsum_n2_1, value=-0.0625)
     del rstd_n2_1, dr2_1, sum_dsum_n2_1, dxc_n2_1
     dbo1 = torch.sum(dr1_1, dim=(0, 1))
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
@@ -602,7 +603,8 @@ def loss_and_gradients(params, x, t):
     dxc_n1_1 *= rstd_n1_1
     del xhat_n1_1, dxhat_n1_1, sum_drstd_n1_1
     dr2_0 = dr1_1
-    dr2_0.add_(dxc_n1_1).addcmul_(rstd_n1_1, sum_dsum_n1_1, value=-0.0625)
+    dr2_0.add_(dxc_n1_1)
+    dr2_0.addcmul_(rstd_n1_1, sum_dsum_n1_1, value=-0.0625)
     del rstd_n1_1, dr1_1, sum_dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     # act0 again, from values kept anyway: cheaper than holding it until here
@@ -638,7 +640,8 @@ def loss_and_gradients(params, x, t):
     dxc_n2_0 *= rstd_n2_0
     del xhat_n2_0, dxhat_n2_0, sum_drstd_n2_0
     dr1_0 = dr2_0
-    dr1_0.add_(dxc_n2_0).addcmul_(rstd_n2_0, sum_dsum_n2_0, value=-0.0625)
+    dr1_0.add_(dxc_n2_0)
+    dr1_0.addcmul_(rstd_n2_0, sum_dsum_n2_0, value=-0.0625)
     del rstd_n2_0, dr2_0, sum_dsum_n2_0, dxc_n2_0
     dbo0 = torch.sum(dr1_0, dim=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
