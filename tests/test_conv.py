@@ -292,6 +292,36 @@ def test_the_torch_module_runs_torchs_max_pooling():
     assert not any(word in body for word in ("unfold(", "argmax", "one_hot", "fold("))
 
 
+@SETTINGS
+@given(poolings().filter(lambda drawn: drawn[1] == "max"), st.sampled_from(["random", "kinks"]),
+       st.sampled_from(["relu", "leaky_relu", "hardtanh"]))
+def test_an_activation_before_max_pooling_agrees_with_autograd(drawn, regime, activation):
+    """A ReLU's step moves past the pooling's scatter, H(x) at the arg-max being H(top): overlapping windows, and
+    ties at 0 (the kinks regime), where the arg-max of x and of the ReLU's zeros differ, and the gradient is 0."""
+    dims, _, kernel, stride, padding, dilation, ceil, _, sizes = drawn
+    pool, act = getattr(SF, f"max_pool{dims}d"), getattr(SF, activation)
+
+    def body(net, x):
+        return pool(act(net.mix(x)), kernel, stride, padding, dilation, ceil_mode=ceil)
+    out = tuple(out_size(n, k, s, p, d, ceil) for n, k, s, p, d in zip(sizes, kernel, stride, padding, dilation,
+                                                                        strict=True))
+    mix = (S.Conv1d if dims == 1 else S.Conv2d)(2, 2, 1)
+    agrees(body, (2, *sizes), (2, *out), {"mix": mix}, regime)
+
+
+def test_a_relus_step_runs_over_the_pooled_positions():
+    """conv → ReLU → max pooling: δ·H(h) after the scatter is the scatter of δ·H(top), so the backward pass reads
+    the pooled maxima, not the ReLU's output, whose array dies with the forward pass."""
+    model = S.Model(Body(lambda net, x: SF.max_pool2d(SF.relu(net.conv(x)), 2), 4 * 2 * 2,
+                         {"conv": S.Conv2d(2, 4, 3)}), S.MSELoss(), inputs={"x": (2, 6, 6)})
+    for backend in ("numpy", "torch"):
+        code = S.derive_network(model).render(backend)
+        body = code[code.index("def loss_and_gradients"):]
+        backward = body[body.index("total = "):body.index("return ")]
+        assert re.search(r"dtop_masked = dtop \* .*\btop\b", backward), backend  # δ·H(top), then the scatter
+        assert not re.search(r"\bh\b", backward), backend  # the ReLU's output h is read by the pooling alone
+
+
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_channel_dropout_agrees_with_autograd_given_its_masks(mode):
     """nn.Dropout2d: the identity in eval mode; in training mode a mask per example and channel, given."""

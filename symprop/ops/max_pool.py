@@ -449,3 +449,42 @@ def _replace(uses: Uses, statement, operands: tuple, windows, key: str):
     uses.statements[uses.statements.index(statement)] = made
     uses.rewrite(made, {})
     return made
+
+
+@plan_rule
+def steps_before_the_scatter(uses: Uses, shapes: dict, backend: str) -> Uses:
+    """fold(δ)·H(x), x the pooling's input (a ReLU's output) and H a step of x alone, as fold(δ·H(top)): the scatter
+    puts δ only where x is its window's max, top, so both are the same entry for entry. The step then runs over the
+    pooled positions, not the input's, and the backward pass no longer reads x, whose array dies with the forward
+    pass (LeNet's two ReLUs)."""
+    made = {s.symbol: s for s in uses.statements}
+    for scatter in [s for s in uses.statements if s.kind == "call" and s.tensor is not None and
+                    s.tensor.op == "max_pool" and s.tensor.key == "scatter"]:
+        delta, index = scatter.operands
+        readers = uses.readers(scatter.symbol)
+        if len(readers) != 1 or readers[0].kind != "expr" or not readers[0].expr.is_Mul or index not in made:
+            continue
+        reader = readers[0]
+        step = reader.expr / scatter.symbol
+        pair = made.get(made[index].operands[0])
+        top = next((s for s in uses.statements if s.kind == "call" and s.tensor is not None and
+                    s.tensor.op == "max_pool" and s.tensor.key == "gather" and pair is not None and
+                    s.operands == (pair.symbol,)), None)
+        if top is None or step.has(scatter.symbol) or step.free_symbols != {pair.operands[0]} or \
+                not _a_step(step) or shapes.get(top.symbol) != shapes.get(delta):
+            continue
+        name = unused(f"{delta.name}_masked", {s.name for s in uses.statements})
+        masked = Statement(name, "expr", expr=delta * step.xreplace({pair.operands[0]: top.symbol}),
+                            shape=tuple(shapes[delta]))
+        shapes[masked.symbol] = shapes[delta]
+        uses.insert(uses.statements.index(scatter), masked)
+        uses.rewrite(scatter, {delta: masked.symbol})
+        reader.expr = scatter.symbol
+        uses.rewrite(reader, {})
+    return uses
+
+
+def _a_step(expr) -> bool:
+    """Whether expr is made of Heaviside steps and numbers alone (finite everywhere: 0·H stays 0)."""
+    return expr.has(sp.Heaviside) and all(
+        isinstance(e, (sp.Heaviside, sp.Add, sp.Mul, sp.Number, sp.Symbol)) for e in sp.preorder_traversal(expr))

@@ -535,11 +535,11 @@ def loss_and_gradients(params, x, t, buffers=None):
     h3 = np.maximum(h2, 0, out=h2)
     del h2
     arg_top4_pair = pool_argmax(h3, ((2, 2, 1), (2, 2, 1)), (4, 4))
+    del h3
     top4 = arg_top4_pair[0][..., None]
     arg_top4 = arg_top4_pair[1]
     del arg_top4_pair
     h4 = top4.reshape(-1, 8, 4, 4)
-    del top4
     padded_2 = np.pad(h4, ((0, 0), (0, 0), (1, 1), (0, 0)))
     del h4
     padded_3 = np.pad(padded_2, ((0, 0), (0, 0), (0, 0), (1, 1)))
@@ -552,11 +552,11 @@ def loss_and_gradients(params, x, t, buffers=None):
     h6 = np.maximum(z5, 0, out=z5)
     del z5
     arg_top7_pair = pool_argmax(h6, ((2, 2, 1), (2, 2, 1)), (2, 2))
+    del h6
     top7 = arg_top7_pair[0][..., None]
     arg_top7 = arg_top7_pair[1]
     del arg_top7_pair
     h7 = top7.reshape(-1, 16, 2, 2)
-    del top7
     rs8 = h7.reshape(-1, 64)
     del h7
     onehot = (t[..., None] == np.arange(10)).astype(x.dtype)
@@ -584,11 +584,12 @@ def loss_and_gradients(params, x, t, buffers=None):
     del dz9
     dtop7 = dh7.reshape(-1, 16, 2, 2, 1)
     del dh7
-    dh6 = pool_scatter(dtop7, arg_top7, ((2, 2, 1), (2, 2, 1)), (arg_top7.shape[0], 16, 4, 4))
-    del arg_top7, dtop7
+    dtop7_masked = dtop7 * (top7 > 0).astype(x.dtype)
+    del top7, dtop7
+    dh6 = pool_scatter(dtop7_masked, arg_top7, ((2, 2, 1), (2, 2, 1)), (arg_top7.shape[0], 16, 4, 4))
+    del arg_top7, dtop7_masked
     dz5 = dh6
-    dz5 *= h6 > 0
-    del h6, dh6
+    del dh6
     dw5 = ((win5.transpose(1, 4, 5, 0, 2, 3).reshape(72, -1) @ dz5.transpose(1, 0, 2, 3).reshape(16, -1).T).T).reshape(
         16, 8, 3, 3
     )
@@ -608,19 +609,21 @@ def loss_and_gradients(params, x, t, buffers=None):
     del dpadded_2
     dtop4 = dh4.reshape(-1, 8, 4, 4, 1)
     del dh4
-    dh3 = pool_scatter(dtop4, arg_top4, ((2, 2, 1), (2, 2, 1)), (arg_top4.shape[0], 8, 8, 8))
-    del arg_top4, dtop4
+    dtop4_masked = dtop4 * (top4 > 0).astype(x.dtype)
+    del top4, dtop4
+    dh3 = pool_scatter(dtop4_masked, arg_top4, ((2, 2, 1), (2, 2, 1)), (arg_top4.shape[0], 8, 8, 8))
+    del arg_top4, dtop4_masked
     dh2 = dh3
-    dh2 *= h3 > 0
-    del h3, dh3
+    del dh3
     dgcol2 = np.sum(dh2 * xhat2, axis=(0, 2, 3), keepdims=True).reshape((8, 1, 1))
     dbcol2 = np.sum(dh2, axis=(0, 2, 3), keepdims=True).reshape((8, 1, 1))
     dbe2 = dbcol2.reshape(8)
     dg2 = dgcol2.reshape(8)
     sum_drstd2 = dgcol2.reshape(1, 8, 1, 1)
     sum_dsum2 = dbcol2.reshape(1, 8, 1, 1)
-    dx2 = dh2
-    dx2 -= (1 / 64) * sum_drstd2 * xhat2 / N + (1 / 64) * sum_dsum2 / N
+    dx2 = xhat2
+    dx2 *= -1 / 64 * sum_drstd2 / N
+    dx2 += dh2 - 1 / 64 * sum_dsum2 / N
     dx2 *= gcol2
     dx2 *= rstd2
     del xhat2, dh2

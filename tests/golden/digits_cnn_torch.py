@@ -110,6 +110,14 @@ def one_hot(index, classes, dtype):
     return out.scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
+def holds(compare, a, b, like):
+    """Where compare(a, b) holds: 1 there and 0 elsewhere, in like's dtype and on its device."""
+    if not isinstance(b, torch.Tensor):  # a bound: a's shape (the common case, and the cheap one to make)
+        return compare(a, b, out=torch.empty_like(a, dtype=like.dtype))
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    return compare(a, b, out=torch.empty(shape, dtype=like.dtype, device=like.device))
+
+
 DIGEST = "9db9ca9c796c6afc"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 1, 32, 32),
@@ -396,20 +404,20 @@ def loss_and_gradients(params, x, t, buffers=None):
     h3 = torch.clamp_(h2, min=0)
     del h2
     arg_top4_pair = torch.nn.functional.max_pool2d(h3, 2, return_indices=True)
+    del h3
     top4 = arg_top4_pair[0][..., None]
     arg_top4 = arg_top4_pair[1]
     del arg_top4_pair
     h4 = top4.reshape(-1, 8, 4, 4)
-    del top4
     z5 = torch.nn.functional.conv2d(h4, w5, b5, padding=1)
     h6 = torch.clamp_(z5, min=0)
     del z5
     arg_top7_pair = torch.nn.functional.max_pool2d(h6, 2, return_indices=True)
+    del h6
     top7 = arg_top7_pair[0][..., None]
     arg_top7 = arg_top7_pair[1]
     del arg_top7_pair
     h7 = top7.reshape(-1, 16, 2, 2)
-    del top7
     rs8 = h7.reshape(-1, 64)
     del h7
     onehot = one_hot(t, 10, x.dtype)
@@ -430,15 +438,16 @@ def loss_and_gradients(params, x, t, buffers=None):
     del dz9
     dtop7 = dh7.reshape(-1, 16, 2, 2, 1)
     del dh7
+    dtop7_masked = dtop7 * holds(torch.gt, top7, 0, x)
+    del top7, dtop7
     dh6 = (
-        dtop7.new_zeros((dtop7.shape[0], 16, 16))
-        .scatter_add_(2, arg_top7.flatten(2), dtop7.flatten(2))
+        dtop7_masked.new_zeros((dtop7_masked.shape[0], 16, 16))
+        .scatter_add_(2, arg_top7.flatten(2), dtop7_masked.flatten(2))
         .view(-1, 16, 4, 4)
     )
-    del arg_top7, dtop7
+    del arg_top7, dtop7_masked
     dz5 = dh6
-    dz5 *= h6.sign_()
-    del h6, dh6
+    del dh6
     dw5 = torch.nn.grad.conv2d_weight(h4, (16, 8, 3, 3), dz5, padding=1)
     del h4
     dbcol5 = torch.sum(dz5, dim=(0, 2, 3), keepdim=True).reshape((16, 1, 1))
@@ -451,24 +460,25 @@ def loss_and_gradients(params, x, t, buffers=None):
     del dpadded_2
     dtop4 = dh4.reshape(-1, 8, 4, 4, 1)
     del dh4
+    dtop4_masked = dtop4 * holds(torch.gt, top4, 0, x)
+    del top4, dtop4
     dh3 = (
-        dtop4.new_zeros((dtop4.shape[0], 8, 64))
-        .scatter_add_(2, arg_top4.flatten(2), dtop4.flatten(2))
+        dtop4_masked.new_zeros((dtop4_masked.shape[0], 8, 64))
+        .scatter_add_(2, arg_top4.flatten(2), dtop4_masked.flatten(2))
         .view(-1, 8, 8, 8)
     )
-    del arg_top4, dtop4
+    del arg_top4, dtop4_masked
     dh2 = dh3
-    dh2 *= h3.sign_()
-    del h3, dh3
+    del dh3
     dgcol2 = torch.sum(dh2 * xhat2, dim=(0, 2, 3), keepdim=True).reshape((8, 1, 1))
     dbcol2 = torch.sum(dh2, dim=(0, 2, 3), keepdim=True).reshape((8, 1, 1))
     dbe2 = dbcol2.reshape(8)
     dg2 = dgcol2.reshape(8)
     sum_drstd2 = dgcol2.reshape(1, 8, 1, 1)
     sum_dsum2 = dbcol2.reshape(1, 8, 1, 1)
-    dx2 = dh2
-    dx2.add_(sum_dsum2, alpha=-(1 / 64) / N)
-    dx2.addcmul_(sum_drstd2, xhat2, value=-(1 / 64) / N)
+    dx2 = xhat2
+    dx2 *= -1 / 64 * sum_drstd2 / N
+    dx2 += dh2 - 1 / 64 * sum_dsum2 / N
     dx2 *= gcol2
     dx2 *= rstd2
     del xhat2, dh2

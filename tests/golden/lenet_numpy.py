@@ -374,11 +374,11 @@ def loss_and_gradients(params, x, t):
     h = np.maximum(z, 0, out=z)
     del z
     arg_top_pair = pool_argmax(h, ((2, 2, 1), (2, 2, 1)), (14, 14))
+    del h
     top = arg_top_pair[0][..., None]
     arg_top = arg_top_pair[1]
     del arg_top_pair
     h_1 = top.reshape(-1, 6, 14, 14)
-    del top
     win_1_1 = np.lib.stride_tricks.sliding_window_view(h_1, (5, 5), axis=(2, 3))
     del h_1
     bcol_1 = conv2_bias.reshape(16, 1, 1)
@@ -393,11 +393,11 @@ def loss_and_gradients(params, x, t):
     h_2 = np.maximum(z_1, 0, out=z_1)
     del z_1
     arg_top_1_pair = pool_argmax(h_2, ((2, 2, 1), (2, 2, 1)), (5, 5))
+    del h_2
     top_1 = arg_top_1_pair[0][..., None]
     arg_top_1 = arg_top_1_pair[1]
     del arg_top_1_pair
     h_3 = top_1.reshape(-1, 16, 5, 5)
-    del top_1
     rs = h_3.reshape(-1, 400)
     del h_3
     z_2 = rs @ fc1_weight.T
@@ -445,11 +445,12 @@ def loss_and_gradients(params, x, t):
     del dz_2
     dtop_1 = dh_3.reshape(-1, 16, 5, 5, 1)
     del dh_3
-    dh_2 = pool_scatter(dtop_1, arg_top_1, ((2, 2, 1), (2, 2, 1)), (arg_top_1.shape[0], 16, 10, 10))
-    del arg_top_1, dtop_1
+    dtop_1_masked = dtop_1 * (top_1 > 0).astype(x.dtype)
+    del top_1, dtop_1
+    dh_2 = pool_scatter(dtop_1_masked, arg_top_1, ((2, 2, 1), (2, 2, 1)), (arg_top_1.shape[0], 16, 10, 10))
+    del arg_top_1, dtop_1_masked
     dz_1 = dh_2
-    dz_1 *= h_2 > 0
-    del h_2, dh_2
+    del dh_2
     # 16 samples at a time: the arrays made for BLAS then hold 16 samples, not the whole batch
     dconv2_weight = np.zeros((16, 6, 5, 5), np.result_type(dz_1, win_1_1))
     for start in range(0, len(dz_1), 16):
@@ -478,11 +479,13 @@ def loss_and_gradients(params, x, t):
     del dz_1
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
     del dh_1
-    dh = pool_scatter(dtop, arg_top, ((2, 2, 1), (2, 2, 1)), (arg_top.shape[0], 6, 28, 28))
-    del arg_top, dtop
+    dtop_masked = dtop
+    dtop_masked *= top > 0
+    del top, dtop
+    dh = pool_scatter(dtop_masked, arg_top, ((2, 2, 1), (2, 2, 1)), (arg_top.shape[0], 6, 28, 28))
+    del arg_top, dtop_masked
     dz = dh
-    dz *= h > 0
-    del h, dh
+    del dh
     # 8 samples at a time: the arrays made for BLAS then hold 8 samples, not the whole batch
     dconv1_weight = np.zeros((6, 1, 5, 5), np.result_type(dz, win))
     for start in range(0, len(dz), 8):

@@ -88,6 +88,14 @@ def one_hot(index, classes, dtype):
     return out.scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
+def holds(compare, a, b, like):
+    """Where compare(a, b) holds: 1 there and 0 elsewhere, in like's dtype and on its device."""
+    if not isinstance(b, torch.Tensor):  # a bound: a's shape (the common case, and the cheap one to make)
+        return compare(a, b, out=torch.empty_like(a, dtype=like.dtype))
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    return compare(a, b, out=torch.empty(shape, dtype=like.dtype, device=like.device))
+
+
 DIGEST = "aae0d056e710a465"  # of the declaration: symprop check compares it with the source's, to notice stale code
 INPUT_SHAPES: dict[str, tuple] = {  # each input's shape; None: any batch size
     "x": (None, 1, 32, 32),
@@ -262,20 +270,20 @@ def loss_and_gradients(params, x, t):
     h = torch.clamp_(z, min=0)
     del z
     arg_top_pair = torch.nn.functional.max_pool2d(h, 2, return_indices=True)
+    del h
     top = arg_top_pair[0][..., None]
     arg_top = arg_top_pair[1]
     del arg_top_pair
     h_1 = top.reshape(-1, 6, 14, 14)
-    del top
     z_1 = torch.nn.functional.conv2d(h_1, conv2_weight, conv2_bias)
     h_2 = torch.clamp_(z_1, min=0)
     del z_1
     arg_top_1_pair = torch.nn.functional.max_pool2d(h_2, 2, return_indices=True)
+    del h_2
     top_1 = arg_top_1_pair[0][..., None]
     arg_top_1 = arg_top_1_pair[1]
     del arg_top_1_pair
     h_3 = top_1.reshape(-1, 16, 5, 5)
-    del top_1
     rs = h_3.reshape(-1, 400)
     del h_3
     z_2 = torch.nn.functional.linear(rs, fc1_weight, fc1_bias)
@@ -314,15 +322,16 @@ def loss_and_gradients(params, x, t):
     del dz_2
     dtop_1 = dh_3.reshape(-1, 16, 5, 5, 1)
     del dh_3
+    dtop_1_masked = dtop_1 * holds(torch.gt, top_1, 0, x)
+    del top_1, dtop_1
     dh_2 = (
-        dtop_1.new_zeros((dtop_1.shape[0], 16, 100))
-        .scatter_add_(2, arg_top_1.flatten(2), dtop_1.flatten(2))
+        dtop_1_masked.new_zeros((dtop_1_masked.shape[0], 16, 100))
+        .scatter_add_(2, arg_top_1.flatten(2), dtop_1_masked.flatten(2))
         .view(-1, 16, 10, 10)
     )
-    del arg_top_1, dtop_1
+    del arg_top_1, dtop_1_masked
     dz_1 = dh_2
-    dz_1 *= h_2.sign_()
-    del h_2, dh_2
+    del dh_2
     dconv2_weight = torch.nn.grad.conv2d_weight(h_1, (16, 6, 5, 5), dz_1)
     del h_1
     dbcol_1 = torch.sum(dz_1, dim=(0, 2, 3), keepdim=True).reshape((16, 1, 1))
@@ -331,13 +340,17 @@ def loss_and_gradients(params, x, t):
     del dz_1
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
     del dh_1
+    dtop_masked = dtop
+    dtop_masked *= holds(torch.gt, top, 0, x)
+    del top, dtop
     dh = (
-        dtop.new_zeros((dtop.shape[0], 6, 784)).scatter_add_(2, arg_top.flatten(2), dtop.flatten(2)).view(-1, 6, 28, 28)
+        dtop_masked.new_zeros((dtop_masked.shape[0], 6, 784))
+        .scatter_add_(2, arg_top.flatten(2), dtop_masked.flatten(2))
+        .view(-1, 6, 28, 28)
     )
-    del arg_top, dtop
+    del arg_top, dtop_masked
     dz = dh
-    dz *= h.sign_()
-    del h, dh
+    del dh
     dconv1_weight = torch.nn.grad.conv2d_weight(x, (6, 1, 5, 5), dz)
     dbcol = torch.sum(dz, dim=(0, 2, 3), keepdim=True).reshape((6, 1, 1))
     del dz
