@@ -168,8 +168,8 @@ def render_module(derivation, backend, source: str, command: str) -> str:
     closed_forms = function(derivation.code_programs["loss_and_gradients"], TextPrinter(), params, dtype_source)
     inits = {key: (kind, init_arguments(kind, *rest)) for key, (kind, *rest) in model.initializations.items()}
     measured = dict(functions["loss_and_gradients"].results[1 + len(params):])  # the batch statistics' code
-    statistics = [(path, total.shape[1], repr(momentum), measured[f"{path}.batch_mean"], measured[f"{path}.batch_var"])
-                  for path, momentum, total, *_ in derivation.lowered.graph.running_statistics]
+    statistics = [(path, total.shape[1], repr(momentum), measured[f"{call}.batch_mean"], measured[f"{call}.batch_var"])
+                  for path, momentum, total, *_, call in derivation.lowered.graph.running_statistics]
     helpers = {name: code for fn in functions.values() for name, code in sorted(fn.helpers.items())}
     return formatted(environment.get_template(backend.template).render(
         name=model.name, source=source, command=command,

@@ -412,10 +412,10 @@ def test_batch_norms_delta_reads_as_the_books_three_terms():
     assert not any(step.has(sp.Symbol("xc_norm", real=True)) for name, step in steps.items() if name.startswith("d"))
 
 
-def batch_norm_net(momentum):
+def batch_norm_net(momentum, activation=torch.nn.ReLU):
     """Both batch norms: BatchNorm2d on images, BatchNorm1d on features (float64, as torch trains it here)."""
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3, momentum=momentum), torch.nn.ReLU(),
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3, momentum=momentum), activation(),
                                torch.nn.Flatten(), torch.nn.Linear(27, 4), torch.nn.BatchNorm1d(4, momentum=momentum),
                                torch.nn.Linear(4, 2)).double()
 
@@ -423,7 +423,7 @@ def batch_norm_net(momentum):
 def declared(net, momentum, front: str):
     """The same network as symprop reads it: through torch.export, torch.fx, or declared with symprop's layers."""
     loss, x = torch.nn.CrossEntropyLoss(), torch.randn(4, 1, 5, 5, dtype=torch.float64)
-    if front == "export":
+    if front in ("export", "lowered"):
         return S.from_torch(net, loss, example_inputs=(x,), example_target=torch.tensor([0, 1, 0, 1]))
     if front == "fx":
         return S.from_torch(net, loss, inputs={"x": (1, 5, 5)})
@@ -432,12 +432,14 @@ def declared(net, momentum, front: str):
                    S.CrossEntropyLoss(), inputs={"x": (1, 5, 5)})
 
 
-@pytest.mark.parametrize("front", ["module", "fx", "export"])
+@pytest.mark.parametrize("front", ["module", "fx", "export", "lowered"])
 @pytest.mark.parametrize("momentum", [0.3, None])
 def test_training_moves_the_running_statistics_as_torch_does(front, momentum):
     """loss_and_gradients(..., buffers) moves each batch norm's running statistics as torch's forward does in training
-    mode, batch after batch (momentum None: the mean over the batches so far)."""
-    net = batch_norm_net(momentum)
+    mode, batch after batch (momentum None: the mean over the batches so far). "lowered": with a Mish, which torch's
+    decomposition table lowers, and which makes the batch norms its functional forms (their new statistics outputs
+    of the program)."""
+    net = batch_norm_net(momentum, torch.nn.Mish if front == "lowered" else torch.nn.ReLU)
     loaded = modules(declared(net, momentum, front))
     params = {k: v.detach().clone() for k, v in net.named_parameters()}
     buffers = {"numpy": loaded["numpy"]["init_buffers"](), "torch": loaded["torch"]["init_buffers"]()}
@@ -460,6 +462,43 @@ def test_training_moves_the_running_statistics_as_torch_does(front, momentum):
         arrays = {k: v.numpy() for k, v in params.items()} if backend == "numpy" else params
         got = torch.as_tensor(module["forward_eval"](arrays, x.numpy() if backend == "numpy" else x, buffers[backend]))
         assert (got - want).abs().max().item() <= 1e-12 * want.abs().max().item(), backend
+
+
+class SharedEncoder(torch.nn.Module):
+    """One encoder with a batch norm, called on two inputs (a Siamese network): torch moves the running statistics
+    twice a forward, by a's batch and then by b's."""
+
+    def __init__(self):
+        super().__init__()
+        self.encode = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6, momentum=0.3))
+        self.out = torch.nn.Linear(6, 2)
+
+    def forward(self, a, b):
+        return self.out(self.encode(a)) - self.out(self.encode(b))
+
+
+@pytest.mark.parametrize("front", ["fx", "export"])
+def test_a_batch_norm_called_twice_moves_its_statistics_twice(front):
+    torch.manual_seed(0)
+    net = SharedEncoder().double()
+    a, b = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64) + 0.5
+    t = torch.randn(5, 2, dtype=torch.float64)
+    model = S.from_torch(net, torch.nn.MSELoss(), inputs={"a": 4, "b": 4}) if front == "fx" else \
+        S.from_torch(net, torch.nn.MSELoss(), example_inputs=(a, b), example_target=t)
+    loaded = modules(model)
+    params = {k: v.detach().clone() for k, v in net.named_parameters()}
+    buffers = {"numpy": loaded["numpy"]["init_buffers"](), "torch": loaded["torch"]["init_buffers"]()}
+    want_loss = torch.nn.functional.mse_loss(net(a, b), t)
+    want_loss.backward()
+    got = loaded["torch"]["loss_and_gradients"](params, a, b, t, buffers["torch"])
+    assert abs(got[0].item() - want_loss.item()) <= 1e-12 and all(
+        (got[1][k] - p.grad).abs().max() <= 1e-12 for k, p in net.named_parameters())
+    loaded["numpy"]["loss_and_gradients"]({k: v.numpy() for k, v in params.items()}, a.numpy(), b.numpy(), t.numpy(),
+                                          buffers["numpy"])
+    for key, want in net.state_dict().items():
+        if key in buffers["torch"]:
+            for backend, got in buffers.items():
+                assert (torch.as_tensor(got[key]) - want).abs().max().item() <= 1e-12, f"{backend} {key}"
 
 
 def test_the_torch_module_keeps_and_updates_the_running_statistics():

@@ -401,6 +401,10 @@ class Exported(Module):
                        (aten_name(n.target) not in DROPOUTS and not _masked(n) or _dropping(n))]
         self.random_axis = {}  # random node -> the axis torch draws the batch on (1: sequence first)
         self._random_kinds = {}  # the input's name -> what it draws (random_kinds)
+        # the outputs that forward returns: torch's lowering puts a training batch norm's new running statistics
+        # before them (BUFFER_MUTATION), which symprop updates itself
+        self._returned = [i for i, spec in enumerate(program.graph_signature.output_specs)
+                          if spec.kind.name == "USER_OUTPUT"]
         for spec in program.graph_signature.input_specs:
             kind = spec.kind.name
             if kind == "PARAMETER":
@@ -486,7 +490,7 @@ class Exported(Module):
         """Make forward compute the program's output number `output` (the logits) and loss_of_forward its output number
         `loss`, computed from the forward's last input, which the logits do not read (the target)."""
         graph = self.program.graph
-        outputs = next(n for n in graph.nodes if n.op == "output").args[0]
+        outputs = self.returned(next(n for n in graph.nodes if n.op == "output").args[0])
         users = [n for n in graph.nodes if n.op == "placeholder" and n.name not in self._parameters_of and
                  n.name not in self._buffers_of]
         reads = _reads(graph)
@@ -513,13 +517,17 @@ class Exported(Module):
         axes = self.batch_axis if isinstance(self.batch_axis, tuple) else (self.batch_axis,) * len(inputs)
         inputs = tuple(_swapped(x) if a else x for x, a in zip(inputs, axes, strict=True))
         values = self.evaluate(list(self.program.graph.nodes), {}, iter(inputs), parameters)
-        outputs = values["output"]
+        outputs = self.returned(values["output"])
         if self.batch_axis and not isinstance(self.batch_axis, tuple):  # the network's: its output batch first
             outputs = [self._batch_first(y, i) for i, y in enumerate(outputs)]
         if self.read_first:  # the network's output is the first; the loss reads the others too (a VAE's μ, log σ²)
             self.more_outputs = tuple(outputs[1:])
             return outputs[0]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def returned(self, outputs) -> list:
+        """Of the program's outputs, those that forward returns."""
+        return [outputs[i] for i in self._returned]
 
     read_first = False  # forward returns a tuple, whose first tensor is the network's output
     more_outputs = ()
@@ -529,7 +537,8 @@ class Exported(Module):
 
     def output_axis(self, i: int) -> int:
         """The batch axis of output number i: the one the exported program keeps free, first or second."""
-        shape = next(n for n in self.program.graph.nodes if n.op == "output").args[0][i].meta["val"].shape
+        returned = self.returned(next(n for n in self.program.graph.nodes if n.op == "output").args[0])
+        shape = returned[i].meta["val"].shape
         free = [a for a, d in enumerate(shape) if not isinstance(d, int)]
         text = "(" + ", ".join(re.sub(r"\bs\d+\b", "N", str(d)) for d in shape) + ")"  # torch's batch size s12: N
         if any(not getattr(getattr(shape[a], "node", None), "expr", sp.Symbol("s")).is_Symbol for a in free):

@@ -93,7 +93,8 @@ class Graph:
     # the model's target as class indices: (how many classes, the ignore_index skipped or None), for the code's check
     class_range: tuple | None = None
     # each BatchNorm in training mode that tracks running statistics, in call order: (its state_dict path, momentum,
-    # Σx and Σ(x − μ)² per channel, the count of entries summed), for the code that updates them
+    # Σx and Σ(x − μ)² per channel, the count of entries summed, the call: path, or path#2 for its second call), for
+    # the code that updates them
     running_statistics: list = field(default_factory=list)
     _interned: dict = field(default_factory=dict)
     _taken: set = field(default_factory=lambda: {"N"})  # names given out: tensors' and labels'

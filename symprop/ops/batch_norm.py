@@ -51,8 +51,10 @@ def batch_norm_graph(g: Graph, x: Value, mean, variance, eps: float, affine, nam
             g.tensor(centred.expr).zero_sum_axis = tuple(a for a in range(ndim) if a != 1)
         squares = reduce_sum(g, Value(centred.expr ** 2, x.shape), kept, stem=f"ss{tag}")
         shifted = g.named(Value(squares.expr / count + sp.Float(eps), kept), f"var{tag}")
-        if tracked is not None:
-            g.running_statistics.append((*tracked, total, squares, count))
+        if tracked is not None:  # a layer called again (a shared encoder) moves its statistics once a call, in order
+            calls = sum(entry[0] == tracked[0] for entry in g.running_statistics)
+            call = tracked[0] + (f"#{calls + 1}" if calls else "")
+            g.running_statistics.append((*tracked, total, squares, count, call))
     else:  # the running statistics: constants
         centred = g.named(Value(x.expr - per_channel(g, mean, ndim, f"rm{tag}").expr, x.shape), f"xc{tag}")
         column = per_channel(g, variance, ndim, f"rv{tag}")
@@ -69,10 +71,10 @@ def batch_statistics(g: Graph) -> list[tuple[str, Value]]:
     """For each layer in g.running_statistics, the batch's mean and unbiased variance per channel, (C,) each, as torch
     moves the running statistics toward them: ("2.batch_mean", Σx/M), ("2.batch_var", Σ(x − μ)²/(M − 1))."""
     made = []
-    for path, _, total, squares, count in g.running_statistics:
-        channels, tag = (total.shape[1],), path.replace(".", "_")
-        made.append((f"{path}.batch_mean", Value(reshaped(g, total, channels, f"bsum{tag}").expr / count, channels)))
-        made.append((f"{path}.batch_var",
+    for _, _, total, squares, count, call in g.running_statistics:  # call: the path, path#2 for its second call
+        channels, tag = (total.shape[1],), call.replace(".", "_").replace("#", "_")
+        made.append((f"{call}.batch_mean", Value(reshaped(g, total, channels, f"bsum{tag}").expr / count, channels)))
+        made.append((f"{call}.batch_var",
                      Value(reshaped(g, squares, channels, f"bss{tag}").expr / (count - 1), channels)))
     return made
 
@@ -146,6 +148,23 @@ functional.__name__ = functional.__qualname__ = "batch_norm"
 def aten_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled=True):
     """ATen's batch_norm (what torch.export shows for nn.BatchNorm*): F.batch_norm's arguments in ATen's order."""
     return functional(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def aten_batch_norm_eval(input, weight, bias, running_mean, running_var, momentum, eps):
+    """ATen's batch norm in eval mode as torch's lowering writes it (run_decompositions, beside an nn.GRU): (output,
+    saved mean, saved σ⁻¹), of which the program reads the output."""
+    return functional(input, running_mean, running_var, weight, bias, False, momentum, eps), None, None
+
+
+def aten_batch_norm_functional(input, weight, bias, running_mean, running_var, training, momentum, eps):
+    """The same in training mode: (output, saved mean, saved σ⁻¹, new running mean, new running variance), the last
+    two outputs of the program that symprop does not return (the generated modules update the buffers)."""
+    return functional(input, running_mean, running_var, weight, bias, training, momentum, eps), None, None, None, None
+
+
+def aten_batch_norm_no_stats(input, weight, bias, training, momentum, eps):
+    """The same without running statistics (track_running_stats=False)."""
+    return functional(input, None, None, weight, bias, training, momentum, eps), None, None
 
 
 def layer(dims: int) -> type:
@@ -238,10 +257,13 @@ def layer(dims: int) -> type:
     return BatchNorm
 
 
+LOWERED = {"aten._native_batch_norm_legit_no_training.default": aten_batch_norm_eval,
+           "aten._native_batch_norm_legit_functional.default": aten_batch_norm_functional,
+           "aten._native_batch_norm_legit.no_stats": aten_batch_norm_no_stats}
 TORCH = TorchNames(("torch.nn.functional.batch_norm", "torch.batch_norm"), (), "",
-                   ("aten.batch_norm.default",))
+                   ("aten.batch_norm.default", *LOWERED))
 BatchNorm1d, BatchNorm2d = layer(1), layer(2)
-defop("batch_norm", torch=TORCH, functional=functional, front={"aten.batch_norm.default": aten_batch_norm})
+defop("batch_norm", torch=TORCH, functional=functional, front={"aten.batch_norm.default": aten_batch_norm, **LOWERED})
 defop("batch_norm1d", layer=BatchNorm1d, torch=TorchNames((), (), "BatchNorm1d", ()),
       init_doc="BatchNorm ones and zeros")
 defop("batch_norm2d", layer=BatchNorm2d, torch=TorchNames((), (), "BatchNorm2d", ()),
