@@ -177,6 +177,7 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         closed_forms=closed_forms,
         param_shapes=list(model.parameters.items()),
         tied_keys=list(model.tied_keys.items()),
+        frozen_keys=model.frozen_keys,
         buffer_shapes=list(model.buffer_shapes.items()),
         statistics=statistics,
         input_shapes=[(name, (None, *shape[1:]), input_comment(model, name))

@@ -352,3 +352,42 @@ def test_roll_and_a_mean_method_read_by_either_front(how, tmp_path):
     want = reference_hvp(model, params, {"x": x}, t, v)
     _, got = modules(model, hvp=True)["torch"]["hvp"](params, x, t, v)
     assert all(relative_error(got[k], w) <= TOLERANCE for k, w in want.items())
+
+
+class FrozenEmbedding(nn.Module):
+    """Pretrained word vectors held frozen under a trained classifier (Embedding.from_pretrained(freeze=True))."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding.from_pretrained(torch.randn(7, 4, dtype=torch.float64), freeze=True)
+        self.fc = nn.Linear(4, 3).double()
+
+    def forward(self, idx):
+        return self.fc(self.emb(idx).mean(1))
+
+
+@pytest.mark.parametrize("front", ["export", "fx"])
+def test_a_frozen_parameter_is_left_by_training_as_torch_leaves_it(front):
+    """requires_grad=False: its gradient is derived as any other's (and agrees), the generated optimizers and the
+    generated Module under torch.optim leave it, and the trained ones move as torch moves them."""
+    torch.manual_seed(0)
+    net = FrozenEmbedding()
+    idx, t = torch.randint(0, 7, (4, 3)), torch.randint(0, 3, (4,))
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(idx,), example_target=t) if front == "export" \
+        else S.from_torch(net, nn.CrossEntropyLoss(), inputs={"idx": (3,)}, target="index")
+    assert model.frozen_keys == ["emb.weight"]
+    namespace = modules(model)["torch"]
+    params = {k: v.detach().clone() for k, v in net.named_parameters()}
+    stepped, _, _ = namespace["sgd_step"](params, idx, t, lr=0.5)
+    torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.5).zero_grad()
+    nn.CrossEntropyLoss()(net(idx), t).backward()
+    with torch.no_grad():
+        want = {k: p - 0.5 * p.grad if p.grad is not None else p for k, p in net.named_parameters()}
+    assert torch.equal(stepped["emb.weight"], params["emb.weight"])
+    assert all((stepped[k] - want[k]).abs().max() <= 1e-12 for k in want)
+    made = namespace["Module"](net.state_dict())
+    optimizer = torch.optim.SGD(made.parameters(), lr=0.5)
+    made(idx, t).backward()
+    optimizer.step()
+    assert torch.equal(made.state_dict()["emb.weight"], net.state_dict()["emb.weight"])
+    assert (made.state_dict()["fc.weight"] - want["fc.weight"]).abs().max() <= 1e-12

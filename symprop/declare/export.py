@@ -386,6 +386,7 @@ class Exported(Module):
                 raise SymPropError(f"parameter {key} is a scalar (0-d), which symprop does not have yet; give it shape "
                                    "(1,)", "module")
             parameter = made.setdefault(id(tensor), Parameter(tuple(tensor.shape), init=torch_init(module, key)))
+            parameter.frozen = not tensor.requires_grad
             self._place(key, parameter)
         self._source_values = {key: tensor.detach().clone() for key, tensor in tensors.items()}
         # torch's own layers by module path, for the document's table of layers (calls: filled as forward is traced)

@@ -174,6 +174,7 @@ def _mirror(module, calls: dict) -> Traced:
         for name, value in theirs.items():
             if id(value) not in parameters:
                 parameters[id(value)] = ours[name]
+                ours[name].frozen = not value.requires_grad
             elif "." not in name:  # a parameter torch holds twice (tied weights) is one here too
                 setattr(mirror, name, parameters[id(value)])
             elif name in mirror._parameters:

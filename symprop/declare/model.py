@@ -272,6 +272,12 @@ class Model:
         return self.net.tied_keys()
 
     @property
+    def frozen_keys(self) -> list[str]:
+        """The parameters the source module holds frozen (requires_grad=False): their gradients are derived as any
+        other's, and the generated optimizers and Module leave them as they are, as torch's optimizers do."""
+        return [key for key, p in self.net.named_parameters() if getattr(p, "frozen", False)]
+
+    @property
     def buffer_shapes(self) -> dict[str, tuple[int, ...]]:
         """The source module's buffers, by state_dict key: the generated Module keeps them so state dicts round-trip."""
         return self.net.buffer_shapes()

@@ -259,6 +259,7 @@ class Parameter:
             raise fail(f"Parameter: shape must be positive integers, got {shape!r}")
         self.shape = shape
         self.init = _initialization(init)
+        self.frozen = False  # a torch parameter with requires_grad=False: derived, but left by training
 
     def resolve(self):
         """The tensor this parameter stands for in the interpretation running now."""
