@@ -391,3 +391,33 @@ def test_a_frozen_parameter_is_left_by_training_as_torch_leaves_it(front):
     optimizer.step()
     assert torch.equal(made.state_dict()["emb.weight"], net.state_dict()["emb.weight"])
     assert (made.state_dict()["fc.weight"] - want["fc.weight"]).abs().max() <= 1e-12
+
+
+def test_a_layer_norm_over_several_last_axes_agrees_with_autograd():
+    """nn.LayerNorm([C, H, W]) after a convolution: over those axes flattened into one."""
+    from test_conv import from_torch_agrees
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 2, stride=2), nn.LayerNorm([3, 3, 3]), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(27, 3))
+    with torch.no_grad():
+        net[1].weight.uniform_(0.5, 1.5)
+        net[1].bias.uniform_(-0.5, 0.5)
+    x, t = torch.randn(4, 2, 6, 6, dtype=torch.float64), torch.randint(0, 3, (4,))
+    from_torch_agrees(net, nn.CrossEntropyLoss(), x, t)
+
+
+@pytest.mark.parametrize("loss", [
+    lambda y, t: TF.cross_entropy(y, t, reduction="none").mean(),
+    lambda y, t: (TF.cross_entropy(y, t, reduction="none", ignore_index=1) * y[:, 0].detach().exp()).sum(),
+    lambda y, t: TF.nll_loss(TF.log_softmax(y, dim=1), t, reduction="none").sum() / 2,
+    lambda y, t: TF.cross_entropy(y.unsqueeze(2).expand(-1, -1, 3), t.unsqueeze(1).expand(-1, 3),
+                                  reduction="none").mean(),
+])
+def test_per_sample_losses_reduced_by_the_user_agree_with_autograd(loss):
+    """reduction="none": each sample's loss (0 where its target is ignored), weighed and reduced by the caller."""
+    from test_conv import from_torch_agrees
+
+    torch.manual_seed(0)
+    x, t = torch.randn(5, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 1, 0])
+    from_torch_agrees(nn.Sequential(nn.Linear(4, 3)), loss, x, t)

@@ -13,7 +13,7 @@ from ..errors import SymPropError
 from ..graph import Graph, Value
 from ..notes import define
 from ..shapes import size
-from .loss import ATEN_REDUCTIONS, Loss, loss_op, operands, reduced, same_shape, unsupported
+from .loss import ATEN_REDUCTIONS, REDUCTIONS, Loss, loss_op, operands, reduced, same_shape, unsupported
 from .onehot import onehot
 from .registry import TorchNames
 from .softmax import log_softmax_graph
@@ -106,7 +106,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     unsupported("cross_entropy", weight=weight)
     if not _smoothing(label_smoothing):
         raise fail(f"F.cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
-    y, t = operands("cross_entropy", input, target, reduction)
+    y, t = operands("cross_entropy", input, target, reduction, REDUCTIONS + ("none",))
     applied_twice(y, "softmax", "cross_entropy")
     probabilities = len(y.shape) > 2 and t.shape == y.shape
     if probabilities:  # over torch's classes on axis 1: both moved to the last axis

@@ -3,6 +3,8 @@ and torch twin). Built from sums: its compact backward pass comes from Î£_e (x â
 
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
@@ -55,6 +57,12 @@ def functional(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         return torch_function(TORCH.functions[0])(input, normalized_shape, resolved(weight), resolved(bias), eps)
     value = symbolic(input, "F.layer_norm")
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if len(shape) > 1 and tuple(value.shape[-len(shape):]) == shape and len(value.shape) > len(shape):
+        # over several last axes (LayerNorm([C, H, W]) after a convolution): over them flattened into one
+        flat = (-1, *value.shape[1:-len(shape)], math.prod(shape))
+        parts = [None if part is None else resolved(part).reshape(math.prod(shape)) for part in (weight, bias)]
+        normed = functional(resolved(input).reshape(*flat), math.prod(shape), *parts, eps=eps)
+        return normed.reshape(-1, *value.shape[1:])
     if shape != value.shape[-1:]:
         why = f"spans {len(shape)} axes" if len(shape) > 1 else f"does not fit input {shape_text(value.shape)}"
         raise fail(f"F.layer_norm over the last axis only is supported: normalized_shape {shape!r} {why}")

@@ -45,7 +45,18 @@ def same_shape(name, y: Value, t: Value):
 
 
 def reduced(y: Value, each, reduction, per_sample=False, count=None) -> SymbolicTensor:
-    return SymbolicTensor(reduce_loss(running().graph, Value(each, y.shape), reduction, per_sample, count))
+    """The loss of per-element losses `each`, reduced; reduction "none" of a loss over classes (on the last axis,
+    `per_sample`): each sample's loss, its sum over the classes (0 for an ignored target), which the caller reduces
+    itself (F.cross_entropy(..., reduction="none").mean())."""
+    g = running().graph
+    if reduction != "none":
+        return SymbolicTensor(reduce_loss(g, Value(each, y.shape), reduction, per_sample, count))
+    fired: set = set()
+    tidied = each if g.book else tidy(each, fired)
+    for note in sorted(fired):
+        g.note(note)
+    summed = reduce_sum(g, Value(tidied, y.shape), (*y.shape[:-1], 1), stem="losses")
+    return SymbolicTensor(summed).reshape(-1, *y.shape[1:-1])
 
 
 def unsupported(name, **options):

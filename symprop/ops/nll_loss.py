@@ -8,7 +8,7 @@ from ..declare.tensor import shape_text
 from ..declare.trace import fail
 from ..errors import SymPropError
 from .cross_entropy import CrossEntropyLoss, class_targets, classes_last
-from .loss import ATEN_REDUCTIONS, loss_op, operands, reduced, unsupported
+from .loss import ATEN_REDUCTIONS, REDUCTIONS, loss_op, operands, reduced, unsupported
 from .registry import TorchNames
 
 
@@ -19,7 +19,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         return torch_function(TORCH.functions[0])(input, target, weight, ignore_index=ignore_index,
                                                   reduction=reduction)
     unsupported("nll_loss", weight=weight)
-    y, t = operands("nll_loss", input, target, reduction)
+    y, t = operands("nll_loss", input, target, reduction, REDUCTIONS + ("none",))
     y = classes_last("nll_loss", y, t)
     targets, kept, count = class_targets("nll_loss", y, t, ignore_index)
     if targets is t.expr:

@@ -219,7 +219,7 @@ class LatexBackendPrinter(StatementPrinter, LatexPrinter):
                   rf"\sum_{{{','.join(below)}}} ") if below else ""
         return rf"\left[{summed}{body}\right]_{{{','.join(out)}}}"
 
-    def broadcast(self, text, shape):
+    def broadcast(self, text, shape, keep_dtype=False):
         return text
 
     def shape_text(self, shape) -> str:

@@ -130,7 +130,7 @@ class MathMLBackendPrinter(StatementPrinter, MathMLPresentationPrinter):
     def reshape(self, text, shape):
         return text
 
-    def broadcast(self, text, shape):
+    def broadcast(self, text, shape, keep_dtype=False):
         return text
 
     def shape_text(self, shape) -> str:

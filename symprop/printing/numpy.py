@@ -71,8 +71,8 @@ class NumPyBackendPrinter(StatementPrinter, NumPyPrinter):
     def reshape(self, text, shape):
         return f"{text}.reshape({self.shape_text(shape)})"
 
-    def broadcast(self, text, shape):
-        as_array = f"{self._module_format('numpy.asarray')}({text}, dtype={self.dtype_text})"
+    def broadcast(self, text, shape, keep_dtype=False):
+        as_array = text if keep_dtype else f"{self._module_format('numpy.asarray')}({text}, dtype={self.dtype_text})"
         return f"{self._module_format('numpy.broadcast_to')}({as_array}, {self.shape_text(shape)}).copy()"
 
     def new_array(self, shape, of, zeros=False):

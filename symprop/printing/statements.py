@@ -386,8 +386,12 @@ class StatementPrinter:
         if s.kind == "call":  # the backend's one call for an op
             return call(s.op, self.backend).spell(self, s, operands, "")
         for i, (value, wide) in enumerate(zip(s.tensor.operands, s.broadcast_operands, strict=True)):
-            if wide:  # a constant as computed, where an array is read: give it its shape
-                operands[i] = self.broadcast(operands[i], value.shape)
+            if wide:  # a constant as computed, where an array is read: give it its shape (in its own dtype where it
+                #     is an input as given, maybe integers: class indices expanded along a new axis)
+                given = s.operands[i].free_symbols and all(
+                    a in self._program.shapes and self._given(a) for a in s.operands[i].free_symbols) and \
+                    all(number.is_Integer for number in s.operands[i].atoms(sp.Number))
+                operands[i] = self.broadcast(operands[i], value.shape, keep_dtype=bool(given))
         op = lookup(s.kind)  # a primitive: the op spells it
         if op.parenthesized:
             operands = [self.parenthesize_operand(e, text) for e, text in zip(s.operands, operands, strict=True)]

@@ -19,5 +19,5 @@ class TextPrinter(StatementPrinter, StrPrinter):
     def reshape(self, text, shape):
         return f"{text}.reshape{self.shape_text(shape)}"
 
-    def broadcast(self, text, shape):
+    def broadcast(self, text, shape, keep_dtype=False):
         return f"{text} (broadcast to {self.shape_text(shape)})"

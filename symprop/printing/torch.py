@@ -173,6 +173,8 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
     def placement(self) -> str:
         return f"{self.dtype_text}, {self.device_text}"
 
-    def broadcast(self, text, shape):
+    def broadcast(self, text, shape, keep_dtype=False):
+        if keep_dtype:
+            return f"{text if text.isidentifier() else f'({text})'}.expand({self.shape_text(shape)}).clone()"
         return (f"{self._module_format('torch.as_tensor')}({text}, dtype={self.dtype_text}, device={self.device_text})"
                 f".expand({self.shape_text(shape)}).clone()")
