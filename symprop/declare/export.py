@@ -15,6 +15,7 @@ import re
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import sympy as sp
 
@@ -26,7 +27,7 @@ from .model import Model
 from .module import Module
 from .tensor import TORCH_FUNCTIONS, Parameter, SymbolicTensor
 from .torch_eval import require_torch
-from .trace import ClassIndices, GraphTrace, running
+from .trace import ClassIndices, GraphTrace, TorchRun, running
 
 
 def exported_model(module, loss, example_inputs: tuple, example_target, name: str = "model", target: str | None = None,
@@ -406,11 +407,21 @@ class Exported(Module):
         # before them (BUFFER_MUTATION), which symprop updates itself
         self._returned = [i for i, spec in enumerate(program.graph_signature.output_specs)
                           if spec.kind.name == "USER_OUTPUT"]
+        self._moved = {i: spec.target for i, spec in enumerate(program.graph_signature.output_specs)
+                       if spec.kind.name == "BUFFER_MUTATION"}
+        # the running statistics torch's run moves (training, momentum a number), for symprop check to compare; a
+        # cumulative mean (momentum None) export traces with a fixed momentum, so its run would not be torch's
+        self._tracked = {f"{path}.{name}" for path, sub in module.named_modules()
+                         if getattr(sub, "track_running_stats", False) and sub.training and
+                         isinstance(getattr(sub, "momentum", None), float)
+                         for name in ("running_mean", "running_var", "num_batches_tracked")}
+        self._buffer_keys = {}  # placeholder -> state_dict key, of buffers
         for spec in program.graph_signature.input_specs:
             kind = spec.kind.name
             if kind == "PARAMETER":
                 self._parameters_of[spec.arg.name] = spec.target
             elif kind in ("BUFFER", "CONSTANT_TENSOR"):
+                self._buffer_keys[spec.arg.name] = spec.target
                 self._buffers_of[spec.arg.name] = program.constants[spec.target] \
                     if spec.target in program.constants else program.state_dict[spec.target]
                 if kind == "BUFFER" and spec.persistent:
@@ -518,6 +529,10 @@ class Exported(Module):
         axes = self.batch_axis if isinstance(self.batch_axis, tuple) else (self.batch_axis,) * len(inputs)
         inputs = tuple(_swapped(x) if a else x for x, a in zip(inputs, axes, strict=True))
         values = self.evaluate(list(self.program.graph.nodes), {}, iter(inputs), parameters)
+        trace = running()
+        for i, key in self._moved.items():  # torch's run of a lowered program: its new statistics, as outputs
+            if isinstance(trace, TorchRun) and key in trace.running and values["output"][i] is not None:
+                trace.running[key][1].value = values["output"][i].detach()  # not in place: backward reads it
         outputs = self.returned(values["output"])
         if self.batch_axis and not isinstance(self.batch_axis, tuple):  # the network's: its output batch first
             outputs = [self._batch_first(y, i) for i, y in enumerate(outputs)]
@@ -635,8 +650,13 @@ class Exported(Module):
             buffer = self._buffers_of[name]
             like = next((p.resolve() for p in parameters.values()), None)  # a copy: the program may update it in
             if type(like).__module__.startswith("torch") and like.is_floating_point() and buffer.is_floating_point():
-                return buffer.to(like.dtype, copy=True)  # place (a batch norm's count); torch's run: in its dtype
-            return buffer.clone()
+                buffer = buffer.to(like.dtype, copy=True)  # place (a batch norm's count); torch's run: in its dtype
+            else:
+                buffer = buffer.clone()
+            trace, key = running(), self._buffer_keys.get(name)
+            if isinstance(trace, TorchRun) and key in self._tracked:  # torch's run: what it moves, for check
+                trace.running[key] = (buffer.clone(), SimpleNamespace(value=buffer), "value")
+            return buffer
         return next(arguments)
 
 
