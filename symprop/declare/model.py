@@ -205,8 +205,9 @@ class Model:
             if not isinstance(output, SymbolicTensor):
                 raise SymPropError(f"forward returned {_what(output)}, not a tensor", "forward")
             if len(output.shape) < 2 or output.shape[0] != N:
+                hint = "; return it as (N, 1), and squeeze it in the loss" if output.shape == (N,) else ""
                 raise SymPropError(f"forward returned shape {shape_text(output.shape)}: the output keeps the batch "
-                                   "axis and one more, (batch, outputs)", "forward")
+                                   f"axis and one more, (batch, outputs){hint}", "forward")
             network_names = {t.name for t in graph.tensors.values()} | set(graph.labels.values())
             kind = self.target_kind
             shape = output.shape[:-1] if kind == "index" else output.shape
