@@ -194,7 +194,7 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         input_keywords=", ".join(f"{name}={name}" for name in model.input_shapes),
         target_shape=(None, *model.target_shape[1:]),
         target_integers=model.target_kind == "index",
-        not_integers=backend.not_integers.format("arrays['t']"),
+        not_integers=backend.not_integers.format("arrays['t']"), ids_not_integers=backend.not_integers.format("value"),
         array_type=backend.array_type, array_hint=backend.array_hint,
         class_range=getattr(model, "class_range", None),
         simplex_axis=getattr(model, "simplex_axis", None), epsilon=backend.epsilon.format("arrays['t']"),

@@ -421,3 +421,23 @@ def test_per_sample_losses_reduced_by_the_user_agree_with_autograd(loss):
     torch.manual_seed(0)
     x, t = torch.randn(5, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 1, 0])
     from_torch_agrees(nn.Sequential(nn.Linear(4, 3)), loss, x, t)
+
+
+def test_check_runs_a_functional_layer_norm_of_a_bare_parameter_in_torch():
+    """torch.fx: F.layer_norm(x, shape, self.w), self.w an nn.Parameter of the module itself: symprop check's run in
+    torch binds it to its tensor (it passed symprop's Parameter to torch, which refused it)."""
+    from types import SimpleNamespace
+
+    from symprop.check import compare
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w, self.out = nn.Parameter(torch.rand(5, dtype=torch.float64) + 0.5), nn.Linear(5, 3).double()
+
+        def forward(self, x):
+            return self.out(TF.layer_norm(x, (5,), self.w, None, 1e-3))
+
+    model = S.from_torch(Scaled(), nn.CrossEntropyLoss(), inputs={"x": (5,)})
+    rows = compare(model, {b: SimpleNamespace(**ns) for b, ns in modules(model).items()}, seeds=(0,), batches=(3,))
+    assert rows and all(row.passed for row in rows), rows

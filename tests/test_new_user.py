@@ -297,6 +297,15 @@ def test_token_ids_out_of_range_are_refused_in_one_line():
     x[1, 3] = 71
     with pytest.raises(ValueError, match=r"^x holds ids in \[0, 71\), got 71$"):
         char_lm_torch.loss_and_gradients(char_lm_torch.init_params(), torch.from_numpy(x), torch.from_numpy(t))
+    x[1, 3] = 0  # ids of floats, or of booleans and bytes, which torch reads as masks
+    for dtype in (np.float32, np.bool_, np.uint8):
+        with pytest.raises(ValueError, match=r"^x holds ids, so its dtype must be an integer one .* got \w+$"):
+            char_lm_numpy.loss_and_gradients(char_lm_numpy.init_params(), x.astype(dtype), t)
+        with pytest.raises(ValueError, match=r"^x holds ids, so its dtype must be an integer one .* got torch\.\w+$"):
+            char_lm_torch.loss_and_gradients(char_lm_torch.init_params(), torch.from_numpy(x.astype(dtype)),
+                                             torch.from_numpy(t))
+    empty = np.zeros((0, 32), dtype=np.int64)  # an empty batch: the loss torch gives, NaN (a mean over nothing)
+    assert np.isnan(char_lm_numpy.loss_and_gradients(char_lm_numpy.init_params(), empty, empty)[0])
 
 
 @pytest.mark.parametrize("args", [["derive"], ["derive", "examples/iris_mlp.toml", "--target", "bogus"], ["bogus"],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import SymPropError
 from ..ops.registry import by_module, is_loss, layers
-from .calls import in_torch
+from .calls import in_torch, resolved
 from .export import exported_model, loss_holder, torch_loss
 from .model import Model
 from .module import Module
@@ -306,7 +306,8 @@ def _call(node, owner: Module, args, kwargs):
                            "made in forward): not supported yet")
     if node.op == "call_module":
         return layer(*args, **kwargs)
-    if in_torch(*args, *kwargs.values()):  # a run in torch (the reference): torch's own method or function
+    if in_torch(*args, *kwargs.values()):  # a run in torch (the reference): torch's own method or function, on
+        args, kwargs = [resolved(a) for a in args], {k: resolved(v) for k, v in kwargs.items()}  # the tensors bound
         return getattr(args[0], node.target)(*args[1:], **kwargs) if node.op == "call_method" else \
             node.target(*args, **kwargs)
     if node.op == "call_method":

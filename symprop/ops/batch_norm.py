@@ -158,8 +158,10 @@ def aten_batch_norm_eval(input, weight, bias, running_mean, running_var, momentu
 
 def aten_batch_norm_functional(input, weight, bias, running_mean, running_var, training, momentum, eps):
     """The same in training mode: (output, saved mean, saved σ⁻¹, new running mean, new running variance), the last
-    two outputs of the program that symprop does not return (the generated modules update the buffers)."""
-    return functional(input, running_mean, running_var, weight, bias, training, momentum, eps), None, None, None, None
+    two outputs of the program that symprop does not return (the generated modules update the buffers). They stand
+    for the buffers as they were: a layer called again reads them as its running statistics, and is tracked too."""
+    output = functional(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return output, None, None, running_mean, running_var
 
 
 def aten_batch_norm_no_stats(input, weight, bias, training, momentum, eps):

@@ -12,7 +12,7 @@ def scatter_add(values, index, rows, skip=None):
     zero): a one-hot matrix times the rows, where that matrix is small (BLAS is some tenfold faster than np.add.at),
     else np.add.at."""
     row, ids = values.shape[index.ndim:], index.reshape(-1)
-    flat = values.reshape(ids.size, -1)
+    flat = values.reshape(ids.size, int(np.prod(row)))  # not -1: an empty batch has no size to infer it from
     if skip is not None:
         flat = flat * (ids != skip)[:, None]
     if rows * ids.size <= 1 << 22:

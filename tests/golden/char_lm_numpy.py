@@ -216,7 +216,7 @@ def scatter_add(values, index, rows, skip=None):
     zero): a one-hot matrix times the rows, where that matrix is small (BLAS is some tenfold faster than np.add.at),
     else np.add.at."""
     row, ids = values.shape[index.ndim :], index.reshape(-1)
-    flat = values.reshape(ids.size, -1)
+    flat = values.reshape(ids.size, int(np.prod(row)))  # not -1: an empty batch has no size to infer it from
     if skip is not None:
         flat = flat * (ids != skip)[:, None]
     if rows * ids.size <= 1 << 22:
@@ -282,6 +282,13 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
+        if name in TOKEN_IDS and (
+            not np.issubdtype(value.dtype, np.integer)
+            or str(value.dtype) in ("bool", "uint8", "torch.bool", "torch.uint8")
+        ):
+            raise ValueError(
+                f"{name} holds ids, so its dtype must be an integer one (not bool, nor uint8: they index as masks), got {value.dtype}"
+            )
         # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id
         if name in TOKEN_IDS and 0 not in shape and (value.min() < 0 or value.max() >= TOKEN_IDS[name]):
             outside = (value < 0) | (value >= TOKEN_IDS[name])
