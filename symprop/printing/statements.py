@@ -230,6 +230,13 @@ class StatementPrinter:
             return value.is_Symbol
         return bool(fact(statement.kind, "moves")) and bool(statement.operands) and self._given(statement.operands[0])
 
+    def _maybe_integers(self, expr) -> bool:
+        """Whether expr reads only inputs as given (or their entries moved), with integer numbers: maybe integers
+        (class indices expanded along a new axis), which a broadcast keeps in their own dtype."""
+        reads = expr.free_symbols
+        return bool(reads) and all(a in self._program.shapes and self._given(a) for a in reads) and \
+            all(number.is_Integer for number in expr.atoms(sp.Number))
+
     def _mask_sum(self, numbers, masks) -> str:
         """k_n + Σ (k_i − k_n)·[mask_i], for numbers k; k·[a ≠ b] for (0 where a = b, k elsewhere): one comparison, not
         1 − [a = b] (a ≠ b is a = b's complement even at NaN, where a < b and a ≥ b both fail)."""
@@ -386,12 +393,8 @@ class StatementPrinter:
         if s.kind == "call":  # the backend's one call for an op
             return call(s.op, self.backend).spell(self, s, operands, "")
         for i, (value, wide) in enumerate(zip(s.tensor.operands, s.broadcast_operands, strict=True)):
-            if wide:  # a constant as computed, where an array is read: give it its shape (in its own dtype where it
-                #     is an input as given, maybe integers: class indices expanded along a new axis)
-                given = s.operands[i].free_symbols and all(
-                    a in self._program.shapes and self._given(a) for a in s.operands[i].free_symbols) and \
-                    all(number.is_Integer for number in s.operands[i].atoms(sp.Number))
-                operands[i] = self.broadcast(operands[i], value.shape, keep_dtype=bool(given))
+            if wide:  # a constant as computed, where an array is read: give it its shape
+                operands[i] = self.broadcast(operands[i], value.shape, keep_dtype=self._maybe_integers(s.operands[i]))
         op = lookup(s.kind)  # a primitive: the op spells it
         if op.parenthesized:
             operands = [self.parenthesize_operand(e, text) for e, text in zip(s.operands, operands, strict=True)]
