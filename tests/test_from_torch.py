@@ -393,7 +393,8 @@ def test_a_frozen_parameter_is_left_by_training_as_torch_leaves_it(front):
     assert (made.state_dict()["fc.weight"] - want["fc.weight"]).abs().max() <= 1e-12
 
 
-def test_a_layer_norm_over_several_last_axes_agrees_with_autograd():
+@pytest.mark.parametrize("front", ["export", "fx"])
+def test_a_layer_norm_over_several_last_axes_agrees_with_autograd(front):
     """nn.LayerNorm([C, H, W]) after a convolution: over those axes flattened into one."""
     from test_conv import from_torch_agrees
 
@@ -404,7 +405,7 @@ def test_a_layer_norm_over_several_last_axes_agrees_with_autograd():
         net[1].weight.uniform_(0.5, 1.5)
         net[1].bias.uniform_(-0.5, 0.5)
     x, t = torch.randn(4, 2, 6, 6, dtype=torch.float64), torch.randint(0, 3, (4,))
-    from_torch_agrees(net, nn.CrossEntropyLoss(), x, t)
+    from_torch_agrees(net, nn.CrossEntropyLoss(), x, t, inputs={"x": (2, 6, 6)} if front == "fx" else None)
 
 
 @pytest.mark.parametrize("loss", [

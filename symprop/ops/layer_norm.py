@@ -85,18 +85,21 @@ def _affine(part, shape, name):
 
 
 class LayerNorm(Module):
-    """torch.nn.LayerNorm over the last axis."""
+    """torch.nn.LayerNorm over the last axis, or over several (normalized_shape a tuple)."""
 
     kind, toml_keys = "layer_norm", ("eps", "elementwise_affine")
 
-    def __init__(self, normalized_shape: int, eps: float = 1e-5, elementwise_affine: bool = True):
+    def __init__(self, normalized_shape: int | tuple, eps: float = 1e-5, elementwise_affine: bool = True):
         super().__init__()
-        self.normalized_shape = positive(normalized_shape, "normalized_shape")
+        several = isinstance(normalized_shape, (tuple, list))  # over several last axes: LayerNorm([C, H, W])
+        self.normalized_shape = tuple(positive(n, "normalized_shape") for n in normalized_shape) if several else \
+            positive(normalized_shape, "normalized_shape")
+        self.shape = self.normalized_shape if several else (self.normalized_shape,)
         self.eps = fraction(eps, "eps")
         self.elementwise_affine = flag(elementwise_affine, "elementwise_affine")
         if elementwise_affine:
-            self.weight = Parameter((normalized_shape,), init="ones")
-            self.bias = Parameter((normalized_shape,), init="zeros")
+            self.weight = Parameter(self.shape, init="ones")
+            self.bias = Parameter(self.shape, init="zeros")
 
     @classmethod
     def from_toml(cls, table: Table, width: int):
@@ -104,22 +107,20 @@ class LayerNorm(Module):
 
     @classmethod
     def from_torch(cls, module):
-        if len(module.normalized_shape) != 1:
-            raise SymPropError(f"LayerNorm normalizes the last axis only, got normalized_shape "
-                               f"{tuple(module.normalized_shape)}")
         if module.elementwise_affine and module.bias is None:
             raise SymPropError("LayerNorm(bias=False) is not supported yet")
-        return cls(module.normalized_shape[0], module.eps, module.elementwise_affine)
+        shape = tuple(module.normalized_shape)
+        return cls(shape if len(shape) > 1 else shape[0], module.eps, module.elementwise_affine)
 
     def output_width(self, width: int) -> int:
         return width
 
     def forward(self, x):
-        if getattr(x, "shape", ())[-1:] != (self.normalized_shape,):
+        if tuple(getattr(x, "shape", ())[-len(self.shape):]) != self.shape:
             raise fail(f"LayerNorm expects width {self.normalized_shape}, but what flows in has shape "
                        f"{shape_text(getattr(x, 'shape', ()))}")
         affine = (self.weight, self.bias) if self.elementwise_affine else (None, None)
-        return functional(x, (self.normalized_shape,), *affine, eps=self.eps)
+        return functional(x, self.shape, *affine, eps=self.eps)
 
     def symbol_stem(self, name: str, tag: str) -> str:
         return {"weight": "g", "bias": "b"}[name] + tag
