@@ -64,8 +64,8 @@ def functional(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         normed = functional(resolved(input).reshape(*flat), math.prod(shape), *parts, eps=eps)
         return normed.reshape(-1, *value.shape[1:])
     if shape != value.shape[-1:]:
-        why = f"spans {len(shape)} axes" if len(shape) > 1 else f"does not fit input {shape_text(value.shape)}"
-        raise fail(f"F.layer_norm over the last axis only is supported: normalized_shape {shape!r} {why}")
+        raise fail(f"F.layer_norm: normalized_shape {shape!r} does not fit input {shape_text(value.shape)} (its last "
+                   "axes, after the batch's)")
     affine = None  # LayerNorm(bias=False) gives a weight alone
     if weight is not None or bias is not None:
         affine = tuple(None if part is None else _affine(part, shape, name)

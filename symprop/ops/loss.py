@@ -19,15 +19,23 @@ from .sum import reduce_sum
 REDUCTIONS = ("mean", "sum")
 
 
+def tidied(g: Graph, each: Value) -> Value:
+    """The per-element losses as the code computes them (softplus, finite) or as the book writes them (log σ), with
+    the notes of what was rewritten."""
+    if g.book:
+        return each
+    fired: set = set()
+    expr = tidy(each.expr, fired)
+    for note in sorted(fired):
+        g.note(note)
+    return Value(expr, each.shape)
+
+
 def reduce_loss(g: Graph, each: Value, reduction: str, per_sample: bool = False, count=None) -> Value:
     """Σ of the per-element losses, divided as torch's reduction says: "sum", "mean" (over every element,
     or over samples when `per_sample`: cross-entropy's rows, or over `count` of them), "batchmean" (over the
     batch)."""
-    fired: set = set()
-    tidied = each.expr if g.book else tidy(each.expr, fired)  # the book keeps log σ; the code, softplus (finite)
-    for note in sorted(fired):
-        g.note(note)
-    total = reduce_sum(g, Value(tidied, each.shape), (), stem="total")
+    total = reduce_sum(g, tidied(g, each), (), stem="total")
     rows = count if count is not None else size(each.shape[:-1] if per_sample else each.shape)
     divisor = {"sum": 1, "mean": rows, "batchmean": N}[reduction]
     return Value(total.expr / divisor, ())
@@ -51,11 +59,7 @@ def reduced(y: Value, each, reduction, per_sample=False, count=None) -> Symbolic
     g = running().graph
     if reduction != "none":
         return SymbolicTensor(reduce_loss(g, Value(each, y.shape), reduction, per_sample, count))
-    fired: set = set()
-    tidied = each if g.book else tidy(each, fired)
-    for note in sorted(fired):
-        g.note(note)
-    summed = reduce_sum(g, Value(tidied, y.shape), (*y.shape[:-1], 1), stem="losses")
+    summed = reduce_sum(g, tidied(g, Value(each, y.shape)), (*y.shape[:-1], 1), stem="losses")
     return SymbolicTensor(summed).reshape(-1, *y.shape[1:-1])
 
 

@@ -292,18 +292,19 @@ def check_shapes(**arrays):
         if batch is not None and shape[0] != batch:
             raise ValueError(f"{name} has {shape[0]} rows, but the arguments before it have {batch}")
         batch = shape[0]
-        if name in TOKEN_IDS and (
-            value.is_floating_point()
-            or value.is_complex()
-            or str(value.dtype) in ("bool", "uint8", "torch.bool", "torch.uint8")
-        ):
-            raise ValueError(
-                f"{name} holds ids, so its dtype must be an integer one (not bool, nor uint8: they index as masks), got {value.dtype}"
-            )
-        # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id
-        if name in TOKEN_IDS and 0 not in shape and (value.min() < 0 or value.max() >= TOKEN_IDS[name]):
-            outside = (value < 0) | (value >= TOKEN_IDS[name])
-            raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
+        if name in TOKEN_IDS:
+            if (
+                value.is_floating_point()
+                or value.is_complex()
+                or str(value.dtype) in ("bool", "uint8", "torch.bool", "torch.uint8")
+            ):
+                raise ValueError(
+                    f"{name} holds ids, so its dtype must be an integer one (not bool, nor uint8: they index as masks), got {value.dtype}"
+                )
+            # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id
+            if 0 not in shape and (value.min() < 0 or value.max() >= TOKEN_IDS[name]):
+                outside = (value < 0) | (value >= TOKEN_IDS[name])
+                raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
     if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
     t = arrays.get("t")
