@@ -1494,3 +1494,74 @@ def test_a_mask_held_as_a_buffer_and_a_forward_taking_star_inputs(tmp_path):
                   torch.randn(5, 9, dtype=torch.float64))
     model = S.from_torch(net, nn.MSELoss(), example_inputs=(x, more), example_target=t, name="held")
     agree(model, net, (x, more), t, nn.MSELoss(), tmp_path)
+
+
+# -- a softmax over the channels (a per-position classifier's log_softmax(dim=1)); GPT-2's Conv1D as torch.addmm -----
+class PerPositionLogSoftmax(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.conv, self.dim = nn.Conv1d(2, 3, 1), dim
+
+    def forward(self, x):
+        h = self.conv(x)
+        return F.log_softmax(h, dim=self.dim) + torch.logsumexp(h, dim=self.dim, keepdim=True).softmax(dim=-1)
+
+
+@pytest.mark.parametrize("dim", [1, -2])
+def test_a_softmax_over_an_axis_other_than_the_last(dim, tmp_path):
+    torch.manual_seed(11)
+    net = PerPositionLogSoftmax(dim).double()
+    x, t = torch.randn(3, 2, 5, dtype=torch.float64), torch.randint(0, 3, (3, 5))
+    model = S.from_torch(net, nn.NLLLoss(), example_inputs=(x,), example_target=t, name="per_position_softmax")
+    agree(model, net, (x,), t, nn.NLLLoss(), tmp_path)
+
+
+class AddmmConv1D(nn.Module):
+    """A linear layer as Hugging Face's GPT-2 writes it: weight (in, out), the positions merged with the batch."""
+
+    def __init__(self, nx, nf):
+        super().__init__()
+        self.nf = nf
+        self.weight, self.bias = nn.Parameter(torch.randn(nx, nf)), nn.Parameter(torch.randn(nf))
+
+    def forward(self, x):
+        size_out = x.size()[:-1] + (self.nf,)
+        x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return x.view(size_out)
+
+
+class GPT2MLP(nn.Module):
+    def __init__(self, n=4):
+        super().__init__()
+        self.c_fc, self.c_proj = AddmmConv1D(n, 4 * n), AddmmConv1D(4 * n, n)
+
+    def forward(self, h):
+        h = self.c_fc(h)
+        h = 0.5 * h * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * torch.pow(h, 3.0))))
+        return self.c_proj(h).narrow(-1, 1, 3) + torch.addmm(self.c_proj.bias, h[:, 1], self.c_proj.weight,
+                                                            beta=0.5, alpha=2)[:, None, 1:]
+
+
+def test_gpt2s_conv1d_as_addmm_and_narrow(tmp_path):
+    torch.manual_seed(12)
+    net = GPT2MLP().double()
+    x, t = torch.randn(3, 2, 4, dtype=torch.float64), torch.randn(3, 2, 3, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="gpt2_mlp")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+def test_a_loss_functions_refusal_names_its_line_and_max_norm_is_named():
+    """torch keeps only forward methods' lines: a loss function's refused op is placed at the function's own line."""
+    net, x = nn.Linear(4, 3).double(), torch.randn(3, 4, dtype=torch.float64)
+
+    def sorted_loss(out, t):
+        return (torch.sort(out, dim=1).values - t).pow(2).mean()
+
+    with pytest.raises(S.SymPropError, match=r"^loss \(test_export.py:\d+\): aten.sort.default is not supported"):
+        S.derive_network(S.from_torch(net, sorted_loss, example_inputs=(x,), example_target=torch.randn(3, 3)))
+    with pytest.raises(S.SymPropError, match=r"over the batch axis \(dim=0\) is not supported"):
+        S.from_torch(net, lambda out, t: (F.softmax(out, dim=0) - t).pow(2).mean(), example_inputs=(x,),
+                     example_target=torch.randn(3, 3, dtype=torch.float64))
+    table = nn.Embedding(5, 3, max_norm=1.0)
+    with pytest.raises(S.SymPropError, match=r"max_norm is not supported.*inside nn.Embedding"):
+        S.from_torch(nn.Sequential(table, nn.Flatten()), nn.MSELoss(), example_inputs=(torch.tensor([[1, 2], [3, 4]]),))

@@ -178,10 +178,12 @@ def _loss(loss, module, output, example_target, net: Exported):
     axes = (*(net.output_axis(i) for i in range(len(outputs))),
             net.batch_axis if example_target.dim() > net.batch_axis else 0)
     example = (tuple(y.detach() for y in outputs) if isinstance(output, tuple) else output.detach(), example_target)
-    replay = Exported(_export(holder, example, "loss", axes), holder, axes)
+    where = defined_at(loss)
+    replay = Exported(_export(holder, example, "loss", axes, where), holder, axes)
+    replay.where = where
     if replay.random:
         raise SymPropError(f"{aten_name(replay.random[0].target)}: a loss that draws random numbers is not "
-                           "supported", location(replay.random[0]))
+                           "supported", location(replay.random[0], where))
 
     def replayed(y, t):  # the network's parameters that the loss reads (net.<key>) are the Model's own
         return replay.replay((y, *net.more_outputs, t), {f"net.{key}": p for key, p in every_parameter(net).items()})
@@ -209,9 +211,9 @@ def _as_signature_reads(module, args: tuple, free) -> tuple:
     return tuple(shapes) + tuple(free(a) for a in rest)
 
 
-def _export(module, args: tuple, what: str, axes=0):
+def _export(module, args: tuple, what: str, axes=0, where: str = ""):
     """torch.export's program of module(*args), with the batch axis (`axes`: one for every argument, or one each) left
-    free."""
+    free; `where` names a refused node whose stack trace has no line of the user's (a loss function's)."""
     require_torch("from_torch")
     from torch.export import Dim, export
 
@@ -229,6 +231,8 @@ def _export(module, args: tuple, what: str, axes=0):
             program = _lowered(export(module, args, dynamic_shapes=_as_signature_reads(module, args, free)))
     except Exception as error:  # torch's own explanation, in one line
         text = " ".join(str(error).split())
+        if text.endswith(")") and text.count(")") > text.count("("):  # torch's message closes what it never opened
+            text = text[:-1]
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
             raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) as a "
                                "number, or has a batch of one); symprop derives for any batch size", what) from None
@@ -248,8 +252,11 @@ def _export(module, args: tuple, what: str, axes=0):
                                what) from None
         raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}", what) from None
     for node in _mutations_read_later(program.graph):
+        if aten_name(node.target) == "aten.embedding_renorm_.default":  # torch's code, not the user's
+            raise SymPropError(f"embedding: max_norm is not supported: torch rescales the table's rows in place as "
+                               f"it reads them{_context(node)}", location(node, where))
         raise SymPropError(f"{aten_name(node.target)} changes a value in place that forward reads again afterwards; "
-                           "write it out of place (y = x * 2, not x.mul_(2))", location(node))
+                           "write it out of place (y = x * 2, not x.mul_(2))", location(node, where))
     return program
 
 
@@ -394,6 +401,7 @@ class Exported(Module):
         self._layers = {path: Described(_described(sub)) for path, sub in module.named_modules()
                         if path and _torch_layer(sub)}
         self.calls = []  # (path, layer, output shape) of each call of one of them, in the order forward makes them
+        self.where = ""  # a refusal's location where a node has no line of the user's (a loss function: its own)
         # each batch norm's momentum (None: the cumulative mean, which export sees as 0.1; see _momentum_given)
         self._momenta = {path: sub.momentum for path, sub in module.named_modules()
                          if isinstance(getattr(sub, "momentum", 0), (float, type(None))) and
@@ -578,13 +586,13 @@ class Exported(Module):
             except SymPropError as error:
                 if error.where:
                     raise
-                raise SymPropError(error.message + _context(node), location(node)) from None
+                raise SymPropError(error.message + _context(node), location(node, self.where)) from None
             except ClassIndices:  # the model's trace learns that the target holds class indices, and starts again
                 raise
             except Exception as error:  # an operation symprop reads, on arguments it does not expect: one line
                 text = " ".join(str(error).split())[:200]
                 raise SymPropError(f"{aten_name(node.target)}: {type(error).__name__}: {text}{_context(node)}",
-                                   location(node)) from None
+                                   location(node, self.where)) from None
             if graph is not None and self.calls and self.calls[-1][0] == graph.path and \
                     isinstance(values.get(node), SymbolicTensor):  # a torch layer's output: its last value
                 self.calls[-1] = (graph.path, self.calls[-1][1], values[node].shape)
@@ -941,13 +949,22 @@ def _lowered_from(node) -> str:
     return f" (in torch's lowering of {called})"
 
 
-def location(node) -> str:
+def location(node, where: str = "") -> str:
     """The user's file:line that made a node (the last frame of its stack trace outside torch); "" for a node that a
     torch layer's own code made with no line of the user's above it (nn.Sequential's layers: the message names the
-    layer), else the node's name."""
+    layer), else `where` (torch keeps only frames of forward methods: a loss function's lines are not among them), or
+    the node's name."""
     frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', node.meta.get("stack_trace") or "")
     frames = [f for f in frames if f"{Path('torch')}/" not in f[0].replace("\\", "/") and "symprop" not in f[0]]
     if not frames:
-        return "" if _inside(node) else node.name
+        return "" if _inside(node) else where or node.name
     file, line, function = frames[-1]
     return f"{function} ({Path(file).name}:{line})"
+
+
+def defined_at(function) -> str:
+    """"loss (train.py:12)": where the user defined a loss function (or its class's forward); "" where unknown."""
+    code = getattr(function, "__code__", None) or getattr(getattr(type(function), "forward", None), "__code__", None)
+    if code is None or f"{Path('torch')}/" in code.co_filename.replace("\\", "/"):
+        return ""
+    return f"loss ({Path(code.co_filename).name}:{code.co_firstlineno})"

@@ -392,17 +392,25 @@ def _rmatmul(b, a) -> SymbolicTensor:
     return matmul(a, b)
 
 
+def addmm(input, mat1, mat2, *, beta=1, alpha=1) -> SymbolicTensor:
+    """torch.addmm: beta·input + alpha·(mat1 @ mat2) (Hugging Face GPT-2's Conv1D: a linear layer as addmm)."""
+    product = matmul(mat1, mat2)
+    return (input if beta == 1 else beta * input) + (product if alpha == 1 else alpha * product)
+
+
 primitive(
     "einsum", shape=lambda operands, spec: _shape(operands, spec), vjp=_vjp, jvp=_jvp, stem="mm", product=True,
     owns_array=True, recompute=True, batch_rows=_batch_rows,
     spell={"numpy": _numpy, "torch": _code("torch.", ".mT", ".permute"), "text": _code("", ".swapaxes(-1, -2)"),
            "latex": _latex, "mathml": _mathml},
-    torch=TorchNames(functions=("torch.matmul", "torch.mm", "torch.bmm", "torch.einsum"),
-                     methods=("matmul", "mm", "bmm", "__matmul__", "__rmatmul__"),
-                     aten=("aten.mm.default", "aten.bmm.default", "aten.matmul.default", "aten.einsum.default")),
+    torch=TorchNames(functions=("torch.matmul", "torch.mm", "torch.bmm", "torch.einsum", "torch.addmm"),
+                     methods=("matmul", "mm", "bmm", "__matmul__", "__rmatmul__", "addmm"),
+                     aten=("aten.mm.default", "aten.bmm.default", "aten.matmul.default", "aten.einsum.default",
+                           "aten.addmm.default")),
     front={**dict.fromkeys(("torch.matmul", "torch.mm", "torch.bmm", "matmul", "mm", "bmm", "__matmul__",
                             "aten.matmul.default", "aten.mm.default", "aten.bmm.default"), matmul),
-           "torch.einsum": einsum, "__rmatmul__": _rmatmul,
+           "torch.einsum": einsum, "__rmatmul__": _rmatmul, "torch.addmm": addmm, "addmm": addmm,
+           "aten.addmm.default": addmm,
            "aten.einsum.default": lambda equation, tensors, path=None: einsum(equation, *tensors)}, finite=True)
 
 

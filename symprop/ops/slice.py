@@ -128,6 +128,18 @@ def chunk(x, chunks: int, dim: int = 0) -> tuple:
     return split(x, -(-length // chunks), axis)
 
 
+def narrow(x, dim: int, start: int, length: int) -> SymbolicTensor:
+    """x.narrow(dim, start, length): `length` entries along dim from `start` (counted from the end where negative)."""
+    axis = axis_of(dim, len(as_value(x, ".narrow").shape), ".narrow")
+    size = as_value(x, ".narrow").shape[axis]
+    if size == N or not all(isinstance(n, int) and not isinstance(n, bool) for n in (start, length)):
+        raise fail(".narrow: give a start and a length of an axis other than the batch axis")
+    start = start + size if start < 0 else start
+    if not 0 <= start <= start + length <= size:
+        raise fail(f".narrow: {length} entries from {start} do not fit an axis of {size}")
+    return along_axis(x, axis, slice(start, start + length))
+
+
 def unbind(x, dim: int = 0) -> tuple:
     """x.unbind(dim): each entry along dim, that axis dropped (an unrolled RNN's steps)."""
     axis = axis_of(dim, len(as_value(x, ".unbind").shape), ".unbind")
@@ -137,14 +149,15 @@ def unbind(x, dim: int = 0) -> tuple:
     return tuple(along_axis(x, axis, i) for i in range(length))
 
 
-FRONT = {"__getitem__": getitem, "split": split, "chunk": chunk, "unbind": unbind, "torch.split": split,
-         "torch.chunk": chunk, "torch.unbind": unbind, "aten.slice.Tensor": _aten_slice,
+FRONT = {"__getitem__": getitem, "split": split, "chunk": chunk, "unbind": unbind, "narrow": narrow,
+         "torch.split": split, "torch.chunk": chunk, "torch.unbind": unbind, "torch.narrow": narrow,
+         "aten.slice.Tensor": _aten_slice,
          "aten.select.int": _aten_select, "aten.split.Tensor": split, "aten.split_with_sizes.default": split,
-         "aten.chunk.default": chunk, "aten.unbind.int": unbind}
+         "aten.chunk.default": chunk, "aten.unbind.int": unbind, "aten.narrow.default": narrow}
 primitive(
     "slice", shape=_shape, vjp=_vjp, jvp=linear_jvp, stem="sl", moves=True, aliases=True,
     spell={"numpy": _code, "torch": _code, "text": _code, "latex": _latex, "mathml": _mathml},
-    torch=TorchNames(functions=("torch.split", "torch.chunk", "torch.unbind"),
-                     methods=("__getitem__", "split", "chunk", "unbind"),
+    torch=TorchNames(functions=("torch.split", "torch.chunk", "torch.unbind", "torch.narrow"),
+                     methods=("__getitem__", "split", "chunk", "unbind", "narrow"),
                      aten=tuple(name for name in FRONT if name.startswith("aten."))),
     front=FRONT, finite=True)

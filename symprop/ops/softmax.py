@@ -1,4 +1,5 @@
 """softmax and log_softmax over the last axis: torch.softmax and torch.log_softmax, nn.Softmax and nn.LogSoftmax.
+Over another axis (a per-pixel classifier's log_softmax(dim=1)), that axis is swapped with the last, and back.
 
 Built from max, exp, sum and log: log_softmax(z) = z − m − log Σ_k exp(z_k − m), m = max_k z_k. The shift by m keeps
 every exp finite; it cancels from the value, so no gradient flows through it (reductions.py)."""
@@ -9,14 +10,16 @@ import sympy as sp
 
 from ..declare.calls import in_torch, resolved, symbolic, torch_function
 from ..declare.module import Module
-from ..declare.tensor import SymbolicTensor
+from ..declare.tensor import SymbolicTensor, axis_of
 from ..declare.trace import fail, running
 from ..errors import SymPropError
 from ..graph import Graph, Value
 from ..notes import define
 from ..plan.uses import Uses, reads_rewritten, unused
 from ..program import Statement
+from ..shapes import N
 from .max import reduce_max
+from .rearrange import transpose
 from .registry import Call, TorchNames, call, defop, plan_rule
 from .sum import reduce_sum
 
@@ -58,11 +61,13 @@ def _shifted_exps(g: Graph, value: Value, suffix: str):
     return shifted, exps, total
 
 
-def _last_axis(input, dim, where: str) -> Value:
+def _axis(input, dim, where: str) -> int | None:
+    """The axis that `dim` names, where it is not the last; None for the last."""
     value = symbolic(input, where)
-    if dim not in (-1, len(value.shape) - 1):
-        raise fail(f"{where} acts on the last axis (dim=-1), got dim={dim}")
-    return value
+    axis = axis_of(dim, len(value.shape), where)
+    if value.shape[axis] == N:
+        raise fail(f"{where} over the batch axis (dim={dim}) is not supported")
+    return None if axis == len(value.shape) - 1 else axis
 
 
 def softmax(input, dim=-1, _stacklevel=3, dtype=None):
@@ -70,7 +75,10 @@ def softmax(input, dim=-1, _stacklevel=3, dtype=None):
     input = resolved(input)
     if in_torch(input):
         return torch_function(SOFTMAX.functions[0])(input, dim=dim)
-    value, trace = _last_axis(input, dim, "F.softmax"), running()
+    axis = _axis(input, dim, "F.softmax")
+    if axis is not None:
+        return transpose(softmax(transpose(input, axis, -1)), axis, -1)
+    value, trace = symbolic(input, "F.softmax"), running()
     name = trace.stem("h")
     log_p = log_softmax_graph(trace.graph, value, name)
     result = trace.graph.label(Value(sp.exp(log_p.expr), value.shape), name)
@@ -83,21 +91,24 @@ def log_softmax(input, dim=-1, _stacklevel=3, dtype=None):
     input = resolved(input)
     if in_torch(input):
         return torch_function(LOG_SOFTMAX.functions[0])(input, dim=dim)
-    value, trace = _last_axis(input, dim, "F.log_softmax"), running()
+    axis = _axis(input, dim, "F.log_softmax")
+    if axis is not None:
+        return transpose(log_softmax(transpose(input, axis, -1)), axis, -1)
+    value, trace = symbolic(input, "F.log_softmax"), running()
     log_p = log_softmax_graph(trace.graph, value, trace.stem("p"))
     return SymbolicTensor(trace.graph.label(log_p, trace.stem("h")))
 
 
 class Softmax(Module):
-    """torch.nn.Softmax over the last axis."""
+    """torch.nn.Softmax (over the last axis, by default)."""
 
     kind, toml_keys = "softmax", ()
     function = staticmethod(softmax)
 
     def __init__(self, dim: int = -1):
         super().__init__()
-        if dim not in (-1, 1):
-            raise SymPropError(f"{type(self).__name__} acts on the last axis (dim=-1), got dim={dim}")
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise SymPropError(f"{type(self).__name__}: dim must be an axis, got {dim!r}")
         self.dim = dim
 
     @classmethod
@@ -112,7 +123,7 @@ class Softmax(Module):
         return width
 
     def forward(self, x):
-        return self.function(x, dim=-1 if self.dim == 1 and len(x.shape) == 2 else self.dim)
+        return self.function(x, dim=self.dim)
 
     def torch_twin(self):
         import torch
@@ -124,7 +135,7 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
-    """torch.nn.LogSoftmax over the last axis."""
+    """torch.nn.LogSoftmax (over the last axis, by default)."""
 
     kind = "log_softmax"
     function = staticmethod(log_softmax)
