@@ -32,6 +32,19 @@ class Encoder(torch.nn.Module):
         return self.head(self.layer(x).mean(1))
 
 
+class TimesInput(torch.nn.Module):
+    """a(z)·z, a clamp times its own input: the hvp's Piecewise has a piece that is never the first to hold (its
+    NumPy module printed `False.astype(...)`)."""
+
+    def __init__(self, activation):
+        super().__init__()
+        self.fc, self.out, self.activation = torch.nn.Linear(3, 4), torch.nn.Linear(4, 1), activation
+
+    def forward(self, x):
+        z = self.fc(x)
+        return self.out(self.activation(z) * z)
+
+
 def case(name: str):
     """(torch network, loss, x, t, how from_torch reads it)."""
     torch.manual_seed(0)
@@ -49,13 +62,18 @@ def case(name: str):
         "convolution, batch norm, max pooling": (
             nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(12, 3)), nn.CrossEntropyLoss(), images, classes, {"inputs": {"x": (1, 6, 6)}}),
+        "hardtanh times its input": (TimesInput(torch.nn.functional.hardtanh), nn.MSELoss(), 3 * x,
+                                     torch.randn(5, 1, dtype=torch.float64), {"export": True}),
+        "relu6 times its input": (TimesInput(torch.nn.functional.relu6), nn.MSELoss(), 3 * x,
+                                  torch.randn(5, 1, dtype=torch.float64), {"export": True}),
         "Transformer encoder layer": (Encoder(), nn.MSELoss(), torch.randn(5, 4, 8, dtype=torch.float64),
                                       torch.randn(5, 2, dtype=torch.float64), {"export": True}),
     }[name]
 
 
 @pytest.mark.parametrize("name", ["tanh, MSE", "ReLU, cross-entropy", "layer norm, GELU, sigmoid, BCE",
-                                  "convolution, batch norm, max pooling", "Transformer encoder layer"])
+                                  "convolution, batch norm, max pooling", "hardtanh times its input",
+                                  "relu6 times its input", "Transformer encoder layer"])
 def test_hvp_agrees_with_torchs_double_backward(name):
     net, loss, x, t, how = case(name)
     net = net.double()

@@ -180,18 +180,21 @@ class StatementPrinter:
         if any(given) and all(value.is_Integer or mine for (value, _), mine in zip(pieces, given, strict=True)) and \
                 any(condition.atoms(sp.Eq, sp.Ne) for _, condition in pieces):
             return None  # ids or class indices, an integer in place of one (an ignored class): they stay integers
-        values = [value for value, _ in pieces]
+        masks = first_to_hold(tuple(condition for _, condition in pieces))
+        # a piece that is never the first to hold (an hvp's Piecewise, whose conditions overlap) is left out
+        kept = [i for i, mask in enumerate(masks) if mask != sp.false or i == len(masks) - 1]
+        values, masks = [pieces[i][0] for i in kept], [masks[i] for i in kept]
         factor = common_factor(values)
-        if not self.select_by_arithmetic and (len(pieces) > 2 or factor is None and
+        if not self.select_by_arithmetic and (len(values) > 2 or factor is None and
                                               not all(value.is_Number for value in values)):
             return None  # one mask, and one product: the only form that beats a select in this backend
-        masks = first_to_hold(tuple(condition for _, condition in pieces))
         if factor is not None:  # t·(0.01 + 0.99·[z > 0]): one product with the array, not one per piece
             numbers = [sp.cancel(value / factor) if value != 0 else sp.S.Zero for value in values]
             return f"({self.parenthesize(factor, 50)}*{self._mask_sum(numbers, masks)})"
         if all(value.is_Number for value in values):
             return self._mask_sum(values, masks)
-        terms = [self._times_mask(value, mask) for value, mask in zip(values, masks, strict=True) if value != 0]
+        terms = [self._times_mask(value, mask) for value, mask in zip(values, masks, strict=True)
+                 if value != 0 and mask != sp.false]
         return "(" + " + ".join(terms).replace("+ -", "- ") + ")" if terms else "0"
 
     clamp_function: str | None = None  # the backend's clamp(u, low, high), where it has one
