@@ -241,3 +241,33 @@ def test_the_torch_hvp_adds_the_product_rules_second_product_into_the_first():
     assert hvp.count(".addmm_(") >= 8
     assert not re.search(r"@ \w*weight\w*(\.T)? \+ \(", hvp)
     assert ".addmm_(" not in Derivation(model, hvp=True).render("numpy")
+
+
+def test_a_loss_function_through_torch_export_has_ggn_vp_unless_it_reads_a_parameter():
+    """torch.export's program of a loss function holds every parameter of the network; only those it reads count:
+    F.cross_entropy reads none, so the Gauss–Newton product is the output's loss Hessian alone."""
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
+    x, t = torch.randn(5, 3, dtype=torch.float64), torch.randint(0, 3, (5,))
+
+    def penalized(out, t):
+        return torch.nn.functional.cross_entropy(out, t) + 0.1 * net[0].weight.pow(2).sum()
+
+    for loss, has_ggn in ((lambda out, t: torch.nn.functional.cross_entropy(out, t), True), (penalized, False)):
+        model = S.from_torch(net, loss, example_inputs=(x,), example_target=t)
+        loaded = modules(model, hvp=True)
+        assert ("ggn_vp" in loaded["torch"]) == ("ggn_vp" in loaded["numpy"]) == has_ggn
+        if not has_ggn:
+            continue
+        params = {k: p.detach().clone() for k, p in net.named_parameters()}
+        v = {k: torch.randn_like(p) for k, p in params.items()}
+        want = reference_ggn_vp(model, params, {"x": x}, t, v)
+        for backend, namespace in loaded.items():
+            if backend == "numpy":
+                _, got = namespace["ggn_vp"]({k: p.numpy() for k, p in params.items()}, x.numpy(), t.numpy(),
+                                             {k: d.numpy() for k, d in v.items()})
+            else:
+                _, got = namespace["ggn_vp"](params, x, t, v)
+            for key, value in want.items():
+                error = (torch.as_tensor(np.asarray(got[key])) - value).abs().max().item()
+                assert error <= 1e-10 * max(value.abs().max().item(), 1.0), f"{backend} {key}: {error}"

@@ -180,7 +180,7 @@ def _loss(loss, module, output, example_target, net: Exported):
     example = (tuple(y.detach() for y in outputs) if isinstance(output, tuple) else output.detach(), example_target)
     where = defined_at(loss)
     replay = Exported(_export(holder, example, "loss", axes, where), holder, axes)
-    replay.where = where
+    replay.where, replay.reads_only_used = where, True  # the loss reads no parameter: its Gauss–Newton product
     if replay.random:
         raise SymPropError(f"{aten_name(replay.random[0].target)}: a loss that draws random numbers is not "
                            "supported", location(replay.random[0], where))
@@ -402,6 +402,7 @@ class Exported(Module):
                         if path and _torch_layer(sub)}
         self.calls = []  # (path, layer, output shape) of each call of one of them, in the order forward makes them
         self.where = ""  # a refusal's location where a node has no line of the user's (a loss function: its own)
+        self.reads_only_used = False  # the network's parameters that the program never reads are resolved too
         # each batch norm's momentum (None: the cumulative mean, which export sees as 0.1; see _momentum_given)
         self._momenta = {path: sub.momentum for path, sub in module.named_modules()
                          if isinstance(getattr(sub, "momentum", 0), (float, type(None))) and
@@ -612,6 +613,9 @@ class Exported(Module):
     def _compute(self, node, values: dict, arguments, parameters: dict, graph) -> None:
         """values[node]: one node of the program, on symbolic tensors (graph) or torch's (the reference)."""
         if node.op == "placeholder":
+            if self.reads_only_used and node.name in self._parameters_of and not node.users:
+                values[node] = None  # the network's parameter that a loss function does not read
+                return
             values[node] = self._placeholder(node.name, arguments, parameters)
             dtype = getattr(node.meta.get("val"), "dtype", None)
             if isinstance(values[node], SymbolicTensor) and dtype is not None and not dtype.is_floating_point:
