@@ -21,6 +21,7 @@ from .errors import SymPropError
 
 EXPAND_TERMS = 64  # expanding is tried only while it makes at most this many terms: (a+b)**30 would not end
 EXPRESSION_BUDGET = 4000  # operations in one fused expression; past it a derivation stops
+FOLD_PIECES = 128  # Piecewise are folded into one while it has at most this many pieces (each pair of conditions)
 
 
 class TooLarge(SymPropError):
@@ -34,7 +35,8 @@ def tidy(expr: sp.Expr, fired: set | None = None) -> sp.Expr:
         raise TooLarge(f"a derived expression has {ops} operations, past the budget of {EXPRESSION_BUDGET}; "
                        "write the custom expression more simply, or split it over several layers")
     expr = kinks(stable(expr, fired))
-    if expr.has(sp.Piecewise):  # one Piecewise on the outside, each branch tidied on its own
+    if expr.has(sp.Piecewise) and math.prod(len(p.args) for p in expr.atoms(sp.Piecewise)) <= FOLD_PIECES:
+        # one Piecewise on the outside, each branch tidied on its own
         folded = sp.piecewise_fold(expr)
         if isinstance(folded, sp.Piecewise):
             return sp.Piecewise(*((tidy(value, fired), condition) for value, condition in folded.args))

@@ -57,12 +57,17 @@ def finite_where_arrays_are(expr, definitions: dict, known: dict) -> bool:
     return finite(expr)
 
 
+MOST_MASKS = 8  # a Piecewise of more pieces is printed as a select: each mask's simplification grows with them
+
+
 @functools.lru_cache(maxsize=4096)
 def first_to_hold(conditions: tuple) -> list:
     """For each piece of a Piecewise, where it is the one taken: its condition, and none before it holds."""
     masks, before = [], sp.false
     for condition in conditions:
-        masks.append(condition if before == sp.false else sp.And(condition, sp.Not(before)).simplify())
+        mask = condition if before == sp.false else sp.And(condition, sp.Not(before))
+        # SymPy's simplification of a mask grows exponentially with the comparisons and flags it reads
+        masks.append(mask.simplify() if len(mask.atoms(sp.Symbol, sp.core.relational.Relational)) <= 5 else mask)
         before = sp.Or(before, condition)
     return masks
 
@@ -168,8 +173,8 @@ class StatementPrinter:
         wherever the arrays are (so that 0 times the values not taken stays 0), else None. np.where, np.select and
         torch.where pick each entry with a branch that random data mispredicts: some 20x the time of a multiply."""
         pieces = list(expr.args)
-        if getattr(self, "_program", None) is None:
-            return None
+        if getattr(self, "_program", None) is None or len(pieces) > MOST_MASKS:
+            return None  # many pieces (a product of clamps, folded): a select, as SymPy's simplify of masks is slow
         clamped = self.clamped(expr)
         if clamped is not None:
             return clamped
