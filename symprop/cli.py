@@ -189,7 +189,8 @@ def _import_python(path: str, source: str):
 @click.option("--name", default="chain_rule", show_default=True, help="--expr: the name of the .tex file.")
 @click.option("--force", is_flag=True, help="Overwrite files that symprop did not write.")
 @click.option("--hvp", is_flag=True,
-              help="Also derive the Hessian-vector product: the modules' hvp(params, ..., t, v).")
+              help="Also derive second order: the modules' hvp(params, ..., t, v), hessian(params, ..., t) (up to "
+                   "10,000 parameters) and, where the loss reads no parameter, the Gauss-Newton product ggn_vp.")
 def derive(sources, expr, wrt, targets, out_dir, pdf, name, force, hvp):
     """Derive each SOURCE (a TOML spec, path/to/models.py:model or package.module:model) and write its code
     and its derivation. With --expr, differentiate one expression and print the result."""

@@ -43,12 +43,19 @@ def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     return [name.strip() for name in rows[0]], rows[1:]
 
 
+def _shapes(model: Model) -> str:
+    return ", ".join("(" + ", ".join(str(d) for d in shape[1:]) + ")" for shape in data_inputs(model).values())
+
+
 def load_csv(path: Path, model: Model, target_columns: tuple[str, ...] = ()) -> Dataset:
     """Rows of numbers under a header; the target is the last column unless named."""
     if model.index_ranges:
         raise SymPropError("a token model (vocabulary in its spec) trains on text: symprop train --text FILE",
                            str(path))
     if any(len(shape) != 2 for shape in data_inputs(model).values()):
+        if model.sequence is None:  # images: each sample's array
+            raise SymPropError("a CSV holds one row of numbers per sample, and this model takes arrays of shape "
+                               f"{_shapes(model)}: give images as an .npz with x and labels", str(path))
         raise SymPropError("symprop train reads one row per sample, which a sequence model (sequence = "
                            f"{model.sequence}) cannot take yet; train it from Python with the generated module's "
                            "train()", str(path))

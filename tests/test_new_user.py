@@ -188,6 +188,20 @@ def test_a_csv_without_a_header_is_refused(tmp_path):
     assert code == 2 and "line 1 holds numbers, not column names" in err
 
 
+def test_a_csv_for_an_image_model_and_a_kernel_larger_than_the_image_say_what_is_wrong(tmp_path):
+    code, _, err = run("train", str(ROOT / "examples" / "digits_cnn.toml"), "--data", str(IRIS), "--out",
+                       str(tmp_path))
+    assert code == 2 and "this model takes arrays of shape (1, " in err and "an .npz with x and labels" in err
+    spec = tmp_path / "big_kernel.toml"
+    spec.write_text('name = "big_kernel"\ninputs = [1, 4, 4]\n'
+                    '[[layers]]\ntype = "conv2d"\nout_channels = 2\nkernel_size = 5\n'
+                    '[[layers]]\ntype = "flatten"\n[[layers]]\ntype = "linear"\noutputs = 2\n'
+                    '[loss]\ntype = "cross_entropy"\n')
+    code, _, err = run("derive", str(spec), "--out", str(tmp_path / "out"))
+    assert code == 2 and "big_kernel.toml: layers[0]: Conv2d(1, 2, kernel_size=(5, 5)) makes an output" in err
+    assert "does not fit" in err and not (tmp_path / "out").exists()
+
+
 def test_class_names_are_mapped_saved_printed_and_predicted(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     names = ["setosa", "versicolor", "virginica"]

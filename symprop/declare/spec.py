@@ -166,7 +166,7 @@ def _network(layers: list[dict], inputs: dict[str, int], sequence: int | None = 
         built, width = [], inputs.get("x", next(iter(inputs.values())))
         for i, spec in enumerate(layers):
             layer = _layer(spec, i, width, sequence)
-            width = layer.output_width(width)
+            width = _output_width(layer, width, f"layers[{i}]")
             built.append(layer)
         return Sequential(*built)
     widths = dict(inputs)  # the width of every named value
@@ -186,7 +186,7 @@ def _network(layers: list[dict], inputs: dict[str, int], sequence: int | None = 
             if step["module"] not in modules:
                 raise SymPropError(f"no layer named {short(step['module'])} before this one", f"{where}.use")
             step["input"] = _names(table, "input", widths, single=True)
-            width = modules[step["module"]].output_width(widths[step["input"]] if step["input"] else width)
+            width = _output_width(modules[step["module"]], widths[step["input"]] if step["input"] else width, where)
         elif spec.get("type") in _COMBINE:
             _only(spec, {"type", "name", "inputs", "add"}, where, spec["type"])
             step["kind"], step["inputs"] = spec["type"], _names(table, "inputs", widths)
@@ -200,7 +200,7 @@ def _network(layers: list[dict], inputs: dict[str, int], sequence: int | None = 
             layer = _layer(plain, i, widths[step["input"]] if step["input"] else width, sequence)
             step["kind"], step["module"] = "layer", name or str(i)
             modules[step["module"]] = layer
-            width = layer.output_width(widths[step["input"]] if step["input"] else width)
+            width = _output_width(layer, widths[step["input"]] if step["input"] else width, where)
         if name:
             widths[name] = width
         steps.append(step)
@@ -235,6 +235,15 @@ def _only(spec: dict, allowed: set, where: str, kind: str):
         if key not in allowed:
             raise SymPropError(f"{key} does not go with {kind}; this table takes {', '.join(sorted(allowed))}",
                                f"{where}.{key}")
+
+
+def _output_width(layer, width, where: str):
+    """What a layer makes of `width`; a window that fits nowhere (a kernel larger than the image) is the layer's."""
+    out = layer.output_width(width)
+    if isinstance(out, tuple) and 0 in out:
+        raise SymPropError(f"{layer.describe()} makes an output of shape {out} from an input of {tuple(width)}: its "
+                           "window does not fit (a kernel larger than the input, with its padding and dilation)", where)
+    return out
 
 
 def _layer(spec: dict, i: int, width: int, sequence: int | None = None):
