@@ -442,3 +442,15 @@ def test_check_runs_a_functional_layer_norm_of_a_bare_parameter_in_torch():
     model = S.from_torch(Scaled(), nn.CrossEntropyLoss(), inputs={"x": (5,)})
     rows = compare(model, {b: SimpleNamespace(**ns) for b, ns in modules(model).items()}, seeds=(0,), batches=(3,))
     assert rows and all(row.passed for row in rows), rows
+
+
+def test_cross_entropy_loss_module_with_probability_targets_on_the_fx_front(tmp_path):
+    """nn.CrossEntropyLoss reads probabilities too: target="probs" says so (it was refused as 'index' only)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    criterion = nn.CrossEntropyLoss()
+    model = S.from_torch(net, criterion, inputs=3, target="probs", name="ce_probs")
+    x, t = torch.randn(5, 3, dtype=torch.float64), torch.softmax(torch.randn(5, 3, dtype=torch.float64), -1)
+    agree(net, criterion, model, tmp_path, (x,), t)
+    with pytest.raises(S.SymPropError, match=r"^target: NLLLoss takes 'index' targets; leave target out$"):
+        S.from_torch(net, nn.NLLLoss(), inputs=3, target="probs")

@@ -8,6 +8,7 @@ network beyond what the trace finds.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import keyword
@@ -97,7 +98,10 @@ class Model:
         if target is not None and target not in TARGETS:
             raise SymPropError(f"must be one of {', '.join(TARGETS)}, got {target!r}", "target")
         if target is not None and isinstance(loss, Loss) and target != loss.target:
-            raise SymPropError(f"{type(loss).__name__} takes {loss.target!r} targets; leave target out", "target")
+            if target not in getattr(loss, "toml_targets", ()):
+                raise SymPropError(f"{type(loss).__name__} takes {loss.target!r} targets; leave target out", "target")
+            self.loss = copy.copy(loss)  # torch's CrossEntropyLoss reads probabilities too (target="probs")
+            self.loss.target = target
         if sequence is not None and (isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1):
             raise SymPropError(f"must be a positive integer, got {sequence!r}", "sequence")
         self._check_size()
