@@ -344,3 +344,16 @@ def test_two_factories_of_one_file_write_files_of_their_own(tmp_path):
                                        "out"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-800:]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["models_numpy.py", "models_small_numpy.py"]
+
+
+def test_a_specs_cross_entropy_takes_label_smoothing(tmp_path):
+    spec = tmp_path / "smoothed.toml"
+    spec.write_text('name = "smoothed"\ninputs = 4\n[[layers]]\ntype = "linear"\noutputs = 3\n'
+                    '[loss]\ntype = "cross_entropy"\nlabel_smoothing = 0.1\n')
+    assert run("derive", str(spec), "--out", str(tmp_path / "out"))[0] == 0
+    assert "CrossEntropyLoss(label_smoothing=0.1)" in (tmp_path / "out" / "smoothed_numpy.py").read_text()
+    code, out, err = run("check", str(spec), "--out", str(tmp_path / "out"))
+    assert code == 0 and "all 6 agree with torch.autograd" in out, err
+    spec.write_text(spec.read_text().replace("0.1", "1.5"))
+    code, _, err = run("derive", str(spec), "--out", str(tmp_path / "bad"))
+    assert code == 2 and "loss.label_smoothing: must be a number in [0, 1], got 1.5" in err

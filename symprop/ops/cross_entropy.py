@@ -96,6 +96,12 @@ def _smoothing(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 1
 
 
+def _smoothing_option(value) -> float:
+    if not _smoothing(value):
+        raise SymPropError(f"must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """torch's F.cross_entropy over logits (weight: not yet). label_smoothing ε mixes the targets with the uniform
     distribution over the C classes, (1 − ε)·T + ε/C, as torch does."""
@@ -159,12 +165,13 @@ class CrossEntropyLoss(Loss):
         return cls(reduction=module.reduction, ignore_index=module.ignore_index,
                    label_smoothing=getattr(module, "label_smoothing", 0.0))
 
-    toml_keys, toml_targets = ("ignore_index",), ("index", "probs")
+    toml_keys, toml_targets = ("ignore_index", "label_smoothing"), ("index", "probs")
 
     @classmethod
     def from_toml(cls, table):
         return cls(reduction=table.data.get("reduction", "mean"), target=table.data.get("target") or "index",
-                   ignore_index=table.get("ignore_index", integer, -100))
+                   ignore_index=table.get("ignore_index", integer, -100),
+                   label_smoothing=table.get("label_smoothing", _smoothing_option, 0.0))
 
     def forward(self, y, t):
         options = dict(ignore_index=self.ignore_index, reduction=self.reduction)
