@@ -21,7 +21,9 @@ from .errors import SymPropError
 
 EXPAND_TERMS = 64  # expanding is tried only while it makes at most this many terms: (a+b)**30 would not end
 EXPRESSION_BUDGET = 4000  # operations in one fused expression; past it a derivation stops
-FOLD_PIECES = 128  # Piecewise are folded into one while it has at most this many pieces (each pair of conditions)
+# Piecewise are folded into one while it has at most this many pieces (each pair of conditions); the printers
+# write one of more than printing/statements.py's MOST_MASKS pieces as a select
+FOLD_PIECES = 128
 
 
 class TooLarge(SymPropError):

@@ -1550,6 +1550,19 @@ def test_gpt2s_conv1d_as_addmm_and_narrow(tmp_path):
     agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
 
 
+def test_a_softmax_across_the_batch_on_the_last_axis(tmp_path):
+    """A contrastive loss: the log-softmax of (N, N) similarities over their last axis, of the batch's size."""
+    torch.manual_seed(13)
+    net, x = nn.Linear(4, 3).double(), torch.randn(5, 4, dtype=torch.float64)
+    t = torch.randn(5, 3, dtype=torch.float64)
+
+    def contrastive(out, t):
+        return -(F.log_softmax(out @ t.T, dim=1) * torch.softmax(t @ t.T, dim=-1)).sum(1).mean()
+
+    model = S.from_torch(net, contrastive, example_inputs=(x,), example_target=t, name="contrastive")
+    agree(model, net, (x,), t, contrastive, tmp_path)
+
+
 def test_a_loss_functions_refusal_names_its_line_and_max_norm_is_named():
     """torch keeps only forward methods' lines: a loss function's refused op is placed at the function's own line."""
     net, x = nn.Linear(4, 3).double(), torch.randn(3, 4, dtype=torch.float64)
@@ -1559,7 +1572,7 @@ def test_a_loss_functions_refusal_names_its_line_and_max_norm_is_named():
 
     with pytest.raises(S.SymPropError, match=r"^loss \(test_export.py:\d+\): aten.sort.default is not supported"):
         S.derive_network(S.from_torch(net, sorted_loss, example_inputs=(x,), example_target=torch.randn(3, 3)))
-    with pytest.raises(S.SymPropError, match=r"over the batch axis \(dim=0\) is not supported"):
+    with pytest.raises(S.SymPropError, match=r"over the batch axis \(dim=0\) of a value of 2 axes is not supported"):
         S.from_torch(net, lambda out, t: (F.softmax(out, dim=0) - t).pow(2).mean(), example_inputs=(x,),
                      example_target=torch.randn(3, 3, dtype=torch.float64))
     table = nn.Embedding(5, 3, max_norm=1.0)

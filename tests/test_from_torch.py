@@ -454,3 +454,13 @@ def test_cross_entropy_loss_module_with_probability_targets_on_the_fx_front(tmp_
     agree(net, criterion, model, tmp_path, (x,), t)
     with pytest.raises(S.SymPropError, match=r"^target: NLLLoss takes 'index' targets; leave target out$"):
         S.from_torch(net, nn.NLLLoss(), inputs=3, target="probs")
+
+
+def test_nn_softmax_without_dim_takes_torchs_implicit_axis(tmp_path):
+    """nn.Softmax() on (N, C, H, W) is over the channels, as torch chooses for 4 axes (it was read as the last)."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(2, 3, 1), nn.Softmax()).double()
+    model = S.from_torch(net, nn.MSELoss(), inputs={"x": (2, 3, 3)}, name="implicit_softmax")
+    x, t = torch.randn(2, 2, 3, 3, dtype=torch.float64), torch.randn(2, 3, 3, 3, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="Implicit dimension choice"):
+        agree(net, nn.MSELoss(), model, tmp_path, (x,), t)

@@ -248,7 +248,8 @@ def test_a_loss_function_through_torch_export_has_ggn_vp_unless_it_reads_a_param
     """torch.export's program of a loss function holds every parameter of the network; only those it reads count:
     F.cross_entropy reads none, so the Gauss–Newton product is the output's loss Hessian alone."""
     torch.manual_seed(3)
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Tanh(),
+                              torch.nn.Linear(4, 3)).double().eval()  # its buffers are not read by the loss either
     x, t = torch.randn(5, 3, dtype=torch.float64), torch.randint(0, 3, (5,))
 
     def penalized(out, t):

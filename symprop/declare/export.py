@@ -180,7 +180,9 @@ def _loss(loss, module, output, example_target, net: Exported):
     example = (tuple(y.detach() for y in outputs) if isinstance(output, tuple) else output.detach(), example_target)
     where = defined_at(loss)
     replay = Exported(_export(holder, example, "loss", axes, where), holder, axes)
-    replay.where, replay.reads_only_used = where, True  # the loss reads no parameter: its Gauss–Newton product
+    # torch.export's program of the holder takes every parameter and buffer of the network; those the loss never
+    # reads must not count as read, or the loss would seem to read parameters and lose its Gauss–Newton product
+    replay.where, replay.reads_only_used = where, True
     if replay.random:
         raise SymPropError(f"{aten_name(replay.random[0].target)}: a loss that draws random numbers is not "
                            "supported", location(replay.random[0], where))
@@ -231,7 +233,9 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
             program = _lowered(export(module, args, dynamic_shapes=_as_signature_reads(module, args, free)))
     except Exception as error:  # torch's own explanation, in one line
         text = " ".join(str(error).split())
-        if text.endswith(")") and text.count(")") > text.count("("):  # torch's message closes what it never opened
+        # torch's message closes what it never opened ("...must match the size of tensor b (16) at non-singleton
+        # dimension 1)")
+        if text.endswith(")") and text.count(")") > text.count("("):
             text = text[:-1]
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
             raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) as a "
@@ -613,8 +617,8 @@ class Exported(Module):
     def _compute(self, node, values: dict, arguments, parameters: dict, graph) -> None:
         """values[node]: one node of the program, on symbolic tensors (graph) or torch's (the reference)."""
         if node.op == "placeholder":
-            if self.reads_only_used and node.name in self._parameters_of and not node.users:
-                values[node] = None  # the network's parameter that a loss function does not read
+            if self.reads_only_used and not node.users and node.name in self._parameters_of | self._buffers_of:
+                values[node] = None  # the network's parameter or buffer that a loss function does not read
                 return
             values[node] = self._placeholder(node.name, arguments, parameters)
             dtype = getattr(node.meta.get("val"), "dtype", None)
@@ -660,7 +664,10 @@ class Exported(Module):
             return parameters[self._parameters_of[name]].resolve()
         if name in self._buffers_of:
             buffer = self._buffers_of[name]
-            like = next((p.resolve() for p in parameters.values()), None)  # a copy: the program may update it in
+            trace = running()  # torch's run: a buffer in its parameters' dtype (symbolic traces keep no dtype, and
+            # resolving a parameter there would count as reading it)
+            like = next((p.resolve() for p in parameters.values()), None) if isinstance(trace, TorchRun) else None
+            # a copy: the program may update it in place (a batch norm's count)
             if type(like).__module__.startswith("torch") and like.is_floating_point() and buffer.is_floating_point():
                 buffer = buffer.to(like.dtype, copy=True)  # place (a batch norm's count); torch's run: in its dtype
             else:
@@ -967,8 +974,11 @@ def location(node, where: str = "") -> str:
 
 
 def defined_at(function) -> str:
-    """"loss (train.py:12)": where the user defined a loss function (or its class's forward); "" where unknown."""
-    code = getattr(function, "__code__", None) or getattr(getattr(type(function), "forward", None), "__code__", None)
+    """"loss (train.py:12)": where the user defined a loss function (a partial's, or a callable object's __call__);
+    "" where unknown."""
+    function = getattr(function, "func", function)  # functools.partial(loss, ...)
+    called = vars(type(function)).get("__call__")  # a callable object's class's own
+    code = getattr(function, "__code__", None) or getattr(called, "__code__", None)
     if code is None or f"{Path('torch')}/" in code.co_filename.replace("\\", "/"):
         return ""
     return f"loss ({Path(code.co_filename).name}:{code.co_firstlineno})"

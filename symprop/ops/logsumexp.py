@@ -12,7 +12,7 @@ from ..declare.trace import running
 from ..graph import Value
 from .rearrange import transpose
 from .registry import TorchNames, defop
-from .softmax import _axis, _shifted_exps
+from .softmax import _shifted_exps, swapped_axis
 
 
 def logsumexp(input, dim, keepdim: bool = False):
@@ -21,10 +21,10 @@ def logsumexp(input, dim, keepdim: bool = False):
     if in_torch(input):
         return torch_function(TORCH.functions[0])(input, dim, keepdim=keepdim)
     dim = dim[0] if isinstance(dim, (tuple, list)) and len(dim) == 1 else dim
-    axis = _axis(input, dim, "torch.logsumexp")
+    axis = swapped_axis(input, dim, "torch.logsumexp")
     if axis is not None:
         kept = transpose(logsumexp(transpose(input, axis, -1), -1, keepdim=True), axis, -1)
-        return kept if keepdim else kept.reshape(*(d for a, d in enumerate(kept.shape) if a != axis))
+        return kept if keepdim else kept.squeeze(axis)
     value, trace = symbolic(input, "torch.logsumexp"), running()
     g = trace.graph
     shifted, _, total = _shifted_exps(g, value, "_" + trace.stem("lse"))

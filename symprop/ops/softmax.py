@@ -61,13 +61,17 @@ def _shifted_exps(g: Graph, value: Value, suffix: str):
     return shifted, exps, total
 
 
-def _axis(input, dim, where: str) -> int | None:
-    """The axis that `dim` names, where it is not the last; None for the last."""
+def swapped_axis(input, dim, where: str) -> int | None:
+    """The axis that `dim` names, where it is to be swapped with the last; None where it is the last."""
     value = symbolic(input, where)
-    axis = axis_of(dim, len(value.shape), where)
+    if isinstance(dim, (tuple, list)) and len(dim) != 1:
+        raise fail(f"{where} acts on one axis at a time, got dim={list(dim)}")
+    axis = axis_of(dim[0] if isinstance(dim, (tuple, list)) else dim, len(value.shape), where)
+    if axis == len(value.shape) - 1:
+        return None  # an axis of the batch's size too (a contrastive loss's (N, N) scores)
     if value.shape[axis] == N:
-        raise fail(f"{where} over the batch axis (dim={dim}) is not supported")
-    return None if axis == len(value.shape) - 1 else axis
+        raise fail(f"{where} over the batch axis (dim={dim}) of a value of {len(value.shape)} axes is not supported")
+    return axis
 
 
 def softmax(input, dim=-1, _stacklevel=3, dtype=None):
@@ -75,7 +79,7 @@ def softmax(input, dim=-1, _stacklevel=3, dtype=None):
     input = resolved(input)
     if in_torch(input):
         return torch_function(SOFTMAX.functions[0])(input, dim=dim)
-    axis = _axis(input, dim, "F.softmax")
+    axis = swapped_axis(input, dim, "F.softmax")
     if axis is not None:
         return transpose(softmax(transpose(input, axis, -1)), axis, -1)
     value, trace = symbolic(input, "F.softmax"), running()
@@ -91,7 +95,7 @@ def log_softmax(input, dim=-1, _stacklevel=3, dtype=None):
     input = resolved(input)
     if in_torch(input):
         return torch_function(LOG_SOFTMAX.functions[0])(input, dim=dim)
-    axis = _axis(input, dim, "F.log_softmax")
+    axis = swapped_axis(input, dim, "F.log_softmax")
     if axis is not None:
         return transpose(log_softmax(transpose(input, axis, -1)), axis, -1)
     value, trace = symbolic(input, "F.log_softmax"), running()
@@ -107,9 +111,9 @@ class Softmax(Module):
 
     def __init__(self, dim: int = -1):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int):
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int)):
             raise SymPropError(f"{type(self).__name__}: dim must be an axis, got {dim!r}")
-        self.dim = dim
+        self.dim = dim  # None: torch's implicit choice, by the input's number of axes
 
     @classmethod
     def from_toml(cls, table, width: int):
@@ -117,13 +121,14 @@ class Softmax(Module):
 
     @classmethod
     def from_torch(cls, module):
-        return cls(-1 if module.dim is None else module.dim)
+        return cls(module.dim)
 
     def output_width(self, width: int) -> int:
         return width
 
     def forward(self, x):
-        return self.function(x, dim=self.dim)
+        implicit = 0 if len(x.shape) in (0, 1, 3) else 1  # torch's nn.Softmax(dim=None), which it warns about
+        return self.function(x, dim=implicit if self.dim is None else self.dim)
 
     def torch_twin(self):
         import torch

@@ -57,7 +57,9 @@ def finite_where_arrays_are(expr, definitions: dict, known: dict) -> bool:
     return finite(expr)
 
 
-MOST_MASKS = 8  # a Piecewise of more pieces is printed as a select: each mask's simplification grows with them
+# a Piecewise of more pieces is printed as a select: each mask's simplification grows with them (simplify.py's
+# FOLD_PIECES bounds the pieces that folding makes in the first place)
+MOST_MASKS = 8
 
 
 @functools.lru_cache(maxsize=4096)
