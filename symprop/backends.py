@@ -87,7 +87,8 @@ register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_modul
 # torch: forward and loss keep no array of a value read for the last time, so that autograd can run through them;
 # the functions that return derivatives do (loss_and_gradients, hvp, ggn_vp)
 register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_module, _torch_printer,
-                 plan=lambda function: Options("torch", reuse=function not in ("forward", "loss")),
+                 plan=lambda function: Options("torch", reuse=function not in ("forward", "loss"),
+                                               fused_multiply_add=True),
                  runs=True, loss_doc="a 0-d tensor", maximum="torch.maximum",
                  not_integers="{0}.is_floating_point() or {0}.is_complex()", as_numbers="{0}.to({1}.dtype)",
                  epsilon="torch.finfo({}.dtype).eps", array_type="torch.Tensor",

@@ -29,6 +29,7 @@ class Options:
     reuse: bool = True  # compute into the arrays of values read for the last time
     free: bool = True  # free each batch-sized array after its last read
     chunk: bool = False  # compute a line that copies much more than it makes a chunk of samples at a time
+    fused_multiply_add: bool = False  # a + c·a·b is one kernel (torch.addcmul): c·a·(b + k) is printed as one
 
 
 def plan(program: Program, options: Options) -> Plan:

@@ -299,8 +299,26 @@ class _Layout:
 
     def _worth_evaluating_in_place(self, expr, statement) -> bool:
         worth = WORTH_IT_AGAIN if statement.computed_again else WORTH_IT
+        if self.options.fused_multiply_add and times_sum(expr, self.shapes.keys() - self.inlined):
+            return False  # one kernel and a scale, as written: fewer passes than a chain
         return self.options.reuse and not expr.has(sp.Piecewise, sp.Heaviside) and \
             full_steps(expr, self._full(statement)) >= worth
+
+
+def times_sum(expr: sp.Expr, arrays) -> tuple | None:
+    """(c, a, b, k) where expr is c·a·(b + k), a and b among `arrays`, c and k numbers (k ≠ 0); else None. It is
+    c·k·(a + a·b/k): one fused multiply-add and a scale (GELU's z·(1 + erf(z/√2))/2), where a chain makes b + k,
+    then multiplies by a, then by c."""
+    c, rest = expr.as_coeff_Mul()
+    factors = sp.Mul.make_args(rest)
+    if len(factors) != 2:
+        return None
+    for total, a in (factors, factors[::-1]):
+        if total.is_Add and len(total.args) == 2 and a.is_Symbol and a in arrays:
+            k, b = total.as_coeff_Add()
+            if k != 0 and b.is_Symbol and b in arrays:
+                return c, a, b, k
+    return None
 
 
 def _last_of_run(statements, i: int) -> str:

@@ -9,6 +9,7 @@ import sympy as sp
 from sympy.printing.pytorch import TorchPrinter
 
 from ..ops.registry import Helper
+from ..plan.lines import times_sum
 from ..shapes import batch_sized
 from .statements import StatementPrinter, fold_numbers
 
@@ -64,6 +65,17 @@ class TorchBackendPrinter(StatementPrinter, TorchPrinter):
                 for member in merged:
                     groups[member] = merged
         return groups.get(name, {name})
+
+    def _print_Mul(self, expr):
+        # c·a·(b + k) as addcmul(a, a, b, value=1/k), scaled by c·k: one kernel for the sum and the product
+        found = times_sum(expr, self._program.shapes.keys() - set(self._inline)) \
+            if getattr(self, "_program", None) is not None else None
+        if found is None:
+            return super()._print_Mul(expr)
+        c, a, b, k = found
+        text = f"{self._module_format('torch.addcmul')}({self._print(a)}, {self._print(a)}, {self._print(b)}" \
+               f"{self._scale('value', 1 / k)})"
+        return text if c * k == 1 else f"{text}.mul_({float(c * k)!r})"
 
     def _print_Add(self, expr, order=None):
         # b + c·w·x as one kernel too (torch.addcmul): no array for the product (a norm's affine map)

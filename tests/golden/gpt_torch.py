@@ -651,7 +651,7 @@ def loss_and_gradients(params, idx, t):
     h_2 = torch.addcmul(transformer_h_0_ln_2_bias, transformer_h_0_ln_2_weight, xhat_h_1)
     z_2 = torch.nn.functional.linear(h_2, transformer_h_0_mlp_c_fc_weight, transformer_h_0_mlp_c_fc_bias)
     tmp5 = torch.erf(0.7071067811865476 * z_2)
-    h_3 = (1 / 2) * z_2 * (tmp5 + 1)
+    h_3 = torch.addcmul(z_2, z_2, tmp5).mul_(0.5)
     z_3 = torch.nn.functional.linear(h_3, transformer_h_0_mlp_c_proj_weight, transformer_h_0_mlp_c_proj_bias)
     del h_3
     res_2 = res_1
@@ -698,7 +698,7 @@ def loss_and_gradients(params, idx, t):
     h_6 = torch.addcmul(transformer_h_1_ln_2_bias, transformer_h_1_ln_2_weight, xhat_h_3)
     z_6 = torch.nn.functional.linear(h_6, transformer_h_1_mlp_c_fc_weight, transformer_h_1_mlp_c_fc_bias)
     tmp10 = torch.erf(0.7071067811865476 * z_6)
-    h_7 = (1 / 2) * z_6 * (tmp10 + 1)
+    h_7 = torch.addcmul(z_6, z_6, tmp10).mul_(0.5)
     z_7 = torch.nn.functional.linear(h_7, transformer_h_1_mlp_c_proj_weight, transformer_h_1_mlp_c_proj_bias)
     del h_7
     x_h = res_3
@@ -746,9 +746,7 @@ def loss_and_gradients(params, idx, t):
     del rstd_h_4, dxhat_h_4, sum_dsum_h_4, tmp11
     dtransformer_h_1_mlp_c_proj_bias = torch.sum(dx_h, dim=(0, 1))
     # h_7 again, from values kept anyway: cheaper than holding it until here
-    h_7 = tmp10 + 1
-    h_7 *= z_6
-    h_7 *= 1 / 2
+    h_7 = torch.addcmul(z_6, z_6, tmp10).mul_(0.5)
     dtransformer_h_1_mlp_c_proj_weight = dx_h.reshape(-1, 32).T @ h_7.reshape(-1, 128)
     del h_7
     dz_6 = dx_h @ transformer_h_1_mlp_c_proj_weight
@@ -829,9 +827,7 @@ def loss_and_gradients(params, idx, t):
     del rstd_h_2, dres_3, sum_dsum_h_2, dxc_h_2
     dtransformer_h_0_mlp_c_proj_bias = torch.sum(dres_2, dim=(0, 1))
     # h_3 again, from values kept anyway: cheaper than holding it until here
-    h_3 = tmp5 + 1
-    h_3 *= z_2
-    h_3 *= 1 / 2
+    h_3 = torch.addcmul(z_2, z_2, tmp5).mul_(0.5)
     dtransformer_h_0_mlp_c_proj_weight = dres_2.reshape(-1, 32).T @ h_3.reshape(-1, 128)
     del h_3
     dz_2 = dres_2 @ transformer_h_0_mlp_c_proj_weight

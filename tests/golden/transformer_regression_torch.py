@@ -472,7 +472,7 @@ def loss_and_gradients(params, x, t):
     n2_0 = torch.addcmul(be2_0, g2_0, xhat_n2_0)
     f0 = torch.nn.functional.linear(n2_0, W1_0, b1_0)
     tmp4 = torch.erf(0.7071067811865476 * f0)
-    act0 = (1 / 2) * f0 * (tmp4 + 1)
+    act0 = torch.addcmul(f0, f0, tmp4).mul_(0.5)
     ff0 = torch.nn.functional.linear(act0, W2_0, b2_0)
     del act0
     r2_0 = r1_0
@@ -514,7 +514,7 @@ def loss_and_gradients(params, x, t):
     n2_1 = torch.addcmul(be2_1, g2_1, xhat_n2_1)
     f1 = torch.nn.functional.linear(n2_1, W1_1, b1_1)
     tmp8 = torch.erf(0.7071067811865476 * f1)
-    act1 = (1 / 2) * f1 * (tmp8 + 1)
+    act1 = torch.addcmul(f1, f1, tmp8).mul_(0.5)
     ff1 = torch.nn.functional.linear(act1, W2_1, b2_1)
     del act1
     r2_1 = r1_1
@@ -527,9 +527,7 @@ def loss_and_gradients(params, x, t):
     del r2_1
     db2_1 = torch.sum(dr2_1, dim=(0, 1))
     # act1 again, from values kept anyway: cheaper than holding it until here
-    act1 = tmp8 + 1
-    act1 *= f1
-    act1 *= 1 / 2
+    act1 = torch.addcmul(f1, f1, tmp8).mul_(0.5)
     dW2_1 = dr2_1.reshape(-1, 16).T @ act1.reshape(-1, 32)
     del act1
     df1 = dr2_1 @ W2_1
@@ -608,9 +606,7 @@ def loss_and_gradients(params, x, t):
     del rstd_n1_1, dr1_1, sum_dsum_n1_1, dxc_n1_1
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     # act0 again, from values kept anyway: cheaper than holding it until here
-    act0 = tmp4 + 1
-    act0 *= f0
-    act0 *= 1 / 2
+    act0 = torch.addcmul(f0, f0, tmp4).mul_(0.5)
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     del act0
     df0 = dr2_0 @ W2_0
