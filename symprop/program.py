@@ -120,3 +120,19 @@ def inlinable(program: Program, code: bool = True) -> set[sp.Symbol]:
             uses.setdefault(statement.tensor.symbol, []).append(0)
     returned = {o.expr for o in program.outputs if o.expr.is_Symbol} if code else set()
     return {symbol for symbol, counts in uses.items() if set(counts) == {1} and symbol not in returned}
+
+
+def times_sum(expr: sp.Expr, arrays) -> tuple | None:
+    """(c, a, b, k) where expr is c·a·(b + k), a and b among `arrays`, c and k numbers (k ≠ 0); else None. It is
+    c·k·(a + a·b/k): one fused multiply-add and a scale (z·(1 + erf(z/√2))/2), where a chain makes b + k,
+    then multiplies by a, then by c."""
+    c, rest = expr.as_coeff_Mul()
+    factors = sp.Mul.make_args(rest)
+    if len(factors) != 2:
+        return None
+    for total, a in (factors, factors[::-1]):
+        if total.is_Add and len(total.args) == 2 and a.is_Symbol and a in arrays:
+            k, b = total.as_coeff_Add()
+            if k != 0 and b.is_Symbol and b in arrays:
+                return c, a, b, k
+    return None

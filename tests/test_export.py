@@ -1578,3 +1578,31 @@ def test_a_loss_functions_refusal_names_its_line_and_max_norm_is_named():
     table = nn.Embedding(5, 3, max_norm=1.0)
     with pytest.raises(S.SymPropError, match=r"max_norm is not supported.*inside nn.Embedding"):
         S.from_torch(nn.Sequential(table, nn.Flatten()), nn.MSELoss(), example_inputs=(torch.tensor([[1, 2], [3, 4]]),))
+
+
+# -- torch.gather along the last axis: a policy gradient's log π(a|s) with the target's actions; per-position ids ------
+class PerPositionGather(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x, ids):
+        return torch.gather(self.fc(x), -1, ids)
+
+
+def test_gather_of_the_targets_actions_and_of_ids_per_position(tmp_path):
+    torch.manual_seed(14)
+    policy, x, actions = nn.Linear(4, 3).double(), torch.randn(5, 4, dtype=torch.float64), torch.tensor([0, 2, 1, 2, 0])
+
+    def policy_gradient(logits, actions):
+        return -F.log_softmax(logits, dim=1).gather(1, actions.unsqueeze(1)).mean()
+
+    model = S.from_torch(policy, policy_gradient, example_inputs=(x,), example_target=actions, name="policy")
+    agree(model, policy, (x,), actions, policy_gradient, tmp_path / "policy")
+    net, xs = PerPositionGather().double(), torch.randn(3, 2, 4, dtype=torch.float64)
+    ids, t = torch.randint(0, 5, (3, 2, 2)), torch.randn(3, 2, 2, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(xs, ids), example_target=t, name="per_position_gather")
+    agree(model, net, (xs, ids), t, nn.MSELoss(), tmp_path / "per_position")
+    with pytest.raises(S.SymPropError, match=r"torch.gather is supported along the last axis"):
+        S.from_torch(policy, lambda out, a: out.gather(0, a.unsqueeze(1).expand(-1, 3)).mean(),
+                     example_inputs=(x,), example_target=actions)

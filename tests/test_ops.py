@@ -355,6 +355,23 @@ def _picked():
                         example_inputs=(torch.randn(2, 3, dtype=torch.float64),), example_target=torch.tensor([1, 3]))
 
 
+class QValues(torch.nn.Module):
+    """A DQN's Q(s, a): the value of each state's action, q.gather(1, actions.unsqueeze(1)), the actions an input."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 4)
+
+    def forward(self, obs, action):
+        return torch.tanh(self.fc(obs)).gather(1, action.unsqueeze(1))
+
+
+def _gathered():
+    return S.from_torch(QValues().double(), torch.nn.MSELoss(),
+                        example_inputs=(torch.randn(3, 3, dtype=torch.float64), torch.tensor([0, 3, 1])),
+                        example_target=torch.randn(3, 1, dtype=torch.float64))
+
+
 MODELS = {  # row -> (op, a function that makes the model)
     # the primitives, each through the torch names that make it (and its adjoint's row: pad is a slice's, a
     # scatter-add an embedding's)
@@ -373,6 +390,7 @@ MODELS = {  # row -> (op, a function that makes the model)
     "logsumexp": ("logsumexp", _through(lambda h: h - torch.logsumexp(h, dim=-1, keepdim=True) +
                                         h.logsumexp(-1, keepdim=True) * 0.5)),
     "take_rows": ("take_rows", _picked),
+    "take_rows-gather": ("take_rows", _gathered),
     "detach": ("detach", _through(lambda h: h * h.detach() + torch.detach(h) ** 2)),
     "var": ("var", _through(lambda h: h * h.var(-1, keepdim=True) + torch.var(h, 1, unbiased=False, keepdim=True))),
     "std": ("std", _through(lambda h: h / h.std(-1, keepdim=True) + torch.std(h, dim=1, correction=0, keepdim=True))),

@@ -100,7 +100,7 @@ class Model:
         if target is not None and isinstance(loss, Loss) and target != loss.target:
             if target not in getattr(loss, "toml_targets", ()):
                 raise SymPropError(f"{type(loss).__name__} takes {loss.target!r} targets; leave target out", "target")
-            self.loss = copy.copy(loss)  # torch's CrossEntropyLoss reads probabilities too (target="probs")
+            self.loss = copy.copy(loss)  # a loss that reads either kind of target (class indices or probabilities)
             self.loss.target = target
         if sequence is not None and (isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1):
             raise SymPropError(f"must be a positive integer, got {sequence!r}", "sequence")

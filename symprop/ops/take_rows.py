@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..declare.tensor import SymbolicTensor, as_value, shape_text
+from ..declare.calls import in_torch, resolved
+from ..declare.tensor import SymbolicTensor, as_value, axis_of, shape_text
 from ..declare.trace import ClassIndices, fail, running
 from ..graph import Value
 from ..shapes import N
-from .onehot import onehot
-from .registry import TorchNames, defop
+from .onehot import one_hot, onehot
+from .registry import TorchNames, defop, fact
 from .sum import reduce_sum
 
 
@@ -60,7 +61,36 @@ def index(x, indices):
     return SymbolicTensor(picked).reshape(-1)
 
 
+def gather(input, dim, index, *, sparse_grad=False):
+    """torch.gather along the last axis (a DQN's q.gather(1, actions.unsqueeze(1))): out[..., k] is
+    input[..., index[..., k]], the contraction Σ_c input[..., c]·onehot(index)[..., k, c] with the one-hot rows of the
+    ids, an input or the target as given, so that its derivative is derived as take_rows's is."""
+    input, index = resolved(input), resolved(index)
+    if in_torch(input):
+        import torch
+
+        return torch.gather(input, dim, index, sparse_grad=sparse_grad)
+    value = as_value(input, "torch.gather")
+    ids = index.value if isinstance(index, SymbolicTensor) else None
+    if axis_of(dim, len(value.shape), "torch.gather") != len(value.shape) - 1 or ids is None or \
+            len(ids.shape) != len(value.shape) or ids.shape[:-1] != value.shape[:-1]:
+        raise fail("torch.gather is supported along the last axis, with ids of the same shape but for that axis "
+                   f"(got dim={dim}, {shape_text(value.shape)} and {shape_text(getattr(ids, 'shape', ()))})")
+    graph, classes = running().graph, value.shape[-1]
+    source = graph.tensors.get(ids.expr)
+    while source is not None and fact(source.op, "moves"):  # actions.unsqueeze(1): the ids as given, moved
+        source = graph.tensors.get(source.operands[0].expr)
+    if source is not None and source.op == "target":  # the generated code checks that each is a class
+        graph.class_range = (classes, None)
+        rows = SymbolicTensor(onehot(graph, ids, classes))
+    else:
+        rows = one_hot(index, classes)  # an input's ids (refused for a computed value)
+    return (SymbolicTensor(value).unsqueeze(-2) * rows).sum(-1)
+
+
 defop("take_rows", functional=index, front={"aten.index.Tensor": index, "aten.arange.default": arange,
-                                       "aten.arange.start": arange, "aten.arange.start_step": arange},
-      torch=TorchNames((), (), "", ("aten.index.Tensor", "aten.arange.default", "aten.arange.start",
-                                    "aten.arange.start_step")))
+                                       "aten.arange.start": arange, "aten.arange.start_step": arange,
+                                       "torch.gather": gather, "gather": gather, "aten.gather.default": gather},
+      torch=TorchNames(("torch.gather",), ("gather",), "", ("aten.index.Tensor", "aten.arange.default",
+                                                            "aten.arange.start", "aten.arange.start_step",
+                                                            "aten.gather.default")))

@@ -20,7 +20,7 @@ from dataclasses import replace
 import sympy as sp
 
 from ..ops.registry import call, fact, in_place
-from ..program import Program, Step, inlinable, reads
+from ..program import Program, Step, inlinable, reads, times_sum
 from ..shapes import batch_sized, broadcast
 
 WORTH_IT = 4  # arrays an expression makes as written, from which it is evaluated in place
@@ -303,22 +303,6 @@ class _Layout:
             return False  # one kernel and a scale, as written: fewer passes than a chain
         return self.options.reuse and not expr.has(sp.Piecewise, sp.Heaviside) and \
             full_steps(expr, self._full(statement)) >= worth
-
-
-def times_sum(expr: sp.Expr, arrays) -> tuple | None:
-    """(c, a, b, k) where expr is c·a·(b + k), a and b among `arrays`, c and k numbers (k ≠ 0); else None. It is
-    c·k·(a + a·b/k): one fused multiply-add and a scale (GELU's z·(1 + erf(z/√2))/2), where a chain makes b + k,
-    then multiplies by a, then by c."""
-    c, rest = expr.as_coeff_Mul()
-    factors = sp.Mul.make_args(rest)
-    if len(factors) != 2:
-        return None
-    for total, a in (factors, factors[::-1]):
-        if total.is_Add and len(total.args) == 2 and a.is_Symbol and a in arrays:
-            k, b = total.as_coeff_Add()
-            if k != 0 and b.is_Symbol and b in arrays:
-                return c, a, b, k
-    return None
 
 
 def _last_of_run(statements, i: int) -> str:

@@ -9,7 +9,7 @@ import sympy as sp
 from sympy.printing.pytorch import TorchPrinter
 
 from ..ops.registry import Helper
-from ..plan.lines import times_sum
+from ..program import times_sum
 from ..shapes import batch_sized
 from .statements import StatementPrinter, fold_numbers
 
