@@ -1603,6 +1603,36 @@ def test_gather_of_the_targets_actions_and_of_ids_per_position(tmp_path):
     ids, t = torch.randint(0, 5, (3, 2, 2)), torch.randn(3, 2, 2, dtype=torch.float64)
     model = S.from_torch(net, nn.MSELoss(), example_inputs=(xs, ids), example_target=t, name="per_position_gather")
     agree(model, net, (xs, ids), t, nn.MSELoss(), tmp_path / "per_position")
-    with pytest.raises(S.SymPropError, match=r"torch.gather is supported along the last axis"):
+    with pytest.raises(S.SymPropError, match=r"torch.gather takes ids of the input's shape but for the axis "):
         S.from_torch(policy, lambda out, a: out.gather(0, a.unsqueeze(1).expand(-1, 3)).mean(),
                      example_inputs=(x,), example_target=actions)
+
+
+class PixelClasses(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x, picks):
+        h = self.conv(x)
+        return h + torch.gather(h, 1, picks)  # (N, C, H, W) gathered over the channels by (N, 1, H, W) ids
+
+
+def dice_loss(pred, true_masks):
+    """A Dice loss over the classes, its target one-hot from the class indices (as segmentation training loops)."""
+    p = F.softmax(pred, dim=1)
+    target = F.one_hot(true_masks, 3).permute(0, 3, 1, 2).double()
+    return 1 - (2 * (p * target).sum() + 1e-6) / (p.sum() + target.sum() + 1e-6)
+
+
+def test_gather_over_the_channels_and_a_one_hot_target_in_the_loss(tmp_path):
+    torch.manual_seed(15)
+    net = PixelClasses().double()
+    x, picks = torch.randn(2, 3, 4, 4, dtype=torch.float64), torch.randint(0, 3, (2, 1, 4, 4))
+    masks = torch.randint(0, 3, (2, 4, 4))
+    model = S.from_torch(net, dice_loss, example_inputs=(x, picks), example_target=masks, name="dice")
+    agree(model, net, (x, picks), masks, dice_loss, tmp_path)
+    with pytest.raises(S.SymPropError, match=r"pass nn.NLLLoss\(\) as the loss instead\) \(in torch's lowering of "):
+        S.from_torch(nn.Conv1d(2, 3, 1).double(), lambda y, t: F.nll_loss(F.log_softmax(y, dim=1), t),
+                     example_inputs=(torch.randn(2, 2, 4, dtype=torch.float64),),
+                     example_target=torch.randint(0, 3, (2, 4)))

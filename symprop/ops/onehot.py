@@ -34,9 +34,12 @@ def one_hot(tensor, num_classes: int = -1):
     source = graph.tensors.get(tensor.value.expr) if isinstance(tensor, SymbolicTensor) else None
     while source is not None and fact(source.op, "moves"):  # xs[:, k], xs.view(-1): the input's ids, moved
         source = graph.tensors.get(source.operands[0].expr)
-    if source is None or source.op != "input":
-        raise fail("F.one_hot reads integer ids: an input of the model as given, not a computed value")
-    source.index_range = min(source.index_range or num_classes, num_classes)
+    if source is None or source.op not in ("input", "target"):
+        raise fail("F.one_hot reads integer ids: an input of the model or the target as given, not a computed value")
+    if source.op == "target":  # a Dice loss's one-hot target: the generated code checks that each is a class
+        graph.class_range = (num_classes, None)
+    else:
+        source.index_range = min(source.index_range or num_classes, num_classes)
     return SymbolicTensor(graph.apply("onehot", (tensor.value,), key=str(num_classes),
                                       simplex_axis=len(tensor.value.shape)))
 

@@ -62,9 +62,10 @@ def index(x, indices):
 
 
 def gather(input, dim, index, *, sparse_grad=False):
-    """torch.gather along the last axis (a DQN's q.gather(1, actions.unsqueeze(1))): out[..., k] is
-    input[..., index[..., k]], the contraction Σ_c input[..., c]·onehot(index)[..., k, c] with the one-hot rows of the
-    ids, an input or the target as given, so that its derivative is derived as take_rows's is."""
+    """torch.gather (a DQN's q.gather(1, actions.unsqueeze(1)); torch's lowering of nll_loss over (N, C, d)): along
+    the last axis, out[..., k] = input[..., index[..., k]], the contraction Σ_c input[..., c]·onehot(index)[..., k, c]
+    with the one-hot rows of the ids (an input or the target as given), so that its derivative is derived as
+    take_rows's is; along another axis but the batch's, that axis swapped with the last, and back."""
     input, index = resolved(input), resolved(index)
     if in_torch(input):
         import torch
@@ -72,19 +73,27 @@ def gather(input, dim, index, *, sparse_grad=False):
         return torch.gather(input, dim, index, sparse_grad=sparse_grad)
     value = as_value(input, "torch.gather")
     ids = index.value if isinstance(index, SymbolicTensor) else None
-    if axis_of(dim, len(value.shape), "torch.gather") != len(value.shape) - 1 or ids is None or \
-            len(ids.shape) != len(value.shape) or ids.shape[:-1] != value.shape[:-1]:
-        raise fail("torch.gather is supported along the last axis, with ids of the same shape but for that axis "
-                   f"(got dim={dim}, {shape_text(value.shape)} and {shape_text(getattr(ids, 'shape', ()))})")
+    axis = axis_of(dim, len(value.shape), "torch.gather")
+    if ids is None or len(ids.shape) != len(value.shape) or value.shape[axis] == N or \
+            any(a != b for i, (a, b) in enumerate(zip(ids.shape, value.shape, strict=True)) if i != axis):
+        raise fail("torch.gather takes ids of the input's shape but for the axis gathered, which is not the batch "
+                   f"axis (got dim={dim}, {shape_text(value.shape)} and {shape_text(getattr(ids, 'shape', ()))})")
+    last = len(value.shape) - 1
+    if axis != last:
+        swapped = SymbolicTensor(value).transpose(axis, last)
+        return gather(swapped, -1, index.transpose(axis, last)).transpose(axis, last)
     graph, classes = running().graph, value.shape[-1]
     source = graph.tensors.get(ids.expr)
     while source is not None and fact(source.op, "moves"):  # actions.unsqueeze(1): the ids as given, moved
         source = graph.tensors.get(source.operands[0].expr)
-    if source is not None and source.op == "target":  # the generated code checks that each is a class
+    if source is None or source.op not in ("input", "target"):  # F.nll_loss over (N, C, d) as torch lowers it
+        raise fail("torch.gather reads ids that are an input or the target as given, not computed ones (F.nll_loss "
+                   "over (N, C, d...) in a loss function computes them: pass nn.NLLLoss() as the loss instead)")
+    if source.op == "target":  # the generated code checks that each is a class
         graph.class_range = (classes, None)
         rows = SymbolicTensor(onehot(graph, ids, classes))
     else:
-        rows = one_hot(index, classes)  # an input's ids (refused for a computed value)
+        rows = one_hot(index, classes)
     return (SymbolicTensor(value).unsqueeze(-2) * rows).sum(-1)
 
 
