@@ -1636,3 +1636,28 @@ def test_gather_over_the_channels_and_a_one_hot_target_in_the_loss(tmp_path):
         S.from_torch(nn.Conv1d(2, 3, 1).double(), lambda y, t: F.nll_loss(F.log_softmax(y, dim=1), t),
                      example_inputs=(torch.randn(2, 2, 4, dtype=torch.float64),),
                      example_target=torch.randint(0, 3, (2, 4)))
+
+
+# -- Hugging Face GPT-2's causal mask: torch.where(a tril buffer of booleans, scores, a 0-d finfo.min made in forward)
+class WhereMasked(nn.Module):
+    def __init__(self, fill, keep_first: bool):
+        super().__init__()
+        self.fill, self.keep_first, self.fc = fill, keep_first, nn.Linear(4, 4)
+        self.register_buffer("bias", torch.tril(torch.ones(4, 4, dtype=torch.bool)).view(1, 4, 4), persistent=False)
+
+    def forward(self, x):
+        h = self.fc(x)
+        w = h @ h.transpose(-1, -2)
+        fill = torch.full([], self.fill, dtype=w.dtype)
+        w = torch.where(self.bias, w, fill) if self.keep_first else torch.where(~self.bias, fill, w)
+        return torch.softmax(w, dim=-1) @ h
+
+
+@pytest.mark.parametrize("fill, keep_first", [(torch.finfo(torch.float64).min, True), (float("-inf"), True),
+                                              (-1e4, False)], ids=["finfo-min", "minus-inf", "reversed"])
+def test_gpt2s_causal_mask_as_torch_where(fill, keep_first, tmp_path):
+    torch.manual_seed(16)
+    net = WhereMasked(fill, keep_first).double()
+    x, t = torch.randn(2, 4, 4, dtype=torch.float64), torch.randn(2, 4, 4, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="where_masked")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)

@@ -26,6 +26,14 @@ def where(condition_, input, other):
     mask, input, other = resolved(condition_), resolved(input), resolved(other)
     if in_torch(mask, input, other):
         return torch_function(TORCH.functions[0])(mask, input, other)
+    input, other = _number(input), _number(other)
+    if in_torch(mask):  # a constant mask (GPT-2's tril buffer): the value filled in where it does not hold, or does
+        from .masked_fill import masked_fill
+
+        if isinstance(input, SymbolicTensor) and isinstance(other, numbers.Real):
+            return masked_fill(input, ~mask, other)
+        if isinstance(other, SymbolicTensor) and isinstance(input, numbers.Real):
+            return masked_fill(other, mask, input)
     for value in (input, other):
         if isinstance(value, numbers.Real) and not math.isfinite(value) and not _minus_inf(value):
             raise fail(f"torch.where: a branch of {value} is not supported (finite numbers, or -inf)")
@@ -34,6 +42,11 @@ def where(condition_, input, other):
     if _minus_inf(input):
         return _added_mask(other, mask)
     return elementwise(lambda m, a, b: sp.Piecewise((a, condition(m)), (b, True)), (mask, input, other), "where")
+
+
+def _number(value):
+    """A 0-d constant tensor (torch.full([], finfo.min) made in forward) as the number it holds."""
+    return value.item() if in_torch(value) and value.dim() == 0 and value.is_floating_point() else value
 
 
 def _added_mask(x, mask):
