@@ -197,3 +197,12 @@ def test_by_hand_parameter_names_follow_attribute_paths():
 def test_a_loss_function_with_probabilities_says_so():
     model = S.Model(S.Sequential(S.Linear(3, 2)), lambda y, t: F.cross_entropy(y, t), inputs=3, target="probs")
     assert model.target_shape == ("batch", 2) and model.target_kind == "probs"
+
+
+def test_a_one_hot_of_the_target_makes_it_class_indices(tmp_path):
+    """F.one_hot(t, C) in a loss function: the target holds class indices (it was refused, the ids not an input)."""
+    model = S.Model(S.Sequential(S.Linear(3, 4), S.Tanh(), S.Linear(4, 3)),
+                    lambda y, t: -(F.log_softmax(y, dim=-1) * F.one_hot(t, 3)).sum(), inputs=3, name="one_hot_t")
+    assert model.target_kind == "index"
+    rows = compare(model, write_and_import(tmp_path, model), seeds=(0, 1), batches=(1, 6))
+    assert all(row.passed for row in rows), [(row.name, row.error) for row in rows]

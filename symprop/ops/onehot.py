@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..declare.calls import in_torch, resolved, torch_function
 from ..declare.tensor import SymbolicTensor
-from ..declare.trace import fail, running
+from ..declare.trace import ClassIndices, fail, running
 from .primitive import no_jvp, primitive
 from .registry import Helper, TorchNames, fact
 
@@ -37,6 +37,8 @@ def one_hot(tensor, num_classes: int = -1):
     if source is None or source.op not in ("input", "target"):
         raise fail("F.one_hot reads integer ids: an input of the model or the target as given, not a computed value")
     if source.op == "target":  # a Dice loss's one-hot target: the generated code checks that each is a class
+        if getattr(running(), "target_open", False) and len(source.shape) > 1:
+            raise ClassIndices  # the target holds class indices: the trace starts again with them as integers
         graph.class_range = (num_classes, None)
     else:
         source.index_range = min(source.index_range or num_classes, num_classes)
