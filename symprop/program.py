@@ -126,6 +126,8 @@ def times_sum(expr: sp.Expr, arrays) -> tuple | None:
     """(c, a, b, k) where expr is c·a·(b + k), a and b among `arrays`, c and k numbers (k ≠ 0); else None. It is
     c·k·(a + a·b/k): one fused multiply-add and a scale (z·(1 + erf(z/√2))/2), where a chain makes b + k,
     then multiplies by a, then by c."""
+    if not isinstance(expr, sp.Expr):  # a mask's condition
+        return None
     c, rest = expr.as_coeff_Mul()
     factors = sp.Mul.make_args(rest)
     if len(factors) != 2:

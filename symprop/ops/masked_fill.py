@@ -5,14 +5,10 @@ filled with -inf is attention's causal mask (causal_mask.py), added to x. Any ot
 
 from __future__ import annotations
 
-import math
-
 from ..declare.calls import resolved
-from ..declare.tensor import SymbolicTensor, traced_graph
-from .causal_mask import causal_mask, causal_size
-from .constant import constant_table
+from ..declare.tensor import SymbolicTensor
 from .registry import TorchNames, defop
-from .where import masked_fill_computed
+from .where import masked_fill_computed, masked_fill_constant
 
 
 def masked_fill(input, mask, value):
@@ -21,16 +17,7 @@ def masked_fill(input, mask, value):
         return input.masked_fill(mask, value)
     if isinstance(mask, SymbolicTensor):  # computed by the model: from its input ids, or from its values
         return masked_fill_computed(input, mask, value)
-    size = causal_size(mask) if mask.dtype == _bool() else None
-    if size is not None and isinstance(value, (int, float)) and math.isinf(value) and value < 0:
-        return input + SymbolicTensor(causal_mask(traced_graph(), size))
-    return masked_fill_computed(input, SymbolicTensor(constant_table(traced_graph(), (mask != 0).double())), value)
-
-
-def _bool():
-    import torch
-
-    return torch.bool
+    return masked_fill_constant(input, mask, value)
 
 
 defop("masked_fill", torch=TorchNames(("torch.masked_fill",), ("masked_fill",), "",

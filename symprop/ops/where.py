@@ -12,7 +12,9 @@ import sympy as sp
 from ..declare.calls import in_torch, resolved, torch_function
 from ..declare.tensor import SymbolicTensor, as_value, elementwise, traced_graph
 from ..declare.trace import fail
+from .causal_mask import causal_mask, causal_size
 from .compare import condition, indicator
+from .constant import constant_table
 from .minus_infinity import minus_infinity
 from .registry import TorchNames, defop
 
@@ -28,12 +30,10 @@ def where(condition_, input, other):
         return torch_function(TORCH.functions[0])(mask, input, other)
     input, other = _number(input), _number(other)
     if in_torch(mask):  # a constant mask (GPT-2's tril buffer): the value filled in where it does not hold, or does
-        from .masked_fill import masked_fill
-
         if isinstance(input, SymbolicTensor) and isinstance(other, numbers.Real):
-            return masked_fill(input, ~mask, other)
+            return masked_fill_constant(input, ~mask, other)
         if isinstance(other, SymbolicTensor) and isinstance(input, numbers.Real):
-            return masked_fill(other, mask, input)
+            return masked_fill_constant(other, mask, input)
     for value in (input, other):
         if isinstance(value, numbers.Real) and not math.isfinite(value) and not _minus_inf(value):
             raise fail(f"torch.where: a branch of {value} is not supported (finite numbers, or -inf)")
@@ -53,6 +53,21 @@ def _added_mask(x, mask):
     """x + (−inf where mask holds, else 0)."""
     value = as_value(mask, "where")
     return x + SymbolicTensor(minus_infinity(traced_graph(), value))
+
+
+def masked_fill_constant(input, mask, value):
+    """x.masked_fill(mask, value) for a constant mask (a buffer, or a mask built from sizes): the causal one filled
+    with -inf is attention's causal mask, added to x; any other is a table of 0s and 1s, read as a computed mask."""
+    size = causal_size(mask) if mask.dtype == _bool() else None
+    if size is not None and _minus_inf(value):
+        return input + SymbolicTensor(causal_mask(traced_graph(), size))
+    return masked_fill_computed(input, SymbolicTensor(constant_table(traced_graph(), (mask != 0).double())), value)
+
+
+def _bool():
+    import torch
+
+    return torch.bool
 
 
 def masked_fill_computed(input, mask, value):
