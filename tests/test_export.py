@@ -5,6 +5,7 @@ through the registry, and checked against torch.autograd in float64, in both gen
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -1661,3 +1662,15 @@ def test_gpt2s_causal_mask_as_torch_where(fill, keep_first, tmp_path):
     x, t = torch.randn(2, 4, 4, dtype=torch.float64), torch.randn(2, 4, 4, dtype=torch.float64)
     model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="where_masked")
     agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+def test_a_float_cast_in_a_loss_function_is_warned_at_the_functions_line():
+    """A Dice loss's .float() in a float64 model: read as the identity, said at the loss function's line."""
+    net, x = nn.Linear(3, 3).double(), torch.randn(4, 3, dtype=torch.float64)
+
+    def rounded(out, t):
+        return ((out.float() - t) ** 2).mean()
+
+    model = S.from_torch(net, rounded, example_inputs=(x,), example_target=torch.randn(4, 3, dtype=torch.float64))
+    (warning,) = S.derive_network(model).warnings
+    assert re.match(r"loss \(test_export.py:\d+\): a cast to float32 is read as the identity", warning), warning

@@ -644,7 +644,7 @@ class Exported(Module):
         elif _float_cast(node):  # the identity, on symbolic tensors and in torch's reference alike
             values[node] = _load(node.args[0], values)
             if graph is not None and _narrowing(node):
-                graph.note(CAST, location(node), str(node.meta["val"].dtype).replace("torch.", ""))
+                graph.note(CAST, location(node, self.where), str(node.meta["val"].dtype).replace("torch.", ""))
         else:
             values[node] = _call(node, _load(node.args, values), _load(node.kwargs, values))
         values[node] = _typed(values.get(node), node)
