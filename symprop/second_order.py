@@ -37,9 +37,25 @@ def hessian_vector(graph: Graph, gradients: dict, params: dict, along: dict) -> 
     return {params[key]: value for key, value in zip(keys, moved, strict=True)}
 
 
+def reads_beyond(graph: Graph, value: Value, held: Value, params) -> bool:
+    """Whether `value` reads a parameter other than through `held` (the output held constant): a loss that reads
+    more of the network than its output (a Gaussian head's log σ, returned beside μ)."""
+    params, seen = {p.symbol for p in params}, set()
+    stack = list(graph.tensor_symbols(value.expr))
+    while stack:
+        symbol = stack.pop()
+        if symbol in seen or symbol == held.expr:
+            continue
+        seen.add(symbol)
+        if symbol in params:
+            return True
+        stack += [s for operand in graph.tensor(symbol).operands for s in graph.tensor_symbols(operand.expr)]
+    return False
+
+
 def gauss_newton_vector(graph: Graph, lowered, model, along: dict) -> dict | None:
-    """Jᵀ H J v for every parameter tensor; None where the loss reads parameters (a penalty), whose Gauss–Newton
-    matrix is not the loss of the output's alone."""
+    """Jᵀ H J v for every parameter tensor; None where the loss reads parameters (a penalty) or more of the network
+    than its output (a forward's second tensor), whose Gauss–Newton matrix is not the loss of the output's alone."""
     params, output = lowered.params, lowered.output
     constant = with_fact("stops_gradient").name  # a value through which no gradient flows
     held = graph.apply(constant, (output,), stem="y")
@@ -47,7 +63,7 @@ def gauss_newton_vector(graph: Graph, lowered, model, along: dict) -> dict | Non
                        loss=model.loss if isinstance(model.loss, Module) else None)
     with interpret(trace):
         again = model.loss(SymbolicTensor(held), SymbolicTensor(Value(lowered.t.symbol, lowered.t.shape))).value
-    if trace.params:
+    if trace.params or reads_beyond(graph, again, held, params.values()):
         return None
     (jv,) = tangents(graph, {params[key]: v for key, v in along.items()}, [output])
     y = graph.tensor(held.expr)

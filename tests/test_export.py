@@ -1674,3 +1674,65 @@ def test_a_float_cast_in_a_loss_function_is_warned_at_the_functions_line():
     model = S.from_torch(net, rounded, example_inputs=(x,), example_target=torch.randn(4, 3, dtype=torch.float64))
     (warning,) = S.derive_network(model).warnings
     assert re.match(r"loss \(test_export.py:\d+\): a cast to float32 is read as the identity", warning), warning
+
+
+# -- a loss module of one's own, and torch's loss modules that symprop has no layer for: read as their forward -----
+class FocalLoss(nn.Module):
+    def __init__(self, gamma=2.0):
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, logits, target):
+        log_p = F.log_softmax(logits, dim=-1).gather(1, target.unsqueeze(1)).squeeze(1)
+        return (-(1 - log_p.exp()) ** self.gamma * log_p).mean()
+
+
+@pytest.mark.parametrize("case", ["focal", "poisson_nll", "multilabel_soft_margin"])
+def test_a_loss_module_symprop_has_no_layer_for_is_read_as_its_forward(case, tmp_path):
+    torch.manual_seed(4)
+    net, x = nn.Linear(5, 3).double(), torch.randn(4, 5, dtype=torch.float64)
+    loss, t = {"focal": (FocalLoss(), torch.randint(0, 3, (4,))),
+               "poisson_nll": (nn.PoissonNLLLoss(), torch.poisson(torch.rand(4, 3, dtype=torch.float64) * 3)),
+               "multilabel_soft_margin": (nn.MultiLabelSoftMarginLoss(), (torch.rand(4, 3) > 0.5).double())}[case]
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name=case)
+    agree(model, net, (x,), t, loss, tmp_path)
+
+
+def test_a_loss_module_with_parameters_of_its_own_is_refused_in_one_line():
+    class Weighted(nn.Module):  # a learned uncertainty weight: a parameter that symprop would not train
+        def __init__(self):
+            super().__init__()
+            self.log_var = nn.Parameter(torch.zeros(1))
+
+        def forward(self, y, t):
+            return F.mse_loss(y, t) * torch.exp(-self.log_var) + self.log_var
+
+    x, t = torch.randn(4, 5), torch.randn(4, 3)
+    with pytest.raises(S.SymPropError, match=r"^loss: Weighted has parameters of its own") as error:
+        S.from_torch(nn.Linear(5, 3), Weighted(), example_inputs=(x,), example_target=t)
+    assert "\n" not in str(error.value)
+
+
+# -- CLIP's learned temperature: a 0-d parameter, returned beside the batch's embeddings -------------------------------
+class ScaledEmbeddings(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(5, 4)
+        self.logit_scale = nn.Parameter(torch.ones([]) * math.log(1 / 0.07))
+
+    def forward(self, x):
+        return F.normalize(self.proj(x), dim=-1), self.logit_scale.exp()
+
+
+def scaled_mse(out, t):
+    z, scale = out
+    return F.mse_loss(z * scale, t)
+
+
+def test_a_0d_parameter_returned_beside_the_batch_is_a_parameter_like_any_other(tmp_path):
+    torch.manual_seed(5)
+    net = ScaledEmbeddings().double()
+    x, t = torch.randn(4, 5, dtype=torch.float64), torch.randn(4, 4, dtype=torch.float64)
+    model = S.from_torch(net, scaled_mse, example_inputs=(x,), example_target=t, name="scaled")
+    assert model.parameters["logit_scale"] == ()
+    agree(model, net, (x,), t, scaled_mse, tmp_path)

@@ -4,6 +4,7 @@ double backward (torch.autograd.functional.hvp) in float64, for networks of ever
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -273,3 +274,62 @@ def test_a_loss_function_through_torch_export_has_ggn_vp_unless_it_reads_a_param
             for key, value in want.items():
                 error = (torch.as_tensor(np.asarray(got[key])) - value).abs().max().item()
                 assert error <= 1e-10 * max(value.abs().max().item(), 1.0), f"{backend} {key}: {error}"
+
+
+def test_a_models_own_loss_has_the_gauss_newton_product_of_its_logits(monkeypatch):
+    """examples/gpt.py computes its own loss (forward(idx, targets) -> (logits, loss)): ggn_vp is Jᵀ H J v, J the
+    logits' Jacobian and H the Hessian of nanoGPT's cross-entropy in them, here built by torch.func on the module
+    itself. (It came out 0, and so did the reference that replays the model: the loss read the logits as forward had
+    computed them, not the output held constant.)"""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpt_example", Path(__file__).parent.parent / "examples" / "gpt.py")
+    gpt = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpt_example", gpt)  # its config dataclass looks its module up
+    spec.loader.exec_module(gpt)
+    net, loss, (idx, targets) = gpt.build(batch=3)
+    net = net.double()
+    model = S.from_torch(net, loss, example_inputs=(idx, targets), name="gpt_ggn")
+    generator = torch.Generator().manual_seed(3)
+    params = {k: p.detach() for k, p in net.named_parameters()}
+    v = {k: torch.randn(p.shape, generator=generator, dtype=torch.float64) for k, p in params.items()}
+
+    def logits(p):
+        return functional_call(net, p, (idx, targets))[0]
+
+    def cross_entropy(y):
+        return torch.nn.functional.cross_entropy(y.view(-1, y.size(-1)), targets.view(-1), ignore_index=-1)
+
+    with sdpa_kernel(SDPBackend.MATH):
+        y, jv = torch.func.jvp(logits, (params,), (v,))
+        _, hjv = torch.func.jvp(torch.func.grad(cross_entropy), (y.detach(),), (jv,))
+        want = torch.func.vjp(logits, params)[1](hjv)[0]
+    namespace = modules(model, hvp=True)["torch"]
+    _, got = namespace["ggn_vp"](params, idx, targets, v)
+    for key, value in want.items():
+        assert value.abs().max() > 1e-6, key  # a product that is not 0
+        error = (got[key] - value).abs().max().item()
+        assert error <= 1e-10 * max(value.abs().max().item(), 1.0), (key, error)
+
+
+def test_a_loss_that_reads_a_second_output_gets_no_gauss_newton_product():
+    """A Gaussian head returns (μ, log σ) and its loss reads both: J of the first output alone would leave out log σ's
+    block, so the module has hvp but no ggn_vp (it had one, whose log σ block was 0)."""
+
+    class GaussianHead(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mu, self.log_sigma = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.mu(x), self.log_sigma(x)
+
+    def nll(out, y):
+        mu, log_sigma = out
+        return (log_sigma + 0.5 * ((y - mu) / log_sigma.exp()) ** 2).mean()
+
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 1, dtype=torch.float64)
+    model = S.from_torch(GaussianHead().double(), nll, example_inputs=(x,), example_target=y, name="gaussian_head")
+    namespace = modules(model, hvp=True)["numpy"]
+    assert "hvp" in namespace and "ggn_vp" not in namespace

@@ -127,13 +127,16 @@ def _logits_and_loss(output, loss, batch: int) -> tuple[int, int]:
 
 
 def torch_loss(loss):
-    """The symprop loss of a torch loss module (one of torch.nn's); None for a loss function; a module symprop
-    does not have is refused."""
+    """The symprop loss of a torch loss module (one of torch.nn's); None for a loss function, or a loss module that
+    symprop does not have, which is read as the function its forward is (a FocalLoss(nn.Module) of one's own)."""
     torch = require_torch("from_torch")
     op = by_module(type(loss).__name__) if isinstance(loss, torch.nn.Module) else None
     if op is not None and is_loss(op.layer_class) and type(loss) is getattr(torch.nn, type(loss).__name__):
         return op.layer_class.from_torch(loss)
-    if isinstance(loss, torch.nn.Module) or not callable(loss):
+    if isinstance(loss, torch.nn.Module) and any(True for _ in loss.parameters()):
+        raise SymPropError(f"{type(loss).__name__} has parameters of its own; symprop derives the gradients of the "
+                           "network's alone: pass a loss without parameters", "loss")
+    if not callable(loss):
         losses = [name for name, cls in layers().items() if is_loss(cls) and cls.from_torch]
         raise SymPropError(f"{type(loss).__name__} is not a loss symprop has; pass a torch.nn loss "
                            f"({', '.join(losses)}) or a function of (output, target)", "loss")
@@ -222,8 +225,11 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
     batch = Dim("batch")
     axes = iter(axes if isinstance(axes, tuple) else (axes,) * len(args))
 
-    def free(arg):  # each tensor's batch axis, through a tuple of tensors too
-        return tuple(free(a) for a in arg) if isinstance(arg, tuple) else {next(axes): batch}
+    def free(arg):  # each tensor's batch axis, through a tuple of tensors too (None: a tensor without one)
+        if isinstance(arg, tuple):
+            return tuple(free(a) for a in arg)
+        axis = next(axes)
+        return None if axis is None else {axis: batch}
 
     try:
         with _masks_taken_as_given(), _momentum_given(module), warnings.catch_warnings(), _torch_logs_quiet():
@@ -394,9 +400,6 @@ class Exported(Module):
         made: dict[int, Parameter] = {}
         tensors = dict(module.named_parameters(remove_duplicate=False))
         for key, tensor in tensors.items():
-            if tensor.dim() == 0:
-                raise SymPropError(f"parameter {key} is a scalar (0-d), which symprop does not have yet; give it shape "
-                                   "(1,)", "module")
             parameter = made.setdefault(id(tensor), Parameter(tuple(tensor.shape), init=torch_init(module, key)))
             parameter.frozen = not tensor.requires_grad
             self._place(key, parameter)
@@ -505,9 +508,12 @@ class Exported(Module):
         return self._values[output]
 
     def loss_of_forward(self, output, t):
-        """The rest of the program, from where forward stopped: the loss it computes itself, of its target `t`."""
+        """The rest of the program, from where forward stopped: the loss it computes itself, of its target `t`, and of
+        `output` (what reads the logits, logits.view(-1, V), is computed again from the output given: the Gauss–Newton
+        product gives it the output held constant)."""
         node, target, loss = self.split
-        values = {**self._values, node: output, target: t}
+        after = self._after_output
+        values = {**{n: v for n, v in self._values.items() if n not in after}, node: output, target: t}
         rest = [n for n in self.program.graph.nodes if n not in values and n.op not in ("placeholder", "output")]
         return self.evaluate(rest, values, iter(()), every_parameter(self))[loss]
 
@@ -525,6 +531,7 @@ class Exported(Module):
                                "loss")
         self.split = (outputs[output], target, outputs[loss])
         self.network_nodes = [n for n in graph.nodes if n.op != "output" and target not in reads[n] | {n}]
+        self._after_output = {n for n in graph.nodes if outputs[output] in reads[n]}
 
     split = None
 
@@ -564,18 +571,22 @@ class Exported(Module):
     def _batch_first(self, y, i: int):
         return _swapped(y) if self.output_axis(i) else y
 
-    def output_axis(self, i: int) -> int:
-        """The batch axis of output number i: the one the exported program keeps free, first or second."""
+    def output_axis(self, i: int) -> int | None:
+        """The batch axis of output number i: the one the exported program keeps free, first or second; None for an
+        output after the first that has none (a learned temperature, logit_scale.exp(), returned beside the batch)."""
         returned = self.returned(next(n for n in self.program.graph.nodes if n.op == "output").args[0])
         shape = returned[i].meta["val"].shape
         free = [a for a, d in enumerate(shape) if not isinstance(d, int)]
+        if i and not free:
+            return None
         text = "(" + ", ".join(re.sub(r"\bs\d+\b", "N", str(d)) for d in shape) + ")"  # torch's batch size s12: N
+        name = "forward's output" if not i else f"forward's output number {i + 1}"
         if any(not getattr(getattr(shape[a], "node", None), "expr", sp.Symbol("s")).is_Symbol for a in free):
-            raise SymPropError(f"forward's output has shape {text}: the batch is merged with another axis (a "
+            raise SymPropError(f"{name} has shape {text}: the batch is merged with another axis (a "
                                "view(-1, ...) in forward); return it with the batch on an axis of its own, and let "
                                "the loss reshape it", "forward")
         if free not in ([0], [1]):
-            raise SymPropError(f"forward's output has shape {text}: symprop needs its batch on an axis of its "
+            raise SymPropError(f"{name} has shape {text}: symprop needs its batch on an axis of its "
                                "own, first or second", "forward")
         return free[0]
 

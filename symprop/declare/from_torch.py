@@ -222,7 +222,9 @@ def _causal(mask, root, name: str) -> bool:
 def _translate_loss(loss, module, net: Traced):
     """A loss function written with torch operations, traced as a method of a module that holds the network
     (so that the network's parameters it reads are known by name)."""
-    graph, locations = _trace(loss_holder(loss, module), "loss")
+    torch = _torch()
+    function = loss.forward if isinstance(loss, torch.nn.Module) else loss  # a loss module's call, read through
+    graph, locations = _trace(loss_holder(function, module), "loss")
     for node in graph.nodes:
         if node.op == "call_module":
             raise SymPropError(f"the loss calls {node.target}: call layers in forward, not in the loss",

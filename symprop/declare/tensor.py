@@ -255,7 +255,7 @@ class Parameter:
 
     def __init__(self, shape, init="normal"):
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
             raise fail(f"Parameter: shape must be positive integers, got {shape!r}")
         self.shape = shape
         self.init = _initialization(init)

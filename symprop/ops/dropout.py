@@ -34,7 +34,10 @@ class Dropout(Module):
 
     @classmethod
     def from_torch(cls, module):
-        return cls(module.p)
+        if module.training and module.p:  # in eval() mode torch's dropout is the identity
+            raise SymPropError(f"Dropout: p={module.p} in training mode; torch.fx derives it at p = 0.0 only (call "
+                               ".eval(), or give example_inputs: torch.export takes its masks as inputs)")
+        return cls(0.0)
 
     def output_width(self, width: int) -> int:
         return width

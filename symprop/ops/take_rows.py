@@ -61,6 +61,15 @@ def index(x, indices):
     return SymbolicTensor(picked).reshape(-1)
 
 
+def _of_open_target(ids) -> bool:
+    """Whether ids are the target, moved, while the trace does not know yet that it holds class indices."""
+    graph = running().graph
+    source = graph.tensors.get(ids.expr)
+    while source is not None and fact(source.op, "moves"):
+        source = graph.tensors.get(source.operands[0].expr)
+    return source is not None and source.op == "target" and getattr(running(), "target_open", False)
+
+
 def gather(input, dim, index, *, sparse_grad=False):
     """torch.gather (a DQN's q.gather(1, actions.unsqueeze(1)); torch's lowering of nll_loss over (N, C, d)): along
     the last axis, out[..., k] = input[..., index[..., k]], the contraction Σ_c input[..., c]·onehot(index)[..., k, c]
@@ -74,6 +83,8 @@ def gather(input, dim, index, *, sparse_grad=False):
     value = as_value(input, "torch.gather")
     ids = index.value if isinstance(index, SymbolicTensor) else None
     axis = axis_of(dim, len(value.shape), "torch.gather")
+    if ids is not None and _of_open_target(ids) and len(ids.shape) != len(value.shape) - 1:
+        raise ClassIndices  # target.unsqueeze(1), traced as the output's shape: the targets hold class indices
     if ids is None or len(ids.shape) != len(value.shape) or value.shape[axis] == N or \
             any(a != b for i, (a, b) in enumerate(zip(ids.shape, value.shape, strict=True)) if i != axis):
         raise fail("torch.gather takes ids of the input's shape but for the axis gathered, which is not the batch "
