@@ -1736,3 +1736,85 @@ def test_a_0d_parameter_returned_beside_the_batch_is_a_parameter_like_any_other(
     model = S.from_torch(net, scaled_mse, example_inputs=(x,), example_target=t, name="scaled")
     assert model.parameters["logit_scale"] == ()
     agree(model, net, (x,), t, scaled_mse, tmp_path)
+
+
+# -- torch.max(x, dim): its values (PointNet's max over points, CBAM's over channels); its indices are refused ------
+class PointFeatures(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv1d(3, 4, 1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x))
+        x = torch.max(x, 2, keepdim=True)[0]
+        return self.fc(x.view(-1, 4))
+
+
+class ChannelMaxAndMean(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, 3, padding=1)
+        self.head = nn.Linear(2 * 16, 3)
+
+    def forward(self, x):
+        mean = torch.mean(x, dim=1, keepdim=True)
+        top, _ = torch.max(x, dim=1, keepdim=True)
+        return self.head((x * torch.sigmoid(self.conv(torch.cat([mean, top], dim=1)))).flatten(1))
+
+
+class TiedMaxima(nn.Module):  # relu's zeros tie: the first of them takes the gradient, as torch's max(dim) gives it
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 6)
+
+    def forward(self, x):
+        h = torch.relu(self.linear(x) - 1.0)
+        return h + h.max(dim=1).values.unsqueeze(1)
+
+
+@pytest.mark.parametrize("case", ["points", "channels", "ties"])
+def test_torch_max_along_a_dim_takes_its_values(case, tmp_path):
+    torch.manual_seed(6)
+    net, x, t, loss = {
+        "points": (PointFeatures(), torch.randn(3, 3, 5), torch.tensor([0, 1, 1]), nn.CrossEntropyLoss()),
+        "channels": (ChannelMaxAndMean(), torch.randn(3, 2, 4, 4), torch.tensor([0, 1, 2]), nn.CrossEntropyLoss()),
+        "ties": (TiedMaxima(), torch.randn(3, 4), torch.randn(3, 6), nn.MSELoss())}[case]
+    net, x = net.double(), x.double()
+    t = t.double() if t.is_floating_point() else t
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name=f"max_{case}")
+    agree(model, net, (x,), t, loss, tmp_path)
+
+
+def test_torch_max_along_a_dim_refuses_its_indices_where_they_are_read():
+    class Indices(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 6)
+
+        def forward(self, x):
+            h = self.linear(x)
+            _, i = h.max(dim=1)
+            return h * i.unsqueeze(1).to(h.dtype)
+
+    with pytest.raises(S.SymPropError, match=r"^forward \(test_export.py:\d+\): torch.max\(x, dim\)'s indices are"):
+        S.from_torch(Indices(), nn.MSELoss(), example_inputs=(torch.randn(3, 4),), example_target=torch.randn(3, 6))
+
+
+# -- F.lp_pool2d: torch lowers it to (sign(a)·relu(|a|)·k)^(1/p), whose negative piece is NaN, as in torch -----------
+class PowerAveragePool(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.fc = nn.Linear(2 * 2 * 2, 3)
+
+    def forward(self, x):
+        return self.fc(F.lp_pool2d(torch.tanh(self.conv(x)), 2, 2).flatten(1))
+
+
+def test_lp_pooling_derives_where_its_power_of_a_sign_has_an_imaginary_piece(tmp_path):
+    """(−1)^½ in a piece that no entry takes: it was a crash of the printers (a complex number), now NaN."""
+    torch.manual_seed(7)
+    net, x, t = PowerAveragePool().double(), torch.randn(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 2])
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t, name="lp_pool")
+    agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)

@@ -27,7 +27,7 @@ from .model import Model
 from .module import Module
 from .tensor import TORCH_FUNCTIONS, Parameter, SymbolicTensor
 from .torch_eval import require_torch
-from .trace import ClassIndices, GraphTrace, TorchRun, running
+from .trace import ClassIndices, GraphTrace, TorchRun, Unread, running
 
 
 def exported_model(module, loss, example_inputs: tuple, example_target, name: str = "model", target: str | None = None,
@@ -892,6 +892,9 @@ def _call(node, args, kwargs):
     """One ATen operation: torch's own where it reads no symbolic tensor (a constant, or a run in torch), else its
     registry op's meaning on symbolic tensors (an in-place one's, its out-of-place twin's)."""
     name = aten_name(node.target)
+    unread = [a for a in (*args, *kwargs.values()) if isinstance(a, Unread)]
+    if unread:  # a result that symprop does not read, read
+        raise SymPropError(unread[0].message)
     name = _in_place(name) if _in_place(name) and _symbolic([*args, *kwargs.values()]) else name
     if name == "aten.sym_size.int":  # a size: the batch size N along the batch axis, else a number
         tensor, dim = args

@@ -148,6 +148,14 @@ class TorchRun:
         return {name: self._tensors[id(p)] for name, p in module.named_parameters()}
 
 
+class Unread:
+    """A result of an operation that symprop does not read (torch.max(x, dim)'s indices): the operation that reads it
+    is refused with `message`."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+
 def fail(message: str) -> SymPropError:
     """A SymPropError located at the line of the user's code (forward, a loss) that led here, if any."""
     return SymPropError(message, user_location())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..declare.tensor import SymbolicTensor, as_value, axis_of, traced_graph
-from ..declare.trace import fail, running
+from ..declare.trace import Unread, fail, running
 from ..graph import Graph, Value
 from .argmax import first_max
 from .onehot import onehot
@@ -72,6 +72,19 @@ def amax(x, dim=None, keepdim: bool = False) -> SymbolicTensor:
                                                split=top.shape, perm=tuple(range(len(top.shape)))))
 
 
+def max_along(x, dim, keepdim: bool = False) -> tuple:
+    """torch.max(x, dim) and x.max(dim) (aten.max.dim): (values, indices), of which symprop reads the values (an
+    operation that reads the indices is refused); the gradient goes to the first entry equal to the
+    max, as torch's does (PointNet's max over points, CBAM's over channels)."""
+    value = as_value(x, "max")
+    axis, last = axis_of(dim, len(value.shape), "max"), len(value.shape) - 1
+    moved = value if axis == last else SymbolicTensor(value).transpose(axis, last).value
+    top = SymbolicTensor(reduce_max(traced_graph(), moved, last, stem=running().stem("m"), first=True))
+    top = top if axis == last else top.transpose(axis, last)
+    return (top if keepdim else top.squeeze(axis)), Unread("torch.max(x, dim)'s indices are not supported by symprop "
+                                                           "(its values are)")
+
+
 SHORT = 16  # a last axis this short: NumPy's max over it runs an order of magnitude slower than np.maximum per entry
 NUMPY_SHORT_MAX = Helper("max_last", '''
 def max_last(values):
@@ -107,5 +120,5 @@ primitive(
            "latex": reduction(lambda p, text, axes, keep: rf"\operatorname{{rowmax}}\left({text}\right)"),
            "mathml": reduction(lambda p, text, axes, keep: f"<mrow><munder><mi>max</mi><mtext>axis "
                                f"{','.join(map(str, axes))}</mtext></munder><mo>(</mo>{text}<mo>)</mo></mrow>")},
-    torch=TorchNames(functions=("torch.amax",), methods=("amax",), aten=("aten.amax.default",)),
-    front={"torch.amax": amax, "amax": amax, "aten.amax.default": amax}, finite=True)
+    torch=TorchNames(functions=("torch.amax",), methods=("amax",), aten=("aten.amax.default", "aten.max.dim")),
+    front={"torch.amax": amax, "amax": amax, "aten.amax.default": amax, "aten.max.dim": max_along}, finite=True)

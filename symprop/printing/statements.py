@@ -18,7 +18,10 @@ def fold_numbers(expr):
     if not isinstance(expr, sp.Basic) or expr.is_Atom and not expr.is_NumberSymbol:
         return expr
     if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
-        return sp.Float(expr.evalf(17), 17)
+        value = expr.evalf(17)
+        if value.is_extended_real is False:  # (-1)**0.5 in a piece: NaN in real arithmetic, as torch computes it
+            return sp.nan
+        return sp.Float(value, 17)
     return expr.func(*(fold_numbers(a) for a in expr.args)) if expr.args else expr
 
 
