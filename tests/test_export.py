@@ -1818,3 +1818,57 @@ def test_lp_pooling_derives_where_its_power_of_a_sign_has_an_imaginary_piece(tmp
     net, x, t = PowerAveragePool().double(), torch.randn(2, 1, 6, 6, dtype=torch.float64), torch.tensor([0, 2])
     model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t, name="lp_pool")
     agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
+
+
+# -- pyGAT's attention over a fixed graph: torch.where(adjacency buffer, e, full_like(e, -9e15)) ----------------------
+class GraphAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("adj", torch.tensor([[1, 1, 0], [0, 1, 1], [1, 0, 1]]).bool())
+        self.W = nn.Linear(4, 4, bias=False)
+        self.a = nn.Linear(8, 1, bias=False)
+
+    def forward(self, h):  # h: (N, nodes, features)
+        wh = self.W(h)
+        pairs = torch.cat([wh.unsqueeze(2).expand(-1, -1, 3, -1), wh.unsqueeze(1).expand(-1, 3, -1, -1)], dim=-1)
+        e = F.leaky_relu(self.a(pairs).squeeze(-1), 0.2)
+        attention = torch.softmax(torch.where(self.adj, e, torch.full_like(e, -9e15)), dim=-1)
+        return F.elu(attention @ wh).flatten(1)
+
+
+def test_where_of_a_constant_mask_that_is_not_causal_reads_it_as_a_table(tmp_path):
+    torch.manual_seed(8)
+    net, x, t = GraphAttention().double(), torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(2, 12).double()
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="graph_attention")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+# -- matmul broadcast over batch axes: a graph's adjacency times a batch of graphs, a capsule layer's W @ u -----------
+class BatchOfGraphs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        adjacency = torch.rand(5, 5)
+        self.register_buffer("adj", adjacency / adjacency.sum(1, keepdim=True))
+        self.w = nn.Linear(3, 2)
+
+    def forward(self, x):  # (N, nodes, features)
+        return torch.relu(torch.matmul(self.adj, self.w(x))).flatten(1)
+
+
+class CapsuleVotes(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(1, 4, 3, 2, 5) * 0.3)
+
+    def forward(self, u):  # (N, 4, 1, 5, 1): each input capsule's vote for each output capsule
+        return (self.W @ u).flatten(1)
+
+
+@pytest.mark.parametrize("case", ["graphs", "capsules"])
+def test_matmul_broadcasts_batch_axes_as_torch_does(case, tmp_path):
+    torch.manual_seed(9)
+    net, x, t = {"graphs": (BatchOfGraphs(), torch.randn(3, 5, 3), torch.randn(3, 10)),
+                 "capsules": (CapsuleVotes(), torch.randn(3, 4, 1, 5, 1), torch.randn(3, 24))}[case]
+    net, x, t = net.double(), x.double(), t.double()
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name=f"broadcast_{case}")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)

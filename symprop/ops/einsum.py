@@ -311,13 +311,43 @@ def matmul(a, b) -> SymbolicTensor:
     else:
         batch = b.shape[:-2]
         if batch and (len(a.shape) != len(b.shape) or a.shape[:-2] != batch):
-            raise fail(f"@: the batch axes of {shape_text(a.shape)} and {shape_text(b.shape)} differ; symprop "
-                       "multiplies batches of equal size only")
+            return _broadcast_matmul(a, b)
         b_spec, out = a_spec[:len(batch)] + k + "z", a_spec[:-1] + "z"
     a_spec, a_value = _letters(a, a_spec)
     b_spec, b_value = _letters(b, b_spec)
     return SymbolicTensor(traced_graph().apply("einsum", (a_value, b_value), stem=running().stem("mm"),
                                                spec=f"{a_spec},{b_spec}->{out}"))
+
+
+def _broadcast_matmul(a: Value, b: Value) -> SymbolicTensor:
+    """a @ b whose batch axes differ, broadcast as torch broadcasts them (aligned from the right, an axis of size 1
+    or a missing one repeated): a graph's adjacency (n, n) times a batch of node features (N, n, f). An axis of size
+    1 that broadcasts is dropped, and its letter with it."""
+    a_batch, b_batch = a.shape[:-2], b.shape[:-2] if len(b.shape) > 1 else ()
+    depth = max(len(a_batch), len(b_batch))
+    padded = [(None,) * (depth - len(x)) + tuple(x) for x in (a_batch, b_batch)]
+    sizes = []
+    for x, y in zip(*padded, strict=True):
+        if x is not None and y is not None and x != y and 1 not in (x, y):
+            raise fail(f"@: the batch axes of {shape_text(a.shape)} and {shape_text(b.shape)} do not broadcast")
+        sizes.append(y if x in (None, 1) else x)
+    specs, values = [], []
+    for value, batch, matrix in ((a, padded[0], "wx" if len(a.shape) > 1 else "x"),
+                                 (b, padded[1], "xz" if len(b.shape) > 1 else "x")):
+        tensor, letters = SymbolicTensor(value), ""
+        for j in reversed(range(depth)):  # from the last batch axis, so that squeezing keeps the axes before
+            axis = j - (depth - len(value.shape[:-len(matrix)]))
+            if batch[j] is None:
+                continue
+            if batch[j] == 1 and sizes[j] != 1:
+                tensor = tensor.squeeze(axis)
+            else:
+                letters = LETTERS[j] + letters
+        specs.append(letters + matrix)
+        values.append(tensor.value)
+    out = LETTERS[:depth] + ("w" if len(a.shape) > 1 else "") + ("z" if len(b.shape) > 1 else "")
+    return SymbolicTensor(traced_graph().apply("einsum", tuple(values), stem=running().stem("mm"),
+                                               spec=f"{specs[0]},{specs[1]}->{out}"))
 
 
 def _letters(value, letters: str):

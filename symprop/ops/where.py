@@ -34,6 +34,7 @@ def where(condition_, input, other):
             return masked_fill_constant(input, ~mask, other)
         if isinstance(other, SymbolicTensor) and isinstance(input, numbers.Real):
             return masked_fill_constant(other, mask, input)
+        mask = SymbolicTensor(constant_table(traced_graph(), (mask != 0).double()))  # a table of 0s and 1s
     for value in (input, other):
         if isinstance(value, numbers.Real) and not math.isfinite(value) and not _minus_inf(value):
             raise fail(f"torch.where: a branch of {value} is not supported (finite numbers, or -inf)")
