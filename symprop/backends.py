@@ -25,6 +25,7 @@ class Backend:
     epsilon: str = ""  # the machine epsilon of {}'s dtype
     array_type: str = ""  # what the generated module takes as an array
     array_hint: str = ""  # ... in the words of its refusal of anything else
+    array_of: str = ""  # an array of a list of numbers
     as_numbers: str = ""  # an input of integers (a 0/1 mask) in the arrays' dtype, {0} from {1}'s; "": promoted anyway
     # train()'s fresh draws of a model's random inputs, each step: {kind: code}, with {shape} (batch first) and {dtype}
     draws: tuple = ()
@@ -81,6 +82,7 @@ register(Backend("numpy", "{name}_numpy.py", "numpy_module.py.j2", _render_modul
                  plan=_numpy_plan, runs=True, loss_as_float=True, loss_doc="a Python float",
                  maximum="np.maximum", not_integers="not np.issubdtype({}.dtype, np.integer)",
                  epsilon="np.finfo({}.dtype).eps", array_type="np.ndarray", array_hint="NumPy arrays (np.asarray(x))",
+                 array_of="np.asarray",
                  draws=(("keep", "(rng.random({shape}) < {p}).astype({dtype})"),
                         ("normal", "rng.standard_normal({shape}).astype({dtype})"),
                         ("uniform", "rng.random({shape}).astype({dtype})"))))
@@ -91,7 +93,7 @@ register(Backend("torch", "{name}_torch.py", "torch_module.py.j2", _render_modul
                                                fused_multiply_add=True),
                  runs=True, loss_doc="a 0-d tensor", maximum="torch.maximum",
                  not_integers="{0}.is_floating_point() or {0}.is_complex()", as_numbers="{0}.to({1}.dtype)",
-                 epsilon="torch.finfo({}.dtype).eps", array_type="torch.Tensor",
+                 epsilon="torch.finfo({}.dtype).eps", array_type="torch.Tensor", array_of="torch.as_tensor",
                  array_hint="torch tensors (torch.as_tensor(x))",
                  draws=(("keep", "torch.bernoulli(torch.full({shape}, {p}, dtype={dtype}), generator=generator)"
                                  ".to(t.device)"),  # the generator is the CPU's, as train()'s shuffling

@@ -30,7 +30,10 @@ def random_batch(model, batch: int, generator):
     for name, shape in model.input_shapes.items():
         size = (batch, *shape[1:])
         if name in model.index_ranges:
-            inputs[name] = torch.randint(0, model.index_ranges[name], size, generator=generator)
+            bounds = model.index_ranges[name]  # one, or one for each column of the last axis
+            each = bounds if isinstance(bounds, list) else [bounds] * size[-1]
+            inputs[name] = torch.stack([torch.randint(0, b, size[:-1], generator=generator) for b in each], -1) \
+                if isinstance(bounds, list) else torch.randint(0, bounds, size, generator=generator)
         elif name in model.mask_inputs:  # padding at the end of each row, which keeps at least one position (and
             # a mask of another meaning, True where a key is kept, at least one False and one True where it can)
             longest = size[-1] + 1 if name in model.padding_inputs else max(size[-1], 2)

@@ -86,7 +86,9 @@ def input_doc(model) -> str:
 
 def input_comment(model, name: str) -> str:
     if name in model.index_ranges:
-        return f"  # integer ids in [0, {model.index_ranges[name]})"
+        bound = model.index_ranges[name]
+        return f"  # integer ids in [0, {bound})" if isinstance(bound, int) else \
+            f"  # integer ids, column k of the last axis in [0, {bound}[k])"
     if name in model.padding_inputs:
         return "  # booleans: True where a position is padding"
     return "  # booleans" if name in model.mask_inputs else ""
@@ -190,6 +192,7 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         random_inputs=list(model.random_inputs),
         input_names=list(model.input_shapes),
         token_ids=dict(model.index_ranges),
+        column_ids=any(isinstance(bound, list) for bound in model.index_ranges.values()), array_of=backend.array_of,
         digest=derivation.digest,
         input_keywords=", ".join(f"{name}={name}" for name in model.input_shapes),
         target_shape=(None, *model.target_shape[1:]),

@@ -1872,3 +1872,29 @@ def test_matmul_broadcasts_batch_axes_as_torch_does(case, tmp_path):
     net, x, t = net.double(), x.double(), t.double()
     model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name=f"broadcast_{case}")
     agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+# -- a recommender's (user, item) pairs in one input: each column's ids index a table of its own ----------------------
+class PairFactorization(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.user, self.item = nn.Embedding(5, 4), nn.Embedding(7, 4)
+
+    def forward(self, x):  # x[:, 0] user ids, x[:, 1] item ids
+        return (self.user(x[:, 0]) * self.item(x[:, 1])).sum(1, keepdim=True)
+
+
+def test_each_column_of_an_id_input_is_checked_against_its_own_table(tmp_path):
+    """Item id 6 is valid (7 items), though the user table has 5 rows: it was refused by the generated modules."""
+    torch.manual_seed(10)
+    net = PairFactorization().double()
+    x, t = torch.tensor([[0, 6], [4, 2], [1, 2], [3, 0]]), torch.randn(4, 1, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="pairs")
+    assert model.index_ranges == {"x": [5, 7]}
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+    params = {key: value.detach() for key, value in net.state_dict().items()}
+    bad = torch.tensor([[5, 0], [0, 0], [0, 0], [0, 0]])  # a user id past the user table
+    for backend, module in generated_modules(model, tmp_path).items():
+        convert = (lambda a: a.numpy()) if backend == "numpy" else (lambda a: a)
+        with pytest.raises(ValueError, match=r"x holds ids in \[0, \[5, 7\]\), got 5"):
+            module.loss_and_gradients({k: convert(v) for k, v in params.items()}, convert(bad), convert(t))

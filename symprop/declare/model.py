@@ -19,6 +19,7 @@ import sympy as sp
 
 from ..errors import SymPropError
 from ..graph import Graph, Tensor, Value
+from ..graph.ir import ids_bound
 from ..ops.loss import Loss
 from ..ops.registry import helpers
 from ..shapes import N
@@ -109,8 +110,9 @@ class Model:
         self.input_shapes = self._input_shapes(self.inputs)
         lowered = self.trace()  # every check of shapes and names happens here, at declaration
         self.output_shape = ("batch",) + lowered.output.shape[1:]
-        # inputs of integer ids (an embedding's tokens): {name: how many ids there are}
-        self.index_ranges = {name: t.index_range for name, t in lowered.inputs.items() if t.index_range}
+        # inputs of integer ids (an embedding's tokens): {name: how many ids there are, or a list: in each column}
+        self.index_ranges = {name: ids_bound(t) for name, t in lowered.inputs.items()
+                             if t.index_range or t.column_ranges}
         self.mask_inputs = [name for name, t in lowered.inputs.items() if t.boolean]  # inputs of booleans
         self.padding_inputs = [name for name, t in lowered.inputs.items() if t.padding]  # key padding masks among them
         self.integer_inputs = [name for name, t in lowered.inputs.items() if t.integer]  # ids, or 0/1 masks from torch
@@ -252,7 +254,8 @@ class Model:
         for t in lowered.graph.tensors.values():
             parts.append(repr((t.name, t.op, t.shape, t.spec, t.axes, t.key, t.bounds, t.split, t.perm,
                                t.index_range, t.boolean)) + ";".join(sp.srepr(op.expr) for op in t.operands) +
-                         (repr(t.data) if t.data else "") + (" padding" if t.padding else ""))
+                         (repr(t.data) if t.data else "") + (" padding" if t.padding else "") +
+                         (repr(t.column_ranges) if t.column_ranges else ""))
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     # -- what the trace found ------------------------------------------------------------------

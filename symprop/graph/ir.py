@@ -45,6 +45,8 @@ class Tensor:
     read_back_as: sp.Expr | None = None
     keeps_cotangent: bool = False  # its cotangent is stored under its name: a layer norm's x̂̄, read by two sums and δx
     index_range: int | None = None  # an input of integer indices, each in [0, index_range) (token ids)
+    # ... or its columns of the last axis, each of its own table (x[:, 0] user ids, x[:, 1] item ids): (bound or 0, ...)
+    column_ranges: tuple = ()
     boolean: bool = False  # an input of booleans (a mask of torch's, read by from_torch)
     padding: bool = False  # ... a key padding mask: True where a position is padding
     integer: bool = False  # an input of integers (from torch: ids, or a mask of 0 and 1 read as numbers)
@@ -57,6 +59,16 @@ class Tensor:
     @property
     def name(self) -> str:
         return self.symbol.name
+
+
+def ids_bound(tensor: Tensor):
+    """The generated code's bound of an input's ids: one number, or one for each column of its last axis."""
+    if not tensor.column_ranges:
+        return tensor.index_range
+    each = [min(b for b in (tensor.index_range, c) if b) if tensor.index_range or c else 0
+            for c in tensor.column_ranges]
+    each = [b or max(each) for b in each]  # a column that no table reads: the loosest bound
+    return each[0] if len(set(each)) == 1 else each
 
 
 OP_ATTRIBUTES = ("spec", "axes", "key", "bounds", "split", "perm", "skip", "window")  # what an op reads of a tensor

@@ -9,7 +9,8 @@ from ..declare.options import Table, positive
 from ..declare.tensor import Parameter, SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..errors import SymPropError
-from .registry import TorchNames, defop, fact
+from .onehot import bound_ids, id_source
+from .registry import TorchNames, defop
 
 
 def _arange(ids):
@@ -41,14 +42,12 @@ def functional(input, weight, padding_idx=None):
         rows = weight_ if (start, ids.numel()) == (0, table.shape[0]) else weight_[start:start + ids.numel()]
         return rows if input.dim() == 1 else rows.reshape(*input.shape, table.shape[1])
     trace = running()
-    tensor = trace.graph.tensors.get(input.value.expr) if isinstance(input, SymbolicTensor) else None
-    while tensor is not None and fact(tensor.op, "moves"):  # idx[:, k], idx.view(-1): the input's ids, moved
-        tensor = trace.graph.tensors.get(tensor.operands[0].expr)
+    tensor, first = id_source(trace.graph, input.value) if isinstance(input, SymbolicTensor) else (None, None)
     if tensor is None or tensor.op != "input":
         raise fail("F.embedding reads integer token ids: an input of the model as given, not a computed value")
     if len(table.shape) != 2:
         raise fail(f"F.embedding: the table must be (num_embeddings, dim), got {shape_text(table.shape)}")
-    tensor.index_range = min(tensor.index_range or table.shape[0], table.shape[0])
+    bound_ids(tensor, first, table.shape[0])
     return SymbolicTensor(trace.graph.apply("gather", (table, input.value), stem=trace.stem("emb"), skip=padding_idx))
 
 

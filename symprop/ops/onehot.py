@@ -17,6 +17,28 @@ def one_hot(index, classes, dtype):
 ''')
 
 
+def id_source(graph, ids):
+    """(the input or target whose entries `ids` are, sliced or reshaped, or None; the move made first from it)."""
+    tensor, first = graph.tensors.get(ids.expr), None
+    while tensor is not None and fact(tensor.op, "moves"):  # xs[:, k], xs.view(-1): the input's ids, moved
+        first = tensor
+        tensor = graph.tensors.get(tensor.operands[0].expr)
+    return tensor, first
+
+
+def bound_ids(source, first, bound: int) -> None:
+    """An input's ids index a table of `bound` rows: all of them, or, where `first` takes columns of its last axis
+    (x[:, 0] and x[:, 1], a recommender's user and item ids), those columns."""
+    last = len(source.shape) - 1
+    if first is not None and first.op == "slice" and first.axes == (last,) and last > 0:
+        columns = list(source.column_ranges or (0,) * source.shape[last])
+        for column in range(*first.bounds):
+            columns[column] = min(columns[column] or bound, bound)
+        source.column_ranges = tuple(columns)
+    else:
+        source.index_range = min(source.index_range or bound, bound)
+
+
 def onehot(graph, target, classes: int):
     """The one-hot rows of integer targets, over `classes` classes."""
     return graph.apply("onehot", (target,), key=str(classes), simplex_axis=len(target.shape))
@@ -31,9 +53,7 @@ def one_hot(tensor, num_classes: int = -1):
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise fail("F.one_hot: give num_classes, the number of classes (symprop does not read it off the ids)")
     graph = running().graph
-    source = graph.tensors.get(tensor.value.expr) if isinstance(tensor, SymbolicTensor) else None
-    while source is not None and fact(source.op, "moves"):  # xs[:, k], xs.view(-1): the input's ids, moved
-        source = graph.tensors.get(source.operands[0].expr)
+    source, first = id_source(graph, tensor.value) if isinstance(tensor, SymbolicTensor) else (None, None)
     if source is None or source.op not in ("input", "target"):
         raise fail("F.one_hot reads integer ids: an input of the model or the target as given, not a computed value")
     if source.op == "target":  # a Dice loss's one-hot target: the generated code checks that each is a class
@@ -41,7 +61,7 @@ def one_hot(tensor, num_classes: int = -1):
             raise ClassIndices  # the target holds class indices: the trace starts again with them as integers
         graph.class_range = (num_classes, None)
     else:
-        source.index_range = min(source.index_range or num_classes, num_classes)
+        bound_ids(source, first, num_classes)
     return SymbolicTensor(graph.apply("onehot", (tensor.value,), key=str(num_classes),
                                       simplex_axis=len(tensor.value.shape)))
 

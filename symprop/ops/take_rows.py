@@ -11,7 +11,7 @@ from ..declare.tensor import SymbolicTensor, as_value, axis_of, shape_text
 from ..declare.trace import ClassIndices, fail, running
 from ..graph import Value
 from ..shapes import N
-from .onehot import one_hot, onehot
+from .onehot import bound_ids, one_hot, onehot
 from .registry import TorchNames, defop, fact
 from .sum import reduce_sum
 
@@ -53,7 +53,7 @@ def index(x, indices):
     if source is None or source.op not in ("input", "target"):
         raise fail("x[torch.arange(n), ids] reads ids that are an input or the target, as given")
     if source.op == "input":
-        source.index_range = min(source.index_range or value.shape[1], value.shape[1])
+        bound_ids(source, None, value.shape[1])
     else:  # the target's ids: the generated code checks that each is a class (a one-hot of 7 of 3 would be 0)
         graph.class_range = (value.shape[1], None)
     classes = onehot(graph, ids, value.shape[1])
