@@ -1898,3 +1898,23 @@ def test_each_column_of_an_id_input_is_checked_against_its_own_table(tmp_path):
         convert = (lambda a: a.numpy()) if backend == "numpy" else (lambda a: a)
         with pytest.raises(ValueError, match=r"x holds ids in \[0, \[5, 7\]\), got 5"):
             module.loss_and_gradients({k: convert(v) for k, v in params.items()}, convert(bad), convert(t))
+
+
+# -- bidirectional recurrent layers: torch lowers the backward direction to a flip over time ---------------------------
+class BidirectionalTagger(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.rnn = getattr(nn, kind)(3, 4, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1, :])
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_bidirectional_recurrent_layers_derive(kind, tmp_path):
+    torch.manual_seed(11)
+    net, x, t = BidirectionalTagger(kind).double(), torch.randn(3, 4, 3, dtype=torch.float64), torch.tensor([0, 1, 1])
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t, name=f"bi_{kind}")
+    agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
