@@ -1918,3 +1918,36 @@ def test_bidirectional_recurrent_layers_derive(kind, tmp_path):
     net, x, t = BidirectionalTagger(kind).double(), torch.randn(3, 4, 3, dtype=torch.float64), torch.tensor([0, 1, 1])
     model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), example_target=t, name=f"bi_{kind}")
     agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
+
+
+# -- CLIP's and InfoNCE's loss: cross-entropy over a batch's (N, N) similarities, each row's class its own index --------
+class TwoTowers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.image, self.text = nn.Linear(5, 4), nn.Linear(3, 4)
+
+    def forward(self, x, y):
+        return F.normalize(self.image(x), dim=-1), F.normalize(self.text(y), dim=-1)
+
+
+def clip_loss(out, t, temperature=0.1):
+    a, b = out
+    logits = a @ b.T / temperature
+    labels = torch.arange(logits.size(0))
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def positive_pairs_loss(out, t):  # the same, as SimCLR-style code indexes the diagonal
+    a, b = out
+    log_p = F.log_softmax(a @ b.T / 0.5, dim=1)
+    n = log_p.size(0)
+    return -log_p[torch.arange(n), torch.arange(n)].mean() + 0.1 * torch.diagonal(a @ b.T).sum()
+
+
+@pytest.mark.parametrize("loss", [clip_loss, positive_pairs_loss])
+def test_a_contrastive_loss_over_the_batchs_similarities(loss, tmp_path):
+    torch.manual_seed(12)
+    net = TwoTowers().double()
+    x, y, t = torch.randn(4, 5).double(), torch.randn(4, 3).double(), torch.zeros(4, 1, dtype=torch.float64)
+    model = S.from_torch(net, loss, example_inputs=(x, y), example_target=t, name=loss.__name__)
+    agree(model, net, (x, y), t, loss, tmp_path)

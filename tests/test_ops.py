@@ -396,6 +396,8 @@ MODELS = {  # row -> (op, a function that makes the model)
     "std": ("std", _through(lambda h: h / h.std(-1, keepdim=True) + torch.std(h, dim=1, correction=0, keepdim=True))),
     "slice": ("slice", _through(lambda h: h[:, 1:3], width=2)),
     "flip": ("flip", _through(lambda h: torch.flip(h, dims=[1]) * h + h.flip(0))),
+    "diagonal": ("diagonal", _through(lambda h: torch.diagonal(h.view(-1, 2, 2), dim1=-2, dim2=-1) *
+                                      h[:, :2], width=2)),
     "pad": ("pad", _through(lambda h: h[..., :2] * h[:, 2:], width=2)),
     "pad-F.pad": ("pad", _through(lambda h: torch.nn.functional.pad(h, (1, 2)), width=7)),
     "concat": ("concat", _through(lambda h: torch.cat([h, h * h[:, :1]], dim=1), width=8)),

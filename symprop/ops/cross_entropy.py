@@ -12,12 +12,14 @@ from ..declare.trace import ClassIndices, fail, running
 from ..errors import SymPropError
 from ..graph import Graph, Value
 from ..notes import define
-from ..shapes import size
+from ..shapes import N, size
 from .loss import ATEN_REDUCTIONS, REDUCTIONS, Loss, loss_op, operands, reduced, same_shape, unsupported
+from .diagonal import diagonal_of
 from .onehot import onehot
 from .registry import TorchNames
 from .softmax import log_softmax_graph
 from .sum import reduce_sum
+from .take_rows import Rows
 
 define(  # made by reduce_sum, where targets are distributions (one-hot rows or probabilities)
     "sums to one", "Σ_k {0}_k = 1: each row of {0} is a distribution over classes",
@@ -61,6 +63,9 @@ def class_targets(name, y: Value, t: Value, ignore_index: int):
     if len(t.shape) == len(y.shape) - 1:
         if t.shape != y.shape[:-1]:
             raise fail(f"F.{name}: class-index target {shape_text(t.shape)} does not fit input {shape_text(y.shape)}")
+        if y.shape[-1] == N:
+            raise fail(f"F.{name} with class-index targets over the batch's own (N, N) scores: make the targets in "
+                       "the loss, torch.arange(scores.size(0)) (each row's class its own index)")
         if y.shape[-1] < 2:
             raise fail(f"F.{name} with class-index targets needs at least 2 classes, the input has {y.shape[-1]}")
         masked = ignore_index != -100 or len(t.shape) > 1 or _flattened(g, t)
@@ -112,6 +117,8 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     unsupported("cross_entropy", weight=weight)
     if not _smoothing(label_smoothing):
         raise fail(f"F.cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    if isinstance(target, Rows):
+        return _own_rows(input, reduction, label_smoothing)
     y, t = operands("cross_entropy", input, target, reduction, REDUCTIONS + ("none",))
     applied_twice(y, "softmax", "cross_entropy")
     probabilities = len(y.shape) > 2 and t.shape == y.shape
@@ -128,6 +135,21 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         targets = (1 - smoothing) * targets + smoothing / y.shape[-1]
     log_p = log_softmax_graph(g, y, "p")
     return reduced(y, -kept * targets * log_p.expr, reduction, per_sample=True, count=count)
+
+
+def _own_rows(input, reduction, label_smoothing) -> SymbolicTensor:
+    """F.cross_entropy(scores, torch.arange(n)) of (n, n) scores, each row's class its own index (InfoNCE, CLIP's
+    loss over a batch's similarities): −log p_ii, the diagonal of −log softmax."""
+    y, _ = operands("cross_entropy", input, input, reduction, REDUCTIONS + ("none",))
+    if y.shape != (N, N):
+        raise fail(f"F.cross_entropy with torch.arange(n) as the targets takes (n, n) scores of the batch, got "
+                   f"{shape_text(y.shape)}")
+    minus_log_p = SymbolicTensor(Value(-log_softmax_graph(graph(), y, "p").expr, y.shape))
+    each = diagonal_of(minus_log_p).reshape(-1, 1)
+    if label_smoothing:  # (1 − ε) of the row's own class, ε spread evenly over all n
+        smoothing = sp.Rational(str(label_smoothing))
+        each = each * (1 - smoothing) + minus_log_p.mean(-1, keepdim=True) * smoothing
+    return reduced(each.value, each.value.expr, reduction, per_sample=True)
 
 
 class CrossEntropyLoss(Loss):

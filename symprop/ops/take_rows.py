@@ -39,6 +39,10 @@ def index(x, indices):
         from .embedding import functional as embedding
 
         return embedding(indices[0], x)
+    if len(indices) == 2 and all(isinstance(i, Rows) for i in indices):  # x[arange(n), arange(n)] of (n, n)
+        from .diagonal import diagonal_of
+
+        return diagonal_of(x)
     if len(indices) != 2 or not isinstance(indices[0], Rows) or not isinstance(indices[1], SymbolicTensor):
         raise fail("indexing with tensors is supported as x[torch.arange(n), ids] (each row's entry at its id)")
     value, ids = as_value(x, "index"), indices[1].value
