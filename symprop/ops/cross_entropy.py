@@ -13,8 +13,8 @@ from ..errors import SymPropError
 from ..graph import Graph, Value
 from ..notes import define
 from ..shapes import N, size
-from .loss import ATEN_REDUCTIONS, REDUCTIONS, Loss, loss_op, operands, reduced, same_shape, unsupported
 from .diagonal import diagonal_of
+from .loss import ATEN_REDUCTIONS, REDUCTIONS, Loss, loss_op, operands, reduced, same_shape, unsupported
 from .onehot import onehot
 from .registry import TorchNames
 from .softmax import log_softmax_graph
