@@ -1920,7 +1920,7 @@ def test_bidirectional_recurrent_layers_derive(kind, tmp_path):
     agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
 
 
-# -- CLIP's and InfoNCE's loss: cross-entropy over a batch's (N, N) similarities, each row's class its own index --------
+# -- CLIP's and InfoNCE's loss: cross-entropy over a batch's (N, N) similarities, each row's class its own index -------
 class TwoTowers(nn.Module):
     def __init__(self):
         super().__init__()
