@@ -1951,3 +1951,40 @@ def test_a_contrastive_loss_over_the_batchs_similarities(loss, tmp_path):
     x, y, t = torch.randn(4, 5).double(), torch.randn(4, 3).double(), torch.zeros(4, 1, dtype=torch.float64)
     model = S.from_torch(net, loss, example_inputs=(x, y), example_target=t, name=loss.__name__)
     agree(model, net, (x, y), t, loss, tmp_path)
+
+
+# -- a batch-first forward around a sequence-first layer: read sequence first, it fails, and batch first it derives -----
+class TransposesForItsGRU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 4)  # batch_first=False, torch's default
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):  # (batch, time, features)
+        _, h = self.gru(x.transpose(0, 1))
+        return self.fc(h[-1])
+
+
+def test_a_batch_first_forward_around_a_sequence_first_layer_is_read_batch_first(tmp_path):
+    torch.manual_seed(13)
+    net, x, t = TransposesForItsGRU().double(), torch.randn(3, 4, 3, dtype=torch.float64), torch.randn(3, 2).double()
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="transposes")
+    assert model.net.batch_axis == 0
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+def test_a_forward_returning_none_beside_its_logits_is_told_how_to_give_its_targets():
+    class OwnLoss(nn.Module):  # makemore's and nanoGPT's idiom: the loss only when targets are given
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x, targets=None):
+            logits = self.fc(x)
+            return logits, None if targets is None else F.cross_entropy(logits, targets)
+
+    with pytest.raises(S.SymPropError, match=r"^forward: forward returns something other than tensors.*lambda out: "
+                                             r"out\[1\] as the loss$") as error:
+        S.from_torch(OwnLoss(), lambda out, t: F.cross_entropy(out[0], t), example_inputs=(torch.randn(3, 3),),
+                     example_target=torch.tensor([0, 1, 2]))
+    assert "\n" not in str(error.value)

@@ -38,8 +38,19 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
     torch = require_torch("from_torch")
     if not isinstance(module, torch.nn.Module):
         raise SymPropError(f"expected a torch.nn.Module, got {type(module).__name__}", "module")
-    if batch_axis is None:  # torch's sequence-first layers take (sequence, batch, ...)
-        batch_axis = int(any(getattr(m, "batch_first", True) is False for m in module.modules()))
+    if batch_axis is None:  # torch's sequence-first layers take (sequence, batch, ...): read it so, else batch first
+        arguments = (module, loss, example_inputs, example_target, name, target, source)
+        if not any(getattr(m, "batch_first", True) is False for m in module.modules()):
+            return exported_model(*arguments, batch_axis=0)
+        try:
+            return exported_model(*arguments, batch_axis=1)
+        except SymPropError as sequence_first:  # a batch-first forward that transposes for such a layer itself
+            try:
+                return exported_model(*arguments, batch_axis=0)
+            except SymPropError:
+                raise SymPropError(sequence_first.message + " (read sequence first, as its layers with batch_first="
+                                   "False take it; give batch_axis=0 for a forward that takes the batch first)",
+                                   sequence_first.where) from None
     if batch_axis not in (0, 1):
         raise SymPropError(f"must be 0 (batch first) or 1 (sequence first), got {batch_axis!r}", "batch_axis")
     example_inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
@@ -176,8 +187,11 @@ def _loss(loss, module, output, example_target, net: Exported):
     holder = loss_holder(loss, module)
     outputs = output if isinstance(output, tuple) else (output,)
     if not all(torch.is_tensor(y) for y in outputs):
-        raise SymPropError("forward returns something other than tensors: symprop reads a tensor, or a tuple of them",
-                           "forward")
+        hint = ("; a model that computes its own loss when given targets ((logits, None) without them): give the "
+                "targets as forward's last example input, and lambda out: out[1] as the loss") \
+            if any(y is None for y in outputs) else ""
+        raise SymPropError("forward returns something other than tensors: symprop reads a tensor, or a tuple of "
+                           f"them{hint}", "forward")
     axes = (*(net.output_axis(i) for i in range(len(outputs))),
             net.batch_axis if example_target.dim() > net.batch_axis else 0)
     example = (tuple(y.detach() for y in outputs) if isinstance(output, tuple) else output.detach(), example_target)
