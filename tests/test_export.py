@@ -1953,7 +1953,7 @@ def test_a_contrastive_loss_over_the_batchs_similarities(loss, tmp_path):
     agree(model, net, (x, y), t, loss, tmp_path)
 
 
-# -- a batch-first forward around a sequence-first layer: read sequence first, it fails, and batch first it derives -----
+# -- a batch-first forward around a sequence-first layer: read sequence first, it fails, and batch first it derives ----
 class TransposesForItsGRU(nn.Module):
     def __init__(self):
         super().__init__()
