@@ -1988,3 +1988,22 @@ def test_a_forward_returning_none_beside_its_logits_is_told_how_to_give_its_targ
         S.from_torch(OwnLoss(), lambda out, t: F.cross_entropy(out[0], t), example_inputs=(torch.randn(3, 3),),
                      example_target=torch.tensor([0, 1, 2]))
     assert "\n" not in str(error.value)
+
+
+def test_from_torch_leaves_the_state_that_forward_keeps_on_the_module_as_it_was():
+    """Truncated backpropagation through time keeps the last hidden state, self.hidden = h.detach(): reading the
+    model runs forward, which must not leave a hidden state (or a fake tensor of torch.export's) behind."""
+
+    class Stateful(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru, self.fc, self.hidden = nn.GRU(3, 4, batch_first=True), nn.Linear(4, 2), None
+
+        def forward(self, x):
+            out, h = self.gru(x, self.hidden)
+            self.hidden = h.detach()
+            return self.fc(out)
+
+    net = Stateful()
+    S.from_torch(net, nn.MSELoss(), example_inputs=(torch.randn(3, 4, 3),), example_target=torch.randn(3, 4, 2))
+    assert net.hidden is None

@@ -59,14 +59,23 @@ def from_torch(module, loss, inputs=None, name: str = "model", sequence: int | N
 
 @contextlib.contextmanager
 def _buffers_kept(module):
-    """The module's buffers (a batch norm's running statistics) as they were, whatever runs it meanwhile."""
+    """The module's buffers (a batch norm's running statistics) and its submodules' plain attributes (a hidden state
+    that forward keeps, self.hidden = h.detach()) as they were, whatever runs it meanwhile."""
     kept = {name: buffer.detach().clone() for name, buffer in getattr(module, "named_buffers", dict)()}
+    modules = list(module.modules()) if hasattr(module, "modules") else []
+    attributes = [(sub, {k: v for k, v in vars(sub).items() if not k.startswith("_")}) for sub in modules]
     try:
         yield
     finally:
         with _torch().no_grad():
             for name, value in kept.items():
                 module.get_buffer(name).copy_(value)
+        for sub, before in attributes:
+            for key in [k for k in vars(sub) if not k.startswith("_") and k not in before]:
+                delattr(sub, key)
+            for key, value in before.items():
+                if vars(sub).get(key) is not value:
+                    object.__setattr__(sub, key, value)
 
 
 def _torch():
