@@ -2007,3 +2007,30 @@ def test_from_torch_leaves_the_state_that_forward_keeps_on_the_module_as_it_was(
     net = Stateful()
     S.from_torch(net, nn.MSELoss(), example_inputs=(torch.randn(3, 4, 3),), example_target=torch.randn(3, 4, 2))
     assert net.hidden is None
+
+
+def test_a_tuple_among_the_example_inputs_is_named():
+    class WithHidden(nn.Module):  # word_language_model's forward(input, hidden), hidden = (h, c)
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 4)
+
+        def forward(self, x, hidden):
+            return self.lstm(x, hidden)[0]
+
+    hidden = (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))
+    with pytest.raises(S.SymPropError, match=r"^example_inputs: example_inputs\[1\] is a tuple: symprop takes each "
+                                             r"input of forward as one tensor \(an LSTM's \(h, c\) as two inputs of "
+                                             r"forward\)$"):
+        S.from_torch(WithHidden(), nn.MSELoss(), example_inputs=(torch.randn(5, 2, 3), hidden),
+                     example_target=torch.randn(5, 2, 4))
+
+
+def test_ctc_loss_is_refused_naming_it():
+    def ctc(out, t):
+        return F.ctc_loss(out.log_softmax(-1).transpose(0, 1), t, torch.full((2,), 5), torch.full((2,), 2))
+
+    with pytest.raises(S.SymPropError, match=r"aten._ctc_loss.Tensor is not supported by symprop: the shape of its "
+                                             r"result depends on the data$"):
+        S.from_torch(nn.Linear(3, 4), ctc, example_inputs=(torch.randn(2, 5, 3),),
+                     example_target=torch.randint(1, 4, (2, 2)))

@@ -38,6 +38,12 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
     torch = require_torch("from_torch")
     if not isinstance(module, torch.nn.Module):
         raise SymPropError(f"expected a torch.nn.Module, got {type(module).__name__}", "module")
+    if isinstance(example_inputs, (tuple, list)):
+        nested = [i for i, x in enumerate(example_inputs) if isinstance(x, (tuple, list))]
+        if nested:
+            raise SymPropError(f"example_inputs[{nested[0]}] is a {type(example_inputs[nested[0]]).__name__}: "
+                               "symprop takes each input of forward as one tensor (an LSTM's (h, c) as two inputs of "
+                               "forward)", "example_inputs")
     if batch_axis is None:  # torch's sequence-first layers take (sequence, batch, ...): read it so, else batch first
         arguments = (module, loss, example_inputs, example_target, name, target, source)
         if not any(getattr(m, "batch_first", True) is False for m in module.modules()):
@@ -47,7 +53,9 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
         except SymPropError as sequence_first:  # a batch-first forward that transposes for such a layer itself
             try:
                 return exported_model(*arguments, batch_axis=0)
-            except SymPropError:
+            except SymPropError as batch_first:
+                if str(batch_first) == str(sequence_first):  # not a matter of the batch's axis
+                    raise
                 raise SymPropError(sequence_first.message + " (read sequence first, as its layers with batch_first="
                                    "False take it; give batch_axis=0 for a forward that takes the batch first)",
                                    sequence_first.where) from None
@@ -270,6 +278,9 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
         if "fake tensor in the exported program" in text:
             raise SymPropError("torch.export cannot trace it: it reads a tensor's .data, or a tensor made outside "
                                "the traced code; write .detach() instead of .data", what) from None
+        if type(error).__name__ == "DynamicOutputShapeException":  # text: the op, aten._ctc_loss.Tensor
+            raise SymPropError(f"{text} is not supported by symprop: the shape of its result depends on the data",
+                               what) from None
         cause = re.search(r"Caused by: \(([^)]*)\)", text)
         if "DataDependent" in type(error).__name__ and cause:  # a Python branch on a tensor's value
             raise SymPropError(f"torch.export cannot trace it: it branches on a value of the data, at {cause[1]}",
