@@ -2034,3 +2034,21 @@ def test_ctc_loss_is_refused_naming_it():
                                              r"result depends on the data$"):
         S.from_torch(nn.Linear(3, 4), ctc, example_inputs=(torch.randn(2, 5, 3),),
                      example_target=torch.randint(1, 4, (2, 2)))
+
+
+# -- NICE's coupling layer: the even and odd entries, x[:, ::2] and x[:, 1::2] -------------------------------------
+class AdditiveCoupling(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.m = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    def forward(self, x):
+        even, odd = x[:, ::2], x[:, 1::2]
+        return torch.cat([even, odd + self.m(even)], dim=1)
+
+
+def test_slices_with_a_step_derive(tmp_path):
+    torch.manual_seed(14)
+    net, x, t = AdditiveCoupling().double(), torch.randn(3, 6, dtype=torch.float64), torch.randn(3, 6).double()
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="coupling")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)

@@ -395,6 +395,7 @@ MODELS = {  # row -> (op, a function that makes the model)
     "var": ("var", _through(lambda h: h * h.var(-1, keepdim=True) + torch.var(h, 1, unbiased=False, keepdim=True))),
     "std": ("std", _through(lambda h: h / h.std(-1, keepdim=True) + torch.std(h, dim=1, correction=0, keepdim=True))),
     "slice": ("slice", _through(lambda h: h[:, 1:3], width=2)),
+    "slice-step": ("slice", _through(lambda h: h[:, ::2] * h[:, 1::3].sum(1, keepdim=True), width=2)),
     "flip": ("flip", _through(lambda h: torch.flip(h, dims=[1]) * h + h.flip(0))),
     "diagonal": ("diagonal", _through(lambda h: torch.diagonal(h.view(-1, 2, 2), dim1=-2, dim2=-1) *
                                       h[:, :2], width=2)),

@@ -44,7 +44,7 @@ WHOLE = 2 ** 62  # a slice's stop from here on is the axis's end
 
 
 def getitem(x, index) -> SymbolicTensor:
-    """Basic indexing: slices of step 1 and integers, one per leading axis (and ... for the rest)."""
+    """Basic indexing: slices (of any positive step) and integers, one per leading axis (and ... for the rest)."""
     value = as_value(x, "indexing")
     index = index if isinstance(index, tuple) else (index,)
     if index.count(Ellipsis) > 1:
@@ -59,7 +59,8 @@ def getitem(x, index) -> SymbolicTensor:
         dim = value.shape[axis]
         if isinstance(item, slice):
             if item.step not in (None, 1):
-                raise fail("indexing: only slices of step 1 are supported")
+                value = _stepped(value, axis, item, stem)
+                continue
             if item.start in (None, 0) and (item.stop is None or item.stop >= WHOLE):
                 continue  # the whole axis (torch.export writes x[:, k]'s colon as the slice 0:2**63-1)
             if dim == N:
@@ -83,6 +84,29 @@ def getitem(x, index) -> SymbolicTensor:
         value = g.apply("rearrange", (value,), stem=stem, shape=shape, split=value.shape,
                         perm=tuple(range(len(value.shape))))
     return SymbolicTensor(value)
+
+
+def _stepped(value, axis: int, item: slice, stem: str):
+    """x[..., start:stop:step, ...] (NICE's even and odd halves, x[:, ::2]): the entries from start, up to a whole
+    number of steps (zeros past the end), folded into (steps, step), and the first of each step, so that it is
+    made of slices, a pad and reshapes, whose adjoints put the cotangent back at every step-th place."""
+    dim = value.shape[axis]
+    if not isinstance(item.step, int) or item.step < 1:
+        raise fail(f"indexing: a slice's step must be a positive integer, got {item.step!r}")
+    if dim == N:
+        raise fail("indexing: the batch axis is taken whole (:)")
+    start, stop, step = item.indices(dim)
+    count = len(range(start, stop, step))
+    if not count:
+        raise fail(f"indexing: the slice {item} of a dimension of size {dim} is empty")
+    g, end = traced_graph(), min(dim, start + count * step)
+    if (start, end) != (0, dim):
+        value = g.apply("slice", (value,), stem=stem, axes=(axis,), bounds=(start, end))
+    if end - start < count * step:
+        value = g.apply("pad", (value,), axes=(axis,), bounds=(0, count * step - (end - start)))
+    shape = (*value.shape[:axis], count, step, *value.shape[axis + 1:])
+    folded = SymbolicTensor(value).reshape(*(-1 if d == N else d for d in shape))
+    return along_axis(folded, axis + 1, 0).value
 
 
 def along_axis(x, dim: int, item):
