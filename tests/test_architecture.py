@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORDS = {"exp", "log", "sqrt", "abs", "sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "erf", "Max", "Min",
          "maximum", "minimum", "clamp", "linear", "identity", "dropout", "elementwise", "embedding", "positions",
          "transformer", "sum", "max", "map", "slice", "pad", "concat", "gather", "constant", "var", "std", "detach",
-         "compare", "where", "sign", "argmax", "windows", "fold"}
+         "compare", "where", "sign", "argmax", "windows", "fold", "diagonal", "flip"}
 
 
 def import_graph(folder: Path, package: str | None) -> dict[str, set[str]]:
