@@ -2052,3 +2052,31 @@ def test_slices_with_a_step_derive(tmp_path):
     net, x, t = AdditiveCoupling().double(), torch.randn(3, 6, dtype=torch.float64), torch.randn(3, 6).double()
     model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="coupling")
     agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+# -- a decoder's start token for every sequence, torch.full((B, 1), SOS) or torch.empty(B, 1).fill_(SOS) --------------
+class StartToken(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.embedding, self.out = nn.Embedding(4, 3), nn.Linear(3, 2)
+
+    def forward(self, x, target):  # teacher forcing: the start token, then the target's previous token
+        if self.how == "full":
+            token = torch.full((x.size(0), 1), 2, dtype=torch.long)
+        else:
+            token = torch.empty(x.size(0), 1, dtype=torch.long).fill_(2)
+        outputs = []
+        for i in range(target.size(1)):
+            outputs.append(self.out(self.embedding(token) + x))
+            token = target[:, i].unsqueeze(1)
+        return torch.cat(outputs, 1).flatten(1)
+
+
+@pytest.mark.parametrize("how", ["full", "empty_fill"])
+def test_a_start_token_made_in_forward_is_the_tables_row_for_every_sequence(how, tmp_path):
+    torch.manual_seed(15)
+    net = StartToken(how).double()
+    x, target, t = torch.randn(3, 1, 3).double(), torch.randint(0, 4, (3, 2)), torch.randn(3, 4).double()
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x, target), example_target=t, name=f"start_{how}")
+    agree(model, net, (x, target), t, nn.MSELoss(), tmp_path)

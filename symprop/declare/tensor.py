@@ -445,6 +445,9 @@ TORCH_FUNCTIONS = {  # arithmetic, by torch's names and Python's operators (the 
     "aten.zeros_like.default": lambda x, **_: _filled(x.shape, 0),
     "aten.ones_like.default": lambda x, **_: _filled(x.shape, 1),
     "aten.full_like.default": lambda x, value, **_: _filled(x.shape, value),
+    # torch.empty(B, 1).fill_(SOS): what empty holds is read only once filled (fill's value)
+    "aten.empty.memory_format": lambda size, **_: _filled(size, 0),
+    "aten.fill.Scalar": lambda x, value: _filled(x.shape, value),
 }
 TORCH_METHODS = {
     "expand": lambda x, *size: _expand(x, *size),

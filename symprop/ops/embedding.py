@@ -9,6 +9,7 @@ from ..declare.options import Table, positive
 from ..declare.tensor import Parameter, SymbolicTensor, shape_text
 from ..declare.trace import fail, running
 from ..errors import SymPropError
+from ..graph import Value
 from .onehot import bound_ids, id_source
 from .registry import TorchNames, defop
 
@@ -41,6 +42,8 @@ def functional(input, weight, padding_idx=None):
         start = int(ids[0])
         rows = weight_ if (start, ids.numel()) == (0, table.shape[0]) else weight_[start:start + ids.numel()]
         return rows if input.dim() == 1 else rows.reshape(*input.shape, table.shape[1])
+    if isinstance(input, SymbolicTensor) and input.value.expr.is_Integer:  # torch.full((B, 1), SOS): one id
+        return _one_row(table, int(input.value.expr), input.value.shape, padding_idx)
     trace = running()
     tensor, first = id_source(trace.graph, input.value) if isinstance(input, SymbolicTensor) else (None, None)
     if tensor is None or tensor.op != "input":
@@ -49,6 +52,17 @@ def functional(input, weight, padding_idx=None):
         raise fail(f"F.embedding: the table must be (num_embeddings, dim), got {shape_text(table.shape)}")
     bound_ids(tensor, first, table.shape[0])
     return SymbolicTensor(trace.graph.apply("gather", (table, input.value), stem=trace.stem("emb"), skip=padding_idx))
+
+
+def _one_row(table, row: int, shape: tuple, padding_idx) -> SymbolicTensor:
+    """The table's row `row` for each of the ids of `shape`, all that one id (a decoder's start token for every
+    sequence of the batch): the row, broadcast."""
+    if not 0 <= row < table.shape[0]:
+        raise fail(f"F.embedding: id {row} is not a row of the table's {table.shape[0]}")
+    if row == padding_idx:
+        raise fail("F.embedding: every id is the padding_idx, whose row takes no gradient; not supported")
+    picked = SymbolicTensor(table)[row:row + 1].reshape(*(1 for _ in shape), table.shape[1]).value  # rank kept
+    return SymbolicTensor(Value(picked.expr, (*shape, table.shape[1])))
 
 
 functional.__name__ = functional.__qualname__ = "embedding"
