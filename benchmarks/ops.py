@@ -123,6 +123,9 @@ def _rows() -> dict[str, Row]:
     rows["slice"] = Row(("slice",), seq, lambda nn: lambda h: h[..., :32])
     rows["pad"] = Row(("pad",), seq, lambda nn: lambda h: nn.functional.pad(h, (1, 1)))
     rows["concat"] = Row(("concat",), seq, lambda nn: lambda h: _cat(h))
+    rows["flip"] = Row(("flip",), seq, lambda nn: lambda h: h.flip(-1))
+    rows["diagonal"] = Row(("diagonal", "einsum"), seq, lambda nn: lambda h: (h @ h.transpose(-2, -1)).diagonal(
+        dim1=-2, dim2=-1))
     rows["transpose"] = Row(("rearrange",), seq, lambda nn: lambda h: h.transpose(1, 2).flatten(1))
     rows["detach"] = Row(("detach",), seq, lambda nn: lambda h: h * h.detach())
     rows["where"] = Row(("where", "compare"), seq, lambda nn: lambda h: _where(h))

@@ -1307,19 +1307,18 @@ class WordCounts(nn.Module):  # a bag of words: each word's count, an int64 inpu
 
 
 def test_an_op_inside_a_torch_layer_is_refused_naming_the_layer():
-    """nn.LSTM(bidirectional=True) lowers to aten.flip, which the user never wrote: the refusal names the layer."""
-    class BiLSTM(nn.Module):
+    """nn.LocalResponseNorm lowers to aten.avg_pool3d, which the user never wrote: the refusal names the layer."""
+    class Normalized(nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm, self.fc = nn.LSTM(4, 3, batch_first=True, bidirectional=True), nn.Linear(6, 2)
+            self.conv, self.lrn, self.fc = nn.Conv2d(1, 4, 3), nn.LocalResponseNorm(2), nn.Linear(4 * 9, 2)
 
         def forward(self, x):
-            out, _ = self.lstm(x)
-            return self.fc(out[:, -1])
+            return self.fc(self.lrn(self.conv(x)).flatten(1))
 
-    with pytest.raises(S.SymPropError, match=r"forward \(test_export.py:\d+\): aten.flip.default is not supported "
-                                             r"by symprop \(inside nn.LSTM lstm\)$"):
-        S.from_torch(BiLSTM().double(), nn.CrossEntropyLoss(), example_inputs=(torch.randn(3, 5, 4).double(),),
+    with pytest.raises(S.SymPropError, match=r"forward \(test_export.py:\d+\): aten.avg_pool3d.default is not "
+                                             r"supported by symprop \(inside nn.LocalResponseNorm lrn\)$"):
+        S.from_torch(Normalized().double(), nn.CrossEntropyLoss(), example_inputs=(torch.randn(3, 1, 5, 5).double(),),
                      example_target=torch.randint(0, 2, (3,)))
 
 
