@@ -2079,3 +2079,23 @@ def test_a_start_token_made_in_forward_is_the_tables_row_for_every_sequence(how,
     x, target, t = torch.randn(3, 1, 3).double(), torch.randint(0, 4, (3, 2)), torch.randn(3, 4).double()
     model = S.from_torch(net, nn.MSELoss(), example_inputs=(x, target), example_target=t, name=f"start_{how}")
     agree(model, net, (x, target), t, nn.MSELoss(), tmp_path)
+
+
+def test_a_failed_trace_names_the_users_line():
+    """pack_padded_sequence's sizes are data: torch.export fails inside nn.LSTM, and the refusal names the line."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    class Packed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.fc = nn.LSTM(4, 5, batch_first=True), nn.Linear(5, 3)
+
+        def forward(self, x, lengths):
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            _, (h, _) = self.lstm(packed)
+            return self.fc(h[-1])
+
+    with pytest.raises(S.SymPropError, match=r"^forward \(test_export.py:\d+\): torch.export cannot trace it") as error:
+        S.from_torch(Packed(), nn.CrossEntropyLoss(), example_inputs=(torch.randn(3, 4, 4), torch.tensor([2, 4, 3])),
+                     example_target=torch.tensor([0, 2, 1]))
+    assert "\n" not in str(error.value)

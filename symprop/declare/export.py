@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import traceback
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -285,7 +286,8 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
         if "DataDependent" in type(error).__name__ and cause:  # a Python branch on a tensor's value
             raise SymPropError(f"torch.export cannot trace it: it branches on a value of the data, at {cause[1]}",
                                what) from None
-        raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}", what) from None
+        raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}",
+                           _where_it_failed(error) or what) from None
     for node in _mutations_read_later(program.graph):
         if aten_name(node.target) == "aten.embedding_renorm_.default":  # torch's code, not the user's
             raise SymPropError(f"embedding: max_norm is not supported: torch rescales the table's rows in place as "
@@ -293,6 +295,18 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
         raise SymPropError(f"{aten_name(node.target)} changes a value in place that forward reads again afterwards; "
                            "write it out of place (y = x * 2, not x.mul_(2))", location(node, where))
     return program
+
+
+def _where_it_failed(error) -> str:
+    """"forward (net.py:12)": the user's innermost line in a failed trace's traceback; "" where it has none."""
+    frames = [(f.f_code.co_filename.replace("\\", "/"), f.f_lineno, f.f_code.co_name)
+              for f, _ in traceback.walk_tb(error.__traceback__)]
+    user = [(file, line, function) for file, line, function in frames
+            if "/torch/" not in file and "/symprop/" not in file and "/python3" not in file and "<" not in file]
+    if not user:
+        return ""
+    file, line, function = user[-1]
+    return f"{function} ({Path(file).name}:{line})"
 
 
 @contextmanager
