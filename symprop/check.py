@@ -30,10 +30,9 @@ def random_batch(model, batch: int, generator):
     for name, shape in model.input_shapes.items():
         size = (batch, *shape[1:])
         if name in model.index_ranges:
-            bounds = model.index_ranges[name]  # one, or one for each column of the last axis
-            each = bounds if isinstance(bounds, list) else [bounds] * size[-1]
-            inputs[name] = torch.stack([torch.randint(0, b, size[:-1], generator=generator) for b in each], -1) \
-                if isinstance(bounds, list) else torch.randint(0, bounds, size, generator=generator)
+            bounds = model.index_ranges[name]  # one, or one for each column of the last axis (None: no table's)
+            inputs[name] = torch.randint(0, bounds, size, generator=generator) if not isinstance(bounds, list) else \
+                torch.stack([torch.randint(0, b or 10, size[:-1], generator=generator) for b in bounds], -1)
         elif name in model.mask_inputs:  # padding at the end of each row, which keeps at least one position (and
             # a mask of another meaning, True where a key is kept, at least one False and one True where it can)
             longest = size[-1] + 1 if name in model.padding_inputs else max(size[-1], 2)

@@ -88,7 +88,7 @@ def input_comment(model, name: str) -> str:
     if name in model.index_ranges:
         bound = model.index_ranges[name]
         return f"  # integer ids in [0, {bound})" if isinstance(bound, int) else \
-            f"  # integer ids, column k of the last axis in [0, {bound}[k])"
+            f"  # integers, column k of the last axis ids in [0, {bound}[k]) (None: no table's)"
     if name in model.padding_inputs:
         return "  # booleans: True where a position is padding"
     return "  # booleans" if name in model.mask_inputs else ""
@@ -193,6 +193,7 @@ def render_module(derivation, backend, source: str, command: str) -> str:
         input_names=list(model.input_shapes),
         token_ids=dict(model.index_ranges),
         column_ids=any(isinstance(bound, list) for bound in model.index_ranges.values()), array_of=backend.array_of,
+        token_ids_text="{" + ", ".join(f'"{name}": {bound!r}' for name, bound in model.index_ranges.items()) + "}",
         digest=derivation.digest,
         input_keywords=", ".join(f"{name}={name}" for name in model.input_shapes),
         target_shape=(None, *model.target_shape[1:]),

@@ -2099,3 +2099,37 @@ def test_a_failed_trace_names_the_users_line():
         S.from_torch(Packed(), nn.CrossEntropyLoss(), example_inputs=(torch.randn(3, 4, 4), torch.tensor([2, 4, 3])),
                      example_target=torch.tensor([0, 2, 1]))
     assert "\n" not in str(error.value)
+
+
+class PairsAndTime(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.user, self.item = nn.Embedding(5, 4), nn.Embedding(7, 4)
+
+    def forward(self, x):  # x[:, 2]: a timestamp, which the rows of the data set carry and no table reads
+        return (self.user(x[:, 0]) * self.item(x[:, 1])).sum(1, keepdim=True)
+
+
+def test_a_column_that_no_table_reads_is_not_checked_as_ids(tmp_path):
+    torch.manual_seed(16)
+    net = PairsAndTime().double()
+    x, t = torch.tensor([[0, 6, 500], [4, 2, -3], [1, 2, 7]]), torch.randn(3, 1, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t, name="pairs_time")
+    assert model.index_ranges == {"x": [5, 7, None]}
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
+def moco_loss(out, t):  # the positive is column 0 of every row: labels torch.zeros(N, dtype=torch.long)
+    return F.cross_entropy(out, torch.zeros(out.size(0), dtype=torch.long))
+
+
+def hardest_error(out, t):  # the largest squared error over the batch, for each output: a max over the batch axis
+    return (out - t).pow(2).max(0).values.sum()
+
+
+@pytest.mark.parametrize("loss", [moco_loss, hardest_error])
+def test_losses_of_a_constant_class_and_of_a_max_over_the_batch(loss, tmp_path):
+    torch.manual_seed(17)
+    net, x, t = nn.Linear(4, 3).double(), torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 3).double()
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name=loss.__name__)
+    agree(model, net, (x,), t, loss, tmp_path)

@@ -62,12 +62,12 @@ class Tensor:
 
 
 def ids_bound(tensor: Tensor):
-    """The generated code's bound of an input's ids: one number, or one for each column of its last axis."""
+    """The generated code's bound of an input's ids: one number, or one for each column of its last axis (None for a
+    column that no table reads: a timestamp, or a count read as a number)."""
     if not tensor.column_ranges:
         return tensor.index_range
-    each = [min(b for b in (tensor.index_range, c) if b) if tensor.index_range or c else 0
+    each = [min(b for b in (tensor.index_range, c) if b) if tensor.index_range or c else None
             for c in tensor.column_ranges]
-    each = [b or max(each) for b in each]  # a column that no table reads: the loosest bound
     return each[0] if len(set(each)) == 1 else each
 
 

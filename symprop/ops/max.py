@@ -10,6 +10,7 @@ import sympy as sp
 from ..declare.tensor import SymbolicTensor, as_value, axis_of, traced_graph
 from ..declare.trace import Unread, fail, running
 from ..graph import Graph, Value
+from ..shapes import N
 from .argmax import first_max
 from .onehot import onehot
 from .primitive import primitive, reduction
@@ -75,9 +76,14 @@ def amax(x, dim=None, keepdim: bool = False) -> SymbolicTensor:
 def max_along(x, dim, keepdim: bool = False) -> tuple:
     """torch.max(x, dim) and x.max(dim) (aten.max.dim): (values, indices), of which symprop reads the values (an
     operation that reads the indices is refused); the gradient goes to the first entry equal to the
-    max, as torch's does (PointNet's max over points, CBAM's over channels)."""
+    max, as torch's does (PointNet's max over points, CBAM's over channels); over the batch axis it is shared among
+    tied entries, as torch.amax shares it."""
     value = as_value(x, "max")
     axis, last = axis_of(dim, len(value.shape), "max"), len(value.shape) - 1
+    if value.shape[axis] == N:  # over the batch (hardest negatives): amax's, which shares a tie's gradient
+        top = SymbolicTensor(reduce_max(traced_graph(), value, axis, stem=running().stem("m")))
+        return (top if keepdim else top.squeeze(axis)), Unread("torch.max(x, dim)'s indices are not supported by "
+                                                               "symprop (its values are)")
     moved = value if axis == last else SymbolicTensor(value).transpose(axis, last).value
     top = SymbolicTensor(reduce_max(traced_graph(), moved, last, stem=running().stem("m"), first=True))
     top = top if axis == last else top.transpose(axis, last)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..declare.calls import in_torch, resolved, torch_function
 from ..declare.tensor import SymbolicTensor
 from ..declare.trace import ClassIndices, fail, running
+from ..graph import Value
 from .primitive import no_jvp, primitive
 from .registry import Helper, TorchNames, fact
 
@@ -40,7 +41,13 @@ def bound_ids(source, first, bound: int) -> None:
 
 
 def onehot(graph, target, classes: int):
-    """The one-hot rows of integer targets, over `classes` classes."""
+    """The one-hot rows of integer targets, over `classes` classes; of one class for every row (MoCo's labels,
+    torch.zeros(N, dtype=torch.long)), that constant row."""
+    if target.expr.is_Integer:
+        if not 0 <= int(target.expr) < classes:
+            raise fail(f"class {int(target.expr)} is not one of the {classes} classes")
+        row = graph.apply("constant", (), shape=(classes,), data=tuple(float(k == target.expr) for k in range(classes)))
+        return Value(row.expr, (*target.shape, classes))
     return graph.apply("onehot", (target,), key=str(classes), simplex_axis=len(target.shape))
 
 
