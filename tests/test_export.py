@@ -2133,3 +2133,13 @@ def test_losses_of_a_constant_class_and_of_a_max_over_the_batch(loss, tmp_path):
     net, x, t = nn.Linear(4, 3).double(), torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 3).double()
     model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name=loss.__name__)
     agree(model, net, (x,), t, loss, tmp_path)
+
+
+def test_the_rows_of_the_batch_in_arithmetic_are_refused_in_one_line():
+    def shifted(out, t):  # the next row's as each row's class: (arange(n) + 1) % n
+        logits = out @ out.T
+        return F.cross_entropy(logits, (torch.arange(logits.size(0)) + 1) % logits.size(0))
+
+    with pytest.raises(S.SymPropError, match=r"^loss \(test_export.py:\d+\): torch.arange\(n\) of the batch size is "
+                                             r"read as the rows of .*; add of it is not supported$"):
+        S.from_torch(nn.Linear(4, 3), shifted, example_inputs=(torch.randn(5, 4),), example_target=torch.randn(5, 3))

@@ -17,9 +17,16 @@ from .sum import reduce_sum
 
 
 class Rows:
-    """torch.arange(n) of the batch size n: each row's own index, which only indexing reads."""
+    """torch.arange(n) of the batch size n: each row's own index, which only indexing (and cross-entropy's targets)
+    reads; any torch function of it is refused."""
 
     shape = (N,)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        name = str(getattr(func, "__name__", func)).split(".")[0]
+        raise fail(f"torch.arange(n) of the batch size is read as the rows of x[torch.arange(n), ids], or as "
+                   f"F.cross_entropy's targets; {name} of it is not supported")
 
 
 def arange(start, end=None, step=1, **_):
