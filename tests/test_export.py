@@ -2143,3 +2143,32 @@ def test_the_rows_of_the_batch_in_arithmetic_are_refused_in_one_line():
     with pytest.raises(S.SymPropError, match=r"^loss \(test_export.py:\d+\): torch.arange\(n\) of the batch size is "
                                              r"read as the rows of .*; add of it is not supported$"):
         S.from_torch(nn.Linear(4, 3), shifted, example_inputs=(torch.randn(5, 4),), example_target=torch.randn(5, 3))
+
+
+# -- a sequence-first recurrent classifier that reads the last state: its output and targets are batch first -------
+class LastStateClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru, self.fc = nn.GRU(3, 4, bidirectional=True), nn.Linear(8, 2)
+
+    def forward(self, x):  # (time, batch, features)
+        _, h = self.gru(x)
+        return self.fc(torch.cat([h[-2], h[-1]], dim=1))
+
+
+def test_a_sequence_first_classifier_of_the_last_state_takes_batch_first_targets(tmp_path):
+    """Its output (N, 2) is batch first: so is its target (N, 2), which was read with the batch on axis 1."""
+    torch.manual_seed(18)
+    net, loss = LastStateClassifier().double(), nn.BCEWithLogitsLoss()
+    x, t = torch.randn(5, 3, 3, dtype=torch.float64), torch.rand(3, 2, dtype=torch.float64)
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name="last_state")
+    net.zero_grad()
+    want = loss(net(x), t)
+    want.backward()
+    for backend, module in generated_modules(model, tmp_path).items():
+        convert = (lambda a: a.detach().numpy()) if backend == "numpy" else (lambda a: a.detach())
+        got, grads = module.loss_and_gradients({k: convert(p) for k, p in net.named_parameters()},
+                                               convert(x.transpose(0, 1)), convert(t))
+        assert relative_error(got, want.detach()) <= TOLERANCE
+        for key, p in net.named_parameters():
+            assert relative_error(grads[key], p.grad) <= TOLERANCE, (backend, key)

@@ -111,11 +111,18 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
     symprop_loss = _loss(loss, module, output, example_target, net)
     target_shape = None
     if torch.is_tensor(example_target) and example_target.dim() > 0:  # the target's shape, but for its batch axis
-        axis = net.batch_axis if example_target.dim() > net.batch_axis else 0
+        axis = _target_axis(net, example_target)
         target_shape = tuple(d for a, d in enumerate(example_target.shape) if a != axis)
         if target is None and not example_target.is_floating_point() and not isinstance(symprop_loss, Loss):
             target = "index"  # integers, which a loss function reads as class indices (ids)
     return Model(net, symprop_loss, name=name, inputs=inputs, target=target, source=source, target_shape=target_shape)
+
+
+def _target_axis(net, example_target) -> int:
+    """The target's batch axis: the output's (a sequence-first model's per-token targets (T, N); a classifier that
+    reads a recurrent layer's last state, (N, C), batch first), where the target has that many axes."""
+    axis = net.output_axis(0)
+    return axis if example_target.dim() > axis else 0
 
 
 def _of_one(loss) -> bool:
@@ -201,10 +208,9 @@ def _loss(loss, module, output, example_target, net: Exported):
             if any(y is None for y in outputs) else ""
         raise SymPropError("forward returns something other than tensors: symprop reads a tensor, or a tuple of "
                            f"them{hint}", "forward")
-    axes = (*(net.output_axis(i) for i in range(len(outputs))),
-            net.batch_axis if example_target.dim() > net.batch_axis else 0)
+    axes = (*(net.output_axis(i) for i in range(len(outputs))), _target_axis(net, example_target))
     example = (tuple(y.detach() for y in outputs) if isinstance(output, tuple) else output.detach(), example_target)
-    where = defined_at(loss)
+    where = defined_at(loss) or "loss"  # a loss module of torch's: its code is not the user's
     replay = Exported(_export(holder, example, "loss", axes, where), holder, axes)
     # torch.export's program of the holder takes every parameter and buffer of the network; those the loss never
     # reads must not count as read, or the loss would seem to read parameters and lose its Gauss–Newton product
@@ -267,8 +273,9 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
         if text.endswith(")") and text.count(")") > text.count("("):
             text = text[:-1]
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
-            raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) as a "
-                               "number, or has a batch of one); symprop derives for any batch size", what) from None
+            raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) or "
+                               "len(x) as a number, or has a batch of one); symprop derives for any batch size",
+                               _where_it_failed(error) or what) from None
         unequal = re.search(r"L\['(\w+)'\]\.size\(\)\[(\d+)\] = (\d+) is not equal to "
                             r"L\['(\w+)'\]\.size\(\)\[(\d+)\] = (\d+)", text)
         if unequal:  # two arguments whose batch axes differ: one merges its batch with another axis, or has none
