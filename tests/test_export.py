@@ -2172,3 +2172,30 @@ def test_a_sequence_first_classifier_of_the_last_state_takes_batch_first_targets
         assert relative_error(got, want.detach()) <= TOLERANCE
         for key, p in net.named_parameters():
             assert relative_error(grads[key], p.grad) <= TOLERANCE, (backend, key)
+
+
+# -- OpenAI's CLIP returns the (N, N) logits themselves, the batch on both axes ---------------------------------------
+class LogitsPerImage(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.image, self.text = nn.Linear(5, 4), nn.Linear(3, 4)
+        self.logit_scale = nn.Parameter(torch.ones([]) * 2.0)
+
+    def forward(self, image, text):
+        a, b = F.normalize(self.image(image), dim=-1), F.normalize(self.text(text), dim=-1)
+        logits_per_image = self.logit_scale.exp() * a @ b.t()
+        return logits_per_image, logits_per_image.t()
+
+
+def symmetric_cross_entropy(out, t):
+    per_image, per_text = out
+    labels = torch.arange(per_image.shape[0])
+    return (F.cross_entropy(per_image, labels) + F.cross_entropy(per_text, labels)) / 2
+
+
+def test_a_forward_that_returns_the_batchs_n_by_n_logits(tmp_path):
+    torch.manual_seed(19)
+    net = LogitsPerImage().double()
+    x, y, t = torch.randn(4, 5).double(), torch.randn(4, 3).double(), torch.zeros(4, 1, dtype=torch.float64)
+    model = S.from_torch(net, symmetric_cross_entropy, example_inputs=(x, y), example_target=t, name="logits_nn")
+    agree(model, net, (x, y), t, symmetric_cross_entropy, tmp_path)

@@ -631,6 +631,8 @@ class Exported(Module):
             raise SymPropError(f"{name} has shape {text}: the batch is merged with another axis (a "
                                "view(-1, ...) in forward); return it with the batch on an axis of its own, and let "
                                "the loss reshape it", "forward")
+        if free == [0, 1] and str(shape[0]) == str(shape[1]):  # (N, N): a batch's similarities (CLIP's logits)
+            return 0
         if free not in ([0], [1]):
             raise SymPropError(f"{name} has shape {text}: symprop needs its batch on an axis of its "
                                "own, first or second", "forward")
