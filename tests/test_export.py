@@ -2124,7 +2124,7 @@ def moco_loss(out, t):  # the positive is column 0 of every row: labels torch.ze
 
 
 def hardest_error(out, t):  # the largest squared error over the batch, for each output: a max over the batch axis
-    return (out - t).pow(2).max(0).values.sum()
+    return (out - t).pow(2).amax(0).sum()
 
 
 @pytest.mark.parametrize("loss", [moco_loss, hardest_error])
@@ -2199,3 +2199,74 @@ def test_a_forward_that_returns_the_batchs_n_by_n_logits(tmp_path):
     x, y, t = torch.randn(4, 5).double(), torch.randn(4, 3).double(), torch.zeros(4, 1, dtype=torch.float64)
     model = S.from_torch(net, symmetric_cross_entropy, example_inputs=(x, y), example_target=t, name="logits_nn")
     agree(model, net, (x, y), t, symmetric_cross_entropy, tmp_path)
+
+
+def test_torch_max_along_the_batch_axis_is_refused_for_amax():
+    """torch gives the gradient of a tie over the batch to one row, which symprop cannot pick out of N rows."""
+    with pytest.raises(S.SymPropError, match=r"torch.max\(x, dim\) over the batch axis is not supported; "
+                                             r"torch.amax\(x, dim\) is"):
+        S.from_torch(nn.Linear(4, 3), lambda out, t: (out - t).pow(2).max(0).values.sum(),
+                     example_inputs=(torch.randn(5, 4),), example_target=torch.randn(5, 3))
+
+
+def test_nll_loss_of_the_rows_own_class_is_the_diagonal(tmp_path):
+    def nll_of_pairs(out, t):
+        a, b = out
+        log_p = F.log_softmax(a @ b.T / 0.5, dim=1)
+        return F.nll_loss(log_p, torch.arange(log_p.size(0)))
+
+    torch.manual_seed(20)
+    net = TwoTowers().double()
+    x, y, t = torch.randn(4, 5).double(), torch.randn(4, 3).double(), torch.zeros(4, 1, dtype=torch.float64)
+    model = S.from_torch(net, nll_of_pairs, example_inputs=(x, y), example_target=t, name="nll_pairs")
+    agree(model, net, (x, y), t, nll_of_pairs, tmp_path)
+
+
+def test_a_loss_module_with_a_frozen_parameter_is_read_through_its_forward(tmp_path):
+    class Weighted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64), requires_grad=False)
+
+        def forward(self, y, t):
+            return ((y - t) ** 2 * self.w).mean()
+
+    torch.manual_seed(21)
+    net, loss = nn.Linear(4, 3).double(), Weighted()
+    x, t = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    model = S.from_torch(net, loss, example_inputs=(x,), example_target=t, name="frozen_weights")
+    agree(model, net, (x,), t, loss, tmp_path)
+
+
+def test_from_torch_undoes_what_forward_changes_in_place_on_the_module():
+    class Accumulates(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.seen = nn.Linear(3, 2), torch.zeros(3)
+
+        def forward(self, x):
+            self.seen.add_(x.detach().sum(0))
+            return self.fc(x)
+
+    net = Accumulates()
+    S.from_torch(net, nn.MSELoss(), example_inputs=(torch.randn(4, 3),), example_target=torch.randn(4, 2))
+    assert torch.equal(net.seen, torch.zeros(3))
+
+
+def test_an_example_whose_first_two_axes_have_one_size_is_ambiguous_with_a_sequence_first_layer():
+    class Transposes(nn.Module):  # batch first, around a default (sequence-first) MultiheadAttention
+        def __init__(self):
+            super().__init__()
+            self.attention, self.fc = nn.MultiheadAttention(4, 2), nn.Linear(4, 2)
+
+        def forward(self, x):
+            y = x.transpose(0, 1)
+            h, _ = self.attention(y, y, y)
+            return self.fc(h.transpose(0, 1).mean(1))
+
+    with pytest.raises(S.SymPropError, match=r"^example_inputs: the batch axis of the examples is ambiguous"):
+        S.from_torch(Transposes().eval(), nn.MSELoss(), example_inputs=(torch.randn(4, 4, 4),),
+                     example_target=torch.randn(4, 2))
+    model = S.from_torch(Transposes().eval(), nn.MSELoss(), example_inputs=(torch.randn(3, 5, 4),),
+                         example_target=torch.randn(3, 2))
+    assert model.net.batch_axis == 0 and model.input_shapes["x"] == ("batch", 5, 4)

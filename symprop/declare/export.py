@@ -47,8 +47,9 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
                                "forward)", "example_inputs")
     if batch_axis is None:  # torch's sequence-first layers take (sequence, batch, ...): read it so, else batch first
         arguments = (module, loss, example_inputs, example_target, name, target, source)
-        if not any(getattr(m, "batch_first", True) is False for m in module.modules()):
-            return exported_model(*arguments, batch_axis=0)
+        guessed = _guessed_batch_axis(module, example_inputs)
+        if guessed is not None:
+            return exported_model(*arguments, batch_axis=guessed)
         try:
             return exported_model(*arguments, batch_axis=1)
         except SymPropError as sequence_first:  # a batch-first forward that transposes for such a layer itself
@@ -118,6 +119,47 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
     return Model(net, symprop_loss, name=name, inputs=inputs, target=target, source=source, target_shape=target_shape)
 
 
+def _guessed_batch_axis(module, example_inputs) -> int | None:
+    """Where the batch of a model's inputs is: first, unless it has layers with batch_first=False (torch's sequence
+    first layers take (sequence, batch, ...)); then where the batch of what those layers are given comes from: the
+    inputs' second axis (a sequence-first model) or their first (a batch-first forward that transposes for them).
+    None where the examples cannot tell (their first two axes of one size: refused), or the layers take no tensor."""
+    torch = require_torch("from_torch")
+    layers = [m for m in module.modules() if getattr(m, "batch_first", True) is False]
+    if not layers:
+        return 0
+    inputs = [x for x in (example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,))
+              if torch.is_tensor(x) and x.dim() >= 2]
+    if not inputs:
+        return None
+    given = []
+
+    def record(layer, args):  # the batch size of the layer's input: its second axis
+        if args and torch.is_tensor(args[0]) and args[0].dim() >= 2:
+            given.append(args[0].shape[1])
+
+    hooks = [layer.register_forward_pre_hook(record) for layer in layers]
+    try:
+        with torch.no_grad():
+            module(*example_inputs)
+    except Exception:  # the trace says what fails, in one line
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    first, second = inputs[0].shape[0], inputs[0].shape[1]
+    if given and first == second:
+        raise SymPropError(f"the batch axis of the examples is ambiguous: the model has layers with batch_first=False, "
+                           f"and the first two axes of its example input have one size ({first}); give batch_axis=0 "
+                           "(batch first) or 1 (sequence first), or examples whose first two axes differ",
+                           "example_inputs")
+    if given and set(given) == {second}:
+        return 1
+    if given and set(given) == {first}:
+        return 0
+    return None
+
+
 def _target_axis(net, example_target) -> int:
     """The target's batch axis: the output's (a sequence-first model's per-token targets (T, N); a classifier that
     reads a recurrent layer's last state, (N, C), batch first), where the target has that many axes."""
@@ -160,7 +202,7 @@ def torch_loss(loss):
     op = by_module(type(loss).__name__) if isinstance(loss, torch.nn.Module) else None
     if op is not None and is_loss(op.layer_class) and type(loss) is getattr(torch.nn, type(loss).__name__):
         return op.layer_class.from_torch(loss)
-    if isinstance(loss, torch.nn.Module) and any(True for _ in loss.parameters()):
+    if isinstance(loss, torch.nn.Module) and any(p.requires_grad for p in loss.parameters()):
         raise SymPropError(f"{type(loss).__name__} has parameters of its own; symprop derives the gradients of the "
                            "network's alone: pass a loss without parameters", "loss")
     if not callable(loss):

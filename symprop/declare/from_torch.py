@@ -63,19 +63,24 @@ def _buffers_kept(module):
     that forward keeps, self.hidden = h.detach()) as they were, whatever runs it meanwhile."""
     kept = {name: buffer.detach().clone() for name, buffer in getattr(module, "named_buffers", dict)()}
     modules = list(module.modules()) if hasattr(module, "modules") else []
+    torch = _torch()
     attributes = [(sub, {k: v for k, v in vars(sub).items() if not k.startswith("_")}) for sub in modules]
+    numbers = {(id(sub), k): v.detach().clone() for sub, before in attributes for k, v in before.items()
+               if torch.is_tensor(v)}  # a tensor attribute that forward changes in place (self.h.add_(...))
     try:
         yield
     finally:
-        with _torch().no_grad():
+        with torch.no_grad():
             for name, value in kept.items():
                 module.get_buffer(name).copy_(value)
-        for sub, before in attributes:
-            for key in [k for k in vars(sub) if not k.startswith("_") and k not in before]:
-                delattr(sub, key)
-            for key, value in before.items():
-                if vars(sub).get(key) is not value:
-                    object.__setattr__(sub, key, value)
+            for sub, before in attributes:
+                for key in [k for k in vars(sub) if not k.startswith("_") and k not in before]:
+                    delattr(sub, key)
+                for key, value in before.items():
+                    if vars(sub).get(key) is not value:
+                        object.__setattr__(sub, key, value)
+                    if (id(sub), key) in numbers:
+                        value.copy_(numbers[id(sub), key])
 
 
 def _torch():

@@ -76,14 +76,12 @@ def amax(x, dim=None, keepdim: bool = False) -> SymbolicTensor:
 def max_along(x, dim, keepdim: bool = False) -> tuple:
     """torch.max(x, dim) and x.max(dim) (aten.max.dim): (values, indices), of which symprop reads the values (an
     operation that reads the indices is refused); the gradient goes to the first entry equal to the
-    max, as torch's does (PointNet's max over points, CBAM's over channels); over the batch axis it is shared among
-    tied entries, as torch.amax shares it."""
+    max, as torch's does (PointNet's max over points, CBAM's over channels)."""
     value = as_value(x, "max")
     axis, last = axis_of(dim, len(value.shape), "max"), len(value.shape) - 1
-    if value.shape[axis] == N:  # over the batch (hardest negatives): amax's, which shares a tie's gradient
-        top = SymbolicTensor(reduce_max(traced_graph(), value, axis, stem=running().stem("m")))
-        return (top if keepdim else top.squeeze(axis)), Unread("torch.max(x, dim)'s indices are not supported by "
-                                                               "symprop (its values are)")
+    if value.shape[axis] == N:  # its gradient goes to one of tied rows, which symprop cannot pick out of N
+        raise fail("torch.max(x, dim) over the batch axis is not supported; torch.amax(x, dim) is (it shares a tie's "
+                   "gradient among the tied entries, where max gives it to one)")
     moved = value if axis == last else SymbolicTensor(value).transpose(axis, last).value
     top = SymbolicTensor(reduce_max(traced_graph(), moved, last, stem=running().stem("m"), first=True))
     top = top if axis == last else top.transpose(axis, last)
