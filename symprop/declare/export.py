@@ -128,8 +128,8 @@ def _guessed_batch_axis(module, example_inputs) -> int | None:
     layers = [m for m in module.modules() if getattr(m, "batch_first", True) is False]
     if not layers:
         return 0
-    inputs = [x for x in (example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,))
-              if torch.is_tensor(x) and x.dim() >= 2]
+    example_inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    inputs = [x for x in example_inputs if torch.is_tensor(x) and x.dim() >= 2]
     if not inputs:
         return None
     given = []
