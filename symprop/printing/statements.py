@@ -15,6 +15,8 @@ from ..shapes import broadcast
 
 def fold_numbers(expr):
     """exp(-100) → 3.72e-44: code gets plain Python floats, which keep float32 arrays float32."""
+    if expr is sp.I:  # in a piece of a fractional power of a negative number: NaN in real arithmetic, as in torch
+        return sp.nan
     if not isinstance(expr, sp.Basic) or expr.is_Atom and not expr.is_NumberSymbol:
         return expr
     if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Rational:
