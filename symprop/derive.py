@@ -30,7 +30,7 @@ CANCELS = define(
 def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value]:
     """dL/d(tensor) for every tensor in `wrt`, as Values over graph tensors."""
     forward = list(graph.tensors.values())
-    live = _depends_on(forward, set(wrt))
+    live = depends_on(forward, set(wrt))
     # tensor -> {shape the contribution has before broadcasting is undone: [terms]}
     contributions: dict[Tensor, dict[tuple, list[sp.Expr]]] = defaultdict(lambda: defaultdict(list))
     read_back = {t.symbol: t.read_back_as for t in forward if t.read_back_as is not None}
@@ -95,7 +95,7 @@ def backward(graph: Graph, loss: Value, wrt: list[Tensor]) -> dict[Tensor, Value
     return {tensor: cotangents.get(tensor, Value(sp.Integer(0), tensor.shape)) for tensor in wrt}
 
 
-def _depends_on(forward: list[Tensor], roots: set[Tensor]) -> set[Tensor]:
+def depends_on(forward: list[Tensor], roots: set[Tensor]) -> set[Tensor]:
     """Tensors whose value depends on any root: the only ones that need a cotangent."""
     live, symbols = set(roots), {t.symbol for t in roots}
     for tensor in forward:

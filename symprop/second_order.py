@@ -13,7 +13,7 @@ from __future__ import annotations
 from .declare.module import Module
 from .declare.tensor import SymbolicTensor
 from .declare.trace import GraphTrace, interpret
-from .derive import backward
+from .derive import backward, depends_on
 from .forward_mode import tangents
 from .graph import Graph, Value
 from .ops.registry import with_fact
@@ -40,17 +40,8 @@ def hessian_vector(graph: Graph, gradients: dict, params: dict, along: dict) -> 
 def reads_beyond(graph: Graph, value: Value, held: Value, params) -> bool:
     """Whether `value` reads a parameter other than through `held` (the output held constant): a loss that reads
     more of the network than its output (a Gaussian head's log σ, returned beside μ)."""
-    params, seen = {p.symbol for p in params}, set()
-    stack = list(graph.tensor_symbols(value.expr))
-    while stack:
-        symbol = stack.pop()
-        if symbol in seen or symbol == held.expr:
-            continue
-        seen.add(symbol)
-        if symbol in params:
-            return True
-        stack += [s for operand in graph.tensor(symbol).operands for s in graph.tensor_symbols(operand.expr)]
-    return False
+    live = depends_on([t for t in graph.tensors.values() if t.symbol != held.expr], set(params))
+    return any(graph.tensor(s) in live for s in graph.tensor_symbols(value.expr))
 
 
 def gauss_newton_vector(graph: Graph, lowered, model, along: dict) -> dict | None:

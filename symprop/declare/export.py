@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sysconfig
 import traceback
 import warnings
 from contextlib import contextmanager
@@ -348,10 +349,21 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
 
 def _where_it_failed(error) -> str:
     """"forward (net.py:12)": the user's innermost line in a failed trace's traceback; "" where it has none."""
-    frames = [(f.f_code.co_filename.replace("\\", "/"), f.f_lineno, f.f_code.co_name)
-              for f, _ in traceback.walk_tb(error.__traceback__)]
-    user = [(file, line, function) for file, line, function in frames
-            if "/torch/" not in file and "/symprop/" not in file and "/python3" not in file and "<" not in file]
+    return _innermost_line([(f.f_code.co_filename, f.f_lineno, f.f_code.co_name)
+                            for f, _ in traceback.walk_tb(error.__traceback__)])
+
+
+_STDLIB = sysconfig.get_paths()["stdlib"].replace("\\", "/")
+
+
+def _innermost_line(frames) -> str:
+    """"forward (net.py:12)": the last of (file, line, function) frames in the user's code (not torch's, symprop's,
+    Python's own or code that torch generates); "" where there is none."""
+    def of_user(file: str) -> bool:
+        file = file.replace("\\", "/")
+        return not ("/torch/" in file or "/symprop/" in file or file.startswith((_STDLIB, "<")))
+
+    user = [frame for frame in frames if of_user(frame[0])]
     if not user:
         return ""
     file, line, function = user[-1]
@@ -1070,11 +1082,7 @@ def location(node, where: str = "") -> str:
     layer), else `where` (torch keeps only frames of forward methods: a loss function's lines are not among them), or
     the node's name."""
     frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', node.meta.get("stack_trace") or "")
-    frames = [f for f in frames if f"{Path('torch')}/" not in f[0].replace("\\", "/") and "symprop" not in f[0]]
-    if not frames:
-        return "" if _inside(node) else where or node.name
-    file, line, function = frames[-1]
-    return f"{function} ({Path(file).name}:{line})"
+    return _innermost_line(frames) or ("" if _inside(node) else where or node.name)
 
 
 def defined_at(function) -> str:

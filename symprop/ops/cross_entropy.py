@@ -118,7 +118,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if not _smoothing(label_smoothing):
         raise fail(f"F.cross_entropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
     if isinstance(target, Rows):
-        return _own_rows(input, reduction, label_smoothing)
+        return own_rows("cross_entropy", input, reduction, label_smoothing)
     y, t = operands("cross_entropy", input, target, reduction, REDUCTIONS + ("none",))
     applied_twice(y, "softmax", "cross_entropy")
     probabilities = len(y.shape) > 2 and t.shape == y.shape
@@ -137,14 +137,16 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     return reduced(y, -kept * targets * log_p.expr, reduction, per_sample=True, count=count)
 
 
-def _own_rows(input, reduction, label_smoothing) -> SymbolicTensor:
-    """F.cross_entropy(scores, torch.arange(n)) of (n, n) scores, each row's class its own index (InfoNCE, CLIP's
-    loss over a batch's similarities): −log p_ii, the diagonal of −log softmax."""
-    y, _ = operands("cross_entropy", input, input, reduction, REDUCTIONS + ("none",))
+def own_rows(name: str, input, reduction, label_smoothing=0.0, logits: bool = True) -> SymbolicTensor:
+    """F.cross_entropy(scores, torch.arange(n)) of (n, n) scores (F.nll_loss of their log-probabilities, `logits`
+    False), each row's class its own index (InfoNCE, CLIP's loss over a batch's similarities): −log p_ii, the diagonal
+    of −log softmax."""
+    y, _ = operands(name, input, input, reduction, REDUCTIONS + ("none",))
     if y.shape != (N, N):
-        raise fail(f"F.cross_entropy with torch.arange(n) as the targets takes (n, n) scores of the batch, got "
+        raise fail(f"F.{name} with torch.arange(n) as the targets takes (n, n) scores of the batch, got "
                    f"{shape_text(y.shape)}")
-    minus_log_p = SymbolicTensor(Value(-log_softmax_graph(graph(), y, "p").expr, y.shape))
+    log_p = log_softmax_graph(graph(), y, "p") if logits else y
+    minus_log_p = SymbolicTensor(Value(-log_p.expr, y.shape))
     each = diagonal_of(minus_log_p).reshape(-1, 1)
     if label_smoothing:  # (1 − ε) of the row's own class, ε spread evenly over all n
         smoothing = sp.Rational(str(label_smoothing))

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from ..declare.calls import in_torch, resolved, torch_function
 from ..declare.options import integer
-from ..declare.tensor import SymbolicTensor, shape_text
+from ..declare.tensor import shape_text
 from ..declare.trace import fail
 from ..errors import SymPropError
-from ..graph import Value
-from ..shapes import N
-from .cross_entropy import CrossEntropyLoss, class_targets, classes_last
-from .diagonal import diagonal_of
+from .cross_entropy import CrossEntropyLoss, class_targets, classes_last, own_rows
 from .loss import ATEN_REDUCTIONS, REDUCTIONS, loss_op, operands, reduced, unsupported
 from .registry import TorchNames
 from .take_rows import Rows
@@ -24,12 +21,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
                                                   reduction=reduction)
     unsupported("nll_loss", weight=weight)
     if isinstance(target, Rows):  # torch.arange(n) of (n, n) log-probabilities: each row's own, the diagonal
-        y, _ = operands("nll_loss", input, input, reduction, REDUCTIONS + ("none",))
-        if y.shape != (N, N):
-            raise fail(f"F.nll_loss with torch.arange(n) as the targets takes (n, n) log-probabilities of the batch, "
-                       f"got {shape_text(y.shape)}")
-        each = diagonal_of(SymbolicTensor(Value(-y.expr, y.shape))).reshape(-1, 1)
-        return reduced(each.value, each.value.expr, reduction, per_sample=True)
+        return own_rows("nll_loss", input, reduction, logits=False)
     y, t = operands("nll_loss", input, target, reduction, REDUCTIONS + ("none",))
     y = classes_last("nll_loss", y, t)
     targets, kept, count = class_targets("nll_loss", y, t, ignore_index)

@@ -11,8 +11,8 @@ from ..declare.tensor import SymbolicTensor, as_value, axis_of, shape_text
 from ..declare.trace import ClassIndices, fail, running
 from ..graph import Value
 from ..shapes import N
-from .onehot import bound_ids, one_hot, onehot
-from .registry import TorchNames, defop, fact
+from .onehot import bound_ids, id_source, one_hot, onehot
+from .registry import TorchNames, defop
 from .sum import reduce_sum
 
 
@@ -74,10 +74,7 @@ def index(x, indices):
 
 def _of_open_target(ids) -> bool:
     """Whether ids are the target, moved, while the trace does not know yet that it holds class indices."""
-    graph = running().graph
-    source = graph.tensors.get(ids.expr)
-    while source is not None and fact(source.op, "moves"):
-        source = graph.tensors.get(source.operands[0].expr)
+    source, _ = id_source(running().graph, ids)
     return source is not None and source.op == "target" and getattr(running(), "target_open", False)
 
 
@@ -105,9 +102,7 @@ def gather(input, dim, index, *, sparse_grad=False):
         swapped = SymbolicTensor(value).transpose(axis, last)
         return gather(swapped, -1, index.transpose(axis, last)).transpose(axis, last)
     graph, classes = running().graph, value.shape[-1]
-    source = graph.tensors.get(ids.expr)
-    while source is not None and fact(source.op, "moves"):  # actions.unsqueeze(1): the ids as given, moved
-        source = graph.tensors.get(source.operands[0].expr)
+    source, _ = id_source(graph, ids)  # actions.unsqueeze(1): the ids as given, moved
     if source is None or source.op not in ("input", "target"):  # F.nll_loss over (N, C, d) as torch lowers it
         raise fail("torch.gather reads ids that are an input or the target as given, not computed ones (F.nll_loss "
                    "over (N, C, d...) in a loss function computes them: pass nn.NLLLoss() as the loss instead)")

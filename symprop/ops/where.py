@@ -34,7 +34,7 @@ def where(condition_, input, other):
             return masked_fill_constant(input, ~mask, other)
         if isinstance(other, SymbolicTensor) and isinstance(input, numbers.Real):
             return masked_fill_constant(other, mask, input)
-        mask = SymbolicTensor(constant_table(traced_graph(), (mask != 0).double()))  # a table of 0s and 1s
+        mask = _table(mask)
     for value in (input, other):
         if isinstance(value, numbers.Real) and not math.isfinite(value) and not _minus_inf(value):
             raise fail(f"torch.where: a branch of {value} is not supported (finite numbers, or -inf)")
@@ -62,7 +62,12 @@ def masked_fill_constant(input, mask, value):
     size = causal_size(mask) if mask.dtype == _bool() else None
     if size is not None and _minus_inf(value):
         return input + SymbolicTensor(causal_mask(traced_graph(), size))
-    return masked_fill_computed(input, SymbolicTensor(constant_table(traced_graph(), (mask != 0).double())), value)
+    return masked_fill_computed(input, _table(mask), value)
+
+
+def _table(mask) -> SymbolicTensor:
+    """A constant mask as a table of 0s and 1s, which the derivation reads as a computed one."""
+    return SymbolicTensor(constant_table(traced_graph(), (mask != 0).double()))
 
 
 def _bool():
