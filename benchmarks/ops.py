@@ -98,7 +98,7 @@ def _rows() -> dict[str, Row]:
                         ("sinh", _torch("sinh"), "normal"), ("cosh", _torch("cosh"), "normal"),
                         ("asinh", _torch("asinh"), "normal"), ("erf", _torch("erf"), "normal"),
                         ("sign", _torch("sign"), "normal"), ("log1p", _torch("log1p"), "positive"),
-                        ("expm1", _torch("expm1"), "normal")]:
+                        ("expm1", _torch("expm1"), "normal"), ("exp2", _torch("exp2"), "normal")]:
         rows[name] = Row((name,), body=fn, x=x)
     rows["identity"] = Row(("identity",), body=lambda nn: nn.Identity())
     rows["clamp"] = Row(("clamp",), body=lambda nn: lambda h: h.clamp(-1.0, 1.0))

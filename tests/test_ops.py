@@ -157,6 +157,7 @@ POINTWISE = {  # row -> (op, options): every elementwise op, some with options o
     "clamp_min": ("clamp_min", {"min": 0.5}), "clamp_max": ("clamp_max", {"max": -0.5}),
     "hardtanh": ("hardtanh", {}), "hardtanh-bounds": ("hardtanh", {"min_val": -0.5, "max_val": 2.0}),
     "relu6": ("relu6", {}), "sign": ("sign", {}), "log1p": ("log1p", {}), "expm1": ("expm1", {}),
+    "exp2": ("exp2", {}),
 }
 KINKS = {"clamp": (-1.0, 1.0), "clamp-min": (0.0,), "clamp_min": (0.5,), "clamp_max": (-0.5,),  # at the bounds
          "hardtanh-bounds": (-0.5, 2.0)}

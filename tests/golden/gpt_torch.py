@@ -721,7 +721,9 @@ def loss_and_gradients(params, idx, t):
     logp = torch.log_softmax(rs_8, dim=-1)
     del rs_8
     total = -torch.dot((kept * logp).reshape(-1), onehot.reshape(-1))
-    p = torch.exp_(logp)
+    p = logp
+    p *= 1.4426950408889634
+    p = torch.exp2_(p)
     del logp
     dmm_8 = p
     dmm_8 -= onehot
@@ -751,8 +753,8 @@ def loss_and_gradients(params, idx, t):
     del h_7
     dz_6 = dx_h @ transformer_h_1_mlp_c_proj_weight
     dz_6_local = z_6**2
-    dz_6_local *= -1 / 2
-    dz_6_local = torch.exp_(dz_6_local)
+    dz_6_local *= -0.7213475204444817
+    dz_6_local = torch.exp2_(dz_6_local)
     dz_6_local *= z_6
     dz_6_local *= 0.3989422804014327
     dz_6_local.add_(tmp10, alpha=0.5)
@@ -832,8 +834,8 @@ def loss_and_gradients(params, idx, t):
     del h_3
     dz_2 = dres_2 @ transformer_h_0_mlp_c_proj_weight
     dz_2_local = z_2**2
-    dz_2_local *= -1 / 2
-    dz_2_local = torch.exp_(dz_2_local)
+    dz_2_local *= -0.7213475204444817
+    dz_2_local = torch.exp2_(dz_2_local)
     dz_2_local *= z_2
     dz_2_local *= 0.3989422804014327
     dz_2_local.add_(tmp5, alpha=0.5)

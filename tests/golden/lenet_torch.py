@@ -297,7 +297,9 @@ def loss_and_gradients(params, x, t):
     logp = torch.log_softmax(z_4, dim=-1, out=z_4)
     del z_4
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
-    p = torch.exp_(logp)
+    p = logp
+    p *= 1.4426950408889634
+    p = torch.exp2_(p)
     del logp
     dz_4 = p
     dz_4 -= onehot
@@ -336,7 +338,7 @@ def loss_and_gradients(params, x, t):
     del h_1
     dbcol_1 = torch.sum(dz_1, dim=(0, 2, 3), keepdim=True).reshape((16, 1, 1))
     dconv2_bias = dbcol_1.reshape(16)
-    dh_1 = torch.nn.grad.conv2d_input((dz_1.shape[0], 6, 14, 14), conv2_weight, dz_1)
+    dh_1 = torch.nn.functional.conv_transpose2d(dz_1, conv2_weight)
     del dz_1
     dtop = dh_1.reshape(-1, 6, 14, 14, 1)
     del dh_1

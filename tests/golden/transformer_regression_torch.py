@@ -532,8 +532,8 @@ def loss_and_gradients(params, x, t):
     del act1
     df1 = dr2_1 @ W2_1
     df1_local = f1**2
-    df1_local *= -1 / 2
-    df1_local = torch.exp_(df1_local)
+    df1_local *= -0.7213475204444817
+    df1_local = torch.exp2_(df1_local)
     df1_local *= f1
     df1_local *= 0.3989422804014327
     df1_local.add_(tmp8, alpha=0.5)
@@ -611,8 +611,8 @@ def loss_and_gradients(params, x, t):
     del act0
     df0 = dr2_0 @ W2_0
     df0_local = f0**2
-    df0_local *= -1 / 2
-    df0_local = torch.exp_(df0_local)
+    df0_local *= -0.7213475204444817
+    df0_local = torch.exp2_(df0_local)
     df0_local *= f0
     df0_local *= 0.3989422804014327
     df0_local.add_(tmp4, alpha=0.5)
