@@ -299,7 +299,8 @@ def _torch_call(printer, statement, texts, into):
         return printer._call(f"torch.nn.grad.conv{dims}d_weight", texts[0], str(tuple(statement.shape)), texts[1],
                              *options)
     # texts: δ, W; the positions of x that no window's last entry reaches (stride > 1) as output padding
-    extra = torch_sizes(tuple(((n - d * (k - 1) - 1) % s, 0, 0) for n, (k, s, d) in zip(statement.shape[2:], info.window)))[0]
+    extra = torch_sizes(tuple(((n - d * (k - 1) - 1) % s, 0, 0)
+                              for n, (k, s, d) in zip(statement.shape[2:], info.window, strict=True)))[0]
     options = [f"{name}={value}" for name, value, default in (("stride", stride, 1), ("output_padding", extra, 0),
                                                                ("groups", groups, 1), ("dilation", dilation, 1))
                if value != default]
