@@ -16,7 +16,9 @@ from ..plan.uses import Uses
 from .pointwise import pointwise
 from .registry import TorchNames, plan_rule
 
-pointwise("exp2", sympy=exp2, python=lambda u: 2.0**u,
+# symprop.exp2 and torch.exp2, read from torch; not a name of the expression language (2**z is), whose numbers
+# SymPy would evaluate exactly (exp2(1e300))
+pointwise("exp2", sympy=exp2, python=lambda u: 2.0**u, expression_names=(), public=True,
           torch=TorchNames(("torch.exp2",), ("exp2",), "", ("aten.exp2.default",)),
           spell={"numpy": "numpy.exp2", "torch": "torch.exp2"},
           in_place={"numpy": ("exp2",), "torch": ("exp2",)}, cost={"numpy": 3, "torch": 2.5})
