@@ -107,6 +107,16 @@ def layout_rule(rule: Callable) -> Callable:
     return rule
 
 
+SPELLING_RULES: list[Callable] = []  # (uses, shapes, backend) -> uses: how the backend computes a function
+
+
+def spelling_rule(rule: Callable) -> Callable:
+    """Register a rewrite of how the backend computes a function (a decorator), made last, once every other rule has
+    read the program as derived: e^u as 2^(u·log₂e)."""
+    SPELLING_RULES.append(rule)
+    return rule
+
+
 def call(name: str, backend: str) -> Call | None:
     """`backend`'s one call for the op `name`, if it has one."""
     return OPS[name].calls.get(backend) if name in OPS else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..ops.registry import LAYOUT_RULES, PLAN_RULES
+from ..ops.registry import LAYOUT_RULES, PLAN_RULES, SPELLING_RULES
 from ..program import Plan, Program
 from .chunks import chunk_copies
 from .lines import lay_out
@@ -45,7 +45,7 @@ def plan(program: Program, options: Options) -> Plan:
         uses = rule(uses, shapes, options.backend)
     uses = recompute_outgrown(uses, shapes)
     recompute_late_reads(uses, shapes, options.backend)
-    for rule in LAYOUT_RULES:
+    for rule in LAYOUT_RULES + SPELLING_RULES:
         uses = rule(uses, shapes, options.backend)
     planned = replace(program, statements=uses.statements, outputs=outputs, shapes=shapes)
     steps = lay_out(planned, options)
