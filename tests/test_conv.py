@@ -398,6 +398,29 @@ def test_a_grouped_convolution_runs_torchs_kernels_too():
     assert "einsum" not in body and "unfold(" not in body
 
 
+class GroupedThenMean(torch.nn.Module):
+    """A depthwise or grouped convolution whose output is averaged (or summed) at once: its δ is one number per
+    channel, broadcast over the positions."""
+
+    def __init__(self, dims: int, groups: int, reduce: str):
+        super().__init__()
+        conv = getattr(torch.nn, f"Conv{dims}d")
+        self.first, self.grouped, self.reduce = conv(2, 4, 3, padding=1), conv(4, 4, 3, groups=groups), reduce
+        self.axes = tuple(range(2, 2 + dims))
+
+    def forward(self, x):
+        h = self.grouped(torch.tanh(self.first(x)))
+        return h.mean(self.axes) if self.reduce == "mean" else h.sum(self.axes)
+
+
+@pytest.mark.parametrize("dims, groups, reduce", [(2, 4, "mean"), (1, 2, "sum")])
+def test_a_grouped_convolution_whose_output_is_averaged_agrees_with_autograd(dims, groups, reduce):
+    """The torch module gave the kernel's calls the δ before its broadcast over the positions, and crashed."""
+    torch.manual_seed(0)
+    x, t = torch.randn(3, 2, *(7,) * dims, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    from_torch_agrees(GroupedThenMean(dims, groups, reduce), torch.nn.MSELoss(), x, t)
+
+
 def test_batch_norms_delta_reads_as_the_books_three_terms():
     """Σ (x − μ) = 0 over the batch and positions, as over a layer norm's axis: δ = γ·rstd·(h̄ − x̂·Σ(h̄·x̂)/M −
     Σh̄/M), one line, where it was x̄c, then x̄c − Σx̄c/M. It reads x̂, not x − μ: the backward pass keeps x̂ alone,

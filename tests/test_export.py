@@ -218,6 +218,19 @@ def test_a_gpt_that_computes_its_own_loss(tmp_path):
     agree(model, net, (idx,), targets, lambda out, t: net(idx, t)[1], tmp_path)
 
 
+def test_an_own_loss_beside_a_target_given_apart(tmp_path):
+    """from_torch(gpt, lambda out, t: out[1], example_inputs=(idx, targets), example_target=targets): forward's
+    targets are an input that its cross-entropy reads as classes; the torch module made them numbers, and its one-hot
+    crashed on them."""
+    torch.manual_seed(6)
+    net = GPT().double()
+    idx, targets = torch.randint(0, 13, (3, 4)), torch.randint(0, 13, (3, 4))
+    targets[1, 2] = -1  # ignore_index
+    model = S.from_torch(net, lambda out, t: out[1], example_inputs=(idx, targets), example_target=targets,
+                         name="gpt_own_loss_beside_t")
+    agree(model, net, (idx, targets), targets, lambda out, t: out[1], tmp_path)
+
+
 # -- makemore's RNN: a cell called in a Python loop over positions, a learned start state expanded to the batch --------
 class RNN(nn.Module):
     def __init__(self, vocab_size=11, n_embd=6, n_embd2=8):
@@ -506,6 +519,53 @@ def test_an_op_symprop_lacks_is_refused_with_the_users_line():
 
     with pytest.raises(S.SymPropError, match=r"test_export.py:\d+.*aten.sort.default is not supported"):
         S.derive_network(S.from_torch(Sorting(), nn.MSELoss(), example_inputs=(torch.randn(3, 4),)))
+
+
+class HandBatchNorm(nn.Module):
+    """makemore's batch norm, written by hand: in training mode it moves its running statistics under no_grad."""
+
+    def __init__(self, dim, momentum=0.1):
+        super().__init__()
+        self.momentum, self.gamma, self.beta = momentum, nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+
+    def forward(self, x):
+        if self.training:
+            mean, var = x.mean(0, keepdim=True), x.var(0, keepdim=True)
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean.squeeze(0))
+                self.running_var.mul_(1 - self.momentum).add_(self.momentum * var.squeeze(0))
+        else:
+            mean, var = self.running_mean, self.running_var
+        return self.gamma * (x - mean) / torch.sqrt(var + 1e-5) + self.beta
+
+
+class RebindingBatchNorm(HandBatchNorm):
+    """The same, giving its buffers new tensors (self.running_mean = ...), as makemore's does."""
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        mean, var = x.mean(0, keepdim=True), x.var(0, keepdim=True)
+        with torch.no_grad():
+            self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * mean.squeeze(0)
+            self.running_var = (1 - self.momentum) * self.running_var + self.momentum * var.squeeze(0)
+        return self.gamma * (x - mean) / torch.sqrt(var + 1e-5) + self.beta
+
+
+@pytest.mark.parametrize("norm", [HandBatchNorm, RebindingBatchNorm])
+def test_running_statistics_of_a_batch_norm_written_by_hand_are_refused_in_training_mode(norm, tmp_path):
+    """The generated modules would leave them as they were (only torch's norm layers' are updated): one line, at the
+    user's line; in eval() mode, where forward reads them, the model derives."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), norm(4), nn.Tanh(), nn.Linear(4, 2)).double()
+    x, t = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    with pytest.raises(S.SymPropError, match=r"test_export.py:\d+.*changes the buffer '1.running_mean'") as refused:
+        S.derive_network(S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t))
+    assert "\n" not in str(refused.value)
+    net.eval()
+    agree(S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t), net, (x,), t, nn.MSELoss(), tmp_path)
 
 
 def test_a_hand_written_linear_with_dot_T_agrees_with_autograd():
@@ -1985,11 +2045,26 @@ def test_a_forward_returning_none_beside_its_logits_is_told_how_to_give_its_targ
             logits = self.fc(x)
             return logits, None if targets is None else F.cross_entropy(logits, targets)
 
-    with pytest.raises(S.SymPropError, match=r"^forward: forward returns something other than tensors.*lambda out: "
-                                             r"out\[1\] as the loss$") as error:
+    with pytest.raises(S.SymPropError, match=r"^forward \(test_export.py:\d+\): forward returns something other "
+                                             r"than tensors \(NoneType\).*lambda out: out\[1\] as the loss$") as error:
         S.from_torch(OwnLoss(), lambda out, t: F.cross_entropy(out[0], t), example_inputs=(torch.randn(3, 3),),
                      example_target=torch.tensor([0, 1, 2]))
     assert "\n" not in str(error.value)
+
+
+def test_a_forward_returning_a_dict_is_told_to_return_a_tuple():
+    class Outputs(nn.Module):  # the idiom of model hubs: a dict of named outputs
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x):
+            return {"logits": self.fc(x)}
+
+    with pytest.raises(S.SymPropError, match=r"^forward \(test_export.py:\d+\): forward returns a dict \(keys "
+                                             r"'logits': return a tuple of its tensors\)"):
+        S.from_torch(Outputs(), lambda out, t: F.cross_entropy(out["logits"], t), example_inputs=(torch.randn(3, 3),),
+                     example_target=torch.tensor([0, 1, 2]))
 
 
 def test_from_torch_leaves_the_state_that_forward_keeps_on_the_module_as_it_was():
@@ -2202,6 +2277,23 @@ def test_a_forward_that_returns_the_batchs_n_by_n_logits(tmp_path):
     x, y, t = torch.randn(4, 5).double(), torch.randn(4, 3).double(), torch.zeros(4, 1, dtype=torch.float64)
     model = S.from_torch(net, symmetric_cross_entropy, example_inputs=(x, y), example_target=t, name="logits_nn")
     agree(model, net, (x, y), t, symmetric_cross_entropy, tmp_path)
+
+
+def test_a_softmax_over_the_batch_of_returned_n_by_n_logits_is_refused_as_such():
+    """CLIP's loss over the texts when forward returns only the logits per image: the softmax of logits.t() runs
+    over the batch axis; the refusal says so, where it blamed a read of the batch size alone."""
+    class PerImage(LogitsPerImage):
+        def forward(self, image, text):
+            return super().forward(image, text)[0]
+
+    def per_text(out, t):
+        return F.cross_entropy(out.t(), torch.arange(out.shape[0]))
+
+    x, y, t = torch.randn(4, 5), torch.randn(4, 3), torch.zeros(4, 1)
+    with pytest.raises(S.SymPropError, match=r"the batch axis must stay free.*CLIP's "
+                                             r"F.cross_entropy\(logits.t\(\), labels\)") as refused:
+        S.from_torch(PerImage(), per_text, example_inputs=(x, y), example_target=t)
+    assert "\n" not in str(refused.value)
 
 
 def test_torch_max_along_the_batch_axis_is_refused_for_amax():

@@ -249,8 +249,8 @@ def _loss(loss, module, output, example_target, net: Exported):
         hint = ("; a model that computes its own loss when given targets ((logits, None) without them): give the "
                 "targets as forward's last example input, and lambda out: out[1] as the loss") \
             if any(y is None for y in outputs) else ""
-        raise SymPropError("forward returns something other than tensors: symprop reads a tensor, or a tuple of "
-                           f"them{hint}", "forward")
+        raise SymPropError(f"forward returns {_returned_kind(output)}: symprop reads a tensor, or a tuple of "
+                           f"them{hint}", defined_at(type(module).forward, "forward") or "forward")
     axes = (*(net.output_axis(i) for i in range(len(outputs))), _target_axis(net, example_target))
     example = (tuple(y.detach() for y in outputs) if isinstance(output, tuple) else output.detach(), example_target)
     where = defined_at(loss) or "loss"  # a loss module of torch's: its code is not the user's
@@ -316,9 +316,11 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
         if text.endswith(")") and text.count(")") > text.count("("):
             text = text[:-1]
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
+            across = "; or the loss takes the softmax of (N, N) scores over the batch, as CLIP's " \
+                "F.cross_entropy(logits.t(), labels) does, which symprop does not derive" if what == "loss" else ""
             raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) or "
-                               "len(x) as a number, or has a batch of one); symprop derives for any batch size",
-                               _where_it_failed(error) or what) from None
+                               f"len(x) as a number, or has a batch of one){across}; symprop derives for any batch "
+                               "size", _where_it_failed(error) or what) from None
         unequal = re.search(r"L\['(\w+)'\]\.size\(\)\[(\d+)\] = (\d+) is not equal to "
                             r"L\['(\w+)'\]\.size\(\)\[(\d+)\] = (\d+)", text)
         if unequal:  # two arguments whose batch axes differ: one merges its batch with another axis, or has none
@@ -338,6 +340,7 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
                                what) from None
         raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}",
                            _where_it_failed(error) or what) from None
+    _buffers_changed_refused(module, program, where)
     for node in _mutations_read_later(program.graph):
         if aten_name(node.target) == "aten.embedding_renorm_.default":  # torch's code, not the user's
             raise SymPropError(f"embedding: max_norm is not supported: torch rescales the table's rows in place as "
@@ -1076,6 +1079,66 @@ def _lowered_from(node) -> str:
     return f" (in torch's lowering of {called})"
 
 
+def _returned_kind(output) -> str:
+    """What forward returned, where it is not a tensor or a tuple of them: "a dict (its keys 'logits', 'loss')"."""
+    import torch
+
+    if isinstance(output, dict):
+        return f"a dict (keys {', '.join(map(repr, list(output)[:4]))}: return a tuple of its tensors)"
+    kinds = sorted({type(y).__name__ for y in (output if isinstance(output, tuple) else (output,))
+                    if not torch.is_tensor(y)})
+    return f"something other than tensors ({', '.join(kinds)})"
+
+
+RUNNING_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _buffers_changed_refused(module, program, where: str) -> None:
+    """SymPropError where forward changes a buffer in place, in a torch.no_grad() block or not, other than a torch
+    norm layer's running statistics, which symprop updates itself (a batch norm written by hand that moves its own
+    running mean): the generated modules would leave the buffer as it was, where torch's run changes it."""
+    keys = {spec.arg.name: spec.target for spec in program.graph_signature.input_specs if spec.kind.name == "BUFFER"}
+
+    def torchs_statistic(key: str) -> bool:
+        path, _, name = key.rpartition(".")
+        return name in RUNNING_STATISTICS and hasattr(module.get_submodule(path) if path else module,
+                                                      "track_running_stats")
+
+    def refuse(key: str, node):
+        line = location(node, "")  # a torch.no_grad() block has no line: the forward of the module that has it
+        stack = list((node.meta.get("nn_module_stack") or {}).values())
+        if not line or line == node.name:
+            line = defined_at(type(module.get_submodule(stack[-1][0]) if stack else module).forward, "forward")
+        raise SymPropError(f"forward changes the buffer {key!r}: symprop derives the gradients, but its modules "
+                           "would leave the buffer as it was; use torch's nn.BatchNorm1d/2d, whose running statistics "
+                           "symprop updates, or read the model in eval() mode", line or where)
+
+    def walk(graph, buffers: dict, block=None):  # node -> the key of the buffer it is; the block's node, the line
+        for node in graph.nodes:
+            if node.op != "call_function" or not node.args:
+                continue
+            if aten_name(node.target) == GRAD_BLOCK:  # the block's own graph, its inputs the node's arguments
+                read = [a for a in node.args[2:] if a in buffers]
+                if read and not node.users:  # new values that forward never reads: buffers given new tensors
+                    refuse(buffers[read[0]], node)
+                inner = [n for n in getattr(program.graph_module, node.args[1].target).graph.nodes
+                         if n.op == "placeholder"]
+                walk(getattr(program.graph_module, node.args[1].target).graph,
+                     {p: buffers[a] for p, a in zip(inner, node.args[2:], strict=False) if a in buffers}, node)
+                continue
+            written = node.args[0]
+            while _view_of(written) is not None:  # a view of a buffer (buffer[:2].zero_())
+                written = _view_of(written)
+            if _in_place(aten_name(node.target)) and written in buffers and not torchs_statistic(buffers[written]):
+                refuse(buffers[written], block or node)
+
+    walk(program.graph, {n: keys[n.name] for n in program.graph.nodes if n.op == "placeholder" and n.name in keys})
+    output = next(node for node in program.graph.nodes if node.op == "output")
+    for i, spec in enumerate(program.graph_signature.output_specs):  # a lowered program's: its new values, outputs
+        if spec.kind.name == "BUFFER_MUTATION" and not torchs_statistic(spec.target):
+            refuse(spec.target, output.args[0][i])
+
+
 def location(node, where: str = "") -> str:
     """The user's file:line that made a node (the last frame of its stack trace outside torch); "" for a node that a
     torch layer's own code made with no line of the user's above it (nn.Sequential's layers: the message names the
@@ -1085,12 +1148,12 @@ def location(node, where: str = "") -> str:
     return _innermost_line(frames) or ("" if _inside(node) else where or node.name)
 
 
-def defined_at(function) -> str:
-    """"loss (train.py:12)": where the user defined a loss function (a partial's, or a callable object's __call__);
-    "" where unknown."""
+def defined_at(function, name: str = "loss") -> str:
+    """"loss (train.py:12)": where the user defined a loss function (a partial's, or a callable object's __call__), or
+    another function under its `name`; "" where unknown."""
     function = getattr(function, "func", function)  # functools.partial(loss, ...)
     called = vars(type(function)).get("__call__")  # a callable object's class's own
     code = getattr(function, "__code__", None) or getattr(called, "__code__", None)
     if code is None or f"{Path('torch')}/" in code.co_filename.replace("\\", "/"):
         return ""
-    return f"loss ({Path(code.co_filename).name}:{code.co_firstlineno})"
+    return f"{name} ({Path(code.co_filename).name}:{code.co_firstlineno})"

@@ -438,10 +438,12 @@ def _grouped_specs(dims: int) -> tuple[str, str, str]:
 
 def _grouped_product(uses: Uses, merged, made: dict, spec: str):
     """The operands of the grouped contraction of this spec that `merged` rearranges, and nothing else reads (each a
-    rearrangement: channels split into groups); else None."""
+    rearrangement: channels split into groups, of an array of its own shape, not one broadcast to it: the δ of a
+    mean is one number per channel); else None."""
     product = made.get(merged.operands[0]) if merged.operands[0].is_Symbol else None
     if product is None or product.kind != "einsum" or product.tensor.spec != spec or \
-            not all(op.is_Symbol and op in made and made[op].kind == "rearrange" for op in product.operands) or \
+            any(product.broadcast_operands) or not all(op.is_Symbol and op in made and made[op].kind == "rearrange" and
+                    not any(made[op].broadcast_operands) for op in product.operands) or \
             len(uses.readers(product.symbol)) != 1:
         return None
     return product.operands

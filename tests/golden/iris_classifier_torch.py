@@ -37,9 +37,10 @@ del _block
 
 
 def one_hot(index, classes, dtype):
-    """1 at each index along a new last axis, 0 elsewhere, made in dtype (F.one_hot makes int64 first)."""
+    """1 at each index along a new last axis, 0 elsewhere, made in dtype (F.one_hot makes int64 first). An input
+    that forward also reads as numbers comes in the parameters' dtype: its classes are made integers again."""
     out = torch.zeros((*index.shape, classes), dtype=dtype, device=index.device)
-    return out.scatter_(-1, index.unsqueeze(-1), 1.0)
+    return out.scatter_(-1, index.long().unsqueeze(-1), 1.0)
 
 
 DIGEST = "1b6dde5483d58cba"  # of the declaration: symprop check compares it with the source's, to notice stale code

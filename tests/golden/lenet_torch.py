@@ -83,9 +83,10 @@ del _block
 
 
 def one_hot(index, classes, dtype):
-    """1 at each index along a new last axis, 0 elsewhere, made in dtype (F.one_hot makes int64 first)."""
+    """1 at each index along a new last axis, 0 elsewhere, made in dtype (F.one_hot makes int64 first). An input
+    that forward also reads as numbers comes in the parameters' dtype: its classes are made integers again."""
     out = torch.zeros((*index.shape, classes), dtype=dtype, device=index.device)
-    return out.scatter_(-1, index.unsqueeze(-1), 1.0)
+    return out.scatter_(-1, index.long().unsqueeze(-1), 1.0)
 
 
 def holds(compare, a, b, like):
