@@ -316,8 +316,8 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
         if text.endswith(")") and text.count(")") > text.count("("):
             text = text[:-1]
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
-            across = "; or the loss takes the softmax of (N, N) scores over the batch, as CLIP's " \
-                "F.cross_entropy(logits.t(), labels) does, which symprop does not derive" if what == "loss" else ""
+            across = "; or the loss normalizes (N, N) scores over the batch axis (CLIP's loss of the texts, over " \
+                "logits.t()), which symprop does not derive" if what == "loss" else ""
             raise SymPropError("the batch axis must stay free: the model fixes its size (it reads x.size(0) or "
                                f"len(x) as a number, or has a batch of one){across}; symprop derives for any batch "
                                "size", _where_it_failed(error) or what) from None
@@ -1110,7 +1110,7 @@ def _buffers_changed_refused(module, program, where: str) -> None:
         if not line or line == node.name:
             line = defined_at(type(module.get_submodule(stack[-1][0]) if stack else module).forward, "forward")
         raise SymPropError(f"forward changes the buffer {key!r}: symprop derives the gradients, but its modules "
-                           "would leave the buffer as it was; use torch's nn.BatchNorm1d/2d, whose running statistics "
+                           "would leave the buffer as it was; use torch's batch norm layers, whose running statistics "
                            "symprop updates, or read the model in eval() mode", line or where)
 
     def walk(graph, buffers: dict, block=None):  # node -> the key of the buffer it is; the block's node, the line

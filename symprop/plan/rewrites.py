@@ -18,7 +18,7 @@ import sympy as sp
 from ..ops.registry import fact
 from ..program import Statement, reads
 from ..shapes import batch_sized, broadcast
-from .uses import Uses, constant_along, elements, reads_rewritten
+from .uses import Uses, constant_along, elements, reads_rewritten, unused
 
 
 def scale_smaller_operands(uses: Uses) -> None:
@@ -60,6 +60,40 @@ def factor_out_of_sums(uses: Uses, shapes: dict) -> None:
             uses.rewrite(statement, {})
             for reader in readers:
                 uses.rewrite(reader, mapping)
+
+
+def merge_scaled_terms(uses: Uses, shapes: dict) -> None:
+    """v = c·A, read once, by a sum that has another term c·B: v becomes A + B (under a name of its own) and the sum
+    reads c·v, so that torch adds it with one addcmul, and B is added where A is made (a layer norm's backward pass
+    under a residual, δ + σ⁻¹(x̄ − x̂Σ(x̄x̂)/E) − σ⁻¹Σx̄/E: three passes over the array where it took four)."""
+    taken = {s.name for s in uses.statements}
+    for statement in list(uses.statements):
+        value = sp.Symbol(statement.name, real=True)
+        if statement.kind != "expr" or statement.expr is None or not statement.expr.is_Mul or \
+                statement.computed_again or value in uses.output_reads or \
+                sum(s.name == statement.name for s in uses.statements) != 1:
+            continue
+        readers = uses.readers(value)
+        reader = readers[0] if len(readers) == 1 else None
+        stored = reader is not None and reader.kind == "map" and not any(reader.broadcast_operands)
+        total = reader.operands[0] if stored else reader.expr if reader is not None and reader.kind == "expr" else None
+        if total is None or not total.is_Add or value not in total.args or total.count(value) != 1:
+            continue
+        for scale in (f for f in statement.expr.args if f.is_Symbol):
+            others = [t for t in total.args if t != value and t.is_Mul and scale in t.args]
+            if not others:
+                continue
+            unscaled = sp.Symbol(unused(f"{statement.name}_unscaled", taken), real=True)
+            shapes[unscaled] = shapes[value]
+            statement.name, statement.expr = unscaled.name, sp.Add(statement.expr / scale, *(t / scale for t in others))
+            merged = sp.Add(*(t for t in total.args if t != value and t not in others), scale * unscaled)
+            if stored:
+                reader.operands = (merged, *reader.operands[1:])
+            else:
+                reader.expr = merged
+            uses.rewrite(statement, {})
+            uses.rewrite(reader, {})
+            break
 
 
 def reductions_early(statements: list[Statement]) -> list[Statement]:

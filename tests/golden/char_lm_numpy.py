@@ -860,13 +860,12 @@ def loss_and_gradients(params, x, t):
     del dn2_3_mmf3
     sum_drstd_n2_3 = np.einsum("ijk,ijk->ij", dxhat_n2_3, xhat_n2_3)[..., None]
     sum_dsum_n2_3 = np.sum(dxhat_n2_3, axis=2, keepdims=True)
-    dxc_n2_3 = dxhat_n2_3
-    dxc_n2_3 -= (1 / 32) * sum_drstd_n2_3 * xhat_n2_3
-    dxc_n2_3 *= rstd_n2_3
-    del xhat_n2_3, dxhat_n2_3, sum_drstd_n2_3
+    dxc_n2_3_unscaled = dxhat_n2_3
+    dxc_n2_3_unscaled -= (1 / 32) * sum_drstd_n2_3 * xhat_n2_3 + (1 / 32) * sum_dsum_n2_3
+    del xhat_n2_3, dxhat_n2_3, sum_drstd_n2_3, sum_dsum_n2_3
     dr1_3 = dr2_3
-    dr1_3 += dxc_n2_3 - 1 / 32 * rstd_n2_3 * sum_dsum_n2_3
-    del rstd_n2_3, dr2_3, sum_dsum_n2_3, dxc_n2_3
+    dr1_3 += dxc_n2_3_unscaled * rstd_n2_3
+    del rstd_n2_3, dr2_3, dxc_n2_3_unscaled
     dbo3 = np.sum(dr1_3, axis=(0, 1))
     dWo3 = (o3.reshape(-1, 32).T @ dr1_3.reshape(-1, 32)).T
     del o3
@@ -910,13 +909,12 @@ def loss_and_gradients(params, x, t):
     del dn1_3_mmqkv3
     sum_drstd_n1_3 = np.einsum("ijk,ijk->ij", dxhat_n1_3, xhat_n1_3)[..., None]
     sum_dsum_n1_3 = np.sum(dxhat_n1_3, axis=2, keepdims=True)
-    dxc_n1_3 = dxhat_n1_3
-    dxc_n1_3 -= (1 / 32) * sum_drstd_n1_3 * xhat_n1_3
-    dxc_n1_3 *= rstd_n1_3
-    del xhat_n1_3, dxhat_n1_3, sum_drstd_n1_3
+    dxc_n1_3_unscaled = dxhat_n1_3
+    dxc_n1_3_unscaled -= (1 / 32) * sum_drstd_n1_3 * xhat_n1_3 + (1 / 32) * sum_dsum_n1_3
+    del xhat_n1_3, dxhat_n1_3, sum_drstd_n1_3, sum_dsum_n1_3
     dr2_2 = dr1_3
-    dr2_2 += dxc_n1_3 - 1 / 32 * rstd_n1_3 * sum_dsum_n1_3
-    del rstd_n1_3, dr1_3, sum_dsum_n1_3, dxc_n1_3
+    dr2_2 += dxc_n1_3_unscaled * rstd_n1_3
+    del rstd_n1_3, dr1_3, dxc_n1_3_unscaled
     db2_2 = np.sum(dr2_2, axis=(0, 1))
     dW2_2 = (act2.reshape(-1, 64).T @ dr2_2.reshape(-1, 32)).T
     df2 = (dr2_2.reshape(-1, 32) @ W2_2).reshape(-1, 32, 64)
@@ -934,13 +932,12 @@ def loss_and_gradients(params, x, t):
     del dn2_2_mmf2
     sum_drstd_n2_2 = np.einsum("ijk,ijk->ij", dxhat_n2_2, xhat_n2_2)[..., None]
     sum_dsum_n2_2 = np.sum(dxhat_n2_2, axis=2, keepdims=True)
-    dxc_n2_2 = dxhat_n2_2
-    dxc_n2_2 -= (1 / 32) * sum_drstd_n2_2 * xhat_n2_2
-    dxc_n2_2 *= rstd_n2_2
-    del xhat_n2_2, dxhat_n2_2, sum_drstd_n2_2
+    dxc_n2_2_unscaled = dxhat_n2_2
+    dxc_n2_2_unscaled -= (1 / 32) * sum_drstd_n2_2 * xhat_n2_2 + (1 / 32) * sum_dsum_n2_2
+    del xhat_n2_2, dxhat_n2_2, sum_drstd_n2_2, sum_dsum_n2_2
     dr1_2 = dr2_2
-    dr1_2 += dxc_n2_2 - 1 / 32 * rstd_n2_2 * sum_dsum_n2_2
-    del rstd_n2_2, dr2_2, sum_dsum_n2_2, dxc_n2_2
+    dr1_2 += dxc_n2_2_unscaled * rstd_n2_2
+    del rstd_n2_2, dr2_2, dxc_n2_2_unscaled
     dbo2 = np.sum(dr1_2, axis=(0, 1))
     dWo2 = (o2.reshape(-1, 32).T @ dr1_2.reshape(-1, 32)).T
     del o2

@@ -734,14 +734,13 @@ def loss_and_gradients(params, x, t):
     del dn2_3_mmf3
     sum_drstd_n2_3 = torch.sum(dxhat_n2_3 * xhat_n2_3, dim=2, keepdim=True)
     sum_dsum_n2_3 = torch.sum(dxhat_n2_3, dim=2, keepdim=True)
-    dxc_n2_3 = dxhat_n2_3
-    dxc_n2_3.addcmul_(sum_drstd_n2_3, xhat_n2_3, value=-0.03125)
-    dxc_n2_3 *= rstd_n2_3
-    del xhat_n2_3, dxhat_n2_3, sum_drstd_n2_3
+    dxc_n2_3_unscaled = dxhat_n2_3
+    dxc_n2_3_unscaled.add_(sum_dsum_n2_3, alpha=-0.03125)
+    dxc_n2_3_unscaled.addcmul_(sum_drstd_n2_3, xhat_n2_3, value=-0.03125)
+    del xhat_n2_3, dxhat_n2_3, sum_drstd_n2_3, sum_dsum_n2_3
     dr1_3 = dr2_3
-    dr1_3.add_(dxc_n2_3)
-    dr1_3.addcmul_(rstd_n2_3, sum_dsum_n2_3, value=-0.03125)
-    del rstd_n2_3, dr2_3, sum_dsum_n2_3, dxc_n2_3
+    dr1_3.addcmul_(rstd_n2_3, dxc_n2_3_unscaled)
+    del rstd_n2_3, dr2_3, dxc_n2_3_unscaled
     dbo3 = torch.sum(dr1_3, dim=(0, 1))
     dWo3 = dr1_3.reshape(-1, 32).T @ o3.reshape(-1, 32)
     del o3
@@ -783,14 +782,13 @@ def loss_and_gradients(params, x, t):
     del dn1_3_mmqkv3
     sum_drstd_n1_3 = torch.sum(dxhat_n1_3 * xhat_n1_3, dim=2, keepdim=True)
     sum_dsum_n1_3 = torch.sum(dxhat_n1_3, dim=2, keepdim=True)
-    dxc_n1_3 = dxhat_n1_3
-    dxc_n1_3.addcmul_(sum_drstd_n1_3, xhat_n1_3, value=-0.03125)
-    dxc_n1_3 *= rstd_n1_3
-    del xhat_n1_3, dxhat_n1_3, sum_drstd_n1_3
+    dxc_n1_3_unscaled = dxhat_n1_3
+    dxc_n1_3_unscaled.add_(sum_dsum_n1_3, alpha=-0.03125)
+    dxc_n1_3_unscaled.addcmul_(sum_drstd_n1_3, xhat_n1_3, value=-0.03125)
+    del xhat_n1_3, dxhat_n1_3, sum_drstd_n1_3, sum_dsum_n1_3
     dr2_2 = dr1_3
-    dr2_2.add_(dxc_n1_3)
-    dr2_2.addcmul_(rstd_n1_3, sum_dsum_n1_3, value=-0.03125)
-    del rstd_n1_3, dr1_3, sum_dsum_n1_3, dxc_n1_3
+    dr2_2.addcmul_(rstd_n1_3, dxc_n1_3_unscaled)
+    del rstd_n1_3, dr1_3, dxc_n1_3_unscaled
     db2_2 = torch.sum(dr2_2, dim=(0, 1))
     dW2_2 = dr2_2.reshape(-1, 32).T @ act2.reshape(-1, 64)
     df2 = dr2_2 @ W2_2
@@ -808,14 +806,13 @@ def loss_and_gradients(params, x, t):
     del dn2_2_mmf2
     sum_drstd_n2_2 = torch.sum(dxhat_n2_2 * xhat_n2_2, dim=2, keepdim=True)
     sum_dsum_n2_2 = torch.sum(dxhat_n2_2, dim=2, keepdim=True)
-    dxc_n2_2 = dxhat_n2_2
-    dxc_n2_2.addcmul_(sum_drstd_n2_2, xhat_n2_2, value=-0.03125)
-    dxc_n2_2 *= rstd_n2_2
-    del xhat_n2_2, dxhat_n2_2, sum_drstd_n2_2
+    dxc_n2_2_unscaled = dxhat_n2_2
+    dxc_n2_2_unscaled.add_(sum_dsum_n2_2, alpha=-0.03125)
+    dxc_n2_2_unscaled.addcmul_(sum_drstd_n2_2, xhat_n2_2, value=-0.03125)
+    del xhat_n2_2, dxhat_n2_2, sum_drstd_n2_2, sum_dsum_n2_2
     dr1_2 = dr2_2
-    dr1_2.add_(dxc_n2_2)
-    dr1_2.addcmul_(rstd_n2_2, sum_dsum_n2_2, value=-0.03125)
-    del rstd_n2_2, dr2_2, sum_dsum_n2_2, dxc_n2_2
+    dr1_2.addcmul_(rstd_n2_2, dxc_n2_2_unscaled)
+    del rstd_n2_2, dr2_2, dxc_n2_2_unscaled
     dbo2 = torch.sum(dr1_2, dim=(0, 1))
     dWo2 = dr1_2.reshape(-1, 32).T @ o2.reshape(-1, 32)
     del o2

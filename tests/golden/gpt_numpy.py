@@ -1004,13 +1004,12 @@ def loss_and_gradients(params, idx, t):
     del dh_6_mm_6_1
     sum_drstd_h_3 = np.einsum("ijk,ijk->ij", dxhat_h_3, xhat_h_3)[..., None]
     sum_dsum_h_3 = np.sum(dxhat_h_3, axis=2, keepdims=True)
-    dxc_h_3 = dxhat_h_3
-    dxc_h_3 -= (1 / 32) * sum_drstd_h_3 * xhat_h_3
-    dxc_h_3 *= rstd_h_3
-    del xhat_h_3, dxhat_h_3, sum_drstd_h_3
+    dxc_h_3_unscaled = dxhat_h_3
+    dxc_h_3_unscaled -= (1 / 32) * sum_drstd_h_3 * xhat_h_3 + (1 / 32) * sum_dsum_h_3
+    del xhat_h_3, dxhat_h_3, sum_drstd_h_3, sum_dsum_h_3
     dres_3 = dx_h
-    dres_3 += dxc_h_3 - 1 / 32 * rstd_h_3 * sum_dsum_h_3
-    del rstd_h_3, dx_h, sum_dsum_h_3, dxc_h_3
+    dres_3 += dxc_h_3_unscaled * rstd_h_3
+    del rstd_h_3, dx_h, dxc_h_3_unscaled
     dtransformer_h_1_attn_c_proj_bias = np.sum(dres_3, axis=(0, 1))
     dtransformer_h_1_attn_c_proj_weight = (rs_7.reshape(-1, 32).T @ dres_3.reshape(-1, 32)).T
     del rs_7
@@ -1047,13 +1046,12 @@ def loss_and_gradients(params, idx, t):
     del dh_4_mm_4
     sum_drstd_h_2 = np.einsum("ijk,ijk->ij", dxhat_h_2, xhat_h_2)[..., None]
     sum_dsum_h_2 = np.sum(dxhat_h_2, axis=2, keepdims=True)
-    dxc_h_2 = dxhat_h_2
-    dxc_h_2 -= (1 / 32) * sum_drstd_h_2 * xhat_h_2
-    dxc_h_2 *= rstd_h_2
-    del xhat_h_2, dxhat_h_2, sum_drstd_h_2
+    dxc_h_2_unscaled = dxhat_h_2
+    dxc_h_2_unscaled -= (1 / 32) * sum_drstd_h_2 * xhat_h_2 + (1 / 32) * sum_dsum_h_2
+    del xhat_h_2, dxhat_h_2, sum_drstd_h_2, sum_dsum_h_2
     dres_2 = dres_3
-    dres_2 += dxc_h_2 - 1 / 32 * rstd_h_2 * sum_dsum_h_2
-    del rstd_h_2, dres_3, sum_dsum_h_2, dxc_h_2
+    dres_2 += dxc_h_2_unscaled * rstd_h_2
+    del rstd_h_2, dres_3, dxc_h_2_unscaled
     dtransformer_h_0_mlp_c_proj_bias = np.sum(dres_2, axis=(0, 1))
     # h_3 again, from values kept anyway: cheaper than holding it until here
     h_3 = tmp5 + 1
@@ -1083,13 +1081,12 @@ def loss_and_gradients(params, idx, t):
     del dh_2_mm_2_1
     sum_drstd_h_1 = np.einsum("ijk,ijk->ij", dxhat_h_1, xhat_h_1)[..., None]
     sum_dsum_h_1 = np.sum(dxhat_h_1, axis=2, keepdims=True)
-    dxc_h_1 = dxhat_h_1
-    dxc_h_1 -= (1 / 32) * sum_drstd_h_1 * xhat_h_1
-    dxc_h_1 *= rstd_h_1
-    del xhat_h_1, dxhat_h_1, sum_drstd_h_1
+    dxc_h_1_unscaled = dxhat_h_1
+    dxc_h_1_unscaled -= (1 / 32) * sum_drstd_h_1 * xhat_h_1 + (1 / 32) * sum_dsum_h_1
+    del xhat_h_1, dxhat_h_1, sum_drstd_h_1, sum_dsum_h_1
     dres_1 = dres_2
-    dres_1 += dxc_h_1 - 1 / 32 * rstd_h_1 * sum_dsum_h_1
-    del rstd_h_1, dres_2, sum_dsum_h_1, dxc_h_1
+    dres_1 += dxc_h_1_unscaled * rstd_h_1
+    del rstd_h_1, dres_2, dxc_h_1_unscaled
     dtransformer_h_0_attn_c_proj_bias = np.sum(dres_1, axis=(0, 1))
     dtransformer_h_0_attn_c_proj_weight = (rs_3.reshape(-1, 32).T @ dres_1.reshape(-1, 32)).T
     del rs_3
@@ -1126,13 +1123,12 @@ def loss_and_gradients(params, idx, t):
     del dh_mm
     sum_drstd_h = np.einsum("ijk,ijk->ij", dxhat_h, xhat_h)[..., None]
     sum_dsum_h = np.sum(dxhat_h, axis=2, keepdims=True)
-    dxc_h = dxhat_h
-    dxc_h -= (1 / 32) * sum_drstd_h * xhat_h
-    dxc_h *= rstd_h
-    del xhat_h, dxhat_h, sum_drstd_h
+    dxc_h_unscaled = dxhat_h
+    dxc_h_unscaled -= (1 / 32) * sum_drstd_h * xhat_h + (1 / 32) * sum_dsum_h
+    del xhat_h, dxhat_h, sum_drstd_h, sum_dsum_h
     dres = dres_1
-    dres += dxc_h - 1 / 32 * rstd_h * sum_dsum_h
-    del rstd_h, dres_1, sum_dsum_h, dxc_h
+    dres += dxc_h_unscaled * rstd_h
+    del rstd_h, dres_1, dxc_h_unscaled
     dtransformer_wpe_weight = np.sum(dres, axis=0)
     dtransformer_wte_weight_1 = scatter_add(dres, idx, 72)
     return float(total / counted), {

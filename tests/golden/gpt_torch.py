@@ -774,14 +774,13 @@ def loss_and_gradients(params, idx, t):
     del dh_6_mm_6_1
     sum_drstd_h_3 = torch.sum(dxhat_h_3 * xhat_h_3, dim=2, keepdim=True)
     sum_dsum_h_3 = torch.sum(dxhat_h_3, dim=2, keepdim=True)
-    dxc_h_3 = dxhat_h_3
-    dxc_h_3.addcmul_(sum_drstd_h_3, xhat_h_3, value=-0.03125)
-    dxc_h_3 *= rstd_h_3
-    del xhat_h_3, dxhat_h_3, sum_drstd_h_3
+    dxc_h_3_unscaled = dxhat_h_3
+    dxc_h_3_unscaled.add_(sum_dsum_h_3, alpha=-0.03125)
+    dxc_h_3_unscaled.addcmul_(sum_drstd_h_3, xhat_h_3, value=-0.03125)
+    del xhat_h_3, dxhat_h_3, sum_drstd_h_3, sum_dsum_h_3
     dres_3 = dx_h
-    dres_3.add_(dxc_h_3)
-    dres_3.addcmul_(rstd_h_3, sum_dsum_h_3, value=-0.03125)
-    del rstd_h_3, dx_h, sum_dsum_h_3, dxc_h_3
+    dres_3.addcmul_(rstd_h_3, dxc_h_3_unscaled)
+    del rstd_h_3, dx_h, dxc_h_3_unscaled
     dtransformer_h_1_attn_c_proj_bias = torch.sum(dres_3, dim=(0, 1))
     dtransformer_h_1_attn_c_proj_weight = dres_3.reshape(-1, 32).T @ rs_7.reshape(-1, 32)
     del rs_7
@@ -820,14 +819,13 @@ def loss_and_gradients(params, idx, t):
     del dh_4_mm_4
     sum_drstd_h_2 = torch.sum(dxhat_h_2 * xhat_h_2, dim=2, keepdim=True)
     sum_dsum_h_2 = torch.sum(dxhat_h_2, dim=2, keepdim=True)
-    dxc_h_2 = dxhat_h_2
-    dxc_h_2.addcmul_(sum_drstd_h_2, xhat_h_2, value=-0.03125)
-    dxc_h_2 *= rstd_h_2
-    del xhat_h_2, dxhat_h_2, sum_drstd_h_2
+    dxc_h_2_unscaled = dxhat_h_2
+    dxc_h_2_unscaled.add_(sum_dsum_h_2, alpha=-0.03125)
+    dxc_h_2_unscaled.addcmul_(sum_drstd_h_2, xhat_h_2, value=-0.03125)
+    del xhat_h_2, dxhat_h_2, sum_drstd_h_2, sum_dsum_h_2
     dres_2 = dres_3
-    dres_2.add_(dxc_h_2)
-    dres_2.addcmul_(rstd_h_2, sum_dsum_h_2, value=-0.03125)
-    del rstd_h_2, dres_3, sum_dsum_h_2, dxc_h_2
+    dres_2.addcmul_(rstd_h_2, dxc_h_2_unscaled)
+    del rstd_h_2, dres_3, dxc_h_2_unscaled
     dtransformer_h_0_mlp_c_proj_bias = torch.sum(dres_2, dim=(0, 1))
     # h_3 again, from values kept anyway: cheaper than holding it until here
     h_3 = torch.addcmul(z_2, z_2, tmp5).mul_(0.5)
@@ -855,14 +853,13 @@ def loss_and_gradients(params, idx, t):
     del dh_2_mm_2_1
     sum_drstd_h_1 = torch.sum(dxhat_h_1 * xhat_h_1, dim=2, keepdim=True)
     sum_dsum_h_1 = torch.sum(dxhat_h_1, dim=2, keepdim=True)
-    dxc_h_1 = dxhat_h_1
-    dxc_h_1.addcmul_(sum_drstd_h_1, xhat_h_1, value=-0.03125)
-    dxc_h_1 *= rstd_h_1
-    del xhat_h_1, dxhat_h_1, sum_drstd_h_1
+    dxc_h_1_unscaled = dxhat_h_1
+    dxc_h_1_unscaled.add_(sum_dsum_h_1, alpha=-0.03125)
+    dxc_h_1_unscaled.addcmul_(sum_drstd_h_1, xhat_h_1, value=-0.03125)
+    del xhat_h_1, dxhat_h_1, sum_drstd_h_1, sum_dsum_h_1
     dres_1 = dres_2
-    dres_1.add_(dxc_h_1)
-    dres_1.addcmul_(rstd_h_1, sum_dsum_h_1, value=-0.03125)
-    del rstd_h_1, dres_2, sum_dsum_h_1, dxc_h_1
+    dres_1.addcmul_(rstd_h_1, dxc_h_1_unscaled)
+    del rstd_h_1, dres_2, dxc_h_1_unscaled
     dtransformer_h_0_attn_c_proj_bias = torch.sum(dres_1, dim=(0, 1))
     dtransformer_h_0_attn_c_proj_weight = dres_1.reshape(-1, 32).T @ rs_3.reshape(-1, 32)
     del rs_3
@@ -901,14 +898,13 @@ def loss_and_gradients(params, idx, t):
     del dh_mm
     sum_drstd_h = torch.sum(dxhat_h * xhat_h, dim=2, keepdim=True)
     sum_dsum_h = torch.sum(dxhat_h, dim=2, keepdim=True)
-    dxc_h = dxhat_h
-    dxc_h.addcmul_(sum_drstd_h, xhat_h, value=-0.03125)
-    dxc_h *= rstd_h
-    del xhat_h, dxhat_h, sum_drstd_h
+    dxc_h_unscaled = dxhat_h
+    dxc_h_unscaled.add_(sum_dsum_h, alpha=-0.03125)
+    dxc_h_unscaled.addcmul_(sum_drstd_h, xhat_h, value=-0.03125)
+    del xhat_h, dxhat_h, sum_drstd_h, sum_dsum_h
     dres = dres_1
-    dres.add_(dxc_h)
-    dres.addcmul_(rstd_h, sum_dsum_h, value=-0.03125)
-    del rstd_h, dres_1, sum_dsum_h, dxc_h
+    dres.addcmul_(rstd_h, dxc_h_unscaled)
+    del rstd_h, dres_1, dxc_h_unscaled
     dtransformer_wpe_weight = torch.sum(dres, dim=0)
     dtransformer_wte_weight_1 = scatter_add(dres, idx, 72)
     return total / counted, {

@@ -792,13 +792,12 @@ def loss_and_gradients(params, x, t):
     del dn2_1_mmf1
     sum_drstd_n2_1 = np.einsum("ijk,ijk->ij", dxhat_n2_1, xhat_n2_1)[..., None]
     sum_dsum_n2_1 = np.sum(dxhat_n2_1, axis=2, keepdims=True)
-    dxc_n2_1 = dxhat_n2_1
-    dxc_n2_1 -= (1 / 16) * sum_drstd_n2_1 * xhat_n2_1
-    dxc_n2_1 *= rstd_n2_1
-    del xhat_n2_1, dxhat_n2_1, sum_drstd_n2_1
+    dxc_n2_1_unscaled = dxhat_n2_1
+    dxc_n2_1_unscaled -= (1 / 16) * sum_drstd_n2_1 * xhat_n2_1 + (1 / 16) * sum_dsum_n2_1
+    del xhat_n2_1, dxhat_n2_1, sum_drstd_n2_1, sum_dsum_n2_1
     dr1_1 = dr2_1
-    dr1_1 += dxc_n2_1 - 1 / 16 * rstd_n2_1 * sum_dsum_n2_1
-    del rstd_n2_1, dr2_1, sum_dsum_n2_1, dxc_n2_1
+    dr1_1 += dxc_n2_1_unscaled * rstd_n2_1
+    del rstd_n2_1, dr2_1, dxc_n2_1_unscaled
     dbo1 = np.sum(dr1_1, axis=(0, 1))
     dWo1 = (o1.reshape(-1, 16).T @ dr1_1.reshape(-1, 16)).T
     del o1
@@ -831,13 +830,12 @@ def loss_and_gradients(params, x, t):
     del dn1_1_mmqkv1
     sum_drstd_n1_1 = np.einsum("ijk,ijk->ij", dxhat_n1_1, xhat_n1_1)[..., None]
     sum_dsum_n1_1 = np.sum(dxhat_n1_1, axis=2, keepdims=True)
-    dxc_n1_1 = dxhat_n1_1
-    dxc_n1_1 -= (1 / 16) * sum_drstd_n1_1 * xhat_n1_1
-    dxc_n1_1 *= rstd_n1_1
-    del xhat_n1_1, dxhat_n1_1, sum_drstd_n1_1
+    dxc_n1_1_unscaled = dxhat_n1_1
+    dxc_n1_1_unscaled -= (1 / 16) * sum_drstd_n1_1 * xhat_n1_1 + (1 / 16) * sum_dsum_n1_1
+    del xhat_n1_1, dxhat_n1_1, sum_drstd_n1_1, sum_dsum_n1_1
     dr2_0 = dr1_1
-    dr2_0 += dxc_n1_1 - 1 / 16 * rstd_n1_1 * sum_dsum_n1_1
-    del rstd_n1_1, dr1_1, sum_dsum_n1_1, dxc_n1_1
+    dr2_0 += dxc_n1_1_unscaled * rstd_n1_1
+    del rstd_n1_1, dr1_1, dxc_n1_1_unscaled
     db2_0 = np.sum(dr2_0, axis=(0, 1))
     # act0 again, from values kept anyway: cheaper than holding it until here
     act0 = tmp4 + 1
@@ -867,13 +865,12 @@ def loss_and_gradients(params, x, t):
     del dn2_0_mmf0
     sum_drstd_n2_0 = np.einsum("ijk,ijk->ij", dxhat_n2_0, xhat_n2_0)[..., None]
     sum_dsum_n2_0 = np.sum(dxhat_n2_0, axis=2, keepdims=True)
-    dxc_n2_0 = dxhat_n2_0
-    dxc_n2_0 -= (1 / 16) * sum_drstd_n2_0 * xhat_n2_0
-    dxc_n2_0 *= rstd_n2_0
-    del xhat_n2_0, dxhat_n2_0, sum_drstd_n2_0
+    dxc_n2_0_unscaled = dxhat_n2_0
+    dxc_n2_0_unscaled -= (1 / 16) * sum_drstd_n2_0 * xhat_n2_0 + (1 / 16) * sum_dsum_n2_0
+    del xhat_n2_0, dxhat_n2_0, sum_drstd_n2_0, sum_dsum_n2_0
     dr1_0 = dr2_0
-    dr1_0 += dxc_n2_0 - 1 / 16 * rstd_n2_0 * sum_dsum_n2_0
-    del rstd_n2_0, dr2_0, sum_dsum_n2_0, dxc_n2_0
+    dr1_0 += dxc_n2_0_unscaled * rstd_n2_0
+    del rstd_n2_0, dr2_0, dxc_n2_0_unscaled
     dbo0 = np.sum(dr1_0, axis=(0, 1))
     dWo0 = (o0.reshape(-1, 16).T @ dr1_0.reshape(-1, 16)).T
     del o0

@@ -552,14 +552,13 @@ def loss_and_gradients(params, x, t):
     del dn2_1_mmf1
     sum_drstd_n2_1 = torch.sum(dxhat_n2_1 * xhat_n2_1, dim=2, keepdim=True)
     sum_dsum_n2_1 = torch.sum(dxhat_n2_1, dim=2, keepdim=True)
-    dxc_n2_1 = dxhat_n2_1
-    dxc_n2_1.addcmul_(sum_drstd_n2_1, xhat_n2_1, value=-0.0625)
-    dxc_n2_1 *= rstd_n2_1
-    del xhat_n2_1, dxhat_n2_1, sum_drstd_n2_1
+    dxc_n2_1_unscaled = dxhat_n2_1
+    dxc_n2_1_unscaled.add_(sum_dsum_n2_1, alpha=-0.0625)
+    dxc_n2_1_unscaled.addcmul_(sum_drstd_n2_1, xhat_n2_1, value=-0.0625)
+    del xhat_n2_1, dxhat_n2_1, sum_drstd_n2_1, sum_dsum_n2_1
     dr1_1 = dr2_1
-    dr1_1.add_(dxc_n2_1)
-    dr1_1.addcmul_(rstd_n2_1, sum_dsum_n2_1, value=-0.0625)
-    del rstd_n2_1, dr2_1, sum_dsum_n2_1, dxc_n2_1
+    dr1_1.addcmul_(rstd_n2_1, dxc_n2_1_unscaled)
+    del rstd_n2_1, dr2_1, dxc_n2_1_unscaled
     dbo1 = torch.sum(dr1_1, dim=(0, 1))
     dWo1 = dr1_1.reshape(-1, 16).T @ o1.reshape(-1, 16)
     del o1
@@ -596,14 +595,13 @@ def loss_and_gradients(params, x, t):
     del dn1_1_mmqkv1
     sum_drstd_n1_1 = torch.sum(dxhat_n1_1 * xhat_n1_1, dim=2, keepdim=True)
     sum_dsum_n1_1 = torch.sum(dxhat_n1_1, dim=2, keepdim=True)
-    dxc_n1_1 = dxhat_n1_1
-    dxc_n1_1.addcmul_(sum_drstd_n1_1, xhat_n1_1, value=-0.0625)
-    dxc_n1_1 *= rstd_n1_1
-    del xhat_n1_1, dxhat_n1_1, sum_drstd_n1_1
+    dxc_n1_1_unscaled = dxhat_n1_1
+    dxc_n1_1_unscaled.add_(sum_dsum_n1_1, alpha=-0.0625)
+    dxc_n1_1_unscaled.addcmul_(sum_drstd_n1_1, xhat_n1_1, value=-0.0625)
+    del xhat_n1_1, dxhat_n1_1, sum_drstd_n1_1, sum_dsum_n1_1
     dr2_0 = dr1_1
-    dr2_0.add_(dxc_n1_1)
-    dr2_0.addcmul_(rstd_n1_1, sum_dsum_n1_1, value=-0.0625)
-    del rstd_n1_1, dr1_1, sum_dsum_n1_1, dxc_n1_1
+    dr2_0.addcmul_(rstd_n1_1, dxc_n1_1_unscaled)
+    del rstd_n1_1, dr1_1, dxc_n1_1_unscaled
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     # act0 again, from values kept anyway: cheaper than holding it until here
     act0 = torch.addcmul(f0, f0, tmp4).mul_(0.5)
@@ -631,14 +629,13 @@ def loss_and_gradients(params, x, t):
     del dn2_0_mmf0
     sum_drstd_n2_0 = torch.sum(dxhat_n2_0 * xhat_n2_0, dim=2, keepdim=True)
     sum_dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
-    dxc_n2_0 = dxhat_n2_0
-    dxc_n2_0.addcmul_(sum_drstd_n2_0, xhat_n2_0, value=-0.0625)
-    dxc_n2_0 *= rstd_n2_0
-    del xhat_n2_0, dxhat_n2_0, sum_drstd_n2_0
+    dxc_n2_0_unscaled = dxhat_n2_0
+    dxc_n2_0_unscaled.add_(sum_dsum_n2_0, alpha=-0.0625)
+    dxc_n2_0_unscaled.addcmul_(sum_drstd_n2_0, xhat_n2_0, value=-0.0625)
+    del xhat_n2_0, dxhat_n2_0, sum_drstd_n2_0, sum_dsum_n2_0
     dr1_0 = dr2_0
-    dr1_0.add_(dxc_n2_0)
-    dr1_0.addcmul_(rstd_n2_0, sum_dsum_n2_0, value=-0.0625)
-    del rstd_n2_0, dr2_0, sum_dsum_n2_0, dxc_n2_0
+    dr1_0.addcmul_(rstd_n2_0, dxc_n2_0_unscaled)
+    del rstd_n2_0, dr2_0, dxc_n2_0_unscaled
     dbo0 = torch.sum(dr1_0, dim=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0
