@@ -133,13 +133,15 @@ def test_torch_computes_a_layer_norms_forward_steps_in_one_call(build):
 
 
 def test_torch_adds_a_product_of_arrays_in_one_kernel():
-    """δ += c·a·b is one addcmul_, δ += d + c·a·b an add_ and an addcmul_: no array for the product, nor for the
-    sum (the GPT's layer norms, whose δ adds x̂ times its row's Σ; the golden record is the code as derived)."""
+    """δ += c·a·b is one addcmul_, δ += c·a an add_: no array for the product (the GPT's layer norms, whose δ adds
+    x̂ times its row's Σ; the golden record is the code as derived). Under a residual, the layer norm's δ of its input,
+    σ⁻¹·(x̄ − x̂Σ(x̄x̂)/E) − σ⁻¹Σx̄/E, is computed unscaled in x̄'s array and added times σ⁻¹: three passes."""
     from pathlib import Path
 
     code = (Path(__file__).parent / "golden" / "gpt_torch.py").read_text()
-    assert "    dxc_h.addcmul_(sum_drstd_h, xhat_h, value=-0.03125)\n" in code
-    assert "    dres.add_(dxc_h)\n    dres.addcmul_(rstd_h, sum_dsum_h, value=-0.03125)\n" in code
+    assert "    dxc_h_unscaled = dxhat_h\n    dxc_h_unscaled.add_(sum_dsum_h, alpha=-0.03125)\n" \
+        "    dxc_h_unscaled.addcmul_(sum_drstd_h, xhat_h, value=-0.03125)\n" in code
+    assert "    dres = dres_1\n    dres.addcmul_(rstd_h, dxc_h_unscaled)\n" in code
 
 
 def test_an_hvp_adds_each_product_of_its_tangents_in_one_kernel():

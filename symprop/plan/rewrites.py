@@ -79,12 +79,14 @@ def merge_scaled_terms(uses: Uses, shapes: dict) -> None:
         total = reader.operands[0] if stored else reader.expr if reader is not None and reader.kind == "expr" else None
         if total is None or not total.is_Add or value not in total.args or total.count(value) != 1:
             continue
+        shape = shapes.get(value)
         for scale in (f for f in statement.expr.args if f.is_Symbol):
             others = [t for t in total.args if t != value and t.is_Mul and scale in t.args]
-            if not others:
+            if not others or shape is None or any(  # B must not widen A + B past v's shape
+                    broadcast(shapes.get(s, ()), shape) != shape for t in others for s in t.free_symbols):
                 continue
             unscaled = sp.Symbol(unused(f"{statement.name}_unscaled", taken), real=True)
-            shapes[unscaled] = shapes[value]
+            shapes[unscaled] = shape
             statement.name, statement.expr = unscaled.name, sp.Add(statement.expr / scale, *(t / scale for t in others))
             merged = sp.Add(*(t for t in total.args if t != value and t not in others), scale * unscaled)
             if stored:
