@@ -2365,3 +2365,34 @@ def test_an_example_whose_first_two_axes_have_one_size_is_ambiguous_with_a_seque
     model = S.from_torch(Transposes().eval(), nn.MSELoss(), example_inputs=(torch.randn(3, 5, 4),),
                          example_target=torch.randn(3, 2))
     assert model.net.batch_axis == 0 and model.input_shapes["x"] == ("batch", 5, 4)
+
+
+class CountsItsSteps(nn.Module):
+    """A step counter, and a layer that names its statistics as torch's norm layers do without being one."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.track_running_stats = nn.Linear(3, 2), True
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("running_mean", torch.zeros(3))
+
+    def forward(self, x):
+        self.steps += 1
+        return self.fc(x - self.running_mean)
+
+
+class LooksLikeANorm(CountsItsSteps):
+    def forward(self, x):
+        with torch.no_grad():
+            self.running_mean.mul_(0.9).add_(0.1 * x.mean(0))
+        return self.fc(x - self.running_mean)
+
+
+@pytest.mark.parametrize("net, message", [
+    (CountsItsSteps().eval(), r"changes the buffer 'steps': symprop derives the gradients, but its modules would "
+                              r"leave the buffer as it was$"),
+    (LooksLikeANorm(), r"changes the buffer 'running_mean'.*use torch's batch norm layers")])
+def test_buffers_that_forward_changes_are_refused_unless_torchs_norm_layers(net, message):
+    x, t = torch.randn(4, 3), torch.randn(4, 2)
+    with pytest.raises(S.SymPropError, match=message):
+        S.derive_network(S.from_torch(net, nn.MSELoss(), example_inputs=(x,), example_target=t))

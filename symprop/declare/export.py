@@ -1099,19 +1099,24 @@ def _buffers_changed_refused(module, program, where: str) -> None:
     running mean): the generated modules would leave the buffer as it was, where torch's run changes it."""
     keys = {spec.arg.name: spec.target for spec in program.graph_signature.input_specs if spec.kind.name == "BUFFER"}
 
-    def torchs_statistic(key: str) -> bool:
-        path, _, name = key.rpartition(".")
-        return name in RUNNING_STATISTICS and hasattr(module.get_submodule(path) if path else module,
-                                                      "track_running_stats")
+    from torch.nn.modules.batchnorm import _NormBase
+
+    def owner(key: str):
+        path = key.rpartition(".")[0]
+        return module.get_submodule(path) if path else module
+
+    def torchs_statistic(key: str) -> bool:  # torch's own norm layers' (a look-alike's attributes are not enough)
+        return key.rpartition(".")[2] in RUNNING_STATISTICS and isinstance(owner(key), _NormBase)
 
     def refuse(key: str, node):
         line = location(node, "")  # a torch.no_grad() block has no line: the forward of the module that has it
         stack = list((node.meta.get("nn_module_stack") or {}).values())
         if not line or line == node.name:
             line = defined_at(type(module.get_submodule(stack[-1][0]) if stack else module).forward, "forward")
+        hint = "; use torch's batch norm layers, whose running statistics symprop updates, or read the model in " \
+            "eval() mode" if key.rpartition(".")[2].startswith("running") and owner(key).training else ""
         raise SymPropError(f"forward changes the buffer {key!r}: symprop derives the gradients, but its modules "
-                           "would leave the buffer as it was; use torch's batch norm layers, whose running statistics "
-                           "symprop updates, or read the model in eval() mode", line or where)
+                           f"would leave the buffer as it was{hint}", line or where)
 
     def walk(graph, buffers: dict, block=None):  # node -> the key of the buffer it is; the block's node, the line
         for node in graph.nodes:
