@@ -554,7 +554,20 @@ class RebindingBatchNorm(HandBatchNorm):
         return self.gamma * (x - mean) / torch.sqrt(var + 1e-5) + self.beta
 
 
-@pytest.mark.parametrize("norm", [HandBatchNorm, RebindingBatchNorm])
+class RebindingWithGradients(HandBatchNorm):
+    """The same, rebinding outside torch.no_grad() (as some tutorials write it): no trace of it in torch.export's
+    program, whose new tensors nothing reads."""
+
+    def forward(self, x):
+        if not self.training:
+            return super().forward(x)
+        mean, var = x.mean(0), x.var(0)
+        self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * mean.detach()
+        self.running_var = (1 - self.momentum) * self.running_var + self.momentum * var.detach()
+        return self.gamma * (x - mean) / torch.sqrt(var + 1e-5) + self.beta
+
+
+@pytest.mark.parametrize("norm", [HandBatchNorm, RebindingBatchNorm, RebindingWithGradients])
 def test_running_statistics_of_a_batch_norm_written_by_hand_are_refused_in_training_mode(norm, tmp_path):
     """The generated modules would leave them as they were (only torch's norm layers' are updated): one line, at the
     user's line; in eval() mode, where forward reads them, the model derives."""

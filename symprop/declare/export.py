@@ -86,6 +86,7 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
     inputs = {n: tuple(d for a, d in enumerate(x.shape) if a != batch_axis)
               for n, x in zip(names, example_inputs, strict=True)}
     inputs.update(net.random_inputs(set(inputs)))
+    before = {key: (value, value.detach().clone()) for key, value in module.named_buffers()}
     try:
         with torch.no_grad():
             output = module(*example_inputs)
@@ -93,6 +94,7 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
         text = " ".join(str(error).split())[:200]
         raise SymPropError(f"forward fails on the example inputs: {type(error).__name__}: {text}",
                            "example_inputs") from None
+    _buffers_changed_refused(module, before)
     if _of_one(loss):  # forward computes its own loss, of its last input: loss(out) picks it from the outputs
         if batch_axis:
             raise SymPropError("a model that computes its own loss is read batch first only", "batch_axis")
@@ -340,8 +342,10 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
                                what) from None
         raise SymPropError(f"torch.export cannot trace it: {type(error).__name__}: {text[:300]}",
                            _where_it_failed(error) or what) from None
-    _buffers_changed_refused(module, program, where)
+    buffers = {spec.arg.name for spec in program.graph_signature.input_specs if spec.kind.name == "BUFFER"}
     for node in _mutations_read_later(program.graph):
+        if _sharing(node.args[0])[0].name in buffers:  # a buffer's: told as such once forward has run
+            continue
         if aten_name(node.target) == "aten.embedding_renorm_.default":  # torch's code, not the user's
             raise SymPropError(f"embedding: max_norm is not supported: torch rescales the table's rows in place as "
                                f"it reads them{_context(node)}", location(node, where))
@@ -1093,55 +1097,25 @@ def _returned_kind(output) -> str:
 RUNNING_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def _buffers_changed_refused(module, program, where: str) -> None:
-    """SymPropError where forward changes a buffer in place, in a torch.no_grad() block or not, other than a torch
-    norm layer's running statistics, which symprop updates itself (a batch norm written by hand that moves its own
-    running mean): the generated modules would leave the buffer as it was, where torch's run changes it."""
-    keys = {spec.arg.name: spec.target for spec in program.graph_signature.input_specs if spec.kind.name == "BUFFER"}
-
+def _buffers_changed_refused(module, before: dict) -> None:
+    """SymPropError where a run of forward changed a buffer, in place or by giving it a new tensor (`before`: each
+    buffer's tensor and a copy of it, from before the run), other than a torch norm layer's running statistics,
+    which symprop updates itself (a batch norm written by hand that moves its own running mean; a step counter): the
+    generated modules would leave the buffer as it was, where torch's run changes it."""
+    import torch
     from torch.nn.modules.batchnorm import _NormBase
 
-    def owner(key: str):
-        path = key.rpartition(".")[0]
-        return module.get_submodule(path) if path else module
-
-    def torchs_statistic(key: str) -> bool:  # torch's own norm layers' (a look-alike's attributes are not enough)
-        return key.rpartition(".")[2] in RUNNING_STATISTICS and isinstance(owner(key), _NormBase)
-
-    def refuse(key: str, node):
-        line = location(node, "")  # a torch.no_grad() block has no line: the forward of the module that has it
-        stack = list((node.meta.get("nn_module_stack") or {}).values())
-        if not line or line == node.name:
-            line = defined_at(type(module.get_submodule(stack[-1][0]) if stack else module).forward, "forward")
+    for key, value in module.named_buffers():
+        path, _, name = key.rpartition(".")
+        owner = module.get_submodule(path) if path else module
+        kept, copy = before.get(key, (None, None))
+        if name in RUNNING_STATISTICS and isinstance(owner, _NormBase) or value is kept and torch.equal(value, copy):
+            continue
         hint = "; use torch's batch norm layers, whose running statistics symprop updates, or read the model in " \
-            "eval() mode" if key.rpartition(".")[2].startswith("running") and owner(key).training else ""
+            "eval() mode" if name.startswith("running") and owner.training else ""
         raise SymPropError(f"forward changes the buffer {key!r}: symprop derives the gradients, but its modules "
-                           f"would leave the buffer as it was{hint}", line or where)
-
-    def walk(graph, buffers: dict, block=None):  # node -> the key of the buffer it is; the block's node, the line
-        for node in graph.nodes:
-            if node.op != "call_function" or not node.args:
-                continue
-            if aten_name(node.target) == GRAD_BLOCK:  # the block's own graph, its inputs the node's arguments
-                read = [a for a in node.args[2:] if a in buffers]
-                if read and not node.users:  # new values that forward never reads: buffers given new tensors
-                    refuse(buffers[read[0]], node)
-                inner = [n for n in getattr(program.graph_module, node.args[1].target).graph.nodes
-                         if n.op == "placeholder"]
-                walk(getattr(program.graph_module, node.args[1].target).graph,
-                     {p: buffers[a] for p, a in zip(inner, node.args[2:], strict=False) if a in buffers}, node)
-                continue
-            written = node.args[0]
-            while _view_of(written) is not None:  # a view of a buffer (buffer[:2].zero_())
-                written = _view_of(written)
-            if _in_place(aten_name(node.target)) and written in buffers and not torchs_statistic(buffers[written]):
-                refuse(buffers[written], block or node)
-
-    walk(program.graph, {n: keys[n.name] for n in program.graph.nodes if n.op == "placeholder" and n.name in keys})
-    output = next(node for node in program.graph.nodes if node.op == "output")
-    for i, spec in enumerate(program.graph_signature.output_specs):  # a lowered program's: its new values, outputs
-        if spec.kind.name == "BUFFER_MUTATION" and not torchs_statistic(spec.target):
-            refuse(spec.target, output.args[0][i])
+                           f"would leave the buffer as it was{hint}",
+                           defined_at(type(owner).forward, "forward") or "forward")
 
 
 def location(node, where: str = "") -> str:

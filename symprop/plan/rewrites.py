@@ -13,6 +13,8 @@ reads or computes it so that less is held at once.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import sympy as sp
 
 from ..ops.registry import fact
@@ -66,12 +68,12 @@ def merge_scaled_terms(uses: Uses, shapes: dict) -> None:
     """v = c·A, read once, by a sum that has another term c·B: v becomes A + B (under a name of its own) and the sum
     reads c·v, so that torch adds it with one addcmul, and B is added where A is made (a layer norm's backward pass
     under a residual, δ + σ⁻¹(x̄ − x̂Σ(x̄x̂)/E) − σ⁻¹Σx̄/E: three passes over the array where it took four)."""
-    taken = {s.name for s in uses.statements}
+    made = Counter(s.name for s in uses.statements)  # a name made twice (a value computed again) is left as it is
+    taken = set(made)
     for statement in list(uses.statements):
         value = sp.Symbol(statement.name, real=True)
         if statement.kind != "expr" or statement.expr is None or not statement.expr.is_Mul or \
-                statement.computed_again or value in uses.output_reads or \
-                sum(s.name == statement.name for s in uses.statements) != 1:
+                statement.computed_again or value in uses.output_reads or made[statement.name] != 1:
             continue
         readers = uses.readers(value)
         reader = readers[0] if len(readers) == 1 else None
