@@ -137,6 +137,33 @@ def test_mingpts_attention_block(tmp_path):
     agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
 
 
+class HeadsJoined(nn.Module):
+    """Heads flattened and joined along the features, one of them from a (batch, head, position, width) view."""
+
+    def __init__(self):
+        super().__init__()
+        self.by_head, self.by_position, self.out = nn.Linear(6, 6), nn.Linear(6, 6), nn.Linear(12, 5)
+
+    def forward(self, x):
+        B, T, C = x.size()
+        u = self.by_head(x).view(B, T, 2, 3).transpose(1, 2)
+        v = self.by_position(x).view(B, T, 2, 3)
+        y = torch.cat([u.transpose(1, 2).reshape(B, T, C), v.reshape(B, T, C)], dim=-1)
+        return self.out(torch.tanh(y))
+
+
+def test_flattened_heads_joined_along_the_features(tmp_path):
+    """Operands that flatten their last axes, joined along the flattened one, are joined first and flattened after (a
+    view): the same numbers, and one copy of each where the flattening of a transposed view copied it too."""
+    torch.manual_seed(3)
+    net = HeadsJoined().double()
+    x, t = torch.randn(3, 4, 6, dtype=torch.float64), torch.randn(3, 4, 5, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), name="heads_joined")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+    code = S.derive_network(model).render("torch")
+    assert re.search(r"= torch\.cat\(\[\w+, \w+\], dim=2\)\n(.*\n)?\s+\w+ = \w+\.reshape\(-1, 4, 12\)", code)
+
+
 # -- nanoGPT's attention: F.scaled_dot_product_attention, causal ---------------------------------------------------
 class FlashAttention(nn.Module):
     def __init__(self, n_embd=8, n_head=2):

@@ -144,6 +144,19 @@ def test_torch_adds_a_product_of_arrays_in_one_kernel():
     assert "    dres = dres_1\n    dres.addcmul_(rstd_h, dxc_h_unscaled)\n" in code
 
 
+def test_attentions_scores_and_the_cotangents_of_its_heads_make_no_array_more():
+    """The GPT's scaled scores, c·(q @ kᵀ) + mask, are the product's array scaled and masked in place; the cotangents
+    of q, k and v, each (batch, head, position, width) flattened into (batch, position, features), are joined along a
+    new axis and flattened after: one copy each, by the join (the golden record is the code as derived)."""
+    from pathlib import Path
+
+    code = (Path(__file__).parent / "golden" / "gpt_torch.py").read_text()
+    assert "    tmp0 = rs_1_c @ tr_c.mT\n    tmp0 *= 0.25\n    tmp0 += mask\n" in code
+    assert "    dmm_parts = torch.cat([dsl, dsl_1, dsl_2], dim=2)\n" in code
+    assert "    dmm = dmm_parts.reshape(-1, 16, 96)\n" in code
+    assert "    dsl_1 = drs.reshape(-1, 16, 1, 2, 16)\n" in code
+
+
 def test_an_hvp_adds_each_product_of_its_tangents_in_one_kernel():
     """An hvp's tangent δ = Σ cᵢ·aᵢ·bᵢ (a layer norm's, a softmax's) is computed into an array read for the last
     time, one addcmul_ a term, the small factors multiplied first; its numbers as floats (√2 as 1.414…)."""

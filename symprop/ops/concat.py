@@ -4,15 +4,20 @@ projections, sliced from one product, give back one)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sympy as sp
 
 from ..declare.calls import in_torch, resolved, torch_function
 from ..declare.tensor import Parameter, SymbolicTensor, as_value, axis_of, kind_of, shape_text, traced_graph
 from ..declare.trace import fail, running
 from ..graph import Value
+from ..graph.ir import Tensor
+from ..plan.uses import Uses, unused
+from ..program import Statement
 from ..shapes import N
 from .primitive import primitive
-from .registry import TorchNames, cotangent_rule
+from .registry import TorchNames, cotangent_rule, layout_rule
 from .slice import along_axis
 
 
@@ -156,3 +161,55 @@ primitive(
            "aten.stack.default": stack, "torch.roll": roll, "roll": roll, "aten.roll.default": roll,
            "torch.index_select": index_select, "index_select": index_select,
            "aten.index_select.default": index_select}, finite=True)
+
+
+# -- code: flattened operands joined before they are flattened -------------------------------------------------------
+@layout_rule
+def join_before_flattening(uses: Uses, shapes: dict, backend: str) -> Uses:
+    """A join along the last axis of operands that each flatten their last axes, (n, t, h, d) -> (n, t, h·d), as a join
+    of the operands along a new axis before them, (n, t, 3, h, d), then flattened: the same numbers in the same order.
+    An operand whose axes were permuted (attention's q, k and v gradients, computed by head) is copied by its
+    flattening and again by the join; this way only the join copies it, and the flattening of the join is a view."""
+    if backend not in ("numpy", "torch"):
+        return uses
+    made = {s.symbol: s for s in uses.statements}
+    taken = {s.name for s in uses.statements}
+    for join in [s for s in uses.statements if s.kind == "concat"]:
+        flattenings = [made.get(operand) for operand in join.operands]
+        axis, shape = join.tensor.axes[0], tuple(join.shape)
+        if axis != len(shape) - 1 or any(join.broadcast_operands) or \
+                not all(_flattens_last_axes(f, shape, uses, join) for f in flattenings) or \
+                len({tuple(f.tensor.operands[0].shape) for f in flattenings}) != 1:
+            continue
+        unflat = tuple(flattenings[0].tensor.operands[0].shape)
+        new_axis = len(shape) - 1
+        one_more = (*unflat[:new_axis], 1, *unflat[new_axis:])
+        for f in flattenings:  # each operand as it was, with an axis of 1 before its last ones: a view
+            f.tensor = replace(f.tensor, shape=one_more, split=one_more, perm=tuple(range(len(one_more))))
+            f.shape = shapes[f.symbol] = one_more
+            uses.rewrite(f, {})
+        joined = sp.Symbol(unused(f"{join.name}_parts", taken), real=True)
+        parts = (*unflat[:new_axis], len(flattenings), *unflat[new_axis:])
+        position = uses.statements.index(join)
+        uses.statements[position] = Statement(
+            joined.name, "concat", operands=join.operands, shape=parts, broadcast_operands=join.broadcast_operands,
+            tensor=replace(join.tensor, symbol=joined, shape=parts, axes=(new_axis,),
+                           operands=tuple(Value(f.symbol, one_more) for f in flattenings)))
+        shapes[joined] = parts
+        flat = Tensor(join.symbol, shape, "rearrange", operands=(Value(joined, parts),), split=shape,
+                      perm=tuple(range(len(shape))))
+        uses.insert(position + 1, Statement(join.name, "rearrange", tensor=flat, operands=(joined,), shape=shape,
+                                            broadcast_operands=(False,), label=join.label))
+        uses.rewrite(uses.statements[position], {})
+    return uses
+
+
+def _flattens_last_axes(statement, shape: tuple, uses: Uses, join) -> bool:
+    """Whether `statement` only reshapes its operand (n, ..., a, b) into (n, ..., a·b) for the join `join` alone."""
+    if statement is None or statement.kind != "rearrange" or \
+            statement.tensor.perm != tuple(range(len(statement.tensor.perm))):
+        return False
+    unflat = tuple(statement.tensor.operands[0].shape)
+    lead = len(shape) - 1
+    return len(unflat) > len(shape) and unflat[:lead] == shape[:lead] and \
+        tuple(statement.shape)[:lead] == shape[:lead] and uses.readers(statement.symbol) == [join]

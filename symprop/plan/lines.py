@@ -66,23 +66,27 @@ class _Layout:
 
     # -- a fresh product, plus or times the rest --------------------------------------------------------------
     def _in_place(self, statement):
-        """(product, '+' or '*', the rest) when the statement is a fresh matrix product plus or times
-        something that broadcasts into it; None otherwise."""
+        """(product, '+' or '*', the rest, a number that scales the product or None) when the statement is a fresh
+        matrix product (or a number times it, plus the rest) plus or times something that broadcasts into it; None
+        otherwise."""
         expr = statement.operands[0] if statement.kind == "map" else statement.expr
         if statement.kind not in ("expr", "map") or not (expr.is_Add or expr.is_Mul):
             return None
-        products = [a for a in expr.args if a in self.inlined]
+        scaled = {a: a.args[1] for a in expr.args if expr.is_Add and a.is_Mul and len(a.args) == 2 and
+                  a.args[0].is_number and a.args[1] in self.inlined}  # c·(q @ kᵀ) + mask: the product, then *= c
+        products = [a for a in expr.args if a in self.inlined or a in scaled]
         if len(products) != 1:
             return None
-        (product,) = products
-        rest = expr.func(*(a for a in expr.args if a is not product))
+        (term,) = products
+        product, scale = scaled.get(term, term), term.args[0] if term in scaled else None
+        rest = expr.func(*(a for a in expr.args if a is not term))
         whole = self.shapes.get(statement.symbol)
         if whole is None or self.shapes.get(product) != whole or rest.has(product):
             return None
-        return product, "+" if expr.is_Add else "*", rest
+        return product, "+" if expr.is_Add else "*", rest, scale
 
     def _split(self, statement, split, dying, frees, i) -> list[Step]:
-        product, operator, rest = split
+        product, operator, rest, scale = split
         name = statement.name
         mask = isinstance(rest, sp.Heaviside) and rest.args[1] == 0 and operator == "*"
         masked_dies = mask and rest.args[0].name in dying and rest.args[0] in self.own
@@ -98,6 +102,8 @@ class _Layout:
             out += steps
             frees[i] = [*frees.get(i, []), factor_name]
             rest = sp.Symbol(factor_name, real=True)
+        if scale is not None:
+            out.append(Step("update", name, name, operator="*", expr=scale))
         out.append(Step("update", name, name, operator=operator, expr=rest.args[0] if mask else rest, mask=mask,
                         dying=masked_dies))
         return out

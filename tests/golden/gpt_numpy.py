@@ -558,8 +558,10 @@ def forward(params, idx):
     rs_2 = sl_2.reshape(-1, 16, 2, 16)
     del sl_2
     mask = np.triu(np.full((16, 16), -np.inf, dtype=params["transformer.wte.weight"].dtype), 1)
-    tmp0 = 0.25 * (rs_1.transpose(0, 2, 1, 3) @ tr.swapaxes(-1, -2)) + mask
+    tmp0 = rs_1.transpose(0, 2, 1, 3) @ tr.swapaxes(-1, -2)
     del tr, rs_1
+    tmp0 *= 0.25
+    tmp0 += mask
     m = np.max(tmp0, axis=3, keepdims=True)
     shifted = tmp0
     shifted -= m
@@ -641,8 +643,10 @@ def forward(params, idx):
     del sl_3
     rs_6 = sl_5.reshape(-1, 16, 2, 16)
     del sl_5
-    tmp3 = 0.25 * (rs_5.transpose(0, 2, 1, 3) @ tr_5.swapaxes(-1, -2)) + mask
+    tmp3 = rs_5.transpose(0, 2, 1, 3) @ tr_5.swapaxes(-1, -2)
     del tr_5, rs_5
+    tmp3 *= 0.25
+    tmp3 += mask
     m_1 = np.max(tmp3, axis=3, keepdims=True)
     shifted_1 = tmp3
     shifted_1 -= m_1
@@ -805,7 +809,9 @@ def loss_and_gradients(params, idx, t):
     rs_2 = sl_2.reshape(-1, 16, 2, 16)
     del sl_2
     mask = np.triu(np.full((16, 16), -np.inf, dtype=params["transformer.wte.weight"].dtype), 1)
-    tmp0 = 0.25 * (rs_1.transpose(0, 2, 1, 3) @ tr.swapaxes(-1, -2)) + mask
+    tmp0 = rs_1.transpose(0, 2, 1, 3) @ tr.swapaxes(-1, -2)
+    tmp0 *= 0.25
+    tmp0 += mask
     m = np.max(tmp0, axis=3, keepdims=True)
     shifted = tmp0
     shifted -= m
@@ -876,7 +882,9 @@ def loss_and_gradients(params, idx, t):
     del sl_3
     rs_6 = sl_5.reshape(-1, 16, 2, 16)
     del sl_5
-    tmp6 = 0.25 * (rs_5.transpose(0, 2, 1, 3) @ tr_5.swapaxes(-1, -2)) + mask
+    tmp6 = rs_5.transpose(0, 2, 1, 3) @ tr_5.swapaxes(-1, -2)
+    tmp6 *= 0.25
+    tmp6 += mask
     m_1 = np.max(tmp6, axis=3, keepdims=True)
     shifted_1 = tmp6
     shifted_1 -= m_1
@@ -1024,16 +1032,18 @@ def loss_and_gradients(params, idx, t):
     tmp14 *= h_5
     tmp14 *= 0.25
     del dh_5, sum_ds_1
-    dsl_5 = ((dmm_6.swapaxes(-1, -2) @ h_5).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
+    dsl_5 = ((dmm_6.swapaxes(-1, -2) @ h_5).transpose(0, 3, 1, 2)).reshape(-1, 16, 1, 2, 16)
     del h_5, dmm_6
-    dsl_3 = ((tmp14 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    dsl_3 = ((tmp14 @ tr_5).transpose(0, 2, 1, 3)).reshape(-1, 16, 1, 2, 16)
     del tr_5
     drs_4 = (tmp14.swapaxes(-1, -2) @ rs_5.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     del rs_5, tmp14
-    dsl_4 = drs_4.reshape(-1, 16, 32)
+    dsl_4 = drs_4.reshape(-1, 16, 1, 2, 16)
     del drs_4
-    dmm_4 = np.concatenate([dsl_3, dsl_4, dsl_5], axis=2)
+    dmm_4_parts = np.concatenate([dsl_3, dsl_4, dsl_5], axis=2)
     del dsl_5, dsl_3, dsl_4
+    dmm_4 = dmm_4_parts.reshape(-1, 16, 96)
+    del dmm_4_parts
     dtransformer_h_1_attn_c_attn_bias = np.sum(dmm_4, axis=(0, 1))
     dtransformer_h_1_attn_c_attn_weight = (h_4.reshape(-1, 32).T @ dmm_4.reshape(-1, 96)).T
     del h_4
@@ -1101,16 +1111,18 @@ def loss_and_gradients(params, idx, t):
     tmp15 *= h_1
     tmp15 *= 0.25
     del dh_1, sum_ds
-    dsl_2 = ((dmm_2.swapaxes(-1, -2) @ h_1).transpose(0, 3, 1, 2)).reshape(-1, 16, 32)
+    dsl_2 = ((dmm_2.swapaxes(-1, -2) @ h_1).transpose(0, 3, 1, 2)).reshape(-1, 16, 1, 2, 16)
     del h_1, dmm_2
-    dsl = ((tmp15 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 32)
+    dsl = ((tmp15 @ tr).transpose(0, 2, 1, 3)).reshape(-1, 16, 1, 2, 16)
     del tr
     drs = (tmp15.swapaxes(-1, -2) @ rs_1.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
     del rs_1, tmp15
-    dsl_1 = drs.reshape(-1, 16, 32)
+    dsl_1 = drs.reshape(-1, 16, 1, 2, 16)
     del drs
-    dmm = np.concatenate([dsl, dsl_1, dsl_2], axis=2)
+    dmm_parts = np.concatenate([dsl, dsl_1, dsl_2], axis=2)
     del dsl_2, dsl, dsl_1
+    dmm = dmm_parts.reshape(-1, 16, 96)
+    del dmm_parts
     dtransformer_h_0_attn_c_attn_bias = np.sum(dmm, axis=(0, 1))
     dtransformer_h_0_attn_c_attn_weight = (h.reshape(-1, 32).T @ dmm.reshape(-1, 96)).T
     del h
