@@ -157,6 +157,28 @@ def test_attentions_scores_and_the_cotangents_of_its_heads_make_no_array_more():
     assert "    dsl_1 = drs.reshape(-1, 16, 1, 2, 16)\n" in code
 
 
+@pytest.mark.parametrize("activation, exp2, exp", [
+    ("GELU", "_local *= -0.7213475204444817\n", ""),  # e^(−z²/2): log₂e folds into −1/2
+    ("Elementwise(z*exp(-3*z))", "2^(-3z)", ""),  # e^(−3z): into −3
+    ("Elementwise(exp(z) + z)", "", "exp(z)"),  # e^z alone: a pass of its own for log₂e
+    ("Elementwise(exp(2*z + 1))", "", "exp(sum)"),  # e^(2z + 1): a sum keeps its cancellation
+])
+def test_e_to_the_u_is_2_to_the_u_only_where_log2e_folds_into_a_number(activation, exp2, exp):
+    """The torch module computes e^u as 2^(u·log₂e) where u is a number times the rest, log₂e folded into that number;
+    e^u of one value (a softmax's e^(log p)) and of a sum stay torch.exp."""
+    from symprop.derivation import Derivation
+
+    layer = S.GELU() if activation == "GELU" else S.Elementwise(activation[len("Elementwise("):-1])
+    model = S.Model(S.Sequential(S.Linear(3, 4), layer, S.Linear(4, 2)), S.CrossEntropyLoss(), name="e_to_the_u",
+                    inputs=3)
+    code = Derivation(model).render("torch").split("\ndef loss_and_gradients(")[1].split("\ndef ")[0]
+    assert ("exp2" in code) == bool(exp2), code
+    assert "*= 1.4426950408889634" not in code  # log₂e never costs a pass of its own
+    assert "torch.exp_(logp)" in code  # the softmax's probabilities: e^(log p)
+    if exp2.endswith("\n"):
+        assert exp2 in code
+
+
 def test_an_hvp_adds_each_product_of_its_tangents_in_one_kernel():
     """An hvp's tangent δ = Σ cᵢ·aᵢ·bᵢ (a layer norm's, a softmax's) is computed into an array read for the last
     time, one addcmul_ a term, the small factors multiplied first; its numbers as floats (√2 as 1.414…)."""

@@ -17,7 +17,14 @@ from ..program import Plan, Program
 from .chunks import chunk_copies
 from .lines import lay_out
 from .recompute import recompute_late_reads, recompute_outgrown
-from .rewrites import factor_out_of_sums, merge_scaled_terms, read_quotients, reductions_early, scale_smaller_operands
+from .rewrites import (
+    factor_out_of_sums,
+    inline_parts_read_once,
+    merge_scaled_terms,
+    read_quotients,
+    reductions_early,
+    scale_smaller_operands,
+)
 from .uses import Uses, nonnegative
 
 
@@ -41,6 +48,8 @@ def plan(program: Program, options: Options) -> Plan:
     scale_smaller_operands(uses)
     read_quotients(uses)
     factor_out_of_sums(uses, shapes)
+    if options.fused_multiply_add:  # where c·a·b added into an array is one kernel
+        inline_parts_read_once(uses, shapes)
     merge_scaled_terms(uses, shapes)
     for rule in PLAN_RULES:
         uses = rule(uses, shapes, options.backend)

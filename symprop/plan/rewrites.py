@@ -8,7 +8,10 @@ reads or computes it so that less is held at once.
 - a factor constant along a sum's axes multiplies where the sum is read, where it often cancels (the backward pass
   of probabilities e/s: Σ(a·da·s)/s is Σ(a·da), and s is freed after the forward pass);
 - where q = e/s is computed and q and s are read later anyway, a later e reads q·s (the exponentials are freed after
-  the forward pass).
+  the forward pass);
+- a part that CSE named but one elementwise value reads is written into it again where the backend adds c·a·b into
+  an array in one kernel (a layer norm's δx = σ⁻¹(x̄ − Σx̄/E − tmp), tmp = x̂Σ(x̄x̂)/E: one addcmul_, where tmp took
+  two passes and its subtraction two more).
 """
 
 from __future__ import annotations
@@ -130,3 +133,22 @@ def read_quotients(uses: Uses) -> None:
                 uses.rewrite(statements[j], {numerator: quotient * total})
 
 
+
+
+def inline_parts_read_once(uses: Uses, shapes: dict) -> None:
+    made = Counter(s.name for s in uses.statements)
+    for statement in list(uses.statements):
+        value = sp.Symbol(statement.name, real=True)
+        if statement.kind != "expr" or statement.label or statement.computed_again or made[statement.name] != 1 or \
+                value in uses.output_reads:
+            continue
+        readers = uses.readers(value)
+        reader = readers[0] if len(readers) == 1 else None
+        if reader is None or reader.computed_again or not (
+                reader.kind == "expr" or (reader.kind == "map" and not any(reader.broadcast_operands))):
+            continue
+        whole = shapes.get(sp.Symbol(reader.name, real=True)) if reader.kind == "expr" else tuple(reader.shape)
+        if whole is None or shapes.get(value) != whole:  # of the reader's whole shape: elementwise there
+            continue
+        uses.rewrite(reader, {value: statement.expr})
+        uses.statements.remove(statement)

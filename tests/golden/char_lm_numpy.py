@@ -292,15 +292,16 @@ def check_shapes(**arrays):
                 raise ValueError(
                     f"{name} holds ids, so its dtype must be an integer one (not bool, nor uint8: they index as masks), got {value.dtype}"
                 )
-            # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id
-            if 0 not in shape and (value.min() < 0 or value.max() >= TOKEN_IDS[name]):
+            # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id,
+            # and compared as Python ints, no array is made of their comparisons
+            if 0 not in shape and (int(value.min()) < 0 or int(value.max()) >= TOKEN_IDS[name]):
                 outside = (value < 0) | (value >= TOKEN_IDS[name])
                 raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
     if "t" in arrays and (not np.issubdtype(arrays["t"].dtype, np.integer)):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
     t = arrays.get("t")
     # each a class, or ignore_index: a mask of every target only where the least or the greatest is not
-    if t is not None and 0 not in t.shape and (t.min() < 0 or t.max() >= 71):
+    if t is not None and 0 not in t.shape and (int(t.min()) < 0 or int(t.max()) >= 71):
         outside = (t < 0) | (t >= 71)
         outside &= t != -100
         if outside.any():

@@ -302,15 +302,16 @@ def check_shapes(**arrays):
                 raise ValueError(
                     f"{name} holds ids, so its dtype must be an integer one (not bool, nor uint8: they index as masks), got {value.dtype}"
                 )
-            # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id
-            if 0 not in shape and (value.min() < 0 or value.max() >= TOKEN_IDS[name]):
+            # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id,
+            # and compared as Python ints, no array is made of their comparisons
+            if 0 not in shape and (int(value.min()) < 0 or int(value.max()) >= TOKEN_IDS[name]):
                 outside = (value < 0) | (value >= TOKEN_IDS[name])
                 raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
     if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
     t = arrays.get("t")
     # each a class, or ignore_index: a mask of every target only where the least or the greatest is not
-    if t is not None and 0 not in t.shape and (t.min() < 0 or t.max() >= 71):
+    if t is not None and 0 not in t.shape and (int(t.min()) < 0 or int(t.max()) >= 71):
         outside = (t < 0) | (t >= 71)
         outside &= t != -100
         if outside.any():
@@ -688,9 +689,7 @@ def loss_and_gradients(params, x, t):
     logp = torch.log_softmax(rs, dim=-1, out=rs)
     del rs
     total = -torch.dot((kept * logp).reshape(-1), onehot.reshape(-1))
-    p = logp
-    p *= 1.4426950408889634
-    p = torch.exp2_(p)
+    p = torch.exp_(logp)
     del logp
     dz5 = p
     dz5 -= onehot
@@ -709,14 +708,11 @@ def loss_and_gradients(params, x, t):
     del dh4_mm5
     sum_drstd_h4 = torch.sum(dxhat_h4 * xhat_h4, dim=2, keepdim=True)
     sum_dsum_h4 = torch.sum(dxhat_h4, dim=2, keepdim=True)
-    tmp3 = xhat_h4
-    tmp3 *= sum_drstd_h4
-    tmp3 *= 1 / 32
-    del xhat_h4, sum_drstd_h4
     dr2_3 = dxhat_h4
-    dr2_3 -= (1 / 32) * sum_dsum_h4 + tmp3
+    dr2_3.add_(sum_dsum_h4, alpha=-0.03125)
+    dr2_3.addcmul_(sum_drstd_h4, xhat_h4, value=-0.03125)
     dr2_3 *= rstd_h4
-    del rstd_h4, dxhat_h4, sum_dsum_h4, tmp3
+    del xhat_h4, rstd_h4, dxhat_h4, sum_drstd_h4, sum_dsum_h4
     db2_3 = torch.sum(dr2_3, dim=(0, 1))
     dW2_3 = dr2_3.reshape(-1, 32).T @ act3.reshape(-1, 64)
     df3 = dr2_3 @ W2_3
@@ -854,14 +850,11 @@ def loss_and_gradients(params, x, t):
     del dn1_2_mmqkv2
     sum_drstd_n1_2 = torch.sum(dxhat_n1_2 * xhat_n1_2, dim=2, keepdim=True)
     sum_dsum_n1_2 = torch.sum(dxhat_n1_2, dim=2, keepdim=True)
-    tmp4 = xhat_n1_2
-    tmp4 *= sum_drstd_n1_2
-    tmp4 *= 1 / 32
-    del xhat_n1_2, sum_drstd_n1_2
     dx_n1_2 = dxhat_n1_2
-    dx_n1_2 -= (1 / 32) * sum_dsum_n1_2 + tmp4
+    dx_n1_2.add_(sum_dsum_n1_2, alpha=-0.03125)
+    dx_n1_2.addcmul_(sum_drstd_n1_2, xhat_n1_2, value=-0.03125)
     dx_n1_2 *= rstd_n1_2
-    del rstd_n1_2, dxhat_n1_2, sum_dsum_n1_2, tmp4
+    del xhat_n1_2, rstd_n1_2, dxhat_n1_2, sum_drstd_n1_2, sum_dsum_n1_2
     tmp7 = dr1_2
     tmp7 += dx_n1_2
     del dr1_2, dx_n1_2

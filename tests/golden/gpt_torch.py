@@ -308,15 +308,16 @@ def check_shapes(**arrays):
                 raise ValueError(
                     f"{name} holds ids, so its dtype must be an integer one (not bool, nor uint8: they index as masks), got {value.dtype}"
                 )
-            # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id
-            if 0 not in shape and (value.min() < 0 or value.max() >= TOKEN_IDS[name]):
+            # NumPy would read an id of -1 as the last row's; the two reductions cost less than a mask of every id,
+            # and compared as Python ints, no array is made of their comparisons
+            if 0 not in shape and (int(value.min()) < 0 or int(value.max()) >= TOKEN_IDS[name]):
                 outside = (value < 0) | (value >= TOKEN_IDS[name])
                 raise ValueError(f"{name} holds ids in [0, {TOKEN_IDS[name]}), got {int(value[outside][0])}")
     if "t" in arrays and (arrays["t"].is_floating_point() or arrays["t"].is_complex()):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
     t = arrays.get("t")
     # each a class, or ignore_index: a mask of every target only where the least or the greatest is not
-    if t is not None and 0 not in t.shape and (t.min() < 0 or t.max() >= 72):
+    if t is not None and 0 not in t.shape and (int(t.min()) < 0 or int(t.max()) >= 72):
         outside = (t < 0) | (t >= 72)
         outside &= t != -1
         if outside.any():
@@ -730,9 +731,7 @@ def loss_and_gradients(params, idx, t):
     logp = torch.log_softmax(rs_8, dim=-1)
     del rs_8
     total = -torch.dot((kept * logp).reshape(-1), onehot.reshape(-1))
-    p = logp
-    p *= 1.4426950408889634
-    p = torch.exp2_(p)
+    p = torch.exp_(logp)
     del logp
     dmm_8 = p
     dmm_8 -= onehot
@@ -747,14 +746,11 @@ def loss_and_gradients(params, idx, t):
     del dh_8_mm_8
     sum_drstd_h_4 = torch.sum(dxhat_h_4 * xhat_h_4, dim=2, keepdim=True)
     sum_dsum_h_4 = torch.sum(dxhat_h_4, dim=2, keepdim=True)
-    tmp11 = xhat_h_4
-    tmp11 *= sum_drstd_h_4
-    tmp11 *= 1 / 32
-    del xhat_h_4, sum_drstd_h_4
     dx_h = dxhat_h_4
-    dx_h -= (1 / 32) * sum_dsum_h_4 + tmp11
+    dx_h.add_(sum_dsum_h_4, alpha=-0.03125)
+    dx_h.addcmul_(sum_drstd_h_4, xhat_h_4, value=-0.03125)
     dx_h *= rstd_h_4
-    del rstd_h_4, dxhat_h_4, sum_dsum_h_4, tmp11
+    del xhat_h_4, rstd_h_4, dxhat_h_4, sum_drstd_h_4, sum_dsum_h_4
     dtransformer_h_1_mlp_c_proj_bias = torch.sum(dx_h, dim=(0, 1))
     # h_7 again, from values kept anyway: cheaper than holding it until here
     h_7 = torch.addcmul(z_6, z_6, tmp10).mul_(0.5)

@@ -68,7 +68,7 @@ def check_shapes(**arrays):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
     t = arrays.get("t")
     # each a class: a mask of every target only where the least or the greatest is not
-    if t is not None and 0 not in t.shape and (t.min() < 0 or t.max() >= 3):
+    if t is not None and 0 not in t.shape and (int(t.min()) < 0 or int(t.max()) >= 3):
         outside = (t < 0) | (t >= 3)
         if outside.any():
             raise ValueError(f"t holds class indices in [0, 3), got {int(t[outside][0])}")

@@ -147,9 +147,7 @@ def loss_and_gradients(params, x, t):
     del z2
     total = torch.sum(torch.xlogy(t, t) - h3 * t, dim=(0, 1))
     sum_ds = torch.sum(t, dim=1, keepdim=True)
-    p3 = h3
-    p3 *= 1.4426950408889634
-    p3 = torch.exp2_(p3)
+    p3 = torch.exp_(h3)
     del h3
     dz2 = p3
     dz2 *= sum_ds

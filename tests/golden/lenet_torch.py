@@ -136,7 +136,7 @@ def check_shapes(**arrays):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
     t = arrays.get("t")
     # each a class: a mask of every target only where the least or the greatest is not
-    if t is not None and 0 not in t.shape and (t.min() < 0 or t.max() >= 10):
+    if t is not None and 0 not in t.shape and (int(t.min()) < 0 or int(t.max()) >= 10):
         outside = (t < 0) | (t >= 10)
         if outside.any():
             raise ValueError(f"t holds class indices in [0, 10), got {int(t[outside][0])}")
@@ -298,9 +298,7 @@ def loss_and_gradients(params, x, t):
     logp = torch.log_softmax(z_4, dim=-1, out=z_4)
     del z_4
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
-    p = logp
-    p *= 1.4426950408889634
-    p = torch.exp2_(p)
+    p = torch.exp_(logp)
     del logp
     dz_4 = p
     dz_4 -= onehot

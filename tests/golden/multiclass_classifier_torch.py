@@ -142,9 +142,7 @@ def loss_and_gradients(params, x, t):
     logp = torch.log_softmax(z1, dim=-1, out=z1)
     del z1
     total = torch.sum(-logp * t, dim=(0, 1))
-    p = logp
-    p *= 1.4426950408889634
-    p = torch.exp2_(p)
+    p = torch.exp_(logp)
     del logp
     dz1 = p
     dz1 -= t

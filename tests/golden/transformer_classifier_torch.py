@@ -159,7 +159,7 @@ def check_shapes(**arrays):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
     t = arrays.get("t")
     # each a class: a mask of every target only where the least or the greatest is not
-    if t is not None and 0 not in t.shape and (t.min() < 0 or t.max() >= 3):
+    if t is not None and 0 not in t.shape and (int(t.min()) < 0 or int(t.max()) >= 3):
         outside = (t < 0) | (t >= 3)
         if outside.any():
             raise ValueError(f"t holds class indices in [0, 3), got {int(t[outside][0])}")
@@ -373,9 +373,7 @@ def loss_and_gradients(params, x, t):
     logp = torch.log_softmax(z2, dim=-1, out=z2)
     del z2
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
-    p = logp
-    p *= 1.4426950408889634
-    p = torch.exp2_(p)
+    p = torch.exp_(logp)
     del logp
     dz2 = p
     dz2 -= onehot
@@ -392,15 +390,12 @@ def loss_and_gradients(params, x, t):
     del dpool1
     sum_drstd_n2_0 = torch.sum(dxhat_n2_0 * xhat_n2_0, dim=2, keepdim=True)
     sum_dsum_n2_0 = torch.sum(dxhat_n2_0, dim=2, keepdim=True)
-    tmp2 = xhat_n2_0
-    tmp2 *= sum_drstd_n2_0
-    tmp2 *= 1 / 16
-    del xhat_n2_0, sum_drstd_n2_0
-    dr2_0 = tmp2
-    dr2_0 *= -1
+    dr2_0 = xhat_n2_0
+    dr2_0 *= sum_drstd_n2_0
+    dr2_0 *= -1 / 16
     dr2_0 += dxhat_n2_0 - 1 / 16 * sum_dsum_n2_0
     dr2_0 *= rstd_n2_0
-    del rstd_n2_0, dxhat_n2_0, sum_dsum_n2_0, tmp2
+    del xhat_n2_0, rstd_n2_0, dxhat_n2_0, sum_drstd_n2_0, sum_dsum_n2_0
     db2_0 = torch.sum(dr2_0, dim=(0, 1))
     dW2_0 = dr2_0.reshape(-1, 16).T @ act0.reshape(-1, 32)
     df0 = dr2_0 @ W2_0
@@ -420,14 +415,11 @@ def loss_and_gradients(params, x, t):
     del dn1_0
     sum_drstd_n1_0 = torch.sum(dxhat_n1_0 * xhat_n1_0, dim=2, keepdim=True)
     sum_dsum_n1_0 = torch.sum(dxhat_n1_0, dim=2, keepdim=True)
-    tmp3 = xhat_n1_0
-    tmp3 *= sum_drstd_n1_0
-    tmp3 *= 1 / 16
-    del xhat_n1_0, sum_drstd_n1_0
     dr1_0 = dxhat_n1_0
-    dr1_0 -= (1 / 16) * sum_dsum_n1_0 + tmp3
+    dr1_0.add_(sum_dsum_n1_0, alpha=-0.0625)
+    dr1_0.addcmul_(sum_drstd_n1_0, xhat_n1_0, value=-0.0625)
     dr1_0 *= rstd_n1_0
-    del rstd_n1_0, dxhat_n1_0, sum_dsum_n1_0, tmp3
+    del xhat_n1_0, rstd_n1_0, dxhat_n1_0, sum_drstd_n1_0, sum_dsum_n1_0
     dbo0 = torch.sum(dr1_0, dim=(0, 1))
     dWo0 = dr1_0.reshape(-1, 16).T @ o0.reshape(-1, 16)
     del o0

@@ -90,7 +90,7 @@ def check_shapes(**arrays):
         raise ValueError(f"t holds class indices, so its dtype must be an integer one, got {arrays['t'].dtype}")
     t = arrays.get("t")
     # each a class: a mask of every target only where the least or the greatest is not
-    if t is not None and 0 not in t.shape and (t.min() < 0 or t.max() >= 3):
+    if t is not None and 0 not in t.shape and (int(t.min()) < 0 or int(t.max()) >= 3):
         outside = (t < 0) | (t >= 3)
         if outside.any():
             raise ValueError(f"t holds class indices in [0, 3), got {int(t[outside][0])}")
@@ -194,9 +194,7 @@ def loss_and_gradients(params, x, u, t):
     logp = torch.log_softmax(z_head, dim=-1, out=z_head)
     del z_head
     total = -torch.dot(logp.reshape(-1), onehot.reshape(-1))
-    p = logp
-    p *= 1.4426950408889634
-    p = torch.exp2_(p)
+    p = torch.exp_(logp)
     del logp
     dz_head = p
     dz_head -= onehot
