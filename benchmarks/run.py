@@ -50,9 +50,9 @@ Method:
     at least --min-time seconds (gc frozen and disabled while timing). A row's median and min are over the
     per-call times of all rounds; "x autograd" is its median over eager autograd's median, same workload.
   - GEMM rate: float32 and float64 n x n matmuls (n = 2048) in NumPy, torch (and JAX), each in its own
-    process, at the start and at the end of every round; the machine's rate for a dtype is the best of them
-    all (2 n^3 / the fastest call). At batch 2048, a network's "GEMM frac" is (its matmul FLOPs / that
-    rate) / its median time: 1 would be the GEMM limit (above 1: the GEMM rate was measured while other
+    process, at the start and at the end of every round (only where a row has batch 2048); the machine's rate for a
+    dtype is the best of them all (2 n^3 / the fastest call). At batch 2048, a network's "GEMM frac" is (its matmul
+    FLOPs / that rate) / its median time: 1 would be the GEMM limit (above 1: the GEMM rate was measured while other
     processes held cores). Smaller batches get none: their matmuls fit in cache, and run faster than n=2048.
     Matmul FLOPs: forward 2*B*in*out for every Linear, backward the same for every weight gradient and for
     every input gradient except the first layer's.
@@ -839,11 +839,13 @@ def print_tables(rows, derive_rows, gemm_rows, gemm_best) -> None:
           "rel err: against eager autograd.")
     print("peak MiB: one call, above what was allocated before it; NumPy: tracemalloc peak; torch: allocator events")
     print("reported to torch.profiler (profile_memory=True); JAX: XLA memory_analysis(), temp + output bytes.")
-    print("\nGEMM rate (n x n matmul, GFLOP/s, best and median call):")
+    if gemm_rows:
+        print("\nGEMM rate (n x n matmul, GFLOP/s, best and median call):")
     for g in sorted(gemm_rows, key=lambda g: (g["dtype"], g["library"])):
         print(f"  {g['library']:<6} {g['dtype']:<7} n={g['n']:<5} best {g['best_flops'] / 1e9:8.1f}   "
               f"median {g['median_flops'] / 1e9:8.1f}")
-    print("  limit used: " + ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in sorted(gemm_best.items())))
+    if gemm_best:
+        print("  limit used: " + ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in sorted(gemm_best.items())))
     over = [r for r in rows if (r["gemm_fraction"] or 0) > 1]
     if over:
         print(f"  {len(over)} row(s) above the limit: the GEMM rate was measured while other processes held "
@@ -931,6 +933,8 @@ def main(argv=None, prog=None) -> int:
         raw_cases = FULL_CASES
     cases = [{"workload": w, "dtype": d, "size": s} for w, d, s in raw_cases if w in workloads]
     depths = depths if "derive" in workloads else ()
+    if not args.quick and all(c["size"] < GEMM_FRACTION_BATCH for c in cases):
+        libraries = []  # no row to set against the GEMM rate: its jobs would only load the machine between the rows'
 
     with tempfile.TemporaryDirectory(prefix="symprop-bench-") as tmp:
         modules, outputs = Path(tmp, "modules"), Path(tmp, "outputs")
