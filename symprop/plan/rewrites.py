@@ -133,9 +133,9 @@ def read_quotients(uses: Uses) -> None:
                 uses.rewrite(statements[j], {numerator: quotient * total})
 
 
-
-
 def inline_parts_read_once(uses: Uses, shapes: dict) -> None:
+    """A part CSE named (not a label of the derivation) that one elementwise statement of its shape reads, written
+    into that statement again."""
     made = Counter(s.name for s in uses.statements)
     for statement in list(uses.statements):
         value = sp.Symbol(statement.name, real=True)
