@@ -654,6 +654,36 @@ def test_a_view_changed_in_place_is_refused_where_forward_reads_its_base_again(c
                      example_target=torch.tensor([0, 1, 2, 0, 1]))
 
 
+class BigramOfTheLecture(nn.Module):
+    """A bigram model as video lectures write it: the logits viewed as (B*T, C) for the loss, and returned so."""
+
+    def __init__(self, merged=True):
+        super().__init__()
+        self.table, self.merged = nn.Embedding(5, 5), merged
+
+    def forward(self, idx, targets=None):
+        logits = self.table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        flat = logits.view(B * T, C)
+        loss = F.cross_entropy(flat, targets.view(B * T))
+        return (flat if self.merged else logits), loss
+
+
+def test_logits_returned_with_the_batch_merged_are_refused_with_the_way_out(tmp_path):
+    """forward returning logits.view(B*T, C) beside its loss: one line at forward, that says to return (B, T, C);
+    so returned, the model derives and agrees."""
+    torch.manual_seed(4)
+    idx, targets = torch.randint(0, 5, (2, 3)), torch.randint(0, 5, (2, 3))
+    with pytest.raises(S.SymPropError, match=r"forward \(test_export.py:\d+\).*\(6, 5\), the batch of 2 merged.*"
+                                             r"\(B, T, C\)"):
+        S.from_torch(BigramOfTheLecture().double(), lambda out: out[1], example_inputs=(idx, targets), name="bigram")
+    net = BigramOfTheLecture(merged=False).double()
+    model = S.from_torch(net, lambda out: out[1], example_inputs=(idx, targets), name="bigram_apart")
+    agree(model, net, (idx,), targets, lambda out, t: net(idx, t)[1], tmp_path)
+
+
 def test_a_model_that_fixes_the_batch_size_is_refused():
     class Fixed(nn.Module):
         def __init__(self):

@@ -101,15 +101,19 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
         if example_target is not None:
             raise SymPropError("a loss of forward's output alone reads its targets from forward's inputs: leave "
                                "example_target out", "example_target")
-        net.split_at(*_logits_and_loss(output, loss, example_inputs[0].shape[0]))
+        net.split_at(*_logits_and_loss(output, loss, example_inputs[0].shape[0],
+                                        defined_at(type(module).forward, "forward") or "forward"))
         del inputs[names[-1]]
 
         def own_loss(y, t):
             return net.loss_of_forward(y, t)
 
         own_loss.__name__ = f"its forward computes of {names[-1]}"  # the document's "GPT with the loss ..."
-
-        return Model(net, own_loss, name=name, inputs=inputs, target=target, source=source)
+        targets = example_inputs[-1]  # its shape, not one guessed from the output's: targets.view(B*T) reads it
+        if target is None and torch.is_tensor(targets) and not targets.is_floating_point():
+            target = "index"
+        shape = tuple(targets.shape[1:]) if torch.is_tensor(targets) and targets.dim() > 0 else None
+        return Model(net, own_loss, name=name, inputs=inputs, target=target, source=source, target_shape=shape)
     net.read_first = isinstance(output, tuple)
     net.output_axis(0)  # the output keeps the batch on an axis of its own (not merged with time: view(-1, V))
     symprop_loss = _loss(loss, module, output, example_target, net)
@@ -183,8 +187,9 @@ def _of_one(loss) -> bool:
     return len(parameters) == 1
 
 
-def _logits_and_loss(output, loss, batch: int) -> tuple[int, int]:
-    """(the position of the network's output, of its loss) among forward's outputs, as torch.export flattens them."""
+def _logits_and_loss(output, loss, batch: int, where: str) -> tuple[int, int]:
+    """(the position of the network's output, of its loss) among forward's outputs, as torch.export flattens them
+    (`where`: forward's place in the user's code)."""
     from torch.utils._pytree import tree_flatten
 
     flat = tree_flatten(output)[0]
@@ -194,7 +199,14 @@ def _logits_and_loss(output, loss, batch: int) -> tuple[int, int]:
         raise SymPropError("loss(out) must return the loss that forward computes: one of its outputs, a number", "loss")
     logits = [i for i, x in enumerate(flat) if i != found[0] and getattr(x, "dim", lambda: 0)() and x.shape[0] == batch]
     if not logits:
-        raise SymPropError("forward returns no output with the batch axis beside its loss", "forward")
+        merged = [x for i, x in enumerate(flat) if i != found[0] and getattr(x, "dim", lambda: 0)() and
+                  x.shape[0] % batch == 0 and x.shape[0] > batch]
+        if merged:  # logits.view(B*T, C) before the loss, returned as viewed
+            shape = tuple(merged[0].shape)
+            raise SymPropError(f"forward returns its output as {shape}, the batch of {batch} merged with the axis "
+                               f"after it (logits.view(B*T, C)); return it with the batch axis apart, (B, T, C), and "
+                               "view it for the loss only", where)
+        raise SymPropError("forward returns no output with the batch axis beside its loss", where)
     return logits[0], found[0]
 
 
