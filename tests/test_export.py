@@ -684,6 +684,32 @@ def test_logits_returned_with_the_batch_merged_are_refused_with_the_way_out(tmp_
     agree(model, net, (idx,), targets, lambda out, t: net(idx, t)[1], tmp_path)
 
 
+class Prototypes(nn.Module):
+    """A prototypical network's logits: minus the squared distances to learned prototypes."""
+
+    def __init__(self, broadcast=False):
+        super().__init__()
+        self.embed, self.prototypes, self.broadcast = nn.Linear(5, 4), nn.Parameter(torch.randn(3, 4)), broadcast
+
+    def forward(self, x):
+        z = self.embed(x)
+        if self.broadcast:
+            return -((z[:, None] - self.prototypes[None]) ** 2).sum(-1)
+        return -torch.cdist(z, self.prototypes) ** 2
+
+
+def test_an_op_whose_torch_code_branches_on_the_batch_size_is_refused_with_the_way_out(tmp_path):
+    """torch.cdist takes another algorithm above 25 rows, so torch.export bounds the batch: one line that says so;
+    the distances written out derive and agree."""
+    torch.manual_seed(5)
+    x, t = torch.randn(3, 5, dtype=torch.float64), torch.randint(0, 3, (3,))
+    with pytest.raises(S.SymPropError, match=r"one path up to a batch of 25 and another above it.*write the op out"):
+        S.from_torch(Prototypes().double(), nn.CrossEntropyLoss(), example_inputs=(x,), name="prototypes")
+    net = Prototypes(broadcast=True).double()
+    model = S.from_torch(net, nn.CrossEntropyLoss(), example_inputs=(x,), name="prototypes_written_out")
+    agree(model, net, (x,), t, nn.CrossEntropyLoss(), tmp_path)
+
+
 def test_a_model_that_fixes_the_batch_size_is_refused():
     class Fixed(nn.Module):
         def __init__(self):

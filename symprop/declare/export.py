@@ -329,6 +329,12 @@ def _export(module, args: tuple, what: str, axes=0, where: str = ""):
         # dimension 1)")
         if text.endswith(")") and text.count(")") > text.count("("):
             text = text[:-1]
+        bound = re.search(r"L\['\w+'\]\.size\(\)\[\d+\] <= (\d+)", text)
+        if "Constraints violated" in text and bound:  # torch's code picks a path by the size (cdist's, above 25)
+            raise SymPropError(f"the batch axis must stay free: torch's code for an op of the model takes one path up "
+                               f"to a batch of {bound.group(1)} and another above it (torch.cdist does), so symprop "
+                               "cannot derive it for every batch size; write the op out (cdist: the broadcast "
+                               "difference's norm over the last axis)", _where_it_failed(error) or what) from None
         if "batch" in text and ("specializ" in text or "Constraints violated" in text):
             across = "; or the loss normalizes (N, N) scores over the batch axis (CLIP's loss of the texts, over " \
                 "logits.t()), which symprop does not derive" if what == "loss" else ""
