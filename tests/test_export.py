@@ -684,6 +684,31 @@ def test_logits_returned_with_the_batch_merged_are_refused_with_the_way_out(tmp_
     agree(model, net, (idx,), targets, lambda out, t: net(idx, t)[1], tmp_path)
 
 
+class OwnBinaryLoss(nn.Module):
+    """forward(x, y) -> (logit, loss): one logit a sample, its own BCE of integer labels read as numbers."""
+
+    def __init__(self):
+        super().__init__()
+        self.score = nn.Linear(4, 1)
+
+    def forward(self, x, y=None):
+        logit = self.score(x)
+        if y is None:
+            return logit, None
+        return logit, F.binary_cross_entropy_with_logits(logit.squeeze(1), y.to(logit.dtype))
+
+
+def test_an_own_loss_of_integer_labels_read_as_numbers(tmp_path):
+    """The targets keep their example's shape, (N,), and their kind is what the loss reads them as: numbers here, so
+    the one output is no reason for a refusal (it was refused as class indices over one output, and before that as a
+    target of the output's shape, (N, 1))."""
+    torch.manual_seed(8)
+    net = OwnBinaryLoss().double()
+    x, y = torch.randn(5, 4, dtype=torch.float64), torch.randint(0, 2, (5,))
+    model = S.from_torch(net, lambda out: out[1], example_inputs=(x, y), name="own_binary")
+    agree(model, net, (x,), y, lambda out, t: net(x, t)[1], tmp_path)
+
+
 class Prototypes(nn.Module):
     """A prototypical network's logits: minus the squared distances to learned prototypes."""
 

@@ -110,8 +110,6 @@ def exported_model(module, loss, example_inputs: tuple, example_target, name: st
 
         own_loss.__name__ = f"its forward computes of {names[-1]}"  # the document's "GPT with the loss ..."
         targets = example_inputs[-1]  # its shape, not one guessed from the output's: targets.view(B*T) reads it
-        if target is None and torch.is_tensor(targets) and not targets.is_floating_point():
-            target = "index"
         shape = tuple(targets.shape[1:]) if torch.is_tensor(targets) and targets.dim() > 0 else None
         return Model(net, own_loss, name=name, inputs=inputs, target=target, source=source, target_shape=shape)
     net.read_first = isinstance(output, tuple)
