@@ -71,18 +71,14 @@ def merge_scaled_terms(uses: Uses, shapes: dict) -> None:
     """v = c·A, read once, by a sum that has another term c·B: v becomes A + B (under a name of its own) and the sum
     reads c·v, so that torch adds it with one addcmul, and B is added where A is made (a layer norm's backward pass
     under a residual, δ + σ⁻¹(x̄ − x̂Σ(x̄x̂)/E) − σ⁻¹Σx̄/E: three passes over the array where it took four)."""
-    made = Counter(s.name for s in uses.statements)  # a name made twice (a value computed again) is left as it is
+    made = Counter(s.name for s in uses.statements)
     taken = set(made)
     for statement in list(uses.statements):
         value = sp.Symbol(statement.name, real=True)
-        if statement.kind != "expr" or statement.expr is None or not statement.expr.is_Mul or \
-                statement.computed_again or value in uses.output_reads or made[statement.name] != 1:
-            continue
-        readers = uses.readers(value)
-        reader = readers[0] if len(readers) == 1 else None
-        stored = reader is not None and reader.kind == "map" and not any(reader.broadcast_operands)
-        total = reader.operands[0] if stored else reader.expr if reader is not None and reader.kind == "expr" else None
-        if total is None or not total.is_Add or value not in total.args or total.count(value) != 1:
+        reader = _sole_elementwise_reader(uses, statement, made)
+        total = _elementwise_expr(reader) if reader is not None else None
+        if not statement.expr.is_Mul or total is None or not total.is_Add or value not in total.args or \
+                total.count(value) != 1:
             continue
         shape = shapes.get(value)
         for scale in (f for f in statement.expr.args if f.is_Symbol):
@@ -94,7 +90,7 @@ def merge_scaled_terms(uses: Uses, shapes: dict) -> None:
             shapes[unscaled] = shape
             statement.name, statement.expr = unscaled.name, sp.Add(statement.expr / scale, *(t / scale for t in others))
             merged = sp.Add(*(t for t in total.args if t != value and t not in others), scale * unscaled)
-            if stored:
+            if reader.kind == "map":
                 reader.operands = (merged, *reader.operands[1:])
             else:
                 reader.expr = merged
@@ -139,16 +135,32 @@ def inline_parts_read_once(uses: Uses, shapes: dict) -> None:
     made = Counter(s.name for s in uses.statements)
     for statement in list(uses.statements):
         value = sp.Symbol(statement.name, real=True)
-        if statement.kind != "expr" or statement.label or statement.computed_again or made[statement.name] != 1 or \
-                value in uses.output_reads:
-            continue
-        readers = uses.readers(value)
-        reader = readers[0] if len(readers) == 1 else None
-        if reader is None or reader.computed_again or not (
-                reader.kind == "expr" or (reader.kind == "map" and not any(reader.broadcast_operands))):
+        reader = _sole_elementwise_reader(uses, statement, made)
+        if statement.label or reader is None:
             continue
         whole = shapes.get(sp.Symbol(reader.name, real=True)) if reader.kind == "expr" else tuple(reader.shape)
         if whole is None or shapes.get(value) != whole:  # of the reader's whole shape: elementwise there
             continue
         uses.rewrite(reader, {value: statement.expr})
         uses.statements.remove(statement)
+
+
+def _sole_elementwise_reader(uses: Uses, statement: Statement, made: Counter) -> Statement | None:
+    """The one statement that reads the value of an expression `statement` (made once, not returned, not computed
+    again: `made` counts the names made), where that reader computes elementwise: an expression, or a stored value
+    whose operand is not broadcast; None otherwise."""
+    value = sp.Symbol(statement.name, real=True)
+    if statement.kind != "expr" or statement.expr is None or statement.computed_again or \
+            made[statement.name] != 1 or value in uses.output_reads:
+        return None
+    readers = uses.readers(value)
+    reader = readers[0] if len(readers) == 1 else None
+    if reader is None or reader.computed_again or not (
+            reader.kind == "expr" or (reader.kind == "map" and not any(reader.broadcast_operands))):
+        return None
+    return reader
+
+
+def _elementwise_expr(reader: Statement) -> sp.Expr:
+    """What an elementwise statement computes: a stored value's operand, or an expression's own."""
+    return reader.operands[0] if reader.kind == "map" else reader.expr
