@@ -77,7 +77,7 @@ def merge_scaled_terms(uses: Uses, shapes: dict) -> None:
         value = sp.Symbol(statement.name, real=True)
         reader = _sole_elementwise_reader(uses, statement, made)
         total = _elementwise_expr(reader) if reader is not None else None
-        if not statement.expr.is_Mul or total is None or not total.is_Add or value not in total.args or \
+        if total is None or not statement.expr.is_Mul or not total.is_Add or value not in total.args or \
                 total.count(value) != 1:
             continue
         shape = shapes.get(value)
