@@ -118,6 +118,8 @@ class Model:
         self.integer_inputs = [name for name, t in lowered.inputs.items() if t.integer]  # ids, or 0/1 masks from torch
         self.target_shape = ("batch",) + lowered.t.shape[1:]
         self.class_range = lowered.graph.class_range  # (classes, ignore_index skipped or None) of index targets
+        if self.class_range and self._target is None:  # a loss read the target as classes, in the shape it was given
+            self._target = "index"
         self.simplex_axis = lowered.t.simplex_axis  # the target's rows along it are probabilities, as δ = p − t assumes
 
     # -- checks --------------------------------------------------------------------------------
