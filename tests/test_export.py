@@ -594,6 +594,27 @@ class RebindingWithGradients(HandBatchNorm):
         return self.gamma * (x - mean) / torch.sqrt(var + 1e-5) + self.beta
 
 
+class GapsInATable(nn.Module):
+    """A buffer with a NaN that forward never reads (a table of numbers with a gap), left as it is."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(3, 2)
+        self.register_buffer("table", torch.tensor([float("nan"), 2.0]))
+
+    def forward(self, x):
+        return self.layer(x) * self.table[1]
+
+
+def test_a_buffer_with_a_nan_that_forward_leaves_is_no_changed_buffer(tmp_path):
+    """The check of buffers that forward changes compares NaN with NaN as the same entry (it refused this model)."""
+    torch.manual_seed(9)
+    net = GapsInATable().double()
+    x, t = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    model = S.from_torch(net, nn.MSELoss(), example_inputs=(x,), name="gaps_in_a_table")
+    agree(model, net, (x,), t, nn.MSELoss(), tmp_path)
+
+
 @pytest.mark.parametrize("norm", [HandBatchNorm, RebindingBatchNorm, RebindingWithGradients])
 def test_running_statistics_of_a_batch_norm_written_by_hand_are_refused_in_training_mode(norm, tmp_path):
     """The generated modules would leave them as they were (only torch's norm layers' are updated): one line, at the

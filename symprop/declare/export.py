@@ -1118,20 +1118,27 @@ def _buffers_changed_refused(module, before: dict) -> None:
     buffer's tensor and a copy of it, from before the run), other than a torch norm layer's running statistics,
     which symprop updates itself (a batch norm written by hand that moves its own running mean; a step counter): the
     generated modules would leave the buffer as it was, where torch's run changes it."""
-    import torch
     from torch.nn.modules.batchnorm import _NormBase
 
     for key, value in module.named_buffers():
         path, _, name = key.rpartition(".")
         owner = module.get_submodule(path) if path else module
         kept, copy = before.get(key, (None, None))
-        if name in RUNNING_STATISTICS and isinstance(owner, _NormBase) or value is kept and torch.equal(value, copy):
+        if name in RUNNING_STATISTICS and isinstance(owner, _NormBase) or value is kept and _same(value, copy):
             continue
         hint = "; use torch's batch norm layers, whose running statistics symprop updates, or read the model in " \
             "eval() mode" if name.startswith("running") and owner.training else ""
         raise SymPropError(f"forward changes the buffer {key!r}: symprop derives the gradients, but its modules "
                            f"would leave the buffer as it was{hint}",
                            defined_at(type(owner).forward, "forward") or "forward")
+
+
+def _same(a, b) -> bool:
+    """Whether two tensors hold the same entries, a NaN the same as a NaN (a table of numbers with gaps)."""
+    import torch
+
+    return a.shape == b.shape and a.dtype == b.dtype and (torch.equal(a, b) or a.is_floating_point() and bool(
+        torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all()))
 
 
 def location(node, where: str = "") -> str:
