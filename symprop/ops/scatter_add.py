@@ -23,11 +23,11 @@ def scatter_add(values, index, rows, skip=None):
 ''')
 TORCH = Helper("scatter_add", '''
 def scatter_add(values, index, rows, skip=None):
-    """A table of `rows` rows: row r is the sum of the rows of values whose index is r, but for index `skip`, left
-    zero (index_put_ with accumulate: a quarter faster than index_add_ on the CPU)."""
+    """A table of `rows` rows: row r is the sum of the rows of values whose index is r (index_add_), but for index
+    `skip`, left zero."""
     row = values.shape[index.dim():]
     out = torch.zeros((rows, *row), dtype=values.dtype, device=values.device)
-    out.index_put_((index.reshape(-1),), values.reshape(-1, *row), accumulate=True)
+    out.index_add_(0, index.reshape(-1), values.reshape(-1, *row))
     if skip is not None:
         out[skip] = 0
     return out
